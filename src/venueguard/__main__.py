@@ -1,0 +1,3 @@
+from venueguard.cli import main
+
+raise SystemExit(main())

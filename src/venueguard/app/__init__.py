@@ -1,0 +1,1 @@
+"""The monitor, dashboard, report and chaos runner."""

@@ -1,0 +1,1 @@
+"""asyncio adapters that pump the core: clock, sessions, journal, runner."""

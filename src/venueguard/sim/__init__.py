@@ -1,0 +1,1 @@
+"""The fault-injecting exchange simulator that speaks the BitMEX protocol."""

@@ -1,0 +1,1 @@
+"""Metrics, the structured event log and alerts."""

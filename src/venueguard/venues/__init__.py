@@ -1,0 +1,1 @@
+"""Protocol knowledge per venue."""

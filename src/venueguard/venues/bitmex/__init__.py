@@ -1,0 +1,1 @@
+"""BitMEX: signing, topics, message parsing, error texts."""

@@ -1,0 +1,29 @@
+"""Shared test fixtures.
+
+Conformance tests that read the real BitMEX captures and the swagger spec find them through
+``VENUEGUARD_FIXTURES`` (default: ``../shared/bitmex`` next to the checkout) and skip, saying why,
+where they are absent. Every other test uses data the project makes itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def bitmex_fixtures_path() -> Path:
+    raw = os.environ.get("VENUEGUARD_FIXTURES")
+    return Path(raw) if raw else (REPO_ROOT.parent / "shared" / "bitmex")
+
+
+@pytest.fixture(scope="session")
+def bitmex_fixtures() -> Path:
+    """The directory holding PROTOCOL.md, swagger.json and fixtures/; skips when absent."""
+    path = bitmex_fixtures_path()
+    if not (path / "fixtures").is_dir():
+        pytest.skip(f"BitMEX captures not found at {path} (set VENUEGUARD_FIXTURES to their directory)")
+    return path
