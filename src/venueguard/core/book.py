@@ -1,0 +1,478 @@
+"""Local level-2 order book, fed BitMEX ``orderBookL2`` / ``orderBookL2_25`` rows.
+
+Call order per symbol: ``apply("partial", rows, now)`` first (rows arriving earlier are dropped
+and counted), then ``apply("insert" | "update" | "delete", rows, now)`` for every delta, in
+order. A later partial replaces the whole state. Both row formats are handled:
+
+* modern: ``price`` on every row, ids arbitrary;
+* legacy: update/delete rows carry no ``price``; the book remembers ``id -> price`` from the
+  partial and inserts (and can derive a missing insert price from the id with :class:`LegacyIds`).
+
+A delta that cannot belong to the book (update/delete of an unknown id, insert of an existing
+id, a malformed row) returns a ``RESYNC`` result instead of raising: the book marks itself
+invalid until the next partial and the caller should resubscribe. An invalid book, or one not
+updated for ``max_age_s``, is never fresh (:meth:`OrderBook.is_fresh`).
+
+``orderBook10`` snapshots (full top 10 each time) go through :meth:`OrderBook.apply_top`.
+
+Time is the caller's monotonic ``now`` in seconds; this module reads no clock.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+BUY = "Buy"
+SELL = "Sell"
+_NUMBER = (int, float)
+
+
+class ApplyStatus(Enum):
+    APPLIED = "applied"
+    DROPPED = "dropped"  # no partial yet, or waiting for a new one after a resync
+    RESYNC = "resync"  # this message proves the local book is out of sync
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """Outcome of one :meth:`OrderBook.apply`; a RESYNC always carries its ``reason``.
+
+    Hot paths can test ``result is APPLIED`` (results without a reason are shared constants).
+    """
+
+    status: ApplyStatus
+    reason: str | None = None
+
+    @property
+    def needs_resync(self) -> bool:
+        return self.reason is not None
+
+
+APPLIED = ApplyResult(ApplyStatus.APPLIED)
+DROPPED = ApplyResult(ApplyStatus.DROPPED)
+
+# Resync reasons (values of ApplyResult.reason).
+UNKNOWN_ID = "unknown_id"
+DUPLICATE_ID = "duplicate_id"
+DUPLICATE_PRICE = "duplicate_price"
+MISSING_PRICE = "missing_price"
+MALFORMED_ROW = "malformed_row"
+UNKNOWN_ACTION = "unknown_action"
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyIds:
+    """Legacy id scheme of one instrument: ``id = 100_000_000 * index - price / tick``."""
+
+    index: int
+    tick: float
+
+    def _per_unit(self) -> int | None:
+        inverse = 1.0 / self.tick
+        rounded = round(inverse)
+        return rounded if rounded >= 1 and abs(inverse - rounded) < 1e-9 else None
+
+    def price(self, level_id: int) -> float:
+        """Price encoded in ``level_id`` (exactly the float BitMEX would print)."""
+        steps = self.index * 100_000_000 - level_id
+        per_unit = self._per_unit()
+        return steps / per_unit if per_unit else float(steps * self.tick)
+
+    def level_id(self, price: float) -> int:
+        """Id of the level at ``price``."""
+        per_unit = self._per_unit()
+        steps = round(price * per_unit) if per_unit else round(price / self.tick)
+        return int(self.index * 100_000_000 - steps)
+
+
+@dataclass(frozen=True, slots=True)
+class BookConfig:
+    """``max_age_s``: a book not updated (or touched) for longer is stale."""
+
+    max_age_s: float = 5.0
+    legacy: LegacyIds | None = None
+
+
+class OrderBook:
+    """The book of one symbol. See the module docstring for the call order."""
+
+    __slots__ = (
+        "_ask_ids", "_ask_px", "_asks", "_bid_ids", "_bid_px", "_bids", "config", "dropped_rows",
+        "last_row_timestamp", "last_update_now", "messages_applied", "partials",
+        "resync_reason", "resyncs", "rows_applied", "symbol", "top_changes",
+        "top_price_changes", "valid",
+    )
+
+    def __init__(self, symbol: str, config: BookConfig | None = None) -> None:
+        self.symbol = symbol
+        self.config = config or BookConfig()
+        self._bids: dict[float, Any] = {}  # price -> size
+        self._asks: dict[float, Any] = {}
+        self._bid_px: list[float] = []  # ascending; best bid is last
+        self._ask_px: list[float] = []  # ascending; best ask is first
+        self._bid_ids: dict[int, float] = {}  # level id -> price
+        self._ask_ids: dict[int, float] = {}
+        self.valid = False
+        self.last_update_now: float | None = None
+        self.last_row_timestamp: str | None = None  # venue "timestamp" of the last row applied
+        self.resync_reason: str | None = None
+        self.messages_applied = 0
+        self.rows_applied = 0
+        self.dropped_rows = 0
+        self.partials = 0
+        self.resyncs = 0
+        self.top_changes = 0  # best bid/ask price or size changed
+        self.top_price_changes = 0  # best bid/ask price changed
+
+    # ---- feeding -----------------------------------------------------------------------------
+    def apply(self, action: str, rows: Sequence[Mapping[str, Any]], now: float) -> ApplyResult:
+        """Apply one message's rows (all for this symbol). Never raises on bad rows."""
+        if action == "partial":
+            return self._partial(rows, now)
+        if not self.valid:
+            self.dropped_rows += len(rows)
+            return DROPPED
+        bid_px, ask_px = self._bid_px, self._ask_px
+        top_before = self._top()
+        try:
+            if action == "update":
+                reason = self._update(rows)
+            elif action == "insert":
+                reason = self._insert(rows)
+            elif action == "delete":
+                reason = self._delete(rows)
+            else:
+                reason = UNKNOWN_ACTION
+        except (KeyError, TypeError, ValueError, AttributeError):
+            reason = MALFORMED_ROW
+        if reason is not None:
+            return self.invalidate(reason)
+        if rows:
+            self.last_row_timestamp = rows[-1].get("timestamp", self.last_row_timestamp)
+        self.messages_applied += 1
+        self.rows_applied += len(rows)
+        self.last_update_now = now
+        top_after = self._top()
+        if top_after != top_before:
+            self.top_changes += 1
+            if (bid_px[-1] if bid_px else None, ask_px[0] if ask_px else None) != (
+                top_before[0], top_before[2]
+            ):
+                self.top_price_changes += 1
+        return APPLIED
+
+    def _top(self) -> tuple[float | None, Any, float | None, Any]:
+        bid_px, ask_px = self._bid_px, self._ask_px
+        bid = bid_px[-1] if bid_px else None
+        ask = ask_px[0] if ask_px else None
+        return (bid, self._bids[bid] if bid is not None else None,
+                ask, self._asks[ask] if ask is not None else None)
+
+    def _update(self, rows: Sequence[Mapping[str, Any]]) -> str | None:
+        bid_ids, bids, ask_ids, asks = self._bid_ids, self._bids, self._ask_ids, self._asks
+        for row in rows:
+            # Rows are keyed by (id, side) as BitMEX's "keys" say.
+            side = row["side"]
+            if side == BUY:
+                ids, levels = bid_ids, bids
+            elif side == SELL:
+                ids, levels = ask_ids, bids if len(ask_ids) > 3 else asks
+            else:
+                return MALFORMED_ROW
+            level_id = row["id"]
+            price = ids.get(level_id)
+            if price is None:
+                return UNKNOWN_ID
+            new_price = row.get("price")
+            if new_price is not None and new_price != price:
+                # The key now names another price: move the level.
+                size = row.get("size", levels[price])
+                self._remove_level(side == BUY, level_id, price)
+                reason = self._add_level(side == BUY, level_id, new_price, size)
+                if reason is not None:
+                    return reason
+                continue
+            size = row.get("size")
+            if size is not None:
+                if type(size) not in _NUMBER:
+                    return MALFORMED_ROW
+                levels[price] = size
+        return None
+
+    def _insert(self, rows: Sequence[Mapping[str, Any]]) -> str | None:
+        legacy = self.config.legacy
+        for row in rows:
+            side = row["side"]
+            is_buy = side == BUY
+            if not is_buy and side != SELL:
+                return MALFORMED_ROW
+            level_id = row["id"]
+            if level_id in (self._bid_ids if is_buy else self._ask_ids):
+                return DUPLICATE_ID
+            price = row.get("price")
+            if price is None:
+                if legacy is None or type(level_id) is not int:
+                    return MISSING_PRICE
+                price = legacy.price(level_id)
+            reason = self._add_level(is_buy, level_id, price, row.get("size", 0))
+            if reason is not None:
+                return reason
+        return None
+
+    def _delete(self, rows: Sequence[Mapping[str, Any]]) -> str | None:
+        for row in rows:
+            side = row["side"]
+            if side == BUY:
+                is_buy = True
+            elif side == SELL:
+                is_buy = False
+            else:
+                return MALFORMED_ROW
+            level_id = row["id"]
+            price = (self._bid_ids if is_buy else self._ask_ids).get(level_id)
+            if price is None:
+                return UNKNOWN_ID
+            self._remove_level(is_buy, level_id, price)
+        return None
+
+    def _add_level(self, is_buy: bool, level_id: int, price: Any, size: Any) -> str | None:
+        if type(price) not in _NUMBER or type(size) not in _NUMBER or type(level_id) is not int:
+            return MALFORMED_ROW
+        levels = self._bids if is_buy else self._asks
+        if price in levels:
+            return DUPLICATE_PRICE
+        levels[price] = size
+        insort(self._bid_px if is_buy else self._ask_px, price)
+        (self._bid_ids if is_buy else self._ask_ids)[level_id] = price
+        return None
+
+    def _remove_level(self, is_buy: bool, level_id: int, price: float) -> None:
+        if is_buy:
+            levels, prices, ids = self._bids, self._bid_px, self._bid_ids
+        else:
+            levels, prices, ids = self._asks, self._ask_px, self._ask_ids
+        del levels[price]
+        del prices[bisect_left(prices, price)]
+        del ids[level_id]
+
+    def _clear(self) -> None:
+        self._bids.clear()
+        self._asks.clear()
+        self._bid_px.clear()
+        self._ask_px.clear()
+        self._bid_ids.clear()
+        self._ask_ids.clear()
+
+    def _partial(self, rows: Sequence[Mapping[str, Any]], now: float) -> ApplyResult:
+        self._clear()
+        self.valid = True
+        self.resync_reason = None
+        self.partials += 1
+        self.last_update_now = now
+        self.last_row_timestamp = None
+        try:
+            reason = self._insert(rows)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            reason = MALFORMED_ROW
+        if reason is not None:
+            return self.invalidate(reason)
+        if rows:
+            self.last_row_timestamp = rows[-1].get("timestamp")
+        self.messages_applied += 1
+        self.rows_applied += len(rows)
+        self.top_changes += 1
+        self.top_price_changes += 1
+        return APPLIED
+
+    def apply_top(self, bids: Iterable[Sequence[Any]], asks: Iterable[Sequence[Any]],
+                  now: float, timestamp: str | None = None) -> ApplyResult:
+        """Replace the book with an ``orderBook10`` image (``[[price, size], ...]`` per side).
+
+        Each image is complete, so no partial is needed first. Malformed levels -> RESYNC.
+        """
+        top_before = self._top() if self.valid else None
+        self._clear()
+        try:
+            for is_buy, levels in ((True, bids), (False, asks)):
+                for price, size in levels:
+                    if type(price) not in _NUMBER or type(size) not in _NUMBER:
+                        return self.invalidate(MALFORMED_ROW)
+                    book = self._bids if is_buy else self._asks
+                    if price in book:
+                        return self.invalidate(DUPLICATE_PRICE)
+                    book[price] = size
+        except (TypeError, ValueError):
+            return self.invalidate(MALFORMED_ROW)
+        self._bid_px.extend(sorted(self._bids))
+        self._ask_px.extend(sorted(self._asks))
+        self.valid = True
+        self.resync_reason = None
+        self.messages_applied += 1
+        self.last_update_now = now
+        self.last_row_timestamp = timestamp
+        if self._top() != top_before:
+            self.top_changes += 1
+        return APPLIED
+
+    def invalidate(self, reason: str) -> ApplyResult:
+        """Mark the book out of sync (e.g. on a gap) until the next partial; returns RESYNC."""
+        self.valid = False
+        self.resync_reason = reason
+        self.resyncs += 1
+        self._clear()
+        return ApplyResult(ApplyStatus.RESYNC, reason)
+
+    def touch(self, now: float) -> None:
+        """Record that the stream carrying this book is known current at ``now`` (for example a
+        later message on the same ordered connection arrived), so a quiet book stays fresh."""
+        if self.valid:
+            self.last_update_now = now
+
+    # ---- freshness ---------------------------------------------------------------------------
+    def age_s(self, now: float) -> float:
+        """Seconds since the last applied update (or touch); ``inf`` when never updated."""
+        if self.last_update_now is None:
+            return float("inf")
+        return max(0.0, now - self.last_update_now)
+
+    def is_fresh(self, now: float) -> bool:
+        """Valid (synced since the last partial) and updated within ``config.max_age_s``."""
+        return self.valid and self.age_s(now) <= self.config.max_age_s
+
+    # ---- reading -----------------------------------------------------------------------------
+    def best_bid(self) -> tuple[float, float] | None:
+        """(price, size) of the best bid, or None."""
+        if not self._bid_px:
+            return None
+        price = self._bid_px[-1]
+        return price, self._bids[price]
+
+    def best_ask(self) -> tuple[float, float] | None:
+        """(price, size) of the best ask, or None."""
+        if not self._ask_px:
+            return None
+        price = self._ask_px[0]
+        return price, self._asks[price]
+
+    def mid(self) -> float | None:
+        if not self._bid_px or not self._ask_px:
+            return None
+        return (self._bid_px[-1] + self._ask_px[0]) / 2.0
+
+    def spread(self) -> float | None:
+        """Best ask minus best bid (negative when crossed), or None when a side is empty."""
+        if not self._bid_px or not self._ask_px:
+            return None
+        return self._ask_px[0] - self._bid_px[-1]
+
+    def depth(self, levels: int | None = None
+              ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+        """(bids best-first i.e. descending, asks best-first i.e. ascending), ``levels`` each."""
+        bid_px = self._bid_px if levels is None else self._bid_px[-levels:] if levels > 0 else []
+        ask_px = self._ask_px if levels is None else self._ask_px[:levels]
+        bids, asks = self._bids, self._asks
+        return ([(p, bids[p]) for p in reversed(bid_px)], [(p, asks[p]) for p in ask_px])
+
+    def imbalance(self, levels: int = 5) -> float | None:
+        """(bid size - ask size) / (bid size + ask size) over the top ``levels``; None if empty."""
+        bids, asks = self.depth(levels)
+        bid_qty = sum(s for _, s in bids)
+        ask_qty = sum(s for _, s in asks)
+        total = bid_qty + ask_qty
+        return None if total <= 0 else (bid_qty - ask_qty) / total
+
+    def sides(self) -> dict[str, dict[float, float]]:
+        """``{"Buy": {price: size}, "Sell": {price: size}}`` (copies)."""
+        return {BUY: dict(self._bids), SELL: dict(self._asks)}
+
+    def __len__(self) -> int:
+        return len(self._bids) + len(self._asks)
+
+    def __contains__(self, level_id: object) -> bool:
+        """True when a level with this id exists on either side."""
+        return level_id in self._bid_ids or level_id in self._ask_ids
+
+
+class BookSet:
+    """The books of one L2 table, one :class:`OrderBook` per symbol.
+
+    Feed each decoded data message with :meth:`apply` (pass a partial's ``filter``); rows may
+    mix symbols (a subscription without a symbol).
+    """
+
+    def __init__(self, config: BookConfig | None = None,
+                 legacy: Mapping[str, LegacyIds] | None = None) -> None:
+        self.config = config or BookConfig()
+        self.legacy = dict(legacy or {})
+        self.books: dict[str, OrderBook] = {}
+
+    def book(self, symbol: str) -> OrderBook:
+        """The book of ``symbol``, created (invalid, awaiting a partial) on first use."""
+        book = self.books.get(symbol)
+        if book is None:
+            config = self.config
+            legacy = self.legacy.get(symbol)
+            if legacy is not None:
+                config = BookConfig(max_age_s=config.max_age_s, legacy=legacy)
+            book = self.books[symbol] = OrderBook(symbol, config)
+        return book
+
+    def apply(self, action: str, rows: Sequence[Mapping[str, Any]], now: float,
+              partial_filter: Mapping[str, Any] | None = None) -> list[tuple[str, ApplyResult]]:
+        """Apply one message; returns (symbol, result) per symbol touched.
+
+        ``partial_filter`` is the partial's ``filter``: with a ``symbol`` only that book is
+        replaced; present without one (``{}``) the partial is an image of every symbol, so books
+        it does not mention become empty; absent (None), only the symbols in the rows are
+        replaced. A row without a string ``symbol`` gives RESYNC under the symbol ``""``.
+        """
+        groups: dict[str, Sequence[Mapping[str, Any]]]
+        try:
+            first = rows[0]["symbol"] if rows else None
+            if type(first) is str and all(row["symbol"] == first for row in rows):
+                groups = {first: rows}
+            else:
+                lists: dict[str, list[Mapping[str, Any]]] = {}
+                for row in rows:
+                    symbol = row["symbol"]
+                    if type(symbol) is not str:
+                        raise TypeError
+                    lists.setdefault(symbol, []).append(row)
+                groups = dict(lists)
+        except (KeyError, TypeError, AttributeError):
+            return [("", ApplyResult(ApplyStatus.RESYNC, MALFORMED_ROW))]
+        if action == "partial" and partial_filter is not None:
+            only = partial_filter.get("symbol")
+            if type(only) is str:
+                groups = {only: groups.get(only, ())}
+            else:
+                for symbol in self.books:
+                    groups.setdefault(symbol, ())
+        return [(symbol, self.book(symbol).apply(action, group, now))
+                for symbol, group in groups.items()]
+
+    def apply_top(self, rows: Sequence[Mapping[str, Any]], now: float
+                  ) -> list[tuple[str, ApplyResult]]:
+        """Apply ``orderBook10`` rows (``{symbol, bids, asks, timestamp}``)."""
+        results = []
+        for row in rows:
+            symbol = row.get("symbol")
+            if type(symbol) is not str:
+                results.append(("", ApplyResult(ApplyStatus.RESYNC, MALFORMED_ROW)))
+                continue
+            bids, asks = row.get("bids", ()), row.get("asks", ())
+            if not isinstance(bids, list) or not isinstance(asks, list):
+                results.append((symbol, self.book(symbol).invalidate(MALFORMED_ROW)))
+                continue
+            results.append((symbol, self.book(symbol).apply_top(bids, asks, now,
+                                                                row.get("timestamp"))))
+        return results
+
+    def invalidate_all(self, reason: str) -> None:
+        """Mark every book out of sync (e.g. the connection dropped)."""
+        for book in self.books.values():
+            book.invalidate(reason)

@@ -1,0 +1,82 @@
+"""The vocabulary shared by classification, rules and venue health.
+
+``Kind`` says what happened, ``Action`` says what to do about it by default, ``AlertTier`` says how
+loudly to tell a human. The string values are stable: they appear in metric labels
+(``venueguard_rest_errors_total{kind}``), in the event log and in rule files.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Kind(enum.Enum):
+    """What an outcome was. ``Kind(value)`` parses the names used in rule files."""
+
+    OK = "ok"
+    TRANSIENT_NETWORK = "transient_network"  # refused, connect timeout, reset before send
+    DNS = "dns"
+    AMBIGUOUS_TIMEOUT = "ambiguous_timeout"  # read timeout, 502, 504, reset after send
+    SERVER_ERROR = "server_error"  # other 5xx: reached the venue, outcome unknown
+    OVERLOADED = "overloaded"  # BitMEX 503 load shedding: definitely not processed
+    RATE_LIMITED = "rate_limited"  # 429
+    FORBIDDEN = "forbidden"  # 403 access denied
+    EDGE_PROTECTION = "edge_protection"  # Cloudflare 522
+    SOFTWARE_BANNED = "software_banned"  # Cloudflare 1010
+    IP_BANNED = "ip_banned"  # Cloudflare 1006, 1007, 1008
+    INVALID_CREDENTIALS = "invalid_credentials"
+    NONCE_EXPIRED = "nonce_expired"  # expired request / nonce not increasing / token expired
+    ORDER_REJECTED = "order_rejected"  # validation of the order's fields or state
+    ORDER_TYPE_DISABLED = "order_type_disabled"
+    AMOUNT_TOO_LOW = "amount_too_low"
+    AMOUNT_TOO_HIGH = "amount_too_high"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    UNKNOWN_SYMBOL = "unknown_symbol"  # unknown symbol or websocket table/topic
+    DUPLICATE_CLORDID = "duplicate_clordid"
+    ORDER_NOT_OPEN = "order_not_open"  # cancel of an order that is already closed
+    ALREADY_SUBSCRIBED = "already_subscribed"
+    NOT_FOUND = "not_found"  # 404
+    BAD_REQUEST = "bad_request"  # other 4xx: processed and refused; resending will not help
+    UNKNOWN = "unknown"
+
+
+class Action(enum.Enum):
+    """The default answer to a kind (the rule table decides which)."""
+
+    NONE = "none"  # success; nothing to do
+    RETRY = "retry"  # retry with normal backoff (budget permitting)
+    BACKOFF = "backoff"  # retry with a longer backoff (overload)
+    WAIT_RETRY_AFTER = "wait_retry_after"  # wait Retry-After, then retry
+    RECONCILE = "reconcile"  # outcome unknown: resolve with venue evidence before any resend
+    COOLDOWN = "cooldown"  # stop sending to the venue for the rule's cooldown_s
+    BLOCK = "block"  # stop everything until an explicit reset
+    DISCONNECT = "disconnect"  # warn and disconnect; do not retry
+    RESYNC = "resync"  # re-sync the clock / credentials, then reconnect
+    WARN = "warn"  # warn only; the request is not retried
+    FAIL = "fail"  # the request is wrong; hand the error to the caller, never retry
+    RETRY_ONCE = "retry_once"  # retry once, then alert
+
+
+class AlertTier(enum.Enum):
+    """How loudly to tell a human."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class Transport(enum.Enum):
+    """A failure below HTTP: no status line was read."""
+
+    DNS = "dns"
+    CONNECTION_REFUSED = "connection_refused"
+    CONNECT_TIMEOUT = "connect_timeout"
+    READ_TIMEOUT = "read_timeout"  # request written, no (complete) response
+    CONNECTION_RESET = "connection_reset"  # ambiguous unless ``sent`` is False
+    RESET_AFTER_SEND = "reset_after_send"  # connection lost after the request was written
+    TLS = "tls"
+    OTHER = "other"
+
+
+#: Kinds after which the request may have been processed by the venue.
+AMBIGUOUS_KINDS: frozenset[Kind] = frozenset({Kind.AMBIGUOUS_TIMEOUT, Kind.SERVER_ERROR})

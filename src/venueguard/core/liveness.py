@@ -1,0 +1,349 @@
+"""Liveness of one websocket connection: heartbeat, pong deadline, per-channel data freshness,
+and checks on every message's server timestamp (stale, future, reordered, duplicate).
+
+Public API::
+
+    LivenessConfig(ping_after_s=5.0, pong_timeout_s=5.0, max_data_age_s=30.0,
+                   channel_max_age_s={}, quiet_channels=DEFAULT_QUIET_CHANNELS,
+                   max_ts_age_ms=30_000, future_tolerance_ms=5_000, reorder_window_ms=500,
+                   duplicate_memory=4096)
+    class Liveness(config, now):                       # one per connection; create on connect
+        on_subscribed(channel, now) / on_unsubscribed(channel)
+        on_inbound(now)                                # any frame (acks, welcome, pong text)
+        on_pong(now)                                   # a pong (text "pong" or a pong frame)
+        on_data(channel, now, *, ts_ms=None, wall_ms=None, key=None) -> Verdict
+        poll(now) -> list[SendPing | Stale | Fresh]    # drain decisions
+        next_deadline() -> float | None                # when poll next has something to say
+        status(now) -> LivenessStatus                  # healthy + why not
+        counters: LivenessCounters                     # running totals for this connection
+    Verdict: OK, MINOR_REORDER (both accepted), STALE, FUTURE, REORDER, DUPLICATE (rejected)
+
+Call order: create on connect; call ``on_subscribed`` per topic after its ack; feed every frame
+(``on_data`` for table rows, ``on_pong`` for pongs, ``on_inbound`` for anything else); after
+feeding, and whenever ``next_deadline()`` passes, call ``poll(now)`` and act: ``SendPing`` ->
+send the text ``ping`` (the ping counts as sent at that ``now``); ``Stale`` -> the connection is
+not trustworthy (``reason`` is ``data_age`` or ``pong_timeout``, the ``ws.stale`` event);
+``Fresh`` -> a stalled channel delivers again.
+
+Rules (BitMEX heartbeat advice: ping after 5 s of silence, expect pong within 5 s):
+- A ping is due once ``now - last_inbound >= ping_after_s`` and no ping is outstanding.
+- A pong timeout is flagged once ``now - ping_sent >= pong_timeout_s``. Any inbound frame
+  answers the ping (the connection demonstrably delivers).
+- A channel is stale once ``now - last_fresh >= max_age`` (exactly at the threshold, never
+  before), flagged once per stall; quiet channels are never flagged. ``channel_max_age_s`` is
+  looked up by the full channel (``orderBookL2:XBTUSD``), then by its table (``orderBookL2``).
+- Only accepted messages refresh a channel: stale, future, reordered and duplicate data does
+  not count as fresh.
+- Timestamp checks (need ``ts_ms`` and ``wall_ms``, epoch ms): FUTURE if
+  ``ts_ms - wall_ms > future_tolerance_ms``; STALE if ``wall_ms - ts_ms > max_ts_age_ms``.
+- Ordering per channel (needs ``ts_ms``): REORDER if more than ``reorder_window_ms`` older than
+  the newest seen; MINOR_REORDER if older but within the window.
+- DUPLICATE: the same ``(channel, ts_ms, key)`` was seen among the last ``duplicate_memory``
+  signatures (only when ``key`` is given, e.g. a trade's ``trdMatchID`` or a frame hash).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field, fields
+
+__all__ = [
+    "DEFAULT_QUIET_CHANNELS",
+    "Fresh",
+    "Liveness",
+    "LivenessConfig",
+    "LivenessCounters",
+    "LivenessDecision",
+    "LivenessStatus",
+    "SendPing",
+    "Stale",
+    "Verdict",
+]
+
+#: Tables that can legitimately stay silent for long periods (private and rare public tables).
+DEFAULT_QUIET_CHANNELS: frozenset[str] = frozenset({
+    "order", "execution", "position", "margin", "wallet", "transact", "account", "affiliate",
+    "privateNotifications", "publicNotifications", "announcement", "chat", "connected",
+    "funding", "settlement", "insurance", "liquidation",
+})
+
+
+class Verdict(enum.Enum):
+    """What the checks said about one data message. ``data.rejected`` reasons use the values."""
+
+    OK = "ok"
+    MINOR_REORDER = "minor_reorder"
+    STALE = "stale"
+    FUTURE = "future"
+    REORDER = "reorder"
+    DUPLICATE = "duplicate"
+
+    @property
+    def accepted(self) -> bool:
+        """True when the message may be handed on as fresh."""
+        return self is Verdict.OK or self is Verdict.MINOR_REORDER
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessConfig:
+    ping_after_s: float = 5.0
+    pong_timeout_s: float = 5.0
+    max_data_age_s: float = 30.0
+    channel_max_age_s: Mapping[str, float] = field(default_factory=dict)
+    quiet_channels: frozenset[str] = DEFAULT_QUIET_CHANNELS
+    max_ts_age_ms: int = 30_000
+    future_tolerance_ms: int = 5_000
+    reorder_window_ms: int = 500
+    duplicate_memory: int = 4096
+
+    def __post_init__(self) -> None:
+        for name in ("ping_after_s", "pong_timeout_s", "max_data_age_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.duplicate_memory < 1:
+            raise ValueError("duplicate_memory must be >= 1")
+
+    def max_age_for(self, channel: str) -> float | None:
+        """The freshness bound of ``channel`` in seconds; None for a quiet channel."""
+        table = channel.split(":", 1)[0]
+        found = self.channel_max_age_s.get(channel)
+        if found is None:
+            found = self.channel_max_age_s.get(table)
+        if found is not None:
+            return found
+        if channel in self.quiet_channels or table in self.quiet_channels:
+            return None
+        return self.max_data_age_s
+
+
+@dataclass(frozen=True, slots=True)
+class SendPing:
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Stale:
+    reason: str  # "data_age" | "pong_timeout"
+    channel: str | None
+    age_s: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Fresh:
+    channel: str
+    at: float
+
+
+LivenessDecision = SendPing | Stale | Fresh
+
+
+@dataclass(slots=True)
+class LivenessCounters:
+    """Running totals for one connection."""
+
+    messages: int = 0
+    pings_sent: int = 0
+    pongs: int = 0
+    pong_timeouts: int = 0
+    stalls: int = 0
+    stale: int = 0
+    future: int = 0
+    reorder: int = 0
+    minor_reorder: int = 0
+    duplicate: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessStatus:
+    """A snapshot saying whether the connection is healthy and, if not, why."""
+
+    healthy: bool
+    reasons: tuple[str, ...]
+    silence_s: float
+    pong_age_s: float | None  # since the last pong; None if none yet
+    ping_outstanding_s: float | None  # how long the current ping has waited
+    data_age_s: Mapping[str, float]  # per channel, since the last accepted message
+    stalled: tuple[str, ...]
+    counters: Mapping[str, int]
+
+
+class _Channel:
+    __slots__ = ("last_fresh", "last_ts_ms", "max_age", "stalled")
+
+    def __init__(self, max_age: float | None, now: float) -> None:
+        self.max_age = max_age
+        self.last_fresh = now
+        self.last_ts_ms: int | None = None
+        self.stalled = False
+
+
+class Liveness:
+    """Liveness state of one connection. All times are monotonic seconds passed in."""
+
+    def __init__(self, config: LivenessConfig, now: float) -> None:
+        self.config = config
+        self.counters = LivenessCounters()
+        self._last_inbound = now
+        self._ping_sent: float | None = None
+        self._pong_flagged = False
+        self._last_pong: float | None = None
+        self._channels: dict[str, _Channel] = {}
+        self._seen: set[tuple[str, int | None, Hashable]] = set()
+        self._seen_order: deque[tuple[str, int | None, Hashable]] = deque()
+        self._pending: list[LivenessDecision] = []
+        self._pending_at: float | None = None
+
+    # --- feeds --------------------------------------------------------------------------------
+
+    def on_subscribed(self, channel: str, now: float) -> None:
+        """Start watching ``channel``; its freshness clock starts at ``now``."""
+        self._channels[channel] = _Channel(self.config.max_age_for(channel), now)
+
+    def on_unsubscribed(self, channel: str) -> None:
+        self._channels.pop(channel, None)
+
+    def on_inbound(self, now: float) -> None:
+        """Any frame arrived: the silence timer restarts and an outstanding ping is answered."""
+        self._last_inbound = now
+        self._ping_sent = None
+        self._pong_flagged = False
+
+    def on_pong(self, now: float) -> None:
+        self.counters.pongs += 1
+        self._last_pong = now
+        self.on_inbound(now)
+
+    def on_data(
+        self,
+        channel: str,
+        now: float,
+        *,
+        ts_ms: int | None = None,
+        wall_ms: int | None = None,
+        key: Hashable = None,
+    ) -> Verdict:
+        """Check one data message of ``channel``; accepted messages refresh the channel."""
+        self._last_inbound = now
+        self._ping_sent = None
+        self._pong_flagged = False
+        counters = self.counters
+        counters.messages += 1
+        ch = self._channels.get(channel)
+        if ch is None:
+            ch = self._channels[channel] = _Channel(self.config.max_age_for(channel), now)
+        cfg = self.config
+        if ts_ms is not None and wall_ms is not None:
+            if ts_ms - wall_ms > cfg.future_tolerance_ms:
+                counters.future += 1
+                return Verdict.FUTURE
+            if wall_ms - ts_ms > cfg.max_ts_age_ms:
+                counters.stale += 1
+                return Verdict.STALE
+        if key is not None:
+            sig = (channel, ts_ms, key)
+            if sig in self._seen:
+                counters.duplicate += 1
+                return Verdict.DUPLICATE
+            self._seen.add(sig)
+            order = self._seen_order
+            order.append(sig)
+            if len(order) > cfg.duplicate_memory:
+                self._seen.discard(order.popleft())
+        verdict = Verdict.OK
+        if ts_ms is not None:
+            last = ch.last_ts_ms
+            if last is None or ts_ms >= last:
+                ch.last_ts_ms = ts_ms
+            elif last - ts_ms > cfg.reorder_window_ms:
+                counters.reorder += 1
+                return Verdict.REORDER
+            else:
+                counters.minor_reorder += 1
+                verdict = Verdict.MINOR_REORDER
+        ch.last_fresh = now
+        if ch.stalled:
+            ch.stalled = False
+            self._pending.append(Fresh(channel, now))
+            if self._pending_at is None:
+                self._pending_at = now
+        return verdict
+
+    # --- drains -------------------------------------------------------------------------------
+
+    def poll(self, now: float) -> list[LivenessDecision]:
+        """Decisions due at ``now`` (and any queued ones), in order."""
+        out = self._pending
+        self._pending = []
+        self._pending_at = None
+        cfg = self.config
+        if self._ping_sent is None:
+            if now - self._last_inbound >= cfg.ping_after_s:
+                self._ping_sent = now
+                self.counters.pings_sent += 1
+                out.append(SendPing(now))
+        elif not self._pong_flagged and now - self._ping_sent >= cfg.pong_timeout_s:
+            self._pong_flagged = True
+            self.counters.pong_timeouts += 1
+            out.append(Stale("pong_timeout", None, now - self._ping_sent, now))
+        for name, ch in self._channels.items():
+            if ch.max_age is not None and not ch.stalled and now - ch.last_fresh >= ch.max_age:
+                ch.stalled = True
+                self.counters.stalls += 1
+                out.append(Stale("data_age", name, now - ch.last_fresh, now))
+        return out
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which :meth:`poll` will have a decision (None: nothing pending)."""
+        deadline: float | None = self._pending_at
+        if self._ping_sent is None:
+            due = self._last_inbound + self.config.ping_after_s
+        elif not self._pong_flagged:
+            due = self._ping_sent + self.config.pong_timeout_s
+        else:
+            due = None
+        if due is not None and (deadline is None or due < deadline):
+            deadline = due
+        for ch in self._channels.values():
+            if ch.max_age is not None and not ch.stalled:
+                due = ch.last_fresh + ch.max_age
+                if deadline is None or due < deadline:
+                    deadline = due
+        return deadline
+
+    def status(self, now: float) -> LivenessStatus:
+        """Whether the connection is healthy at ``now`` and, if not, why."""
+        cfg = self.config
+        reasons: list[str] = []
+        outstanding = None if self._ping_sent is None else now - self._ping_sent
+        if outstanding is not None and outstanding >= cfg.pong_timeout_s:
+            reasons.append(f"pong_timeout: no answer {outstanding:.1f} s after ping "
+                           f"(limit {cfg.pong_timeout_s:g} s)")
+        ages: dict[str, float] = {}
+        stalled: list[str] = []
+        for name, ch in self._channels.items():
+            age = now - ch.last_fresh
+            ages[name] = age
+            if ch.max_age is not None and age >= ch.max_age:
+                stalled.append(name)
+                reasons.append(f"data_age: {name} silent for {age:.1f} s "
+                               f"(limit {ch.max_age:g} s)")
+        return LivenessStatus(
+            healthy=not reasons,
+            reasons=tuple(reasons),
+            silence_s=now - self._last_inbound,
+            pong_age_s=None if self._last_pong is None else now - self._last_pong,
+            ping_outstanding_s=outstanding,
+            data_age_s=ages,
+            stalled=tuple(stalled),
+            counters=self.counters.as_dict(),
+        )
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(self._channels)

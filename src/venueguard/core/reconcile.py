@@ -1,0 +1,413 @@
+"""Reconciler: merges websocket rows and REST snapshots into the order table, asks the venue
+for what is missing, and never lets a timer decide what only the venue can say.
+
+Shape (sans-I/O)::
+
+    rec = Reconciler(table, ReconcileConfig(), start_wall_ms=wall_ms)
+    rec.start(now)                        # after a restart: every unfinished order is looked up
+    loop:
+        for decision in rec.poll(now, wall_ms): execute it (see below)
+        sleep until rec.next_deadline() or the next websocket row
+
+What to call with each input (``asked_at`` is the monotonic time the REST request was *sent*;
+absence counts as evidence only for orders that changed at least a grace period before it):
+
+* websocket ``order`` rows -> ``on_ws_order_rows``; ``execution`` rows -> ``on_execution_rows``;
+  rows of a DELETE /order or /order/all response -> ``on_cancel_rows``.
+* ``QueryOrders``     -> GET /order filter ``{"clOrdID": [...]}`` -> ``on_order_lookup``
+* ``FetchOpenOrders`` -> GET /order filter ``{"open": true}``     -> ``on_open_orders``
+* ``FetchOrderHistory`` -> GET /order startTime=start (every page) -> ``on_order_history``
+* ``FetchExecutions`` -> GET /execution/tradeHistory startTime    -> ``on_execution_rows``
+* ``FetchPosition``   -> GET /position                             -> ``on_position``
+* ``Mismatch`` -> event ``reconcile.mismatch`` (kinds ``phantom_*`` also add to
+  ``phantom_orders_total``); ``Resolved`` -> ``reconcile.resolved``; ``Alert`` -> ``alert``.
+
+A failed lookup needs no callback: an unanswered question is asked again after
+``query_interval_s``. Lookups are budgeted (``budget_queries`` per ``budget_interval_s``, fewer in
+safe mode); mismatches, resolutions and alerts are never held back.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from venueguard.core.orders import (
+    OPEN_STATES,
+    UNFINISHED_STATES,
+    Ambiguous,
+    NotFoundAtVenue,
+    Order,
+    OrderState,
+    OrderTable,
+    Transition,
+    snapshot_from_row,
+)
+
+S = OrderState
+Row = Mapping[str, object]
+_OPEN_STATUSES = ("New", "PartiallyFilled")
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileConfig:
+    visibility_grace_s: float = 5.0      # an acked order may be missing from GET /order this long
+    unknown_first_query_s: float = 0.5   # first lookup of a fresh UNKNOWN
+    query_interval_s: float = 5.0        # re-ask an unanswered or unresolved order this often
+    unknown_window_s: float = 60.0       # then: critical alert + full order history check
+    sweep_interval_s: float = 30.0       # open orders + position
+    safe_sweep_interval_s: float = 60.0
+    position_grace_s: float = 10.0       # executions may lag the position this long
+    budget_queries: int = 10             # lookups per budget interval
+    safe_budget_queries: int = 3
+    budget_interval_s: float = 10.0
+    history_margin_ms: int = 5_000
+    max_ids_per_query: int = 20
+
+
+# ------------------------------------------------------------------------------ decisions
+@dataclass(frozen=True, slots=True)
+class QueryOrders:
+    cl_ord_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOpenOrders:
+    symbol: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOrderHistory:
+    symbol: str | None
+    start_wall_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchExecutions:
+    symbol: str | None
+    start_wall_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPosition:
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    kind: str
+    cl_ord_id: str | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    kind: str
+    cl_ord_id: str | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    tier: str                            # info | warning | critical
+    message: str
+
+
+Lookup = QueryOrders | FetchOpenOrders | FetchOrderHistory | FetchExecutions | FetchPosition
+Decision = Lookup | Mismatch | Resolved | Alert
+
+
+class Reconciler:
+    """Keeps ``table`` consistent with the venue; see the module docstring for the call order."""
+
+    def __init__(self, table: OrderTable, config: ReconcileConfig | None = None, *,
+                 start_wall_ms: int, symbols: Iterable[str] = ()) -> None:
+        self.table = table
+        self.config = config or ReconcileConfig()
+        self._start_wall_ms = start_wall_ms
+        self._symbols = set(symbols)
+        self._safe = False
+        self._out: list[Decision] = []
+        self._asked: dict[str, float] = {}         # clOrdID -> when last looked up
+        self._answered: set[str] = set()
+        self._suspects: set[str] = set()           # open locally, missing from the open list
+        self._alerted: set[str] = set()
+        self._history_asked: dict[str, float] = {}
+        self._startup: set[str] = set()
+        self._spent: deque[float] = deque()         # times of budgeted lookups
+        self._last_sweep: float | None = None
+        self._exec_asked: float | None = None
+        self._need_execs_from_ms: int | None = None
+        self._pos_bad_since: dict[str, float] = {}
+        self._pos_alerted: set[str] = set()
+        self._pos_asked: dict[str, float] = {}
+        self.phantoms = 0
+        self.adopted = 0
+
+    # ------------------------------------------------------------------------- control
+    def start(self, now: float) -> None:
+        """Call once after ``Journal.load_table``, before sending anything new. A PENDING_NEW
+        from before the restart may or may not have been sent: it becomes UNKNOWN. Every
+        unfinished order is then looked up by clOrdID; ``ready`` turns True once each has had
+        an answer."""
+        for order in self.table.in_states(frozenset({S.PENDING_NEW})):
+            self.table.apply(order.cl_ord_id, Ambiguous("restart: send outcome unknown"), now)
+        self._startup = {o.cl_ord_id for o in self.table.in_states(UNFINISHED_STATES)}
+        for cl_ord_id in self._startup:
+            self._asked.pop(cl_ord_id, None)
+
+    @property
+    def ready(self) -> bool:
+        """True once every order unfinished at ``start`` has been answered for by the venue."""
+        return self._startup <= self._answered
+
+    def set_safe_mode(self, on: bool) -> None:
+        """Lower the lookup budget and the sweep rate while the regime is SAFE/RECOVERING."""
+        self._safe = on
+
+    # ----------------------------------------------------------------------- venue facts
+    def on_ws_order_rows(self, rows: Sequence[Row], now: float, wall_ms: int) -> None:
+        for row in rows:
+            self._on_row(row, now, wall_ms)
+
+    def on_execution_rows(self, rows: Sequence[Row], now: float, wall_ms: int) -> None:
+        """Websocket ``execution`` rows or a tradeHistory page (duplicates are ignored)."""
+        for row in rows:
+            order = self.table.find(row)
+            if order is None:
+                if not row.get("symbol") or not (row.get("orderID") or row.get("clOrdID")):
+                    continue
+                order = self._adopt(row, now, wall_ms)
+            self._note(self.table.on_execution_row(row, now))
+        if self._need_execs_from_ms is not None and not self._missing_execs():
+            self._need_execs_from_ms = None
+
+    def on_cancel_rows(self, rows: Sequence[Row], now: float) -> None:
+        """Rows of DELETE /order or DELETE /order/all (including rows with ``error``)."""
+        for row in rows:
+            self._note(self.table.on_cancel_row(row, now))
+
+    def on_order_lookup(self, cl_ord_ids: Sequence[str], rows: Sequence[Row], now: float,
+                        wall_ms: int, *, asked_at: float | None = None) -> None:
+        """Answer to ``QueryOrders``: rows found, and absence for every id not among them."""
+        asked = now if asked_at is None else asked_at
+        seen = {self._on_row(row, now, wall_ms) for row in rows}
+        for cl_ord_id in cl_ord_ids:
+            self._answered.add(cl_ord_id)
+            self._suspects.discard(cl_ord_id)
+            order = self.table.orders.get(cl_ord_id)
+            if order is None or cl_ord_id in seen:
+                continue
+            elapsed = asked - order.state_since >= self.config.visibility_grace_s
+            self._note(self.table.on_not_found(cl_ord_id, NotFoundAtVenue(asked, elapsed), now))
+
+    def on_open_orders(self, rows: Sequence[Row], now: float, wall_ms: int, *,
+                       asked_at: float | None = None, symbol: str | None = None) -> None:
+        """Answer to ``FetchOpenOrders``: the venue's complete list of open orders."""
+        asked = now if asked_at is None else asked_at
+        seen = {self._on_row(row, now, wall_ms) for row in rows}
+        for order in self.table.in_states(OPEN_STATES):
+            if symbol not in (None, order.symbol) or order.cl_ord_id in seen:
+                continue
+            if asked - order.state_since >= self.config.visibility_grace_s:
+                self._suspects.add(order.cl_ord_id)     # confirm by clOrdID before closing it
+
+    def on_order_history(self, rows: Sequence[Row], now: float, wall_ms: int, *,
+                         start_wall_ms: int, complete: bool,
+                         asked_at: float | None = None) -> None:
+        """Answer to ``FetchOrderHistory``: every order since ``start_wall_ms``. Only a
+        ``complete`` list, asked after the long window, resolves an UNKNOWN as never placed."""
+        asked = now if asked_at is None else asked_at
+        seen = {self._on_row(row, now, wall_ms) for row in rows}
+        if not complete:
+            return
+        for order in self.table.in_states(frozenset({S.UNKNOWN})):
+            if (order.cl_ord_id in seen or order.exists_at_venue
+                    or order.created_wall_ms < start_wall_ms
+                    or asked - order.state_since < self.config.unknown_window_s):
+                continue
+            self._answered.add(order.cl_ord_id)
+            event = NotFoundAtVenue(asked, grace_elapsed=True, definitive=True)
+            if self._note(self.table.on_not_found(order.cl_ord_id, event, now)):
+                self._out.append(Resolved("unknown_not_placed", order.cl_ord_id,
+                                          "absent from the venue's complete order history"))
+
+    def on_position(self, symbol: str, venue_qty: int, now: float) -> None:
+        """Answer to ``FetchPosition``: compare with the executions applied locally."""
+        local = self.table.position(symbol)
+        if local == venue_qty:
+            if self._pos_bad_since.pop(symbol, None) is not None and symbol in self._pos_alerted:
+                self._pos_alerted.discard(symbol)
+                self._out.append(Resolved("position", None, f"{symbol} {local}"))
+            return
+        since = self._pos_bad_since.setdefault(symbol, now)
+        if self._need_execs_from_ms is None:
+            self._need_execs_from_ms = self._earliest_ms()
+        if now - since >= self.config.position_grace_s and symbol not in self._pos_alerted:
+            self._pos_alerted.add(symbol)
+            detail = f"{symbol} local {local} venue {venue_qty}"
+            self._out.append(Mismatch("position", None, detail))
+            self._out.append(Alert("warning", "position " + detail))
+
+    # -------------------------------------------------------------------------- draining
+    def poll(self, now: float, wall_ms: int) -> list[Decision]:
+        """Everything to do now: reports first, then budgeted lookups."""
+        out, self._out = self._out, []
+        cfg = self.config
+        for order in self.table.in_states(frozenset({S.UNKNOWN})):
+            age = now - order.state_since
+            if age >= cfg.unknown_window_s and order.cl_ord_id not in self._alerted:
+                self._alerted.add(order.cl_ord_id)
+                out.append(Alert("critical", f"order {order.cl_ord_id} UNKNOWN for {age:.0f} s "
+                                 "without venue evidence; it stays UNKNOWN"))
+                out.append(Mismatch("unknown_unresolved", order.cl_ord_id, f"{age:.0f} s"))
+        while self._has_budget(now) and (lookup := self._next_lookup(now)) is not None:
+            self._spent.append(now)
+            out.append(lookup)
+            self._mark_asked(lookup, now)
+        return out
+
+    def next_deadline(self) -> float | None:
+        """The earliest time ``poll`` has something new to do (None: only new facts matter)."""
+        cfg, times, unbudgeted = self.config, [], []
+        for order in self.table.in_states(UNFINISHED_STATES):
+            times.append(self._query_due(order))
+            if order.state is S.UNKNOWN and order.cl_ord_id not in self._alerted:
+                unbudgeted.append(order.state_since + cfg.unknown_window_s)
+            if order.state is S.UNKNOWN and not order.exists_at_venue:
+                asked = self._history_asked.get(order.cl_ord_id)
+                times.append(order.state_since + cfg.unknown_window_s if asked is None
+                             else asked + cfg.query_interval_s)
+        times.append(self._sweep_due())
+        times.extend(self._position_due().values())
+        if self._need_execs_from_ms is not None:
+            times.append(-1e18 if self._exec_asked is None
+                         else self._exec_asked + cfg.query_interval_s)
+        for since in self._pos_bad_since.values():
+            times.append(since + cfg.position_grace_s)
+        valid = [t for t in times if t is not None]
+        due = min(valid) if valid else None
+        if due is not None and len(self._spent) >= self._budget():
+            due = max(due, self._spent[0] + cfg.budget_interval_s)
+        candidates = [t for t in (due, *unbudgeted) if t is not None]
+        return min(candidates) if candidates else None
+
+    # ------------------------------------------------------------------------- internals
+    def _budget(self) -> int:
+        return self.config.safe_budget_queries if self._safe else self.config.budget_queries
+
+    def _has_budget(self, now: float) -> bool:
+        while self._spent and now - self._spent[0] >= self.config.budget_interval_s:
+            self._spent.popleft()
+        return len(self._spent) < self._budget()
+
+    def _query_due(self, order: Order) -> float | None:
+        """When this order next needs a lookup by clOrdID (None: it does not)."""
+        cfg, cl = self.config, order.cl_ord_id
+        asked = self._asked.get(cl)
+        startup = cl in self._startup and cl not in self._answered
+        if order.state is S.UNKNOWN or startup:
+            first = order.state_since + (0.0 if startup else cfg.unknown_first_query_s)
+            return first if asked is None else max(first, asked + cfg.query_interval_s)
+        if cl in self._suspects or order.state in (S.PENDING_CANCEL, S.PENDING_AMEND):
+            base = order.state_since + (0.0 if cl in self._suspects else cfg.query_interval_s)
+            return base if asked is None else max(base, asked + cfg.query_interval_s)
+        return None
+
+    def _sweep_due(self) -> float:
+        interval = self.config.safe_sweep_interval_s if self._safe else self.config.sweep_interval_s
+        return -1e18 if self._last_sweep is None else self._last_sweep + interval
+
+    def _next_lookup(self, now: float) -> Lookup | None:
+        cfg = self.config
+        due = sorted((o for o in self.table.in_states(UNFINISHED_STATES)
+                      if (t := self._query_due(o)) is not None and t <= now),
+                     key=lambda o: o.state_since)
+        if due:
+            return QueryOrders(tuple(o.cl_ord_id for o in due[: cfg.max_ids_per_query]))
+        for order in self.table.in_states(frozenset({S.UNKNOWN})):
+            asked = self._history_asked.get(order.cl_ord_id)
+            if (now - order.state_since >= cfg.unknown_window_s and not order.exists_at_venue
+                    and (asked is None or now - asked >= cfg.query_interval_s)):
+                self._history_asked[order.cl_ord_id] = now
+                return FetchOrderHistory(None, order.created_wall_ms - cfg.history_margin_ms)
+        if self._missing_execs() and self._need_execs_from_ms is None:
+            self._need_execs_from_ms = self._earliest_ms()
+        if self._need_execs_from_ms is not None and (
+                self._exec_asked is None or now - self._exec_asked >= cfg.query_interval_s):
+            self._exec_asked = now
+            return FetchExecutions(None, self._need_execs_from_ms)
+        if self._sweep_due() <= now:
+            self._last_sweep = now
+            return FetchOpenOrders(None)
+        return self._position_lookup(now)
+
+    def _position_due(self) -> dict[str, float]:
+        """Per symbol, when its position should next be fetched: after every sweep, and every
+        ``query_interval_s`` while it disagrees with the executions."""
+        due: dict[str, float] = {}
+        for symbol in self._symbols | {o.symbol for o in self.table.orders.values()}:
+            asked = self._pos_asked.get(symbol)
+            if asked is None or (self._last_sweep is not None and asked < self._last_sweep):
+                due[symbol] = -1e18
+            elif symbol in self._pos_bad_since:
+                due[symbol] = asked + self.config.query_interval_s
+        return due
+
+    def _position_lookup(self, now: float) -> Lookup | None:
+        for symbol, due in sorted(self._position_due().items()):
+            if due <= now:
+                self._pos_asked[symbol] = now
+                return FetchPosition(symbol)
+        return None
+
+    def _mark_asked(self, lookup: Lookup, now: float) -> None:
+        if isinstance(lookup, QueryOrders):
+            for cl_ord_id in lookup.cl_ord_ids:
+                self._asked[cl_ord_id] = now
+
+    def _missing_execs(self) -> bool:
+        return any(o.venue_cum_qty > o.cum_qty for o in self.table.orders.values())
+
+    def _earliest_ms(self) -> int:
+        stamps = [o.created_wall_ms for o in self.table.orders.values()]
+        return min([self._start_wall_ms, *stamps]) - self.config.history_margin_ms
+
+    def _on_row(self, row: Row, now: float, wall_ms: int) -> str | None:
+        """Apply one order row (adopting an unknown order); returns its local clOrdID."""
+        order = self.table.find(row)
+        if order is None:
+            if row.get("ordStatus") is None or not row.get("symbol"):
+                return None                       # a sparse update about an order we never saw
+            return self._adopt(row, now, wall_ms).cl_ord_id
+        self._note(self.table.apply(order.cl_ord_id, snapshot_from_row(row), now))
+        return order.cl_ord_id
+
+    def _adopt(self, row: Row, now: float, wall_ms: int) -> Order:
+        order = self.table.adopt(row, now, wall_ms)
+        self.adopted += 1
+        if order.state in OPEN_STATES:
+            self.phantoms += 1
+            self._out.append(Mismatch("phantom_venue", order.cl_ord_id,
+                                      f"open at the venue, unknown locally ({order.order_id})"))
+        self._out.append(Resolved("adopted", order.cl_ord_id, order.state.value))
+        return order
+
+    def _note(self, transition: Transition | None) -> Transition | None:
+        """Turn what a venue fact did into reports."""
+        if transition is None:
+            return None
+        cl, before, after = transition.cl_ord_id, transition.from_state, transition.to_state
+        if transition.anomaly:
+            if transition.anomaly == "phantom_local":
+                self.phantoms += 1
+            self._out.append(Mismatch(transition.anomaly, cl, f"{before.value} {transition.kind}"))
+            self._out.append(Resolved(transition.anomaly, cl, f"now {after.value}"))
+        if before is S.UNKNOWN and after is not S.UNKNOWN\
+                and transition.kind != "absent_definitive":
+            self._out.append(Resolved("unknown", cl, f"venue shows {after.value}"))
+        if before is not after:
+            self._answered.add(cl)
+            self._suspects.discard(cl)
+        return transition

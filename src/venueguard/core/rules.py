@@ -1,0 +1,431 @@
+"""The rule table: what each kind of outcome means and what to do about it, as data.
+
+The defaults live in ``rules_default.toml`` inside this package. A user file merges over them:
+tables merge key by key; the user's ``[[patterns]]`` are tried before the default ones (set
+``replace_patterns = true`` at the top of the user file to drop the default patterns).
+
+Public API::
+
+    parse_rules(text: str, source: str = "<rules>", *, base: RuleSet | None = None) -> RuleSet
+    default_rules() -> RuleSet                     # parsed once, cached
+    load_rules(user_text: str | None, source: str) -> RuleSet   # defaults + user file
+    RuleSet.rule(kind) -> Rule
+    class RulesError(ValueError): source, line, problem
+
+``parse_rules`` does no I/O: the caller reads the file and passes its text and name. Only
+``default_rules`` reads package data (``importlib.resources``), once. A malformed file raises
+``RulesError`` naming the file, the line and the problem.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from venueguard.core.kinds import Action, AlertTier, Kind, Transport
+
+__all__ = [
+    "HealthConfig",
+    "Pattern",
+    "ResponseTimeRules",
+    "Rule",
+    "RuleSet",
+    "RulesError",
+    "SlowRule",
+    "default_rules",
+    "load_rules",
+    "parse_rules",
+]
+
+_MATCH_MODES = ("prefix", "contains", "exact")
+
+
+class RulesError(ValueError):
+    """A rules file that cannot be used: names the file, the line (when known) and the problem."""
+
+    def __init__(self, source: str, line: int | None, problem: str) -> None:
+        self.source = source
+        self.line = line
+        self.problem = problem
+        where = f"{source}, line {line}" if line is not None else source
+        super().__init__(f"rules file {where}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What to do about one kind. ``max_retries`` None means "as the budget and backoff allow"."""
+
+    kind: Kind
+    action: Action
+    cooldown_s: float = 0.0  # venue cooldown started by this kind (action COOLDOWN)
+    alert: AlertTier | None = None
+    message: str = ""  # alert text
+    max_retries: int | None = None
+    min_delay_s: float = 0.0  # floor on the delay before a retry (BitMEX 503: >= 0.5 s)
+    delay_factor: float = 1.0  # multiplier on the backoff delay (> 1: a longer backoff)
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """A text rule: an error message matching ``text`` (case-insensitive) means ``kind``.
+
+    ``name`` (the BitMEX ``error.name``) and ``statuses`` further restrict the match when set.
+    An empty ``text`` with a ``name`` matches every message of that name.
+    """
+
+    kind: Kind
+    text: str  # stored lower-cased
+    match: str = "contains"  # prefix | contains | exact
+    name: str | None = None
+    statuses: frozenset[int] | None = None
+
+    def matches(self, message_lower: str, name: str | None, status: int | None) -> bool:
+        if self.name is not None and name != self.name:
+            return False
+        if self.statuses is not None and status not in self.statuses:
+            return False
+        if self.match == "prefix":
+            return message_lower.startswith(self.text)
+        if self.match == "exact":
+            return message_lower.rstrip(". ") == self.text.rstrip(". ")
+        return self.text in message_lower
+
+
+@dataclass(frozen=True, slots=True)
+class SlowRule:
+    """More than ``more_than`` responses slower than ``slower_than_s`` within the window."""
+
+    slower_than_s: float
+    more_than: int
+    cooldown_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseTimeRules:
+    """Response-time rules evaluated over a sliding window (default one hour)."""
+
+    window_s: float = 3600.0
+    counts: tuple[SlowRule, ...] = ()
+    average_slower_than_s: float | None = None
+    average_cooldown_s: float = 0.0
+    average_min_samples: int = 1
+    halve_after_cooldown: bool = True
+    retry_pending_after_cooldown: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    """When failures make the venue DEGRADED and when it is HEALTHY again."""
+
+    degraded_window_s: float = 60.0
+    degraded_after: int = 3  # this many degrading outcomes within the window
+    healthy_after_s: float = 60.0  # no degrading outcome for this long -> HEALTHY
+    degrading_kinds: frozenset[Kind] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """A complete, validated rule table. Build it with :func:`parse_rules` or :func:`load_rules`."""
+
+    rules: Mapping[Kind, Rule]
+    patterns: tuple[Pattern, ...]
+    status_kinds: Mapping[int, Kind]
+    cloudflare_kinds: Mapping[int, Kind]
+    transport_kinds: Mapping[Transport, Kind]
+    response_time: ResponseTimeRules
+    health: HealthConfig
+    source: str = "<rules>"
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)  # merged TOML, for merging
+    # classify() memo of (status, name, message) -> Kind; bounded, see classify._CACHE_MAX.
+    memo: dict[tuple[int | None, str | None, str], Kind] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def rule(self, kind: Kind) -> Rule:
+        """The rule for ``kind``; kinds without an entry fall back to the ``unknown`` rule."""
+        found = self.rules.get(kind)
+        if found is not None:
+            return found
+        return self.rules.get(Kind.UNKNOWN, Rule(kind, Action.RETRY_ONCE))
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+def _toml_line(message: str) -> int | None:
+    found = re.search(r"line (\d+)", message)
+    return int(found.group(1)) if found else None
+
+
+def _header_line(lines: list[str], names: list[str], start: int) -> int | None:
+    if not names:
+        return None
+    dotted = r"\s*\.\s*".join(r"\"?" + re.escape(n) + r"\"?" for n in names)
+    header = re.compile(r"^\s*\[\s*" + dotted + r"\s*\]")
+    for i in range(start, len(lines)):
+        if header.match(lines[i]):
+            return i
+    return None
+
+
+def _locate(text: str, path: tuple[str | int, ...]) -> int | None:
+    """Best-effort line of a key path: its own table header, else its table's header and then
+    the ``key =`` line. Integers index arrays of tables (``("patterns", 3)``: 4th header)."""
+    lines = text.splitlines()
+    if not lines:
+        return None
+    start = 0
+    names: list[str] = []
+    for part in path:
+        if isinstance(part, str):
+            names.append(part)
+            continue
+        array = re.compile(r"^\s*\[\[\s*" + re.escape(".".join(names)) + r"\s*\]\]")
+        hits = [i for i, line in enumerate(lines) if array.match(line)]
+        if part < len(hits):
+            start = hits[part]
+        names = []
+    own = _header_line(lines, names, start)
+    if own is not None:
+        return own + 1
+    parent = _header_line(lines, names[:-1], start)
+    if parent is not None:
+        start = parent
+    if names:
+        key_re = re.compile(r"^\s*\"?" + re.escape(names[-1]) + r"\"?\s*=")
+        for i in range(start, len(lines)):
+            if key_re.match(lines[i]):
+                return i + 1
+    return start + 1
+
+
+class _Parser:
+    def __init__(self, text: str, source: str) -> None:
+        self.text = text
+        self.source = source
+
+    def fail(self, path: tuple[str | int, ...], problem: str) -> RulesError:
+        dotted = ".".join(str(p) for p in path)
+        return RulesError(self.source, _locate(self.text, path), f"{dotted}: {problem}")
+
+    def kind(self, value: object, path: tuple[str | int, ...]) -> Kind:
+        try:
+            return Kind(value)
+        except ValueError:
+            known = ", ".join(k.value for k in Kind)
+            raise self.fail(path, f"unknown kind {value!r} (known: {known})") from None
+
+    def number(self, value: object, path: tuple[str | int, ...], *, minimum: float = 0.0) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise self.fail(path, f"expected a number >= {minimum:g}, got {value!r}")
+        return float(value)
+
+    def integer(self, value: object, path: tuple[str | int, ...]) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.fail(path, f"expected a whole number >= 0, got {value!r}")
+        return value
+
+    def table(self, value: object, path: tuple[str | int, ...]) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(path, f"expected a table, got {type(value).__name__}")
+        return value
+
+    def rule(self, name: str, spec: object) -> Rule:
+        path: tuple[str | int, ...] = ("kinds", name)
+        body = self.table(spec, path)
+        kind = self.kind(name, path)
+        allowed = {"action", "cooldown_s", "alert", "message", "max_retries", "min_delay_s",
+                   "delay_factor"}
+        for key in body:
+            if key not in allowed:
+                known = ", ".join(sorted(allowed))
+                raise self.fail((*path, key), f"unknown setting (known: {known})")
+        try:
+            action = Action(body.get("action", ""))
+        except ValueError:
+            known = ", ".join(a.value for a in Action)
+            raise self.fail((*path, "action"),
+                            f"unknown action {body.get('action')!r} (known: {known})") from None
+        alert: AlertTier | None = None
+        if "alert" in body:
+            try:
+                alert = AlertTier(body["alert"])
+            except ValueError:
+                raise self.fail((*path, "alert"),
+                                f"unknown alert tier {body['alert']!r} (info, warning, critical)"
+                                ) from None
+        max_retries = body.get("max_retries")
+        message = body.get("message", "")
+        if not isinstance(message, str):
+            raise self.fail((*path, "message"), "expected a string")
+        rule = Rule(
+            kind=kind,
+            action=action,
+            cooldown_s=self.number(body.get("cooldown_s", 0.0), (*path, "cooldown_s")),
+            alert=alert,
+            message=message,
+            max_retries=None if max_retries is None else self.integer(
+                max_retries, (*path, "max_retries")),
+            min_delay_s=self.number(body.get("min_delay_s", 0.0), (*path, "min_delay_s")),
+            delay_factor=self.number(body.get("delay_factor", 1.0), (*path, "delay_factor"),
+                                     minimum=1.0),
+        )
+        if action is Action.COOLDOWN and rule.cooldown_s <= 0:
+            raise self.fail((*path, "cooldown_s"), "action 'cooldown' needs cooldown_s > 0")
+        return rule
+
+    def pattern(self, index: int, spec: object) -> Pattern:
+        path: tuple[str | int, ...] = ("patterns", index)
+        body = self.table(spec, path)
+        kind = self.kind(body.get("kind"), (*path, "kind"))
+        text = body.get("text", "")
+        if not isinstance(text, str):
+            raise self.fail((*path, "text"), "expected a string")
+        mode = body.get("match", "contains")
+        if mode not in _MATCH_MODES:
+            raise self.fail((*path, "match"), f"expected one of {', '.join(_MATCH_MODES)}")
+        name = body.get("name")
+        if name is not None and not isinstance(name, str):
+            raise self.fail((*path, "name"), "expected a string")
+        if not text and name is None:
+            raise self.fail((*path, "text"), "a pattern needs a text or a name")
+        statuses: frozenset[int] | None = None
+        if "status" in body:
+            raw = body["status"]
+            values = raw if isinstance(raw, list) else [raw]
+            statuses = frozenset(self.integer(v, (*path, "status")) for v in values)
+        return Pattern(kind, text.lower(), mode, name, statuses)
+
+    def code_table(self, name: str, spec: object) -> dict[int, Kind]:
+        out: dict[int, Kind] = {}
+        for key, value in self.table(spec, (name,)).items():
+            if not key.isdigit():
+                raise self.fail((name, key), "expected a numeric code as key")
+            out[int(key)] = self.kind(value, (name, key))
+        return out
+
+    def response_time(self, spec: object) -> ResponseTimeRules:
+        path: tuple[str | int, ...] = ("response_time",)
+        body = self.table(spec, path)
+        counts = []
+        for i, item in enumerate(body.get("count", [])):
+            sub = self.table(item, ("response_time.count", i))
+            ipath: tuple[str | int, ...] = ("response_time.count", i)
+            counts.append(SlowRule(
+                slower_than_s=self.number(sub.get("slower_than_s"), (*ipath, "slower_than_s")),
+                more_than=self.integer(sub.get("more_than"), (*ipath, "more_than")),
+                cooldown_s=self.number(sub.get("cooldown_s"), (*ipath, "cooldown_s")),
+            ))
+        average = self.table(body.get("average", {}), (*path, "average"))
+        slower = average.get("slower_than_s")
+        return ResponseTimeRules(
+            window_s=self.number(body.get("window_s", 3600.0), (*path, "window_s"), minimum=1e-9),
+            counts=tuple(counts),
+            average_slower_than_s=None if slower is None else self.number(
+                slower, ("response_time", "average", "slower_than_s")),
+            average_cooldown_s=self.number(average.get("cooldown_s", 0.0),
+                                           ("response_time", "average", "cooldown_s")),
+            average_min_samples=max(1, self.integer(average.get("min_samples", 1),
+                                                    ("response_time", "average", "min_samples"))),
+            halve_after_cooldown=bool(body.get("halve_after_cooldown", True)),
+            retry_pending_after_cooldown=bool(body.get("retry_pending_after_cooldown", True)),
+        )
+
+    def health(self, spec: object) -> HealthConfig:
+        path: tuple[str | int, ...] = ("health",)
+        body = self.table(spec, path)
+        kinds = body.get("degrading_kinds", [])
+        if not isinstance(kinds, list):
+            raise self.fail((*path, "degrading_kinds"), "expected a list of kinds")
+        return HealthConfig(
+            degraded_window_s=self.number(body.get("degraded_window_s", 60.0),
+                                          (*path, "degraded_window_s")),
+            degraded_after=max(1, self.integer(body.get("degraded_after", 3),
+                                               (*path, "degraded_after"))),
+            healthy_after_s=self.number(body.get("healthy_after_s", 60.0),
+                                        (*path, "healthy_after_s")),
+            degrading_kinds=frozenset(self.kind(k, (*path, "degrading_kinds")) for k in kinds),
+        )
+
+    def build(self, data: Mapping[str, Any], patterns: list[Any]) -> RuleSet:
+        known = {"kinds", "patterns", "status", "cloudflare", "transport", "response_time",
+                 "health", "replace_patterns"}
+        for key in data:
+            if key not in known:
+                raise self.fail((key,), f"unknown section (known: {', '.join(sorted(known))})")
+        rules = {}
+        for name, spec in self.table(data.get("kinds", {}), ("kinds",)).items():
+            rule = self.rule(name, spec)
+            rules[rule.kind] = rule
+        transport: dict[Transport, Kind] = {}
+        for key, value in self.table(data.get("transport", {}), ("transport",)).items():
+            try:
+                failure = Transport(key)
+            except ValueError:
+                raise self.fail(("transport", key), "unknown transport failure") from None
+            transport[failure] = self.kind(value, ("transport", key))
+        return RuleSet(
+            rules=rules,
+            patterns=tuple(self.pattern(i, p) for i, p in enumerate(patterns)),
+            status_kinds=self.code_table("status", data.get("status", {})),
+            cloudflare_kinds=self.code_table("cloudflare", data.get("cloudflare", {})),
+            transport_kinds=transport,
+            response_time=self.response_time(data.get("response_time", {})),
+            health=self.health(data.get("health", {})),
+            source=self.source,
+            raw=data,
+        )
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_rules(text: str, source: str = "<rules>", *, base: RuleSet | None = None) -> RuleSet:
+    """Parse rule-file ``text`` (named ``source`` in errors), merged over ``base`` if given.
+
+    Raises :class:`RulesError` for TOML syntax errors (with tomllib's line) and for semantic
+    errors (unknown kind, action, tier or setting; bad numbers), with the line of the key.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(source, _toml_line(str(exc)), str(exc)) from None
+    parser = _Parser(text, source)
+    user_patterns = data.get("patterns", [])
+    if not isinstance(user_patterns, list):
+        raise parser.fail(("patterns",), "expected an array of tables ([[patterns]])")
+    replace = data.pop("replace_patterns", False)
+    if base is None:
+        return parser.build(data, user_patterns)
+    # user patterns come first, so pattern i of the merged list is pattern i of this file and
+    # any error found while building the merged table points at a line of this file
+    merged = _merge(base.raw, {k: v for k, v in data.items() if k != "patterns"})
+    patterns = user_patterns if replace else [*user_patterns, *base.raw.get("patterns", [])]
+    merged["patterns"] = patterns
+    return parser.build(merged, patterns)
+
+
+@cache
+def default_rules() -> RuleSet:
+    """The packaged default rule table (``rules_default.toml``), parsed once."""
+    text = resources.files("venueguard.core").joinpath("rules_default.toml").read_text("utf-8")
+    return parse_rules(text, "rules_default.toml")
+
+
+def load_rules(user_text: str | None, source: str = "<user rules>") -> RuleSet:
+    """The defaults with the user file's text merged over them (``None``: defaults only)."""
+    if user_text is None:
+        return default_rules()
+    return parse_rules(user_text, source, base=default_rules())

@@ -1,0 +1,256 @@
+"""Websocket transports: open a connection and pump frames into a handler, nothing more.
+
+The market-data session is written against two small protocols, so the library underneath is a
+choice (see docs/performance.md for the measurement behind the default):
+
+* :func:`connect_picows` (default): picows calls :meth:`WsHandler.on_text` straight from the
+  socket's ``data_received``, with no per-message task switch or queue;
+* :func:`connect_aiohttp`: aiohttp's client, read by one task.
+
+Frames are delivered synchronously, in order; the handler must not block. Protocol ping frames
+from the server are answered here; protocol pongs are reported (:meth:`WsHandler.on_pong_frame`).
+Text ``ping``/``pong`` heartbeats are the session's business (they are ordinary text frames).
+
+Errors while connecting raise :class:`ConnectFailed` carrying a core ``Outcome`` (HTTP status,
+headers and body of a refused upgrade, or a transport failure) for the classifier; the session
+maps it to its own errors. No library exception escapes a connector.
+
+Public API::
+
+    class WsHandler(Protocol): on_text(payload: bytes); on_pong_frame(); on_closed()
+    class WsConnection(Protocol): send_text(data); send_ping(); abort(); async wait_closed()
+    WsConnector = Callable[[str, WsHandler, Mapping[str, str], float], Awaitable[WsConnection]]
+    async connect_picows(url, handler, headers, timeout_s) -> WsConnection
+    async connect_aiohttp(url, handler, headers, timeout_s) -> WsConnection
+    class ConnectFailed(Exception): outcome: Outcome
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+import aiohttp
+
+from venueguard.core.classify import Outcome, Transport
+
+__all__ = [
+    "ConnectFailed",
+    "WsConnection",
+    "WsConnector",
+    "WsHandler",
+    "connect_aiohttp",
+    "connect_picows",
+]
+
+_MAX_FRAME_BYTES = 16 * 1024 * 1024
+
+
+class WsHandler(Protocol):
+    """Receives a connection's frames, in order, synchronously."""
+
+    def on_text(self, payload: bytes) -> None: ...
+
+    def on_pong_frame(self) -> None: ...
+
+    def on_closed(self) -> None: ...
+
+
+class WsConnection(Protocol):
+    """An open websocket; every method returns at once."""
+
+    def send_text(self, data: bytes | str) -> None: ...
+
+    def send_ping(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
+
+
+WsConnector = Callable[[str, WsHandler, Mapping[str, str], float], Awaitable[WsConnection]]
+
+
+class ConnectFailed(Exception):
+    """Opening the websocket failed; ``outcome`` says how, for the classifier."""
+
+    def __init__(self, outcome: Outcome, detail: str) -> None:
+        super().__init__(detail)
+        self.outcome = outcome
+
+
+def _transport_failure(exc: BaseException) -> Transport:
+    if isinstance(exc, socket.gaierror | aiohttp.ClientConnectorDNSError):
+        return Transport.DNS
+    if isinstance(exc, ConnectionRefusedError):
+        return Transport.CONNECTION_REFUSED
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return Transport.CONNECT_TIMEOUT
+    if isinstance(exc, ConnectionResetError):
+        return Transport.CONNECTION_RESET
+    return Transport.OTHER
+
+
+# ---- picows -----------------------------------------------------------------------------------
+
+
+class _PicowsConnection:
+    __slots__ = ("_transport",)
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+
+    def send_text(self, data: bytes | str) -> None:
+        from picows import WSMsgType
+
+        payload = data.encode() if isinstance(data, str) else data
+        if not self._transport.is_disconnected:
+            self._transport.send(WSMsgType.TEXT, payload)
+
+    def send_ping(self) -> None:
+        if not self._transport.is_disconnected:
+            self._transport.send_ping()
+
+    def abort(self) -> None:
+        self._transport.disconnect(graceful=False)
+
+    async def wait_closed(self) -> None:
+        await self._transport.wait_disconnected()
+
+
+async def connect_picows(url: str, handler: WsHandler, headers: Mapping[str, str],
+                         timeout_s: float) -> WsConnection:
+    """Open ``url`` with picows and pump its frames into ``handler``."""
+    from picows import WSListener, WSMsgType, ws_connect
+    from picows.common import WSError, WSHandshakeError
+
+    text, pong, close = WSMsgType.TEXT, WSMsgType.PONG, WSMsgType.CLOSE
+
+    class _Listener(WSListener):
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            kind = frame.msg_type
+            if kind is text:
+                handler.on_text(frame.get_payload_as_bytes())
+            elif kind is pong:
+                handler.on_pong_frame()
+            elif kind is close:
+                transport.disconnect(graceful=False)
+
+        def on_ws_disconnected(self, transport: Any) -> None:
+            handler.on_closed()
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            transport, _ = await ws_connect(
+                _Listener, url, websocket_handshake_timeout=timeout_s,
+                enable_auto_pong=True, max_frame_size=_MAX_FRAME_BYTES,
+                extra_headers=dict(headers) or None, max_redirects=0,
+            )
+    except WSHandshakeError as exc:
+        response = exc.response
+        status = int(response.status) if response is not None and response.status else None
+        resp_headers = dict(response.headers) if response is not None else None
+        outcome = Outcome(status=status, headers=resp_headers, body=exc.raw_body,
+                          transport=None if status else Transport.OTHER, sent=True)
+        raise ConnectFailed(outcome, f"websocket upgrade refused (status {status})") from exc
+    except (WSError, OSError, TimeoutError) as exc:
+        failure = _transport_failure(exc)
+        raise ConnectFailed(Outcome(transport=failure, sent=False),
+                            f"websocket connect failed: {failure.value}") from exc
+    return _PicowsConnection(transport)
+
+
+# ---- aiohttp ----------------------------------------------------------------------------------
+
+
+class _AiohttpConnection:
+    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse,
+                 handler: WsHandler) -> None:
+        self._session = session
+        self._ws = ws
+        self._handler = handler
+        self._closed = asyncio.Event()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        ws, handler = self._ws, self._handler
+        kinds = aiohttp.WSMsgType
+        try:
+            while True:
+                msg = await ws.receive()
+                if msg.type is kinds.TEXT:
+                    handler.on_text(msg.data.encode())
+                elif msg.type is kinds.BINARY:
+                    handler.on_text(msg.data)
+                elif msg.type is kinds.PING:
+                    await ws.pong(msg.data)
+                elif msg.type is kinds.PONG:
+                    handler.on_pong_frame()
+                else:  # CLOSE, CLOSING, CLOSED, ERROR
+                    break
+        except (aiohttp.ClientError, OSError, RuntimeError):
+            pass
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        with contextlib.suppress(aiohttp.ClientError, OSError, RuntimeError, TimeoutError):
+            async with asyncio.timeout(0.5):
+                await self._ws.close()
+        await self._session.close()
+        self._handler.on_closed()
+
+    def send_text(self, data: bytes | str) -> None:
+        payload = data.decode() if isinstance(data, bytes) else data
+        if not self._ws.closed:
+            asyncio.get_running_loop().create_task(self._send(payload))
+
+    async def _send(self, payload: str) -> None:
+        with contextlib.suppress(aiohttp.ClientError, OSError, RuntimeError):
+            await self._ws.send_str(payload)
+
+    def send_ping(self) -> None:
+        if not self._ws.closed:
+            asyncio.get_running_loop().create_task(self._ping())
+
+    async def _ping(self) -> None:
+        with contextlib.suppress(aiohttp.ClientError, OSError, RuntimeError):
+            await self._ws.ping()
+
+    def abort(self) -> None:
+        self._reader.cancel()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+
+async def connect_aiohttp(url: str, handler: WsHandler, headers: Mapping[str, str],
+                          timeout_s: float) -> WsConnection:
+    """Open ``url`` with aiohttp and pump its frames into ``handler`` from one task."""
+    session = aiohttp.ClientSession()
+    try:
+        async with asyncio.timeout(timeout_s):
+            ws = await session.ws_connect(
+                url, headers=dict(headers), autoping=False, max_msg_size=_MAX_FRAME_BYTES,
+                timeout=aiohttp.ClientWSTimeout(ws_close=0.5), compress=0,
+            )
+    except aiohttp.WSServerHandshakeError as exc:
+        await session.close()
+        headers_out = dict(exc.headers) if exc.headers else None
+        raise ConnectFailed(Outcome(status=exc.status, headers=headers_out, sent=True),
+                            f"websocket upgrade refused (status {exc.status})") from exc
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        await session.close()
+        failure = _transport_failure(exc)
+        raise ConnectFailed(Outcome(transport=failure, sent=False),
+                            f"websocket connect failed: {failure.value}") from exc
+    except BaseException:
+        await session.close()
+        raise
+    return _AiohttpConnection(session, ws, handler)

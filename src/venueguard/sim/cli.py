@@ -1,0 +1,76 @@
+"""``venueguard sim``: run the simulator alone until SIGINT or SIGTERM.
+
+The first line on stdout, flushed, is ``listening on http://HOST:PORT`` (tools and tests read the
+port from it). REST is under ``/api/v1``, the websocket at ``/realtime``, the control API under
+``/_sim``. Configuration errors (unknown scenario or symbol, malformed scenario or recording) are
+reported on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from venueguard.sim.replay import ReplayError
+from venueguard.sim.scenario import ScenarioError, load_scenario
+from venueguard.sim.server import SimConfig, SimServer
+from venueguard.venues.bitmex import signing
+
+
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    """Build the configuration; raises ValueError (or ScenarioError) with a readable message."""
+    symbols = tuple(s.strip().upper() for s in str(args.symbols).split(",") if s.strip())
+    if not symbols:
+        raise ValueError("--symbols needs at least one symbol")
+    if args.rate <= 0:
+        raise ValueError(f"--rate must be > 0, got {args.rate}")
+    if args.replay_speed < 0:
+        raise ValueError(f"--replay-speed must be >= 0, got {args.replay_speed}")
+    if (args.api_key is None) != (args.api_secret is None):
+        raise ValueError("--api-key and --api-secret go together")
+    return SimConfig(
+        host=args.host, port=args.port, seed=args.seed, symbols=symbols,
+        rate_msgs_s=args.rate, book_format=args.book_format,
+        scenario=load_scenario(args.scenario) if args.scenario else None,
+        replay_path=args.replay, replay_speed=args.replay_speed,
+        api_key=args.api_key or signing.TEST_API_KEY,
+        api_secret=args.api_secret or signing.TEST_API_SECRET,
+    )
+
+
+async def serve(config: SimConfig) -> None:
+    server = SimServer(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    url = await server.start()
+    try:
+        print(f"listening on {url}", flush=True)
+        scenario = server.scenario_runner.scenario.name if server.scenario_runner else "none"
+        print(f"REST {url}/api/v1  WS {server.ws_url}  control {url}/_sim  "
+              f"scenario {scenario}  seed {config.seed}", flush=True)
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = config_from_args(args)
+        asyncio.run(serve(config))
+    except (ValueError, KeyError, ScenarioError, ReplayError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"venueguard sim: {message}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"venueguard sim: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,315 @@
+"""The simulator's engine: instruments, books, the market process, the account and timers.
+
+The engine never reads a clock: every call takes simulated epoch milliseconds ``now_ms``, and all
+randomness comes from ``random.Random`` streams derived from ``seed`` (one per instrument, one for
+the account), so the same seed and the same calls give the same output.
+
+Call order. ``advance(now_ms)`` runs the market process and the timers (mark price, dead man's
+switch) up to ``now_ms``; every order call advances to its ``now_ms`` first, so it sees the market
+as of that moment. ``drain_updates()`` returns everything published since the previous drain, in
+order; publish them to subscribers, then serve partials with ``partial()`` for new subscriptions.
+
+Cadence independence. Each instrument draws its next event time when its previous event happens,
+so an instrument's stream does not depend on how often ``advance`` is called. Instruments are
+interleaved in slices of ``SLICE_MS`` of simulated time (exactly at timer deadlines).
+
+Additions to the documented interface (all optional keywords or extra members):
+``Engine(..., publish_l2_25=True, mark_interval_ms=1000, max_pending_updates=2_000_000)``;
+instruments may also be given as symbol names; ``Engine.symbols``, ``Engine.now_ms``,
+``Engine.spec(symbol)``, ``Engine.dropped_updates`` (updates discarded because nobody drained
+beyond ``max_pending_updates``), ``Engine.market_events`` (events run so far) and
+``get_executions(..., exec_types=("Trade",))``: like ``/execution/tradeHistory`` it returns
+trade executions unless the filter names ``execType`` or ``exec_types`` says otherwise.
+``intensity(symbol)`` with an unknown symbol or None returns the highest intensity of all
+instruments.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping, Sequence
+
+from venueguard.sim.book import Book
+from venueguard.sim.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec
+from venueguard.sim.market import Market
+from venueguard.sim.matching import DMS_TEXT, Account
+from venueguard.sim.model import SimError, Update
+from venueguard.sim.orders import order_row
+from venueguard.sim.rows import TABLE_KEYS, TABLE_TYPES, IsoClock
+from venueguard.venues.bitmex import errors
+
+__all__ = ["Engine", "InstrumentSpec", "SimError", "Update"]
+
+SLICE_MS = 10
+BOOK_FORMATS = ("modern", "legacy")
+PUBLIC_TABLES = ("orderBookL2", "orderBookL2_25", "trade", "quote", "instrument")
+PRIVATE_TABLES = ("order", "execution", "position")
+
+
+class Engine:
+    """The simulated venue (see the module docstring for call order)."""
+
+    def __init__(
+        self, instruments: Iterable[InstrumentSpec | str], *, seed: int, rate_msgs_s: float,
+        book_format: str = "modern", account: int = 1, start_ms: int,
+        publish_l2_25: bool = True, mark_interval_ms: int = 1000,
+        max_pending_updates: int = 2_000_000,
+    ) -> None:
+        if book_format not in BOOK_FORMATS:
+            raise ValueError(f"book_format must be one of {BOOK_FORMATS}, not {book_format!r}")
+        specs = [DEFAULT_INSTRUMENTS[i] if isinstance(i, str) else i for i in instruments]
+        if not specs:
+            raise ValueError("at least one instrument is required")
+        self.iso = IsoClock()
+        self._out: list[Update] = []
+        self.book_format = book_format
+        self.account_id = account
+        self._now_ms = start_ms
+        self._mark_interval_ms = max(1, mark_interval_ms)
+        self._next_mark_ms = start_ms + self._mark_interval_ms
+        self._next_slice_ms = (start_ms // SLICE_MS + 1) * SLICE_MS
+        self._dms_at_ms: int | None = None
+        self.max_pending_updates = max_pending_updates
+        self.dropped_updates = 0
+        self._specs = {s.symbol: s for s in specs}
+        self.markets: dict[str, Market] = {}
+        per_symbol = rate_msgs_s / len(specs)
+        for index, spec in enumerate(specs):
+            rng_seed = random.Random(f"{seed}:{spec.symbol}").getrandbits(63)
+            book = Book(spec, self._out, legacy=book_format == "legacy",
+                        publish_l2_25=publish_l2_25, first_id=(index + 1) * 10_000_000_000)
+            self.markets[spec.symbol] = Market(
+                spec, book, seed=rng_seed, rate_events_s=per_symbol, start_ms=start_ms,
+                out=self._out, iso=self.iso,
+            )
+        self.account = Account(account, self.markets, self._out, self.iso,
+                               random.Random(f"{seed}:account"))
+        for market in self.markets.values():
+            market.sink = self.account
+        self._out.clear()
+
+    # ------------------------------------------------------------- accessors
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._specs)
+
+    @property
+    def now_ms(self) -> int:
+        return self._now_ms
+
+    @property
+    def market_events(self) -> int:
+        return sum(m.events for m in self.markets.values())
+
+    def spec(self, symbol: str) -> InstrumentSpec:
+        return self._specs[symbol]
+
+    # ---------------------------------------------------------------- orders
+    def place_order(self, params: Mapping[str, object], now_ms: int) -> dict[str, object]:
+        """``POST /order``; raises :class:`SimError` with BitMEX's text on invalid input."""
+        self.advance(now_ms)
+        return self.account.place(params, self._now_ms)
+
+    def amend_order(self, params: Mapping[str, object], now_ms: int) -> dict[str, object]:
+        """``PUT /order`` by ``orderID`` or ``origClOrdID``."""
+        self.advance(now_ms)
+        return self.account.amend(params, self._now_ms)
+
+    def cancel_orders(
+        self, order_ids: Sequence[str], cl_ord_ids: Sequence[str], text: str | None, now_ms: int,
+    ) -> list[dict[str, object]]:
+        """``DELETE /order``: one row per id; closed or unknown orders get an ``error`` field."""
+        if not order_ids and not cl_ord_ids:
+            raise SimError(400, "orderID or clOrdID must be sent.", errors.NAME_HTTP)
+        self.advance(now_ms)
+        return self.account.cancel(order_ids, cl_ord_ids, text, self._now_ms)
+
+    def cancel_all(
+        self, symbol: str | None, filter: Mapping[str, object] | None, text: str | None,
+        now_ms: int,
+    ) -> list[dict[str, object]]:
+        """``DELETE /order/all``: cancels the open orders matching ``symbol`` and ``filter``."""
+        self.advance(now_ms)
+        return self.account.cancel_all(symbol, filter, text, self._now_ms)
+
+    def cancel_all_after(self, timeout_ms: int, now_ms: int) -> dict[str, object]:
+        """Arm (``timeout_ms`` > 0) or disarm (0) the dead man's switch."""
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0:
+            raise SimError(400, "Invalid timeout", errors.NAME_HTTP)
+        self.advance(now_ms)
+        now = self._now_ms
+        if timeout_ms == 0:
+            self._dms_at_ms = None
+            return {"now": self.iso(now), "cancelTime": 0}
+        self._dms_at_ms = now + timeout_ms
+        return {"now": self.iso(now), "cancelTime": self.iso(self._dms_at_ms)}
+
+    @property
+    def cancel_at_ms(self) -> int | None:
+        """When the armed dead man's switch fires (None when disarmed)."""
+        return self._dms_at_ms
+
+    # --------------------------------------------------------------- queries
+    def get_orders(
+        self, *, symbol: str | None = None, filter: Mapping[str, object] | None = None,
+        count: int = 100, start: int = 0, reverse: bool = False,
+    ) -> list[dict[str, object]]:
+        """``GET /order``; the filter understands ``open`` and ``ordStatus.isTerminated``."""
+        flt = dict(filter or {})
+        want_open = flt.pop("open", None)
+        terminated = flt.pop("ordStatus.isTerminated", None)
+        rows: list[dict[str, object]] = []
+        for o in self.account.orders.values():
+            if symbol is not None and o.spec.symbol != symbol:
+                continue
+            if want_open is not None and bool(want_open) != o.is_open:
+                continue
+            if terminated is not None and bool(terminated) == o.is_open:
+                continue
+            row = order_row(o, self.iso)
+            if _matches(row, flt):
+                rows.append(row)
+        return _page(rows, count, start, reverse)
+
+    def get_executions(
+        self, *, symbol: str | None = None, filter: Mapping[str, object] | None = None,
+        count: int = 100, start: int = 0, reverse: bool = False,
+        exec_types: Sequence[str] | None = ("Trade",),
+    ) -> list[dict[str, object]]:
+        """``GET /execution/tradeHistory`` (trade executions unless told otherwise)."""
+        flt = dict(filter or {})
+        kinds = None if "execType" in flt or exec_types is None else set(exec_types)
+        rows = [
+            r for r in self.account.executions
+            if (symbol is None or r["symbol"] == symbol)
+            and (kinds is None or r["execType"] in kinds) and _matches(r, flt)
+        ]
+        return _page(rows, count, start, reverse)
+
+    def get_positions(self) -> list[dict[str, object]]:
+        """``GET /position``: every position the account has held."""
+        acct = self.account
+        rows = []
+        for symbol, pos in acct.positions.items():
+            pos.mark = self.markets[symbol].mid_price()
+            rows.append(acct.position_row(pos))
+        return rows
+
+    def get_book_l2(self, symbol: str, depth: int) -> list[dict[str, object]]:
+        """``GET /orderBook/L2`` rows (``depth`` 0: full book; unknown symbol: ``[]``)."""
+        market = self.markets.get(symbol)
+        if market is None:
+            return []
+        return market.book.rows(depth, self.iso(self._now_ms))
+
+    def get_instruments(self, *, active_only: bool = False) -> list[dict[str, object]]:
+        """``GET /instrument`` (every simulated instrument is open, so both lists match)."""
+        return [m.instrument_row(self._now_ms) for m in self.markets.values()]
+
+    def intensity(self, symbol: str | None) -> float:
+        """Current market intensity ``1 + excitation`` (about 1 calm, more in a burst)."""
+        market = self.markets.get(symbol) if symbol is not None else None
+        if market is None:
+            return max(m.intensity() for m in self.markets.values())
+        return market.intensity()
+
+    # ------------------------------------------------------------- time flow
+    def advance(self, now_ms: int) -> None:
+        """Run the market process and the timers up to ``now_ms`` (earlier times: no-op)."""
+        markets = list(self.markets.values())
+        account = self.account
+        while self._now_ms < now_ms:
+            horizon = min(now_ms, self._next_slice_ms, self._next_mark_ms)
+            if self._dms_at_ms is not None and self._dms_at_ms < horizon:
+                horizon = max(self._dms_at_ms, self._now_ms)
+            for market in markets:
+                market.run_until(horizon)
+            self._now_ms = horizon
+            if horizon >= self._next_slice_ms:
+                self._next_slice_ms += SLICE_MS
+            if horizon >= self._next_mark_ms:
+                self._next_mark_ms += self._mark_interval_ms
+                for market in markets:
+                    account.on_mark(market.spec.symbol, market.mark_update(horizon), horizon)
+            if self._dms_at_ms is not None and horizon >= self._dms_at_ms:
+                self._dms_at_ms = None
+                account.cancel_all(None, None, None, horizon, line=DMS_TEXT)
+            account.flush(horizon)
+        excess = len(self._out) - self.max_pending_updates
+        if excess > 0:
+            del self._out[:excess]
+            self.dropped_updates += excess
+
+    def drain_updates(self) -> list[Update]:
+        """Everything published since the last drain, oldest first."""
+        out = self._out[:]
+        self._out.clear()
+        return out
+
+    # --------------------------------------------------------------- partials
+    def partial(self, table: str, symbol: str | None) -> dict[str, object]:
+        """The full ``partial`` message for ``table`` (optionally one ``symbol``)."""
+        if table not in PUBLIC_TABLES and table not in PRIVATE_TABLES:
+            raise SimError(400, errors.ws_unknown_table_text(table), errors.NAME_WEBSOCKET)
+        markets = [self.markets[symbol]] if symbol in self.markets else (
+            [] if symbol is not None else list(self.markets.values()))
+        ts = self.iso(self._now_ms)
+        data: list[dict[str, object]] = []
+        flt: dict[str, object] = {}
+        if table in PRIVATE_TABLES:
+            flt["account"] = self.account_id
+            data = self._private_partial(table, symbol)
+        else:
+            for m in markets:
+                if table == "orderBookL2":
+                    data.extend(m.book.rows(0, ts))
+                elif table == "orderBookL2_25":
+                    data.extend(m.book.rows(25, ts))
+                elif table == "trade":
+                    data.extend(list(m.trades)[-1:] if m.trades else [])
+                elif table == "quote":
+                    data.extend([m.quote] if m.quote is not None else [])
+                else:
+                    data.append(m.instrument_row(self._now_ms))
+        if symbol is not None:
+            flt["symbol"] = symbol
+        return {
+            "table": table, "action": "partial", "keys": list(TABLE_KEYS[table]),
+            "types": dict(TABLE_TYPES[table]), "filter": flt, "data": data,
+        }
+
+    def _private_partial(self, table: str, symbol: str | None) -> list[dict[str, object]]:
+        if table == "order":
+            return [order_row(o, self.iso) for o in self.account.orders.values()
+                    if o.is_open and (symbol is None or o.spec.symbol == symbol)]
+        if table == "position":
+            return [r for r in self.get_positions() if symbol is None or r["symbol"] == symbol]
+        return []
+
+    def truth(self) -> dict[str, object]:
+        """Ground truth for ``GET /_sim/truth``: every order, execution and position."""
+        return {
+            "orders": [order_row(o, self.iso) for o in self.account.orders.values()],
+            "executions": list(self.account.executions),
+            "positions": self.get_positions(),
+        }
+
+
+def _matches(row: Mapping[str, object], flt: Mapping[str, object]) -> bool:
+    for key, want in flt.items():
+        have = row.get(key)
+        if isinstance(want, list):
+            if have not in want:
+                return False
+        elif have != want:
+            return False
+    return True
+
+
+def _page(rows: list[dict[str, object]], count: int, start: int, reverse: bool) -> list[
+    dict[str, object]
+]:
+    if reverse:
+        rows.reverse()
+    start = max(0, start)
+    return rows[start:start + max(0, count)]

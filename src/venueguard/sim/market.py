@@ -1,0 +1,303 @@
+"""The seeded market process of one instrument: a self-exciting event stream driving its book.
+
+Intensity. Market events (book inserts, updates, deletes and trades) arrive as a Poisson stream
+whose rate is ``base_rate * (1 + E(t))``. The excitation ``E`` decays exponentially (time constant
+``tau_ms``) and jumps by an exponential amount at each *shock*. Shocks are themselves self-exciting
+(a Hawkes process: their rate is ``shock_rate + shock_beta * E``), so they cluster into volatility
+bursts. The fair price follows a random walk whose variance per unit time also scales with
+``1 + E``. ``intensity`` reports ``1 + E``: about 1 when calm, several times that in a burst.
+
+Determinism. Every draw comes from the instrument's own ``random.Random``, and an event's time is
+drawn when the previous event happens; :meth:`Market.run_until` only decides how far to go. So the
+same seed gives the same event sequence whatever the caller's cadence.
+
+The book follows the fair price: bids are added at or below it, asks above it; an addition that
+would cross becomes a marketable order that trades through the other side, and trade aggressors lean
+towards the fair price. Depth per side is kept between ``MIN_DEPTH`` and ``MAX_DEPTH``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from venueguard.sim.book import Book, Fill
+from venueguard.sim.instruments import InstrumentSpec
+from venueguard.sim.model import Update
+from venueguard.sim.orders import Order
+from venueguard.sim.rows import quote_row, tick_direction, trade_row
+
+__all__ = ["FillSink", "Market", "MarketParams"]
+
+MIN_DEPTH = 8
+MAX_DEPTH = 120
+INITIAL_DEPTH = 40
+
+
+class FillSink(Protocol):
+    def on_fill(
+        self, order: Order, qty: int, price: float, aggressor: bool, match_id: str, now_ms: int,
+    ) -> None: ...
+
+
+class MarketParams:
+    """Tunables of the process (plain attributes; defaults suit a lively perpetual)."""
+
+    __slots__ = (
+        "p_delete", "p_insert", "p_trade", "shock_beta_per_s", "shock_jump_mean",
+        "shock_rate_per_s", "tau_ms",
+    )
+
+    def __init__(self) -> None:
+        self.p_trade = 0.07
+        self.p_insert = 0.28
+        self.p_delete = 0.25  # the rest are size updates
+        self.tau_ms = 3000.0
+        self.shock_rate_per_s = 1 / 40  # calm rate of burst-starting shocks
+        self.shock_beta_per_s = 0.1  # extra shock rate per unit of excitation (clustering)
+        self.shock_jump_mean = 2.0  # mean jump of the excitation per shock
+
+
+class Market:
+    """One instrument's market process and its public tables (trade, quote, instrument)."""
+
+    def __init__(
+        self, spec: InstrumentSpec, book: Book, *, seed: int, rate_events_s: float,
+        start_ms: int, out: list[Update], iso: Callable[[int], str],
+        params: MarketParams | None = None,
+    ) -> None:
+        self.spec = spec
+        self.book = book
+        self.out = out
+        self.iso = iso
+        self.params = params or MarketParams()
+        self.rng = random.Random(seed)
+        self.sink: FillSink | None = None
+        self.base_per_ms = max(rate_events_s, 1e-6) / 1000.0
+        start_ticks = spec.ticks(spec.start_price)
+        if start_ticks is None:
+            start_ticks = round(spec.start_price / spec.tick_size)
+        self.fair = start_ticks + 0.5
+        self.excitation = 0.0
+        self.t_ms = float(start_ms)
+        self.next_shock_ms = start_ms + self.rng.expovariate(self.params.shock_rate_per_s / 1000)
+        self.next_t = self.t_ms + self.rng.expovariate(self.base_per_ms)
+        self.last_price: float | None = None
+        self.last_direction = "PlusTick"
+        self.volume = 0
+        self.trades: deque[dict[str, object]] = deque(maxlen=100)
+        self.quote: dict[str, object] | None = None
+        self._quote_key: tuple[int | None, int, int | None, int] = (None, 0, None, 0)
+        self._match_seq = seed & 0xFFFFFF
+        self.events = 0
+        self._seed_book(start_ticks, start_ms)
+
+    # ------------------------------------------------------------------ state
+    def intensity(self) -> float:
+        return 1.0 + self.excitation
+
+    def mid_price(self) -> float:
+        bid, _, ask, _ = self.book.top()
+        spec = self.spec
+        if bid is not None and ask is not None:
+            return round((bid + ask) * spec.tick_size / 2, spec.price_decimals + 1)
+        return spec.price(int(self.fair))
+
+    def _seed_book(self, start_ticks: int, start_ms: int) -> None:
+        ts = self.iso(start_ms)
+        lot = self.spec.lot_size
+        mean = self.spec.base_size_lots
+        mark = len(self.out)
+        for depth in range(INITIAL_DEPTH):
+            for buy in (True, False):
+                size = lot * (1 + int(self.rng.expovariate(1 / mean)))
+                tick = start_ticks - depth if buy else start_ticks + 1 + depth
+                self.book.set_market(buy, tick, size, ts)
+        del self.out[mark:]  # the initial image is what a partial shows, not a stream of inserts
+        self._quote_changed(start_ms, ts)
+
+    # ------------------------------------------------------------------- loop
+    def run_until(self, horizon_ms: float) -> None:
+        """Run every market event with time <= ``horizon_ms`` (call with increasing horizons)."""
+        rng = self.rng
+        params = self.params
+        decay_per_ms = 1.0 / params.tau_ms
+        vol = self.spec.vol_ticks_per_sqrt_s * math.sqrt(12.0 / 1000.0)
+        exp = math.exp
+        sqrt = math.sqrt
+        while self.next_t <= horizon_ms:
+            t = self.next_t
+            dt = t - self.t_ms
+            self.t_ms = t
+            excitation = self.excitation * exp(-dt * decay_per_ms)
+            if t >= self.next_shock_ms:
+                excitation += rng.expovariate(1.0 / params.shock_jump_mean)
+                rate = params.shock_rate_per_s + params.shock_beta_per_s * excitation
+                self.next_shock_ms = t + rng.expovariate(rate / 1000.0)
+            self.excitation = excitation
+            self.fair += (rng.random() - 0.5) * vol * sqrt(dt * (1.0 + excitation))
+            self._event(int(t))
+            self.events += 1
+            self.next_t = t + rng.expovariate(self.base_per_ms * (1.0 + excitation))
+
+    def _event(self, now_ms: int) -> None:
+        rng = self.rng
+        book = self.book
+        spec = self.spec
+        ts = self.iso(now_ms)
+        lot = spec.lot_size
+        mean = spec.base_size_lots
+        params = self.params
+        nbid = len(book.bid_keys)
+        nask = len(book.ask_keys)
+        u = rng.random()
+        if nbid < MIN_DEPTH or nask < MIN_DEPTH:
+            self._insert(nbid <= nask, lot * (1 + int(rng.expovariate(1 / mean))), now_ms, ts)
+        elif u < params.p_trade:
+            self._trade(now_ms, ts)
+        elif u < params.p_trade + params.p_insert:
+            buy = rng.random() < 0.5
+            self._insert(buy, lot * (1 + int(rng.expovariate(1 / mean))), now_ms, ts)
+            if (nbid if buy else nask) >= MAX_DEPTH:
+                keys = book.bid_keys if buy else book.ask_keys
+                worst = -keys[-1] if buy else keys[-1]
+                book.set_market(buy, worst, 0, ts)
+        else:
+            buy = rng.random() < 0.5
+            depth = nbid if buy else nask
+            rank = int(rng.expovariate(0.25))
+            if rank >= depth:
+                rank = depth - 1
+            keys = book.bid_keys if buy else book.ask_keys
+            tick = -keys[rank] if buy else keys[rank]
+            lv = (book.bids if buy else book.asks)[tick]
+            deleting = u < params.p_trade + params.p_insert + params.p_delete
+            if deleting and depth > MIN_DEPTH and lv.mkt > 0:
+                book.set_market(buy, tick, 0, ts)
+            else:
+                step = lot * (1 + int(rng.expovariate(2 / mean)))
+                if lv.mkt > step and rng.random() < 0.5:
+                    book.set_market(buy, tick, lv.mkt - step, ts)
+                else:
+                    book.set_market(buy, tick, lv.mkt + step, ts)
+        self._quote_changed(now_ms, ts)
+
+    def _insert(self, buy: bool, size: int, now_ms: int, ts: str) -> None:
+        distance = int(self.rng.expovariate(0.3))
+        base = int(self.fair)
+        tick = base - distance if buy else base + 1 + distance
+        book = self.book
+        if book.would_cross(buy, tick):
+            fills = book.match(buy, tick, size, ts)
+            size -= sum(f[1] for f in fills)
+            self.publish_fills(buy, fills, None, now_ms, ts)
+            if size <= 0:
+                return
+        lv = book.level(buy, tick)
+        book.set_market(buy, tick, size + (lv.mkt if lv is not None else 0), ts)
+
+    def _trade(self, now_ms: int, ts: str) -> None:
+        book = self.book
+        rng = self.rng
+        bid, bid_size, ask, ask_size = book.top()
+        if bid is None or ask is None:
+            return
+        lean = (self.fair - (bid + ask + 1) / 2) * 0.15
+        lean = -0.45 if lean < -0.45 else 0.45 if lean > 0.45 else lean
+        buy = rng.random() < 0.5 + lean
+        top_size = ask_size if buy else bid_size
+        lot = self.spec.lot_size
+        size = lot * (1 + int(rng.expovariate(3 / self.spec.base_size_lots)))
+        if size > top_size * 2:
+            size = top_size + (top_size // lot // 2) * lot
+        fills = book.match(buy, None, size, ts)
+        self.publish_fills(buy, fills, None, now_ms, ts)
+
+    # ------------------------------------------------------------- publishing
+    def publish_fills(
+        self, aggressor_buy: bool, fills: list[Fill], aggressor: Order | None, now_ms: int,
+        ts: str,
+    ) -> None:
+        """Publish trade rows for ``fills`` and hand account fills to the sink.
+
+        Consecutive market chunks at one price form one trade row; each account fill is its own.
+        """
+        if not fills:
+            return
+        spec = self.spec
+        side = "Buy" if aggressor_buy else "Sell"
+        rows: list[dict[str, object]] = []
+        sink = self.sink
+        merged: list[Fill] = []
+        for f in fills:
+            if merged and f[2] is None and merged[-1][2] is None and merged[-1][0] == f[0]:
+                merged[-1] = (f[0], merged[-1][1] + f[1], None)
+            else:
+                merged.append(f)
+        for tick, qty, resting in merged:
+            price = spec.price(tick)
+            self._match_seq += 1
+            match_id = f"00000000-006d-1000-0000-{self._match_seq:012x}"
+            direction = tick_direction(self.last_price, price, self.last_direction)
+            self.last_direction = direction
+            changed = price != self.last_price
+            self.last_price = price
+            self.volume += qty
+            row = trade_row(spec, ts, side, qty, price, direction, match_id)
+            rows.append(row)
+            self.trades.append(row)
+            if sink is not None:
+                if resting is not None:
+                    sink.on_fill(resting, qty, price, False, match_id, now_ms)
+                if aggressor is not None:
+                    sink.on_fill(aggressor, qty, price, True, match_id, now_ms)
+            if changed:
+                self.out.append(Update("instrument", "update", spec.symbol, [{
+                    "symbol": spec.symbol, "lastPrice": price, "lastTickDirection": direction,
+                    "timestamp": ts,
+                }]))
+        self.out.append(Update("trade", "insert", spec.symbol, rows))
+
+    def _quote_changed(self, now_ms: int, ts: str) -> None:
+        key = self.book.top()
+        if key == self._quote_key:
+            return
+        self._quote_key = key
+        bid, bid_size, ask, ask_size = key
+        spec = self.spec
+        row = quote_row(
+            spec.symbol, ts, bid_size, spec.price(bid) if bid is not None else None,
+            spec.price(ask) if ask is not None else None, ask_size,
+        )
+        self.quote = row
+        self.out.append(Update("quote", "insert", spec.symbol, [row]))
+
+    def after_account_change(self, now_ms: int) -> None:
+        """Publish a quote if an account action moved the top of the book."""
+        self._quote_changed(now_ms, self.iso(now_ms))
+
+    def mark_update(self, now_ms: int) -> float:
+        """Publish the periodic mark price on ``instrument``; returns the mark."""
+        mark = self.mid_price()
+        self.out.append(Update("instrument", "update", self.spec.symbol, [{
+            "symbol": self.spec.symbol, "markPrice": mark, "fairPrice": mark,
+            "indicativeSettlePrice": mark, "timestamp": self.iso(now_ms),
+        }]))
+        return mark
+
+    def instrument_row(self, now_ms: int) -> dict[str, object]:
+        bid, _, ask, _ = self.book.top()
+        spec = self.spec
+        mid = self.mid_price()
+        return spec.instrument_row(
+            ts=self.iso(now_ms),
+            bid_price=spec.price(bid) if bid is not None else None,
+            ask_price=spec.price(ask) if ask is not None else None,
+            last_price=self.last_price if self.last_price is not None else mid,
+            mark_price=mid,
+            last_tick_direction=self.last_direction,
+            volume=self.volume,
+        )

@@ -1,0 +1,181 @@
+"""Scenario files: TOML schedules of faults over time.
+
+    name = "ban-hammer"
+    description = "403, then Cloudflare 522, 1010 and 1006 in turn"
+    repeat_s = 150              # optional: the schedule starts over every repeat_s seconds
+
+    [overload]                  # optional: background load shedding from t=0
+    probability = 0.05
+    follow_intensity = true     # 503s cluster on market bursts
+
+    [[fault]]
+    at_s = 10                   # seconds after the simulator started (per cycle)
+    kind = "forbidden_403"      # any kind of venueguard.sim.faults.KINDS
+    duration_s = 20             # optional; parameters sit beside kind, as in POST /_sim/faults
+                                # (or in a [fault.params] table)
+
+Shipped scenarios live in ``venueguard/sim/scenarios/NAME.toml`` and are addressed by NAME; any
+other argument is read as a path. A malformed file raises :class:`ScenarioError` naming the file,
+the line and the problem.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from venueguard.sim.faults import FaultError, FaultRequest, parse_fault
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+_FAULT_HEADER = re.compile(r"^\s*\[\[\s*fault\s*\]\]")
+_OVERLOAD_HEADER = re.compile(r"^\s*\[\s*overload\s*\]")
+_TOP_KEYS = {"name", "description", "repeat_s", "overload", "fault"}
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used; the message names file, line and problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledFault:
+    at_s: float
+    request: FaultRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    description: str
+    faults: tuple[ScheduledFault, ...]
+    repeat_s: float | None = None
+    source: str = "<memory>"
+
+
+def shipped() -> list[str]:
+    """Names of the scenarios shipped with venueguard."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    text = str(name_or_path)
+    candidate = SCENARIO_DIR / f"{text}.toml"
+    if "/" not in text and "\\" not in text and not text.endswith(".toml") and candidate.is_file():
+        return candidate
+    path = Path(text)
+    if not path.is_file():
+        raise ScenarioError(f"scenario {text!r} is neither a shipped scenario "
+                            f"({', '.join(shipped())}) nor a readable file")
+    return path
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load a shipped scenario by name or a TOML file by path; raises ScenarioError."""
+    path = resolve(name_or_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc}") from None
+    return parse_scenario(text, source=str(path), default_name=path.stem)
+
+
+def _line_of(lines: list[str], pattern: re.Pattern[str], index: int) -> int:
+    seen = -1
+    for number, line in enumerate(lines, start=1):
+        if pattern.match(line):
+            seen += 1
+            if seen == index:
+                return number
+    return 1
+
+
+def _number(value: object, where: str, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ScenarioError(f"{where} must be a number, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise ScenarioError(f"{where} must be {'> 0' if positive else '>= 0'}, got {value!r}")
+    return float(value)
+
+
+def parse_scenario(text: str, *, source: str = "<memory>",
+                   default_name: str = "scenario") -> Scenario:
+    """Parse scenario TOML text; ``source`` names the file in error messages."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{source}: invalid TOML: {exc}") from None
+    lines = text.splitlines()
+    unknown = sorted(set(doc) - _TOP_KEYS)
+    if unknown:
+        first = next((n for n, line in enumerate(lines, 1)
+                      if line.strip().split("=")[0].strip().strip("[]") in unknown), 1)
+        raise ScenarioError(f"{source}:{first}: unknown key(s) {', '.join(unknown)}; "
+                            f"allowed: {', '.join(sorted(_TOP_KEYS))}")
+    name = doc.get("name", default_name)
+    description = doc.get("description", "")
+    if not isinstance(name, str) or not isinstance(description, str):
+        raise ScenarioError(f"{source}:1: 'name' and 'description' must be strings")
+    repeat = doc.get("repeat_s")
+    repeat_s = None if repeat is None else _number(repeat, f"{source}: 'repeat_s'", positive=True)
+    entries: list[ScheduledFault] = []
+    overload = doc.get("overload")
+    if overload is not None:
+        line = _line_of(lines, _OVERLOAD_HEADER, 0)
+        if not isinstance(overload, dict):
+            raise ScenarioError(f"{source}:{line}: [overload] must be a table")
+        entries.append(ScheduledFault(0.0, _request({"kind": "overload_503", **overload},
+                                                    f"{source}:{line}")))
+    raw_faults = doc.get("fault", [])
+    if not isinstance(raw_faults, list):
+        raise ScenarioError(f"{source}: 'fault' must be an array of tables ([[fault]])")
+    for index, raw in enumerate(raw_faults):
+        where = f"{source}:{_line_of(lines, _FAULT_HEADER, index)}"
+        if not isinstance(raw, dict):
+            raise ScenarioError(f"{where}: each [[fault]] must be a table")
+        entry = dict(raw)
+        if "at_s" not in entry:
+            raise ScenarioError(f"{where}: [[fault]] needs 'at_s' (seconds after start)")
+        at_s = _number(entry.pop("at_s"), f"{where}: 'at_s'")
+        extra = entry.pop("params", {})
+        if not isinstance(extra, dict):
+            raise ScenarioError(f"{where}: 'params' must be a table")
+        entries.append(ScheduledFault(at_s, _request({**entry, **extra}, where)))
+    entries.sort(key=lambda e: e.at_s)
+    if repeat_s is not None and entries and entries[-1].at_s >= repeat_s:
+        raise ScenarioError(f"{source}: every at_s must be < repeat_s ({repeat_s:g})")
+    return Scenario(name, description, tuple(entries), repeat_s, source)
+
+
+def _request(raw: dict[str, Any], where: str) -> FaultRequest:
+    try:
+        return parse_fault(raw)
+    except FaultError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
+
+
+class ScenarioRunner:
+    """Hands out scheduled faults as time passes. Call :meth:`due` with seconds since start."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self._next = 0
+        self._cycle = 0
+
+    def due(self, elapsed_s: float) -> list[FaultRequest]:
+        out: list[FaultRequest] = []
+        faults = self.scenario.faults
+        repeat = self.scenario.repeat_s
+        while faults:
+            if self._next >= len(faults):
+                if repeat is None:
+                    break
+                self._next = 0
+                self._cycle += 1
+            at = faults[self._next].at_s + (self._cycle * repeat if repeat else 0.0)
+            if at > elapsed_s:
+                break
+            out.append(faults[self._next].request)
+            self._next += 1
+        return out

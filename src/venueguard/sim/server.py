@@ -1,0 +1,276 @@
+"""The simulator server: one aiohttp application serving REST, websocket and control routes.
+
+    server = SimServer(SimConfig(seed=7, scenario="calm"))
+    base_url = await server.start()        # "http://127.0.0.1:PORT"
+    ...                                     # REST {base_url}/api/v1, WS {ws}/realtime, /_sim
+    await server.stop()
+
+One asyncio task (:meth:`SimServer._run`) advances the engine on the simulator clock, runs the
+scenario schedule, expires faults and publishes what the engine produced to the websocket
+subscribers. Request handlers call the engine directly (everything runs on one event loop, so the
+engine is never entered concurrently).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from venueguard.sim import control, rest
+from venueguard.sim.clock import SimClock
+from venueguard.sim.effects import OrderEffects
+from venueguard.sim.engine import Engine
+from venueguard.sim.faults import Fault, FaultBook, FaultRequest
+from venueguard.sim.instruments import instruments_for
+from venueguard.sim.ratelimit import ConnectionRateLimiter, RestRateLimiter
+from venueguard.sim.replay import Recording, ReplayPlayer
+from venueguard.sim.scenario import Scenario, ScenarioRunner, load_scenario
+from venueguard.sim.ws import SERVED_PUBLIC, WsHub
+from venueguard.sim.wsconn import WsConnection
+from venueguard.venues.bitmex import errors, signing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Everything that shapes one simulator run. Limits default to BitMEX's published ones."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    seed: int = 1
+    symbols: tuple[str, ...] = ("XBTUSD",)
+    rate_msgs_s: float = 50.0
+    book_format: str = "modern"
+    scenario: str | Path | Scenario | None = "calm"
+    replay_path: str | Path | None = None
+    replay_speed: float = 1.0
+    api_key: str = signing.TEST_API_KEY
+    api_secret: str = field(default=signing.TEST_API_SECRET, repr=False)
+    clock_speed: float = 1.0
+    tick_s: float = 0.01
+    rest_per_min: int = 120
+    rest_unauth_per_min: int = 30
+    order_per_s: int = 10
+    ws_opens_per_hour: int = 60
+    ws_queue_max: int = 50_000
+    ws_max_errors: int = 10
+    ws_max_frame_bytes: int = 1 << 20
+    max_body_bytes: int = 1 << 20
+
+
+class SimServer:
+    """The running simulator. Not thread-safe: use it from the event loop that started it."""
+
+    def __init__(self, config: SimConfig | None = None, *, clock: SimClock | None = None,
+                 engine: Engine | None = None) -> None:
+        self.config = cfg = config or SimConfig()
+        self.clock = clock or SimClock(speed=cfg.clock_speed)
+        self.engine = engine or Engine(instruments_for(cfg.symbols), seed=cfg.seed,
+                                       rate_msgs_s=cfg.rate_msgs_s, book_format=cfg.book_format,
+                                       start_ms=self.clock.now_ms())
+        self.symbols = tuple(s.strip().upper() for s in cfg.symbols)
+        self.faults = FaultBook(cfg.seed)
+        self.rest_limiter = RestRateLimiter(per_min=cfg.rest_per_min,
+                                            unauth_per_min=cfg.rest_unauth_per_min,
+                                            order_per_s=cfg.order_per_s)
+        self.conn_limiter = ConnectionRateLimiter(cfg.ws_opens_per_hour)
+        self.hub = WsHub(self)
+        self.requests: Counter[str] = Counter()
+        self.statuses: Counter[str] = Counter()
+        self.clordid_attempts: Counter[str] = Counter()
+        self.fault_hits: Counter[str] = Counter()
+        self.order_effects = OrderEffects(self.faults, self.clock)
+        scenario = cfg.scenario
+        if scenario is not None and not isinstance(scenario, Scenario):
+            scenario = load_scenario(scenario)
+        self.scenario_runner = ScenarioRunner(scenario) if scenario is not None else None
+        self.replay: Recording | None = (Recording.load(cfg.replay_path)
+                                         if cfg.replay_path is not None else None)
+        self._players: dict[int, ReplayPlayer] = {}
+        self._runner: web.AppRunner | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._started_s = 0.0
+        self.port = 0
+        self.base_url = ""
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=self.config.max_body_bytes,
+                              middlewares=[rest.middleware])
+        app[rest.SERVER_KEY] = self
+        rest.add_routes(app)
+        control.add_routes(app)
+        app.router.add_get("/realtime", self.hub.handle)
+        return app
+
+    async def start(self) -> str:
+        """Listen and start the engine loop; returns the base URL (``http://HOST:PORT``)."""
+        self._runner = web.AppRunner(self.build_app(), access_log=None,
+                                     handler_cancellation=True, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = int(sockets[0].getsockname()[1]) if sockets else self.config.port
+        self.base_url = f"http://{self.config.host}:{self.port}"
+        self._started_s = self.clock.monotonic_s()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="sim-engine-loop")
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Stop the loop, drop every websocket and close the listener (idempotent)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for player in list(self._players.values()):
+            player.cancel()
+        self._players.clear()
+        await self.hub.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("http://", "ws://", 1) + "/realtime"
+
+    # -- the engine loop ---------------------------------------------------------------------
+    def elapsed_s(self) -> float:
+        """Real seconds since :meth:`start` (scenario time)."""
+        return self.clock.monotonic_s() - self._started_s
+
+    async def _run(self) -> None:
+        tick_s = self.config.tick_s
+        while True:
+            self.step()
+            await asyncio.sleep(tick_s)
+
+    def step(self) -> None:
+        """One loop iteration: scenario, fault expiry, engine time, publication."""
+        now_s = self.clock.monotonic_s()
+        if self.scenario_runner is not None:
+            for request in self.scenario_runner.due(self.elapsed_s()):
+                self.add_fault(request)
+        self.faults.expire(now_s)
+        self.engine.advance(self.clock.now_ms())
+        self.pump()
+
+    def pump(self) -> None:
+        """Publish everything the engine produced since the last call, in order."""
+        replaying = self.replay is not None
+        held = self.order_effects.release_due(self.clock.now_ms())
+        for update in self.engine.drain_updates():
+            if replaying and not update.private:
+                continue
+            if update.table == "execution" and self.order_effects.holds_updates():
+                update = self.order_effects.filter_execution_update(update, self.clock.now_ms())
+                if not update.rows:
+                    continue
+            self.hub.publish(update.table, update.action, update.symbol, update.rows,
+                             private=update.private)
+        for update in held:
+            self.hub.publish(update.table, update.action, update.symbol, update.rows,
+                             private=update.private)
+
+    # -- faults ---------------------------------------------------------------------------
+    def add_fault(self, request: FaultRequest) -> Fault:
+        fault = self.faults.add(request, self.clock.monotonic_s())
+        if fault.scope == "ws":
+            hit = self.hub.hit_open(fault)
+            log.info("fault %s %s hit %d open connections", fault.id, fault.kind, hit)
+        return fault
+
+    def clear_faults(self) -> int:
+        removed = self.faults.clear()
+        self.order_effects.on_clear()
+        return len(removed)
+
+    def active_fault(self, kind: str) -> Fault | None:
+        return self.faults.first(kind, self.clock.monotonic_s())
+
+    # -- authentication ----------------------------------------------------------------------
+    def check_ws_auth(self, key: str, expires: int, signature: str, *,
+                      check_expiry: bool = True) -> tuple[int, str] | None:
+        """None when the websocket credentials are good, else (status, BitMEX error text)."""
+        forced = self._forced_auth_error()
+        if forced is not None:
+            return forced
+        if key != self.config.api_key:
+            return 401, errors.INVALID_API_KEY
+        if check_expiry and expires < int(self.clock.wall_s()):
+            return 401, errors.expired_text(int(self.clock.wall_s()))
+        if not signing.verify(self.config.api_secret, "GET", "/realtime", expires, b"", signature):
+            return 401, errors.SIGNATURE_NOT_VALID
+        return None
+
+    def check_rest_auth(self, headers: Mapping[str, str], verb: str, raw_path: str,
+                        body: bytes) -> tuple[int, str] | None:
+        """None when the request's signature headers are good, else (status, error text)."""
+        key = headers.get("api-key")
+        if not key:
+            return 401, errors.MISSING_API_KEY
+        forced = self._forced_auth_error()
+        if forced is not None:
+            return forced
+        if key != self.config.api_key:
+            return 401, errors.INVALID_API_KEY
+        now_wall = int(self.clock.wall_s())
+        raw_expires = headers.get("api-expires") or headers.get("api-nonce")
+        try:
+            expires = int(raw_expires or "")
+        except ValueError:
+            return 401, errors.SIGNATURE_NOT_VALID
+        if "api-expires" in headers and expires < now_wall:
+            return 400, errors.expired_text(now_wall)
+        if not signing.verify(self.config.api_secret, verb, raw_path, expires, body,
+                              headers.get("api-signature", "")):
+            return 401, errors.SIGNATURE_NOT_VALID
+        return None
+
+    def _forced_auth_error(self) -> tuple[int, str] | None:
+        for kind, status, text in (
+                ("invalid_key", 401, errors.INVALID_API_KEY),
+                ("bad_signature", 401, errors.SIGNATURE_NOT_VALID),
+                ("expired_request", 400, errors.expired_text(int(self.clock.wall_s())))):
+            fault = self.active_fault(kind)
+            if fault is not None and fault.roll():
+                self.fault_hits[kind] += 1
+                return status, text
+        return None
+
+    # -- replay ---------------------------------------------------------------------------
+    def start_replay(self, conn: WsConnection) -> None:
+        """Start serving the recording to ``conn`` (once; later topics join the same stream)."""
+        if self.replay is None or conn.serial in self._players:
+            return
+        player = ReplayPlayer(self.replay, conn, speed=self.config.replay_speed,
+                              tables=SERVED_PUBLIC)
+        self._players[conn.serial] = player
+        player.start()
+
+    def stop_replay(self, conn: WsConnection) -> None:
+        player = self._players.pop(conn.serial, None)
+        if player is not None:
+            player.cancel()
+
+    # -- ground truth ---------------------------------------------------------------------
+    def truth(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.engine.truth())
+        out["requests"] = dict(self.requests)
+        out["responses"] = dict(self.statuses)
+        out["clOrdID_attempts"] = dict(self.clordid_attempts)
+        out["fault_hits"] = dict(self.fault_hits)
+        out["ws"] = {"open": len(self.hub.connections), "opened_total": self.hub.opened_total}
+        return out

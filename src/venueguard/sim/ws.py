@@ -1,0 +1,303 @@
+"""The ``/realtime`` websocket: handshake, commands, subscriptions and fan-out.
+
+Handshake: the per-IP connection-open limit (HTTP 429 when over it), optional authentication from
+the URL query or the upgrade headers (HTTP 401 when it fails), then the welcome message and any
+``?subscribe=`` topics. Commands: ``subscribe``, ``unsubscribe`` (args a list or a bare value),
+``authKeyExpires`` / ``authKey``, ``cancelAllAfter``, text ``ping`` and ``{"op": "ping"}``.
+Protocol ping frames are answered by hand (so a half-open fault can stop answering them).
+
+Fan-out: :meth:`WsHub.publish` serialises an update once and gives the same bytes to every
+subscriber of ``table`` and of ``table:SYMBOL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from venueguard.sim.wsconn import WsConnection
+from venueguard.venues.bitmex import errors, timefmt
+
+if TYPE_CHECKING:
+    from venueguard.sim.server import SimServer
+
+log = logging.getLogger(__name__)
+
+SERVED_PUBLIC = frozenset({"orderBookL2", "orderBookL2_25", "trade", "quote", "instrument"})
+SERVED_PRIVATE = frozenset({"order", "execution", "position"})
+KNOWN_PUBLIC = SERVED_PUBLIC | frozenset({
+    "announcement", "connected", "chat", "publicNotifications", "settlement", "funding",
+    "insurance", "liquidation", "orderBook10", "quoteBin1m", "quoteBin5m", "quoteBin1h",
+    "quoteBin1d", "tradeBin1m", "tradeBin5m", "tradeBin1h", "tradeBin1d"})
+KNOWN_PRIVATE = SERVED_PRIVATE | frozenset({
+    "privateNotifications", "account", "wallet", "affiliate", "margin", "transact"})
+AUTH_OPS = ("authKeyExpires", "authKey")
+_PONG = b"pong"
+_APP_NAME = "ws-feedhandler-sim"
+
+
+def _is_data(table: str) -> bool:
+    return table in SERVED_PUBLIC or table in SERVED_PRIVATE
+
+
+class WsHub:
+    """All websocket connections of one server and the topic index used for fan-out."""
+
+    def __init__(self, server: SimServer) -> None:
+        self.server = server
+        self.connections: dict[int, WsConnection] = {}
+        self._subs: dict[str, set[WsConnection]] = {}
+        self._serial = 0
+        self.opened_total = 0
+
+    # -- fan-out ---------------------------------------------------------------------------
+    def publish(self, table: str, action: str, symbol: str | None, rows: list[dict[str, Any]],
+                *, private: bool) -> None:
+        """Send one update to every subscriber; serialised once."""
+        whole = self._subs.get(table)
+        one = self._subs.get(f"{table}:{symbol}") if symbol is not None else None
+        if not whole and not one:
+            return
+        msg = {"table": table, "action": action, "data": rows}
+        payload = orjson.dumps(msg)
+        delta = action != "partial"
+        for group in (whole, one):
+            if group:
+                for conn in group:
+                    if conn.plain:
+                        conn._push(payload)
+                    else:
+                        conn.send_data(payload, msg, delta=delta, public=not private)
+
+    def subscribers(self, topic: str) -> int:
+        return len(self._subs.get(topic, ()))
+
+    def hit_open(self, fault: Any) -> int:
+        """Apply a websocket fault to every open connection; returns how many were hit."""
+        conns = [c for c in self.connections.values() if not c.closed]
+        for conn in conns:
+            conn.hit(fault)
+        return len(conns)
+
+    async def close_all(self) -> None:
+        for conn in list(self.connections.values()):
+            conn.abort()
+
+    # -- handshake ---------------------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        server = self.server
+        peer = request.remote or "unknown"
+        ok, remaining, retry_s = server.conn_limiter.try_open(peer, server.clock.monotonic_s())
+        if not ok:
+            return web.json_response(
+                errors.rest_error_body(errors.rate_limit_text(retry_s), errors.NAME_RATE_LIMIT),
+                status=429, headers={"Retry-After": str(retry_s)})
+        creds = _handshake_credentials(request)
+        if creds is not None:
+            problem = server.check_ws_auth(*creds)
+            if problem is not None:
+                return web.json_response(errors.rest_error_body(problem[1]), status=problem[0])
+        ws = web.WebSocketResponse(autoping=False, autoclose=False,
+                                   max_msg_size=server.config.ws_max_frame_bytes)
+        await ws.prepare(request)
+        self._serial += 1
+        self.opened_total += 1
+        conn = WsConnection(self._serial, ws, request.transport, peer,
+                            max_queue=server.config.ws_queue_max, seed=server.config.seed)
+        conn.authenticated = creds is not None
+        self.connections[conn.serial] = conn
+        conn.start()
+        now_s = server.clock.monotonic_s()
+        for fault in server.faults.of_scope("ws", now_s):
+            if fault.new_connections:
+                conn.hit(fault)
+        conn.send_json({
+            "info": "Welcome to the BitMEX Realtime API.", "version": "2.0.0",
+            "timestamp": timefmt.format_ms(server.clock.now_ms()),
+            "docs": "https://www.bitmex.com/app/wsAPI", "heartbeatEnabled": False,
+            "limit": {"remaining": remaining}, "appName": _APP_NAME})
+        try:
+            initial = request.query.getall("subscribe", [])
+            topics = [t for raw in initial for t in raw.split(",") if t]
+            if topics:
+                self._subscribe(conn, {"op": "subscribe", "args": topics}, topics)
+            await self._read_loop(conn)
+        finally:
+            self._forget(conn)
+            await conn.finish()
+        return ws
+
+    def _forget(self, conn: WsConnection) -> None:
+        self.connections.pop(conn.serial, None)
+        for topic in conn.topics:
+            group = self._subs.get(topic)
+            if group is not None:
+                group.discard(conn)
+                if not group:
+                    del self._subs[topic]
+        self.server.stop_replay(conn)
+
+    async def _read_loop(self, conn: WsConnection) -> None:
+        ws = conn.ws
+        while not conn.closed:
+            msg = await ws.receive()
+            if msg.type is WSMsgType.TEXT:
+                self._on_text(conn, msg.data)
+            elif msg.type is WSMsgType.BINARY:
+                self._on_text(conn, msg.data.decode("utf-8", "replace"))
+            elif msg.type is WSMsgType.PING:
+                if not conn.half_open:
+                    await ws.pong(msg.data)
+            elif msg.type is WSMsgType.PONG:
+                continue
+            elif msg.type is WSMsgType.CLOSE and not conn.half_open:
+                await ws.close()
+                return
+            elif msg.type is WSMsgType.CLOSE or msg.type is WSMsgType.CLOSING:
+                await _wait_transport_gone(conn)
+                return
+            else:  # CLOSED, ERROR
+                return
+
+    # -- commands ---------------------------------------------------------------------------
+    def _on_text(self, conn: WsConnection, text: str) -> None:
+        if text == "ping":
+            conn.send_control(_PONG)
+            return
+        try:
+            req = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            detail = f"{exc.msg} at position {exc.pos}"
+            self._error(conn, errors.ws_error_frame(400, errors.ws_decode_error_text(detail)))
+            return
+        if not isinstance(req, dict) or not isinstance(req.get("op"), str):
+            self._error(conn, errors.ws_error_frame(
+                400, errors.WS_UNKNOWN_OP, request=req if isinstance(req, dict) else None))
+            return
+        op = req["op"]
+        raw_args = req.get("args", [])
+        args = raw_args if isinstance(raw_args, list) else [raw_args]
+        if op == "ping":
+            conn.send_control(_PONG)
+        elif op == "subscribe":
+            self._subscribe(conn, req, args)
+        elif op == "unsubscribe":
+            self._unsubscribe(conn, req, args)
+        elif op in AUTH_OPS:
+            self._authenticate(conn, req, args)
+        elif op == "cancelAllAfter":
+            self._cancel_all_after(conn, req, raw_args)
+        else:
+            self._error(conn, errors.ws_error_frame(400, errors.WS_UNKNOWN_OP, request=req))
+
+    def _error(self, conn: WsConnection, frame: Mapping[str, object]) -> None:
+        conn.send_json(frame)
+        conn.errors += 1
+        if conn.errors >= self.server.config.ws_max_errors:
+            log.info("ws connection %d: too many errors, disconnecting", conn.serial)
+            conn.closed = True  # the read loop ends; its caller flushes and closes
+
+    def _subscribe(self, conn: WsConnection, req: Mapping[str, Any], args: list[Any]) -> None:
+        for arg in args:
+            if not isinstance(arg, str) or not arg:
+                self._error(conn, errors.ws_error_frame(
+                    400, errors.ws_unknown_table_text(str(arg)), request=req))
+                continue
+            table, _, symbol = arg.partition(":")
+            if table not in KNOWN_PUBLIC and table not in KNOWN_PRIVATE:
+                self._error(conn, errors.ws_error_frame(
+                    400, errors.ws_unknown_table_text(table), request=req))
+            elif table in KNOWN_PRIVATE and not conn.authenticated:
+                self._error(conn, errors.ws_error_frame(
+                    401, errors.WS_ACCOUNT_LOCKED, meta={"note": errors.WS_ACCOUNT_LOCKED_NOTES},
+                    request=req))
+            elif arg in conn.topics:
+                self._error(conn, errors.ws_error_frame(
+                    400, errors.ws_already_subscribed_text(arg), request=req))
+            else:
+                conn.topics.add(arg)
+                conn.send_json({"success": True, "subscribe": arg, "request": req})
+                if _is_data(table):
+                    self._start_topic(conn, arg, table, symbol or None)
+
+    def _start_topic(self, conn: WsConnection, topic: str, table: str, symbol: str | None) -> None:
+        server = self.server
+        if server.replay is not None and table in SERVED_PUBLIC:
+            server.start_replay(conn)
+            return
+        server.pump()  # everything before the partial goes to the older subscribers first
+        msg = server.engine.partial(table, symbol)
+        conn.send_data(orjson.dumps(msg), msg, delta=False, public=table in SERVED_PUBLIC)
+        self._subs.setdefault(topic, set()).add(conn)
+
+    def _unsubscribe(self, conn: WsConnection, req: Mapping[str, Any], args: list[Any]) -> None:
+        for arg in args:
+            if not isinstance(arg, str) or arg not in conn.topics:
+                self._error(conn, errors.ws_error_frame(
+                    400, errors.ws_not_subscribed_text(str(arg)), request=req))
+                continue
+            conn.topics.discard(arg)
+            group = self._subs.get(arg)
+            if group is not None:
+                group.discard(conn)
+            conn.send_json({"success": True, "unsubscribe": arg, "request": req})
+
+    def _authenticate(self, conn: WsConnection, req: Mapping[str, Any], args: list[Any]) -> None:
+        if conn.authenticated:
+            self._error(conn, errors.ws_error_frame(400, errors.WS_ALREADY_AUTHENTICATED,
+                                                    request=req))
+            return
+        if len(args) != 3 or not isinstance(args[0], str) or not isinstance(args[2], str) \
+                or isinstance(args[1], bool) or not isinstance(args[1], int | float):
+            self._error(conn, errors.ws_error_frame(400, errors.MISSING_API_KEY, request=req))
+            return
+        check_expiry = req.get("op") == "authKeyExpires"
+        problem = self.server.check_ws_auth(args[0], int(args[1]), args[2],
+                                            check_expiry=check_expiry)
+        if problem is not None:
+            self._error(conn, errors.ws_error_frame(problem[0], problem[1], request=req))
+            return
+        conn.authenticated = True
+        conn.send_json({"success": True, "request": req})
+
+    def _cancel_all_after(self, conn: WsConnection, req: Mapping[str, Any], raw: Any) -> None:
+        if not conn.authenticated:
+            self._error(conn, errors.ws_error_frame(401, errors.WS_ACCOUNT_LOCKED, request=req))
+            return
+        value = raw[0] if isinstance(raw, list) and len(raw) == 1 else raw
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            self._error(conn, errors.ws_error_frame(
+                400, "Invalid timeout: must be a non-negative number of milliseconds",
+                request=req))
+            return
+        server = self.server
+        ack = server.engine.cancel_all_after(int(value), server.clock.now_ms())
+        conn.send_json({**ack, "request": req})
+
+
+def _handshake_credentials(request: web.Request) -> tuple[str, int, str] | None:
+    """(key, expires, signature) from the URL query or the upgrade headers, if any were sent."""
+    for source in (request.query, request.headers):
+        key = source.get("api-key")
+        if key is None:
+            continue
+        try:
+            expires = int(source.get("api-expires", source.get("api-nonce", "")))
+        except ValueError:
+            expires = 0
+        return key, expires, source.get("api-signature", "")
+    return None
+
+
+async def _wait_transport_gone(conn: WsConnection) -> None:
+    """Half-open: ignore the client's close frame and hold the TCP connection until it drops."""
+    while not conn.closed:
+        transport = conn.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(0.2)

@@ -1,0 +1,281 @@
+"""The order state table: every real-world edge by name, and the rules around it."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from venueguard.core.orders import (
+    TRANSITIONS,
+    VENUE_KINDS,
+    Canceled,
+    CancelRejected,
+    ClOrdIdGenerator,
+    InvalidTransition,
+    NotFoundAtVenue,
+    OrderError,
+    OrderState,
+    OrderTable,
+    cancel_event_from_row,
+)
+
+S = OrderState
+
+
+def make_table(seed: int = 1) -> OrderTable:
+    return OrderTable(ClOrdIdGenerator(random.Random(seed)))
+
+
+def placed(table: OrderTable, qty: int = 10, side: str = "Buy") -> str:
+    order = table.new_order("XBTUSD", side, qty, 100.0, now=0.0, wall_ms=1_000)
+    table.on_submitted(order.cl_ord_id, 0.1)
+    return order.cl_ord_id
+
+
+def acked(table: OrderTable, qty: int = 10, side: str = "Buy") -> str:
+    cl = placed(table, qty, side)
+    table.on_order_row({"clOrdID": cl, "orderID": "oid-" + cl, "ordStatus": "New",
+                        "cumQty": 0, "leavesQty": qty}, 0.2)
+    return cl
+
+
+def trade(cl: str, exec_id: str, qty: int, leaves: int, px: float = 100.0) -> dict[str, object]:
+    return {"execType": "Trade", "clOrdID": cl, "execID": exec_id, "lastQty": qty,
+            "lastPx": px, "leavesQty": leaves, "ordStatus": "Filled" if leaves == 0 else
+            "PartiallyFilled"}
+
+
+def test_venue_event_kinds_cover_every_state() -> None:
+    for kind in VENUE_KINDS:
+        for state in OrderState:
+            assert (state, kind) in TRANSITIONS, (state, kind)
+
+
+def test_unknown_becomes_rejected_only_through_venue_evidence() -> None:
+    kinds = {kind for (state, kind), target in TRANSITIONS.items()
+             if state is S.UNKNOWN and target is S.REJECTED}
+    assert kinds == {"venue_rejected", "absent_definitive"}
+
+
+def test_new_order_starts_pending_and_ack_moves_to_new() -> None:
+    table = make_table()
+    cl = acked(table)
+    order = table.orders[cl]
+    assert order.state is S.NEW and order.order_id == "oid-" + cl
+    assert [t.to_state for t in order.history] == [S.PENDING_NEW, S.NEW]
+
+
+def test_503_overload_keeps_the_order_retryable_with_the_same_clordid() -> None:
+    table = make_table()
+    cl = placed(table)
+    t = table.on_rejected(cl, "The system is currently overloaded.", not_processed=True, now=1.0)
+    assert t is not None and t.kind == "overloaded" and t.to_state is S.PENDING_NEW
+    table.on_submitted(cl, 1.6)                     # the retry: same order, same clOrdID
+    assert table.orders[cl].send_count == 2 and len(table.orders) == 1
+
+
+def test_definite_4xx_rejects() -> None:
+    table = make_table()
+    cl = placed(table)
+    table.on_rejected(cl, "Invalid price tickSize", not_processed=False, now=1.0)
+    assert table.orders[cl].state is S.REJECTED
+    with pytest.raises(InvalidTransition):
+        table.on_submitted(cl, 2.0)
+
+
+@pytest.mark.parametrize("reason", ["timeout", "502 Bad Gateway", "504", "reset after send"])
+def test_timeout_502_504_are_ambiguous_and_go_unknown(reason: str) -> None:
+    table = make_table()
+    cl = placed(table)
+    table.on_ambiguous(cl, reason, 5.0)
+    assert table.orders[cl].state is S.UNKNOWN
+    with pytest.raises(InvalidTransition):          # never resent blind: look it up first
+        table.on_submitted(cl, 6.0)
+
+
+def test_unknown_resolved_by_found_row() -> None:
+    table = make_table()
+    cl = placed(table)
+    table.on_ambiguous(cl, "timeout", 5.0)
+    table.on_order_row({"clOrdID": cl, "orderID": "x1", "ordStatus": "PartiallyFilled",
+                        "cumQty": 3}, 6.0)
+    order = table.orders[cl]
+    assert order.state is S.PARTIALLY_FILLED and order.venue_cum_qty == 3 and order.cum_qty == 0
+
+
+def test_duplicate_clordid_response_means_it_exists_at_the_venue() -> None:
+    table = make_table()
+    cl = placed(table)
+    table.on_duplicate(cl, 1.0)
+    order = table.orders[cl]
+    assert order.state is S.UNKNOWN and order.exists_at_venue
+    with pytest.raises(InvalidTransition):          # absence can no longer prove "not placed"
+        table.on_not_found(cl, NotFoundAtVenue(99.0, True, definitive=True), 99.0)
+
+
+def test_fill_after_cancel_ack_is_a_late_fill_counted_in_position() -> None:
+    table = make_table()
+    cl = acked(table, qty=10)
+    table.on_cancel_requested(cl, 1.0)
+    table.on_cancel_row({"clOrdID": cl, "orderID": "oid-" + cl, "ordStatus": "Canceled"}, 1.1)
+    t = table.on_execution_row(trade(cl, "e1", 4, 6), 1.2)
+    assert t is not None and t.anomaly == "late_fill"
+    order = table.orders[cl]
+    assert order.state is S.CANCELED and order.cum_qty == 4
+    assert table.position("XBTUSD") == 4
+
+
+def test_late_fill_after_canceled_that_completes_the_order_makes_it_filled() -> None:
+    table = make_table()
+    cl = acked(table, qty=5)
+    table.on_order_row({"clOrdID": cl, "ordStatus": "Canceled"}, 1.0)
+    t = table.on_execution_row(trade(cl, "e1", 5, 0), 1.5)
+    assert t is not None and t.anomaly == "late_fill" and table.orders[cl].state is S.FILLED
+
+
+def test_cancel_of_an_order_already_filled() -> None:
+    table = make_table()
+    cl = acked(table)
+    table.on_cancel_requested(cl, 1.0)
+    row = {"clOrdID": cl, "orderID": "oid-" + cl,
+           "error": "Unable to cancel order due to existing state: Filled"}
+    t = table.on_cancel_row(row, 1.1)
+    assert t is not None and t.kind == "cancel_rejected_filled"
+    assert table.orders[cl].state is S.FILLED
+    with pytest.raises(InvalidTransition):          # our own code must not cancel a FILLED order
+        table.on_cancel_requested(cl, 2.0)
+
+
+def test_cancel_fill_race_fill_wins_while_pending_cancel() -> None:
+    table = make_table()
+    cl = acked(table, qty=10)
+    table.on_cancel_requested(cl, 1.0)
+    table.on_execution_row(trade(cl, "e1", 3, 7), 1.1)
+    assert table.orders[cl].state is S.PENDING_CANCEL
+    table.on_execution_row(trade(cl, "e2", 7, 0), 1.2)
+    assert table.orders[cl].state is S.FILLED and table.position("XBTUSD") == 10
+
+
+def test_cancel_rejected_not_found_returns_to_resting_state() -> None:
+    table = make_table()
+    cl = acked(table, qty=10)
+    table.on_execution_row(trade(cl, "e1", 3, 7), 1.0)
+    table.on_cancel_requested(cl, 2.0)
+    table.on_cancel_row({"clOrdID": cl, "error": "Unable to cancel order: Not found"}, 2.1)
+    assert table.orders[cl].state is S.PARTIALLY_FILLED
+
+
+def test_cancel_row_parsing() -> None:
+    ev = cancel_event_from_row({"error": "Unable to cancel order due to existing state: Canceled"})
+    assert ev == CancelRejected("Unable to cancel order due to existing state: Canceled",
+                                venue_status="Canceled")
+    assert cancel_event_from_row({"ordStatus": "Canceled"}) == Canceled()
+    ev = cancel_event_from_row({"error": "Unable to cancel order: Not found or not owned by user"})
+    assert isinstance(ev, CancelRejected) and ev.venue_status is None
+
+
+def test_execution_is_idempotent_by_exec_id() -> None:
+    table = make_table()
+    cl = acked(table, qty=10, side="Sell")
+    assert table.on_execution_row(trade(cl, "e1", 4, 6), 1.0) is not None
+    assert table.on_execution_row(trade(cl, "e1", 4, 6), 1.1) is None   # REST replays WS
+    assert table.orders[cl].cum_qty == 4 and table.position("XBTUSD") == -4
+
+
+def test_fill_before_ack_and_avg_px() -> None:
+    table = make_table()
+    cl = placed(table, qty=10)
+    table.on_execution_row(trade(cl, "e1", 5, 5, px=100.0), 0.15)
+    table.on_execution_row(trade(cl, "e2", 5, 0, px=110.0), 0.16)
+    order = table.orders[cl]
+    assert order.state is S.FILLED and order.avg_px == pytest.approx(105.0)
+    table.on_acked(cl, "oid", 0.2)                  # the REST answer arrives last
+    assert order.state is S.FILLED
+
+
+def test_stale_snapshot_never_reopens_a_closed_order() -> None:
+    table = make_table()
+    cl = acked(table)
+    table.on_order_row({"clOrdID": cl, "ordStatus": "Canceled"}, 1.0)
+    t = table.on_order_row({"clOrdID": cl, "ordStatus": "New"}, 1.1)
+    assert t is not None and t.anomaly == "stale_open_row" and table.orders[cl].state is S.CANCELED
+
+
+def test_absence_within_grace_is_no_evidence_and_after_grace_closes_open_order() -> None:
+    table = make_table()
+    cl = acked(table)
+    table.on_not_found(cl, NotFoundAtVenue(1.0, grace_elapsed=False), 1.0)
+    assert table.orders[cl].state is S.NEW
+    t = table.on_not_found(cl, NotFoundAtVenue(9.0, grace_elapsed=True), 9.0)
+    assert t is not None and t.anomaly == "phantom_local" and table.orders[cl].state is S.CANCELED
+
+
+def test_unknown_needs_definitive_absence() -> None:
+    table = make_table()
+    cl = placed(table)
+    table.on_ambiguous(cl, "timeout", 1.0)
+    table.on_not_found(cl, NotFoundAtVenue(10.0, grace_elapsed=True), 10.0)
+    assert table.orders[cl].state is S.UNKNOWN
+    table.on_not_found(cl, NotFoundAtVenue(70.0, grace_elapsed=True, definitive=True), 70.0)
+    assert table.orders[cl].state is S.REJECTED
+
+
+def test_amend_flow_and_withdraw_rules() -> None:
+    table = make_table()
+    cl = acked(table, qty=10)
+    table.on_amend_requested(cl, 8, 99.5, 1.0)
+    assert table.orders[cl].state is S.PENDING_AMEND
+    table.on_order_row({"clOrdID": cl, "ordStatus": "New"}, 1.1)   # a snapshot is not the answer
+    assert table.orders[cl].state is S.PENDING_AMEND
+    table.on_amended(cl, 8, 99.5, 1.2)
+    assert table.orders[cl].state is S.NEW and table.orders[cl].qty == 8
+    other = placed(table)
+    with pytest.raises(InvalidTransition):          # a request is in flight
+        table.on_withdrawn(other, "safe mode", 2.0)
+    table.on_rejected(other, "overloaded", not_processed=True, now=2.1)
+    table.on_withdrawn(other, "safe mode", 2.2)
+    assert table.orders[other].state is S.REJECTED
+
+
+def test_venue_evidence_after_reject_wins() -> None:
+    table = make_table()
+    cl = placed(table)
+    table.on_rejected(cl, "bad", not_processed=False, now=1.0)
+    t = table.on_order_row({"clOrdID": cl, "ordStatus": "New"}, 2.0)
+    assert t is not None and t.anomaly == "evidence_after_reject"
+    assert table.orders[cl].state is S.NEW
+
+
+def test_adopt_unknown_venue_order() -> None:
+    table = make_table()
+    order = table.adopt({"orderID": "v1", "clOrdID": "", "symbol": "XBTUSD", "side": "Sell",
+                         "orderQty": 3, "price": 101.0, "ordStatus": "New"}, 1.0, 5_000)
+    assert order.adopted and order.state is S.NEW and order.cl_ord_id == "venue:v1"
+    assert table.find({"orderID": "v1"}) is order
+
+
+def test_unknown_client_order_id_is_an_error() -> None:
+    with pytest.raises(OrderError):
+        make_table().on_submitted("nope", 0.0)
+
+
+def test_execution_row_missing_fields_is_a_clear_error() -> None:
+    table = make_table()
+    cl = acked(table)
+    with pytest.raises(OrderError, match="execID"):
+        table.on_execution_row({"execType": "Trade", "clOrdID": cl, "lastQty": 1}, 1.0)
+    assert table.orders[cl].cum_qty == 0
+
+
+def test_clordid_generator_is_deterministic_short_and_safe() -> None:
+    a = ClOrdIdGenerator(random.Random(7), prefix="bot_1")
+    b = ClOrdIdGenerator(random.Random(7), prefix="bot_1")
+    ids = [a.next() for _ in range(1000)]
+    assert ids == [b.next() for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    assert all(len(i) <= 36 and re.fullmatch(r"[A-Za-z0-9_-]+", i) for i in ids)
+    assert ClOrdIdGenerator(random.Random(8)).next() != ClOrdIdGenerator(random.Random(7)).next()
+    with pytest.raises(ValueError):
+        ClOrdIdGenerator(random.Random(1), prefix="bad prefix!")

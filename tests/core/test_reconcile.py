@@ -1,0 +1,226 @@
+"""Reconciler scenarios: grace periods, phantoms both ways, races, UNKNOWN, position, budget."""
+
+from __future__ import annotations
+
+import random
+
+from venueguard.core.orders import ClOrdIdGenerator, OrderState, OrderTable
+from venueguard.core.reconcile import (
+    Alert,
+    Decision,
+    FetchExecutions,
+    FetchOpenOrders,
+    FetchOrderHistory,
+    FetchPosition,
+    Mismatch,
+    QueryOrders,
+    ReconcileConfig,
+    Reconciler,
+    Resolved,
+)
+
+S = OrderState
+CFG = ReconcileConfig(visibility_grace_s=5.0, unknown_window_s=60.0, query_interval_s=5.0,
+                      sweep_interval_s=30.0, position_grace_s=10.0, budget_queries=50)
+
+
+def setup(config: ReconcileConfig = CFG) -> tuple[OrderTable, Reconciler]:
+    table = OrderTable(ClOrdIdGenerator(random.Random(2)))
+    return table, Reconciler(table, config, start_wall_ms=1_000_000, symbols=["XBTUSD"])
+
+
+def new(table: OrderTable, now: float, qty: int = 10, side: str = "Buy") -> str:
+    order = table.new_order("XBTUSD", side, qty, 100.0, now=now, wall_ms=1_000_000 + int(now))
+    table.on_submitted(order.cl_ord_id, now)
+    return order.cl_ord_id
+
+
+def ack(table: OrderTable, cl: str, now: float) -> None:
+    table.on_order_row({"clOrdID": cl, "orderID": "o-" + cl, "ordStatus": "New"}, now)
+
+
+def of(decisions: list[Decision], kind: type) -> list[Decision]:
+    return [d for d in decisions if isinstance(d, kind)]
+
+
+def test_first_poll_sweeps_open_orders_and_positions() -> None:
+    _, rec = setup()
+    decisions = rec.poll(0.0, 0)
+    assert FetchOpenOrders(None) in decisions and FetchPosition("XBTUSD") in decisions
+    assert rec.poll(1.0, 0) == []
+    assert rec.next_deadline() == 30.0
+
+
+def test_absence_inside_the_grace_period_is_not_evidence() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0)
+    ack(table, cl, 0.2)
+    rec.on_open_orders([], 1.0, 0, asked_at=1.0)          # acked 0.8 s ago: may not be visible
+    assert not of(rec.poll(1.0, 0), QueryOrders)
+    rec.on_order_lookup([cl], [], 2.0, 0, asked_at=2.0)
+    assert table.orders[cl].state is S.NEW and rec.phantoms == 0
+
+
+def test_local_open_but_venue_absent_after_grace_is_a_phantom() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0)
+    ack(table, cl, 0.2)
+    rec.poll(0.3, 0)
+    rec.on_open_orders([], 10.0, 0, asked_at=10.0)
+    assert table.orders[cl].state is S.NEW                  # first confirm by clOrdID
+    decisions = rec.poll(10.0, 0)
+    assert QueryOrders((cl,)) in decisions
+    rec.on_order_lookup([cl], [], 10.5, 0, asked_at=10.0)
+    assert table.orders[cl].state is S.CANCELED and rec.phantoms == 1
+    decisions = rec.poll(10.6, 0)
+    assert Mismatch("phantom_local", cl, "NEW absent") in decisions
+    assert of(decisions, Resolved)
+
+
+def test_local_open_missing_from_list_but_found_closed_by_lookup() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0)
+    ack(table, cl, 0.2)
+    rec.on_open_orders([], 10.0, 0)
+    rec.poll(10.0, 0)
+    rec.on_order_lookup([cl], [{"clOrdID": cl, "ordStatus": "Filled", "cumQty": 10}], 10.5, 0)
+    assert table.orders[cl].state is S.FILLED and rec.phantoms == 0
+    assert FetchExecutions(None, 1_000_000 - CFG.history_margin_ms) in rec.poll(10.6, 0)
+
+
+def test_venue_open_but_unknown_locally_is_adopted_and_flagged() -> None:
+    table, rec = setup()
+    row = {"orderID": "foreign", "clOrdID": "", "symbol": "XBTUSD", "side": "Sell",
+           "orderQty": 2, "price": 105.0, "ordStatus": "New"}
+    rec.on_open_orders([row], 1.0, 0)
+    order = table.find(row)
+    assert order is not None and order.adopted and order.state is S.NEW
+    decisions = rec.poll(1.0, 0)
+    assert of(decisions, Mismatch)[0].kind == "phantom_venue"    # type: ignore[attr-defined]
+    assert rec.phantoms == 1 and rec.adopted == 1
+    rec.on_open_orders([row], 2.0, 0)                      # known now: not adopted twice
+    assert rec.adopted == 1
+
+
+def test_cancel_fill_race_resolves_to_filled() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0)
+    ack(table, cl, 0.1)
+    table.on_cancel_requested(cl, 1.0)
+    rec.on_execution_rows([{"execType": "Trade", "clOrdID": cl, "execID": "e1", "lastQty": 10,
+                            "lastPx": 100.0, "leavesQty": 0, "symbol": "XBTUSD"}], 1.1, 0)
+    rec.on_cancel_rows([{"clOrdID": cl, "error":
+                         "Unable to cancel order due to existing state: Filled"}], 1.2)
+    assert table.orders[cl].state is S.FILLED and table.position("XBTUSD") == 10
+    assert not of(rec.poll(1.3, 0), Mismatch)
+
+
+def test_late_fill_after_cancel_is_reported_and_counted() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0)
+    ack(table, cl, 0.1)
+    table.on_cancel_requested(cl, 1.0)
+    rec.on_cancel_rows([{"clOrdID": cl, "ordStatus": "Canceled"}], 1.1)
+    rec.on_execution_rows([{"execType": "Trade", "clOrdID": cl, "execID": "late", "lastQty": 3,
+                            "lastPx": 100.0, "leavesQty": 7}], 1.5, 0)
+    assert table.orders[cl].state is S.CANCELED and table.position("XBTUSD") == 3
+    assert Mismatch("late_fill", cl, "CANCELED partial_fill") in rec.poll(1.6, 0)
+
+
+def test_unknown_found_by_clordid_takes_its_real_state() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0)
+    table.on_ambiguous(cl, "timeout", 10.0)
+    assert QueryOrders((cl,)) in rec.poll(10.5, 0)
+    rec.on_order_lookup([cl], [{"clOrdID": cl, "orderID": "o", "ordStatus": "New"}], 11.0, 0)
+    assert table.orders[cl].state is S.NEW
+    assert Resolved("unknown", cl, "venue shows NEW") in rec.poll(11.0, 0)
+
+
+def test_unknown_without_evidence_alerts_and_never_becomes_rejected() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0)
+    table.on_ambiguous(cl, "timeout", 10.0)
+    alerts: list[Decision] = []
+    now = 10.0
+    while now < 400.0:                                     # the venue answers nothing useful
+        for d in rec.poll(now, 0):
+            if isinstance(d, QueryOrders):
+                rec.on_order_lookup(d.cl_ord_ids, [], now, 0)
+            alerts += of([d], Alert)
+        deadline = rec.next_deadline()
+        assert deadline is not None and deadline > now
+        now = deadline
+    assert table.orders[cl].state is S.UNKNOWN
+    assert len(alerts) == 1 and alerts[0].tier == "critical"     # type: ignore[attr-defined]
+
+
+def test_unknown_resolved_as_not_placed_only_by_complete_history_after_window() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0)
+    table.on_ambiguous(cl, "timeout", 10.0)
+    start = 1_000_000 - CFG.history_margin_ms
+    rec.on_order_history([], 30.0, 0, start_wall_ms=start, complete=True)   # too early
+    assert table.orders[cl].state is S.UNKNOWN
+    decisions = rec.poll(70.0, 0)
+    assert FetchOrderHistory(None, start) in decisions
+    rec.on_order_history([], 71.0, 0, start_wall_ms=start, complete=False)  # a page missing
+    assert table.orders[cl].state is S.UNKNOWN
+    rec.on_order_history([], 72.0, 0, start_wall_ms=start, complete=True, asked_at=71.5)
+    assert table.orders[cl].state is S.REJECTED
+    assert Resolved("unknown_not_placed", cl, "absent from the venue's complete order history") \
+        in rec.poll(72.0, 0)
+
+
+def test_duplicate_clordid_unknown_is_never_resolved_by_absence() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0)
+    table.on_duplicate(cl, 1.0)
+    rec.on_order_history([], 100.0, 0, start_wall_ms=0, complete=True)
+    assert table.orders[cl].state is S.UNKNOWN
+
+
+def test_position_reconciled_against_executions() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0, qty=10)
+    ack(table, cl, 0.1)
+    rec.poll(0.2, 0)
+    rec.on_position("XBTUSD", 6, 1.0)                      # a fill we have not seen
+    assert FetchExecutions(None, 1_000_000 - CFG.history_margin_ms) in rec.poll(1.0, 0)
+    rec.on_position("XBTUSD", 6, 11.5)
+    decisions = rec.poll(11.5, 0)
+    assert Mismatch("position", None, "XBTUSD local 0 venue 6") in decisions
+    assert of(decisions, Alert)
+    rec.on_execution_rows([{"execType": "Trade", "clOrdID": cl, "execID": "e9", "lastQty": 6,
+                            "lastPx": 100.0, "leavesQty": 4}], 12.0, 0)
+    rec.on_position("XBTUSD", 6, 12.5)
+    assert Resolved("position", None, "XBTUSD 6") in rec.poll(12.5, 0)
+
+
+def test_lookups_are_budgeted_and_lower_in_safe_mode() -> None:
+    config = ReconcileConfig(budget_queries=4, safe_budget_queries=1, budget_interval_s=10.0,
+                             max_ids_per_query=5)
+    table, rec = setup(config)
+    rec.set_safe_mode(True)
+    for _ in range(12):
+        table.on_ambiguous(new(table, 0.0), "timeout", 1.0)
+    first = [d for d in rec.poll(2.0, 0) if not isinstance(d, Alert | Mismatch | Resolved)]
+    assert len(first) == 1
+    assert rec.poll(5.0, 0) == []
+    deadline = rec.next_deadline()
+    assert deadline is not None and deadline >= 12.0
+    rec.set_safe_mode(False)
+    assert len(rec.poll(12.0, 0)) == 4
+
+
+def test_restart_turns_pending_new_into_unknown_and_waits_for_answers() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0)
+    other = new(table, 0.0)
+    ack(table, other, 0.1)
+    rec.start(5.0)
+    assert table.orders[cl].state is S.UNKNOWN and not rec.ready
+    query = of(rec.poll(5.0, 0), QueryOrders)
+    assert query and set(query[0].cl_ord_ids) == {cl, other}      # type: ignore[attr-defined]
+    rec.on_order_lookup([cl, other], [{"clOrdID": other, "ordStatus": "New"}], 5.5, 0)
+    assert rec.ready and table.orders[cl].state is S.UNKNOWN
