@@ -15,6 +15,8 @@ import pytest
 from browser import Chromium
 
 from venueguard.app.dashboard import create_dashboard_app, start_dashboard
+from venueguard.telemetry.alerts import Alerts, LogSink
+from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
 from venueguard.telemetry.series import SeriesStore
 
@@ -43,6 +45,7 @@ READ_PAGE = """(() => {
     p95_points: points('#chart-latency path.line-p95'),
     p99_points: points('#chart-latency path.line-p99'),
     reconnect_marks: document.querySelectorAll('#chart-latency line.reconnect').length,
+    alerts: [...document.querySelectorAll('#alerts li')].map((li) => li.textContent),
     updates: window.__vg.updates,
     failures: window.__vg.failures,
     resources,
@@ -111,7 +114,11 @@ def _png_size(data: bytes) -> tuple[int, int]:
 async def test_dashboard_renders_and_updates_in_chromium(chromium_path: str, tmp_path) -> None:
     store = SeriesStore()
     _fill_history(store, time.time())
-    app = create_dashboard_app(_state_provider(), Metrics(), series=store)
+    log = EventLog()
+    alerts = Alerts([LogSink(log)])
+    alerts.fire("warning", "no pong for 16.0 s", now=0.0)
+    alerts.fire("critical", "3 consecutive reconnects failed: strategy paused", now=1.0)
+    app = create_dashboard_app(_state_provider(), Metrics(), series=store, events=log)
     server = await start_dashboard(app, port=0)
     feeder = asyncio.create_task(_feed(store))
     try:
@@ -132,6 +139,10 @@ async def test_dashboard_renders_and_updates_in_chromium(chromium_path: str, tmp
             assert min(first["p50_points"], first["p95_points"], first["p99_points"]) >= 100
             assert first["reconnect_marks"] >= 2
             assert all(r.startswith(server.url) for r in first["resources"]), first["resources"]
+            assert len(first["alerts"]) == 2
+            assert "critical" in first["alerts"][0] and "strategy paused" in first["alerts"][0]
+
+            alerts.fire("info", "reconnected after 3 failed attempts", now=2.0)
 
             await page.wait_for(f"window.__vg.updates >= {first['updates'] + 2}", timeout_s=10)
             second = await page.evaluate(READ_PAGE)
@@ -139,6 +150,7 @@ async def test_dashboard_renders_and_updates_in_chromium(chromium_path: str, tmp
             assert {"liveness.reconnects", "orders.attempts", "market.best_bid"} <= set(changed)
             assert second["spread_d"] != first["spread_d"]  # the chart moved with new data
             assert second["failures"] == 0
+            assert len(second["alerts"]) == 3 and "reconnected after 3" in second["alerts"][0]
 
             png = await page.screenshot(tmp_path / "dashboard.png")
         width, height = _png_size(png)
@@ -153,4 +165,42 @@ async def test_dashboard_renders_and_updates_in_chromium(chromium_path: str, tmp
         feeder.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await feeder
+        await server.close()
+
+
+async def test_dashboard_shows_an_unavailable_monitor_and_recovers(chromium_path: str,
+                                                                    tmp_path) -> None:
+    healthy = {"ok": False}
+
+    def provider() -> dict[str, object]:
+        if not healthy["ok"]:
+            raise RuntimeError("monitor still starting")
+        return {"venue_state": "BLOCKED", "regime": "SAFE", "liveness": {"fresh": False},
+                "market": {"symbol": "ETHUSD"}}
+
+    app = create_dashboard_app(provider, Metrics(), series=SeriesStore())
+    server = await start_dashboard(app, port=0)
+    try:
+        async with Chromium.launch(chromium_path, tmp_path / "profile") as browser:
+            page = await browser.new_page()
+            await page.navigate(server.url)
+            await page.wait_for("window.__vg && window.__vg.failures >= 1")
+            status = await page.evaluate(
+                "[document.getElementById('link').className,"
+                " document.getElementById('updated').textContent]")
+            assert status[0] == "dot down"
+            assert "no answer from the monitor" in status[1] and "503" in status[1]
+
+            healthy["ok"] = True
+            await page.wait_for("window.__vg.updates >= 1")
+            shown = await page.evaluate(
+                "[document.getElementById('venue-state').textContent,"
+                " document.getElementById('venue-state').className,"
+                " document.getElementById('freshness').textContent,"
+                " document.getElementById('symbol').textContent,"
+                " document.querySelector('#chart-outage text.empty').textContent,"
+                " document.querySelector('[data-field=\"liveness.data_age_s\"]').textContent]")
+            assert shown == ["venue BLOCKED", "badge bad", "data STALE", "ETHUSD",
+                             "waiting for data", "-"]
+    finally:
         await server.close()

@@ -139,7 +139,7 @@ def test_cloudflare_code_ignored_inside_bitmex_json() -> None:
 
 def test_rate_limit_headers_any_case_and_retry_after() -> None:
     headers = {"X-RateLimit-Limit": "120", "x-ratelimit-remaining": "0",
-               "X-RATELIMIT-RESET": "1551300384", "x-ratelimit-remaining-1s": "3",
+               "X-Ratelimit-Reset": "1551300384", "x-ratelimit-remaining-1s": "3",
                "Retry-After": "2"}
     verdict = classify(Outcome(status=429, headers=headers,
                                body=json.dumps(bx.rest_error_body(bx.rate_limit_text(2),
@@ -150,6 +150,30 @@ def test_rate_limit_headers_any_case_and_retry_after() -> None:
     assert (verdict.rate_limit.limit, verdict.rate_limit.remaining,
             verdict.rate_limit.reset_epoch_s, verdict.rate_limit.remaining_1s) == (
         120, 0, 1551300384.0, 3)
+
+
+class CaseInsensitive(dict[str, str]):
+    """Like aiohttp's CIMultiDict: any spelling finds the header."""
+
+    def __init__(self, items: dict[str, str]) -> None:
+        super().__init__({k.lower(): v for k, v in items.items()})
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+
+def test_case_insensitive_header_mapping() -> None:
+    headers = CaseInsensitive({"X-RATELIMIT-REMAINING": "4", "RETRY-AFTER": "3"})
+    verdict = classify(Outcome(status=429, headers=headers))
+    assert verdict.retry_after_s == 3.0
+    assert verdict.rate_limit is not None and verdict.rate_limit.remaining == 4
+
+
+def test_unreadable_rate_limit_headers_become_none() -> None:
+    verdict = classify(Outcome(status=200, headers={"x-ratelimit-remaining": "lots",
+                                                    "Retry-After": "soon"}))
+    assert verdict.kind is Kind.OK and verdict.retry_after_s is None
+    assert verdict.rate_limit is not None and verdict.rate_limit.remaining is None
 
 
 def test_retry_after_http_date_needs_wall_clock() -> None:

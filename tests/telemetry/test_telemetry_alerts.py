@@ -46,6 +46,8 @@ def test_log_sink_emits_the_alert_event() -> None:
     assert record["tier"] == "critical"
     assert record["message"] == "venue blocked (cloudflare 1010)"
     assert record["status"] == 403
+    alerts.fire("info", "odd fields", now=0.0, event="x", repeats=9)  # cannot clash with emit
+    assert log.recent(1)[0]["message"] == "odd fields" and log.recent(1)[0]["repeats"] == 0
 
 
 def test_min_tier_drops_lower_alerts() -> None:
@@ -160,6 +162,8 @@ async def test_webhook_send_never_blocks_and_failures_are_counted(hook: Hook) ->
     await sink.aclose()
     assert sink.failed == 5 and sink.sent == 0 and sink.last_error == "HTTP 500"
     assert len(hook.bodies) == 5
+    sink.send(Alert(Tier.WARNING, "after close", "k", 0.0))
+    assert sink.dropped == 1
 
 
 async def test_webhook_timeout_and_unreachable_url_do_not_raise(hook: Hook) -> None:

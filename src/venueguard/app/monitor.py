@@ -4,13 +4,13 @@ With no arguments it starts the embedded simulator with the scenario ``503-lesso
 it, serves the dashboard on http://127.0.0.1:8765 (metrics on /metrics), journals to
 ``./venueguard.db`` and prints a one-line live status. Once listening it logs ``monitor.ready``
 with ``dashboard_url`` and ``metrics_url``. ``--duration``, SIGINT and SIGTERM stop it cleanly
-(exit 0): the strategy stops first (a trader disarms its dead man's switch), then the journal is
-flushed and everything closes.
+(exit 0): the strategy stops first (a trader cancels and disarms its dead man's switch), then
+the journal is flushed and everything closes.
 
 What runs, supervised in one TaskGroup (a component that fails is reported with a critical
-alert and the others keep running; the exit code is then 1):
+alert while the others keep running, and the exit code is then 1):
 
-- the market-data session (websocket: book, trades, liveness);
+- the market-data session (websocket: book, trades, liveness), see :mod:`venueguard.app.feeds`;
 - the REST health probe (:mod:`venueguard.app.probe`): ``GET /instrument`` every few seconds on
   any venue; on the simulator only, also a tiny post-only order far from the market, cancelled
   at once, because the simulator (like BitMEX) sheds load only on new orders and amends;
@@ -18,12 +18,442 @@ alert and the others keep running; the exit code is then 1):
   liveness alerts, market metrics, dashboard series, journal samples, the status line;
 - the journal writer (:mod:`venueguard.app.recorder`: samples and every event, for
   ``venueguard report``);
-- with ``--trade demo``, the trader from ``venueguard.app.demo`` (imported only then).
+- with ``--trade demo``, the trader made by ``venueguard.app.demo.create_trader(ctx)`` (imported
+  only then; see :class:`Trader` and :class:`MonitorContext`). The monitor pauses it after 3
+  failed reconnects and while the regime is SAFE.
 
-The trader hook: ``venueguard.app.demo.create_trader(ctx: MonitorContext) -> Trader`` (see
-:class:`Trader`). The monitor pauses it after 3 failed reconnects and while the regime is SAFE.
+Exit codes: 0 stopped cleanly, 1 a component failed while running, 2 could not start (bad
+options, journal unusable, port taken, predictor not loadable).
 
-Environment: ``VENUEGUARD_API_KEY`` / ``VENUEGUARD_API_SECRET`` (real venues; the simulator's
-documented test pair otherwise), ``VENUEGUARD_ALERT_WEBHOOK`` (alerts also POSTed as JSON),
-``VENUEGUARD_PREDICTOR`` (see :mod:`venueguard.app.predictor`), ``VENUEGUARD_SIM_SEED``.
+Environment: ``VENUEGUARD_API_KEY`` / ``VENUEGUARD_API_SECRET`` (for real venues; on the simulator
+its documented test pair is the default), ``VENUEGUARD_ALERT_WEBHOOK`` (alerts are also POSTed
+there as JSON), ``VENUEGUARD_PREDICTOR`` (see :mod:`venueguard.app.predictor`),
+``VENUEGUARD_SIM_SEED`` (the embedded simulator's seed, default 1).
 """
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TextIO, cast
+
+from venueguard.app.dashboard import DashboardServer, create_dashboard_app, start_dashboard
+from venueguard.app.predictor import Predictor, PredictorLoadError, load_predictor
+from venueguard.app.recorder import Recorder
+from venueguard.app.status import StatusAwareStream, StatusLine
+from venueguard.app.ticker import MarketInput, Ticker, TickerParts, VenueInput
+from venueguard.core.regime import RegimeDetector
+from venueguard.core.snapshots import SnapshotManager
+from venueguard.io.clock import SYSTEM_CLOCK, Clock
+from venueguard.io.journal import Journal, JournalError
+from venueguard.telemetry.alerts import Alerts, LogSink, Tier, WebhookSink
+from venueguard.telemetry.events import EventLog
+from venueguard.telemetry.metrics import Metrics
+from venueguard.telemetry.series import SeriesStore
+from venueguard.venues.bitmex import signing
+
+VENUE_URLS: Mapping[str, tuple[str, str]] = {
+    "bitmex": ("https://www.bitmex.com", "wss://ws.bitmex.com/realtime"),
+    "bitmex-testnet": ("https://testnet.bitmex.com", "wss://ws.testnet.bitmex.com/realtime"),
+}
+STOP_TIMEOUT_S = 10.0
+
+
+class StartupError(Exception):
+    """The monitor cannot start with these options; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    venue: str = "sim"
+    symbol: str = "XBTUSD"
+    sim_url: str | None = None  # an external simulator; None = start the embedded one
+    scenario: str = "503-lesson"
+    sim_seed: int = 1
+    journal: Path = Path("venueguard.db")
+    port: int = 8765
+    log_format: str = "pretty"
+    trade: str = "none"
+    duration_s: float | None = None
+    api_key: str | None = None
+    api_secret: str | None = field(default=None, repr=False)
+    webhook_url: str | None = field(default=None, repr=False)
+    predictor: str | None = None
+    probe_interval_s: float = 5.0
+    order_probe_interval_s: float = 2.0
+
+    @property
+    def is_sim(self) -> bool:
+        return self.venue == "sim"
+
+    @property
+    def embedded_sim(self) -> bool:
+        return self.is_sim and self.sim_url is None
+
+
+def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> MonitorConfig:
+    """Validate the command line and the environment; raises StartupError with the reason."""
+    venue = str(args.venue)
+    sim_url = (args.sim_url or "").rstrip("/") or None
+    if sim_url is not None and venue != "sim":
+        raise StartupError("--sim-url needs --venue sim")
+    if sim_url is not None and not sim_url.startswith(("http://127.0.0.1", "http://localhost",
+                                                       "http://[::1]")):
+        raise StartupError("--sim-url must be a loopback http:// URL (the simulator binds "
+                           "127.0.0.1)")
+    if args.duration is not None and not args.duration > 0:
+        raise StartupError("--duration must be a positive number of seconds")
+    if not 0 <= int(args.port) <= 65535:
+        raise StartupError("--port must be within 0..65535")
+    key = env.get("VENUEGUARD_API_KEY") or None
+    secret = env.get("VENUEGUARD_API_SECRET") or None
+    if (key is None) != (secret is None):
+        raise StartupError("set both VENUEGUARD_API_KEY and VENUEGUARD_API_SECRET, or neither")
+    if venue == "sim" and key is None:
+        key, secret = signing.TEST_API_KEY, signing.TEST_API_SECRET
+    if venue != "sim" and args.trade == "demo" and key is None:
+        raise StartupError("--trade demo on a real venue needs VENUEGUARD_API_KEY and "
+                           "VENUEGUARD_API_SECRET")
+    try:
+        seed = int(env.get("VENUEGUARD_SIM_SEED", "1"))
+    except ValueError:
+        raise StartupError("VENUEGUARD_SIM_SEED must be an integer") from None
+    return MonitorConfig(
+        venue=venue, symbol=str(args.symbol).upper(), sim_url=sim_url,
+        scenario=str(args.scenario), sim_seed=seed, journal=Path(args.journal),
+        port=int(args.port), log_format=str(args.log_format), trade=str(args.trade),
+        duration_s=args.duration, api_key=key, api_secret=secret,
+        webhook_url=env.get("VENUEGUARD_ALERT_WEBHOOK") or None,
+        predictor=getattr(args, "predictor", None) or env.get("VENUEGUARD_PREDICTOR") or None)
+
+
+# -- the seams: market data, REST, trader --------------------------------------------------
+class MarketSource(Protocol):
+    """The market-data side as the monitor sees it (an adapter over the session)."""
+
+    async def run(self) -> None: ...
+
+    def market_input(self, now: float) -> MarketInput: ...
+
+
+class VenueSource(Protocol):
+    """The REST side: the health probe loop and the venue health state."""
+
+    async def run(self) -> None: ...
+
+    def venue_input(self, now: float, wall_s: float) -> VenueInput: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Trader(Protocol):
+    """A strategy the monitor runs with ``--trade demo``."""
+
+    async def run(self) -> None: ...
+
+    def pause(self, reason: str) -> None: ...
+
+    def resume(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def state(self) -> Mapping[str, object]: ...
+
+
+@dataclass(slots=True)
+class MonitorContext:
+    """Everything a trader may use; ``market``/``rest`` are the live session objects."""
+
+    config: MonitorConfig
+    events: EventLog
+    metrics: Metrics
+    alerts: Alerts
+    journal: Journal
+    clock: Clock
+    rest_url: str
+    ws_url: str
+    market: Any = None
+    rest: Any = None
+    regime: Callable[[], str] = lambda: "NORMAL"
+    on_request: Callable[[str, int | None, float | None, float], None] | None = None
+
+
+@dataclass(slots=True)
+class Endpoints:
+    rest_url: str  # base URL, e.g. http://127.0.0.1:PORT (REST is under /api/v1)
+    ws_url: str
+
+
+SourceFactory = Callable[[MonitorContext], Awaitable[tuple[MarketSource, VenueSource]]]
+
+
+class _Stop(Exception):
+    """Raised inside the TaskGroup to end it: a signal, or --duration elapsed."""
+
+
+class Monitor:
+    """One monitor run; ``await Monitor(config).run()`` returns the exit code."""
+
+    def __init__(self, config: MonitorConfig, *, stdout: TextIO | None = None,
+                 stderr: TextIO | None = None, clock: Clock = SYSTEM_CLOCK,
+                 sources: SourceFactory | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.status = StatusLine(stderr or sys.stderr)
+        stream = cast(TextIO, StatusAwareStream(stdout or sys.stdout, self.status))
+        self.events = EventLog(stream,
+                               fmt=config.log_format,
+                               wall_clock=lambda: clock.wall_ms() / 1000.0)
+        if config.api_secret:
+            self.events.register_secret(config.api_secret)
+        self.metrics = Metrics()
+        self.series = SeriesStore()
+        self.alerts = Alerts([LogSink(self.events)], metrics=self.metrics,
+                             wall_clock=lambda: clock.wall_ms() / 1000.0)
+        self._webhook: WebhookSink | None = None
+        if config.webhook_url:
+            self._webhook = WebhookSink(config.webhook_url)
+            self.alerts.add_sink(self._webhook)
+        self._sources = sources
+        self.trader: Trader | None = None
+        self.ticker: Ticker | None = None
+        self.failures: list[str] = []
+        self.stop_reason = "stopped"
+        self.dashboard: DashboardServer | None = None
+        self.signals_installed: list[signal.Signals] = []
+        self._stop: asyncio.Event | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def run(self) -> int:
+        """Run until ``--duration``, SIGINT/SIGTERM or :meth:`request_stop`; the exit code."""
+        stop = self._stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self.request_stop, signum.name)
+                self.signals_installed.append(signum)
+        try:
+            return await self._run(stop)
+        except StartupError as exc:
+            self.events.emit("monitor.error", error=str(exc))
+            self.status.close(f"venueguard monitor: {exc}")
+            return 2
+        finally:
+            for signum in self.signals_installed:
+                loop.remove_signal_handler(signum)
+            self.signals_installed.clear()
+
+    def request_stop(self, reason: str = "requested") -> None:
+        """Stop cleanly (what SIGINT and SIGTERM do); safe to call more than once."""
+        if self._stop is not None and not self._stop.is_set():
+            self.stop_reason = reason
+            self._stop.set()
+
+    async def _run(self, stop: asyncio.Event) -> int:
+        cfg = self.config
+        try:
+            predictor = load_predictor(cfg.predictor)
+        except PredictorLoadError as exc:
+            raise StartupError(str(exc)) from exc
+        try:
+            journal = Journal.open(cfg.journal, wall_clock=lambda: self.clock.wall_ms() / 1000.0)
+        except (JournalError, OSError) as exc:
+            raise StartupError(f"journal {cfg.journal}: {exc}") from exc
+        recorder = Recorder(journal)
+        self.events.subscribe(recorder.on_event)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                endpoints = await self._endpoints(stack)
+                ctx = MonitorContext(cfg, self.events, self.metrics, self.alerts, journal,
+                                     self.clock, endpoints.rest_url, endpoints.ws_url)
+                market, venue = await self._open_sources(ctx, stack)
+                self.ticker = self._make_ticker(predictor, recorder, ctx)
+                ctx.regime = lambda: self.ticker.p.regime.regime.value if self.ticker else ""
+                ctx.on_request = self.ticker.on_request
+                if cfg.trade == "demo":
+                    self.trader = self._make_trader(ctx)
+                await self._serve_dashboard(stack)
+                code = await self._supervise_all(stop, market, venue, recorder)
+                await self._stop_trader()
+                return code
+        finally:
+            self.events.emit("monitor.stopped", reason=self.stop_reason,
+                             failures=list(self.failures))
+            self.events.unsubscribe(recorder.on_event)
+            await recorder.flush()
+            if recorder.write_errors:
+                self.status.close(f"journal: {recorder.write_errors} write errors "
+                                  f"({recorder.last_error})")
+            journal.close()
+            if self._webhook is not None:
+                await self._webhook.aclose()
+            self.status.close()
+
+    async def _endpoints(self, stack: contextlib.AsyncExitStack) -> Endpoints:
+        cfg = self.config
+        if not cfg.is_sim:
+            rest, ws = VENUE_URLS[cfg.venue]
+            return Endpoints(rest, ws)
+        if cfg.sim_url is not None:
+            return Endpoints(cfg.sim_url, cfg.sim_url.replace("http://", "ws://", 1)
+                             + "/realtime")
+        from venueguard.sim.server import SimConfig, SimServer
+
+        try:
+            server = SimServer(SimConfig(seed=cfg.sim_seed, symbols=(cfg.symbol,),
+                                         scenario=cfg.scenario))
+        except Exception as exc:  # a bad scenario name or file: say which and why
+            raise StartupError(f"simulator: {type(exc).__name__}: {exc}") from exc
+        base = await server.start()
+        stack.push_async_callback(server.stop)
+        self.events.emit("sim.started", url=base, scenario=cfg.scenario, seed=cfg.sim_seed)
+        return Endpoints(base, server.ws_url)
+
+    async def _open_sources(self, ctx: MonitorContext, stack: contextlib.AsyncExitStack
+                            ) -> tuple[MarketSource, VenueSource]:
+        factory = self._sources
+        if factory is None:
+            from venueguard.app.feeds import open_sources
+
+            factory = open_sources
+        market, venue = await factory(ctx)
+        stack.push_async_callback(venue.aclose)
+        return market, venue
+
+    def _make_ticker(self, predictor: Predictor, recorder: Recorder,
+                     ctx: MonitorContext) -> Ticker:
+        now = self.clock.monotonic()
+        ticker = Ticker(TickerParts(
+            symbol=self.config.symbol, events=self.events, metrics=self.metrics,
+            series=self.series, alerts=self.alerts,
+            snapshots=SnapshotManager(self.config.symbol, start=now), predictor=predictor,
+            regime=RegimeDetector(now=now), status=self.status, recorder=recorder,
+            venue_name=self.config.venue, trading=self.config.trade,
+            on_pause=self._pause_trader, on_resume=self._resume_trader,
+            extra_state=self._trader_state, started_at=now))
+        self.events.subscribe(ticker.on_event)
+        return ticker
+
+    def _make_trader(self, ctx: MonitorContext) -> Trader:
+        try:
+            demo = importlib.import_module("venueguard.app.demo")
+            trader: Trader = demo.create_trader(ctx)
+        except Exception as exc:
+            raise StartupError(f"--trade demo: {type(exc).__name__}: {exc}") from exc
+        return trader
+
+    def _pause_trader(self, reason: str) -> None:
+        if self.trader is not None:
+            self.trader.pause(reason)
+
+    def _resume_trader(self) -> None:
+        if self.trader is not None:
+            self.trader.resume()
+
+    def _trader_state(self) -> Mapping[str, object]:
+        if self.trader is None:
+            return {}
+        try:
+            return dict(self.trader.state())
+        except Exception:  # the dashboard must keep working whatever the trader does
+            return {}
+
+    async def _serve_dashboard(self, stack: contextlib.AsyncExitStack) -> None:
+        ticker = self.ticker
+        assert ticker is not None
+        app = create_dashboard_app(lambda: ticker.state(self.clock.wall_ms() / 1000.0),
+                                   self.metrics, series=self.series, events=self.events,
+                                   wall_clock=lambda: self.clock.wall_ms() / 1000.0)
+        try:
+            self.dashboard = await start_dashboard(app, host="127.0.0.1", port=self.config.port)
+        except OSError as exc:
+            raise StartupError(f"dashboard port {self.config.port}: {exc.strerror or exc}"
+                               ) from exc
+        stack.push_async_callback(self.dashboard.close)
+        self.events.emit("monitor.ready", dashboard_url=self.dashboard.url,
+                         metrics_url=self.dashboard.metrics_url, venue=self.config.venue,
+                         symbol=self.config.symbol, journal=str(self.config.journal),
+                         scenario=self.config.scenario if self.config.is_sim else None,
+                         trade=self.config.trade)
+
+    async def _supervise_all(self, stop: asyncio.Event, market: MarketSource,
+                             venue: VenueSource, recorder: Recorder) -> int:
+        tasks: list[tuple[str, Awaitable[None]]] = [
+            ("market", market.run()), ("probe", venue.run()),
+            ("tick", self._tick_loop(market, venue)), ("journal", self._flush_loop(recorder))]
+        if self.trader is not None:
+            tasks.append(("trader", self.trader.run()))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for name, coro in tasks:
+                    group.create_task(self._supervised(name, coro), name=f"monitor-{name}")
+                group.create_task(self._until_stop(stop), name="monitor-stop")
+        except* _Stop:
+            pass
+        return 1 if self.failures else 0
+
+    async def _supervised(self, name: str, coro: Awaitable[None]) -> None:
+        try:
+            await coro
+        except Exception as exc:  # reported, never unhandled; the others keep running
+            self.failures.append(name)
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            self.events.emit("monitor.task_failed", task=name, error=error)
+            self.alerts.fire(Tier.CRITICAL, f"monitor component {name} stopped: {error}",
+                             now=self.clock.monotonic(), key=f"monitor.{name}")
+
+    async def _until_stop(self, stop: asyncio.Event) -> None:
+        if self.config.duration_s is None:
+            await stop.wait()
+        else:
+            try:
+                async with asyncio.timeout(self.config.duration_s):
+                    await stop.wait()
+            except TimeoutError:
+                self.stop_reason = "duration"
+        raise _Stop
+
+    async def _stop_trader(self) -> None:
+        if self.trader is None:
+            return
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                await self.trader.stop()
+        except Exception as exc:  # TimeoutError included: report and go on closing
+            self.failures.append("trader.stop")
+            self.events.emit("monitor.task_failed", task="trader.stop",
+                             error=f"{type(exc).__name__}: {exc}"[:500])
+
+    async def _tick_loop(self, market: MarketSource, venue: VenueSource) -> None:
+        ticker = self.ticker
+        assert ticker is not None
+        while True:
+            delay = ticker.p.snapshots.next_deadline() - self.clock.monotonic()
+            await asyncio.sleep(max(0.0, delay))
+            now = self.clock.monotonic()
+            wall_s = self.clock.wall_ms() / 1000.0
+            ticker.tick(now, wall_s, market.market_input(now), venue.venue_input(now, wall_s),
+                        self.metrics.snapshot())
+
+    async def _flush_loop(self, recorder: Recorder, interval_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            await recorder.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``venueguard monitor``."""
+    try:
+        config = config_from_args(args, os.environ)
+    except StartupError as exc:
+        print(f"venueguard monitor: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(Monitor(config).run())

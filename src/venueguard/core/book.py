@@ -180,7 +180,7 @@ class OrderBook:
             if side == BUY:
                 ids, levels = bid_ids, bids
             elif side == SELL:
-                ids, levels = ask_ids, bids if len(ask_ids) > 3 else asks
+                ids, levels = ask_ids, asks
             else:
                 return MALFORMED_ROW
             level_id = row["id"]
@@ -388,6 +388,10 @@ class OrderBook:
     def sides(self) -> dict[str, dict[float, float]]:
         """``{"Buy": {price: size}, "Sell": {price: size}}`` (copies)."""
         return {BUY: dict(self._bids), SELL: dict(self._asks)}
+
+    def keys(self) -> set[tuple[int, str]]:
+        """The (id, side) keys of every level held."""
+        return {(i, BUY) for i in self._bid_ids} | {(i, SELL) for i in self._ask_ids}
 
     def __len__(self) -> int:
         return len(self._bids) + len(self._asks)

@@ -30,11 +30,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 
 from venueguard.core.kinds import AMBIGUOUS_KINDS, Action, AlertTier, Kind, Transport
-from venueguard.core.rules import Rule, RuleSet, default_rules
+from venueguard.core.rules import Pattern, Rule, RuleSet, default_rules
 
 __all__ = [
     "MAX_BODY_CHARS",
@@ -52,18 +52,25 @@ __all__ = [
 MAX_BODY_CHARS = 65_536
 _MESSAGE_CHARS = 300
 _CACHE_MAX = 4096
+_PAGE_CACHE_CHARS = 4096  # error pages up to this size are cached whole (they repeat verbatim)
 _RETRYABLE = frozenset({Action.RETRY, Action.BACKOFF, Action.WAIT_RETRY_AFTER, Action.RETRY_ONCE})
 _CLOUDFLARE_RE = re.compile(r"error(?:\s+code)?\s*:?\s*(\d{3,4})\b", re.IGNORECASE)
 _RETRY_IN_RE = re.compile(r"retry in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 _TITLE_RE = re.compile(r"<title>\s*([^<]{0,200}?)\s*</title>", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+# Outcome, RateLimit and Classification are typed NamedTuples rather than frozen dataclasses:
+# one of each is built per response on the hot path, where a frozen dataclass's __init__ costs
+# 3-4 us on a small machine and a NamedTuple about 1 us. They are just as immutable.
+
+
+class Outcome(NamedTuple):
     """What happened to one request (or one websocket error frame).
 
     status: HTTP status, or the ``status`` of a websocket error frame; None when no response.
-    headers: response headers (any case; a case-insensitive mapping is fine).
+    headers: response headers. Names are looked up lower-case (``retry-after``,
+        ``x-ratelimit-remaining``) and in their usual spelling (``Retry-After``,
+        ``X-RateLimit-Remaining``); a case-insensitive mapping (aiohttp's) finds any spelling.
     body: raw ``bytes``/``str``, or already-decoded JSON (``dict``/``list``); None when absent.
     transport: the failure below HTTP, when there was no response.
     sent: whether the request was completely written; None when not known.
@@ -79,8 +86,7 @@ class Outcome:
     wall_ms: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimit:
+class RateLimit(NamedTuple):
     """The ``x-ratelimit-*`` headers of a response (None where absent or unreadable)."""
 
     limit: int | None = None
@@ -89,8 +95,7 @@ class RateLimit:
     remaining_1s: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Classification:
+class Classification(NamedTuple):
     """The verdict on one outcome. ``action`` is the rule table's default for ``kind``."""
 
     kind: Kind
@@ -125,38 +130,55 @@ def _as_int(raw: object) -> int | None:
     return None if value is None else int(value)
 
 
+_HEADER_NAMES = {
+    "retry-after": ("retry-after", "Retry-After"),
+    "limit": ("x-ratelimit-limit", "X-RateLimit-Limit", "X-Ratelimit-Limit"),
+    "remaining": ("x-ratelimit-remaining", "X-RateLimit-Remaining", "X-Ratelimit-Remaining"),
+    "reset": ("x-ratelimit-reset", "X-RateLimit-Reset", "X-Ratelimit-Reset"),
+    "remaining-1s": ("x-ratelimit-remaining-1s", "X-RateLimit-Remaining-1s",
+                     "X-Ratelimit-Remaining-1s"),
+}
+
+
+def _header(headers: Mapping[str, str], which: str) -> str | None:
+    for name in _HEADER_NAMES[which]:
+        value = headers.get(name)
+        if value is not None:
+            return value
+    return None
+
+
 def _read_headers(
     headers: Mapping[str, str], wall_ms: int | None
 ) -> tuple[RateLimit | None, float | None]:
-    limit = remaining = remaining_1s = None
-    reset_s: float | None = None
     retry_after: float | None = None
-    for key, value in headers.items():
-        low = key.lower()
-        if low == "retry-after":
-            retry_after = _as_float(value)
-            if retry_after is None and wall_ms is not None:
-                try:
-                    retry_after = parsedate_to_datetime(str(value)).timestamp() - wall_ms / 1000
-                except (TypeError, ValueError, IndexError):
-                    retry_after = None
-        elif not low.startswith("x-ratelimit-"):
-            continue
-        elif low == "x-ratelimit-limit":
-            limit = _as_int(value)
-        elif low == "x-ratelimit-remaining":
-            remaining = _as_int(value)
-        elif low == "x-ratelimit-reset":
-            reset_s = _as_float(value)
-        elif low == "x-ratelimit-remaining-1s":
-            remaining_1s = _as_int(value)
-    if limit is None and remaining is None and reset_s is None and remaining_1s is None:
+    raw = _header(headers, "retry-after")
+    if raw is not None:
+        retry_after = _as_float(raw)
+        if retry_after is None and wall_ms is not None:
+            try:
+                retry_after = parsedate_to_datetime(str(raw)).timestamp() - wall_ms / 1000
+            except (TypeError, ValueError, IndexError):
+                retry_after = None
+    remaining = _header(headers, "remaining")
+    limit = _header(headers, "limit")
+    reset = _header(headers, "reset")
+    remaining_1s = _header(headers, "remaining-1s")
+    if remaining is None and limit is None and reset is None and remaining_1s is None:
         return None, retry_after
-    return RateLimit(limit, remaining, reset_s, remaining_1s), retry_after
+    return RateLimit(
+        None if limit is None else _as_int(limit),
+        None if remaining is None else _as_int(remaining),
+        None if reset is None else _as_float(reset),
+        None if remaining_1s is None else _as_int(remaining_1s),
+    ), retry_after
 
 
 def _decode(body: object) -> object:
     """Bytes/str -> decoded JSON when it looks like JSON, else the text (truncated)."""
+    cls = body.__class__
+    if cls is dict or cls is list or body is None:
+        return body
     if isinstance(body, bytes | bytearray | memoryview):
         body = bytes(body[:MAX_BODY_CHARS]).decode("utf-8", "replace")
     if isinstance(body, str):
@@ -173,41 +195,71 @@ def _decode(body: object) -> object:
 
 def _error_of(body: object) -> tuple[str | None, str | None, float | None]:
     """(message, name, meta.retryAfter) from a BitMEX JSON error, a WS frame or a row list."""
-    if isinstance(body, Mapping):
-        err = body.get("error")
+    cls = body.__class__
+    if cls is dict or (cls is not list and isinstance(body, Mapping)):
+        err = body.get("error")  # type: ignore[attr-defined]
+        if err is None:
+            return None, None, None
         if isinstance(err, Mapping):
             message = err.get("message")
             name = err.get("name")
             return (str(message) if message is not None else "",
                     name if isinstance(name, str) else None, None)
         if isinstance(err, str):  # websocket error frame / cancel row
-            meta = body.get("meta")
+            meta = body.get("meta")  # type: ignore[attr-defined]
             after = _as_float(meta.get("retryAfter")) if isinstance(meta, Mapping) else None
             return err, None, after
         return None, None, None
-    if isinstance(body, Sequence) and not isinstance(body, str):
-        for row in body[:1000]:
-            if isinstance(row, Mapping) and isinstance(row.get("error"), str):
-                return row["error"], None, None
+    if cls is list or (isinstance(body, Sequence) and not isinstance(body, str | bytes)):
+        for row in body[:1000]:  # type: ignore[index]
+            if row.__class__ is dict or isinstance(row, Mapping):
+                err = row.get("error")
+                if isinstance(err, str):
+                    return err, None, None
     return None, None, None
 
 
+_DIGITS_RE = re.compile(r"\d+")
+
+
+def _scan(patterns: tuple[Pattern, ...], low: str, name: str | None, status: int | None) -> Kind:
+    for pattern in patterns:
+        if pattern.name is not None and pattern.name != name:
+            continue
+        if pattern.statuses is not None and status not in pattern.statuses:
+            continue
+        mode = pattern.match
+        if mode == "contains":
+            if pattern.text in low:
+                return pattern.kind
+        elif mode == "prefix":
+            if low.startswith(pattern.text):
+                return pattern.kind
+        elif low.rstrip(". ") == pattern.text.rstrip(". "):
+            return pattern.kind
+    return Kind.UNKNOWN
+
+
 def _match(rules: RuleSet, message: str, name: str | None, status: int | None) -> Kind | None:
-    key = (status, name, message)
+    """First matching pattern's kind (None if none). Memoised by the exact text and, so texts
+    that differ only in numbers (balances, timestamps, nonces) share an entry, by the text with
+    digit runs replaced by ``#``."""
     memo = rules.memo
+    key = (status, name, message)
     found = memo.get(key)
-    if found is not None:
-        return None if found is Kind.UNKNOWN else found
-    low = message.lower()
-    kind = Kind.UNKNOWN
-    for pattern in rules.patterns:
-        if pattern.matches(low, name, status):
-            kind = pattern.kind
-            break
-    if len(memo) >= _CACHE_MAX:
-        memo.clear()
-    memo[key] = kind
-    return None if kind is Kind.UNKNOWN else kind
+    if found is None:
+        # shapes are only shared when no pattern text mentions a digit
+        shape = (status, name, _DIGITS_RE.sub("#", message)) if rules.digit_free else key
+        found = memo.get(shape)
+        if found is None:
+            found = _scan(rules.patterns, message.lower(), name, status)
+            if len(memo) >= _CACHE_MAX:
+                memo.clear()
+            memo[shape] = found
+        if len(memo) >= _CACHE_MAX:
+            memo.clear()
+        memo[key] = found
+    return None if found is Kind.UNKNOWN else found
 
 
 def classify_text(
@@ -236,71 +288,86 @@ def _by_status(rules: RuleSet, status: int | None) -> Kind:
     return Kind.UNKNOWN
 
 
-def _verdict(
-    rules: RuleSet,
-    kind: Kind,
-    outcome: Outcome,
-    *,
-    retry_after_s: float | None = None,
-    message: str = "",
-    name: str | None = None,
-    cloudflare: int | None = None,
-    rate_limit: RateLimit | None = None,
-) -> Classification:
-    rule = rules.rule(kind)
-    return Classification(
-        kind=kind,
-        action=rule.action,
-        ambiguous=kind in AMBIGUOUS_KINDS,
-        status=outcome.status,
-        retry_after_s=retry_after_s,
-        message=message[:_MESSAGE_CHARS],
-        error_name=name,
-        cloudflare_code=cloudflare,
-        rate_limit=rate_limit,
-    )
+def _remember(table: RuleSet, key: object, verdict: Classification) -> Classification:
+    verdicts = table.verdicts
+    if len(verdicts) >= _CACHE_MAX:
+        verdicts.clear()
+    verdicts[key] = verdict
+    return verdict
 
 
 def classify(outcome: Outcome, rules: RuleSet | None = None) -> Classification:
-    """Classify one outcome with ``rules`` (default: the packaged table). Pure; never raises."""
-    table = rules or default_rules()
-    if outcome.transport is not None and outcome.status is None:
-        failed = table.transport_kinds.get(outcome.transport, Kind.TRANSIENT_NETWORK)
-        if failed in AMBIGUOUS_KINDS and outcome.sent is False:
-            failed = Kind.TRANSIENT_NETWORK  # nothing was written, so nothing was processed
-        return _verdict(table, failed, outcome, message=outcome.transport.value)
+    """Classify one outcome with ``rules`` (default: the packaged table). Pure; never raises.
 
-    status = outcome.status
-    rate_limit, retry_after = (
-        _read_headers(outcome.headers, outcome.wall_ms) if outcome.headers else (None, None)
-    )
-    body = _decode(outcome.body)
-    message, name, meta_after = _error_of(body)
+    Verdicts that depend only on (status, error name, message) or on the transport failure are
+    cached in the rule set (bounded), so repeated outcomes cost a dictionary lookup.
+    """
+    table = rules if rules is not None else default_rules()
+    status, headers, body, transport, sent, wall_ms = outcome
+    if transport is not None and status is None:
+        found = table.verdicts.get((transport, sent))
+        if found is not None:
+            return found
+        failed = table.transport_kinds.get(transport, Kind.TRANSIENT_NETWORK)
+        if failed in AMBIGUOUS_KINDS and sent is False:
+            failed = Kind.TRANSIENT_NETWORK  # nothing was written, so nothing was processed
+        return _remember(table, (transport, sent), Classification(
+            failed, table.rule(failed).action, failed in AMBIGUOUS_KINDS, None, None,
+            transport.value))
+
+    rate_limit, retry_after = _read_headers(headers, wall_ms) if headers else (None, None)
+    decoded = body if body.__class__ is dict else _decode(body)
+    message, name, meta_after = _error_of(decoded)
     if retry_after is None:
         retry_after = meta_after
+    if retry_after is None and rate_limit is None:
+        key: tuple[object, ...] | None = (status, name, message)
+        if isinstance(decoded, str):  # an error page: cache small ones whole (they repeat)
+            key = (status, decoded) if len(decoded) <= _PAGE_CACHE_CHARS else None
+    else:
+        key = None
+    if key is not None:
+        found = table.verdicts.get(key)
+        if found is not None:
+            return found
+        return _remember(table, key, _respond(table, status, decoded, message, name, None, None,
+                                              wall_ms))
+    return _respond(table, status, decoded, message, name, retry_after, rate_limit, wall_ms)
 
-    if message is None and isinstance(body, str) and body and (status is None or status >= 400):
-        found = _CLOUDFLARE_RE.search(body)
+
+def _respond(
+    table: RuleSet,
+    status: int | None,
+    decoded: object,
+    message: str | None,
+    name: str | None,
+    retry_after: float | None,
+    rate_limit: RateLimit | None,
+    wall_ms: int | None,
+) -> Classification:
+    if message is None and isinstance(decoded, str) and decoded and (
+            status is None or status >= 400):
+        found = _CLOUDFLARE_RE.search(decoded)
         if found is not None:
             code = int(found.group(1))
             cf_kind = table.cloudflare_kinds.get(code)
             if cf_kind is not None:
-                title = _TITLE_RE.search(body)
+                title = _TITLE_RE.search(decoded)
                 text = title.group(1) if title else found.group(0)
-                return _verdict(table, cf_kind, outcome, retry_after_s=retry_after,
-                                message=text, cloudflare=code, rate_limit=rate_limit)
-
+                return Classification(cf_kind, table.rule(cf_kind).action,
+                                      cf_kind in AMBIGUOUS_KINDS, status, retry_after,
+                                      text[:_MESSAGE_CHARS], None, code, rate_limit)
     matched = _match(table, message, name, status) if message is not None else None
     kind = matched if matched is not None else _by_status(table, status)
     if kind is Kind.OK and message is not None and status is not None and status >= 300:
         kind = Kind.UNKNOWN
     if kind is Kind.RATE_LIMITED and retry_after is None:
-        retry_after = _retry_after_fallback(message, rate_limit, outcome.wall_ms)
-    if message is None and isinstance(body, str):
-        title = _TITLE_RE.search(body)
-        message = title.group(1) if title else body[:80].strip()
-    return _verdict(table, kind, outcome, retry_after_s=retry_after, message=message or "",
-                    name=name, rate_limit=rate_limit)
+        retry_after = _retry_after_fallback(message, rate_limit, wall_ms)
+    if message is None and isinstance(decoded, str):
+        title = _TITLE_RE.search(decoded)
+        message = title.group(1) if title else decoded[:80].strip()
+    return Classification(kind, table.rule(kind).action, kind in AMBIGUOUS_KINDS, status,
+                          retry_after, (message or "")[:_MESSAGE_CHARS], name, None, rate_limit)
 
 
 def _retry_after_fallback(

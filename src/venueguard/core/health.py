@@ -237,7 +237,7 @@ class VenueHealth:
             if rt.retry_pending_after_cooldown:
                 self._queue(RetryPending("cooldown ended", now), now)
         elif (self.state is VenueState.DEGRADED and self._last_degrading is not None
-              and now - self._last_degrading >= self.rules.health.healthy_after_s):
+              and now >= self._last_degrading + self.rules.health.healthy_after_s):
             self._enter(VenueState.HEALTHY, None,
                         f"no failures for {self.rules.health.healthy_after_s:g} s", now)
         out = self._pending

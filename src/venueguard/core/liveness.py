@@ -26,12 +26,14 @@ not trustworthy (``reason`` is ``data_age`` or ``pong_timeout``, the ``ws.stale`
 ``Fresh`` -> a stalled channel delivers again.
 
 Rules (BitMEX heartbeat advice: ping after 5 s of silence, expect pong within 5 s):
-- A ping is due once ``now - last_inbound >= ping_after_s`` and no ping is outstanding.
-- A pong timeout is flagged once ``now - ping_sent >= pong_timeout_s``. Any inbound frame
+- A ping is due once ``now >= last_inbound + ping_after_s`` and no ping is outstanding.
+- A pong timeout is flagged once ``now >= ping_sent + pong_timeout_s``. Any inbound frame
   answers the ping (the connection demonstrably delivers).
-- A channel is stale once ``now - last_fresh >= max_age`` (exactly at the threshold, never
+- A channel is stale once ``now >= last_fresh + max_age`` (exactly at the threshold, never
   before), flagged once per stall; quiet channels are never flagged. ``channel_max_age_s`` is
   looked up by the full channel (``orderBookL2:XBTUSD``), then by its table (``orderBookL2``).
+  Every threshold is the very sum :meth:`Liveness.next_deadline` returns, so a wake-up at the
+  deadline always acts.
 - Only accepted messages refresh a channel: stale, future, reordered and duplicate data does
   not count as fresh.
 - Timestamp checks (need ``ts_ms`` and ``wall_ms``, epoch ms): FUTURE if
@@ -283,16 +285,16 @@ class Liveness:
         self._pending_at = None
         cfg = self.config
         if self._ping_sent is None:
-            if now - self._last_inbound >= cfg.ping_after_s:
+            if now >= self._last_inbound + cfg.ping_after_s:
                 self._ping_sent = now
                 self.counters.pings_sent += 1
                 out.append(SendPing(now))
-        elif not self._pong_flagged and now - self._ping_sent >= cfg.pong_timeout_s:
+        elif not self._pong_flagged and now >= self._ping_sent + cfg.pong_timeout_s:
             self._pong_flagged = True
             self.counters.pong_timeouts += 1
             out.append(Stale("pong_timeout", None, now - self._ping_sent, now))
         for name, ch in self._channels.items():
-            if ch.max_age is not None and not ch.stalled and now - ch.last_fresh >= ch.max_age:
+            if ch.max_age is not None and not ch.stalled and now >= ch.last_fresh + ch.max_age:
                 ch.stalled = True
                 self.counters.stalls += 1
                 out.append(Stale("data_age", name, now - ch.last_fresh, now))
@@ -321,7 +323,7 @@ class Liveness:
         cfg = self.config
         reasons: list[str] = []
         outstanding = None if self._ping_sent is None else now - self._ping_sent
-        if outstanding is not None and outstanding >= cfg.pong_timeout_s:
+        if self._ping_sent is not None and now >= self._ping_sent + cfg.pong_timeout_s:
             reasons.append(f"pong_timeout: no answer {outstanding:.1f} s after ping "
                            f"(limit {cfg.pong_timeout_s:g} s)")
         ages: dict[str, float] = {}
@@ -329,7 +331,7 @@ class Liveness:
         for name, ch in self._channels.items():
             age = now - ch.last_fresh
             ages[name] = age
-            if ch.max_age is not None and age >= ch.max_age:
+            if ch.max_age is not None and now >= ch.last_fresh + ch.max_age:
                 stalled.append(name)
                 reasons.append(f"data_age: {name} silent for {age:.1f} s "
                                f"(limit {ch.max_age:g} s)")

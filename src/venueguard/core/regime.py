@@ -211,7 +211,7 @@ class RegimeDetector:
         score = self.score(now)
         signal = self.signal(score, self.intensity)
         target, needs_dwell = _TABLE[(self.regime, signal)]
-        if target is self.regime or (needs_dwell and now - self.since < self.config.min_dwell_s):
+        if target is self.regime or (needs_dwell and now < self.since + self.config.min_dwell_s):
             return []
         change = RegimeChange(self.regime, target, self._reason(target, score), score,
                               self.intensity, now)

@@ -25,9 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from venueguard.core.kinds import Action, AlertTier, Kind, Transport
+
+if TYPE_CHECKING:
+    from venueguard.core.classify import Classification
 
 __all__ = [
     "HealthConfig",
@@ -74,6 +77,7 @@ class Rule:
 class Pattern:
     """A text rule: an error message matching ``text`` (case-insensitive) means ``kind``.
 
+    ``match``: ``contains`` (default), ``prefix``, or ``exact`` (ignoring a trailing period).
     ``name`` (the BitMEX ``error.name``) and ``statuses`` further restrict the match when set.
     An empty ``text`` with a ``name`` matches every message of that name.
     """
@@ -83,17 +87,6 @@ class Pattern:
     match: str = "contains"  # prefix | contains | exact
     name: str | None = None
     statuses: frozenset[int] | None = None
-
-    def matches(self, message_lower: str, name: str | None, status: int | None) -> bool:
-        if self.name is not None and name != self.name:
-            return False
-        if self.statuses is not None and status not in self.statuses:
-            return False
-        if self.match == "prefix":
-            return message_lower.startswith(self.text)
-        if self.match == "exact":
-            return message_lower.rstrip(". ") == self.text.rstrip(". ")
-        return self.text in message_lower
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +134,13 @@ class RuleSet:
     health: HealthConfig
     source: str = "<rules>"
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)  # merged TOML, for merging
+    digit_free: bool = True  # no pattern text contains a digit (classify memo may share shapes)
     # classify() memo of (status, name, message) -> Kind; bounded, see classify._CACHE_MAX.
     memo: dict[tuple[int | None, str | None, str], Kind] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    # classify() cache of whole verdicts for outcomes without per-response details; bounded
+    verdicts: dict[object, Classification] = field(
         default_factory=dict, repr=False, compare=False
     )
 
@@ -369,9 +367,11 @@ class _Parser:
             except ValueError:
                 raise self.fail(("transport", key), "unknown transport failure") from None
             transport[failure] = self.kind(value, ("transport", key))
+        compiled = tuple(self.pattern(i, p) for i, p in enumerate(patterns))
         return RuleSet(
             rules=rules,
-            patterns=tuple(self.pattern(i, p) for i, p in enumerate(patterns)),
+            patterns=compiled,
+            digit_free=not any(ch.isdigit() for p in compiled for ch in p.text),
             status_kinds=self.code_table("status", data.get("status", {})),
             cloudflare_kinds=self.code_table("cloudflare", data.get("cloudflare", {})),
             transport_kinds=transport,

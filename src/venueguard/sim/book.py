@@ -18,7 +18,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 
 from venueguard.sim.instruments import InstrumentSpec
-from venueguard.sim.model import Update
+from venueguard.sim.model import Update, make_update
 from venueguard.sim.orders import Order
 
 __all__ = ["Book", "Fill", "Level"]
@@ -57,7 +57,7 @@ class Book:
         self.bid_keys: list[int] = []  # negated ticks, ascending: best bid first
         self.ask_keys: list[int] = []  # ticks, ascending: best ask first
         self._next_id = first_id
-        self.last_ts = ""  # ISO time of the latest change, for rows published by readers
+        self.top_dirty = True  # set when a change touches the best level of either side
 
     # ----------------------------------------------------------------- reading
     def best_bid(self) -> int | None:
@@ -267,17 +267,19 @@ class Book:
             keys = self.ask_keys
             key = lv.tick
         insort(keys, key)
+        if keys[0] == key:
+            self.top_dirty = True
         side = "Buy" if buy else "Sell"
         row = self._full_row(lv, side, ts)
-        self.out.append(Update("orderBookL2", "insert", self.symbol, [row], False))
+        self.out.append(make_update("orderBookL2", "insert", self.symbol, [row], False))
         if self.publish_l2_25:
             rank = bisect_left(keys, key)
             if rank < TOP_N:
-                self.out.append(Update("orderBookL2_25", "insert", self.symbol, [dict(row)]))
+                self.out.append(make_update("orderBookL2_25", "insert", self.symbol, [dict(row)]))
                 if len(keys) > TOP_N:
                     k = keys[TOP_N]
                     out_lv = self.bids[-k] if buy else self.asks[k]
-                    self.out.append(Update(
+                    self.out.append(make_update(
                         "orderBookL2_25", "delete", self.symbol,
                         [self._delete_row(out_lv, side, ts)],
                     ))
@@ -293,20 +295,31 @@ class Book:
             key = lv.tick
         rank = bisect_left(keys, key)
         del keys[rank]
+        if rank == 0:
+            self.top_dirty = True
         side = "Buy" if buy else "Sell"
         row = self._delete_row(lv, side, ts)
-        self.out.append(Update("orderBookL2", "delete", self.symbol, [row], False))
+        self.out.append(make_update("orderBookL2", "delete", self.symbol, [row], False))
         if self.publish_l2_25 and rank < TOP_N:
-            self.out.append(Update("orderBookL2_25", "delete", self.symbol, [dict(row)]))
+            self.out.append(make_update("orderBookL2_25", "delete", self.symbol, [dict(row)]))
             if len(keys) >= TOP_N:
                 k = keys[TOP_N - 1]
                 in_lv = self.bids[-k] if buy else self.asks[k]
-                self.out.append(Update(
+                self.out.append(make_update(
                     "orderBookL2_25", "insert", self.symbol, [self._full_row(in_lv, side, ts)],
                 ))
 
     def _changed(self, buy: bool, lv: Level, ts: str) -> None:
-        side = "Buy" if buy else "Sell"
+        if buy:
+            side = "Buy"
+            keys = self.bid_keys
+            key = -lv.tick
+        else:
+            side = "Sell"
+            keys = self.ask_keys
+            key = lv.tick
+        if keys[0] == key:
+            self.top_dirty = True
         if self.legacy:
             row: dict[str, object] = {
                 "symbol": self.symbol, "id": lv.id, "side": side, "size": lv.mkt + lv.acct,
@@ -317,12 +330,10 @@ class Book:
                 "symbol": self.symbol, "id": lv.id, "side": side, "size": lv.mkt + lv.acct,
                 "price": lv.price, "timestamp": ts, "transactTime": ts,
             }
-        self.out.append(Update("orderBookL2", "update", self.symbol, [row], False))
-        if self.publish_l2_25:
-            keys = self.bid_keys
-            rank = bisect_left(keys, -lv.tick) if buy else bisect_left(self.ask_keys, lv.tick)
-            if rank < TOP_N:
-                self.out.append(Update("orderBookL2_25", "update", self.symbol, [dict(row)]))
+        out = self.out
+        out.append(make_update("orderBookL2", "update", self.symbol, [row]))
+        if self.publish_l2_25 and bisect_left(keys, key) < TOP_N:
+            out.append(make_update("orderBookL2_25", "update", self.symbol, [row.copy()]))
 
     def _delete_row(self, lv: Level, side: str, ts: str) -> dict[str, object]:
         if self.legacy:

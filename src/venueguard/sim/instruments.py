@@ -15,7 +15,7 @@ Legacy order book ids encode the price: ``id = 100_000_000 * legacy_index - pric
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 __all__ = ["DEFAULT_INSTRUMENTS", "InstrumentSpec", "instruments_for"]
@@ -47,6 +47,7 @@ class InstrumentSpec:
     typ: str = "FFWCSX"  # perpetual swap
     vol_ticks_per_sqrt_s: float = 4.0  # calm volatility of the simulated fair price
     base_size_lots: int = 40  # typical market level size, in lots
+    price_decimals: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
         if self.tick_size <= 0 or self.lot_size <= 0 or self.start_price <= 0:
@@ -56,12 +57,9 @@ class InstrumentSpec:
             raise ValueError(f"{self.symbol}: tick_size must be a whole multiple of legacy_tick")
         if self.kind not in ("inverse", "linear", "quanto"):
             raise ValueError(f"{self.symbol}: unknown kind {self.kind!r}")
-
-    @property
-    def price_decimals(self) -> int:
-        """Decimal places needed to print any multiple of the tick exactly."""
+        # decimal places needed to print any multiple of the tick exactly
         exponent = Decimal(repr(self.tick_size)).normalize().as_tuple().exponent
-        return max(0, -int(exponent))
+        object.__setattr__(self, "price_decimals", max(0, -int(exponent)))
 
     @property
     def legacy_per_tick(self) -> int:

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import math
 import random
+from math import log
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
 from venueguard.sim.book import Book, Fill
 from venueguard.sim.instruments import InstrumentSpec
-from venueguard.sim.model import Update
+from venueguard.sim.model import Update, make_update
 from venueguard.sim.orders import Order
 from venueguard.sim.rows import quote_row, tick_direction, trade_row
 
@@ -122,68 +123,84 @@ class Market:
     # ------------------------------------------------------------------- loop
     def run_until(self, horizon_ms: float) -> None:
         """Run every market event with time <= ``horizon_ms`` (call with increasing horizons)."""
-        rng = self.rng
+        if self.next_t > horizon_ms:
+            return
+        rand = self.rng.random
         params = self.params
         decay_per_ms = 1.0 / params.tau_ms
         vol = self.spec.vol_ticks_per_sqrt_s * math.sqrt(12.0 / 1000.0)
+        base_per_ms = self.base_per_ms
         exp = math.exp
+        log = math.log
         sqrt = math.sqrt
-        while self.next_t <= horizon_ms:
-            t = self.next_t
-            dt = t - self.t_ms
-            self.t_ms = t
-            excitation = self.excitation * exp(-dt * decay_per_ms)
+        event = self._event
+        t = self.next_t
+        t_prev = self.t_ms
+        excitation = self.excitation
+        count = 0
+        while t <= horizon_ms:
+            dt = t - t_prev
+            t_prev = t
+            excitation *= exp(-dt * decay_per_ms)
             if t >= self.next_shock_ms:
-                excitation += rng.expovariate(1.0 / params.shock_jump_mean)
-                rate = params.shock_rate_per_s + params.shock_beta_per_s * excitation
-                self.next_shock_ms = t + rng.expovariate(rate / 1000.0)
+                excitation += -log(1.0 - rand()) * params.shock_jump_mean
+                rate_per_ms = (params.shock_rate_per_s + params.shock_beta_per_s * excitation) / 1000
+                self.next_shock_ms = t + -log(1.0 - rand()) / rate_per_ms
             self.excitation = excitation
-            self.fair += (rng.random() - 0.5) * vol * sqrt(dt * (1.0 + excitation))
-            self._event(int(t))
-            self.events += 1
-            self.next_t = t + rng.expovariate(self.base_per_ms * (1.0 + excitation))
+            self.fair += (rand() - 0.5) * vol * sqrt(dt * (1.0 + excitation))
+            event(int(t))
+            count += 1
+            t += -log(1.0 - rand()) / (base_per_ms * (1.0 + excitation))
+        self.t_ms = t_prev
+        self.next_t = t
+        self.events += count
 
     def _event(self, now_ms: int) -> None:
         rng = self.rng
+        rand = rng.random
         book = self.book
         spec = self.spec
         ts = self.iso(now_ms)
         lot = spec.lot_size
-        mean = spec.base_size_lots
+        size_scale = spec.base_size_lots
         params = self.params
         nbid = len(book.bid_keys)
         nask = len(book.ask_keys)
-        u = rng.random()
+        u = rand()
         if nbid < MIN_DEPTH or nask < MIN_DEPTH:
-            self._insert(nbid <= nask, lot * (1 + int(rng.expovariate(1 / mean))), now_ms, ts)
+            self._insert(nbid <= nask, lot * (1 + int(-log(1.0 - rand()) * size_scale)), now_ms, ts)
         elif u < params.p_trade:
             self._trade(now_ms, ts)
         elif u < params.p_trade + params.p_insert:
-            buy = rng.random() < 0.5
-            self._insert(buy, lot * (1 + int(rng.expovariate(1 / mean))), now_ms, ts)
+            buy = rand() < 0.5
+            self._insert(buy, lot * (1 + int(-log(1.0 - rand()) * size_scale)), now_ms, ts)
             if (nbid if buy else nask) >= MAX_DEPTH:
                 keys = book.bid_keys if buy else book.ask_keys
                 worst = -keys[-1] if buy else keys[-1]
                 book.set_market(buy, worst, 0, ts)
         else:
-            buy = rng.random() < 0.5
+            buy = rand() < 0.5
             depth = nbid if buy else nask
-            rank = int(rng.expovariate(0.25))
+            rank = int(-log(1.0 - rand()) * 4.0)
             if rank >= depth:
                 rank = depth - 1
-            keys = book.bid_keys if buy else book.ask_keys
-            tick = -keys[rank] if buy else keys[rank]
-            lv = (book.bids if buy else book.asks)[tick]
+            if buy:
+                tick = -book.bid_keys[rank]
+                lv = book.bids[tick]
+            else:
+                tick = book.ask_keys[rank]
+                lv = book.asks[tick]
             deleting = u < params.p_trade + params.p_insert + params.p_delete
             if deleting and depth > MIN_DEPTH and lv.mkt > 0:
                 book.set_market(buy, tick, 0, ts)
             else:
-                step = lot * (1 + int(rng.expovariate(2 / mean)))
-                if lv.mkt > step and rng.random() < 0.5:
+                step = lot * (1 + int(-log(1.0 - rand()) * size_scale * 0.5))
+                if lv.mkt > step and rand() < 0.5:
                     book.set_market(buy, tick, lv.mkt - step, ts)
                 else:
                     book.set_market(buy, tick, lv.mkt + step, ts)
-        self._quote_changed(now_ms, ts)
+        if book.top_dirty:
+            self._quote_changed(now_ms, ts)
 
     def _insert(self, buy: bool, size: int, now_ms: int, ts: str) -> None:
         distance = int(self.rng.expovariate(0.3))
@@ -255,13 +272,14 @@ class Market:
                 if aggressor is not None:
                     sink.on_fill(aggressor, qty, price, True, match_id, now_ms)
             if changed:
-                self.out.append(Update("instrument", "update", spec.symbol, [{
+                self.out.append(make_update("instrument", "update", spec.symbol, [{
                     "symbol": spec.symbol, "lastPrice": price, "lastTickDirection": direction,
                     "timestamp": ts,
                 }]))
-        self.out.append(Update("trade", "insert", spec.symbol, rows))
+        self.out.append(make_update("trade", "insert", spec.symbol, rows))
 
     def _quote_changed(self, now_ms: int, ts: str) -> None:
+        self.book.top_dirty = False
         key = self.book.top()
         if key == self._quote_key:
             return
@@ -273,7 +291,7 @@ class Market:
             spec.price(ask) if ask is not None else None, ask_size,
         )
         self.quote = row
-        self.out.append(Update("quote", "insert", spec.symbol, [row]))
+        self.out.append(make_update("quote", "insert", spec.symbol, [row]))
 
     def after_account_change(self, now_ms: int) -> None:
         """Publish a quote if an account action moved the top of the book."""

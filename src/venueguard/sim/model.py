@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SimError", "Update"]
+__all__ = ["SimError", "Update", "make_update"]
 
 
 class SimError(Exception):
@@ -42,3 +42,26 @@ class Update:
     def message(self) -> dict[str, object]:
         """The wire form without partial metadata."""
         return {"table": self.table, "action": self.action, "data": self.rows}
+
+
+_new = object.__new__
+_set_table = Update.table.__set__  # type: ignore[attr-defined]
+_set_action = Update.action.__set__  # type: ignore[attr-defined]
+_set_symbol = Update.symbol.__set__  # type: ignore[attr-defined]
+_set_rows = Update.rows.__set__  # type: ignore[attr-defined]
+_set_private = Update.private.__set__  # type: ignore[attr-defined]
+
+
+def make_update(
+    table: str, action: str, symbol: str | None, rows: list[dict[str, object]],
+    private: bool = False,
+) -> Update:
+    """``Update(...)`` for the hot path: same object, about half the construction cost (it
+    fills the slots directly instead of going through the frozen dataclass ``__init__``)."""
+    u: Update = _new(Update)
+    _set_table(u, table)
+    _set_action(u, action)
+    _set_symbol(u, symbol)
+    _set_rows(u, rows)
+    _set_private(u, private)
+    return u

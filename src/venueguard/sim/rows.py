@@ -26,18 +26,24 @@ __all__ = [
 class IsoClock:
     """Formats epoch milliseconds as ``2026-11-23T12:00:00.123Z`` (cached per second)."""
 
-    __slots__ = ("_prefix", "_second")
+    __slots__ = ("_last", "_last_ms", "_prefix", "_second")
 
     def __init__(self) -> None:
         self._second = -1
         self._prefix = ""
+        self._last_ms = -1
+        self._last = ""
 
     def __call__(self, ts_ms: int) -> str:
+        if ts_ms == self._last_ms:
+            return self._last
         second, millis = divmod(ts_ms, 1000)
         if second != self._second:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{millis:03d}Z"
+        self._last_ms = ts_ms
+        self._last = f"{self._prefix}.{millis:03d}Z"
+        return self._last
 
 
 def guid(rng: random.Random) -> str:

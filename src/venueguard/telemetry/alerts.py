@@ -94,7 +94,8 @@ class LogSink:
         self._events = events
 
     def send(self, alert: Alert) -> None:
-        extra = {k: v for k, v in alert.fields.items() if k not in ("tier", "message", "key")}
+        reserved = ("event", "tier", "message", "key", "repeats")
+        extra = {k: v for k, v in alert.fields.items() if k not in reserved}
         self._events.emit("alert", tier=alert.tier.value, message=alert.message, key=alert.key,
                           repeats=alert.repeats, **extra)
 
@@ -104,10 +105,11 @@ class WebhookSink:
 
     ``send`` only enqueues (never blocks, never raises); when the queue is full the oldest alert
     is dropped and counted. Must be used inside a running event loop; alerts sent without one
-    are dropped and counted. Call ``await aclose()`` on shutdown. Secrets (registered ones and
-    secret-named fields) are redacted from the payload; the URL itself never reaches logs or
-    counters. Outcomes are counted in ``sent``, ``failed``, ``dropped``; ``last_error`` holds the
-    exception class name or the HTTP status of the last failure.
+    are dropped and counted. Call ``await aclose()`` on shutdown (``send`` drops after it).
+    Secrets (registered ones and secret-named fields) are redacted from the payload; the URL
+    itself never reaches logs or counters. Outcomes are counted in ``sent``, ``failed`` and
+    ``dropped``; ``last_error`` holds the exception class name or the HTTP status of the last
+    failure.
     """
 
     def __init__(
@@ -130,6 +132,7 @@ class WebhookSink:
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._in_flight = False
+        self._closed = False
         self.sent = 0
         self.failed = 0
         self.dropped = 0
@@ -139,6 +142,9 @@ class WebhookSink:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            self.dropped += 1
+            return
+        if self._closed:
             self.dropped += 1
             return
         body = orjson.dumps(self._redactor.redact(alert.to_dict()))
@@ -161,7 +167,11 @@ class WebhookSink:
         return True
 
     async def aclose(self, drain_timeout_s: float = 2.0) -> None:
-        """Deliver what is queued (up to ``drain_timeout_s``), then stop the task and session."""
+        """Deliver what is queued (up to ``drain_timeout_s``), then stop the task and session.
+
+        Alerts sent afterwards are dropped and counted.
+        """
+        self._closed = True
         if self._task is not None and not self._task.done():
             await self.drain(drain_timeout_s)
             self._task.cancel()

@@ -1,4 +1,5 @@
-// venueguard live dashboard: polls /api/state and /api/series every second and redraws.
+// venueguard live dashboard: polls /api/state, /api/series and the recent alerts every second
+// and redraws.
 // Charts are plain SVG built here; both charts share one time axis (the same x domain).
 "use strict";
 
@@ -229,6 +230,32 @@ function renderSeries(series) {
   drawLatency(document.getElementById("chart-latency"), series, x0, x1);
 }
 
+// ---------- alerts ----------
+function renderAlerts(events) {
+  const list = document.getElementById("alerts");
+  const latest = events.slice(-8).reverse();
+  list.replaceChildren();
+  if (!latest.length) {
+    const li = document.createElement("li");
+    li.className = "muted";
+    li.textContent = "none";
+    list.appendChild(li);
+    return;
+  }
+  for (const e of latest) {
+    const li = document.createElement("li");
+    const when = document.createElement("time");
+    when.textContent = String(e.ts || "").slice(11, 19);
+    const tier = document.createElement("span");
+    tier.className = "tier tier-" + String(e.tier || "info");
+    tier.textContent = String(e.tier || "");
+    const msg = document.createElement("span");
+    msg.textContent = String(e.message || "");
+    li.append(when, tier, msg);
+    list.appendChild(li);
+  }
+}
+
 // ---------- polling ----------
 async function fetchJson(url) {
   const response = await fetch(url, { cache: "no-store" });
@@ -239,10 +266,13 @@ async function fetchJson(url) {
 async function tick() {
   const link = document.getElementById("link");
   try {
-    const [state, series] = await Promise.all([fetchJson("/api/state"), fetchJson("/api/series")]);
+    const [state, series, alerts] = await Promise.all([
+      fetchJson("/api/state"), fetchJson("/api/series"), fetchJson("/api/events?event=alert&n=8"),
+    ]);
     vg.state = state; vg.series = series;
     renderState(state);
     renderSeries(series);
+    renderAlerts(alerts.events || []);
     vg.updates += 1;
     link.className = "dot ok";
     document.getElementById("updated").textContent = "updated " + hhmmss(Date.now() / 1000) + " UTC";

@@ -1,0 +1,286 @@
+"""The market-data pipeline of one session: frame -> decode -> checks -> book / trades / consumers.
+
+Synchronous and clock-free: the session passes ``now`` (monotonic s) and ``wall_ms`` with each
+frame. Books and trade tapes live for the whole session; the :class:`Liveness` object (heartbeat,
+freshness, timestamp and ordering checks) is per connection and replaced by :meth:`MdState.begin`.
+
+Call order (driven by :mod:`venueguard.io.ws_session`)::
+
+    state = MdState(config, sink)
+    state.begin(now)                 # on every (re)connect, before the first frame
+    state.on_frame(payload, now, wall_ms)    # every text frame, in order
+    state.take_control()             # acks / error frames / welcome for the session to handle
+    state.resync_reason              # set when a book proved out of sync: reconnect and resync
+
+Rules: a data message that fails a check (stale, future, reorder, duplicate) is counted, logged
+(``data.rejected``) and dropped; if it belonged to a book (and was not a duplicate), the book is
+invalidated and a resync requested, because the book would otherwise miss that change. Partials
+are never checked for age or order (their rows may be old levels); they replace the book.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from venueguard.core.book import APPLIED, BookConfig, BookSet, LegacyIds, OrderBook
+from venueguard.core.liveness import Liveness, LivenessConfig, Verdict
+from venueguard.core.trades import TapeConfig, TradeTape
+from venueguard.io.md_events import (
+    BookGap,
+    BookResynced,
+    MdEvent,
+    Rejected,
+    TableData,
+    TopOfBook,
+)
+from venueguard.venues.bitmex.messages import (
+    Action,
+    Message,
+    MessageError,
+    Pong,
+    TableMessage,
+    decode,
+)
+from venueguard.venues.bitmex.timefmt import parse_ms_or_none
+from venueguard.venues.bitmex.topics import BOOK_L2_TABLES
+
+__all__ = ["MdCounters", "MdSink", "MdState", "MdStateConfig"]
+
+_PARTIAL = Action.PARTIAL
+
+
+@dataclass(frozen=True, slots=True)
+class MdStateConfig:
+    """What the pipeline keeps: liveness rules, book freshness, tape sizes, legacy id schemes."""
+
+    liveness: LivenessConfig = field(default_factory=LivenessConfig)
+    book_max_age_s: float = 10.0
+    tape: TapeConfig = field(default_factory=TapeConfig)
+    legacy_ids: Mapping[str, LegacyIds] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class MdCounters:
+    frames: int = 0
+    malformed: int = 0
+    rejected: int = 0
+    gaps: int = 0
+    resyncs: int = 0
+
+
+class MdSink:
+    """Where the pipeline reports: consumer events, log lines and metrics (all optional)."""
+
+    def __init__(self, push: Callable[[MdEvent], None] | None = None,
+                 log: Callable[..., None] | None = None,
+                 on_rejected: Callable[[str], None] | None = None,
+                 on_top: Callable[[str, OrderBook], None] | None = None,
+                 on_table: Callable[[str], None] | None = None) -> None:
+        self.push = push
+        self.log = log
+        self.on_rejected = on_rejected
+        self.on_top = on_top
+        self.on_table = on_table
+
+
+class MdState:
+    """Books, tapes and quotes of one session, and the per-connection checks."""
+
+    def __init__(self, config: MdStateConfig, sink: MdSink | None = None) -> None:
+        self.config = config
+        self.sink = sink or MdSink()
+        self.counters = MdCounters()
+        book_config = BookConfig(max_age_s=config.book_max_age_s)
+        self.books: dict[str, BookSet] = {
+            table: BookSet(book_config, config.legacy_ids) for table in BOOK_L2_TABLES
+        }
+        self.tapes: dict[str, TradeTape] = {}
+        self.quotes: dict[str, dict[str, Any]] = {}
+        self.liveness = Liveness(config.liveness, 0.0)
+        self.last_data_now: float | None = None
+        self.resync_reason: str | None = None
+        self._control: deque[Message] = deque(maxlen=1000)
+        self._channels: dict[tuple[str, str | None], str] = {}
+        self._subscribed: set[str] = set()
+        self._synced_before: set[tuple[str, str]] = set()
+        self._top_seen: dict[tuple[str, str], int] = {}
+        self._ts_text = ""
+        self._ts_ms: int | None = None
+
+    # ---- connection lifecycle ------------------------------------------------------------------
+
+    def begin(self, now: float) -> None:
+        """A new connection starts: fresh checks, no data yet, every book awaits its partial."""
+        self.liveness = Liveness(self.config.liveness, now)
+        self.resync_reason = None
+        self.last_data_now = None
+        self._control.clear()
+        for table, books in self.books.items():
+            for symbol, book in books.books.items():
+                if book.valid:
+                    self._synced_before.add((table, symbol))
+            books.invalidate_all("reconnect")
+
+    def on_subscribed(self, topic: str, now: float) -> None:
+        self._subscribed.add(topic)
+        self.liveness.on_subscribed(topic, now)
+
+    def take_control(self) -> list[Message]:
+        """Non-data frames received since the last call (acks, errors, welcome, info)."""
+        out = list(self._control)
+        self._control.clear()
+        return out
+
+    # ---- the hot path --------------------------------------------------------------------------
+
+    def on_frame(self, payload: bytes, now: float, wall_ms: int) -> None:
+        """Feed one text frame. Never raises on bad input (malformed frames are counted)."""
+        self.counters.frames += 1
+        try:
+            msg = decode(payload)
+        except MessageError:
+            self.counters.malformed += 1
+            self.liveness.on_inbound(now)
+            return
+        if type(msg) is TableMessage:
+            self._on_table(msg, payload, now, wall_ms)
+        elif type(msg) is Pong:
+            self.liveness.on_pong(now)
+        else:
+            self.liveness.on_inbound(now)
+            self._control.append(msg)
+
+    def _channel(self, table: str, symbol: str | None) -> str:
+        key = (table, symbol)
+        channel = self._channels.get(key)
+        if channel is None:
+            full = f"{table}:{symbol}" if symbol is not None else table
+            channel = full if full in self._subscribed or table not in self._subscribed else table
+            self._channels[key] = channel
+        return channel
+
+    def _timestamp_ms(self, rows: list[dict[str, Any]]) -> int | None:
+        text = rows[-1].get("timestamp")
+        if text == self._ts_text:
+            return self._ts_ms
+        ts_ms = parse_ms_or_none(text)
+        if isinstance(text, str):
+            self._ts_text, self._ts_ms = text, ts_ms
+        return ts_ms
+
+    def _on_table(self, msg: TableMessage, payload: bytes, now: float, wall_ms: int) -> None:
+        rows = msg.data
+        table = msg.table
+        symbol = msg.symbol
+        if symbol is None and rows:
+            first = rows[0].get("symbol")
+            symbol = first if type(first) is str else None
+        channel = self._channel(table, symbol)
+        if msg.action is _PARTIAL or not rows:
+            self.liveness.on_data(channel, now)
+        else:
+            ts_ms = self._timestamp_ms(rows)
+            verdict = self.liveness.on_data(
+                channel, now, ts_ms=ts_ms, wall_ms=wall_ms,
+                key=hash(payload) if ts_ms is not None else None)
+            if verdict is not Verdict.OK and not verdict.accepted:
+                self._reject(verdict, table, symbol, rows, now)
+                return
+        self.last_data_now = now
+        books = self.books.get(table)
+        if books is not None:
+            self._on_book(books, table, msg, now)
+            return
+        if table == "trade" and rows:
+            for sym, group in _by_symbol(rows, symbol).items():
+                tape = self.tapes.get(sym)
+                if tape is None:
+                    tape = self.tapes[sym] = TradeTape(sym, self.config.tape)
+                tape.on_rows(group, now)
+        elif table == "quote" and rows:
+            for row in rows:
+                quoted = row.get("symbol")
+                if isinstance(quoted, str):
+                    self.quotes[quoted] = row
+        sink = self.sink
+        if sink.on_table is not None:
+            sink.on_table(table)
+        if sink.push is not None:
+            sink.push(TableData(now, table, msg.action.value, symbol, rows))
+
+    def _reject(self, verdict: Verdict, table: str, symbol: str | None,
+                rows: list[dict[str, Any]], now: float) -> None:
+        reason = verdict.value
+        self.counters.rejected += 1
+        sink = self.sink
+        if sink.on_rejected is not None:
+            sink.on_rejected(reason)
+        if sink.log is not None:
+            sink.log("data.rejected", reason=reason, table=table, symbol=symbol)
+        if sink.push is not None:
+            sink.push(Rejected(now, reason, table, symbol))
+        books = self.books.get(table)
+        if books is None or verdict is Verdict.DUPLICATE:
+            return  # a duplicate was already applied once; nothing is missing
+        for sym in _by_symbol(rows, symbol):
+            book = books.books.get(sym)
+            if book is not None and book.valid:
+                book.invalidate(f"rejected_{reason}")
+                self._gap(table, sym, f"rejected_{reason}", now)
+
+    def _gap(self, table: str, symbol: str, reason: str, now: float) -> None:
+        self.counters.gaps += 1
+        self._synced_before.add((table, symbol))
+        if self.resync_reason is None:
+            self.resync_reason = f"{table}:{symbol} {reason}"
+        sink = self.sink
+        if sink.log is not None:
+            sink.log("book.gap", table=table, symbol=symbol, reason=reason)
+        if sink.push is not None:
+            sink.push(BookGap(now, table, symbol, reason))
+
+    def _on_book(self, books: BookSet, table: str, msg: TableMessage, now: float) -> None:
+        partial = msg.action is _PARTIAL
+        results = books.apply(msg.action.value, msg.data, now, msg.filter if partial else None)
+        sink = self.sink
+        for symbol, result in results:
+            book = books.books.get(symbol)
+            if result is APPLIED:
+                if partial:
+                    self._partial_applied(table, symbol, now)
+                key = (table, symbol)
+                if book is not None and (partial or book.top_changes != self._top_seen.get(key)):
+                    self._top_seen[key] = book.top_changes
+                    if sink.on_top is not None:
+                        sink.on_top(table, book)
+                    if sink.push is not None:
+                        sink.push(TopOfBook(now, table, symbol, book.best_bid(), book.best_ask()))
+            elif result.reason is not None and (book is None or not book.valid):
+                self._gap(table, symbol, result.reason, now)
+
+    def _partial_applied(self, table: str, symbol: str, now: float) -> None:
+        key = (table, symbol)
+        if key not in self._synced_before:
+            self._synced_before.add(key)
+            return
+        self.counters.resyncs += 1
+        book = self.books[table].book(symbol)
+        sink = self.sink
+        if sink.log is not None:
+            sink.log("book.resynced", table=table, symbol=symbol, levels=len(book))
+        if sink.push is not None:
+            sink.push(BookResynced(now, table, symbol, len(book)))
+
+
+def _by_symbol(rows: list[dict[str, Any]], symbol: str | None) -> dict[str, list[dict[str, Any]]]:
+    if symbol is not None and all(row.get("symbol", symbol) == symbol for row in rows):
+        return {symbol: rows}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        sym = row.get("symbol")
+        if type(sym) is str:
+            out.setdefault(sym, []).append(row)
+    return out

@@ -1,0 +1,151 @@
+"""Every websocket message in the shipped BitMEX captures decodes into the right type."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from venueguard.core.book import APPLIED, BookSet
+from venueguard.core.trades import TradeTape
+from venueguard.venues.bitmex.messages import (
+    Action,
+    CommandAck,
+    ErrorFrame,
+    Info,
+    Message,
+    SubscribeAck,
+    TableMessage,
+    Welcome,
+    decode,
+)
+from venueguard.venues.bitmex.timefmt import parse_ms
+
+# Files whose records carry websocket messages, and the least number each must yield.
+WS_FILES = {
+    "api-connectors_nodejs_test_fixtures.jsonl": 25,
+    "moonbot_ws_messages_2020.jsonl": 26,
+    "private_ws_wallet_position_2019.jsonl": 4,
+    "ws_control_and_error_messages.jsonl": 15,
+    "roq-bitmex_test_messages_2022-2025.jsonl": 12,
+}
+# Keys that mark a record's body as a websocket message (the roq file mixes in REST bodies).
+WS_MARKERS = ("table", "success", "info", "status", "cancelTime")
+
+
+def ws_messages(path: Path) -> list[dict[str, Any]]:
+    out = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        msg = record.get("msg", record.get("recv"))
+        if isinstance(msg, dict) and any(key in msg for key in WS_MARKERS):
+            if "error" in msg and isinstance(msg["error"], dict):
+                continue  # a REST error body {"error": {"message", "name"}}
+            out.append(msg)
+    return out
+
+
+def expected_type(msg: dict[str, Any]) -> type[Message]:
+    if "table" in msg:
+        return TableMessage
+    if "status" in msg:
+        return ErrorFrame
+    if "success" in msg:
+        return SubscribeAck if ("subscribe" in msg or "unsubscribe" in msg) else CommandAck
+    return Welcome if str(msg.get("info", "")).startswith("Welcome") else Info
+
+
+@pytest.mark.parametrize("name", sorted(WS_FILES))
+def test_every_ws_message_decodes_to_its_type(bitmex_fixtures: Path, name: str) -> None:
+    messages = ws_messages(bitmex_fixtures / "fixtures" / name)
+    assert len(messages) >= WS_FILES[name]
+    for msg in messages:
+        for frame in (orjson.dumps(msg), json.dumps(msg)):
+            decoded = decode(frame)
+            assert type(decoded) is expected_type(msg), msg
+            check_fields(decoded, msg)
+
+
+def check_fields(decoded: Message, msg: dict[str, Any]) -> None:
+    if isinstance(decoded, TableMessage):
+        assert decoded.table == msg["table"]
+        assert decoded.action is Action(msg["action"])
+        assert decoded.data == msg["data"]
+        assert decoded.keys == (tuple(msg["keys"]) if "keys" in msg else None)
+        assert decoded.symbol == (msg.get("filter") or {}).get("symbol")
+    elif isinstance(decoded, ErrorFrame):
+        assert (decoded.status, decoded.error) == (msg["status"], msg["error"])
+        assert decoded.request == msg.get("request")
+    elif isinstance(decoded, SubscribeAck):
+        assert decoded.success is msg["success"]
+        assert decoded.topic == msg.get("subscribe", msg.get("unsubscribe"))
+        assert decoded.request == msg["request"]
+    elif isinstance(decoded, CommandAck):
+        assert decoded.success is msg["success"]
+        assert decoded.op == msg["request"]["op"]
+    elif isinstance(decoded, Welcome):
+        assert decoded.timestamp_ms == parse_ms(msg["timestamp"])
+        assert decoded.limit_remaining == msg["limit"].get("remaining")
+        assert decoded.heartbeat_enabled == msg.get("heartbeatEnabled")
+
+
+def test_all_welcome_generations_decode(bitmex_fixtures: Path) -> None:
+    versions = set()
+    for name in WS_FILES:
+        for msg in ws_messages(bitmex_fixtures / "fixtures" / name):
+            decoded = decode(orjson.dumps(msg))
+            if isinstance(decoded, Welcome):
+                versions.add(decoded.version)
+    assert "2.0.0" in versions and len(versions) >= 2  # 2020-era dated versions and 2025
+
+
+def load_rows(bitmex_fixtures: Path, name: str) -> Any:
+    return json.loads((bitmex_fixtures / "fixtures" / "nautilus_test_data" / name).read_text())
+
+
+def test_row_captures_feed_book_and_tape(bitmex_fixtures: Path) -> None:
+    """Row-level captures (2024), wrapped in the envelope BitMEX sends them in."""
+    l2_row = load_rows(bitmex_fixtures, "ws_orderbook_l2.json")
+    books = BookSet()
+    books.apply("partial", [], 0.0, {"symbol": l2_row["symbol"]})
+    msg = decode(orjson.dumps({"table": "orderBookL2", "action": "insert", "data": [l2_row]}))
+    assert isinstance(msg, TableMessage)
+    assert books.apply(msg.action.value, msg.data, 1.0) == [(l2_row["symbol"], APPLIED)]
+    book = books.books[l2_row["symbol"]]
+    assert book.best_ask() == (l2_row["price"], l2_row["size"])
+
+    top = load_rows(bitmex_fixtures, "ws_orderbook_10.json")
+    msg = decode(orjson.dumps({"table": "orderBook10", "action": "update", "data": [top]}))
+    assert isinstance(msg, TableMessage)
+    tops = BookSet()
+    assert tops.apply_top(msg.data, 1.0) == [(top["symbol"], APPLIED)]
+    best_bid, best_ask = tops.books[top["symbol"]].best_bid(), tops.books[top["symbol"]].best_ask()
+    assert best_bid == tuple(top["bids"][0]) and best_ask == tuple(top["asks"][0])
+
+    trade = load_rows(bitmex_fixtures, "ws_trade.json")
+    msg = decode(orjson.dumps({"table": "trade", "action": "insert", "data": [trade]}))
+    assert isinstance(msg, TableMessage)
+    tape = TradeTape(trade["symbol"])
+    assert tape.on_rows(msg.data, now=1.0) == 1
+    assert tape.volume_rate(1.0) == trade["size"] / tape.config.window_s
+
+
+def test_orderbook10_capture_applies(bitmex_fixtures: Path) -> None:
+    messages = ws_messages(bitmex_fixtures / "fixtures" / "moonbot_ws_messages_2020.jsonl")
+    tops = BookSet()
+    seen = 0
+    for msg in messages:
+        decoded = decode(orjson.dumps(msg))
+        if isinstance(decoded, TableMessage) and decoded.table == "orderBook10":
+            assert all(result is APPLIED for _, result in tops.apply_top(decoded.data, 1.0))
+            row = decoded.data[-1]
+            book = tops.books[row["symbol"]]
+            assert book.depth() == (sorted(map(tuple, row["bids"]), reverse=True),
+                                    sorted(map(tuple, row["asks"])))
+            seen += 1
+    assert seen >= 3
