@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from venueguard.core import classify as classify_module
 from venueguard.core.classify import (
     Action,
     Kind,
     Outcome,
+    RateLimit,
     Transport,
     classify,
     classify_text,
@@ -182,6 +185,9 @@ def test_retry_after_http_date_needs_wall_clock() -> None:
     verdict = classify(Outcome(status=503, headers=headers, wall_ms=wall_ms))
     assert verdict.retry_after_s == pytest.approx(5.0)
     assert classify(Outcome(status=503, headers=headers)).retry_after_s is None
+    past = classify(Outcome(status=503, headers=headers, wall_ms=wall_ms + 60_000))
+    assert past.retry_after_s == 0.0
+    assert classify(Outcome(status=429, headers={"Retry-After": "-3"})).retry_after_s == 0.0
 
 
 def test_retry_after_from_ws_meta_text_and_reset_header() -> None:
@@ -338,3 +344,60 @@ def test_ws_error_frames_conformance(bitmex_fixtures: Path) -> None:
     for frame in frames:
         verdict = classify(Outcome(status=frame["status"], body=frame))
         assert verdict.kind is not Kind.UNKNOWN, frame
+
+
+def test_odd_corners() -> None:
+    garbage_date = classify(Outcome(status=503, headers={"Retry-After": "Someday"}, wall_ms=1))
+    assert garbage_date.retry_after_s is None and garbage_date.kind is Kind.OVERLOADED
+    assert classify(Outcome(status=400, body={"result": 1})).kind is Kind.BAD_REQUEST
+    assert classify(Outcome(status=599)).kind is Kind.SERVER_ERROR
+    assert classify(Outcome(status=200, body=[1, {"error": 3}, "x"])).kind is Kind.OK
+    unknown_code = classify(Outcome(status=403, body="<html>Error 1234</html>"))
+    assert unknown_code.kind is Kind.FORBIDDEN and unknown_code.cloudflare_code is None
+    assert classify(Outcome(status=429, headers={"x-ratelimit-limit": "1.5e2"})).rate_limit == \
+        RateLimit(limit=150)
+    assert classify(Outcome(status=200, headers={"x-ratelimit-reset": "nan"})).rate_limit == \
+        RateLimit()
+
+
+def test_shape_memo_shares_texts_that_differ_in_numbers() -> None:
+    rules = default_rules()
+    first = classify_text("Account has insufficient Available Balance, 17 XBt required",
+                          rules=rules)
+    assert first is Kind.INSUFFICIENT_BALANCE
+    assert (None, None, "Account has insufficient Available Balance, # XBt required") in rules.memo
+
+
+def test_patterns_with_digits_disable_shape_sharing() -> None:
+    custom = parse_rules('[[patterns]]\nkind = "forbidden"\ntext = "code 42"\n')
+    assert not custom.digit_free
+    assert classify_text("code 42", rules=custom) is Kind.FORBIDDEN
+    assert classify_text("code 43", rules=custom) is Kind.UNKNOWN
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=12,
+)
+
+
+@given(
+    status=st.one_of(st.none(), st.integers(-5, 1200)),
+    body=st.one_of(json_values, st.binary(max_size=200), st.text(max_size=200),
+                   st.builds(lambda m, n: {"error": {"message": m, "name": n}}, json_values,
+                             json_values)),
+    headers=st.dictionaries(st.sampled_from(["Retry-After", "x-ratelimit-reset",
+                                             "x-ratelimit-remaining", "X-RateLimit-Limit",
+                                             "Content-Type"]),
+                            st.text(max_size=30), max_size=5),
+    wall_ms=st.one_of(st.none(), st.integers(0, 2**41)),
+)
+def test_property_classify_never_raises(status: int | None, body: object,
+                                        headers: dict[str, str], wall_ms: int | None) -> None:
+    verdict = classify(Outcome(status=status, headers=headers, body=body, wall_ms=wall_ms))
+    assert isinstance(verdict.kind, Kind) and isinstance(verdict.action, Action)
+    assert len(verdict.message) <= 300
+    assert verdict.retry_after_s is None or verdict.retry_after_s >= 0
+    assert verdict.ambiguous == (verdict.kind in (Kind.AMBIGUOUS_TIMEOUT, Kind.SERVER_ERROR))

@@ -32,7 +32,7 @@ def forbidden_imports(source: str) -> list[tuple[int, str]]:
                 names = [arg.value]
         for name in names:
             if name.split(".")[0] in FORBIDDEN:
-                found.append((node.lineno, name))
+                found.append((getattr(node, "lineno", 0), name))
     return found
 
 

@@ -99,9 +99,8 @@ def test_fresh_after_a_stall_and_flag_once_per_stall() -> None:
 
 
 def test_quiet_and_per_channel_max_age() -> None:
-    config = dict(max_data_age_s=10.0, ping_after_s=1000.0,
-                  channel_max_age_s={"trade": 60.0, "quote:XBTUSD": 3.0})
-    live = make(0.0, **config)
+    live = make(0.0, max_data_age_s=10.0, ping_after_s=1000.0,
+                channel_max_age_s={"trade": 60.0, "quote:XBTUSD": 3.0})
     for channel in (BOOK, "trade:XBTUSD", "quote:XBTUSD", "order", "position:XBTUSD"):
         live.on_subscribed(channel, 0.0)
     assert live.config.max_age_for("order") is None

@@ -26,7 +26,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from venueguard.core.orders import OPEN_STATES, ClOrdIdGenerator, OrderState, OrderTable
+from venueguard.core.orders import (
+    OPEN_STATES,
+    ClOrdIdGenerator,
+    OrderState,
+    OrderTable,
+    Transition,
+)
 from venueguard.core.reconcile import (
     Decision,
     FetchExecutions,
@@ -36,6 +42,7 @@ from venueguard.core.reconcile import (
     QueryOrders,
     ReconcileConfig,
     Reconciler,
+    ResendCancel,
 )
 from venueguard.io.journal import Journal
 
@@ -97,19 +104,19 @@ class ModelVenue:
     def open(self) -> list[VOrder]:
         return [o for o in self.orders.values() if o.status in ("New", "PartiallyFilled")]
 
-    def fill(self, o: VOrder, qty: int) -> dict[str, object]:
+    def fill(self, o: VOrder, qty: int, wall_ms: int) -> dict[str, object]:
         o.cum += qty
         o.status = "Filled" if o.cum == o.qty else "PartiallyFilled"
         self.position += qty if o.side == "Buy" else -qty
         row = {**self.row(o), "execType": "Trade", "execID": f"x{next(self._ids)}",
-               "lastQty": qty, "lastPx": 100.0}
+               "lastQty": qty, "lastPx": 100.0, "ts_ms": wall_ms}
         self.execs.append(row)
         return row
 
     def cancel(self, cl: str) -> dict[str, object]:
         o = self.orders.get(cl)
         if o is None:
-            return {"clOrdID": cl, "error": "Unable to cancel order: Not found or not owned by user"}
+            return {"clOrdID": cl, "error": "Unable to cancel order: Not found"}
         if o.status not in ("New", "PartiallyFilled"):
             return {**self.row(o), "error": f"Unable to cancel order due to existing state: "
                                             f"{o.status}"}
@@ -209,7 +216,7 @@ class OrdersMachine(RuleBasedStateMachine):
     @rule(data=st.data(), part=st.floats(0.0, 1.0))
     def venue_fill(self, data: st.DataObject, part: float) -> None:
         o = data.draw(st.sampled_from(sorted(self.venue.open(), key=lambda v: v.order_id)))
-        row = self.venue.fill(o, max(1, round((o.qty - o.cum) * part)))
+        row = self.venue.fill(o, max(1, round((o.qty - o.cum) * part)), self.wall_ms())
         self.ws.append(("exec", [row]))
         self.ws.append(("order", [self.venue.row(o)]))
 
@@ -279,20 +286,25 @@ class OrdersMachine(RuleBasedStateMachine):
             self.rec.on_order_history(rows, now, wall, start_wall_ms=d.start_wall_ms,
                                       complete=True, asked_at=now)
         elif isinstance(d, FetchExecutions):
-            self.rec.on_execution_rows(list(self.venue.execs), now, wall)
+            rows = [e for e in self.venue.execs if int(str(e["ts_ms"])) >= d.start_wall_ms]
+            self.rec.on_execution_rows(rows, now, wall)
         elif isinstance(d, FetchPosition):
             self.rec.on_position(d.symbol, self.venue.position, now)
+        elif isinstance(d, ResendCancel):
+            self.table.on_cancel_requested(d.cl_ord_id, now)
+            self.rec.on_cancel_rows([self.venue.cancel(d.cl_ord_id)], now)
 
     def sync(self) -> None:
         transitions = self.table.take_transitions()
         self.check(transitions)
         self.journal.append_transitions((t, self.table.orders[t.cl_ord_id]) for t in transitions)
 
-    def check(self, transitions: list[object]) -> None:
+    def check(self, transitions: list[Transition]) -> None:
+        """UNKNOWN -> REJECTED only on venue evidence, and only for what the venue never had."""
         for t in transitions:
-            if getattr(t, "from_state", None) is S.UNKNOWN and t.to_state is S.REJECTED:  # type: ignore[attr-defined]
-                assert t.kind in ("absent_definitive", "venue_rejected"), t  # type: ignore[attr-defined]
-                assert t.cl_ord_id not in self.venue.orders, t  # type: ignore[attr-defined]
+            if t.from_state is S.UNKNOWN and t.to_state is S.REJECTED:
+                assert t.kind in ("absent_definitive", "venue_rejected"), t
+                assert t.cl_ord_id not in self.venue.orders, t
 
     # -------------------------------------------------------------------- invariants
     @invariant()
@@ -320,15 +332,12 @@ class OrdersMachine(RuleBasedStateMachine):
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def converge(self) -> None:
-        """Faults end: the feed is delivered, stuck cancels are resent, time passes."""
+        """Faults end: the feed is delivered and time passes; the reconciler does the rest."""
         while self.ws:
             self.deliver_ws(drop=False)
         end = self.now + 3 * CFG.unknown_window_s
         while self.now < end:
             self.now += 1.0
-            for o in list(self.table.orders.values()):
-                if o.state is S.PENDING_CANCEL and self.now - o.state_since > 2 * CFG.query_interval_s:
-                    self.rec.on_cancel_rows([self.venue.cancel(o.cl_ord_id)], self.now)
             self.reconcile_step()
         for v in self.venue.orders.values():
             local = self.table.find(self.venue.row(v))
@@ -346,6 +355,7 @@ class OrdersMachine(RuleBasedStateMachine):
 
 # VENUEGUARD_MACHINE_EXAMPLES=2000 runs a deeper search (the default keeps the suite fast).
 OrdersMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("VENUEGUARD_MACHINE_EXAMPLES", "60")), stateful_step_count=30, deadline=None,
+    max_examples=int(os.environ.get("VENUEGUARD_MACHINE_EXAMPLES", "60")),
+    stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 TestOrdersMachine = OrdersMachine.TestCase

@@ -10,7 +10,6 @@ import pytest
 from venueguard.core.orders import (
     TRANSITIONS,
     VENUE_KINDS,
-    Canceled,
     CancelRejected,
     ClOrdIdGenerator,
     InvalidTransition,
@@ -18,6 +17,7 @@ from venueguard.core.orders import (
     OrderError,
     OrderState,
     OrderTable,
+    VenueSnapshot,
     cancel_event_from_row,
 )
 
@@ -171,7 +171,8 @@ def test_cancel_row_parsing() -> None:
     ev = cancel_event_from_row({"error": "Unable to cancel order due to existing state: Canceled"})
     assert ev == CancelRejected("Unable to cancel order due to existing state: Canceled",
                                 venue_status="Canceled")
-    assert cancel_event_from_row({"ordStatus": "Canceled"}) == Canceled()
+    assert cancel_event_from_row({"ordStatus": "Canceled", "cumQty": 2}) == VenueSnapshot(
+        "Canceled", cum_qty=2)
     ev = cancel_event_from_row({"error": "Unable to cancel order: Not found or not owned by user"})
     assert isinstance(ev, CancelRejected) and ev.venue_status is None
 

@@ -36,6 +36,10 @@ def alerts(decisions: list[HealthDecision]) -> list[Alert]:
     return [d for d in decisions if isinstance(d, Alert)]
 
 
+def state_of(health: VenueHealth) -> VenueState:
+    return health.state
+
+
 def assert_cooldown(health: VenueHealth, start: float, duration_s: float) -> None:
     assert health.state is VenueState.COOLDOWN
     assert health.until == pytest.approx(start + duration_s)
@@ -44,7 +48,7 @@ def assert_cooldown(health: VenueHealth, start: float, duration_s: float) -> Non
     assert health.poll(start + duration_s - 0.001) == []
     assert health.allows_requests(start + duration_s)
     ended = health.poll(start + duration_s)
-    assert health.state is VenueState.DEGRADED
+    assert state_of(health) is VenueState.DEGRADED
     assert any(isinstance(d, StateChanged) and d.reason == "cooldown ended" for d in ended)
 
 
@@ -310,7 +314,16 @@ def test_malformed_toml_names_file_and_line() -> None:
          "more_than"),
         ('[health]\ndegrading_kinds = ["dns", "weather"]\n', 2, "weather"),
         ('[healthy]\nx = 1\n', 1, "unknown section"),
+        ('[health]\nhealthy_after = 1\n', 2, "unknown setting"),
+        ('[response_time]\nwindow = 1\n', 2, "unknown setting"),
         ('patterns = 3\n', 1, "array of tables"),
+        ('kinds = 3\n', 1, "expected a table"),
+        ('[kinds.dns]\naction = "retry"\nmessage = 5\n', 3, "kinds.dns.message"),
+        ('[[patterns]]\nkind = "ok"\ntext = 5\n', 3, "patterns.0.text"),
+        ('[[patterns]]\nkind = "ok"\ntext = "a"\nname = 5\n', 4, "patterns.0.name"),
+        ('[[patterns]]\nkind = "ok"\ntext = "a"\nstatus = "x"\n', 4, "patterns.0.status"),
+        ('[health]\ndegrading_kinds = "dns"\n', 2, "expected a list"),
+        ('[kinds.dns]\naction = "retry"\nmax_retries = 1.5\n', 3, "whole number"),
     ],
 )
 def test_semantic_errors_name_key_and_line(text: str, line: int, words: str) -> None:
@@ -324,3 +337,16 @@ def test_parse_without_base_is_standalone() -> None:
     rules = parse_rules('[kinds.ok]\naction = "none"\n', "tiny.toml")
     assert set(rules.rules) == {Kind.OK}
     assert rules.patterns == () and rules.rule(Kind.DNS).action is Action.RETRY_ONCE
+
+
+def test_single_status_in_a_pattern() -> None:
+    rules = load_rules('[[patterns]]\nkind = "overloaded"\ntext = "busy"\nstatus = 409\n')
+    assert rules.patterns[0].statuses == frozenset({409})
+    assert classify(Outcome(status=409, body={"error": {"message": "busy"}}), rules).kind is \
+        Kind.OVERLOADED
+    assert classify(Outcome(status=400, body={"error": {"message": "busy"}}), rules).kind is \
+        Kind.BAD_REQUEST
+
+
+def test_empty_file_is_the_defaults() -> None:
+    assert load_rules("", "empty.toml").rules == default_rules().rules

@@ -22,7 +22,7 @@ import asyncio
 import itertools
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +32,8 @@ from venueguard.io.errors import (
     Blocked,
     BudgetExhausted,
     CoolingDown,
+    Overloaded,
+    Rejected,
     Throttled,
     VenueError,
 )
@@ -46,7 +48,7 @@ _NOT_SENT = (CoolingDown, Blocked, Throttled, BudgetExhausted)  # refused locall
 class ProbeClient(Protocol):
     """The three REST calls the probe makes; each raises a ``VenueError`` on failure."""
 
-    async def get_instrument(self, symbol: str) -> None: ...
+    async def get_instrument(self, symbol: str) -> Mapping[str, object] | None: ...
 
     async def place_post_only(self, symbol: str, cl_ord_id: str, qty: int, price: float
                               ) -> None: ...
@@ -79,6 +81,8 @@ class HealthProbe:
         self.on_request = on_request
         self._rng = rng or random.Random()
         self._seq = itertools.count(1)
+        self.tick_size = config.tick_size  # updated from the instrument row when it is read
+        self.lot_size = config.lot_size
         self.pending: list[str] = []  # clOrdIDs whose cancel is not confirmed
         self.placed = 0
         self.overloaded = 0
@@ -92,13 +96,23 @@ class HealthProbe:
             now = self.clock.monotonic()
             if now >= next_instrument:
                 next_instrument = now + cfg.instrument_every_s
-                await self._call(INSTRUMENT, self.client.get_instrument(self.symbol))
+                await self._call(INSTRUMENT, self._read_instrument())
             if cfg.order_every_s is not None and now >= next_order:
                 next_order = now + cfg.order_every_s
                 await self.order_round()
             wake = next_instrument if cfg.order_every_s is None else min(next_instrument,
                                                                           next_order)
             await asyncio.sleep(max(0.0, wake - self.clock.monotonic()))
+
+    async def _read_instrument(self) -> None:
+        row = await self.client.get_instrument(self.symbol)
+        if row is None:
+            return
+        tick, lot = row.get("tickSize"), row.get("lotSize")
+        if isinstance(tick, int | float) and math.isfinite(tick) and tick > 0:
+            self.tick_size = float(tick)
+        if isinstance(lot, int | float) and math.isfinite(lot) and lot >= 1:
+            self.lot_size = int(lot)
 
     async def order_round(self) -> None:
         """Retry unconfirmed cancels, then place one probe order and cancel it."""
@@ -112,7 +126,7 @@ class HealthProbe:
             return
         cl_ord_id = f"{self.config.cl_ord_prefix}{next(self._seq)}-{self._rng.getrandbits(32):08x}"
         outcome = await self._call(PLACE, self.client.place_post_only(
-            self.symbol, cl_ord_id, self.config.lot_size, price))
+            self.symbol, cl_ord_id, self.lot_size, price))
         if outcome == "overloaded":
             self.overloaded += 1  # a 503 means not processed: nothing rests
             return
@@ -140,14 +154,13 @@ class HealthProbe:
         bid = self.best_bid()
         if bid is None or not math.isfinite(bid) or bid <= 0:
             return None
-        tick = self.config.tick_size
+        tick = self.tick_size
         price = math.floor(bid * (1.0 - self.config.offset_frac) / tick) * tick
         return round(price, 10) if price > 0 else None
 
-    async def _call(self, endpoint: str, request: object) -> str:
+    async def _call(self, endpoint: str, request: Awaitable[None]) -> str:
         """Await one request; report it; 'ok' | 'overloaded' | 'ambiguous' | 'not_sent' |
         'rejected' | 'failed'."""
-        assert asyncio.iscoroutine(request)
         started = self.clock.monotonic()
         status: int | None = 200
         outcome = "ok"
@@ -157,10 +170,13 @@ class HealthProbe:
             return "not_sent"
         except AmbiguousOutcome as exc:
             status, outcome = exc.status, "ambiguous"
+        except Overloaded as exc:
+            status, outcome = exc.status or 503, "overloaded"
         except VenueError as exc:
             status = exc.status
-            outcome = ("overloaded" if exc.status == 503 or exc.kind == "overloaded"
-                       else "rejected" if exc.status is not None and 400 <= exc.status < 500
+            outcome = ("overloaded" if exc.status == 503
+                       else "rejected" if isinstance(exc, Rejected) or (
+                           exc.status is not None and 400 <= exc.status < 500)
                        else "failed")
         latency_s = self.clock.monotonic() - started
         if self.on_request is not None:

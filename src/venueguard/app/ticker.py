@@ -159,6 +159,7 @@ class Ticker:
         self._last_tick: float | None = None
         self._intensity = 1.0
         self._last_snapshot: dict[str, float] = {}
+        self._reconnect_pending = False
 
     # -- facts from elsewhere ------------------------------------------------------------------
     def on_event(self, record: Mapping[str, object]) -> None:
@@ -166,11 +167,14 @@ class Ticker:
         event = record.get("event")
         now = self._last_tick if self._last_tick is not None else self.p.started_at
         if event == "ws.reconnecting":
-            attempt = record.get("attempt")
+            # A reconnect attempt failed when the next one starts before any subscription
+            # succeeded (connect refused, auth or subscribe timed out, stale at once...).
             self.liveness_alerts.on_reconnect(now)
-            if isinstance(attempt, int) and attempt > 1:
+            if self._reconnect_pending:
                 self.reconnects.on_failed(now, str(record.get("reason", "")))
+            self._reconnect_pending = True
         elif event == "ws.subscribed":
+            self._reconnect_pending = False
             self.reconnects.on_succeeded(now)
         elif event in ("book.gap", "book.resynced"):
             self.p.snapshots.on_gap(now)

@@ -68,7 +68,8 @@ class RetryBudget:
         return cfg.ratio * len(self._requests) + cfg.min_per_s * cfg.window_s
 
     def can_retry(self, now: float) -> bool:
-        return len(self._retries) + 1 <= self.allowance(now)
+        allowance = self.allowance(now)  # expires old entries first
+        return len(self._retries) + 1 <= allowance
 
     def try_retry(self, now: float) -> bool:
         """Grant and count one retry at ``now`` if the budget holds one; else count a denial."""

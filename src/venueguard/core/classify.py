@@ -22,18 +22,27 @@ patterns (BitMEX ``{"error": {"message", "name"}}`` or websocket ``{"status", "e
 per-row ``"error"`` fields of a 200 list) -> HTTP status table -> status class (2xx ok, other 4xx
 bad_request, other 5xx server_error) -> unknown.
 
-Bodies are read at most ``MAX_BODY_CHARS`` deep, so hostile sizes cost nothing.
+A transport failure with ``sent=False`` is never ambiguous (nothing reached the venue).
+Bodies are read at most ``MAX_BODY_CHARS`` deep, so hostile sizes cost nothing. Verdicts that
+depend only on status, error name and message (or on a small error page) are cached in the
+rule set, bounded, so the common repeated outcomes cost a lookup plus any header parsing.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping, Sequence
-from email.utils import parsedate_to_datetime
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from venueguard.core.kinds import AMBIGUOUS_KINDS, Action, AlertTier, Kind, Transport
+from venueguard.core.responses import (
+    MAX_BODY_CHARS,
+    RateLimit,
+    decode_body,
+    error_of,
+    read_headers,
+    retry_after_from,
+)
 from venueguard.core.rules import Pattern, Rule, RuleSet, default_rules
 
 __all__ = [
@@ -49,19 +58,18 @@ __all__ = [
     "classify_text",
 ]
 
-MAX_BODY_CHARS = 65_536
 _MESSAGE_CHARS = 300
 _CACHE_MAX = 4096
 _PAGE_CACHE_CHARS = 4096  # error pages up to this size are cached whole (they repeat verbatim)
 _RETRYABLE = frozenset({Action.RETRY, Action.BACKOFF, Action.WAIT_RETRY_AFTER, Action.RETRY_ONCE})
 _CLOUDFLARE_RE = re.compile(r"error(?:\s+code)?\s*:?\s*(\d{3,4})\b", re.IGNORECASE)
-_RETRY_IN_RE = re.compile(r"retry in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 _TITLE_RE = re.compile(r"<title>\s*([^<]{0,200}?)\s*</title>", re.IGNORECASE)
 
 
-# Outcome, RateLimit and Classification are typed NamedTuples rather than frozen dataclasses:
-# one of each is built per response on the hot path, where a frozen dataclass's __init__ costs
-# 3-4 us on a small machine and a NamedTuple about 1 us. They are just as immutable.
+# Outcome, Classification and RateLimit (in responses.py) are typed NamedTuples rather than
+# frozen dataclasses: one of each is built per response on the hot path, where a frozen
+# dataclass's __init__ costs 3-4 us on a small machine and a NamedTuple about 1 us. They are
+# just as immutable.
 
 
 class Outcome(NamedTuple):
@@ -86,15 +94,6 @@ class Outcome(NamedTuple):
     wall_ms: int | None = None
 
 
-class RateLimit(NamedTuple):
-    """The ``x-ratelimit-*`` headers of a response (None where absent or unreadable)."""
-
-    limit: int | None = None
-    remaining: int | None = None
-    reset_epoch_s: float | None = None
-    remaining_1s: int | None = None
-
-
 class Classification(NamedTuple):
     """The verdict on one outcome. ``action`` is the rule table's default for ``kind``."""
 
@@ -116,107 +115,6 @@ class Classification(NamedTuple):
     def rule(self, rules: RuleSet | None = None) -> Rule:
         """The full rule (cooldown, alert, retry limits) behind this verdict."""
         return (rules or default_rules()).rule(self.kind)
-
-
-def _as_float(raw: object) -> float | None:
-    try:
-        return float(str(raw).strip())
-    except ValueError:
-        return None
-
-
-def _as_int(raw: object) -> int | None:
-    value = _as_float(raw)
-    return None if value is None else int(value)
-
-
-_HEADER_NAMES = {
-    "retry-after": ("retry-after", "Retry-After"),
-    "limit": ("x-ratelimit-limit", "X-RateLimit-Limit", "X-Ratelimit-Limit"),
-    "remaining": ("x-ratelimit-remaining", "X-RateLimit-Remaining", "X-Ratelimit-Remaining"),
-    "reset": ("x-ratelimit-reset", "X-RateLimit-Reset", "X-Ratelimit-Reset"),
-    "remaining-1s": ("x-ratelimit-remaining-1s", "X-RateLimit-Remaining-1s",
-                     "X-Ratelimit-Remaining-1s"),
-}
-
-
-def _header(headers: Mapping[str, str], which: str) -> str | None:
-    for name in _HEADER_NAMES[which]:
-        value = headers.get(name)
-        if value is not None:
-            return value
-    return None
-
-
-def _read_headers(
-    headers: Mapping[str, str], wall_ms: int | None
-) -> tuple[RateLimit | None, float | None]:
-    retry_after: float | None = None
-    raw = _header(headers, "retry-after")
-    if raw is not None:
-        retry_after = _as_float(raw)
-        if retry_after is None and wall_ms is not None:
-            try:
-                retry_after = parsedate_to_datetime(str(raw)).timestamp() - wall_ms / 1000
-            except (TypeError, ValueError, IndexError):
-                retry_after = None
-    remaining = _header(headers, "remaining")
-    limit = _header(headers, "limit")
-    reset = _header(headers, "reset")
-    remaining_1s = _header(headers, "remaining-1s")
-    if remaining is None and limit is None and reset is None and remaining_1s is None:
-        return None, retry_after
-    return RateLimit(
-        None if limit is None else _as_int(limit),
-        None if remaining is None else _as_int(remaining),
-        None if reset is None else _as_float(reset),
-        None if remaining_1s is None else _as_int(remaining_1s),
-    ), retry_after
-
-
-def _decode(body: object) -> object:
-    """Bytes/str -> decoded JSON when it looks like JSON, else the text (truncated)."""
-    cls = body.__class__
-    if cls is dict or cls is list or body is None:
-        return body
-    if isinstance(body, bytes | bytearray | memoryview):
-        body = bytes(body[:MAX_BODY_CHARS]).decode("utf-8", "replace")
-    if isinstance(body, str):
-        text = body[:MAX_BODY_CHARS]
-        head = text.lstrip()[:1]
-        if head in ("{", "[") and len(body) <= MAX_BODY_CHARS:
-            try:
-                return json.loads(text)
-            except (ValueError, RecursionError):
-                return text
-        return text
-    return body
-
-
-def _error_of(body: object) -> tuple[str | None, str | None, float | None]:
-    """(message, name, meta.retryAfter) from a BitMEX JSON error, a WS frame or a row list."""
-    cls = body.__class__
-    if cls is dict or (cls is not list and isinstance(body, Mapping)):
-        err = body.get("error")  # type: ignore[attr-defined]
-        if err is None:
-            return None, None, None
-        if isinstance(err, Mapping):
-            message = err.get("message")
-            name = err.get("name")
-            return (str(message) if message is not None else "",
-                    name if isinstance(name, str) else None, None)
-        if isinstance(err, str):  # websocket error frame / cancel row
-            meta = body.get("meta")  # type: ignore[attr-defined]
-            after = _as_float(meta.get("retryAfter")) if isinstance(meta, Mapping) else None
-            return err, None, after
-        return None, None, None
-    if cls is list or (isinstance(body, Sequence) and not isinstance(body, str | bytes)):
-        for row in body[:1000]:  # type: ignore[index]
-            if row.__class__ is dict or isinstance(row, Mapping):
-                err = row.get("error")
-                if isinstance(err, str):
-                    return err, None, None
-    return None, None, None
 
 
 _DIGITS_RE = re.compile(r"\d+")
@@ -315,36 +213,37 @@ def classify(outcome: Outcome, rules: RuleSet | None = None) -> Classification:
             failed, table.rule(failed).action, failed in AMBIGUOUS_KINDS, None, None,
             transport.value))
 
-    rate_limit, retry_after = _read_headers(headers, wall_ms) if headers else (None, None)
-    decoded = body if body.__class__ is dict else _decode(body)
-    message, name, meta_after = _error_of(decoded)
+    rate_limit, retry_after = read_headers(headers, wall_ms) if headers else (None, None)
+    decoded = body if body.__class__ is dict else decode_body(body)
+    message, name, meta_after = error_of(decoded)
     if retry_after is None:
         retry_after = meta_after
+    # the verdict without per-response details depends on (status, name, message) only, or on
+    # the whole page for a text/HTML body; it is cached, and details are added on top
+    key: tuple[object, ...] | None = (status, name, message)
+    if isinstance(decoded, str):
+        key = (status, decoded) if len(decoded) <= _PAGE_CACHE_CHARS else None
+    elif message is not None and _DIGITS_RE.search(message) is not None:
+        key = None  # balances, nonces, timestamps: unique texts would only churn the cache
+    base = table.verdicts.get(key) if key is not None else None
+    if base is None:
+        base = _respond(table, status, decoded, message, name)
+        if key is not None:
+            _remember(table, key, base)
     if retry_after is None and rate_limit is None:
-        key: tuple[object, ...] | None = (status, name, message)
-        if isinstance(decoded, str):  # an error page: cache small ones whole (they repeat)
-            key = (status, decoded) if len(decoded) <= _PAGE_CACHE_CHARS else None
-    else:
-        key = None
-    if key is not None:
-        found = table.verdicts.get(key)
-        if found is not None:
-            return found
-        return _remember(table, key, _respond(table, status, decoded, message, name, None, None,
-                                              wall_ms))
-    return _respond(table, status, decoded, message, name, retry_after, rate_limit, wall_ms)
+        return base
+    if retry_after is None:
+        retry_after = base.retry_after_s
+        if retry_after is None and base.kind is Kind.RATE_LIMITED:
+            retry_after = retry_after_from(message, rate_limit, wall_ms)
+    return Classification(base.kind, base.action, base.ambiguous, base.status, retry_after,
+                          base.message, base.error_name, base.cloudflare_code, rate_limit)
 
 
 def _respond(
-    table: RuleSet,
-    status: int | None,
-    decoded: object,
-    message: str | None,
-    name: str | None,
-    retry_after: float | None,
-    rate_limit: RateLimit | None,
-    wall_ms: int | None,
+    table: RuleSet, status: int | None, decoded: object, message: str | None, name: str | None
 ) -> Classification:
+    """The verdict from status and body alone (no headers, no wall clock)."""
     if message is None and isinstance(decoded, str) and decoded and (
             status is None or status >= 400):
         found = _CLOUDFLARE_RE.search(decoded)
@@ -355,28 +254,15 @@ def _respond(
                 title = _TITLE_RE.search(decoded)
                 text = title.group(1) if title else found.group(0)
                 return Classification(cf_kind, table.rule(cf_kind).action,
-                                      cf_kind in AMBIGUOUS_KINDS, status, retry_after,
-                                      text[:_MESSAGE_CHARS], None, code, rate_limit)
+                                      cf_kind in AMBIGUOUS_KINDS, status, None,
+                                      text[:_MESSAGE_CHARS], None, code, None)
     matched = _match(table, message, name, status) if message is not None else None
     kind = matched if matched is not None else _by_status(table, status)
-    if kind is Kind.OK and message is not None and status is not None and status >= 300:
-        kind = Kind.UNKNOWN
-    if kind is Kind.RATE_LIMITED and retry_after is None:
-        retry_after = _retry_after_fallback(message, rate_limit, wall_ms)
+    retry_after = None
+    if kind is Kind.RATE_LIMITED:
+        retry_after = retry_after_from(message, None, None)
     if message is None and isinstance(decoded, str):
         title = _TITLE_RE.search(decoded)
         message = title.group(1) if title else decoded[:80].strip()
     return Classification(kind, table.rule(kind).action, kind in AMBIGUOUS_KINDS, status,
-                          retry_after, (message or "")[:_MESSAGE_CHARS], name, None, rate_limit)
-
-
-def _retry_after_fallback(
-    message: str | None, rate_limit: RateLimit | None, wall_ms: int | None
-) -> float | None:
-    if message:
-        found = _RETRY_IN_RE.search(message)
-        if found is not None:
-            return float(found.group(1))
-    if rate_limit is not None and rate_limit.reset_epoch_s is not None and wall_ms is not None:
-        return max(0.0, rate_limit.reset_epoch_s - wall_ms / 1000)
-    return None
+                          retry_after, (message or "")[:_MESSAGE_CHARS], name, None, None)

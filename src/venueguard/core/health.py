@@ -10,7 +10,7 @@ Public API::
         next_deadline() -> float | None
         allows_requests(now) -> bool            # False in COOLDOWN (until passed) and BLOCKED
         reset(now, reason="reset") -> None      # the only way out of BLOCKED
-        state: VenueState; until: float | None  # until: end of the cooldown
+        state: VenueState; until: float | None; since: float   # until: end of the cooldown
     Decisions: StateChanged(state, previous, until, reason, at), Alert(tier, message, kind, at),
                RetryPending(reason, at), Disconnect(kind, reason, at), Resync(kind, reason, at)
 
@@ -24,10 +24,12 @@ What the rules do here (see ``rules_default.toml``):
   the venue's limit is per account, so every request waits.
 - ``disconnect`` / ``resync``: a :class:`Disconnect` / :class:`Resync` decision.
 - ``retry_once``: an alert once the kind repeats more than ``max_retries`` times in a row.
-- Any rule with ``alert`` raises an :class:`Alert` of that tier with the rule's message.
+- Any rule with ``alert`` raises an :class:`Alert` of that tier with the rule's message; the
+  same kind and tier alert again only after ``[health] alert_repeat_s`` (no alert storms).
 - Response-time rules: more than ``more_than`` responses slower than ``slower_than_s`` within
-  ``window_s``, or an average slower than ``average.slower_than_s``, start a cooldown. When a
-  cooldown ends the slow counters are halved (the oldest half dropped) and a
+  ``window_s``, or an average slower than ``average.slower_than_s``, start a cooldown (slow
+  responses that arrive during a cooldown are counted but do not extend it). When a cooldown
+  ends the slow counters are halved (the oldest half dropped, latency samples too) and a
   :class:`RetryPending` asks the owner to retry the work held back during the cooldown; the
   state becomes DEGRADED.
 - DEGRADED after ``degraded_after`` degrading kinds within ``degraded_window_s``; HEALTHY
@@ -133,11 +135,14 @@ class VenueHealth:
         self._degrading: deque[float] = deque()
         self._last_degrading: float | None = None
         self._slow: list[deque[float]] = [deque() for _ in self.rules.response_time.counts]
+        self._slow_pairs = list(zip(self.rules.response_time.counts, self._slow, strict=True))
         self._samples: deque[tuple[float, float]] = deque()
         self._sample_sum = 0.0
         self._streak_kind: Kind | None = None
         self._streak = 0
-        self._created = now
+        self.since = now  # when the current state began
+        self._alerted: dict[tuple[Kind | None, AlertTier], float] = {}
+        self.suppressed_alerts = 0  # repeats swallowed by alert_repeat_s
 
     # --- feeds --------------------------------------------------------------------------------
 
@@ -157,11 +162,11 @@ class VenueHealth:
             return
         action = rule.action
         if rule.alert is not None and action is not Action.RETRY_ONCE:
-            self._queue(Alert(rule.alert, rule.message or kind.value, kind, now), now)
+            self._alert(Alert(rule.alert, rule.message or kind.value, kind, now))
         if action is Action.RETRY_ONCE and self._streak > (rule.max_retries or 0):
-            self._queue(Alert(rule.alert or AlertTier.WARNING,
+            self._alert(Alert(rule.alert or AlertTier.WARNING,
                               f"{rule.message or kind.value}: {self._streak} in a row"
-                              f" ({verdict.message[:120]})", kind, now), now)
+                              f" ({verdict.message[:120]})", kind, now))
         if action is Action.BLOCK:
             self._enter(VenueState.BLOCKED, None, f"{kind.value}: {rule.message}", now)
             return
@@ -183,22 +188,25 @@ class VenueHealth:
         """Record one response time and apply the response-time rules."""
         rt = self.rules.response_time
         self._expire(now)
-        for rule, times in zip(rt.counts, self._slow, strict=True):
+        slow = False
+        for rule, times in self._slow_pairs:
             if latency_s > rule.slower_than_s:
                 times.append(now)
-        self._samples.append((now, latency_s))
+                slow = True
+        samples = self._samples
+        samples.append((now, latency_s))
         self._sample_sum += latency_s
-        if len(self._samples) > _MAX_SAMPLES:
-            self._sample_sum -= self._samples.popleft()[1]
+        if len(samples) > _MAX_SAMPLES:
+            self._sample_sum -= samples.popleft()[1]
         if self.state is VenueState.BLOCKED or self.state is VenueState.COOLDOWN:
             return  # responses still in flight when the cooldown began only count
-        for rule, times in zip(rt.counts, self._slow, strict=True):
+        for rule, times in self._slow_pairs if slow else ():
             if len(times) > rule.more_than:
                 self._cooldown(now + rule.cooldown_s,
                                f"{len(times)} responses slower than {rule.slower_than_s:g} s "
                                f"within {rt.window_s:g} s (more than {rule.more_than})", now)
-                self._queue(Alert(AlertTier.WARNING, f"venue slow: {len(times)} responses "
-                                  f"slower than {rule.slower_than_s:g} s", None, now), now)
+                self._alert(Alert(AlertTier.WARNING, f"venue slow: {len(times)} responses "
+                                  f"slower than {rule.slower_than_s:g} s", None, now))
         average = self.average_latency_s
         if (rt.average_slower_than_s is not None and average is not None
                 and len(self._samples) >= rt.average_min_samples
@@ -206,8 +214,8 @@ class VenueHealth:
             self._cooldown(now + rt.average_cooldown_s,
                            f"average response time {average:.1f} s > "
                            f"{rt.average_slower_than_s:g} s", now)
-            self._queue(Alert(AlertTier.WARNING, f"venue slow: average response time "
-                              f"{average:.1f} s", None, now), now)
+            self._alert(Alert(AlertTier.WARNING, f"venue slow: average response time "
+                              f"{average:.1f} s", None, now))
 
     def reset(self, now: float, reason: str = "reset") -> None:
         """Back to HEALTHY from any state, with cleared counters (the way out of BLOCKED)."""
@@ -218,6 +226,7 @@ class VenueHealth:
         self._samples.clear()
         self._sample_sum = 0.0
         self._streak_kind, self._streak = None, 0
+        self._alerted.clear()
         self._enter(VenueState.HEALTHY, None, reason, now)
 
     # --- drains -------------------------------------------------------------------------------
@@ -277,12 +286,23 @@ class VenueHealth:
         if self._pending_at is None:
             self._pending_at = now
 
+    def _alert(self, alert: Alert) -> None:
+        """Queue ``alert`` unless the same kind raised one within ``alert_repeat_s``."""
+        key = (alert.kind, alert.tier)
+        last = self._alerted.get(key)
+        if last is not None and alert.at < last + self.rules.health.alert_repeat_s:
+            self.suppressed_alerts += 1
+            return
+        self._alerted[key] = alert.at
+        self._queue(alert, alert.at)
+
     def _enter(self, state: VenueState, until: float | None, reason: str, now: float) -> None:
         previous = self.state
         if previous is state and until == self.until:
             return
         self.state = state
         self.until = until
+        self.since = now
         self._queue(StateChanged(state, previous, until, reason, now), now)
 
     def _cooldown(self, until: float, reason: str, now: float) -> None:

@@ -468,11 +468,10 @@ _CANCEL_STATE_PREFIX: Final = "due to existing state:"
 
 
 def cancel_event_from_row(row: Mapping[str, object]) -> Event:
-    """A DELETE /order response row: Canceled, or CancelRejected when it carries ``error``."""
+    """A DELETE /order response row: its snapshot, or CancelRejected when it has ``error``."""
     error = _str(row, "error")
     if error is None:
-        snapshot = snapshot_from_row(row)
-        return Canceled() if snapshot.ord_status == "Canceled" else snapshot
+        return snapshot_from_row(row)       # carries cumQty: a fill before the cancel shows
     status = _str(row, "ordStatus")
     if _CANCEL_STATE_PREFIX in error:
         status = error.split(_CANCEL_STATE_PREFIX, 1)[1].strip().split()[0] or status

@@ -19,6 +19,7 @@ absence counts as evidence only for orders that changed at least a grace period 
 * ``FetchOrderHistory`` -> GET /order startTime=start (every page) -> ``on_order_history``
 * ``FetchExecutions`` -> GET /execution/tradeHistory startTime    -> ``on_execution_rows``
 * ``FetchPosition``   -> GET /position                             -> ``on_position``
+* ``ResendCancel``    -> DELETE /order clOrdID (``on_cancel_requested`` first) -> ``on_cancel_rows``
 * ``Mismatch`` -> event ``reconcile.mismatch`` (kinds ``phantom_*`` also add to
   ``phantom_orders_total``); ``Resolved`` -> ``reconcile.resolved``; ``Alert`` -> ``alert``.
 
@@ -95,6 +96,12 @@ class FetchPosition:
 
 
 @dataclass(frozen=True, slots=True)
+class ResendCancel:
+    """DELETE /order by this clOrdID again (its earlier cancel got no answer)."""
+    cl_ord_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Mismatch:
     kind: str
     cl_ord_id: str | None
@@ -115,7 +122,7 @@ class Alert:
 
 
 Lookup = QueryOrders | FetchOpenOrders | FetchOrderHistory | FetchExecutions | FetchPosition
-Decision = Lookup | Mismatch | Resolved | Alert
+Decision = Lookup | ResendCancel | Mismatch | Resolved | Alert
 
 
 class Reconciler:
@@ -142,6 +149,9 @@ class Reconciler:
         self._pos_bad_since: dict[str, float] = {}
         self._pos_alerted: set[str] = set()
         self._pos_asked: dict[str, float] = {}
+        self._last_sweep_wall_ms: int | None = None
+        self._cancel_resent: dict[str, float] = {}
+        self._sweep_execs_from_ms: int | None = None
         self.phantoms = 0
         self.adopted = 0
 
@@ -262,7 +272,7 @@ class Reconciler:
                 out.append(Alert("critical", f"order {order.cl_ord_id} UNKNOWN for {age:.0f} s "
                                  "without venue evidence; it stays UNKNOWN"))
                 out.append(Mismatch("unknown_unresolved", order.cl_ord_id, f"{age:.0f} s"))
-        while self._has_budget(now) and (lookup := self._next_lookup(now)) is not None:
+        while self._has_budget(now) and (lookup := self._next_lookup(now, wall_ms)) is not None:
             self._spent.append(now)
             out.append(lookup)
             self._mark_asked(lookup, now)
@@ -280,6 +290,8 @@ class Reconciler:
                 times.append(order.state_since + cfg.unknown_window_s if asked is None
                              else asked + cfg.query_interval_s)
         times.append(self._sweep_due())
+        if self._sweep_execs_from_ms is not None:
+            times.append(-1e18)
         times.extend(self._position_due().values())
         if self._need_execs_from_ms is not None:
             times.append(-1e18 if self._exec_asked is None
@@ -319,7 +331,7 @@ class Reconciler:
         interval = self.config.safe_sweep_interval_s if self._safe else self.config.sweep_interval_s
         return -1e18 if self._last_sweep is None else self._last_sweep + interval
 
-    def _next_lookup(self, now: float) -> Lookup | None:
+    def _next_lookup(self, now: float, wall_ms: int) -> Lookup | None:
         cfg = self.config
         due = sorted((o for o in self.table.in_states(UNFINISHED_STATES)
                       if (t := self._query_due(o)) is not None and t <= now),
@@ -339,8 +351,17 @@ class Reconciler:
             self._exec_asked = now
             return FetchExecutions(None, self._need_execs_from_ms)
         if self._sweep_due() <= now:
+            # Each sweep also fetches the executions since the previous one: a fill missed on
+            # the websocket shows even when unrelated misses happen to net out in the position.
             self._last_sweep = now
+            since = self._last_sweep_wall_ms
+            self._sweep_execs_from_ms = (self._earliest_ms(unfinished_only=True) if since is None
+                                         else since - cfg.history_margin_ms)
+            self._last_sweep_wall_ms = wall_ms
             return FetchOpenOrders(None)
+        if self._sweep_execs_from_ms is not None:
+            start, self._sweep_execs_from_ms = self._sweep_execs_from_ms, None
+            return FetchExecutions(None, start)
         return self._position_lookup(now)
 
     def _position_due(self) -> dict[str, float]:
@@ -368,10 +389,13 @@ class Reconciler:
                 self._asked[cl_ord_id] = now
 
     def _missing_execs(self) -> bool:
-        return any(o.venue_cum_qty > o.cum_qty for o in self.table.orders.values())
+        return any(o.venue_cum_qty > o.cum_qty or (o.state is S.FILLED and o.cum_qty < o.qty)
+                   for o in self.table.orders.values())
 
-    def _earliest_ms(self) -> int:
-        stamps = [o.created_wall_ms for o in self.table.orders.values()]
+    def _earliest_ms(self, *, unfinished_only: bool = False) -> int:
+        orders = (self.table.in_states(UNFINISHED_STATES) if unfinished_only
+                  else self.table.orders.values())
+        stamps = [o.created_wall_ms for o in orders]
         return min([self._start_wall_ms, *stamps]) - self.config.history_margin_ms
 
     def _on_row(self, row: Row, now: float, wall_ms: int) -> str | None:
@@ -382,7 +406,18 @@ class Reconciler:
                 return None                       # a sparse update about an order we never saw
             return self._adopt(row, now, wall_ms).cl_ord_id
         self._note(self.table.apply(order.cl_ord_id, snapshot_from_row(row), now))
+        self._check_stuck_cancel(order, row, now)
         return order.cl_ord_id
+
+    def _check_stuck_cancel(self, order: Order, row: Row, now: float) -> None:
+        """A cancel whose answer was lost, while the venue still shows the order open: send it
+        again (cancels are idempotent and exempt from load shedding)."""
+        if order.state is not S.PENDING_CANCEL or row.get("ordStatus") not in _OPEN_STATUSES:
+            return
+        last = self._cancel_resent.get(order.cl_ord_id, order.state_since)
+        if now - last >= self.config.query_interval_s:
+            self._cancel_resent[order.cl_ord_id] = now
+            self._out.append(ResendCancel(order.cl_ord_id))
 
     def _adopt(self, row: Row, now: float, wall_ms: int) -> Order:
         order = self.table.adopt(row, now, wall_ms)

@@ -22,15 +22,21 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from venueguard.core.kinds import Action, AlertTier, Kind, Transport
-
-if TYPE_CHECKING:
-    from venueguard.core.classify import Classification
+from venueguard.core.ruletable import (
+    MATCH_MODES,
+    HealthConfig,
+    Pattern,
+    ResponseTimeRules,
+    Rule,
+    RulesError,
+    RuleSet,
+    SlowRule,
+)
 
 __all__ = [
     "HealthConfig",
@@ -44,113 +50,6 @@ __all__ = [
     "load_rules",
     "parse_rules",
 ]
-
-_MATCH_MODES = ("prefix", "contains", "exact")
-
-
-class RulesError(ValueError):
-    """A rules file that cannot be used: names the file, the line (when known) and the problem."""
-
-    def __init__(self, source: str, line: int | None, problem: str) -> None:
-        self.source = source
-        self.line = line
-        self.problem = problem
-        where = f"{source}, line {line}" if line is not None else source
-        super().__init__(f"rules file {where}: {problem}")
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """What to do about one kind. ``max_retries`` None means "as the budget and backoff allow"."""
-
-    kind: Kind
-    action: Action
-    cooldown_s: float = 0.0  # venue cooldown started by this kind (action COOLDOWN)
-    alert: AlertTier | None = None
-    message: str = ""  # alert text
-    max_retries: int | None = None
-    min_delay_s: float = 0.0  # floor on the delay before a retry (BitMEX 503: >= 0.5 s)
-    delay_factor: float = 1.0  # multiplier on the backoff delay (> 1: a longer backoff)
-
-
-@dataclass(frozen=True, slots=True)
-class Pattern:
-    """A text rule: an error message matching ``text`` (case-insensitive) means ``kind``.
-
-    ``match``: ``contains`` (default), ``prefix``, or ``exact`` (ignoring a trailing period).
-    ``name`` (the BitMEX ``error.name``) and ``statuses`` further restrict the match when set.
-    An empty ``text`` with a ``name`` matches every message of that name.
-    """
-
-    kind: Kind
-    text: str  # stored lower-cased
-    match: str = "contains"  # prefix | contains | exact
-    name: str | None = None
-    statuses: frozenset[int] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SlowRule:
-    """More than ``more_than`` responses slower than ``slower_than_s`` within the window."""
-
-    slower_than_s: float
-    more_than: int
-    cooldown_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseTimeRules:
-    """Response-time rules evaluated over a sliding window (default one hour)."""
-
-    window_s: float = 3600.0
-    counts: tuple[SlowRule, ...] = ()
-    average_slower_than_s: float | None = None
-    average_cooldown_s: float = 0.0
-    average_min_samples: int = 1
-    halve_after_cooldown: bool = True
-    retry_pending_after_cooldown: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class HealthConfig:
-    """When failures make the venue DEGRADED and when it is HEALTHY again."""
-
-    degraded_window_s: float = 60.0
-    degraded_after: int = 3  # this many degrading outcomes within the window
-    healthy_after_s: float = 60.0  # no degrading outcome for this long -> HEALTHY
-    degrading_kinds: frozenset[Kind] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class RuleSet:
-    """A complete, validated rule table. Build it with :func:`parse_rules` or :func:`load_rules`."""
-
-    rules: Mapping[Kind, Rule]
-    patterns: tuple[Pattern, ...]
-    status_kinds: Mapping[int, Kind]
-    cloudflare_kinds: Mapping[int, Kind]
-    transport_kinds: Mapping[Transport, Kind]
-    response_time: ResponseTimeRules
-    health: HealthConfig
-    source: str = "<rules>"
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)  # merged TOML, for merging
-    digit_free: bool = True  # no pattern text contains a digit (classify memo may share shapes)
-    # classify() memo of (status, name, message) -> Kind; bounded, see classify._CACHE_MAX.
-    memo: dict[tuple[int | None, str | None, str], Kind] = field(
-        default_factory=dict, repr=False, compare=False
-    )
-    # classify() cache of whole verdicts for outcomes without per-response details; bounded
-    verdicts: dict[object, Classification] = field(
-        default_factory=dict, repr=False, compare=False
-    )
-
-    def rule(self, kind: Kind) -> Rule:
-        """The rule for ``kind``; kinds without an entry fall back to the ``unknown`` rule."""
-        found = self.rules.get(kind)
-        if found is not None:
-            return found
-        return self.rules.get(Kind.UNKNOWN, Rule(kind, Action.RETRY_ONCE))
-
 
 # --- parsing --------------------------------------------------------------------------------
 
@@ -233,16 +132,18 @@ class _Parser:
             raise self.fail(path, f"expected a table, got {type(value).__name__}")
         return value
 
-    def rule(self, name: str, spec: object) -> Rule:
-        path: tuple[str | int, ...] = ("kinds", name)
-        body = self.table(spec, path)
-        kind = self.kind(name, path)
-        allowed = {"action", "cooldown_s", "alert", "message", "max_retries", "min_delay_s",
-                   "delay_factor"}
+    def only(self, body: Mapping[str, Any], allowed: set[str], path: tuple[str | int, ...]) -> None:
         for key in body:
             if key not in allowed:
                 known = ", ".join(sorted(allowed))
                 raise self.fail((*path, key), f"unknown setting (known: {known})")
+
+    def rule(self, name: str, spec: object) -> Rule:
+        path: tuple[str | int, ...] = ("kinds", name)
+        body = self.table(spec, path)
+        kind = self.kind(name, path)
+        self.only(body, {"action", "cooldown_s", "alert", "message", "max_retries",
+                         "min_delay_s", "delay_factor"}, path)
         try:
             action = Action(body.get("action", ""))
         except ValueError:
@@ -285,8 +186,8 @@ class _Parser:
         if not isinstance(text, str):
             raise self.fail((*path, "text"), "expected a string")
         mode = body.get("match", "contains")
-        if mode not in _MATCH_MODES:
-            raise self.fail((*path, "match"), f"expected one of {', '.join(_MATCH_MODES)}")
+        if mode not in MATCH_MODES:
+            raise self.fail((*path, "match"), f"expected one of {', '.join(MATCH_MODES)}")
         name = body.get("name")
         if name is not None and not isinstance(name, str):
             raise self.fail((*path, "name"), "expected a string")
@@ -310,6 +211,8 @@ class _Parser:
     def response_time(self, spec: object) -> ResponseTimeRules:
         path: tuple[str | int, ...] = ("response_time",)
         body = self.table(spec, path)
+        self.only(body, {"window_s", "count", "average", "halve_after_cooldown",
+                         "retry_pending_after_cooldown"}, path)
         counts = []
         for i, item in enumerate(body.get("count", [])):
             sub = self.table(item, ("response_time.count", i))
@@ -337,6 +240,8 @@ class _Parser:
     def health(self, spec: object) -> HealthConfig:
         path: tuple[str | int, ...] = ("health",)
         body = self.table(spec, path)
+        self.only(body, {"degraded_window_s", "degraded_after", "healthy_after_s",
+                         "degrading_kinds", "alert_repeat_s"}, path)
         kinds = body.get("degrading_kinds", [])
         if not isinstance(kinds, list):
             raise self.fail((*path, "degrading_kinds"), "expected a list of kinds")
@@ -348,6 +253,7 @@ class _Parser:
             healthy_after_s=self.number(body.get("healthy_after_s", 60.0),
                                         (*path, "healthy_after_s")),
             degrading_kinds=frozenset(self.kind(k, (*path, "degrading_kinds")) for k in kinds),
+            alert_repeat_s=self.number(body.get("alert_repeat_s", 60.0), (*path, "alert_repeat_s")),
         )
 
     def build(self, data: Mapping[str, Any], patterns: list[Any]) -> RuleSet:

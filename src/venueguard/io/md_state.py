@@ -14,8 +14,12 @@ Call order (driven by :mod:`venueguard.io.ws_session`)::
 
 Rules: a data message that fails a check (stale, future, reorder, duplicate) is counted, logged
 (``data.rejected``) and dropped; if it belonged to a book (and was not a duplicate), the book is
-invalidated and a resync requested, because the book would otherwise miss that change. Partials
-are never checked for age or order (their rows may be old levels); they replace the book.
+invalidated and a resync requested, because the book would otherwise miss that change. For book
+tables even a reorder inside the liveness window counts as a reorder: deltas applied out of
+order leave wrong sizes behind. Partials are never checked for age or order (their rows may be
+old levels); they replace the book. BitMEX has no sequence numbers, so a dropped delta shows up
+only through its consequences: a later delta for an unknown id (or an insert of an existing one),
+or a crossed book; each invalidates the book (``book.gap``) and requests a resync.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from venueguard.core.book import APPLIED, BookConfig, BookSet, LegacyIds, OrderBook
+from venueguard.core.book import APPLIED, BookConfig, BookSet, LegacyIds
 from venueguard.core.liveness import Liveness, LivenessConfig, Verdict
 from venueguard.core.trades import TapeConfig, TradeTape
 from venueguard.io.md_events import (
@@ -50,6 +54,7 @@ from venueguard.venues.bitmex.topics import BOOK_L2_TABLES
 __all__ = ["MdCounters", "MdSink", "MdState", "MdStateConfig"]
 
 _PARTIAL = Action.PARTIAL
+CROSSED_BOOK = "crossed_book"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,7 @@ class MdStateConfig:
     book_max_age_s: float = 10.0
     tape: TapeConfig = field(default_factory=TapeConfig)
     legacy_ids: Mapping[str, LegacyIds] = field(default_factory=dict)
+    check_timestamps: bool = True  # False for recorded data (replays, backtests): no ts checks
 
 
 @dataclass(slots=True)
@@ -76,14 +82,10 @@ class MdSink:
 
     def __init__(self, push: Callable[[MdEvent], None] | None = None,
                  log: Callable[..., None] | None = None,
-                 on_rejected: Callable[[str], None] | None = None,
-                 on_top: Callable[[str, OrderBook], None] | None = None,
-                 on_table: Callable[[str], None] | None = None) -> None:
-        self.push = push
+                 on_rejected: Callable[[str], None] | None = None) -> None:
+        self.push = push  # None while nobody consumes events: nothing is built for them
         self.log = log
         self.on_rejected = on_rejected
-        self.on_top = on_top
-        self.on_table = on_table
 
 
 class MdState:
@@ -102,6 +104,7 @@ class MdState:
         self.liveness = Liveness(config.liveness, 0.0)
         self.last_data_now: float | None = None
         self.resync_reason: str | None = None
+        self.table_counts: dict[str, int] = {}  # accepted data messages per table, cumulative
         self._control: deque[Message] = deque(maxlen=1000)
         self._channels: dict[tuple[str, str | None], str] = {}
         self._subscribed: set[str] = set()
@@ -127,6 +130,10 @@ class MdState:
     def on_subscribed(self, topic: str, now: float) -> None:
         self._subscribed.add(topic)
         self.liveness.on_subscribed(topic, now)
+
+    @property
+    def has_control(self) -> bool:
+        return bool(self._control)
 
     def take_control(self) -> list[Message]:
         """Non-data frames received since the last call (acks, errors, welcome, info)."""
@@ -179,17 +186,22 @@ class MdState:
             first = rows[0].get("symbol")
             symbol = first if type(first) is str else None
         channel = self._channel(table, symbol)
-        if msg.action is _PARTIAL or not rows:
+        if msg.action is _PARTIAL or not rows or not self.config.check_timestamps:
             self.liveness.on_data(channel, now)
         else:
             ts_ms = self._timestamp_ms(rows)
             verdict = self.liveness.on_data(
                 channel, now, ts_ms=ts_ms, wall_ms=wall_ms,
                 key=hash(payload) if ts_ms is not None else None)
-            if verdict is not Verdict.OK and not verdict.accepted:
-                self._reject(verdict, table, symbol, rows, now)
-                return
+            if verdict is not Verdict.OK:
+                if verdict is Verdict.MINOR_REORDER and table in self.books:
+                    verdict = Verdict.REORDER  # an out-of-order book delta corrupts the book
+                if not verdict.accepted:
+                    self._reject(verdict, table, symbol, rows, now)
+                    return
         self.last_data_now = now
+        counts = self.table_counts
+        counts[table] = counts.get(table, 0) + 1
         books = self.books.get(table)
         if books is not None:
             self._on_book(books, table, msg, now)
@@ -206,8 +218,6 @@ class MdState:
                 if isinstance(quoted, str):
                     self.quotes[quoted] = row
         sink = self.sink
-        if sink.on_table is not None:
-            sink.on_table(table)
         if sink.push is not None:
             sink.push(TableData(now, table, msg.action.value, symbol, rows))
 
@@ -254,8 +264,11 @@ class MdState:
                 key = (table, symbol)
                 if book is not None and (partial or book.top_changes != self._top_seen.get(key)):
                     self._top_seen[key] = book.top_changes
-                    if sink.on_top is not None:
-                        sink.on_top(table, book)
+                    spread = book.spread()
+                    if spread is not None and spread <= 0:  # a real book never crosses
+                        book.invalidate(CROSSED_BOOK)
+                        self._gap(table, symbol, CROSSED_BOOK, now)
+                        continue
                     if sink.push is not None:
                         sink.push(TopOfBook(now, table, symbol, book.best_bid(), book.best_ask()))
             elif result.reason is not None and (book is None or not book.valid):

@@ -153,6 +153,15 @@ class Book:
         else:
             self._changed(buy, lv, ts)
 
+    def resize(self, buy: bool, lv: Level, mkt: int, ts: str) -> None:
+        """Set the market quantity of an existing level to ``mkt`` (> 0): an update row."""
+        if mkt < lv.mkt:
+            for o in lv.orders:
+                if o.ahead > mkt:
+                    o.ahead = mkt
+        lv.mkt = mkt
+        self._changed(buy, lv, ts)
+
     def add_order(self, o: Order, ts: str) -> None:
         """Rest an account order (its ``tick`` and ``leaves`` set) at the back of its level."""
         assert o.tick is not None

@@ -56,7 +56,7 @@ async def get_faults(request: web.Request) -> web.Response:
 
 async def get_truth(request: web.Request) -> web.Response:
     server = request.app[SERVER_KEY]
-    server.engine.advance(server.clock.now_ms())
+    server.advance_engine()
     return json_response(server.truth())
 
 

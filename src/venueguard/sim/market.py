@@ -122,7 +122,11 @@ class Market:
 
     # ------------------------------------------------------------------- loop
     def run_until(self, horizon_ms: float) -> None:
-        """Run every market event with time <= ``horizon_ms`` (call with increasing horizons)."""
+        """Run every market event with time <= ``horizon_ms`` (call with increasing horizons).
+
+        The loop body is the hot path of the simulator, so it is written flat: size updates of
+        existing levels (the commonest event) are handled inline, the rest in helpers.
+        """
         if self.next_t > horizon_ms:
             return
         rand = self.rng.random
@@ -131,9 +135,19 @@ class Market:
         vol = self.spec.vol_ticks_per_sqrt_s * math.sqrt(12.0 / 1000.0)
         base_per_ms = self.base_per_ms
         exp = math.exp
-        log = math.log
         sqrt = math.sqrt
-        event = self._event
+        iso = self.iso
+        book = self.book
+        bid_keys = book.bid_keys
+        ask_keys = book.ask_keys
+        bids = book.bids
+        asks = book.asks
+        resize = book.resize
+        lot = self.spec.lot_size
+        size_scale = float(self.spec.base_size_lots)
+        th_trade = params.p_trade
+        th_insert = th_trade + params.p_insert
+        th_delete = th_insert + params.p_delete
         t = self.next_t
         t_prev = self.t_ms
         excitation = self.excitation
@@ -148,62 +162,48 @@ class Market:
                 self.next_shock_ms = t + -log(1.0 - rand()) / rate_per_ms
             self.excitation = excitation
             self.fair += (rand() - 0.5) * vol * sqrt(dt * (1.0 + excitation))
-            event(int(t))
+            now_ms = int(t)
+            ts = iso(now_ms)
+            nbid = len(bid_keys)
+            nask = len(ask_keys)
+            u = rand()
+            if nbid < MIN_DEPTH or nask < MIN_DEPTH:
+                self._insert(nbid <= nask, lot * (1 + int(-log(1.0 - rand()) * size_scale)),
+                             now_ms, ts)
+            elif u >= th_insert:
+                buy = rand() < 0.5
+                depth = nbid if buy else nask
+                rank = int(-log(1.0 - rand()) * 4.0)
+                if rank >= depth:
+                    rank = depth - 1
+                lv = bids[-bid_keys[rank]] if buy else asks[ask_keys[rank]]
+                mkt = lv.mkt
+                if u < th_delete and depth > MIN_DEPTH and mkt > 0:
+                    book.set_market(buy, lv.tick, 0, ts)
+                else:
+                    step = lot * (1 + int(-log(1.0 - rand()) * size_scale * 0.5))
+                    if mkt > step and rand() < 0.5:
+                        resize(buy, lv, mkt - step, ts)
+                    else:
+                        resize(buy, lv, mkt + step, ts)
+            elif u < th_trade:
+                self._trade(now_ms, ts)
+            else:
+                buy = rand() < 0.5
+                self._insert(buy, lot * (1 + int(-log(1.0 - rand()) * size_scale)), now_ms, ts)
+                if (nbid if buy else nask) >= MAX_DEPTH:
+                    worst = -bid_keys[-1] if buy else ask_keys[-1]
+                    book.set_market(buy, worst, 0, ts)
+            if book.top_dirty:
+                self._quote_changed(now_ms, ts)
             count += 1
             t += -log(1.0 - rand()) / (base_per_ms * (1.0 + excitation))
         self.t_ms = t_prev
         self.next_t = t
         self.events += count
 
-    def _event(self, now_ms: int) -> None:
-        rng = self.rng
-        rand = rng.random
-        book = self.book
-        spec = self.spec
-        ts = self.iso(now_ms)
-        lot = spec.lot_size
-        size_scale = spec.base_size_lots
-        params = self.params
-        nbid = len(book.bid_keys)
-        nask = len(book.ask_keys)
-        u = rand()
-        if nbid < MIN_DEPTH or nask < MIN_DEPTH:
-            self._insert(nbid <= nask, lot * (1 + int(-log(1.0 - rand()) * size_scale)), now_ms, ts)
-        elif u < params.p_trade:
-            self._trade(now_ms, ts)
-        elif u < params.p_trade + params.p_insert:
-            buy = rand() < 0.5
-            self._insert(buy, lot * (1 + int(-log(1.0 - rand()) * size_scale)), now_ms, ts)
-            if (nbid if buy else nask) >= MAX_DEPTH:
-                keys = book.bid_keys if buy else book.ask_keys
-                worst = -keys[-1] if buy else keys[-1]
-                book.set_market(buy, worst, 0, ts)
-        else:
-            buy = rand() < 0.5
-            depth = nbid if buy else nask
-            rank = int(-log(1.0 - rand()) * 4.0)
-            if rank >= depth:
-                rank = depth - 1
-            if buy:
-                tick = -book.bid_keys[rank]
-                lv = book.bids[tick]
-            else:
-                tick = book.ask_keys[rank]
-                lv = book.asks[tick]
-            deleting = u < params.p_trade + params.p_insert + params.p_delete
-            if deleting and depth > MIN_DEPTH and lv.mkt > 0:
-                book.set_market(buy, tick, 0, ts)
-            else:
-                step = lot * (1 + int(-log(1.0 - rand()) * size_scale * 0.5))
-                if lv.mkt > step and rand() < 0.5:
-                    book.set_market(buy, tick, lv.mkt - step, ts)
-                else:
-                    book.set_market(buy, tick, lv.mkt + step, ts)
-        if book.top_dirty:
-            self._quote_changed(now_ms, ts)
-
     def _insert(self, buy: bool, size: int, now_ms: int, ts: str) -> None:
-        distance = int(self.rng.expovariate(0.3))
+        distance = int(-log(1.0 - self.rng.random()) / 0.3)
         base = int(self.fair)
         tick = base - distance if buy else base + 1 + distance
         book = self.book

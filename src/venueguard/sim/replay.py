@@ -120,7 +120,7 @@ class Recording:
 
 def select(item: Recorded, topics: set[str]) -> tuple[bytes, dict[str, Any]] | None:
     """The message as ``topics`` should see it (rows of other symbols removed), or None."""
-    if item.table in topics:
+    if item.table in topics or f"{item.table}:*" in topics:
         return item.payload, item.msg
     prefix = item.table + ":"
     wanted = {t[len(prefix):] for t in topics if t.startswith(prefix)}

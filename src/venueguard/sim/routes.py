@@ -46,13 +46,14 @@ _WALLET_ASSETS = [
 
 def _ctx(request: web.Request) -> tuple[SimServer, dict[str, Any], int]:
     server = request.app[SERVER_KEY]
-    now_ms = server.clock.now_ms()
-    server.engine.advance(now_ms)
+    now_ms = server.advance_engine()
+    server.pump()  # late_fill decides on executions as they are published
     return server, request[PARAMS_KEY], now_ms
 
 
 def _page(prm: dict[str, Any]) -> tuple[int, int, bool]:
-    return (p.opt_int(prm, "count", 100, low=1, high=MAX_COUNT), p.opt_int(prm, "start", 0),
+    return (p.opt_int(prm, "count", 100, low=1, high=MAX_COUNT),
+            p.opt_int(prm, "start", 0, low=0),
             p.opt_bool(prm, "reverse"))
 
 

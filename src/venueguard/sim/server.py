@@ -57,6 +57,7 @@ class SimConfig:
     api_secret: str = field(default=signing.TEST_API_SECRET, repr=False)
     clock_speed: float = 1.0
     tick_s: float = 0.01
+    max_step_ms: int = 20
     rest_per_min: int = 120
     rest_unauth_per_min: int = 30
     order_per_s: int = 10
@@ -74,9 +75,10 @@ class SimServer:
                  engine: Engine | None = None) -> None:
         self.config = cfg = config or SimConfig()
         self.clock = clock or SimClock(speed=cfg.clock_speed)
+        self._engine_ms = self.clock.now_ms()
         self.engine = engine or Engine(instruments_for(cfg.symbols), seed=cfg.seed,
                                        rate_msgs_s=cfg.rate_msgs_s, book_format=cfg.book_format,
-                                       start_ms=self.clock.now_ms())
+                                       start_ms=self._engine_ms)
         self.symbols = tuple(s.strip().upper() for s in cfg.symbols)
         self.faults = FaultBook(cfg.seed)
         self.rest_limiter = RestRateLimiter(per_min=cfg.rest_per_min,
@@ -154,28 +156,47 @@ class SimServer:
     async def _run(self) -> None:
         tick_s = self.config.tick_s
         while True:
-            self.step()
-            await asyncio.sleep(tick_s)
+            behind = self.step()
+            # an engine that cannot keep up runs flat out, yielding between bounded steps
+            await asyncio.sleep(0 if behind else tick_s)
 
-    def step(self) -> None:
-        """One loop iteration: scenario, fault expiry, engine time, publication."""
+    def step(self) -> bool:
+        """One loop iteration: scenario, fault expiry, engine time, publication.
+
+        Returns True when the engine is still behind the clock.
+        """
         now_s = self.clock.monotonic_s()
         if self.scenario_runner is not None:
             for request in self.scenario_runner.due(self.elapsed_s()):
                 self.add_fault(request)
         self.faults.expire(now_s)
-        self.engine.advance(self.clock.now_ms())
+        reached_ms = self.advance_engine()
         self.pump()
+        return reached_ms < self.clock.now_ms() - self.config.max_step_ms
+
+    def advance_engine(self) -> int:
+        """Advance the engine towards the clock by at most ``max_step_ms`` of simulated time.
+
+        Bounded steps keep the event loop responsive when the market runs faster than the
+        engine can simulate; the venue's time then lags the clock, as an overloaded venue's
+        does. Returns the simulated time reached (use it as ``now_ms`` for engine calls).
+        """
+        target_ms = self.clock.now_ms()
+        reached_ms = min(target_ms, self._engine_ms + self.config.max_step_ms)
+        if reached_ms > self._engine_ms:
+            self.engine.advance(reached_ms)
+            self._engine_ms = reached_ms
+        return self._engine_ms
 
     def pump(self) -> None:
         """Publish everything the engine produced since the last call, in order."""
         replaying = self.replay is not None
-        held = self.order_effects.release_due(self.clock.now_ms())
+        held = self.order_effects.release_due(self._engine_ms)
         for update in self.engine.drain_updates():
             if replaying and not update.private:
                 continue
             if update.table == "execution" and self.order_effects.holds_updates():
-                update = self.order_effects.filter_execution_update(update, self.clock.now_ms())
+                update = self.order_effects.filter_execution_update(update, self._engine_ms)
                 if not update.rows:
                     continue
             self.hub.publish(update.table, update.action, update.symbol, update.rows,

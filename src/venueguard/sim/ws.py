@@ -45,6 +45,12 @@ def _is_data(table: str) -> bool:
     return table in SERVED_PUBLIC or table in SERVED_PRIVATE
 
 
+def index_key(topic: str) -> str:
+    """Fan-out key: ``table`` for every symbol (``table`` or ``table:*``), else ``table:SYM``."""
+    table, _, symbol = topic.partition(":")
+    return table if symbol in ("", "*") else topic
+
+
 class WsHub:
     """All websocket connections of one server and the topic index used for fan-out."""
 
@@ -135,11 +141,12 @@ class WsHub:
     def _forget(self, conn: WsConnection) -> None:
         self.connections.pop(conn.serial, None)
         for topic in conn.topics:
-            group = self._subs.get(topic)
+            key = index_key(topic)
+            group = self._subs.get(key)
             if group is not None:
                 group.discard(conn)
                 if not group:
-                    del self._subs[topic]
+                    del self._subs[key]
         self.server.stop_replay(conn)
 
     async def _read_loop(self, conn: WsConnection) -> None:
@@ -223,7 +230,7 @@ class WsHub:
                 conn.topics.add(arg)
                 conn.send_json({"success": True, "subscribe": arg, "request": req})
                 if _is_data(table):
-                    self._start_topic(conn, arg, table, symbol or None)
+                    self._start_topic(conn, arg, table, None if symbol in ("", "*") else symbol)
 
     def _start_topic(self, conn: WsConnection, topic: str, table: str, symbol: str | None) -> None:
         server = self.server
@@ -233,7 +240,7 @@ class WsHub:
         server.pump()  # everything before the partial goes to the older subscribers first
         msg = server.engine.partial(table, symbol)
         conn.send_data(orjson.dumps(msg), msg, delta=False, public=table in SERVED_PUBLIC)
-        self._subs.setdefault(topic, set()).add(conn)
+        self._subs.setdefault(index_key(topic), set()).add(conn)
 
     def _unsubscribe(self, conn: WsConnection, req: Mapping[str, Any], args: list[Any]) -> None:
         for arg in args:
@@ -242,7 +249,7 @@ class WsHub:
                     400, errors.ws_not_subscribed_text(str(arg)), request=req))
                 continue
             conn.topics.discard(arg)
-            group = self._subs.get(arg)
+            group = self._subs.get(index_key(arg))
             if group is not None:
                 group.discard(conn)
             conn.send_json({"success": True, "unsubscribe": arg, "request": req})
@@ -276,7 +283,7 @@ class WsHub:
                 request=req))
             return
         server = self.server
-        ack = server.engine.cancel_all_after(int(value), server.clock.now_ms())
+        ack = server.engine.cancel_all_after(int(value), server.advance_engine())
         conn.send_json({**ack, "request": req})
 
 

@@ -1,0 +1,148 @@
+"""One HTTP exchange over aiohttp, with per-phase timeouts, and every failure as a core ``Outcome``.
+
+:class:`HttpTransport` sends exactly the bytes it is given (the URL is not re-encoded, so a
+signature over the path and query stays valid) and returns a :class:`RawResponse`, or raises
+:class:`TransportFailure` whose ``outcome`` says what happened below HTTP and whether the request
+had been written (``sent``): a failure while connecting means nothing reached the venue; a
+failure after that (read timeout, reset) leaves the outcome ambiguous.
+
+The resolver is pluggable (any ``aiohttp.abc.AbstractResolver``), which is how the simulator's
+``dns_failure`` fault reaches a client: ``HttpTransport(resolver=SimResolver(sim_url))``.
+
+Public API::
+
+    Timeouts(connect_s=5.0, sock_read_s=10.0, total_s=30.0)   # total_s: per logical request
+    HttpTransport(*, resolver=None, keepalive=True, limit=100)
+        async send(verb, url, headers, body, *, connect_s, sock_read_s) -> RawResponse
+        async close()
+    RawResponse(status, headers, body, latency_s)
+    class TransportFailure(Exception): outcome, detail
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp.abc import AbstractResolver
+from yarl import URL
+
+from venueguard.core.classify import Outcome, Transport
+
+__all__ = ["HttpTransport", "RawResponse", "Timeouts", "TransportFailure"]
+
+_MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Per-phase limits of one attempt, and the deadline of a logical request across retries."""
+
+    connect_s: float = 5.0
+    sock_read_s: float = 10.0
+    total_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not (self.connect_s > 0 and self.sock_read_s > 0 and self.total_s > 0):
+            raise ValueError("timeouts must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    status: int
+    headers: Mapping[str, str]  # lower-cased names
+    body: bytes
+    latency_s: float
+
+
+class TransportFailure(Exception):
+    """No usable response; ``outcome`` carries the transport failure and ``sent``."""
+
+    def __init__(self, outcome: Outcome, detail: str) -> None:
+        super().__init__(detail)
+        self.outcome = outcome
+        self.detail = detail
+
+
+def _failure(exc: BaseException, sent: bool) -> tuple[Transport, bool]:
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return Transport.DNS, False
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return Transport.TLS, False
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        refused = isinstance(exc.os_error, ConnectionRefusedError)
+        return (Transport.CONNECTION_REFUSED if refused else Transport.OTHER), False
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return Transport.CONNECT_TIMEOUT, False
+    if isinstance(exc, aiohttp.SocketTimeoutError | TimeoutError):
+        return (Transport.READ_TIMEOUT if sent else Transport.CONNECT_TIMEOUT), sent
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError
+                  | aiohttp.ClientOSError | ConnectionResetError):
+        return (Transport.RESET_AFTER_SEND if sent else Transport.CONNECTION_RESET), sent
+    return Transport.OTHER, sent
+
+
+class _Trace:
+    """Records whether the request was written (aiohttp trace hook)."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
+
+
+class HttpTransport:
+    """A thin aiohttp client: one connection pool, a pluggable resolver, no retries."""
+
+    def __init__(self, *, resolver: AbstractResolver | None = None, keepalive: bool = True,
+                 limit: int = 100) -> None:
+        self._resolver = resolver
+        self._keepalive = keepalive
+        self._limit = limit
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                resolver=self._resolver, use_dns_cache=self._resolver is None,
+                force_close=not self._keepalive, limit=self._limit)
+            trace = aiohttp.TraceConfig()
+            trace.on_request_headers_sent.append(_on_sent)
+            self._session = aiohttp.ClientSession(connector=connector, trace_configs=[trace],
+                                                  auto_decompress=True)
+        return self._session
+
+    async def send(self, verb: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                   *, connect_s: float, sock_read_s: float) -> RawResponse:
+        """One attempt. Raises TransportFailure (never an aiohttp/OSError) when no response."""
+        client = self._client()
+        marker = _Trace()
+        timeout = aiohttp.ClientTimeout(total=None, connect=connect_s, sock_connect=connect_s,
+                                        sock_read=sock_read_s)
+        start = time.monotonic()
+        try:
+            async with client.request(verb, URL(url, encoded=True), headers=dict(headers),
+                                      data=body, timeout=timeout, allow_redirects=False,
+                                      trace_request_ctx=marker) as resp:
+                raw = await resp.content.read(_MAX_BODY_BYTES)
+                return RawResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()},
+                                   raw, time.monotonic() - start)
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+            failure, sent = _failure(exc, marker.sent)
+            raise TransportFailure(Outcome(transport=failure, sent=sent),
+                                   f"{failure.value}: {type(exc).__name__}") from exc
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def _on_sent(session: aiohttp.ClientSession, ctx: object,
+                   params: aiohttp.TraceRequestHeadersSentParams) -> None:
+    marker = getattr(ctx, "trace_request_ctx", None)
+    if isinstance(marker, _Trace):
+        marker.sent = True
+

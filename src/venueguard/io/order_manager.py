@@ -1,0 +1,615 @@
+"""The order manager: the asyncio side of order-state integrity.
+
+It owns one :class:`~venueguard.core.orders.OrderTable` and one
+:class:`~venueguard.core.reconcile.Reconciler`, writes every intent and every transition to the
+:class:`~venueguard.io.journal.Journal`, and talks to the venue through a REST session
+(:class:`~venueguard.io.http_session.RestSession` or anything shaped like :class:`OrderRest`).
+
+Call order::
+
+    manager = OrderManager(rest, journal, symbols=("XBTUSD",), events=..., metrics=...)
+    await manager.start()          # journal -> table; every unfinished intent is looked up by
+                                   # clOrdID, open orders and recent executions are fetched;
+                                   # returns once reconciled (``ready``) or after start_timeout_s
+    run manager.run() in a task    # lookups, sweeps, journal writes, until stop()
+    order = await manager.submit(OrderIntent("XBTUSD", "Buy", 100, 50_000.0))
+    await manager.cancel(order.cl_ord_id)
+    manager.on_rows(table, action, rows)   # websocket order / execution / position rows
+    manager.stop(); await the run task
+
+What ``submit`` guarantees:
+
+1. the intent is committed (fsync) to the journal BEFORE the request leaves (``order.intent``);
+2. it is sent once with the clOrdID generated for it (``order.sent``); the REST session retries a
+   503 (not processed) with the SAME clOrdID within its budget;
+3. the outcome goes through the table: 200 -> ``order.acked``; a definite refusal, or a failure
+   that proves nothing was processed -> REJECTED (``order.rejected``); a timeout, 502, 504 or a
+   connection lost after the send -> UNKNOWN (``order.unknown``). An UNKNOWN order is never sent
+   again: only venue evidence (the lookup by clOrdID, the websocket rows, the open orders, the
+   order history) resolves it, through the reconciler.
+
+Nothing is sent before ``start`` has reconciled, nor while ``refusal()`` (set by the runtime's
+safe mode) gives a reason: ``submit`` then raises :class:`OrdersBlocked` and logs ``order.refused``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from venueguard.core import orders as o
+from venueguard.core.orders import (
+    OPEN_STATES,
+    ClOrdIdGenerator,
+    Order,
+    OrderState,
+    OrderTable,
+    RandomLike,
+    Transition,
+)
+from venueguard.core.reconcile import (
+    Alert,
+    Decision,
+    FetchExecutions,
+    FetchOpenOrders,
+    FetchOrderHistory,
+    FetchPosition,
+    Mismatch,
+    QueryOrders,
+    ReconcileConfig,
+    Reconciler,
+    Resolved,
+)
+from venueguard.io import errors
+from venueguard.io.clock import SYSTEM_CLOCK, Clock
+from venueguard.io.journal import Journal
+from venueguard.telemetry.alerts import Alerts
+from venueguard.telemetry.events import EventLog
+from venueguard.telemetry.metrics import Metrics
+from venueguard.venues.bitmex.timefmt import format_ms
+
+__all__ = ["NotReady", "OrderIntent", "OrderManager", "OrderManagerConfig", "OrderRest",
+           "OrdersBlocked"]
+
+Row = dict[str, Any]
+S = OrderState
+#: Failure kinds after which the venue certainly did not process the request.
+NOT_PROCESSED_KINDS = frozenset({"overloaded", "rate_limited", "transient_network", "dns",
+                                 "edge_protection", "forbidden", "software_banned", "ip_banned",
+                                 "cooldown", "blocked", "throttled"})
+_NOT_SENT = (errors.Overloaded, errors.RateLimited, errors.CoolingDown, errors.Blocked,
+             errors.Throttled, errors.TransportError, errors.AuthError)
+
+
+class OrdersBlocked(Exception):
+    """``submit`` refused: nothing was journaled or sent (safe mode, stopping, not reconciled)."""
+
+
+class NotReady(OrdersBlocked):
+    """The journal has not been reconciled with the venue yet."""
+
+
+class OrderRest(Protocol):
+    """The REST calls the manager makes (``RestSession`` has them)."""
+
+    async def place_order(self, symbol: str, side: str, order_qty: float,
+                          price: float | None = None, *, cl_ord_id: str | None = None,
+                          ord_type: str | None = None, time_in_force: str | None = None,
+                          exec_inst: str | None = None, text: str | None = None,
+                          **extra: Any) -> dict[str, Any]: ...
+
+    async def cancel_orders(self, order_ids: Sequence[str] = (), cl_ord_ids: Sequence[str] = (),
+                            text: str | None = None) -> list[dict[str, Any]]: ...
+
+    async def cancel_all(self, symbol: str | None = None, filter: Mapping[str, Any] | None = None,
+                         text: str | None = None) -> list[dict[str, Any]]: ...
+
+    async def get_orders(self, symbol: str | None = None, filter: Mapping[str, Any] | None = None,
+                         count: int = 100, reverse: bool = False) -> list[dict[str, Any]]: ...
+
+    async def get_positions(self) -> list[dict[str, Any]]: ...
+
+    async def request(self, verb: str, path: str, *, query: Mapping[str, Any] | None = None,
+                      body: Mapping[str, Any] | None = None, idempotent: bool | None = None,
+                      cl_ord_id: str | None = None, endpoint: str | None = None) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """What a strategy wants: a limit order (post-only by default)."""
+
+    symbol: str
+    side: str                      # Buy | Sell
+    qty: int
+    price: float
+    post_only: bool = True
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderManagerConfig:
+    reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
+    cl_ord_prefix: str = "vg"
+    #: Rows whose clOrdID starts with one of these belong to someone else (the health probe).
+    ignore_prefixes: tuple[str, ...] = ("vgprobe-",)
+    start_timeout_s: float = 30.0
+    page_count: int = 500
+    max_pages: int = 20
+    idle_wake_s: float = 1.0       # the loop wakes at least this often
+
+
+class OrderManager:
+    """See the module docstring. One per account; not thread-safe (one event loop)."""
+
+    def __init__(self, rest: OrderRest, journal: Journal, *, symbols: Sequence[str],
+                 events: EventLog | None = None, metrics: Metrics | None = None,
+                 alerts: Alerts | None = None, clock: Clock = SYSTEM_CLOCK,
+                 rng: RandomLike | None = None, config: OrderManagerConfig | None = None,
+                 refusal: Callable[[], str | None] | None = None) -> None:
+        import random as _random  # adapters may draw entropy; the core never does
+
+        self.rest = rest
+        self.journal = journal
+        self.symbols = tuple(symbols)
+        self.events = events if events is not None else EventLog()
+        self.metrics = metrics
+        self.alerts = alerts
+        self.clock = clock
+        self.config = config or OrderManagerConfig()
+        self.refusal: Callable[[], str | None] = refusal or (lambda: None)
+        self._rng: RandomLike = rng if rng is not None else _random.Random()
+        self.table = OrderTable(ClOrdIdGenerator(self._rng, prefix=self.config.cl_ord_prefix))
+        self.reconciler = Reconciler(self.table, self.config.reconcile,
+                                     start_wall_ms=clock.wall_ms(), symbols=self.symbols)
+        self._pending: list[tuple[Transition, Order]] = []
+        self._write_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._stopping = False
+        self._started = False
+        self._acked: set[str] = set()
+        self._acked_at: dict[str, float] = {}
+        self._phantoms_seen = 0
+        self.venue_open: int | None = None
+        self.submitted_total = 0
+        self._baselines_done = False
+
+    # ------------------------------------------------------------------------------ state
+    @property
+    def ready(self) -> bool:
+        """True once every intent found unfinished in the journal has venue evidence."""
+        return self._ready.is_set()
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        async with asyncio.timeout(timeout_s):
+            await self._ready.wait()
+
+    def open_orders(self) -> list[Order]:
+        return self.table.in_states(OPEN_STATES)
+
+    def unknown_orders(self) -> list[Order]:
+        return self.table.in_states(frozenset({S.UNKNOWN}))
+
+    def resting_count(self) -> int:
+        """Orders that rest, or may: open, UNKNOWN, and PENDING_NEW (a request in flight)."""
+        return len(self.table.in_states(OPEN_STATES | {S.UNKNOWN, S.PENDING_NEW}))
+
+    def position(self, symbol: str) -> int:
+        return self.table.position(symbol)
+
+    # ------------------------------------------------------------------------------ start
+    async def start(self) -> None:
+        """Load the journal and reconcile it with the venue before anything new is sent.
+
+        Returns when reconciled or after ``start_timeout_s`` (``ready`` stays False until the
+        venue answers; ``run`` keeps trying). Call once, before ``run``.
+        """
+        if self._started:
+            raise RuntimeError("OrderManager.start called twice")
+        self._started = True
+        now = self.clock.monotonic()
+        self.table = await asyncio.to_thread(self._load_table, now)
+        self.reconciler = Reconciler(self.table, self.config.reconcile,
+                                     start_wall_ms=self.clock.wall_ms(), symbols=self.symbols)
+        self._acked = {cl for cl, order in self.table.orders.items() if order.exists_at_venue}
+        self.reconciler.start(now)
+        self._drain()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.start_timeout_s):
+                for attempt in itertools.count():
+                    if await self._set_baselines():
+                        break
+                    await asyncio.sleep(min(2.0, 0.25 * 2 ** attempt))
+                with contextlib.suppress(errors.VenueError):
+                    await self._fetch_executions(self._earliest_unfinished_ms())
+                while not self._check_ready():
+                    await self._step()
+                    await self._sleep_until_due(0.2)
+        await self.flush()
+
+    def _load_table(self, now: float) -> OrderTable:
+        """The journal's orders, with a clOrdID generator whose session token no journaled id
+        uses (a restarted process must never reuse a clOrdID, whatever its RNG)."""
+        while True:
+            ids = ClOrdIdGenerator(self._rng, prefix=self.config.cl_ord_prefix)
+            token = ids.next().rsplit("-", 1)[0]
+            table = self.journal.load_table(ids, now)
+            if not any(cl.rsplit("-", 1)[0] == token for cl in table.orders):
+                return table
+
+    async def _set_baselines(self) -> bool:
+        """Remember the position held before our first journaled order (once per symbol);
+        False when the venue could not be asked."""
+        known = {k.split(":", 1)[1] for k, _ in self.journal.meta_items("position_baseline:")}
+        missing = [s for s in self.symbols if s not in known
+                   and not any(order.symbol == s for order in self.table.orders.values())]
+        if not missing:
+            self._baselines_done = True
+            return True
+        try:
+            rows = await self.rest.get_positions()
+        except errors.VenueError:
+            return False
+        for symbol in missing:
+            qty = _venue_qty(rows, symbol)
+            await asyncio.to_thread(self.journal.set_meta, f"position_baseline:{symbol}", str(qty))
+            self.table.set_position_baseline(symbol, qty)
+        self._baselines_done = True
+        return True
+
+    def _earliest_unfinished_ms(self) -> int | None:
+        stamps = [order.created_wall_ms for order in self.table.in_states(o.UNFINISHED_STATES)]
+        return min(stamps) - self.config.reconcile.history_margin_ms if stamps else None
+
+    def _check_ready(self) -> bool:
+        if self.reconciler.ready and not self._ready.is_set():
+            self._ready.set()
+            self.events.emit("reconcile.resolved", kind="startup", cl_ord_id=None,
+                             detail=f"{len(self.table.orders)} journaled orders reconciled")
+        return self._ready.is_set()
+
+    # ------------------------------------------------------------------------------- loop
+    async def run(self) -> None:
+        """Lookups, sweeps and journal writes until ``stop``. Run it in a TaskGroup."""
+        try:
+            while not self._stopping:
+                if not self._baselines_done:
+                    await self._set_baselines()
+                await self._step()
+                self._check_ready()
+                await self._sleep_until_due(self.config.idle_wake_s)
+        finally:
+            await asyncio.shield(self.flush())
+
+    def stop(self) -> None:
+        """Ask ``run`` to return after its current step; ``submit`` refuses from now on."""
+        self._stopping = True
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _sleep_until_due(self, cap_s: float) -> None:
+        deadline = self.reconciler.next_deadline()
+        delay = cap_s if deadline is None else min(cap_s, deadline - self.clock.monotonic())
+        if delay <= 0:
+            await asyncio.sleep(0)
+            return
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+
+    async def _step(self) -> None:
+        """Drain the reconciler's decisions and execute them; write the journal."""
+        now, wall_ms = self.clock.monotonic(), self.clock.wall_ms()
+        for decision in self.reconciler.poll(now, wall_ms):
+            await self._execute(decision)
+        self._drain()
+        await self.flush()
+
+    async def _execute(self, decision: Decision) -> None:
+        match decision:
+            case Mismatch(kind=kind, cl_ord_id=cl, detail=detail):
+                self.events.emit("reconcile.mismatch", kind=kind, cl_ord_id=cl, detail=detail)
+            case Resolved(kind=kind, cl_ord_id=cl, detail=detail):
+                self.events.emit("reconcile.resolved", kind=kind, cl_ord_id=cl, detail=detail)
+            case Alert(tier=tier, message=message):
+                self.alert(tier, message, key=f"reconcile:{message[:60]}")
+            case _:
+                with contextlib.suppress(errors.VenueError):   # asked again after an interval
+                    await self._lookup(decision)
+
+    async def _lookup(self, decision: Decision) -> None:
+        rec, clock = self.reconciler, self.clock
+        asked = clock.monotonic()
+        match decision:
+            case QueryOrders(cl_ord_ids=ids):
+                rows = await self.rest.get_orders(filter={"clOrdID": list(ids)},
+                                                  count=max(100, len(ids)))
+                rec.on_order_lookup(ids, self._ours(rows), clock.monotonic(), clock.wall_ms(),
+                                    asked_at=asked)
+            case FetchOpenOrders(symbol=symbol):
+                rows = self._ours(await self.rest.get_orders(symbol, {"open": True},
+                                                             count=self.config.page_count))
+                self.venue_open = len(rows)
+                rec.on_open_orders(rows, clock.monotonic(), clock.wall_ms(), asked_at=asked,
+                                   symbol=symbol)
+            case FetchOrderHistory(symbol=symbol, start_wall_ms=start_ms):
+                rows, complete = await self._pages("/order", symbol, start_ms)
+                rec.on_order_history(self._ours(rows), clock.monotonic(), clock.wall_ms(),
+                                     start_wall_ms=start_ms, complete=complete, asked_at=asked)
+            case FetchExecutions(start_wall_ms=start_ms):
+                await self._fetch_executions(start_ms)
+            case FetchPosition(symbol=symbol):
+                qty = _venue_qty(await self.rest.get_positions(), symbol)
+                rec.on_position(symbol, qty, clock.monotonic())
+        self._drain()
+
+    async def _fetch_executions(self, start_ms: int | None) -> None:
+        if start_ms is None:
+            return
+        rows, _ = await self._pages("/execution/tradeHistory", None, start_ms)
+        trades = [r for r in self._ours(rows) if r.get("execType") == "Trade"]
+        self.reconciler.on_execution_rows(trades, self.clock.monotonic(), self.clock.wall_ms())
+        self._drain()
+
+    async def _pages(self, path: str, symbol: str | None, start_ms: int) -> tuple[list[Row], bool]:
+        """Every row since ``start_ms``; ``complete`` when the last page came back short."""
+        out: list[Row] = []
+        count = self.config.page_count
+        for page in range(self.config.max_pages):
+            query: dict[str, Any] = {"startTime": format_ms(start_ms), "count": count,
+                                     "start": page * count}
+            if symbol:
+                query["symbol"] = symbol
+            rows = await self.rest.request("GET", path, query=query)
+            if not isinstance(rows, list):
+                raise errors.VenueError(f"GET {path}: expected a list", kind="bad_response")
+            out.extend(r for r in rows if isinstance(r, dict))
+            if len(rows) < count:
+                return out, True
+        return out, False
+
+    def _ours(self, rows: Sequence[Row]) -> list[Row]:
+        prefixes = self.config.ignore_prefixes
+        return [r for r in rows if not (isinstance(cl := r.get("clOrdID"), str) and cl
+                                        and cl.startswith(prefixes))]
+
+    # ------------------------------------------------------------------------- websocket
+    def on_rows(self, table: str, action: str, rows: Sequence[Row]) -> None:
+        """Private websocket rows (``order``, ``execution``, ``position``); others are ignored.
+        A ``partial`` of the order table is the venue's complete list of open orders."""
+        now, wall_ms, rec = self.clock.monotonic(), self.clock.wall_ms(), self.reconciler
+        mine = self._ours(rows)
+        if table == "order":
+            if action == "partial":
+                self.venue_open = sum(1 for r in mine if r.get("ordStatus") in ("New",
+                                                                                 "PartiallyFilled"))
+                rec.on_open_orders(mine, now, wall_ms, asked_at=now)
+            else:
+                rec.on_ws_order_rows(mine, now, wall_ms)
+        elif table == "execution":
+            rec.on_execution_rows(mine, now, wall_ms)
+        elif table == "position":
+            for row in mine:
+                qty, symbol = row.get("currentQty"), row.get("symbol")
+                if isinstance(qty, int) and not isinstance(qty, bool) and symbol in self.symbols:
+                    rec.on_position(str(symbol), qty, now)
+        else:
+            return
+        self._drain()
+        self._wake.set()
+
+    # ------------------------------------------------------------------------------ orders
+    async def submit(self, intent: OrderIntent) -> Order:
+        """Journal, send once, and apply the outcome; returns the order (in any state).
+
+        Raises :class:`OrdersBlocked` (nothing journaled or sent) when not ready, stopping, or
+        refused by safe mode; ``ValueError`` for a malformed intent.
+        """
+        self._admit(intent)
+        now, table = self.clock.monotonic(), self.table
+        order = table.new_order(intent.symbol, intent.side, intent.qty, intent.price,
+                                now=now, wall_ms=self.clock.wall_ms())
+        cl = order.cl_ord_id
+        params = {"post_only": intent.post_only, "text": intent.text}
+        try:
+            async with self._write_lock:
+                await asyncio.to_thread(self.journal.record_intent, order, params)
+        except BaseException:
+            del table.orders[cl]        # never sent: forget it
+            raise
+        self.events.emit("order.intent", cl_ord_id=cl, symbol=intent.symbol, side=intent.side,
+                         qty=intent.qty, price=intent.price, post_only=intent.post_only)
+        table.on_submitted(cl, now)
+        self.submitted_total += 1
+        self.events.emit("order.sent", cl_ord_id=cl, attempt=order.send_count)
+        if self.metrics is not None:
+            self.metrics.order_attempts_total.inc()
+        try:
+            row = await self.rest.place_order(
+                intent.symbol, intent.side, intent.qty, intent.price, cl_ord_id=cl,
+                ord_type="Limit", exec_inst="ParticipateDoNotInitiate" if intent.post_only
+                else None, text=intent.text)
+        except asyncio.CancelledError:
+            self._outcome_unknown(cl, "cancelled while in flight")
+            self.journal.append_transitions(self._take_pending())  # short; we are unwinding
+            raise
+        except BaseException as exc:
+            self._on_send_failure(cl, exc)
+            await self.flush()
+            if not isinstance(exc, errors.VenueError):
+                raise
+            return order
+        now = self.clock.monotonic()
+        order_id = row.get("orderID")
+        if isinstance(order_id, str) and order_id:
+            table.on_acked(cl, order_id, now)
+        self.reconciler.on_ws_order_rows([row], now, self.clock.wall_ms())
+        self._drain()
+        self._wake.set()
+        await self.flush()
+        return order
+
+    def _admit(self, intent: OrderIntent) -> None:
+        if intent.side not in ("Buy", "Sell") or intent.qty <= 0 or not intent.price > 0:
+            raise ValueError("an intent needs side Buy|Sell, qty > 0 and price > 0")
+        reason = ("stopping" if self._stopping else
+                  "not reconciled with the venue yet" if not self.ready else self.refusal())
+        if reason is None:
+            return
+        self.events.emit("order.refused", symbol=intent.symbol, side=intent.side,
+                         qty=intent.qty, price=intent.price, reason=reason)
+        raise (NotReady if not self.ready else OrdersBlocked)(reason)
+
+    def _on_send_failure(self, cl: str, exc: BaseException) -> None:
+        """Map a failed POST /order onto the table: not processed, refused, or UNKNOWN."""
+        now, table = self.clock.monotonic(), self.table
+        if isinstance(exc, errors.DuplicateClOrdID):
+            table.on_duplicate(cl, now)          # it exists: the lookup finds it
+            self._outcome_unknown(cl, "duplicate clOrdID", applied=True)
+        elif isinstance(exc, errors.AmbiguousOutcome):
+            self._outcome_unknown(cl, f"{exc.kind} {exc.status or ''}".strip())
+        elif isinstance(exc, errors.Rejected) and not isinstance(exc, _NOT_SENT):
+            table.on_rejected(cl, _reason(exc), not_processed=False, now=now)
+        elif isinstance(exc, _NOT_SENT) or (isinstance(exc, errors.BudgetExhausted)
+                                            and exc.kind in NOT_PROCESSED_KINDS):
+            table.on_rejected(cl, _reason(exc), not_processed=True, now=now)
+            table.on_withdrawn(cl, "not processed: " + _reason(exc), now)
+        else:                                     # anything else may have been processed
+            self._outcome_unknown(cl, type(exc).__name__)
+        self._drain()
+        self._wake.set()
+
+    def _outcome_unknown(self, cl: str, reason: str, *, applied: bool = False) -> None:
+        if not applied:
+            self.table.on_ambiguous(cl, reason, self.clock.monotonic())
+        self._drain()
+
+    async def cancel(self, cl_ord_id: str) -> None:
+        """Cancel one order by clOrdID (open or UNKNOWN); the rows decide its state."""
+        order = self.table.orders.get(cl_ord_id)
+        if order is None or order.state not in OPEN_STATES | {S.UNKNOWN}:
+            return
+        now = self.clock.monotonic()
+        self.table.on_cancel_requested(cl_ord_id, now)
+        self._drain()
+        if self.metrics is not None:
+            self.metrics.cancel_attempts_total.inc()
+        try:
+            rows = await self.rest.cancel_orders(cl_ord_ids=[cl_ord_id])
+        except errors.VenueError as exc:
+            if isinstance(exc, errors.AmbiguousOutcome | errors.BudgetExhausted):
+                self.table.on_ambiguous(cl_ord_id, _reason(exc), self.clock.monotonic())
+            elif order.state is S.PENDING_CANCEL:
+                self.table.apply(cl_ord_id, o.CancelRejected(_reason(exc)), self.clock.monotonic())
+        else:
+            self.reconciler.on_cancel_rows(self._ours(rows), self.clock.monotonic())
+        self._drain()
+        self._wake.set()
+        await self.flush()
+
+    async def cancel_all(self, symbol: str | None = None) -> bool:
+        """ONE ``DELETE /order/all``; True when the venue answered. The rows are evidence."""
+        try:
+            rows = await self.rest.cancel_all(symbol)
+        except errors.VenueError:
+            return False
+        self.reconciler.on_cancel_rows(self._ours(rows), self.clock.monotonic())
+        self._drain()
+        self._wake.set()
+        await self.flush()
+        return True
+
+    # ---------------------------------------------------------------- journal and reports
+    def _drain(self) -> None:
+        """Queue the table's new transitions for the journal and report each one."""
+        for transition in self.table.take_transitions():
+            order = self.table.orders[transition.cl_ord_id]
+            self._pending.append((transition, order))
+            self._report(transition, order)
+        self._gauges()
+
+    def _take_pending(self) -> list[tuple[Transition, Order]]:
+        items, self._pending = self._pending, []
+        return items
+
+    async def flush(self) -> None:
+        """Append every queued transition to the journal (one transaction, in order)."""
+        async with self._write_lock:
+            items = self._take_pending()
+            if items:
+                await asyncio.to_thread(self.journal.append_transitions, items)
+
+    def _report(self, t: Transition, order: Order) -> None:
+        cl, event, emit, metrics = t.cl_ord_id, t.event, self.events.emit, self.metrics
+        if t.to_state is S.UNKNOWN and t.from_state is not S.UNKNOWN:
+            emit("order.unknown", cl_ord_id=cl, reason=getattr(event, "reason", t.kind))
+        if order.exists_at_venue and cl not in self._acked:
+            self._acked.add(cl)
+            self._acked_at[cl] = t.now
+            emit("order.acked", cl_ord_id=cl, order_id=order.order_id, state=t.to_state.value,
+                 via=t.kind, adopted=order.adopted)
+            if metrics is not None:
+                metrics.order_acks_total.inc()
+        if isinstance(event, o.PartialFill | o.Filled):
+            emit("order.filled", cl_ord_id=cl, qty=event.qty, px=event.px, cum_qty=order.cum_qty,
+                 state=t.to_state.value, exec_id=event.exec_id)
+            if metrics is not None and order.cum_qty < order.qty:
+                metrics.partial_fills_total.inc()
+        elif t.to_state is S.FILLED and t.from_state is not S.FILLED:
+            emit("order.filled", cl_ord_id=cl, qty=None, px=None, cum_qty=order.venue_cum_qty,
+                 state="FILLED", via=t.kind)
+        if t.to_state is S.FILLED and t.from_state is not S.FILLED:
+            acked_at = self._acked_at.pop(cl, None)
+            if metrics is not None and acked_at is not None:
+                metrics.time_to_fill_seconds.observe(max(0.0, t.now - acked_at))
+        if t.to_state is S.CANCELED and t.from_state is not S.CANCELED:
+            emit("order.canceled", cl_ord_id=cl, reason=getattr(event, "reason", "") or t.kind,
+                 cum_qty=order.cum_qty)
+            if metrics is not None and t.from_state is S.PENDING_CANCEL:
+                metrics.cancel_confirms_total.inc()
+        if t.to_state is S.REJECTED and t.from_state is not S.REJECTED:
+            emit("order.rejected", cl_ord_id=cl, reason=getattr(event, "reason", t.kind))
+
+    def _gauges(self) -> None:
+        phantoms = self.reconciler.phantoms
+        metrics = self.metrics
+        if metrics is None:
+            self._phantoms_seen = phantoms
+            return
+        if phantoms > self._phantoms_seen:
+            metrics.phantom_orders_total.inc(phantoms - self._phantoms_seen)
+        self._phantoms_seen = phantoms
+        metrics.open_orders.labels(view="local").set(len(self.open_orders()))
+        if self.venue_open is not None:
+            metrics.open_orders.labels(view="venue").set(self.venue_open)
+        metrics.orders_unknown.set(len(self.unknown_orders()))
+        for symbol in self.symbols:
+            metrics.position.labels(symbol=symbol).set(self.table.position(symbol))
+
+    def alert(self, tier: str, message: str, *, key: str) -> None:
+        if self.alerts is not None:
+            self.alerts.fire(tier, message, now=self.clock.monotonic(), key=key)
+        else:
+            self.events.emit("alert", tier=tier, message=message)
+
+
+def _venue_qty(rows: Sequence[Row], symbol: str) -> int:
+    for row in rows:
+        qty = row.get("currentQty")
+        if row.get("symbol") == symbol and isinstance(qty, int) and not isinstance(qty, bool):
+            return qty
+    return 0
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, errors.VenueError):
+        text = exc.venue_message or exc.kind
+        return f"{exc.kind}: {text}"[:200] if text != exc.kind else exc.kind
+    return type(exc).__name__

@@ -1,0 +1,162 @@
+"""The REST health probe against a scripted client (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from venueguard.app.probe import CANCEL, INSTRUMENT, PLACE, HealthProbe, ProbeConfig
+from venueguard.io.clock import ManualClock
+from venueguard.io.errors import AmbiguousOutcome, CoolingDown, Overloaded, Rejected, VenueError
+
+
+class Script:
+    """Answers each call with the next scripted outcome (None = success)."""
+
+    def __init__(self, outcomes: dict[str, list[Exception | None]]) -> None:
+        self.outcomes = outcomes
+        self.calls: list[tuple[str, object]] = []
+
+    def _next(self, endpoint: str) -> None:
+        queue = self.outcomes.get(endpoint, [])
+        outcome = queue.pop(0) if queue else None
+        if outcome is not None:
+            raise outcome
+
+    async def get_instrument(self, symbol: str) -> dict[str, object] | None:
+        self.calls.append((INSTRUMENT, symbol))
+        self._next(INSTRUMENT)
+        return self.instrument
+
+    instrument: dict[str, object] | None = None
+
+    async def place_post_only(self, symbol: str, cl_ord_id: str, qty: int, price: float) -> None:
+        self.calls.append((PLACE, (symbol, cl_ord_id, qty, price)))
+        self._next(PLACE)
+
+    async def cancel(self, cl_ord_ids: list[str]) -> None:
+        self.calls.append((CANCEL, list(cl_ord_ids)))
+        self._next(CANCEL)
+
+
+def probe(script: Script, bid: float | None = 50_000.0) -> tuple[HealthProbe, list[tuple]]:
+    seen: list[tuple] = []
+    p = HealthProbe(script, ProbeConfig(order_every_s=2.0, tick_size=0.5, lot_size=100),
+                    symbol="XBTUSD", clock=ManualClock(), best_bid=lambda: bid,
+                    on_request=lambda *a: seen.append(a), rng=random.Random(7))
+    return p, seen
+
+
+async def test_order_round_places_far_below_and_cancels_by_clordid() -> None:
+    script = Script({})
+    p, seen = probe(script)
+    await p.order_round()
+    (place, (symbol, cl_ord_id, qty, price)), (cancel, ids) = script.calls  # type: ignore[misc]
+    assert place == PLACE and cancel == CANCEL
+    assert symbol == "XBTUSD" and qty == 100 and price == 47_500.0  # 5 % below, on the tick
+    assert cl_ord_id.startswith("vgprobe-1-") and ids == [cl_ord_id]
+    assert p.placed == 1 and p.pending == []
+    assert [s[0] for s in seen] == [PLACE, CANCEL] and seen[0][1] == 200
+
+
+async def test_503_means_nothing_rests_and_nothing_is_cancelled() -> None:
+    script = Script({PLACE: [Overloaded("overloaded", status=503, kind="overloaded")]})
+    p, seen = probe(script)
+    await p.order_round()
+    assert [c[0] for c in script.calls] == [PLACE]
+    assert p.overloaded == 1 and p.pending == []
+    assert seen[0][1] == 503 and seen[0][2] is not None  # a response: latency recorded
+
+
+async def test_ambiguous_place_is_cancelled_and_retried_until_confirmed() -> None:
+    script = Script({PLACE: [AmbiguousOutcome("timeout", kind="ambiguous_timeout")],
+                     CANCEL: [VenueError("reset", kind="transient_network")]})
+    p, seen = probe(script)
+    await p.order_round()
+    assert p.ambiguous == 1 and len(p.pending) == 1
+    lost = p.pending[0]
+    assert seen[0][1] is None and seen[0][2] is None  # no response: no latency sample
+    await p.order_round()  # first retries the lost cancel, then probes again
+    assert script.calls[2] == (CANCEL, [lost])
+    assert p.pending == []
+
+
+async def test_rejections_and_local_refusals_do_not_cancel() -> None:
+    script = Script({PLACE: [Rejected("Invalid price", status=400),
+                             CoolingDown("cooling down", until=5.0)]})
+    p, seen = probe(script)
+    await p.order_round()
+    await p.order_round()
+    assert [c[0] for c in script.calls] == [PLACE, PLACE]
+    assert len(seen) == 1  # the local refusal sent nothing and is not reported
+
+
+async def test_tick_and_lot_come_from_the_instrument() -> None:
+    script = Script({})
+    script.instrument = {"symbol": "ETHUSD", "tickSize": 0.05, "lotSize": 1}
+    p, _ = probe(script, bid=2000.0)
+    await p._read_instrument()
+    await p.order_round()
+    _, (_, _, qty, price) = script.calls[1]  # type: ignore[misc]
+    assert qty == 1 and price == pytest.approx(1900.0)
+    script.instrument = {"tickSize": "bad", "lotSize": -3}  # nonsense is ignored
+    await p._read_instrument()
+    assert p.tick_size == 0.05 and p.lot_size == 1
+
+
+async def test_no_book_no_order() -> None:
+    script = Script({})
+    p, _ = probe(script, bid=None)
+    await p.order_round()
+    assert script.calls == [] and p.skipped == 1
+
+
+async def test_cleanup_cancels_whatever_is_pending() -> None:
+    script = Script({})
+    p, _ = probe(script)
+    p.pending = ["vgprobe-1-a", "vgprobe-2-b"]
+    await p.cleanup()
+    assert script.calls == [(CANCEL, ["vgprobe-1-a", "vgprobe-2-b"])] and p.pending == []
+
+
+async def test_run_reads_the_instrument_and_probes_orders_on_their_own_cadence() -> None:
+    script = Script({})
+    seen: list[tuple] = []
+
+    class Clock:  # real sleeps, fast cadence
+        def monotonic(self) -> float:
+            return asyncio.get_running_loop().time()
+
+        def wall_ms(self) -> int:
+            return 0
+
+    p = HealthProbe(script, ProbeConfig(instrument_every_s=0.2, order_every_s=0.05),
+                    symbol="XBTUSD", clock=Clock(), best_bid=lambda: 100.0,
+                    on_request=lambda *a: seen.append(a))
+    task = asyncio.create_task(p.run())
+    await asyncio.sleep(0.45)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    instruments = sum(1 for c in script.calls if c[0] == INSTRUMENT)
+    places = sum(1 for c in script.calls if c[0] == PLACE)
+    assert 2 <= instruments <= 4
+    assert places >= 5 and places > 2 * instruments
+
+
+async def test_real_venue_config_never_places_orders() -> None:
+    script = Script({})
+    p = HealthProbe(script, ProbeConfig(instrument_every_s=0.05), symbol="XBTUSD",
+                    clock=ManualClock(), best_bid=lambda: 100.0)
+    task = asyncio.create_task(p.run())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    assert script.calls and all(c[0] == INSTRUMENT for c in script.calls)

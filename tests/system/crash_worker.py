@@ -1,0 +1,194 @@
+"""A trading process to kill, plus the stack builder the order system tests share.
+
+Run modes (with the project's virtualenv python):
+
+* ``crash_worker.py trade BASE_URL JOURNAL SEED`` — reconcile the journal with the simulator,
+  print ``ready PID``, then place and cancel small orders forever, printing ``order PID CLORDID``
+  after each placement. It is meant to be killed with SIGKILL.
+* ``crash_worker.py zygote`` — import everything once, then for each stdin line
+  ``spawn BASE_URL JOURNAL SEED`` fork a ``trade`` child and print ``spawned PID``; print
+  ``exited PID STATUS`` when a child ends; ``quit`` ends it. Forking a warm process makes fifty
+  crash/restart rounds affordable (a cold interpreter start costs about a second here).
+
+Every output line is one ``write`` (shorter than PIPE_BUF), so lines from the zygote and its
+children never interleave mid-line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from venueguard.core.dms import DmsConfig
+from venueguard.core.reconcile import ReconcileConfig
+from venueguard.io.errors import VenueError
+from venueguard.io.http_session import RestConfig, RestSession
+from venueguard.io.http_transport import Timeouts
+from venueguard.io.journal import Journal
+from venueguard.io.order_manager import OrderIntent, OrderManagerConfig, OrdersBlocked
+from venueguard.io.orders_runtime import OrdersRuntime, RuntimeConfig
+from venueguard.telemetry.events import EventLog
+from venueguard.telemetry.metrics import Metrics
+from venueguard.venues.bitmex import signing
+
+SYMBOL = "XBTUSD"
+TICK = 0.5
+LOT = 100
+
+
+def fast_reconcile(**overrides: Any) -> ReconcileConfig:
+    """Reconciler timings for tests: short intervals, a grace longer than the simulator's
+    ``delayed_visibility`` default (3 s), a budget that never starves a test."""
+    values: dict[str, Any] = {"visibility_grace_s": 4.0, "unknown_first_query_s": 0.05,
+                              "query_interval_s": 0.25, "sweep_interval_s": 1.0,
+                              "safe_sweep_interval_s": 2.0, "position_grace_s": 5.0,
+                              "budget_queries": 40, "safe_budget_queries": 10,
+                              "budget_interval_s": 1.0, "unknown_window_s": 60.0}
+    values.update(overrides)
+    return ReconcileConfig(**values)
+
+
+def runtime_config(*, dms: DmsConfig | None = None, **reconcile: Any) -> RuntimeConfig:
+    return RuntimeConfig(manager=OrderManagerConfig(reconcile=fast_reconcile(**reconcile),
+                                                    start_timeout_s=20.0, idle_wake_s=0.2),
+                         dms=dms)
+
+
+def rest_session(base_url: str, *, read_timeout_s: float = 1.0, events: EventLog | None = None,
+                 metrics: Metrics | None = None) -> RestSession:
+    config = RestConfig(base_url=base_url.rstrip("/") + "/api/v1",
+                        api_key=signing.TEST_API_KEY, api_secret=signing.TEST_API_SECRET,
+                        timeouts=Timeouts(connect_s=1.0, sock_read_s=read_timeout_s,
+                                          total_s=max(3.0, 3 * read_timeout_s)),
+                        throttle=None)
+    return RestSession(config, events=events, metrics=metrics, rng=random.Random(7))
+
+
+@asynccontextmanager
+async def open_runtime(base_url: str, journal_path: Path | str, *, seed: int,
+                       config: RuntimeConfig | None = None, events: EventLog | None = None,
+                       metrics: Metrics | None = None, read_timeout_s: float = 1.0,
+                       regime_source: Callable[[], str] | None = None, md: Any = None,
+                       ) -> AsyncIterator[OrdersRuntime]:
+    """A started runtime (journal reconciled) whose ``run`` task goes until the block ends.
+    Leaving the block stops it WITHOUT disarming (call ``stop(clean=True)`` first for that)."""
+    events = events if events is not None else EventLog()
+    journal = Journal.open(journal_path)
+    try:
+        async with rest_session(base_url, read_timeout_s=read_timeout_s, events=events,
+                                metrics=metrics) as rest:
+            runtime = OrdersRuntime(rest, journal, symbols=(SYMBOL,), events=events,
+                                    metrics=metrics, rng=random.Random(seed),
+                                    config=config or runtime_config(), md=md,
+                                    regime_source=regime_source)
+            await runtime.start()
+            task = asyncio.create_task(runtime.run())
+            try:
+                yield runtime
+            finally:
+                await runtime.stop(clean=False)
+                await task
+    finally:
+        journal.close()
+
+
+# ------------------------------------------------------------------------------ the worker
+def _say(text: str) -> None:
+    os.write(1, (text + "\n").encode())
+
+
+async def _mid(runtime: OrdersRuntime) -> float:
+    rest: Any = runtime.manager.rest
+    rows = await rest.get_book_l2(SYMBOL, 1)
+    bids = [r["price"] for r in rows if r.get("side") == "Buy"]
+    asks = [r["price"] for r in rows if r.get("side") == "Sell"]
+    if not bids or not asks:
+        raise VenueError("empty book", kind="bad_response")
+    return (max(bids) + min(asks)) / 2
+
+
+async def trade(base_url: str, journal_path: str, seed: int) -> None:
+    """Reconcile, then place and cancel orders until killed."""
+    rng = random.Random(seed)
+    config = runtime_config(dms=DmsConfig(timeout_s=60.0, refresh_s=15.0))
+    async with open_runtime(base_url, journal_path, seed=seed, config=config,
+                            read_timeout_s=0.4) as runtime:
+        if not runtime.manager.ready:
+            await runtime.manager.wait_ready(30.0)
+        _say(f"ready {os.getpid()}")
+        mid = await _mid(runtime)
+        for step in range(1_000_000):
+            if step % 10 == 9:
+                try:
+                    mid = await _mid(runtime)
+                except VenueError:
+                    pass
+            open_orders = runtime.manager.open_orders()
+            if len(open_orders) >= 3 or (open_orders and rng.random() < 0.35):
+                await runtime.cancel(rng.choice(open_orders).cl_ord_id)
+                continue
+            side = rng.choice(("Buy", "Sell"))
+            crossing = rng.random() < 0.15           # takes liquidity: fills move the position
+            offset = rng.randint(1, 6) * TICK * (-1 if crossing else 1)
+            price = mid - offset if side == "Buy" else mid + offset
+            price = round(price / TICK) * TICK
+            try:
+                order = await runtime.submit(OrderIntent(SYMBOL, side, LOT, price,
+                                                         post_only=not crossing))
+            except OrdersBlocked:
+                await asyncio.sleep(0.05)
+                continue
+            _say(f"order {os.getpid()} {order.cl_ord_id}")
+            await asyncio.sleep(rng.uniform(0.0, 0.03))
+
+
+# ------------------------------------------------------------------------------ the zygote
+def _reap(signum: int, frame: object) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _say(f"exited {pid} {status}")
+
+
+def zygote() -> None:
+    signal.signal(signal.SIGCHLD, _reap)
+    for line in sys.stdin:
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "quit":
+            break
+        if parts[0] != "spawn" or len(parts) != 4:
+            _say(f"error {line.strip()!r}")
+            continue
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            code = 0
+            try:
+                asyncio.run(trade(parts[1], parts[2], int(parts[3])))
+            except BaseException as exc:    # report how a child ended, whatever it was
+                _say(f"failed {os.getpid()} {type(exc).__name__}: {exc}"[:400])
+                code = 1
+            os._exit(code)
+        _say(f"spawned {pid}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["zygote"]:
+        zygote()
+    elif sys.argv[1:2] == ["trade"] and len(sys.argv) == 5:
+        asyncio.run(trade(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    else:
+        sys.exit("usage: crash_worker.py zygote | trade BASE_URL JOURNAL SEED")

@@ -1,0 +1,220 @@
+"""Kill -9 a trading process fifty times; every restart converges and nothing is doubled.
+
+Guards DESIGN.md section 4, invariants 1-3, across crashes: a process trading against the
+simulator under ``flaky-acks`` (time-compressed so that every fault of the scenario is active
+during the run) is killed with SIGKILL at seeded random points, before and after it finished its
+own restart reconciliation. After each kill an order manager on the same journal restarts and must
+converge: nothing UNKNOWN or pending, and exactly the venue's open orders open locally. At the end
+the simulator's truth shows no clOrdID twice, no clOrdID posted twice, no venue order unknown to
+the journal, and the same position as the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from crash_worker import SYMBOL, open_runtime
+
+from venueguard.core.orders import OrderState
+from venueguard.io.journal import Journal
+from venueguard.io.orders_runtime import OrdersRuntime
+from venueguard.sim.scenario import Scenario, ScheduledFault, load_scenario
+from venueguard.sim.testing import SimHandle, running_sim
+
+pytestmark = pytest.mark.system
+
+KILLS = 50
+SEED = 20261123
+WORKER = Path(__file__).with_name("crash_worker.py")
+PENDING = frozenset({OrderState.UNKNOWN, OrderState.PENDING_NEW, OrderState.PENDING_CANCEL,
+                     OrderState.PENDING_AMEND})
+
+
+def compressed(name: str, factor: float) -> Scenario:
+    """A shipped scenario with every time (start, duration, repeat) multiplied by ``factor``."""
+    base = load_scenario(name)
+    faults = tuple(ScheduledFault(f.at_s * factor, replace(
+        f.request, duration_s=None if f.request.duration_s is None
+        else f.request.duration_s * factor)) for f in base.faults)
+    return replace(base, name=f"{name} x{factor:g}", faults=faults,
+                   repeat_s=None if base.repeat_s is None else base.repeat_s * factor)
+
+
+class Zygote:
+    """The forking worker parent; lines it prints are dispatched by kind and pid."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: dict[tuple[str, int], asyncio.Future[str]] = {}
+        self.orders: Counter[int] = Counter()
+        self.failures: list[str] = []
+        self._spawned: asyncio.Queue[int] = asyncio.Queue()
+        self.live: set[int] = set()
+        self._reader = asyncio.create_task(self._read())
+
+    def _future(self, kind: str, pid: int) -> asyncio.Future[str]:
+        return self.lines.setdefault((kind, pid), asyncio.get_running_loop().create_future())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            parts = raw.decode().split()
+            if len(parts) < 2:
+                continue
+            kind, pid = parts[0], int(parts[1]) if parts[1].isdigit() else -1
+            if kind == "spawned":
+                self.live.add(pid)
+                self._spawned.put_nowait(pid)
+            elif kind == "order":
+                self.orders[pid] += 1
+            elif kind == "failed":
+                self.failures.append(raw.decode())
+            elif kind == "exited":
+                self.live.discard(pid)
+            future = self._future(kind, pid)
+            if not future.done():
+                future.set_result(raw.decode())
+
+    async def spawn(self, base_url: str, journal: Path, seed: int) -> int:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"spawn {base_url} {journal} {seed}\n".encode())
+        await self.proc.stdin.drain()
+        async with asyncio.timeout(10):
+            return await self._spawned.get()
+
+    async def wait_line(self, kind: str, pid: int, timeout_s: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await asyncio.shield(self._future(kind, pid))
+            return True
+        except TimeoutError:
+            return False
+
+    def kill(self, pid: int) -> None:
+        if pid in self.live:
+            os.kill(pid, signal.SIGKILL)      # only a child this test spawned, by its id
+
+    async def close(self) -> None:
+        for pid in list(self.live):
+            self.kill(pid)
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.write(b"quit\n")
+            self.proc.stdin.close()
+        try:
+            async with asyncio.timeout(10):
+                await self.proc.wait()
+        finally:
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()
+            self._reader.cancel()
+
+
+@asynccontextmanager
+async def zygote() -> AsyncIterator[Zygote]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(WORKER), "zygote", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, cwd=str(WORKER.parent))
+    z = Zygote(proc)
+    try:
+        yield z
+    finally:
+        await z.close()
+
+
+def venue_open(truth: dict[str, Any]) -> set[str]:
+    return {r["clOrdID"] for r in truth["orders"]
+            if r.get("ordStatus") in ("New", "PartiallyFilled") and r.get("clOrdID")}
+
+
+async def converged(runtime: OrdersRuntime, sim: SimHandle, timeout_s: float,
+                    position: bool = False) -> str:
+    """Poll until the manager agrees with the venue's truth; '' or a description of the gap."""
+    manager = runtime.manager
+    gap = "not checked"
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                truth = await sim.truth()
+                pending = [o.cl_ord_id for o in manager.table.orders.values()
+                           if o.state in PENDING]
+                local = {o.cl_ord_id for o in manager.open_orders()}
+                gap = ""
+                if not manager.ready:
+                    gap = "not ready"
+                elif pending:
+                    gap = f"pending {pending[:5]}"
+                elif local != venue_open(truth):
+                    gap = f"open local-only {local - venue_open(truth)} " \
+                          f"venue-only {venue_open(truth) - local}"
+                elif position:
+                    venue = next((p["currentQty"] for p in truth["positions"]
+                                  if p["symbol"] == SYMBOL), 0)
+                    if manager.position(SYMBOL) != venue:
+                        gap = f"position local {manager.position(SYMBOL)} venue {venue}"
+                if not gap:
+                    return ""
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        return gap
+
+
+@pytest.mark.slow
+async def test_fifty_kills_converge_without_duplicates(tmp_path: Path) -> None:
+    rng = random.Random(SEED)
+    journal_path = tmp_path / "crash.db"
+    scenario = compressed("flaky-acks", 0.35)
+    stats: Counter[str] = Counter()
+    async with running_sim(scenario=scenario, seed=SEED % 1000, rest_per_min=1_000_000,
+                           rest_unauth_per_min=1_000_000, order_per_s=100_000) as sim, \
+            zygote() as z:
+        for round_no in range(KILLS):
+            pid = await z.spawn(sim.base_url, journal_path, SEED + round_no)
+            if rng.random() < 0.2:        # kill early: maybe during its own restart
+                await asyncio.sleep(rng.uniform(0.0, 0.5))
+                stats["early"] += 1
+            else:
+                assert await z.wait_line("ready", pid, 30.0), f"worker {pid} never got ready"
+                await asyncio.sleep(rng.uniform(0.02, 0.6))
+            z.kill(pid)
+            assert await z.wait_line("exited", pid, 10.0), f"worker {pid} did not die"
+            assert not z.failures, z.failures
+            async with open_runtime(sim.base_url, journal_path, seed=SEED * 7 + round_no,
+                                    config=None) as runtime:
+                gap = await converged(runtime, sim, 25.0)
+                assert gap == "", f"round {round_no}: no convergence: {gap}"
+                stats["unknown_resolved"] += sum(
+                    1 for r in runtime.events.recent(event="reconcile.resolved")
+                    if r.get("kind") == "unknown")
+        await sim.clear_faults()
+        async with open_runtime(sim.base_url, journal_path, seed=SEED * 11) as runtime:
+            gap = await converged(runtime, sim, 30.0, position=True)
+            assert gap == "", f"final: no convergence: {gap}"
+        truth = await sim.truth()
+
+    ours = [r for r in truth["orders"] if str(r.get("clOrdID", "")).startswith("vg-")]
+    counts = Counter(r["clOrdID"] for r in ours)
+    assert counts and max(counts.values()) == 1, "a clOrdID exists twice at the venue"
+    attempts = {k: v for k, v in truth["clOrdID_attempts"].items() if k.startswith("vg-")}
+    assert max(attempts.values()) == 1, "an intent was POSTed twice"
+    with Journal.open(journal_path) as journal:
+        from venueguard.core.orders import ClOrdIdGenerator
+        journaled = set(journal.load_table(ClOrdIdGenerator(random.Random(0)), 0.0).orders)
+    unknown_to_journal = {r["clOrdID"] for r in truth["orders"]} - journaled
+    assert not unknown_to_journal, f"venue orders unknown to the journal: {unknown_to_journal}"
+    assert sum(z.orders.values()) >= KILLS, "the workers hardly traded"
+    hits = truth["fault_hits"]
+    assert hits.get("timeout_after_accept", 0) > 0, hits
+    print(f"\norders placed {len(ours)}, kills {KILLS} ({stats['early']} early), "
+          f"UNKNOWN resolved after restarts {stats['unknown_resolved']}, fault hits {hits}")
