@@ -10,8 +10,9 @@ The headline figure is messages per second of the client's CPU time (what one co
 the wall-clock rate shows whether the client kept up with the offered rate. Unpaced
 (``--rate 0``), a server that outruns the client makes the clients with read flow control
 (aiohttp, websockets) pause and resume the socket, and on loopback that showed up as idle waits
-of tens of milliseconds (about 19k msgs/s wall for both) that say little about the client itself. ``--url`` points the benchmark at
-a running ``venueguard sim`` instead (it then reads the simulator's market stream for ``--seconds``).
+of tens of milliseconds (about 19k msgs/s wall for both) that say little about the client itself.
+``--url`` points the benchmark at a running ``venueguard sim`` instead (it then reads the
+simulator's market stream for ``--seconds``).
 
     .venv/bin/python bench/ws_libs.py                       # 200,000 messages, 3 rounds per library
     .venv/bin/python bench/ws_libs.py --messages 500000 --rounds 5
@@ -28,6 +29,7 @@ import multiprocessing
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 
@@ -39,8 +41,8 @@ def _message(i: int) -> bytes:
     price = 50_000.0 + (i % 400) * 0.5
     return orjson.dumps({
         "table": "orderBookL2", "action": "update",
-        "data": [{"symbol": "XBTUSD", "id": 17_999_000 + i % 400, "side": "Buy" if i % 2 else "Sell",
-                  "size": 100 + i % 977, "price": price,
+        "data": [{"symbol": "XBTUSD", "id": 17_999_000 + i % 400,
+                  "side": "Buy" if i % 2 else "Sell", "size": 100 + i % 977, "price": price,
                   "timestamp": "2026-11-23T12:00:00.123Z"}],
     })
 
@@ -127,9 +129,8 @@ async def read_aiohttp(url: str, decode: bool, seconds: float) -> int:
     return count
 
 
-async def _subscribe_aiohttp(ws: object) -> None:
-    send = getattr(ws, "send_str")
-    await send('{"op":"subscribe","args":["orderBookL2:XBTUSD"]}')
+async def _subscribe_aiohttp(ws: Any) -> None:
+    await ws.send_str('{"op":"subscribe","args":["orderBookL2:XBTUSD"]}')
 
 
 async def read_websockets(url: str, decode: bool, seconds: float) -> int:

@@ -184,3 +184,26 @@ def test_intensity_estimator() -> None:
     assert est.update(10.0, 300.0) == pytest.approx(1.0)
     assert est.update(50.0, 301.0) > 4.0
     assert est.update(float("nan"), 302.0) == 1.0
+
+
+def test_liveness_and_api_metrics_the_sessions_leave_to_the_monitor() -> None:
+    h = Harness()
+    clock = [100.0]
+    h.parts.clock = lambda: clock[0]
+    h.tick(replace(FRESH, lag_s=0.25))
+    h.events.emit("book.gap", symbol="XBTUSD", reason="unknown_id")
+    h.events.emit("ws.disconnected", reason="resync")
+    clock[0] = 100.8
+    h.events.emit("ws.reconnecting", attempt=1, delay_s=0.5)
+    clock[0] = 101.5
+    h.events.emit("ws.subscribed", topic="orderBookL2:XBTUSD")
+    h.metrics.rest_requests_total.labels(endpoint="POST /order", status="503").inc(4)
+    h.tick()
+    h.tick()  # a second tick must not count the same 503s again
+    snap = h.metrics.snapshot()
+    assert snap["gap_events_total"] == 1.0
+    assert snap["ws_lag_seconds"] == 0.25
+    assert snap["rest_503_total"] == 4.0
+    reconnect = snap["ws_reconnect_seconds"]
+    assert isinstance(reconnect, dict) and reconnect["count"] == 1.0
+    assert reconnect["sum"] == pytest.approx(1.5)

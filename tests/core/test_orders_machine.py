@@ -291,6 +291,8 @@ class OrdersMachine(RuleBasedStateMachine):
         elif isinstance(d, FetchPosition):
             self.rec.on_position(d.symbol, self.venue.position, now)
         elif isinstance(d, ResendCancel):
+            if self.table.orders[d.cl_ord_id].state is not S.PENDING_CANCEL:
+                return                      # settled meanwhile by another answer of this poll
             self.table.on_cancel_requested(d.cl_ord_id, now)
             self.rec.on_cancel_rows([self.venue.cancel(d.cl_ord_id)], now)
 

@@ -19,6 +19,7 @@ from venueguard.core.orders import (
     OrderTable,
     VenueSnapshot,
     cancel_event_from_row,
+    log_event,
 )
 
 S = OrderState
@@ -280,3 +281,27 @@ def test_clordid_generator_is_deterministic_short_and_safe() -> None:
     assert ClOrdIdGenerator(random.Random(8)).next() != ClOrdIdGenerator(random.Random(7)).next()
     with pytest.raises(ValueError):
         ClOrdIdGenerator(random.Random(1), prefix="bad prefix!")
+
+
+def test_non_trade_execution_rows_apply_as_snapshots() -> None:
+    table = make_table()
+    cl = acked(table)
+    assert table.on_execution_row({"execType": "Funding", "clOrdID": cl}, 1.0) is None
+    t = table.on_execution_row({"execType": "Canceled", "clOrdID": cl, "ordStatus": "Canceled",
+                                "cumQty": 0}, 1.1)
+    assert t is not None and t.to_state is S.CANCELED
+    assert table.on_execution_row({"execType": "Trade", "clOrdID": "someone-else"}, 1.2) is None
+
+
+def test_log_event_names_follow_the_design() -> None:
+    table = make_table()
+    cl = placed(table)
+    table.on_ambiguous(cl, "timeout", 1.0)
+    table.on_order_row({"clOrdID": cl, "ordStatus": "New"}, 2.0)
+    table.on_execution_row(trade(cl, "e1", 10, 0), 3.0)
+    names = [log_event(t) for t in table.take_transitions()]
+    assert names == ["order.sent", "order.unknown", "order.acked", "order.filled"]
+    cl2 = acked(table)
+    table.on_cancel_requested(cl2, 4.0)
+    table.on_cancel_row({"clOrdID": cl2, "ordStatus": "Canceled"}, 4.1)
+    assert [log_event(t) for t in table.take_transitions()][-2:] == [None, "order.canceled"]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import enum
-
 import pytest
 
+from venueguard.core.regime import Regime
 from venueguard.core.safemode import (
     CancelAll,
     SafeAlert,
@@ -14,13 +13,6 @@ from venueguard.core.safemode import (
     SetSafeMode,
     regime_name,
 )
-
-
-class Regime(enum.Enum):      # stands in for core.regime's enum: matched by name
-    NORMAL = 0
-    CAUTIOUS = 1
-    SAFE = 2
-    RECOVERING = 3
 
 
 def test_entering_safe_blocks_orders_and_sends_one_bulk_cancel() -> None:
@@ -81,3 +73,5 @@ def test_regime_names() -> None:
     assert regime_name(Regime.RECOVERING) == "RECOVERING" and regime_name("safe") == "SAFE"
     with pytest.raises(ValueError):
         regime_name("PANIC")
+    with pytest.raises(ValueError):
+        regime_name(3)  # type: ignore[arg-type]

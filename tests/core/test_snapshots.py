@@ -111,6 +111,17 @@ def test_stale_book_is_a_missing_snapshot_not_a_fresh_one() -> None:
     assert stats.missing_ratio == 0.5
 
 
+def test_a_stricter_data_age_bound_than_the_book_counts_missing() -> None:
+    mgr = SnapshotManager("XBTUSD", SnapshotConfig(max_data_age_s=2.0), start=0.0)
+    old = MarketView(fresh=True, best_bid=100.0, best_ask=101.0, data_age_s=2.5)
+    unknown = MarketView(fresh=True, best_bid=100.0, best_ask=101.0, data_age_s=None)
+    ok = MarketView(fresh=True, best_bid=100.0, best_ask=101.0, data_age_s=2.0)
+    assert isinstance(mgr.poll(1.0, old)[0], MissedSnapshot)
+    assert isinstance(mgr.poll(2.0, unknown)[0], MissedSnapshot)
+    assert isinstance(mgr.poll(3.0, ok)[0], Snapshot)
+    assert mgr.stats().missing_by_reason["stale_book"] == 2
+
+
 @pytest.mark.parametrize(
     ("bid", "ask"),
     [(None, 101.0), (100.0, None), (101.0, 101.0), (102.0, 101.0), (math.nan, 101.0),
@@ -187,7 +198,7 @@ def test_trailing_windows_are_bounded() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [{"interval_s": 0.0}, {"interval_s": math.nan}, {"interval_s": 2.0, "window_s": 1.0},
-     {"imbalance_spike": 0.0}, {"max_window_events": 0}],
+     {"imbalance_spike": 0.0}, {"max_window_events": 0}, {"max_data_age_s": 0.0}],
 )
 def test_config_rejects_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):

@@ -217,3 +217,19 @@ def test_samples_and_events_by_time_range(tmp_path: Path) -> None:
 def test_oversized_payload_is_refused(tmp_path: Path) -> None:
     with Journal.open(tmp_path / "j.db") as journal, pytest.raises(JournalError, match="exceeds"):
         journal.record_event(1, "alert", {"message": "x" * 100_000})
+
+
+def test_record_execution_is_idempotent_by_exec_id(tmp_path: Path) -> None:
+    with Journal.open(tmp_path / "j.db") as journal:
+        assert journal.record_execution("e1", "cl", "XBTUSD", "Buy", 3, 100.0, 5)
+        assert not journal.record_execution("e1", "cl", "XBTUSD", "Buy", 3, 100.0, 5)
+
+
+def test_adopted_order_gets_its_row_from_its_first_transition(tmp_path: Path) -> None:
+    table = new_table()
+    with Journal.open(tmp_path / "j.db") as journal:
+        table.adopt({"orderID": "v9", "symbol": "XBTUSD", "side": "Sell", "orderQty": 2,
+                     "ordStatus": "New"}, 1.0, 10)
+        journal.sync(table)
+        (order,) = journal.unfinished_orders()
+        assert order.adopted and order.cl_ord_id == "venue:v9" and order.order_id == "v9"

@@ -5,6 +5,11 @@ book_format="modern", symbols=("XBTUSD",), **config_overrides)`` returns a
 :class:`venueguard.sim.testing.SimHandle` (base_url, api_url, ws_url, add_fault, clear_faults,
 faults, truth, request, signed_headers, ws_auth_query, ws_auth_op, server). Every simulator it
 started is stopped at teardown. ``sim`` is one default simulator (calm, seed 1).
+
+Limits are BitMEX's unless overridden (``rest_per_min=120``, ``order_per_s=10``,
+``ws_opens_per_hour=60``, ``ws_queue_max``...); tests that make many requests pass higher ones.
+Outside ``tests/sim`` use :func:`venueguard.sim.testing.running_sim` directly, or copy this
+fixture (pytest only shares a conftest with the directories below it).
 """
 
 from __future__ import annotations

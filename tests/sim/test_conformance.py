@@ -69,7 +69,7 @@ async def test_rows_use_only_venue_fields(bitmex_fixtures: Path, sim: SimHandle)
     order_fields = {k for r in cap["json_cancel_all_orders_ack"] for k in r}
     order_fields |= {"clOrdLinkID", "execInst", "avgPx", "settlCurrency", "ordRejReason",
                      "stopPx", "displayQty", "contingencyType", "pegOffsetValue", "pegPriceType",
-                     "triggered", "multiLegReportingType"}  # older full rows (2018-2022)
+                     "triggered", "multiLegReportingType", "exDestination"}  # 2018-2022 rows
     _, _, row = await sim.request("POST", "/order", {"symbol": "XBTUSD", "orderQty": 100,
                                                      "price": 30000})
     extra = set(row) - order_fields

@@ -127,3 +127,15 @@ async def test_auth_faults(sim: SimHandle, kind: str, status: int, text: str) ->
     assert got == status and body["error"]["message"].startswith(text)
     # unsigned public routes are unaffected
     assert (await sim.request("GET", "/instrument", signed=False))[0] == 200
+
+
+async def test_same_seed_same_fault_decisions(sim_server) -> None:  # type: ignore[no-untyped-def]
+    async def run(seed: int) -> list[int]:
+        sim: SimHandle = await sim_server(seed=seed, order_per_s=1000, rest_per_min=1000)
+        await sim.add_fault("overload_503", probability=0.5)
+        return [(await sim.request("POST", "/order", {**ORDER, "clOrdID": f"d{i}"}))[0]
+                for i in range(16)]
+
+    first, again, other = await run(11), await run(11), await run(12)
+    assert first == again and set(first) == {200, 503}
+    assert first != other

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlencode
 
 from yarl import URL
@@ -123,3 +124,13 @@ async def test_order_routes_second_layer_limit(sim_server) -> None:  # type: ign
     assert [r[0] for r in results] == [200, 200, 429]
     assert results[1][1]["x-ratelimit-remaining-1s"] == "0"
     assert results[2][2]["error"]["name"] == "RateLimitError"
+
+
+async def test_dead_mans_switch_fires_on_the_server_clock(sim: SimHandle) -> None:
+    status, _, row = await sim.request("POST", "/order", {**ORDER, "clOrdID": "dms"})
+    assert status == 200
+    await sim.request("POST", "/order/cancelAllAfter", {"timeout": 300})
+    await asyncio.sleep(0.6)  # nobody refreshes it: the venue cancels on its own
+    truth = await sim.truth()
+    order = next(o for o in truth["orders"] if o["orderID"] == row["orderID"])
+    assert order["ordStatus"] == "Canceled"

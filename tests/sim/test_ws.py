@@ -78,6 +78,8 @@ async def test_text_ping_op_ping_and_protocol_ping(sim: SimHandle) -> None:
         assert (await ws.receive(timeout=5)).data == "pong"
         await ws.send_str('{"op": "ping"}')
         assert (await ws.receive(timeout=5)).data == "pong"
+        await ws.send_str("help")
+        assert "subscribe" in (await recv_json(ws))["ops"]
         await ws.ping(b"hb")
         msg = await ws.receive(timeout=5)
         assert msg.type is aiohttp.WSMsgType.PONG and msg.data == b"hb"
@@ -141,7 +143,7 @@ async def test_private_topics_with_each_auth_method(sim: SimHandle) -> None:
         await ws.send_str('{"op": "subscribe", "args": ["order"]}')
         await until(ws, lambda m: m != "pong" and m.get("table") == "order"
                     and m["action"] == "partial")
-        status, _, row = await sim.request("POST", "/order", {**order, "clOrdID": "ws-1"})
+        status, _, _row = await sim.request("POST", "/order", {**order, "clOrdID": "ws-1"})
         assert status == 200
         insert = await until(ws, lambda m: m != "pong" and m.get("table") == "order"
                              and m["action"] != "partial")
@@ -207,3 +209,39 @@ async def test_slow_client_is_disconnected(sim_server) -> None:  # type: ignore[
             break
         await asyncio.sleep(0.02)
     assert not sim.server.hub.connections
+
+
+async def test_hostile_frames_get_errors_and_the_server_keeps_serving(sim: SimHandle) -> None:
+    frames = ['{"op": 5}', '{"op": "subscribe", "args": [{"a": 1}]}', '{"op": "subscribe"}',
+              '{"op": "authKeyExpires", "args": "x"}', '{"op": "cancelAllAfter", "args": [1, 2]}',
+              '{"op": "unsubscribe", "args": ["never"]}', "[1, 2, 3]", '"just a string"',
+              '{"op": "subscribe", "args": [""]}', "\x00\x01", '{"op": "nope"}']
+    async with sim.session.ws_connect(sim.ws_url) as ws:
+        await recv_json(ws)
+        replies = []
+        for frame in frames[:8]:
+            await ws.send_str(frame)
+            replies.append(await recv_json(ws))
+        assert all(r["status"] in (400, 401) and isinstance(r["error"], str) for r in replies)
+    # a frame over the size limit closes that connection (1009) and nothing else
+    async with sim.session.ws_connect(sim.ws_url) as big:
+        await recv_json(big)
+        await big.send_str("x" * ((1 << 20) + 10))
+        msg = await big.receive(timeout=5)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    async with sim.session.ws_connect(sim.ws_url) as ws:
+        await recv_json(ws)
+        await ws.send_str("ping")
+        assert (await ws.receive(timeout=5)).data == "pong"
+
+
+async def test_legacy_book_format_over_the_wire(sim_server) -> None:  # type: ignore[no-untyped-def]
+    sim: SimHandle = await sim_server(rate=2000, book_format="legacy")
+    async with sim.session.ws_connect(sim.ws_url + "?subscribe=orderBookL2:XBTUSD") as ws:
+        await recv_json(ws)
+        await recv_json(ws)
+        partial = await recv_json(ws)
+        # XBTUSD legacy ids encode the price: id = 8_800_000_000 - price * 100
+        assert all(r["id"] == 8_800_000_000 - round(r["price"] * 100) for r in partial["data"])
+        update = await until(ws, lambda m: m != "pong" and m.get("action") == "update")
+        assert all("price" not in r for r in update["data"])

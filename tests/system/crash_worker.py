@@ -50,7 +50,7 @@ def fast_reconcile(**overrides: Any) -> ReconcileConfig:
                               "query_interval_s": 0.25, "sweep_interval_s": 1.0,
                               "safe_sweep_interval_s": 2.0, "position_grace_s": 5.0,
                               "budget_queries": 40, "safe_budget_queries": 10,
-                              "budget_interval_s": 1.0, "unknown_window_s": 60.0}
+                              "budget_interval_s": 1.0, "unknown_window_s": 4.0}
     values.update(overrides)
     return ReconcileConfig(**values)
 

@@ -25,7 +25,7 @@ from venueguard.sim.testing import running_sim
 from venueguard.telemetry.events import EventLog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "venues"))
-from reference_book import replay_reference  # noqa: E402
+from reference_book import replay_reference
 
 pytestmark = pytest.mark.system
 

@@ -35,6 +35,10 @@ from venueguard.sim.testing import SimHandle, running_sim
 pytestmark = pytest.mark.system
 
 KILLS = 50
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
 SEED = 20261123
 WORKER = Path(__file__).with_name("crash_worker.py")
 PENDING = frozenset({OrderState.UNKNOWN, OrderState.PENDING_NEW, OrderState.PENDING_CANCEL,
@@ -154,7 +158,10 @@ async def converged(runtime: OrdersRuntime, sim: SimHandle, timeout_s: float,
                 if not manager.ready:
                     gap = "not ready"
                 elif pending:
-                    gap = f"pending {pending[:5]}"
+                    gap = "pending " + "; ".join(
+                        f"{cl} {manager.table.orders[cl].state.value} "
+                        f"{[(t.kind, t.to_state.value) for t in manager.table.orders[cl].history]}"
+                        for cl in pending[:3])
                 elif local != venue_open(truth):
                     gap = f"open local-only {local - venue_open(truth)} " \
                           f"venue-only {venue_open(truth) - local}"
@@ -180,23 +187,30 @@ async def test_fifty_kills_converge_without_duplicates(tmp_path: Path) -> None:
                            rest_unauth_per_min=1_000_000, order_per_s=100_000) as sim, \
             zygote() as z:
         for round_no in range(KILLS):
+            t0 = loop_time()
             pid = await z.spawn(sim.base_url, journal_path, SEED + round_no)
             if rng.random() < 0.2:        # kill early: maybe during its own restart
                 await asyncio.sleep(rng.uniform(0.0, 0.5))
                 stats["early"] += 1
             else:
                 assert await z.wait_line("ready", pid, 30.0), f"worker {pid} never got ready"
+                stats["t_ready"] += loop_time() - t0
                 await asyncio.sleep(rng.uniform(0.02, 0.6))
             z.kill(pid)
             assert await z.wait_line("exited", pid, 10.0), f"worker {pid} did not die"
             assert not z.failures, z.failures
+            t1 = loop_time()
             async with open_runtime(sim.base_url, journal_path, seed=SEED * 7 + round_no,
                                     config=None) as runtime:
+                stats["t_start"] += loop_time() - t1
                 gap = await converged(runtime, sim, 25.0)
-                assert gap == "", f"round {round_no}: no convergence: {gap}"
-                stats["unknown_resolved"] += sum(
-                    1 for r in runtime.events.recent(event="reconcile.resolved")
-                    if r.get("kind") == "unknown")
+                stats["t_conv"] += loop_time() - t1
+                assert gap == "", f"round {round_no}: no convergence: {gap} {stats}"
+                resolved = Counter(str(r.get("kind")) for r in
+                                   runtime.events.recent(event="reconcile.resolved"))
+                stats["unknown_resolved"] += resolved["unknown"]
+                stats["never_placed"] += resolved["unknown_not_placed"]
+                print(round_no, round(loop_time() - t1, 2), dict(resolved))
         await sim.clear_faults()
         async with open_runtime(sim.base_url, journal_path, seed=SEED * 11) as runtime:
             gap = await converged(runtime, sim, 30.0, position=True)
@@ -217,4 +231,4 @@ async def test_fifty_kills_converge_without_duplicates(tmp_path: Path) -> None:
     hits = truth["fault_hits"]
     assert hits.get("timeout_after_accept", 0) > 0, hits
     print(f"\norders placed {len(ours)}, kills {KILLS} ({stats['early']} early), "
-          f"UNKNOWN resolved after restarts {stats['unknown_resolved']}, fault hits {hits}")
+          f"UNKNOWN resolved after restarts {stats['unknown_resolved']}, fault hits {hits} {stats}")

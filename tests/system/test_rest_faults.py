@@ -6,6 +6,7 @@ Requests sent are counted by the simulator (``/_sim/truth``), never by the clien
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
@@ -111,7 +112,7 @@ async def test_overload_503_retry_resends_the_same_body_and_clordid(sim_server: 
             times.setdefault(body, []).append(at)
     assert len(bodies) == 4  # one distinct body per logical order, resent byte-identical
     for body, stamps in times.items():
-        gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(stamps)]
         assert all(gap >= 0.5 for gap in gaps), (body, gaps)  # BitMEX: >= 500 ms after a 503
     truth = await sim.truth()
     ids = [o["clOrdID"] for o in truth["orders"]]

@@ -123,7 +123,6 @@ async def test_ws_stall_is_detected_within_threshold_and_resynced(sim_server: Fa
         detected_after_s = time.monotonic() - started
         assert stale["reason"] == "data_age"  # pongs were still answered
         assert detected_after_s <= FRESH_S + 1.0
-        assert not log.recent(event="ws.stale")[0].get("reason") == "pong_timeout"
         await wait_event(log, "ws.reconnecting")
         await wait_event(log, "book.resynced", 5, symbol="XBTUSD")
         await assert_book_matches_sim(session, sim)

@@ -44,7 +44,7 @@ def replay_pipeline(messages: list[dict[str, Any]], table: str) -> dict[str, Any
         if decoded.table != table:
             continue
         now += 0.001
-        for symbol, result in books.apply(decoded.action.value, decoded.data, now,
+        for symbol, result in books.apply(decoded.action, decoded.data, now,
                                           decoded.filter):
             assert not result.needs_resync, (symbol, result)
     return {symbol: book.sides() for symbol, book in sorted(books.books.items()) if book.valid}

@@ -115,7 +115,7 @@ def test_row_captures_feed_book_and_tape(bitmex_fixtures: Path) -> None:
     books.apply("partial", [], 0.0, {"symbol": l2_row["symbol"]})
     msg = decode(orjson.dumps({"table": "orderBookL2", "action": "insert", "data": [l2_row]}))
     assert isinstance(msg, TableMessage)
-    assert books.apply(msg.action.value, msg.data, 1.0) == [(l2_row["symbol"], APPLIED)]
+    assert books.apply(msg.action, msg.data, 1.0) == [(l2_row["symbol"], APPLIED)]
     book = books.books[l2_row["symbol"]]
     assert book.best_ask() == (l2_row["price"], l2_row["size"])
 

@@ -22,9 +22,11 @@ from urllib.parse import urlsplit
 
 from venueguard.app.probe import HealthProbe, ProbeConfig
 from venueguard.app.ticker import MarketInput, VenueInput
+from venueguard.core.trades import Trade
 from venueguard.io.http_session import RestConfig, RestSession
 from venueguard.io.http_transport import HttpTransport, RawResponse, TransportFailure
 from venueguard.io.ws_session import MarketDataSession, MdConfig
+from venueguard.venues.bitmex.timefmt import parse_ms_or_none
 
 if TYPE_CHECKING:
     from venueguard.app.monitor import MonitorContext
@@ -99,7 +101,18 @@ class SessionMarket:
             connection_age_s=(now - session.connected_at
                               if connected and session.connected_at is not None else None),
             pong_age_s=status.pong_age_s,
+            lag_s=self._lag_s(last, now),
         )
+
+    def _lag_s(self, last: Trade | None, now: float) -> float | None:
+        """How far behind the venue's clock the newest trade arrived (None if unknown)."""
+        if last is None:
+            return None
+        ts_ms = parse_ms_or_none(last.timestamp)
+        if ts_ms is None:
+            return None
+        received_wall_ms = self.session.clock.wall_ms() - (now - last.now) * 1000.0
+        return (received_wall_ms - ts_ms) / 1000.0
 
 
 class SessionVenue:

@@ -51,7 +51,7 @@ from venueguard.app.recorder import Recorder
 from venueguard.app.status import StatusAwareStream, StatusLine
 from venueguard.app.ticker import MarketInput, Ticker, TickerParts, VenueInput
 from venueguard.core.regime import RegimeDetector
-from venueguard.core.snapshots import SnapshotManager
+from venueguard.core.snapshots import SnapshotConfig, SnapshotManager
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
 from venueguard.io.journal import Journal, JournalError
 from venueguard.telemetry.alerts import Alerts, LogSink, Tier, WebhookSink
@@ -65,6 +65,9 @@ VENUE_URLS: Mapping[str, tuple[str, str]] = {
     "bitmex-testnet": ("https://testnet.bitmex.com", "wss://ws.testnet.bitmex.com/realtime"),
 }
 STOP_TIMEOUT_S = 10.0
+# One snapshot a second; a book older than 5 s is not the present market for a model (the
+# session's own stall detection, 10 s by default, decides when to reconnect).
+SNAPSHOT_CONFIG = SnapshotConfig(interval_s=1.0, window_s=10.0, max_data_age_s=5.0)
 
 
 class StartupError(Exception):
@@ -285,8 +288,9 @@ class Monitor:
                 await self._stop_trader()
                 return code
         finally:
-            self.events.emit("monitor.stopped", reason=self.stop_reason,
-                             failures=list(self.failures))
+            if self.dashboard is not None:  # it was running (monitor.ready was logged)
+                self.events.emit("monitor.stopped", reason=self.stop_reason,
+                                 failures=list(self.failures))
             self.events.unsubscribe(recorder.on_event)
             await recorder.flush()
             if recorder.write_errors:
@@ -334,11 +338,12 @@ class Monitor:
         ticker = Ticker(TickerParts(
             symbol=self.config.symbol, events=self.events, metrics=self.metrics,
             series=self.series, alerts=self.alerts,
-            snapshots=SnapshotManager(self.config.symbol, start=now), predictor=predictor,
+            snapshots=SnapshotManager(self.config.symbol, SNAPSHOT_CONFIG, start=now),
+            predictor=predictor,
             regime=RegimeDetector(now=now), status=self.status, recorder=recorder,
             venue_name=self.config.venue, trading=self.config.trade,
             on_pause=self._pause_trader, on_resume=self._resume_trader,
-            extra_state=self._trader_state, started_at=now))
+            extra_state=self._trader_state, started_at=now, clock=self.clock.monotonic))
         self.events.subscribe(ticker.on_event)
         return ticker
 

@@ -182,8 +182,9 @@ def plot_timeline(rec: Recording, bucket_s: float, path: Path) -> None:
         axrec.axvline(_dt(e.ts), color="#d1495b", linestyle="--", linewidth=0.8)
     axrec.set_ylabel("reconnects")
     axrec.set_xlabel("time (UTC); dashed: stale stream detected")
-    if rec.duration_s > 0:
-        axrec.set_xlim(_dt(rec.start_ts), _dt(rec.end_ts))
+    if rec.duration_s > 0:  # up to the end of the last bucket, so its bar is not cut
+        buckets = math.ceil(rec.duration_s / bucket_s + 1e-9)
+        axrec.set_xlim(_dt(rec.start_ts), _dt(max(rec.end_ts, start + buckets * bucket_s)))
     _shade_regimes((ax503, axspread, axlat, axrec), rec)
     fig.savefig(path, dpi=100)
 

@@ -57,6 +57,7 @@ class MarketInput:
     connected: bool = False
     connection_age_s: float | None = None
     pong_age_s: float | None = None
+    lag_s: float | None = None  # receive time minus the venue's timestamp, latest trade
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,7 @@ class TickerParts:
     extra_state: Callable[[], Mapping[str, object]] | None = None
     max_predictor_errors: int = 5
     started_at: float = 0.0
+    clock: Callable[[], float] | None = None  # monotonic; events are timed with it if given
 
 
 class Ticker:
@@ -160,12 +162,18 @@ class Ticker:
         self._intensity = 1.0
         self._last_snapshot: dict[str, float] = {}
         self._reconnect_pending = False
+        self._disconnected_at: float | None = None
 
     # -- facts from elsewhere ------------------------------------------------------------------
     def on_event(self, record: Mapping[str, object]) -> None:
         """EventLog subscriber: reconnect attempts, successful subscriptions, book gaps."""
         event = record.get("event")
-        now = self._last_tick if self._last_tick is not None else self.p.started_at
+        if self.p.clock is not None:
+            now = self.p.clock()
+        else:
+            now = self._last_tick if self._last_tick is not None else self.p.started_at
+        if event == "ws.disconnected" and self._disconnected_at is None:
+            self._disconnected_at = now
         if event == "ws.reconnecting":
             # A reconnect attempt failed when the next one starts before any subscription
             # succeeded (connect refused, auth or subscribe timed out, stale at once...).
@@ -176,8 +184,13 @@ class Ticker:
         elif event == "ws.subscribed":
             self._reconnect_pending = False
             self.reconnects.on_succeeded(now)
+            if self._disconnected_at is not None:
+                self.p.metrics.ws_reconnect_seconds.observe(max(0.0, now - self._disconnected_at))
+                self._disconnected_at = None
         elif event in ("book.gap", "book.resynced"):
             self.p.snapshots.on_gap(now)
+            if event == "book.gap":
+                self.p.metrics.gap_events_total.inc()
 
     def on_request(self, endpoint: str, status: int | None, latency_s: float | None,
                    wall_s: float) -> None:
@@ -332,6 +345,8 @@ class Ticker:
             p.metrics.spread.labels(symbol=p.symbol).set(m.best_ask - m.best_bid)
             p.series.on_spread(m.best_ask - m.best_bid, wall_s)
         p.metrics.ws_messages_per_second.set(self._msgs_per_s)
+        if m.lag_s is not None and math.isfinite(m.lag_s):
+            p.metrics.ws_lag_seconds.set(m.lag_s)
         if m.last_trade_now is not None and self._last_tick is not None:
             p.metrics.ws_last_trade_age_seconds.labels(symbol=p.symbol).set(
                 max(0.0, self._last_tick - m.last_trade_now))
@@ -342,6 +357,9 @@ class Ticker:
         new_503 = int(self._deltas.step("http_503", http_503))
         if new_503:
             p.series.on_http_503(wall_s, new_503)
+        behind = http_503 - _number(metrics, "rest_503_total")
+        if behind > 0:  # keep the 503 counter in step with the responses counted by status
+            p.metrics.rest_503_total.inc(behind)
         for _ in range(int(self._deltas.step("reconnects", _number(metrics,
                                                                    "ws_reconnects_total")))):
             p.series.on_reconnect(wall_s)

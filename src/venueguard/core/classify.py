@@ -63,6 +63,7 @@ _CACHE_MAX = 4096
 _PAGE_CACHE_CHARS = 4096  # error pages up to this size are cached whole (they repeat verbatim)
 _RETRYABLE = frozenset({Action.RETRY, Action.BACKOFF, Action.WAIT_RETRY_AFTER, Action.RETRY_ONCE})
 _CLOUDFLARE_RE = re.compile(r"error(?:\s+code)?\s*:?\s*(\d{3,4})\b", re.IGNORECASE)
+_new_tuple = tuple.__new__
 _TITLE_RE = re.compile(r"<title>\s*([^<]{0,200}?)\s*</title>", re.IGNORECASE)
 
 
@@ -223,8 +224,6 @@ def classify(outcome: Outcome, rules: RuleSet | None = None) -> Classification:
     key: tuple[object, ...] | None = (status, name, message)
     if isinstance(decoded, str):
         key = (status, decoded) if len(decoded) <= _PAGE_CACHE_CHARS else None
-    elif message is not None and _DIGITS_RE.search(message) is not None:
-        key = None  # balances, nonces, timestamps: unique texts would only churn the cache
     base = table.verdicts.get(key) if key is not None else None
     if base is None:
         base = _respond(table, status, decoded, message, name)
@@ -236,8 +235,9 @@ def classify(outcome: Outcome, rules: RuleSet | None = None) -> Classification:
         retry_after = base.retry_after_s
         if retry_after is None and base.kind is Kind.RATE_LIMITED:
             retry_after = retry_after_from(message, rate_limit, wall_ms)
-    return Classification(base.kind, base.action, base.ambiguous, base.status, retry_after,
-                          base.message, base.error_name, base.cloudflare_code, rate_limit)
+    # Classification(...) without the generated __new__'s overhead (hot path)
+    return _new_tuple(Classification, (base[0], base[1], base[2], base[3], retry_after,
+                                       base[5], base[6], base[7], rate_limit))
 
 
 def _respond(

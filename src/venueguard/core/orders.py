@@ -307,6 +307,20 @@ ANOMALIES: Final[dict[tuple[OrderState, str], str]] = {
 
 
 # ---------------------------------------------------------------------------------- orders
+def log_event(transition: Transition) -> str | None:
+    """The DESIGN 3.3 event name to emit for a transition (None: nothing to log).
+    ``order.intent`` is emitted by whoever calls ``Journal.record_intent``."""
+    before, after, kind = transition.from_state, transition.to_state, transition.kind
+    if kind == "submitted":
+        return "order.sent"
+    if kind in ("partial_fill", "filled"):
+        return "order.filled"
+    if before is after:
+        return None
+    return {S.NEW: "order.acked", S.UNKNOWN: "order.unknown",
+            S.CANCELED: "order.canceled"}.get(after)
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     """One applied event: what the journal appends and what history shows."""

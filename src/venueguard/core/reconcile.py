@@ -19,13 +19,16 @@ absence counts as evidence only for orders that changed at least a grace period 
 * ``FetchOrderHistory`` -> GET /order startTime=start (every page) -> ``on_order_history``
 * ``FetchExecutions`` -> GET /execution/tradeHistory startTime    -> ``on_execution_rows``
 * ``FetchPosition``   -> GET /position                             -> ``on_position``
-* ``ResendCancel``    -> DELETE /order clOrdID (``on_cancel_requested`` first) -> ``on_cancel_rows``
+* ``ResendCancel``    -> if still PENDING_CANCEL: ``on_cancel_requested``, DELETE /order by
+  clOrdID (by ``order_id`` for an ``adopted`` order) -> ``on_cancel_rows``
 * ``Mismatch`` -> event ``reconcile.mismatch`` (kinds ``phantom_*`` also add to
   ``phantom_orders_total``); ``Resolved`` -> ``reconcile.resolved``; ``Alert`` -> ``alert``.
 
-A failed lookup needs no callback: an unanswered question is asked again after
-``query_interval_s``. Lookups are budgeted (``budget_queries`` per ``budget_interval_s``, fewer in
-safe mode); mismatches, resolutions and alerts are never held back.
+Decisions of one ``poll`` are executed in order; an answer may settle an order before a later
+decision about it runs, so check its state first. A failed lookup needs no callback: an
+unanswered question is asked again after ``query_interval_s``. Lookups are budgeted
+(``budget_queries`` per ``budget_interval_s``, fewer in safe mode); mismatches, resolutions and
+alerts are never held back.
 """
 
 from __future__ import annotations

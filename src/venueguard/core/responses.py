@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 MAX_BODY_CHARS = 65_536
+_new_tuple = tuple.__new__
 _RETRY_IN_RE = re.compile(r"retry in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 
 
@@ -88,12 +89,12 @@ def read_headers(
                     or get("X-Ratelimit-Remaining-1s"))
     if remaining is None and limit is None and reset is None and remaining_1s is None:
         return None, retry_after
-    return RateLimit(
+    return _new_tuple(RateLimit, (  # RateLimit(...) without the generated __new__'s overhead
         None if limit is None else _as_int(limit),
         None if remaining is None else _as_int(remaining),
         None if reset is None else _as_float(reset),
         None if remaining_1s is None else _as_int(remaining_1s),
-    ), retry_after
+    )), retry_after
 
 
 def decode_body(body: object) -> object:

@@ -17,12 +17,14 @@ Call order::
     for d in policy.poll(now): execute d ; sleep until policy.next_deadline()
     before placing any order: check policy.orders_allowed
 
-``regime`` may be the ``Regime`` enum of ``core.regime`` or its name as a string.
+``regime`` is the ``Regime`` enum of ``core.regime`` (or its name as a string).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from venueguard.core.regime import Regime
 
 NORMAL, CAUTIOUS, SAFE, RECOVERING = "NORMAL", "CAUTIOUS", "SAFE", "RECOVERING"
 _REGIMES = frozenset({NORMAL, CAUTIOUS, SAFE, RECOVERING})
@@ -57,9 +59,9 @@ class SafeAlert:
 SafeDecision = CancelAll | SetSafeMode | SafeAlert
 
 
-def regime_name(regime: object) -> str:
+def regime_name(regime: Regime | str) -> str:
     """``Regime.SAFE`` or ``"SAFE"`` -> ``"SAFE"``; anything else raises ValueError."""
-    name = getattr(regime, "name", regime)
+    name = regime.name if isinstance(regime, Regime) else regime
     if not isinstance(name, str) or name.upper() not in _REGIMES:
         raise ValueError(f"unknown regime {regime!r}")
     return name.upper()
@@ -88,7 +90,7 @@ class SafeModePolicy:
     def safe(self) -> bool:
         return self._safe
 
-    def on_regime(self, regime: object, now: float) -> list[SafeDecision]:
+    def on_regime(self, regime: Regime | str, now: float) -> list[SafeDecision]:
         new = regime_name(regime)
         old, self.regime = self.regime, new
         out: list[SafeDecision] = []

@@ -53,6 +53,9 @@ class SnapshotConfig:
     interval_s: float = 1.0
     window_s: float = 10.0
     imbalance_spike: float = 0.6  # |imbalance| at or above this counts as a spike
+    # Stricter than the book's own freshness if set: a book older than this is not snapshotted
+    # (a model should not see a frozen book as the present market).
+    max_data_age_s: float | None = None
     max_window_events: int = 200_000  # memory bound on the trailing windows under hostile rates
 
     def __post_init__(self) -> None:
@@ -64,6 +67,8 @@ class SnapshotConfig:
             raise ValueError(f"imbalance_spike must be in (0, 1], got {self.imbalance_spike!r}")
         if self.max_window_events < 1:
             raise ValueError("max_window_events must be >= 1")
+        if self.max_data_age_s is not None and not self.max_data_age_s > 0:
+            raise ValueError(f"max_data_age_s must be > 0, got {self.max_data_age_s!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +279,9 @@ class SnapshotManager:
             self._gaps.popleft()
 
     def _take(self, due: float, now: float, view: MarketView) -> Snapshot | MissedSnapshot:
-        if not view.fresh:
+        limit = self.config.max_data_age_s
+        too_old = limit is not None and (view.data_age_s is None or view.data_age_s > limit)
+        if not view.fresh or too_old:
             self._missing[MissReason.STALE_BOOK.value] += 1
             age = "unknown" if view.data_age_s is None else f"{view.data_age_s:.3f}s"
             return MissedSnapshot(due, MissReason.STALE_BOOK, 1, f"book not fresh (data age {age})")

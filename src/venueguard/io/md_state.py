@@ -19,7 +19,8 @@ tables even a reorder inside the liveness window counts as a reorder: deltas app
 order leave wrong sizes behind. Partials are never checked for age or order (their rows may be
 old levels); they replace the book. BitMEX has no sequence numbers, so a dropped delta shows up
 only through its consequences: a later delta for an unknown id (or an insert of an existing one),
-or a crossed book; each invalidates the book (``book.gap``) and requests a resync.
+or a delta that crosses a book whose partial was not crossed; each invalidates the book
+(``book.gap``) and requests a resync.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from venueguard.core.book import APPLIED, BookConfig, BookSet, LegacyIds
+from venueguard.core.book import APPLIED, BookConfig, BookSet, LegacyIds, OrderBook
 from venueguard.core.liveness import Liveness, LivenessConfig, Verdict
 from venueguard.core.trades import TapeConfig, TradeTape
 from venueguard.io.md_events import (
@@ -54,6 +55,7 @@ from venueguard.venues.bitmex.topics import BOOK_L2_TABLES
 __all__ = ["MdCounters", "MdSink", "MdState", "MdStateConfig"]
 
 _PARTIAL = Action.PARTIAL
+_OK = Verdict.OK
 CROSSED_BOOK = "crossed_book"
 
 
@@ -110,6 +112,8 @@ class MdState:
         self._subscribed: set[str] = set()
         self._synced_before: set[tuple[str, str]] = set()
         self._top_seen: dict[tuple[str, str], int] = {}
+        self._crossed_image: dict[tuple[str, str], bool] = {}
+        self._check_ts = config.check_timestamps
         self._ts_text = ""
         self._ts_ms: int | None = None
 
@@ -185,15 +189,16 @@ class MdState:
         if symbol is None and rows:
             first = rows[0].get("symbol")
             symbol = first if type(first) is str else None
-        channel = self._channel(table, symbol)
-        if msg.action is _PARTIAL or not rows or not self.config.check_timestamps:
+        channel = self._channels.get((table, symbol)) or self._channel(table, symbol)
+        if msg.action is _PARTIAL or not rows or not self._check_ts:
             self.liveness.on_data(channel, now)
         else:
-            ts_ms = self._timestamp_ms(rows)
+            text = rows[-1].get("timestamp")
+            ts_ms = self._ts_ms if text == self._ts_text else self._timestamp_ms(rows)
             verdict = self.liveness.on_data(
                 channel, now, ts_ms=ts_ms, wall_ms=wall_ms,
                 key=hash(payload) if ts_ms is not None else None)
-            if verdict is not Verdict.OK:
+            if verdict is not _OK:
                 if verdict is Verdict.MINOR_REORDER and table in self.books:
                     verdict = Verdict.REORDER  # an out-of-order book delta corrupts the book
                 if not verdict.accepted:
@@ -204,6 +209,12 @@ class MdState:
         counts[table] = counts.get(table, 0) + 1
         books = self.books.get(table)
         if books is not None:
+            if msg.action is not _PARTIAL and symbol is not None:
+                book = books.books.get(symbol)
+                if book is not None and (len(rows) == 1 or all(
+                        r.get("symbol") == symbol for r in rows)):
+                    self._on_delta(book, table, symbol, msg.action.value, rows, now)
+                    return
             self._on_book(books, table, msg, now)
             return
         if table == "trade" and rows:
@@ -252,6 +263,27 @@ class MdState:
         if sink.push is not None:
             sink.push(BookGap(now, table, symbol, reason))
 
+    def _on_delta(self, book: OrderBook, table: str, symbol: str, action: str,
+                  rows: list[dict[str, Any]], now: float) -> None:
+        """The hot path: one symbol's delta applied straight to its book."""
+        tops = book.top_changes
+        result = book.apply(action, rows, now)
+        if result is APPLIED:
+            if book.top_changes != tops:
+                key = (table, symbol)
+                self._top_seen[key] = book.top_changes
+                spread = book.spread()
+                if (spread is not None and spread <= 0
+                        and not self._crossed_image.get(key, False)):
+                    book.invalidate(CROSSED_BOOK)  # a delta crossed an uncrossed book
+                    self._gap(table, symbol, CROSSED_BOOK, now)
+                    return
+                push = self.sink.push
+                if push is not None:
+                    push(TopOfBook(now, table, symbol, book.best_bid(), book.best_ask()))
+        elif result.reason is not None:
+            self._gap(table, symbol, result.reason, now)
+
     def _on_book(self, books: BookSet, table: str, msg: TableMessage, now: float) -> None:
         partial = msg.action is _PARTIAL
         results = books.apply(msg.action.value, msg.data, now, msg.filter if partial else None)
@@ -265,8 +297,11 @@ class MdState:
                 if book is not None and (partial or book.top_changes != self._top_seen.get(key)):
                     self._top_seen[key] = book.top_changes
                     spread = book.spread()
-                    if spread is not None and spread <= 0:  # a real book never crosses
-                        book.invalidate(CROSSED_BOOK)
+                    crossed = spread is not None and spread <= 0
+                    if partial:  # the venue's own image is the truth, even a crossed one
+                        self._crossed_image[key] = crossed
+                    elif crossed and not self._crossed_image.get(key, False):
+                        book.invalidate(CROSSED_BOOK)  # a delta crossed an uncrossed book
                         self._gap(table, symbol, CROSSED_BOOK, now)
                         continue
                     if sink.push is not None:

@@ -226,9 +226,10 @@ class OrderManager:
                     await asyncio.sleep(min(2.0, 0.25 * 2 ** attempt))
                 with contextlib.suppress(errors.VenueError):
                     await self._fetch_executions(self._earliest_unfinished_ms())
+                await self._step()
                 while not self._check_ready():
-                    await self._step()
                     await self._sleep_until_due(0.2)
+                    await self._step()
         await self.flush()
 
     def _load_table(self, now: float) -> OrderTable:

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import math
 import random
-from math import log
 from collections import deque
 from collections.abc import Callable
+from math import log
 from typing import Protocol
 
 from venueguard.sim.book import Book, Fill
@@ -158,7 +158,8 @@ class Market:
             excitation *= exp(-dt * decay_per_ms)
             if t >= self.next_shock_ms:
                 excitation += -log(1.0 - rand()) * params.shock_jump_mean
-                rate_per_ms = (params.shock_rate_per_s + params.shock_beta_per_s * excitation) / 1000
+                rate_per_ms = (
+                    params.shock_rate_per_s + params.shock_beta_per_s * excitation) / 1000
                 self.next_shock_ms = t + -log(1.0 - rand()) / rate_per_ms
             self.excitation = excitation
             self.fair += (rand() - 0.5) * vol * sqrt(dt * (1.0 + excitation))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["SimError", "Update", "make_update"]
 
@@ -28,8 +29,8 @@ class SimError(Exception):
 class Update:
     """One websocket data message: ``{"table", "action", "data": rows}``.
 
-    ``symbol`` names the instrument for per-symbol topics (``orderBookL2:XBTUSD``); ``private`` marks
-    account tables (order, execution, position) that only the authenticated account may see.
+    ``symbol`` names the instrument for per-symbol topics (``orderBookL2:XBTUSD``); ``private``
+    marks account tables (order, execution, position) only the authenticated account may see.
     Rows are plain dicts shaped as on BitMEX; treat them as read-only (copy before changing).
     """
 
@@ -45,11 +46,12 @@ class Update:
 
 
 _new = object.__new__
-_set_table = Update.table.__set__  # type: ignore[attr-defined]
-_set_action = Update.action.__set__  # type: ignore[attr-defined]
-_set_symbol = Update.symbol.__set__  # type: ignore[attr-defined]
-_set_rows = Update.rows.__set__  # type: ignore[attr-defined]
-_set_private = Update.private.__set__  # type: ignore[attr-defined]
+_slot: dict[str, Any] = {name: Update.__dict__[name].__set__ for name in Update.__slots__}
+_set_table = _slot["table"]
+_set_action = _slot["action"]
+_set_symbol = _slot["symbol"]
+_set_rows = _slot["rows"]
+_set_private = _slot["private"]
 
 
 def make_update(

@@ -105,6 +105,9 @@ async def _api(server: SimServer, request: web.Request, handler: Handler) -> web
         response = await _checked(server, request, handler, key)
     except SimError as exc:
         response = error_response(exc)
+    except web.HTTPException as exc:  # unknown route or method: still a rate-limited response
+        text = errors.NOT_FOUND if exc.status == 404 else exc.reason
+        response = _json(errors.rest_error_body(text), exc.status)
     response.headers.update(headers)
     return response
 

@@ -17,8 +17,8 @@ __all__ = [
     "TABLE_TYPES",
     "IsoClock",
     "guid",
-    "tick_direction",
     "quote_row",
+    "tick_direction",
     "trade_row",
 ]
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from venueguard.sim.model import SimError
 from venueguard.sim.wsconn import WsConnection
 from venueguard.venues.bitmex import errors, timefmt
 
@@ -38,6 +39,15 @@ KNOWN_PRIVATE = SERVED_PRIVATE | frozenset({
     "privateNotifications", "account", "wallet", "affiliate", "margin", "transact"})
 AUTH_OPS = ("authKeyExpires", "authKey")
 _PONG = b"pong"
+_HELP = {
+    "info": "See https://www.bitmex.com/app/wsAPI and https://www.bitmex.com/explorer for more "
+            "documentation.",
+    "usage": 'Send a message in the format: {"op": string, "args": Array<string>}',
+    "ops": ["authKey", "authKeyExpires", "cancelAllAfter", "subscribe", "unsubscribe"],
+    "subscribe": 'To subscribe, send: {"op": "subscribe", "args": [subscriptionTopic, ...]}.',
+    "subscriptionSubjects": {"authenticationRequired": sorted(KNOWN_PRIVATE),
+                             "public": sorted(KNOWN_PUBLIC)},
+}
 _APP_NAME = "ws-feedhandler-sim"
 
 
@@ -76,7 +86,7 @@ class WsHub:
             if group:
                 for conn in group:
                     if conn.plain:
-                        conn._push(payload)
+                        conn.push(payload)
                     else:
                         conn.send_data(payload, msg, delta=delta, public=not private)
 
@@ -133,6 +143,8 @@ class WsHub:
             if topics:
                 self._subscribe(conn, {"op": "subscribe", "args": topics}, topics)
             await self._read_loop(conn)
+        except (ConnectionError, RuntimeError) as exc:  # the peer went away mid-write
+            log.debug("ws connection %d ended: %s", conn.serial, exc)
         finally:
             self._forget(conn)
             await conn.finish()
@@ -173,8 +185,20 @@ class WsHub:
 
     # -- commands ---------------------------------------------------------------------------
     def _on_text(self, conn: WsConnection, text: str) -> None:
+        try:
+            self._dispatch(conn, text)
+        except SimError as exc:
+            self._error(conn, errors.ws_error_frame(exc.status, exc.message))
+        except Exception:  # a bug must not take the connection (or the server) down
+            log.exception("ws connection %d: error handling a command", conn.serial)
+            self._error(conn, errors.ws_error_frame(500, "Internal error"))
+
+    def _dispatch(self, conn: WsConnection, text: str) -> None:
         if text == "ping":
             conn.send_control(_PONG)
+            return
+        if text == "help":
+            conn.send_json(_HELP)
             return
         try:
             req = orjson.loads(text)
@@ -191,6 +215,10 @@ class WsHub:
         args = raw_args if isinstance(raw_args, list) else [raw_args]
         if op == "ping":
             conn.send_control(_PONG)
+        elif op in ("subscribe", "unsubscribe") and not args:
+            self._error(conn, errors.ws_error_frame(
+                400, f"Missing args: {op} needs one or more topics.{errors.WS_DOCS_SUFFIX}",
+                request=req))
         elif op == "subscribe":
             self._subscribe(conn, req, args)
         elif op == "unsubscribe":

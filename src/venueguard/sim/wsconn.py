@@ -136,7 +136,8 @@ class WsConnection:
             self.gap_left += int(p["count"])
 
     # -- sending ---------------------------------------------------------------------------
-    def _push(self, payload: bytes) -> None:
+    def push(self, payload: bytes) -> None:
+        """Queue bytes as they are (the publisher's fast path for a connection with no faults)."""
         if self.closed:
             return
         if len(self._queue) >= self.max_queue:
@@ -153,7 +154,7 @@ class WsConnection:
     def send_control(self, payload: bytes) -> None:
         """Acks, errors, pongs: stopped only by a half-open fault."""
         if not self.half_open:
-            self._push(payload)
+            self.push(payload)
 
     def send_json(self, obj: Mapping[str, object]) -> None:
         self.send_control(orjson.dumps(obj))
@@ -162,7 +163,7 @@ class WsConnection:
                   public: bool = True) -> None:
         """A table message; ``payload`` is ``msg`` already serialised (shared by subscribers)."""
         if self.plain:
-            self._push(payload)
+            self.push(payload)
             return
         if self.stalled or self.half_open or self.closed:
             return
@@ -174,12 +175,12 @@ class WsConnection:
         if self.reorder_p and delta and self._held is None and self._rng.random() < self.reorder_p:
             self._held = payload
             return
-        self._push(payload)
+        self.push(payload)
         if self.duplicate_p and delta and self._rng.random() < self.duplicate_p:
-            self._push(payload)
+            self.push(payload)
         if self._held is not None and self._held is not payload:
             held, self._held = self._held, None
-            self._push(held)
+            self.push(held)
 
     async def _write_loop(self) -> None:
         queue, ws = self._queue, self.ws

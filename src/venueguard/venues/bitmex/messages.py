@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -38,8 +38,9 @@ class MessageError(ValueError):
         self.reason = reason
 
 
-class Action(Enum):
-    """The four data actions; the values are the wire strings."""
+class Action(StrEnum):
+    """The four data actions. Members are the wire strings (``Action.UPDATE == "update"``), so
+    they can be handed straight to ``BookSet.apply``."""
 
     PARTIAL = "partial"
     INSERT = "insert"

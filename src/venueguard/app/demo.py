@@ -1,0 +1,178 @@
+"""``venueguard monitor --trade demo``: a small strategy that exercises the order machinery.
+
+Every ``step_s`` it looks at the market-data book; only when the book is fresh does it place a
+small post-only limit order a few ticks away from the mid price (never more than ``max_open`` at
+once) and cancel the oldest one once it has rested ``order_ttl_s``. Everything goes through an
+:class:`~venueguard.io.orders_runtime.OrdersRuntime`: journal first, one clOrdID per intent,
+UNKNOWN resolved only by venue evidence, the dead man's switch armed while orders rest, and no
+new orders while the regime is SAFE or RECOVERING (the runtime refuses them).
+
+The monitor calls :func:`create_trader` with its context (imported only with ``--trade demo``),
+runs :meth:`DemoTrader.run` among its tasks, and on shutdown awaits :meth:`DemoTrader.stop`:
+one bulk cancel of the demo's symbol, then the switch is disarmed. A crash does neither, and
+the switch cancels everything at the venue when it runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from venueguard.core.orders import RandomLike
+from venueguard.io import errors
+from venueguard.io.clock import Clock
+from venueguard.io.order_manager import OrderIntent, OrdersBlocked
+from venueguard.io.orders_runtime import OrdersRuntime, RuntimeConfig
+from venueguard.telemetry.events import EventLog
+
+if TYPE_CHECKING:
+    from venueguard.app.monitor import MonitorContext
+
+__all__ = ["DemoConfig", "DemoTrader", "create_trader"]
+
+
+class BookLike(Protocol):
+    """What the demo reads of a market-data book (``MarketDataSession.book(symbol)``)."""
+
+    @property
+    def is_fresh(self) -> bool: ...
+
+    def mid(self) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DemoConfig:
+    step_s: float = 1.0
+    max_open: int = 2
+    order_ttl_s: float = 6.0
+    min_offset_ticks: int = 2
+    max_offset_ticks: int = 8
+    lots: int = 1                   # order size in lots
+    tick_size: float = 0.5          # used until the instrument says otherwise
+    lot_size: int = 100
+
+
+class DemoTrader:
+    """See the module docstring. ``book`` returns the current book view (or None)."""
+
+    def __init__(self, runtime: OrdersRuntime, book: Callable[[], BookLike | None], *,
+                 symbol: str, clock: Clock, rng: RandomLike | None = None,
+                 config: DemoConfig | None = None, events: EventLog | None = None) -> None:
+        self.runtime = runtime
+        self.book = book
+        self.symbol = symbol
+        self.clock = clock
+        self.config = config or DemoConfig()
+        self.events = events if events is not None else runtime.events
+        self._rng: RandomLike = rng if rng is not None else random.Random()
+        self.tick_size = self.config.tick_size
+        self.lot_size = self.config.lot_size
+        self.paused: str | None = None
+        self.skipped_stale = 0
+        self.placed = 0
+        self._stopping = False
+        self._run_task: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------- the Trader protocol
+    async def run(self) -> None:
+        """Reconcile the journal, then trade until :meth:`stop`."""
+        self._run_task = asyncio.current_task()
+        await self.runtime.start()
+        await self._load_instrument()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.runtime.run(), name="demo-orders")
+            group.create_task(self._strategy(), name="demo-strategy")
+
+    def pause(self, reason: str) -> None:
+        if self.paused is None:
+            self.events.emit("demo.paused", reason=reason)
+        self.paused = reason
+
+    def resume(self) -> None:
+        if self.paused is not None:
+            self.events.emit("demo.resumed")
+        self.paused = None
+
+    async def stop(self) -> None:
+        """Cancel the demo's orders (ONE bulk cancel), then disarm the dead man's switch."""
+        self._stopping = True
+        manager = self.runtime.manager
+        if manager.ready and (manager.open_orders() or manager.unknown_orders()):
+            await manager.cancel_all(self.symbol)
+        await self.runtime.stop(clean=True)
+        await manager.flush()
+
+    def state(self) -> Mapping[str, object]:
+        manager = self.runtime.manager
+        return {"ready": manager.ready, "regime": self.runtime.regime, "paused": self.paused,
+                "open_orders": len(manager.open_orders()),
+                "unknown_orders": len(manager.unknown_orders()),
+                "position": manager.position(self.symbol), "placed": self.placed,
+                "skipped_stale": self.skipped_stale,
+                "dms_armed": bool(self.runtime.dms and self.runtime.dms.armed)}
+
+    # ---------------------------------------------------------------------- the strategy
+    async def _load_instrument(self) -> None:
+        rest: Any = self.runtime.manager.rest
+        with contextlib.suppress(errors.VenueError, AttributeError):
+            rows = await rest.request("GET", "/instrument", query={"symbol": self.symbol})
+            row = rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else {}
+            tick, lot = row.get("tickSize"), row.get("lotSize")
+            if isinstance(tick, int | float) and tick > 0:
+                self.tick_size = float(tick)
+            if isinstance(lot, int | float) and lot >= 1:
+                self.lot_size = int(lot)
+
+    async def _strategy(self) -> None:
+        manager = self.runtime.manager
+        while not self._stopping:
+            if manager.ready:
+                await self.step()
+            await asyncio.sleep(self.config.step_s)
+
+    async def step(self) -> None:
+        """One round: cancel the oldest order past its time, maybe place one new order."""
+        manager, cfg, now = self.runtime.manager, self.config, self.clock.monotonic()
+        resting = sorted(manager.open_orders(), key=lambda o: o.created_at)
+        if resting and now - resting[0].created_at >= cfg.order_ttl_s:
+            await self.runtime.cancel(resting[0].cl_ord_id)
+            return
+        if self.paused is not None or len(resting) >= cfg.max_open:
+            return
+        book = self.book()
+        mid = book.mid() if book is not None and book.is_fresh else None
+        if mid is None:
+            self.skipped_stale += 1
+            return
+        side = "Buy" if self._rng.random() < 0.5 else "Sell"
+        span = cfg.max_offset_ticks - cfg.min_offset_ticks + 1
+        ticks = cfg.min_offset_ticks + int(self._rng.random() * span) % span
+        price = mid - ticks * self.tick_size if side == "Buy" else mid + ticks * self.tick_size
+        price = round(price / self.tick_size) * self.tick_size
+        try:
+            await self.runtime.submit(OrderIntent(self.symbol, side, cfg.lots * self.lot_size,
+                                                  price, post_only=True, text="venueguard demo"))
+        except OrdersBlocked:
+            return                          # refused (safe mode): logged as order.refused
+        self.placed += 1
+
+
+def create_trader(ctx: MonitorContext, config: DemoConfig | None = None) -> DemoTrader:
+    """The monitor's hook: a demo trader on the monitor's sessions, journal and regime."""
+    if ctx.rest is None:
+        raise ValueError("the demo trader needs the monitor's REST session")
+    symbol = ctx.config.symbol
+    runtime = OrdersRuntime(ctx.rest, ctx.journal, symbols=(symbol,), md=ctx.market,
+                            events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts,
+                            clock=ctx.clock, config=RuntimeConfig(),
+                            regime_source=lambda: ctx.regime())
+    market = ctx.market
+
+    def book() -> BookLike | None:
+        return market.book(symbol) if market is not None else None
+
+    return DemoTrader(runtime, book, symbol=symbol, clock=ctx.clock, config=config)

@@ -1,0 +1,194 @@
+"""The REST pipeline against a scripted transport: retries, ambiguity, budget, typed errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+import pytest
+
+from venueguard.core.backoff import BackoffConfig
+from venueguard.core.budget import BudgetConfig
+from venueguard.core.classify import Outcome, Transport
+from venueguard.io import errors
+from venueguard.io.clock import ManualClock
+from venueguard.io.http_session import RestConfig, RestSession
+from venueguard.io.http_transport import HttpTransport, RawResponse, Timeouts, TransportFailure
+from venueguard.telemetry.events import EventLog
+from venueguard.telemetry.metrics import Metrics
+from venueguard.venues.bitmex import signing
+
+KEY, SECRET = signing.TEST_API_KEY, signing.TEST_API_SECRET
+OVERLOADED = orjson.dumps({"error": {"message": "The system is currently overloaded. Please "
+                                                "try again later.", "name": "HTTPError"}})
+ORDER = orjson.dumps({"orderID": "o1", "clOrdID": "c1", "ordStatus": "New"})
+
+Step = tuple[int, bytes, dict[str, str]] | Outcome
+
+
+class Scripted(HttpTransport):
+    def __init__(self, steps: list[Step]) -> None:
+        super().__init__()
+        self.steps = list(steps)
+        self.calls: list[tuple[str, str, dict[str, str], bytes | None]] = []
+
+    async def send(self, verb: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                   *, connect_s: float, sock_read_s: float) -> RawResponse:
+        self.calls.append((verb, url, dict(headers), body))
+        step = self.steps.pop(0) if len(self.steps) > 1 else self.steps[0]
+        if isinstance(step, Outcome):
+            raise TransportFailure(step, "scripted")
+        status, body_out, headers_out = step
+        return RawResponse(status, headers_out, body_out, 0.01)
+
+
+def session(steps: list[Step], **config: Any) -> tuple[RestSession, Scripted, EventLog]:
+    wire = Scripted(steps)
+    log = EventLog()
+    config.setdefault("backoff", BackoffConfig(base_s=0.01, cap_s=0.02))
+    config.setdefault("throttle", None)
+    rest = RestSession(RestConfig(base_url="http://127.0.0.1:1/api/v1", api_key=KEY,
+                                  api_secret=SECRET, **config),
+                       events=log, metrics=Metrics(), transport=wire, clock=ManualClock())
+    return rest, wire, log
+
+
+async def test_503_retry_resends_identical_bytes_with_the_same_clordid() -> None:
+    rest, wire, _ = session([(503, OVERLOADED, {}), (200, ORDER, {})])
+    row = await rest.place_order("XBTUSD", "Buy", 100, price=1.0, cl_ord_id="c1")
+    assert row["orderID"] == "o1"
+    assert len(wire.calls) == 2 and wire.calls[0][3] == wire.calls[1][3]
+    body = wire.calls[0][3]
+    assert body is not None and orjson.loads(body)["clOrdID"] == "c1"
+    for verb, url, headers, sent in wire.calls:
+        path = url.split("127.0.0.1:1", 1)[1]
+        assert signing.verify(SECRET, verb, path, int(headers["api-expires"]), sent or b"",
+                              headers["api-signature"])
+    assert rest.retries_total == 1 and rest.sent_total == 2 and rest.logical_total == 1
+
+
+@pytest.mark.parametrize("step", [(504, b"<html>504 Gateway Time-out</html>", {}),
+                                  (502, b"<html>502 Bad Gateway</html>", {}),
+                                  Outcome(transport=Transport.READ_TIMEOUT, sent=True),
+                                  Outcome(transport=Transport.RESET_AFTER_SEND, sent=True)])
+async def test_ambiguous_new_order_is_never_resent(step: Step) -> None:
+    rest, wire, log = session([step])
+    with pytest.raises(errors.AmbiguousOutcome) as unknown:
+        await rest.place_order("XBTUSD", "Buy", 100, price=1.0, cl_ord_id="keep-me")
+    assert unknown.value.cl_ord_id == "keep-me"
+    assert len(wire.calls) == 1
+    assert log.recent(event="order.unknown")[0]["cl_ord_id"] == "keep-me"
+
+
+async def test_ambiguous_read_is_retried() -> None:
+    rest, wire, _ = session([(504, b"<html>504</html>", {}), (200, b"[]", {})])
+    assert await rest.get_positions() == []
+    assert len(wire.calls) == 2
+
+
+async def test_connect_failure_before_send_is_retried_even_for_a_new_order() -> None:
+    refused = Outcome(transport=Transport.CONNECTION_REFUSED, sent=False)
+    rest, wire, _ = session([refused, (200, ORDER, {})])
+    assert (await rest.place_order("XBTUSD", "Buy", 1, price=1.0))["orderID"] == "o1"
+    assert len(wire.calls) == 2
+
+
+async def test_retry_budget_stops_retries() -> None:
+    rest, wire, _ = session([(503, OVERLOADED, {})],
+                            budget=BudgetConfig(ratio=0.0, min_per_s=0.0, window_s=10.0))
+    with pytest.raises(errors.BudgetExhausted) as failed:
+        await rest.place_order("XBTUSD", "Buy", 1, price=1.0)
+    assert failed.value.kind == "overloaded"
+    assert len(wire.calls) == 1
+
+
+async def test_attempts_run_out_as_overloaded() -> None:
+    rest, wire, _ = session([(503, OVERLOADED, {})], max_attempts=2,
+                            budget=BudgetConfig(ratio=1.0, min_per_s=10.0))
+    with pytest.raises(errors.Overloaded):
+        await rest.get_orders()
+    assert len(wire.calls) == 2
+
+
+async def test_deadline_bounds_a_logical_request() -> None:
+    rest, wire, _ = session([(503, OVERLOADED, {})],
+                            timeouts=Timeouts(connect_s=1.0, sock_read_s=1.0, total_s=0.3),
+                            budget=BudgetConfig(ratio=1.0, min_per_s=10.0))
+    with pytest.raises(errors.BudgetExhausted, match="deadline"):
+        await rest.get_orders()  # the first 503 retry waits >= 0.5 s: past the deadline
+    assert len(wire.calls) == 1
+
+
+async def test_rejection_is_typed_and_not_retried() -> None:
+    rejected = orjson.dumps({"error": {"message": "Invalid orderQty", "name": "HTTPError"}})
+    rest, wire, log = session([(400, rejected, {})])
+    with pytest.raises(errors.Rejected) as failed:
+        await rest.place_order("XBTUSD", "Buy", -1, price=1.0)
+    assert failed.value.status == 400 and "Invalid orderQty" in failed.value.venue_message
+    assert len(wire.calls) == 1
+    assert log.recent(event="rest.error")[0]["kind"] == failed.value.kind
+
+
+async def test_duplicate_clordid_is_its_own_error() -> None:
+    dup = orjson.dumps({"error": {"message": "Duplicate clOrdID", "name": "HTTPError"}})
+    rest, _, _ = session([(400, dup, {})])
+    with pytest.raises(errors.DuplicateClOrdID) as failed:
+        await rest.place_order("XBTUSD", "Buy", 1, price=1.0, cl_ord_id="d1")
+    assert failed.value.cl_ord_id == "d1"
+
+
+async def test_bad_signature_is_an_auth_error_without_secrets() -> None:
+    bad = orjson.dumps({"error": {"message": "Signature not valid.", "name": "HTTPError"}})
+    rest, wire, log = session([(401, bad, {})])
+    with pytest.raises(errors.AuthError) as failed:
+        await rest.get_positions()
+    assert len(wire.calls) == 1
+    assert SECRET not in str(failed.value) and SECRET not in str(log.recent())
+    assert wire.calls[0][2]["api-signature"] not in str(log.recent())
+
+
+async def test_blocked_venue_sends_nothing_more() -> None:
+    page = b"<html><title>Access denied | 1010</title>Error code: 1010</html>"
+    rest, wire, log = session([(403, page, {})])
+    with pytest.raises(errors.Blocked):
+        await rest.get_positions()
+    with pytest.raises(errors.Blocked):
+        await rest.get_positions()
+    assert len(wire.calls) == 1
+    assert log.recent(event="venue.state")[-1]["state"] == "BLOCKED"
+
+
+async def test_rate_limit_headers_feed_the_limiter() -> None:
+    headers = {"x-ratelimit-limit": "120", "x-ratelimit-remaining": "0",
+               "x-ratelimit-reset": "99999999999"}
+    rest, wire, _ = session([(200, b"[]", headers)],
+                            timeouts=Timeouts(connect_s=1.0, sock_read_s=1.0, total_s=2.0))
+    await rest.get_positions()
+    with pytest.raises(errors.RateLimited):
+        await rest.get_positions()  # the reset is past the deadline: refuse, send nothing
+    assert len(wire.calls) == 1
+
+
+async def test_non_json_success_body_is_a_typed_error() -> None:
+    rest, _, _ = session([(200, b"<html>oops</html>", {})])
+    with pytest.raises(errors.VenueError) as failed:
+        await rest.get_positions()
+    assert failed.value.kind == "bad_response"
+    assert isinstance(failed.value.__cause__, orjson.JSONDecodeError)
+
+
+async def test_convenience_methods_build_bitmex_requests() -> None:
+    rest, wire, _ = session([(200, b"[]", {})])
+    await rest.get_orders(symbol="XBTUSD", filter={"clOrdID": "x"}, count=5)
+    await rest.get_book_l2("XBTUSD", depth=0)
+    await rest.cancel_orders(cl_ord_ids=["a", "b"])
+    urls = [call[1] for call in wire.calls]
+    assert urls[0].endswith("/api/v1/order?symbol=XBTUSD&filter=%7B%22clOrdID%22%3A%22x%22%7D"
+                            "&count=5")
+    assert urls[1].endswith("/api/v1/orderBook/L2?symbol=XBTUSD&depth=0")
+    assert orjson.loads(wire.calls[2][3] or b"") == {"clOrdID": ["a", "b"]}
+    with pytest.raises(errors.ConfigError):
+        await rest.cancel_orders()
+    with pytest.raises(errors.ConfigError):
+        await rest.amend_order(price=1.0)
