@@ -33,12 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ws_libs import _frame  # the same unmasked text-frame writer
 
 from venueguard.core.liveness import LivenessConfig
+from venueguard.telemetry.events import EventLog
 from venueguard.io.ws_session import MarketDataSession, MdConfig
 from venueguard.io.ws_transport import WsConnector, connect_aiohttp, connect_picows
 from venueguard.venues.bitmex.timefmt import format_ms
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 LEVELS = 200  # 100 bids, 100 asks
+_LOG = EventLog(sys.stderr if "-v" in sys.argv else None)
 
 
 def build_stream(n_updates: int, start_ms: int) -> tuple[bytes, bytes, list[bytes]]:
@@ -97,7 +99,7 @@ async def run_session(url: str, connector: WsConnector, n_updates: int) -> tuple
     """(messages/s wall, messages per client CPU-second) for one session."""
     config = MdConfig(url=url, topics=("orderBookL2:XBTUSD",), liveness=LivenessConfig(
         ping_after_s=30.0, pong_timeout_s=30.0, max_data_age_s=30.0, max_ts_age_ms=120_000))
-    session = MarketDataSession(config, connector=connector)
+    session = MarketDataSession(config, connector=connector, events=_LOG)
     async with session:
         await session.wait_synced(10.0)
         state = session.state
@@ -127,6 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=300_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("-v", action="store_true", help="print the session's event log")
     args = parser.parse_args()
     results: dict[str, tuple[float, float]] = {}
     for name, connector in (("picows", connect_picows), ("aiohttp", connect_aiohttp)):

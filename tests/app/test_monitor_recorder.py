@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from pathlib import Path
 
 from venueguard.app.recorder import MarketFacts, Recorder, sample_rows
@@ -88,3 +91,34 @@ async def test_recorder_is_bounded_and_survives_a_closed_journal(tmp_path: Path)
     journal.close()
     await recorder.flush()
     assert recorder.write_errors == 1 and recorder.last_error is not None
+
+
+class SlowJournal:
+    """Stands in for the journal: each sample batch takes 0.2 s to write."""
+
+    def __init__(self) -> None:
+        self.samples: list[object] = []
+
+    def record_samples(self, rows: list[object]) -> None:
+        time.sleep(0.2)
+        self.samples.extend(rows)
+
+    def record_event(self, ts_ms: int, event: str, fields: object) -> None:
+        raise AssertionError("no events in this test")
+
+
+async def test_a_cancelled_flush_still_completes_and_the_next_waits_for_it() -> None:
+    journal = SlowJournal()
+    recorder = Recorder(journal)  # type: ignore[arg-type]
+    first = [(T_MS, "market", "spread", 1.0, None)]
+    second = [(T_MS + 1000, "market", "spread", 2.0, None)]
+    recorder.add_samples(first)
+    task = asyncio.create_task(recorder.flush())
+    await asyncio.sleep(0.05)  # the write is under way in its thread
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    recorder.add_samples(second)
+    await recorder.flush()
+    assert journal.samples == first + second  # nothing lost, order kept
+    assert recorder.write_errors == 0 and recorder.written_samples == 2

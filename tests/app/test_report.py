@@ -124,7 +124,7 @@ def test_report_evaluates_all_eight_symptoms_with_evidence(written: tuple[Path, 
         "backtest_vs_live": "seen",
     }
     assert "588 snapshots taken, 12 missing (2.0%)" in rows["snapshots_stalled"]
-    assert "18 retries for 300 requests (6.0%" in rows["retry_cascade"]
+    assert "18 retries for 300 requests sent (6.0%" in rows["retry_cascade"]
     assert "3 orders sent, 0 went UNKNOWN, 0 more not acked" in rows["orders_missing"]
     assert "1 filled after their cancel" in rows["cancel_then_fill"]
     assert "max data age 12.0 s" in rows["ws_frozen"]

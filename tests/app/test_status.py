@@ -19,9 +19,9 @@ STATE: dict[str, object] = {
 
 def test_format_status_shows_the_essentials() -> None:
     line = format_status(STATE, elapsed_s=3723.9)
-    assert line.startswith("01:02:03 XBTUSD")
-    for part in ("50000/50000.5 spr 0.5", "data fresh 0.4s", "venue DEGRADED", "regime CAUTIOUS",
-                 "503/min 7", "p95 125ms", "reconn 2", "snap miss 2.5%", "signal down"):
+    assert line.startswith("01:02:03 XBTUSD 50000/50000.5 spr 0.5 | fresh 0.4s |")
+    for part in ("venue DEGRADED", "regime CAUTIOUS",
+                 "503/min 7", "p95 125ms", "reconn 2", "miss 2.5%", "signal down"):
         assert part in line, part
     assert "PAUSED" not in line
     assert "\n" not in line
@@ -30,7 +30,7 @@ def test_format_status_shows_the_essentials() -> None:
 def test_format_status_with_unknowns_and_pause() -> None:
     line = format_status({"liveness": {"fresh": False}, "strategy": {"paused": True},
                           "market": {"best_bid": None}}, elapsed_s=0)
-    assert "no book" in line and "data STALE" in line and "503/min -" in line
+    assert "no book" in line and "| STALE |" in line and "503/min -" in line
     assert "p95 -" in line and line.endswith("PAUSED")
 
 

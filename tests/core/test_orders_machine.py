@@ -183,7 +183,7 @@ class OrdersMachine(RuleBasedStateMachine):
 
     def retryable(self) -> list[str]:
         return sorted(o.cl_ord_id for o in self.table.orders.values()
-                      if o.state is S.PENDING_NEW and not o.in_flight)
+                      if o.state is S.PENDING_NEW and not o.in_flight and not o.exists_at_venue)
 
     @precondition(lambda self: bool(self.retryable()))
     @rule(data=st.data(), outcome=st.sampled_from(["ack", "overload", "timeout_accepted"]),
@@ -357,7 +357,7 @@ class OrdersMachine(RuleBasedStateMachine):
 
 # VENUEGUARD_MACHINE_EXAMPLES=2000 runs a deeper search (the default keeps the suite fast).
 OrdersMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("VENUEGUARD_MACHINE_EXAMPLES", "60")),
+    max_examples=int(os.environ.get("VENUEGUARD_MACHINE_EXAMPLES", "100")),
     stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 TestOrdersMachine = OrdersMachine.TestCase

@@ -305,3 +305,16 @@ def test_log_event_names_follow_the_design() -> None:
     table.on_cancel_requested(cl2, 4.0)
     table.on_cancel_row({"clOrdID": cl2, "ordStatus": "Canceled"}, 4.1)
     assert [log_event(t) for t in table.take_transitions()][-2:] == [None, "order.canceled"]
+
+
+def test_never_resend_an_order_the_venue_has_shown() -> None:
+    table = make_table()
+    cl = placed(table)
+    table.on_order_row({"clOrdID": cl, "orderQty": 10}, 0.5)   # sparse row: no status yet
+    order = table.orders[cl]
+    assert order.state is S.PENDING_NEW and order.exists_at_venue and order.in_flight
+    table.on_rejected(cl, "overloaded", not_processed=True, now=0.6)
+    with pytest.raises(InvalidTransition):
+        table.on_submitted(cl, 1.0)
+    with pytest.raises(InvalidTransition):
+        table.on_withdrawn(cl, "safe mode", 1.0)

@@ -74,7 +74,7 @@ def test_a_calm_monitor_run_sees_nothing_and_says_why() -> None:
     # Without orders, the order symptoms cannot be judged.
     assert found["orders_missing"].verdict is Verdict.NO_DATA
     assert found["cancel_then_fill"].verdict is Verdict.NO_DATA
-    assert "0 retries for 23 requests" in found["retry_cascade"].evidence[0]
+    assert "0 retries for 23 requests sent" in found["retry_cascade"].evidence[0]
 
 
 def test_spread_jumping_with_503s_is_seen_with_numbers() -> None:
@@ -173,15 +173,36 @@ def test_position_change_without_a_fill_is_seen() -> None:
     assert f.first_seen_ts == T0 + 70
 
 
-def test_retry_cascade_from_ratio_or_429() -> None:
-    recorded = [s for s in calm_run() if (s.kind, s.name) != Series.RETRIES_TOTAL]
-    recorded += samples(Series.RETRIES_TOTAL, ((t, t // 2) for t in range(120)))
+def test_retry_cascade_from_retries_beyond_budget_or_429() -> None:
+    recorded = [s for s in calm_run() if (s.kind, s.name) not in
+                {Series.RETRIES_TOTAL, Series.REQUESTS_TOTAL}]
+    # 2 requests a second; from t=60 every request is retried three times (t=60..79).
+    requests, retries, total_req, total_retry = [], [], 0, 0
+    for t in range(120):
+        total_req += 2
+        if 60 <= t < 80:
+            total_req += 6
+            total_retry += 6
+        requests.append((t, total_req))
+        retries.append((t, total_retry))
+    recorded += samples(Series.REQUESTS_TOTAL, requests) + samples(Series.RETRIES_TOTAL, retries)
     f = by_key(evaluate(Recording(recorded, [])))["retry_cascade"]
     assert f.verdict is Verdict.SEEN
-    assert "59 retries for 23 requests" in f.evidence[0]
+    assert "120 retries for 360 requests sent (33.3%)" in f.evidence[0]
+    assert "2 buckets of 10 s" in f.evidence[1] and "(most in one: 60)" in f.evidence[1]
+    assert f.first_seen_ts == T0 + 60
     only_429 = [*calm_run(), *samples(Series.HTTP_429_TOTAL, [(10, 0), (11, 3)])]
     f429 = by_key(evaluate(Recording(only_429, [])))["retry_cascade"]
     assert f429.verdict is Verdict.SEEN and f429.first_seen_ts == T0 + 11
+
+
+def test_a_few_retries_of_a_quiet_client_are_no_cascade() -> None:
+    recorded = [s for s in calm_run() if (s.kind, s.name) != Series.RETRIES_TOTAL]
+    # 23 requests in 2 minutes, 5 of them retries: a high ratio, but within the floor.
+    recorded += samples(Series.RETRIES_TOTAL, ((t, min(5, t // 20)) for t in range(120)))
+    f = by_key(evaluate(Recording(recorded, [])))["retry_cascade"]
+    assert f.verdict is Verdict.NOT_SEEN
+    assert "5 retries for 23 requests sent (21.7%)" in f.evidence[0]
 
 
 def test_slow_requests_break_the_instant_ack_assumption() -> None:

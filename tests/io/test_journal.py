@@ -81,6 +81,7 @@ def test_load_table_rebuilds_states_executions_and_position(tmp_path: Path) -> N
                                 "lastQty": 2, "lastPx": 101.0, "leavesQty": 3}, 1.0)
         journal.set_meta("position_baseline:XBTUSD", "7")
         journal.sync(table)
+        assert [o.cl_ord_id for o in journal.unfinished_orders()] == [b.cl_ord_id]
     with Journal.open(path) as journal:
         rebuilt = journal.load_table(ClOrdIdGenerator(random.Random(9)), now=500.0)
     assert rebuilt.orders[a.cl_ord_id].state is S.FILLED

@@ -45,6 +45,17 @@ async def _collect(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> list[
     return out
 
 
+async def _trades(ws: aiohttp.ClientWebSocketResponse, rows: int = 5,
+                  limit_s: float = 10.0) -> list[int]:
+    """Match sequence numbers of at least ``rows`` trade rows (waits for them)."""
+    seqs: list[int] = []
+    deadline = time.monotonic() + limit_s
+    while len(seqs) < rows and time.monotonic() < deadline:
+        seqs += _seqs(await _collect(ws, 0.1))
+    assert len(seqs) >= rows, "the market produced too few trades"
+    return seqs
+
+
 def _seqs(messages: list[Any]) -> list[int]:
     return [int(row["trdMatchID"][-12:], 16) for m in messages
             if isinstance(m, dict) and m.get("table") == "trade" for row in m["data"]]
@@ -53,7 +64,7 @@ def _seqs(messages: list[Any]) -> list[int]:
 async def test_ws_stall_stops_data_but_answers_pings(sim_server) -> None:  # type: ignore[no-untyped-def]
     sim: SimHandle = await sim_server(rate=RATE)
     ws = await _open(sim)
-    assert _seqs(await _collect(ws, 0.3))
+    await _trades(ws, 1)
     await sim.add_fault("ws_stall")
     await _collect(ws, 0.1)  # whatever was already in flight
     assert _seqs(await _collect(ws, 0.4)) == []
@@ -63,7 +74,7 @@ async def test_ws_stall_stops_data_but_answers_pings(sim_server) -> None:  # typ
     assert (await ws.receive(timeout=2)).type is aiohttp.WSMsgType.PONG
     # a new connection is healthy (the fault was not posted for new connections)
     fresh = await _open(sim)
-    assert _seqs(await _collect(fresh, 0.3))
+    await _trades(fresh, 1)
     await ws.close()
     await fresh.close()
 
@@ -105,7 +116,7 @@ async def test_ws_reorder(sim_server) -> None:  # type: ignore[no-untyped-def]
     sim: SimHandle = await sim_server(rate=RATE)
     ws = await _open(sim)
     await sim.add_fault("ws_reorder", probability=1.0)
-    seqs = _seqs(await _collect(ws, 0.8))
+    seqs = await _trades(ws, 30)
     assert any(b < a for a, b in itertools.pairwise(seqs))
     assert len(set(seqs)) == len(seqs)  # nothing lost or doubled, only out of order
     await ws.close()
@@ -115,7 +126,7 @@ async def test_ws_duplicate(sim_server) -> None:  # type: ignore[no-untyped-def]
     sim: SimHandle = await sim_server(rate=RATE)
     ws = await _open(sim)
     await sim.add_fault("ws_duplicate", probability=1.0)
-    seqs = _seqs(await _collect(ws, 0.6))
+    seqs = await _trades(ws, 20)
     assert len(seqs) > len(set(seqs))
     await ws.close()
 
@@ -123,10 +134,10 @@ async def test_ws_duplicate(sim_server) -> None:  # type: ignore[no-untyped-def]
 async def test_ws_gap_drops_n_deltas(sim_server) -> None:  # type: ignore[no-untyped-def]
     sim: SimHandle = await sim_server(rate=RATE)
     ws = await _open(sim)
-    healthy = _seqs(await _collect(ws, 0.3))
+    healthy = await _trades(ws, 10)
     assert healthy == list(range(healthy[0], healthy[0] + len(healthy)))
     await sim.add_fault("ws_gap", count=3)
-    seqs = healthy + _seqs(await _collect(ws, 0.6))
+    seqs = healthy + await _trades(ws, 20)
     missing = set(range(seqs[0], seqs[-1] + 1)) - set(seqs)
     assert missing  # three trade messages (one or more rows each) never arrived
     await ws.close()
@@ -138,16 +149,20 @@ async def test_ws_stale_and_future_timestamps(sim_server) -> None:  # type: igno
     await sim.add_fault("ws_stale_timestamps", delay_s=30)
     future = await _open(sim)  # opened after the stale fault: healthy until hit
     await sim.add_fault("ws_future_timestamps", ahead_s=60)  # hits both open connections
-    await _collect(stale, 0.05)
-    await _collect(future, 0.05)
-    now_ms = time.time() * 1000
 
-    def ages(msgs: list[Any]) -> list[float]:
-        return [now_ms - timefmt.parse_ms(r["timestamp"]) for m in msgs
-                if isinstance(m, dict) and m.get("table") == "trade" for r in m["data"]]
+    async def ages(ws: aiohttp.ClientWebSocketResponse) -> list[float]:
+        """Age (receive time minus row timestamp) of the last trade rows received."""
+        out: list[float] = []
+        deadline = time.monotonic() + 10.0
+        while len(out) < 8 and time.monotonic() < deadline:
+            for m in await _collect(ws, 0.1):
+                if isinstance(m, dict) and m.get("table") == "trade":
+                    now_ms = time.time() * 1000
+                    out += [now_ms - timefmt.parse_ms(r["timestamp"]) for r in m["data"]]
+        return out[-4:]  # rows queued before the hit may still carry true times
 
-    stale_ages = ages(await _collect(stale, 0.4))
-    future_ages = ages(await _collect(future, 0.4))
+    stale_ages = await ages(stale)
+    future_ages = await ages(future)
     assert stale_ages and all(-32_000 < a < -28_000 for a in stale_ages)  # -30 s +60 s
     assert future_ages and all(-62_000 < a < -58_000 for a in future_ages)
     await stale.close()

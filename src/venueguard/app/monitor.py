@@ -278,9 +278,9 @@ class Monitor:
                 ctx = MonitorContext(cfg, self.events, self.metrics, self.alerts, journal,
                                      self.clock, endpoints.rest_url, endpoints.ws_url)
                 market, venue = await self._open_sources(ctx, stack)
-                self.ticker = self._make_ticker(predictor, recorder, ctx)
-                ctx.regime = lambda: self.ticker.p.regime.regime.value if self.ticker else ""
-                ctx.on_request = self.ticker.on_request
+                ticker = self.ticker = self._make_ticker(predictor, recorder)
+                ctx.regime = lambda: ticker.p.regime.regime.value
+                ctx.on_request = ticker.on_request
                 if cfg.trade == "demo":
                     self.trader = self._make_trader(ctx)
                 await self._serve_dashboard(stack)
@@ -316,7 +316,10 @@ class Monitor:
                                          scenario=cfg.scenario))
         except Exception as exc:  # a bad scenario name or file: say which and why
             raise StartupError(f"simulator: {type(exc).__name__}: {exc}") from exc
-        base = await server.start()
+        try:
+            base = await server.start()
+        except OSError as exc:
+            raise StartupError(f"simulator: cannot listen: {exc.strerror or exc}") from exc
         stack.push_async_callback(server.stop)
         self.events.emit("sim.started", url=base, scenario=cfg.scenario, seed=cfg.sim_seed)
         return Endpoints(base, server.ws_url)
@@ -328,12 +331,14 @@ class Monitor:
             from venueguard.app.feeds import open_sources
 
             factory = open_sources
-        market, venue = await factory(ctx)
+        try:
+            market, venue = await factory(ctx)
+        except Exception as exc:  # e.g. a session refusing its settings: say so, exit 2
+            raise StartupError(f"sessions: {type(exc).__name__}: {exc}") from exc
         stack.push_async_callback(venue.aclose)
         return market, venue
 
-    def _make_ticker(self, predictor: Predictor, recorder: Recorder,
-                     ctx: MonitorContext) -> Ticker:
+    def _make_ticker(self, predictor: Predictor, recorder: Recorder) -> Ticker:
         now = self.clock.monotonic()
         ticker = Ticker(TickerParts(
             symbol=self.config.symbol, events=self.events, metrics=self.metrics,

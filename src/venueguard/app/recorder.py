@@ -127,6 +127,7 @@ class Recorder:
         self.last_error: str | None = None
         self.written_events = 0
         self.written_samples = 0
+        self._inflight: asyncio.Future[None] | None = None
 
     def on_event(self, record: Mapping[str, object]) -> None:
         """EventLog subscriber: queue the record (the oldest is dropped beyond the bound)."""
@@ -145,22 +146,28 @@ class Recorder:
 
     def _write(self, events: list[tuple[int, str, dict[str, object]]],
                samples: list[SampleRow]) -> None:
-        if samples:
-            self._journal.record_samples(samples)
-            self.written_samples += len(samples)
-        for ts_ms, event, fields in events:
-            self._journal.record_event(ts_ms, event, fields)
-            self.written_events += 1
+        """Runs in a worker thread; never raises (a journal error is counted)."""
+        try:
+            if samples:
+                self._journal.record_samples(samples)
+                self.written_samples += len(samples)
+            for ts_ms, event, fields in events:
+                self._journal.record_event(ts_ms, event, fields)
+                self.written_events += 1
+        except Exception as exc:  # JournalError, OSError, sqlite3 errors: count, keep running
+            self.write_errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
 
     async def flush(self) -> None:
-        """Write everything queued so far; a journal error is counted, never raised."""
+        """Write everything queued so far. A write already under way finishes first; if the
+        caller is cancelled, the write it started still completes (the next flush waits)."""
+        if self._inflight is not None and not self._inflight.done():
+            await asyncio.shield(self._inflight)
         events, samples = list(self._events), list(self._samples)
         self._events.clear()
         self._samples.clear()
         if not events and not samples:
             return
-        try:
-            await asyncio.to_thread(self._write, events, samples)
-        except Exception as exc:  # JournalError, OSError, sqlite3 errors: count, keep running
-            self.write_errors += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
+        loop = asyncio.get_running_loop()
+        self._inflight = loop.run_in_executor(None, self._write, events, samples)
+        await asyncio.shield(self._inflight)

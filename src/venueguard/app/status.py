@@ -136,15 +136,16 @@ def format_status(state: Mapping[str, object], *, elapsed_s: float) -> str:
     m, s = divmod(rem, 60)
     market, live = _section(state, "market"), _section(state, "liveness")
     api = _section(state, "api")
-    parts = [f"{h:02d}:{m:02d}:{s:02d} {market.get('symbol', '?')}"]
+    head = f"{h:02d}:{m:02d}:{s:02d} {market.get('symbol', '?')}"
     bid, ask = _num(market.get("best_bid")), _num(market.get("best_ask"))
     if bid is not None and ask is not None:
-        parts.append(f"{bid:g}/{ask:g} spr {ask - bid:g}")
+        head += f" {bid:g}/{ask:g} spr {ask - bid:g}"
     else:
-        parts.append("no book")
+        head += " no book"
+    parts = [head]
     age = _num(live.get("data_age_s"))
     fresh = "fresh" if live.get("fresh") else "STALE"
-    parts.append(f"data {fresh}" + (f" {age:.1f}s" if age is not None else ""))
+    parts.append(fresh + (f" {age:.1f}s" if age is not None else ""))
     parts.append(f"venue {state.get('venue_state', '?')}")
     parts.append(f"regime {state.get('regime', '?')}")
     per_min = _num(api.get("http_503_per_min"))
@@ -155,7 +156,7 @@ def format_status(state: Mapping[str, object], *, elapsed_s: float) -> str:
     snaps = _section(state, "snapshots")
     ratio = _num(snaps.get("missing_ratio"))
     if ratio is not None:
-        parts.append(f"snap miss {ratio:.1%}")
+        parts.append(f"miss {ratio:.1%}")
     signal = _section(state, "signal")
     if signal:
         arrows = {1: "up", -1: "down", 0: "flat"}

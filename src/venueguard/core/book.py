@@ -136,8 +136,11 @@ class OrderBook:
         if not self.valid:
             self.dropped_rows += len(rows)
             return DROPPED
-        bid_px, ask_px = self._bid_px, self._ask_px
-        top_before = self._top()
+        bid_px, ask_px, bids, asks = self._bid_px, self._ask_px, self._bids, self._asks
+        # Top of book before, inlined: this runs for every message.
+        bid = bid_px[-1] if bid_px else None
+        ask = ask_px[0] if ask_px else None
+        bid_size, ask_size = bids.get(bid), asks.get(ask)  # type: ignore[arg-type]
         try:
             if action == "update":
                 reason = self._update(rows)
@@ -156,13 +159,13 @@ class OrderBook:
         self.messages_applied += 1
         self.rows_applied += len(rows)
         self.last_update_now = now
-        top_after = self._top()
-        if top_after != top_before:
+        new_bid = bid_px[-1] if bid_px else None
+        new_ask = ask_px[0] if ask_px else None
+        if new_bid != bid or new_ask != ask:
             self.top_changes += 1
-            if (bid_px[-1] if bid_px else None, ask_px[0] if ask_px else None) != (
-                top_before[0], top_before[2]
-            ):
-                self.top_price_changes += 1
+            self.top_price_changes += 1
+        elif bids.get(new_bid) != bid_size or asks.get(new_ask) != ask_size:  # type: ignore[arg-type]
+            self.top_changes += 1
         return APPLIED
 
     def _top(self) -> tuple[float | None, Any, float | None, Any]:
@@ -434,21 +437,26 @@ class BookSet:
         it does not mention become empty; absent (None), only the symbols in the rows are
         replaced. A row without a string ``symbol`` gives RESYNC under the symbol ``""``.
         """
-        groups: dict[str, Sequence[Mapping[str, Any]]]
+        if len(rows) == 1 and action != "partial":  # the usual message: one row
+            symbol = rows[0].get("symbol") if type(rows[0]) is dict else None
+            if type(symbol) is str:
+                book = self.books.get(symbol) or self.book(symbol)
+                return [(symbol, book.apply(action, rows, now))]
+        groups: dict[str, Sequence[Mapping[str, Any]]] = {}
+        lists: dict[str, list[Mapping[str, Any]]] = {}
         try:
-            first = rows[0]["symbol"] if rows else None
-            if type(first) is str and all(row["symbol"] == first for row in rows):
-                groups = {first: rows}
-            else:
-                lists: dict[str, list[Mapping[str, Any]]] = {}
-                for row in rows:
-                    symbol = row["symbol"]
-                    if type(symbol) is not str:
-                        raise TypeError
-                    lists.setdefault(symbol, []).append(row)
-                groups = dict(lists)
+            for row in rows:
+                symbol = row["symbol"]
+                if type(symbol) is not str:
+                    raise TypeError
+                group = lists.get(symbol)
+                if group is None:
+                    lists[symbol] = [row]
+                else:
+                    group.append(row)
         except (KeyError, TypeError, AttributeError):
             return [("", ApplyResult(ApplyStatus.RESYNC, MALFORMED_ROW))]
+        groups.update(lists)
         if action == "partial" and partial_filter is not None:
             only = partial_filter.get("symbol")
             if type(only) is str:

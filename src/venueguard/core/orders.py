@@ -376,8 +376,9 @@ class Order:
         target = TRANSITIONS.get((self.state, kind))
         if target is None:
             raise InvalidTransition(f"{self.cl_ord_id}: {kind} not allowed in {self.state.value}")
-        if isinstance(event, Withdrawn) and self.in_flight:
-            raise InvalidTransition(f"{self.cl_ord_id}: cannot withdraw with a request in flight")
+        if isinstance(event, Withdrawn | Submitted) and (self.in_flight or self.exists_at_venue):
+            raise InvalidTransition(f"{self.cl_ord_id}: {kind} with a request in flight or "
+                                    "with the order seen at the venue")
         if kind == "absent_definitive" and self.state is S.UNKNOWN and self.exists_at_venue:
             raise InvalidTransition(f"{self.cl_ord_id}: known to exist; absence proves nothing")
         anomaly = ANOMALIES.get((self.state, kind))
@@ -387,6 +388,8 @@ class Order:
         transition = Transition(self.cl_ord_id, self.state, new_state, kind, event, now, anomaly)
         if new_state is not self.state:
             self.state, self.state_since = new_state, now
+        if new_state is not S.PENDING_NEW:
+            self.in_flight = False          # the POST is answered one way or another
         self.history.append(transition)
         return transition
 
@@ -411,7 +414,7 @@ class Order:
                 if total > self.qty:
                     return "overfill"
             case VenueSnapshot():
-                self.in_flight, self.exists_at_venue = False, True
+                self.exists_at_venue = True
                 self.order_id = event.order_id or self.order_id
                 self.venue_cum_qty = max(self.venue_cum_qty, event.cum_qty or 0)
                 if event.order_qty is not None:

@@ -184,7 +184,8 @@ class PlaybookConfig:
     frozen_data_age_s: float = 5.0  # data older than this means the stream looked frozen
     missing_snapshot_ratio: float = 0.05
     spread_jump_ratio: float = 1.5  # spread in 503 buckets vs other buckets
-    retry_ratio: float = 0.2  # retries per request above this is a cascade
+    retry_ratio: float = 0.2  # retries per first attempt beyond this (plus the floor) ...
+    retry_floor_per_s: float = 0.5  # ... within one bucket is a cascade
     position_grace_s: float = 5.0  # a position change this long after a fill is explained
     slow_p99_ms: float = 1000.0
 
@@ -365,15 +366,28 @@ def _retry_cascade(rec: Recording, cfg: PlaybookConfig) -> tuple[Verdict, list[s
     if not requests:
         return Verdict.NO_DATA, ["no REST request counters recorded"], None
     n_req = total_increase(requests)
-    n_retry = total_increase(rec.series(Series.RETRIES_TOTAL))
+    retries = increments(rec.series(Series.RETRIES_TOTAL))
+    n_retry = sum(d for _, d in retries)
     n_429 = total_increase(rec.series(Series.HTTP_429_TOTAL))
     ratio = n_retry / n_req if n_req else 0.0
-    evidence = [f"{n_retry:.0f} retries for {n_req:.0f} requests ({ratio:.1%}; "
-                f"budget {cfg.retry_ratio:.0%}); {n_429:.0f} HTTP 429 rate-limit answers"]
-    seen = ratio > cfg.retry_ratio or n_429 > 0
+    # A cascade is retries beyond what a sane budget grants in some bucket: a share of the
+    # first attempts plus a small floor (so a quiet client retrying once is not a cascade).
+    bucket = bucket_size_s(rec.duration_s)
+    req_b = bucket_sums(increments(requests), rec.start_ts, bucket)
+    retry_b = bucket_sums(retries, rec.start_ts, bucket)
+    over = sorted(i for i, r in retry_b.items()
+                  if r > cfg.retry_ratio * max(0.0, req_b.get(i, 0.0) - r)
+                  + cfg.retry_floor_per_s * bucket)
+    worst = max(retry_b.values(), default=0.0)
+    evidence = [f"{n_retry:.0f} retries for {n_req:.0f} requests sent ({ratio:.1%}); "
+                f"{n_429:.0f} HTTP 429 rate-limit answers",
+                f"{len(over)} buckets of {bucket:g} s with retries beyond {cfg.retry_ratio:.0%} "
+                f"of first attempts + {cfg.retry_floor_per_s:g}/s (most in one: {worst:.0f})"]
     firsts = [ts for ts, d in increments(rec.series(Series.HTTP_429_TOTAL)) if d > 0]
+    firsts += [rec.start_ts + i * bucket for i in over[:1]]
+    seen = bool(over) or n_429 > 0
     return (Verdict.SEEN if seen else Verdict.NOT_SEEN), evidence, (
-        (firsts[0] if firsts else rec.start_ts) if seen else None)
+        min(firsts) if seen else None)
 
 
 def _backtest_vs_live(rec: Recording, cfg: PlaybookConfig

@@ -226,10 +226,10 @@ class OrderManager:
                     await asyncio.sleep(min(2.0, 0.25 * 2 ** attempt))
                 with contextlib.suppress(errors.VenueError):
                     await self._fetch_executions(self._earliest_unfinished_ms())
-                await self._step()
+                await self.step()
                 while not self._check_ready():
                     await self._sleep_until_due(0.2)
-                    await self._step()
+                    await self.step()
         await self.flush()
 
     def _load_table(self, now: float) -> OrderTable:
@@ -280,7 +280,7 @@ class OrderManager:
             while not self._stopping:
                 if not self._baselines_done:
                     await self._set_baselines()
-                await self._step()
+                await self.step()
                 self._check_ready()
                 await self._sleep_until_due(self.config.idle_wake_s)
         finally:
@@ -305,8 +305,8 @@ class OrderManager:
             async with asyncio.timeout(delay):
                 await self._wake.wait()
 
-    async def _step(self) -> None:
-        """Drain the reconciler's decisions and execute them; write the journal."""
+    async def step(self) -> None:
+        """One round of the loop: execute the reconciler's decisions, write the journal."""
         now, wall_ms = self.clock.monotonic(), self.clock.wall_ms()
         for decision in self.reconciler.poll(now, wall_ms):
             await self._execute(decision)

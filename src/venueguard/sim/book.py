@@ -284,14 +284,14 @@ class Book:
         if self.publish_l2_25:
             rank = bisect_left(keys, key)
             if rank < TOP_N:
-                self.out.append(make_update("orderBookL2_25", "insert", self.symbol, [dict(row)]))
-                if len(keys) > TOP_N:
+                if len(keys) > TOP_N:  # the level pushed out of the top 25 leaves first
                     k = keys[TOP_N]
                     out_lv = self.bids[-k] if buy else self.asks[k]
                     self.out.append(make_update(
                         "orderBookL2_25", "delete", self.symbol,
                         [self._delete_row(out_lv, side, ts)],
                     ))
+                self.out.append(make_update("orderBookL2_25", "insert", self.symbol, [row.copy()]))
 
     def _delete(self, buy: bool, lv: Level, ts: str) -> None:
         if buy:
@@ -310,7 +310,7 @@ class Book:
         row = self._delete_row(lv, side, ts)
         self.out.append(make_update("orderBookL2", "delete", self.symbol, [row], False))
         if self.publish_l2_25 and rank < TOP_N:
-            self.out.append(make_update("orderBookL2_25", "delete", self.symbol, [dict(row)]))
+            self.out.append(make_update("orderBookL2_25", "delete", self.symbol, [row.copy()]))
             if len(keys) >= TOP_N:
                 k = keys[TOP_N - 1]
                 in_lv = self.bids[-k] if buy else self.asks[k]

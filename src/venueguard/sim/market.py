@@ -13,7 +13,8 @@ same seed gives the same event sequence whatever the caller's cadence.
 
 The book follows the fair price: bids are added at or below it, asks above it; an addition that
 would cross becomes a marketable order that trades through the other side, and trade aggressors lean
-towards the fair price. Depth per side is kept between ``MIN_DEPTH`` and ``MAX_DEPTH``.
+towards the fair price. Deletes thin out on a shallow side, so depth hovers around
+``TARGET_DEPTH`` levels and stays between ``MIN_DEPTH`` and ``MAX_DEPTH``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ __all__ = ["FillSink", "Market", "MarketParams"]
 MIN_DEPTH = 8
 MAX_DEPTH = 120
 INITIAL_DEPTH = 40
+TARGET_DEPTH = 60
+INSERT_SPAN_TICKS = 90
 
 
 class FillSink(Protocol):
@@ -84,7 +87,8 @@ class Market:
         self.fair = start_ticks + 0.5
         self.excitation = 0.0
         self.t_ms = float(start_ms)
-        self.next_shock_ms = start_ms + self.rng.expovariate(self.params.shock_rate_per_s / 1000)
+        self._shock_bound = self.params.shock_rate_per_s
+        self.next_shock_ms = start_ms + self.rng.expovariate(self._shock_bound / 1000)
         self.next_t = self.t_ms + self.rng.expovariate(self.base_per_ms)
         self.last_price: float | None = None
         self.last_direction = "PlusTick"
@@ -156,11 +160,13 @@ class Market:
             dt = t - t_prev
             t_prev = t
             excitation *= exp(-dt * decay_per_ms)
-            if t >= self.next_shock_ms:
-                excitation += -log(1.0 - rand()) * params.shock_jump_mean
-                rate_per_ms = (
-                    params.shock_rate_per_s + params.shock_beta_per_s * excitation) / 1000
-                self.next_shock_ms = t + -log(1.0 - rand()) / rate_per_ms
+            if t >= self.next_shock_ms:  # a shock candidate (Ogata thinning) is due
+                rate_now = params.shock_rate_per_s + params.shock_beta_per_s * excitation
+                if rand() * self._shock_bound <= rate_now:
+                    excitation += -log(1.0 - rand()) * params.shock_jump_mean
+                    rate_now = params.shock_rate_per_s + params.shock_beta_per_s * excitation
+                self._shock_bound = rate_now  # the rate only decays until the next jump
+                self.next_shock_ms = t + -log(1.0 - rand()) / (rate_now / 1000)
             self.excitation = excitation
             self.fair += (rand() - 0.5) * vol * sqrt(dt * (1.0 + excitation))
             now_ms = int(t)
@@ -174,12 +180,18 @@ class Market:
             elif u >= th_insert:
                 buy = rand() < 0.5
                 depth = nbid if buy else nask
-                rank = int(-log(1.0 - rand()) * 4.0)
+                r = rand()
+                if r < 0.75:  # most activity is at the touch, some anywhere in the book
+                    rank = int(-log(1.0 - r / 0.75) * 4.0)
+                else:
+                    rank = int((r - 0.75) * 4.0 * depth)
                 if rank >= depth:
                     rank = depth - 1
                 lv = bids[-bid_keys[rank]] if buy else asks[ask_keys[rank]]
                 mkt = lv.mkt
-                if u < th_delete and depth > MIN_DEPTH and mkt > 0:
+                # deletes thin out as the side gets shallower, so depth hovers near the target
+                if (u < th_delete and mkt > 0 and depth > MIN_DEPTH
+                        and (u - th_insert) * TARGET_DEPTH < (th_delete - th_insert) * depth):
                     book.set_market(buy, lv.tick, 0, ts)
                 else:
                     step = lot * (1 + int(-log(1.0 - rand()) * size_scale * 0.5))
@@ -204,7 +216,11 @@ class Market:
         self.events += count
 
     def _insert(self, buy: bool, size: int, now_ms: int, ts: str) -> None:
-        distance = int(-log(1.0 - self.rng.random()) / 0.3)
+        r = self.rng.random()
+        if r < 0.7:  # near the fair price, or anywhere in the visible depth
+            distance = int(-log(1.0 - r / 0.7) * 3.0)
+        else:
+            distance = int((r - 0.7) / 0.3 * INSERT_SPAN_TICKS)
         base = int(self.fair)
         tick = base - distance if buy else base + 1 + distance
         book = self.book

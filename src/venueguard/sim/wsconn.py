@@ -119,6 +119,7 @@ class WsConnection:
         p = fault.params
         if fault.kind == "ws_stall":
             self.stalled = True
+            self._queue.clear()  # the stream stops now, not after what is already queued
         elif fault.kind == "ws_half_open":
             self.half_open = True
             self._queue.clear()

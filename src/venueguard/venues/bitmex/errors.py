@@ -56,6 +56,7 @@ BAD_GATEWAY_HTML = (
     '<body bgcolor="white">\n<center><h1>502 Bad Gateway</h1></center>\n'
     "</body>\n</html>\n"
 )
+# Not captured from the venue; shaped like the 502 page.
 GATEWAY_TIMEOUT_HTML = (
     "<html>\n<head><title>504 Gateway Time-out</title></head>\n"
     '<body bgcolor="white">\n<center><h1>504 Gateway Time-out</h1></center>\n'
@@ -72,10 +73,12 @@ WS_ACCOUNT_LOCKED_NOTES = (
     "margin,order,position,privateNotifications,transact,wallet"
 )
 WS_MAX_PENDING = "Max Pending subscription limit reached, please try again later."
+# Not seen in any capture (BitMEX documents only that it is an error): this project's text.
 WS_ALREADY_AUTHENTICATED = "Already authenticated." + WS_DOCS_SUFFIX
 WS_TOKEN_EXPIRED_NOTE = (
     "Please re-subscribe with a new token to continue receiving messages for this subscription."
 )
+# Not seen in any capture: this project's text.
 WS_UNKNOWN_OP = "Unknown or unsupported command"
 
 
@@ -115,12 +118,13 @@ def ws_unknown_table_text(table: str) -> str:
 
 
 def ws_already_subscribed_text(topic: str) -> str:
-    """Websocket subscribe to a topic that is already active on this connection."""
+    """Websocket subscribe to a topic already active on this connection (the current form;
+    older servers put a space after ``topic:``)."""
     return f"You are already subscribed to this topic:{topic}.{WS_DOCS_SUFFIX}"
 
 
 def ws_not_subscribed_text(topic: str) -> str:
-    """Websocket unsubscribe from a topic that is not active."""
+    """Websocket unsubscribe from a topic that is not active (text not seen in captures)."""
     return f"You are not subscribed to this topic:{topic}.{WS_DOCS_SUFFIX}"
 
 
