@@ -21,6 +21,7 @@ import asyncio
 import base64
 import hashlib
 import multiprocessing
+import socket
 import statistics
 import sys
 import time
@@ -85,10 +86,28 @@ async def _serve(port_out: Connection, n_updates: int) -> None:
             pass
         writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(handle, sock=internet_sized_listener())
     port_out.send(server.sockets[0].getsockname()[1])
     async with server:
         await server.serve_forever()
+
+
+def internet_sized_listener() -> socket.socket:
+    """A loopback listener whose connections use internet-sized segments (MSS 1448).
+
+    Loopback's 64 KiB MTU lets a fast sender fill a client's 128 KiB receive window with two
+    segments; the client's window updates are then withheld (receiver-side silly-window
+    avoidance) and the sender falls back on zero-window probes whose timer backs off, so the
+    stream stalls for seconds at a time, whichever client reads it. Real BitMEX traffic arrives
+    in ~1.4 KiB segments, which is what this restores.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1448)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.setblocking(False)
+    return sock
 
 
 def _server_main(port_out: Connection, n_updates: int) -> None:

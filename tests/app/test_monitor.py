@@ -15,6 +15,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from venueguard.app.monitor import (
     Monitor,
@@ -234,3 +235,30 @@ def test_real_venue_credentials_come_from_the_environment() -> None:
     assert "s3cr3t-xyz" not in repr(cfg)
     public = config_from_args(args(venue="bitmex"), {})
     assert public.api_key is None  # monitor-only on a real venue needs no key
+
+
+async def test_alerts_reach_the_webhook_as_json(tmp_path: Path) -> None:
+    received: list[dict[str, object]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        cfg = config(tmp_path, duration_s=1.5, webhook_url=f"http://127.0.0.1:{port}/hook",
+                     api_secret="hook-secret-value", api_key="k")
+        monitor = Monitor(cfg, stdout=io.StringIO(), stderr=io.StringIO(),
+                          sources=make_sources([], fail_after_s=0.2))  # type: ignore[arg-type]
+        assert await asyncio.wait_for(monitor.run(), 15) == 1
+    finally:
+        await runner.cleanup()
+    critical = [a for a in received if a.get("tier") == "critical"]
+    assert critical and "market" in str(critical[0]["message"])
+    assert all("hook-secret-value" not in json.dumps(a) for a in received)

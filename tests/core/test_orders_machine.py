@@ -139,7 +139,8 @@ class OrdersMachine(RuleBasedStateMachine):
         self.intent_ids: list[str] = []
         self.journal = Journal.open(self.path, wall_clock=lambda: 1_700_000_000 + self.now)
         self.table = OrderTable(ClOrdIdGenerator(random.Random(0)))
-        self.rec = Reconciler(self.table, CFG, start_wall_ms=self.wall_ms(), symbols=[SYMBOL])
+        self.rec = Reconciler(self.table, CFG, start_wall_ms=self.journal.created_ms,
+                              symbols=[SYMBOL])
 
     def wall_ms(self) -> int:
         return 1_700_000_000_000 + int(self.now * 1000)
@@ -264,7 +265,11 @@ class OrdersMachine(RuleBasedStateMachine):
         self.journal = Journal.open(self.path, wall_clock=lambda: 1_700_000_000 + self.now)
         self.table = self.journal.load_table(
             ClOrdIdGenerator(random.Random(self.restarts)), self.now)
-        self.rec = Reconciler(self.table, CFG, start_wall_ms=self.wall_ms(), symbols=[SYMBOL])
+        saved = dict(self.journal.meta_items("exec_watermark_ms"))
+        self.rec = Reconciler(self.table, CFG, start_wall_ms=self.journal.created_ms,
+                              exec_since_ms=int(saved.get("exec_watermark_ms",
+                                                          self.journal.created_ms)),
+                              symbols=[SYMBOL])
         self.rec.start(self.now)
 
     def reconcile_step(self) -> None:
@@ -300,6 +305,7 @@ class OrdersMachine(RuleBasedStateMachine):
         transitions = self.table.take_transitions()
         self.check(transitions)
         self.journal.append_transitions((t, self.table.orders[t.cl_ord_id]) for t in transitions)
+        self.journal.set_meta("exec_watermark_ms", str(self.rec.exec_watermark_ms))
 
     def check(self, transitions: list[Transition]) -> None:
         """UNKNOWN -> REJECTED only on venue evidence, and only for what the venue never had."""

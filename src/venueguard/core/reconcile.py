@@ -132,10 +132,15 @@ class Reconciler:
     """Keeps ``table`` consistent with the venue; see the module docstring for the call order."""
 
     def __init__(self, table: OrderTable, config: ReconcileConfig | None = None, *,
-                 start_wall_ms: int, symbols: Iterable[str] = ()) -> None:
+                 start_wall_ms: int, exec_since_ms: int | None = None,
+                 symbols: Iterable[str] = ()) -> None:
+        """``start_wall_ms``: since when the journal covers this account (``Journal.created_ms``;
+        a position mismatch fetches every execution since then). ``exec_since_ms``: the
+        ``exec_watermark_ms`` saved before a restart (default ``start_wall_ms``)."""
         self.table = table
         self.config = config or ReconcileConfig()
         self._start_wall_ms = start_wall_ms
+        self._exec_since_ms = start_wall_ms if exec_since_ms is None else exec_since_ms
         self._symbols = set(symbols)
         self._safe = False
         self._out: list[Decision] = []
@@ -169,6 +174,12 @@ class Reconciler:
         self._startup = {o.cl_ord_id for o in self.table.in_states(UNFINISHED_STATES)}
         for cl_ord_id in self._startup:
             self._asked.pop(cl_ord_id, None)
+
+    @property
+    def exec_watermark_ms(self) -> int:
+        """Wall time up to which the periodic sweeps have fetched executions: save it (e.g.
+        ``Journal.set_meta``) and pass it back as ``exec_since_ms`` after a restart."""
+        return self._exec_since_ms if self._last_sweep_wall_ms is None else self._last_sweep_wall_ms
 
     @property
     def ready(self) -> bool:
@@ -357,9 +368,10 @@ class Reconciler:
             # Each sweep also fetches the executions since the previous one: a fill missed on
             # the websocket shows even when unrelated misses happen to net out in the position.
             self._last_sweep = now
-            since = self._last_sweep_wall_ms
-            self._sweep_execs_from_ms = (self._earliest_ms(unfinished_only=True) if since is None
-                                         else since - cfg.history_margin_ms)
+            since = self.exec_watermark_ms
+            self._sweep_execs_from_ms = min(
+                [since, *(o.created_wall_ms for o in self.table.in_states(UNFINISHED_STATES))]
+            ) - cfg.history_margin_ms
             self._last_sweep_wall_ms = wall_ms
             return FetchOpenOrders(None)
         if self._sweep_execs_from_ms is not None:
@@ -395,10 +407,8 @@ class Reconciler:
         return any(o.venue_cum_qty > o.cum_qty or (o.state is S.FILLED and o.cum_qty < o.qty)
                    for o in self.table.orders.values())
 
-    def _earliest_ms(self, *, unfinished_only: bool = False) -> int:
-        orders = (self.table.in_states(UNFINISHED_STATES) if unfinished_only
-                  else self.table.orders.values())
-        stamps = [o.created_wall_ms for o in orders]
+    def _earliest_ms(self) -> int:
+        stamps = [o.created_wall_ms for o in self.table.orders.values()]
         return min([self._start_wall_ms, *stamps]) - self.config.history_margin_ms
 
     def _on_row(self, row: Row, now: float, wall_ms: int) -> str | None:

@@ -170,7 +170,7 @@ class Journal:
             if str(mode).lower() != "wal":
                 raise JournalError(f"{path}: cannot enable WAL (journal_mode={mode})")
             conn.execute("PRAGMA foreign_keys=ON")
-            _migrate(conn, path)
+            _migrate(conn, path, int(wall_clock() * 1000))
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise JournalError(f"{path}: not a usable journal ({exc})") from exc
@@ -194,6 +194,13 @@ class Journal:
     @property
     def schema_version(self) -> int:
         return _version(self._conn)
+
+    @property
+    def created_ms(self) -> int:
+        """When this journal file was created (wall ms): since then it covers the account."""
+        with self._lock:
+            row = self._conn.execute("SELECT min(applied_ms) FROM schema_version").fetchone()
+        return int(row[0])
 
     @property
     def journal_mode(self) -> str:
@@ -268,7 +275,9 @@ class Journal:
     def load_table(self, ids: ClOrdIdGenerator, now: float) -> OrderTable:
         """Rebuild the order table after a restart: every journaled order with its executions
         and the position baselines. Monotonic times restart at ``now`` (grace periods start
-        over); histories stay in the journal (``history``). Then call ``Reconciler.start``."""
+        over); histories stay in the journal (``history``). Then build the reconciler with
+        ``start_wall_ms=created_ms`` and ``exec_since_ms`` from the saved
+        ``exec_watermark_ms`` meta, and call ``Reconciler.start``."""
         table = OrderTable(ids)
         for order in self._orders("", ()):
             order.created_at = order.state_since = now
@@ -416,7 +425,7 @@ def _version(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+def _migrate(conn: sqlite3.Connection, path: Path, now_ms: int) -> None:
     """Bring the file to ``SCHEMA_VERSION``, one migration step per transaction."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL,"
                  " applied_ms INTEGER NOT NULL)")
@@ -431,8 +440,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         try:
             for statement in statements:
                 conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (?, ?)",
-                         (version, int(time.time() * 1000)))
+            conn.execute("INSERT INTO schema_version VALUES (?, ?)", (version, now_ms))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

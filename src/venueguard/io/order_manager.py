@@ -177,6 +177,7 @@ class OrderManager:
         self.venue_open: int | None = None
         self.submitted_total = 0
         self._baselines_done = False
+        self.ws_rows: dict[str, int] = {}          # private websocket rows seen, by table
 
     # ------------------------------------------------------------------------------ state
     @property
@@ -387,6 +388,7 @@ class OrderManager:
         A ``partial`` of the order table is the venue's complete list of open orders."""
         now, wall_ms, rec = self.clock.monotonic(), self.clock.wall_ms(), self.reconciler
         mine = self._ours(rows)
+        self.ws_rows[table] = self.ws_rows.get(table, 0) + len(rows)
         if table == "order":
             if action == "partial":
                 self.venue_open = sum(1 for r in mine if r.get("ordStatus") in ("New",

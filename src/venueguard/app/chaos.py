@@ -1,0 +1,185 @@
+"""``venueguard chaos``: seeded fault schedules over the whole client stack, invariants checked.
+
+    venueguard chaos --seeds 200                 # seeds 1..200
+    venueguard chaos --first-seed 37 --seeds 1   # replay one seed
+
+Each seed runs :func:`venueguard.app.chaos_seed.run_seed` (its own simulator, market-data
+session, REST session and order runtime; faults drawn from the seed) and is checked against
+every invariant of DESIGN.md 4. Several seeds run at once in one event loop
+(``VENUEGUARD_CHAOS_CONCURRENCY``, default 8); rows print as seeds finish. After the last seed
+the process's resident memory growth since the first wave is checked (invariant 6) and so is
+the event loop's record of exceptions nobody retrieved.
+
+Exit status: 0 when every invariant held for every seed, 1 on any violation (each is printed
+with the command that replays its seed), 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TextIO
+
+from venueguard.app.chaos_checks import Violation
+from venueguard.app.chaos_seed import CHECKS, ChaosConfig, RestFactory, SeedResult, run_seed
+
+__all__ = ["ChaosReport", "run", "run_chaos"]
+
+DEFAULT_CONCURRENCY = 8
+RSS_GROWTH_LIMIT_MB = 64.0
+_FAULT_COL = 44
+
+
+@dataclass(slots=True)
+class ChaosReport:
+    results: list[SeedResult] = field(default_factory=list)
+    general: list[Violation] = field(default_factory=list)   # not tied to one seed
+    wall_s: float = 0.0
+    rss_growth_mb: float | None = None
+
+    @property
+    def failed(self) -> list[SeedResult]:
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.general
+
+
+def rss_mb() -> float:
+    """Current resident set size (MB); the peak where /proc is missing."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def _row(done: int, total: int, r: SeedResult) -> str:
+    faults = f"{len(r.faults)} " + ",".join(r.faults)
+    if len(faults) > _FAULT_COL:
+        faults = faults[:_FAULT_COL - 3] + "..."
+    passed = CHECKS - len(r.failed_invariants())
+    verdict = "ok" if r.ok else "FAIL " + ",".join(map(str, r.failed_invariants()))
+    return (f"{done:>4}/{total:<4} {r.seed:>7}  {faults:<{_FAULT_COL}} {r.orders:>6}  "
+            f"{passed}/{CHECKS}     {verdict:<10} {r.duration_s:>6.1f}")
+
+
+def _header() -> str:
+    return (f"{'done':>9} {'seed':>7}  {'faults':<{_FAULT_COL}} {'orders':>6}  {'checks':<9} "
+            f"{'verdict':<10} {'dur s':>6}")
+
+
+def replay_command(seed: int, scenario: str | None = None) -> str:
+    extra = f" --scenario {scenario}" if scenario else ""
+    return f"venueguard chaos --first-seed {seed} --seeds 1{extra}"
+
+
+async def run_chaos(seeds: Sequence[int], config: ChaosConfig | None = None, *,
+                    concurrency: int = DEFAULT_CONCURRENCY, out: TextIO = sys.stdout,
+                    rest_factory: RestFactory | None = None) -> ChaosReport:
+    """Run ``seeds`` (``concurrency`` at a time), printing the table; returns the report."""
+    cfg = config or ChaosConfig()
+    report = ChaosReport()
+    loop = asyncio.get_running_loop()
+    unretrieved: list[str] = []
+    previous = loop.get_exception_handler()
+
+    def on_loop_error(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        unretrieved.append(str(context.get("exception") or context.get("message")))
+
+    loop.set_exception_handler(on_loop_error)
+    started = time.monotonic()
+    gate = asyncio.Semaphore(max(1, concurrency))
+    warm_rss: list[float] = []
+    total = len(seeds)
+    print(f"venueguard chaos: {total} seed(s) from {seeds[0] if seeds else '-'}, "
+          f"{max(1, concurrency)} at a time; window {cfg.plan.window_s:g} s, "
+          f"grace {cfg.grace_s:g} s", file=out, flush=True)
+    print(_header(), file=out, flush=True)
+
+    async def one(seed: int) -> None:
+        async with gate:
+            kwargs = {"rest_factory": rest_factory} if rest_factory is not None else {}
+            result = await run_seed(seed, cfg, **kwargs)
+        report.results.append(result)
+        if len(report.results) == min(total, max(1, concurrency)):
+            gc.collect()
+            warm_rss.append(rss_mb())
+        print(_row(len(report.results), total, result), file=out, flush=True)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for seed in seeds:
+                group.create_task(one(seed), name=f"chaos-seed-{seed}")
+    finally:
+        loop.set_exception_handler(previous)
+    report.wall_s = time.monotonic() - started
+    if warm_rss and total > concurrency:
+        gc.collect()
+        report.rss_growth_mb = rss_mb() - warm_rss[0]
+        if report.rss_growth_mb > RSS_GROWTH_LIMIT_MB:
+            report.general.append(Violation(6, f"resident memory grew {report.rss_growth_mb:.1f}"
+                                               f" MB after the first wave (limit "
+                                               f"{RSS_GROWTH_LIMIT_MB:g} MB)"))
+    report.general.extend(Violation(6, f"event loop saw an unretrieved error: {text}")
+                          for text in unretrieved)
+    _summary(report, cfg, out)
+    return report
+
+
+def _summary(report: ChaosReport, cfg: ChaosConfig, out: TextIO) -> None:
+    n = len(report.results)
+    orders = sum(r.orders for r in report.results)
+    requests = sum(r.requests for r in report.results)
+    logical = sum(r.logical for r in report.results)
+    ratio = f"{requests / logical:.2f}" if logical else "-"
+    rss = "" if report.rss_growth_mb is None else f", RSS growth {report.rss_growth_mb:+.1f} MB"
+    print(f"\n{n} seed(s), {orders} orders, {requests} REST requests for {logical} logical "
+          f"({ratio} per logical), wall {report.wall_s:.1f} s{rss}", file=out)
+    for result in sorted(report.failed, key=lambda r: r.seed):
+        print(f"seed {result.seed} FAILED (faults: {', '.join(result.faults)}); replay with: "
+              f"{replay_command(result.seed, cfg.scenario)}", file=out)
+        for violation in result.violations:
+            print(f"  {violation}", file=out)
+    for violation in report.general:
+        print(f"run: {violation}", file=out)
+    verdict = "all invariants held" if report.ok else (
+        f"VIOLATIONS in {len(report.failed)} seed(s)"
+        + (f" and {len(report.general)} run-wide" if report.general else ""))
+    print(verdict, file=out, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``venueguard chaos`` (see the module docstring)."""
+    seeds_n, first = int(args.seeds), int(args.first_seed)
+    if seeds_n < 1:
+        print("venueguard chaos: --seeds must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        concurrency = int(os.environ.get("VENUEGUARD_CHAOS_CONCURRENCY", DEFAULT_CONCURRENCY))
+    except ValueError:
+        print("venueguard chaos: VENUEGUARD_CHAOS_CONCURRENCY must be an integer",
+              file=sys.stderr)
+        return 2
+    config = ChaosConfig()
+    scenario = getattr(args, "scenario", None)
+    if scenario:
+        from venueguard.sim.scenario import load_scenario
+        try:
+            load_scenario(scenario)
+        except (OSError, ValueError) as exc:
+            print(f"venueguard chaos: scenario {scenario!r}: {exc}", file=sys.stderr)
+            return 2
+        config = replace(config, scenario=scenario)
+    report = asyncio.run(run_chaos(range(first, first + seeds_n), config,
+                                   concurrency=concurrency))
+    return 0 if report.ok else 1
