@@ -23,6 +23,7 @@ import os
 import resource
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
@@ -142,9 +143,17 @@ def _summary(report: ChaosReport, cfg: ChaosConfig, out: TextIO) -> None:
     requests = sum(r.requests for r in report.results)
     logical = sum(r.logical for r in report.results)
     ratio = f"{requests / logical:.2f}" if logical else "-"
+    hits: Counter[str] = Counter()
+    for r in report.results:
+        hits.update(r.fault_hits)
+    reconnects = sum(r.reconnects for r in report.results)
     rss = "" if report.rss_growth_mb is None else f", RSS growth {report.rss_growth_mb:+.1f} MB"
     print(f"\n{n} seed(s), {orders} orders, {requests} REST requests for {logical} logical "
-          f"({ratio} per logical), wall {report.wall_s:.1f} s{rss}", file=out)
+          f"({ratio} per logical), {reconnects} websocket reconnects, wall {report.wall_s:.1f} s{rss}",
+          file=out)
+    if hits:
+        print("fault hits at the venue: " + ", ".join(f"{k} {v}" for k, v in sorted(hits.items())),
+              file=out)
     for result in sorted(report.failed, key=lambda r: r.seed):
         print(f"seed {result.seed} FAILED (faults: {', '.join(result.faults)}); replay with: "
               f"{replay_command(result.seed, cfg.scenario)}", file=out)

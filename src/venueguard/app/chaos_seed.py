@@ -116,6 +116,8 @@ class SeedResult:
     requests: int = 0
     logical: int = 0
     fresh_samples: int = 0
+    reconnects: int = 0
+    fault_hits: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -291,6 +293,7 @@ async def _run_stack(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: S
         _replay_journal(journal, runtime, result)
         journal.close()
     result.orders = len(intents)
+    result.reconnects = md.attempt
     result.violations.extend(probe.violations)
     leftover = [t.get_name() for t in asyncio.all_tasks()
                 if t.get_name().startswith(prefix) and not t.done()]
@@ -404,6 +407,7 @@ def _final_checks(truth: Mapping[str, Any], rest: RestSession, cfg: ChaosConfig,
                   result: SeedResult, prefix: str, elapsed_s: float) -> None:
     result.violations.extend(checks.check_no_double(truth, SYMBOL, prefix))
     result.requests = checks.api_requests(truth)
+    result.fault_hits = {str(k): int(v) for k, v in truth.get("fault_hits", {}).items()}
     result.logical = rest.logical_total
     result.violations.extend(checks.check_budget(
         truth, logical=rest.logical_total, sent=rest.sent_total,

@@ -14,6 +14,17 @@ invalid until the next partial and the caller should resubscribe. An invalid boo
 updated for ``max_age_s``, is never fresh (:meth:`OrderBook.is_fresh`).
 
 ``orderBook10`` snapshots (full top 10 each time) go through :meth:`OrderBook.apply_top`.
+Rows of ``GET /orderBook/L2`` have the partial's shape and can be applied as one.
+
+Typical use with decoded messages (``venueguard.venues.bitmex.messages``)::
+
+    books = BookSet(BookConfig(max_age_s=5.0))
+    for symbol, result in books.apply(msg.action, msg.data, now, msg.filter):
+        if result.needs_resync:
+            ...  # resubscribe the topic; the book stays invalid until the next partial
+    book = books.books["XBTUSD"]
+    if book.is_fresh(now):
+        bid, ask = book.best_bid(), book.best_ask()
 
 Time is the caller's monotonic ``now`` in seconds; this module reads no clock.
 """

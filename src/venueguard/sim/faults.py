@@ -237,8 +237,13 @@ class FaultBook:
         return gone
 
     def first(self, kind: str, now_s: float) -> Fault | None:
-        """The oldest active fault of ``kind``, if any."""
-        for fault in self._faults.values():
+        """The active fault of ``kind`` that applies now: the most recently posted one.
+
+        A scenario layers short bursts over a long background fault of the same kind (e.g. a
+        mild ``overload_503`` all along and sharp ones on market bursts); the newer, more specific
+        fault must win while it lasts, then the background one applies again.
+        """
+        for fault in reversed(self._faults.values()):
             if fault.kind == kind and fault.active(now_s):
                 return fault
         return None
