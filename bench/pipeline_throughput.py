@@ -4,8 +4,11 @@ The pipeline is the real one: websocket frame -> decode (venues/bitmex/messages)
 timestamp, ordering and duplicate checks (core/liveness) -> book (core/book), inside a running
 :class:`venueguard.io.ws_session.MarketDataSession`. The server is a separate process that
 answers the subscribe with an ack and a partial, then writes pre-framed ``orderBookL2`` updates
-(modern format, unique, timestamps current and non-decreasing) as fast as the socket takes them,
-so the client's core is the limit.
+(modern format, unique, timestamps current and non-decreasing), paced at ``--rate`` messages/s
+(default 250,000: more than the client can take, so its core is the limit). The headline is
+messages per client CPU-second; the wall-clock rate is printed next to it. (Unpaced bursts on
+loopback sometimes stalled the stream for seconds at the TCP level whatever the client; pacing
+avoids measuring that.)
 
 Printed: messages/s (wall) and messages per client CPU-second for the session with each
 transport, next to ``orjson.loads`` alone on the same messages (the decode floor).
@@ -21,7 +24,6 @@ import asyncio
 import base64
 import hashlib
 import multiprocessing
-import socket
 import statistics
 import sys
 import time
@@ -31,13 +33,12 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ws_libs import _frame  # the same unmasked text-frame writer
-
 from venueguard.core.liveness import LivenessConfig
-from venueguard.telemetry.events import EventLog
 from venueguard.io.ws_session import MarketDataSession, MdConfig
 from venueguard.io.ws_transport import WsConnector, connect_aiohttp, connect_picows
+from venueguard.telemetry.events import EventLog
 from venueguard.venues.bitmex.timefmt import format_ms
+from ws_libs import _frame  # the same unmasked text-frame writer
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 LEVELS = 200  # 100 bids, 100 asks
@@ -66,7 +67,7 @@ def build_stream(n_updates: int, start_ms: int) -> tuple[bytes, bytes, list[byte
     return ack, partial, updates
 
 
-async def _serve(port_out: Connection, n_updates: int) -> None:
+async def _serve(port_out: Connection, n_updates: int, rate: float) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
@@ -77,41 +78,31 @@ async def _serve(port_out: Connection, n_updates: int) -> None:
         await reader.read(4096)  # the subscribe command
         ack, partial, updates = build_stream(n_updates, time.time_ns() // 1_000_000)
         writer.write(_frame(ack) + _frame(partial))
-        for start in range(0, len(updates), 1000):
-            writer.write(b"".join(_frame(u) for u in updates[start:start + 1000]))
+        chunks = [b"".join(_frame(u) for u in updates[i:i + 500])
+                  for i in range(0, len(updates), 500)]
+        loop = asyncio.get_running_loop()
+        begin = loop.time()
+        for index, chunk in enumerate(chunks):
+            writer.write(chunk)
             await writer.drain()
+            if rate > 0:  # pace: chunk i leaves at begin + i * 500 / rate
+                ahead = begin + (index + 1) * 500 / rate - loop.time()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
         try:
             await reader.read()
         except ConnectionError:
             pass
         writer.close()
 
-    server = await asyncio.start_server(handle, sock=internet_sized_listener())
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port_out.send(server.sockets[0].getsockname()[1])
     async with server:
         await server.serve_forever()
 
 
-def internet_sized_listener() -> socket.socket:
-    """A loopback listener whose connections use internet-sized segments (MSS 1448).
-
-    Loopback's 64 KiB MTU lets a fast sender fill a client's 128 KiB receive window with two
-    segments; the client's window updates are then withheld (receiver-side silly-window
-    avoidance) and the sender falls back on zero-window probes whose timer backs off, so the
-    stream stalls for seconds at a time, whichever client reads it. Real BitMEX traffic arrives
-    in ~1.4 KiB segments, which is what this restores.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1448)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    sock.setblocking(False)
-    return sock
-
-
-def _server_main(port_out: Connection, n_updates: int) -> None:
-    asyncio.run(_serve(port_out, n_updates))
+def _server_main(port_out: Connection, n_updates: int, rate: float = 0.0) -> None:
+    asyncio.run(_serve(port_out, n_updates, rate))
 
 
 async def run_session(url: str, connector: WsConnector, n_updates: int) -> tuple[float, float]:
@@ -148,6 +139,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=300_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=250_000.0,
+                        help="offered messages/s (0 = as fast as the socket takes them)")
     parser.add_argument("-v", action="store_true", help="print the session's event log")
     args = parser.parse_args()
     results: dict[str, tuple[float, float]] = {}
@@ -155,7 +148,8 @@ def main() -> None:
         walls, cpus = [], []
         for _ in range(args.rounds):
             parent, child = multiprocessing.Pipe()
-            proc = multiprocessing.Process(target=_server_main, args=(child, args.messages),
+            proc = multiprocessing.Process(target=_server_main,
+                                           args=(child, args.messages, args.rate),
                                            daemon=True)
             proc.start()
             try:
@@ -168,8 +162,9 @@ def main() -> None:
             cpus.append(cpu)
         results[name] = (statistics.median(walls), statistics.median(cpus))
     floor = decode_floor(args.messages)
-    print(f"{args.messages:,} orderBookL2 updates per run, median of {args.rounds} runs; "
-          "server in another process")
+    offered = f"offered {args.rate:,.0f}/s" if args.rate else "unpaced"
+    print(f"{args.messages:,} orderBookL2 updates per run ({offered}), median of {args.rounds} "
+          "runs; server in another process")
     print(f"  {'orjson.loads alone':<28} {floor:>12,.0f} msgs per CPU-s   (decode floor)")
     for name, (wall, cpu) in results.items():
         print(f"  {'session via ' + name:<28} {cpu:>12,.0f} msgs per CPU-s   {wall:>12,.0f} "

@@ -364,6 +364,6 @@ class OrdersMachine(RuleBasedStateMachine):
 # VENUEGUARD_MACHINE_EXAMPLES=2000 runs a deeper search (the default keeps the suite fast).
 OrdersMachine.TestCase.settings = settings(
     max_examples=int(os.environ.get("VENUEGUARD_MACHINE_EXAMPLES", "100")),
-    stateful_step_count=30, deadline=None,
+    stateful_step_count=80, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 TestOrdersMachine = OrdersMachine.TestCase

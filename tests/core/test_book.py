@@ -229,9 +229,12 @@ def test_orderbook10_snapshots_replace_the_book() -> None:
     churn = book.top_changes
     book.apply_top([[9770, 35719], [9769, 31]], [[9770.5, 101196], [9771, 2095]], now=2.0)
     assert book.top_changes == churn  # identical image: no churn
+    prices_moved = book.top_price_changes
+    book.apply_top([[9770, 1]], [[9770.5, 101196]], now=2.5)  # best bid size only
+    assert (book.top_changes, book.top_price_changes) == (churn + 1, prices_moved)
     book.apply_top([[9760, 1]], [[9761, 2]], now=3.0)
     assert book.sides() == {"Buy": {9760: 1}, "Sell": {9761: 2}}
-    assert book.top_changes == churn + 1
+    assert (book.top_changes, book.top_price_changes) == (churn + 2, prices_moved + 1)
     bad = book.apply_top([[9760, "1"]], [], now=4.0)
     assert bad.reason == MALFORMED_ROW and not book.valid
     assert book.apply_top([[1]], [], now=4.0).reason == MALFORMED_ROW

@@ -45,6 +45,7 @@ class FakeVenue:
         self.visible = True
         self.on_post: Any = None
         self.block: asyncio.Event | None = None
+        self.posted = asyncio.Event()
 
     def _row(self, cl: str, status: str = "New") -> dict[str, Any]:
         return {"orderID": f"oid-{cl}", "clOrdID": cl, "symbol": "XBTUSD", "side": "Buy",
@@ -56,6 +57,7 @@ class FakeVenue:
                           **extra: Any) -> dict[str, Any]:
         assert cl_ord_id is not None
         self.posts.append(cl_ord_id)
+        self.posted.set()
         if self.on_post is not None:
             self.on_post(cl_ord_id)
         if self.block is not None:
@@ -219,8 +221,7 @@ async def test_cancelled_send_leaves_the_order_unknown_in_the_journal(tmp_path: 
     venue.block = asyncio.Event()
     manager = await make(tmp_path, venue, ManualClock())
     task = asyncio.create_task(manager.submit(INTENT))
-    while not venue.posts:
-        await asyncio.sleep(0)
+    await venue.posted.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -235,8 +236,7 @@ async def test_restart_looks_up_every_unfinished_intent_before_ready(tmp_path: P
     venue.block = asyncio.Event()                # the first process dies mid-send
     first = await make(tmp_path, venue, clock, seed=1)
     task = asyncio.create_task(first.submit(INTENT))
-    while not venue.posts:
-        await asyncio.sleep(0)
+    await venue.posted.wait()
     venue.orders[venue.posts[0]] = venue._row(venue.posts[0])   # the venue did accept it
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

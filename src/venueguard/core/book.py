@@ -328,8 +328,11 @@ class OrderBook:
         self.messages_applied += 1
         self.last_update_now = now
         self.last_row_timestamp = timestamp
-        if self._top() != top_before:
+        top_after = self._top()
+        if top_after != top_before:
             self.top_changes += 1
+            if top_before is None or (top_after[0], top_after[2]) != (top_before[0], top_before[2]):
+                self.top_price_changes += 1
         return APPLIED
 
     def invalidate(self, reason: str) -> ApplyResult:

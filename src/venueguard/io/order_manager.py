@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -67,6 +68,7 @@ from venueguard.core.reconcile import (
 from venueguard.io import errors
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
 from venueguard.io.journal import Journal
+from venueguard.io.order_reports import OrderReports
 from venueguard.telemetry.alerts import Alerts
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
@@ -150,8 +152,6 @@ class OrderManager:
                  alerts: Alerts | None = None, clock: Clock = SYSTEM_CLOCK,
                  rng: RandomLike | None = None, config: OrderManagerConfig | None = None,
                  refusal: Callable[[], str | None] | None = None) -> None:
-        import random as _random  # adapters may draw entropy; the core never does
-
         self.rest = rest
         self.journal = journal
         self.symbols = tuple(symbols)
@@ -161,7 +161,7 @@ class OrderManager:
         self.clock = clock
         self.config = config or OrderManagerConfig()
         self.refusal: Callable[[], str | None] = refusal or (lambda: None)
-        self._rng: RandomLike = rng if rng is not None else _random.Random()
+        self._rng: RandomLike = rng if rng is not None else random.Random()
         self.table = OrderTable(ClOrdIdGenerator(self._rng, prefix=self.config.cl_ord_prefix))
         self.reconciler = Reconciler(self.table, self.config.reconcile,
                                      start_wall_ms=clock.wall_ms(), symbols=self.symbols)
@@ -171,9 +171,7 @@ class OrderManager:
         self._ready = asyncio.Event()
         self._stopping = False
         self._started = False
-        self._acked: set[str] = set()
-        self._acked_at: dict[str, float] = {}
-        self._phantoms_seen = 0
+        self.reports = OrderReports(self.events, metrics)
         self.venue_open: int | None = None
         self.submitted_total = 0
         self._baselines_done = False
@@ -216,7 +214,7 @@ class OrderManager:
         self.table = await asyncio.to_thread(self._load_table, now)
         self.reconciler = Reconciler(self.table, self.config.reconcile,
                                      start_wall_ms=self.clock.wall_ms(), symbols=self.symbols)
-        self._acked = {cl for cl, order in self.table.orders.items() if order.exists_at_venue}
+        self.reports.acked = {cl for cl, o in self.table.orders.items() if o.exists_at_venue}
         self.reconciler.start(now)
         self._drain()
         with contextlib.suppress(TimeoutError):
@@ -451,9 +449,11 @@ class OrderManager:
             return order
         now = self.clock.monotonic()
         order_id = row.get("orderID")
-        if isinstance(order_id, str) and order_id:
+        if isinstance(order_id, str) and order_id and row.get("clOrdID") in (cl, None):
             table.on_acked(cl, order_id, now)
-        self.reconciler.on_ws_order_rows([row], now, self.clock.wall_ms())
+            self.reconciler.on_ws_order_rows([row], now, self.clock.wall_ms())
+        else:                                     # a 200 that is not this order's row
+            table.on_ambiguous(cl, "answer without the order's row", now)
         self._drain()
         self._wake.set()
         await self.flush()
@@ -535,8 +535,9 @@ class OrderManager:
         for transition in self.table.take_transitions():
             order = self.table.orders[transition.cl_ord_id]
             self._pending.append((transition, order))
-            self._report(transition, order)
-        self._gauges()
+            self.reports.on_transition(transition, order)
+        self.reports.gauges(self.table, self.symbols, phantoms=self.reconciler.phantoms,
+                            venue_open=self.venue_open)
 
     def _take_pending(self) -> list[tuple[Transition, Order]]:
         items, self._pending = self._pending, []
@@ -548,53 +549,6 @@ class OrderManager:
             items = self._take_pending()
             if items:
                 await asyncio.to_thread(self.journal.append_transitions, items)
-
-    def _report(self, t: Transition, order: Order) -> None:
-        cl, event, emit, metrics = t.cl_ord_id, t.event, self.events.emit, self.metrics
-        if t.to_state is S.UNKNOWN and t.from_state is not S.UNKNOWN:
-            emit("order.unknown", cl_ord_id=cl, reason=getattr(event, "reason", t.kind))
-        if order.exists_at_venue and cl not in self._acked:
-            self._acked.add(cl)
-            self._acked_at[cl] = t.now
-            emit("order.acked", cl_ord_id=cl, order_id=order.order_id, state=t.to_state.value,
-                 via=t.kind, adopted=order.adopted)
-            if metrics is not None:
-                metrics.order_acks_total.inc()
-        if isinstance(event, o.PartialFill | o.Filled):
-            emit("order.filled", cl_ord_id=cl, qty=event.qty, px=event.px, cum_qty=order.cum_qty,
-                 state=t.to_state.value, exec_id=event.exec_id)
-            if metrics is not None and order.cum_qty < order.qty:
-                metrics.partial_fills_total.inc()
-        elif t.to_state is S.FILLED and t.from_state is not S.FILLED:
-            emit("order.filled", cl_ord_id=cl, qty=None, px=None, cum_qty=order.venue_cum_qty,
-                 state="FILLED", via=t.kind)
-        if t.to_state is S.FILLED and t.from_state is not S.FILLED:
-            acked_at = self._acked_at.pop(cl, None)
-            if metrics is not None and acked_at is not None:
-                metrics.time_to_fill_seconds.observe(max(0.0, t.now - acked_at))
-        if t.to_state is S.CANCELED and t.from_state is not S.CANCELED:
-            emit("order.canceled", cl_ord_id=cl, reason=getattr(event, "reason", "") or t.kind,
-                 cum_qty=order.cum_qty)
-            if metrics is not None and t.from_state is S.PENDING_CANCEL:
-                metrics.cancel_confirms_total.inc()
-        if t.to_state is S.REJECTED and t.from_state is not S.REJECTED:
-            emit("order.rejected", cl_ord_id=cl, reason=getattr(event, "reason", t.kind))
-
-    def _gauges(self) -> None:
-        phantoms = self.reconciler.phantoms
-        metrics = self.metrics
-        if metrics is None:
-            self._phantoms_seen = phantoms
-            return
-        if phantoms > self._phantoms_seen:
-            metrics.phantom_orders_total.inc(phantoms - self._phantoms_seen)
-        self._phantoms_seen = phantoms
-        metrics.open_orders.labels(view="local").set(len(self.open_orders()))
-        if self.venue_open is not None:
-            metrics.open_orders.labels(view="venue").set(self.venue_open)
-        metrics.orders_unknown.set(len(self.unknown_orders()))
-        for symbol in self.symbols:
-            metrics.position.labels(symbol=symbol).set(self.table.position(symbol))
 
     def alert(self, tier: str, message: str, *, key: str) -> None:
         if self.alerts is not None:
