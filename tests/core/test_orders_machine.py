@@ -1,9 +1,9 @@
 """Hypothesis state machine: the order table, the reconciler and the journal against a model venue.
 
 Random interleavings of submits (ack, 503, timeouts before/after acceptance, rejects), retries,
-venue fills and cancels, our cancels (some ambiguous), websocket rows delivered late or dropped,
-REST snapshots with visibility delays, foreign orders, crashes (unsynced transitions lost) and
-clean restarts that rebuild the table from the journal. Checked (DESIGN.md section 4):
+venue fills and cancels, our cancels and amends (some ambiguous), websocket rows delivered late
+or dropped, REST snapshots with visibility delays, foreign orders, crashes (unsynced transitions
+lost) and clean restarts that rebuild the table from the journal. Checked (DESIGN.md section 4):
 
 * no clOrdID ever reaches the venue twice, and every intent has its own clOrdID;
 * UNKNOWN never becomes REJECTED without venue evidence (and nothing REJECTED exists at the venue);
@@ -212,6 +212,35 @@ class OrdersMachine(RuleBasedStateMachine):
         else:
             self.table.on_ambiguous(cl, "timeout", self.now)
 
+    @precondition(lambda self: bool(self.cancellable()))
+    @rule(data=st.data(), extra=st.integers(1, 4),
+          outcome=st.sampled_from(["answered", "lost_after", "lost_before", "503"]))
+    def amend(self, data: st.DataObject, extra: int, outcome: str) -> None:
+        cl = data.draw(st.sampled_from(self.cancellable()))
+        order = self.table.orders[cl]
+        new_qty = order.cum_qty + extra
+        self.table.on_amend_requested(cl, new_qty, None, self.now)
+        if outcome == "503":
+            self.table.on_amend_rejected(cl, "The system is currently overloaded.", self.now)
+            return
+        if outcome == "lost_before":
+            self.table.on_ambiguous(cl, "timeout", self.now)
+            return
+        v = self.venue.orders[cl]
+        if v.status in ("New", "PartiallyFilled") and new_qty > v.cum:
+            v.qty = new_qty
+            row = {**self.venue.row(v), "ordStatus": v.status}
+            self.ws.append(("order", [row]))
+            if outcome == "answered":
+                self.table.on_amended(cl, new_qty, None, self.now)
+                self.rec.on_ws_order_rows([row], self.now, self.wall_ms())
+            else:
+                self.table.on_ambiguous(cl, "timeout", self.now)
+        elif outcome == "answered":                 # "Invalid ordStatus" or below cumQty
+            self.table.on_amend_rejected(cl, "Invalid leavesQty", self.now)
+        else:
+            self.table.on_ambiguous(cl, "timeout", self.now)
+
     # ------------------------------------------------------------------- venue actions
     @precondition(lambda self: bool(self.venue.open()))
     @rule(data=st.data(), part=st.floats(0.0, 1.0))
@@ -355,6 +384,8 @@ class OrdersMachine(RuleBasedStateMachine):
             assert local is not None, f"venue order {v.cl} unknown locally"
             assert local.state is STATUS[v.status], (local, v)
             assert local.cum_qty == v.cum, (local, v)
+            if v.status in ("New", "PartiallyFilled"):
+                assert local.qty == v.qty, (local, v)
         local_open = {o.cl_ord_id for o in self.table.orders.values() if o.state in OPEN_STATES}
         assert local_open == {v.cl for v in self.venue.open()}
         assert not [o for o in self.table.orders.values() if o.state is S.UNKNOWN]

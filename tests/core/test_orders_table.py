@@ -49,6 +49,11 @@ def trade(cl: str, exec_id: str, qty: int, leaves: int, px: float = 100.0) -> di
 
 
 def test_venue_event_kinds_cover_every_state() -> None:
+    expected = {"acked", "venue_info", "venue_new", "venue_partially_filled", "venue_filled",
+                "cancel_rejected_filled", "venue_canceled", "canceled", "venue_rejected",
+                "partial_fill", "filled", "amended", "absent_in_grace", "absent",
+                "absent_definitive"}
+    assert expected == VENUE_KINDS
     for kind in VENUE_KINDS:
         for state in OrderState:
             assert (state, kind) in TRANSITIONS, (state, kind)
@@ -318,3 +323,11 @@ def test_never_resend_an_order_the_venue_has_shown() -> None:
         table.on_submitted(cl, 1.0)
     with pytest.raises(InvalidTransition):
         table.on_withdrawn(cl, "safe mode", 1.0)
+
+
+def test_venue_leaves_qty_outranks_local_arithmetic() -> None:
+    table = make_table()
+    cl = acked(table, qty=2)                       # the venue has it amended to 4: we missed it
+    t = table.on_execution_row(trade(cl, "e1", 2, 2), 1.0)
+    order = table.orders[cl]
+    assert t is not None and order.state is S.PARTIALLY_FILLED and order.qty == 4

@@ -16,6 +16,7 @@ from venueguard.core.reconcile import (
     QueryOrders,
     ReconcileConfig,
     Reconciler,
+    ResendCancel,
     Resolved,
 )
 
@@ -224,3 +225,64 @@ def test_restart_turns_pending_new_into_unknown_and_waits_for_answers() -> None:
     assert query and set(query[0].cl_ord_ids) == {cl, other}      # type: ignore[attr-defined]
     rec.on_order_lookup([cl, other], [{"clOrdID": other, "ordStatus": "New"}], 5.5, 0)
     assert rec.ready and table.orders[cl].state is S.UNKNOWN
+
+
+def test_each_sweep_fetches_executions_since_the_previous_one() -> None:
+    _, rec = setup()
+    first = rec.poll(0.0, 2_000_000)
+    assert FetchExecutions(None, 1_000_000 - CFG.history_margin_ms) in first
+    assert rec.exec_watermark_ms == 2_000_000
+    second = rec.poll(30.0, 2_030_000)
+    assert FetchExecutions(None, 2_000_000 - CFG.history_margin_ms) in second
+    rec.on_open_orders([], 30.5, 2_030_500)
+    assert rec.venue_open == 0
+
+
+def test_restart_resumes_execution_fetches_from_the_saved_watermark() -> None:
+    table = OrderTable(ClOrdIdGenerator(random.Random(4)))
+    rec = Reconciler(table, CFG, start_wall_ms=5, exec_since_ms=900_000)
+    assert FetchExecutions(None, 900_000 - CFG.history_margin_ms) in rec.poll(0.0, 1_000_000)
+    rec.on_position("XBTUSD", 3, 1.0)            # a miss older than the watermark
+    assert FetchExecutions(None, 5 - CFG.history_margin_ms) in rec.poll(1.0, 1_000_001)
+
+
+def test_query_splits_adopted_orders_by_order_id() -> None:
+    query = QueryOrders(("vg-a-1", "venue:abc", "vg-a-2"))
+    assert query.by_cl_ord_id == ("vg-a-1", "vg-a-2") and query.by_order_id == ("abc",)
+
+
+def test_lost_amend_answer_is_settled_by_the_venue_row() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0, qty=10)
+    ack(table, cl, 0.1)
+    table.on_amend_requested(cl, 7, 99.0, 1.0)
+    table.on_ambiguous(cl, "timeout", 2.0)
+    assert QueryOrders((cl,)) in rec.poll(6.0, 0)
+    rec.on_order_lookup([cl], [{"clOrdID": cl, "ordStatus": "New", "orderQty": 7,
+                                "price": 99.0}], 6.5, 0)
+    order = table.orders[cl]
+    assert order.state is S.NEW and (order.qty, order.price) == (7, 99.0)
+
+
+def test_lost_cancel_answer_is_resent_while_the_venue_shows_it_open() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0)
+    ack(table, cl, 0.1)
+    table.on_cancel_requested(cl, 1.0)
+    table.on_ambiguous(cl, "timeout", 2.0)
+    assert QueryOrders((cl,)) in rec.poll(6.0, 0)
+    rec.on_order_lookup([cl], [{"clOrdID": cl, "ordStatus": "New"}], 6.5, 0)
+    assert ResendCancel(cl) in rec.poll(6.5, 0)
+    rec.on_order_lookup([cl], [{"clOrdID": cl, "ordStatus": "New"}], 7.0, 0)
+    assert not of(rec.poll(7.0, 0), ResendCancel)      # not again before query_interval_s
+
+
+def test_delayed_open_row_after_a_cancel_is_ignored_quietly() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0)
+    ack(table, cl, 0.1)
+    table.on_cancel_requested(cl, 1.0)
+    rec.on_cancel_rows([{"clOrdID": cl, "ordStatus": "Canceled"}], 1.1)
+    rec.on_ws_order_rows([{"clOrdID": cl, "ordStatus": "New"}], 1.2, 0)   # sent before the cancel
+    assert table.orders[cl].state is S.CANCELED
+    assert not of(rec.poll(1.3, 0), Mismatch)

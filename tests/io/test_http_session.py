@@ -78,7 +78,7 @@ async def test_ambiguous_new_order_is_never_resent(step: Step) -> None:
         await rest.place_order("XBTUSD", "Buy", 100, price=1.0, cl_ord_id="keep-me")
     assert unknown.value.cl_ord_id == "keep-me"
     assert len(wire.calls) == 1
-    assert log.recent(event="order.unknown")[0]["cl_ord_id"] == "keep-me"
+    assert log.recent(event="rest.ambiguous")[0]["cl_ord_id"] == "keep-me"
 
 
 async def test_ambiguous_read_is_retried() -> None:

@@ -29,9 +29,12 @@ def new_table(seed: int = 3) -> OrderTable:
 
 
 def test_opens_in_wal_mode_at_current_version(tmp_path: Path) -> None:
-    with Journal.open(tmp_path / "j.db") as journal:
+    with Journal.open(tmp_path / "j.db", wall_clock=lambda: 1234.5) as journal:
         assert journal.journal_mode.lower() == "wal"
         assert journal.schema_version == SCHEMA_VERSION
+        assert journal.created_ms == 1_234_500
+    with Journal.open(tmp_path / "j.db", wall_clock=lambda: 9999.0) as journal:
+        assert journal.created_ms == 1_234_500      # reopening does not move it
 
 
 def test_intent_then_transitions_history_in_order(tmp_path: Path) -> None:

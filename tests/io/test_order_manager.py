@@ -278,3 +278,54 @@ async def test_cancel_rows_decide_the_state(tmp_path: Path) -> None:
     assert [r["cl_ord_id"] for r in events.recent(event="order.canceled")] == [order.cl_ord_id]
     assert manager.metrics is not None
     assert manager.metrics.cancel_confirms_total._value.get() == 1
+
+
+async def test_venue_evidence_during_a_failed_send_wins_over_the_failure(tmp_path: Path) -> None:
+    """Regression: a websocket row that arrives while POST /order is in flight moves the order
+    on; the ambiguous failure that follows must neither raise nor push it back to UNKNOWN."""
+    venue, events = FakeVenue(), EventLog()
+    venue.block = asyncio.Event()
+    venue.post_errors.append(errors.AmbiguousOutcome("read timeout", kind="ambiguous_timeout"))
+    manager = await make(tmp_path, venue, ManualClock(), events=events)
+    task = asyncio.create_task(manager.submit(INTENT))
+    await venue.posted.wait()
+    cl = venue.posts[0]
+    manager.on_rows("order", "insert", [venue._row(cl, "Filled") | {"cumQty": 100,
+                                                                     "leavesQty": 0}])
+    venue.block.set()
+    order = await task
+    assert order.state is S.FILLED
+    assert not events.recent(event="order.unknown")
+
+
+async def test_ambiguous_cancel_of_an_order_that_filled_meanwhile_keeps_the_fill(
+        tmp_path: Path) -> None:
+    venue = FakeVenue()
+    manager = await make(tmp_path, venue, ManualClock())
+    order = await manager.submit(INTENT)
+
+    async def cancel_orders(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        manager.on_rows("order", "update", [venue._row(order.cl_ord_id, "Filled")
+                                            | {"cumQty": 100, "leavesQty": 0}])
+        raise errors.AmbiguousOutcome("timeout", kind="ambiguous_timeout")
+    venue.cancel_orders = cancel_orders  # type: ignore[method-assign]
+    await manager.cancel(order.cl_ord_id)
+    assert order.state is S.FILLED
+
+
+async def test_an_answer_that_is_not_the_orders_row_is_unknown(tmp_path: Path) -> None:
+    venue, clock = FakeVenue(), ManualClock()
+    manager = await make(tmp_path, venue, clock)
+
+    async def place_order(*args: Any, cl_ord_id: str | None = None,
+                          **kwargs: Any) -> dict[str, Any]:
+        assert cl_ord_id is not None
+        venue.posts.append(cl_ord_id)
+        venue.orders[cl_ord_id] = venue._row(cl_ord_id)
+        return {"error": "unexpected"}
+    venue.place_order = place_order  # type: ignore[method-assign]
+    order = await manager.submit(INTENT)
+    assert order.state is S.UNKNOWN
+    clock.advance(1.0)
+    await manager.step()
+    assert order.state is S.NEW and venue.posts == [order.cl_ord_id]

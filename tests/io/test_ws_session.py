@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 
 import orjson
@@ -10,10 +11,13 @@ import pytest
 
 from venueguard.core.backoff import BackoffConfig
 from venueguard.core.classify import Outcome, Transport
+from venueguard.core.liveness import LivenessConfig
+from venueguard.io.clock import LoopLag
 from venueguard.io.errors import StreamError
 from venueguard.io.ws_session import MarketDataSession, MdConfig
 from venueguard.io.ws_transport import ConnectFailed, WsConnection, WsHandler
 from venueguard.telemetry.events import EventLog
+from venueguard.venues.bitmex.timefmt import format_ms
 
 OVERLOADED = orjson.dumps({"error": {"message": "The system is currently overloaded. Please try "
                                                 "again later.", "name": "HTTPError"}})
@@ -96,3 +100,87 @@ def test_config_is_checked() -> None:
         MdConfig(url="ws://x", topics=())
     with pytest.raises(ValueError):
         MdConfig(url="ws://x", topics=("trade",), api_key="k")
+
+
+class FakeConnection:
+    def __init__(self) -> None:
+        self.sent: list[bytes | str] = []
+        self.closed = asyncio.Event()
+
+    def send_text(self, data: bytes | str) -> None:
+        self.sent.append(data)
+
+    def send_ping(self) -> None:
+        self.sent.append("<ping frame>")
+
+    def abort(self) -> None:
+        self.closed.set()
+
+    async def wait_closed(self) -> None:
+        await self.closed.wait()
+
+
+class FakeVenue:
+    """A connector whose frames the test delivers by hand."""
+
+    def __init__(self) -> None:
+        self.handler: WsHandler | None = None
+        self.conn = FakeConnection()
+
+    async def __call__(self, url: str, handler: WsHandler, headers: Mapping[str, str],
+                       timeout_s: float) -> WsConnection:
+        self.handler = handler
+        return self.conn
+
+    def deliver(self, size: int) -> None:
+        assert self.handler is not None
+        self.handler.on_text(orjson.dumps({"table": "orderBookL2", "action": "update", "data": [
+            {"symbol": "XBTUSD", "id": 1, "side": "Buy", "size": size, "price": 100.0,
+             "timestamp": format_ms(time.time_ns() // 1_000_000)}]}))
+
+
+@pytest.mark.parametrize(("tolerance_s", "stale_expected"), [(0.05, False), (99.0, True)])
+async def test_a_blocked_loop_drains_before_declaring_a_stall(tolerance_s: float,
+                                                              stale_expected: bool) -> None:
+    """Frames that were waiting behind a blocked loop count before the freshness verdict.
+
+    They reach the session a few loop turns after the watchdog's timer is due (as frames behind
+    a reader task do); with the lag guard disabled (tolerance 99 s) the same run is a false stall.
+    """
+    venue, log = FakeVenue(), EventLog()
+    md = MarketDataSession(MdConfig(
+        url="ws://fake/realtime", topics=("orderBookL2:XBTUSD",), lag_tolerance_s=tolerance_s,
+        liveness=LivenessConfig(ping_after_s=30.0, pong_timeout_s=30.0, max_data_age_s=0.3)),
+        events=log, connector=venue, lag=LoopLag(interval_s=10.0))
+    loop = asyncio.get_running_loop()
+    async with md:
+        for _ in range(100):
+            if venue.handler is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert venue.handler is not None
+        venue.handler.on_text(b'{"success":true,"subscribe":"orderBookL2:XBTUSD","request":'
+                              b'{"op":"subscribe","args":["orderBookL2:XBTUSD"]}}')
+        venue.handler.on_text(orjson.dumps({
+            "table": "orderBookL2", "action": "partial", "filter": {"symbol": "XBTUSD"},
+            "data": [{"symbol": "XBTUSD", "id": 1, "side": "Buy", "size": 5, "price": 100.0},
+                     {"symbol": "XBTUSD", "id": 2, "side": "Sell", "size": 5, "price": 101.0}]}))
+        await md.wait_synced(2)
+
+        def hog() -> None:
+            time.sleep(0.6)  # the loop is busy past the 0.3 s threshold
+            hops = [lambda: venue.deliver(7)]
+            for _ in range(2):
+                inner = hops[-1]
+                hops.append(lambda inner=inner: loop.call_soon(inner))  # type: ignore[misc]
+            loop.call_soon(hops[-1])
+
+        await asyncio.sleep(0.1)
+        loop.call_soon(hog)
+        await asyncio.sleep(0.05)  # returns once the loop is free again
+        await asyncio.sleep(0.05)  # the delayed frame and the watchdog have both run
+        assert venue.conn.sent  # the subscribe went out
+        assert bool(log.recent(event="ws.stale")) is stale_expected
+        if not stale_expected:
+            assert md.book("XBTUSD").is_fresh
+            assert md.book("XBTUSD").best_bid() == (100.0, 7)

@@ -1,4 +1,5 @@
-"""A trading process to kill, plus the stack builder the order system tests share.
+"""A trading process to kill, plus what the order system tests share (the stack builder
+:func:`open_runtime`, test timings, polling and simulator helpers).
 
 Run modes (with the project's virtualenv python):
 
@@ -34,6 +35,7 @@ from venueguard.io.http_transport import Timeouts
 from venueguard.io.journal import Journal
 from venueguard.io.order_manager import OrderIntent, OrderManagerConfig, OrdersBlocked
 from venueguard.io.orders_runtime import OrdersRuntime, RuntimeConfig
+from venueguard.sim.testing import SimHandle
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
 from venueguard.venues.bitmex import signing
@@ -97,6 +99,41 @@ async def open_runtime(base_url: str, journal_path: Path | str, *, seed: int,
                 await task
     finally:
         journal.close()
+
+
+# ---------------------------------------------------------------- helpers for the system tests
+async def eventually(check: Callable[[], Any], timeout_s: float = 10.0,
+                     interval_s: float = 0.02) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return result
+            await asyncio.sleep(interval_s)
+
+
+async def best(sim: SimHandle) -> tuple[float, float]:
+    _, _, rows = await sim.request("GET", "/orderBook/L2", signed=False,
+                                   query={"symbol": SYMBOL, "depth": 1})
+    bid = max(r["price"] for r in rows if r["side"] == "Buy")
+    ask = min(r["price"] for r in rows if r["side"] == "Sell")
+    return bid, ask
+
+
+async def resting_buy(sim: SimHandle, ticks: int = 40) -> OrderIntent:
+    bid, _ = await best(sim)
+    return OrderIntent(SYMBOL, "Buy", 100, bid - ticks * 0.5)
+
+
+def venue_rows(truth: dict[str, Any], cl_ord_id: str) -> list[dict[str, Any]]:
+    return [r for r in truth["orders"] if r.get("clOrdID") == cl_ord_id]
+
+
+def venue_position(truth: dict[str, Any]) -> int:
+    return next((int(p["currentQty"]) for p in truth["positions"] if p["symbol"] == SYMBOL), 0)
 
 
 # ------------------------------------------------------------------------------ the worker

@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from crash_worker import SYMBOL, runtime_config
-from test_orders_faults import eventually
+from crash_worker import SYMBOL, eventually, runtime_config
 
 from venueguard.app.demo import DemoConfig, DemoTrader
 from venueguard.app.monitor import Monitor, MonitorConfig

@@ -12,8 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from crash_worker import SYMBOL, open_runtime, runtime_config
-from test_orders_faults import eventually, resting_buy, venue_rows
+from crash_worker import SYMBOL, eventually, open_runtime, resting_buy, runtime_config, venue_rows
 
 from venueguard.core.dms import DmsConfig
 from venueguard.core.orders import OrderState

@@ -8,12 +8,19 @@ grace periods hold, and positions converge with the venue.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from crash_worker import SYMBOL, open_runtime
+from crash_worker import (
+    SYMBOL,
+    best,
+    eventually,
+    open_runtime,
+    resting_buy,
+    venue_position,
+    venue_rows,
+)
 
 from venueguard.core.orders import Order, OrderState
 from venueguard.io.journal import Journal
@@ -32,40 +39,6 @@ async def sim() -> AsyncIterator[SimHandle]:
     async with running_sim(scenario=None, seed=5, rest_per_min=100_000,
                            rest_unauth_per_min=100_000, order_per_s=10_000) as handle:
         yield handle
-
-
-async def eventually(check: Callable[[], Any], timeout_s: float = 10.0,
-                     interval_s: float = 0.02) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            result = check()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return result
-            await asyncio.sleep(interval_s)
-
-
-async def best(sim: SimHandle) -> tuple[float, float]:
-    _, _, rows = await sim.request("GET", "/orderBook/L2", signed=False,
-                                   query={"symbol": SYMBOL, "depth": 1})
-    bid = max(r["price"] for r in rows if r["side"] == "Buy")
-    ask = min(r["price"] for r in rows if r["side"] == "Sell")
-    return bid, ask
-
-
-async def resting_buy(sim: SimHandle, ticks: int = 40) -> OrderIntent:
-    bid, _ = await best(sim)
-    return OrderIntent(SYMBOL, "Buy", 100, bid - ticks * 0.5)
-
-
-def venue_rows(truth: dict[str, Any], cl_ord_id: str) -> list[dict[str, Any]]:
-    return [r for r in truth["orders"] if r.get("clOrdID") == cl_ord_id]
-
-
-def venue_position(truth: dict[str, Any]) -> int:
-    return next((int(p["currentQty"]) for p in truth["positions"] if p["symbol"] == SYMBOL), 0)
 
 
 @pytest.mark.parametrize("fault", ["timeout_after_accept", "bad_gateway_after_accept"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
@@ -60,7 +61,8 @@ def rest_for(sim: SimHandle, log: EventLog, *, metrics: Metrics | None = None,
     config.setdefault("timeouts", Timeouts(connect_s=1.0, sock_read_s=1.0, total_s=5.0))
     return RestSession(RestConfig(base_url=base_url or sim.api_url, api_key=sim.api_key,
                                   api_secret=sim.api_secret, **config),
-                       events=log, metrics=metrics, transport=transport, resolver=resolver)
+                       events=log, metrics=metrics, transport=transport, resolver=resolver,
+                       rng=random.Random(5))
 
 
 async def sent(sim: SimHandle, endpoint: str) -> int:
@@ -235,7 +237,7 @@ async def test_ambiguous_outcome_is_resolved_by_lookup_never_resent(sim_server: 
         row = await rest.find_order(f"amb-{kind[:7]}")
         assert row is not None and row["ordStatus"] == "New"
         assert await sent(sim, POST_ORDER) == 1  # never re-POSTed
-        assert log.recent(event="order.unknown")
+        assert log.recent(event="rest.ambiguous")
 
 
 @pytest.mark.parametrize(("fault", "kind"), [("expired_request", "nonce_expired"),

@@ -6,6 +6,7 @@ Thresholds are short (freshness 1 s, heartbeat 0.3 s + 0.5 s) and the bounds gen
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -18,6 +19,7 @@ from venueguard.core.liveness import DEFAULT_QUIET_CHANNELS, LivenessConfig
 from venueguard.io import md_events as ev
 from venueguard.io.errors import StreamError
 from venueguard.io.ws_session import MarketDataSession, MdConfig
+from venueguard.io.ws_transport import WsConnector, connect_aiohttp, connect_picows
 from venueguard.sim.testing import SimHandle, running_sim
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
@@ -53,12 +55,13 @@ def liveness(**over: Any) -> LivenessConfig:
 
 
 def session_for(sim: SimHandle, log: EventLog, *, topics: tuple[str, ...] = TOPICS,
-                metrics: Metrics | None = None, **config: Any) -> MarketDataSession:
+                metrics: Metrics | None = None, connector: WsConnector = connect_aiohttp,
+                **config: Any) -> MarketDataSession:
     live = config.pop("liveness", liveness())
     return MarketDataSession(
         MdConfig(url=sim.ws_url, topics=topics, liveness=live,
                  backoff=BackoffConfig(base_s=0.05, cap_s=0.5), **config),
-        events=log, metrics=metrics)
+        events=log, metrics=metrics, connector=connector)
 
 
 async def wait_event(log: EventLog, name: str, timeout_s: float = 5.0, *, after: int = 0,
@@ -111,10 +114,12 @@ async def test_connects_subscribes_and_keeps_a_fresh_book(sim_server: Factory) -
         assert 'venueguard_ws_last_data_age_seconds{channel="orderBookL2:XBTUSD"}' in text
 
 
-async def test_ws_stall_is_detected_within_threshold_and_resynced(sim_server: Factory) -> None:
+@pytest.mark.parametrize("connector", [connect_aiohttp, connect_picows])
+async def test_ws_stall_is_detected_within_threshold_and_resynced(sim_server: Factory,
+                                                                  connector: WsConnector) -> None:
     sim = await sim_server()
     log = EventLog()
-    async with session_for(sim, log) as session:
+    async with session_for(sim, log, connector=connector) as session:
         await session.wait_synced(5)
         events = session.events()
         started = time.monotonic()
@@ -151,11 +156,13 @@ async def test_stale_book_is_never_presented_as_fresh(sim_server: Factory) -> No
             await asyncio.sleep(0.05)
 
 
-async def test_ws_half_open_is_detected_by_pong_timeout(sim_server: Factory) -> None:
+@pytest.mark.parametrize("connector", [connect_aiohttp, connect_picows])
+async def test_ws_half_open_is_detected_by_pong_timeout(sim_server: Factory,
+                                                        connector: WsConnector) -> None:
     sim = await sim_server()
     log = EventLog()
     slow_data = liveness(max_data_age_s=10.0)
-    async with session_for(sim, log, liveness=slow_data) as session:
+    async with session_for(sim, log, liveness=slow_data, connector=connector) as session:
         await session.wait_synced(5)
         started = time.monotonic()
         await sim.add_fault("ws_half_open")
@@ -264,3 +271,32 @@ async def test_invalid_key_stops_without_retry_and_alerts(sim_server: Factory) -
     assert not log.recent(event="ws.reconnecting")
     alerts = log.recent(event="alert")
     assert alerts and alerts[-1]["tier"] == "critical"
+
+
+async def test_busy_event_loop_is_not_mistaken_for_a_dead_venue() -> None:
+    """Regression guard: a loop blocked past the freshness threshold drains before deciding.
+
+    The simulator runs in its own process here, so the venue keeps sending while this process is
+    blocked, as a real venue would.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "venueguard", "sim", "--port", "0", "--rate", "100",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
+        ws_url = line.removeprefix("listening on ").replace("http://", "ws://") + "/realtime"
+        log = EventLog()
+        config = MdConfig(url=ws_url, topics=(BOOK,), liveness=liveness(max_data_age_s=0.5),
+                          backoff=BackoffConfig(base_s=0.05, cap_s=0.5))
+        async with MarketDataSession(config, events=log) as session:
+            await session.wait_synced(10)
+            await asyncio.sleep(0.3)
+            time.sleep(1.5)  # noqa: ASYNC251 - a handler hogging the loop, on purpose
+            await asyncio.sleep(0.5)
+            assert not log.recent(event="ws.stale")
+            assert session.lag.max_s >= 1.0  # the block was seen as lag, not as silence
+            assert session.book("XBTUSD").is_fresh
+    finally:
+        proc.terminate()
+        await proc.wait()

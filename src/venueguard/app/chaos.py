@@ -31,7 +31,7 @@ from typing import Any, TextIO
 from venueguard.app.chaos_checks import Violation
 from venueguard.app.chaos_seed import CHECKS, ChaosConfig, RestFactory, SeedResult, run_seed
 
-__all__ = ["ChaosReport", "run", "run_chaos"]
+__all__ = ["ChaosReport", "exit_code", "replay_command", "run", "run_chaos"]
 
 DEFAULT_CONCURRENCY = 8
 RSS_GROWTH_LIMIT_MB = 64.0
@@ -85,10 +85,11 @@ def replay_command(seed: int, scenario: str | None = None) -> str:
 
 
 async def run_chaos(seeds: Sequence[int], config: ChaosConfig | None = None, *,
-                    concurrency: int = DEFAULT_CONCURRENCY, out: TextIO = sys.stdout,
+                    concurrency: int = DEFAULT_CONCURRENCY, out: TextIO | None = None,
                     rest_factory: RestFactory | None = None) -> ChaosReport:
     """Run ``seeds`` (``concurrency`` at a time), printing the table; returns the report."""
     cfg = config or ChaosConfig()
+    out = out if out is not None else sys.stdout
     report = ChaosReport()
     loop = asyncio.get_running_loop()
     unretrieved: list[str] = []
@@ -149,8 +150,8 @@ def _summary(report: ChaosReport, cfg: ChaosConfig, out: TextIO) -> None:
     reconnects = sum(r.reconnects for r in report.results)
     rss = "" if report.rss_growth_mb is None else f", RSS growth {report.rss_growth_mb:+.1f} MB"
     print(f"\n{n} seed(s), {orders} orders, {requests} REST requests for {logical} logical "
-          f"({ratio} per logical), {reconnects} websocket reconnects, wall {report.wall_s:.1f} s{rss}",
-          file=out)
+          f"({ratio} per logical), {reconnects} websocket reconnects, "
+          f"wall {report.wall_s:.1f} s{rss}", file=out)
     if hits:
         print("fault hits at the venue: " + ", ".join(f"{k} {v}" for k, v in sorted(hits.items())),
               file=out)
@@ -165,6 +166,11 @@ def _summary(report: ChaosReport, cfg: ChaosConfig, out: TextIO) -> None:
         f"VIOLATIONS in {len(report.failed)} seed(s)"
         + (f" and {len(report.general)} run-wide" if report.general else ""))
     print(verdict, file=out, flush=True)
+
+
+def exit_code(report: ChaosReport) -> int:
+    """0 when every invariant held, 1 otherwise."""
+    return 0 if report.ok else 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -191,4 +197,4 @@ def run(args: argparse.Namespace) -> int:
         config = replace(config, scenario=scenario)
     report = asyncio.run(run_chaos(range(first, first + seeds_n), config,
                                    concurrency=concurrency))
-    return 0 if report.ok else 1
+    return exit_code(report)

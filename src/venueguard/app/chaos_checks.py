@@ -75,8 +75,9 @@ def check_no_double(truth: Mapping[str, Any], symbol: str, intent_prefix: str) -
                         if str(r.get("text") or "").startswith(intent_prefix))
     for tag, n in sorted(by_intent.items()):
         if n > 1:
+            ids = sorted(str(r.get("clOrdID")) for r in rows if r.get("text") == tag)
             out.append(Violation(1, f"intent {tag} placed {n} times at the venue "
-                                    f"(clOrdIDs {sorted(str(r.get('clOrdID')) for r in rows if r.get('text') == tag)})"))
+                                    f"(clOrdIDs {', '.join(ids)})"))
     return out
 
 
@@ -90,7 +91,7 @@ def check_converged(truth: Mapping[str, Any], symbol: str,
     venue_open: set[str] = set()
     for row in _ours(truth, symbol):
         cl, oid, status = str(row.get("clOrdID") or ""), row.get("orderID"), row.get("ordStatus")
-        mine = by_cl.get(cl) or by_oid.get(oid) or by_cl.get(f"venue:{oid}")
+        mine = by_cl.get(cl) or by_oid.get(str(oid)) or by_cl.get(f"venue:{oid}")
         if mine is None:
             out.append(Violation(2, f"venue order {cl or oid} ({status}) unknown locally"))
             continue
@@ -170,7 +171,8 @@ def replay_transitions(order: Mapping[str, Any],
     """Invariant 7: apply the journaled events of one order to a fresh order state machine.
 
     ``order`` has cl_ord_id, symbol, side, qty, price, adopted; ``history`` is (from_state,
-    to_state, payload) per journaled row, oldest first (the intent row has no from_state). The replay must take the same transitions.
+    to_state, payload) per journaled row, oldest first (the intent row has no from_state).
+    The replay must take the same transitions.
     """
     cl = str(order["cl_ord_id"])
     start = core_orders.OrderState.UNKNOWN if order.get("adopted") else \

@@ -231,7 +231,9 @@ async def _run_stack(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: S
         api_secret=sim.api_secret, timeouts=Timeouts(connect_s=0.5, sock_read_s=0.3,
                                                      total_s=1.5),
         backoff=BackoffConfig(base_s=0.05, cap_s=0.5, reset_after_s=0.0), budget=cfg.budget,
-        max_attempts=cfg.max_attempts, rules=rules), events, resolver, random.Random(seed))
+        max_attempts=cfg.max_attempts, rules=rules,
+        # name lookups happen on new connections only: open one per request so dns_failure bites
+        keepalive="dns_failure" not in plan.kinds()), events, resolver, random.Random(seed))
     probe = _Probe(cfg.liveness.max_ts_age_ms, lambda: time.time_ns() // 1_000_000)
 
     async def connector(url: str, handler: WsHandler, headers: Mapping[str, str],
@@ -267,8 +269,8 @@ async def _run_stack(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: S
                 rt_task = group.create_task(runtime.run(), name=f"{prefix}runtime")
                 window_s = max(cfg.plan.window_s, plan.end_s)
                 trader = group.create_task(
-                    _trade(md, runtime, plan, cfg, intents, prefix, stop_trading),
-                    name=f"{prefix}trader")
+                    _guarded(_trade(md, runtime, plan, cfg, intents, prefix, stop_trading),
+                             "trader", result), name=f"{prefix}trader")
                 await _schedule(sim, plan)
                 await asyncio.sleep(max(0.0, window_s - plan.end_s))
                 stop_trading.set()
@@ -287,6 +289,11 @@ async def _run_stack(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: S
     except Exception as exc:  # any escape is a finding of invariant 6
         for leaf in _leaves(exc):
             result.violations.append(checks.Violation(6, f"unhandled {_describe(leaf)}"))
+        if not any(v.invariant == 1 for v in result.violations):  # what reached the venue
+            with contextlib.suppress(Exception):
+                await asyncio.sleep(1.0)      # requests in flight land first
+                truth = await sim.truth()
+                result.violations.extend(checks.check_no_double(truth, SYMBOL, prefix))
     finally:
         await rest.close()
         await resolver.close()
@@ -311,6 +318,14 @@ def _describe(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+async def _guarded(work: Any, name: str, result: SeedResult) -> None:
+    """Run ``work``; an exception is recorded (invariant 6) and the seed goes on to its checks."""
+    try:
+        await work
+    except Exception as exc:
+        result.violations.append(checks.Violation(6, f"{name}: unhandled {_describe(exc)}"))
 
 
 async def _consume(stream: Any) -> None:

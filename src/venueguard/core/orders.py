@@ -98,9 +98,12 @@ class DuplicateClOrdID:
 
 @dataclass(frozen=True, slots=True)
 class PartialFill:
+    """An execution; ``leaves_qty`` is the venue's remaining quantity when the row says so
+    (it outranks our arithmetic: our quantity may predate an amend)."""
     exec_id: str
     qty: int
     px: float
+    leaves_qty: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,9 +252,13 @@ TRANSITIONS: Final[dict[tuple[OrderState, str], Target]] = {
 }
 
 
+_venue_kinds: set[str] = set()
+
+
 def _venue(kind: str, rows: Mapping[OrderState, Target]) -> None:
     missing = set(OrderState) - set(rows)
     assert not missing, f"venue kind {kind} lacks {missing}"
+    _venue_kinds.add(kind)
     for state, target in rows.items():
         TRANSITIONS[(state, kind)] = target
 
@@ -283,19 +290,16 @@ _venue("absent", {**_SAME, N: C, PF: C, PC: C, PA: C})  # after grace: not at th
 _venue("absent_definitive", {**_SAME, N: C, PF: C, PC: C, PA: C,
                              U: R})               # full history lacks it: it was never placed
 
-VENUE_KINDS: Final = frozenset({"acked", "venue_info", "venue_new", "venue_partially_filled",
-                                "venue_filled", "cancel_rejected_filled", "venue_canceled",
-                                "canceled", "venue_rejected", "partial_fill", "filled", "amended",
-                                "absent_in_grace", "absent", "absent_definitive"})
+#: Kinds carrying venue evidence: defined for every state.
+VENUE_KINDS: Final = frozenset(_venue_kinds)
 
 #: Edges that contradict the local belief; applied (the venue wins) and flagged.
 ANOMALIES: Final[dict[tuple[OrderState, str], str]] = {
     (C, "partial_fill"): "late_fill", (C, "filled"): "late_fill",
     (C, "venue_filled"): "fill_after_cancel", (C, "cancel_rejected_filled"): "fill_after_cancel",
-    (C, "venue_partially_filled"): "late_fill",
     (F, "venue_canceled"): "canceled_after_fill", (F, "canceled"): "canceled_after_fill",
     (F, "venue_rejected"): "rejected_after_fill", (C, "venue_rejected"): "rejected_after_cancel",
-    (C, "venue_new"): "stale_open_row",
+    (C, "venue_new"): "stale_open_row", (C, "venue_partially_filled"): "stale_open_row",
     **{(R, k): "evidence_after_reject" for k in ("acked", "venue_new", "venue_partially_filled",
                                                  "venue_filled", "venue_canceled", "canceled",
                                                  "partial_fill", "filled",
@@ -371,7 +375,9 @@ class Order:
         if isinstance(event, PartialFill | Filled):
             if event.exec_id in self.exec_ids:
                 return None                  # the same execution seen twice (WS and REST)
-            fills_complete = self.cum_qty + event.qty >= self.qty
+            leaves = event.leaves_qty if isinstance(event, PartialFill) else 0
+            fills_complete = (self.cum_qty + event.qty >= self.qty if leaves is None
+                              else leaves == 0)
         kind = event_kind(event, fills_complete=fills_complete)
         target = TRANSITIONS.get((self.state, kind))
         if target is None:
@@ -411,6 +417,8 @@ class Order:
                 self.cum_qty, self.exists_at_venue = total, True
                 self.exec_ids.add(event.exec_id)
                 self.venue_cum_qty = max(self.venue_cum_qty, total)
+                if isinstance(event, PartialFill) and event.leaves_qty is not None:
+                    self.qty = max(self.qty, total + event.leaves_qty)   # an amend we missed
                 if total > self.qty:
                     return "overfill"
             case VenueSnapshot():
@@ -655,6 +663,7 @@ class OrderTable:
         exec_id, qty, px = _str(row, "execID"), _int(row, "lastQty"), _float(row, "lastPx")
         if exec_id is None or qty is None or qty <= 0 or px is None:
             raise OrderError("execution row lacks execID, lastQty or lastPx")
-        fill: Event = (Filled(exec_id, qty, px) if _int(row, "leavesQty") == 0
-                       else PartialFill(exec_id, qty, px))
+        leaves = _int(row, "leavesQty")
+        fill: Event = (Filled(exec_id, qty, px) if leaves == 0
+                       else PartialFill(exec_id, qty, px, leaves))
         return self.apply(order.cl_ord_id, fill, now)

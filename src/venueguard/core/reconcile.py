@@ -41,6 +41,7 @@ from venueguard.core.orders import (
     OPEN_STATES,
     UNFINISHED_STATES,
     Ambiguous,
+    AmendRejected,
     NotFoundAtVenue,
     Order,
     OrderState,
@@ -52,6 +53,8 @@ from venueguard.core.orders import (
 S = OrderState
 Row = Mapping[str, object]
 _OPEN_STATUSES = ("New", "PartiallyFilled")
+#: Ordinary on an eventually consistent venue (an open row delayed past the cancel): no report.
+_QUIET_ANOMALIES = frozenset({"stale_open_row"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,18 @@ class ReconcileConfig:
 # ------------------------------------------------------------------------------ decisions
 @dataclass(frozen=True, slots=True)
 class QueryOrders:
+    """Look these orders up. Adopted orders without a clOrdID have local ids
+    ``venue:<orderID>``: query those by orderID (``by_order_id``), the rest by clOrdID; answer
+    with all of ``cl_ord_ids`` in ``on_order_lookup``."""
     cl_ord_ids: tuple[str, ...]
+
+    @property
+    def by_cl_ord_id(self) -> tuple[str, ...]:
+        return tuple(i for i in self.cl_ord_ids if not i.startswith("venue:"))
+
+    @property
+    def by_order_id(self) -> tuple[str, ...]:
+        return tuple(i[len("venue:"):] for i in self.cl_ord_ids if i.startswith("venue:"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +174,9 @@ class Reconciler:
         self._last_sweep_wall_ms: int | None = None
         self._cancel_resent: dict[str, float] = {}
         self._sweep_execs_from_ms: int | None = None
-        self.phantoms = 0
+        self.phantoms = 0                 # phantom orders found, both ways (a counter)
         self.adopted = 0
+        self.venue_open: int | None = None  # open orders in the venue's last list (metrics)
 
     # ------------------------------------------------------------------------- control
     def start(self, now: float) -> None:
@@ -231,6 +246,7 @@ class Reconciler:
         """Answer to ``FetchOpenOrders``: the venue's complete list of open orders."""
         asked = now if asked_at is None else asked_at
         seen = {self._on_row(row, now, wall_ms) for row in rows}
+        self.venue_open = len(rows)
         for order in self.table.in_states(OPEN_STATES):
             if symbol not in (None, order.symbol) or order.cl_ord_id in seen:
                 continue
@@ -419,13 +435,21 @@ class Reconciler:
                 return None                       # a sparse update about an order we never saw
             return self._adopt(row, now, wall_ms).cl_ord_id
         self._note(self.table.apply(order.cl_ord_id, snapshot_from_row(row), now))
-        self._check_stuck_cancel(order, row, now)
+        self._check_stuck_request(order, row, now)
         return order.cl_ord_id
 
-    def _check_stuck_cancel(self, order: Order, row: Row, now: float) -> None:
-        """A cancel whose answer was lost, while the venue still shows the order open: send it
-        again (cancels are idempotent and exempt from load shedding)."""
-        if order.state is not S.PENDING_CANCEL or row.get("ordStatus") not in _OPEN_STATUSES:
+    def _check_stuck_request(self, order: Order, row: Row, now: float) -> None:
+        """A cancel or amend whose answer was lost, while the venue still shows the order open.
+        A cancel is sent again (idempotent, exempt from load shedding); an amend is settled by
+        the row, which already set the venue's quantity and price on the order."""
+        if row.get("ordStatus") not in _OPEN_STATUSES:
+            return
+        if order.state is S.PENDING_AMEND:
+            if now - order.state_since >= self.config.query_interval_s:
+                self._note(self.table.apply(order.cl_ord_id, AmendRejected(
+                    "amend outcome unknown: the venue's row is authoritative"), now))
+            return
+        if order.state is not S.PENDING_CANCEL:
             return
         last = self._cancel_resent.get(order.cl_ord_id, order.state_since)
         if now - last >= self.config.query_interval_s:
@@ -447,7 +471,7 @@ class Reconciler:
         if transition is None:
             return None
         cl, before, after = transition.cl_ord_id, transition.from_state, transition.to_state
-        if transition.anomaly:
+        if transition.anomaly and transition.anomaly not in _QUIET_ANOMALIES:
             if transition.anomaly == "phantom_local":
                 self.phantoms += 1
             self._out.append(Mismatch(transition.anomaly, cl, f"{before.value} {transition.kind}"))

@@ -44,8 +44,8 @@ from aiohttp.abc import AbstractResolver
 
 from venueguard.core.backoff import Backoff, BackoffConfig, RandomSource
 from venueguard.core.budget import BudgetConfig, RetryBudget
-from venueguard.core.classify import Action, Classification, Kind, Outcome, classify
-from venueguard.core.health import VenueHealth
+from venueguard.core.classify import Action, Classification, Kind, Outcome, Transport, classify
+from venueguard.core.health import VenueHealth, VenueState
 from venueguard.core.rules import RuleSet, default_rules
 from venueguard.core.throttle import AdaptiveThrottle, ThrottleConfig
 from venueguard.io import errors
@@ -114,6 +114,8 @@ class RestSession:
         self.clock = clock
         self.rules = config.rules or default_rules()
         self.notify = Notifier(events, metrics, alerts)
+        if config.api_secret:
+            self.notify.events.register_secret(config.api_secret)  # never logged, even by mistake
         self._rng: RandomSource = rng or random.Random()
         self._transport = transport or HttpTransport(resolver=resolver, keepalive=config.keepalive)
         self.health = health or VenueHealth(self.rules, clock.monotonic())
@@ -122,6 +124,8 @@ class RestSession:
                          if config.throttle is not None else None)
         self.limiter = RestRateLimiter(config.rate_limit_reserve)
         self._reporter = HealthReporter(self.health, self.notify, clock)
+        if metrics is not None:
+            metrics.venue_state.set(self.health.state.gauge)
         parts = urlsplit(config.base_url)
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._prefix = parts.path.rstrip("/")
@@ -189,7 +193,7 @@ class RestSession:
             now = clock.monotonic()
             self._reporter.poll(now)
             health = self.health
-            if health.state.value == "BLOCKED":
+            if health.state is VenueState.BLOCKED:
                 raise errors.Blocked(f"{endpoint}: venue BLOCKED; nothing is sent until reset",
                                      kind="blocked", endpoint=endpoint)
             wait = 0.0
@@ -229,12 +233,16 @@ class RestSession:
         timeouts = cfg.timeouts
         self.sent_total += 1
         try:
-            return await self._transport.send(
-                verb, self._origin + path_qs, headers, payload or None,
-                connect_s=min(timeouts.connect_s, remaining),
-                sock_read_s=min(timeouts.sock_read_s, remaining))
+            async with asyncio.timeout(remaining):  # a trickling response cannot outlive it
+                return await self._transport.send(
+                    verb, self._origin + path_qs, headers, payload or None,
+                    connect_s=min(timeouts.connect_s, remaining),
+                    sock_read_s=min(timeouts.sock_read_s, remaining))
         except TransportFailure as failure:
             return failure.outcome
+        except TimeoutError:
+            # the deadline cut the exchange short; whether it was sent is unknown: ambiguous
+            return Outcome(transport=Transport.READ_TIMEOUT, sent=True)
 
     def _observe(self, response: RawResponse | Outcome, endpoint: str) -> Classification:
         now = self.clock.monotonic()
@@ -276,7 +284,8 @@ class RestSession:
         text = f"{endpoint}: {kind.value}" + (f" ({cls.message})" if cls.message else "")
         if cls.ambiguous:
             if not idempotent:
-                self.notify.log("order.unknown", endpoint=endpoint, cl_ord_id=cl_ord_id,
+                # rest.ambiguous, not order.unknown: the order layer owns the order's state
+                self.notify.log("rest.ambiguous", endpoint=endpoint, cl_ord_id=cl_ord_id,
                                 kind=kind.value)
                 raise errors.AmbiguousOutcome(f"{text}: outcome unknown, look it up",
                                               cl_ord_id=cl_ord_id, **common)

@@ -21,6 +21,7 @@ Public API::
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from yarl import URL
 
 from venueguard.core.classify import Outcome, Transport
 
-__all__ = ["HttpTransport", "RawResponse", "Timeouts", "TransportFailure"]
+__all__ = ["HttpTransport", "RawResponse", "Timeouts", "TransportFailure", "transport_failure"]
 
 _MAX_BODY_BYTES = 8 * 1024 * 1024
 
@@ -66,11 +67,16 @@ class TransportFailure(Exception):
         self.detail = detail
 
 
-def _failure(exc: BaseException, sent: bool) -> tuple[Transport, bool]:
+def transport_failure(exc: BaseException, sent: bool) -> tuple[Transport, bool]:
+    """What a library exception means below HTTP, and whether the request was written."""
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return Transport.DNS, False
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
         return Transport.TLS, False
+    if isinstance(exc, socket.gaierror):
+        return Transport.DNS, False
+    if isinstance(exc, ConnectionRefusedError):
+        return Transport.CONNECTION_REFUSED, False
     if isinstance(exc, aiohttp.ClientConnectorError):
         refused = isinstance(exc.os_error, ConnectionRefusedError)
         return (Transport.CONNECTION_REFUSED if refused else Transport.OTHER), False
@@ -130,7 +136,7 @@ class HttpTransport:
                 return RawResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()},
                                    raw, time.monotonic() - start)
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-            failure, sent = _failure(exc, marker.sent)
+            failure, sent = transport_failure(exc, marker.sent)
             raise TransportFailure(Outcome(transport=failure, sent=sent),
                                    f"{failure.value}: {type(exc).__name__}") from exc
 

@@ -147,22 +147,27 @@ class MdState:
 
     # ---- the hot path --------------------------------------------------------------------------
 
-    def on_frame(self, payload: bytes, now: float, wall_ms: int) -> None:
-        """Feed one text frame. Never raises on bad input (malformed frames are counted)."""
+    def on_frame(self, payload: bytes, now: float, wall_ms: int) -> bool:
+        """Feed one text frame; True when the session must look (control frame, resync).
+
+        Never raises on bad input (malformed frames are counted).
+        """
         self.counters.frames += 1
         try:
             msg = decode(payload)
         except MessageError:
             self.counters.malformed += 1
             self.liveness.on_inbound(now)
-            return
+            return False
         if type(msg) is TableMessage:
             self._on_table(msg, payload, now, wall_ms)
-        elif type(msg) is Pong:
+            return self.resync_reason is not None
+        if type(msg) is Pong:
             self.liveness.on_pong(now)
-        else:
-            self.liveness.on_inbound(now)
-            self._control.append(msg)
+            return False
+        self.liveness.on_inbound(now)
+        self._control.append(msg)
+        return True
 
     def _channel(self, table: str, symbol: str | None) -> str:
         key = (table, symbol)

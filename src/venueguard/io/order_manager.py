@@ -439,7 +439,11 @@ class OrderManager:
                 else None, text=intent.text)
         except asyncio.CancelledError:
             self._outcome_unknown(cl, "cancelled while in flight")
-            self.journal.append_transitions(self._take_pending())  # short; we are unwinding
+            items = self._take_pending()
+            try:
+                self.journal.append_transitions(items)   # one short write while unwinding
+            except Exception:
+                self._pending[:0] = items                # the next flush retries them
             raise
         except BaseException as exc:
             self._on_send_failure(cl, exc)
@@ -453,7 +457,7 @@ class OrderManager:
             table.on_acked(cl, order_id, now)
             self.reconciler.on_ws_order_rows([row], now, self.clock.wall_ms())
         else:                                     # a 200 that is not this order's row
-            table.on_ambiguous(cl, "answer without the order's row", now)
+            self._own(cl, o.Ambiguous("answer without the order's row"))
         self._drain()
         self._wake.set()
         await self.flush()
@@ -472,27 +476,34 @@ class OrderManager:
 
     def _on_send_failure(self, cl: str, exc: BaseException) -> None:
         """Map a failed POST /order onto the table: not processed, refused, or UNKNOWN."""
-        now, table = self.clock.monotonic(), self.table
+        reason = _reason(exc)
         if isinstance(exc, errors.DuplicateClOrdID):
-            table.on_duplicate(cl, now)          # it exists: the lookup finds it
-            self._outcome_unknown(cl, "duplicate clOrdID", applied=True)
+            self._own(cl, o.DuplicateClOrdID())  # it exists: the lookup finds it
         elif isinstance(exc, errors.AmbiguousOutcome):
-            self._outcome_unknown(cl, f"{exc.kind} {exc.status or ''}".strip())
+            self._own(cl, o.Ambiguous(f"{exc.kind} {exc.status or ''}".strip()))
         elif isinstance(exc, errors.Rejected) and not isinstance(exc, _NOT_SENT):
-            table.on_rejected(cl, _reason(exc), not_processed=False, now=now)
+            self._own(cl, o.Rejected(reason, not_processed=False))
         elif isinstance(exc, _NOT_SENT) or (isinstance(exc, errors.BudgetExhausted)
                                             and exc.kind in NOT_PROCESSED_KINDS):
-            table.on_rejected(cl, _reason(exc), not_processed=True, now=now)
-            table.on_withdrawn(cl, "not processed: " + _reason(exc), now)
+            if self._own(cl, o.Rejected(reason, not_processed=True)):
+                self._own(cl, o.Withdrawn("not processed: " + reason))
         else:                                     # anything else may have been processed
-            self._outcome_unknown(cl, type(exc).__name__)
+            self._own(cl, o.Ambiguous(type(exc).__name__))
         self._drain()
         self._wake.set()
 
-    def _outcome_unknown(self, cl: str, reason: str, *, applied: bool = False) -> None:
-        if not applied:
-            self.table.on_ambiguous(cl, reason, self.clock.monotonic())
+    def _outcome_unknown(self, cl: str, reason: str) -> None:
+        self._own(cl, o.Ambiguous(reason))
         self._drain()
+
+    def _own(self, cl: str, event: o.Event) -> bool:
+        """Apply the outcome of our own request, unless venue evidence that arrived while it
+        was in flight (a websocket row, a lookup) already moved the order on: the venue's word
+        wins over what our request's failure suggests. True when applied."""
+        order = self.table.orders[cl]
+        if (order.state, o.event_kind(event)) not in o.TRANSITIONS:
+            return False
+        return self.table.apply(cl, event, self.clock.monotonic()) is not None
 
     async def cancel(self, cl_ord_id: str) -> None:
         """Cancel one order by clOrdID (open or UNKNOWN); the rows decide its state."""
@@ -508,9 +519,9 @@ class OrderManager:
             rows = await self.rest.cancel_orders(cl_ord_ids=[cl_ord_id])
         except errors.VenueError as exc:
             if isinstance(exc, errors.AmbiguousOutcome | errors.BudgetExhausted):
-                self.table.on_ambiguous(cl_ord_id, _reason(exc), self.clock.monotonic())
+                self._own(cl_ord_id, o.Ambiguous(_reason(exc)))
             elif order.state is S.PENDING_CANCEL:
-                self.table.apply(cl_ord_id, o.CancelRejected(_reason(exc)), self.clock.monotonic())
+                self._own(cl_ord_id, o.CancelRejected(_reason(exc)))
         else:
             self.reconciler.on_cancel_rows(self._ours(rows), self.clock.monotonic())
         self._drain()

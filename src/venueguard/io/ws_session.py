@@ -31,14 +31,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 from venueguard.core.backoff import Backoff, BackoffConfig, RandomSource
-from venueguard.core.book import LegacyIds, OrderBook
+from venueguard.core.book import LegacyIds
 from venueguard.core.classify import Action, Classification, Kind, Outcome, classify
 from venueguard.core.liveness import DEFAULT_QUIET_CHANNELS, LivenessConfig, SendPing, Stale
 from venueguard.core.liveness import Fresh as FreshDecision
@@ -48,9 +47,10 @@ from venueguard.io import md_events as ev
 from venueguard.io.clock import SYSTEM_CLOCK, Clock, LoopLag
 from venueguard.io.errors import StreamError
 from venueguard.io.md_state import MdSink, MdState, MdStateConfig
+from venueguard.io.md_views import BookView, EventStream
 from venueguard.io.notify import Notifier
 from venueguard.io.ratelimit import OpenRateLimiter
-from venueguard.io.ws_transport import ConnectFailed, WsConnection, WsConnector, connect_picows
+from venueguard.io.ws_transport import ConnectFailed, WsConnection, WsConnector, connect_aiohttp
 from venueguard.telemetry.alerts import Alerts
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
@@ -100,53 +100,6 @@ class MdConfig:
             raise ValueError("api_key and api_secret go together")
 
 
-class BookView:
-    """One symbol's book as the session sees it; freshness is read from the session's clock."""
-
-    def __init__(self, session: MarketDataSession, table: str, symbol: str) -> None:
-        self._session = session
-        self.table = table
-        self.symbol = symbol
-
-    @property
-    def book(self) -> OrderBook:
-        return self._session.state.books[self.table].book(self.symbol)
-
-    @property
-    def age_s(self) -> float:
-        """Seconds since this book was last known current (``inf`` before its first partial)."""
-        book = self.book
-        if not book.valid or book.last_update_now is None:
-            return float("inf")
-        known = book.last_update_now
-        last_data = self._session.state.last_data_now
-        if last_data is not None and last_data > known:
-            known = last_data  # a later message on the same ordered stream: nothing was missed
-        return max(0.0, self._session.clock.monotonic() - known)
-
-    @property
-    def is_fresh(self) -> bool:
-        """In sync, on a live (not stale) connection, and current within ``book_max_age_s``."""
-        session = self._session
-        return (session.live and self.book.valid
-                and self.age_s <= session.book_max_age_s)
-
-    def best_bid(self) -> tuple[float, float] | None:
-        return self.book.best_bid()
-
-    def best_ask(self) -> tuple[float, float] | None:
-        return self.book.best_ask()
-
-    def mid(self) -> float | None:
-        return self.book.mid()
-
-    def spread(self) -> float | None:
-        return self.book.spread()
-
-    def sides(self) -> dict[str, dict[float, float]]:
-        return self.book.sides()
-
-
 class _ConnectionEnded(Exception):
     def __init__(self, reason: str, classification: Classification | None = None) -> None:
         super().__init__(reason)
@@ -159,11 +112,15 @@ class MarketDataSession:
 
     def __init__(self, config: MdConfig, *, events: EventLog | None = None,
                  metrics: Metrics | None = None, alerts: Alerts | None = None,
-                 clock: Clock = SYSTEM_CLOCK, connector: WsConnector = connect_picows,
+                 clock: Clock = SYSTEM_CLOCK, connector: WsConnector = connect_aiohttp,
                  rng: RandomSource | None = None, lag: LoopLag | None = None) -> None:
         self.config = config
         self.clock = clock
+        self._monotonic = clock.monotonic  # bound once: read per frame
+        self._wall_ms = clock.wall_ms
         self.notify = Notifier(events, metrics, alerts)
+        if config.api_secret:
+            self.notify.events.register_secret(config.api_secret)  # never logged, even by mistake
         self.rules = config.rules or default_rules()
         self.book_max_age_s = config.book_max_age_s or config.liveness.max_data_age_s
         self._connector = connector
@@ -384,6 +341,8 @@ class MarketDataSession:
         self.state.begin(now)
         self.connected_at = now
         self.notify.log("ws.connected", url=self.config.url, attempt=self.attempt)
+        if self.notify.metrics is not None and self.disconnected_at is not None:
+            self.notify.metrics.ws_reconnect_seconds.observe(now - self.disconnected_at)
         self._push(ev.Connected(now, self.attempt))
         try:
             self._start_session(conn)
@@ -524,9 +483,7 @@ class MarketDataSession:
     # ---- frames (called by the transport, synchronously) ----------------------------------------
 
     def _on_text(self, payload: bytes) -> None:
-        state = self.state
-        state.on_frame(payload, self.clock.monotonic(), self.clock.wall_ms())
-        if state.has_control or state.resync_reason is not None:
+        if self.state.on_frame(payload, self._monotonic(), self._wall_ms()):
             self._wake.set()
 
     def _on_pong_frame(self) -> None:
@@ -601,31 +558,3 @@ class _Frames:
     def on_closed(self) -> None:
         if self._serial == self._session._serial:
             self._session._on_closed()
-
-
-class EventStream:
-    """An async iterator over a session's events; ``close()`` (or the session's end) ends it."""
-
-    def __init__(self, session: MarketDataSession, maxlen: int) -> None:
-        self._session = session
-        self.queue: deque[ev.MdEvent] = deque(maxlen=maxlen)
-        self.ready = asyncio.Event()
-        self._closed = False
-
-    def __aiter__(self) -> EventStream:
-        return self
-
-    async def __anext__(self) -> ev.MdEvent:
-        while True:
-            if self.queue:
-                return self.queue.popleft()
-            if self._closed or self._session._closed.is_set():
-                self.close()
-                raise StopAsyncIteration
-            self.ready.clear()
-            await self.ready.wait()
-
-    def close(self) -> None:
-        self._closed = True
-        self.ready.set()
-        self._session._drop_stream(self)

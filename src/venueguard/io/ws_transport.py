@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import aiohttp
 
 from venueguard.core.classify import Outcome, Transport
+from venueguard.io.http_transport import transport_failure
 
 __all__ = [
     "ConnectFailed",
@@ -83,15 +83,8 @@ class ConnectFailed(Exception):
 
 
 def _transport_failure(exc: BaseException) -> Transport:
-    if isinstance(exc, socket.gaierror | aiohttp.ClientConnectorDNSError):
-        return Transport.DNS
-    if isinstance(exc, ConnectionRefusedError):
-        return Transport.CONNECTION_REFUSED
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return Transport.CONNECT_TIMEOUT
-    if isinstance(exc, ConnectionResetError):
-        return Transport.CONNECTION_RESET
-    return Transport.OTHER
+    failure, _ = transport_failure(exc, sent=False)
+    return Transport.CONNECT_TIMEOUT if failure is Transport.READ_TIMEOUT else failure
 
 
 # ---- picows -----------------------------------------------------------------------------------

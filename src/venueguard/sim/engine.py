@@ -210,8 +210,8 @@ class Engine:
         """Current market intensity ``1 + excitation`` (about 1 calm, more in a burst)."""
         market = self.markets.get(symbol) if symbol is not None else None
         if market is None:
-            return max(m.intensity() for m in self.markets.values())
-        return market.intensity()
+            return max(m.intensity(self._now_ms) for m in self.markets.values())
+        return market.intensity(self._now_ms)
 
     # ------------------------------------------------------------- time flow
     def advance(self, now_ms: int) -> None:

@@ -101,8 +101,12 @@ class Market:
         self._seed_book(start_ticks, start_ms)
 
     # ------------------------------------------------------------------ state
-    def intensity(self) -> float:
-        return 1.0 + self.excitation
+    def intensity(self, now_ms: float | None = None) -> float:
+        """``1 + E``, decayed from the last event to ``now_ms`` when given."""
+        excitation = self.excitation
+        if now_ms is not None and now_ms > self.t_ms:
+            excitation *= math.exp(-(now_ms - self.t_ms) / self.params.tau_ms)
+        return 1.0 + excitation
 
     def mid_price(self) -> float:
         bid, _, ask, _ = self.book.top()
@@ -155,19 +159,19 @@ class Market:
         t = self.next_t
         t_prev = self.t_ms
         excitation = self.excitation
+        next_shock_ms = self.next_shock_ms
         count = 0
         while t <= horizon_ms:
             dt = t - t_prev
             t_prev = t
             excitation *= exp(-dt * decay_per_ms)
-            if t >= self.next_shock_ms:  # a shock candidate (Ogata thinning) is due
+            if t >= next_shock_ms:  # a shock candidate (Ogata thinning) is due
                 rate_now = params.shock_rate_per_s + params.shock_beta_per_s * excitation
                 if rand() * self._shock_bound <= rate_now:
                     excitation += -log(1.0 - rand()) * params.shock_jump_mean
                     rate_now = params.shock_rate_per_s + params.shock_beta_per_s * excitation
                 self._shock_bound = rate_now  # the rate only decays until the next jump
-                self.next_shock_ms = t + -log(1.0 - rand()) / (rate_now / 1000)
-            self.excitation = excitation
+                next_shock_ms = self.next_shock_ms = t + -log(1.0 - rand()) / (rate_now / 1000)
             self.fair += (rand() - 0.5) * vol * sqrt(dt * (1.0 + excitation))
             now_ms = int(t)
             ts = iso(now_ms)
@@ -211,6 +215,7 @@ class Market:
                 self._quote_changed(now_ms, ts)
             count += 1
             t += -log(1.0 - rand()) / (base_per_ms * (1.0 + excitation))
+        self.excitation = excitation
         self.t_ms = t_prev
         self.next_t = t
         self.events += count

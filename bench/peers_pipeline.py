@@ -1,0 +1,334 @@
+"""Book pipeline throughput against peers, all reading the same simulator stream.
+
+One recording of ``--messages`` BitMEX ``orderBookL2`` messages (a partial, then inserts, updates
+and deletes from the seeded market process) is served by ``venueguard sim --replay FILE
+--replay-speed 0`` in a separate process: every connection that subscribes gets the identical
+stream, as fast as it reads it. Each client runs in turn in this process and is timed from its
+first message to its last:
+
+* venueguard: :class:`~venueguard.io.ws_session.MarketDataSession` (picows transport, every
+  timestamp and order check on, local book maintained);
+* ccxt 4.5.78 ``ccxt.pro.bitmex().watch_order_book`` with its URLs pointed at the simulator, as
+  shipped, and with aiohttp's per-message byte accounting corrected in this benchmark only
+  (DESIGN.md 5: as shipped it gives back one message's overhead per batch it drains, so aiohttp's
+  queue looks ever fuller, pauses the socket for good, and the stream stops with the socket open);
+* a plain baseline: ``websockets`` + ``orjson`` + a dict book keyed by id;
+* the decode-only ceiling: ``orjson.loads`` over the same frames in memory (no socket).
+
+Printed per client: messages/s (wall, first to last message), messages per CPU-second of this
+process (the simulator's CPU is not counted), and ratios to venueguard.
+
+    .venv/bin/python bench/peers_pipeline.py                   # 200,000 messages, best of 3
+    .venv/bin/python bench/peers_pipeline.py --messages 500000 --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SYMBOL = "XBTUSD"
+TOPIC = f"orderBookL2:{SYMBOL}"
+CCXT_SYMBOL = "BTC/USD:BTC"
+
+
+# ------------------------------------------------------------------------------ the stream
+def record_stream(path: Path, n_messages: int, *, seed: int = 7,
+                  rate_msgs_s: float = 50_000.0) -> int:
+    """Write a replayable recording: one partial, then ``n_messages`` book deltas."""
+    from venueguard.sim.engine import Engine
+    from venueguard.sim.instruments import instruments_for
+
+    start_ms = int(time.time() * 1000)
+    engine = Engine(instruments_for((SYMBOL,)), seed=seed, rate_msgs_s=rate_msgs_s,
+                    start_ms=start_ms)
+    engine.advance(start_ms + 1)
+    engine.drain_updates()
+    written, now_ms = 0, start_ms + 1
+    with path.open("wb") as out:
+        out.write(orjson.dumps(engine.partial("orderBookL2", SYMBOL)) + b"\n")
+        while written < n_messages:
+            now_ms += 20
+            engine.advance(now_ms)
+            for update in engine.drain_updates():
+                if update.table == "orderBookL2" and update.symbol == SYMBOL \
+                        and written < n_messages:
+                    out.write(orjson.dumps({"table": update.table, "action": update.action,
+                                            "data": update.rows}) + b"\n")
+                    written += 1
+    return written
+
+
+@contextlib.asynccontextmanager
+async def simulator(*args: str) -> AsyncIterator[str]:
+    """``venueguard sim ARGS`` in a child process; yields its base URL (http://...)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "venueguard", "sim", "--port", "0", *args,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip()
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"simulator did not start: {line!r}")
+        yield line.removeprefix("listening on ")
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+def ws_url(base_url: str) -> str:
+    return base_url.replace("http://", "ws://", 1) + "/realtime"
+
+
+class Timing:
+    """First-to-last message timing plus this process's CPU over the same span."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first_wall: float | None = None
+        self.first_cpu = 0.0
+        self.last_wall = 0.0
+        self.last_cpu = 0.0
+
+    def tick(self, n: int = 1) -> None:
+        now = time.perf_counter()
+        if self.first_wall is None:
+            self.first_wall, self.first_cpu = now, time.process_time()
+        self.count += n
+        self.last_wall = now
+
+    def stop(self) -> None:
+        """At the end (CPU after a stall wait is idle time, close to nothing)."""
+        self.last_cpu = time.process_time()
+
+    def rates(self) -> tuple[float, float]:
+        wall = self.last_wall - (self.first_wall or self.last_wall)
+        cpu = self.last_cpu - self.first_cpu
+        msgs = max(0, self.count - 1)
+        return (msgs / wall if wall > 0 else 0.0, msgs / cpu if cpu > 0 else 0.0)
+
+
+# ------------------------------------------------------------------------------ clients
+async def run_venueguard(base_url: str, total: int, stall_s: float) -> Timing:
+    from venueguard.core.liveness import DEFAULT_QUIET_CHANNELS, LivenessConfig
+    from venueguard.io.ws_session import MarketDataSession, MdConfig
+
+    # recorded timestamps age while the benchmark runs: a wide bound keeps every check on
+    liveness = LivenessConfig(ping_after_s=5.0, pong_timeout_s=5.0, max_data_age_s=10.0,
+                              quiet_channels=DEFAULT_QUIET_CHANNELS | {"trade"},
+                              max_ts_age_ms=3_600_000, future_tolerance_ms=3_600_000)
+    session = MarketDataSession(MdConfig(url=ws_url(base_url), topics=(TOPIC,),
+                                         liveness=liveness))
+    timing = Timing()
+    async with session:
+        # every text frame counts (welcome and subscribe ack included, hence + 2)
+        await _follow(lambda: session.state.counters.frames, timing, total + 2, stall_s)
+        counters = session.state.counters
+        # the recording holds a few byte-identical repeats, which venueguard drops as duplicates
+        if not session.book(SYMBOL).book.valid or counters.gaps or counters.resyncs:
+            raise RuntimeError(f"venueguard's book is not in sync at the end: {counters}")
+    timing.count -= 2
+    return timing
+
+
+async def _follow(counter: Callable[[], int], timing: Timing, total: int, stall_s: float) -> None:
+    """Poll a message counter until ``total`` (or no progress for ``stall_s``)."""
+    seen, progress_at = 0, time.monotonic()
+    while seen < total:
+        await asyncio.sleep(0.002)
+        now_count = counter()
+        if now_count > seen:
+            timing.tick(now_count - seen)
+            seen, progress_at = now_count, time.monotonic()
+        elif time.monotonic() - progress_at > stall_s:
+            return
+    timing.stop()
+
+
+def _ccxt_exchange(base_url: str) -> Any:
+    import ccxt.pro as ccxt_pro
+
+    class Counting(ccxt_pro.bitmex):  # type: ignore[misc, name-defined]
+        book_messages = 0
+
+        def handle_order_book(self, client: Any, message: Any) -> Any:
+            self.book_messages += 1
+            return super().handle_order_book(client, message)
+
+    exchange = Counting({"newUpdates": False})
+    exchange.urls["api"] = {**exchange.urls["api"], "public": base_url, "private": base_url,
+                            "ws": ws_url(base_url)}
+    return exchange
+
+
+@contextlib.contextmanager
+def ccxt_accounting_corrected() -> Any:
+    """Give aiohttp back every drained message's byte accounting (this benchmark only).
+
+    Before ccxt folds the sizes of the messages it drains into the head of aiohttp's queue, this
+    drains them itself and folds each message's size plus aiohttp's per-message overhead, so
+    the queue's size goes back to what it holds.
+    """
+    from aiohttp._websocket.reader_py import MSG_SIZE_OVERHEAD
+    from ccxt.async_support.base.ws.client import Client
+
+    original = Client.receive_loop
+
+    def receive_loop(self: Any) -> Any:
+        buffer = None if self.closed() else self.buffer
+        if buffer is not None and len(buffer) > 1:
+            extra = 0
+            while len(buffer) > 1:
+                message, size = buffer.popleft()
+                extra += size + MSG_SIZE_OVERHEAD
+                self.handle_message(message)
+            head, head_size = buffer[0]
+            buffer[0] = (head, head_size + extra)
+        return original(self)
+
+    Client.receive_loop = receive_loop
+    try:
+        yield
+    finally:
+        Client.receive_loop = original
+
+
+async def run_ccxt(base_url: str, total: int, stall_s: float) -> tuple[Timing, bool]:
+    """Returns the timing and whether the socket was still open when the stream stopped."""
+    exchange = _ccxt_exchange(base_url)
+    timing = Timing()
+    await exchange.load_markets()
+
+    async def watch() -> None:
+        while True:
+            await exchange.watch_order_book(CCXT_SYMBOL)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await _follow(lambda: exchange.book_messages, timing, total, stall_s)
+        clients = list(exchange.clients.values())
+        still_open = any(not c.closed() for c in clients)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(BaseException):
+            await watcher
+        await exchange.close()
+    return timing, still_open
+
+
+async def run_plain(base_url: str, total: int, stall_s: float) -> Timing:
+    import websockets
+
+    timing = Timing()
+    book: dict[int, dict[str, Any]] = {}
+    async with websockets.connect(ws_url(base_url), max_size=None) as ws:
+        await ws.send(orjson.dumps({"op": "subscribe", "args": [TOPIC]}).decode())
+        while timing.count < total:
+            try:
+                async with asyncio.timeout(stall_s):
+                    raw = await ws.recv()
+            except TimeoutError:
+                break
+            msg = orjson.loads(raw)
+            rows = msg.get("data") if isinstance(msg, dict) else None
+            if not isinstance(rows, list):
+                continue
+            action = msg.get("action")
+            if action == "partial":
+                book = {row["id"]: row for row in rows}
+            elif action == "delete":
+                for row in rows:
+                    book.pop(row["id"], None)
+            elif action == "insert":
+                for row in rows:
+                    book[row["id"]] = row
+            else:
+                for row in rows:
+                    level = book.get(row["id"])
+                    if level is not None:
+                        level.update(row)
+            timing.tick()
+        timing.stop()
+    return timing
+
+
+def decode_ceiling(path: Path, rounds: int) -> float:
+    frames = path.read_bytes().splitlines()
+    best = 0.0
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for frame in frames:
+            orjson.loads(frame)
+        best = max(best, len(frames) / (time.perf_counter() - started))
+    return best
+
+
+# ------------------------------------------------------------------------------ main
+async def best_of(rounds: int, run: Callable[[], Awaitable[Timing]]) -> Timing:
+    best: Timing | None = None
+    for _ in range(rounds):
+        timing = await run()
+        if best is None or timing.rates()[0] > best.rates()[0]:
+            best = timing
+    assert best is not None
+    return best
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="vg-bench-") as tmp:
+        path = Path(tmp) / "book.jsonl"
+        n = record_stream(path, args.messages)
+        total = n + 1  # the partial counts as a message for every client
+        print(f"stream: 1 partial + {n:,} orderBookL2 deltas, served by venueguard sim --replay "
+              f"(speed 0) in its own process; best of {args.rounds}")
+        async with simulator("--replay", str(path), "--replay-speed", "0") as base:
+            vg = await best_of(args.rounds, lambda: run_venueguard(base, total, args.stall_s))
+            plain = await best_of(args.rounds, lambda: run_plain(base, total, args.stall_s))
+            shipped, open_after = await run_ccxt(base, total, args.stall_s)
+            with ccxt_accounting_corrected():
+                fixed_runs = [await run_ccxt(base, total, args.stall_s)
+                              for _ in range(args.rounds)]
+            fixed = max((t for t, _ in fixed_runs), key=lambda t: t.rates()[0])
+        ceiling = decode_ceiling(path, args.rounds)
+    vg_wall, vg_cpu = vg.rates()
+    rows = [("venueguard MarketDataSession", vg),
+            ("websockets + orjson + dict book", plain),
+            ("ccxt 4.5.78 (accounting corrected)", fixed)]
+    print(f"{'client':<38} {'msgs':>9} {'msgs/s wall':>12} {'msgs/CPU-s':>12} "
+          f"{'vs venueguard':>14}")
+    for name, timing in rows:
+        wall, cpu = timing.rates()
+        print(f"{name:<38} {timing.count:>9,} {wall:>12,.0f} {cpu:>12,.0f} "
+              f"{wall / vg_wall if vg_wall else 0:>13.2f}x")
+    print(f"{'decode-only ceiling (orjson.loads)':<38} {total:>9,} {ceiling:>12,.0f} "
+          f"{ceiling:>12,.0f} {ceiling / vg_wall if vg_wall else 0:>13.2f}x")
+    stalled = shipped.count < total
+    print(f"\nccxt 4.5.78 as shipped: {shipped.count:,} of {total:,} messages"
+          + (f", then stopped reading for good (no message in {args.stall_s:g} s; socket "
+             f"{'still open' if open_after else 'closed'})" if stalled else " (no stall)"))
+    print(f"venueguard vs ccxt (corrected): {vg_wall / max(1.0, fixed.rates()[0]):.2f}x "
+          f"wall, {vg_cpu / max(1.0, fixed.rates()[1]):.2f}x per CPU-second; "
+          f"vs plain websockets: {vg_wall / max(1.0, plain.rates()[0]):.2f}x wall")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stall-s", type=float, default=5.0,
+                        help="a client with no new message for this long has stalled")
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
