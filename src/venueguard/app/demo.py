@@ -46,9 +46,9 @@ class BookLike(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DemoConfig:
-    step_s: float = 1.0
-    max_open: int = 2
-    order_ttl_s: float = 6.0
+    step_s: float = 0.5
+    max_open: int = 3
+    order_ttl_s: float = 5.0
     min_offset_ticks: int = 2
     max_offset_ticks: int = 8
     lots: int = 1                   # order size in lots

@@ -14,7 +14,9 @@ so an instrument's stream does not depend on how often ``advance`` is called. In
 interleaved in slices of ``SLICE_MS`` of simulated time (exactly at timer deadlines).
 
 Additions to the documented interface (all optional keywords or extra members):
-``Engine(..., publish_l2_25=True, mark_interval_ms=1000, max_pending_updates=2_000_000)``;
+``Engine(..., publish_l2_25=True, mark_interval_ms=1000, max_pending_updates=2_000_000,
+burstiness=1.0)`` (``burstiness`` scales how often volatility bursts start; 0 gives a calm
+market whose intensity stays 1);
 instruments may also be given as symbol names; ``Engine.symbols``, ``Engine.now_ms``,
 ``Engine.spec(symbol)``, ``Engine.dropped_updates`` (updates discarded because nobody drained
 beyond ``max_pending_updates``), ``Engine.market_events`` (events run so far) and
@@ -31,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from venueguard.sim.book import Book
 from venueguard.sim.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec
-from venueguard.sim.market import Market
+from venueguard.sim.market import Market, MarketParams
 from venueguard.sim.matching import DMS_TEXT, Account
 from venueguard.sim.model import SimError, Update
 from venueguard.sim.orders import order_row
@@ -53,7 +55,7 @@ class Engine:
         self, instruments: Iterable[InstrumentSpec | str], *, seed: int, rate_msgs_s: float,
         book_format: str = "modern", account: int = 1, start_ms: int,
         publish_l2_25: bool = True, mark_interval_ms: int = 1000,
-        max_pending_updates: int = 2_000_000,
+        max_pending_updates: int = 2_000_000, burstiness: float = 1.0,
     ) -> None:
         if book_format not in BOOK_FORMATS:
             raise ValueError(f"book_format must be one of {BOOK_FORMATS}, not {book_format!r}")
@@ -80,7 +82,7 @@ class Engine:
                         publish_l2_25=publish_l2_25, first_id=(index + 1) * 10_000_000_000)
             self.markets[spec.symbol] = Market(
                 spec, book, seed=rng_seed, rate_events_s=per_symbol, start_ms=start_ms,
-                out=self._out, iso=self.iso,
+                out=self._out, iso=self.iso, params=MarketParams().scaled(burstiness),
             )
         self.account = Account(account, self.markets, self._out, self.iso,
                                random.Random(f"{seed}:account"))
