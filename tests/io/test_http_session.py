@@ -150,13 +150,18 @@ async def test_bad_signature_is_an_auth_error_without_secrets() -> None:
 
 async def test_blocked_venue_sends_nothing_more() -> None:
     page = b"<html><title>Access denied | 1010</title>Error code: 1010</html>"
-    rest, wire, log = session([(403, page, {})])
+    rest, wire, log = session([(403, page, {}), (200, b"[]", {})])
     with pytest.raises(errors.Blocked):
         await rest.get_positions()
     with pytest.raises(errors.Blocked):
         await rest.get_positions()
     assert len(wire.calls) == 1
     assert log.recent(event="venue.state")[-1]["state"] == "BLOCKED"
+    assert rest.poll() is None  # no timer ends a block
+    rest.reset_venue("banned IP replaced")
+    assert log.recent(event="venue.state")[-1]["state"] == "HEALTHY"
+    await rest.get_positions()  # sent again after the explicit reset
+    assert len(wire.calls) == 2
 
 
 async def test_rate_limit_headers_feed_the_limiter() -> None:
@@ -192,3 +197,13 @@ async def test_convenience_methods_build_bitmex_requests() -> None:
         await rest.cancel_orders()
     with pytest.raises(errors.ConfigError):
         await rest.amend_order(price=1.0)
+
+
+async def test_unencodable_request_is_a_config_error_and_nothing_is_sent() -> None:
+    rest, wire, _ = session([(200, b"[]", {})])
+    with pytest.raises(errors.ConfigError) as failed:
+        await rest.request("POST", "/order", body={"price": object()})
+    assert isinstance(failed.value.__cause__, TypeError)
+    with pytest.raises(errors.ConfigError):
+        await rest.get_orders(filter={"bad": {1, 2}})
+    assert wire.calls == []

@@ -329,3 +329,17 @@ async def test_an_answer_that_is_not_the_orders_row_is_unknown(tmp_path: Path) -
     clock.advance(1.0)
     await manager.step()
     assert order.state is S.NEW and venue.posts == [order.cl_ord_id]
+
+
+async def test_malformed_private_rows_are_reported_and_skipped(tmp_path: Path) -> None:
+    venue, events = FakeVenue(), EventLog()
+    manager = await make(tmp_path, venue, ManualClock(), events=events)
+    order = await manager.submit(INTENT)
+    good = {"execType": "Trade", "execID": "e-1", "clOrdID": order.cl_ord_id,
+            "orderID": order.order_id, "symbol": "XBTUSD", "side": "Buy", "lastQty": 100,
+            "lastPx": 49_000.0, "leavesQty": 0, "ordStatus": "Filled", "cumQty": 100}
+    bad = dict(good, execID="e-2", lastQty="lots")
+    manager.on_rows("execution", "insert", [bad, "not a row", good])  # type: ignore[list-item]
+    assert order.state is S.FILLED and manager.position("XBTUSD") == 100
+    (report,) = events.recent(event="reconcile.bad_row")
+    assert report["exec_id"] == "e-2"

@@ -187,3 +187,29 @@ def test_recorded_data_with_old_timestamps_is_accepted_when_checks_are_off() -> 
                    WALL_MS + 10**9)
     assert state.books["orderBookL2"].book("XBTUSD").sides()["Buy"] == {100.0: 7}
     assert state.counters.rejected == 0
+
+
+@pytest.mark.parametrize(("shift_ms", "reason"), [(-5_000, "stale"), (5_000, "future")])
+def test_a_partial_older_than_the_bound_is_not_a_fresh_image(shift_ms: int, reason: str) -> None:
+    state, rec = make()
+    state.begin(1.0)
+    old = frame("orderBookL2", "partial", [level(1, "Sell", 10, 101.0, WALL_MS + shift_ms),
+                                           level(2, "Buy", 20, 100.0, WALL_MS + shift_ms)],
+                filter={"symbol": "XBTUSD"})
+    state.on_frame(old, 1.1, WALL_MS)
+    assert rec.rejected == [reason]
+    assert not state.books["orderBookL2"].book("XBTUSD").valid
+    assert state.resync_reason is not None and "partial" in state.resync_reason
+
+
+def test_data_before_the_ack_counts_for_the_topic_being_subscribed() -> None:
+    """Regression: a partial that beats its ack must refresh the subscribed (symbol-less) topic,
+    not create a channel nobody watches while the subscribed one looks silent."""
+    state = MdState(MdStateConfig())
+    state.begin(0.0)
+    state.expect(["orderBookL2_25"])
+    partial = frame("orderBookL2_25", "partial", [level(1, "Sell", 1, 101.0)],
+                    filter={"symbol": "XBTUSD"})
+    state.on_frame(partial, 0.5, WALL_MS)
+    state.on_subscribed("orderBookL2_25", 0.6)
+    assert state.liveness.channels == ("orderBookL2_25",)

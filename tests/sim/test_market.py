@@ -206,3 +206,18 @@ def test_generation_rate_has_a_generous_floor() -> None:
     elapsed = max(time.process_time() - started, 1e-9)
     assert messages > 20_000
     assert messages / elapsed > 5_000
+
+
+def test_burstiness_zero_gives_a_calm_market() -> None:
+    engine = Engine(["XBTUSD"], seed=5, rate_msgs_s=300, start_ms=T0, burstiness=0.0)
+    highest = 0.0
+    now = T0
+    for _ in range(240):  # two minutes: seed 5 bursts within the first minute when bursty
+        now += 500
+        engine.advance(now)
+        engine.drain_updates()
+        highest = max(highest, engine.intensity("XBTUSD"))
+    assert highest == 1.0
+    bursty = Engine(["XBTUSD"], seed=5, rate_msgs_s=300, start_ms=T0)
+    bursty.advance(now)
+    assert bursty.market_events > engine.market_events

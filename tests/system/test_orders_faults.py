@@ -8,6 +8,8 @@ grace periods hold, and positions converge with the venue.
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,11 +20,12 @@ from crash_worker import (
     eventually,
     open_runtime,
     resting_buy,
+    runtime_config,
     venue_position,
     venue_rows,
 )
 
-from venueguard.core.orders import Order, OrderState
+from venueguard.core.orders import ClOrdIdGenerator, Order, OrderState, OrderTable
 from venueguard.io.journal import Journal
 from venueguard.io.order_manager import OrderIntent
 from venueguard.io.orders_runtime import OrdersRuntime
@@ -189,3 +192,34 @@ async def test_restart_reconciles_journal_before_sending(sim: SimHandle, tmp_pat
         truth = await sim.truth()
         assert truth["clOrdID_attempts"][lost.cl_ord_id] == 1
         assert isinstance(again, OrdersRuntime)
+
+
+async def test_intent_never_sent_stays_unknown_until_the_full_history_proves_it_absent(
+        sim: SimHandle, tmp_path: Path) -> None:
+    """A crash between journaling an intent and sending it: only the venue's complete order
+    history (several pages here), asked after the long window, may call it never placed."""
+    for i in range(120):                              # more history than one page holds
+        status, _, _ = await sim.request("POST", "/order", {
+            "symbol": SYMBOL, "side": "Buy", "orderQty": 100, "price": 30_000.0 + i,
+            "clOrdID": f"other-{i}", "execInst": "ParticipateDoNotInitiate"})
+        assert status == 200
+    with Journal.open(tmp_path / "j.db") as journal:
+        table = OrderTable(ClOrdIdGenerator(random.Random(3)))
+        lost = table.new_order(SYMBOL, "Buy", 100, 30_000.0, now=0.0,
+                               wall_ms=int(time.time() * 1000))
+        journal.record_intent(lost)                   # durable, then the process died
+    events = EventLog()
+    config = runtime_config(unknown_window_s=2.0)
+    async with open_runtime(sim.base_url, tmp_path / "j.db", seed=10, events=events,
+                            config=config) as runtime:
+        order = runtime.manager.table.orders[lost.cl_ord_id]
+        assert order.state is S.UNKNOWN               # a restart cannot know: look it up
+        await asyncio.sleep(1.0)
+        assert order.state is S.UNKNOWN               # not found is no proof within the window
+        await eventually(lambda: order.state is S.REJECTED, timeout_s=8.0)
+        resolved = await eventually(lambda: [r for r in events.recent(event="reconcile.resolved")
+                                             if r.get("kind") == "unknown_not_placed"])
+        assert resolved[0]["cl_ord_id"] == lost.cl_ord_id
+        assert any(r["tier"] == "critical" for r in events.recent(event="alert"))
+        assert len(runtime.manager.table.orders) == 121   # the others were adopted, flagged
+        assert all(o.adopted for o in runtime.manager.table.orders.values() if o is not order)

@@ -138,19 +138,7 @@ class _Probe:
         self.violations: list[checks.Violation] = []
 
     def wrap(self, inner: WsHandler) -> WsHandler:
-        probe = self
-
-        class Handler:
-            def on_text(self, payload: bytes) -> None:
-                probe.on_text(inner, payload)
-
-            def on_pong_frame(self) -> None:
-                inner.on_pong_frame()
-
-            def on_closed(self) -> None:
-                inner.on_closed()
-
-        return Handler()
+        return _ProbedHandler(self, inner)
 
     def _age_ms(self, payload: bytes) -> tuple[str | None, int | None]:
         if not payload.startswith(b"{"):
@@ -174,9 +162,11 @@ class _Probe:
         queue = self.stream.queue if self.stream is not None else None
         before = len(queue) if queue is not None else 0
         inner.on_text(payload)
-        if table is not None:
-            self.last_data_at = time.monotonic()
-        if age_ms is None or age_ms <= self.max_ts_age_ms or queue is None:
+        if age_ms is None or age_ms <= self.max_ts_age_ms:
+            if table is not None:
+                self.last_data_at = time.monotonic()
+            return
+        if queue is None:
             return
         if len(queue) == queue.maxlen:
             return
@@ -186,6 +176,25 @@ class _Probe:
                     4, f"{table} data {age_ms} ms old (bound {self.max_ts_age_ms} ms) reached "
                        f"the consumer as {type(event).__name__}"))
                 return
+
+
+class _ProbedHandler:
+    """A connection's frame handler with the probe in front of it."""
+
+    __slots__ = ("_inner", "_probe")
+
+    def __init__(self, probe: _Probe, inner: WsHandler) -> None:
+        self._probe = probe
+        self._inner = inner
+
+    def on_text(self, payload: bytes) -> None:
+        self._probe.on_text(self._inner, payload)
+
+    def on_pong_frame(self) -> None:
+        self._inner.on_pong_frame()
+
+    def on_closed(self) -> None:
+        self._inner.on_closed()
 
 
 def _rules() -> RuleSet:

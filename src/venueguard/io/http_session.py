@@ -26,6 +26,8 @@ One logical request runs this pipeline until it returns or raises (io/errors.py)
 
 Requests sent on the wire, logical requests and retries are counted (``sent_total``,
 ``logical_total``, ``retries_total``), so "requests <= (1 + budget) x logical" can be checked.
+Venue health moves on every request; call :meth:`RestSession.poll` at the returned deadline to
+see a cooldown end while idle, and :meth:`RestSession.reset_venue` to leave BLOCKED.
 """
 
 from __future__ import annotations
@@ -143,6 +145,18 @@ class RestSession:
     async def close(self) -> None:
         await self._transport.close()
 
+    def poll(self) -> float | None:
+        """Run venue-health timers now (a cooldown that ended is reported even while idle);
+        returns when to call again (monotonic seconds), or None when nothing is pending."""
+        self._reporter.poll(self.clock.monotonic())
+        return self.health.next_deadline()
+
+    def reset_venue(self, reason: str = "operator reset") -> None:
+        """Leave BLOCKED (or any state) by an explicit decision; the only way out of BLOCKED."""
+        now = self.clock.monotonic()
+        self.health.reset(now, reason)
+        self._reporter.poll(now)
+
     # ---- the pipeline ---------------------------------------------------------------------------
 
     async def request(self, verb: str, path: str, *, query: Mapping[str, Any] | None = None,
@@ -156,8 +170,11 @@ class RestSession:
         verb = verb.upper()
         idempotent = verb in ("GET", "DELETE") if idempotent is None else idempotent
         endpoint = endpoint or f"{verb} {path}"
-        path_qs = self._prefix + path + (f"?{_encode_query(query)}" if query else "")
-        payload = orjson.dumps(dict(body)) if body is not None else b""
+        try:
+            path_qs = self._prefix + path + (f"?{_encode_query(query)}" if query else "")
+            payload = orjson.dumps(dict(body)) if body is not None else b""
+        except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+            raise errors.ConfigError(f"{endpoint}: request cannot be encoded as JSON") from exc
         clock = self.clock
         start = clock.monotonic()
         deadline = start + self.config.timeouts.total_s

@@ -8,6 +8,7 @@ Call order (driven by :mod:`venueguard.io.ws_session`)::
 
     state = MdState(config, sink)
     state.begin(now)                 # on every (re)connect, before the first frame
+    state.expect(topics)             # the topics about to be subscribed
     state.on_frame(payload, now, wall_ms)    # every text frame, in order
     state.take_control()             # acks / error frames / welcome for the session to handle
     state.resync_reason              # set when a book proved out of sync: reconnect and resync
@@ -16,17 +17,17 @@ Rules: a data message that fails a check (stale, future, reorder, duplicate) is 
 (``data.rejected``) and dropped; if it belonged to a book (and was not a duplicate), the book is
 invalidated and a resync requested, because the book would otherwise miss that change. For book
 tables even a reorder inside the liveness window counts as a reorder: deltas applied out of
-order leave wrong sizes behind. Partials are never checked for age or order (their rows may be
-old levels); they replace the book. BitMEX has no sequence numbers, so a dropped delta shows up
-only through its consequences: a later delta for an unknown id (or an insert of an existing one),
-or a delta that crosses a book whose partial was not crossed; each invalidates the book
-(``book.gap``) and requests a resync.
+order leave wrong sizes behind. A partial is checked by its newest row only (stale or future:
+rejected, and the session resyncs), never for order or duplicates; it replaces the book.
+BitMEX has no sequence numbers, so a dropped delta shows up only through its consequences: a
+later delta for an unknown id (or an insert of an existing one), or a delta that crosses a book
+whose partial was not crossed; each invalidates the book (``book.gap``) and requests a resync.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +115,9 @@ class MdState:
         self._top_seen: dict[tuple[str, str], int] = {}
         self._crossed_image: dict[tuple[str, str], bool] = {}
         self._check_ts = config.check_timestamps
+        self._last_table: str | None = None  # one-entry cache of the channel lookup
+        self._last_symbol: str | None = None
+        self._last_channel = ""
         self._ts_text = ""
         self._ts_ms: int | None = None
 
@@ -130,6 +134,12 @@ class MdState:
                 if book.valid:
                     self._synced_before.add((table, symbol))
             books.invalidate_all("reconnect")
+
+    def expect(self, topics: Iterable[str]) -> None:
+        """The topics being subscribed on this connection (names the channels of early data)."""
+        self._subscribed = set(topics)
+        self._channels.clear()
+        self._last_table = None
 
     def on_subscribed(self, topic: str, now: float) -> None:
         self._subscribed.add(topic)
@@ -187,15 +197,45 @@ class MdState:
             self._ts_text, self._ts_ms = text, ts_ms
         return ts_ms
 
-    def _on_table(self, msg: TableMessage, payload: bytes, now: float, wall_ms: int) -> None:
+    def _partial_verdict(self, rows: list[dict[str, Any]], wall_ms: int) -> Verdict:
+        """A partial is checked by its newest row: an image older than the staleness bound (or
+        from the future) is not a fresh image, whatever its levels say."""
+        newest: int | None = None
+        for row in rows:
+            ts_ms = parse_ms_or_none(row.get("timestamp"))
+            if ts_ms is not None and (newest is None or ts_ms > newest):
+                newest = ts_ms
+        if newest is None:
+            return _OK
+        live = self.config.liveness
+        if newest - wall_ms > live.future_tolerance_ms:
+            return Verdict.FUTURE
+        if wall_ms - newest > live.max_ts_age_ms:
+            return Verdict.STALE
+        return _OK
+
+    def _on_table(self, msg: TableMessage, payload: bytes, now: float,
+                  wall_ms: int) -> None:
         rows = msg.data
         table = msg.table
         symbol = msg.symbol
         if symbol is None and rows:
             first = rows[0].get("symbol")
             symbol = first if type(first) is str else None
-        channel = self._channels.get((table, symbol)) or self._channel(table, symbol)
-        if msg.action is _PARTIAL or not rows or not self._check_ts:
+        if table is self._last_table and symbol == self._last_symbol:
+            channel = self._last_channel
+        else:
+            channel = self._channel(table, symbol)
+            self._last_table, self._last_symbol, self._last_channel = table, symbol, channel
+        if msg.action is _PARTIAL and rows and self._check_ts:
+            verdict = self._partial_verdict(rows, wall_ms)
+            if verdict is not _OK:
+                self._reject(verdict, table, symbol, rows, now)
+                if table in self.books and self.resync_reason is None:
+                    self.resync_reason = f"{table}:{symbol} {verdict.value} partial"
+                return
+            self.liveness.on_data(channel, now)
+        elif msg.action is _PARTIAL or not rows or not self._check_ts:
             self.liveness.on_data(channel, now)
         else:
             text = rows[-1].get("timestamp")

@@ -139,8 +139,8 @@ class OrderManagerConfig:
     #: Rows whose clOrdID starts with one of these belong to someone else (the health probe).
     ignore_prefixes: tuple[str, ...] = ("vgprobe-",)
     start_timeout_s: float = 30.0
-    page_count: int = 500
-    max_pages: int = 20
+    page_count: int = 50           # rows per page of order and execution history
+    max_pages: int = 100
     idle_wake_s: float = 1.0       # the loop wakes at least this often
 
 
@@ -321,8 +321,13 @@ class OrderManager:
             case Alert(tier=tier, message=message):
                 self.alert(tier, message, key=f"reconcile:{message[:60]}")
             case _:
-                with contextlib.suppress(errors.VenueError):   # asked again after an interval
+                try:
                     await self._lookup(decision)
+                except errors.VenueError:
+                    pass                                  # asked again after an interval
+                except o.OrderError as exc:               # a venue row the table cannot use
+                    self.events.emit("reconcile.bad_row", source=type(decision).__name__,
+                                     error=str(exc)[:200])
 
     async def _lookup(self, decision: Decision) -> None:
         rec, clock = self.reconciler, self.clock
@@ -335,7 +340,7 @@ class OrderManager:
                                     asked_at=asked)
             case FetchOpenOrders(symbol=symbol):
                 rows = self._ours(await self.rest.get_orders(symbol, {"open": True},
-                                                             count=self.config.page_count))
+                                                             count=500))
                 self.venue_open = len(rows)
                 rec.on_open_orders(rows, clock.monotonic(), clock.wall_ms(), asked_at=asked,
                                    symbol=symbol)
@@ -354,7 +359,7 @@ class OrderManager:
         if start_ms is None:
             return
         rows, _ = await self._pages("/execution/tradeHistory", None, start_ms)
-        trades = [r for r in self._ours(rows) if r.get("execType") == "Trade"]
+        trades = self._executions([r for r in self._ours(rows) if r.get("execType") == "Trade"])
         self.reconciler.on_execution_rows(trades, self.clock.monotonic(), self.clock.wall_ms())
         self._drain()
 
@@ -375,15 +380,41 @@ class OrderManager:
                 return out, True
         return out, False
 
+    def _executions(self, rows: Sequence[Row]) -> list[Row]:
+        """Execution rows the table can apply; a trade without its id, quantity or price is
+        reported (``reconcile.bad_row``) and skipped, never allowed to stop the manager."""
+        good = []
+        for row in rows:
+            qty, px = row.get("lastQty"), row.get("lastPx")
+            if row.get("execType") != "Trade" or (
+                    isinstance(row.get("execID"), str) and row["execID"]
+                    and isinstance(qty, int) and not isinstance(qty, bool) and qty > 0
+                    and isinstance(px, int | float) and not isinstance(px, bool)):
+                good.append(row)
+            else:
+                self.events.emit("reconcile.bad_row", source="execution",
+                                 error="trade without execID, lastQty or lastPx",
+                                 exec_id=str(row.get("execID"))[:64])
+        return good
+
     def _ours(self, rows: Sequence[Row]) -> list[Row]:
         prefixes = self.config.ignore_prefixes
-        return [r for r in rows if not (isinstance(cl := r.get("clOrdID"), str) and cl
-                                        and cl.startswith(prefixes))]
+        return [r for r in rows if isinstance(r, dict) and not (
+            isinstance(cl := r.get("clOrdID"), str) and cl and cl.startswith(prefixes))]
 
     # ------------------------------------------------------------------------- websocket
     def on_rows(self, table: str, action: str, rows: Sequence[Row]) -> None:
         """Private websocket rows (``order``, ``execution``, ``position``); others are ignored.
-        A ``partial`` of the order table is the venue's complete list of open orders."""
+        A ``partial`` of the order table is the venue's complete list of open orders. Rows the
+        table cannot use are reported (``reconcile.bad_row``); nothing here raises."""
+        try:
+            self._on_rows(table, action, rows)
+        except o.OrderError as exc:
+            self.events.emit("reconcile.bad_row", source=table, error=str(exc)[:200])
+        self._drain()
+        self._wake.set()
+
+    def _on_rows(self, table: str, action: str, rows: Sequence[Row]) -> None:
         now, wall_ms, rec = self.clock.monotonic(), self.clock.wall_ms(), self.reconciler
         mine = self._ours(rows)
         self.ws_rows[table] = self.ws_rows.get(table, 0) + len(rows)
@@ -395,16 +426,12 @@ class OrderManager:
             else:
                 rec.on_ws_order_rows(mine, now, wall_ms)
         elif table == "execution":
-            rec.on_execution_rows(mine, now, wall_ms)
+            rec.on_execution_rows(self._executions(mine), now, wall_ms)
         elif table == "position":
             for row in mine:
                 qty, symbol = row.get("currentQty"), row.get("symbol")
                 if isinstance(qty, int) and not isinstance(qty, bool) and symbol in self.symbols:
                     rec.on_position(str(symbol), qty, now)
-        else:
-            return
-        self._drain()
-        self._wake.set()
 
     # ------------------------------------------------------------------------------ orders
     async def submit(self, intent: OrderIntent) -> Order:

@@ -116,8 +116,6 @@ class MarketDataSession:
                  rng: RandomSource | None = None, lag: LoopLag | None = None) -> None:
         self.config = config
         self.clock = clock
-        self._monotonic = clock.monotonic  # bound once: read per frame
-        self._wall_ms = clock.wall_ms
         self.notify = Notifier(events, metrics, alerts)
         if config.api_secret:
             self.notify.events.register_secret(config.api_secret)  # never logged, even by mistake
@@ -358,6 +356,7 @@ class MarketDataSession:
     def _start_session(self, conn: WsConnection) -> None:
         self._authed = self.config.api_key is None
         self._pending_acks = {t for t in self.config.topics if t not in self.failed_topics}
+        self.state.expect(self._pending_acks)
         if not self._authed:
             assert self.config.api_key is not None and self.config.api_secret is not None
             expires = self.clock.wall_ms() // 1000 + self.config.auth_expires_s
@@ -482,10 +481,6 @@ class MarketDataSession:
 
     # ---- frames (called by the transport, synchronously) ----------------------------------------
 
-    def _on_text(self, payload: bytes) -> None:
-        if self.state.on_frame(payload, self._monotonic(), self._wall_ms()):
-            self._wake.set()
-
     def _on_pong_frame(self) -> None:
         self.state.liveness.on_pong(self.clock.monotonic())
 
@@ -539,17 +534,25 @@ class MarketDataSession:
 
 
 class _Frames:
-    """The transport handler of one connection; silent once a newer connection exists."""
+    """The transport handler of one connection; silent once a newer connection exists.
 
-    __slots__ = ("_serial", "_session")
+    ``on_text`` is the hot path: everything it calls is bound once, per connection.
+    """
+
+    __slots__ = ("_monotonic", "_on_frame", "_serial", "_session", "_wake", "_wall_ms")
 
     def __init__(self, session: MarketDataSession, serial: int) -> None:
         self._session = session
         self._serial = serial
+        self._on_frame = session.state.on_frame
+        self._monotonic = session.clock.monotonic
+        self._wall_ms = session.clock.wall_ms
+        self._wake = session._wake.set
 
     def on_text(self, payload: bytes) -> None:
-        if self._serial == self._session._serial:
-            self._session._on_text(payload)
+        if self._serial == self._session._serial and self._on_frame(
+                payload, self._monotonic(), self._wall_ms()):
+            self._wake()  # a control frame or a resync needs the watchdog
 
     def on_pong_frame(self) -> None:
         if self._serial == self._session._serial:

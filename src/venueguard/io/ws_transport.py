@@ -7,7 +7,8 @@ choice (see docs/performance.md for the measurement behind the default):
   socket's ``data_received``, with no per-message task switch or queue;
 * :func:`connect_aiohttp`: aiohttp's client, read by one task.
 
-Frames are delivered synchronously, in order; the handler must not block. Protocol ping frames
+Frames are delivered synchronously, in order, as ``bytes`` (aiohttp runs with
+``decode_text=False``, so no UTF-8 round trip); the handler must not block. Protocol ping frames
 from the server are answered here; protocol pongs are reported (:meth:`WsHandler.on_pong_frame`).
 Text ``ping``/``pong`` heartbeats are the session's business (they are ordinary text frames).
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import aiohttp
 
@@ -160,7 +161,8 @@ async def connect_picows(url: str, handler: WsHandler, headers: Mapping[str, str
 
 
 class _AiohttpConnection:
-    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse,
+    def __init__(self, session: aiohttp.ClientSession,
+                 ws: aiohttp.ClientWebSocketResponse[Literal[False]],
                  handler: WsHandler) -> None:
         self._session = session
         self._ws = ws
@@ -175,7 +177,7 @@ class _AiohttpConnection:
             while True:
                 msg = await ws.receive()
                 if msg.type is kinds.TEXT:
-                    handler.on_text(msg.data.encode())
+                    handler.on_text(msg.data)  # bytes: decode_text=False, no UTF-8 round trip
                 elif msg.type is kinds.BINARY:
                     handler.on_text(msg.data)
                 elif msg.type is kinds.PING:
@@ -231,7 +233,7 @@ async def connect_aiohttp(url: str, handler: WsHandler, headers: Mapping[str, st
         async with asyncio.timeout(timeout_s):
             ws = await session.ws_connect(
                 url, headers=dict(headers), autoping=False, max_msg_size=_MAX_FRAME_BYTES,
-                timeout=aiohttp.ClientWSTimeout(ws_close=0.5), compress=0,
+                timeout=aiohttp.ClientWSTimeout(ws_close=0.5), compress=0, decode_text=False,
             )
     except aiohttp.WSServerHandshakeError as exc:
         await session.close()

@@ -341,7 +341,7 @@ class Book:
             }
         out = self.out
         out.append(make_update("orderBookL2", "update", self.symbol, [row]))
-        if self.publish_l2_25 and bisect_left(keys, key) < TOP_N:
+        if self.publish_l2_25 and (len(keys) <= TOP_N or key <= keys[TOP_N - 1]):
             out.append(make_update("orderBookL2_25", "update", self.symbol, [row.copy()]))
 
     def _delete_row(self, lv: Level, side: str, ts: str) -> dict[str, object]:

@@ -9,7 +9,8 @@ Contract value (in the settlement currency's minor unit, XBt or USDt) follows Bi
 values, so one formula serves every kind.
 
 Legacy order book ids encode the price: ``id = 100_000_000 * legacy_index - price / legacy_tick``
-(XBTUSD: ``8_800_000_000 - price * 100``; SOLUSDT: ``54_900_000_000 - price * 1000``).
+(XBTUSD: ``8_800_000_000 - price * 100``; SOLUSDT: ``54_900_000_000 - price * 1000``, both as
+observed on the venue; the indexes of ETHUSD and XBTUSDT are the simulator's own choice).
 """
 
 from __future__ import annotations

@@ -89,6 +89,8 @@ class Market:
         self.iso = iso
         self.params = params or MarketParams()
         self.rng = random.Random(seed)
+        # shocks have their own stream, so burst times do not depend on the event rate
+        self.shock_rng = random.Random(seed ^ 0x5EED5)
         self.sink: FillSink | None = None
         self.base_per_ms = max(rate_events_s, 1e-6) / 1000.0
         start_ticks = spec.ticks(spec.start_price)
@@ -99,7 +101,7 @@ class Market:
         self.t_ms = float(start_ms)
         self._shock_bound = self.params.shock_rate_per_s
         self.next_shock_ms = (
-            start_ms + self.rng.expovariate(self._shock_bound / 1000)
+            start_ms + self.shock_rng.expovariate(self._shock_bound / 1000)
             if self._shock_bound > 0 else math.inf
         )
         self.next_t = self.t_ms + self.rng.expovariate(self.base_per_ms)
@@ -179,13 +181,15 @@ class Market:
             t_prev = t
             excitation *= exp(-dt * decay_per_ms)
             if t >= next_shock_ms:  # a shock candidate (Ogata thinning) is due
+                shock_rand = self.shock_rng.random
                 rate_now = params.shock_rate_per_s + params.shock_beta_per_s * excitation
-                if rand() * self._shock_bound <= rate_now:
-                    excitation += -log(1.0 - rand()) * params.shock_jump_mean
+                if shock_rand() * self._shock_bound <= rate_now:
+                    excitation += -log(1.0 - shock_rand()) * params.shock_jump_mean
                     rate_now = params.shock_rate_per_s + params.shock_beta_per_s * excitation
                 self._shock_bound = rate_now  # the rate only decays until the next jump
                 next_shock_ms = self.next_shock_ms = (
-                    t + -log(1.0 - rand()) / (rate_now / 1000) if rate_now > 0 else math.inf)
+                    t + -log(1.0 - shock_rand()) / (rate_now / 1000) if rate_now > 0
+                    else math.inf)
             self.fair += (rand() - 0.5) * vol * sqrt(dt * (1.0 + excitation))
             now_ms = int(t)
             ts = iso(now_ms)
