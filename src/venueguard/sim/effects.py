@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from venueguard.sim.clock import SimClock
+from venueguard.sim.engine import Engine
 from venueguard.sim.faults import FaultBook
 from venueguard.sim.model import Update
 
@@ -100,31 +100,7 @@ class OrderEffects:
             held.release_ms = 0
 
 
-def fill_resting(engine: Any, order_ids: Sequence[str], cl_ord_ids: Sequence[str],
+def fill_resting(engine: Engine, order_ids: Sequence[str], cl_ord_ids: Sequence[str],
                  now_ms: int) -> int:
-    """Fill the named open resting orders completely (``cancel_race``); returns how many.
-
-    Uses the engine's ``fill_resting`` hook when it has one. Otherwise a market taker sweeps the
-    opposite side up to each order's price (through the engine's book and market, so trades,
-    book deltas, order updates, executions and positions are all published as for any fill).
-    """
-    hook = getattr(engine, "fill_resting", None)
-    if callable(hook):
-        return int(hook(order_ids, cl_ord_ids, now_ms))
-    account = engine.account
-    targets = [account.orders.get(i) for i in order_ids]
-    targets += [account.by_cl.get(c) for c in cl_ord_ids]
-    filled = 0
-    for order in targets:
-        if order is None or not order.is_open or order.tick is None:
-            continue
-        market = engine.markets[order.spec.symbol]
-        ts = engine.iso(now_ms)
-        aggressor_buy = not order.buy
-        qty = market.book.available(aggressor_buy, order.tick)
-        fills = market.book.match(aggressor_buy, order.tick, qty, ts)
-        market.publish_fills(aggressor_buy, fills, None, now_ms, ts)
-        market.after_account_change(now_ms)
-        filled += 1
-    account.flush(now_ms)
-    return filled
+    """Fill the named open resting orders completely (``cancel_race``); returns how many."""
+    return engine.fill_resting(order_ids, cl_ord_ids, now_ms)

@@ -146,6 +146,33 @@ class Engine:
         self._dms_at_ms = now + timeout_ms
         return {"now": self.iso(now), "cancelTime": self.iso(self._dms_at_ms)}
 
+    def fill_resting(self, order_ids: Sequence[str], cl_ord_ids: Sequence[str],
+                     now_ms: int) -> int:
+        """Fill the named open resting account orders completely; returns how many.
+
+        Used by the ``cancel_race`` fault: a market taker sweeps the opposite side up to each
+        order's price, so trades, book deltas, order updates, executions and positions are all
+        published as for any other fill.
+        """
+        self.advance(now_ms)
+        account = self.account
+        targets = [account.orders.get(i) for i in order_ids]
+        targets += [account.by_cl.get(c) for c in cl_ord_ids]
+        filled = 0
+        for order in targets:
+            if order is None or not order.is_open or order.tick is None:
+                continue
+            market = self.markets[order.spec.symbol]
+            ts = self.iso(now_ms)
+            aggressor_buy = not order.buy
+            qty = market.book.available(aggressor_buy, order.tick)
+            fills = market.book.match(aggressor_buy, order.tick, qty, ts)
+            market.publish_fills(aggressor_buy, fills, None, now_ms, ts)
+            market.after_account_change(now_ms)
+            filled += 1
+        account.flush(now_ms)
+        return filled
+
     @property
     def cancel_at_ms(self) -> int | None:
         """When the armed dead man's switch fires (None when disarmed)."""
