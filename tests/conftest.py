@@ -25,5 +25,6 @@ def bitmex_fixtures() -> Path:
     """The directory holding PROTOCOL.md, swagger.json and fixtures/; skips when absent."""
     path = bitmex_fixtures_path()
     if not (path / "fixtures").is_dir():
-        pytest.skip(f"BitMEX captures not found at {path} (set VENUEGUARD_FIXTURES to their directory)")
+        pytest.skip(f"BitMEX captures not found at {path} "
+                    "(set VENUEGUARD_FIXTURES to their directory)")
     return path

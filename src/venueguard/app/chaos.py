@@ -10,6 +10,18 @@ every invariant of DESIGN.md 4. Several seeds run at once in one event loop
 the process's resident memory growth since the first wave is checked (invariant 6) and so is
 the event loop's record of exceptions nobody retrieved.
 
+``--scenario NAME|PATH`` runs that simulator scenario under every seed (its market shape, and
+those of its scheduled faults that fall inside the seed's few seconds) on top of the seed's
+random faults.
+
+What is checked, over which layers (see :mod:`venueguard.app.chaos_checks`): 1 against the
+venue's orders (per clOrdID and per intent); 2 and 3 the order runtime's table and position
+against the venue, polled after the faults end; 4 the market-data session, from a probe in front
+of it and a consumer sampling its book's health; 5 the REST session's logical requests against
+the venue's request counters; 6 every task of the seed, the event loop's unretrieved errors and
+the process's RSS; 7 the plan drawn twice and the journal replayed through the order state
+machine.
+
 Exit status: 0 when every invariant held for every seed, 1 on any violation (each is printed
 with the command that replays its seed), 2 for bad arguments.
 """

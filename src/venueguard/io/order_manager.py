@@ -68,11 +68,11 @@ from venueguard.core.reconcile import (
 from venueguard.io import errors
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
 from venueguard.io.journal import Journal
+from venueguard.io.order_queries import history_pages, usable_executions, venue_qty
 from venueguard.io.order_reports import OrderReports
 from venueguard.telemetry.alerts import Alerts
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
-from venueguard.venues.bitmex.timefmt import format_ms
 
 __all__ = ["NotReady", "OrderIntent", "OrderManager", "OrderManagerConfig", "OrderRest",
            "OrdersBlocked"]
@@ -255,7 +255,7 @@ class OrderManager:
         except errors.VenueError:
             return False
         for symbol in missing:
-            qty = _venue_qty(rows, symbol)
+            qty = venue_qty(rows, symbol)
             await asyncio.to_thread(self.journal.set_meta, f"position_baseline:{symbol}", str(qty))
             self.table.set_position_baseline(symbol, qty)
         self._baselines_done = True
@@ -345,56 +345,35 @@ class OrderManager:
                 rec.on_open_orders(rows, clock.monotonic(), clock.wall_ms(), asked_at=asked,
                                    symbol=symbol)
             case FetchOrderHistory(symbol=symbol, start_wall_ms=start_ms):
-                rows, complete = await self._pages("/order", symbol, start_ms)
+                rows, complete = await history_pages(
+                    self.rest, "/order", symbol, start_ms, page_count=self.config.page_count,
+                    max_pages=self.config.max_pages)
                 rec.on_order_history(self._ours(rows), clock.monotonic(), clock.wall_ms(),
                                      start_wall_ms=start_ms, complete=complete, asked_at=asked)
             case FetchExecutions(start_wall_ms=start_ms):
                 await self._fetch_executions(start_ms)
             case FetchPosition(symbol=symbol):
-                qty = _venue_qty(await self.rest.get_positions(), symbol)
+                qty = venue_qty(await self.rest.get_positions(), symbol)
                 rec.on_position(symbol, qty, clock.monotonic())
         self._drain()
 
     async def _fetch_executions(self, start_ms: int | None) -> None:
         if start_ms is None:
             return
-        rows, _ = await self._pages("/execution/tradeHistory", None, start_ms)
+        rows, _ = await history_pages(self.rest, "/execution/tradeHistory", None, start_ms,
+                                      page_count=self.config.page_count,
+                                      max_pages=self.config.max_pages)
         trades = self._executions([r for r in self._ours(rows) if r.get("execType") == "Trade"])
         self.reconciler.on_execution_rows(trades, self.clock.monotonic(), self.clock.wall_ms())
         self._drain()
 
-    async def _pages(self, path: str, symbol: str | None, start_ms: int) -> tuple[list[Row], bool]:
-        """Every row since ``start_ms``; ``complete`` when the last page came back short."""
-        out: list[Row] = []
-        count = self.config.page_count
-        for page in range(self.config.max_pages):
-            query: dict[str, Any] = {"startTime": format_ms(start_ms), "count": count,
-                                     "start": page * count}
-            if symbol:
-                query["symbol"] = symbol
-            rows = await self.rest.request("GET", path, query=query)
-            if not isinstance(rows, list):
-                raise errors.VenueError(f"GET {path}: expected a list", kind="bad_response")
-            out.extend(r for r in rows if isinstance(r, dict))
-            if len(rows) < count:
-                return out, True
-        return out, False
-
     def _executions(self, rows: Sequence[Row]) -> list[Row]:
-        """Execution rows the table can apply; a trade without its id, quantity or price is
-        reported (``reconcile.bad_row``) and skipped, never allowed to stop the manager."""
-        good = []
-        for row in rows:
-            qty, px = row.get("lastQty"), row.get("lastPx")
-            if row.get("execType") != "Trade" or (
-                    isinstance(row.get("execID"), str) and row["execID"]
-                    and isinstance(qty, int) and not isinstance(qty, bool) and qty > 0
-                    and isinstance(px, int | float) and not isinstance(px, bool)):
-                good.append(row)
-            else:
-                self.events.emit("reconcile.bad_row", source="execution",
-                                 error="trade without execID, lastQty or lastPx",
-                                 exec_id=str(row.get("execID"))[:64])
+        """Execution rows the table can apply; the others are reported and skipped."""
+        good, bad = usable_executions(rows)
+        for row in bad:
+            self.events.emit("reconcile.bad_row", source="execution",
+                             error="trade without execID, lastQty or lastPx",
+                             exec_id=str(row.get("execID"))[:64])
         return good
 
     def _ours(self, rows: Sequence[Row]) -> list[Row]:
@@ -593,14 +572,6 @@ class OrderManager:
             self.alerts.fire(tier, message, now=self.clock.monotonic(), key=key)
         else:
             self.events.emit("alert", tier=tier, message=message)
-
-
-def _venue_qty(rows: Sequence[Row], symbol: str) -> int:
-    for row in rows:
-        qty = row.get("currentQty")
-        if row.get("symbol") == symbol and isinstance(qty, int) and not isinstance(qty, bool):
-            return qty
-    return 0
 
 
 def _reason(exc: BaseException) -> str:

@@ -37,7 +37,7 @@ from venueguard.sim.market import Market, MarketParams
 from venueguard.sim.matching import DMS_TEXT, Account
 from venueguard.sim.model import SimError, Update
 from venueguard.sim.orders import order_row
-from venueguard.sim.rows import TABLE_KEYS, TABLE_TYPES, IsoClock
+from venueguard.sim.rows import TABLE_KEYS, TABLE_TYPES, IsoClock, row_matches
 from venueguard.venues.bitmex import errors
 
 __all__ = ["Engine", "InstrumentSpec", "SimError", "Update"]
@@ -196,7 +196,7 @@ class Engine:
             if terminated is not None and bool(terminated) == o.is_open:
                 continue
             row = order_row(o, self.iso)
-            if _matches(row, flt):
+            if row_matches(row, flt):
                 rows.append(row)
         return _page(rows, count, start, reverse)
 
@@ -211,7 +211,7 @@ class Engine:
         rows = [
             r for r in self.account.executions
             if (symbol is None or r["symbol"] == symbol)
-            and (kinds is None or r["execType"] in kinds) and _matches(r, flt)
+            and (kinds is None or r["execType"] in kinds) and row_matches(r, flt)
         ]
         return _page(rows, count, start, reverse)
 
@@ -322,17 +322,6 @@ class Engine:
             "executions": list(self.account.executions),
             "positions": self.get_positions(),
         }
-
-
-def _matches(row: Mapping[str, object], flt: Mapping[str, object]) -> bool:
-    for key, want in flt.items():
-        have = row.get(key)
-        if isinstance(want, list):
-            if have not in want:
-                return False
-        elif have != want:
-            return False
-    return True
 
 
 def _page(rows: list[dict[str, object]], count: int, start: int, reverse: bool) -> list[

@@ -22,7 +22,7 @@ from venueguard.sim.market import Market
 from venueguard.sim.model import SimError, Update
 from venueguard.sim.orders import Order, execution_row, order_row, order_update_row
 from venueguard.sim.positions import Position
-from venueguard.sim.rows import guid
+from venueguard.sim.rows import guid, row_matches
 from venueguard.venues.bitmex import errors
 
 __all__ = ["Account"]
@@ -324,7 +324,7 @@ class Account:
         chosen = [
             o for o in self.orders.values()
             if o.is_open and (symbol is None or o.spec.symbol == symbol)
-            and _matches(order_row(o, self.iso), flt)
+            and row_matches(order_row(o, self.iso), flt)
         ]
         rows = [self._cancel_one(o, reason, now_ms) for o in chosen]
         for sym in sorted({o.spec.symbol for o in chosen}):
@@ -411,14 +411,3 @@ class Account:
         self.out.append(Update("execution", "insert", o.spec.symbol, [row], True))
 
 
-def _matches(row: Mapping[str, object], flt: Mapping[str, object] | None) -> bool:
-    if not flt:
-        return True
-    for key, want in flt.items():
-        have = row.get(key)
-        if isinstance(want, list):
-            if have not in want:
-                return False
-        elif have != want:
-            return False
-    return True

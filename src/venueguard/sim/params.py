@@ -16,7 +16,7 @@ from venueguard.sim.model import SimError
 from venueguard.venues.bitmex import errors
 
 __all__ = [
-    "bad", "decode", "matches", "opt_bool", "opt_filter", "opt_int", "opt_str", "required",
+    "bad", "decode", "opt_bool", "opt_filter", "opt_int", "opt_str", "required",
     "str_list",
 ]
 
@@ -134,17 +134,3 @@ def str_list(prm: Mapping[str, Any], key: str) -> list[str]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return list(value)
     raise bad(f"Invalid {key}")
-
-
-def matches(row: Mapping[str, Any], flt: Mapping[str, Any] | None) -> bool:
-    """True when every filter key equals the row's value (a list value means "any of")."""
-    if not flt:
-        return True
-    for key, want in flt.items():
-        have = row.get(key)
-        if isinstance(want, list):
-            if have not in want:
-                return False
-        elif have != want:
-            return False
-    return True

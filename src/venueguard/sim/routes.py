@@ -20,6 +20,7 @@ from venueguard.sim import params as p
 from venueguard.sim.effects import fill_resting
 from venueguard.sim.model import SimError
 from venueguard.sim.rest import PARAMS_KEY, SERVER_KEY, json_response
+from venueguard.sim.rows import row_matches
 from venueguard.venues.bitmex import errors
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ async def get_position(request: web.Request) -> web.StreamResponse:
     server, prm, _ = _ctx(request)
     flt = p.opt_filter(prm)
     count = p.opt_int(prm, "count", 100, low=1, high=MAX_COUNT)
-    rows = [r for r in server.engine.get_positions() if p.matches(r, flt)]
+    rows = [r for r in server.engine.get_positions() if row_matches(r, flt)]
     return json_response(rows[:count])
 
 
@@ -180,7 +181,7 @@ async def _instruments(request: web.Request, active_only: bool) -> web.StreamRes
     flt = p.opt_filter(prm)
     count, start, reverse = _page(prm)
     rows = [r for r in server.engine.get_instruments(active_only=active_only)
-            if (symbol is None or r.get("symbol") == symbol) and p.matches(r, flt)]
+            if (symbol is None or r.get("symbol") == symbol) and row_matches(r, flt)]
     if reverse:
         rows.reverse()
     return json_response(rows[start:start + count])

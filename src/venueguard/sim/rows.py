@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Mapping
 
 from venueguard.sim.instruments import InstrumentSpec
 
@@ -148,3 +149,17 @@ TABLE_TYPES: dict[str, dict[str, str]] = {
         "unrealisedPnl": "long", "liquidationPrice": "float", "timestamp": "timestamp",
     },
 }
+
+
+def row_matches(row: Mapping[str, object], flt: Mapping[str, object] | None) -> bool:
+    """True when every filter key equals the row's value (a list value means "any of")."""
+    if not flt:
+        return True
+    for key, want in flt.items():
+        have = row.get(key)
+        if isinstance(want, list):
+            if have not in want:
+                return False
+        elif have != want:
+            return False
+    return True
