@@ -35,6 +35,7 @@ from venueguard.core.classify import Outcome, Transport
 __all__ = ["HttpTransport", "RawResponse", "Timeouts", "TransportFailure", "transport_failure"]
 
 _MAX_BODY_BYTES = 8 * 1024 * 1024
+_CHUNK_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,28 @@ def transport_failure(exc: BaseException, sent: bool) -> tuple[Transport, bool]:
     return Transport.OTHER, sent
 
 
+class BodyTooLarge(ValueError):
+    """The response body exceeded the transport's cap; nothing of it is handed on."""
+
+
+async def read_body(content: aiohttp.StreamReader, limit_bytes: int) -> bytes:
+    """Read a response body to its end, refusing one larger than ``limit_bytes``.
+
+    ``StreamReader.read(n)`` returns whatever is buffered (at most n bytes), not the whole body:
+    a large ``GET /order`` arrives in several chunks and a single read would truncate it.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await content.read(_CHUNK_BYTES)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit_bytes:
+            raise BodyTooLarge(f"response body larger than {limit_bytes} bytes")
+        chunks.append(chunk)
+
+
 class _Trace:
     """Records whether the request was written (aiohttp trace hook)."""
 
@@ -132,7 +155,7 @@ class HttpTransport:
             async with client.request(verb, URL(url, encoded=True), headers=dict(headers),
                                       data=body, timeout=timeout, allow_redirects=False,
                                       trace_request_ctx=marker) as resp:
-                raw = await resp.content.read(_MAX_BODY_BYTES)
+                raw = await read_body(resp.content, _MAX_BODY_BYTES)
                 return RawResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()},
                                    raw, time.monotonic() - start)
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
