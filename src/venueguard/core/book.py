@@ -142,6 +142,10 @@ class OrderBook:
     # ---- feeding -----------------------------------------------------------------------------
     def apply(self, action: str, rows: Sequence[Mapping[str, Any]], now: float) -> ApplyResult:
         """Apply one message's rows (all for this symbol). Never raises on bad rows."""
+        if len(rows) == 1 and action == "update" and self.valid and type(rows[0]) is dict:
+            applied = self._update_size(rows[0], now)
+            if applied is not None:
+                return applied
         if action == "partial":
             return self._partial(rows, now)
         if not self.valid:
@@ -177,6 +181,41 @@ class OrderBook:
             self.top_price_changes += 1
         elif bids.get(new_bid) != bid_size or asks.get(new_ask) != ask_size:  # type: ignore[arg-type]
             self.top_changes += 1
+        return APPLIED
+
+    def _update_size(self, row: Mapping[str, Any], now: float) -> ApplyResult | None:
+        """The usual delta, one level's new size, applied in place; None (nothing changed) when
+        anything about the row is unusual, so that :meth:`apply` takes its general path.
+
+        Same outcome as the general path: with one row and no price move, the top of the book
+        changes exactly when the row is a best level and its size differs.
+        """
+        side = row.get("side")
+        if side == BUY:
+            ids, levels, prices = self._bid_ids, self._bids, self._bid_px
+            best = prices[-1] if prices else None
+        elif side == SELL:
+            ids, levels, prices = self._ask_ids, self._asks, self._ask_px
+            best = prices[0] if prices else None
+        else:
+            return None
+        try:
+            price = ids.get(row.get("id"))  # type: ignore[arg-type]
+        except TypeError:  # an unhashable id
+            return None
+        size = row.get("size")
+        if price is None or type(size) not in _NUMBER:
+            return None
+        new_price = row.get("price")
+        if new_price is not None and new_price != price:
+            return None  # a move
+        if price == best and levels[price] != size:
+            self.top_changes += 1
+        levels[price] = size
+        self.last_row_timestamp = row.get("timestamp", self.last_row_timestamp)
+        self.messages_applied += 1
+        self.rows_applied += 1
+        self.last_update_now = now
         return APPLIED
 
     def _top(self) -> tuple[float | None, Any, float | None, Any]:

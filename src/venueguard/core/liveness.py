@@ -12,6 +12,7 @@ Public API::
         on_inbound(now)                                # any frame (acks, welcome, pong text)
         on_pong(now)                                   # a pong (text "pong" or a pong frame)
         on_data(channel, now, *, ts_ms=None, wall_ms=None, key=None) -> Verdict
+        check(channel, now, ts_ms, wall_ms, key) -> Verdict   # on_data, positional (hot path)
         poll(now) -> list[SendPing | Stale | Fresh]    # drain decisions
         next_deadline() -> float | None                # when poll next has something to say
         status(now) -> LivenessStatus                  # healthy + why not
@@ -141,6 +142,14 @@ class Fresh:
 
 LivenessDecision = SendPing | Stale | Fresh
 
+# Module constants: the per-message path reads these instead of attributes of the enum class.
+_OK = Verdict.OK
+_MINOR_REORDER = Verdict.MINOR_REORDER
+_STALE = Verdict.STALE
+_FUTURE = Verdict.FUTURE
+_REORDER = Verdict.REORDER
+_DUPLICATE = Verdict.DUPLICATE
+
 
 @dataclass(slots=True)
 class LivenessCounters:
@@ -200,6 +209,7 @@ class Liveness:
         self._seen_order: deque[tuple[str, int | None, Hashable]] = deque()
         self._pending: list[LivenessDecision] = []
         self._pending_at: float | None = None
+        self._memory = config.duplicate_memory
 
     # --- feeds --------------------------------------------------------------------------------
 
@@ -231,9 +241,15 @@ class Liveness:
         key: Hashable = None,
     ) -> Verdict:
         """Check one data message of ``channel``; accepted messages refresh the channel."""
+        return self.check(channel, now, ts_ms, wall_ms, key)
+
+    def check(self, channel: str, now: float, ts_ms: int | None, wall_ms: int | None,
+              key: Hashable) -> Verdict:
+        """:meth:`on_data` with positional arguments: the same checks, for per-message callers."""
         self._last_inbound = now
-        self._ping_sent = None
-        self._pong_flagged = False
+        if self._ping_sent is not None:  # a ping is answered (no ping -> never pong-flagged)
+            self._ping_sent = None
+            self._pong_flagged = False
         counters = self.counters
         counters.messages += 1
         ch = self._channels.get(channel)
@@ -243,31 +259,32 @@ class Liveness:
         if ts_ms is not None and wall_ms is not None:
             if ts_ms - wall_ms > cfg.future_tolerance_ms:
                 counters.future += 1
-                return Verdict.FUTURE
+                return _FUTURE
             if wall_ms - ts_ms > cfg.max_ts_age_ms:
                 counters.stale += 1
-                return Verdict.STALE
+                return _STALE
         if key is not None:
             sig = (channel, ts_ms, key)
-            if sig in self._seen:
+            seen = self._seen
+            if sig in seen:
                 counters.duplicate += 1
-                return Verdict.DUPLICATE
-            self._seen.add(sig)
+                return _DUPLICATE
+            seen.add(sig)
             order = self._seen_order
             order.append(sig)
-            if len(order) > cfg.duplicate_memory:
-                self._seen.discard(order.popleft())
-        verdict = Verdict.OK
+            if len(order) > self._memory:
+                seen.discard(order.popleft())
+        verdict = _OK
         if ts_ms is not None:
             last = ch.last_ts_ms
             if last is None or ts_ms >= last:
                 ch.last_ts_ms = ts_ms
             elif last - ts_ms > cfg.reorder_window_ms:
                 counters.reorder += 1
-                return Verdict.REORDER
+                return _REORDER
             else:
                 counters.minor_reorder += 1
-                verdict = Verdict.MINOR_REORDER
+                verdict = _MINOR_REORDER
         ch.last_fresh = now
         if ch.stalled:
             ch.stalled = False

@@ -57,6 +57,8 @@ __all__ = ["MdCounters", "MdSink", "MdState", "MdStateConfig"]
 
 _PARTIAL = Action.PARTIAL
 _OK = Verdict.OK
+_MINOR_REORDER = Verdict.MINOR_REORDER
+_REORDER = Verdict.REORDER
 CROSSED_BOOK = "crossed_book"
 
 
@@ -118,6 +120,7 @@ class MdState:
         self._last_table: str | None = None  # one-entry cache of the channel lookup
         self._last_symbol: str | None = None
         self._last_channel = ""
+        self._last_book: OrderBook | None = None
         self._ts_text = ""
         self._ts_ms: int | None = None
 
@@ -140,6 +143,7 @@ class MdState:
         self._subscribed = set(topics)
         self._channels.clear()
         self._last_table = None
+        self._last_book = None
 
     def on_subscribed(self, topic: str, now: float) -> None:
         self._subscribed.add(topic)
@@ -160,24 +164,88 @@ class MdState:
     def on_frame(self, payload: bytes, now: float, wall_ms: int) -> bool:
         """Feed one text frame; True when the session must look (control frame, resync).
 
-        Never raises on bad input (malformed frames are counted).
+        Never raises on bad input (malformed frames are counted). Data messages are handled
+        here in one function, without further calls for the usual book delta.
         """
         self.counters.frames += 1
+        liveness = self.liveness
         try:
             msg = decode(payload)
         except MessageError:
             self.counters.malformed += 1
-            self.liveness.on_inbound(now)
+            liveness.on_inbound(now)
             return False
-        if type(msg) is TableMessage:
-            self._on_table(msg, payload, now, wall_ms)
+        if type(msg) is not TableMessage:
+            if type(msg) is Pong:
+                liveness.on_pong(now)
+                return False
+            liveness.on_inbound(now)
+            self._control.append(msg)
+            return True
+        rows = msg.data
+        table = msg.table
+        symbol = msg.symbol
+        action = msg.action
+        if symbol is None and rows:
+            first = rows[0].get("symbol")
+            symbol = first if type(first) is str else None
+        # One-entry cache of the channel and book of the last message (compared by value:
+        # decoded strings are new objects every time).
+        if table == self._last_table and symbol == self._last_symbol:
+            channel = self._last_channel
+            book = self._last_book
+        else:
+            channel = self._channel(table, symbol)
+            self._last_table, self._last_symbol, self._last_channel = table, symbol, channel
+            book = self._last_book = None
+        if action is _PARTIAL or not rows or not self._check_ts:
+            if action is _PARTIAL and rows and self._check_ts:
+                verdict = self._partial_verdict(rows, wall_ms)
+                if verdict is not _OK:
+                    self._reject(verdict, table, symbol, rows, now)
+                    if table in self.books and self.resync_reason is None:
+                        self.resync_reason = f"{table}:{symbol} {verdict.value} partial"
+                    return self.resync_reason is not None
+            liveness.check(channel, now, None, None, None)
+        else:
+            text = rows[-1].get("timestamp")
+            ts_ms = self._ts_ms if text == self._ts_text else self._timestamp_ms(text)
+            verdict = liveness.check(channel, now, ts_ms, wall_ms,
+                                     hash(payload) if ts_ms is not None else None)
+            if verdict is not _OK:
+                if verdict is _MINOR_REORDER and table in self.books:
+                    verdict = _REORDER  # an out-of-order book delta corrupts the book
+                if not verdict.accepted:
+                    self._reject(verdict, table, symbol, rows, now)
+                    return self.resync_reason is not None
+        self.last_data_now = now
+        counts = self.table_counts
+        counts[table] = counts.get(table, 0) + 1
+        if book is None:
+            books = self.books.get(table)
+            if books is None:
+                self._on_other(msg, table, symbol, rows, now)
+                return self.resync_reason is not None
+            if symbol is not None:
+                book = self._last_book = books.books.get(symbol)
+            if book is None or action is _PARTIAL:
+                self._on_book(books, table, msg, now)
+                return self.resync_reason is not None
+        elif action is _PARTIAL:
+            self._on_book(self.books[table], table, msg, now)
             return self.resync_reason is not None
-        if type(msg) is Pong:
-            self.liveness.on_pong(now)
-            return False
-        self.liveness.on_inbound(now)
-        self._control.append(msg)
-        return True
+        if len(rows) != 1 and not all(r.get("symbol") == symbol for r in rows):
+            self._on_book(self.books[table], table, msg, now)
+            return self.resync_reason is not None
+        # The hot path: one symbol's delta applied straight to its book.
+        tops = book.top_changes
+        result = book.apply(action, rows, now)
+        if result is APPLIED:
+            if book.top_changes != tops:
+                self._top_changed(book, table, book.symbol, now)
+        elif result.reason is not None:
+            self._gap(table, book.symbol, result.reason, now)
+        return self.resync_reason is not None
 
     def _channel(self, table: str, symbol: str | None) -> str:
         key = (table, symbol)
@@ -188,10 +256,9 @@ class MdState:
             self._channels[key] = channel
         return channel
 
-    def _timestamp_ms(self, rows: list[dict[str, Any]]) -> int | None:
-        text = rows[-1].get("timestamp")
-        if text == self._ts_text:
-            return self._ts_ms
+    def _timestamp_ms(self, text: object) -> int | None:
+        """Epoch ms of a row's ``timestamp`` (None when missing or malformed); remembers the
+        last text parsed, as consecutive messages often share it."""
         ts_ms = parse_ms_or_none(text)
         if isinstance(text, str):
             self._ts_text, self._ts_ms = text, ts_ms
@@ -214,54 +281,21 @@ class MdState:
             return Verdict.STALE
         return _OK
 
-    def _on_table(self, msg: TableMessage, payload: bytes, now: float,
-                  wall_ms: int) -> None:
-        rows = msg.data
-        table = msg.table
-        symbol = msg.symbol
-        if symbol is None and rows:
-            first = rows[0].get("symbol")
-            symbol = first if type(first) is str else None
-        if table is self._last_table and symbol == self._last_symbol:
-            channel = self._last_channel
-        else:
-            channel = self._channel(table, symbol)
-            self._last_table, self._last_symbol, self._last_channel = table, symbol, channel
-        if msg.action is _PARTIAL and rows and self._check_ts:
-            verdict = self._partial_verdict(rows, wall_ms)
-            if verdict is not _OK:
-                self._reject(verdict, table, symbol, rows, now)
-                if table in self.books and self.resync_reason is None:
-                    self.resync_reason = f"{table}:{symbol} {verdict.value} partial"
-                return
-            self.liveness.on_data(channel, now)
-        elif msg.action is _PARTIAL or not rows or not self._check_ts:
-            self.liveness.on_data(channel, now)
-        else:
-            text = rows[-1].get("timestamp")
-            ts_ms = self._ts_ms if text == self._ts_text else self._timestamp_ms(rows)
-            verdict = self.liveness.on_data(
-                channel, now, ts_ms=ts_ms, wall_ms=wall_ms,
-                key=hash(payload) if ts_ms is not None else None)
-            if verdict is not _OK:
-                if verdict is Verdict.MINOR_REORDER and table in self.books:
-                    verdict = Verdict.REORDER  # an out-of-order book delta corrupts the book
-                if not verdict.accepted:
-                    self._reject(verdict, table, symbol, rows, now)
-                    return
-        self.last_data_now = now
-        counts = self.table_counts
-        counts[table] = counts.get(table, 0) + 1
-        books = self.books.get(table)
-        if books is not None:
-            if msg.action is not _PARTIAL and symbol is not None:
-                book = books.books.get(symbol)
-                if book is not None and (len(rows) == 1 or all(
-                        r.get("symbol") == symbol for r in rows)):
-                    self._on_delta(book, table, symbol, msg.action.value, rows, now)
-                    return
-            self._on_book(books, table, msg, now)
+    def _top_changed(self, book: OrderBook, table: str, symbol: str, now: float) -> None:
+        key = (table, symbol)
+        self._top_seen[key] = book.top_changes
+        spread = book.spread()
+        if spread is not None and spread <= 0 and not self._crossed_image.get(key, False):
+            book.invalidate(CROSSED_BOOK)  # a delta crossed an uncrossed book
+            self._gap(table, symbol, CROSSED_BOOK, now)
             return
+        push = self.sink.push
+        if push is not None:
+            push(TopOfBook(now, table, symbol, book.best_bid(), book.best_ask()))
+
+    def _on_other(self, msg: TableMessage, table: str, symbol: str | None,
+                  rows: list[dict[str, Any]], now: float) -> None:
+        """An accepted message of a table that is not a level-2 book."""
         if table == "trade" and rows:
             for sym, group in _by_symbol(rows, symbol).items():
                 tape = self.tapes.get(sym)
@@ -307,27 +341,6 @@ class MdState:
             sink.log("book.gap", table=table, symbol=symbol, reason=reason)
         if sink.push is not None:
             sink.push(BookGap(now, table, symbol, reason))
-
-    def _on_delta(self, book: OrderBook, table: str, symbol: str, action: str,
-                  rows: list[dict[str, Any]], now: float) -> None:
-        """The hot path: one symbol's delta applied straight to its book."""
-        tops = book.top_changes
-        result = book.apply(action, rows, now)
-        if result is APPLIED:
-            if book.top_changes != tops:
-                key = (table, symbol)
-                self._top_seen[key] = book.top_changes
-                spread = book.spread()
-                if (spread is not None and spread <= 0
-                        and not self._crossed_image.get(key, False)):
-                    book.invalidate(CROSSED_BOOK)  # a delta crossed an uncrossed book
-                    self._gap(table, symbol, CROSSED_BOOK, now)
-                    return
-                push = self.sink.push
-                if push is not None:
-                    push(TopOfBook(now, table, symbol, book.best_bid(), book.best_ask()))
-        elif result.reason is not None:
-            self._gap(table, symbol, result.reason, now)
 
     def _on_book(self, books: BookSet, table: str, msg: TableMessage, now: float) -> None:
         partial = msg.action is _PARTIAL

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -44,7 +45,7 @@ from venueguard.core.liveness import Fresh as FreshDecision
 from venueguard.core.rules import RuleSet, default_rules
 from venueguard.core.trades import TapeConfig, TradeTape
 from venueguard.io import md_events as ev
-from venueguard.io.clock import SYSTEM_CLOCK, Clock, LoopLag
+from venueguard.io.clock import SYSTEM_CLOCK, Clock, LoopLag, SystemClock
 from venueguard.io.errors import StreamError
 from venueguard.io.md_state import MdSink, MdState, MdStateConfig
 from venueguard.io.md_views import BookView, EventStream
@@ -59,6 +60,7 @@ from venueguard.venues.bitmex.topics import BOOK_L2_TABLES, auth_op, encode, sub
 
 __all__ = ["BookView", "EventStream", "MarketDataSession", "MdConfig", "default_liveness"]
 
+_time_ns = time.time_ns
 _FATAL_ACTIONS = frozenset({Action.DISCONNECT, Action.FAIL, Action.BLOCK})
 
 
@@ -536,7 +538,9 @@ class MarketDataSession:
 class _Frames:
     """The transport handler of one connection; silent once a newer connection exists.
 
-    ``on_text`` is the hot path: everything it calls is bound once, per connection.
+    ``on_text`` is the hot path: everything it calls is bound once, per connection, and with
+    the system clock the time is read straight from :mod:`time` (the same clocks
+    :class:`~venueguard.io.clock.SystemClock` reads, one call less each per frame).
     """
 
     __slots__ = ("_monotonic", "_on_frame", "_serial", "_session", "_wake", "_wall_ms")
@@ -545,13 +549,18 @@ class _Frames:
         self._session = session
         self._serial = serial
         self._on_frame = session.state.on_frame
-        self._monotonic = session.clock.monotonic
-        self._wall_ms = session.clock.wall_ms
+        clock = session.clock
+        system = type(clock) is SystemClock
+        self._monotonic = time.monotonic if system else clock.monotonic
+        self._wall_ms = None if system else clock.wall_ms
         self._wake = session._wake.set
 
     def on_text(self, payload: bytes) -> None:
-        if self._serial == self._session._serial and self._on_frame(
-                payload, self._monotonic(), self._wall_ms()):
+        if self._serial != self._session._serial:
+            return
+        wall_ms = self._wall_ms
+        if self._on_frame(payload, self._monotonic(),
+                          _time_ns() // 1_000_000 if wall_ms is None else wall_ms()):
             self._wake()  # a control frame or a resync needs the watchdog
 
     def on_pong_frame(self) -> None:

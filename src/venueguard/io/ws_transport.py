@@ -3,9 +3,9 @@
 The market-data session is written against two small protocols, so the library underneath is a
 choice (see docs/performance.md for the measurement behind the default):
 
-* :func:`connect_picows` (default): picows calls :meth:`WsHandler.on_text` straight from the
-  socket's ``data_received``, with no per-message task switch or queue;
-* :func:`connect_aiohttp`: aiohttp's client, read by one task.
+* :func:`connect_aiohttp` (the session's default): aiohttp's client, read by one task;
+* :func:`connect_picows` (opt-in): picows calls :meth:`WsHandler.on_text` straight from the
+  socket's ``data_received``, with no per-message task switch or queue.
 
 Frames are delivered synchronously, in order, as ``bytes`` (aiohttp runs with
 ``decode_text=False``, so no UTF-8 round trip); the handler must not block. Protocol ping frames
@@ -172,17 +172,18 @@ class _AiohttpConnection:
 
     async def _read(self) -> None:
         ws, handler = self._ws, self._handler
+        receive, on_text = ws.receive, handler.on_text  # bound once: this loop runs per frame
         kinds = aiohttp.WSMsgType
+        text, binary, ping, pong = kinds.TEXT, kinds.BINARY, kinds.PING, kinds.PONG
         try:
             while True:
-                msg = await ws.receive()
-                if msg.type is kinds.TEXT:
-                    handler.on_text(msg.data)  # bytes: decode_text=False, no UTF-8 round trip
-                elif msg.type is kinds.BINARY:
-                    handler.on_text(msg.data)
-                elif msg.type is kinds.PING:
+                msg = await receive()
+                kind = msg.type
+                if kind is text or kind is binary:
+                    on_text(msg.data)  # bytes: decode_text=False, no UTF-8 round trip
+                elif kind is ping:
                     await ws.pong(msg.data)
-                elif msg.type is kinds.PONG:
+                elif kind is pong:
                     handler.on_pong_frame()
                 else:  # CLOSE, CLOSING, CLOSED, ERROR
                     break
