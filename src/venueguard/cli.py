@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     mon.add_argument("--log-format", choices=["json", "pretty"], default="pretty")
     mon.add_argument("--scenario", default="503-lesson", metavar="NAME|PATH")
     mon.add_argument("--trade", choices=["none", "demo"], default="none")
+    mon.add_argument("--predictor", default=None, metavar="MODULE:ATTR|NAME",
+                     help="snapshot predictor (default: $VENUEGUARD_PREDICTOR or the built-in)")
 
     sim = sub.add_parser("sim", help="run the BitMEX-speaking simulator alone")
     sim.add_argument("--host", default="127.0.0.1")

@@ -262,3 +262,14 @@ async def test_alerts_reach_the_webhook_as_json(tmp_path: Path) -> None:
     critical = [a for a in received if a.get("tier") == "critical"]
     assert critical and "market" in str(critical[0]["message"])
     assert all("hook-secret-value" not in json.dumps(a) for a in received)
+
+
+def test_predictor_option_wins_over_the_environment() -> None:
+    from venueguard.cli import build_parser
+
+    parsed = build_parser().parse_args(["monitor", "--predictor", "pkg.mod:Thing"])
+    cfg = config_from_args(parsed, {"VENUEGUARD_PREDICTOR": "other:One"})
+    assert cfg.predictor == "pkg.mod:Thing"
+    cfg = config_from_args(build_parser().parse_args(["monitor"]),
+                           {"VENUEGUARD_PREDICTOR": "other:One"})
+    assert cfg.predictor == "other:One"

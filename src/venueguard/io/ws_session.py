@@ -51,7 +51,7 @@ from venueguard.io.md_state import MdSink, MdState, MdStateConfig
 from venueguard.io.md_views import BookView, EventStream
 from venueguard.io.notify import Notifier
 from venueguard.io.ratelimit import OpenRateLimiter
-from venueguard.io.ws_transport import ConnectFailed, WsConnection, WsConnector, connect_aiohttp
+from venueguard.io.ws_transport import ConnectFailed, WsConnection, WsConnector, connect_picows
 from venueguard.telemetry.alerts import Alerts
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
@@ -114,7 +114,7 @@ class MarketDataSession:
 
     def __init__(self, config: MdConfig, *, events: EventLog | None = None,
                  metrics: Metrics | None = None, alerts: Alerts | None = None,
-                 clock: Clock = SYSTEM_CLOCK, connector: WsConnector = connect_aiohttp,
+                 clock: Clock = SYSTEM_CLOCK, connector: WsConnector = connect_picows,
                  rng: RandomSource | None = None, lag: LoopLag | None = None) -> None:
         self.config = config
         self.clock = clock
