@@ -9,10 +9,8 @@ session over loopback. Its final book per symbol must equal the naive reference 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -25,25 +23,10 @@ from venueguard.sim.testing import running_sim
 from venueguard.telemetry.events import EventLog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "venues"))
-from reference_book import replay_reference
+from reference_book import capture_groups, replay_reference
 
 pytestmark = pytest.mark.system
 
-L2_TABLES = ("orderBookL2", "orderBookL2_25")
-
-
-def capture_groups(fixtures: Path) -> dict[str, list[dict[str, Any]]]:
-    """{recorded connection: [L2 message, ...]} for every capture that has L2 messages."""
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for path in sorted((fixtures / "fixtures").glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            msg = record.get("msg", record.get("recv"))
-            if isinstance(msg, dict) and msg.get("table") in L2_TABLES:
-                groups[f"{path.name}:{record.get('fixture', record.get('file', ''))}"].append(msg)
-    return dict(groups)
 
 
 async def replay_through_session(recording: Path, tables: list[str], expected_frames: int

@@ -16,7 +16,9 @@ non-data frames are ignored.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 L2_TABLES = ("orderBookL2", "orderBookL2_25")
@@ -123,3 +125,22 @@ def replay_reference(messages: Iterable[Mapping[str, Any] | str | bytes],
     for message in messages:
         book.apply_message(message)
     return book.result()
+
+
+def capture_groups(fixtures: Path) -> dict[str, list[dict[str, Any]]]:
+    """{recorded connection: [L2 message, ...]} for every capture file record with L2 messages.
+
+    ``fixtures`` is the shared BitMEX directory (the ``bitmex_fixtures`` test fixture); records
+    carry the message under ``msg`` or ``recv``.
+    """
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for path in sorted((fixtures / "fixtures").glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            msg = record.get("msg", record.get("recv"))
+            if isinstance(msg, dict) and msg.get("table") in L2_TABLES:
+                name = f"{path.name}:{record.get('fixture', record.get('file', ''))}"
+                groups[name].append(msg)
+    return dict(groups)

@@ -6,33 +6,14 @@ Each capture group is one connection (the api-connectors file holds several, tol
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import orjson
-from reference_book import replay_reference
+from reference_book import capture_groups, replay_reference
 
 from venueguard.core.book import BookSet
 from venueguard.venues.bitmex.messages import TableMessage, decode
-
-L2_TABLES = ("orderBookL2", "orderBookL2_25")
-
-
-def capture_groups(fixtures: Path) -> dict[str, list[dict[str, Any]]]:
-    """{connection name: [websocket message, ...]} for every capture with L2 messages."""
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for path in sorted((fixtures / "fixtures").glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            msg = record.get("msg", record.get("recv"))
-            if isinstance(msg, dict) and msg.get("table") in L2_TABLES:
-                name = f"{path.name}:{record.get('fixture', record.get('file', ''))}"
-                groups[name].append(msg)
-    return dict(groups)
 
 
 def replay_pipeline(messages: list[dict[str, Any]], table: str) -> dict[str, Any]:
