@@ -61,16 +61,19 @@ class VenueError(VenueguardError):
     """The venue or the path to it failed.
 
     ``kind`` is the classifier's kind value (``venueguard.core.kinds.Kind``), ``status`` the
-    HTTP status when a response was read, ``endpoint`` the logical endpoint (``POST /order``).
+    HTTP status when a response was read, ``endpoint`` the logical endpoint (``POST /order``),
+    ``cl_ord_id`` the order the request concerned, when it concerned one.
     """
 
     def __init__(self, message: str, *, kind: str = "unknown", status: int | None = None,
-                 endpoint: str | None = None, venue_message: str = "") -> None:
+                 endpoint: str | None = None, venue_message: str = "",
+                 cl_ord_id: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.status = status
         self.endpoint = endpoint
         self.venue_message = venue_message
+        self.cl_ord_id = cl_ord_id
 
 
 class Rejected(VenueError):
@@ -79,13 +82,6 @@ class Rejected(VenueError):
 
 class DuplicateClOrdID(Rejected):
     """The clOrdID already exists at the venue (an earlier attempt went through)."""
-
-    def __init__(self, message: str, *, cl_ord_id: str | None = None, kind: str = "unknown",
-                 status: int | None = None,
-                 endpoint: str | None = None, venue_message: str = "") -> None:
-        super().__init__(message, kind=kind, status=status, endpoint=endpoint,
-                         venue_message=venue_message)
-        self.cl_ord_id = cl_ord_id
 
 
 class AuthError(VenueError):
@@ -97,13 +93,6 @@ class AmbiguousOutcome(VenueError):
 
     For orders ``cl_ord_id`` names the order to look up (``RestSession.find_order``).
     """
-
-    def __init__(self, message: str, *, cl_ord_id: str | None = None, kind: str = "unknown",
-                 status: int | None = None,
-                 endpoint: str | None = None, venue_message: str = "") -> None:
-        super().__init__(message, kind=kind, status=status, endpoint=endpoint,
-                         venue_message=venue_message)
-        self.cl_ord_id = cl_ord_id
 
 
 class Overloaded(VenueError):
