@@ -44,6 +44,10 @@ class BookLike(Protocol):
     def mid(self) -> float | None: ...
 
 
+#: How long a stop waits for the strategy's current round (a submit in flight) to finish.
+STOP_WAIT_S = 15.0
+
+
 @dataclass(frozen=True, slots=True)
 class DemoConfig:
     step_s: float = 0.5
@@ -76,6 +80,7 @@ class DemoTrader:
         self.placed = 0
         self._stopping = False
         self._run_task: asyncio.Task[None] | None = None
+        self._strategy_task: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- the Trader protocol
     async def run(self) -> None:
@@ -85,7 +90,7 @@ class DemoTrader:
         await self._load_instrument()
         async with asyncio.TaskGroup() as group:
             group.create_task(self.runtime.run(), name="demo-orders")
-            group.create_task(self._strategy(), name="demo-strategy")
+            self._strategy_task = group.create_task(self._strategy(), name="demo-strategy")
 
     def pause(self, reason: str) -> None:
         if self.paused is None:
@@ -98,8 +103,15 @@ class DemoTrader:
         self.paused = None
 
     async def stop(self) -> None:
-        """Cancel the demo's orders (ONE bulk cancel), then disarm the dead man's switch."""
+        """Cancel the demo's orders (ONE bulk cancel), then disarm the dead man's switch.
+
+        The strategy's current round is let finish first: an order still in flight when the bulk
+        cancel goes out could be accepted after it and be left resting with the switch disarmed.
+        """
         self._stopping = True
+        task = self._strategy_task
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=STOP_WAIT_S)
         manager = self.runtime.manager
         if manager.ready and (manager.open_orders() or manager.unknown_orders()):
             await manager.cancel_all(self.symbol)

@@ -13,6 +13,7 @@ Call order::
                                    # returns once reconciled (``ready``) or after start_timeout_s
     run manager.run() in a task    # lookups, sweeps, journal writes, until stop()
     order = await manager.submit(OrderIntent("XBTUSD", "Buy", 100, 50_000.0))
+    await manager.amend(order.cl_ord_id, price=50_100.0)   # and/or qty= (the new orderQty)
     await manager.cancel(order.cl_ord_id)
     manager.on_rows(table, action, rows)   # websocket order / execution / position rows
     manager.stop(); await the run task
@@ -28,8 +29,23 @@ What ``submit`` guarantees:
    again: only venue evidence (the lookup by clOrdID, the websocket rows, the open orders, the
    order history) resolves it, through the reconciler.
 
+What ``amend`` guarantees (PUT /order by ``origClOrdID``; the order keeps its clOrdID):
+
+1. PENDING_AMEND with the requested values is committed to the journal BEFORE the request leaves
+   (``order.amend_sent`` once it does);
+2. a 503 is retried by the REST session within its budget; a final overload, or any failure that
+   proves nothing was processed, is ``amend_rejected``: the order rests as it was;
+3. a definite refusal is ``amend_rejected``; when the venue names the order's state
+   (``Invalid ordStatus: Filled``) that state is applied too, and the reconciler fetches what the
+   order did (its executions);
+4. an ambiguous outcome (timeout, 502, 504, connection lost) is NEVER resent: the order stays
+   PENDING_AMEND (``order.amend_unknown``) until venue evidence settles its price and quantity: a
+   row showing the requested values (websocket or lookup) settles it as amended at once; the
+   reconciler's lookup by clOrdID settles it with whatever the venue shows otherwise.
+
 Nothing is sent before ``start`` has reconciled, nor while ``refusal()`` (set by the runtime's
-safe mode) gives a reason: ``submit`` then raises :class:`OrdersBlocked` and logs ``order.refused``.
+safe mode) gives a reason: ``submit`` and ``amend`` then raise :class:`OrdersBlocked` and log
+``order.refused``. Cancels are never refused.
 """
 
 from __future__ import annotations
@@ -37,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,7 +85,12 @@ from venueguard.core.reconcile import (
 from venueguard.io import errors
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
 from venueguard.io.journal import Journal
-from venueguard.io.order_queries import history_pages, usable_executions, venue_qty
+from venueguard.io.order_queries import (
+    amend_reject_status,
+    history_pages,
+    usable_executions,
+    venue_qty,
+)
 from venueguard.io.order_reports import OrderReports
 from venueguard.telemetry.alerts import Alerts
 from venueguard.telemetry.events import EventLog
@@ -88,7 +110,8 @@ _NOT_SENT = (errors.Overloaded, errors.RateLimited, errors.CoolingDown, errors.B
 
 
 class OrdersBlocked(Exception):
-    """``submit`` refused: nothing was journaled or sent (safe mode, stopping, not reconciled)."""
+    """``submit`` or ``amend`` refused: nothing was journaled or sent (safe mode, stopping, not
+    reconciled)."""
 
 
 class NotReady(OrdersBlocked):
@@ -103,6 +126,12 @@ class OrderRest(Protocol):
                           ord_type: str | None = None, time_in_force: str | None = None,
                           exec_inst: str | None = None, text: str | None = None,
                           **extra: Any) -> dict[str, Any]: ...
+
+    async def amend_order(self, *, order_id: str | None = None,
+                          orig_cl_ord_id: str | None = None, cl_ord_id: str | None = None,
+                          order_qty: float | None = None, leaves_qty: float | None = None,
+                          price: float | None = None,
+                          text: str | None = None) -> dict[str, Any]: ...
 
     async def cancel_orders(self, order_ids: Sequence[str] = (), cl_ord_ids: Sequence[str] = (),
                             text: str | None = None) -> list[dict[str, Any]]: ...
@@ -166,6 +195,8 @@ class OrderManager:
         self.reconciler = Reconciler(self.table, self.config.reconcile,
                                      start_wall_ms=clock.wall_ms(), symbols=self.symbols)
         self._pending: list[tuple[Transition, Order]] = []
+        #: Amends not settled yet: clOrdID -> requested (qty, price).
+        self._amends: dict[str, tuple[int | None, float | None]] = {}
         self._write_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
@@ -534,6 +565,114 @@ class OrderManager:
         self._wake.set()
         await self.flush()
 
+    async def amend(self, cl_ord_id: str, *, price: float | None = None,
+                    qty: int | None = None) -> Order:
+        """Amend a resting order's price and/or quantity (``qty`` is the new orderQty, filled
+        part included); returns the order in whatever state the outcome left it.
+
+        Journals PENDING_AMEND, then sends ONE ``PUT /order`` by ``origClOrdID`` (the clOrdID is
+        kept); the outcomes are listed in the module docstring. Raises :class:`OrdersBlocked`
+        (nothing journaled or sent) when not ready, stopping or refused by safe mode, and
+        ``ValueError`` for an unknown clOrdID, an order that is not NEW or PARTIALLY_FILLED
+        (for example an amend already pending) or an amend that changes nothing.
+        """
+        order = self._admit_amend(cl_ord_id, price, qty)
+        cl, table = order.cl_ord_id, self.table
+        table.on_amend_requested(cl, qty, price, self.clock.monotonic())
+        self._amends[cl] = (qty, price)
+        self._drain()
+        try:
+            await self.flush()                    # durable BEFORE the request leaves
+        except BaseException:
+            self._own(cl, o.AmendRejected("not sent: journal write failed"))
+            self._drain()
+            raise
+        self.events.emit("order.amend_sent", cl_ord_id=cl, qty=qty, price=price)
+        by_order_id = cl.startswith("venue:")    # adopted without a clOrdID
+        try:
+            row = await self.rest.amend_order(
+                order_id=order.order_id if by_order_id else None,
+                orig_cl_ord_id=None if by_order_id else cl, order_qty=qty, price=price)
+        except asyncio.CancelledError:
+            self._own(cl, o.Ambiguous("cancelled while in flight"))
+            self._drain()
+            items = self._take_pending()
+            try:
+                self.journal.append_transitions(items)   # one short write while unwinding
+            except Exception:
+                self._pending[:0] = items                # the next flush retries them
+            raise
+        except BaseException as exc:
+            self._on_amend_failure(cl, exc)
+            await self.flush()
+            if not isinstance(exc, errors.VenueError):
+                raise
+            return order
+        now = self.clock.monotonic()
+        if row.get("clOrdID") == cl or (order.order_id is not None
+                                        and row.get("orderID") == order.order_id):
+            self._own(cl, o.Amended(qty, price))  # then the row: the venue's exact values
+            self.reconciler.on_ws_order_rows([row], now, self.clock.wall_ms())
+        else:                                     # a 200 that is not this order's row
+            self._own(cl, o.Ambiguous("answer without the order's row"))
+        self._drain()
+        self._wake.set()
+        await self.flush()
+        return order
+
+    def _admit_amend(self, cl_ord_id: str, price: float | None, qty: int | None) -> Order:
+        order = self.table.orders.get(cl_ord_id)
+        if order is None:
+            raise ValueError(f"amend: unknown clOrdID {cl_ord_id!r}")
+        if price is None and qty is None:
+            raise ValueError("amend needs a price or a qty")
+        if (price is not None and not price > 0) or (qty is not None and (
+                isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0)):
+            raise ValueError("amend needs price > 0 and an integer qty > 0")
+        if order.state not in (S.NEW, S.PARTIALLY_FILLED):
+            raise ValueError(f"amend: {cl_ord_id} is {order.state.value}, not NEW or "
+                             "PARTIALLY_FILLED")
+        if _matches(order, qty, price):
+            raise ValueError(f"amend: {cl_ord_id} already has that price and quantity")
+        reason = ("stopping" if self._stopping else
+                  "not reconciled with the venue yet" if not self.ready else self.refusal())
+        if reason is None:
+            return order
+        self.events.emit("order.refused", cl_ord_id=cl_ord_id, request="amend",
+                         symbol=order.symbol, side=order.side, qty=qty, price=price,
+                         reason=reason)
+        raise (NotReady if not self.ready else OrdersBlocked)(reason)
+
+    def _on_amend_failure(self, cl: str, exc: BaseException) -> None:
+        """Map a failed PUT /order: not processed or refused (the order rests as it was, plus
+        any state the venue named), or unknown (left PENDING_AMEND for the evidence)."""
+        refused = isinstance(exc, errors.Rejected) and not isinstance(exc, _NOT_SENT)
+        not_processed = isinstance(exc, _NOT_SENT) or (isinstance(exc, errors.BudgetExhausted)
+                                                       and exc.kind in NOT_PROCESSED_KINDS)
+        if refused or not_processed:
+            if self._own(cl, o.AmendRejected(_reason(exc))) and refused:
+                assert isinstance(exc, errors.VenueError)
+                status = amend_reject_status(exc.venue_message)
+                if status is not None:            # "Invalid ordStatus: Filled": apply it
+                    self._own(cl, o.VenueSnapshot(ord_status=status))
+        else:                                     # anything else may have been processed
+            label = (f"{exc.kind} {exc.status or ''}".strip()
+                     if isinstance(exc, errors.VenueError) else type(exc).__name__)
+            if self._own(cl, o.Ambiguous(label)):
+                self.events.emit("order.amend_unknown", cl_ord_id=cl, reason=label)
+        self._drain()
+        self._wake.set()
+
+    def _settle_amends(self) -> None:
+        """An amend whose requested values a venue row now shows took effect: settle it.
+        Amends that left PENDING_AMEND otherwise are forgotten here."""
+        for cl, (qty, price) in list(self._amends.items()):
+            order = self.table.orders[cl]
+            if order.state is S.PENDING_AMEND and _matches(order, qty, price):
+                self.table.on_amended(cl, qty, price, self.clock.monotonic())
+            if order.state is not S.PENDING_AMEND:
+                del self._amends[cl]
+
     async def cancel_all(self, symbol: str | None = None) -> bool:
         """ONE ``DELETE /order/all``; True when the venue answered. The rows are evidence."""
         try:
@@ -549,6 +688,8 @@ class OrderManager:
     # ---------------------------------------------------------------- journal and reports
     def _drain(self) -> None:
         """Queue the table's new transitions for the journal and report each one."""
+        if self._amends:
+            self._settle_amends()
         for transition in self.table.take_transitions():
             order = self.table.orders[transition.cl_ord_id]
             self._pending.append((transition, order))
@@ -572,6 +713,13 @@ class OrderManager:
             self.alerts.fire(tier, message, now=self.clock.monotonic(), key=key)
         else:
             self.events.emit("alert", tier=tier, message=message)
+
+
+def _matches(order: Order, qty: int | None, price: float | None) -> bool:
+    """True when the order shows every requested value."""
+    return ((qty is None or order.qty == qty)
+            and (price is None or (order.price is not None
+                                   and math.isclose(order.price, price, rel_tol=1e-12))))
 
 
 def _reason(exc: BaseException) -> str:

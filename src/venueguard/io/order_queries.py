@@ -5,7 +5,9 @@
   last page came back short, which alone lets the reconciler treat absence as proof;
 * :func:`usable_executions` — splits execution rows into those the order table can apply and
   trades lacking their id, quantity or price (reported by the caller, never applied);
-* :func:`venue_qty` — the venue's position for a symbol from ``GET /position`` rows.
+* :func:`venue_qty` — the venue's position for a symbol from ``GET /position`` rows;
+* :func:`amend_reject_status` — the order state a refused ``PUT /order`` names
+  (``Invalid ordStatus: Filled`` -> ``Filled``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from venueguard.io import errors
+from venueguard.venues.bitmex.errors import INVALID_ORD_STATUS
 from venueguard.venues.bitmex.timefmt import format_ms
 
-__all__ = ["history_pages", "usable_executions", "venue_qty"]
+__all__ = ["amend_reject_status", "history_pages", "usable_executions", "venue_qty"]
+
+#: States an amend refusal may name; an open state names nothing new.
+_CLOSED_STATUSES = frozenset({"Filled", "Canceled", "Rejected"})
 
 Row = dict[str, Any]
 
@@ -67,3 +73,14 @@ def venue_qty(rows: Sequence[Row], symbol: str) -> int:
         if row.get("symbol") == symbol and isinstance(qty, int) and not isinstance(qty, bool):
             return qty
     return 0
+
+
+def amend_reject_status(message: str) -> str | None:
+    """The closed state named by an amend refusal (``Invalid ordStatus: Filled``), else None
+    (other refusals, such as ``Invalid price``, say nothing about the order's state)."""
+    head, sep, rest = message.partition(INVALID_ORD_STATUS)
+    if not sep or head.strip():
+        return None
+    words = rest.lstrip(": ").split()
+    status = words[0].rstrip(".,;") if words else ""
+    return status if status in _CLOSED_STATUSES else None

@@ -7,7 +7,17 @@ Each transition the order table applies (and the journal appends) is reported on
   lookup, fill), with the kind of evidence in ``via`` and ``adopted`` for orders taken over;
 * ``order.filled`` — every execution applied (``qty``, ``px``, ``cum_qty``), or a status that
   says FILLED before its executions are seen (``via``);
-* ``order.canceled`` and ``order.rejected`` — the order reached that terminal state.
+* ``order.canceled`` and ``order.rejected`` — the order reached that terminal state;
+* ``order.amended`` — an amend left PENDING_AMEND with the requested values in place (our 200,
+  or a venue row that showed them after an unanswered request), with the order's ``qty`` and
+  ``price`` now and the evidence in ``via``;
+* ``order.amend_rejected`` — an amend left PENDING_AMEND without them (a refusal, a final 503,
+  or the venue's row showing other values; the order keeps the venue's), with ``reason`` and
+  the order's ``state``.
+
+(The order manager itself emits ``order.intent``, ``order.sent``, ``order.refused``, and for
+amends ``order.amend_sent`` when the PUT leaves and ``order.amend_unknown`` when its outcome is
+unknown.)
 
 Metrics: ``order_acks_total``, ``partial_fills_total``, ``time_to_fill_seconds`` (from the first
 evidence to FILLED), ``cancel_confirms_total`` (a cancel we asked for, confirmed),
@@ -16,10 +26,12 @@ evidence to FILLED), ``cancel_confirms_total`` (a cancel we asked for, confirmed
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from venueguard.core.orders import (
     OPEN_STATES,
+    AmendRequested,
     Filled,
     Order,
     OrderState,
@@ -44,9 +56,14 @@ class OrderReports:
         self.acked: set[str] = set()              # orders already reported as acked
         self._acked_at: dict[str, float] = {}
         self._phantoms_seen = 0
+        self._amending: dict[str, AmendRequested] = {}   # amends not settled yet
 
     def on_transition(self, t: Transition, order: Order) -> None:
         cl, event, emit, metrics = t.cl_ord_id, t.event, self.events.emit, self.metrics
+        if isinstance(event, AmendRequested):
+            self._amending[cl] = event
+        elif t.from_state is S.PENDING_AMEND and t.to_state is not S.PENDING_AMEND:
+            self._amend_settled(t, order)
         if t.to_state is S.UNKNOWN and t.from_state is not S.UNKNOWN:
             emit("order.unknown", cl_ord_id=cl, reason=getattr(event, "reason", t.kind))
         if order.exists_at_venue and cl not in self.acked and t.to_state is not S.UNKNOWN:
@@ -77,6 +94,19 @@ class OrderReports:
         if t.to_state is S.REJECTED and t.from_state is not S.REJECTED:
             self._acked_at.pop(cl, None)
             emit("order.rejected", cl_ord_id=cl, reason=getattr(event, "reason", t.kind))
+
+    def _amend_settled(self, t: Transition, order: Order) -> None:
+        asked = self._amending.pop(t.cl_ord_id, None)
+        took = asked is not None and (asked.qty is None or asked.qty == order.qty) and (
+            asked.price is None or (order.price is not None
+                                    and math.isclose(order.price, asked.price, rel_tol=1e-12)))
+        if t.kind == "amended" or took:
+            self.events.emit("order.amended", cl_ord_id=t.cl_ord_id, qty=order.qty,
+                             price=order.price, state=t.to_state.value, via=t.kind)
+        else:
+            self.events.emit("order.amend_rejected", cl_ord_id=t.cl_ord_id,
+                             reason=getattr(t.event, "reason", "") or t.kind,
+                             state=t.to_state.value, qty=order.qty, price=order.price)
 
     def gauges(self, table: OrderTable, symbols: Sequence[str], *, phantoms: int,
                venue_open: int | None) -> None:

@@ -2,16 +2,18 @@
 
 Pieces (each usable alone):
 
-* :class:`~venueguard.io.order_manager.OrderManager` — journal, table, reconciler, submit/cancel;
+* :class:`~venueguard.io.order_manager.OrderManager` — journal, table, reconciler,
+  submit/amend/cancel;
 * :class:`~venueguard.io.dms_runner.DmsRunner` — ``cancelAllAfter`` while orders rest;
 * :class:`~venueguard.core.safemode.SafeModePolicy` driven by the regime: either a
   :class:`~venueguard.core.regime.RegimeDetector` owned here (fed with every ``rest.error`` of the
   event log and with :meth:`OrdersRuntime.on_intensity`; it emits ``regime.changed``), or an
   external ``regime_source`` callable returning the regime's name (the monitor's detector).
 
-In SAFE: no new orders (``submit`` raises :class:`~venueguard.io.order_manager.OrdersBlocked` and
-logs ``order.refused``), ONE bulk cancel (``DELETE /order/all``), the dead man's switch shortened
-and the reconciler on its low budget, until the regime is NORMAL again (via RECOVERING).
+In SAFE: no new orders and no amends (``submit`` and ``amend`` raise
+:class:`~venueguard.io.order_manager.OrdersBlocked` and log ``order.refused``), ONE bulk cancel
+(``DELETE /order/all``), the dead man's switch shortened and the reconciler on its low budget,
+until the regime is NORMAL again (via RECOVERING).
 
 Call order::
 
@@ -22,6 +24,7 @@ Call order::
                                            # MarketDataSession subscribed to order/execution/
                                            # position) and run() consumes its events
     await runtime.submit(intent); await runtime.cancel(cl_ord_id)
+    await runtime.amend(cl_ord_id, price=..., qty=...)   # see OrderManager.amend
     await runtime.stop(clean=True)         # disarms the switch; then await task
 """
 
@@ -145,6 +148,15 @@ class OrdersRuntime:
     async def submit(self, intent: OrderIntent) -> Order:
         try:
             return await self.manager.submit(intent)
+        finally:
+            if self.dms is not None:
+                self.dms.wake()
+
+    async def amend(self, cl_ord_id: str, *, price: float | None = None,
+                    qty: int | None = None) -> Order:
+        """:meth:`OrderManager.amend` (refused like a new order while the regime is SAFE)."""
+        try:
+            return await self.manager.amend(cl_ord_id, price=price, qty=qty)
         finally:
             if self.dms is not None:
                 self.dms.wake()
