@@ -476,11 +476,7 @@ class OrderManager:
                 else None, text=intent.text)
         except asyncio.CancelledError:
             self._outcome_unknown(cl, "cancelled while in flight")
-            items = self._take_pending()
-            try:
-                self.journal.append_transitions(items)   # one short write while unwinding
-            except Exception:
-                self._pending[:0] = items                # the next flush retries them
+            self._flush_while_unwinding()
             raise
         except BaseException as exc:
             self._on_send_failure(cl, exc)
@@ -596,11 +592,7 @@ class OrderManager:
         except asyncio.CancelledError:
             self._own(cl, o.Ambiguous("cancelled while in flight"))
             self._drain()
-            items = self._take_pending()
-            try:
-                self.journal.append_transitions(items)   # one short write while unwinding
-            except Exception:
-                self._pending[:0] = items                # the next flush retries them
+            self._flush_while_unwinding()
             raise
         except BaseException as exc:
             self._on_amend_failure(cl, exc)
@@ -696,6 +688,15 @@ class OrderManager:
             self.reports.on_transition(transition, order)
         self.reports.gauges(self.table, self.symbols, phantoms=self.reconciler.phantoms,
                             venue_open=self.venue_open)
+
+    def _flush_while_unwinding(self) -> None:
+        """Journal what is queued in one short synchronous write while a cancellation unwinds
+        (no await may run then); on failure the items stay queued for the next flush."""
+        items = self._take_pending()
+        try:
+            self.journal.append_transitions(items)
+        except Exception:
+            self._pending[:0] = items
 
     def _take_pending(self) -> list[tuple[Transition, Order]]:
         items, self._pending = self._pending, []
