@@ -27,15 +27,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from _simproc import simulator, ws_url
 
 SYMBOL = "XBTUSD"
 TOPIC = f"orderBookL2:{SYMBOL}"
@@ -67,27 +67,6 @@ def record_stream(path: Path, n_messages: int, *, seed: int = 7,
                                             "data": update.rows}) + b"\n")
                     written += 1
     return written
-
-
-@contextlib.asynccontextmanager
-async def simulator(*args: str) -> AsyncIterator[str]:
-    """``venueguard sim ARGS`` in a child process; yields its base URL (http://...)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "venueguard", "sim", "--port", "0", *args,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip()
-        if not line.startswith("listening on "):
-            raise RuntimeError(f"simulator did not start: {line!r}")
-        yield line.removeprefix("listening on ")
-    finally:
-        proc.terminate()
-        await proc.wait()
-
-
-def ws_url(base_url: str) -> str:
-    return base_url.replace("http://", "ws://", 1) + "/realtime"
 
 
 class Timing:

@@ -16,13 +16,11 @@ import argparse
 import asyncio
 import contextlib
 import statistics
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 
+from _simproc import simulator as sim_process
 from venueguard.core.backoff import BackoffConfig
 from venueguard.core.liveness import DEFAULT_QUIET_CHANNELS, LivenessConfig
 from venueguard.io import md_events as ev
@@ -31,21 +29,9 @@ from venueguard.io.ws_session import MarketDataSession, MdConfig
 TOPIC = "orderBookL2:XBTUSD"
 
 
-@contextlib.asynccontextmanager
-async def simulator(rate: float) -> AsyncIterator[str]:
-    """``venueguard sim`` in a child process; yields its base URL."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "venueguard", "sim", "--port", "0", "--rate", str(rate),
-        "--scenario", "calm", stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip()
-        if not line.startswith("listening on "):
-            raise RuntimeError(f"simulator did not start: {line!r}")
-        yield line.removeprefix("listening on ")
-    finally:
-        proc.terminate()
-        await proc.wait()
+def simulator(rate: float) -> contextlib.AbstractAsyncContextManager[str]:
+    """A calm ``venueguard sim`` at ``rate`` msgs/s in a child process; yields its base URL."""
+    return sim_process("--rate", str(rate), "--scenario", "calm")
 
 
 async def post_fault(base_url: str, kind: str, **params: Any) -> None:
