@@ -30,8 +30,8 @@ from typing import Any
 
 import aiohttp
 
-from peers_pipeline import CCXT_SYMBOL, TOPIC
 from _simproc import simulator, ws_url
+from peers_pipeline import CCXT_SYMBOL, TOPIC
 from venueguard.io import md_events as ev
 from venueguard.io.ws_session import MarketDataSession, MdConfig
 
