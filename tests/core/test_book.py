@@ -9,8 +9,15 @@ from venueguard.core.book import (
     DROPPED,
     DUPLICATE_ID,
     DUPLICATE_PRICE,
+    INVALID_ID,
+    INVALID_PRICE,
+    INVALID_SIDE,
+    INVALID_SIZE,
     MALFORMED_ROW,
     MISSING_PRICE,
+    OFF_LOT,
+    OFF_TICK,
+    PRICE_MISMATCH,
     UNKNOWN_ACTION,
     UNKNOWN_ID,
     ApplyStatus,
@@ -132,12 +139,31 @@ def test_rows_before_the_first_partial_are_dropped_and_counted() -> None:
     ("insert", [row(21, "Buy", 1, 97.0)], DUPLICATE_ID),
     ("insert", [row(31, "Buy", 1, 100.0)], DUPLICATE_PRICE),
     ("insert", [row(31, "Buy", 1)], MISSING_PRICE),
-    ("insert", [row(31, "buy", 1, 97.0)], MALFORMED_ROW),
+    ("insert", [row(31, "buy", 1, 97.0)], INVALID_SIDE),
     ("insert", [{"symbol": "XBTUSD", "side": "Buy", "price": 97.0}], MALFORMED_ROW),
-    ("insert", [row(31, "Buy", "7", 97.0)], MALFORMED_ROW),  # type: ignore[arg-type]
-    ("insert", [row(31, "Buy", 7, "97")], MALFORMED_ROW),  # type: ignore[arg-type]
-    ("update", [row(21, "Buy", None, None) | {"size": [1]}], MALFORMED_ROW),
-    ("update", [{"symbol": "XBTUSD", "id": [21], "side": "Buy", "size": 1}], MALFORMED_ROW),
+    ("insert", [row(31, "Buy", "7", 97.0)], INVALID_SIZE),  # type: ignore[arg-type]
+    ("insert", [row(31, "Buy", 7, "97")], INVALID_PRICE),  # type: ignore[arg-type]
+    ("update", [row(21, "Buy", None, None) | {"size": [1]}], INVALID_SIZE),
+    ("update", [{"symbol": "XBTUSD", "id": [21], "side": "Buy", "size": 1}], INVALID_ID),
+    # impossible values: refused before they touch the book
+    ("insert", [row(31, "Buy", -7, 97.0)], INVALID_SIZE),
+    ("insert", [row(31, "Buy", 0, 97.0)], INVALID_SIZE),
+    ("insert", [row(31, "Buy", 7.5, 97.0)], INVALID_SIZE),
+    ("insert", [{"symbol": "XBTUSD", "id": 31, "side": "Buy", "price": 97.0}], INVALID_SIZE),
+    ("insert", [row(31, "Buy", 7, -97.0)], INVALID_PRICE),
+    ("insert", [row(31, "Buy", 7, 0.0)], INVALID_PRICE),
+    ("insert", [row(31, "Buy", 7, float("nan"))], INVALID_PRICE),
+    ("insert", [row(31, "Buy", 7, float("inf"))], INVALID_PRICE),
+    ("insert", [row(31, "Buy", 7, 1e300)], INVALID_PRICE),
+    ("insert", [row(31, "Buy", 10**30, 97.0)], INVALID_SIZE),
+    ("insert", [row(31, "Buy", True, 97.0)], INVALID_SIZE),
+    ("update", [row(21, "Buy", -5)], INVALID_SIZE),
+    ("update", [row(21, "Buy", 0)], INVALID_SIZE),
+    ("update", [row(21, "Buy", 2.5)], INVALID_SIZE),
+    ("update", [{"symbol": "XBTUSD", "id": 21.0, "side": "Buy", "size": 1}], INVALID_ID),
+    ("update", [{"symbol": "XBTUSD", "id": True, "side": "Buy", "size": 1}], INVALID_ID),
+    ("update", [row(21, "Buy", 5, float("nan"))], INVALID_PRICE),
+    ("delete", [row(21, "Buy", None, 55.0)], PRICE_MISMATCH),
     ("frobnicate", [row(21, "Buy", 1)], UNKNOWN_ACTION),
 ])
 def test_inconsistent_delta_asks_for_resync_and_invalidates(
@@ -236,7 +262,7 @@ def test_orderbook10_snapshots_replace_the_book() -> None:
     assert book.sides() == {"Buy": {9760: 1}, "Sell": {9761: 2}}
     assert (book.top_changes, book.top_price_changes) == (churn + 2, prices_moved + 1)
     bad = book.apply_top([[9760, "1"]], [], now=4.0)
-    assert bad.reason == MALFORMED_ROW and not book.valid
+    assert bad.reason == INVALID_SIZE and not book.valid
     assert book.apply_top([[1]], [], now=4.0).reason == MALFORMED_ROW
     assert book.apply_top([[1, 1]], [], now=5.0) is APPLIED and book.valid
 
@@ -294,3 +320,22 @@ def test_bookset_top_rows() -> None:
     assert results[0] == ("XBTUSD", APPLIED)
     assert results[1][1].reason == MALFORMED_ROW
     assert results[2][0] == "" and results[2][1].needs_resync
+
+
+def test_tick_and_lot_are_enforced_where_known() -> None:
+    book = OrderBook("XBTUSD", BookConfig(tick=0.5, lot=100))
+    assert book.apply("partial", [row(1, "Buy", 200, 100.5), row(2, "Sell", 100, 101.0)],
+                      now=1.0) is APPLIED
+    assert book.apply("insert", [row(3, "Buy", 100, 99.25)], now=2.0).reason == OFF_TICK
+    assert book.apply("partial", [row(1, "Buy", 200, 100.5)], now=3.0) is APPLIED
+    assert book.apply("update", [row(1, "Buy", 150)], now=4.0).reason == OFF_LOT
+    assert not book.valid
+    fine = OrderBook("ETHUSD", BookConfig(tick=0.05))
+    assert fine.apply("partial", [row(1, "Buy", 3, 123.45), row(2, "Sell", 1, 0.15)],
+                      now=1.0) is APPLIED  # 123.45 / 0.05 is not exact in binary, still on tick
+
+
+def test_increments_learned_later_apply_to_the_next_rows() -> None:
+    book = modern_book()
+    book.set_increments(1.0, None)
+    assert book.apply("insert", [row(31, "Buy", 1, 97.5)], now=11.0).reason == OFF_TICK

@@ -163,8 +163,10 @@ async def test_a_blocked_loop_drains_before_declaring_a_stall(tolerance_s: float
                               b'{"op":"subscribe","args":["orderBookL2:XBTUSD"]}}')
         venue.handler.on_text(orjson.dumps({
             "table": "orderBookL2", "action": "partial", "filter": {"symbol": "XBTUSD"},
-            "data": [{"symbol": "XBTUSD", "id": 1, "side": "Buy", "size": 5, "price": 100.0},
-                     {"symbol": "XBTUSD", "id": 2, "side": "Sell", "size": 5, "price": 101.0}]}))
+            "data": [{"symbol": "XBTUSD", "id": 1, "side": "Buy", "size": 5, "price": 100.0,
+                      "timestamp": format_ms(int(time.time() * 1000))},
+                     {"symbol": "XBTUSD", "id": 2, "side": "Sell", "size": 5, "price": 101.0,
+                      "timestamp": format_ms(int(time.time() * 1000))}]}))
         await md.wait_synced(2)
 
         def hog() -> None:

@@ -159,13 +159,30 @@ def test_second_partial_after_reconnect_logs_book_resynced() -> None:
 
 
 @pytest.mark.parametrize("payload", [b"", b"{", b"[1,2]", b'{"table": 5}', b"\xff\xfe",
-                                     b'{"table":"orderBookL2","action":"update","data":[7]}',
                                      b"x" * 100_000])
 def test_malformed_frames_are_counted_and_never_raise(payload: bytes) -> None:
-    state, _ = make()
+    state, rec = make()
     state.on_frame(payload, 0.2, WALL_MS)
-    assert state.counters.malformed == 1
+    assert state.counters.malformed == 1 and state.counters.rejected == 1
+    assert ("data.rejected", {"reason": "malformed", "table": "", "symbol": None}) in rec.lines
     assert state.books["orderBookL2"].book("XBTUSD").valid
+
+
+@pytest.mark.parametrize(("payload", "reason"), [
+    (b'{"table":"orderBookL2","action":"update","data":[7]}', "malformed"),
+    (b'{"table":"orderBookL2","action":"upsert","data":[]}', "unknown_action"),
+])
+def test_an_unreadable_book_frame_is_refused_and_the_book_resyncs(payload: bytes,
+                                                                   reason: str) -> None:
+    """The frame might have carried a change of the book: the book cannot be trusted."""
+    state, rec = make()
+    assert state.books["orderBookL2"].book("XBTUSD").valid
+    assert state.on_frame(payload, 0.2, WALL_MS) is True
+    assert state.counters.rejected == 1
+    assert ("data.rejected", {"reason": reason, "table": "orderBookL2", "symbol": None}
+            ) in rec.lines
+    assert not state.books["orderBookL2"].book("XBTUSD").valid
+    assert state.resync_reason is not None
 
 
 def test_pong_and_control_frames() -> None:
@@ -213,3 +230,92 @@ def test_data_before_the_ack_counts_for_the_topic_being_subscribed() -> None:
     state.on_frame(partial, 0.5, WALL_MS)
     state.on_subscribed("orderBookL2_25", 0.6)
     assert state.liveness.channels == ("orderBookL2_25",)
+
+
+@pytest.mark.parametrize(("stamp", "reason"), [(None, "missing_timestamp"),
+                                               ("yesterday", "bad_timestamp"),
+                                               (17, "bad_timestamp")])
+def test_a_delta_without_a_readable_server_timestamp_is_refused(stamp: object,
+                                                                reason: str) -> None:
+    """Without a timestamp no stale/future/reorder/duplicate check could run on it."""
+    state, rec = make()
+    row = level(2, "Buy", 99, 100.0)
+    if stamp is None:
+        del row["timestamp"]
+    else:
+        row["timestamp"] = stamp
+    state.on_frame(frame("orderBookL2", "update", [row]), 0.2, WALL_MS)
+    assert rec.rejected == [reason]
+    assert ("data.rejected", {"reason": reason, "table": "orderBookL2", "symbol": "XBTUSD"}
+            ) in rec.lines
+    assert not state.books["orderBookL2"].book("XBTUSD").valid
+    assert state.resync_reason is not None
+
+
+def test_one_untimed_row_in_a_multi_row_delta_refuses_the_frame() -> None:
+    state, rec = make()
+    bad = level(2, "Buy", 99, 100.0)
+    bad["timestamp"] = "2020-13-45T99:00:00.000Z"
+    state.on_frame(frame("orderBookL2", "update", [bad, level(1, "Sell", 7, 101.0)]),
+                   0.2, WALL_MS)
+    assert rec.rejected == ["bad_timestamp"]
+
+
+def test_a_partial_with_a_row_lacking_its_timestamp_is_refused() -> None:
+    state, rec = make()
+    rows = [level(1, "Sell", 10, 101.0), level(2, "Buy", 20, 100.0)]
+    del rows[0]["timestamp"]
+    state.on_frame(frame("orderBookL2", "partial", rows, filter={"symbol": "XBTUSD"}),
+                   0.3, WALL_MS)
+    assert rec.rejected == ["missing_timestamp"]
+    assert not state.books["orderBookL2"].book("XBTUSD").valid
+
+
+def test_tables_documented_without_timestamps_are_taken_in_arrival_order() -> None:
+    state, rec = make()
+    row = {"orderID": "a", "symbol": "XBTUSD", "side": "Sell", "price": 100.0, "leavesQty": 5}
+    state.on_frame(frame("liquidation", "insert", [row]), 0.2, WALL_MS)
+    assert rec.rejected == []
+    assert state.table_counts["liquidation"] == 1
+    assert [e.table for e in rec.events if isinstance(e, ev.TableData)] == ["liquidation"]
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"size": -5}, "invalid_size"), ({"size": 0}, "invalid_size"),
+    ({"size": 2.5}, "invalid_size"), ({"size": 10**17}, "invalid_size"),
+    ({"id": "2"}, "invalid_id"), ({"side": "Up"}, "invalid_side"),
+    ({"price": -100.0}, "invalid_price"),
+])
+def test_impossible_values_are_refused_counted_and_resynced(change: dict[str, Any],
+                                                            reason: str) -> None:
+    state, rec = make()
+    state.on_frame(frame("orderBookL2", "update", [level(2, "Buy", 25, 100.0) | change]),
+                   0.2, WALL_MS)
+    assert rec.rejected == [reason]
+    assert ("data.rejected", {"reason": reason, "table": "orderBookL2", "symbol": "XBTUSD"}
+            ) in rec.lines
+    gaps = [e for e in rec.events if isinstance(e, ev.BookGap)]
+    assert [g.reason for g in gaps] == [reason]
+    assert not state.books["orderBookL2"].book("XBTUSD").valid
+
+
+def test_trades_with_impossible_values_are_refused_before_the_tape() -> None:
+    state, rec = make()
+    trade = {"symbol": "XBTUSD", "side": "Buy", "size": 5, "price": -3.0,
+             "timestamp": format_ms(WALL_MS)}
+    state.on_frame(frame("trade", "insert", [trade]), 0.2, WALL_MS)
+    assert rec.rejected == ["invalid_price"]
+    state.on_frame(frame("trade", "insert", [trade]).replace(b"-3.0", b"1e999"), 0.3, WALL_MS)
+    assert rec.rejected == ["invalid_price", "malformed"]  # orjson refuses an infinite number
+    assert "XBTUSD" not in state.tapes or state.tapes["XBTUSD"].total_trades == 0
+
+
+def test_instrument_rows_teach_the_books_their_tick_and_lot() -> None:
+    state, rec = make()
+    inst = {"symbol": "XBTUSD", "tickSize": 0.5, "lotSize": 10, "timestamp": format_ms(WALL_MS)}
+    state.on_frame(frame("instrument", "partial", [inst]), 0.2, WALL_MS)
+    state.on_frame(frame("orderBookL2", "insert", [level(3, "Buy", 10, 99.25)]), 0.3, WALL_MS)
+    assert rec.rejected == ["off_tick"]
+    state.on_frame(PARTIAL, 0.4, WALL_MS)
+    state.on_frame(frame("orderBookL2", "update", [level(2, "Buy", 15, 100.0)]), 0.5, WALL_MS)
+    assert rec.rejected == ["off_tick", "off_lot"]

@@ -10,7 +10,14 @@ order. A later partial replaces the whole state. Both row formats are handled:
 
 A delta that cannot belong to the book (update/delete of an unknown id, insert of an existing
 id, a malformed row) returns a ``RESYNC`` result instead of raising: the book marks itself
-invalid until the next partial and the caller should resubscribe. An invalid book, or one not
+invalid until the next partial and the caller should resubscribe.
+
+Every value is checked before it touches the book: ids are integers, sides ``Buy``/``Sell``,
+prices finite, positive and at most ``max_price`` (and on the tick when the book knows it),
+sizes positive integers (BitMEX sizes are whole contracts) of at most ``max_size`` (and a
+multiple of the lot when known). A size of zero is never a level: only ``delete`` removes one.
+A row that fails returns RESYNC with one of the reasons in :data:`INVALID_REASONS`; the caller
+counts those as refused data (``data.rejected``), not as a gap. An invalid book, or one not
 updated for ``max_age_s``, is never fresh (:meth:`OrderBook.is_fresh`).
 
 ``orderBook10`` snapshots (full top 10 each time) go through :meth:`OrderBook.apply_top`.
@@ -33,13 +40,12 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
 BUY = "Buy"
 SELL = "Sell"
-_NUMBER = (int, float)
 
 
 class ApplyStatus(Enum):
@@ -73,6 +79,20 @@ DUPLICATE_PRICE = "duplicate_price"
 MISSING_PRICE = "missing_price"
 MALFORMED_ROW = "malformed_row"
 UNKNOWN_ACTION = "unknown_action"
+PRICE_MISMATCH = "price_mismatch"  # a delete naming a known id at another price
+# Refusal reasons: the row itself is impossible (the caller counts it as rejected data).
+INVALID_SIDE = "invalid_side"
+INVALID_ID = "invalid_id"
+INVALID_PRICE = "invalid_price"
+INVALID_SIZE = "invalid_size"
+OFF_TICK = "off_tick"
+OFF_LOT = "off_lot"
+INVALID_REASONS = frozenset({
+    MALFORMED_ROW, UNKNOWN_ACTION, INVALID_SIDE, INVALID_ID, INVALID_PRICE, INVALID_SIZE,
+    OFF_TICK, OFF_LOT,
+})
+MAX_PRICE = 1e9
+MAX_SIZE = 10**15
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,18 +121,59 @@ class LegacyIds:
 
 
 @dataclass(frozen=True, slots=True)
+class Increments:
+    """An instrument's price tick and size lot (``tickSize`` / ``lotSize``)."""
+
+    tick: float | None = None
+    lot: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BookConfig:
-    """``max_age_s``: a book not updated (or touched) for longer is stale."""
+    """``max_age_s``: a book not updated (or touched) for longer is stale. ``tick`` and ``lot``
+    (None: unknown) and the bounds are what a row's price and size must respect."""
 
     max_age_s: float = 5.0
     legacy: LegacyIds | None = None
+    tick: float | None = None
+    lot: int | None = None
+    max_price: float = MAX_PRICE
+    max_size: int = MAX_SIZE
+
+
+def price_problem(price: object, tick: float | None, max_price: float = MAX_PRICE
+                  ) -> str | None:
+    """None when ``price`` is a usable level price, else the refusal reason."""
+    if type(price) is int:
+        if not 0 < price <= max_price:
+            return INVALID_PRICE
+    elif type(price) is float:
+        if not 0.0 < price <= max_price:  # also false for nan; inf exceeds the bound
+            return INVALID_PRICE
+    else:
+        return INVALID_PRICE
+    if tick is not None:
+        steps = price / tick
+        if abs(steps - round(steps)) > 1e-9 * max(1.0, abs(steps)):
+            return OFF_TICK
+    return None
+
+
+def size_problem(size: object, lot: int | None, max_size: int = MAX_SIZE) -> str | None:
+    """None when ``size`` is a usable level size (a positive whole number), else the reason."""
+    if type(size) is not int or not 0 < size <= max_size:
+        return INVALID_SIZE
+    if lot is not None and lot > 1 and size % lot:
+        return OFF_LOT
+    return None
 
 
 class OrderBook:
     """The book of one symbol. See the module docstring for the call order."""
 
     __slots__ = (
-        "_ask_ids", "_ask_px", "_asks", "_bid_ids", "_bid_px", "_bids", "config", "dropped_rows",
+        "_ask_ids", "_ask_px", "_asks", "_bid_ids", "_bid_px", "_bids", "_lot", "_max_price",
+        "_max_size", "_tick", "config", "dropped_rows",
         "last_row_timestamp", "last_update_now", "messages_applied", "partials",
         "resync_reason", "resyncs", "rows_applied", "symbol", "top_changes",
         "top_price_changes", "valid",
@@ -120,7 +181,12 @@ class OrderBook:
 
     def __init__(self, symbol: str, config: BookConfig | None = None) -> None:
         self.symbol = symbol
-        self.config = config or BookConfig()
+        self.config = config = config or BookConfig()
+        self._tick = config.tick if config.tick is not None else (
+            config.legacy.tick if config.legacy is not None else None)
+        self._lot = config.lot
+        self._max_price = config.max_price
+        self._max_size = config.max_size
         self._bids: dict[float, Any] = {}  # price -> size
         self._asks: dict[float, Any] = {}
         self._bid_px: list[float] = []  # ascending; best bid is last
@@ -138,6 +204,13 @@ class OrderBook:
         self.resyncs = 0
         self.top_changes = 0  # best bid/ask price or size changed
         self.top_price_changes = 0  # best bid/ask price changed
+
+    def set_increments(self, tick: float | None, lot: int | None) -> None:
+        """The instrument's tick and lot, once known (e.g. from the ``instrument`` table)."""
+        if tick is not None:
+            self._tick = tick
+        if lot is not None:
+            self._lot = lot
 
     # ---- feeding -----------------------------------------------------------------------------
     def apply(self, action: str, rows: Sequence[Mapping[str, Any]], now: float) -> ApplyResult:
@@ -199,12 +272,13 @@ class OrderBook:
             best = prices[0] if prices else None
         else:
             return None
-        try:
-            price = ids.get(row.get("id"))  # type: ignore[arg-type]
-        except TypeError:  # an unhashable id
+        level_id = row.get("id")
+        if type(level_id) is not int:  # 5.0 or True would find the level of id 5 or 1
             return None
+        price = ids.get(level_id)
         size = row.get("size")
-        if price is None or type(size) not in _NUMBER:
+        if (price is None or type(size) is not int or not 0 < size <= self._max_size
+                or (self._lot is not None and size % self._lot)):
             return None
         new_price = row.get("price")
         if new_price is not None and new_price != price:
@@ -235,24 +309,29 @@ class OrderBook:
             elif side == SELL:
                 ids, levels = ask_ids, asks
             else:
-                return MALFORMED_ROW
+                return INVALID_SIDE
             level_id = row["id"]
+            if type(level_id) is not int:
+                return INVALID_ID
             price = ids.get(level_id)
             if price is None:
                 return UNKNOWN_ID
+            size = row.get("size")
+            if size is not None:
+                problem = size_problem(size, self._lot, self._max_size)
+                if problem is not None:
+                    return problem
             new_price = row.get("price")
             if new_price is not None and new_price != price:
                 # The key now names another price: move the level.
-                size = row.get("size", levels[price])
+                if size is None:
+                    size = levels[price]
                 self._remove_level(side == BUY, level_id, price)
                 reason = self._add_level(side == BUY, level_id, new_price, size)
                 if reason is not None:
                     return reason
                 continue
-            size = row.get("size")
             if size is not None:
-                if type(size) not in _NUMBER:
-                    return MALFORMED_ROW
                 levels[price] = size
         return None
 
@@ -262,16 +341,18 @@ class OrderBook:
             side = row["side"]
             is_buy = side == BUY
             if not is_buy and side != SELL:
-                return MALFORMED_ROW
+                return INVALID_SIDE
             level_id = row["id"]
+            if type(level_id) is not int:
+                return INVALID_ID
             if level_id in (self._bid_ids if is_buy else self._ask_ids):
                 return DUPLICATE_ID
             price = row.get("price")
             if price is None:
-                if legacy is None or type(level_id) is not int:
+                if legacy is None:
                     return MISSING_PRICE
                 price = legacy.price(level_id)
-            reason = self._add_level(is_buy, level_id, price, row.get("size", 0))
+            reason = self._add_level(is_buy, level_id, price, row.get("size"))
             if reason is not None:
                 return reason
         return None
@@ -284,17 +365,25 @@ class OrderBook:
             elif side == SELL:
                 is_buy = False
             else:
-                return MALFORMED_ROW
+                return INVALID_SIDE
             level_id = row["id"]
+            if type(level_id) is not int:
+                return INVALID_ID
             price = (self._bid_ids if is_buy else self._ask_ids).get(level_id)
             if price is None:
                 return UNKNOWN_ID
+            named = row.get("price")
+            if named is not None and named != price:
+                problem = price_problem(named, None, self._max_price)
+                return problem if problem is not None else PRICE_MISMATCH
             self._remove_level(is_buy, level_id, price)
         return None
 
     def _add_level(self, is_buy: bool, level_id: int, price: Any, size: Any) -> str | None:
-        if type(price) not in _NUMBER or type(size) not in _NUMBER or type(level_id) is not int:
-            return MALFORMED_ROW
+        problem = (price_problem(price, self._tick, self._max_price)
+                   or size_problem(size, self._lot, self._max_size))
+        if problem is not None:
+            return problem
         levels = self._bids if is_buy else self._asks
         if price in levels:
             return DUPLICATE_PRICE
@@ -352,8 +441,10 @@ class OrderBook:
         try:
             for is_buy, levels in ((True, bids), (False, asks)):
                 for price, size in levels:
-                    if type(price) not in _NUMBER or type(size) not in _NUMBER:
-                        return self.invalidate(MALFORMED_ROW)
+                    problem = (price_problem(price, self._tick, self._max_price)
+                               or size_problem(size, self._lot, self._max_size))
+                    if problem is not None:
+                        return self.invalidate(problem)
                     book = self._bids if is_buy else self._asks
                     if price in book:
                         return self.invalidate(DUPLICATE_PRICE)
@@ -465,9 +556,11 @@ class BookSet:
     """
 
     def __init__(self, config: BookConfig | None = None,
-                 legacy: Mapping[str, LegacyIds] | None = None) -> None:
+                 legacy: Mapping[str, LegacyIds] | None = None,
+                 increments: Mapping[str, Increments] | None = None) -> None:
         self.config = config or BookConfig()
         self.legacy = dict(legacy or {})
+        self.increments = dict(increments or {})
         self.books: dict[str, OrderBook] = {}
 
     def book(self, symbol: str) -> OrderBook:
@@ -476,10 +569,22 @@ class BookSet:
         if book is None:
             config = self.config
             legacy = self.legacy.get(symbol)
-            if legacy is not None:
-                config = BookConfig(max_age_s=config.max_age_s, legacy=legacy)
+            known = self.increments.get(symbol)
+            if legacy is not None or known is not None:
+                config = replace(config, legacy=legacy or config.legacy,
+                                 tick=known.tick if known is not None else config.tick,
+                                 lot=known.lot if known is not None else config.lot)
             book = self.books[symbol] = OrderBook(symbol, config)
         return book
+
+    def set_increments(self, symbol: str, tick: float | None, lot: int | None) -> None:
+        """Record ``symbol``'s tick and lot (None: unchanged) for its book, now and later."""
+        known = self.increments.get(symbol) or Increments()
+        self.increments[symbol] = Increments(tick if tick is not None else known.tick,
+                                             lot if lot is not None else known.lot)
+        book = self.books.get(symbol)
+        if book is not None:
+            book.set_increments(tick, lot)
 
     def apply(self, action: str, rows: Sequence[Mapping[str, Any]], now: float,
               partial_filter: Mapping[str, Any] | None = None) -> list[tuple[str, ApplyResult]]:

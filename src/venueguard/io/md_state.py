@@ -14,8 +14,13 @@ Call order (driven by :mod:`venueguard.io.ws_session`)::
     state.resync_reason              # set when a book proved out of sync: reconnect and resync
 
 Rules: a data message that fails a check (stale, future, reorder, duplicate) is counted, logged
-(``data.rejected``) and dropped; if it belonged to a book (and was not a duplicate), the book is
-invalidated and a resync requested, because the book would otherwise miss that change. For book
+(``data.rejected``) and dropped; so is one that is impossible on its face (not decodable, an
+unknown action, a missing or unparseable server ``timestamp`` on a table that carries one, a
+price or size that is not finite and positive or off the instrument's tick or lot, an id of the
+wrong type: see :mod:`venueguard.core.book`). Tables documented to carry no timestamp
+(``MdStateConfig.untimed_tables``) are checked by arrival order only. Any refusal of data
+that belonged to a book (and was not a duplicate) invalidates the book and requests a
+resync, because the book would otherwise miss that change. For book
 tables even a reorder inside the liveness window counts as a reorder: deltas applied out of
 order leave wrong sizes behind. A partial is checked by its newest row only (stale or future:
 rejected, and the session resyncs), never for order or duplicates; it replaces the book.
@@ -31,7 +36,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from venueguard.core.book import APPLIED, BookConfig, BookSet, LegacyIds, OrderBook
+from venueguard.core.book import (
+    APPLIED,
+    INVALID_REASONS,
+    BookConfig,
+    BookSet,
+    Increments,
+    LegacyIds,
+    OrderBook,
+    price_problem,
+    size_problem,
+)
 from venueguard.core.liveness import Liveness, LivenessConfig, Verdict
 from venueguard.core.trades import TapeConfig, TradeTape
 from venueguard.io.md_events import (
@@ -53,13 +68,21 @@ from venueguard.venues.bitmex.messages import (
 from venueguard.venues.bitmex.timefmt import parse_ms_or_none
 from venueguard.venues.bitmex.topics import BOOK_L2_TABLES
 
-__all__ = ["MdCounters", "MdSink", "MdState", "MdStateConfig"]
+__all__ = ["UNTIMED_TABLES", "MdCounters", "MdSink", "MdState", "MdStateConfig"]
 
 _PARTIAL = Action.PARTIAL
 _OK = Verdict.OK
 _MINOR_REORDER = Verdict.MINOR_REORDER
 _REORDER = Verdict.REORDER
 CROSSED_BOOK = "crossed_book"
+MISSING_TIMESTAMP = "missing_timestamp"
+BAD_TIMESTAMP = "bad_timestamp"
+# BitMEX tables whose rows carry no ``timestamp`` (liquidations; chat, announcements and the
+# like carry a ``date`` instead): their order is the order of arrival.
+UNTIMED_TABLES = frozenset({
+    "liquidation", "connected", "chat", "announcement", "publicNotifications",
+    "privateNotifications",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +94,8 @@ class MdStateConfig:
     tape: TapeConfig = field(default_factory=TapeConfig)
     legacy_ids: Mapping[str, LegacyIds] = field(default_factory=dict)
     check_timestamps: bool = True  # False for recorded data (replays, backtests): no ts checks
+    untimed_tables: frozenset[str] = UNTIMED_TABLES
+    increments: Mapping[str, Increments] = field(default_factory=dict)  # tick/lot per symbol
 
 
 @dataclass(slots=True)
@@ -102,7 +127,8 @@ class MdState:
         self.counters = MdCounters()
         book_config = BookConfig(max_age_s=config.book_max_age_s)
         self.books: dict[str, BookSet] = {
-            table: BookSet(book_config, config.legacy_ids) for table in BOOK_L2_TABLES
+            table: BookSet(book_config, config.legacy_ids, config.increments)
+            for table in BOOK_L2_TABLES
         }
         self.tapes: dict[str, TradeTape] = {}
         self.quotes: dict[str, dict[str, Any]] = {}
@@ -117,6 +143,7 @@ class MdState:
         self._top_seen: dict[tuple[str, str], int] = {}
         self._crossed_image: dict[tuple[str, str], bool] = {}
         self._check_ts = config.check_timestamps
+        self._untimed = config.untimed_tables
         self._last_table: str | None = None  # one-entry cache of the channel lookup
         self._last_symbol: str | None = None
         self._last_channel = ""
@@ -171,10 +198,11 @@ class MdState:
         liveness = self.liveness
         try:
             msg = decode(payload)
-        except MessageError:
+        except MessageError as exc:
             self.counters.malformed += 1
             liveness.on_inbound(now)
-            return False
+            self._refuse(exc.code, exc.table or "", None, None, now)
+            return self.resync_reason is not None
         if type(msg) is not TableMessage:
             if type(msg) is Pong:
                 liveness.on_pong(now)
@@ -200,23 +228,29 @@ class MdState:
             book = self._last_book = None
         if action is _PARTIAL or not rows or not self._check_ts:
             if action is _PARTIAL and rows and self._check_ts:
-                verdict = self._partial_verdict(rows, wall_ms)
-                if verdict is not _OK:
-                    self._reject(verdict, table, symbol, rows, now)
+                problem = self._partial_problem(table, rows, wall_ms)
+                if problem is not None:
+                    self._refuse(problem, table, symbol, rows, now)
                     if table in self.books and self.resync_reason is None:
-                        self.resync_reason = f"{table}:{symbol} {verdict.value} partial"
+                        self.resync_reason = f"{table}:{symbol} {problem} partial"
                     return self.resync_reason is not None
             liveness.check(channel, now, None, None, None)
         else:
             text = rows[-1].get("timestamp")
             ts_ms = self._ts_ms if text == self._ts_text else self._timestamp_ms(text)
+            if (ts_ms is None or len(rows) != 1) and table not in self._untimed:
+                problem = _timestamp_problem(rows)
+                if problem is not None:
+                    self._refuse(problem, table, symbol, rows, now)
+                    return self.resync_reason is not None
             verdict = liveness.check(channel, now, ts_ms, wall_ms,
                                      hash(payload) if ts_ms is not None else None)
             if verdict is not _OK:
                 if verdict is _MINOR_REORDER and table in self.books:
                     verdict = _REORDER  # an out-of-order book delta corrupts the book
                 if not verdict.accepted:
-                    self._reject(verdict, table, symbol, rows, now)
+                    self._refuse(verdict.value, table, symbol, rows, now,
+                                 invalidate=verdict is not Verdict.DUPLICATE)
                     return self.resync_reason is not None
         self.last_data_now = now
         counts = self.table_counts
@@ -244,7 +278,7 @@ class MdState:
             if book.top_changes != tops:
                 self._top_changed(book, table, book.symbol, now)
         elif result.reason is not None:
-            self._gap(table, book.symbol, result.reason, now)
+            self._book_failed(table, book.symbol, result.reason, now)
         return self.resync_reason is not None
 
     def _channel(self, table: str, symbol: str | None) -> str:
@@ -264,22 +298,29 @@ class MdState:
             self._ts_text, self._ts_ms = text, ts_ms
         return ts_ms
 
-    def _partial_verdict(self, rows: list[dict[str, Any]], wall_ms: int) -> Verdict:
+    def _partial_problem(self, table: str, rows: list[dict[str, Any]], wall_ms: int
+                         ) -> str | None:
         """A partial is checked by its newest row: an image older than the staleness bound (or
-        from the future) is not a fresh image, whatever its levels say."""
+        from the future) is not a fresh image, whatever its levels say. Every row of a table
+        that carries timestamps must carry a readable one."""
         newest: int | None = None
+        timed = table not in self._untimed
         for row in rows:
-            ts_ms = parse_ms_or_none(row.get("timestamp"))
-            if ts_ms is not None and (newest is None or ts_ms > newest):
+            text = row.get("timestamp")
+            ts_ms = parse_ms_or_none(text)
+            if ts_ms is None:
+                if timed:
+                    return MISSING_TIMESTAMP if text is None else BAD_TIMESTAMP
+            elif newest is None or ts_ms > newest:
                 newest = ts_ms
         if newest is None:
-            return _OK
+            return None
         live = self.config.liveness
         if newest - wall_ms > live.future_tolerance_ms:
-            return Verdict.FUTURE
+            return Verdict.FUTURE.value
         if wall_ms - newest > live.max_ts_age_ms:
-            return Verdict.STALE
-        return _OK
+            return Verdict.STALE.value
+        return None
 
     def _top_changed(self, book: OrderBook, table: str, symbol: str, now: float) -> None:
         key = (table, symbol)
@@ -297,11 +338,19 @@ class MdState:
                   rows: list[dict[str, Any]], now: float) -> None:
         """An accepted message of a table that is not a level-2 book."""
         if table == "trade" and rows:
+            for row in rows:
+                problem = (price_problem(row.get("price"), None)
+                           or size_problem(row.get("size"), None))
+                if problem is not None:
+                    self._refuse(problem, table, symbol, rows, now)
+                    return
             for sym, group in _by_symbol(rows, symbol).items():
                 tape = self.tapes.get(sym)
                 if tape is None:
                     tape = self.tapes[sym] = TradeTape(sym, self.config.tape)
                 tape.on_rows(group, now)
+        elif table == "instrument" and rows:
+            self._learn_increments(rows)
         elif table == "quote" and rows:
             for row in rows:
                 quoted = row.get("symbol")
@@ -311,9 +360,27 @@ class MdState:
         if sink.push is not None:
             sink.push(TableData(now, table, msg.action.value, symbol, rows))
 
-    def _reject(self, verdict: Verdict, table: str, symbol: str | None,
-                rows: list[dict[str, Any]], now: float) -> None:
-        reason = verdict.value
+    def _learn_increments(self, rows: list[dict[str, Any]]) -> None:
+        """Tick and lot of instruments, from ``instrument`` rows that carry them."""
+        for row in rows:
+            sym = row.get("symbol")
+            raw_tick, raw_lot = row.get("tickSize"), row.get("lotSize")
+            tick = (float(raw_tick) if isinstance(raw_tick, int | float)
+                    and not isinstance(raw_tick, bool) else None)
+            lot = raw_lot if type(raw_lot) is int else None
+            tick = tick if tick is not None and 0.0 < tick < 1e9 else None
+            lot = lot if lot is not None and 0 < lot < 10**12 else None
+            if type(sym) is str and (tick is not None or lot is not None):
+                for books in self.books.values():
+                    books.set_increments(sym, tick, lot)
+
+    def _book_failed(self, table: str, symbol: str, reason: str, now: float) -> None:
+        """A book refused a message: impossible values are refused data; the rest a gap."""
+        if reason in INVALID_REASONS:
+            self._count_refusal(reason, table, symbol, now)
+        self._gap(table, symbol, reason, now)
+
+    def _count_refusal(self, reason: str, table: str, symbol: str | None, now: float) -> None:
         self.counters.rejected += 1
         sink = self.sink
         if sink.on_rejected is not None:
@@ -322,10 +389,18 @@ class MdState:
             sink.log("data.rejected", reason=reason, table=table, symbol=symbol)
         if sink.push is not None:
             sink.push(Rejected(now, reason, table, symbol))
+
+    def _refuse(self, reason: str, table: str, symbol: str | None,
+                rows: list[dict[str, Any]] | None, now: float, *, invalidate: bool = True
+                ) -> None:
+        """Count, log and drop a refused message; the books it belonged to resync (rows None:
+        which symbol is unknown, so every book of the table does)."""
+        self._count_refusal(reason, table, symbol, now)
         books = self.books.get(table)
-        if books is None or verdict is Verdict.DUPLICATE:
+        if books is None or not invalidate:
             return  # a duplicate was already applied once; nothing is missing
-        for sym in _by_symbol(rows, symbol):
+        symbols = list(books.books) if rows is None else _by_symbol(rows, symbol)
+        for sym in symbols:
             book = books.books.get(sym)
             if book is not None and book.valid:
                 book.invalidate(f"rejected_{reason}")
@@ -365,7 +440,7 @@ class MdState:
                     if sink.push is not None:
                         sink.push(TopOfBook(now, table, symbol, book.best_bid(), book.best_ask()))
             elif result.reason is not None and (book is None or not book.valid):
-                self._gap(table, symbol, result.reason, now)
+                self._book_failed(table, symbol, result.reason, now)
 
     def _partial_applied(self, table: str, symbol: str, now: float) -> None:
         key = (table, symbol)
@@ -390,3 +465,12 @@ def _by_symbol(rows: list[dict[str, Any]], symbol: str | None) -> dict[str, list
         if type(sym) is str:
             out.setdefault(sym, []).append(row)
     return out
+
+
+def _timestamp_problem(rows: list[dict[str, Any]]) -> str | None:
+    """Why some row lacks a readable server ``timestamp`` (None when every row has one)."""
+    for row in rows:
+        text = row.get("timestamp")
+        if parse_ms_or_none(text) is None:
+            return MISSING_TIMESTAMP if text is None else BAD_TIMESTAMP
+    return None

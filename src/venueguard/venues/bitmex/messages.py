@@ -31,11 +31,17 @@ Row = dict[str, Any]
 
 
 class MessageError(ValueError):
-    """A frame that is not a well-formed BitMEX message; ``reason`` says why (no frame content)."""
+    """A frame that is not a well-formed BitMEX message; ``reason`` says why (no frame content).
 
-    def __init__(self, reason: str) -> None:
+    ``code`` is the short refusal reason (``malformed`` or ``unknown_action``) and ``table``
+    the data table named by the frame when it got that far (None otherwise).
+    """
+
+    def __init__(self, reason: str, code: str = "malformed", table: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
+        self.table = table
 
 
 class Action(StrEnum):
@@ -205,21 +211,28 @@ def decode(frame: str | bytes | bytearray | memoryview) -> Message:
         raw_action = obj.get("action")
         action = _ACTIONS.get(raw_action) if type(raw_action) is str else None
         if action is None:
-            raise MessageError(f"unknown or missing action for table {table:.40}")
+            raise MessageError(f"unknown or missing action for table {table:.40}",
+                               "unknown_action", table)
         data = obj.get("data")
         if type(data) is not list:
-            raise MessageError(f"'data' must be a list in {table:.40} {action.value}")
+            raise MessageError(f"'data' must be a list in {table:.40} {action.value}",
+                               table=table)
         if len(data) == 1:  # the usual message: one row
             if type(data[0]) is not dict:
-                raise MessageError(f"rows must be objects in {table:.40} {action.value}")
+                raise MessageError(f"rows must be objects in {table:.40} {action.value}",
+                                   table=table)
         else:
             for row in data:
                 if type(row) is not dict:
-                    raise MessageError(f"rows must be objects in {table:.40} {action.value}")
+                    raise MessageError(f"rows must be objects in {table:.40} {action.value}",
+                                       table=table)
         if action is not _PARTIAL and "keys" not in obj and "filter" not in obj:
             return TableMessage(table, action, data)
         return _table_extras(obj, table, action, data)
-    except MessageError:
+    except MessageError as exc:
+        if exc.table is None:
+            named = obj.get("table")
+            exc.table = named if type(named) is str and named else None
         raise
     except Exception as exc:  # any surprise in a hostile frame becomes a MessageError
         raise MessageError(f"malformed message: {type(exc).__name__}") from None
