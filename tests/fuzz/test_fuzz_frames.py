@@ -142,11 +142,9 @@ def reference(obj: object, *, mine_only: bool = False) -> Levels | None:
 
 def book_levels(state: MdState) -> Levels:
     book = state.books["orderBookL2"].book("XBTUSD")
-    out: Levels = {"Buy": {}, "Sell": {}}
-    for key_id, side in book.keys():
-        price = (book._bid_ids if side == "Buy" else book._ask_ids)[key_id]
-        out[side][key_id] = (price, book.sides()[side][price])
-    return out
+    sizes = book.sides()
+    return {side: {key_id: (price, sizes[side][price]) for key_id, price in ids.items()}
+            for side, ids in (("Buy", book._bid_ids), ("Sell", book._ask_ids))}
 
 
 # ---- mutations -------------------------------------------------------------------------------
