@@ -34,11 +34,14 @@ def read_float(params: Mapping[str, object], key: str, error: str) -> float | No
     if isinstance(value, bool):
         raise _bad(error)
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of more than 308 digits
+            raise _bad(error) from None
     elif isinstance(value, str):
         try:
             number = float(value.strip())
-        except ValueError:
+        except (ValueError, OverflowError):
             raise _bad(error) from None
     else:
         raise _bad(error)
@@ -77,7 +80,7 @@ def read_str_list(value: object, error: str) -> list[str]:
         if text.startswith("["):
             try:
                 value = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise _bad(error) from None
         else:
             return [text] if text else []

@@ -8,6 +8,7 @@ Parameters come from the query string and from the body, which may be JSON or
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -16,7 +17,7 @@ from venueguard.sim.model import SimError
 from venueguard.venues.bitmex import errors
 
 __all__ = [
-    "bad", "decode", "opt_bool", "opt_filter", "opt_int", "opt_str", "required",
+    "bad", "decode", "loads", "opt_bool", "opt_filter", "opt_int", "opt_str", "required",
     "str_list",
 ]
 
@@ -24,6 +25,15 @@ __all__ = [
 def bad(message: str) -> SimError:
     """A 400 ``HTTPError`` with ``message``."""
     return SimError(400, message, errors.NAME_HTTP)
+
+
+def loads(text: str, error: str) -> object:
+    """``json.loads`` whose every failure (bad syntax, nesting deeper than the parser's
+    recursion limit, an integer beyond Python's digit limit) is a 400 with ``error``."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise bad(error) from None
 
 
 def decode(query: Mapping[str, str], body: bytes, content_type: str) -> dict[str, Any]:
@@ -37,10 +47,7 @@ def decode(query: Mapping[str, str], body: bytes, content_type: str) -> dict[str
         raise bad("Invalid request body: not UTF-8") from None
     stripped = text.strip()
     if "json" in content_type or stripped.startswith(("{", "[")):
-        try:
-            decoded = json.loads(stripped) if stripped else {}
-        except ValueError:
-            raise bad("Invalid JSON in request body") from None
+        decoded = loads(stripped, "Invalid JSON in request body") if stripped else {}
         if not isinstance(decoded, dict):
             raise bad("Invalid request body: expected a JSON object")
         out.update({str(k): v for k, v in decoded.items()})
@@ -82,9 +89,11 @@ def opt_int(
         raise bad(f"Invalid {key}")
     try:
         number = float(value) if isinstance(value, str) else value
-    except ValueError:
+    except (ValueError, OverflowError):
         raise bad(f"Invalid {key}") from None
-    if not isinstance(number, int | float) or number != number or number != int(number):
+    if isinstance(number, float) and not math.isfinite(number):
+        raise bad(f"Invalid {key}")  # inf, 1e999, nan
+    if not isinstance(number, int | float) or number != int(number) or abs(number) > 10**15:
         raise bad(f"Invalid {key}")
     result = int(number)
     if (low is not None and result < low) or (high is not None and result > high):
@@ -109,10 +118,7 @@ def opt_filter(prm: Mapping[str, Any]) -> dict[str, Any] | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise bad("Invalid filter") from None
+        value = loads(value, "Invalid filter")
     if not isinstance(value, dict):
         raise bad("Invalid filter")
     return {str(k): v for k, v in value.items()}
@@ -127,10 +133,7 @@ def str_list(prm: Mapping[str, Any], key: str) -> list[str]:
         text = value.strip()
         if not text.startswith("["):
             return [text]
-        try:
-            value = json.loads(text)
-        except ValueError:
-            raise bad(f"Invalid {key}") from None
+        value = loads(text, f"Invalid {key}")
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return list(value)
     raise bad(f"Invalid {key}")

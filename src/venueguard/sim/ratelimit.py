@@ -11,7 +11,7 @@ Time is passed in (monotonic seconds), so the buckets are testable without sleep
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 
@@ -61,7 +61,13 @@ class RateDecision:
 
 
 class RestRateLimiter:
-    """Per-identity buckets. ``identity`` is the API key, or ``ip:<addr>`` when unauthenticated."""
+    """Per-identity buckets. ``identity`` is a verified API key, or ``ip:<addr>`` for every
+    request whose key did not verify (or that sent none): made-up keys share their IP's bucket.
+
+    Memory is bounded by ``max_identities`` per table without ever clearing them all: when full,
+    buckets that have refilled completely are dropped (a full bucket is what a new one would
+    be), and if none has, the least recently used one.
+    """
 
     def __init__(self, *, per_min: int = 120, unauth_per_min: int = 30,
                  order_per_s: int = 10, max_identities: int = 10_000) -> None:
@@ -69,17 +75,25 @@ class RestRateLimiter:
         self.unauth_per_min = unauth_per_min
         self.order_per_s = order_per_s
         self._max = max_identities
-        self._minute: dict[str, TokenBucket] = {}
-        self._second: dict[str, TokenBucket] = {}
+        self._minute: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._second: OrderedDict[str, TokenBucket] = OrderedDict()
 
-    def _bucket(self, table: dict[str, TokenBucket], key: str, capacity: int,
+    def _bucket(self, table: OrderedDict[str, TokenBucket], key: str, capacity: int,
                 per_s: float, now_s: float) -> TokenBucket:
         bucket = table.get(key)
-        if bucket is None:
-            if len(table) >= self._max:  # bounded memory under hostile identities
-                table.clear()
-            bucket = table[key] = TokenBucket.full(capacity, per_s, now_s)
+        if bucket is not None:
+            table.move_to_end(key)
+            return bucket
+        if len(table) >= self._max:  # bounded memory under many identities
+            for name in [n for n, b in table.items() if b.peek(now_s) >= b.capacity]:
+                del table[name]
+            while len(table) >= self._max:
+                table.popitem(last=False)
+        bucket = table[key] = TokenBucket.full(capacity, per_s, now_s)
         return bucket
+
+    def __len__(self) -> int:
+        return len(self._minute)
 
     def check(self, identity: str, *, authenticated: bool, order_route: bool,
               now_s: float, wall_s: float) -> RateDecision:

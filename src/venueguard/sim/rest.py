@@ -4,11 +4,13 @@ Order of checks for one API request (the middleware), mirroring where each failu
 the real path client -> edge -> venue:
 1. edge faults (403 / Cloudflare 522, 1010, 1006 HTML pages) and injected latency;
 2. the rate limiter (``x-ratelimit-*`` headers on every response, 429 when exhausted) and the
-   ``rate_limit_429`` fault;
+   ``rate_limit_429`` fault; buckets are keyed by the API key only when the request's signature
+   verifies, otherwise by the client's IP (made-up keys get no allowance of their own);
 3. the body (at most 1 MiB; larger -> 413) and the signature on private routes, or on any route
    that sends ``api-key``;
 4. the route itself, which may raise :class:`SimError` -> ``{"error": {"message", "name"}}``.
 Unexpected exceptions become a 500 with a generic message and are logged: the server keeps serving.
+``HEAD`` is answered on every GET route (as GET, without a body).
 """
 
 from __future__ import annotations
@@ -86,9 +88,17 @@ async def _api(server: SimServer, request: web.Request, handler: Handler) -> web
     if delay_s > 0:
         await asyncio.sleep(delay_s)
     key = request.headers.get("api-key")
-    identity = key if key else f"ip:{request.remote}"
-    order_route = request.method != "GET" and request.path.startswith(f"{PREFIX}/order")
-    decision = server.rest_limiter.check(identity, authenticated=bool(key),
+    body: bytes | None = None
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        pass  # answered after the rate limiter, with its headers
+    verified = (server.verified_key(request.headers, request.method, request.raw_path, body)
+                if key and body is not None else None)
+    identity = verified if verified else f"ip:{request.remote}"
+    order_route = (request.method not in ("GET", "HEAD")
+                   and request.path.startswith(f"{PREFIX}/order"))
+    decision = server.rest_limiter.check(identity, authenticated=verified is not None,
                                          order_route=order_route,
                                          now_s=server.clock.monotonic_s(),
                                          wall_s=server.clock.wall_s())
@@ -102,7 +112,7 @@ async def _api(server: SimServer, request: web.Request, handler: Handler) -> web
     if not decision.allowed:
         return _rate_limited(headers, decision.retry_after_s)
     try:
-        response = await _checked(server, request, handler, key)
+        response = await _checked(server, request, handler, key, body)
     except SimError as exc:
         response = error_response(exc)
     except web.HTTPException as exc:  # unknown route or method: still a rate-limited response
@@ -121,15 +131,14 @@ def _rate_limited(headers: dict[str, str], retry_s: int) -> web.Response:
 
 
 async def _checked(server: SimServer, request: web.Request, handler: Handler,
-                   key: str | None) -> web.StreamResponse:
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
+                   key: str | None, body: bytes | None) -> web.StreamResponse:
+    if body is None:
         raise SimError(413, f"Request entity too large: the limit is "
-                            f"{server.config.max_body_bytes} bytes", errors.NAME_HTTP) from None
+                            f"{server.config.max_body_bytes} bytes", errors.NAME_HTTP)
     resource = request.match_info.route.resource
     canonical = resource.canonical if resource is not None else ""
-    private = (request.method, canonical) not in PUBLIC_ROUTES
+    method = "GET" if request.method == "HEAD" else request.method
+    private = (method, canonical) not in PUBLIC_ROUTES
     if (private and canonical.startswith(PREFIX)) or key:
         problem = server.check_rest_auth(request.headers, request.method, request.raw_path, body)
         if problem is not None:

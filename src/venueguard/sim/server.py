@@ -29,6 +29,7 @@ from venueguard.sim.clock import SimClock
 from venueguard.sim.effects import OrderEffects
 from venueguard.sim.engine import Engine
 from venueguard.sim.faults import Fault, FaultBook, FaultRequest
+from venueguard.sim.httpserver import SimRunner
 from venueguard.sim.instruments import instruments_for
 from venueguard.sim.ratelimit import ConnectionRateLimiter, RestRateLimiter
 from venueguard.sim.replay import Recording, ReplayPlayer
@@ -116,7 +117,7 @@ class SimServer:
 
     async def start(self) -> str:
         """Listen and start the engine loop; returns the base URL (``http://HOST:PORT``)."""
-        self._runner = web.AppRunner(self.build_app(), access_log=None,
+        self._runner = SimRunner(self.build_app(), access_log=None,
                                      handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
@@ -235,6 +236,22 @@ class SimServer:
         if not signing.verify(self.config.api_secret, "GET", "/realtime", expires, b"", signature):
             return 401, errors.SIGNATURE_NOT_VALID
         return None
+
+    def verified_key(self, headers: Mapping[str, str], verb: str, raw_path: str,
+                     body: bytes) -> str | None:
+        """The request's API key when its signature verifies (expiry and injected auth faults
+        aside), else None: what the rate limiter may key a bucket by."""
+        key = headers.get("api-key")
+        if not key or key != self.config.api_key:
+            return None
+        try:
+            expires = int(headers.get("api-expires") or headers.get("api-nonce") or "")
+        except ValueError:
+            return None
+        if not signing.verify(self.config.api_secret, verb, raw_path, expires, body,
+                              headers.get("api-signature", "")):
+            return None
+        return key
 
     def check_rest_auth(self, headers: Mapping[str, str], verb: str, raw_path: str,
                         body: bytes) -> tuple[int, str] | None:

@@ -39,5 +39,8 @@ def auth_headers(key: str, secret: str, verb: str, path: str, expires: int,
 
 def verify(secret: str, verb: str, path: str, expires: int, body: bytes | str,
            signature: str) -> bool:
-    """Constant-time check of a received signature."""
+    """Constant-time check of a received signature (False for any non-hex text, which a
+    header may carry in any encoding)."""
+    if not signature.isascii():
+        return False
     return hmac.compare_digest(sign(secret, verb, path, expires, body), signature.lower())

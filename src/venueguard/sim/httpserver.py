@@ -1,0 +1,65 @@
+"""The simulator's HTTP server: aiohttp's, with request-parser failures answered as the venue
+answers errors.
+
+A request aiohttp's parser cannot read (a malformed request line or header, a header too long,
+an invalid chunk) never reaches the application or its middleware: aiohttp answers it itself,
+with a plain-text 400 and an ERROR log line carrying a traceback. Here such a request gets
+BitMEX's JSON error body (``{"error": {"message", "name": "HTTPError"}}``) with the same status,
+and one WARNING line naming the client and the parser's reason. Anything else goes to aiohttp's
+own handling unchanged.
+
+aiohttp exposes no public hook for this; :class:`SimRunner` swaps in a request-handler subclass
+when it builds its server. Should a future aiohttp change those internals, the runner falls
+back to aiohttp's plain answers (the simulator still serves).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+
+from venueguard.venues.bitmex import errors
+
+__all__ = ["SimRunner"]
+
+log = logging.getLogger("venueguard.sim.http")
+
+
+class _VenueErrorHandler(RequestHandler):
+    __slots__ = ()
+
+    def handle_error(self, request: BaseRequest, status: int = 500,
+                     exc: BaseException | None = None, message: str | None = None
+                     ) -> web.StreamResponse:
+        if not isinstance(exc, HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        reason = " ".join(str(message or exc.message or type(exc).__name__).split())[:200]
+        log.warning("unreadable HTTP request from %s: %s %s", request.remote, status, reason)
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started; cannot answer the parse error")
+        body = orjson.dumps(errors.rest_error_body(f"Bad request: {reason}", errors.NAME_HTTP))
+        response = web.Response(status=status, body=body, content_type="application/json")
+        response.force_close()
+        return response
+
+
+class _Server(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _VenueErrorHandler(self, loop=self._loop, **self._kwargs)
+
+
+class SimRunner(web.AppRunner):
+    """:class:`aiohttp.web.AppRunner` whose server answers parser failures as the venue does."""
+
+    __slots__ = ()
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        if type(server) is web.Server and hasattr(server, "_kwargs") and hasattr(server, "_loop"):
+            server.__class__ = _Server
+        return server
