@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     mon.add_argument("--log-format", choices=["json", "pretty"], default="pretty")
     mon.add_argument("--scenario", default="503-lesson", metavar="NAME|PATH")
     mon.add_argument("--trade", choices=["none", "demo"], default="none")
+    mon.add_argument("--rules", default=None, metavar="FILE",
+                     help="a rules file (TOML) merged over the default failure rules")
     mon.add_argument("--predictor", default=None, metavar="MODULE:ATTR|NAME",
                      help="snapshot predictor (default: $VENUEGUARD_PREDICTOR or the built-in)")
 

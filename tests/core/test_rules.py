@@ -350,3 +350,32 @@ def test_single_status_in_a_pattern() -> None:
 
 def test_empty_file_is_the_defaults() -> None:
     assert load_rules("", "empty.toml").rules == default_rules().rules
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("[kinds.overloaded]\naction = 'cooldown'\ncooldown_s = nan\n", "cooldown_s"),
+    ("[kinds.overloaded]\naction = 'cooldown'\ncooldown_s = inf\n", "cooldown_s"),
+    ("[kinds.overloaded]\naction = 'retry'\nmin_delay_s = -inf\n", "min_delay_s"),
+    ("[kinds.overloaded]\naction = 'retry'\nmin_delay_s = 1e300\n", "min_delay_s"),
+    ("[kinds.overloaded]\naction = 'retry'\ndelay_factor = 1e6\n", "delay_factor"),
+    ("[kinds.overloaded]\naction = 'retry'\nmax_retries = 99999999999\n", "max_retries"),
+    ("replace_patterns = 'yes'\n", "replace_patterns"),
+    ("replace_patterns = 1\n", "replace_patterns"),
+    ("[response_time]\nhalve_after_cooldown = 'no'\n", "halve_after_cooldown"),
+    ("[response_time]\ncount = 3\n", "count"),
+    ("[response_time.average]\nslower_than = 5.0\n", "slower_than"),
+    ("[[patterns]]\nkind = 'overloaded'\ntext = 'x'\nstatus = 70000\n", "status"),
+    ("[[patterns]]\nkind = 'overloaded'\ntext = 'x'\ncase = 'upper'\n", "case"),
+    ("[status]\n99999 = 'overloaded'\n", "99999"),
+    ("[health]\nalert_repeat_s = nan\n", "alert_repeat_s"),
+])
+def test_non_finite_out_of_range_and_mistyped_values_are_refused(text: str, words: str) -> None:
+    with pytest.raises(RulesError) as err:
+        load_rules(text, "mine.toml")
+    assert err.value.source == "mine.toml" and err.value.line is not None
+    assert words in str(err.value)
+
+
+def test_replace_patterns_true_still_drops_the_default_patterns() -> None:
+    rules = load_rules("replace_patterns = true\n[[patterns]]\nkind = 'overloaded'\ntext = 'zz'\n")
+    assert [p.text for p in rules.patterns] == ["zz"]

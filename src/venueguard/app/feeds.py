@@ -169,7 +169,7 @@ async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue
     md = MarketDataSession(
         MdConfig(url=ctx.ws_url, topics=tuple(topics),
                  api_key=cfg.api_key if trading else None,
-                 api_secret=cfg.api_secret if trading else None),
+                 api_secret=cfg.api_secret if trading else None, rules=cfg.rules),
         events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts, clock=ctx.clock)
     market = SessionMarket(md, symbol)
 
@@ -180,7 +180,7 @@ async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue
     api_prefix = "/api/v1"
     rest = RestSession(
         RestConfig(base_url=ctx.rest_url.rstrip("/") + api_prefix, api_key=cfg.api_key,
-                   api_secret=cfg.api_secret),
+                   api_secret=cfg.api_secret, rules=cfg.rules),
         events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts, clock=ctx.clock,
         transport=ObservedTransport(observed, api_prefix))
     order_probe = cfg.is_sim and not trading and cfg.api_key is not None

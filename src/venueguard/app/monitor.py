@@ -25,8 +25,10 @@ alert while the others keep running, and the exit code is then 1):
 Exit codes: 0 stopped cleanly, 1 a component failed while running, 2 could not start (bad
 options, journal unusable, port taken, predictor not loadable).
 
-Environment: ``VENUEGUARD_API_KEY`` / ``VENUEGUARD_API_SECRET`` (for real venues; on the simulator
-its documented test pair is the default), ``VENUEGUARD_ALERT_WEBHOOK`` (alerts are also POSTed
+Environment: ``VENUEGUARD_API_KEY`` / ``VENUEGUARD_API_SECRET`` (for real venues only: with
+``--venue sim`` the simulator's own documented pair is used, or ``VENUEGUARD_SIM_API_KEY`` /
+``VENUEGUARD_SIM_API_SECRET`` for a simulator started with other credentials; the user's key is
+never sent to it, and ``monitor.credentials`` says so once), ``VENUEGUARD_ALERT_WEBHOOK`` (alerts are also POSTed
 there as JSON), ``VENUEGUARD_PREDICTOR`` (see :mod:`venueguard.app.predictor`),
 ``VENUEGUARD_SIM_SEED`` (the embedded simulator's seed, default 1).
 """
@@ -51,6 +53,7 @@ from venueguard.app.recorder import Recorder
 from venueguard.app.status import StatusAwareStream, StatusLine
 from venueguard.app.ticker import MarketInput, Ticker, TickerParts, VenueInput
 from venueguard.core.regime import RegimeDetector
+from venueguard.core.rules import RulesError, RuleSet, load_rules
 from venueguard.core.snapshots import SnapshotConfig, SnapshotManager
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
 from venueguard.io.journal import Journal, JournalError
@@ -90,6 +93,8 @@ class MonitorConfig:
     api_secret: str | None = field(default=None, repr=False)
     webhook_url: str | None = field(default=None, repr=False)
     predictor: str | None = None
+    rules: RuleSet | None = None  # --rules FILE merged over the defaults; None: the defaults
+    sim_credentials: bool = False  # --venue sim set aside the user's VENUEGUARD_API_KEY
     probe_interval_s: float = 5.0
     order_probe_interval_s: float = 2.0
 
@@ -120,8 +125,11 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
     secret = env.get("VENUEGUARD_API_SECRET") or None
     if (key is None) != (secret is None):
         raise StartupError("set both VENUEGUARD_API_KEY and VENUEGUARD_API_SECRET, or neither")
-    if venue == "sim" and key is None:
-        key, secret = signing.TEST_API_KEY, signing.TEST_API_SECRET
+    # The simulator gets its own documented key pair, never the user's real one.
+    sim_credentials = venue == "sim" and key is not None
+    if venue == "sim":
+        key = env.get("VENUEGUARD_SIM_API_KEY") or signing.TEST_API_KEY
+        secret = env.get("VENUEGUARD_SIM_API_SECRET") or signing.TEST_API_SECRET
     if venue != "sim" and args.trade == "demo" and key is None:
         raise StartupError("--trade demo on a real venue needs VENUEGUARD_API_KEY and "
                            "VENUEGUARD_API_SECRET")
@@ -129,13 +137,29 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
         seed = int(env.get("VENUEGUARD_SIM_SEED", "1"))
     except ValueError:
         raise StartupError("VENUEGUARD_SIM_SEED must be an integer") from None
+    rules = _read_rules(getattr(args, "rules", None))
     return MonitorConfig(
         venue=venue, symbol=str(args.symbol).upper(), sim_url=sim_url,
         scenario=str(args.scenario), sim_seed=seed, journal=Path(args.journal),
         port=int(args.port), log_format=str(args.log_format), trade=str(args.trade),
         duration_s=args.duration, api_key=key, api_secret=secret,
         webhook_url=env.get("VENUEGUARD_ALERT_WEBHOOK") or None,
-        predictor=getattr(args, "predictor", None) or env.get("VENUEGUARD_PREDICTOR") or None)
+        predictor=getattr(args, "predictor", None) or env.get("VENUEGUARD_PREDICTOR") or None,
+        rules=rules, sim_credentials=sim_credentials)
+
+
+def _read_rules(path: str | None) -> RuleSet | None:
+    """The ``--rules`` file merged over the defaults; StartupError naming file, line, problem."""
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StartupError(f"--rules {path}: cannot read: {exc}") from None
+    try:
+        return load_rules(text, path)
+    except RulesError as exc:
+        raise StartupError(f"--rules: {exc}") from None
 
 
 # -- the seams: market data, REST, trader --------------------------------------------------
@@ -262,6 +286,10 @@ class Monitor:
 
     async def _run(self, stop: asyncio.Event) -> int:
         cfg = self.config
+        if cfg.sim_credentials:
+            self.events.emit("monitor.credentials", venue="sim",
+                             message="using the simulator's own key pair; VENUEGUARD_API_KEY "
+                                     "is kept for real venues and not sent to the simulator")
         try:
             predictor = load_predictor(cfg.predictor)
         except PredictorLoadError as exc:

@@ -14,11 +14,14 @@ Public API::
 
 ``parse_rules`` does no I/O: the caller reads the file and passes its text and name. Only
 ``default_rules`` reads package data (``importlib.resources``), once. A malformed file raises
-``RulesError`` naming the file, the line and the problem.
+``RulesError`` naming the file, the line and the problem. Every field is type-checked (a
+string where a boolean belongs is an error, not a truthy value) and every number must be finite
+and inside its range (``nan``, ``inf`` and absurd magnitudes are refused).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -52,6 +55,10 @@ __all__ = [
 ]
 
 # --- parsing --------------------------------------------------------------------------------
+
+MAX_NUMBER = 1e7  # seconds (115 days) or factors: anything larger is a typo, not a policy
+MAX_INTEGER = 10**9
+PATTERN_KEYS = {"kind", "text", "match", "name", "status"}
 
 
 def _toml_line(message: str) -> int | None:
@@ -117,14 +124,25 @@ class _Parser:
             known = ", ".join(k.value for k in Kind)
             raise self.fail(path, f"unknown kind {value!r} (known: {known})") from None
 
-    def number(self, value: object, path: tuple[str | int, ...], *, minimum: float = 0.0) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise self.fail(path, f"expected a number >= {minimum:g}, got {value!r}")
+    def number(self, value: object, path: tuple[str | int, ...], *, minimum: float = 0.0,
+               maximum: float = MAX_NUMBER) -> float:
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value) or not minimum <= value <= maximum):
+            raise self.fail(path, f"expected a finite number from {minimum:g} to {maximum:g}, "
+                                  f"got {value!r}")
         return float(value)
 
-    def integer(self, value: object, path: tuple[str | int, ...]) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self.fail(path, f"expected a whole number >= 0, got {value!r}")
+    def integer(self, value: object, path: tuple[str | int, ...], *, minimum: int = 0,
+                maximum: int = MAX_INTEGER) -> int:
+        if (isinstance(value, bool) or not isinstance(value, int)
+                or not minimum <= value <= maximum):
+            raise self.fail(path, f"expected a whole number from {minimum} to {maximum}, "
+                                  f"got {value!r}")
+        return value
+
+    def boolean(self, value: object, path: tuple[str | int, ...]) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(path, f"expected true or false, got {value!r}")
         return value
 
     def table(self, value: object, path: tuple[str | int, ...]) -> Mapping[str, Any]:
@@ -172,7 +190,7 @@ class _Parser:
                 max_retries, (*path, "max_retries")),
             min_delay_s=self.number(body.get("min_delay_s", 0.0), (*path, "min_delay_s")),
             delay_factor=self.number(body.get("delay_factor", 1.0), (*path, "delay_factor"),
-                                     minimum=1.0),
+                                     minimum=1.0, maximum=1000.0),
         )
         if action is Action.COOLDOWN and rule.cooldown_s <= 0:
             raise self.fail((*path, "cooldown_s"), "action 'cooldown' needs cooldown_s > 0")
@@ -181,6 +199,7 @@ class _Parser:
     def pattern(self, index: int, spec: object) -> Pattern:
         path: tuple[str | int, ...] = ("patterns", index)
         body = self.table(spec, path)
+        self.only(body, PATTERN_KEYS, path)
         kind = self.kind(body.get("kind"), (*path, "kind"))
         text = body.get("text", "")
         if not isinstance(text, str):
@@ -197,14 +216,15 @@ class _Parser:
         if "status" in body:
             raw = body["status"]
             values = raw if isinstance(raw, list) else [raw]
-            statuses = frozenset(self.integer(v, (*path, "status")) for v in values)
+            statuses = frozenset(self.integer(v, (*path, "status"), minimum=100, maximum=9999)
+                                 for v in values)
         return Pattern(kind, text.lower(), mode, name, statuses)
 
     def code_table(self, name: str, spec: object) -> dict[int, Kind]:
         out: dict[int, Kind] = {}
         for key, value in self.table(spec, (name,)).items():
-            if not key.isdigit():
-                raise self.fail((name, key), "expected a numeric code as key")
+            if not (key.isascii() and key.isdigit() and 100 <= int(key) <= 9999):
+                raise self.fail((name, key), "expected a numeric code (100 to 9999) as key")
             out[int(key)] = self.kind(value, (name, key))
         return out
 
@@ -214,15 +234,20 @@ class _Parser:
         self.only(body, {"window_s", "count", "average", "halve_after_cooldown",
                          "retry_pending_after_cooldown"}, path)
         counts = []
-        for i, item in enumerate(body.get("count", [])):
+        raw_counts = body.get("count", [])
+        if not isinstance(raw_counts, list):
+            raise self.fail((*path, "count"), "expected an array of tables")
+        for i, item in enumerate(raw_counts):
             sub = self.table(item, ("response_time.count", i))
             ipath: tuple[str | int, ...] = ("response_time.count", i)
+            self.only(sub, {"slower_than_s", "more_than", "cooldown_s"}, ipath)
             counts.append(SlowRule(
                 slower_than_s=self.number(sub.get("slower_than_s"), (*ipath, "slower_than_s")),
                 more_than=self.integer(sub.get("more_than"), (*ipath, "more_than")),
                 cooldown_s=self.number(sub.get("cooldown_s"), (*ipath, "cooldown_s")),
             ))
         average = self.table(body.get("average", {}), (*path, "average"))
+        self.only(average, {"slower_than_s", "cooldown_s", "min_samples"}, (*path, "average"))
         slower = average.get("slower_than_s")
         return ResponseTimeRules(
             window_s=self.number(body.get("window_s", 3600.0), (*path, "window_s"), minimum=1e-9),
@@ -233,8 +258,11 @@ class _Parser:
                                            ("response_time", "average", "cooldown_s")),
             average_min_samples=max(1, self.integer(average.get("min_samples", 1),
                                                     ("response_time", "average", "min_samples"))),
-            halve_after_cooldown=bool(body.get("halve_after_cooldown", True)),
-            retry_pending_after_cooldown=bool(body.get("retry_pending_after_cooldown", True)),
+            halve_after_cooldown=self.boolean(body.get("halve_after_cooldown", True),
+                                              (*path, "halve_after_cooldown")),
+            retry_pending_after_cooldown=self.boolean(
+                body.get("retry_pending_after_cooldown", True),
+                (*path, "retry_pending_after_cooldown")),
         )
 
     def health(self, spec: object) -> HealthConfig:
@@ -312,7 +340,7 @@ def parse_rules(text: str, source: str = "<rules>", *, base: RuleSet | None = No
     user_patterns = data.get("patterns", [])
     if not isinstance(user_patterns, list):
         raise parser.fail(("patterns",), "expected an array of tables ([[patterns]])")
-    replace = data.pop("replace_patterns", False)
+    replace = parser.boolean(data.pop("replace_patterns", False), ("replace_patterns",))
     if base is None:
         return parser.build(data, user_patterns)
     # user patterns come first, so pattern i of the merged list is pattern i of this file and
