@@ -32,7 +32,8 @@ def test_rules_file_is_merged_over_the_defaults(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "words"), [
-    ("[kinds.overloaded]\naction = 'cooldown'\ncooldown_s = nan\n", "mine.toml, line 3: .*cooldown_s"),
+    ("[kinds.overloaded]\naction = 'cooldown'\ncooldown_s = nan\n",
+     "mine.toml, line 3: .*cooldown_s"),
     ("replace_patterns = 'yes'\n", "replace_patterns"),
     (None, "cannot read"),
 ])
