@@ -29,8 +29,9 @@ Environment: ``VENUEGUARD_API_KEY`` / ``VENUEGUARD_API_SECRET`` (for real venues
 ``--venue sim`` the simulator's own documented pair is used, or ``VENUEGUARD_SIM_API_KEY`` /
 ``VENUEGUARD_SIM_API_SECRET`` for a simulator started with other credentials; the user's key is
 never sent to it, and ``monitor.credentials`` says so once), ``VENUEGUARD_ALERT_WEBHOOK``
-(alerts are also POSTed there as JSON), ``VENUEGUARD_PREDICTOR`` (see :mod:`venueguard.app.predictor`),
-``VENUEGUARD_SIM_SEED`` (the embedded simulator's seed, default 1).
+(alerts are also POSTed there as JSON), ``VENUEGUARD_PREDICTOR`` (see
+:mod:`venueguard.app.predictor`), ``VENUEGUARD_SIM_SEED``
+(the embedded simulator's seed, default 1).
 """
 
 from __future__ import annotations
