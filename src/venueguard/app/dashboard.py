@@ -33,6 +33,13 @@ the server keeps serving. With ``read_only=False`` and ``controls`` (name -> cal
 /api/control/{name}`` runs one control (e.g. pause or resume the strategy); it requires the header
 ``X-Venueguard-Control: 1``, which a cross-site form cannot send.
 
+DNS rebinding: a page on another site can make a browser resolve its own name to 127.0.0.1 and
+read what the dashboard serves. So every request must name the dashboard in its ``Host`` header:
+a loopback name (``localhost``, ``*.localhost``, ``127.x.x.x``, ``::1``) or one of
+``allowed_hosts`` (the host the dashboard is configured to serve on); any other gets 421. A
+control request must also come from no page or from such an origin (``Origin`` header), or
+it gets 403.
+
 :func:`state_from_metrics` builds this dict from a Metrics and a SeriesStore; the monitor can use
 it as is and lay what only it knows (``position.avg_entry``, ``liveness.fresh`` ...) over it.
 
@@ -43,8 +50,9 @@ server.close()`` when done.
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,9 +214,24 @@ def create_dashboard_app(
     events: EventLog | None = None,
     wall_clock: Callable[[], float] = time.time,
     controls: Mapping[str, Callable[[], object]] | None = None,
+    allowed_hosts: Iterable[str] = (),
 ) -> web.Application:
-    """Build the dashboard application (see the module docstring for routes and the schema)."""
+    """Build the dashboard application (see the module docstring for routes and the schema).
+
+    ``allowed_hosts``: host names besides the loopback ones that requests may name in ``Host``
+    and ``Origin`` (e.g. the address given to ``--host``).
+    """
     store = series or SeriesStore()
+    hosts = frozenset(h.strip().strip("[]").lower() for h in allowed_hosts if h.strip())
+
+    @web.middleware
+    async def host_mw(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        named = request.headers.get("Host")
+        if named is not None and not host_allowed(_hostname(named), hosts):
+            return web.Response(status=421, text="misdirected request: unknown Host\n")
+        return await handler(request)
 
     @web.middleware
     async def headers_mw(
@@ -219,7 +242,7 @@ def create_dashboard_app(
             response.headers.setdefault(key, value)
         return response
 
-    app = web.Application(middlewares=[headers_mw], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[headers_mw, host_mw], client_max_size=64 * 1024)
 
     async def index(_: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC_DIR / "index.html",
@@ -264,6 +287,9 @@ def create_dashboard_app(
         async def control(request: web.Request) -> web.Response:
             if request.headers.get("X-Venueguard-Control") != "1":
                 raise web.HTTPForbidden(text="missing X-Venueguard-Control header")
+            origin = request.headers.get("Origin")
+            if origin is not None and not host_allowed(_origin_host(origin), hosts):
+                raise web.HTTPForbidden(text="cross-origin control request")
             action = controls.get(request.match_info["name"])
             if action is None:
                 raise web.HTTPNotFound(text="no such control")
@@ -276,6 +302,32 @@ def create_dashboard_app(
 
         app.router.add_post("/api/control/{name}", control)
     return app
+
+
+def _hostname(host_header: str) -> str:
+    """The name in a ``Host`` value (``name``, ``name:port``, ``[v6]:port``), lower-cased."""
+    text = host_header.strip().lower()
+    if text.startswith("["):
+        return text[1:text.find("]")] if "]" in text else ""
+    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+
+
+def _origin_host(origin: str) -> str:
+    """The host of an ``Origin`` value (``scheme://host[:port]``); "" for ``null`` or junk."""
+    _, sep, rest = origin.strip().partition("://")
+    return _hostname(rest.split("/", 1)[0]) if sep else ""
+
+
+def host_allowed(name: str, extra: frozenset[str] = frozenset()) -> bool:
+    """True for loopback names and addresses and for the names in ``extra``."""
+    if not name:
+        return False
+    if name in extra or name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass
