@@ -42,6 +42,7 @@ import contextlib
 import importlib
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ from venueguard.core.rules import RulesError, RuleSet, load_rules
 from venueguard.core.snapshots import SnapshotConfig, SnapshotManager
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
 from venueguard.io.journal import Journal, JournalError
+from venueguard.io.journal_lock import JournalLock
 from venueguard.telemetry.alerts import Alerts, LogSink, Tier, WebhookSink
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
@@ -227,6 +229,22 @@ class _Stop(Exception):
     """Raised inside the TaskGroup to end it: a signal, or --duration elapsed."""
 
 
+class JournalFailed(Exception):
+    """A database error while the journal was being written: the run cannot go on."""
+
+
+def _database_error(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) is a journal or SQLite error."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, JournalFailed | JournalError | sqlite3.Error):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class Monitor:
     """One monitor run; ``await Monitor(config).run()`` returns the exit code."""
 
@@ -255,6 +273,7 @@ class Monitor:
         self.ticker: Ticker | None = None
         self.failures: list[str] = []
         self.stop_reason = "stopped"
+        self.journal_error: str | None = None
         self.dashboard: DashboardServer | None = None
         self.signals_installed: list[signal.Signals] = []
         self._stop: asyncio.Event | None = None
@@ -296,8 +315,15 @@ class Monitor:
         except PredictorLoadError as exc:
             raise StartupError(str(exc)) from exc
         try:
+            lock = JournalLock.acquire(cfg.journal)  # one process per journal
+        except JournalError as exc:
+            raise StartupError(f"journal {exc}") from exc
+        except OSError as exc:
+            raise StartupError(f"journal {cfg.journal}: cannot take its lock: {exc}") from exc
+        try:
             journal = Journal.open(cfg.journal, wall_clock=lambda: self.clock.wall_ms() / 1000.0)
         except (JournalError, OSError) as exc:
+            lock.release()
             raise StartupError(f"journal {cfg.journal}: {exc}") from exc
         recorder = Recorder(journal)
         self.events.subscribe(recorder.on_event)
@@ -322,10 +348,14 @@ class Monitor:
                                  failures=list(self.failures))
             self.events.unsubscribe(recorder.on_event)
             await recorder.flush()
-            if recorder.write_errors:
+            if self.journal_error is not None:
+                self.status.close(f"venueguard monitor: the journal {cfg.journal} failed "
+                                  f"({self.journal_error}); the run stopped")
+            elif recorder.write_errors:
                 self.status.close(f"journal: {recorder.write_errors} write errors "
                                   f"({recorder.last_error})")
             journal.close()
+            lock.release()
             if self._webhook is not None:
                 await self._webhook.aclose()
             self.status.close()
@@ -448,6 +478,20 @@ class Monitor:
             self.events.emit("monitor.task_failed", task=name, error=error)
             self.alerts.fire(Tier.CRITICAL, f"monitor component {name} stopped: {error}",
                              now=self.clock.monotonic(), key=f"monitor.{name}")
+            if _database_error(exc):
+                self._journal_failed(error)
+
+    def _journal_failed(self, error: str) -> None:
+        """A database error: nothing more can be recorded, so the run ends (non-zero), after
+        the trader is paused (no new orders) and then stopped (its open orders cancelled)."""
+        if self.journal_error is not None:
+            return
+        self.journal_error = error
+        self._pause_trader("journal failed")
+        self.alerts.fire(Tier.CRITICAL, f"journal {self.config.journal} failed: {error}; "
+                         "stopping (open orders are cancelled)",
+                         now=self.clock.monotonic(), key="monitor.journal")
+        self.request_stop("journal_error")
 
     async def _until_stop(self, stop: asyncio.Event) -> None:
         if self.config.duration_s is None:
@@ -486,6 +530,8 @@ class Monitor:
         while True:
             await asyncio.sleep(interval_s)
             await recorder.flush()
+            if recorder.write_errors:
+                raise JournalFailed(recorder.last_error or "write error")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -67,15 +67,58 @@ def _json_obj(text: object) -> dict[str, object]:
     return value if isinstance(value, dict) else {}
 
 
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """Open a journal for reading without writing anything, beside it or in it.
+
+    A journal with no write-ahead log beside it (``-wal``; a monitor that closed cleanly folds
+    it back in) is opened ``immutable``: SQLite then creates no ``-wal``/``-shm`` files and
+    takes no locks, so this works on a read-only filesystem too. With a ``-wal`` present (a
+    monitor is running, or was killed), the log holds the newest rows and is read through
+    SQLite's read-only mode, which uses the ``-shm`` beside it.
+    """
+    if not path.exists():
+        raise JournalReadError(f"{path}: no such journal file")
+    if not path.is_file():
+        raise JournalReadError(f"{path}: not a file")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(16)
+    except OSError as exc:
+        raise JournalReadError(f"{path}: cannot read it: {exc.strerror or exc}") from exc
+    if header != b"SQLite format 3\x00":
+        raise JournalReadError(f"{path}: not a venueguard journal (not an SQLite database)")
+    wal = path.with_name(path.name + "-wal")
+    live = wal.exists() and wal.stat().st_size > 0
+    uri = path.resolve().as_uri() + ("?mode=ro" if live else "?mode=ro&immutable=1")
+    try:
+        db = sqlite3.connect(uri, uri=True)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        raise JournalReadError(_open_problem(path, exc, live)) from exc
+    return db
+
+
+def _open_problem(path: Path, exc: sqlite3.Error, live: bool) -> str:
+    name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM")) and live:
+        return (f"{path}: cannot read its write-ahead log ({path.name}-wal) without write "
+                f"access to {path.parent} (a monitor is running on it, or was killed): copy "
+                f"the journal and its -wal file to a writable directory ({exc})")
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        return f"{path}: damaged journal file ({exc})"
+    return f"{path}: cannot open it read-only ({exc})"
+
+
 def load_recording(path: Path) -> Recording:
     """Read samples and events from a journal file (read-only) into a :class:`Recording`."""
-    if not path.is_file():
-        raise JournalReadError(f"{path}: no such journal file")
+    db = open_read_only(path)
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise JournalReadError(f"{path}: cannot open: {exc}") from exc
-    try:
+        tables = {row[0] for row in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        missing = {"samples", "events"} - tables
+        if missing:
+            raise JournalReadError(f"{path}: not a venueguard journal (an SQLite database "
+                                   f"without the {' and '.join(sorted(missing))} table(s))")
         samples = [
             Sample(ts_ms / 1000.0, str(kind), str(name), float(value),
                    {str(k): str(v) for k, v in _json_obj(labels).items()})
@@ -90,7 +133,7 @@ def load_recording(path: Path) -> Recording:
             if isinstance(ts_ms, int | float)
         ]
     except sqlite3.Error as exc:
-        raise JournalReadError(f"{path}: not a venueguard journal ({exc})") from exc
+        raise JournalReadError(f"{path}: cannot read the journal ({exc})") from exc
     finally:
         db.close()
     return Recording(samples, events)
