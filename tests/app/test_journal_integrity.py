@@ -9,7 +9,6 @@ import io
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
@@ -173,14 +172,14 @@ def test_a_second_holder_is_refused_with_the_holders_pid(tmp_path: Path) -> None
 async def test_a_second_monitor_on_the_same_journal_refuses_naming_the_holder(
         tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time\nfrom venueguard.io.journal_lock import JournalLock\n"
-         f"lock = JournalLock.acquire({str(path)!r})\nprint('held', flush=True)\ntime.sleep(60)"],
-        stdout=subprocess.PIPE, text=True)
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c",
+        "import sys, time\nfrom venueguard.io.journal_lock import JournalLock\n"
+        f"lock = JournalLock.acquire({str(path)!r})\nprint('held', flush=True)\ntime.sleep(60)",
+        stdout=asyncio.subprocess.PIPE)
     assert holder.stdout is not None
     try:
-        assert holder.stdout.readline().strip() == "held"
+        assert (await asyncio.wait_for(holder.stdout.readline(), 20)).strip() == b"held"
         err = io.StringIO()
         monitor = Monitor(monitor_config(path), stdout=io.StringIO(), stderr=err,
                           sources=sources)  # type: ignore[arg-type]
@@ -189,6 +188,5 @@ async def test_a_second_monitor_on_the_same_journal_refuses_naming_the_holder(
         assert not path.exists()  # the refused monitor did not even create the journal
     finally:
         holder.kill()  # SIGKILL: the kernel drops its lock
-        holder.wait()
-        holder.stdout.close()
+        await holder.wait()
     JournalLock.acquire(path).release()  # the stale lock file does not block the next run
