@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint typecheck bench clean
+.PHONY: run test check lint typecheck bench clean fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,17 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The fuzz suite of `make test`, run long (FUZZ_EXAMPLES per property), then atheris over the
+# frame path when it installs (FUZZ_RUNS executions); without atheris it says so and goes on.
+FUZZ_EXAMPLES ?= 20000
+FUZZ_RUNS ?= 200000
+fuzz: $(STAMP)
+	VENUEGUARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider tests/fuzz
+	@$(PY) -c "import atheris" 2>/dev/null || $(PY) -m pip install --quiet -e '.[fuzz]' \
+		|| echo "atheris did not install (no wheel for this Python/platform): skipping it"
+	@if $(PY) -c "import atheris" 2>/dev/null; then \
+		$(PY) tests/fuzz/atheris_frames.py -atheris_runs=$(FUZZ_RUNS); fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
