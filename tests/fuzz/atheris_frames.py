@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 
 import atheris
-import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 with atheris.instrument_imports():
-    from test_fuzz_frames import WALL_MS, book_levels, fresh_state, reference
+    from test_fuzz_frames import WALL_MS, book_levels, fresh_state, parse, reference
 
 SEEDS = [
     b'{"table":"orderBookL2","action":"update","data":[{"symbol":"XBTUSD","id":21,"side":"Buy",'
@@ -34,10 +33,10 @@ def one_frame(payload: bytes) -> None:
     book = state.books["orderBookL2"].book("XBTUSD")
     if (counters.rejected, counters.malformed, counters.gaps) != seen:
         if book.valid and book_levels(state) != before:
-            expected = reference(orjson.loads(payload), mine_only=True)
+            expected = reference(parse(payload), mine_only=True)
             assert book_levels(state) == expected, payload
         return
-    expected = reference(orjson.loads(payload))
+    expected = reference(parse(payload))
     assert expected is not None, f"taken silently: {payload!r}"
     assert book.valid and book_levels(state) == expected, payload
 
@@ -47,7 +46,9 @@ def main() -> None:
     corpus.mkdir(exist_ok=True)
     for n, seed in enumerate(SEEDS):
         (corpus / f"seed{n}").write_bytes(seed)
-    atheris.Setup([*sys.argv, str(corpus)], one_frame)
+    crashes = Path(__file__).resolve().parent / "crashes"
+    crashes.mkdir(exist_ok=True)
+    atheris.Setup([*sys.argv, f"-artifact_prefix={crashes}/", str(corpus)], one_frame)
     atheris.Fuzz()
 
 

@@ -102,6 +102,19 @@ def _apply_row(levels: Levels, action: str, r: dict[str, Any]) -> bool:
     return True
 
 
+PONG = object()  # the text frame ``pong``: the heartbeat, not JSON
+
+
+def parse(payload: bytes) -> object:
+    """The frame as the reference sees it: ``pong``, decoded JSON, or AssertionError."""
+    if payload == b"pong":
+        return PONG
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise AssertionError(f"an undecodable frame went uncounted: {payload!r}") from None
+
+
 def reference(obj: object, *, mine_only: bool = False) -> Levels | None:
     """The XBTUSD book after ``obj`` is applied to BASE, or None when it must be refused.
 
@@ -111,6 +124,8 @@ def reference(obj: object, *, mine_only: bool = False) -> Levels | None:
     levels: Levels = {"Buy": {}, "Sell": {}}
     for i, s, z, p in BASE:
         levels[s][i] = (p, z)
+    if obj is PONG:
+        return levels
     if type(obj) is not dict or obj.get("table") != "orderBookL2":
         return None if type(obj) is not dict else levels
     action, rows = obj.get("action"), obj.get("data")
@@ -220,15 +235,18 @@ def test_a_mutated_frame_is_applied_exactly_or_refused_and_counted(payload: byte
     counted = (counters.rejected, counters.malformed, counters.gaps) != seen
     if counted:
         if book.valid and book_levels(state) != before:  # only this symbol's valid rows
-            assert book_levels(state) == reference(orjson.loads(payload), mine_only=True)
+            assert book_levels(state) == reference(parse(payload), mine_only=True)
         return
-    try:
-        obj: object = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise AssertionError("an undecodable frame went uncounted") from None
-    expected = reference(obj)
+    expected = reference(parse(payload))
     assert expected is not None, f"a frame the rules refuse was taken silently: {payload!r}"
     assert book.valid and book_levels(state) == expected
+
+
+def test_the_heartbeat_text_is_not_data() -> None:
+    state = fresh_state()
+    before = book_levels(state)
+    state.on_frame(b"pong", 0.2, WALL_MS)
+    assert reference(parse(b"pong")) == before == book_levels(state)
 
 
 @FUZZ
