@@ -34,7 +34,7 @@ from venueguard.sim.testing import SimHandle, running_sim
 
 pytestmark = pytest.mark.system
 
-KILLS = 50
+KILLS = int(os.environ.get("VENUEGUARD_CRASH_KILLS", "50"))  # e.g. 1000 for a long run
 PACE_S = 0.58
 
 
