@@ -131,7 +131,8 @@ class MemoryBackend:
         try:
             await asyncio.Event().wait()      # until cancelled
         finally:
-            self._listeners.remove(on_notice)
+            if on_notice in self._listeners:
+                self._listeners.remove(on_notice)
 
     async def exchange_status(self, member: str, status: Mapping[str, object],
                               ttl_s: float) -> dict[str, dict[str, object]]:
@@ -163,4 +164,4 @@ class MemoryBackend:
         return None
 
     async def aclose(self) -> None:
-        self._listeners.clear()
+        return None            # shared by the sessions of the process: nothing to release

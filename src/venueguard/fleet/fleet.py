@@ -335,6 +335,9 @@ class Fleet:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                task = asyncio.current_task()
+                if self._closed or (task is not None and task.cancelling()):
+                    raise asyncio.CancelledError from exc
                 self._degrade(f"subscription lost: {type(exc).__name__}: {exc}"[:200])
             finally:
                 waiter.cancel()
