@@ -4,9 +4,10 @@ redis-server: the limit holds, a ban reaches every member, Redis failures degrad
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -26,6 +27,14 @@ async def sim() -> AsyncIterator[SimHandle]:
     async with running_sim(scenario="calm", seed=3, rate_msgs_s=5.0, symbols=("XBTUSD",),
                            rest_per_min=60) as handle:
         yield handle
+
+
+async def _until(predicate: Callable[[], bool], timeout_s: float, step_s: float = 0.002) -> None:
+    deadline = time.monotonic() + timeout_s
+    for _ in range(1_000_000):
+        if predicate() or time.monotonic() > deadline:
+            return
+        await asyncio.sleep(step_s)
 
 
 def _rest(sim: SimHandle, fleet: Fleet, log: EventLog) -> RestSession:
@@ -88,10 +97,7 @@ async def test_a_ban_seen_by_one_stops_the_others_within_100_ms(
         seen = time.monotonic()
         with pytest.raises(errors.CoolingDown):
             await rests[0].get_positions()
-        deadline = seen + 2.0
-        while time.monotonic() < deadline and not all(
-                r.health.state.value == "COOLDOWN" for r in rests[1:]):
-            await asyncio.sleep(0.002)
+        await _until(lambda: all(r.health.state.value == "COOLDOWN" for r in rests[1:]), 2.0)
         applied = time.monotonic()
         assert [r.health.state.value for r in rests] == ["COOLDOWN"] * 3
         assert applied - seen < 0.1 + 0.05   # the 403 round trip itself is in "seen"
@@ -131,7 +137,7 @@ async def test_redis_down_degrades_once_uses_the_share_and_rejoins(
         waits = [await a.reserve(order_route=False, first=True, max_wait_s=60.0)
                  for _ in range(5)]
         assert all(w is not None for w in waits)
-        steps = [b - a for a, b in zip(waits, waits[1:], strict=False)]  # type: ignore[operator]
+        steps = [b - a for a, b in itertools.pairwise(waits)]  # type: ignore[operator]
         assert steps == pytest.approx([60 / (15 * 0.98)] * 4, abs=0.05)
         assert await a.reserve(order_route=False, first=True, max_wait_s=1.0) is None
         # a ban seen while Redis is down is kept and published on rejoin
@@ -141,10 +147,8 @@ async def test_redis_down_degrades_once_uses_the_share_and_rejoins(
         await sim.clear_faults()
         assert rest_b.health.state.value != "COOLDOWN"
         server.restart()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and (a.degraded or b.degraded
-                                               or rest_b.health.state.value != "COOLDOWN"):
-            await asyncio.sleep(0.05)
+        await _until(lambda: not (a.degraded or b.degraded
+                                  or rest_b.health.state.value != "COOLDOWN"), 5.0, 0.05)
         assert not a.degraded and not b.degraded
         assert rest_b.health.state.value == "COOLDOWN"       # a's ban reached b on rejoin
         rejoined = log_a.recent(event="fleet.rejoined")
@@ -173,8 +177,7 @@ async def test_one_owner_and_takeover_within_the_lease(redis_server: RedisServer
             task.cancel()
         died = time.monotonic()
         rest = [f for f in fleets if f is not owner]
-        while time.monotonic() - died < 3 and not any(f.role() is Role.OWNER for f in rest):
-            await asyncio.sleep(0.02)
+        await _until(lambda: any(f.role() is Role.OWNER for f in rest), 3.0, 0.02)
         assert [f.role() for f in rest].count(Role.OWNER) == 1
         assert time.monotonic() - died < 1.0 + 0.3
     finally:

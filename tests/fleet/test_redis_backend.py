@@ -110,8 +110,9 @@ async def test_a_ban_reaches_every_listener_fast_and_is_stored(
     notice = BanNotice(Scope.IP, "COOLDOWN", time.time() + 30, "forbidden", "403", "m1")
     sent = time.monotonic()
     await publisher.publish_ban(notice, 30.0)
-    deadline = time.monotonic() + 2
-    while len(received) < 3 and time.monotonic() < deadline:
+    for _ in range(400):
+        if len(received) >= 3:
+            break
         await asyncio.sleep(0.005)
     assert [n for _, n in received] == [notice] * 3
     assert max(at for at, _ in received) - sent < 0.1
