@@ -14,7 +14,7 @@ Public API::
         exchange_status(member, status, ttl_s) -> {member: status}
         lease(member, ttl_s) -> bool; release(member)  # one owner per account
         ws_open(max_opens, window_s) -> float          # wait before a websocket open (per IP)
-        ping(); aclose()
+        ping(); reset(); aclose()
     MemoryBackend(clock=SYSTEM_CLOCK)                  # one process, no setup
 """
 
@@ -64,6 +64,10 @@ class FleetBackend(Protocol):
     async def ws_open(self, max_opens: int, window_s: float) -> float: ...
 
     async def ping(self) -> None: ...
+
+    async def reset(self) -> None:
+        """Forget connections that may be dead (called before rejoining)."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -161,6 +165,9 @@ class MemoryBackend:
         return 0.0
 
     async def ping(self) -> None:
+        return None
+
+    async def reset(self) -> None:
         return None
 
     async def aclose(self) -> None:

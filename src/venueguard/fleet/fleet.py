@@ -71,7 +71,8 @@ class FleetConfig:
     rest_limit: int | None = None    # per-minute request limit, if not the venue's documented one
     fleet_size: int | None = None
     slow_ms: float = 20.0
-    slow_strikes: int = 3
+    slow_strikes: int = 5            # slow answers in a row before going alone (a busy
+    #                                  event loop makes a few look slow; one error is enough)
     probe_s: float = 0.25
     rejoin_after: int = 3
     lease_ttl_s: float = 5.0
@@ -223,6 +224,8 @@ class Fleet:
         await self._rejoin()
 
     async def _rejoin(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.backend.reset()
         self.degraded = False
         self._strikes = 0
         published = 0
@@ -393,7 +396,7 @@ class Fleet:
         for bucket in self.buckets:
             if bucket.order_routes_only or bucket.period_s != 60.0:
                 continue
-            if remaining < bucket.burst // 4 and not self.degraded:
+            if remaining < bucket.burst and not self.degraded:
                 task = asyncio.get_running_loop().create_task(self._floor(bucket, remaining))
                 self._tasks.append(task)
                 task.add_done_callback(self._forget)

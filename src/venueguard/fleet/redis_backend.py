@@ -4,7 +4,9 @@ Keys (see docs/scaling.md) live under two namespaces, each with a Redis Cluster 
 that every script touches one slot:
 
 - the account's: ``vg:<venue>:{a.<sha256 of the key, 20 hex>}:<name>`` -- rate-limit buckets
-  (one integer each, the GCRA's theoretical arrival time in microseconds of Redis' clock), the
+  (one integer each, the GCRA's theoretical arrival time in microseconds of Redis' clock; a
+  bucket the store does not hold starts empty, so a restarted Redis never grants a burst the
+  venue's own bucket may not have), the
   retry budget's per-second counters (two hashes), the account's ban, the members' status hash
   and the owner lease; the API key itself is never stored;
 - the egress IP's: ``vg:<venue>:{ip.<egress>}:<name>`` -- per-IP buckets, the IP's ban and the
@@ -33,6 +35,9 @@ from venueguard.fleet.policy import BanNotice, Bucket, Scope
 
 try:
     import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("the Redis backend needs the redis package: "
@@ -50,7 +55,9 @@ local n = #KEYS - 1
 local allow = now
 local tats = {}
 for i = 1, n do
-  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  -- a bucket the store does not hold (first use, or the store lost its state) starts empty:
+  -- the venue's own bucket may be spent
+  local tat = tonumber(redis.call('GET', KEYS[i]) or (now + tonumber(ARGV[3 + 2 * i])))
   if tat < now then tat = now end
   tats[i] = tat
   local a = tat - tonumber(ARGV[3 + 2 * i])
@@ -63,7 +70,7 @@ for i = 1, n do
   if allow > tat then tat = allow end
   tat = tat + tonumber(ARGV[2 + 2 * i])
   redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX',
-             math.floor((tat - now) / 1000) + 1000)
+             math.floor((tat - now + tonumber(ARGV[3 + 2 * i])) / 1000) + 60000)
 end
 if ARGV[2] == '1' then
   local counts = KEYS[n + 1]
@@ -182,9 +189,12 @@ class RedisBackend:
                  connect_timeout_s: float = 1.0) -> None:
         check_redis_url(url)
         self.url = url
+        # one immediate retry on a dropped connection: after a restart the pool's sockets
+        # are dead, and the first command on each finds out
         self.client: Any = aioredis.Redis.from_url(
             url, socket_connect_timeout=connect_timeout_s, socket_timeout=connect_timeout_s,
-            health_check_interval=0, retry_on_timeout=False)
+            health_check_interval=0, retry_on_timeout=False,
+            retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError])
         self.ns = {Scope.ACCOUNT: f"vg:{venue}:{{a.{account}}}",
                    Scope.IP: f"vg:{venue}:{{ip.{egress}}}"}
         self._reserve = self.client.register_script(_RESERVE)
@@ -277,6 +287,10 @@ class RedisBackend:
 
     async def ping(self) -> None:
         await self.client.ping()
+
+    async def reset(self) -> None:
+        """Drop every pooled connection (after the store came back: they are dead)."""
+        await self.client.connection_pool.disconnect()
 
     async def aclose(self) -> None:
         with contextlib.suppress(RedisError, OSError, RuntimeError):
