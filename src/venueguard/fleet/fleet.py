@@ -191,10 +191,14 @@ class Fleet:
     def _degrade(self, reason: str) -> None:
         if self.degraded or self._closed:
             return
+        was_owner = self.role() is Role.OWNER
         self.degraded = True
         self.degraded_total += 1
         self._rejoined.clear()
         self._owner_until = None
+        if was_owner:
+            self.events.emit("fleet.lease", owner=False, member=self.member,
+                             ttl_s=self.config.lease_ttl_s)
         now = self.clock.monotonic()
         members = self.expected_size
         self._local = {}
