@@ -25,7 +25,7 @@ import pytest
 
 pytest.importorskip("redis", reason="the redis extra is not installed")
 
-from venueguard.fleet.testing import RedisServer, RedisUnavailable  # noqa: E402
+from venueguard.fleet.testing import RedisServer, RedisUnavailable
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
