@@ -89,6 +89,8 @@ class SimServer:
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()
         self.clordid_attempts: Counter[str] = Counter()
+        #: Leverage set through ``POST /position/leverage`` (symbol -> leverage; 0 = cross).
+        self.leverage: dict[str, float] = {}
         self.fault_hits: Counter[str] = Counter()
         self.order_effects = OrderEffects(self.faults, self.clock)
         scenario = cfg.scenario
@@ -173,6 +175,13 @@ class SimServer:
         reached_ms = self.advance_engine()
         self.pump()
         return reached_ms < self.clock.now_ms() - self.config.max_step_ms
+
+    def position_view(self, row: dict[str, object]) -> dict[str, object]:
+        """A position row as served: with the leverage the client set, if it set one."""
+        leverage = self.leverage.get(str(row.get("symbol")))
+        if leverage is None:
+            return row
+        return {**row, "leverage": leverage, "crossMargin": leverage == 0}
 
     def advance_engine(self) -> int:
         """Advance the engine towards the clock by at most ``max_step_ms`` of simulated time.
