@@ -92,6 +92,19 @@ async def test_http_client_trades_against_the_simulator() -> None:
         canceled = await http.cancel_order(iid, client_order_id=n.ClientOrderId("NT-REST-1"))
         assert str(canceled.order_status) == "CANCELED"
 
+        # bulk cancel (one DELETE /order with several ids) and cancel-all
+        for i in (2, 3, 4):
+            await http.submit_order(iid, n.ClientOrderId(f"NT-REST-{i}"), n.OrderSide.BUY,
+                                    n.OrderType.LIMIT, n.Quantity.from_int(100),
+                                    n.TimeInForce.GTC, price=rest_px, post_only=True)
+        bulk = await http.cancel_orders(iid, client_order_ids=[n.ClientOrderId("NT-REST-2"),
+                                                               n.ClientOrderId("NT-REST-3")])
+        assert sorted((str(r.client_order_id), str(r.order_status)) for r in bulk) == [
+            ("NT-REST-2", "CANCELED"), ("NT-REST-3", "CANCELED")]
+        rest_all = await http.cancel_all_orders(iid, None)
+        assert [str(r.client_order_id) for r in rest_all] == ["NT-REST-4"]
+        assert await http.request_order_status_reports(iid, open_only=True) == []
+
         # a market order fills: fill report and position report follow
         filled = await http.submit_order(iid, n.ClientOrderId("NT-TAKE-1"), n.OrderSide.BUY,
                                          n.OrderType.MARKET, n.Quantity.from_int(300),
