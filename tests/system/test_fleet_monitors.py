@@ -25,6 +25,8 @@ import pytest
 
 pytest.importorskip("redis", reason="the redis extra is not installed")
 
+import itertools
+
 from venueguard.fleet.testing import RedisServer, RedisUnavailable
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
@@ -141,7 +143,7 @@ def test_eight_monitors_share_one_key(tmp_path: Path, redis_server: RedisServer)
             names = [e["event"] for e in _events(path)
                      if e["event"] in ("fleet.degraded", "fleet.rejoined")]
             assert names and names[-1] == "fleet.rejoined", path
-            assert all(a != b for a, b in zip(names, names[1:], strict=False)), names
+            assert all(a != b for a, b in itertools.pairwise(names)), names
         assert all(m.poll() is None for m in monitors), "a monitor stopped"
         time.sleep(2)
         total_2, limited_2 = _requests_and_429(_truth(base))
@@ -201,7 +203,7 @@ def test_eight_monitors_share_one_key(tmp_path: Path, redis_server: RedisServer)
             if start is not None:
                 intervals.append((start, killed if i == owner else time.time()))
         intervals.sort()
-        for (_, end), (nxt, _) in zip(intervals, intervals[1:], strict=False):
+        for (_, end), (nxt, _) in itertools.pairwise(intervals):
             assert nxt >= end - 0.05, intervals
     finally:
         for m in monitors:
@@ -214,6 +216,8 @@ def test_eight_monitors_share_one_key(tmp_path: Path, redis_server: RedisServer)
                 m.kill()
         sim.terminate()
         sim.wait(10)
+        if sim.stdout is not None:
+            sim.stdout.close()
     alive = [i for i in range(MEMBERS) if i != owner]
     assert all(monitors[i].returncode == 0 for i in alive), \
         [(i, monitors[i].returncode) for i in alive]
