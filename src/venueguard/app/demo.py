@@ -114,7 +114,7 @@ class DemoTrader:
         if task is not None and not task.done():
             await asyncio.wait({task}, timeout=STOP_WAIT_S)
         manager = self.runtime.manager
-        if manager.ready and self.runtime.fleet is not None:
+        if manager.ready and getattr(self.runtime, "fleet", None) is not None:
             # one account, several bots: DELETE /order/all would cancel the others' orders
             for order in manager.open_orders():
                 with contextlib.suppress(errors.VenueError):
