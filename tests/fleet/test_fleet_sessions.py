@@ -116,6 +116,7 @@ async def test_a_ban_seen_by_one_stops_the_others_within_100_ms(
             await fleet.aclose()
 
 
+@pytest.mark.slow
 async def test_redis_down_degrades_once_uses_the_share_and_rejoins(
         sim: SimHandle) -> None:
     server = RedisServer.start()
