@@ -71,7 +71,10 @@ class Fresh:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A data message failed a check (``reason``: stale | future | reorder | duplicate)."""
+    """A data message was refused: it failed a check (``reason``: stale | future | reorder |
+    duplicate) or was impossible on its face (malformed | unknown_action | missing_timestamp |
+    bad_timestamp | invalid_price | invalid_size | invalid_id | invalid_side | off_tick |
+    off_lot)."""
 
     at: float
     reason: str
