@@ -146,3 +146,30 @@ def test_the_limiter_never_clears_every_bucket() -> None:
     assert len(limiter) <= 3
     assert not limiter.check("ip:victim", authenticated=False, order_route=False, now_s=0.06,
                              wall_s=0.0).allowed  # still exhausted: its bucket was kept
+
+
+async def test_a_client_gone_mid_answer_is_one_warning_not_a_traceback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from aiohttp import ClientSession, web
+
+    from venueguard.sim.httpserver import SimRunner
+
+    async def vanishing(_: web.Request) -> web.Response:
+        raise ConnectionResetError("Cannot write to closing transport")
+
+    app = web.Application()
+    app.router.add_get("/x", vanishing)
+    runner = SimRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        with caplog.at_level(logging.DEBUG):
+            async with ClientSession() as session, session.get(f"http://127.0.0.1:{port}/x") as r:
+                assert r.status == 500
+    finally:
+        await runner.cleanup()
+    gone = [r for r in caplog.records if "went away" in r.getMessage()]
+    assert len(gone) == 1 and gone[0].levelno == logging.WARNING and gone[0].exc_info is None
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -5,8 +5,9 @@ A request aiohttp's parser cannot read (a malformed request line or header, a he
 an invalid chunk) never reaches the application or its middleware: aiohttp answers it itself,
 with a plain-text 400 and an ERROR log line carrying a traceback. Here such a request gets
 BitMEX's JSON error body (``{"error": {"message", "name": "HTTPError"}}``) with the same status,
-and one WARNING line naming the client and the parser's reason. Anything else goes to aiohttp's
-own handling unchanged.
+and one WARNING line naming the client and the parser's reason. A client that disconnects
+while being answered (for instance during a websocket handshake) is one WARNING line too, not
+an ERROR with a traceback. Anything else goes to aiohttp's own handling unchanged.
 
 aiohttp exposes no public hook for this; :class:`SimRunner` swaps in a request-handler subclass
 when it builds its server. Should a future aiohttp change those internals, the runner falls
@@ -36,6 +37,13 @@ class _VenueErrorHandler(RequestHandler):
     def handle_error(self, request: BaseRequest, status: int = 500,
                      exc: BaseException | None = None, message: str | None = None
                      ) -> web.StreamResponse:
+        if isinstance(exc, ConnectionError):  # the client left mid-answer: nothing to fix
+            log.warning("client %s went away: %s", request.remote, type(exc).__name__)
+            if request.writer.output_size > 0:
+                raise ConnectionError("response already started") from exc
+            gone = web.Response(status=status, text="client went away")
+            gone.force_close()
+            return gone
         if not isinstance(exc, HttpProcessingError):
             return super().handle_error(request, status, exc, message)
         reason = " ".join(str(message or exc.message or type(exc).__name__).split())[:200]
