@@ -319,3 +319,17 @@ def test_instrument_rows_teach_the_books_their_tick_and_lot() -> None:
     state.on_frame(PARTIAL, 0.4, WALL_MS)
     state.on_frame(frame("orderBookL2", "update", [level(2, "Buy", 15, 100.0)]), 0.5, WALL_MS)
     assert rec.rejected == ["off_tick", "off_lot"]
+
+
+def test_configured_increments_apply_from_the_first_partial() -> None:
+    from venueguard.core.book import Increments
+
+    rec = Recorder()
+    state = MdState(MdStateConfig(increments={"XBTUSD": Increments(tick=0.5, lot=10)}),
+                    rec.sink())
+    state.begin(0.0)
+    state.on_subscribed(BOOK, 0.0)
+    state.on_frame(PARTIAL, 0.1, WALL_MS)
+    assert state.books["orderBookL2"].book("XBTUSD").valid
+    state.on_frame(frame("orderBookL2", "update", [level(2, "Buy", 25, 100.0)]), 0.2, WALL_MS)
+    assert rec.rejected == ["off_lot"]

@@ -38,7 +38,7 @@ from types import TracebackType
 from typing import Any
 
 from venueguard.core.backoff import Backoff, BackoffConfig, RandomSource
-from venueguard.core.book import LegacyIds
+from venueguard.core.book import Increments, LegacyIds
 from venueguard.core.classify import Action, Classification, Kind, Outcome, classify
 from venueguard.core.liveness import DEFAULT_QUIET_CHANNELS, LivenessConfig, SendPing, Stale
 from venueguard.core.liveness import Fresh as FreshDecision
@@ -95,6 +95,8 @@ class MdConfig:
     legacy_ids: Mapping[str, LegacyIds] = field(default_factory=dict)
     rules: RuleSet | None = None
     check_timestamps: bool = True  # False when replaying recorded data (old timestamps)
+    # tick/lot per symbol, checked on every book row (also learned from `instrument` rows)
+    increments: Mapping[str, Increments] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.topics:
@@ -133,7 +135,8 @@ class MarketDataSession:
         self._sink = MdSink(log=self.notify.log, on_rejected=self._on_rejected)
         self.state = MdState(MdStateConfig(
             liveness=config.liveness, book_max_age_s=self.book_max_age_s, tape=config.tape,
-            legacy_ids=config.legacy_ids, check_timestamps=config.check_timestamps), self._sink)
+            legacy_ids=config.legacy_ids, check_timestamps=config.check_timestamps,
+            increments=config.increments), self._sink)
         self.failed_topics: dict[str, str] = {}
         self.live = False  # connected, subscribed and not stale
         self.attempt = 0
