@@ -93,6 +93,7 @@ INVALID_REASONS = frozenset({
 })
 MAX_PRICE = 1e9
 MAX_SIZE = 10**15
+_NUMBER = (int, float)  # exact types: bool is not a price
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,10 +381,13 @@ class OrderBook:
         return None
 
     def _add_level(self, is_buy: bool, level_id: int, price: Any, size: Any) -> str | None:
-        problem = (price_problem(price, self._tick, self._max_price)
-                   or size_problem(size, self._lot, self._max_size))
-        if problem is not None:
-            return problem
+        # The usual row passes the inline test; anything else gets the full checks.
+        if not (type(size) is int and 0 < size <= self._max_size and type(price) in _NUMBER
+                and 0 < price <= self._max_price and self._tick is None and self._lot is None):
+            problem = (price_problem(price, self._tick, self._max_price)
+                       or size_problem(size, self._lot, self._max_size))
+            if problem is not None:
+                return problem
         levels = self._bids if is_buy else self._asks
         if price in levels:
             return DUPLICATE_PRICE
