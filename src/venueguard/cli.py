@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=0, help="0 = any free port")
     sim.add_argument("--scenario", default="calm", metavar="NAME|PATH")
     sim.add_argument("--seed", type=int, default=1)
-    sim.add_argument("--symbols", default="XBTUSD", help="comma-separated, e.g. XBTUSD,ETHUSD")
+    sim.add_argument("--symbols", default=None,
+                     help="comma-separated, e.g. XBTUSD,ETHUSD (default XBTUSD; BTCUSDT for "
+                          "--dialect binance-usdm)")
     sim.add_argument("--rate", type=float, default=50.0, metavar="MSGS_PER_S",
                      help="market-data messages per second per symbol")
     sim.add_argument("--book-format", choices=["modern", "legacy"], default="modern")
@@ -54,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="1 = recorded pace, 0 = as fast as possible")
     sim.add_argument("--api-key", default=None)
     sim.add_argument("--api-secret", default=None)
+    sim.add_argument("--dialect", choices=["bitmex", "binance-usdm"], default="bitmex",
+                     help="binance-usdm also serves Binance USD-M futures under /fapi and /ws "
+                          "(default symbols BTCUSDT)")
 
     chaos = sub.add_parser("chaos", help="seeded fault schedules checked against the invariants")
     chaos.add_argument("--seeds", type=int, default=20)

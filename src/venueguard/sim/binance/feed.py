@@ -1,0 +1,157 @@
+"""Engine updates as Binance USDⓈ-M market and user-data events.
+
+Depth. Every engine book update gets the next number of one update-id sequence shared by all
+symbols, so a symbol's ids are increasing but not contiguous, as on the venue. Changed levels are
+collected per symbol and sent every ``interval_ms`` as one ``depthUpdate`` with ``U`` (first id
+in the batch), ``u`` (last id) and ``pu`` (the previous event's ``u``); quantities are absolute
+and 0 deletes the level. :meth:`Feed.snapshot_id` is the ``lastUpdateId`` of a REST snapshot taken
+now: the last id that touched the symbol, so Binance's documented procedure (drop ``u <
+lastUpdateId``, start at ``U <= lastUpdateId <= u``, then require ``pu`` == previous ``u``) always
+finds its first event.
+
+Trades become ``aggTrade`` (one per fill), quotes ``bookTicker``; account executions become
+``ORDER_TRADE_UPDATE`` and position changes ``ACCOUNT_UPDATE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from venueguard.sim.binance.rows import ms, order_event
+from venueguard.sim.binance.symbols import BinanceSymbol
+from venueguard.sim.model import Update
+
+if TYPE_CHECKING:
+    from venueguard.sim.binance.venue import BinanceVenue
+
+__all__ = ["Event", "Feed"]
+
+FIRST_UPDATE_ID = 1_000_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event: ``stream`` is the stream name, or None for the account's user-data stream."""
+
+    stream: str | None
+    data: dict[str, Any]
+    depth: bool = False
+
+
+@dataclass(slots=True)
+class _Pending:
+    first: int
+    last: int
+    bids: dict[float, int] = field(default_factory=dict)
+    asks: dict[float, int] = field(default_factory=dict)
+
+
+class Feed:
+    def __init__(self, venue: BinanceVenue, interval_ms: int = 100) -> None:
+        self.venue = venue
+        self.symbols: dict[str, BinanceSymbol] = venue.symbols
+        self.interval_ms = interval_ms
+        self.seq = FIRST_UPDATE_ID
+        self.last_id: dict[str, int] = {}
+        self.sent_u: dict[str, int] = {}
+        self._pending: dict[str, _Pending] = {}
+        self._next_flush_ms = 0
+        self._agg_id = 0
+        self.public = True  # False while a recording serves the market streams
+
+    def snapshot_id(self, symbol: str) -> int:
+        return self.last_id.get(symbol, self.sent_u.get(symbol, FIRST_UPDATE_ID))
+
+    def on_updates(self, updates: Iterable[Update], now_ms: int) -> list[Event]:
+        out: list[Event] = []
+        for update in updates:
+            name = update.symbol
+            if name is None or name not in self.symbols:
+                continue
+            table = update.table
+            if update.private:
+                self._private(update, now_ms, out)
+            elif not self.public:
+                continue
+            elif table == "orderBookL2":
+                self._book(name, update)
+            elif table == "trade":
+                self._trades(name, update.rows, now_ms, out)
+            elif table == "quote":
+                self._quotes(name, update.rows, now_ms, out)
+        if now_ms >= self._next_flush_ms:
+            self._flush(now_ms, out)
+            self._next_flush_ms = (now_ms // self.interval_ms + 1) * self.interval_ms
+        return out
+
+    # -- market --------------------------------------------------------------------------------
+    def _book(self, name: str, update: Update) -> None:
+        self.seq += 1
+        seq = self.seq
+        self.last_id[name] = seq
+        pending = self._pending.get(name)
+        if pending is None:
+            pending = self._pending[name] = _Pending(seq, seq)
+        pending.last = seq
+        delete = update.action == "delete"
+        for row in update.rows:
+            price = row.get("price")
+            if not isinstance(price, int | float):
+                continue
+            raw_size = row.get("size")
+            size = 0 if delete or not isinstance(raw_size, int) else raw_size
+            (pending.bids if row.get("side") == "Buy" else pending.asks)[float(price)] = size
+
+    def _flush(self, now_ms: int, out: list[Event]) -> None:
+        for name, pending in self._pending.items():
+            sym = self.symbols[name]
+            pu = self.sent_u.get(name, pending.first - 1)
+            data = {"e": "depthUpdate", "E": now_ms, "T": now_ms, "s": name,
+                    "U": pending.first, "u": pending.last, "pu": pu,
+                    "b": [[sym.price(p), sym.qty(q)] for p, q in sorted(pending.bids.items())],
+                    "a": [[sym.price(p), sym.qty(q)] for p, q in sorted(pending.asks.items())]}
+            self.sent_u[name] = pending.last
+            out.append(Event(f"{name.lower()}@depth", data, depth=True))
+        self._pending.clear()
+
+    def _trades(self, name: str, rows: list[dict[str, Any]], now_ms: int,
+                out: list[Event]) -> None:
+        sym = self.symbols[name]
+        for row in rows:
+            self._agg_id += 1
+            price = float(row.get("price") or 0.0)
+            data = {"e": "aggTrade", "E": now_ms, "a": self._agg_id, "s": name,
+                    "p": sym.price(price), "q": sym.qty(int(row.get("size") or 0)),
+                    "f": self._agg_id, "l": self._agg_id, "T": ms(row.get("timestamp")) or now_ms,
+                    "m": row.get("side") == "Sell"}
+            out.append(Event(f"{name.lower()}@aggTrade", data))
+
+    def _quotes(self, name: str, rows: list[dict[str, Any]], now_ms: int,
+                out: list[Event]) -> None:
+        sym = self.symbols[name]
+        for row in rows:
+            bid, ask = row.get("bidPrice"), row.get("askPrice")
+            data = {"e": "bookTicker", "u": self.snapshot_id(name), "s": name,
+                    "b": sym.price(float(bid) if isinstance(bid, int | float) else 0.0),
+                    "B": sym.qty(int(row.get("bidSize") or 0)),
+                    "a": sym.price(float(ask) if isinstance(ask, int | float) else 0.0),
+                    "A": sym.qty(int(row.get("askSize") or 0)),
+                    "T": ms(row.get("timestamp")) or now_ms, "E": now_ms}
+            out.append(Event(f"{name.lower()}@bookTicker", data))
+
+    # -- user data -----------------------------------------------------------------------------
+    def _private(self, update: Update, now_ms: int, out: list[Event]) -> None:
+        venue = self.venue
+        name = update.symbol
+        assert name is not None
+        sym = self.symbols[name]
+        if update.table == "execution":
+            for row in update.rows:
+                order_id = venue.order_ids.of(str(row.get("orderID")))
+                trade_id = venue.trade_ids.of(str(row.get("execID"))) \
+                    if row.get("execType") == "Trade" else 0
+                out.append(Event(None, order_event(sym, row, order_id, trade_id, now_ms)))
+        elif update.table == "position":
+            out.append(Event(None, venue.account.account_update(name, now_ms)))
