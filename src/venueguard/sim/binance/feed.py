@@ -9,8 +9,8 @@ now: the last id that touched the symbol, so Binance's documented procedure (dro
 lastUpdateId``, start at ``U <= lastUpdateId <= u``, then require ``pu`` == previous ``u``) always
 finds its first event.
 
-Trades become ``aggTrade`` (one per fill), quotes ``bookTicker``; account executions become
-``ORDER_TRADE_UPDATE`` and position changes ``ACCOUNT_UPDATE``.
+Trades become ``aggTrade`` and ``trade`` (one per fill), quotes ``bookTicker``; account
+executions become ``ORDER_TRADE_UPDATE`` and position changes ``ACCOUNT_UPDATE``.
 """
 
 from __future__ import annotations
@@ -127,6 +127,9 @@ class Feed:
                     "f": self._agg_id, "l": self._agg_id, "T": ms(row.get("timestamp")) or now_ms,
                     "m": row.get("side") == "Sell"}
             out.append(Event(f"{name.lower()}@aggTrade", data))
+            out.append(Event(f"{name.lower()}@trade", {
+                "e": "trade", "E": now_ms, "T": data["T"], "s": name, "t": self._agg_id,
+                "p": data["p"], "q": data["q"], "X": "MARKET", "m": data["m"]}))
 
     def _quotes(self, name: str, rows: list[dict[str, Any]], now_ms: int,
                 out: list[Event]) -> None:

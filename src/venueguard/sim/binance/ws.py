@@ -7,8 +7,9 @@ listenKey among ``streams``. Control messages: ``SUBSCRIBE`` / ``UNSUBSCRIBE`` /
 ``LIST_SUBSCRIPTIONS`` ``{"method", "params", "id"}`` -> ``{"result": ..., "id": ...}``; a bad one
 gets ``{"error": {"code", "msg"}, "id"}``. Served streams: ``<symbol>@depth`` (also ``@100ms``,
 ``@250ms``, ``@500ms``; all at the feed's 100 ms cadence), ``<symbol>@aggTrade``,
-``<symbol>@bookTicker``. A connection is closed after ``ws_max_lifetime_s`` (24 hours), as the
-venue does. Each event is serialised once and the bytes are shared by every subscriber.
+``<symbol>@trade``, ``<symbol>@bookTicker``. A connection is closed after
+``ws_max_lifetime_s`` (24 hours), as the venue does. Each event is serialised once and the
+bytes are shared by every subscriber.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["StreamHub", "stream_key"]
 
-STREAM_RE = re.compile(r"^([a-z0-9]{1,30})@(depth(?:@(?:100|250|500)ms)?|aggTrade|bookTicker)$")
+STREAM_RE = re.compile(
+    r"^([a-z0-9]{1,30})@(depth(?:@(?:100|250|500)ms)?|aggTrade|trade|bookTicker)$")
 MAX_STREAMS = 1024
 
 
