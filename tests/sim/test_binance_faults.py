@@ -229,7 +229,7 @@ async def test_listen_key_expiry_and_24_hour_disconnect(sim: BinanceHandle) -> N
         update = orjson.loads((await ws.receive(timeout=3)).data)
         assert update["e"] == "ORDER_TRADE_UPDATE" and update["o"]["c"] == "uk-1"
         assert update["o"]["X"] == "NEW" and update["o"]["x"] == "NEW"
-        await sim.add_fault("listen_key_expiry")
+        await sim.add_fault("ws_stall")  # the Binance form on a user stream: key expiry
         expired = orjson.loads((await ws.receive(timeout=3)).data)
         assert expired["e"] == "listenKeyExpired" and expired["listenKey"] == key
         await sim.call("POST", "/fapi/v1/order", _order("uk-2"))
@@ -237,6 +237,9 @@ async def test_listen_key_expiry_and_24_hour_disconnect(sim: BinanceHandle) -> N
     status, _, body = await sim.call("PUT", "/fapi/v1/listenKey", {"listenKey": key},
                                      signed=False)
     assert (status, body["code"]) == (400, -1125)
+    await sim.clear_faults()
+    fresh = (await sim.call("POST", "/fapi/v1/listenKey", signed=False))[2]["listenKey"]
+    assert fresh != key
     sim.venue.configure(ws_max_lifetime_s=0.3)
     async with sim.session.ws_connect(_depth_url(sim)) as ws:
         started = time.monotonic()
@@ -245,3 +248,14 @@ async def test_listen_key_expiry_and_24_hour_disconnect(sim: BinanceHandle) -> N
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 break
         assert 0.25 <= time.monotonic() - started < 2.5
+
+
+async def test_listen_key_lives_until_its_keepalive_runs_out(sim: BinanceHandle) -> None:
+    sim.venue.configure(listen_key_ttl_s=0.6)
+    key = (await sim.call("POST", "/fapi/v1/listenKey", signed=False))[2]["listenKey"]
+    async with sim.session.ws_connect(f"{sim.ws_base}/ws/{key}") as ws:
+        await asyncio.sleep(0.4)
+        assert (await sim.call("PUT", "/fapi/v1/listenKey", signed=False))[0] == 200
+        assert await _quiet(ws, 0.4)  # extended: still alive after the first 0.6 s
+        expired = orjson.loads((await ws.receive(timeout=2)).data)
+        assert expired == {"e": "listenKeyExpired", "E": expired["E"], "listenKey": key}

@@ -102,9 +102,6 @@ KINDS: dict[str, KindSpec] = {spec.name: spec for spec in (
              "trade executions reach the execution table and tradeHistory delay_s late"),
     KindSpec("cancel_race", "orders", (_PROB,),
              "a cancel of a resting order loses the race: the order fills first"),
-    KindSpec("listen_key_expiry", "ws", (),
-             "binance-usdm: the user-data listenKey expires now (listenKeyExpired, then "
-             "silence); no effect on the BitMEX dialect"),
 )}
 
 COMMON_PARAMS = ("kind", "duration_s", "new_connections")

@@ -1,7 +1,8 @@
 """One websocket connection of the Binance dialect: its streams, queue, writer and faults.
 
 Faults in their Binance form (a hit connection stays broken until it closes):
-``ws_stall`` (data stops, pings answered), ``ws_half_open`` (data and pongs stop), ``ws_drop``
+``ws_stall`` (data stops, pings answered; on a user-data connection the listenKey expires
+first: ``listenKeyExpired``, then silence), ``ws_half_open`` (data and pongs stop), ``ws_drop``
 (transport aborted), ``ws_reorder`` / ``ws_duplicate`` (an event held back / sent twice),
 ``ws_stale_timestamps`` / ``ws_future_timestamps`` (``E`` and ``T`` moved), ``ws_gap`` (the next
 ``count`` depth events are not sent: the following event's ``pu`` differs from the last ``u``

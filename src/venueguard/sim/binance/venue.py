@@ -123,13 +123,20 @@ class BinanceVenue:
             self.hub.close_old(now_s, self.settings.ws_max_lifetime_s)
 
     def on_fault(self, fault: Fault) -> int:
-        """A fault was posted: websocket faults hit the open connections."""
-        if fault.kind == "listen_key_expiry":
+        """A fault was posted: websocket faults hit the open connections.
+
+        ``ws_stall`` on a user-data connection is the listenKey expiring: the venue sends
+        ``listenKeyExpired`` and the stream goes silent while pings are still answered.
+        """
+        if fault.scope != "ws":
+            return 0
+        hit = self.hub.hit_open(fault)
+        if fault.kind == "ws_stall":
             now_ms = self.server.clock.now_ms()
-            return sum(self.hub.expire_key(k, now_ms) for k in self.listen_keys.expire_all())
-        if fault.scope == "ws":
-            return self.hub.hit_open(fault)
-        return 0
+            for key in {c.listen_key for c in self.hub.connections.values() if c.listen_key}:
+                self.listen_keys.close(key)
+                self.hub.expire_key(key, now_ms)
+        return hit
 
     async def close(self) -> None:
         for player in list(self._players.values()):

@@ -92,7 +92,8 @@ class StreamHub:
         hit = 0
         for conn in self.connections.values():
             if conn.listen_key == key and not conn.key_expired:
-                conn.send_event(key, raw, data, depth=False)
+                if not conn.half_open:  # sent even on a stalled connection: it is the cause
+                    conn.push(conn.frame(key, raw))
                 conn.key_expired = True
                 hit += 1
         return hit
