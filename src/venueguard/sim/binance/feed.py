@@ -60,6 +60,7 @@ class Feed:
         self._next_flush_ms = 0
         self._agg_id = 0
         self.public = True  # False while a recording serves the market streams
+        self._position_state: dict[str, tuple[object, object]] = {}
 
     def snapshot_id(self, symbol: str) -> int:
         return self.last_id.get(symbol, self.sent_u.get(symbol, FIRST_UPDATE_ID))
@@ -157,4 +158,9 @@ class Feed:
                     if row.get("execType") == "Trade" else 0
                 out.append(Event(None, order_event(sym, row, order_id, trade_id, now_ms)))
         elif update.table == "position":
-            out.append(Event(None, venue.account.account_update(name, now_ms)))
+            # the venue reports balance and position changes, not every mark-price move
+            row = update.rows[0] if update.rows else {}
+            state = (row.get("currentQty"), row.get("realisedPnl"))
+            if self._position_state.get(name) != state:
+                self._position_state[name] = state
+                out.append(Event(None, venue.account.account_update(name, now_ms)))
