@@ -120,21 +120,30 @@ class Feed:
     def _trades(self, name: str, rows: list[dict[str, Any]], now_ms: int,
                 out: list[Event]) -> None:
         sym = self.symbols[name]
+        hub = self.venue.hub
+        lower = name.lower()
+        agg, plain = hub.wants(f"{lower}@aggTrade"), hub.wants(f"{lower}@trade")
         for row in rows:
             self._agg_id += 1
+            if not agg and not plain:
+                continue
             price = float(row.get("price") or 0.0)
             data = {"e": "aggTrade", "E": now_ms, "a": self._agg_id, "s": name,
                     "p": sym.price(price), "q": sym.qty(int(row.get("size") or 0)),
                     "f": self._agg_id, "l": self._agg_id, "T": ms(row.get("timestamp")) or now_ms,
                     "m": row.get("side") == "Sell"}
-            out.append(Event(f"{name.lower()}@aggTrade", data))
-            out.append(Event(f"{name.lower()}@trade", {
-                "e": "trade", "E": now_ms, "T": data["T"], "s": name, "t": self._agg_id,
-                "p": data["p"], "q": data["q"], "X": "MARKET", "m": data["m"]}))
+            if agg:
+                out.append(Event(f"{lower}@aggTrade", data))
+            if plain:
+                out.append(Event(f"{lower}@trade", {
+                    "e": "trade", "E": now_ms, "T": data["T"], "s": name, "t": self._agg_id,
+                    "p": data["p"], "q": data["q"], "X": "MARKET", "m": data["m"]}))
 
     def _quotes(self, name: str, rows: list[dict[str, Any]], now_ms: int,
                 out: list[Event]) -> None:
         sym = self.symbols[name]
+        if not self.venue.hub.wants(f"{name.lower()}@bookTicker"):
+            return
         for row in rows:
             bid, ask = row.get("bidPrice"), row.get("askPrice")
             data = {"e": "bookTicker", "u": self.snapshot_id(name), "s": name,
@@ -151,6 +160,11 @@ class Feed:
         name = update.symbol
         assert name is not None
         sym = self.symbols[name]
+        if not venue.hub.wants(None):
+            if update.table == "execution":  # numbered all the same, in first-seen order
+                for row in update.rows:
+                    venue.order_ids.of(str(row.get("orderID")))
+            return
         if update.table == "execution":
             for row in update.rows:
                 order_id = venue.order_ids.of(str(row.get("orderID")))

@@ -54,9 +54,9 @@ class BinanceSymbol:
         return MIN_NOTIONAL.get(self.name, DEFAULT_MIN_NOTIONAL)
 
     def qty(self, contracts: float | int) -> str:
-        """Engine contracts as the venue's quantity string."""
-        value = Decimal(int(contracts)) / self.per_unit
-        return f"{value:.{self.qty_decimals}f}"
+        """Engine contracts as the venue's quantity string (exact: the division by a power of
+        ten is correctly rounded at the step's decimals)."""
+        return f"{int(contracts) / self.per_unit:.{self.qty_decimals}f}"
 
     def price(self, price: float | None) -> str:
         if price is None:

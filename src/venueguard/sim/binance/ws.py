@@ -67,8 +67,23 @@ class StreamHub:
             if not group:
                 continue
             raw = orjson.dumps(event.data)
+            framed: dict[tuple[str, bool], bytes] = {}  # the same bytes for every subscriber
             for conn in group:
-                conn.send_event(conn.streams[event.stream], raw, event.data, depth=event.depth)
+                name = conn.streams[event.stream]
+                if conn.faulted:
+                    conn.send_event(name, raw, event.data, depth=event.depth)
+                    continue
+                payload = framed.get((name, conn.combined))
+                if payload is None:
+                    payload = framed[(name, conn.combined)] = conn.frame(name, raw)
+                conn.push(payload)
+
+    def wants(self, key: str | None) -> bool:
+        """Does anyone take ``key`` (None: the user data stream)? Events nobody takes are not
+        built."""
+        if key is None:
+            return any(c.listen_key is not None for c in self.connections.values())
+        return bool(self._index.get(key))
 
     def publish_raw(self, conn: BinanceConn, key: str, data: dict[str, Any],
                     depth: bool) -> None:
