@@ -203,7 +203,7 @@ DEFAULT_INSTRUMENTS: dict[str, InstrumentSpec] = {
             maker_fee=-0.0001, taker_fee=0.0005, vol_ticks_per_sqrt_s=6.0, base_size_lots=50,
         ),
         # USDT-margined perpetuals as Binance USD-M lists them: quantity in 0.001 of the base
-        # asset (one lot), prices in USDT; served by the binance-usdm dialect (docs/simulator.md)
+        # asset (one lot), prices in USDT; served by the binance-usdm dialect
         InstrumentSpec(
             symbol="BTCUSDT", tick_size=0.1, lot_size=1, max_order_qty=1_000_000,
             start_price=50_000.0, legacy_index=1001, legacy_tick=0.1, kind="linear",

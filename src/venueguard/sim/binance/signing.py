@@ -1,4 +1,4 @@
-"""HMAC-SHA256 request signing as Binance USDⓈ-M checks it (see docs/simulator.md).
+"""HMAC-SHA256 request signing as Binance USDⓈ-M checks it (docs/binance-dialect.md).
 
 The signed payload is the query string followed directly by the request body, both exactly as
 sent (no ``&`` between them); ``signature`` is the hex digest and is not part of the payload.

@@ -8,7 +8,7 @@ as the venue sends them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from venueguard.sim.instruments import InstrumentSpec
@@ -28,6 +28,12 @@ class BinanceSymbol:
 
     spec: InstrumentSpec
     per_unit: int  # contracts per base unit
+    qty_decimals: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        step = Decimal(self.spec.lot_size) / self.per_unit
+        object.__setattr__(self, "qty_decimals",
+                           max(0, -int(step.normalize().as_tuple().exponent)))
 
     @property
     def name(self) -> str:
@@ -44,10 +50,6 @@ class BinanceSymbol:
     @property
     def tick(self) -> Decimal:
         return Decimal(repr(self.spec.tick_size))
-
-    @property
-    def qty_decimals(self) -> int:
-        return max(0, -int(self.step.normalize().as_tuple().exponent))
 
     @property
     def min_notional(self) -> Decimal:

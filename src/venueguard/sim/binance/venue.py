@@ -1,7 +1,7 @@
 """The Binance USDⓈ-M dialect of the simulator, attached to a running :class:`SimServer`.
 
 It speaks to the same engine, faults, scenarios, truth and control API as the BitMEX dialect;
-only the wire protocol differs (docs/simulator.md, "Binance USDⓈ-M dialect"). The server calls
+only the wire protocol differs (docs/binance-dialect.md). The server calls
 :meth:`BinanceVenue.on_updates` with every batch it publishes and :meth:`BinanceVenue.on_fault`
 with every fault posted.
 """
