@@ -55,6 +55,10 @@ async def test_rest_markets_book_orders_trades_positions(sim: BinanceHandle) -> 
         assert order["clientOrderId"].startswith("x-")
         fetched = await exchange.fetch_order(order["id"], SYMBOL)
         assert fetched["id"] == order["id"] and fetched["status"] == "open"
+        edited = await exchange.edit_order(order["id"], SYMBOL, "limit", "buy", 0.02, low - 1)
+        assert edited["id"] == order["id"] and (edited["amount"], edited["price"]) == (
+            0.02, low - 1)
+        assert (await exchange.fetch_open_order(order["id"], SYMBOL))["amount"] == 0.02
         assert [o["id"] for o in await exchange.fetch_open_orders(SYMBOL)] == [order["id"]]
         canceled = await exchange.cancel_order(order["id"], SYMBOL)
         assert canceled["status"] == "canceled"

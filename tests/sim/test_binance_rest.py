@@ -153,3 +153,20 @@ async def test_order_count_limit() -> None:
             "code": -1015, "msg": "Too many new orders; current limit is 2 orders per 10 SECOND."}
         assert headers["x-mbx-order-count-10s"] == "3" and "retry-after" in headers
         assert len((await sim.truth())["orders"]) == 2
+
+
+async def test_modify_order(sim: BinanceHandle) -> None:
+    _, _, placed = await sim.call("POST", "/fapi/v1/order", _order(newClientOrderId="mod-1"))
+    ident = {"symbol": "BTCUSDT", "orderId": placed["orderId"]}
+    status, _, body = await sim.call("PUT", "/fapi/v1/order", {
+        **ident, "side": "BUY", "quantity": "0.020", "price": "44999.0"})
+    assert status == 200 and (body["origQty"], body["price"]) == ("0.020", "44999.0")
+    same = {**ident, "side": "BUY", "quantity": "0.020", "price": "44999.0"}
+    assert (await sim.call("PUT", "/fapi/v1/order", same))[2] == {
+        "code": -5027, "msg": "No need to modify the order."}
+    assert (await sim.call("PUT", "/fapi/v1/order", {**same, "side": "SELL"}))[2]["code"] == -1117
+    status, _, body = await sim.call("GET", "/fapi/v1/openOrder", ident)
+    assert status == 200 and body["price"] == "44999.0"
+    await sim.call("DELETE", "/fapi/v1/order", ident)
+    assert (await sim.call("PUT", "/fapi/v1/order", same))[2]["code"] == -2013
+    assert (await sim.call("GET", "/fapi/v1/openOrder", ident))[2]["code"] == -2013

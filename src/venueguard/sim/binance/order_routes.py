@@ -324,3 +324,48 @@ async def user_trades(call: Call) -> Any:
     out = [trade_row(sym, r, venue.trade_ids.of(str(r["execID"])),
                      venue.order_ids.of(str(r["orderID"]))) for r in rows]
     return out[-_limit(call, 500, 1000):]
+
+
+@endpoint(1, signed=True)
+async def get_open_order(call: Call) -> Any:
+    sym = symbol_of(call)
+    assert sym is not None
+    row = _find(call, sym, visible=True)
+    if row is None or row.get("ordStatus") not in ("New", "PartiallyFilled"):
+        raise errors.bad(-2013, errors.NO_SUCH_ORDER)
+    return order_row(sym, row, call.venue.order_ids.of(str(row["orderID"])))
+
+
+@endpoint(1, signed=True)
+async def put_order(call: Call) -> Any:
+    """Modify a LIMIT order's price and quantity (``side`` must be the order's); a new price
+    or a larger quantity loses the queue position, as the engine's amend does."""
+    venue = call.venue
+    server = venue.server
+    sym = symbol_of(call)
+    assert sym is not None
+    row = _find(call, sym, visible=False)
+    if row is None or row.get("ordStatus") not in ("New", "PartiallyFilled"):
+        raise errors.bad(-2013, errors.NO_SUCH_ORDER)
+    side = call.params.get("side")
+    if side not in ("BUY", "SELL") or (side == "BUY") != (row.get("side") == "Buy"):
+        raise errors.bad(-1117, "Invalid side.")
+    contracts = _quantity(call, sym)
+    price = _price(call, sym)
+    call.request[EXTRA_HEADERS] = venue.limiter.count_order(str(call.api_key),
+                                                            server.clock.wall_s())
+    try:
+        amended = server.engine.amend_order(
+            {"orderID": row["orderID"], "orderQty": contracts, "price": price}, call.now_ms)
+    except SimError as exc:
+        if exc.message == bitmex_errors.INVALID_AMEND_UNCHANGED:
+            raise errors.bad(-5027, "No need to modify the order.") from None
+        if exc.message == bitmex_errors.INVALID_ORDER_QTY:
+            raise errors.bad(-4005 if contracts > sym.spec.max_order_qty else -1013,
+                             "Invalid quantity.") from None
+        raise errors.bad(-2013, errors.NO_SUCH_ORDER) from None
+    server.pump()
+    after = _after_accept(call)
+    if after is not None:
+        return after
+    return order_row(sym, amended, venue.order_ids.of(str(amended["orderID"])))

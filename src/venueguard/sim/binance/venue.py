@@ -91,12 +91,14 @@ class BinanceVenue:
                 ("ping", m.ping), ("time", m.server_time), ("exchangeInfo", m.exchange_info),
                 ("depth", m.depth), ("ticker/bookTicker", m.book_ticker),
                 ("ticker/price", m.ticker_price), ("ticker/24hr", m.ticker_24hr),
-                ("order", o.get_order), ("openOrders", o.open_orders),
+                ("order", o.get_order), ("openOrder", o.get_open_order),
+                ("openOrders", o.open_orders),
                 ("allOrders", o.all_orders), ("userTrades", o.user_trades),
                 ("leverageBracket", u.leverage_bracket), ("positionRisk", u.position_risk_v2)):
             r.add_get(f"{v1}/{path}", handler)
         r.add_get("/fapi/v2/ticker/price", m.ticker_price)
         r.add_post(f"{v1}/order", o.post_order)
+        r.add_put(f"{v1}/order", o.put_order)
         r.add_delete(f"{v1}/order", o.delete_order)
         r.add_delete(f"{v1}/allOpenOrders", o.delete_all_open)
         for version in ("v2", "v3"):
