@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -259,3 +260,32 @@ async def test_listen_key_lives_until_its_keepalive_runs_out(sim: BinanceHandle)
         assert await _quiet(ws, 0.4)  # extended: still alive after the first 0.6 s
         expired = orjson.loads((await ws.receive(timeout=2)).data)
         assert expired == {"e": "listenKeyExpired", "E": expired["E"], "listenKey": key}
+
+
+async def test_server_pings_and_the_incoming_message_limit(sim: BinanceHandle) -> None:
+    sim.venue.configure(ws_ping_interval_s=0.2, ws_pong_timeout_s=1.0)
+    async with sim.session.ws_connect(f"{sim.ws_base}/ws", autoping=False) as ws:
+        msg = await ws.receive(timeout=3)
+        assert msg.type is aiohttp.WSMsgType.PING
+        started = time.monotonic()  # no pong from us: dropped once the timeout ran out
+        while msg.type is aiohttp.WSMsgType.PING:
+            msg = await ws.receive(timeout=3)
+        assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+        assert time.monotonic() - started < 2.5
+    async with sim.session.ws_connect(f"{sim.ws_base}/ws") as ws:  # autoping answers
+        with contextlib.suppress(TimeoutError):  # pings are answered while we read
+            async with asyncio.timeout(1.5):
+                await ws.receive()
+        await ws.send_str('{"method": "LIST_SUBSCRIPTIONS", "id": 1}')
+        assert orjson.loads((await ws.receive(timeout=2)).data) == {"result": [], "id": 1}
+        ended = False
+        try:
+            for n in range(25):
+                await ws.send_str(f'{{"method": "LIST_SUBSCRIPTIONS", "id": {n}}}')
+        except ConnectionError:
+            ended = True  # dropped while we were still sending
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(3):
+                while not ended:
+                    ended = (await ws.receive()).type is not aiohttp.WSMsgType.TEXT
+        assert ended and ws.closed

@@ -49,11 +49,16 @@ class BinanceConn:
         self.duplicate_p = 0.0
         self.shift_ms = 0
         self.sent = 0
+        self.last_ping_s = opened_s
+        self.last_pong_s = opened_s
+        self.incoming_second = -1
+        self.incoming = 0
         self._held: bytes | None = None
         self._rng = random.Random(f"{seed}/binance-conn/{serial}")
         self._queue: deque[bytes] = deque()
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._pings: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self._writer = asyncio.get_running_loop().create_task(
@@ -147,6 +152,18 @@ class BinanceConn:
                 self.sent += 1
         except (ConnectionError, RuntimeError) as exc:
             log.debug("binance ws connection %d: send failed: %s", self.serial, exc)
+
+    def ping(self, now_s: float) -> None:
+        """A server ping (the venue sends one every 3 minutes); a half-open path loses it."""
+        self.last_ping_s = now_s
+        if not self.half_open and not self.closed and not self.ws.closed:
+            task = asyncio.get_running_loop().create_task(self._ping())
+            self._pings.add(task)
+            task.add_done_callback(self._pings.discard)
+
+    async def _ping(self) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.ping(b"")
 
     # -- ending --------------------------------------------------------------------------------
     def abort(self) -> None:

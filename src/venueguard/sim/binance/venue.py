@@ -45,6 +45,9 @@ class Settings:
     initial_usdt: float = 10_000.0
     listen_key_ttl_s: float = 3600.0
     ws_max_lifetime_s: float = 86_400.0
+    ws_ping_interval_s: float = 180.0
+    ws_pong_timeout_s: float = 600.0
+    ws_max_incoming_per_s: int = 10
     depth_interval_ms: int = 100
     limits: Limits = field(default_factory=Limits)
 
@@ -122,7 +125,9 @@ class BinanceVenue:
             self._next_check_s = now_s + 0.2
             for key in self.listen_keys.due(now_s):
                 self.hub.expire_key(key, now_ms)
-            self.hub.close_old(now_s, self.settings.ws_max_lifetime_s)
+            settings = self.settings
+            self.hub.close_old(now_s, settings.ws_max_lifetime_s)
+            self.hub.keepalive(now_s, settings.ws_ping_interval_s, settings.ws_pong_timeout_s)
 
     def on_fault(self, fault: Fault) -> int:
         """A fault was posted: websocket faults hit the open connections.

@@ -7,9 +7,10 @@ listenKey among ``streams``. Control messages: ``SUBSCRIBE`` / ``UNSUBSCRIBE`` /
 ``LIST_SUBSCRIPTIONS`` ``{"method", "params", "id"}`` -> ``{"result": ..., "id": ...}``; a bad one
 gets ``{"error": {"code", "msg"}, "id"}``. Served streams: ``<symbol>@depth`` (also ``@100ms``,
 ``@250ms``, ``@500ms``; all at the feed's 100 ms cadence), ``<symbol>@aggTrade``,
-``<symbol>@trade``, ``<symbol>@bookTicker``. A connection is closed after
-``ws_max_lifetime_s`` (24 hours), as the venue does. Each event is serialised once and the
-bytes are shared by every subscriber.
+``<symbol>@trade``, ``<symbol>@bookTicker``. As on the venue, a connection is dropped after
+``ws_max_lifetime_s`` (24 hours), or when it sends more than ``ws_max_incoming_per_s`` (10)
+messages in a second, or answers no server ping (sent every 3 minutes) for 10 minutes. Each event
+is serialised once and the bytes are shared by every subscriber.
 """
 
 from __future__ import annotations
@@ -125,6 +126,14 @@ class StreamHub:
             conn.abort()
         return len(old)
 
+    def keepalive(self, now_s: float, interval_s: float, timeout_s: float) -> None:
+        """Ping every ``interval_s``; drop a connection that sent no pong for ``timeout_s``."""
+        for conn in list(self.connections.values()):
+            if now_s - conn.last_pong_s >= timeout_s:
+                conn.abort()
+            elif now_s - conn.last_ping_s >= interval_s:
+                conn.ping(now_s)
+
     async def close_all(self) -> None:
         for conn in list(self.connections.values()):
             conn.abort()
@@ -195,17 +204,32 @@ class StreamHub:
         while not conn.closed:
             msg = await ws.receive()
             if msg.type is WSMsgType.TEXT:
+                if self._over_incoming_limit(conn):
+                    log.info("binance ws connection %d: over the incoming message limit",
+                             conn.serial)
+                    conn.abort()
+                    return
                 self._on_text(conn, msg.data)
             elif msg.type is WSMsgType.PING:
                 if not conn.half_open:
                     await ws.pong(msg.data)
-            elif msg.type in (WSMsgType.PONG, WSMsgType.BINARY):
+            elif msg.type is WSMsgType.PONG:
+                conn.last_pong_s = self.venue.server.clock.monotonic_s()
+            elif msg.type is WSMsgType.BINARY:
                 continue
             elif msg.type is WSMsgType.CLOSE and not conn.half_open:
                 await ws.close()
                 return
             else:
                 return
+
+    def _over_incoming_limit(self, conn: BinanceConn) -> bool:
+        """More than ``ws_max_incoming_per_s`` messages in one second: the venue disconnects."""
+        second = int(self.venue.server.clock.monotonic_s())
+        if second != conn.incoming_second:
+            conn.incoming_second, conn.incoming = second, 0
+        conn.incoming += 1
+        return conn.incoming > self.venue.settings.ws_max_incoming_per_s
 
     # -- control messages ----------------------------------------------------------------------
     def _on_text(self, conn: BinanceConn, text: str) -> None:
