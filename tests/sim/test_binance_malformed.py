@@ -103,3 +103,35 @@ async def test_malformed_websocket_messages(sim: BinanceHandle) -> None:
     async with aiohttp.ClientSession() as session, session.get(
             f"{sim.base_url}/private/ws?listenKey=nope") as resp:
         assert resp.status == 400 and (await resp.json())["code"] == -1125
+
+
+WS_TEXT = st.one_of(
+    st.text(max_size=60),
+    st.builds(lambda m, p, i: orjson.dumps({"method": m, "params": p, "id": i}).decode(),
+              st.sampled_from(["SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "subscribe", 7]),
+              st.one_of(st.lists(st.text(max_size=20), max_size=3), st.integers(), st.none()),
+              st.one_of(st.integers(-5, 10**12), st.text(max_size=5), st.none(),
+                        st.booleans())))
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(texts=st.lists(WS_TEXT, min_size=1, max_size=4))
+async def test_fuzzed_websocket_messages_get_answers(sim: BinanceHandle, texts: list[str]) -> None:
+    sim.venue.configure(ws_max_incoming_per_s=10**6)
+    async with sim.session.ws_connect(f"{sim.ws_base}/ws") as ws:
+        for text in texts:
+            await ws.send_str(text)
+            async with asyncio.timeout(3):
+                while True:  # skip market events; the answer to our message comes in order
+                    frame = orjson.loads((await ws.receive()).data)
+                    if "e" not in frame:
+                        break
+            assert set(frame) in ({"result", "id"}, {"error", "id"}), frame
+            if "error" in frame:
+                assert frame["error"]["code"] in (2, 3) and frame["error"]["msg"]
+        await ws.send_str('{"method": "LIST_SUBSCRIPTIONS", "id": 99}')
+        async with asyncio.timeout(3):
+            while "e" in (frame := orjson.loads((await ws.receive()).data)):
+                pass
+        assert frame["id"] == 99  # still serving
