@@ -89,6 +89,8 @@ async def test_raw_client_rebuilds_the_documented_book() -> None:
                                              {"symbol": "SUSHIUSDT", "limit": 1000},
                                              signed=False)
         assert status == 200
+        info = (await sim.call("GET", "/fapi/v1/exchangeInfo", signed=False))[2]
+        assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT", "AKROUSDT", "SUSHIUSDT"]
     book, got_applied = documented_sync(snapshot, events)
     assert got_applied == applied and book == expected
 

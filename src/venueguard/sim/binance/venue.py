@@ -153,9 +153,11 @@ class BinanceVenue:
 
     # -- helpers for routes --------------------------------------------------------------------
     def exchange_info_rows(self) -> list[dict[str, Any]]:
-        if self.recording is not None:
-            return self.recording.exchange_info_rows()
-        return [s.exchange_info_row() for s in self.symbols.values()]
+        rows = [s.exchange_info_row() for s in self.symbols.values()]
+        if self.recording is not None:  # the recorded symbols, next to the engine's tradable ones
+            rows += [r for r in self.recording.exchange_info_rows()
+                     if r["symbol"] not in self.symbols]
+        return rows
 
     def new_client_id(self) -> str:
         return "sim" + "".join(f"{self._rng.getrandbits(4):x}" for _ in range(20))
