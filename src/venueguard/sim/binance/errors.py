@@ -24,7 +24,6 @@ MARGIN = "Margin is insufficient."
 DUPLICATE_CLIENT_ID = "clientOrderId is duplicated"
 BAD_CLIENT_ID = "Client order id is not valid."
 UNKNOWN_503 = "Unknown error, please check your request or try again later."
-SERVICE_UNAVAILABLE = "Service Unavailable."
 
 
 class BinanceError(Exception):

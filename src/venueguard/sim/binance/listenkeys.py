@@ -56,8 +56,3 @@ class ListenKeys:
         for key in gone:
             del self._until[key]
         return gone
-
-    def expire_all(self) -> list[str]:
-        gone = list(self._until)
-        self._until.clear()
-        return gone
