@@ -16,6 +16,7 @@ _COMMANDS = {
     "sim": "venueguard.sim.cli",
     "chaos": "venueguard.app.chaos",
     "report": "venueguard.app.report",
+    "gym-eval": "venueguard.gym.evaluate",
 }
 
 
@@ -63,7 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="offline outage report from a journal")
     rep.add_argument("journal", metavar="JOURNAL")
     rep.add_argument("--out", required=True, metavar="DIR")
+
+    gym_eval = sub.add_parser("gym-eval", help="policies in a perfect and a faulty venue "
+                                               "(needs venueguard[gym])")
+    _gym_arguments(gym_eval)
     return parser
+
+
+def _gym_arguments(parser: argparse.ArgumentParser) -> None:
+    try:
+        from venueguard.gym.evaluate import add_arguments
+    except ImportError:  # the extra is not installed: the command says so when run
+        return
+    add_arguments(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

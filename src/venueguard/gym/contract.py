@@ -28,8 +28,9 @@ row                what reality does                                           s
 ``cooldown``       403, Cloudflare 522, DNS failure, 429: the venue's health    ``forbidden_403``,
                    goes COOLDOWN and actions are refused until it ends          ``cloudflare_522``,
                                                                                 ``dns_failure``
-``ban``            Cloudflare 1010/1006 and bad credentials: BLOCKED, every    ``cloudflare_1010``,
-                   action refused for the rest of the episode                   ``cloudflare_1006``,
+``ban``            Cloudflare 1010/1006: BLOCKED, every action refused for the  ``cloudflare_1010``,
+                   rest of the episode; bad credentials or an expired request:  ``cloudflare_1006``,
+                   the request is rejected
                                                                                 ``invalid_key``,
                                                                                 ``bad_signature``,
                                                                                 ``expired_request``
@@ -80,7 +81,8 @@ ROWS: tuple[Row, ...] = (
         ("ws_gap", "ws_drop")),
     Row("cooldown", "403 / 522 / DNS failure / 429: COOLDOWN, actions refused until it ends",
         ("forbidden_403", "cloudflare_522", "dns_failure")),
-    Row("ban", "Cloudflare 1010/1006 or bad credentials: BLOCKED for the rest of the episode",
+    Row("ban", "Cloudflare 1010/1006: BLOCKED for the rest of the episode; bad credentials "
+        "or an expired request: rejected",
         ("cloudflare_1010", "cloudflare_1006", "invalid_key", "bad_signature",
          "expired_request")),
 )

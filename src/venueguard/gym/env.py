@@ -42,7 +42,6 @@ from venueguard.core.regime import Regime
 from venueguard.gym.contract import Contract, contract_for
 from venueguard.gym.spaces import (
     MARKET_HIGH,
-    MARKET_LOW,
     STATE_CODE,
     ActionKind,
     action_space,
@@ -52,6 +51,7 @@ from venueguard.gym.venue import SimVenue
 
 __all__ = ["VenueEnv"]
 
+_MAX_AGE = float(MARKET_HIGH[-1])
 _HEALTH = {s: i for i, s in enumerate(VenueState)}
 _REGIME = {r: i for i, r in enumerate(Regime)}
 Obs = dict[str, Any]
@@ -91,6 +91,8 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
         self._nvec = [int(n) for n in self.action_space.nvec]
         self._venue: SimVenue | None = None
         self._equity = 0.0
+        self._empty_state = np.zeros(slots, dtype=np.int64)
+        self._empty_info = np.zeros((slots, 4), dtype=np.float32)
 
     # ---------------------------------------------------------------------------- the API
     @property
@@ -117,9 +119,11 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
              ) -> tuple[Obs, float, bool, bool, dict[str, Any]]:
         venue = self.venue
         values = action.tolist() if isinstance(action, np.ndarray) else [int(a) for a in action]
-        nvec = self._nvec
-        if len(values) != 5 or not all(0 <= v < n for v, n in zip(values, nvec, strict=True)):
+        if len(values) != 5:
             raise ValueError(f"action {values!r} is outside {self.action_space}")
+        for value, n in zip(values, self._nvec, strict=True):
+            if not 0 <= value < n:
+                raise ValueError(f"action {values!r} is outside {self.action_space}")
         venue.step(values)
         equity = venue.equity()
         reward = equity - self._equity
@@ -145,11 +149,12 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
         venue = self.venue
         feed = venue.feed
         now_s = venue.now_s
-        market = np.array(feed.features + [feed.data_age_s(now_s)], dtype=np.float32)
-        np.clip(market, MARKET_LOW, MARKET_HIGH, out=market)
+        age = now_s - feed.last_data_s
+        market = np.array(feed.features + [age if age < _MAX_AGE else _MAX_AGE],
+                          dtype=np.float32)
         slots = self.slots
-        state = np.zeros(slots, dtype=np.int64)
-        info = np.zeros((slots, 4), dtype=np.float32)
+        state = self._empty_state.copy()
+        info = self._empty_info.copy()
         orders = venue.orders
         bid, ask = feed.bid_tick, feed.ask_tick
         mid = None if bid is None or ask is None else (bid + ask) / 2.0
@@ -170,7 +175,7 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
         position = max(-1e6, min(1e6, orders.table.position(self.symbol) / lot))
         return {
             "market": market,
-            "data_fresh": int(feed.fresh(now_s)),
+            "data_fresh": int(feed.fresh(now_s)),  # an int: Discrete spaces hold ints
             "health": _HEALTH[venue.health.state],
             "regime": _REGIME[venue.regime.regime],
             "order_state": state,

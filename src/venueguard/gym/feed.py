@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 from venueguard.core.snapshots import MarketView, Snapshot, SnapshotConfig, SnapshotManager
+from venueguard.gym.spaces import MARKET_HIGH, MARKET_LOW
 from venueguard.sim.book import Book
 from venueguard.sim.faults import Fault
 
@@ -23,6 +24,8 @@ __all__ = ["Feed"]
 _STALL_KINDS = frozenset({"ws_stall", "ws_half_open", "ws_stale_timestamps",
                           "ws_future_timestamps"})
 _N_MARKET = 8  # snapshot features used before data_age_s
+_LOW = tuple(float(v) for v in MARKET_LOW[:_N_MARKET])
+_HIGH = tuple(float(v) for v in MARKET_HIGH[:_N_MARKET])
 
 
 class Feed:
@@ -67,8 +70,10 @@ class Feed:
         return max(0.0, now_s - self.last_data_s)
 
     def fresh(self, now_s: float) -> bool:
-        return (self.delivering and self.bid_tick is not None and self.ask_tick is not None
-                and self.data_age_s(now_s) < self._stale_after_s)
+        """The client's verdict: connected, a book, and data younger than ``stale_after_s``
+        (a silent connection looks fresh until its data is that old, as it does to a client)."""
+        return (self.down_until_step is None and self.bid_tick is not None
+                and self.ask_tick is not None and now_s - self.last_data_s < self._stale_after_s)
 
     # -- faults --------------------------------------------------------------------------------
     def on_fault(self, fault: Fault, step: int, *, stale_on: bool, gap_on: bool) -> None:
@@ -143,5 +148,7 @@ class Feed:
         for outcome in self.snapshots.poll(now_s, view):
             if isinstance(outcome, Snapshot):
                 values = outcome.features()
-                self.features = [v if math.isfinite(v) else 0.0 for v in values[:_N_MARKET]]
+                self.features = [min(max(v, low), high) if math.isfinite(v) else 0.0
+                                 for v, low, high in zip(values[:_N_MARKET], _LOW, _HIGH,
+                                                         strict=False)]
         self._next_snapshot_s = self.snapshots.next_deadline()

@@ -118,6 +118,8 @@ class SimVenue:
             ("actions", "placed", "placed_qty", "accepted", "rejected", "refused", "unknown",
              "late_fills", "evidence", "reconnects"), 0)
         self._serial = 0
+        self._hit_new_connections = False
+        self._ws_noise = False
         self._verdicts: dict[tuple[Kind, int | None], Classification] = {}
 
     # ------------------------------------------------------------------------------ time
@@ -131,6 +133,7 @@ class SimVenue:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+        self._faults_changed()
 
     def _add_fault(self, request: FaultRequest) -> Fault:
         fault = self.faults.add(request, self.now_s)
@@ -139,7 +142,15 @@ class SimVenue:
                                gap_on=self.contract.gap)
         if self.contract.allows_kind(fault.kind):
             self.events.append({"event": "fault", "kind": fault.kind, "id": fault.id})
+        self._faults_changed()
         return fault
+
+    def _faults_changed(self) -> None:
+        """Recompute what the per-step paths need to know about the active faults."""
+        ws = self.faults.of_scope("ws", self.now_s)
+        self._hit_new_connections = self.contract.stale_data and any(
+            f.kind in ("ws_stall", "ws_half_open") and f.new_connections for f in ws)
+        self._ws_noise = any(f.kind in ("ws_reorder", "ws_duplicate") for f in ws)
 
     def _active(self, kind: str) -> Fault | None:
         if not self.contract.allows_kind(kind):
@@ -154,8 +165,8 @@ class SimVenue:
         self.orders.release_finished()
         now_s = self.now_s
         faults = self.faults
-        if len(faults):
-            faults.expire(now_s)
+        if len(faults) and faults.expire(now_s):
+            self._faults_changed()
         for runner in self.runners:
             for request in runner.due(now_s):
                 self._add_fault(request)
@@ -186,10 +197,8 @@ class SimVenue:
         if deadline is not None and deadline <= now_s:
             self.regime.poll(now_s)
         feed = self.feed
-        hit_again = any(f.kind in ("ws_stall", "ws_half_open") and f.new_connections
-                        for f in faults_of_scope(self.faults, now_s)) if len(self.faults) else False
         reconnects = feed.reconnects
-        came_back = feed.tick(step, now_s, hit_again=hit_again and self.contract.stale_data,
+        came_back = feed.tick(step, now_s, hit_again=self._hit_new_connections,
                               regime=self.regime.regime.value,
                               venue_state=self.health.state.value)
         if feed.reconnects != reconnects:
@@ -502,7 +511,7 @@ class SimVenue:
                         volume += size if isinstance(size, int) else 0
         if delivering:
             self.feed.on_public(top, trades, volume, any_data)
-            if len(self.faults):
+            if self._ws_noise:
                 self._noise(updates)
 
     def _noise(self, updates: list[Update]) -> None:
@@ -593,5 +602,3 @@ class SimVenue:
         return 0 if pos is None else pos.exec_buy_qty + pos.exec_sell_qty
 
 
-def faults_of_scope(faults: FaultBook, now_s: float) -> list[Fault]:
-    return faults.of_scope("ws", now_s)
