@@ -460,7 +460,7 @@ class SimVenue:
             if table.orders[cl].state in _AWAITING:
                 table.on_ambiguous(cl, reason, now_s)
             self.held.setdefault(cl, [])
-            self.evidence_at[cl] = max(self.evidence_at.get(cl, 0), self.step_index + delay)
+            self.evidence_at[cl] = max(self.evidence_at.get(cl, 0), self.step_index + delay + 1)
         self._effect(request.action, "unknown", reason, sent_step=request.sent_step,
                      cl_ord_id=request.targets[0] if len(request.targets) == 1 else "",
                      evidence_in_steps=delay)
