@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("gymnasium", reason="venueguard[gym] is not installed")
 
-from venueguard.core.orders import OrderState  # noqa: E402
-from venueguard.gym import ActionKind, Contract, VenueEnv  # noqa: E402
-from venueguard.gym.contract import ROW_NAMES, ROWS  # noqa: E402
-from venueguard.gym.spaces import ORDER_STATES  # noqa: E402
+from venueguard.core.orders import OrderState
+from venueguard.gym import ActionKind, Contract, VenueEnv
+from venueguard.gym.contract import ROW_NAMES, ROWS
+from venueguard.gym.spaces import ORDER_STATES
 
 HOLD = np.zeros(5, dtype=np.int64)
 QUIET = Contract.perfect()  # every row off; tests switch on the row they force

@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("gymnasium", reason="venueguard[gym] is not installed")
 
-from venueguard.cli import main  # noqa: E402
-from venueguard.gym.evaluate import evaluate, format_table, summarize  # noqa: E402
-from venueguard.gym.policies import MarketMakerPolicy, load_policy  # noqa: E402
+from venueguard.cli import main
+from venueguard.gym.evaluate import evaluate, format_table, summarize
+from venueguard.gym.policies import MarketMakerPolicy, load_policy
 
 ORDERS: list[int] = []
 
@@ -63,7 +63,7 @@ def test_user_policy_as_module_attr(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["gym-eval", "--seeds", "1", "--steps", "100", "--modes", "perfect",
                  "--policy", f"{__name__}:PlaceEveryTenSteps", "--plot", ""])
     assert code == 0
-    assert ORDERS == list(range(10, 101, 10))
+    assert list(range(10, 101, 10)) == ORDERS
     assert f"{__name__}:PlaceEveryTenSteps" in capsys.readouterr().out
 
 

@@ -5,36 +5,28 @@ Every row is a field of :class:`Contract`; ``True`` lets reality do it, ``False`
 the step it is taken and its answer comes back at once. ``mode="faulty"`` switches every row on
 and runs the simulator's scenarios. The table below is :data:`ROWS`; docs/gym.md shows it too.
 
-=================  ==========================================================  =====================
-row                what reality does                                           simulator fault kinds
-=================  ==========================================================  =====================
-``overload``       place/amend rejected, not processed (503); cancels never    ``overload_503``
-``rate_limit``     any order request rejected (429) when the venue's token      ``rate_limit_429``
-                   buckets (120/min, 10/s) are empty; Retry-After -> cooldown
-``post_only``      orders are post-only: one that would cross comes back        (matching engine)
-                   ``Canceled`` at once (off: it takes liquidity)
-``ack_delay``      a request reaches the venue ``ack_steps`` steps later        ``latency``
-                   (plus latency faults); the answer comes back then
-``ambiguous``      the write is processed but its answer is lost (timeout or    ``timeout_after_accept``,
-                   502): the order is UNKNOWN until venue evidence arrives      ``bad_gateway_after_accept``
-                   ``evidence_steps`` later                                     ``delayed_visibility``
-``late_fill``      executions reach the agent late (the position lags the       ``late_fill``
-                   venue); a cancel can lose the race to a fill                 ``cancel_race``
-``stale_data``     market data stops (the feed freezes; data age grows) until  ``ws_stall``, ``ws_half_open``,
-                   the client notices and reconnects                            ``ws_stale_timestamps``,
-                                                                                ``ws_future_timestamps``
-``gap``            deltas are lost or the connection drops: a gap event and     ``ws_gap``, ``ws_drop``
-                   a resync during which data is not fresh
-``cooldown``       403, Cloudflare 522, DNS failure, 429: the venue's health    ``forbidden_403``,
-                   goes COOLDOWN and actions are refused until it ends          ``cloudflare_522``,
-                                                                                ``dns_failure``
-``ban``            Cloudflare 1010/1006: BLOCKED, every action refused for the  ``cloudflare_1010``,
-                   rest of the episode; bad credentials or an expired request:  ``cloudflare_1006``,
-                   the request is rejected
-                                                                                ``invalid_key``,
-                                                                                ``bad_signature``,
-                                                                                ``expired_request``
-=================  ==========================================================  =====================
+- ``overload``: place/amend rejected, not processed (503); cancels never (``overload_503``).
+- ``rate_limit``: order requests rejected (429) when the venue's token buckets (120 a minute,
+  10 a second) are empty, or by ``rate_limit_429``; Retry-After starts a cooldown.
+- ``post_only``: orders are post-only; one that would cross comes back ``Canceled`` at once
+  (off: it takes liquidity).
+- ``ack_delay``: a request reaches the venue ``ack_steps`` steps later, plus ``latency``
+  faults; its answer comes back then.
+- ``ambiguous``: the write is processed but its answer is lost (``timeout_after_accept``,
+  ``bad_gateway_after_accept``): the order is UNKNOWN until venue evidence arrives
+  ``evidence_steps`` later (plus ``delayed_visibility``).
+- ``late_fill``: executions reach the agent late (``late_fill``: the position lags the venue);
+  a cancel can lose the race to a fill (``cancel_race``).
+- ``stale_data``: market data stops (``ws_stall``, ``ws_half_open``, ``ws_stale_timestamps``,
+  ``ws_future_timestamps``): the feed freezes and its age grows until the client gives up
+  after ``stale_after_s``, reconnects for ``reconnect_steps`` and resyncs.
+- ``gap``: deltas are lost (``ws_gap``) or the connection drops (``ws_drop``): a gap event and
+  a resync during which the data is not fresh.
+- ``cooldown``: 403, Cloudflare 522, DNS failure (and 429): venue health goes COOLDOWN and the
+  client refuses actions until it ends.
+- ``ban``: Cloudflare 1010/1006: BLOCKED, every action refused for the rest of the episode;
+  bad credentials or an expired request (``invalid_key``, ``bad_signature``,
+  ``expired_request``): the request is rejected.
 
 ``scenarios`` names the simulator's scenario files (shipped names or paths) that schedule those
 faults over simulated time; faults can also be posted directly with ``VenueEnv.inject_fault``,
@@ -150,7 +142,7 @@ class Contract:
         if unknown:
             raise ValueError(f"unknown contract row(s) {', '.join(unknown)}; "
                              f"rows: {', '.join(ROW_NAMES)}")
-        return replace(self, **rows)
+        return replace(self, **rows)  # type: ignore[arg-type]
 
 
 def contract_for(mode: str, contract: Contract | None = None) -> Contract:

@@ -45,6 +45,7 @@ from venueguard.gym.spaces import (
     STATE_CODE,
     ActionKind,
     action_space,
+    encode,
     observation_space,
 )
 from venueguard.gym.venue import SimVenue
@@ -139,8 +140,6 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
     def encode(self, kind: ActionKind | int, *, side: str = "Buy", offset: int = 0,
                lots: int = 1, slot: int = 0) -> np.ndarray:
         """One action of this env's action space (see :func:`venueguard.gym.spaces.encode`)."""
-        from venueguard.gym.spaces import encode
-
         return encode(kind, side=side, offset=offset, lots=lots, slot=slot,
                       max_offset=self.max_offset)
 
@@ -150,9 +149,8 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
         feed = venue.feed
         now_s = venue.now_s
         age = now_s - feed.last_data_s
-        market = np.array(feed.features + [age if age < _MAX_AGE else _MAX_AGE],
+        market = np.array([*feed.features, age if age < _MAX_AGE else _MAX_AGE],
                           dtype=np.float32)
-        slots = self.slots
         state = self._empty_state.copy()
         info = self._empty_info.copy()
         orders = venue.orders

@@ -32,7 +32,7 @@ from venueguard.gym.feed import Feed
 from venueguard.gym.slots import AgentOrders
 from venueguard.gym.spaces import ActionKind
 from venueguard.sim.engine import Engine
-from venueguard.sim.faults import Fault, FaultBook, FaultRequest, parse_fault
+from venueguard.sim.faults import KINDS, Fault, FaultBook, FaultRequest, parse_fault
 from venueguard.sim.model import SimError, Update
 from venueguard.sim.ratelimit import RestRateLimiter
 from venueguard.sim.scenario import Scenario, ScenarioRunner, load_scenario
@@ -117,9 +117,11 @@ class SimVenue:
         self.stats: dict[str, int] = dict.fromkeys(
             ("actions", "placed", "placed_qty", "accepted", "rejected", "refused", "unknown",
              "late_fills", "evidence", "reconnects"), 0)
+        self._allowed = {kind: contract.allows_kind(kind) for kind in KINDS}
         self._serial = 0
         self._hit_new_connections = False
         self._ws_noise = False
+        self._kinds_on: frozenset[str] = frozenset()
         self._verdicts: dict[tuple[Kind, int | None], Classification] = {}
 
     # ------------------------------------------------------------------------------ time
@@ -147,13 +149,17 @@ class SimVenue:
 
     def _faults_changed(self) -> None:
         """Recompute what the per-step paths need to know about the active faults."""
+        allowed = self._allowed
+        self._kinds_on = frozenset(f.kind for scope in ("rest", "ws", "orders")
+                                   for f in self.faults.of_scope(scope, self.now_s)
+                                   if allowed[f.kind])
         ws = self.faults.of_scope("ws", self.now_s)
         self._hit_new_connections = self.contract.stale_data and any(
             f.kind in ("ws_stall", "ws_half_open") and f.new_connections for f in ws)
         self._ws_noise = any(f.kind in ("ws_reorder", "ws_duplicate") for f in ws)
 
     def _active(self, kind: str) -> Fault | None:
-        if not self.contract.allows_kind(kind):
+        if kind not in self._kinds_on:  # exact: refreshed whenever a fault starts or ends
             return None
         return self.faults.first(kind, self.now_s)
 
@@ -352,7 +358,7 @@ class SimVenue:
     def _arrive(self, request: Request) -> None:
         """The request reaches the edge, then the venue; the contract's faults decide."""
         now_s = self.now_s
-        for kind, row, reason, outcome_kind, status in _EDGE:
+        for kind, _row, reason, outcome_kind, status in _EDGE:
             fault = self._active(kind)
             if fault is not None and fault.roll():
                 self._outcome(self._verdict(outcome_kind, status))
@@ -521,7 +527,7 @@ class SimVenue:
                 self.feed.on_rejected(sum(1 for u in updates if not u.private and fault.roll()))
 
     def _private(self, is_exec: bool, rows: list[Row]) -> None:
-        late_fault = self._active("late_fill") if is_exec and len(self.faults) else None
+        late_fault = self._active("late_fill") if is_exec else None
         now_s = self.now_s
         for row in rows:
             if is_exec and row.get("execType") != "Trade":
