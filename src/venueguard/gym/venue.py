@@ -32,7 +32,7 @@ from venueguard.gym.feed import Feed
 from venueguard.gym.slots import AgentOrders
 from venueguard.gym.spaces import ActionKind
 from venueguard.sim.engine import Engine
-from venueguard.sim.faults import KINDS, Fault, FaultBook, FaultRequest, parse_fault
+from venueguard.sim.faults import KINDS, Fault, FaultBook, FaultRequest, Scope, parse_fault
 from venueguard.sim.model import SimError, Update
 from venueguard.sim.ratelimit import RestRateLimiter
 from venueguard.sim.scenario import Scenario, ScenarioRunner, load_scenario
@@ -42,6 +42,7 @@ __all__ = ["START_MS", "SimVenue"]
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: simulated wall time of step 0
 SETTLEMENT_SCALE: Mapping[str, float] = {"XBt": 1e8, "USDt": 1e6}
 Row = dict[str, object]
+_SCOPES: tuple[Scope, ...] = ("rest", "ws", "orders")
 Effect = dict[str, object]
 
 # Faults answered in front of the venue: (kind, contract row, reason, kind of outcome, status)
@@ -150,7 +151,7 @@ class SimVenue:
     def _faults_changed(self) -> None:
         """Recompute what the per-step paths need to know about the active faults."""
         allowed = self._allowed
-        self._kinds_on = frozenset(f.kind for scope in ("rest", "ws", "orders")
+        self._kinds_on = frozenset(f.kind for scope in _SCOPES
                                    for f in self.faults.of_scope(scope, self.now_s)
                                    if allowed[f.kind])
         ws = self.faults.of_scope("ws", self.now_s)
