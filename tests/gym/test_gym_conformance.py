@@ -23,14 +23,18 @@ def test_check_env_passes(mode: str) -> None:
     env.close()
 
 
+def flat(obs: dict[str, Any]) -> tuple[object, ...]:
+    return tuple(v.tobytes() if isinstance(v, np.ndarray) else v for v in obs.values())
+
+
 def trajectory(seed: int, steps: int = 400) -> list[tuple[Any, ...]]:
     env = VenueEnv("faulty", max_steps=steps)
     env.action_space.seed(seed)
     obs, info = env.reset(seed=seed)
-    out: list[tuple[Any, ...]] = [(repr(obs), repr(info))]
+    out: list[tuple[Any, ...]] = [(flat(obs), info)]
     for _ in range(steps):
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
-        out.append((repr(obs), reward, terminated, truncated, repr(info)))
+        out.append((flat(obs), reward, terminated, truncated, info))
     return out
 
 
@@ -39,6 +43,7 @@ def test_same_seed_same_trajectory_different_seed_different() -> None:
     assert first == trajectory(11)
     assert first != trajectory(12)
     assert first[-1][3] is True  # truncated at max_steps
+    assert any(step[4]["effects"] for step in first[1:])  # actions met the venue
 
 
 def test_reset_with_the_same_seed_restarts_the_same_market() -> None:

@@ -64,6 +64,7 @@ class MarketMakerPolicy:
         self._rng = random.Random(0)
         self._born: dict[int, int] = {}
         self._step = 0
+        self._hold = env.encode(ActionKind.HOLD)
 
     def reset(self, seed: int) -> None:
         self._rng = random.Random(seed)
@@ -79,7 +80,7 @@ class MarketMakerPolicy:
                 self._born.pop(slot, None)
             elif slot not in self._born:
                 self._born[slot] = step
-        hold = self.env.encode(ActionKind.HOLD)
+        hold = self._hold.copy()
         if step % self.every_steps:
             return hold
         resting = sorted((self._born[s], s) for s, code in enumerate(states) if code in _RESTING)
