@@ -324,3 +324,13 @@ def test_local_refusals_name_the_reason() -> None:
     assert [(e["result"], e["reason"]) for e in effects(info)] == [("refused", "no_slot")]
     with pytest.raises(ValueError, match="outside"):
         env.step(np.array([9, 0, 0, 0, 0]))
+
+
+def test_faults_given_at_reset_start_with_the_episode() -> None:
+    env = VenueEnv("faulty", contract=QUIET.with_rows(overload=True))
+    env.reset(seed=2, options={"faults": [{"kind": "overload_503", "probability": 1.0}]})
+    _, info = place(env)
+    assert [(e["result"], e["reason"]) for e in effects(info)] == [("rejected", "overload")]
+    env.reset(seed=2)
+    _, info = place(env)
+    assert [e["result"] for e in effects(info)] == ["accepted"]
