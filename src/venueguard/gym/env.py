@@ -53,8 +53,10 @@ from venueguard.gym.venue import SimVenue
 __all__ = ["VenueEnv"]
 
 _MAX_AGE = float(MARKET_HIGH[-1])
-_HEALTH = {s: i for i, s in enumerate(VenueState)}
-_REGIME = {r: i for i, r in enumerate(Regime)}
+# keyed by value: a str hash is cached, an Enum member's is computed in Python on every lookup
+_HEALTH = {s.value: i for i, s in enumerate(VenueState)}
+_REGIME = {r.value: i for i, r in enumerate(Regime)}
+_CODE = {state.value: code for state, code in STATE_CODE.items()}
 Obs = dict[str, Any]
 
 
@@ -94,6 +96,7 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
         self._equity = 0.0
         self._empty_state = np.zeros(slots, dtype=np.int64)
         self._empty_info = np.zeros((slots, 4), dtype=np.float32)
+        self._empty_position = np.zeros(1, dtype=np.float32)
 
     # ---------------------------------------------------------------------------- the API
     @property
@@ -163,22 +166,23 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
             if cl is None:
                 continue
             order = table[cl]
-            state[index] = STATE_CODE[order.state]
+            state[index] = _CODE[order.state._value_]
             offset = 0.0
             if mid is not None and order.price is not None:
                 offset = max(-1e4, min(1e4, order.price / tick_size - mid))
             info[index] = (1.0 if order.side == "Buy" else -1.0, offset,
                            min(order.qty / lot, 1e6), min(order.cum_qty / lot, 1e6))
         orders.mark_shown()
-        position = max(-1e6, min(1e6, orders.table.position(self.symbol) / lot))
+        position = self._empty_position.copy()
+        position[0] = max(-1e6, min(1e6, orders.table.position(self.symbol) / lot))
         return {
             "market": market,
             "data_fresh": int(feed.fresh(now_s)),  # an int: Discrete spaces hold ints
-            "health": _HEALTH[venue.health.state],
-            "regime": _REGIME[venue.regime.regime],
+            "health": _HEALTH[venue.health.state._value_],
+            "regime": _REGIME[venue.regime.regime._value_],
             "order_state": state,
             "order_info": info,
-            "position": np.array([position], dtype=np.float32),
+            "position": position,
         }
 
     def _info(self) -> dict[str, Any]:

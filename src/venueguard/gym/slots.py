@@ -20,6 +20,9 @@ from venueguard.core.orders import (
 
 __all__ = ["AgentOrders"]
 
+# state values, not members: a str hash is cached, an Enum member's is computed in Python
+_TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
+
 
 class AgentOrders:
     def __init__(self, slots: int, seed: int) -> None:
@@ -57,7 +60,7 @@ class AgentOrders:
         """An observation was taken: its finished orders may leave their slots next step."""
         orders = self.table.orders
         self._done = [i for i, cl in enumerate(self.slots)
-                      if cl is not None and orders[cl].state in TERMINAL_STATES]
+                      if cl is not None and orders[cl].state._value_ in _TERMINAL]
 
     def release_finished(self) -> None:
         """Free the slots of orders shown finished in the previous observation."""

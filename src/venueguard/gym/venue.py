@@ -123,6 +123,7 @@ class SimVenue:
         self._hit_new_connections = False
         self._ws_noise = False
         self._kinds_on: frozenset[str] = frozenset()
+        self._next_expiry = math.inf  # when the first active fault ends
         self._verdicts: dict[tuple[Kind, int | None], Classification] = {}
 
     # ------------------------------------------------------------------------------ time
@@ -151,9 +152,10 @@ class SimVenue:
     def _faults_changed(self) -> None:
         """Recompute what the per-step paths need to know about the active faults."""
         allowed = self._allowed
-        self._kinds_on = frozenset(f.kind for scope in _SCOPES
-                                   for f in self.faults.of_scope(scope, self.now_s)
-                                   if allowed[f.kind])
+        active = [f for scope in _SCOPES for f in self.faults.of_scope(scope, self.now_s)]
+        self._kinds_on = frozenset(f.kind for f in active if allowed[f.kind])
+        self._next_expiry = min((f.until_s for f in active if f.until_s is not None),
+                                default=math.inf)
         ws = self.faults.of_scope("ws", self.now_s)
         self._hit_new_connections = self.contract.stale_data and any(
             f.kind in ("ws_stall", "ws_half_open") and f.new_connections for f in ws)
@@ -172,7 +174,7 @@ class SimVenue:
         self.orders.release_finished()
         now_s = self.now_s
         faults = self.faults
-        if len(faults) and faults.expire(now_s):
+        if now_s >= self._next_expiry and faults.expire(now_s):
             self._faults_changed()
         for runner in self.runners:
             for request in runner.due(now_s):
@@ -206,8 +208,8 @@ class SimVenue:
         feed = self.feed
         reconnects = feed.reconnects
         came_back = feed.tick(step, now_s, hit_again=self._hit_new_connections,
-                              regime=self.regime.regime.value,
-                              venue_state=self.health.state.value)
+                              regime=self.regime.regime._value_,
+                              venue_state=self.health.state._value_)
         if feed.reconnects != reconnects:
             self.stats["reconnects"] += 1
             self.events.append({"event": "stale", "data_age_s": round(feed.data_age_s(now_s), 3)})
