@@ -28,34 +28,23 @@ from venueguard.core.orders import CancelRejected, NotFoundAtVenue, OrderState
 from venueguard.core.regime import RegimeDetector
 from venueguard.core.rules import default_rules
 from venueguard.gym.contract import Contract
+from venueguard.gym.delivery import PrivateRows, Row
 from venueguard.gym.feed import Feed
+from venueguard.gym.gates import Gates
 from venueguard.gym.slots import AgentOrders
 from venueguard.gym.spaces import ActionKind
 from venueguard.sim.engine import Engine
 from venueguard.sim.faults import KINDS, Fault, FaultBook, FaultRequest, Scope, parse_fault
 from venueguard.sim.model import SimError, Update
-from venueguard.sim.ratelimit import RestRateLimiter
 from venueguard.sim.scenario import Scenario, ScenarioRunner, load_scenario
 
 __all__ = ["START_MS", "SimVenue"]
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: simulated wall time of step 0
 SETTLEMENT_SCALE: Mapping[str, float] = {"XBt": 1e8, "USDt": 1e6}
-Row = dict[str, object]
 _SCOPES: tuple[Scope, ...] = ("rest", "ws", "orders")
 Effect = dict[str, object]
 
-# Faults answered in front of the venue: (kind, contract row, reason, kind of outcome, status)
-_EDGE: tuple[tuple[str, str, str, Kind, int | None], ...] = (
-    ("cloudflare_1006", "ban", "ip_banned", Kind.IP_BANNED, 403),
-    ("cloudflare_1010", "ban", "software_banned", Kind.SOFTWARE_BANNED, 403),
-    ("cloudflare_522", "cooldown", "edge", Kind.EDGE_PROTECTION, 522),
-    ("forbidden_403", "cooldown", "forbidden", Kind.FORBIDDEN, 403),
-    ("dns_failure", "cooldown", "dns", Kind.DNS, None),
-    ("invalid_key", "ban", "invalid_key", Kind.INVALID_CREDENTIALS, 401),
-    ("bad_signature", "ban", "bad_signature", Kind.INVALID_CREDENTIALS, 401),
-    ("expired_request", "ban", "expired", Kind.NONCE_EXPIRED, 401),
-)
 _CANCELABLE = frozenset({OrderState.NEW, OrderState.PARTIALLY_FILLED, OrderState.PENDING_AMEND,
                          OrderState.PENDING_CANCEL, OrderState.UNKNOWN})
 _AMENDABLE = frozenset({OrderState.NEW, OrderState.PARTIALLY_FILLED})
@@ -99,7 +88,8 @@ class SimVenue:
         self.scale = SETTLEMENT_SCALE.get(self.spec.settl_currency, 1.0)
         self.faults = FaultBook(seed)
         self.runners = [ScenarioRunner(_scenario(name)) for name in contract.scenarios]
-        self.limiter = RestRateLimiter()
+        self.gates = Gates(self._active, lambda: self.market.intensity(self.engine.now_ms),
+                           rate_limit=contract.rate_limit)
         self.rules = default_rules()
         self.health = VenueHealth(self.rules, now=0.0)
         self.regime = RegimeDetector(now=0.0)
@@ -109,10 +99,7 @@ class SimVenue:
                          resync_steps=contract.resync_steps, step_s=self.step_s)
         self.step_index = 0
         self.in_flight: list[tuple[int, Request]] = []
-        self.held: dict[str, list[tuple[bool, Row]]] = {}  # UNKNOWN orders' rows until evidence
-        self.evidence_at: dict[str, int] = {}
-        self.late: list[tuple[int, Row]] = []  # executions delivered late
-        self.queued: list[tuple[bool, Row]] = []  # private rows while the connection is down
+        self.rows = PrivateRows(self.orders.table)
         self.effects: list[Effect] = []
         self.events: list[dict[str, object]] = []
         self.stats: dict[str, int] = dict.fromkeys(
@@ -195,10 +182,14 @@ class SimVenue:
     def _after_advance(self) -> None:
         step = self.step_index
         now_s = self.now_s
-        if self.late:
-            self._release_late(step)
-        if self.evidence_at:
-            for cl in [c for c, at in self.evidence_at.items() if at <= step]:
+        rows = self.rows
+        if rows.late:
+            released = rows.release_late(step, now_s, delivering=self.feed.delivering)
+            if released:
+                self.stats["late_fills"] += released
+                self.events.append({"event": "late_fill", "executions": released})
+        if rows.evidence_at:
+            for cl in rows.due_evidence(step):
                 self._settle(cl, now_s)
         if step % 10 == 0:
             self.regime.on_intensity(self.market.intensity(self.engine.now_ms), now_s)
@@ -215,9 +206,7 @@ class SimVenue:
             self.events.append({"event": "stale", "data_age_s": round(feed.data_age_s(now_s), 3)})
         if came_back:
             self.events.append({"event": "resync"})
-            queued, self.queued = self.queued, []
-            for is_exec, row in queued:
-                self._apply(is_exec, row, now_s)
+            rows.flush_queued(now_s)
         table = self.orders.table
         for transition in table.take_transitions():
             if transition.to_state is OrderState.UNKNOWN and (
@@ -360,56 +349,22 @@ class SimVenue:
 
     def _arrive(self, request: Request) -> None:
         """The request reaches the edge, then the venue; the contract's faults decide."""
-        now_s = self.now_s
-        for kind, _row, reason, outcome_kind, status in _EDGE:
-            fault = self._active(kind)
-            if fault is not None and fault.roll():
-                self._outcome(self._verdict(outcome_kind, status))
-                self._rejected(request, reason, not_processed=True)
-                return
-        if self.contract.rate_limit:
-            retry_s: float | None = None
-            fault = self._active("rate_limit_429")
-            if fault is not None and fault.roll():
-                retry_s = max(1.0, float(round(float(fault.params["retry_after_s"]))))
-            else:
-                decision = self.limiter.check("agent", authenticated=True, order_route=True,
-                                              now_s=now_s, wall_s=now_s)
-                if not decision.allowed:
-                    retry_s = float(decision.retry_after_s)
-            if retry_s is not None:
-                self._outcome(self._verdict(Kind.RATE_LIMITED, 429, retry_s))
-                self._rejected(request, "rate_limit", not_processed=True,
-                               retry_after_s=retry_s)
-                return
-        if request.action in ("place", "amend"):
-            fault = self._active("overload_503")
-            if fault is not None and self.contract.overload:
-                probability = float(fault.params["probability"])
-                if fault.params.get("follow_intensity"):
-                    probability = min(1.0, probability * self.market.intensity(
-                        self.engine.now_ms))
-                if fault.roll(probability):
-                    self._outcome(self._verdict(Kind.OVERLOADED, 503))
-                    self._rejected(request, "overload", not_processed=True)
-                    return
+        refusal = self.gates.before(request.action, self.now_s)
+        if refusal is not None:
+            self._outcome(self._verdict(refusal.kind, refusal.status, refusal.retry_after_s))
+            self._rejected(request, refusal.reason, not_processed=True,
+                           retry_after_s=refusal.retry_after_s)
+            return
         try:
             result = self._engine_call(request)
         except SimError as exc:
             self._outcome(self._verdict(Kind.ORDER_REJECTED, exc.status))
             self._rejected(request, "invalid", not_processed=False, message=exc.message)
             return
-        lost = None
-        for kind, reason in (("timeout_after_accept", "timeout"),
-                             ("bad_gateway_after_accept", "bad_gateway")):
-            fault = self._active(kind)
-            if fault is not None and fault.roll():
-                lost = reason
-                break
+        lost = self.gates.lost_answer()
         if lost is not None:
-            self._outcome(self._verdict(Kind.AMBIGUOUS_TIMEOUT, 502 if lost == "bad_gateway"
-                                        else None))
-            self._ambiguous(request, lost)
+            self._outcome(self._verdict(Kind.AMBIGUOUS_TIMEOUT, lost[1]))
+            self._ambiguous(request, lost[0])
             return
         self._outcome(self._verdict(Kind.OK, 200))
         self._accepted(request, result)
@@ -468,8 +423,7 @@ class SimVenue:
         for cl in request.targets:
             if table.orders[cl].state in _AWAITING:
                 table.on_ambiguous(cl, reason, now_s)
-            self.held.setdefault(cl, [])
-            self.evidence_at[cl] = max(self.evidence_at.get(cl, 0), self.step_index + delay + 1)
+            self.rows.hold(cl, self.step_index + delay + 1)
         self._effect(request.action, "unknown", reason, sent_step=request.sent_step,
                      cl_ord_id=request.targets[0] if len(request.targets) == 1 else "",
                      evidence_in_steps=delay)
@@ -530,48 +484,18 @@ class SimVenue:
                 self.feed.on_rejected(sum(1 for u in updates if not u.private and fault.roll()))
 
     def _private(self, is_exec: bool, rows: list[Row]) -> None:
-        late_fault = self._active("late_fill") if is_exec else None
-        now_s = self.now_s
-        for row in rows:
-            if is_exec and row.get("execType") != "Trade":
-                continue  # the order rows carry the same status
-            cl = row.get("clOrdID")
-            if isinstance(cl, str) and cl in self.held:
-                self.held[cl].append((is_exec, row))
-            elif late_fault is not None:
-                delay = math.ceil(float(late_fault.params["delay_s"]) / self.step_s)
-                self.late.append((self.step_index + max(1, delay), row))
-            elif not self.feed.delivering:
-                self.queued.append((is_exec, row))
-            else:
-                self._apply(is_exec, row, now_s)
-
-    def _apply(self, is_exec: bool, row: Row, now_s: float) -> None:
-        table = self.orders.table
+        late_steps = None
         if is_exec:
-            table.on_execution_row(row, now_s)
-        else:
-            table.on_order_row(row, now_s)
-
-    def _release_late(self, step: int) -> None:
-        due = [row for at, row in self.late if at <= step]
-        if not due:
-            return
-        self.late = [(at, row) for at, row in self.late if at > step]
-        for row in due:
-            if self.feed.delivering:
-                self._apply(True, row, self.now_s)
-            else:
-                self.queued.append((True, row))
-        self.stats["late_fills"] += len(due)
-        self.events.append({"event": "late_fill", "executions": len(due)})
+            fault = self._active("late_fill")
+            if fault is not None:
+                late_steps = max(1, math.ceil(float(fault.params["delay_s"]) / self.step_s))
+        self.rows.on_rows(is_exec, rows, step=self.step_index, now_s=self.now_s,
+                          late_steps=late_steps, delivering=self.feed.delivering)
 
     def _settle(self, cl: str, now_s: float) -> None:
         """Evidence for an UNKNOWN order: its withheld rows, then a lookup by clOrdID."""
-        del self.evidence_at[cl]
+        self.rows.release_held(cl, now_s)
         table = self.orders.table
-        for is_exec, row in self.held.pop(cl, []):
-            self._apply(is_exec, row, now_s)
         order = table.orders[cl]
         if order.state in (OrderState.UNKNOWN, OrderState.PENDING_AMEND,
                            OrderState.PENDING_CANCEL):
