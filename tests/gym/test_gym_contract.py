@@ -334,3 +334,72 @@ def test_faults_given_at_reset_start_with_the_episode() -> None:
     env.reset(seed=2)
     _, info = place(env)
     assert [e["result"] for e in effects(info)] == ["accepted"]
+
+
+def test_ambiguous_amend_settles_from_the_venues_row() -> None:
+    contract = Contract(**{**dict.fromkeys(ROW_NAMES, False), "ambiguous": True},
+                        scenarios=(), ack_steps=0, evidence_steps=3)
+    env = make(contract)
+    place(env, offset=5)
+    env.inject_fault({"kind": "timeout_after_accept"})
+    obs, _, _, _, info = env.step(env.encode(ActionKind.AMEND, offset=6, lots=2, slot=0))
+    assert [(e["result"], e["reason"]) for e in effects(info, "amend")] == [("unknown", "timeout")]
+    assert state_of(obs) is OrderState.PENDING_AMEND
+    obs, _ = hold(env, 3)
+    assert state_of(obs) is OrderState.NEW
+    assert obs["order_info"][0][2] == 2.0  # the venue's row: the amend went through
+
+
+def test_a_request_the_venue_finds_invalid_is_rejected() -> None:
+    env = make()
+    place(env, offset=5)
+    # same price and size: "Invalid amend: orderQty, leavesQty, price, stopPx unchanged"
+    action = env.encode(ActionKind.AMEND, offset=5, lots=1, slot=0)
+    obs, _, _, _, info = env.step(action)
+    (effect,) = effects(info, "amend")
+    assert (effect["result"], effect["reason"]) == ("rejected", "invalid")
+    assert "unchanged" in str(effect["message"])
+    assert state_of(obs) is OrderState.NEW
+
+
+def test_stale_data_holds_private_rows_until_the_resync() -> None:
+    contract = Contract(**{**dict.fromkeys(ROW_NAMES, False), "stale_data": True},
+                        scenarios=(), ack_steps=0, stale_after_s=1.0, reconnect_steps=2)
+    env = make(contract)
+    env.inject_fault({"kind": "ws_stall"})
+    _, info = place(env, offset=-10)  # the REST answer comes back: the order row shows it
+    assert info["venue_position"] == env.venue.spec.lot_size
+    assert info["position"] == 0  # the execution rides the stalled websocket
+    events: list[str] = []
+    for _ in range(15):
+        _, _, _, _, info = env.step(HOLD)
+        events += [e["event"] for e in info["events"]]
+        if "resync" in events:
+            break
+    assert events == ["stale", "resync"]
+    assert info["position"] == info["venue_position"]
+
+
+def test_stall_on_new_connections_stays_dark_until_the_fault_ends() -> None:
+    contract = Contract(**{**dict.fromkeys(ROW_NAMES, False), "stale_data": True},
+                        scenarios=(), ack_steps=0, stale_after_s=1.0, reconnect_steps=2)
+    env = make(contract)
+    env.inject_fault({"kind": "ws_stall", "new_connections": True, "duration_s": 4.0})
+    fresh = []
+    for _ in range(60):
+        obs, _ = hold(env, 1)
+        fresh.append(int(obs["data_fresh"]))
+    assert fresh.index(0) == 9  # 1 s without data
+    back = fresh.index(1, 10)
+    assert 40 <= back <= 45  # every reconnect meets the fault again until it ends at 4 s
+    assert all(fresh[back:])
+    assert env.venue.stats["reconnects"] >= 10
+
+
+def test_reordered_and_duplicated_messages_are_dropped_and_counted() -> None:
+    contract = Contract(**{**dict.fromkeys(ROW_NAMES, False), "stale_data": True},
+                        scenarios=(), ack_steps=0)
+    env = make(contract)
+    env.inject_fault({"kind": "ws_duplicate", "probability": 1.0})
+    obs, info = hold(env, 20)
+    assert info["data_rejected"] > 0 and obs["data_fresh"] == 1

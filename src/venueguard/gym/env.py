@@ -23,6 +23,7 @@ position. Episodes are truncated after ``max_steps``; they never terminate early
                     order settled, with its state)
     health, regime  venue health and outage regime names
     data_fresh      whether the agent's market data is fresh
+    data_rejected   messages the client dropped so far (``ws_reorder``, ``ws_duplicate``)
     position        the position the agent believes (contracts)
     venue_position  the position the venue holds (contracts)
     equity          the venue's equity figure the reward is taken from
@@ -194,6 +195,7 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
             "health": venue.health.state.value,
             "regime": venue.regime.regime.value,
             "data_fresh": venue.feed.fresh(venue.now_s),
+            "data_rejected": venue.feed.rejected,
             "position": venue.orders.table.position(self.symbol),
             "venue_position": venue.venue_position(),
             "equity": self._equity,

@@ -109,10 +109,9 @@ class Feed:
             self._go_down(step, self._reconnect_steps)  # the client gives up on the connection
             self.reconnects += 1
         elif self.down_until_step is not None and step >= self.down_until_step:
-            if hit_again and not self.resyncing:
+            if hit_again and not self.resyncing:  # the new connection is silent too
                 self.down_until_step = None
                 self.hit = True
-                self.last_data_s = now_s - self._step_s  # the partial arrived, then silence
             else:
                 self.down_until_step = None
                 self.resyncing = False
