@@ -98,6 +98,7 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
         self._empty_state = np.zeros(slots, dtype=np.int64)
         self._empty_info = np.zeros((slots, 4), dtype=np.float32)
         self._empty_position = np.zeros(1, dtype=np.float32)
+        self._noted: tuple[bool, int, str, str] = (False, 0, "HEALTHY", "NORMAL")
 
     # ---------------------------------------------------------------------------- the API
     @property
@@ -149,6 +150,7 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
 
     # ------------------------------------------------------------------------ observation
     def _observe(self) -> Obs:
+        """The observation (module docstring); also notes what ``_info`` repeats."""
         venue = self.venue
         feed = venue.feed
         now_s = venue.now_s
@@ -158,11 +160,11 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
         state = self._empty_state.copy()
         info = self._empty_info.copy()
         orders = venue.orders
+        table = orders.table.orders
+        spec = venue.spec
+        lot = spec.lot_size
         bid, ask = feed.bid_tick, feed.ask_tick
         mid = None if bid is None or ask is None else (bid + ask) / 2.0
-        lot = venue.spec.lot_size
-        tick_size = venue.spec.tick_size
-        table = orders.table.orders
         for index, cl in enumerate(orders.slots):
             if cl is None:
                 continue
@@ -170,17 +172,22 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
             state[index] = _CODE[order.state._value_]
             offset = 0.0
             if mid is not None and order.price is not None:
-                offset = max(-1e4, min(1e4, order.price / tick_size - mid))
+                offset = max(-1e4, min(1e4, order.price / spec.tick_size - mid))
             info[index] = (1.0 if order.side == "Buy" else -1.0, offset,
                            min(order.qty / lot, 1e6), min(order.cum_qty / lot, 1e6))
         orders.mark_shown()
+        believed = orders.table.position(self.symbol)
         position = self._empty_position.copy()
-        position[0] = max(-1e6, min(1e6, orders.table.position(self.symbol) / lot))
+        position[0] = max(-1e6, min(1e6, believed / lot))
+        fresh = feed.fresh(now_s)
+        health = venue.health.state._value_
+        regime = venue.regime.regime._value_
+        self._noted = (fresh, believed, health, regime)
         return {
             "market": market,
-            "data_fresh": int(feed.fresh(now_s)),  # an int: Discrete spaces hold ints
-            "health": _HEALTH[venue.health.state._value_],
-            "regime": _REGIME[venue.regime.regime._value_],
+            "data_fresh": 1 if fresh else 0,  # an int: Discrete spaces hold ints
+            "health": _HEALTH[health],
+            "regime": _REGIME[regime],
             "order_state": state,
             "order_info": info,
             "position": position,
@@ -188,15 +195,16 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
 
     def _info(self) -> dict[str, Any]:
         venue = self.venue
+        fresh, believed, health, regime = self._noted
         return {
             "step": venue.step_index,
             "effects": venue.effects,
             "events": venue.events,
-            "health": venue.health.state.value,
-            "regime": venue.regime.regime.value,
-            "data_fresh": venue.feed.fresh(venue.now_s),
+            "health": health,
+            "regime": regime,
+            "data_fresh": fresh,
             "data_rejected": venue.feed.rejected,
-            "position": venue.orders.table.position(self.symbol),
+            "position": believed,
             "venue_position": venue.venue_position(),
             "equity": self._equity,
         }

@@ -74,7 +74,7 @@ class MarketMakerPolicy:
     def act(self, obs: Obs) -> np.ndarray:
         step = self._step
         self._step += 1
-        states = [int(s) for s in obs["order_state"]]
+        states: list[int] = obs["order_state"].tolist()
         for slot, code in enumerate(states):
             if code == 0:
                 self._born.pop(slot, None)

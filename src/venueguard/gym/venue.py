@@ -79,6 +79,7 @@ class SimVenue:
         self.symbol = symbol
         self.step_ms = step_ms
         self.step_s = step_ms / 1000.0
+        self._intensity_every = max(1, round(1000 / step_ms))
         self.max_offset = max_offset
         self.max_lots = max_lots
         self.engine = Engine([symbol], seed=seed, rate_msgs_s=rate_msgs_s, start_ms=START_MS,
@@ -191,7 +192,7 @@ class SimVenue:
         if rows.evidence_at:
             for cl in rows.due_evidence(step):
                 self._settle(cl, now_s)
-        if step % 10 == 0:
+        if step % self._intensity_every == 0:  # market intensity once a simulated second
             self.regime.on_intensity(self.market.intensity(self.engine.now_ms), now_s)
         deadline = self.regime.next_deadline()
         if deadline is not None and deadline <= now_s:
