@@ -65,23 +65,28 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("journal", metavar="JOURNAL")
     rep.add_argument("--out", required=True, metavar="DIR")
 
-    gym_eval = sub.add_parser("gym-eval", help="policies in a perfect and a faulty venue "
-                                               "(needs venueguard[gym])")
-    _gym_arguments(gym_eval)
+    gym = sub.add_parser("gym-eval", help="policies in a perfect and a faulty venue "
+                                          "(needs venueguard[gym])")
+    gym.add_argument("--seeds", type=int, default=5, help="episodes per policy and mode")
+    gym.add_argument("--first-seed", type=int, default=1)
+    gym.add_argument("--steps", type=int, default=3000, help="steps per episode (100 ms each)")
+    gym.add_argument("--policy", action="append", default=None, metavar="mm|random|MOD:ATTR",
+                     help="repeatable; default: mm and random")
+    gym.add_argument("--modes", default="perfect,faulty")
+    gym.add_argument("--scenario", action="append", default=None, metavar="NAME|PATH",
+                     help="faulty mode's scenarios (repeatable; default 503-lesson, flaky-acks)")
+    gym.add_argument("--plot", default="gym-eval.png", metavar="PATH",
+                     help="where the PNG goes ('' for none)")
     return parser
-
-
-def _gym_arguments(parser: argparse.ArgumentParser) -> None:
-    try:
-        from venueguard.gym.evaluate import add_arguments
-    except ImportError:  # the extra is not installed: the command says so when run
-        return
-    add_arguments(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    module = importlib.import_module(_COMMANDS[args.command])
+    try:
+        module = importlib.import_module(_COMMANDS[args.command])
+    except ImportError as exc:  # an optional extra is missing (gym-eval: venueguard[gym])
+        print(f"venueguard {args.command}: {exc}", file=sys.stderr)
+        return 2
     try:
         code: int = module.run(args)
     except KeyboardInterrupt:

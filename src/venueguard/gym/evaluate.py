@@ -25,6 +25,8 @@ from venueguard.sim.scenario import ScenarioError
 __all__ = ["EpisodeResult", "evaluate", "format_table", "plot", "run", "run_episode",
            "summarize"]
 
+# ``run(args)`` takes the arguments ``venueguard gym-eval`` parses (see venueguard.cli).
+
 MEASURES: tuple[tuple[str, str], ...] = (
     ("pnl", "PnL"), ("fill_ratio", "fill ratio"), ("inventory", "inventory (lots)"),
     ("rejected", "rejected"), ("refused", "refused"), ("unknown", "UNKNOWN"),
@@ -165,20 +167,6 @@ def plot(rows: Sequence[dict[str, object]], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seeds", type=int, default=5, help="episodes per policy and mode")
-    parser.add_argument("--first-seed", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=3000, help="steps per episode (100 ms)")
-    parser.add_argument("--policy", action="append", default=None, metavar="mm|random|MOD:ATTR",
-                        help="repeatable; default: mm and random")
-    parser.add_argument("--modes", default="perfect,faulty")
-    parser.add_argument("--scenario", action="append", default=None, metavar="NAME|PATH",
-                        help="faulty mode's scenarios (repeatable; default 503-lesson and "
-                             "flaky-acks)")
-    parser.add_argument("--plot", default="gym-eval.png", metavar="PATH",
-                        help="where the PNG goes ('' for none)")
-
-
 def run(args: argparse.Namespace) -> int:
     modes = [m.strip() for m in str(args.modes).split(",") if m.strip()]
     policies = args.policy or ["mm", "random"]
@@ -203,12 +191,6 @@ def run(args: argparse.Namespace) -> int:
         plot(rows, Path(args.plot))
         print(f"plot: {args.plot}")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="venueguard gym-eval")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
 
 
 assert {f.name for f in fields(EpisodeResult)} >= {name for name, _ in MEASURES}
