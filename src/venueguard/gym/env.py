@@ -12,10 +12,11 @@ position. Episodes are truncated after ``max_steps``; they never terminate early
 
 ``info`` of every step::
 
-    step            the step index after this step
+    step            the number of steps taken so far
     effects         what reality did to each action this step: dicts with ``action`` (place,
                     amend, cancel, cancel_all), ``result`` (accepted, rejected, refused,
-                    in_flight, unknown), ``reason`` and, when known, ``cl_ord_id``,
+                    in_flight, unknown), ``reason``, ``step`` (the index of the step it
+                    happened in, from 0) and, when known, ``cl_ord_id``,
                     ``sent_step``, ``delay_steps``, ``retry_after_s``, ``evidence_in_steps``;
                     requests sent earlier appear in the step their answer arrives
     events          what happened without an action: fault (a fault started), stale (the client
