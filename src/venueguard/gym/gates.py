@@ -11,14 +11,18 @@ Every decision draws from the fault's own seeded stream.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from venueguard.core.kinds import Kind
 from venueguard.sim.faults import Fault
-from venueguard.sim.ratelimit import RestRateLimiter
+from venueguard.sim.ratelimit import TokenBucket
 
-__all__ = ["Gates", "Refusal"]
+__all__ = ["ORDERS_PER_SECOND", "PER_MINUTE", "Gates", "Refusal"]
+
+PER_MINUTE = 120  # BitMEX's REST limit per API key
+ORDERS_PER_SECOND = 10  # and its second layer on order routes
 
 # Faults answered before the engine: (kind, reason, kind of outcome, HTTP status)
 _FRONT: tuple[tuple[str, str, Kind, int | None], ...] = (
@@ -54,7 +58,10 @@ class Gates:
         self._active = active
         self._intensity = intensity
         self._rate_limit = rate_limit
-        self.limiter = RestRateLimiter()
+        # the venue's two buckets for one API key (as venueguard.sim.ratelimit.RestRateLimiter
+        # keeps them, without the response headers nobody reads here)
+        self.per_minute = TokenBucket.full(PER_MINUTE, PER_MINUTE / 60.0, 0.0)
+        self.per_second = TokenBucket.full(ORDERS_PER_SECOND, float(ORDERS_PER_SECOND), 0.0)
 
     def before(self, action: str, now_s: float) -> Refusal | None:
         """The refusal a request meets before the engine, if any."""
@@ -68,11 +75,15 @@ class Gates:
             if fault is not None and fault.roll():
                 retry_s = max(1.0, float(round(float(fault.params["retry_after_s"]))))
                 return Refusal("rate_limit", Kind.RATE_LIMITED, 429, retry_s)
-            decision = self.limiter.check("agent", authenticated=True, order_route=True,
-                                          now_s=now_s, wall_s=now_s)
-            if not decision.allowed:
+            minute, second = self.per_minute, self.per_second
+            if minute.peek(now_s) >= 1.0 and second.peek(now_s) >= 1.0:
+                minute.take(now_s)
+                second.take(now_s)
+            else:
+                wait_s = max(minute.seconds_until_token(now_s),
+                             second.seconds_until_token(now_s))
                 return Refusal("rate_limit", Kind.RATE_LIMITED, 429,
-                               float(decision.retry_after_s))
+                               float(max(1, math.ceil(wait_s))))
         if action in ("place", "amend"):
             fault = active("overload_503")
             if fault is not None:
