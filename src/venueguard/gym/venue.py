@@ -51,6 +51,7 @@ _AMENDABLE = frozenset({OrderState.NEW, OrderState.PARTIALLY_FILLED})
 _AWAITING = frozenset({OrderState.PENDING_NEW, OrderState.UNKNOWN, OrderState.PENDING_CANCEL,
                        OrderState.PENDING_AMEND})
 _OPEN_STATUSES = frozenset({"New", "PartiallyFilled"})
+_ACTION_KINDS: tuple[ActionKind, ...] = tuple(ActionKind)  # by value: cheaper than ActionKind(v)
 _ACTION_NAMES = {ActionKind.PLACE: "place", ActionKind.AMEND: "amend",
                  ActionKind.CANCEL: "cancel", ActionKind.CANCEL_ALL: "cancel_all"}
 
@@ -172,7 +173,7 @@ class SimVenue:
             self.health.poll(now_s)
         kind = action[0]
         if kind:
-            self._act(ActionKind(kind), action, now_s)
+            self._act(_ACTION_KINDS[kind], action, now_s)
         if self.in_flight:
             self._deliver_due()
         self.step_index += 1
