@@ -93,3 +93,15 @@ def test_market_maker_follows_the_demo_rules() -> None:
     assert acted and all(i % 5 == 0 for i in acted)  # one decision every 0.5 s
     assert max(open_counts) <= 3
     assert 3 in kinds  # orders older than their time are canceled
+
+
+def test_without_the_extra_gym_eval_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    for name in [n for n in sys.modules if n == "venueguard.gym" or n.startswith(
+            ("venueguard.gym.", "gymnasium"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "gymnasium", None)  # as if it were not installed
+    assert main(["gym-eval", "--seeds", "1"]) == 2
+    assert "pip install 'venueguard[gym]'" in capsys.readouterr().err
