@@ -68,6 +68,7 @@ class Request:
     targets: tuple[str, ...]  # clOrdIDs the request is about
     params: dict[str, object]
     sent_step: int
+    raced: bool = False  # a cancel that lost the race: the order filled first
 
 
 class SimVenue:
@@ -387,7 +388,7 @@ class SimVenue:
             fault = self._active("cancel_race")
             if fault is not None and fault.roll() and engine.fill_resting(
                     [], list(request.targets), now_ms):
-                request.params["race"] = True
+                request.raced = True
             return engine.cancel_orders([], list(request.targets), None, now_ms)
         return engine.cancel_all(self.symbol, None, None, now_ms)
 
@@ -450,7 +451,7 @@ class SimVenue:
                 table.on_cancel_row(row, now_s)
                 if "error" in row and action == "cancel":
                     result = "rejected"
-                    reason = "filled_first" if request.params.get("race") else "not_open"
+                    reason = "filled_first" if request.raced else "not_open"
         self._effect(action, result, reason, sent_step=request.sent_step,
                      cl_ord_id=request.targets[0] if len(request.targets) == 1 else "")
 
