@@ -35,7 +35,7 @@ class PlaceEveryTenSteps:
 def test_gym_eval_prints_the_table_and_writes_the_plot(tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     png = tmp_path / "eval.png"
-    code = main(["gym-eval", "--seeds", "1", "--steps", "200", "--plot", str(png)])
+    code = main(["gym-eval", "--seeds", "1", "--steps", "100", "--plot", str(png)])
     out = capsys.readouterr().out
     assert code == 0
     lines = [line for line in out.splitlines() if line.startswith("| ")]
