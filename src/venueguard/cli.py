@@ -16,6 +16,7 @@ _COMMANDS = {
     "sim": "venueguard.sim.cli",
     "chaos": "venueguard.app.chaos",
     "report": "venueguard.app.report",
+    "gym-eval": "venueguard.gym.evaluate",
 }
 
 
@@ -39,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     mon.add_argument("--trade", choices=["none", "demo"], default="none")
     mon.add_argument("--predictor", default=None, metavar="MODULE:ATTR|NAME",
                      help="snapshot predictor (default: $VENUEGUARD_PREDICTOR or the built-in)")
+    mon.add_argument("--redis", default=None, metavar="redis://HOST:PORT/DB",
+                     help="share rate limits, bans and the dead man's switch with the other "
+                          "processes on this account (docs/scaling.md)")
+    mon.add_argument("--fleet-size", type=int, default=None, metavar="N",
+                     help="with --redis: processes assumed while Redis is unreachable (each "
+                          "then uses 1/N of the limits; default: the most seen at once)")
 
     sim = sub.add_parser("sim", help="run the BitMEX-speaking simulator alone")
     sim.add_argument("--host", default="127.0.0.1")
@@ -56,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="1 = recorded pace, 0 = as fast as possible")
     sim.add_argument("--api-key", default=None)
     sim.add_argument("--api-secret", default=None)
+    sim.add_argument("--rest-limit", type=int, default=None, metavar="PER_MINUTE",
+                     help="REST requests a minute per API key (default: BitMEX's 120)")
     sim.add_argument("--dialect", choices=["bitmex", "binance-usdm"], default="bitmex",
                      help="binance-usdm also serves Binance USD-M futures under /fapi and /ws "
                           "(default symbols BTCUSDT)")
@@ -68,12 +77,29 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="offline outage report from a journal")
     rep.add_argument("journal", metavar="JOURNAL")
     rep.add_argument("--out", required=True, metavar="DIR")
+
+    gym = sub.add_parser("gym-eval", help="policies in a perfect and a faulty venue "
+                                          "(needs venueguard[gym])")
+    gym.add_argument("--seeds", type=int, default=5, help="episodes per policy and mode")
+    gym.add_argument("--first-seed", type=int, default=1)
+    gym.add_argument("--steps", type=int, default=3000, help="steps per episode (100 ms each)")
+    gym.add_argument("--policy", action="append", default=None, metavar="mm|random|MOD:ATTR",
+                     help="repeatable; default: mm and random")
+    gym.add_argument("--modes", default="perfect,faulty")
+    gym.add_argument("--scenario", action="append", default=None, metavar="NAME|PATH",
+                     help="faulty mode's scenarios (repeatable; default 503-lesson, flaky-acks)")
+    gym.add_argument("--plot", default="gym-eval.png", metavar="PATH",
+                     help="where the PNG goes ('' for none)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    module = importlib.import_module(_COMMANDS[args.command])
+    try:
+        module = importlib.import_module(_COMMANDS[args.command])
+    except ImportError as exc:  # an optional extra is missing (gym-eval: venueguard[gym])
+        print(f"venueguard {args.command}: {exc}", file=sys.stderr)
+        return 2
     try:
         code: int = module.run(args)
     except KeyboardInterrupt:
