@@ -109,7 +109,8 @@ WS_TEXT = st.one_of(
     st.text(max_size=60),
     st.builds(lambda m, p, i: orjson.dumps({"method": m, "params": p, "id": i}).decode(),
               st.sampled_from(["SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "subscribe", 7]),
-              st.one_of(st.lists(st.text(max_size=20), max_size=3), st.integers(), st.none()),
+              st.one_of(st.lists(st.text(max_size=20), max_size=3), st.integers(-9, 9),
+                        st.none()),
               st.one_of(st.integers(-5, 10**12), st.text(max_size=5), st.none(),
                         st.booleans())))
 
