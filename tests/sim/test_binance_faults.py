@@ -104,20 +104,20 @@ async def test_latency_and_dns_failure(sim: BinanceHandle) -> None:
 
 
 async def test_delayed_visibility_and_late_fill(sim: BinanceHandle) -> None:
-    await sim.add_fault("delayed_visibility", delay_s=0.4)
+    await sim.add_fault("delayed_visibility", delay_s=1.0)
     status, _, placed = await sim.call("POST", "/fapi/v1/order", _order("dv-1"))
     assert status == 200
     query = {"symbol": "BTCUSDT", "orderId": placed["orderId"]}
     assert (await sim.call("GET", "/fapi/v1/order", query))[2]["code"] == -2013
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(1.1)
     assert (await sim.call("GET", "/fapi/v1/order", query))[2]["status"] == "NEW"
-    await sim.add_fault("late_fill", delay_s=0.4)
+    await sim.add_fault("late_fill", delay_s=1.0)
     market = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010"}
     status, _, filled = await sim.call("POST", "/fapi/v1/order", market)
     assert status == 200 and filled["status"] == "FILLED"
     trades = {"symbol": "BTCUSDT"}
     assert (await sim.call("GET", "/fapi/v1/userTrades", trades))[2] == []
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(1.1)
     shown = (await sim.call("GET", "/fapi/v1/userTrades", trades))[2]
     assert shown and {t["orderId"] for t in shown} == {filled["orderId"]}
 
@@ -252,13 +252,13 @@ async def test_listen_key_expiry_and_24_hour_disconnect(sim: BinanceHandle) -> N
 
 
 async def test_listen_key_lives_until_its_keepalive_runs_out(sim: BinanceHandle) -> None:
-    sim.venue.configure(listen_key_ttl_s=0.6)
+    sim.venue.configure(listen_key_ttl_s=1.2)
     key = (await sim.call("POST", "/fapi/v1/listenKey", signed=False))[2]["listenKey"]
     async with sim.session.ws_connect(f"{sim.ws_base}/ws/{key}") as ws:
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(0.6)
         assert (await sim.call("PUT", "/fapi/v1/listenKey", signed=False))[0] == 200
-        assert await _quiet(ws, 0.4)  # extended: still alive after the first 0.6 s
-        expired = orjson.loads((await ws.receive(timeout=2)).data)
+        assert await _quiet(ws, 0.9)  # extended: still alive after the first 1.2 s
+        expired = orjson.loads((await ws.receive(timeout=3)).data)
         assert expired == {"e": "listenKeyExpired", "E": expired["E"], "listenKey": key}
 
 
