@@ -63,7 +63,7 @@ def documented_sync(snapshot: dict[str, Any], events: list[dict[str, Any]]) -> t
 
 def _offline(symbol: str) -> tuple[Book, int, int]:
     recording = BinanceRecording.load(f"{WS},{DEPTH}")
-    events = [e.data for e in recording.events if e.key == f"{symbol.lower()}@depth"]
+    events = [e.data for e in recording.events if e.key == f"{symbol.lower()}@depth@100ms"]
     snapshot = recording.depth(symbol, 1000)
     assert snapshot is not None
     book, applied = documented_sync(snapshot, events)

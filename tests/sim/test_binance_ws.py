@@ -4,6 +4,8 @@ with by Binance's documented procedure, and the user data stream."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -107,3 +109,25 @@ async def test_user_stream_reports_fills_and_positions(sim: BinanceHandle) -> No
     account = next(e for e in events if e["e"] == "ACCOUNT_UPDATE")["a"]
     assert account["P"][0]["s"] == "BTCUSDT" and account["P"][0]["pa"] == "-0.020"
     assert account["B"][0]["a"] == "USDT"
+
+
+async def test_depth_cadences_and_a_snapshot_spanned_on_each(sim: BinanceHandle) -> None:
+    url = f"{sim.ws_base}/stream?streams=btcusdt@depth/btcusdt@depth@500ms"
+    async with sim.session.ws_connect(url) as ws:
+        _, _, snap = await sim.call("GET", "/fapi/v1/depth", {"symbol": "BTCUSDT", "limit": 5},
+                                    signed=False)
+        lid = snap["lastUpdateId"]
+        events: dict[str, list[dict[str, Any]]] = {"btcusdt@depth": [],
+                                                   "btcusdt@depth@500ms": []}
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.2):
+                while True:
+                    frame = await _frame(ws)
+                    events[frame["stream"]].append(frame["data"])
+    for name, interval_ms in (("btcusdt@depth", 250), ("btcusdt@depth@500ms", 500)):
+        got = events[name]
+        assert len(got) >= 2, name
+        assert all(b["pu"] == a["u"] for a, b in itertools.pairwise(got))
+        assert all(b["E"] - a["E"] >= 0.8 * interval_ms for a, b in itertools.pairwise(got))
+        spanning = next(e for e in got if e["u"] >= lid)  # the snapshot's own id is spanned
+        assert spanning["U"] <= lid <= spanning["u"]

@@ -2,12 +2,12 @@
 
 Depth. Every engine book update gets the next number of one update-id sequence shared by all
 symbols, so a symbol's ids are increasing but not contiguous, as on the venue. Changed levels are
-collected per symbol and sent every ``interval_ms`` as one ``depthUpdate`` with ``U`` (first id
-in the batch), ``u`` (last id) and ``pu`` (the previous event's ``u``); quantities are absolute
-and 0 deletes the level. :meth:`Feed.snapshot_id` is the ``lastUpdateId`` of a REST snapshot taken
-now: the last id that touched the symbol, so Binance's documented procedure (drop ``u <
-lastUpdateId``, start at ``U <= lastUpdateId <= u``, then require ``pu`` == previous ``u``) always
-finds its first event.
+collected per symbol and cadence (100, 250 and 500 ms; ``<symbol>@depth`` is the 250 ms one) and
+sent as one ``depthUpdate`` per period with ``U`` (first id in the batch), ``u`` (last id) and
+``pu`` (the previous event's ``u`` on that cadence); quantities are absolute and 0 deletes the
+level. A REST snapshot takes an id of its own (:meth:`Feed.snapshot_id`), so Binance's documented
+procedure (drop ``u < lastUpdateId``, start at ``U <= lastUpdateId <= u``, then require ``pu`` ==
+previous ``u``) always finds its first event.
 
 Trades become ``aggTrade`` and ``trade`` (one per fill), quotes ``bookTicker``; account
 executions become ``ORDER_TRADE_UPDATE`` and position changes ``ACCOUNT_UPDATE``.
@@ -48,22 +48,41 @@ class _Pending:
     asks: dict[float, int] = field(default_factory=dict)
 
 
+DEPTH_INTERVALS_MS = (100, 250, 500)
+
+
 class Feed:
-    def __init__(self, venue: BinanceVenue, interval_ms: int = 100) -> None:
+    def __init__(self, venue: BinanceVenue) -> None:
         self.venue = venue
         self.symbols: dict[str, BinanceSymbol] = venue.symbols
-        self.interval_ms = interval_ms
         self.seq = FIRST_UPDATE_ID
         self.last_id: dict[str, int] = {}
-        self.sent_u: dict[str, int] = {}
-        self._pending: dict[str, _Pending] = {}
-        self._next_flush_ms = 0
+        # per cadence: the changes waiting for the next event and the last event's u, by symbol
+        self._pending: dict[int, dict[str, _Pending]] = {i: {} for i in DEPTH_INTERVALS_MS}
+        self._sent_u: dict[int, dict[str, int]] = {i: {} for i in DEPTH_INTERVALS_MS}
+        self._next_flush_ms = dict.fromkeys(DEPTH_INTERVALS_MS, 0)
         self._agg_id = 0
         self.public = True  # False while a recording serves the market streams
         self._position_state: dict[str, tuple[object, object]] = {}
 
     def snapshot_id(self, symbol: str) -> int:
-        return self.last_id.get(symbol, self.sent_u.get(symbol, FIRST_UPDATE_ID))
+        """``lastUpdateId`` for a REST snapshot taken now (call after the engine's updates were
+        fed). The snapshot takes an id of its own, which the next event of every cadence spans
+        (``U <= lastUpdateId <= u``) even when the book did not change in between."""
+        self.seq += 1
+        seq = self.seq
+        self.last_id[symbol] = seq
+        for pending_of in self._pending.values():
+            pending = pending_of.get(symbol)
+            if pending is None:
+                pending_of[symbol] = _Pending(seq, seq)
+            else:
+                pending.last = seq
+        return seq
+
+    def ticker_id(self, symbol: str) -> int:
+        """The last update id that touched ``symbol`` (``bookTicker``'s ``u``)."""
+        return self.last_id.get(symbol, FIRST_UPDATE_ID)
 
     def on_updates(self, updates: Iterable[Update], now_ms: int) -> list[Event]:
         out: list[Event] = []
@@ -82,9 +101,10 @@ class Feed:
                 self._trades(name, update.rows, now_ms, out)
             elif table == "quote":
                 self._quotes(name, update.rows, now_ms, out)
-        if now_ms >= self._next_flush_ms:
-            self._flush(now_ms, out)
-            self._next_flush_ms = (now_ms // self.interval_ms + 1) * self.interval_ms
+        for interval_ms, due_ms in self._next_flush_ms.items():
+            if now_ms >= due_ms:
+                self._flush(interval_ms, now_ms, out)
+                self._next_flush_ms[interval_ms] = (now_ms // interval_ms + 1) * interval_ms
         return out
 
     # -- market --------------------------------------------------------------------------------
@@ -92,30 +112,36 @@ class Feed:
         self.seq += 1
         seq = self.seq
         self.last_id[name] = seq
-        pending = self._pending.get(name)
-        if pending is None:
-            pending = self._pending[name] = _Pending(seq, seq)
-        pending.last = seq
         delete = update.action == "delete"
+        levels: list[tuple[bool, float, int]] = []
         for row in update.rows:
             price = row.get("price")
             if not isinstance(price, int | float):
                 continue
             raw_size = row.get("size")
             size = 0 if delete or not isinstance(raw_size, int) else raw_size
-            (pending.bids if row.get("side") == "Buy" else pending.asks)[float(price)] = size
+            levels.append((row.get("side") == "Buy", float(price), size))
+        for pending_of in self._pending.values():
+            pending = pending_of.get(name)
+            if pending is None:
+                pending = pending_of[name] = _Pending(seq, seq)
+            pending.last = seq
+            for buy, price, size in levels:
+                (pending.bids if buy else pending.asks)[price] = size
 
-    def _flush(self, now_ms: int, out: list[Event]) -> None:
-        for name, pending in self._pending.items():
+    def _flush(self, interval_ms: int, now_ms: int, out: list[Event]) -> None:
+        pending_of = self._pending[interval_ms]
+        sent_u = self._sent_u[interval_ms]
+        for name, pending in pending_of.items():
             sym = self.symbols[name]
-            pu = self.sent_u.get(name, pending.first - 1)
+            pu = sent_u.get(name, pending.first - 1)
             data = {"e": "depthUpdate", "E": now_ms, "T": now_ms, "s": name,
                     "U": pending.first, "u": pending.last, "pu": pu,
                     "b": [[sym.price(p), sym.qty(q)] for p, q in sorted(pending.bids.items())],
                     "a": [[sym.price(p), sym.qty(q)] for p, q in sorted(pending.asks.items())]}
-            self.sent_u[name] = pending.last
-            out.append(Event(f"{name.lower()}@depth", data, depth=True))
-        self._pending.clear()
+            sent_u[name] = pending.last
+            out.append(Event(f"{name.lower()}@depth@{interval_ms}ms", data, depth=True))
+        pending_of.clear()
 
     def _trades(self, name: str, rows: list[dict[str, Any]], now_ms: int,
                 out: list[Event]) -> None:
@@ -146,7 +172,7 @@ class Feed:
             return
         for row in rows:
             bid, ask = row.get("bidPrice"), row.get("askPrice")
-            data = {"e": "bookTicker", "u": self.snapshot_id(name), "s": name,
+            data = {"e": "bookTicker", "u": self.ticker_id(name), "s": name,
                     "b": sym.price(float(bid) if isinstance(bid, int | float) else 0.0),
                     "B": sym.qty(int(row.get("bidSize") or 0)),
                     "a": sym.price(float(ask) if isinstance(ask, int | float) else 0.0),

@@ -92,7 +92,7 @@ def _book_ticker(call: Call, sym: BinanceSymbol) -> dict[str, Any]:
     return {"symbol": sym.name, "bidPrice": sym.price(spec.price(bid) if bid else 0.0),
             "bidQty": sym.qty(bid_size), "askPrice": sym.price(spec.price(ask) if ask else 0.0),
             "askQty": sym.qty(ask_size), "time": call.now_ms,
-            "lastUpdateId": call.venue.feed.snapshot_id(sym.name)}
+            "lastUpdateId": call.venue.feed.ticker_id(sym.name)}
 
 
 def _each(call: Call) -> list[BinanceSymbol]:

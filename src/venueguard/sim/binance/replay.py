@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from venueguard.sim.binance.ws import stream_key
 from venueguard.sim.replay import ReplayError
 
 if TYPE_CHECKING:
@@ -54,14 +55,21 @@ def _split_line(line: str) -> tuple[str | None, str] | None:
 
 
 def _key_of(frame: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(fan-out key, event): the combined frame's stream, else one derived from the event (a
+    raw depth event counts as ``<symbol>@depth``, the 250 ms cadence)."""
     data = frame.get("data", frame)
     if not isinstance(data, dict):
         return None
+    stream = frame.get("stream")
+    key = stream_key(stream) if isinstance(stream, str) else None
+    if key is not None:
+        return key, data
     kind = _STREAM_OF.get(str(data.get("e")))
     symbol = data.get("s")
     if kind is None or not isinstance(symbol, str):
         return None
-    return f"{symbol.lower()}@{kind}", data
+    key = stream_key(f"{symbol.lower()}@{kind}")
+    return (key, data) if key is not None else None
 
 
 class BinanceRecording:
@@ -110,7 +118,7 @@ class BinanceRecording:
         key, data = keyed
         ts = data.get("E")
         events.append(Recorded(int(ts) if isinstance(ts, int) else 0, key, data,
-                               key.endswith("@depth")))
+                               "@depth@" in key))
 
     def depth(self, symbol: str, limit: int) -> dict[str, Any] | None:
         snap = self.snapshots.get(symbol)

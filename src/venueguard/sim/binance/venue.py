@@ -48,7 +48,6 @@ class Settings:
     ws_ping_interval_s: float = 180.0
     ws_pong_timeout_s: float = 600.0
     ws_max_incoming_per_s: int = 10
-    depth_interval_ms: int = 100
     limits: Limits = field(default_factory=Limits)
 
 
@@ -69,7 +68,7 @@ class BinanceVenue:
         self.trade_ids = Ids(700_000_001)
         self.account = AccountView(server.engine, self.symbols, self.settings.initial_usdt)
         self.listen_keys = ListenKeys(self.settings.listen_key_ttl_s, seed)
-        self.feed = Feed(self, self.settings.depth_interval_ms)
+        self.feed = Feed(self)
         self.hub = StreamHub(self)
         self._rng = random.Random(f"{seed}:binance")
         self._next_check_s = 0.0
@@ -84,7 +83,6 @@ class BinanceVenue:
         self.settings = replace(self.settings, **changes)
         self.limiter.limits = self.settings.limits
         self.listen_keys.ttl_s = self.settings.listen_key_ttl_s
-        self.feed.interval_ms = self.settings.depth_interval_ms
 
     # -- wiring --------------------------------------------------------------------------------
     def add_routes(self, app: web.Application) -> None:

@@ -4,9 +4,9 @@ Paths: ``/ws`` and ``/ws/<stream>`` (raw events), ``/stream?streams=a/b`` (combi
 ``{"stream", "data"}``), the split ``/public``, ``/market`` and ``/private`` prefixes of the same
 (``/public/ws/<n>``), and user data at ``/ws/<listenKey>``, ``/private/ws?listenKey=K`` or a
 listenKey among ``streams``. Control messages: ``SUBSCRIBE`` / ``UNSUBSCRIBE`` /
-``LIST_SUBSCRIPTIONS`` ``{"method", "params", "id"}`` -> ``{"result": ..., "id": ...}``; a bad one
-gets ``{"error": {"code", "msg"}, "id"}``. Served streams: ``<symbol>@depth`` (also ``@100ms``,
-``@250ms``, ``@500ms``; all at the feed's 100 ms cadence), ``<symbol>@aggTrade``,
+``LIST_SUBSCRIPTIONS`` ``{"method", "params", "id"}`` -> ``{"result": ..., "id": ...}``; a bad
+one gets ``{"error": {"code", "msg"}, "id"}``. Served streams: ``<symbol>@depth@100ms``,
+``@depth@250ms`` (also ``<symbol>@depth``), ``@depth@500ms``, ``<symbol>@aggTrade``,
 ``<symbol>@trade``, ``<symbol>@bookTicker``. As on the venue, a connection is dropped after
 ``ws_max_lifetime_s`` (24 hours), or when it sends more than ``ws_max_incoming_per_s`` (10)
 messages in a second, or answers no server ping (sent every 3 minutes) for 10 minutes. Each event
@@ -38,12 +38,14 @@ MAX_STREAMS = 1024
 
 
 def stream_key(name: str) -> str | None:
-    """The fan-out key of a served stream name (``btcusdt@depth@100ms`` -> ``btcusdt@depth``)."""
+    """The fan-out key of a served stream name (``btcusdt@depth`` -> ``btcusdt@depth@250ms``)."""
     match = STREAM_RE.match(name)
     if match is None:
         return None
     kind = match.group(2)
-    return f"{match.group(1)}@{'depth' if kind.startswith('depth') else kind}"
+    if kind == "depth":
+        kind = "depth@250ms"  # the venue's default cadence
+    return f"{match.group(1)}@{kind}"
 
 
 def _ws_error(code: int, msg: str, req_id: object) -> dict[str, Any]:
