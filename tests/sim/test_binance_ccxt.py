@@ -6,30 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 import pytest
 
-from venueguard.sim.binance.testing import BinanceHandle, running_binance_sim
+from venueguard.sim.binance.testing import BinanceHandle, point_ccxt, running_binance_sim
 
 pytestmark = pytest.mark.system
 
 SYMBOL = "BTC/USDT:USDT"
-
-
-def _configure(exchange: Any, sim: BinanceHandle) -> None:
-    api = dict(exchange.urls["api"])
-    for version in ("v1", "v2", "v3"):
-        suffix = "" if version == "v1" else version.upper()
-        api[f"fapiPublic{suffix}"] = f"{sim.fapi_url}/{version}"
-        api[f"fapiPrivate{suffix}"] = f"{sim.fapi_url}/{version}"
-    if "ws" in api:
-        api["ws"] = {**api["ws"], "future": f"{sim.ws_base}/ws"}
-    exchange.urls["api"] = api
-    exchange.options["fetchCurrencies"] = False
-    exchange.options["fetchMargins"] = False
 
 
 @pytest.fixture
@@ -40,7 +26,7 @@ async def sim() -> AsyncIterator[BinanceHandle]:
 
 async def test_rest_markets_book_orders_trades_positions(sim: BinanceHandle) -> None:
     exchange = ccxt_async.binanceusdm({"apiKey": sim.api_key, "secret": sim.api_secret})
-    _configure(exchange, sim)
+    point_ccxt(exchange, sim.base_url)
     try:
         markets = await exchange.load_markets()
         market = markets[SYMBOL]
@@ -82,7 +68,7 @@ async def test_rest_markets_book_orders_trades_positions(sim: BinanceHandle) -> 
 
 async def test_rest_errors_reach_ccxt_as_its_exceptions(sim: BinanceHandle) -> None:
     exchange = ccxt_async.binanceusdm({"apiKey": sim.api_key, "secret": sim.api_secret})
-    _configure(exchange, sim)
+    point_ccxt(exchange, sim.base_url)
     try:
         await exchange.load_markets()
         with pytest.raises(ccxt_async.OrderNotFound):
@@ -90,7 +76,7 @@ async def test_rest_errors_reach_ccxt_as_its_exceptions(sim: BinanceHandle) -> N
         with pytest.raises(ccxt_async.OrderNotFound):
             await exchange.cancel_order("123", SYMBOL)
         wrong = ccxt_async.binanceusdm({"apiKey": sim.api_key, "secret": "not-the-secret"})
-        _configure(wrong, sim)
+        point_ccxt(wrong, sim.base_url)
         wrong.markets, wrong.markets_by_id = exchange.markets, exchange.markets_by_id
         try:
             with pytest.raises(ccxt_async.AuthenticationError):
@@ -103,7 +89,7 @@ async def test_rest_errors_reach_ccxt_as_its_exceptions(sim: BinanceHandle) -> N
 
 async def test_pro_order_book_trades_and_orders(sim: BinanceHandle) -> None:
     exchange = ccxt_pro.binanceusdm({"apiKey": sim.api_key, "secret": sim.api_secret})
-    _configure(exchange, sim)
+    point_ccxt(exchange, sim.base_url)
     try:
         book = await exchange.watch_order_book(SYMBOL)
         first_nonce = book["nonce"]

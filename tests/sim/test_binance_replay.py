@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from venueguard.sim.binance.replay import BinanceRecording
-from venueguard.sim.binance.testing import BinanceHandle, running_binance_sim
+from venueguard.sim.binance.testing import point_ccxt, running_binance_sim
 
 pytestmark = pytest.mark.system
 
@@ -99,7 +99,7 @@ async def test_ccxt_pro_book_on_the_replay_matches() -> None:
     expected, _, last_u = _offline("SUSHIUSDT")
     async with running_binance_sim(replay_path=f"{WS},{DEPTH}", replay_speed=0.0) as sim:
         exchange = ccxt_pro.binanceusdm()
-        _point(exchange, sim)
+        point_ccxt(exchange, sim.base_url)
         try:
             book = await exchange.watch_order_book("SUSHI/USDT:USDT")
             async with asyncio.timeout(10):
@@ -112,15 +112,6 @@ async def test_ccxt_pro_book_on_the_replay_matches() -> None:
     asks = sorted((float(p), float(q)) for p, q in expected["asks"].items())
     assert [tuple(level) for level in book["bids"]] == bids[:1000]
     assert [tuple(level) for level in book["asks"]] == asks[:1000]
-
-
-def _point(exchange: Any, sim: BinanceHandle) -> None:
-    api = dict(exchange.urls["api"])
-    for version in ("v1", "v2", "v3"):
-        suffix = "" if version == "v1" else version.upper()
-        api[f"fapiPublic{suffix}"] = f"{sim.fapi_url}/{version}"
-    api["ws"] = {**api["ws"], "future": f"{sim.ws_base}/ws"}
-    exchange.urls["api"] = api
 
 
 def test_recording_errors_name_the_file(tmp_path: Path) -> None:

@@ -101,3 +101,20 @@ async def running_binance_sim(clock: SimClock | None = None,
     finally:
         await session.close()
         await server.stop()
+
+
+def point_ccxt(exchange: Any, base_url: str) -> None:
+    """Point a ccxt ``binanceusdm`` (REST or pro) at a simulator at ``base_url``
+    (``http://HOST:PORT``): its ``fapi`` URLs and futures websocket, nothing else. Also turns
+    off the two spot lookups ccxt makes while loading markets (``fetchCurrencies``,
+    ``fetchMargins``), which the simulator does not serve."""
+    api = dict(exchange.urls["api"])
+    for version in ("v1", "v2", "v3"):
+        suffix = "" if version == "v1" else version.upper()
+        api[f"fapiPublic{suffix}"] = f"{base_url}/fapi/{version}"
+        api[f"fapiPrivate{suffix}"] = f"{base_url}/fapi/{version}"
+    if "ws" in api:
+        api["ws"] = {**api["ws"], "future": base_url.replace("http://", "ws://", 1) + "/ws"}
+    exchange.urls["api"] = api
+    exchange.options["fetchCurrencies"] = False
+    exchange.options["fetchMargins"] = False
