@@ -64,8 +64,7 @@ class FakeVenue:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(0.2)
-            self.ctx.metrics.rest_requests_total.labels(endpoint="POST /order",
-                                                        status="503").inc()
+            self.ctx.metrics.observe_rest("POST", "/order", "503")
             self.ctx.metrics.rest_errors_total.labels(kind="overloaded").inc()
             assert self.ctx.on_request is not None
             self.ctx.on_request("GET /instrument", 200, 0.02, self.ctx.clock.wall_ms() / 1000)

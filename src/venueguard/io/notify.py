@@ -62,7 +62,7 @@ class HealthReporter:
                 self.notify.log("venue.state", state=decision.state.value, until=until,
                                 previous=decision.previous.value, reason=decision.reason)
                 if self.notify.metrics is not None:
-                    self.notify.metrics.venue_state.set(decision.state.gauge)
+                    self.notify.metrics.set_venue_state(decision.state.value)
             elif isinstance(decision, Alert):
                 self.notify.alert(decision.tier.value, decision.message, now,
                                   key=f"venue:{decision.kind.value if decision.kind else ''}")
