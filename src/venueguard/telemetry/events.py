@@ -269,7 +269,7 @@ class EventLog:
         level = level_of(record)
         if not logger.isEnabledFor(level):
             return
-        text = format_pretty({k: v for k, v in record.items() if k != "ts"})
+        text = format_pretty(record).partition(" ")[2]  # the one-liner without its timestamp
         try:
             logger.log(level, "%s", text, extra={"venueguard_event": record})
         except Exception:  # a host's failing handler must not break emit
