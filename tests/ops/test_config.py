@@ -46,8 +46,8 @@ def test_every_cli_option_has_a_key_an_env_var_and_help_with_its_default() -> No
         for action in sub._actions:
             if not action.option_strings or action.dest == "help":
                 continue
-            assert action.help and "default" in action.help or action.dest == "config_path", \
-                (command, action.dest)
+            assert action.help, (command, action.dest)
+            assert "default" in action.help or action.dest == "config_path", (command, action.dest)
             if action.dest == "config_path":
                 assert config.CONFIG_ENV in (action.help or "")
                 continue
@@ -131,7 +131,8 @@ def test_inconsistent_thresholds_are_a_startup_error(tmp_path: Path) -> None:
 
 
 def test_config_show_prints_effective_values_with_secrets_masked(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, """
 [monitor]
 port = 9300
