@@ -33,7 +33,8 @@ Groups:
   backoff_seconds_total, venue_state{state}, regime{state}, snapshots_total,
   snapshots_missing_total
 - order-state integrity: order_attempts_total, order_acks_total, cancel_attempts_total,
-  cancel_confirms_total, open_orders{view}, phantom_orders_total, orders_unknown,
+  cancel_confirms_total, open_orders{view}, phantom_orders_total,
+  reconcile_mismatches_total{kind}, orders_unknown,
   time_to_fill_seconds, partial_fills_total, stale_order_seconds
 - microstructure: best_bid/best_ask/spread{symbol}, spread_ratio{regime}, imbalance{symbol},
   imbalance_spikes_total{symbol}, top_of_book_changes_total{symbol}, trades_total{symbol},
@@ -66,6 +67,8 @@ REJECT_REASONS: tuple[str, ...] = ("stale", "future", "reorder", "duplicate")
 STALE_REASONS: tuple[str, ...] = ("data_age", "pong_timeout")
 ORDER_VIEWS: tuple[str, ...] = ("local", "venue")
 ALERT_TIERS: tuple[str, ...] = ("info", "warning", "critical")
+MISMATCH_KINDS: tuple[str, ...] = ("position", "phantom_local", "phantom_venue",
+                                   "unknown_unresolved")
 
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _RECONNECT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -154,6 +157,9 @@ class Metrics:
                                  ["view"])
         self.phantom_orders_total = counter("phantom_orders_total",
                                             "Orders open on one side only (local or venue)")
+        self.reconcile_mismatches_total = counter("reconcile_mismatches_total",
+                                                  "Differences between local and venue state "
+                                                  "found by reconciliation, by kind", ["kind"])
         self.orders_unknown = gauge("orders_unknown", "Orders whose outcome is not yet known")
         self.time_to_fill_seconds = histogram("time_to_fill_seconds",
                                               "Time from acknowledgement to full fill",
@@ -205,6 +211,8 @@ class Metrics:
             self.open_orders.labels(view=view)
         for tier in ALERT_TIERS:
             self.alerts_total.labels(tier=tier)
+        for kind in MISMATCH_KINDS:
+            self.reconcile_mismatches_total.labels(kind=kind)
         self.set_venue_state("HEALTHY")
         self.set_regime("NORMAL")
 
