@@ -4,19 +4,27 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint typecheck bench clean
+.PHONY: run test check lint typecheck bench clean docs metrics-doc
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,report,docs,bench]'
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/venueguard monitor
 
+# promtool (Debian's prometheus package) checks deploy/; without it those tests skip saying why.
 test: $(STAMP)
 	$(PY) -m pytest -q
+	$(MAKE) docs
+
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir $(VENV)/site
+
+metrics-doc: $(STAMP)
+	$(PY) -m venueguard.telemetry.metrics_doc > docs/metrics.md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

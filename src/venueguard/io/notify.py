@@ -1,6 +1,6 @@
 """Where sessions report: the event log, the metrics and the alert router, each optional.
 
-Sessions call :meth:`Notifier.log` for event-log lines (DESIGN.md 3.3 names) and
+Sessions call :meth:`Notifier.log` for event-log lines (names in ``docs/events.md``) and
 :meth:`Notifier.alert` for alerts; with an :class:`~venueguard.telemetry.alerts.Alerts` router the
 alert goes through its dedup and sinks, otherwise it is written as an ``alert`` event line.
 ``metrics`` is a :class:`~venueguard.telemetry.metrics.Metrics` or None (nothing measured).

@@ -2,7 +2,7 @@
 
 Every record starts with ``ts`` (ISO-8601 UTC with milliseconds, ``2026-11-23T12:00:00.123Z``)
 and ``event``, followed by the caller's fields in the order given. Event names are the contract
-of DESIGN.md 3.3 (``ws.stale``, ``rest.error``, ``regime.changed`` ...).
+documented in ``docs/events.md`` (``ws.stale``, ``rest.error``, ``regime.changed`` ...).
 
 Redaction happens before anything leaves :meth:`EventLog.emit` (stream, memory, subscribers):
 

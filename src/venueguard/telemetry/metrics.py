@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
@@ -79,6 +80,17 @@ _SPREAD_RATIO_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3,
 SnapshotValue = float | None | dict[str, object]
 
 
+@dataclass(frozen=True, slots=True)
+class MetricInfo:
+    """One registered metric as the reference page lists it."""
+
+    name: str  # exposed name, e.g. venueguard_rest_requests_total
+    kind: str  # counter | gauge | histogram
+    help: str
+    labels: tuple[str, ...]
+    unit: str  # seconds, ratio, price, contracts, count ... (from the name and help)
+
+
 class Metrics:
     """All venueguard metrics on a private registry; see the module docstring for the list.
 
@@ -88,16 +100,24 @@ class Metrics:
     def __init__(self, venue: str | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.venue = venue
+        self.catalogue: list[MetricInfo] = []
+
+        def note(name: str, kind: str, doc: str, labels: Sequence[str]) -> None:
+            self.catalogue.append(MetricInfo(PREFIX + name, kind, doc, tuple(labels),
+                                             _unit_of(name)))
 
         def counter(name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+            note(name, "counter", doc, labels)
             return Counter(PREFIX + name, doc, labels, registry=self.registry)
 
         def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
+            note(name, "gauge", doc, labels)
             return Gauge(PREFIX + name, doc, labels, registry=self.registry)
 
         def histogram(
             name: str, doc: str, buckets: Sequence[float], labels: Sequence[str] = ()
         ) -> Histogram:
+            note(name, "histogram", doc, labels)
             return Histogram(PREFIX + name, doc, labels, registry=self.registry, buckets=buckets)
 
         # liveness (websocket)
@@ -356,6 +376,25 @@ def _finite(value: object) -> float | None:
     if not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+_UNITS = {"best_bid": "price", "best_ask": "price", "spread": "price", "position": "contracts",
+          "traded_contracts_total": "contracts", "imbalance": "ratio", "spread_ratio": "ratio",
+          "unrealized_pnl": "settlement currency", "realized_pnl": "settlement currency",
+          "max_adverse_excursion": "settlement currency",
+          "max_favorable_excursion": "settlement currency",
+          "fees_estimate": "settlement currency", "venue_state": "state set",
+          "regime": "state set", "open_orders": "orders", "orders_unknown": "orders"}
+
+
+def _unit_of(name: str) -> str:
+    if name in _UNITS:
+        return _UNITS[name]
+    if name.endswith(("_seconds", "_seconds_total")):
+        return "seconds"
+    if name.endswith("_total"):
+        return "count"
+    return "-"
 
 
 def _set_state(gauge: Gauge, states: Sequence[str], name: str, what: str) -> None:
