@@ -4,8 +4,8 @@ Every event carries ``at``: the session clock's monotonic seconds when it happen
 mirror the event-log lines of ``docs/events.md`` (``ws.connected`` -> :class:`Connected`,
 ``ws.stale`` -> :class:`Stale`, ``book.gap`` -> :class:`BookGap`, ``book.resynced`` ->
 :class:`BookResynced`, ``data.rejected`` -> :class:`Rejected` ...). Data reaches consumers as
-:class:`TopOfBook` (the best bid or ask of a book changed) and :class:`TableData` (rows of trade, quote, instrument and
-the private tables). Rejected data is never delivered as :class:`TableData`.
+:class:`TopOfBook` (the best bid or ask of a book changed) and :class:`TableData` (rows of
+trade, quote, instrument and the private tables). Rejected data is never delivered as :class:`TableData`.
 """
 
 from __future__ import annotations
