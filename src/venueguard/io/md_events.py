@@ -5,7 +5,8 @@ mirror the event-log lines of ``docs/events.md`` (``ws.connected`` -> :class:`Co
 ``ws.stale`` -> :class:`Stale`, ``book.gap`` -> :class:`BookGap`, ``book.resynced`` ->
 :class:`BookResynced`, ``data.rejected`` -> :class:`Rejected` ...). Data reaches consumers as
 :class:`TopOfBook` (the best bid or ask of a book changed) and :class:`TableData` (rows of
-trade, quote, instrument and the private tables). Rejected data is never delivered as :class:`TableData`.
+trade, quote, instrument and the private tables). Rejected data is never delivered as
+:class:`TableData`.
 """
 
 from __future__ import annotations
