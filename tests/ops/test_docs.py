@@ -75,9 +75,10 @@ def test_nothing_cites_a_design_file_outside_the_repository() -> None:
     offenders = []
     for base in ("src", "docs", "tests", "bench", "deploy"):
         for path in (ROOT / base).rglob("*"):
-            if path.suffix in (".py", ".md", ".yml", ".toml", ".json") and path.is_file():
-                if "DESIGN.md" in path.read_text(errors="replace") and path != Path(__file__):
-                    offenders.append(str(path.relative_to(ROOT)))
+            if (path.suffix in (".py", ".md", ".yml", ".toml", ".json") and path.is_file()
+                    and path != Path(__file__)
+                    and "DESIGN.md" in path.read_text(errors="replace")):
+                offenders.append(str(path.relative_to(ROOT)))
     readme = (ROOT / "README.md").read_text()
     assert "DESIGN" not in readme
     assert offenders == []
