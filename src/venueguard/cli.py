@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = cfg_sub.add_parser("show", help="print the effective configuration, secrets masked")
     show.add_argument("--config", dest="config_path", default=None, metavar="PATH",
-                      help=f"the TOML file to read (env: {config.CONFIG_ENV})")
+                      help=f"the TOML file to read (default: unset; env: {config.CONFIG_ENV})")
     config.annotate(parser)
     return parser
 

@@ -66,13 +66,17 @@ class Key:
     choices: tuple[str, ...] = ()
 
 
-# Tables and keys that no command-line option provides. Adding a key is one line here.
+# Tables and keys that no command-line option provides. Adding a key is one line here. When an
+# option with the same dest appears later (``--redis-url`` -> ``redis_url``), the option wins:
+# its type and choices check the value and it reaches ``args`` like any option.
 EXTRA_KEYS: dict[str, dict[str, Key]] = {
     "monitor": {
         "redis_url": Key("str", None, "Redis URL shared by a fleet of monitors "
                          "(redis://HOST:PORT/DB)"),
         "log_level": Key("str", "info", "level of the venueguard.* loggers",
                          ("debug", "info", "warning", "error")),
+        "metrics_venue_label": Key("bool", False, "add a venue label (the --venue value) to "
+                                   "every exported metric"),
     },
     "thresholds": {
         "freshness_s": Key("table[float]", {"orderBookL2": 10.0, "quote": 30.0,
@@ -281,7 +285,8 @@ def annotate(parser: argparse.ArgumentParser) -> None:
         if command == "config":
             continue
         sub.add_argument("--config", dest="config_path", default=None, metavar="PATH",
-                         help=f"read option values from this TOML file (env: {CONFIG_ENV})")
+                         help=f"read option values from this TOML file (default: unset; "
+                              f"env: {CONFIG_ENV})")
         for action in _option_actions(sub):
             default = action.default
             shown = "unset" if default is None else default
@@ -365,11 +370,11 @@ def resolve(build: Callable[[], argparse.ArgumentParser], args: argparse.Namespa
             if table not in known_tables(parser):
                 raise ConfigError(f"{cf.where(table)}: unknown table [{table}] (known: "
                                   f"{', '.join(sorted(known_tables(parser)))})")
-            if key in EXTRA_KEYS.get(table, {}):
-                extra.setdefault(table, {})[key] = _check_extra(cf, table, key, value)
-                continue
             sub = commands.get(table)
             dests = {a.dest: a for a in _option_actions(sub)} if sub is not None else {}
+            if key in EXTRA_KEYS.get(table, {}) and key not in dests:  # an option wins
+                extra.setdefault(table, {})[key] = _check_extra(cf, table, key, value)
+                continue
             if key not in dests:
                 known = sorted(set(dests) | set(EXTRA_KEYS.get(table, {})))
                 raise ConfigError(f"{cf.where(table, key)}: unknown key {key!r} in [{table}] "
@@ -416,7 +421,8 @@ def effective(parser: argparse.ArgumentParser, args: argparse.Namespace,
             if env.get(variable):
                 value = _convert(action, env[variable], variable)
             values[action.dest] = value
-        values.update(settings.table(command))
+        for key, value in settings.table(command).items():
+            values.setdefault(key, value)  # keys without an option (an option wins)
         out[command] = values
     for table in EXTRA_KEYS:
         if table not in out:

@@ -177,3 +177,27 @@ def test_report_without_matplotlib_says_how_to_install(
     monkeypatch.delitem(sys.modules, "matplotlib.figure", raising=False)
     assert cli.main(["report", str(tmp_path / "j.db")]) == 2
     assert "pip install 'venueguard[report]'" in capsys.readouterr().err
+
+
+def test_an_option_added_later_takes_over_its_extra_key(tmp_path: Path) -> None:
+    def build() -> argparse.ArgumentParser:
+        parser = cli.build_parser()
+        monitor = config.subparsers(parser)["monitor"]
+        monitor.add_argument("--redis-url", default=None, help="fleet Redis")
+        return parser
+
+    path = write(tmp_path, '[monitor]\nredis_url = "redis://127.0.0.1:6379/2"\n')
+    argv = ["monitor", "--config", str(path)]
+    args = config.resolve(build, build().parse_args(argv), argv, {})
+    assert args.redis_url == "redis://127.0.0.1:6379/2"
+    env = {"VENUEGUARD_REDIS_URL": "redis://127.0.0.1:6379/5"}
+    assert config.resolve(build, build().parse_args(argv), argv, env).redis_url.endswith("/5")
+
+
+def test_metrics_venue_label_reaches_the_monitor(tmp_path: Path) -> None:
+    path = write(tmp_path, "[monitor]\nmetrics_venue_label = true\n")
+    cfg = config_from_args(resolve(["monitor", "--config", str(path)]), {})
+    assert cfg.metrics_venue_label is True
+    bad = write(tmp_path, "[monitor]\nmetrics_venue_label = 1\n")
+    with pytest.raises(config.ConfigError, match="true or false"):
+        resolve(["monitor", "--config", str(bad)])

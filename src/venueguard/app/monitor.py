@@ -107,6 +107,7 @@ class MonitorConfig:
     alert_min_tier: str = "info"
     notify: Mapping[str, Mapping[str, object]] = field(default_factory=dict, repr=False)
     log_level: str = "info"
+    metrics_venue_label: bool = False
 
     @property
     def loopback_only(self) -> bool:
@@ -177,7 +178,8 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
         alert_min_tier=str(alerts["min_tier"]),
         notify={name: settings.table(name) for name in
                 ("notify", "notify.slack", "notify.discord", "notify.telegram")},
-        log_level=str(settings.value("monitor", "log_level")))
+        log_level=str(settings.value("monitor", "log_level")),
+        metrics_venue_label=settings.value("monitor", "metrics_venue_label") is True)
     try:
         config.regime_config()
     except ValueError as exc:
@@ -270,7 +272,7 @@ class Monitor:
                                wall_clock=lambda: clock.wall_ms() / 1000.0)
         if config.api_secret:
             self.events.register_secret(config.api_secret)
-        self.metrics = Metrics()
+        self.metrics = Metrics(venue=config.venue if config.metrics_venue_label else None)
         self.series = SeriesStore()
         self.alerts = Alerts([LogSink(self.events)], metrics=self.metrics,
                              wall_clock=lambda: clock.wall_ms() / 1000.0,
