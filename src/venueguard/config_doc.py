@@ -31,7 +31,7 @@ venueguard: ./venueguard.toml:3: unknown key 'prot' in [monitor] (known: duratio
 environment applied, secrets shown as `***`) in the same TOML layout, ready to save as a
 starting file.
 
-An example:
+An example (`deploy/venueguard.example.toml` is another, with every default written out):
 
 ```toml
 [monitor]

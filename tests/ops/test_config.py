@@ -201,3 +201,12 @@ def test_metrics_venue_label_reaches_the_monitor(tmp_path: Path) -> None:
     bad = write(tmp_path, "[monitor]\nmetrics_venue_label = 1\n")
     with pytest.raises(config.ConfigError, match="true or false"):
         resolve(["monitor", "--config", str(bad)])
+
+
+def test_the_shipped_example_file_is_valid_and_matches_the_defaults() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "venueguard.example.toml"
+    args = resolve(["monitor", "--config", str(example)])
+    cfg = config_from_args(args, {})
+    default = config_from_args(resolve(["monitor"]), {})
+    assert cfg.thresholds == default.thresholds
+    assert (cfg.host, cfg.port, cfg.scenario) == (default.host, default.port, default.scenario)
