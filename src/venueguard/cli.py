@@ -40,14 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where to connect: the embedded simulator or a BitMEX venue")
     mon.add_argument("--sim-url", default=None, help="use an external simulator at this URL")
     mon.add_argument("--symbol", default="XBTUSD", help="instrument to watch")
-    mon.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+    mon.add_argument("--duration", type=config.positive_float, default=None, metavar="SECONDS",
                      help="stop cleanly after this many seconds")
     mon.add_argument("--journal", default="./venueguard.db", metavar="PATH",
                      help="SQLite journal of events and samples (for venueguard report)")
     mon.add_argument("--host", default="127.0.0.1",
                      help="address the dashboard and /metrics bind to (the dashboard has no "
                           "authentication: bind beyond loopback only on a trusted network)")
-    mon.add_argument("--port", type=int, default=8765, help="dashboard port (0 = any free port)")
+    mon.add_argument("--port", type=config.port_number, default=8765,
+                     help="dashboard port (0 = any free port)")
     mon.add_argument("--log-format", choices=["json", "pretty"], default="pretty",
                      help="events on stdout as JSON lines or as readable lines")
     mon.add_argument("--scenario", default="503-lesson", metavar="NAME|PATH",
@@ -59,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("sim", help="run the BitMEX-speaking simulator alone")
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    sim.add_argument("--port", type=int, default=0, help="port to listen on (0 = any free port)")
+    sim.add_argument("--port", type=config.port_number, default=0,
+                     help="port to listen on (0 = any free port)")
     sim.add_argument("--scenario", default="calm", metavar="NAME|PATH",
                      help="fault scenario (shipped name or TOML file)")
     sim.add_argument("--seed", type=int, default=1, help="random seed (same seed, same run)")

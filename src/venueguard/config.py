@@ -124,6 +124,28 @@ EXTRA_KEYS: dict[str, dict[str, Key]] = {
 }
 
 
+def port_number(text: str) -> int:
+    """An argparse ``type``: a TCP port, 0..65535 (0 = any free port)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number, not {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be within 0..65535, not {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type``: a number of seconds greater than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+    return value
+
+
 def env_name(command: str, dest: str) -> str:
     """The environment variable of an option: ``VENUEGUARD_PORT``, ``VENUEGUARD_SIM_PORT``."""
     middle = "" if command == "monitor" else f"{command.upper().replace('-', '_')}_"
@@ -340,6 +362,8 @@ def _convert(action: argparse.Action, value: object, where: str) -> object:
             raise ConfigError(f"{label} must be a number, not {value!r}")
         value = float(value)
     elif callable(kind):
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"{label}: must be a single value, not {value!r}")
         try:
             value = kind(str(value))
         except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:

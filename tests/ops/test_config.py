@@ -60,7 +60,7 @@ def test_every_cli_option_has_a_key_an_env_var_and_help_with_its_default() -> No
 @pytest.mark.parametrize(("text", "line", "words"), [
     ('[monitor]\nport = 8765\nprot = 1\n', 3, "unknown key 'prot' in [monitor]"),
     ('[monitr]\nport = 1\n', 1, "unknown table [monitr]"),
-    ('\n[monitor]\nport = "high"\n', 3, "port must be an integer"),
+    ('\n[monitor]\nport = "high"\n', 3, "port: must be a port number, not 'high'"),
     ('[monitor]\n\ntrade = "yolo"\n', 3, "trade must be one of none, demo"),
     ('[thresholds]\nheartbeat_pong_timeout_s = -1\n', 2, "must be a non-negative number"),
     ('[notify.slack]\nmin_tier = "loud"\n', 2, "min_tier must be one of info, warning"),
@@ -210,3 +210,25 @@ def test_the_shipped_example_file_is_valid_and_matches_the_defaults() -> None:
     default = config_from_args(resolve(["monitor"]), {})
     assert cfg.thresholds == default.thresholds
     assert (cfg.host, cfg.port, cfg.scenario) == (default.host, default.port, default.scenario)
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("[monitor]\nport = 70000\n", "port: must be within 0..65535, not 70000"),
+    ("[monitor]\nduration = -5\n", "duration: must be greater than 0"),
+    ("[sim]\nport = true\n", "port: must be a single value"),
+])
+def test_range_checks_of_options_apply_to_file_values_too(tmp_path: Path, text: str,
+                                                          words: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(config.ConfigError) as info:
+        resolve(["monitor", "--config", str(path)])
+    assert str(info.value).startswith(f"{path}:2: ") and words in str(info.value)
+
+
+def test_range_checks_apply_to_environment_values(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VENUEGUARD_PORT", "99999")
+    assert cli.main(["monitor", "--duration", "1"]) == 2
+    assert "VENUEGUARD_PORT: port: must be within 0..65535" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["monitor", "--port", "-1"])
