@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="none: watch only; demo: place and cancel small orders around mid")
     mon.add_argument("--predictor", default=None, metavar="MODULE:ATTR|NAME",
                      help="snapshot predictor (the built-in one when unset)")
+    mon.add_argument("--redis", dest="redis_url", default=None, metavar="redis://HOST:PORT/DB",
+                     help="share rate limits, bans and the dead man's switch with the other "
+                          "processes on this account (docs/scaling.md)")
+    mon.add_argument("--fleet-size", type=int, default=None, metavar="N",
+                     help="with --redis: processes assumed while Redis is unreachable (each "
+                          "then uses 1/N of the limits; unset: the most seen at once)")
 
     sim = sub.add_parser("sim", help="run the BitMEX-speaking simulator alone")
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -78,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--api-key", default=None,
                      help="the account's API key (a documented test pair when unset)")
     sim.add_argument("--api-secret", default=None, help="the account's API secret")
+    sim.add_argument("--rest-limit", type=int, default=None, metavar="PER_MINUTE",
+                     help="REST requests a minute per API key (BitMEX's 120 when unset)")
 
     chaos = sub.add_parser("chaos", help="seeded fault schedules checked against the invariants")
     chaos.add_argument("--seeds", type=int, default=20, help="how many seeded schedules to run")

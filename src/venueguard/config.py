@@ -71,8 +71,6 @@ class Key:
 # its type and choices check the value and it reaches ``args`` like any option.
 EXTRA_KEYS: dict[str, dict[str, Key]] = {
     "monitor": {
-        "redis_url": Key("str", None, "Redis URL shared by a fleet of monitors "
-                         "(redis://HOST:PORT/DB)"),
         "log_level": Key("str", "info", "level of the venueguard.* loggers",
                          ("debug", "info", "warning", "error")),
         "metrics_venue_label": Key("bool", False, "add a venue label (the --venue value) to "

@@ -91,7 +91,6 @@ def test_thresholds_alerts_and_notify_reach_the_monitor_config(tmp_path: Path) -
 [monitor]
 host = "0.0.0.0"
 venue = "bitmex-testnet"
-redis_url = "redis://127.0.0.1:6379/0"
 log_level = "warning"
 
 [thresholds]
@@ -121,7 +120,6 @@ webhook_url = "http://127.0.0.1:9/hook"
     assert cfg.notify["notify"]["rate_limit_per_minute"] == 5
     assert cfg.notify["notify.slack"]["webhook_url"] == "http://127.0.0.1:9/hook"
     assert cfg.log_level == "warning"
-    assert args.settings.value("monitor", "redis_url") == "redis://127.0.0.1:6379/0"
 
 
 def test_inconsistent_thresholds_are_a_startup_error(tmp_path: Path) -> None:
@@ -179,19 +177,31 @@ def test_report_without_matplotlib_says_how_to_install(
     assert "pip install 'venueguard[report]'" in capsys.readouterr().err
 
 
-def test_an_option_added_later_takes_over_its_extra_key(tmp_path: Path) -> None:
+def test_an_option_takes_over_an_extra_key_of_the_same_name(tmp_path: Path) -> None:
     def build() -> argparse.ArgumentParser:
         parser = cli.build_parser()
         monitor = config.subparsers(parser)["monitor"]
-        monitor.add_argument("--redis-url", default=None, help="fleet Redis")
+        monitor.add_argument("--log-level", default="warning", choices=["warning", "error"])
         return parser
 
-    path = write(tmp_path, '[monitor]\nredis_url = "redis://127.0.0.1:6379/2"\n')
+    path = write(tmp_path, '[monitor]\nlog_level = "error"\n')
     argv = ["monitor", "--config", str(path)]
     args = config.resolve(build, build().parse_args(argv), argv, {})
-    assert args.redis_url == "redis://127.0.0.1:6379/2"
+    assert args.log_level == "error"  # reached args like any option, not the extra table
+    assert "log_level" not in args.settings.tables.get("monitor", {})
+    bad = write(tmp_path, '[monitor]\nlog_level = "info"\n')  # the option's own choices
+    with pytest.raises(config.ConfigError, match="must be one of warning, error"):
+        config.resolve(build, build().parse_args(argv), ["monitor", "--config", str(bad)], {})
+
+
+def test_redis_url_from_file_and_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, '[monitor]\nredis_url = "redis://127.0.0.1:6379/2"\n')
+    argv = ["monitor", "--config", str(path)]
+    assert resolve(argv).redis_url == "redis://127.0.0.1:6379/2"
     env = {"VENUEGUARD_REDIS_URL": "redis://127.0.0.1:6379/5"}
-    assert config.resolve(build, build().parse_args(argv), argv, env).redis_url.endswith("/5")
+    assert resolve(argv, env).redis_url.endswith("/5")
+    assert resolve([*argv, "--redis", "redis://10.0.0.1:6379/0"], env).redis_url == \
+        "redis://10.0.0.1:6379/0"
 
 
 def test_metrics_venue_label_reaches_the_monitor(tmp_path: Path) -> None:

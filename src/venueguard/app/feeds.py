@@ -188,7 +188,8 @@ async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue
                  backoff=BackoffConfig(base_s=cfg.thresholds.ws_backoff_base_s,
                                        cap_s=cfg.thresholds.ws_backoff_cap_s,
                                        reset_after_s=60.0)),
-        events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts, clock=ctx.clock)
+        events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts, clock=ctx.clock,
+        opens=ctx.fleet)
     market = SessionMarket(md, symbol)
 
     def observed(endpoint: str, status: int | None, latency_s: float | None) -> None:
@@ -204,7 +205,7 @@ async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue
                                          reset_after_s=0.0),
                    budget=BudgetConfig(ratio=cfg.thresholds.retry_budget_ratio)),
         events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts, clock=ctx.clock,
-        transport=ObservedTransport(observed, api_prefix))
+        transport=ObservedTransport(observed, api_prefix), fleet=ctx.fleet)
     order_probe = cfg.is_sim and not trading and cfg.api_key is not None
     probe = HealthProbe(
         _RestProbeClient(rest),
