@@ -23,6 +23,7 @@ _COMMANDS = {
     "sim": "venueguard.sim.cli",
     "chaos": "venueguard.app.chaos",
     "report": "venueguard.app.report",
+    "gym-eval": "venueguard.gym.evaluate",
 }
 REPORT_EXTRA_HINT = ("venueguard report needs matplotlib, which the 'report' extra installs: "
                      "pip install 'venueguard[report]'")
@@ -98,6 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="./venueguard-report", metavar="DIR",
                      help="directory for report.html and the plots")
 
+    gym = sub.add_parser("gym-eval", help="policies in a perfect and a faulty venue "
+                                          "(needs venueguard[gym])")
+    gym.add_argument("--seeds", type=int, default=5, help="episodes per policy and mode")
+    gym.add_argument("--first-seed", type=int, default=1, help="seed of the first episode")
+    gym.add_argument("--steps", type=int, default=3000, help="steps per episode (100 ms each)")
+    gym.add_argument("--policy", action="append", default=None, metavar="mm|random|MOD:ATTR",
+                     help="repeatable; unset: mm and random")
+    gym.add_argument("--modes", default="perfect,faulty",
+                     help="comma-separated venue modes: perfect, faulty")
+    gym.add_argument("--scenario", action="append", default=None, metavar="NAME|PATH",
+                     help="faulty mode's scenarios (repeatable; unset: 503-lesson, flaky-acks)")
+    gym.add_argument("--plot", default="gym-eval.png", metavar="PATH",
+                     help="where the PNG goes ('' for none)")
+
     cfg = sub.add_parser("config", help="the configuration file (venueguard.toml)")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = cfg_sub.add_parser("show", help="print the effective configuration, secrets masked")
@@ -119,11 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return config.run_show(build_parser, args)
     try:
         module = importlib.import_module(_COMMANDS[args.command])
-    except ModuleNotFoundError as exc:
-        if args.command == "report" and (exc.name or "").startswith("matplotlib"):
+    except ImportError as exc:  # an optional extra is missing
+        if args.command == "report" and (getattr(exc, "name", None) or "").startswith(
+                "matplotlib"):
             print(REPORT_EXTRA_HINT, file=sys.stderr)
-            return 2
-        raise
+        else:  # e.g. gym-eval: venueguard[gym]
+            print(f"venueguard {args.command}: {exc}", file=sys.stderr)
+        return 2
     try:
         code: int = module.run(args)
     except KeyboardInterrupt:

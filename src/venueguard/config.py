@@ -331,6 +331,14 @@ def _explicit(build: Callable[[], argparse.ArgumentParser], argv: Sequence[str])
 def _convert(action: argparse.Action, value: object, where: str) -> object:
     """A file or environment value checked like argparse checks the command line."""
     label = f"{where}: {action.dest}"
+    if isinstance(action, argparse._AppendAction):  # a repeatable option: a list in the file
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not items:
+            raise ConfigError(f"{label} must be a list, not {value!r}")
+        kind = action.type if callable(action.type) else None
+        single = argparse.Action(action.option_strings, action.dest, type=kind,
+                                 choices=action.choices)
+        return [_convert(single, item, where) for item in items]
     if action.nargs == 0:  # store_true / store_false
         if isinstance(value, str):
             lowered = value.strip().lower()

@@ -242,3 +242,12 @@ def test_range_checks_apply_to_environment_values(capsys: pytest.CaptureFixture[
     assert "VENUEGUARD_PORT: port: must be within 0..65535" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["monitor", "--port", "-1"])
+
+
+def test_repeatable_options_take_lists_in_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[gym-eval]\npolicy = ["mm", "random"]\nscenario = "calm"\n')
+    args = resolve(["gym-eval", "--config", str(path)])
+    assert args.policy == ["mm", "random"] and args.scenario == ["calm"]
+    bad = write(tmp_path, '[gym-eval]\npolicy = [1, 2]\n')
+    with pytest.raises(config.ConfigError, match=r":2: policy must be a string"):
+        resolve(["gym-eval", "--config", str(bad)])
