@@ -335,8 +335,8 @@ def _convert(action: argparse.Action, value: object, where: str) -> object:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list) or not items:
             raise ConfigError(f"{label} must be a list, not {value!r}")
-        kind = action.type if callable(action.type) else None
-        single = argparse.Action(action.option_strings, action.dest, type=kind,
+        single = argparse.Action(action.option_strings, action.dest,
+                                 type=action.type if callable(action.type) else None,
                                  choices=action.choices)
         return [_convert(single, item, where) for item in items]
     if action.nargs == 0:  # store_true / store_false
