@@ -289,3 +289,23 @@ async def test_server_pings_and_the_incoming_message_limit(sim: BinanceHandle) -
                 while not ended:
                     ended = (await ws.receive()).type is not aiohttp.WSMsgType.TEXT
         assert ended and ws.closed
+
+
+async def test_late_fill_reaches_the_user_stream_late(sim: BinanceHandle) -> None:
+    key = (await sim.call("POST", "/fapi/v1/listenKey", signed=False))[2]["listenKey"]
+    async with sim.session.ws_connect(f"{sim.ws_base}/ws/{key}") as ws:
+        await sim.add_fault("late_fill", delay_s=1.0)
+        started = time.monotonic()
+        status, _, filled = await sim.call("POST", "/fapi/v1/order", {
+            "symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010"})
+        assert status == 200 and filled["status"] == "FILLED"
+        seen: list[tuple[float, dict[str, Any]]] = []
+        async with asyncio.timeout(5):
+            while not any(e["e"] == "ORDER_TRADE_UPDATE" and e["o"]["x"] == "TRADE"
+                          for _, e in seen):
+                event = orjson.loads((await ws.receive()).data)
+                seen.append((time.monotonic() - started, event))
+    first_trade_s = next(t for t, e in seen if e["e"] == "ORDER_TRADE_UPDATE"
+                         and e["o"]["x"] == "TRADE")
+    assert seen[0][1]["o"]["x"] == "NEW" and seen[0][0] < 0.5
+    assert first_trade_s >= 0.9
