@@ -28,6 +28,7 @@ from venueguard.io.clock import Clock
 from venueguard.io.order_manager import OrderIntent, OrdersBlocked
 from venueguard.io.orders_runtime import OrdersRuntime, RuntimeConfig
 from venueguard.telemetry.events import EventLog
+from venueguard.venues.bitmex.adapter import BitmexAdapter
 
 if TYPE_CHECKING:
     from venueguard.app.monitor import MonitorContext
@@ -65,8 +66,10 @@ class DemoTrader:
 
     def __init__(self, runtime: OrdersRuntime, book: Callable[[], BookLike | None], *,
                  symbol: str, clock: Clock, rng: RandomLike | None = None,
-                 config: DemoConfig | None = None, events: EventLog | None = None) -> None:
+                 config: DemoConfig | None = None, events: EventLog | None = None,
+                 rest: Any = None) -> None:
         self.runtime = runtime
+        self.rest = rest                # the BitMEX REST session, for the instrument's sizes
         self.book = book
         self.symbol = symbol
         self.clock = clock
@@ -129,7 +132,9 @@ class DemoTrader:
 
     # ---------------------------------------------------------------------- the strategy
     async def _load_instrument(self) -> None:
-        rest: Any = self.runtime.manager.rest
+        rest = self.rest
+        if rest is None:
+            return
         with contextlib.suppress(errors.VenueError, AttributeError):
             rows = await rest.request("GET", "/instrument", query={"symbol": self.symbol})
             row = rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else {}
@@ -178,7 +183,8 @@ def create_trader(ctx: MonitorContext, config: DemoConfig | None = None) -> Demo
     if ctx.rest is None:
         raise ValueError("the demo trader needs the monitor's REST session")
     symbol = ctx.config.symbol
-    runtime = OrdersRuntime(ctx.rest, ctx.journal, symbols=(symbol,), md=ctx.market,
+    runtime = OrdersRuntime(BitmexAdapter(ctx.rest), ctx.journal, symbols=(symbol,),
+                            md=ctx.market,
                             events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts,
                             clock=ctx.clock, config=RuntimeConfig(),
                             regime_source=lambda: ctx.regime())
@@ -187,4 +193,5 @@ def create_trader(ctx: MonitorContext, config: DemoConfig | None = None) -> Demo
     def book() -> BookLike | None:
         return market.book(symbol) if market is not None else None
 
-    return DemoTrader(runtime, book, symbol=symbol, clock=ctx.clock, config=config)
+    return DemoTrader(runtime, book, symbol=symbol, clock=ctx.clock, config=config,
+                      rest=ctx.rest)

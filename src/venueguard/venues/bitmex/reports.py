@@ -1,0 +1,150 @@
+"""BitMEX rows as venue-neutral reports (:mod:`venueguard.core.reports`).
+
+The only place that reads BitMEX's order, execution and position fields (``ordStatus``,
+``clOrdID``, ``orderID``, ``leavesQty``, ``execID``, ``lastPx``, ``currentQty``, ...) and the
+error texts of its cancel and amend refusals. Pure functions; nothing here raises on a bad
+row except :func:`fill_report`, whose caller reports the row instead of applying it.
+
+* :func:`order_report` — an Order row (REST answer, ``GET /order``, websocket ``order``);
+* :func:`execution_report` — an Execution row: a ``Trade`` is a fill, other kinds carry the
+  order's status (``New``, ``Canceled``, ...) and become order reports;
+* :func:`cancel_report` — one row of a ``DELETE /order`` (``/order/all``) answer, ``error``
+  rows included (``not found`` and ``due to existing state: Filled`` are read here);
+* :func:`position_reports` — ``GET /position`` rows or websocket ``position`` rows;
+* :func:`refusal_status` — the closed state an amend refusal names
+  (``Invalid ordStatus: Filled`` -> FILLED).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from venueguard.core.reports import (
+    FillReport,
+    OrderReport,
+    OrderStatus,
+    PositionReport,
+    RefusalReport,
+    normalize_side,
+)
+from venueguard.venues.bitmex.errors import INVALID_ORD_STATUS
+from venueguard.venues.bitmex.timefmt import parse_ms_or_none
+
+__all__ = ["ORDER_STATUS", "cancel_report", "execution_report", "fill_report", "order_report",
+           "order_status", "position_reports", "refusal_status", "unusable_trade"]
+
+Row = Mapping[str, object]
+
+#: BitMEX ``ordStatus`` -> the neutral status (``Expired`` is a venue-side cancel).
+ORDER_STATUS: Final[dict[str, OrderStatus]] = {
+    "New": OrderStatus.NEW, "PartiallyFilled": OrderStatus.PARTIALLY_FILLED,
+    "Filled": OrderStatus.FILLED, "Canceled": OrderStatus.CANCELED,
+    "Expired": OrderStatus.CANCELED, "Rejected": OrderStatus.REJECTED,
+}
+_CANCEL_STATE_PREFIX: Final = "due to existing state:"
+_NOT_FOUND: Final = "not found"
+
+
+def _num(row: Row, key: str) -> float | None:
+    value = row.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value
+
+
+def _str(row: Row, key: str) -> str | None:
+    value = row.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def order_status(text: object) -> OrderStatus | None:
+    """The neutral status of an ``ordStatus`` text (None when absent or unknown)."""
+    return ORDER_STATUS.get(text) if isinstance(text, str) else None
+
+
+def _ts(row: Row) -> int | None:
+    text = _str(row, "timestamp") or _str(row, "transactTime")
+    return parse_ms_or_none(text) if text is not None else None
+
+
+def order_report(row: Row) -> OrderReport:
+    """An Order row (full or sparse) as a report."""
+    return OrderReport(
+        client_id=_str(row, "clOrdID"), venue_id=_str(row, "orderID"),
+        status=order_status(row.get("ordStatus")), symbol=_str(row, "symbol"),
+        side=normalize_side(row.get("side")), qty=_num(row, "orderQty"),
+        price=_num(row, "price"), filled_qty=_num(row, "cumQty"),
+        leaves_qty=_num(row, "leavesQty"), avg_price=_num(row, "avgPx"), ts_venue_ms=_ts(row),
+        reason=_str(row, "text") if row.get("ordStatus") in ("Rejected", "Canceled") else None)
+
+
+def unusable_trade(row: Row) -> bool:
+    """A ``Trade`` execution without an execID, a positive lastQty or a lastPx."""
+    if row.get("execType") != "Trade":
+        return False
+    qty, px = _num(row, "lastQty"), _num(row, "lastPx")
+    return _str(row, "execID") is None or qty is None or qty <= 0 or px is None
+
+
+def fill_report(row: Row) -> FillReport:
+    """A ``Trade`` execution row as a fill; ValueError when it lacks its id, qty or price."""
+    exec_id, qty, px = _str(row, "execID"), _num(row, "lastQty"), _num(row, "lastPx")
+    if exec_id is None or qty is None or qty <= 0 or px is None:
+        raise ValueError("execution row lacks execID, lastQty or lastPx")
+    liquidity = {"AddedLiquidity": "maker", "RemovedLiquidity": "taker"}.get(
+        str(row.get("lastLiquidityInd")))
+    return FillReport(
+        exec_id=exec_id, client_id=_str(row, "clOrdID"), venue_id=_str(row, "orderID"),
+        qty=qty, price=px, symbol=_str(row, "symbol"), side=normalize_side(row.get("side")),
+        leaves_qty=_num(row, "leavesQty"), fee=_num(row, "execComm"),
+        fee_currency=_str(row, "settlCurrency"), liquidity=liquidity, ts_venue_ms=_ts(row))
+
+
+def execution_report(row: Row) -> FillReport | OrderReport | None:
+    """An Execution row: a fill (``Trade``), an order report (other kinds with a status), or
+    None (nothing to apply). Raises ValueError for an unusable ``Trade`` row."""
+    if row.get("execType") == "Trade":
+        return fill_report(row)
+    if order_status(row.get("ordStatus")) is None:
+        return None
+    return order_report(row)
+
+
+def cancel_report(row: Row) -> OrderReport | RefusalReport:
+    """One row of a cancel answer: the order as it is now, or the refusal it carries."""
+    error = _str(row, "error")
+    if error is None:
+        return order_report(row)       # carries cumQty: a fill before the cancel shows
+    status = order_status(row.get("ordStatus"))
+    if _CANCEL_STATE_PREFIX in error:
+        words = error.split(_CANCEL_STATE_PREFIX, 1)[1].split()
+        status = order_status(words[0]) if words else status
+    return RefusalReport(client_id=_str(row, "clOrdID"), venue_id=_str(row, "orderID"),
+                         reason=error[:200], status=status,
+                         not_found=_NOT_FOUND in error.lower() and status is None)
+
+
+def position_reports(rows: Sequence[object]) -> list[PositionReport]:
+    """Rows of ``GET /position`` or the websocket ``position`` table (rows without a symbol
+    or an integer ``currentQty``, e.g. sparse updates of other fields, are skipped)."""
+    out: list[PositionReport] = []
+    for row in rows:
+        if not isinstance(row, Mapping):
+            continue
+        symbol, qty = _str(row, "symbol"), row.get("currentQty")
+        if symbol is None or isinstance(qty, bool) or not isinstance(qty, int):
+            continue
+        out.append(PositionReport(symbol, qty, _num(row, "avgEntryPrice"), _ts(row)))
+    return out
+
+
+def refusal_status(message: str) -> OrderStatus | None:
+    """The closed state named by an amend refusal (``Invalid ordStatus: Filled``), else None
+    (other refusals, such as ``Invalid price``, say nothing about the order's state)."""
+    head, sep, rest = message.partition(INVALID_ORD_STATUS)
+    if not sep or head.strip():
+        return None
+    words = rest.lstrip(": ").split()
+    status = order_status(words[0].rstrip(".,;")) if words else None
+    return status if status is not None and not status.is_open else None
