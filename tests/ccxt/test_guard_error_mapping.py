@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import ccxt
 import ccxt.async_support as ccxt_async
 import pytest
 
+import ccxt
 from conftest import FakeVenue, point_at
 from venueguard.ccxt.errors import OrderUnknown
 from venueguard.ccxt.rest import CcxtRest

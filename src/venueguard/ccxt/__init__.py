@@ -1,6 +1,6 @@
 """venueguard under any ccxt exchange: ``guard(exchange)`` (needs the extra ``venueguard[ccxt]``).
 
-See :mod:`venueguard.ccxt.guard` and the README, "Use it from your bot"::
+See :mod:`venueguard.ccxt.guarded` and the README, "Use it from your bot"::
 
     import ccxt.pro
     from venueguard.ccxt import guard
@@ -9,19 +9,32 @@ See :mod:`venueguard.ccxt.guard` and the README, "Use it from your bot"::
 
 from __future__ import annotations
 
-from typing import Any
+from venueguard.ccxt.checks import require_ccxt
 
-__all__ = ["GuardConfig", "GuardedExchange", "StreamConfig", "guard"]
+require_ccxt()  # a clear one-line error when ccxt is missing or too old
 
+from venueguard.ccxt.errors import (  # noqa: E402
+    OrdersRefused,
+    OrderUnknown,
+    RequestThrottled,
+    RetryBudgetExhausted,
+    VenueBlocked,
+    VenueCoolingDown,
+)
+from venueguard.ccxt.guarded import GuardConfig, GuardedExchange, guard  # noqa: E402
+from venueguard.ccxt.orders import OrdersConfig  # noqa: E402
+from venueguard.ccxt.streams import StreamConfig  # noqa: E402
 
-def __getattr__(name: str) -> Any:
-    # imported on first use, so ``import venueguard.ccxt`` stays light
-    if name in ("GuardConfig", "GuardedExchange", "guard"):
-        from venueguard.ccxt import guard as module
-
-        return getattr(module, name)
-    if name == "StreamConfig":
-        from venueguard.ccxt.streams import StreamConfig
-
-        return StreamConfig
-    raise AttributeError(f"module 'venueguard.ccxt' has no attribute {name!r}")
+__all__ = [
+    "GuardConfig",
+    "GuardedExchange",
+    "OrderUnknown",
+    "OrdersConfig",
+    "OrdersRefused",
+    "RequestThrottled",
+    "RetryBudgetExhausted",
+    "StreamConfig",
+    "VenueBlocked",
+    "VenueCoolingDown",
+    "guard",
+]

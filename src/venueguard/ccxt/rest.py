@@ -30,7 +30,13 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import ccxt
-
+from venueguard.ccxt.errors import (
+    OrderUnknown,
+    RequestThrottled,
+    RetryBudgetExhausted,
+    VenueBlocked,
+    VenueCoolingDown,
+)
 from venueguard.core.backoff import Backoff, RandomSource
 from venueguard.core.classify import Classification
 from venueguard.core.kinds import Kind
@@ -42,13 +48,6 @@ from venueguard.telemetry.alerts import Alerts
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
 from venueguard.venues.ccxt.classify import Reply, VenueFacts, classify_call
-from venueguard.ccxt.errors import (
-    OrderUnknown,
-    RequestThrottled,
-    RetryBudgetExhausted,
-    VenueBlocked,
-    VenueCoolingDown,
-)
 
 __all__ = ["CcxtRest", "VenueNotifier", "install_probe"]
 
@@ -137,6 +136,8 @@ class CcxtRest(RestSession):
         # venueguard decides about retries; ccxt must not resend anything by itself
         exchange.options = {**(exchange.options or {}), "maxRetriesOnFailure": 0}
         install_probe(exchange, clock)
+        #: called with every verdict of a request that was sent (the regime detector's feed)
+        self.on_kind: Callable[[Kind, float], None] | None = None
 
     async def close(self) -> None:
         """Nothing of its own to close: the exchange's connections belong to its owner."""
@@ -170,7 +171,7 @@ class CcxtRest(RestSession):
             self._account(cls, probe, endpoint, failure is not None)
             if failure is None:
                 return result
-            failure.venueguard = cls  # type: ignore[attr-defined]
+            failure.venueguard = cls
             now = clock.monotonic()
             if backoff is None:
                 backoff = Backoff(self.config.backoff, self._rng)
@@ -211,6 +212,8 @@ class CcxtRest(RestSession):
                 self.health.on_outcome(cls, now)
             status = "none"
         kind = cls.kind
+        if self.on_kind is not None and probe.fetches:
+            self.on_kind(kind, now)
         if kind is Kind.RATE_LIMITED:
             self.limiter.on_retry_after(cls.retry_after_s or 1.0, now)
         if self.throttle is not None and kind not in _NOT_ACCEPTED and probe.fetches:

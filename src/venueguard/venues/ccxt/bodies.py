@@ -41,14 +41,14 @@ def _text(value: object) -> str | None:
 
 
 def _from_dict(body: Mapping[str, object]) -> tuple[str | None, str | None]:
+    code: str | None
+    message: str | None
     err = body.get("error")
     if isinstance(err, Mapping):  # BitMEX
         return _text(err.get("name")), _text(err.get("message"))
     if isinstance(err, list):  # Kraken: a list of "EClass:Text" strings
         texts = [str(e) for e in err if e]
-        if not texts:
-            return None, None
-        return texts[0], "; ".join(texts)
+        return (texts[0], "; ".join(texts)) if texts else (None, None)
     if isinstance(err, str) and err:  # Coinbase style: a code plus a description
         message = (_text(body.get("message")) or _text(body.get("error_description"))
                    or _text(body.get("error_details")) or err)

@@ -166,8 +166,7 @@ def classify_call(error: BaseException | None, reply: Reply | None, rules: RuleS
         kind = exception_kind(error) or Kind.BAD_REQUEST
         if kind in AMBIGUOUS_KINDS or kind is Kind.OK:
             kind = Kind.TRANSIENT_NETWORK
-        message = str(error)[:300]
-        return Classification(kind, rules.rule(kind).action, False, None, None, message)
+        return Classification(kind, rules.rule(kind).action, False, None, None, str(error)[:300])
     if error is None:  # success: the body is not read at all
         return classify(Outcome(status=reply.status, headers=reply.headers, wall_ms=wall_ms),
                         rules)

@@ -234,7 +234,7 @@ class GuardedExchange:
         require_credentials(self.raw, "cancel_all_orders")
         return await self.orders.cancel_all(symbol, dict(params or {}))
 
-    async def cancel_all_orders_after(self, timeout: int,
+    async def cancel_all_orders_after(self, timeout: int,  # noqa: ASYNC109 (ccxt's signature)
                                       params: dict[str, Any] | None = None) -> Any:
         """ccxt's dead man's switch (``cancelAllAfter``), where the venue has one."""
         require_credentials(self.raw, "cancel_all_orders_after")
