@@ -183,7 +183,10 @@ class CcxtStreams:
             ts = result.get("timestamp")
             verdict = self.liveness.check(channel.name, now, ts if isinstance(ts, int) else None,
                                           wall_ms, None)
-            return result, None if verdict in _ACCEPTED else _REASONS[verdict]
+            # deltas applied out of order leave wrong sizes behind: any step back is a reorder
+            if verdict is Verdict.MINOR_REORDER:
+                return result, "reorder"
+            return result, None if verdict is Verdict.OK else _REASONS[verdict]
         if kind == "ticker":
             ts = result.get("timestamp")
             verdict = self.liveness.check(channel.name, now, ts if isinstance(ts, int) else None,
