@@ -161,3 +161,28 @@ async def test_every_stream_fault_delivers_only_fresh_books(sim_server: SimFacto
         assert "data.rejected" in names and "book.resynced" in names
     if kind == "ws_drop":
         assert "book.resynced" in names
+
+
+async def test_a_long_fast_stream_keeps_delivering_fresh_books(sim_server: SimFactory) -> None:
+    # ccxt 4.5.78's reader stops for good after a few thousand fast messages (docs/
+    # performance.md); the guarded stream must notice within its bound and rebuild the book
+    sim = await sim_server(rate=1500.0)
+    events = EventLog()
+    exchange = bitmex(sim, events=events)
+    longest_gap = stale = delivered = 0.0
+    try:
+        await exchange.watch_order_book(SYMBOL)
+        start = last = time.monotonic()
+        while time.monotonic() - start < 8.0:
+            book = await asyncio.wait_for(exchange.watch_order_book(SYMBOL), 10.0)
+            now = time.monotonic()
+            longest_gap, last = max(longest_gap, now - last), now
+            delivered += 1
+            if time.time() * 1000 - book["timestamp"] > 2_000:
+                stale += 1
+    finally:
+        await close(exchange)
+    recoveries = sum(1 for r in events.recent() if r["event"] == "book.resynced")
+    print(f"\n{delivered:.0f} books in 8 s, {recoveries} rebuilt, longest gap {longest_gap:.2f} s")
+    assert stale == 0
+    assert longest_gap < 1.0 + 3.0  # the freshness bound plus one reconnect and snapshot
