@@ -12,10 +12,10 @@ import time
 from collections import Counter
 from typing import Any
 
-import ccxt
 import pytest
-
 from bot import SYMBOL, bitmex, close, seen
+
+import ccxt
 from conftest import SimFactory
 from venueguard.sim.resolver import SimResolver
 from venueguard.sim.testing import SimHandle

@@ -32,9 +32,9 @@ async def test_monitor_runs_a_ccxt_venue_against_the_simulator(tmp_path: Path) -
         ready = json.loads(await asyncio.wait_for(monitor.stdout.readline(), 60))
         assert ready["event"] == "monitor.ready" and ready["venue"] == "ccxt:bitmex"
         await asyncio.sleep(3.0)
-        async with aiohttp.ClientSession() as session:
-            async with session.get(ready["metrics_url"]) as response:
-                metrics = await response.text()
+        async with aiohttp.ClientSession() as session, \
+                session.get(ready["metrics_url"]) as response:
+            metrics = await response.text()
         out, err = await asyncio.wait_for(monitor.communicate(), 60)
     finally:
         sim.terminate()
