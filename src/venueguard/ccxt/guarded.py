@@ -121,7 +121,6 @@ class GuardedExchange:
                                    rng=rng)
         self.orders = CcxtOrders(exchange, self.rest, facts, cfg.orders, journal=journal,
                                  clock=clock, rng=rng)
-        self._wrapped: dict[str, Callable[..., Awaitable[Any]]] = {}
 
     # ---- ccxt's surface ---------------------------------------------------------------------
 
@@ -133,12 +132,10 @@ class GuardedExchange:
         attr = getattr(raw, name)
         if not callable(attr) or name.startswith("_"):
             return attr
-        wrapped = self._wrapped.get(name)
+        wrapped = self._wrap(name, attr)
         if wrapped is None:
-            wrapped = self._wrap(name, attr)
-            if wrapped is None:
-                return attr
-            self._wrapped[name] = wrapped
+            return attr
+        self.__dict__[name] = wrapped  # found directly from now on (no __getattr__)
         return wrapped
 
     def _wrap(self, name: str, attr: Any) -> Callable[..., Awaitable[Any]] | None:
@@ -173,18 +170,28 @@ class GuardedExchange:
         streams = self.streams
         orders = self.orders
 
-        async def watch(*args: Any, **kwargs: Any) -> Any:
-            require_websocket(self.raw)
-            if kind in ("orders", "mytrades"):
-                require_credentials(self.raw, snake)
-            symbol = args[0] if args and isinstance(args[0], str) else kwargs.get("symbol")
-            result = await streams.watch(kind, str(symbol or "*"),
-                                         lambda: attr(*args, **kwargs))
+        checked = False
+
+        async def private(symbol: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            result = await streams.watch(kind, symbol, attr, args, kwargs)
             if kind == "orders":
                 await orders.on_orders(result)
-            elif kind == "mytrades":
+            else:
                 await orders.on_trades(result)
             return result
+
+        def watch(*args: Any, **kwargs: Any) -> Awaitable[Any]:
+            # a plain function returning the stream's coroutine: one frame less per message
+            nonlocal checked
+            if not checked:
+                require_websocket(self.raw)
+                if kind in ("orders", "mytrades"):
+                    require_credentials(self.raw, snake)
+                checked = True
+            symbol = args[0] if args and isinstance(args[0], str) else kwargs.get("symbol")
+            if kind in ("orders", "mytrades"):
+                return private(str(symbol or "*"), args, kwargs)
+            return streams.watch(kind, str(symbol or "*"), attr, args, kwargs)
 
         watch.__name__ = snake
         return watch

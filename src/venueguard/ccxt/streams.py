@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,8 +73,13 @@ class StreamConfig:
                               reorder_window_ms=self.reorder_window_ms)
 
 
+class _StaleError(Exception):
+    """The channel's watchdog fired: no data within its bound."""
+
+
 class _Channel:
-    __slots__ = ("accepted", "backoff", "kind", "last_fresh", "name", "recovering", "symbol")
+    __slots__ = ("accepted", "backoff", "deadline", "fired", "kind", "last_fresh", "name",
+                 "recovering", "symbol", "timer", "waiter")
 
     def __init__(self, name: str, kind: str, symbol: str, backoff: Backoff) -> None:
         self.name = name
@@ -83,6 +89,10 @@ class _Channel:
         self.last_fresh: float | None = None
         self.recovering = False
         self.accepted = 0
+        self.deadline = 0.0  # loop time by which the current call must get data
+        self.timer: asyncio.TimerHandle | None = None
+        self.waiter: asyncio.Task[Any] | None = None
+        self.fired = False
 
 
 class CcxtStreams:
@@ -97,6 +107,10 @@ class CcxtStreams:
         self._rng: RandomSource = rng or random.Random()
         self.liveness = Liveness(self.config.liveness(), clock.monotonic())
         self._channels: dict[str, _Channel] = {}
+        self._by_key: dict[tuple[str, str], _Channel] = {}
+        # the system clock's monotonic read, bound once (hot path); any other clock as given
+        self._monotonic = (time.monotonic if clock is SYSTEM_CLOCK else clock.monotonic)
+        self._wall_ms = _system_wall_ms if clock is SYSTEM_CLOCK else clock.wall_ms
         self._closing: set[asyncio.Task[None]] = set()
         self.recoveries = 0
         self.rejected = 0
@@ -105,29 +119,32 @@ class CcxtStreams:
 
     # ---- what the guard calls ---------------------------------------------------------------
 
-    async def watch(self, kind: str, symbol: str, call: Callable[[], Awaitable[Any]]) -> Any:
+    async def watch(self, kind: str, symbol: str, method: Callable[..., Awaitable[Any]],
+                    args: tuple[Any, ...] = (), kwargs: Mapping[str, Any] | None = None) -> Any:
         """One guarded ``watch_*`` call: ``kind`` is ``orderbook``, ``ticker``, ``trades``,
-        ``orders`` or ``mytrades``; ``call`` invokes ccxt's own method (once per attempt)."""
-        name = f"{kind}:{symbol}"
-        channel = self._channels.get(name)
+        ``orders`` or ``mytrades``; ``method(*args, **kwargs)`` is ccxt's own call (made once
+        per attempt)."""
+        key = (kind, symbol)
+        channel = self._by_key.get(key)
         if channel is None:
-            channel = self._channels[name] = _Channel(
+            name = f"{kind}:{symbol}"
+            channel = self._channels[name] = self._by_key[key] = _Channel(
                 name, kind, symbol, Backoff(self.config.backoff, self._rng))
         max_age = self.config.max_age_s.get(kind)
-        clock = self.clock
+        monotonic = self._monotonic
+        kw = kwargs or {}
         while True:
-            started = clock.monotonic()
+            started = monotonic()
             try:
                 if max_age is None:
-                    result = await call()
+                    result = await method(*args, **kw)
                 else:
                     if channel.last_fresh is None or channel.recovering:
                         wait_s = max(max_age, self.config.first_data_s)
                     else:
-                        wait_s = max(started, channel.last_fresh) + max_age - started
-                    async with asyncio.timeout(wait_s):
-                        result = await call()
-            except TimeoutError:
+                        wait_s = max_age
+                    result = await self._watched(channel, wait_s, method(*args, **kw))
+            except _StaleError:
                 self._stale(channel, started)
                 await self._recover(channel, "data_age")
                 continue
@@ -141,10 +158,10 @@ class CcxtStreams:
             except ccxt.BaseError as exc:
                 if exception_kind(exc) in _FATAL:
                     raise
-                self.notify.log("ws.disconnected", channel=name, reason=str(exc)[:200])
+                self.notify.log("ws.disconnected", channel=channel.name, reason=str(exc)[:200])
                 await self._recover(channel, "error")
                 continue
-            now = clock.monotonic()
+            now = monotonic()
             out, reason = self._check(channel, result, now)
             if reason is not None:
                 self._reject(channel, reason)
@@ -153,6 +170,45 @@ class CcxtStreams:
                 continue
             self._accept(channel, now)
             return out
+
+    async def _watched(self, channel: _Channel, wait_s: float, call: Awaitable[Any]) -> Any:
+        """Await ``call``; raise ``_StaleError`` if nothing comes within ``wait_s``.
+
+        One timer per channel, moved lazily: each call only records its deadline, and the
+        timer, when it fires early, re-arms itself for the latest deadline (cheaper than a
+        timeout object per message)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        channel.deadline = deadline
+        task = asyncio.current_task()
+        channel.waiter = task
+        timer = channel.timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            channel.timer = loop.call_at(deadline, self._on_timer, channel)
+        try:
+            return await call
+        except asyncio.CancelledError:
+            if channel.fired and task is not None:
+                channel.fired = False
+                if task.uncancel() == 0:
+                    raise _StaleError from None
+            raise
+        finally:
+            channel.waiter = None
+
+    def _on_timer(self, channel: _Channel) -> None:
+        channel.timer = None
+        waiter = channel.waiter
+        if waiter is None or waiter.done():
+            return  # nobody is waiting: the next call arms a timer again
+        loop = asyncio.get_running_loop()
+        if loop.time() < channel.deadline:
+            channel.timer = loop.call_at(channel.deadline, self._on_timer, channel)
+            return
+        channel.fired = True
+        waiter.cancel()
 
     async def aclose(self) -> None:
         """Wait for the connection closes started by recoveries."""
@@ -175,7 +231,7 @@ class CcxtStreams:
 
     def _check(self, channel: _Channel, result: Any, now: float) -> tuple[Any, str | None]:
         kind = channel.kind
-        wall_ms = self.clock.wall_ms()
+        wall_ms = self._wall_ms()
         if kind == "orderbook":
             reason = check_levels(result["bids"], result["asks"], self.config.book_check_depth)
             if reason is not None:
@@ -303,6 +359,10 @@ class CcxtStreams:
             transport = _transport_of(client)
             if transport is not None:
                 transport.abort()
+
+
+def _system_wall_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def _transport_of(client: Any) -> Any:
