@@ -314,7 +314,15 @@ class CcxtOrders:
         return result
 
     async def cancel_all_after(self, timeout_ms: int, params: dict[str, Any]) -> Any:
+        """Arm (``timeout_ms`` > 0) or disarm (0) the venue's switch, in milliseconds at the
+        venue (see ``dms_endpoint`` in ``venues/ccxt/venues.toml``)."""
         raw = self.exchange
+        endpoint = self.facts.dms_endpoint
+        if endpoint:
+            method = getattr(raw, endpoint)
+            request = {**params, self.facts.dms_param: int(timeout_ms)}
+            return await self.rest.call("cancel_all_orders_after", lambda: method(request),
+                                        idempotent=True)
         return await self.rest.call("cancel_all_orders_after",
                                     lambda: raw.cancel_all_orders_after(timeout_ms, params),
                                     idempotent=True)

@@ -2,7 +2,8 @@
 
 Public API::
 
-    VenueFacts(exchange_id, rules, client_id_param, client_id_len, client_id_query)
+    VenueFacts(exchange_id, rules, client_id_param, client_id_len, client_id_query,
+               dms_endpoint, dms_param)
     venue_facts(exchange_id, user_rules=None, source="<rules>") -> VenueFacts
     Reply(status, headers, body)               # the last HTTP response ccxt read for the call
     classify_call(error, reply, rules, wall_ms=None) -> Classification
@@ -81,6 +82,8 @@ class VenueFacts:
     client_id_param: str
     client_id_len: int
     client_id_query: str  # "" when the venue cannot be asked by client id through ccxt
+    dms_endpoint: str = ""  # an implicit ccxt method arming the switch with milliseconds
+    dms_param: str = ""
 
 
 def _package_text(*parts: str) -> str:
@@ -117,7 +120,8 @@ def venue_facts(exchange_id: str, user_rules: str | None = None,
     if user_rules is not None:
         rules = parse_rules(user_rules, source, base=rules)
     return VenueFacts(exchange_id, rules, str(entry["client_id_param"]),
-                      int(entry["client_id_len"]), str(entry["client_id_query"]))
+                      int(entry["client_id_len"]), str(entry["client_id_query"]),
+                      str(entry["dms_endpoint"]), str(entry["dms_param"]))
 
 
 def exception_kind(error: BaseException) -> Kind | None:
