@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from bot import SYMBOL, bitmex, close, quick_config
+
 from conftest import SimFactory
 from venueguard.ccxt import OrdersRefused
 from venueguard.core.dms import DmsConfig
