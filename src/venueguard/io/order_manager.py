@@ -129,6 +129,9 @@ class OrderManagerConfig:
     cl_ord_prefix: str = "vg"
     #: Orders whose client id starts with one of these belong to someone else (the probe).
     ignore_prefixes: tuple[str, ...] = ("vgprobe-",)
+    #: Several processes on one account (a fleet): rows of clOrdIDs not made here (without
+    #: ``<cl_ord_prefix>-``) are another member's and are ignored too.
+    own_prefix_only: bool = False
     start_timeout_s: float = 30.0
     idle_wake_s: float = 1.0       # the loop wakes at least this often
     #: Cancel requests sent for one order at most; then only lookups settle it.
@@ -386,7 +389,11 @@ class OrderManager:
     def _ours(self, reports: Sequence[R]) -> list[R]:
         """Reports about our orders (those of other tools, by client id prefix, are not)."""
         prefixes = self.config.ignore_prefixes
-        return [r for r in reports if not (r.client_id and r.client_id.startswith(prefixes))]
+        reports = [r for r in reports if not (r.client_id and r.client_id.startswith(prefixes))]
+        if self.config.own_prefix_only:
+            mine = self.config.cl_ord_prefix + "-"
+            reports = [r for r in reports if (r.client_id or "").startswith(mine)]
+        return reports
 
     # ------------------------------------------------------------------------- websocket
     def on_rows(self, topic: str, action: str, rows: Sequence[Any]) -> None:
