@@ -69,7 +69,9 @@ _QUIET_ANOMALIES = frozenset({"stale_open_row"})
 class ReconcileConfig:
     visibility_grace_s: float = 5.0      # an acked order may be missing from lookups this long
     #: An UNKNOWN order not found by its client id this long after it became UNKNOWN was never
-    #: accepted (longer than any delay between a request and its order becoming visible).
+    #: accepted. It must cover the latest moment the venue may still accept the request (the
+    #: REST session signs requests to expire after ``expires_s``, 10 s by default) plus the
+    #: visibility grace: 10 + 5 s.
     acceptance_window_s: float = 15.0
     unknown_first_query_s: float = 0.5   # first lookup of a fresh UNKNOWN
     query_interval_s: float = 5.0        # re-ask an unanswered or unresolved order this often
