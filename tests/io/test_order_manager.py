@@ -214,7 +214,8 @@ async def test_refused_intent_is_neither_journaled_nor_sent(tmp_path: Path) -> N
 async def test_nothing_is_sent_before_the_journal_is_reconciled(tmp_path: Path) -> None:
     venue = FakeVenue()
     manager = OrderManager(BitmexAdapter(venue), Journal.open(tmp_path / "j.db"),
-                           symbols=("XBTUSD",), clock=ManualClock(), rng=random.Random(1), config=config())
+                           symbols=("XBTUSD",), clock=ManualClock(), rng=random.Random(1),
+                           config=config())
     with pytest.raises(NotReady):
         await manager.submit(INTENT)
     assert venue.posts == []
