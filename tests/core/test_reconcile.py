@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 from bitmex_rows import cancels, executions, on_order_row, orders, ws_orders
-
 from venueguard.core.orders import ClOrdIdGenerator, OrderState, OrderTable
 from venueguard.core.reconcile import (
     Alert,
@@ -238,6 +237,11 @@ def test_restored_orders_count_their_age_from_creation_in_wall_time() -> None:
     assert fresh.state is S.NEW                        # created 1 s ago: may not be visible yet
     counts = rec.startup_counts()
     assert (counts.journaled, counts.resolved, counts.unresolved, counts.adopted) == (2, 1, 1, 0)
+    later = 50.0 + CFG.query_interval_s                 # not settled yet: asked again
+    assert QueryOrders((fresh.cl_ord_id,)) in rec.poll(later, 1_305_000)
+    rec.on_order_lookup([fresh.cl_ord_id], [], later + 0.2, 1_305_000, asked_at=later)
+    assert fresh.state is S.CANCELED
+    assert rec.startup_counts().unresolved == 0
 
 
 def test_unknown_resolved_as_not_placed_only_by_complete_history_after_window() -> None:

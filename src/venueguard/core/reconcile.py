@@ -418,6 +418,9 @@ class Reconciler:
         if order.state is S.UNKNOWN or startup:
             first = order.state_since + (0.0 if startup else cfg.unknown_first_query_s)
             return first if asked is None else max(first, asked + cfg.query_interval_s)
+        if cl in self._startup and cl not in self._evidence:
+            # restored, answered, but not settled yet (absent inside the grace): ask again
+            return order.state_since if asked is None else asked + cfg.query_interval_s
         if cl in self._suspects or order.state in (S.PENDING_CANCEL, S.PENDING_AMEND):
             base = order.state_since + (0.0 if cl in self._suspects else cfg.query_interval_s)
             return base if asked is None else max(base, asked + cfg.query_interval_s)

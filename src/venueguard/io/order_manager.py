@@ -171,6 +171,8 @@ class OrderManager:
         self.cancel_requests: dict[str, int] = {}  # cancel requests sent, by client id
         self.on_halt: Callable[[str], None] | None = None
         self._halts: dict[str, str] = {}
+        #: Every halt reason seen in this run, resolved or not (for the exit code).
+        self.halt_history: list[str] = []
 
     # ------------------------------------------------------------------------------ state
     @property
@@ -331,6 +333,7 @@ class OrderManager:
             case Halt(reason=reason):
                 for symbol in self.reconciler.position_mismatches:
                     self._halts.setdefault(symbol, reason)
+                self.halt_history.append(reason)
                 self.events.emit("reconcile.halt", reason=reason)
                 if self.on_halt is not None:
                     self.on_halt(reason)
