@@ -6,8 +6,8 @@ import random
 import re
 
 import pytest
-from bitmex_rows import adopt, on_cancel_row, on_execution_row, on_order_row
 
+from bitmex_rows import adopt, on_cancel_row, on_execution_row, on_order_row
 from venueguard.core.orders import (
     TRANSITIONS,
     VENUE_KINDS,
@@ -345,3 +345,28 @@ def test_venue_leaves_qty_outranks_local_arithmetic() -> None:
     t = on_execution_row(table, trade(cl, "e1", 2, 2), 1.0)
     order = table.orders[cl]
     assert t is not None and order.state is S.PARTIALLY_FILLED and order.qty == 4
+
+
+def test_fractional_fills_without_leaves_complete_the_order_exactly() -> None:
+    table = make_table()
+    order = table.new_order("BTC/USDT:USDT", "Sell", 0.9, 100.0, now=0.0, wall_ms=0)
+    cl = order.cl_ord_id
+    table.on_submitted(cl, 0.0)
+    table.on_acked(cl, "v1", 0.1)
+    for n in range(3):               # 0.3 + 0.3 + 0.3 is 0.8999999999999999 in floats
+        table.on_fill_report(FillReport(f"f{n}", cl, "v1", 0.3, 100.0), 0.2 + n)
+    assert order.state is S.FILLED and order.cum_qty == 0.9
+    assert table.position("BTC/USDT:USDT") == -0.9
+    buy = table.new_order("BTC/USDT:USDT", "Buy", 0.9, 99.0, now=5.0, wall_ms=0)
+    table.on_submitted(buy.cl_ord_id, 5.0)
+    for n in range(9):
+        table.on_fill_report(FillReport(f"b{n}", buy.cl_ord_id, None, 0.1, 99.0), 6.0 + n)
+    assert buy.state is S.FILLED and table.position("BTC/USDT:USDT") == 0
+
+
+def test_transition_table_is_written_out_for_every_state() -> None:
+    from venueguard.core.orders import LOCAL_TRANSITIONS, VENUE_TRANSITIONS
+    for kind, row in VENUE_TRANSITIONS.items():
+        assert list(row) == list(OrderState), kind          # one column per state, in order
+    assert not {kind for _, kind in LOCAL_TRANSITIONS} & set(VENUE_TRANSITIONS)
+    assert len(TRANSITIONS) == len(LOCAL_TRANSITIONS) + len(VENUE_TRANSITIONS) * len(OrderState)

@@ -1,8 +1,7 @@
 """Recent trades of one symbol, with trade rate and volume rate over a sliding window.
 
 Feed trades as :class:`~venueguard.core.reports.TradeReport` with :meth:`TradeTape.on_reports`
-(the venue adapter reads its rows into reports; BitMEX:
-:func:`venueguard.venues.bitmex.reports.trade_reports`), or single trades with
+(the venue's adapter reads its rows into reports), or single trades with
 :meth:`TradeTape.on_trade`, passing the caller's monotonic ``now`` in seconds; read
 :meth:`TradeTape.trade_rate` / :meth:`TradeTape.volume_rate` with a later ``now``.
 
