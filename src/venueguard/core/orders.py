@@ -7,9 +7,12 @@ Every order goes through ``OrderTable``; its state changes only by applying an e
   ``CancelRequested``, ``AmendRequested``, ``Withdrawn``, ...). A missing entry means the caller
   broke the rules (for example resending an order that is already acked); ``InvalidTransition`` is
   raised and nothing changes. Never retry on it: it is a bug, not a venue failure.
-* **Venue evidence** (order rows, executions, cancel rows, absence after a grace period). The venue
-  is the source of truth, so every state has an entry for these kinds; an edge that contradicts
-  what we believed is applied and recorded as an *anomaly* on the transition, never raised.
+* **Venue evidence** (order reports, fills, cancel answers, absence after a grace period). The
+  venue is the source of truth, so every state has an entry for these kinds; an edge that
+  contradicts what we believed is applied and recorded as an *anomaly* on the transition, never
+  raised.
+
+The events themselves are in :mod:`venueguard.core.order_events` (re-exported here).
 
 Call order for one new order (the order manager does this)::
 
