@@ -16,6 +16,7 @@ from test_order_manager import INTENT, FakeVenue, config, make
 
 from venueguard.core.orders import ClOrdIdGenerator, OrderState, OrderTable
 from venueguard.core.reports import FillReport
+from venueguard.io import errors
 from venueguard.io.clock import ManualClock
 from venueguard.io.journal import Journal
 from venueguard.io.order_manager import OrdersBlocked
@@ -64,8 +65,8 @@ def journal_before_crash(path: Path, clock: ManualClock) -> dict[str, str]:
 
 async def test_cancels_of_an_order_the_venue_does_not_have_stop_after_three(
         tmp_path: Path) -> None:
-    venue, clock = CountingVenue(), ManualClock()
-    manager = await make(tmp_path, venue, clock)
+    venue, clock, events = CountingVenue(), ManualClock(), EventLog()
+    manager = await make(tmp_path, venue, clock, events=events)
     order = await manager.submit(INTENT)
     assert order.state is S.NEW
     venue.orders.clear()                          # the venue forgot it (restarted empty)
@@ -74,10 +75,52 @@ async def test_cancels_of_an_order_the_venue_does_not_have_stop_after_three(
         await manager.cancel(order.cl_ord_id)
         await manager.step()
     assert order.state is S.CANCELED
-    assert 1 <= len(venue.cancels) <= 3, venue.cancels
+    assert len(venue.cancels) == 3, venue.cancels
     kinds = [h.kind for h in manager.journal.history(order.cl_ord_id)]
-    assert kinds.count("cancel_requested") == len(venue.cancels)
+    assert kinds.count("cancel_requested") == 3
     assert kinds[-1] == "absent"                  # closed by the venue's word, not a timer
+    (held,) = events.recent(event="order.cancel_held")
+    assert held["cl_ord_id"] == order.cl_ord_id and held["refusals"] == 3
+
+
+async def test_cancels_that_never_reached_the_venue_do_not_count(tmp_path: Path) -> None:
+    venue, clock = CountingVenue(), ManualClock()
+    manager = await make(tmp_path, venue, clock)
+    order = await manager.submit(INTENT)
+    real_cancel = super(CountingVenue, venue).cancel_orders       # without counting again
+    failures = [errors.Overloaded("503", kind="overloaded") for _ in range(4)]
+
+    async def overloaded(order_ids: object = (), cl_ord_ids: object = (),
+                         text: str | None = None) -> list[dict[str, object]]:
+        venue.cancels.extend(cl_ord_ids)  # type: ignore[arg-type]
+        if failures:
+            raise failures.pop()
+        return await real_cancel(order_ids, cl_ord_ids, text)
+
+    venue.cancel_orders = overloaded  # type: ignore[method-assign]
+    for _ in range(5):
+        clock.advance(2.0)
+        await manager.cancel(order.cl_ord_id)
+    assert len(venue.cancels) == 5 and order.state is S.CANCELED
+
+
+async def test_an_unanswered_cancel_is_resent_no_faster_than_the_query_interval(
+        tmp_path: Path) -> None:
+    venue, clock = CountingVenue(), ManualClock()
+    manager = await make(tmp_path, venue, clock)
+    order = await manager.submit(INTENT)
+
+    async def timeout(order_ids: object = (), cl_ord_ids: object = (),
+                      text: str | None = None) -> list[dict[str, object]]:
+        venue.cancels.extend(cl_ord_ids)  # type: ignore[arg-type]
+        raise errors.AmbiguousOutcome("read timeout", kind="ambiguous_timeout")
+
+    venue.cancel_orders = timeout  # type: ignore[method-assign]
+    for _ in range(10):                           # asked every 0.25 s for 2.5 s
+        clock.advance(0.25)
+        await manager.cancel(order.cl_ord_id)
+    assert order.state is S.PENDING_CANCEL
+    assert len(venue.cancels) == 3                # at 0.25, 1.25 and 2.25 s
 
 
 async def test_restart_settles_forgotten_orders_and_counts_them(tmp_path: Path) -> None:
