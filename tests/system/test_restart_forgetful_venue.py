@@ -156,10 +156,15 @@ async def test_three_kills_against_a_forgetful_venue_settle_everything(tmp_path:
     # the fill only the journal remembers: critical alert, safe mode, exit code 1
     assert code == 1, [e for e in final.events if e["event"] in ("monitor.task_failed",
                                                                     "monitor.halted")]
-    (halt,) = final.named("reconcile.halt")      # the demo may trade meanwhile: the journal is
-    words = halt["reason"].split()               # still 300 ahead of the venue
+    # The journal is 300 ahead of the venue. The demo may trade meanwhile, and a fill on its
+    # way (applied on one side of the comparison, not yet on the other) moves one lot (100).
+    (halt,) = final.named("reconcile.halt")
+    words = halt["reason"].split()
     local, venue = float(words[words.index("local") + 1]), float(words[words.index("venue") + 1])
-    assert local - venue == 300, halt
+    assert local - venue in (200, 300, 400), halt
+    with Journal.open(journal_path) as journal:
+        assert [(h.kind, h.to_state) for h in journal.history("byhand-1")][-1] == (
+            "filled", "FILLED")
     assert any(e["tier"] == "critical" and "position mismatch" in e["message"]
                for e in final.named("alert"))
     assert any(e.get("on") is True for e in final.named("safemode.changed"))

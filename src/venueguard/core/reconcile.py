@@ -331,9 +331,10 @@ class Reconciler:
 
     def on_position(self, symbol: str, venue_qty: float, now: float) -> None:
         """Answer to ``FetchPosition`` (or a position update): compare with the executions
-        applied locally. A difference still there ``position_grace_s`` later, with every fill
-        since the journal began fetched meanwhile, raises ``Halt`` (and clears when the
-        positions agree again: ``Resolved("position")``)."""
+        applied locally. A difference asks for every fill since the journal began
+        (``FetchExecutions``, ahead of the next position lookup); one still there
+        ``position_grace_s`` later raises ``Halt`` (cleared when the positions agree again:
+        ``Resolved("position")``)."""
         local = self.table.position(symbol)
         if local == venue_qty:
             if self._pos_bad_since.pop(symbol, None) is not None and symbol in self._pos_alerted:
