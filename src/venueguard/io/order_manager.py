@@ -131,6 +131,9 @@ class OrderManagerConfig:
     cl_ord_prefix: str = "vg"
     #: Orders whose client id starts with one of these belong to someone else (the probe).
     ignore_prefixes: tuple[str, ...] = ("vgprobe-",)
+    #: Several processes on one account (a fleet): rows of clOrdIDs not made here (without
+    #: ``<cl_ord_prefix>-``) are another member's and are ignored too.
+    own_prefix_only: bool = False
     start_timeout_s: float = 30.0
     idle_wake_s: float = 1.0       # the loop wakes at least this often
     #: Cancels of one order the venue may refuse; then only lookups settle it.
@@ -392,8 +395,14 @@ class OrderManager:
 
     def _ours(self, reports: Sequence[R]) -> list[R]:
         """Reports about our orders (those of other tools, by client id prefix, are not)."""
-        prefixes = self.config.ignore_prefixes
-        return [r for r in reports if not (r.client_id and r.client_id.startswith(prefixes))]
+        return [r for r in reports if self._is_ours(r.client_id)]
+
+    def _is_ours(self, client_id: str | None) -> bool:
+        """Not another tool's order (by client id prefix) and, in a fleet, made here."""
+        if client_id and client_id.startswith(self.config.ignore_prefixes):
+            return False
+        return not self.config.own_prefix_only or (client_id or "").startswith(
+            self.config.cl_ord_prefix + "-")
 
     # ------------------------------------------------------------------------- websocket
     def on_rows(self, topic: str, action: str, rows: Sequence[Any]) -> None:
@@ -423,11 +432,11 @@ class OrderManager:
 
     def _on_stream_report(self, report: OrderReport | FillReport | PositionReport, now: float,
                           wall_ms: int) -> None:
-        rec, prefixes = self.reconciler, self.config.ignore_prefixes
+        rec = self.reconciler
         if isinstance(report, PositionReport):
             if report.symbol in self.symbols:
                 rec.on_position(report.symbol, report.qty, now)
-        elif not (report.client_id and report.client_id.startswith(prefixes)):
+        elif self._is_ours(report.client_id):
             if isinstance(report, OrderReport):
                 rec.on_order_reports([report], now, wall_ms)
             else:
