@@ -28,8 +28,8 @@ What ``submit`` guarantees:
 3. the outcome goes through the table: 200 -> ``order.acked``; a definite refusal, or a failure
    that proves nothing was processed -> REJECTED (``order.rejected``); a timeout, 502, 504 or a
    connection lost after the send -> UNKNOWN (``order.unknown``). An UNKNOWN order is never sent
-   again: only venue evidence (the lookup by clOrdID, the websocket rows, the open orders, the
-   order history) resolves it, through the reconciler; an UNKNOWN order the venue does not
+   again: only venue evidence (the lookup by client id, the websocket updates, the open orders,
+   the order history) resolves it, through the reconciler; an UNKNOWN order the venue does not
    have when looked up by client id after the acceptance window was never accepted (REJECTED).
 
 ``amend`` is described in :mod:`venueguard.io.order_amend`. Cancels are never refused by safe
@@ -131,8 +131,8 @@ class OrderManagerConfig:
     cl_ord_prefix: str = "vg"
     #: Orders whose client id starts with one of these belong to someone else (the probe).
     ignore_prefixes: tuple[str, ...] = ("vgprobe-",)
-    #: Several processes on one account (a fleet): rows of clOrdIDs not made here (without
-    #: ``<cl_ord_prefix>-``) are another member's and are ignored too.
+    #: Several processes on one account (a fleet): orders whose client ids were not made here
+    #: (without ``<cl_ord_prefix>-``) are another member's and are ignored too.
     own_prefix_only: bool = False
     start_timeout_s: float = 30.0
     idle_wake_s: float = 1.0       # the loop wakes at least this often
