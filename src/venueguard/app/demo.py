@@ -134,6 +134,7 @@ class DemoTrader:
                 "unknown_orders": len(manager.unknown_orders()),
                 "position": manager.position(self.symbol), "placed": self.placed,
                 "skipped_stale": self.skipped_stale,
+                "halted": manager.halted, "halts": list(manager.halt_history),
                 "dms_armed": bool(self.runtime.dms and self.runtime.dms.armed)}
 
     # ---------------------------------------------------------------------- the strategy

@@ -7,9 +7,12 @@ Every order goes through ``OrderTable``; its state changes only by applying an e
   ``CancelRequested``, ``AmendRequested``, ``Withdrawn``, ...). A missing entry means the caller
   broke the rules (for example resending an order that is already acked); ``InvalidTransition`` is
   raised and nothing changes. Never retry on it: it is a bug, not a venue failure.
-* **Venue evidence** (order rows, executions, cancel rows, absence after a grace period). The venue
-  is the source of truth, so every state has an entry for these kinds; an edge that contradicts
-  what we believed is applied and recorded as an *anomaly* on the transition, never raised.
+* **Venue evidence** (order reports, fills, cancel answers, absence after a grace period). The
+  venue is the source of truth, so every state has an entry for these kinds; an edge that
+  contradicts what we believed is applied and recorded as an *anomaly* on the transition, never
+  raised.
+
+The events themselves are in :mod:`venueguard.core.order_events` (re-exported here).
 
 Call order for one new order (the order manager does this)::
 
@@ -40,11 +43,34 @@ is rounded to ``QTY_DIGITS`` decimals, so fractional fills add up exactly.
 from __future__ import annotations
 
 import enum
-import math
 import string
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
+from venueguard.core.order_events import (
+    Acked,
+    Ambiguous,
+    Amended,
+    AmendRejected,
+    AmendRequested,
+    Canceled,
+    CancelRejected,
+    CancelRequested,
+    DuplicateClOrdID,
+    Event,
+    Filled,
+    NotFoundAtVenue,
+    OrderError,
+    PartialFill,
+    Rejected,
+    Submitted,
+    VenueSnapshot,
+    Withdrawn,
+    event_kind,
+    fill_event,
+    refusal_event,
+    snapshot_of,
+)
 from venueguard.core.reports import (
     SIDES,
     FillReport,
@@ -53,6 +79,17 @@ from venueguard.core.reports import (
     RefusalReport,
     normalize_side,
 )
+
+__all__ = [
+    "ANOMALIES", "LOCAL_TRANSITIONS", "OPEN_STATES", "QTY_DIGITS", "RESTING", "TERMINAL_STATES",
+    "TRANSITIONS", "UNFINISHED_STATES", "VENUE_KINDS", "VENUE_TRANSITIONS", "Acked",
+    "Ambiguous", "AmendRejected", "AmendRequested", "Amended", "CancelRejected",
+    "CancelRequested", "Canceled", "ClOrdIdGenerator", "DuplicateClOrdID", "Event", "Filled",
+    "InvalidTransition", "NotFoundAtVenue", "Order", "OrderError", "OrderState", "OrderTable",
+    "PartialFill", "RandomLike", "Rejected", "Submitted", "Transition", "VenueSnapshot",
+    "Withdrawn", "event_kind", "fill_event", "log_event", "qty_sum", "refusal_event",
+    "snapshot_of",
+]
 
 #: Decimals kept in quantity sums (below any venue's lot size; removes float noise such as
 #: 0.1 + 0.2 = 0.30000000000000004).
@@ -84,164 +121,8 @@ OPEN_STATES: Final = frozenset({S.NEW, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.P
 UNFINISHED_STATES: Final = frozenset(OrderState) - TERMINAL_STATES
 
 
-class OrderError(Exception):
-    """Base of order-table errors."""
-
-
 class InvalidTransition(OrderError):
     """The local caller broke the rules (an event our own code should not have produced here)."""
-
-
-# ---------------------------------------------------------------------------------- events
-@dataclass(frozen=True, slots=True)
-class Submitted:
-    """The order request is about to be sent (first send or a retry after an overload)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Acked:
-    order_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """A definite answer to our order request. ``not_processed``: the venue never saw it."""
-    reason: str
-    not_processed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Ambiguous:
-    """The request may or may not have reached the engine: timeout, 502, 504, reset after send."""
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class DuplicateClOrdID:
-    """The venue already holds our client id: proof the order exists; look it up by client id."""
-
-
-@dataclass(frozen=True, slots=True)
-class PartialFill:
-    """An execution; ``leaves_qty`` is the venue's remaining quantity when it says so
-    (it outranks our arithmetic: our quantity may predate an amend)."""
-    exec_id: str
-    qty: float
-    px: float
-    leaves_qty: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Filled:
-    """An execution after which the venue reports nothing left to fill."""
-    exec_id: str
-    qty: float
-    px: float
-
-
-@dataclass(frozen=True, slots=True)
-class CancelRequested:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Canceled:
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class CancelRejected:
-    """A refused cancel; ``venue_status`` is the state the venue named, if any."""
-    reason: str
-    venue_status: OrderStatus | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AmendRequested:
-    qty: float | None = None
-    price: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Amended:
-    qty: float | None = None
-    price: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AmendRejected:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Withdrawn:
-    """The intent is dropped locally while no request is in flight (e.g. 503'd, then safe mode)."""
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class VenueSnapshot:
-    """The order as the venue shows it (an ``OrderReport``: REST answer, lookup, websocket)."""
-    status: OrderStatus | None
-    order_id: str | None = None
-    cum_qty: float | None = None
-    leaves_qty: float | None = None
-    avg_px: float | None = None
-    order_qty: float | None = None
-    price: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NotFoundAtVenue:
-    """The venue did not show the order.
-
-    ``grace_elapsed``: the query was made after the visibility grace period (before it, absence is
-    no evidence at all). ``definitive``: the venue's complete order list for the time range since
-    the order's creation was checked after the long window, or the order was looked up by its
-    client id after the acceptance window: either alone may resolve UNKNOWN (never placed).
-    ``reason`` says which evidence it was.
-    """
-    checked_at: float
-    grace_elapsed: bool
-    definitive: bool = False
-    reason: str = ""
-
-
-Event = (Submitted | Acked | Rejected | Ambiguous | DuplicateClOrdID | PartialFill | Filled
-         | CancelRequested | Canceled | CancelRejected | AmendRequested | Amended | AmendRejected
-         | Withdrawn | VenueSnapshot | NotFoundAtVenue)
-
-_STATUS_KIND: Final[dict[str, str]] = {
-    OrderStatus.NEW: "venue_new", OrderStatus.PARTIALLY_FILLED: "venue_partially_filled",
-    OrderStatus.FILLED: "venue_filled", OrderStatus.CANCELED: "venue_canceled",
-    OrderStatus.REJECTED: "venue_rejected"}
-
-
-def event_kind(event: Event, *, fills_complete: bool = False) -> str:
-    """The table key of an event. Fill kinds depend on the order: pass ``fills_complete``."""
-    match event:
-        case Rejected(not_processed=True):
-            return "overloaded"
-        case PartialFill() | Filled():
-            return "filled" if fills_complete or isinstance(event, Filled) else "partial_fill"
-        case CancelRejected(venue_status=status) if status in _STATUS_KIND:
-            return ("cancel_rejected_filled" if status == OrderStatus.FILLED
-                    else _STATUS_KIND[status])
-        case VenueSnapshot(status=status):
-            return _STATUS_KIND.get(status or "", "venue_info")
-        case NotFoundAtVenue(grace_elapsed=False):
-            return "absent_in_grace"
-        case NotFoundAtVenue(definitive=definitive):
-            return "absent_definitive" if definitive else "absent"
-    return _KIND_BY_TYPE[type(event)]
-
-
-_KIND_BY_TYPE: Final[dict[type, str]] = {
-    Submitted: "submitted", Acked: "acked", Rejected: "rejected", Ambiguous: "ambiguous",
-    DuplicateClOrdID: "duplicate", CancelRequested: "cancel_requested", Canceled: "canceled",
-    CancelRejected: "cancel_rejected", AmendRequested: "amend_requested", Amended: "amended",
-    AmendRejected: "amend_rejected", Withdrawn: "withdrawn",
-}
 
 
 # ------------------------------------------------------------------------ transition table
@@ -503,29 +384,6 @@ class ClOrdIdGenerator:
         if len(cl_ord_id) > 36:
             raise OrderError("client id counter exhausted (36 characters)")
         return cl_ord_id
-
-
-# ------------------------------------------------------------------------ from reports
-def snapshot_of(report: OrderReport) -> VenueSnapshot:
-    """An order report (full or sparse) as evidence."""
-    return VenueSnapshot(status=report.status, order_id=report.venue_id,
-                         cum_qty=report.filled_qty, leaves_qty=report.leaves_qty,
-                         avg_px=report.avg_price, order_qty=report.qty, price=report.price)
-
-
-def refusal_event(report: RefusalReport) -> CancelRejected:
-    """A refused cancel; an open state named by the venue says nothing new."""
-    status = report.status if report.status is not None and not report.status.is_open else None
-    return CancelRejected(reason=report.reason[:200], venue_status=status)
-
-
-def fill_event(report: FillReport) -> PartialFill | Filled:
-    """An execution: complete when the venue says nothing is left (else the table adds up)."""
-    if not report.exec_id or not report.qty > 0 or not math.isfinite(report.price):
-        raise OrderError("fill report lacks an exec id, a positive qty or a price")
-    if report.leaves_qty == 0:
-        return Filled(report.exec_id, report.qty, report.price)
-    return PartialFill(report.exec_id, report.qty, report.price, report.leaves_qty)
 
 
 # ------------------------------------------------------------------------------- table

@@ -69,7 +69,9 @@ _QUIET_ANOMALIES = frozenset({"stale_open_row"})
 class ReconcileConfig:
     visibility_grace_s: float = 5.0      # an acked order may be missing from lookups this long
     #: An UNKNOWN order not found by its client id this long after it became UNKNOWN was never
-    #: accepted (longer than any delay between a request and its order becoming visible).
+    #: accepted. It must cover the latest moment the venue may still accept the request (the
+    #: REST session signs requests to expire after ``expires_s``, 10 s by default) plus the
+    #: visibility grace: 10 + 5 s.
     acceptance_window_s: float = 15.0
     unknown_first_query_s: float = 0.5   # first lookup of a fresh UNKNOWN
     query_interval_s: float = 5.0        # re-ask an unanswered or unresolved order this often
@@ -329,9 +331,10 @@ class Reconciler:
 
     def on_position(self, symbol: str, venue_qty: float, now: float) -> None:
         """Answer to ``FetchPosition`` (or a position update): compare with the executions
-        applied locally. A difference still there ``position_grace_s`` later, with every fill
-        since the journal began fetched meanwhile, raises ``Halt`` (and clears when the
-        positions agree again: ``Resolved("position")``)."""
+        applied locally. A difference asks for every fill since the journal began
+        (``FetchExecutions``, ahead of the next position lookup); one still there
+        ``position_grace_s`` later raises ``Halt`` (cleared when the positions agree again:
+        ``Resolved("position")``)."""
         local = self.table.position(symbol)
         if local == venue_qty:
             if self._pos_bad_since.pop(symbol, None) is not None and symbol in self._pos_alerted:
@@ -416,6 +419,9 @@ class Reconciler:
         if order.state is S.UNKNOWN or startup:
             first = order.state_since + (0.0 if startup else cfg.unknown_first_query_s)
             return first if asked is None else max(first, asked + cfg.query_interval_s)
+        if cl in self._startup and cl not in self._evidence:
+            # restored, answered, but not settled yet (absent inside the grace): ask again
+            return order.state_since if asked is None else asked + cfg.query_interval_s
         if cl in self._suspects or order.state in (S.PENDING_CANCEL, S.PENDING_AMEND):
             base = order.state_since + (0.0 if cl in self._suspects else cfg.query_interval_s)
             return base if asked is None else max(base, asked + cfg.query_interval_s)

@@ -1,7 +1,8 @@
-"""Venue-neutral reports: what a venue adapter tells the core about orders, fills and positions.
+"""Venue-neutral reports: what a venue adapter tells the core about orders, fills, positions and
+public trades.
 
-Every adapter (``venueguard.venues.bitmex``, the ccxt bridge, ...) turns the venue's own rows,
-messages and error texts into these frozen facts; ``core`` reads nothing else. Feed them to
+Every venue adapter (see :mod:`venueguard.venues`) turns the venue's own rows, messages and error
+texts into these frozen facts; ``core`` reads nothing else. Feed them to
 :class:`venueguard.core.reconcile.Reconciler` (``on_order_reports``, ``on_fill_reports``,
 ``on_cancel_reports``, ``on_order_lookup``, ``on_open_orders``, ``on_order_history``,
 ``on_position``), which applies them to :class:`venueguard.core.orders.OrderTable`
@@ -15,7 +16,7 @@ Conventions:
 * ``side`` is ``"Buy"`` or ``"Sell"`` (adapters map ``"buy"``/``"sell"``, ``"BUY"``, ...).
 * Quantities and prices are ``float`` in the venue's own unit (contracts, coins, lots).
   Float rather than ``Decimal`` because every source already speaks float: ccxt's unified
-  structures carry floats, BitMEX sends JSON numbers, metrics and the journal store reals.
+  structures carry floats, venues send JSON numbers, metrics and the journal store reals.
   Integer contract counts stay exact (every integer below 2**53 is a float), and the order
   table rounds each sum it keeps (``core.orders.QTY_DIGITS``) so fractional fills add up
   to the order quantity exactly (0.1 + 0.2 fills complete a 0.3 order).
@@ -38,6 +39,7 @@ __all__ = [
     "PositionReport",
     "RefusalReport",
     "Report",
+    "TradeReport",
     "normalize_side",
 ]
 
@@ -140,4 +142,17 @@ class PositionReport:
     ts_venue_ms: int | None = None
 
 
-Report = OrderReport | FillReport | RefusalReport | PositionReport
+@dataclass(frozen=True, slots=True)
+class TradeReport:
+    """One public trade (anyone's): ``side`` is the aggressor's; ``timestamp`` the venue's
+    text for it, ``trade_id`` its id (a resubscribe may send the same trade again)."""
+
+    symbol: str | None
+    price: float
+    size: float
+    side: str
+    timestamp: str | None = None
+    trade_id: str | None = None
+
+
+Report = OrderReport | FillReport | RefusalReport | PositionReport | TradeReport

@@ -28,13 +28,15 @@ What ``submit`` guarantees:
 3. the outcome goes through the table: 200 -> ``order.acked``; a definite refusal, or a failure
    that proves nothing was processed -> REJECTED (``order.rejected``); a timeout, 502, 504 or a
    connection lost after the send -> UNKNOWN (``order.unknown``). An UNKNOWN order is never sent
-   again: only venue evidence (the lookup by clOrdID, the websocket rows, the open orders, the
-   order history) resolves it, through the reconciler; an UNKNOWN order the venue does not
+   again: only venue evidence (the lookup by client id, the websocket updates, the open orders,
+   the order history) resolves it, through the reconciler; an UNKNOWN order the venue does not
    have when looked up by client id after the acceptance window was never accepted (REJECTED).
 
-``amend`` is described in :mod:`venueguard.io.order_amend`. Cancels are never refused, and never
-sent more than ``max_cancel_requests`` times for one order: after that, only the reconciler's
-lookups settle it (a cancel refused because the venue has no such order is evidence already).
+``amend`` is described in :mod:`venueguard.io.order_amend`. Cancels are never refused by safe
+mode. A cancel is resent for an order already PENDING_CANCEL at most every ``query_interval_s``,
+and once the venue has refused ``max_cancel_refusals`` cancels of one order none is sent again:
+only the reconciler's lookups settle it (a cancel refused because the venue has no such order
+is evidence already).
 
 Nothing is sent before ``start`` has reconciled, nor while ``refusal()`` (set by the runtime's
 safe mode) gives a reason: ``submit`` and ``amend`` then raise :class:`OrdersBlocked` and log
@@ -77,7 +79,7 @@ from venueguard.core.reconcile import (
     ResendCancel,
     Resolved,
 )
-from venueguard.core.reports import FillReport, OrderReport, PositionReport
+from venueguard.core.reports import FillReport, OrderReport, PositionReport, RefusalReport
 from venueguard.io import errors
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
 from venueguard.io.journal import Journal
@@ -129,13 +131,13 @@ class OrderManagerConfig:
     cl_ord_prefix: str = "vg"
     #: Orders whose client id starts with one of these belong to someone else (the probe).
     ignore_prefixes: tuple[str, ...] = ("vgprobe-",)
-    #: Several processes on one account (a fleet): rows of clOrdIDs not made here (without
-    #: ``<cl_ord_prefix>-``) are another member's and are ignored too.
+    #: Several processes on one account (a fleet): orders whose client ids were not made here
+    #: (without ``<cl_ord_prefix>-``) are another member's and are ignored too.
     own_prefix_only: bool = False
     start_timeout_s: float = 30.0
     idle_wake_s: float = 1.0       # the loop wakes at least this often
-    #: Cancel requests sent for one order at most; then only lookups settle it.
-    max_cancel_requests: int = 3
+    #: Cancels of one order the venue may refuse; then only lookups settle it.
+    max_cancel_refusals: int = 3
 
 
 class OrderManager:
@@ -172,8 +174,12 @@ class OrderManager:
         self._baselines_done = False
         self.ws_rows: dict[str, int] = {}          # private websocket rows seen, by topic
         self.cancel_requests: dict[str, int] = {}  # cancel requests sent, by client id
+        self._cancel_refusals: dict[str, int] = {}
+        self._cancel_sent_at: dict[str, float] = {}
         self.on_halt: Callable[[str], None] | None = None
         self._halts: dict[str, str] = {}
+        #: Every halt reason seen in this run, resolved or not (for the exit code).
+        self.halt_history: list[str] = []
 
     # ------------------------------------------------------------------------------ state
     @property
@@ -334,6 +340,7 @@ class OrderManager:
             case Halt(reason=reason):
                 for symbol in self.reconciler.position_mismatches:
                     self._halts.setdefault(symbol, reason)
+                self.halt_history.append(reason)
                 self.events.emit("reconcile.halt", reason=reason)
                 if self.on_halt is not None:
                     self.on_halt(reason)
@@ -388,12 +395,14 @@ class OrderManager:
 
     def _ours(self, reports: Sequence[R]) -> list[R]:
         """Reports about our orders (those of other tools, by client id prefix, are not)."""
-        prefixes = self.config.ignore_prefixes
-        reports = [r for r in reports if not (r.client_id and r.client_id.startswith(prefixes))]
-        if self.config.own_prefix_only:
-            mine = self.config.cl_ord_prefix + "-"
-            reports = [r for r in reports if (r.client_id or "").startswith(mine)]
-        return reports
+        return [r for r in reports if self._is_ours(r.client_id)]
+
+    def _is_ours(self, client_id: str | None) -> bool:
+        """Not another tool's order (by client id prefix) and, in a fleet, made here."""
+        if client_id and client_id.startswith(self.config.ignore_prefixes):
+            return False
+        return not self.config.own_prefix_only or (client_id or "").startswith(
+            self.config.cl_ord_prefix + "-")
 
     # ------------------------------------------------------------------------- websocket
     def on_rows(self, topic: str, action: str, rows: Sequence[Any]) -> None:
@@ -423,11 +432,11 @@ class OrderManager:
 
     def _on_stream_report(self, report: OrderReport | FillReport | PositionReport, now: float,
                           wall_ms: int) -> None:
-        rec, prefixes = self.reconciler, self.config.ignore_prefixes
+        rec = self.reconciler
         if isinstance(report, PositionReport):
             if report.symbol in self.symbols:
                 rec.on_position(report.symbol, report.qty, now)
-        elif not (report.client_id and report.client_id.startswith(prefixes)):
+        elif self._is_ours(report.client_id):
             if isinstance(report, OrderReport):
                 rec.on_order_reports([report], now, wall_ms)
             else:
@@ -535,16 +544,21 @@ class OrderManager:
 
     async def cancel(self, cl_ord_id: str) -> None:
         """Cancel one order by client id (open or UNKNOWN); the answers decide its state.
-        At most ``max_cancel_requests`` are sent for one order (then lookups settle it)."""
+        Sends nothing once the venue refused ``max_cancel_refusals`` cancels of this order, nor
+        for an order already PENDING_CANCEL whose last cancel left less than
+        ``query_interval_s`` ago (the reconciler's lookups settle those)."""
         order = self.table.orders.get(cl_ord_id)
         if order is None or order.state not in OPEN_STATES | {S.UNKNOWN}:
             return
-        sent = self.cancel_requests.get(cl_ord_id, 0)
-        if sent >= self.config.max_cancel_requests:
+        now = self.clock.monotonic()
+        last = self._cancel_sent_at.get(cl_ord_id)
+        if (self._cancel_refusals.get(cl_ord_id, 0) >= self.config.max_cancel_refusals
+                or (order.state is S.PENDING_CANCEL and last is not None
+                    and now - last < self.config.reconcile.query_interval_s)):
             self._wake.set()
             return
-        self.cancel_requests[cl_ord_id] = sent + 1
-        now = self.clock.monotonic()
+        self.cancel_requests[cl_ord_id] = self.cancel_requests.get(cl_ord_id, 0) + 1
+        self._cancel_sent_at[cl_ord_id] = now
         self.table.on_cancel_requested(cl_ord_id, now)
         self._drain()
         if self.metrics is not None:
@@ -557,14 +571,25 @@ class OrderManager:
         except errors.VenueError as exc:
             if isinstance(exc, errors.AmbiguousOutcome | errors.BudgetExhausted):
                 self.own(cl_ord_id, o.Ambiguous(failure_reason(exc)))
-            elif order.state is S.PENDING_CANCEL:
-                self.own(cl_ord_id, o.CancelRejected(failure_reason(exc)))
+            else:
+                if not not_processed(exc):               # the venue refused it
+                    self._count_cancel_refusal(cl_ord_id)
+                if order.state is S.PENDING_CANCEL:
+                    self.own(cl_ord_id, o.CancelRejected(failure_reason(exc)))
         else:
+            if any(isinstance(r, RefusalReport) for r in reports):
+                self._count_cancel_refusal(cl_ord_id)
             self.reconciler.on_cancel_reports(self._ours(reports), self.clock.monotonic(),
                                               self.clock.wall_ms(), asked_at=now)
         self._drain()
         self._wake.set()
         await self.flush()
+
+    def _count_cancel_refusal(self, cl_ord_id: str) -> None:
+        refusals = self._cancel_refusals[cl_ord_id] = self._cancel_refusals.get(cl_ord_id, 0) + 1
+        if refusals == self.config.max_cancel_refusals:
+            self.events.emit("order.cancel_held", cl_ord_id=cl_ord_id, refusals=refusals,
+                             reason="the venue refused every cancel; lookups settle it")
 
     async def amend(self, cl_ord_id: str, *, price: float | None = None,
                     qty: float | None = None) -> Order:

@@ -16,7 +16,7 @@ and ``GET /position``. Private websocket tables: ``order``, ``execution``, ``pos
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from venueguard.core.reports import (
     FillReport,
@@ -26,7 +26,7 @@ from venueguard.core.reports import (
     RefusalReport,
 )
 from venueguard.io import errors
-from venueguard.venues.base import StreamBatch
+from venueguard.venues.base import StreamBatch, VenueAdapter
 from venueguard.venues.bitmex import reports as rr
 from venueguard.venues.bitmex.timefmt import format_ms
 
@@ -200,3 +200,8 @@ def _read_executions(rows: Sequence[Mapping[str, Any]], *, trades_only: bool
         if report is not None:
             out.append(report)
     return out, bad
+
+
+if TYPE_CHECKING:                      # mypy checks that the adapter implements the protocol
+    def _implements(rest: BitmexRest) -> VenueAdapter:
+        return BitmexAdapter(rest)

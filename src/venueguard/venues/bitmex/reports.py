@@ -12,7 +12,8 @@ row except :func:`fill_report`, whose caller reports the row instead of applying
   rows included (``not found`` and ``due to existing state: Filled`` are read here);
 * :func:`position_reports` — ``GET /position`` rows or websocket ``position`` rows;
 * :func:`refusal_status` — the closed state an amend refusal names
-  (``Invalid ordStatus: Filled`` -> FILLED).
+  (``Invalid ordStatus: Filled`` -> FILLED);
+* :func:`trade_reports` — public ``trade`` rows (``trdMatchID`` is the trade id).
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ from venueguard.core.reports import (
     OrderStatus,
     PositionReport,
     RefusalReport,
+    TradeReport,
     normalize_side,
 )
 from venueguard.venues.bitmex.errors import INVALID_ORD_STATUS
 from venueguard.venues.bitmex.timefmt import parse_ms_or_none
 
 __all__ = ["ORDER_STATUS", "cancel_report", "execution_report", "fill_report", "order_report",
-           "order_status", "position_reports", "refusal_status", "unusable_trade"]
+           "order_status", "position_reports", "refusal_status", "trade_reports",
+           "unusable_trade"]
 
 Row = Mapping[str, object]
 
@@ -148,3 +151,21 @@ def refusal_status(message: str) -> OrderStatus | None:
     words = rest.lstrip(": ").split()
     status = order_status(words[0].rstrip(".,;")) if words else None
     return status if status is not None and not status.is_open else None
+
+
+def trade_reports(rows: Sequence[object]) -> tuple[list[TradeReport], int]:
+    """Public ``trade`` rows as reports, and how many were malformed (no numeric price or
+    size, or a side other than ``Buy``/``Sell``)."""
+    out: list[TradeReport] = []
+    bad = 0
+    for row in rows:
+        if not isinstance(row, Mapping):
+            bad += 1
+            continue
+        price, size, side = _num(row, "price"), _num(row, "size"), row.get("side")
+        if price is None or size is None or side not in ("Buy", "Sell"):
+            bad += 1
+            continue
+        out.append(TradeReport(_str(row, "symbol"), price, size, str(side),
+                               _str(row, "timestamp"), _str(row, "trdMatchID")))
+    return out, bad
