@@ -4,6 +4,7 @@ dead man's switch through ccxt's cancelAllOrdersAfter, safe mode's one bulk canc
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,23 @@ from venueguard.io.journal import Journal
 from venueguard.telemetry.events import EventLog
 
 pytestmark = [pytest.mark.system]
+
+
+async def _eventually(check: Callable[[], Any], *, awaited: bool = False,
+                      timeout_s: float = 10.0) -> None:
+    for _ in range(int(timeout_s / 0.05)):
+        if (await check()) if awaited else check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def _armed(exchange: Any) -> bool:
+    return exchange.orders.dms is not None and bool(exchange.orders.dms.armed)
+
+
+async def _bulk_cancels(sim: Any) -> bool:
+    return bool((await sim.truth())["requests"].get("DELETE /api/v1/order/all", 0) >= 1)
 
 
 async def _bid(exchange: Any) -> float:
@@ -58,9 +76,7 @@ async def test_dead_mans_switch_is_armed_while_orders_rest_and_disarmed_on_close
     exchange = bitmex(sim, config=config)
     try:
         await exchange.create_order(SYMBOL, "limit", "buy", 100, await _bid(exchange) - 300)
-        async with asyncio.timeout(10):
-            while exchange.orders.dms is None or not exchange.orders.dms.armed:
-                await asyncio.sleep(0.05)
+        await _eventually(lambda: _armed(exchange))
         armed = (await sim.truth())["requests"].get("POST /api/v1/order/cancelAllAfter", 0)
     finally:
         await close(exchange)
@@ -79,9 +95,7 @@ async def test_safe_mode_refuses_new_orders_after_one_bulk_cancel(sim_server: Si
         for step in range(3):
             await exchange.create_order(SYMBOL, "limit", "buy", 100, bid - 300 - step)
         exchange.orders.enter_safe_mode("test")
-        async with asyncio.timeout(10):
-            while (await sim.truth())["requests"].get("DELETE /api/v1/order/all", 0) < 1:
-                await asyncio.sleep(0.05)
+        await _eventually(lambda: _bulk_cancels(sim), awaited=True)
         with pytest.raises(OrdersRefused):
             await exchange.create_order(SYMBOL, "limit", "buy", 100, bid - 400)
         await asyncio.sleep(0.5)
