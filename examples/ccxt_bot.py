@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+import ccxt
 import ccxt.pro
 
-import ccxt
 from venueguard import guard
 from venueguard.ccxt import OrderUnknown
 from venueguard.venues.bitmex.signing import TEST_API_KEY, TEST_API_SECRET

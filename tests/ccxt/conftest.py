@@ -8,58 +8,16 @@ simulator factory of ``tests/sim/conftest.py``.
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pytest
 from aiohttp import web
 
 from venueguard.sim.testing import SimHandle, running_sim
 
-SimFactory = Callable[..., Awaitable[SimHandle]]
-_ORIGIN_RE = re.compile(r"^https?://[^/]+")
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    body: bytes
-
-
-@dataclass
-class FakeVenue:
-    origin: str = ""
-    answers: list[tuple[int, Any]] = field(default_factory=list)
-    seen: list[Seen] = field(default_factory=list)
-
-    def respond(self, *answers: tuple[int, Any]) -> None:
-        self.answers = list(answers)
-        self.seen.clear()
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.seen.append(Seen(request.method, request.path_qs, await request.read()))
-        status, body = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        text = body if isinstance(body, str) else orjson.dumps(body).decode()
-        kind = "text/html" if isinstance(body, str) else "application/json"
-        return web.Response(status=status, text=text, content_type=kind)
-
-
-def point_at(exchange: Any, origin: str) -> None:
-    """Every REST URL of ``exchange`` now goes to ``origin`` (paths kept)."""
-
-    def swap(value: Any) -> Any:
-        if isinstance(value, str):
-            return _ORIGIN_RE.sub(origin, value.replace("{hostname}", "venue.test"))
-        if isinstance(value, dict):
-            return {k: swap(v) for k, v in value.items()}
-        return value
-
-    exchange.urls = {**exchange.urls, "api": swap(exchange.urls["api"])}
+from ccxt_testkit import FakeVenue, SimFactory
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import ccxt
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 import pytest
 
-import ccxt
 from venueguard.ccxt import guard
 from venueguard.ccxt.checks import check_version, resolve_exchange
 from venueguard.io.errors import ConfigError

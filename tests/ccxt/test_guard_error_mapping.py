@@ -12,17 +12,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+import ccxt
 import ccxt.async_support as ccxt_async
 import pytest
 
-import ccxt
-from conftest import FakeVenue, point_at
 from venueguard.ccxt.errors import OrderUnknown
 from venueguard.ccxt.rest import CcxtRest
 from venueguard.core.classify import Classification
 from venueguard.io.http_session import RestConfig
 from venueguard.telemetry.events import EventLog
 from venueguard.venues.ccxt.classify import venue_facts
+
+from ccxt_testkit import FakeVenue, point_at
 
 FIXTURES = json.loads((Path(__file__).parent / "error_bodies.json").read_text())["venues"]
 CASES = [(venue, case) for venue, spec in FIXTURES.items() for case in spec["cases"]]

@@ -12,14 +12,14 @@ import time
 from collections import Counter
 from typing import Any
 
-import pytest
-from bot import SYMBOL, bitmex, close, seen
-
 import ccxt
-from conftest import SimFactory
+import pytest
+
 from venueguard.sim.resolver import SimResolver
 from venueguard.sim.testing import SimHandle
 from venueguard.telemetry.events import EventLog
+
+from ccxt_testkit import SYMBOL, SimFactory, bitmex, close, seen
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bot import SYMBOL, bitmex, close, quick_config
 
-from conftest import SimFactory
 from venueguard.ccxt import OrdersRefused
 from venueguard.core.dms import DmsConfig
 from venueguard.io.journal import Journal
 from venueguard.telemetry.events import EventLog
+
+from ccxt_testkit import SYMBOL, SimFactory, bitmex, close, quick_config
 
 pytestmark = [pytest.mark.system]
 

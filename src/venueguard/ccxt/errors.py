@@ -18,6 +18,7 @@ Failures the venue reported are re-raised as ccxt raised them, with the verdict 
 from __future__ import annotations
 
 import ccxt
+
 from venueguard.io import errors
 
 __all__ = [

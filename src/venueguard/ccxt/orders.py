@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ccxt
+
 from venueguard.ccxt.errors import OrdersRefused, OrderUnknown
 from venueguard.ccxt.rest import CcxtRest
 from venueguard.core.backoff import RandomSource

@@ -30,6 +30,7 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import ccxt
+
 from venueguard.ccxt.errors import (
     OrderUnknown,
     RequestThrottled,

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ccxt
+
 from venueguard.core.backoff import Backoff, BackoffConfig, RandomSource
 from venueguard.core.kinds import Kind
 from venueguard.core.levels import check_levels
