@@ -182,6 +182,8 @@ async def open_sources(ctx: MonitorContext) -> tuple[CcxtMarket, CcxtVenue]:
     raw = klass(settings)
     if cfg.sim_url is not None:
         point_at(raw, ctx.rest_url, ctx.ws_url)
+        # a simulator serves the venue's trading API only: no spot wallet lookups at load time
+        raw.options = {**raw.options, "fetchCurrencies": False, "fetchMargins": False}
     exchange = guard(raw, events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts,
                      clock=ctx.clock)
     try:
