@@ -128,18 +128,24 @@ async def test_every_rest_and_order_fault(sim_server: SimFactory) -> None:
 
 async def _watch_through(exchange: Any, sim: SimHandle, kind: str, params: dict[str, Any],
                          books: int) -> tuple[int, int]:
-    """Books delivered after the fault started, and stale ones among them."""
+    """Books delivered after the fault started, and bad ones among them: older than the
+    guard's 2 s bound (plus 250 ms for the delivery itself), from the future, crossed, or
+    stepping back in time from the previous one."""
     await exchange.watch_order_book(SYMBOL)
     await sim.add_fault(kind, **params)
-    delivered = stale = 0
+    delivered = bad = 0
+    previous_ts = 0
     deadline = time.monotonic() + 15.0
     while delivered < books and time.monotonic() < deadline:
-        book = await asyncio.wait_for(exchange.watch_order_book(SYMBOL), 10.0)
+        async with asyncio.timeout(10.0):
+            book = await exchange.watch_order_book(SYMBOL)
         delivered += 1
         age_ms = time.time() * 1000 - book["timestamp"]
-        if age_ms > 2_000 or age_ms < -5_000 or book["bids"][0][0] >= book["asks"][0][0]:
-            stale += 1
-    return delivered, stale
+        if (age_ms > 2_250 or age_ms < -5_000 or book["bids"][0][0] >= book["asks"][0][0]
+                or book["timestamp"] < previous_ts):
+            bad += 1
+        previous_ts = book["timestamp"]
+    return delivered, bad
 
 
 @pytest.mark.parametrize("kind", list(WS_FAULTS))
@@ -149,15 +155,17 @@ async def test_every_stream_fault_delivers_only_fresh_books(sim_server: SimFacto
     events = EventLog()
     exchange = bitmex(sim, events=events)
     try:
-        delivered, stale = await _watch_through(exchange, sim, kind, WS_FAULTS[kind], 60)
+        delivered, bad = await _watch_through(exchange, sim, kind, WS_FAULTS[kind], 60)
     finally:
         await sim.clear_faults()
         await close(exchange)
-    assert delivered == 60 and stale == 0
+    assert delivered == 60 and bad == 0
     names = [r["event"] for r in events.recent()]
     if kind in ("ws_stall", "ws_half_open"):
         assert "ws.stale" in names and "book.resynced" in names
-    if kind in ("ws_stale_timestamps", "ws_future_timestamps", "ws_reorder"):
+    # ccxt applies the deltas itself: a reordered pair read in one go never surfaces, so only
+    # the timestamp faults are certain to be seen (and a reorder that surfaces is refused above)
+    if kind in ("ws_stale_timestamps", "ws_future_timestamps"):
         assert "data.rejected" in names and "book.resynced" in names
     if kind == "ws_drop":
         assert "book.resynced" in names
@@ -178,7 +186,7 @@ async def test_a_long_fast_stream_keeps_delivering_fresh_books(sim_server: SimFa
             now = time.monotonic()
             longest_gap, last = max(longest_gap, now - last), now
             delivered += 1
-            if time.time() * 1000 - book["timestamp"] > 2_000:
+            if time.time() * 1000 - book["timestamp"] > 2_250:  # the bound + delivery
                 stale += 1
     finally:
         await close(exchange)
