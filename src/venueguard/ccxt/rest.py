@@ -40,6 +40,7 @@ from venueguard.ccxt.errors import (
 )
 from venueguard.core.backoff import Backoff, RandomSource
 from venueguard.core.classify import Classification
+from venueguard.core.health import VenueState
 from venueguard.core.kinds import Kind
 from venueguard.io import errors
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
@@ -58,10 +59,11 @@ T = TypeVar("T")
 class _Probe:
     """What ccxt read during one attempt of one call (filled by the hooks)."""
 
-    __slots__ = ("fetches", "latency_s", "reply")
+    __slots__ = ("fetches", "latency_s", "method", "reply")
 
     def __init__(self) -> None:
         self.reply: Reply | None = None
+        self.method = "none"  # the HTTP method of the last request sent
         self.latency_s: float | None = None
         self.fetches = 0
 
@@ -83,6 +85,7 @@ def install_probe(exchange: Any, clock: Clock = SYSTEM_CLOCK) -> None:
         if probe is None:
             return await fetch(url, method, headers, body)
         probe.reply = None
+        probe.method = str(method).upper()
         probe.fetches += 1
         started = monotonic()
         try:
@@ -201,13 +204,14 @@ class CcxtRest(RestSession):
         now = clock.monotonic()
         metrics = self.notify.metrics
         reply = probe.reply
+        latency_s = None
+        before = (self.health.state, self.health.until)
         if reply is not None:
             self.health.on_outcome(cls, now, latency_s=probe.latency_s)
             if cls.rate_limit is not None:
                 self.limiter.on_headers(cls.rate_limit, now, clock.wall_ms() / 1000)
             status = str(reply.status)
-            if metrics is not None and probe.latency_s is not None:
-                metrics.rest_latency_seconds.labels(endpoint).observe(probe.latency_s)
+            latency_s = probe.latency_s
         else:
             if probe.fetches:  # sent, and no response came back
                 self.health.on_outcome(cls, now)
@@ -217,10 +221,16 @@ class CcxtRest(RestSession):
             self.on_kind(kind, now)
         if kind is Kind.RATE_LIMITED:
             self.limiter.on_retry_after(cls.retry_after_s or 1.0, now)
+        if self.fleet is not None:  # processes sharing the account hear of limits and bans
+            if cls.rate_limit is not None:
+                self.fleet.on_rate_limit(cls.rate_limit.limit, cls.rate_limit.remaining)
+            after = (self.health.state, self.health.until)
+            if after != before and after[0] in (VenueState.COOLDOWN, VenueState.BLOCKED):
+                self.fleet.on_venue_state(after[0], after[1], kind, now)
         if self.throttle is not None and kind not in _NOT_ACCEPTED and probe.fetches:
             self.throttle.on_accepted(now)
         if metrics is not None and probe.fetches:
-            metrics.rest_requests_total.labels(endpoint, status).inc()
+            metrics.observe_rest(probe.method, endpoint, status, latency_s)
         if failed:
             if metrics is not None:
                 metrics.rest_errors_total.labels(kind.value).inc()

@@ -294,7 +294,8 @@ class CcxtStreams:
                 metrics.ws_messages_total.labels(channel.kind).inc(channel.accepted)
                 channel.accepted = 0
             if channel.last_fresh is not None:
-                metrics.ws_last_data_age_seconds.labels(channel.name).set(now - channel.last_fresh)
+                metrics.set_data_age(channel.name, now - channel.last_fresh,
+                                     self._wall_ms() / 1000)
 
     def _reject(self, channel: _Channel, reason: str) -> None:
         self.rejected += 1

@@ -13,6 +13,8 @@ Execution rows other than ``Trade`` are dropped: the order rows carry the same s
 from __future__ import annotations
 
 from venueguard.core.orders import OrderTable
+from venueguard.core.reports import FillReport
+from venueguard.venues.bitmex.reports import execution_report, order_report
 
 __all__ = ["PrivateRows", "Row"]
 
@@ -46,9 +48,13 @@ class PrivateRows:
 
     def apply(self, is_exec: bool, row: Row, now_s: float) -> None:
         if is_exec:
-            self.table.on_execution_row(row, now_s)
+            report = execution_report(row)
+            if isinstance(report, FillReport):
+                self.table.on_fill_report(report, now_s)
+            elif report is not None:
+                self.table.on_order_report(report, now_s)
         else:
-            self.table.on_order_row(row, now_s)
+            self.table.on_order_report(order_report(row), now_s)
 
     def hold(self, cl_ord_id: str, until_step: int) -> None:
         """Withhold ``cl_ord_id``'s rows until ``until_step`` (the later of two holds wins)."""
