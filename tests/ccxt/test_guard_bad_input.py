@@ -12,6 +12,7 @@ import pytest
 
 from venueguard.ccxt import guard
 from venueguard.ccxt.checks import check_version, resolve_exchange
+from venueguard.ccxt.guarded import is_private
 from venueguard.io.errors import ConfigError
 
 
@@ -56,6 +57,16 @@ async def test_private_call_without_credentials_names_the_variables() -> None:
         await exchange.close()
     text = _one_line(caught.value)
     assert "apiKey" in text and "VENUEGUARD_API_KEY" in text and "VENUEGUARD_API_SECRET" in text
+
+
+@pytest.mark.parametrize(("name", "private"), [
+    ("fetch_order_book", False), ("fetch_ticker", False), ("fetch_trades", False),
+    ("fetch_ohlcv", False), ("load_markets", False), ("fetch_order", True),
+    ("fetch_orders", True), ("fetch_open_orders", True), ("fetch_my_trades", True),
+    ("fetch_balance", True), ("fetch_positions", True), ("create_order", True),
+    ("cancel_all_orders", True), ("watch_orders", True)])
+def test_only_private_calls_need_credentials(name: str, private: bool) -> None:
+    assert is_private(name) is private
 
 
 @pytest.mark.parametrize("version", ["4.4.99", "3.1.0", "", "dev"])

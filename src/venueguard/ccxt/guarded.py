@@ -55,17 +55,24 @@ _CAMEL_RE = re.compile(r"(?<!^)(?=[A-Z])")
 _WATCH_KINDS = {"watch_order_book": "orderbook", "watch_ticker": "ticker",
                 "watch_trades": "trades", "watch_orders": "orders",
                 "watch_my_trades": "mytrades"}
-_PRIVATE_PREFIXES = ("create_", "edit_", "cancel_", "fetch_order", "fetch_open_orders",
-                     "fetch_closed_orders", "fetch_canceled", "fetch_my_trades", "fetch_balance",
+# calls that need the account's credentials (the rest is public market data)
+_PRIVATE_PREFIXES = ("create_", "edit_", "cancel_", "fetch_my_", "fetch_balance",
                      "fetch_position", "fetch_ledger", "fetch_deposit", "fetch_withdraw",
+                     "fetch_open_order", "fetch_closed_order", "fetch_canceled",
                      "withdraw", "transfer", "set_", "watch_orders", "watch_my_trades",
                      "watch_balance", "watch_position")
+_PRIVATE_NAMES = frozenset({"fetch_order", "fetch_orders", "fetch_order_trades"})
 _WRITE_PREFIXES = ("create_", "edit_", "cancel_", "withdraw", "transfer", "set_")
 _ORDER_ALIASES = {
     "create_limit_order": ("limit", None), "create_market_order": ("market", None),
     "create_limit_buy_order": ("limit", "buy"), "create_limit_sell_order": ("limit", "sell"),
     "create_market_buy_order": ("market", "buy"), "create_market_sell_order": ("market", "sell"),
 }
+
+
+def is_private(snake: str) -> bool:
+    """Whether ccxt's unified call ``snake`` needs the account's credentials."""
+    return snake in _PRIVATE_NAMES or snake.startswith(_PRIVATE_PREFIXES)
 
 
 def _snake(name: str) -> str:
@@ -153,7 +160,7 @@ class GuardedExchange:
             return None  # helpers (market(), amount_to_precision(), parse_*) are ccxt's own
         if snake.startswith(("watch_", "un_watch", "close")):
             return None
-        private = snake.startswith(_PRIVATE_PREFIXES)
+        private = is_private(snake)
         idempotent = not snake.startswith(_WRITE_PREFIXES)
         rest = self.rest
 
