@@ -15,6 +15,7 @@ from typing import Any
 import ccxt
 import pytest
 
+from venueguard.sim.faults import KINDS
 from venueguard.sim.resolver import SimResolver
 from venueguard.sim.testing import SimHandle
 from venueguard.telemetry.events import EventLog
@@ -57,6 +58,10 @@ WS_FAULTS = {"ws_stall": {}, "ws_half_open": {}, "ws_drop": {},
              "ws_reorder": {"probability": 0.5}, "ws_duplicate": {"probability": 0.5},
              "ws_stale_timestamps": {"delay_s": 30.0}, "ws_future_timestamps": {"ahead_s": 30.0},
              "ws_gap": {"count": 3}}
+
+
+def test_every_fault_kind_of_the_simulator_is_exercised() -> None:
+    assert set(REST_FAULTS) | set(ORDER_FAULTS) | set(WS_FAULTS) == set(KINDS)
 
 
 async def _mid(exchange: Any) -> float:
