@@ -60,10 +60,10 @@ def test_execution_rows_are_fills_or_statuses() -> None:
     trade = {"execType": "Trade", "execID": "e1", "clOrdID": "c1", "orderID": "o1",
              "symbol": "XBTUSD", "side": "Buy", "lastQty": 100, "lastPx": 49_999.5,
              "leavesQty": 0, "execComm": 37, "settlCurrency": "XBt",
-             "lastLiquidityInd": "AddedLiquidity"}
+             "lastLiquidityInd": "AddedLiquidity", "orderQty": 300}
     fill = rr.execution_report(trade)
     assert fill == FillReport("e1", "c1", "o1", 100, 49_999.5, "XBTUSD", "Buy", 0, 37, "XBt",
-                              "maker")
+                              "maker", order_qty=300)
     status = rr.execution_report({"execType": "Canceled", "clOrdID": "c1",
                                   "ordStatus": "Canceled"})
     assert isinstance(status, OrderReport) and status.status is OrderStatus.CANCELED

@@ -101,7 +101,8 @@ def fill_report(row: Row) -> FillReport:
         exec_id=exec_id, client_id=_str(row, "clOrdID"), venue_id=_str(row, "orderID"),
         qty=qty, price=px, symbol=_str(row, "symbol"), side=normalize_side(row.get("side")),
         leaves_qty=_num(row, "leavesQty"), fee=_num(row, "execComm"),
-        fee_currency=_str(row, "settlCurrency"), liquidity=liquidity, ts_venue_ms=_ts(row))
+        fee_currency=_str(row, "settlCurrency"), liquidity=liquidity, ts_venue_ms=_ts(row),
+        order_qty=_num(row, "orderQty"))
 
 
 def execution_report(row: Row) -> FillReport | OrderReport | None:
