@@ -22,8 +22,10 @@ alert while the others keep running, and the exit code is then 1):
   only then; see :class:`Trader` and :class:`MonitorContext`). The monitor pauses it after 3
   failed reconnects and while the regime is SAFE.
 
-Exit codes: 0 stopped cleanly, 1 a component failed while running, 2 could not start (bad
-options, journal unusable, port taken, predictor not loadable).
+Exit codes: 0 stopped cleanly, 1 a component failed while running or the trader's journal and
+the venue disagreed after reconciliation (a position mismatch: critical alert, safe mode,
+``monitor.halted``), 2 could not start (bad options, journal unusable, port taken, predictor
+not loadable).
 
 Options may also come from ``venueguard.toml`` (:mod:`venueguard.config`): thresholds
 (``[thresholds]``), alert routing (``[alerts]``) and chat notifications (``[notify.*]``).
@@ -365,7 +367,7 @@ class Monitor:
                 await self._serve_dashboard(stack)
                 code = await self._supervise_all(stop, market, venue, recorder)
                 await self._stop_trader()
-                return code
+                return 1 if self._halted() else code
         finally:
             if self.dashboard is not None:  # it was running (monitor.ready was logged)
                 self.events.emit("monitor.stopped", reason=self.stop_reason,
@@ -558,6 +560,16 @@ class Monitor:
             except TimeoutError:
                 self.stop_reason = "duration"
         raise _Stop
+
+    def _halted(self) -> bool:
+        """Whether the trader's journal and the venue disagreed after reconciliation in this
+        run (reported once as ``monitor.halted``; the exit code is then 1)."""
+        halts = self._trader_state().get("halts")
+        if not isinstance(halts, list) or not halts:
+            return False
+        self.failures.append("reconcile")
+        self.events.emit("monitor.halted", reasons=[str(h)[:200] for h in halts[:10]])
+        return True
 
     async def _stop_trader(self) -> None:
         if self.trader is None:
