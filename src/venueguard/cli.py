@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--scenario", default="calm", metavar="NAME|PATH",
                      help="fault scenario (shipped name or TOML file)")
     sim.add_argument("--seed", type=int, default=1, help="random seed (same seed, same run)")
-    sim.add_argument("--symbols", default="XBTUSD", help="comma-separated, e.g. XBTUSD,ETHUSD")
+    sim.add_argument("--symbols", default=None,
+                     help="comma-separated, e.g. XBTUSD,ETHUSD (XBTUSD when unset; BTCUSDT with "
+                          "--dialect binance-usdm)")
     sim.add_argument("--rate", type=float, default=50.0, metavar="MSGS_PER_S",
                      help="market-data messages per second per symbol")
     sim.add_argument("--book-format", choices=["modern", "legacy"], default="modern",
@@ -98,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--api-secret", default=None, help="the account's API secret")
     sim.add_argument("--rest-limit", type=int, default=None, metavar="PER_MINUTE",
                      help="REST requests a minute per API key (BitMEX's 120 when unset)")
+    sim.add_argument("--dialect", choices=["bitmex", "binance-usdm"], default="bitmex",
+                     help="binance-usdm also serves Binance USD-M futures under /fapi and /ws "
+                          "next to BitMEX (docs/binance-dialect.md)")
 
     chaos = sub.add_parser("chaos", help="seeded fault schedules checked against the invariants")
     chaos.add_argument("--seeds", type=int, default=20, help="how many seeded schedules to run")

@@ -370,3 +370,19 @@ def test_transition_table_is_written_out_for_every_state() -> None:
         assert list(row) == list(OrderState), kind          # one column per state, in order
     assert not {kind for _, kind in LOCAL_TRANSITIONS} & set(VENUE_TRANSITIONS)
     assert len(TRANSITIONS) == len(LOCAL_TRANSITIONS) + len(VENUE_TRANSITIONS) * len(OrderState)
+
+
+def test_an_order_adopted_from_its_fills_takes_the_fills_order_quantity() -> None:
+    table = make_table()
+    first = FillReport("f1", "by-hand", "v7", 100, 50.0, "XBTUSD", "Sell", leaves_qty=200,
+                       order_qty=300)
+    order = table.adopt(first, 1.0, 5_000)
+    assert order.adopted and order.qty == 300 and order.side == "Sell"
+    assert table.find(None, "v7") is order
+    t = table.on_fill_report(first, 1.0)
+    assert t is not None and t.to_state is S.PARTIALLY_FILLED
+    last = FillReport("f2", "by-hand", "v7", 200, 50.0, "XBTUSD", "Sell", leaves_qty=0,
+                      order_qty=300)
+    t = table.on_fill_report(last, 1.1)
+    assert t is not None and t.to_state is S.FILLED and t.anomaly is None   # no overfill
+    assert table.position("XBTUSD") == -300

@@ -149,6 +149,8 @@ async def test_three_kills_against_a_forgetful_venue_settle_everything(tmp_path:
     assert (startup["journaled"], startup["resolved"], startup["unresolved"],
             startup["adopted"]) == (len(left), resolved, len(left) - resolved, 0), startup
 
+    print(f"left by the kills: {len(left)}; startup: {startup['detail']}; "
+          f"most cancels for one order: {max(cancels.values())}; exit code {code}")
     # 0 orders left NEW (or UNKNOWN, or pending), and never more than 3 cancels for one order
     assert still_open == [], [(o.cl_ord_id, o.state) for o in still_open]
     assert max(cancels.values()) <= 3, cancels.most_common(3)

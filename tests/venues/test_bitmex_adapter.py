@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from venueguard.core.orders import ClOrdIdGenerator, OrderError, OrderState, OrderTable
 from venueguard.core.reports import (
     FillReport,
     OrderReport,
@@ -60,10 +62,10 @@ def test_execution_rows_are_fills_or_statuses() -> None:
     trade = {"execType": "Trade", "execID": "e1", "clOrdID": "c1", "orderID": "o1",
              "symbol": "XBTUSD", "side": "Buy", "lastQty": 100, "lastPx": 49_999.5,
              "leavesQty": 0, "execComm": 37, "settlCurrency": "XBt",
-             "lastLiquidityInd": "AddedLiquidity"}
+             "lastLiquidityInd": "AddedLiquidity", "orderQty": 300}
     fill = rr.execution_report(trade)
     assert fill == FillReport("e1", "c1", "o1", 100, 49_999.5, "XBTUSD", "Buy", 0, 37, "XBt",
-                              "maker")
+                              "maker", order_qty=300)
     status = rr.execution_report({"execType": "Canceled", "clOrdID": "c1",
                                   "ordStatus": "Canceled"})
     assert isinstance(status, OrderReport) and status.status is OrderStatus.CANCELED
@@ -187,3 +189,23 @@ def test_private_messages_keep_their_order() -> None:
                                                             "currentQty": 5}])
     assert position.reports == (PositionReport("XBTUSD", 5),)
     assert adapter.read_private("trade", "insert", [{"price": 1}]).reports == ()
+
+
+def test_rows_applied_to_a_table_in_one_call() -> None:
+    table = OrderTable(ClOrdIdGenerator(random.Random(3)))
+    order = table.new_order("XBTUSD", "Buy", 100, 50_000.0, now=0.0, wall_ms=0)
+    cl = order.cl_ord_id
+    table.on_submitted(cl, 0.0)
+    assert rr.apply_order_row(table, {"clOrdID": cl, "orderID": "o1", "ordStatus": "New"}, 0.1)
+    assert order.state is OrderState.NEW
+    stranger = {"execType": "Trade", "clOrdID": "someone-else"}
+    assert rr.apply_execution_row(table, stranger, 0.2) is None      # not ours: not read
+    with pytest.raises(OrderError, match="execID"):
+        rr.apply_execution_row(table, {"execType": "Trade", "clOrdID": cl, "lastQty": 1}, 0.3)
+    fill = {"execType": "Trade", "clOrdID": cl, "execID": "e1", "lastQty": 100,
+            "lastPx": 50_000.0, "leavesQty": 0}
+    assert rr.apply_execution_row(table, fill, 0.4) is not None
+    assert order.state is OrderState.FILLED and table.position("XBTUSD") == 100
+    refused = rr.apply_cancel_row(table, {"clOrdID": cl, "error": "Unable to cancel order "
+                                          "due to existing state: Filled"}, 0.5)
+    assert refused is not None and refused.kind == "cancel_rejected_filled"

@@ -272,7 +272,8 @@ async def _run_stack(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: S
             group.create_task(_consume(probe.stream), name=f"{prefix}consumer")
             sampler = group.create_task(_sample(md, probe, cfg, result), name=f"{prefix}sampler")
             try:
-                await md.wait_synced(5.0)
+                # the first sync is set-up, not under test: a loaded machine may need a while
+                await md.wait_synced(30.0)
                 await runtime.start()
                 group.create_task(runtime.run(), name=f"{prefix}runtime")
                 window_s = max(cfg.plan.window_s, plan.end_s)

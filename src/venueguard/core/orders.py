@@ -431,7 +431,7 @@ class OrderTable:
         client id get the local id ``venue:<venue id>``."""
         venue_id = report.venue_id or ""
         cl_ord_id = report.client_id or f"venue:{venue_id}"
-        qty = report.qty if isinstance(report, OrderReport) else None
+        qty = report.qty if isinstance(report, OrderReport) else report.order_qty
         price = report.price if isinstance(report, OrderReport) else None
         order = Order(cl_ord_id, report.symbol or "", normalize_side(report.side) or "Buy",
                       qty or 0, price, now, wall_ms, state=S.UNKNOWN, state_since=now,

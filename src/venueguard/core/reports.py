@@ -114,6 +114,8 @@ class FillReport:
     fee_currency: str | None = None
     liquidity: str | None = None
     ts_venue_ms: int | None = None
+    #: The order's total quantity, where the fill carries it (adopting an unknown order).
+    order_qty: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

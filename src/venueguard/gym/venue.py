@@ -26,7 +26,6 @@ from venueguard.core.health import VenueHealth, VenueState
 from venueguard.core.kinds import AMBIGUOUS_KINDS, Kind
 from venueguard.core.orders import CancelRejected, NotFoundAtVenue, OrderState
 from venueguard.core.regime import RegimeDetector
-from venueguard.core.reports import RefusalReport
 from venueguard.core.rules import default_rules
 from venueguard.gym.contract import Contract
 from venueguard.gym.delivery import PrivateRows, Row
@@ -38,7 +37,7 @@ from venueguard.sim.engine import Engine
 from venueguard.sim.faults import KINDS, Fault, FaultBook, FaultRequest, Scope, parse_fault
 from venueguard.sim.model import SimError, Update
 from venueguard.sim.scenario import Scenario, ScenarioRunner, load_scenario
-from venueguard.venues.bitmex.reports import cancel_report, order_report
+from venueguard.venues.bitmex.reports import apply_cancel_row, apply_order_row
 
 __all__ = ["START_MS", "SimVenue"]
 
@@ -446,15 +445,11 @@ class SimVenue:
                              price if isinstance(price, float) else None, now_s)
         for row in rows:
             if action in ("place", "amend"):
-                table.on_order_report(order_report(row), now_s)
+                apply_order_row(table, row, now_s)
                 if row.get("ordStatus") == "Canceled":
                     result, reason = "rejected", "post_only"
             else:
-                answer = cancel_report(row)
-                if isinstance(answer, RefusalReport):
-                    table.on_refusal_report(answer, now_s)
-                else:
-                    table.on_order_report(answer, now_s)
+                apply_cancel_row(table, row, now_s)
                 if "error" in row and action == "cancel":
                     result = "rejected"
                     reason = "filled_first" if request.raced else "not_open"
@@ -520,7 +515,7 @@ class SimVenue:
                 elif (order.state is OrderState.PENDING_CANCEL
                       and row.get("ordStatus") in _OPEN_STATUSES):
                     table.apply(cl, CancelRejected("answer lost; still open"), now_s)
-                table.on_order_report(order_report(row), now_s)
+                apply_order_row(table, row, now_s)
         self.stats["evidence"] += 1
         self.events.append({"event": "evidence", "cl_ord_id": cl,
                             "state": table.orders[cl].state.value})

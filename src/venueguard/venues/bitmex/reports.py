@@ -13,7 +13,10 @@ row except :func:`fill_report`, whose caller reports the row instead of applying
 * :func:`position_reports` — ``GET /position`` rows or websocket ``position`` rows;
 * :func:`refusal_status` — the closed state an amend refusal names
   (``Invalid ordStatus: Filled`` -> FILLED);
-* :func:`trade_reports` — public ``trade`` rows (``trdMatchID`` is the trade id).
+* :func:`trade_reports` — public ``trade`` rows (``trdMatchID`` is the trade id);
+* :func:`apply_order_row`, :func:`apply_execution_row`, :func:`apply_cancel_row` — a row read
+  and applied to an :class:`~venueguard.core.orders.OrderTable` in one call (for code that
+  holds BitMEX rows, such as the simulated venue of the gym).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
+from venueguard.core.orders import OrderError, OrderTable, Transition
 from venueguard.core.reports import (
     FillReport,
     OrderReport,
@@ -33,7 +37,8 @@ from venueguard.core.reports import (
 from venueguard.venues.bitmex.errors import INVALID_ORD_STATUS
 from venueguard.venues.bitmex.timefmt import parse_ms_or_none
 
-__all__ = ["ORDER_STATUS", "cancel_report", "execution_report", "fill_report", "order_report",
+__all__ = ["ORDER_STATUS", "apply_cancel_row", "apply_execution_row", "apply_order_row",
+           "cancel_report", "execution_report", "fill_report", "order_report",
            "order_status", "position_reports", "refusal_status", "trade_reports",
            "unusable_trade"]
 
@@ -101,7 +106,8 @@ def fill_report(row: Row) -> FillReport:
         exec_id=exec_id, client_id=_str(row, "clOrdID"), venue_id=_str(row, "orderID"),
         qty=qty, price=px, symbol=_str(row, "symbol"), side=normalize_side(row.get("side")),
         leaves_qty=_num(row, "leavesQty"), fee=_num(row, "execComm"),
-        fee_currency=_str(row, "settlCurrency"), liquidity=liquidity, ts_venue_ms=_ts(row))
+        fee_currency=_str(row, "settlCurrency"), liquidity=liquidity, ts_venue_ms=_ts(row),
+        order_qty=_num(row, "orderQty"))
 
 
 def execution_report(row: Row) -> FillReport | OrderReport | None:
@@ -169,3 +175,34 @@ def trade_reports(rows: Sequence[object]) -> tuple[list[TradeReport], int]:
         out.append(TradeReport(_str(row, "symbol"), price, size, str(side),
                                _str(row, "timestamp"), _str(row, "trdMatchID")))
     return out, bad
+
+
+# ------------------------------------------------------------------ rows into an order table
+def apply_order_row(table: OrderTable, row: Row, now: float) -> Transition | None:
+    """An Order row applied to the order it is about (None when the table has no such order)."""
+    return table.on_order_report(order_report(row), now)
+
+
+def apply_execution_row(table: OrderTable, row: Row, now: float) -> Transition | None:
+    """An Execution row applied to its order: a ``Trade`` is a fill (once per execID), other
+    kinds with a status are order reports. None for an order the table does not have; raises
+    ``OrderError`` for a trade of a known order without execID, lastQty or lastPx."""
+    if table.find(_str(row, "clOrdID"), _str(row, "orderID")) is None:
+        return None
+    try:
+        report = execution_report(row)
+    except ValueError as exc:
+        raise OrderError(str(exc)) from exc
+    if report is None:
+        return None
+    if isinstance(report, FillReport):
+        return table.on_fill_report(report, now)
+    return table.on_order_report(report, now)
+
+
+def apply_cancel_row(table: OrderTable, row: Row, now: float) -> Transition | None:
+    """One row of a cancel answer (``error`` rows included) applied to its order."""
+    report = cancel_report(row)
+    if isinstance(report, OrderReport):
+        return table.on_order_report(report, now)
+    return table.on_refusal_report(report, now)
