@@ -43,7 +43,7 @@ fuzz: $(STAMP)
 		$(PY) tests/fuzz/atheris_frames.py -atheris_runs=$(FUZZ_RUNS); fi
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench examples
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -29,6 +29,16 @@ REPORT_EXTRA_HINT = ("venueguard report needs matplotlib, which the 'report' ext
                      "pip install 'venueguard[report]'")
 
 
+def _venue(text: str) -> str:
+    """``--venue``: a native venue, or ``ccxt:EXCHANGE_ID`` (checked when the monitor starts)."""
+    if text in ("sim", "bitmex", "bitmex-testnet"):
+        return text
+    if text.startswith("ccxt:") and len(text) > len("ccxt:"):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"invalid venue {text!r} (choose sim, bitmex, bitmex-testnet or ccxt:EXCHANGE_ID)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="venueguard",
@@ -37,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     mon = sub.add_parser("monitor", help="watch a venue: dashboard, metrics, journal, status line")
-    mon.add_argument("--venue", choices=["sim", "bitmex", "bitmex-testnet"], default="sim",
-                     help="where to connect: the embedded simulator or a BitMEX venue")
+    mon.add_argument("--venue", type=_venue, default="sim",
+                     help="where to connect: the embedded simulator, a BitMEX venue, or any "
+                          "ccxt exchange as ccxt:EXCHANGE_ID (e.g. ccxt:bitmex)")
     mon.add_argument("--sim-url", default=None, help="use an external simulator at this URL")
     mon.add_argument("--symbol", default="XBTUSD", help="instrument to watch")
     mon.add_argument("--duration", type=config.positive_float, default=None, metavar="SECONDS",
