@@ -78,11 +78,13 @@ _REORDER = Verdict.REORDER
 CROSSED_BOOK = "crossed_book"
 MISSING_TIMESTAMP = "missing_timestamp"
 BAD_TIMESTAMP = "bad_timestamp"
-# BitMEX tables whose rows carry no ``timestamp`` (liquidations; chat, announcements and the
-# like carry a ``date`` instead): their order is the order of arrival.
+# BitMEX tables whose rows may carry no ``timestamp``: liquidations; chat, announcements and the
+# like (a ``date`` instead); and the private account tables, whose sparse updates may omit it
+# (they are not market data and feed no book). Without one their order is the order of
+# arrival; a timestamp they do carry is still checked.
 UNTIMED_TABLES = frozenset({
     "liquidation", "connected", "chat", "announcement", "publicNotifications",
-    "privateNotifications",
+    "privateNotifications", "order", "execution", "position", "margin", "wallet", "transact",
 })
 
 
