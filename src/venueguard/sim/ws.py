@@ -6,8 +6,9 @@ the URL query or the upgrade headers (HTTP 401 when it fails), then the welcome 
 ``authKeyExpires`` / ``authKey``, ``cancelAllAfter``, text ``ping`` and ``{"op": "ping"}``.
 Protocol ping frames are answered by hand (so a half-open fault can stop answering them).
 
-Fan-out: :meth:`WsHub.publish` serialises an update once and gives the same bytes to every
-subscriber of ``table`` and of ``table:SYMBOL``.
+Fan-out: :meth:`WsHub.publish` serialises and frames an update once and gives the same bytes to
+every subscriber of ``table`` and of ``table:SYMBOL`` (:mod:`venueguard.sim.fanout` writes them
+without holding the event loop).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from venueguard.sim.fanout import text_frame
 from venueguard.sim.model import SimError
 from venueguard.sim.wsconn import WsConnection
 from venueguard.venues.bitmex import errors, timefmt
@@ -81,12 +83,13 @@ class WsHub:
             return
         msg = {"table": table, "action": action, "data": rows}
         payload = orjson.dumps(msg)
+        frame = text_frame(payload)
         delta = action != "partial"
         for group in (whole, one):
             if group:
                 for conn in group:
                     if conn.plain:
-                        conn.push(payload)
+                        conn.push_frame(frame)
                     else:
                         conn.send_data(payload, msg, delta=delta, public=not private)
 
@@ -118,7 +121,8 @@ class WsHub:
             problem = server.check_ws_auth(*creds)
             if problem is not None:
                 return web.json_response(errors.rest_error_body(problem[1]), status=problem[0])
-        ws = web.WebSocketResponse(autoping=False, autoclose=False,
+        # no permessage-deflate: frames are built once and shared by every subscriber
+        ws = web.WebSocketResponse(autoping=False, autoclose=False, compress=False,
                                    max_msg_size=server.config.ws_max_frame_bytes)
         await ws.prepare(request)
         self._serial += 1
