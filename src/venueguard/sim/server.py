@@ -30,9 +30,10 @@ from venueguard.sim.effects import OrderEffects
 from venueguard.sim.engine import Engine
 from venueguard.sim.faults import Fault, FaultBook, FaultRequest
 from venueguard.sim.instruments import instruments_for
+from venueguard.sim.overload import OrderRate, OverloadModel
 from venueguard.sim.ratelimit import ConnectionRateLimiter, RestRateLimiter
 from venueguard.sim.replay import Recording, ReplayPlayer
-from venueguard.sim.scenario import Scenario, ScenarioRunner, load_scenario
+from venueguard.sim.scenario import MarketBurst, Scenario, ScenarioRunner, load_scenario
 from venueguard.sim.ws import SERVED_PUBLIC, WsHub
 from venueguard.sim.wsconn import WsConnection
 from venueguard.venues.bitmex import errors, signing
@@ -76,11 +77,17 @@ class SimServer:
         self.config = cfg = config or SimConfig()
         self.clock = clock or SimClock(speed=cfg.clock_speed)
         self._engine_ms = self.clock.now_ms()
+        scenario = cfg.scenario
+        if scenario is not None and not isinstance(scenario, Scenario):
+            scenario = load_scenario(scenario)
         self.engine = engine or Engine(instruments_for(cfg.symbols), seed=cfg.seed,
                                        rate_msgs_s=cfg.rate_msgs_s, book_format=cfg.book_format,
-                                       start_ms=self._engine_ms)
+                                       start_ms=self._engine_ms,
+                                       market_params=scenario.market_params()
+                                       if scenario is not None and scenario.market else None)
         self.symbols = tuple(s.strip().upper() for s in cfg.symbols)
         self.faults = FaultBook(cfg.seed)
+        self.order_rate = OrderRate()
         self.rest_limiter = RestRateLimiter(per_min=cfg.rest_per_min,
                                             unauth_per_min=cfg.rest_unauth_per_min,
                                             order_per_s=cfg.order_per_s)
@@ -91,9 +98,6 @@ class SimServer:
         self.clordid_attempts: Counter[str] = Counter()
         self.fault_hits: Counter[str] = Counter()
         self.order_effects = OrderEffects(self.faults, self.clock)
-        scenario = cfg.scenario
-        if scenario is not None and not isinstance(scenario, Scenario):
-            scenario = load_scenario(scenario)
         self.scenario_runner = ScenarioRunner(scenario) if scenario is not None else None
         self.replay: Recording | None = (Recording.load(cfg.replay_path)
                                          if cfg.replay_path is not None else None)
@@ -168,7 +172,10 @@ class SimServer:
         now_s = self.clock.monotonic_s()
         if self.scenario_runner is not None:
             for request in self.scenario_runner.due(self.elapsed_s()):
-                self.add_fault(request)
+                if isinstance(request, MarketBurst):
+                    self.add_burst(request)
+                else:
+                    self.add_fault(request)
         self.faults.expire(now_s)
         reached_ms = self.advance_engine()
         self.pump()
@@ -213,6 +220,13 @@ class SimServer:
             log.info("fault %s %s hit %d open connections", fault.id, fault.kind, hit)
         return fault
 
+    def add_burst(self, burst: MarketBurst) -> None:
+        """A scheduled market burst (an unknown symbol is logged and skipped)."""
+        if burst.symbol is not None and burst.symbol not in self.symbols:
+            log.warning("scenario burst for %s, which this simulator does not serve", burst.symbol)
+            return
+        self.engine.burst(burst.size, burst.symbol, self.advance_engine())
+
     def clear_faults(self) -> int:
         removed = self.faults.clear()
         self.order_effects.on_clear()
@@ -220,6 +234,22 @@ class SimServer:
 
     def active_fault(self, kind: str) -> Fault | None:
         return self.faults.first(kind, self.clock.monotonic_s())
+
+    # -- load shedding ----------------------------------------------------------------------
+    def note_order_request(self) -> None:
+        """An order, amend or cancel reached the venue (it feeds the load of docs/overload.md)."""
+        self.order_rate.on_request(self._engine_ms / 1000)
+
+    def market_load(self, model: OverloadModel, symbol: object) -> float:
+        """The load ``model`` sees for an order on ``symbol`` (unknown: the first symbol)."""
+        name = symbol if isinstance(symbol, str) and symbol in self.symbols else self.symbols[0]
+        return model.load(self.engine.intensity(name), self.order_rate.rate(self._engine_ms / 1000))
+
+    def overload_decision(self, fault: Fault, symbol: object) -> bool:
+        """Whether an active ``overload_503`` sheds this order-entry request; one seeded draw
+        from the fault's stream (:class:`venueguard.sim.overload.OverloadModel`)."""
+        model = OverloadModel.from_params(fault.params)
+        return model.decide(self.market_load(model, symbol), fault.rng)
 
     # -- authentication ----------------------------------------------------------------------
     def check_ws_auth(self, key: str, expires: int, signature: str, *,
