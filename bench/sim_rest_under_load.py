@@ -12,7 +12,9 @@ Variants, measured in the same run:
 - ``current``: the simulator of this checkout;
 - ``baseline``: with ``--baseline-ref REF`` (a git commit or branch of this repository), the
   simulator's sources at REF, extracted with ``git archive`` into a temporary directory;
-- ``idle``: this checkout with no subscriber, for the floor of REST latency on this machine.
+- ``idle``: this checkout with no subscriber, for the floor of REST latency on this machine;
+- ``--variant NAME=SRC_DIR`` (repeatable): any other source tree (a directory holding the
+  ``venueguard`` package), e.g. an experiment.
 
     .venv/bin/python bench/sim_rest_under_load.py [--rate 2000] [--subscribers 20]
         [--seconds 20] [--baseline-ref main]
@@ -203,6 +205,9 @@ async def main(args: argparse.Namespace) -> None:
         if args.baseline_ref:
             variants.append(("baseline", _extract(args.baseline_ref, Path(tmp)),
                              args.subscribers))
+        for spec in args.variant:
+            name, _, path = spec.partition("=")
+            variants.append((name, Path(path), args.subscribers))
         variants.append(("current", REPO / "src", args.subscribers))
         variants.append(("idle", REPO / "src", 0))
         print(f"market rate {args.rate:g} msgs/s, {args.subscribers} subscribers "
@@ -238,6 +243,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--interval-ms", type=float, default=20.0)
     parser.add_argument("--baseline-ref", default=None,
                         help="also measure the simulator of this git ref")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=SRC_DIR",
+                        help="also measure the simulator of another source tree")
     parser.add_argument("--subscribe-child", metavar="WS_BASE", help=argparse.SUPPRESS)
     return parser.parse_args()
 

@@ -1,4 +1,4 @@
-"""The overload model: its curve, its seeded decisions, the order rate, and the simulator using it."""
+"""The overload model: its curve, seeded decisions, the order rate, and the simulator using it."""
 
 from __future__ import annotations
 
