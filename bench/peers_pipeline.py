@@ -12,6 +12,9 @@ first message to its last:
   shipped, and with aiohttp's per-message byte accounting corrected in this benchmark only
   (DESIGN.md 5: as shipped it gives back one message's overhead per batch it drains, so aiohttp's
   queue looks ever fuller, pauses the socket for good, and the stream stops with the socket open);
+* nautilus_trader 1.221's BitMEX adapter: its Rust websocket client (``BitmexWebSocketClient``)
+  feeding its ``OrderBook`` (L2) through the Python callback, as a nautilus data client does
+  (skipped, saying so, without the ``nautilus`` extra);
 * a plain baseline: ``websockets`` + ``orjson`` + a dict book keyed by id;
 * the decode-only ceiling: ``orjson.loads`` over the same frames in memory (no socket).
 
@@ -205,6 +208,58 @@ async def run_ccxt(base_url: str, total: int, stall_s: float) -> tuple[Timing, b
     return timing, still_open
 
 
+async def run_nautilus(base_url: str, total: int, rows_total: int, stall_s: float) -> Timing:
+    """nautilus_trader's BitMEX websocket client + its L2 ``OrderBook``.
+
+    The client hands over one ``OrderBookDelta`` per row (a partial as one batch of rows) and
+    sets no end-of-message flag, so progress is followed in rows until all ``rows_total`` rows of
+    the recording arrived; the timing then counts the ``total`` messages they came in.
+    """
+    from nautilus_trader.core import nautilus_pyo3 as n
+    from nautilus_trader.model.book import OrderBook
+    from nautilus_trader.model.data import OrderBookDelta, OrderBookDeltas, capsule_to_data
+    from nautilus_trader.model.enums import BookType
+    from nautilus_trader.model.identifiers import InstrumentId
+
+    http = n.BitmexHttpClient(base_url=base_url + "/api/v1", max_retries=0, timeout_secs=10)
+    instruments = await http.request_instruments(True)
+    book = OrderBook(InstrumentId.from_str(f"{SYMBOL}.BITMEX"), BookType.L2_MBP)
+    timing = Timing()
+    counted = [0]
+
+    def on_message(msg: object) -> None:
+        if not n.is_pycapsule(msg):
+            return
+        data = capsule_to_data(msg)
+        if isinstance(data, OrderBookDeltas):
+            book.apply_deltas(data)
+            counted[0] += len(data.deltas)
+        elif isinstance(data, OrderBookDelta):
+            book.apply_delta(data)
+            counted[0] += 1
+
+    ws = n.BitmexWebSocketClient(url=ws_url(base_url), heartbeat=5)
+    await ws.connect(instruments, on_message)
+    try:
+        await ws.wait_until_active(10)
+        await ws.subscribe_book(n.InstrumentId.from_str(f"{SYMBOL}.BITMEX"))
+        await _follow(lambda: counted[0], timing, rows_total, stall_s)
+    finally:
+        await ws.close()
+    if book.best_bid_price() is None or counted[0] < rows_total:
+        raise RuntimeError(f"nautilus got {counted[0]:,} of {rows_total:,} rows")
+    timing.count = total
+    return timing
+
+
+def nautilus_available() -> bool:
+    try:
+        import nautilus_trader  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 async def run_plain(base_url: str, total: int, stall_s: float) -> Timing:
     import websockets
 
@@ -273,6 +328,11 @@ async def main_async(args: argparse.Namespace) -> None:
         async with simulator("--replay", str(path), "--replay-speed", "0") as base:
             vg = await best_of(args.rounds, lambda: run_venueguard(base, total, args.stall_s))
             plain = await best_of(args.rounds, lambda: run_plain(base, total, args.stall_s))
+            rows_total = sum(len(orjson.loads(line)["data"])
+                             for line in path.read_bytes().splitlines())
+            nautilus = (await best_of(args.rounds, lambda: run_nautilus(
+                base, total, rows_total, args.stall_s))
+                        if nautilus_available() else None)
             shipped, open_after = await run_ccxt(base, total, args.stall_s)
             with ccxt_accounting_corrected():
                 fixed_runs = [await run_ccxt(base, total, args.stall_s)
@@ -283,13 +343,17 @@ async def main_async(args: argparse.Namespace) -> None:
     rows = [("venueguard MarketDataSession", vg),
             ("websockets + orjson + dict book", plain),
             ("ccxt 4.5.78 (accounting corrected)", fixed)]
-    print(f"{'client':<38} {'msgs':>9} {'msgs/s wall':>12} {'msgs/CPU-s':>12} "
+    if nautilus is not None:
+        rows.append(("nautilus_trader 1.221 BitMEX ws + OrderBook", nautilus))
+    else:
+        print("nautilus_trader not installed (pip install -e '.[nautilus]'): its row is skipped")
+    print(f"{'client':<44} {'msgs':>9} {'msgs/s wall':>12} {'msgs/CPU-s':>12} "
           f"{'vs venueguard':>14}")
     for name, timing in rows:
         wall, cpu = timing.rates()
-        print(f"{name:<38} {timing.count:>9,} {wall:>12,.0f} {cpu:>12,.0f} "
+        print(f"{name:<44} {timing.count:>9,} {wall:>12,.0f} {cpu:>12,.0f} "
               f"{wall / vg_wall if vg_wall else 0:>13.2f}x")
-    print(f"{'decode-only ceiling (orjson.loads)':<38} {total:>9,} {ceiling:>12,.0f} "
+    print(f"{'decode-only ceiling (orjson.loads)':<44} {total:>9,} {ceiling:>12,.0f} "
           f"{ceiling:>12,.0f} {ceiling / vg_wall if vg_wall else 0:>13.2f}x")
     stalled = shipped.count < total
     print(f"\nccxt 4.5.78 as shipped: {shipped.count:,} of {total:,} messages"

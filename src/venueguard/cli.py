@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     mon.add_argument("--trade", choices=["none", "demo"], default="none")
     mon.add_argument("--predictor", default=None, metavar="MODULE:ATTR|NAME",
                      help="snapshot predictor (default: $VENUEGUARD_PREDICTOR or the built-in)")
+    mon.add_argument("--redis", default=None, metavar="redis://HOST:PORT/DB",
+                     help="share rate limits, bans and the dead man's switch with the other "
+                          "processes on this account (docs/scaling.md)")
+    mon.add_argument("--fleet-size", type=int, default=None, metavar="N",
+                     help="with --redis: processes assumed while Redis is unreachable (each "
+                          "then uses 1/N of the limits; default: the most seen at once)")
 
     sim = sub.add_parser("sim", help="run the BitMEX-speaking simulator alone")
     sim.add_argument("--host", default="127.0.0.1")
@@ -54,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="1 = recorded pace, 0 = as fast as possible")
     sim.add_argument("--api-key", default=None)
     sim.add_argument("--api-secret", default=None)
+    sim.add_argument("--rest-limit", type=int, default=None, metavar="PER_MINUTE",
+                     help="REST requests a minute per API key (default: BitMEX's 120)")
 
     chaos = sub.add_parser("chaos", help="seeded fault schedules checked against the invariants")
     chaos.add_argument("--seeds", type=int, default=20)

@@ -84,3 +84,24 @@ async def test_recorded_pace(sim_server, tmp_path: Path) -> None:  # type: ignor
         elapsed = time.monotonic() - start
     assert [m["data"][0]["id"] for m in got] == [1, 3, 7]
     assert 0.25 <= elapsed < 2.0  # 300 ms of recorded time at speed 1
+
+
+async def test_a_topic_subscribed_later_starts_from_the_recording_start(  # type: ignore[no-untyped-def]
+        sim_server, tmp_path: Path) -> None:
+    """Regression: a client that subscribes ``trade`` first and the book second (as
+    nautilus_trader's BitMEX client does with ``instrument``) used to get no book at all,
+    because the recording had started, and moved past the partial, on the first topic."""
+    sim: SimHandle = await sim_server(replay_path=_recording(tmp_path), replay_speed=0)
+    async with sim.session.ws_connect(sim.ws_url) as ws:
+        await _read(ws, 1)  # welcome
+        await ws.send_str('{"op": "subscribe", "args": ["trade:XBTUSD"]}')
+        ack, trade = await _read(ws, 2)
+        assert ack["subscribe"] == "trade:XBTUSD" and trade["table"] == "trade"
+        await ws.send_str('{"op": "subscribe", "args": ["orderBookL2:XBTUSD"]}')
+        ack, *book = await _read(ws, 4)
+        assert ack["subscribe"] == "orderBookL2:XBTUSD"
+        assert [(m["action"], m["data"][0]["id"]) for m in book] == [
+            ("partial", 1), ("update", 3), ("update", 7)]
+        # the trade topic is not replayed a second time by the book's subscription
+        await ws.send_str("ping")
+        assert (await ws.receive(timeout=5)).data == "pong"

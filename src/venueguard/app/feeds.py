@@ -170,7 +170,8 @@ async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue
         MdConfig(url=ctx.ws_url, topics=tuple(topics),
                  api_key=cfg.api_key if trading else None,
                  api_secret=cfg.api_secret if trading else None),
-        events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts, clock=ctx.clock)
+        events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts, clock=ctx.clock,
+        opens=ctx.fleet)
     market = SessionMarket(md, symbol)
 
     def observed(endpoint: str, status: int | None, latency_s: float | None) -> None:
@@ -182,7 +183,7 @@ async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue
         RestConfig(base_url=ctx.rest_url.rstrip("/") + api_prefix, api_key=cfg.api_key,
                    api_secret=cfg.api_secret),
         events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts, clock=ctx.clock,
-        transport=ObservedTransport(observed, api_prefix))
+        transport=ObservedTransport(observed, api_prefix), fleet=ctx.fleet)
     order_probe = cfg.is_sim and not trading and cfg.api_key is not None
     probe = HealthProbe(
         _RestProbeClient(rest),

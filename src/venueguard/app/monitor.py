@@ -92,6 +92,8 @@ class MonitorConfig:
     predictor: str | None = None
     probe_interval_s: float = 5.0
     order_probe_interval_s: float = 2.0
+    redis_url: str | None = None  # a fleet on Redis (venueguard.fleet); None: alone
+    fleet_size: int | None = None
 
     @property
     def is_sim(self) -> bool:
@@ -125,6 +127,17 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
     if venue != "sim" and args.trade == "demo" and key is None:
         raise StartupError("--trade demo on a real venue needs VENUEGUARD_API_KEY and "
                            "VENUEGUARD_API_SECRET")
+    redis_url = getattr(args, "redis", None) or None
+    if redis_url is not None:
+        from venueguard.fleet.redis_backend import check_redis_url
+
+        try:
+            check_redis_url(redis_url)
+        except ValueError as exc:
+            raise StartupError(f"--redis: {exc}") from None
+    fleet_size = getattr(args, "fleet_size", None)
+    if fleet_size is not None and (redis_url is None or fleet_size < 1):
+        raise StartupError("--fleet-size needs --redis and must be >= 1")
     try:
         seed = int(env.get("VENUEGUARD_SIM_SEED", "1"))
     except ValueError:
@@ -135,7 +148,8 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
         port=int(args.port), log_format=str(args.log_format), trade=str(args.trade),
         duration_s=args.duration, api_key=key, api_secret=secret,
         webhook_url=env.get("VENUEGUARD_ALERT_WEBHOOK") or None,
-        predictor=getattr(args, "predictor", None) or env.get("VENUEGUARD_PREDICTOR") or None)
+        predictor=getattr(args, "predictor", None) or env.get("VENUEGUARD_PREDICTOR") or None,
+        redis_url=redis_url, fleet_size=fleet_size)
 
 
 # -- the seams: market data, REST, trader --------------------------------------------------
@@ -187,6 +201,7 @@ class MonitorContext:
     rest: Any = None
     regime: Callable[[], str] = lambda: "NORMAL"
     on_request: Callable[[str, int | None, float | None, float], None] | None = None
+    fleet: Any = None  # a venueguard.fleet.Fleet with --redis (shared limits, bans, owner)
 
 
 @dataclass(slots=True)
@@ -277,9 +292,12 @@ class Monitor:
                 endpoints = await self._endpoints(stack)
                 ctx = MonitorContext(cfg, self.events, self.metrics, self.alerts, journal,
                                      self.clock, endpoints.rest_url, endpoints.ws_url)
+                ctx.fleet = await self._join_fleet(stack)
                 market, venue = await self._open_sources(ctx, stack)
                 ticker = self.ticker = self._make_ticker(predictor, recorder)
                 ctx.regime = lambda: ticker.p.regime.regime.value
+                if ctx.fleet is not None:
+                    self._share_status(ctx, ticker)
                 ctx.on_request = ticker.on_request
                 if cfg.trade == "demo":
                     self.trader = self._make_trader(ctx)
@@ -323,6 +341,46 @@ class Monitor:
         stack.push_async_callback(server.stop)
         self.events.emit("sim.started", url=base, scenario=cfg.scenario, seed=cfg.sim_seed)
         return Endpoints(base, server.ws_url)
+
+    async def _join_fleet(self, stack: contextlib.AsyncExitStack) -> Any:
+        """With --redis: the link to the other processes on this account (closed last)."""
+        cfg = self.config
+        if cfg.redis_url is None:
+            return None
+        try:
+            from venueguard.fleet import Fleet, FleetConfig
+
+            fleet = Fleet(FleetConfig(redis_url=cfg.redis_url,
+                                      venue="bitmex" if cfg.is_sim else cfg.venue,
+                                      fleet_size=cfg.fleet_size),
+                          api_key=cfg.api_key, events=self.events, clock=self.clock)
+        except ImportError as exc:
+            raise StartupError(f"--redis: {exc}") from exc
+        await fleet.start()
+        stack.push_async_callback(fleet.aclose)
+        self.events.emit("fleet.joined", member=fleet.member, degraded=fleet.degraded)
+        return fleet
+
+    def _share_status(self, ctx: MonitorContext, ticker: Ticker) -> None:
+        """Publish this member's regime, venue health and resting orders; trade on the
+        fleet's regime (its most cautious member's)."""
+        fleet = ctx.fleet
+
+        def local_regime() -> str:
+            return ticker.p.regime.regime.value
+
+        def status() -> dict[str, object]:
+            state = self._trader_state()
+            resting = state.get("open_orders", 0)
+            unknown = state.get("unknown_orders", 0)
+            health = getattr(getattr(ctx.rest, "health", None), "state", None)
+            return {"regime": local_regime(),
+                    "health": health.value if health is not None else "HEALTHY",
+                    "resting": (resting if isinstance(resting, int) else 0)
+                    + (unknown if isinstance(unknown, int) else 0)}
+
+        fleet.set_status(status)
+        ctx.regime = lambda: str(fleet.regime(local_regime()))
 
     async def _open_sources(self, ctx: MonitorContext, stack: contextlib.AsyncExitStack
                             ) -> tuple[MarketSource, VenueSource]:

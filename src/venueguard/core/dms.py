@@ -67,6 +67,10 @@ class DeadMansSwitch:
         self._stopped = False
 
     @property
+    def safe_mode(self) -> bool:
+        return self._safe
+
+    @property
     def armed(self) -> bool:
         return self._acked_timeout_ms > 0
 

@@ -167,6 +167,9 @@ class OrderManagerConfig:
     cl_ord_prefix: str = "vg"
     #: Rows whose clOrdID starts with one of these belong to someone else (the health probe).
     ignore_prefixes: tuple[str, ...] = ("vgprobe-",)
+    #: Several processes on one account (a fleet): rows of clOrdIDs not made here (without
+    #: ``<cl_ord_prefix>-``) are another member's and are ignored too.
+    own_prefix_only: bool = False
     start_timeout_s: float = 30.0
     page_count: int = 50           # rows per page of order and execution history
     max_pages: int = 100
@@ -409,8 +412,12 @@ class OrderManager:
 
     def _ours(self, rows: Sequence[Row]) -> list[Row]:
         prefixes = self.config.ignore_prefixes
-        return [r for r in rows if isinstance(r, dict) and not (
+        rows = [r for r in rows if isinstance(r, dict) and not (
             isinstance(cl := r.get("clOrdID"), str) and cl and cl.startswith(prefixes))]
+        if self.config.own_prefix_only:
+            mine = self.config.cl_ord_prefix + "-"
+            rows = [r for r in rows if str(r.get("clOrdID") or "").startswith(mine)]
+        return rows
 
     # ------------------------------------------------------------------------- websocket
     def on_rows(self, table: str, action: str, rows: Sequence[Row]) -> None:

@@ -51,6 +51,7 @@ from venueguard.core.safemode import (
 )
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
 from venueguard.io.dms_runner import DmsRunner
+from venueguard.io.fleet_link import DmsLink, Role
 from venueguard.io.journal import Journal
 from venueguard.io.md_events import MdEvent, TableData
 from venueguard.io.order_manager import OrderIntent, OrderManager, OrderManagerConfig, OrderRest
@@ -90,8 +91,10 @@ class OrdersRuntime:
                  metrics: Metrics | None = None, alerts: Alerts | None = None,
                  clock: Clock = SYSTEM_CLOCK, rng: RandomLike | None = None,
                  config: RuntimeConfig | None = None,
-                 regime_source: Callable[[], str] | None = None) -> None:
+                 regime_source: Callable[[], str] | None = None,
+                 fleet: DmsLink | None = None) -> None:
         self.config = cfg = config or RuntimeConfig()
+        self.fleet = fleet   # processes sharing the account: one sends the bulk actions
         self.events = events if events is not None else EventLog()
         self.metrics = metrics
         self.alerts = alerts
@@ -101,7 +104,8 @@ class OrdersRuntime:
                                     metrics=metrics, alerts=alerts, clock=clock, rng=rng,
                                     config=cfg.manager, refusal=self._refusal)
         self.dms = (DmsRunner(rest, resting=self.manager.resting_count, config=cfg.dms,
-                              events=self.events, clock=clock, on_lapsed=self.manager.wake)
+                              events=self.events, clock=clock, on_lapsed=self.manager.wake,
+                              fleet=fleet)
                     if cfg.dms is not None else None)
         self.safe = SafeModePolicy(cfg.safe, symbol=symbols[0] if len(symbols) == 1 else None)
         self._source = regime_source
@@ -244,6 +248,13 @@ class OrdersRuntime:
 
     async def _execute(self, decision: SafeDecision) -> None:
         match decision:
+            case CancelAll(symbol=symbol, attempt=attempt) if (
+                    self.fleet is not None and self.fleet.role() is Role.FOLLOWER):
+                # the owner's one bulk cancel covers the account (its regime is ours or worse)
+                self.events.emit("safemode.cancel_all_left", symbol=symbol,
+                                 reason="another member owns the account's bulk actions")
+                self._queued.extend(self.safe.on_cancel_all_result(True,
+                                                                   self.clock.monotonic()))
             case CancelAll(symbol=symbol, attempt=attempt):
                 self.cancel_all_sent += 1
                 self.events.emit("safemode.cancel_all", symbol=symbol, attempt=attempt)

@@ -33,7 +33,12 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         raise ValueError(f"--replay-speed must be >= 0, got {args.replay_speed}")
     if (args.api_key is None) != (args.api_secret is None):
         raise ValueError("--api-key and --api-secret go together")
+    rest_limit = getattr(args, "rest_limit", None)
+    if rest_limit is not None and rest_limit < 1:
+        raise ValueError(f"--rest-limit must be >= 1 request a minute, got {rest_limit}")
+    extra = {} if rest_limit is None else {"rest_per_min": rest_limit}
     return SimConfig(
+        **extra,
         host=args.host, port=args.port, seed=args.seed, symbols=symbols,
         rate_msgs_s=args.rate, book_format=args.book_format,
         scenario=load_scenario(args.scenario) if args.scenario else None,

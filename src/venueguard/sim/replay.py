@@ -4,8 +4,9 @@ A recording is JSON lines: each line is either a BitMEX message (``{"table": ...
 "data": [...]}``) or a record holding one under ``msg`` or ``recv`` (an object, or the raw frame
 text). Lines that hold no table message (welcome, acks, ``pong``) are skipped.
 
-Each websocket connection gets the recording from its start once it subscribes to a public
-table, filtered to its topics (by table, and by symbol for ``table:SYMBOL``), in order. With
+Each subscription to a public table gets the recording from its start, filtered to the topics of
+that subscribe request (by table, and by symbol for ``table:SYMBOL``), in order: a topic added
+later, on the same connection or another one, still starts with its ``partial``. With
 ``speed`` 1 messages are spaced as recorded, using the first row's ``timestamp`` (or the record's
 ``ts``); ``speed`` 2 plays twice as fast; 0 plays as fast as the connection takes them.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,7 @@ class Recording:
             raise ReplayError(f"{path}: cannot read: {exc}") from None
 
 
-def select(item: Recorded, topics: set[str]) -> tuple[bytes, dict[str, Any]] | None:
+def select(item: Recorded, topics: Set[str]) -> tuple[bytes, dict[str, Any]] | None:
     """The message as ``topics`` should see it (rows of other symbols removed), or None."""
     if item.table in topics or f"{item.table}:*" in topics:
         return item.payload, item.msg
@@ -138,11 +139,12 @@ class ReplayPlayer:
     """Plays a recording into one connection. Call :meth:`start` once, :meth:`cancel` to stop."""
 
     def __init__(self, recording: Recording, conn: WsConnection, *, speed: float,
-                 tables: frozenset[str]) -> None:
+                 tables: frozenset[str], topics: frozenset[str]) -> None:
         self.recording = recording
         self.conn = conn
         self.speed = speed
         self.tables = tables
+        self.topics = topics
         self.sent = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -169,7 +171,7 @@ class ReplayPlayer:
                 return
             if item.table not in self.tables:
                 continue
-            chosen = select(item, conn.topics)
+            chosen = select(item, self.topics & conn.topics)
             if chosen is None:
                 continue
             if self.speed > 0 and item.ts_ms is not None:

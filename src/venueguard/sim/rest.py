@@ -35,7 +35,8 @@ PARAMS_KEY: web.RequestKey[dict[str, Any]] = web.RequestKey("venueguard_sim_para
 PREFIX = "/api/v1"
 PUBLIC_ROUTES = frozenset({
     ("GET", f"{PREFIX}/orderBook/L2"), ("GET", f"{PREFIX}/instrument"),
-    ("GET", f"{PREFIX}/instrument/active"), ("GET", f"{PREFIX}/wallet/assets")})
+    ("GET", f"{PREFIX}/instrument/active"), ("GET", f"{PREFIX}/wallet/assets"),
+    ("GET", PREFIX), ("GET", f"{PREFIX}/"), ("GET", f"{PREFIX}/trade")})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -139,7 +140,7 @@ async def _checked(server: SimServer, request: web.Request, handler: Handler,
 
 
 def add_routes(app: web.Application) -> None:
-    from venueguard.sim import routes
+    from venueguard.sim import routes, routes_account
 
     r = app.router
     r.add_post(f"{PREFIX}/order", routes.post_order)
@@ -154,6 +155,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"{PREFIX}/instrument", routes.instrument)
     r.add_get(f"{PREFIX}/instrument/active", routes.instrument_active)
     r.add_get(f"{PREFIX}/wallet/assets", routes.wallet_assets)
+    routes_account.add_routes(app, PREFIX)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from venueguard.sim import params as p
+from venueguard.sim.complete import complete, complete_rows
 from venueguard.sim.effects import fill_resting
 from venueguard.sim.model import SimError
 from venueguard.sim.rest import PARAMS_KEY, SERVER_KEY, json_response
@@ -98,14 +99,14 @@ async def post_order(request: web.Request) -> web.StreamResponse:
     order_id = row.get("orderID")
     if isinstance(order_id, str):
         server.order_effects.on_order_accepted(order_id, now_ms)
-    return await _after_accept(server, request, row)
+    return await _after_accept(server, request, complete("Order", row))
 
 
 async def put_order(request: web.Request) -> web.StreamResponse:
     server, prm, now_ms = _ctx(request)
     _shed(server, prm.get("symbol"))
     row = server.engine.amend_order(prm, now_ms)
-    return await _after_accept(server, request, row)
+    return await _after_accept(server, request, complete("Order", row))
 
 
 async def delete_order(request: web.Request) -> web.StreamResponse:
@@ -122,7 +123,7 @@ async def delete_order(request: web.Request) -> web.StreamResponse:
         if filled:
             server.fault_hits["cancel_race"] += 1
     rows = server.engine.cancel_orders(order_ids, cl_ord_ids, text, now_ms)
-    return await _after_accept(server, request, rows)
+    return await _after_accept(server, request, complete_rows("Order", rows))
 
 
 async def delete_order_all(request: web.Request) -> web.StreamResponse:
@@ -130,7 +131,7 @@ async def delete_order_all(request: web.Request) -> web.StreamResponse:
     server.note_order_request()
     rows = server.engine.cancel_all(p.opt_str(prm, "symbol"), p.opt_filter(prm),
                                     p.opt_str(prm, "text"), now_ms)
-    return await _after_accept(server, request, rows)
+    return await _after_accept(server, request, complete_rows("Order", rows))
 
 
 async def cancel_all_after(request: web.Request) -> web.StreamResponse:
@@ -145,15 +146,16 @@ async def get_order(request: web.Request) -> web.StreamResponse:
     count, start, reverse = _page(prm)
     rows = server.engine.get_orders(symbol=p.opt_str(prm, "symbol"), filter=p.opt_filter(prm),
                                     count=count, start=start, reverse=reverse)
-    return json_response(server.order_effects.visible_orders(rows, now_ms))
+    return json_response(complete_rows("Order", server.order_effects.visible_orders(rows, now_ms)))
 
 
 async def get_position(request: web.Request) -> web.StreamResponse:
     server, prm, _ = _ctx(request)
     flt = p.opt_filter(prm)
     count = p.opt_int(prm, "count", 100, low=1, high=MAX_COUNT)
-    rows = [r for r in server.engine.get_positions() if row_matches(r, flt)]
-    return json_response(rows[:count])
+    rows = [server.position_view(r) for r in server.engine.get_positions()
+            if row_matches(r, flt)]
+    return json_response(complete_rows("Position", rows[:count]))
 
 
 async def trade_history(request: web.Request) -> web.StreamResponse:
@@ -162,7 +164,8 @@ async def trade_history(request: web.Request) -> web.StreamResponse:
     rows = server.engine.get_executions(symbol=p.opt_str(prm, "symbol"),
                                         filter=p.opt_filter(prm), count=count, start=start,
                                         reverse=reverse)
-    return json_response(server.order_effects.visible_executions(rows, now_ms))
+    return json_response(complete_rows(
+        "Execution", server.order_effects.visible_executions(rows, now_ms)))
 
 
 async def order_book(request: web.Request) -> web.StreamResponse:
@@ -171,7 +174,7 @@ async def order_book(request: web.Request) -> web.StreamResponse:
     if not isinstance(symbol, str):
         raise p.bad("Invalid symbol")
     depth = p.opt_int(prm, "depth", 25, low=0, high=10_000)
-    return json_response(server.engine.get_book_l2(symbol, depth))
+    return json_response(complete_rows("OrderBookL2", server.engine.get_book_l2(symbol, depth)))
 
 
 async def _instruments(request: web.Request, active_only: bool) -> web.StreamResponse:
@@ -183,7 +186,7 @@ async def _instruments(request: web.Request, active_only: bool) -> web.StreamRes
             if (symbol is None or r.get("symbol") == symbol) and row_matches(r, flt)]
     if reverse:
         rows.reverse()
-    return json_response(rows[start:start + count])
+    return json_response(complete_rows("Instrument", rows[start:start + count]))
 
 
 async def instrument(request: web.Request) -> web.StreamResponse:

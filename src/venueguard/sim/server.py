@@ -96,12 +96,14 @@ class SimServer:
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()
         self.clordid_attempts: Counter[str] = Counter()
+        #: Leverage set through ``POST /position/leverage`` (symbol -> leverage; 0 = cross).
+        self.leverage: dict[str, float] = {}
         self.fault_hits: Counter[str] = Counter()
         self.order_effects = OrderEffects(self.faults, self.clock)
         self.scenario_runner = ScenarioRunner(scenario) if scenario is not None else None
         self.replay: Recording | None = (Recording.load(cfg.replay_path)
                                          if cfg.replay_path is not None else None)
-        self._players: dict[int, ReplayPlayer] = {}
+        self._players: dict[int, list[ReplayPlayer]] = {}
         self._runner: web.AppRunner | None = None
         self._task: asyncio.Task[None] | None = None
         self._started_s = 0.0
@@ -140,8 +142,9 @@ class SimServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for player in list(self._players.values()):
-            player.cancel()
+        for players in list(self._players.values()):
+            for player in players:
+                player.cancel()
         self._players.clear()
         await self.hub.close_all()
         if self._runner is not None:
@@ -180,6 +183,13 @@ class SimServer:
         reached_ms = self.advance_engine()
         self.pump()
         return reached_ms < self.clock.now_ms() - self.config.max_step_ms
+
+    def position_view(self, row: dict[str, object]) -> dict[str, object]:
+        """A position row as served: with the leverage the client set, if it set one."""
+        leverage = self.leverage.get(str(row.get("symbol")))
+        if leverage is None:
+            return row
+        return {**row, "leverage": leverage, "crossMargin": leverage == 0}
 
     def advance_engine(self) -> int:
         """Advance the engine towards the clock by at most ``max_step_ms`` of simulated time.
@@ -302,18 +312,22 @@ class SimServer:
         return None
 
     # -- replay ---------------------------------------------------------------------------
-    def start_replay(self, conn: WsConnection) -> None:
-        """Start serving the recording to ``conn`` (once; later topics join the same stream)."""
-        if self.replay is None or conn.serial in self._players:
+    def start_replay(self, conn: WsConnection, topics: frozenset[str]) -> None:
+        """Serve the recording to ``conn`` for ``topics`` (just subscribed) from its start.
+
+        Every subscribe request starts its own player over the whole recording, so a topic added
+        later on a connection (or on another connection) still gets its ``partial`` and every
+        message after it; a player stops sending a topic once it is unsubscribed.
+        """
+        if self.replay is None or not topics:
             return
         player = ReplayPlayer(self.replay, conn, speed=self.config.replay_speed,
-                              tables=SERVED_PUBLIC)
-        self._players[conn.serial] = player
+                              tables=SERVED_PUBLIC, topics=topics)
+        self._players.setdefault(conn.serial, []).append(player)
         player.start()
 
     def stop_replay(self, conn: WsConnection) -> None:
-        player = self._players.pop(conn.serial, None)
-        if player is not None:
+        for player in self._players.pop(conn.serial, []):
             player.cancel()
 
     # -- ground truth ---------------------------------------------------------------------

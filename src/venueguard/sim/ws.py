@@ -242,6 +242,7 @@ class WsHub:
             conn.closed = True  # the read loop ends; its caller flushes and closes
 
     def _subscribe(self, conn: WsConnection, req: Mapping[str, Any], args: list[Any]) -> None:
+        replayed: list[str] = []
         for arg in args:
             if not isinstance(arg, str) or not arg:
                 self._error(conn, errors.ws_error_frame(
@@ -261,14 +262,16 @@ class WsHub:
             else:
                 conn.topics.add(arg)
                 conn.send_json({"success": True, "subscribe": arg, "request": req})
-                if _is_data(table):
+                if self.server.replay is not None and table in SERVED_PUBLIC:
+                    replayed.append(arg)
+                elif _is_data(table):
                     self._start_topic(conn, arg, table, None if symbol in ("", "*") else symbol)
+        if replayed:
+            # each topic plays from the recording's start, whatever was subscribed before
+            self.server.start_replay(conn, frozenset(replayed))
 
     def _start_topic(self, conn: WsConnection, topic: str, table: str, symbol: str | None) -> None:
         server = self.server
-        if server.replay is not None and table in SERVED_PUBLIC:
-            server.start_replay(conn)
-            return
         server.pump()  # everything before the partial goes to the older subscribers first
         msg = server.engine.partial(table, symbol)
         conn.send_data(orjson.dumps(msg), msg, delta=False, public=table in SERVED_PUBLIC)
