@@ -63,7 +63,7 @@ async def test_frames_go_out_in_order_in_batches_and_the_loop_runs_between() -> 
     assert sender.sent_frames == len(frames)
     assert b"".join(transport.writes) == b"".join(frames)
     assert 1 < len(transport.writes) < len(frames)  # batched: fewer writes than frames
-    assert all(len(w) <= fanout.BATCH_BYTES + len(frames[0]) for w in transport.writes)
+    assert len(transport.writes[0]) == sum(map(len, frames[:fanout.BATCH_FRAMES]))
     assert ticks >= len(transport.writes) - 1  # other work ran between batches
 
 
@@ -128,3 +128,17 @@ async def test_wait_below_returns_once_the_writer_catches_up() -> None:
     assert len(sender) <= 5
     sender.close()
     await task
+
+
+async def test_push_many_keeps_order_and_overflows_as_a_whole() -> None:
+    transport = FakeTransport()
+    calls: list[int] = []
+    sender = sender_for(transport, max_queue=4, on_overflow=lambda: calls.append(1))
+    sender.push(b"a")
+    sender.push_many([b"b", b"c"])
+    sender.push_many([])
+    assert len(sender) == 3 and calls == []
+    sender.push_many([b"d", b"e"])  # 5 > 4: the client is too slow
+    assert calls == [1] and sender.overflowed and len(sender) == 0
+    await sender.run()  # closed by the overflow: returns at once, writes nothing
+    assert transport.writes == []

@@ -9,7 +9,7 @@ write, and REST requests waited behind it. Here:
 - :func:`text_frame` builds a complete server-to-client text frame (header + payload; server
   frames are never masked) once per message; the same bytes go to every subscriber;
 - :class:`FrameSender` queues frames per connection and its :meth:`FrameSender.run` loop writes
-  whatever is queued in batches of at most ``BATCH_BYTES`` with one ``transport.write`` each,
+  whatever is queued in batches of at most ``BATCH_FRAMES`` with one ``transport.write`` each,
   giving the loop back after every batch and waiting while the transport's buffer is above
   ``HIGH_WATER_BYTES`` (the client reads slower than the venue sends).
 
@@ -29,9 +29,9 @@ import struct
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["BATCH_BYTES", "HIGH_WATER_BYTES", "FrameSender", "text_frame"]
+__all__ = ["BATCH_FRAMES", "HIGH_WATER_BYTES", "FrameSender", "text_frame"]
 
-BATCH_BYTES = 64 * 1024  # one transport write, then the loop gets a turn
+BATCH_FRAMES = 256  # one transport write (about 50 KB of book deltas), then the loop gets a turn
 HIGH_WATER_BYTES = 1 << 20  # transport buffer above this: wait for the client to read
 _DRAIN_POLL_S = 0.002
 _PACK2 = struct.Struct("!BBH").pack
@@ -85,15 +85,31 @@ class FrameSender:
             return
         queue = self._queue
         if len(queue) >= self.max_queue:
-            self.overflowed = True
-            queue.clear()
-            self.close()
-            if self.on_overflow is not None:
-                self.on_overflow()
+            self._overflow()
             return
         queue.append(frame)
         if len(queue) == 1:
             self._wake.set()
+
+    def push_many(self, frames: list[bytes]) -> None:
+        """Queue several complete frames, in order (one call for a publisher's batch)."""
+        if self._closed or not frames:
+            return
+        queue = self._queue
+        if len(queue) + len(frames) > self.max_queue:
+            self._overflow()
+            return
+        was_empty = not queue
+        queue.extend(frames)
+        if was_empty:
+            self._wake.set()
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self._queue.clear()
+        self.close()
+        if self.on_overflow is not None:
+            self.on_overflow()
 
     def clear(self) -> None:
         """Forget what is queued (a stalled stream stops now, not after its backlog)."""
@@ -116,7 +132,7 @@ class FrameSender:
     async def run(self) -> None:
         """Write queued frames until :meth:`close`; raises ConnectionError if the peer left."""
         queue, transport = self._queue, self._transport
-        batch: list[bytes] = []
+        popleft = queue.popleft
         while True:
             if not queue:
                 if self._closed:
@@ -128,16 +144,17 @@ class FrameSender:
                 return
             if transport.is_closing():
                 raise ConnectionResetError("the websocket transport is closing")
-            size = 0
-            while queue and size < BATCH_BYTES:
-                frame = queue.popleft()
-                batch.append(frame)
-                size += len(frame)
+            count = len(queue)
+            if count <= BATCH_FRAMES:
+                data = b"".join(queue)
+                queue.clear()
+            else:
+                count = BATCH_FRAMES
+                data = b"".join([popleft() for _ in range(count)])
             if len(queue) <= self._low_water:
                 self._drained.set()
-            transport.write(b"".join(batch) if len(batch) > 1 else batch[0])
-            self.sent_frames += len(batch)
-            batch.clear()
+            transport.write(data)
+            self.sent_frames += count
             await asyncio.sleep(0)  # the loop's other work (REST, other connections) goes next
             while transport.get_write_buffer_size() > HIGH_WATER_BYTES:
                 if transport.is_closing():

@@ -30,6 +30,7 @@ from venueguard.sim.effects import OrderEffects
 from venueguard.sim.engine import Engine
 from venueguard.sim.faults import Fault, FaultBook, FaultRequest
 from venueguard.sim.instruments import instruments_for
+from venueguard.sim.model import Update
 from venueguard.sim.overload import OrderRate, OverloadModel
 from venueguard.sim.ratelimit import ConnectionRateLimiter, RestRateLimiter
 from venueguard.sim.replay import Recording, ReplayPlayer
@@ -209,6 +210,10 @@ class SimServer:
         """Publish everything the engine produced since the last call, in order."""
         replaying = self.replay is not None
         held = self.order_effects.release_due(self._engine_ms)
+        with self.hub.batch():
+            self._publish_drained(replaying, held)
+
+    def _publish_drained(self, replaying: bool, held: list[Update]) -> None:
         for update in self.engine.drain_updates():
             if replaying and not update.private:
                 continue

@@ -14,8 +14,9 @@ without holding the event loop).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -72,11 +73,28 @@ class WsHub:
         self._subs: dict[str, set[WsConnection]] = {}
         self._serial = 0
         self.opened_total = 0
+        self._dirty: list[WsConnection] | None = None  # connections with deferred frames
 
     # -- fan-out ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Publish several updates with one queue operation per connection: inside the block
+        a fault-free subscriber's frames are collected, and queued in order when it ends."""
+        if self._dirty is not None:  # nested: the outer block flushes
+            yield
+            return
+        dirty: list[WsConnection] = []
+        self._dirty = dirty
+        try:
+            yield
+        finally:
+            self._dirty = None
+            for conn in dirty:
+                conn.flush_pending()
+
     def publish(self, table: str, action: str, symbol: str | None, rows: list[dict[str, Any]],
                 *, private: bool) -> None:
-        """Send one update to every subscriber; serialised once."""
+        """Send one update to every subscriber; serialised and framed once."""
         whole = self._subs.get(table)
         one = self._subs.get(f"{table}:{symbol}") if symbol is not None else None
         if not whole and not one:
@@ -85,13 +103,19 @@ class WsHub:
         payload = orjson.dumps(msg)
         frame = text_frame(payload)
         delta = action != "partial"
+        dirty = self._dirty
         for group in (whole, one):
             if group:
                 for conn in group:
-                    if conn.plain:
+                    if conn.faults:
+                        conn.send_data(payload, msg, delta=delta, public=not private)
+                    elif dirty is None:
                         conn.push_frame(frame)
                     else:
-                        conn.send_data(payload, msg, delta=delta, public=not private)
+                        pending = conn.pending
+                        if not pending:
+                            dirty.append(conn)
+                        pending.append(frame)
 
     def subscribers(self, topic: str) -> int:
         return len(self._subs.get(topic, ()))

@@ -56,6 +56,9 @@ class WsConnection:
         self.duplicate_p = 0.0
         self.shift_ms = 0
         self._held: bytes | None = None
+        # frames the hub deferred while publishing a batch (WsHub.batch); flushed in order
+        # before anything else is queued
+        self.pending: list[bytes] = []
         self._rng = random.Random(f"{seed}/conn/{serial}")
         self._sender = FrameSender(transport, max_queue=max_queue,
                                    on_overflow=self._on_overflow,
@@ -117,6 +120,7 @@ class WsConnection:
     # -- fault hits ----------------------------------------------------------------------------
     def hit(self, fault: Fault) -> None:
         """Apply a websocket fault to this connection; it stays until the connection ends."""
+        self.flush_pending()  # published before the fault: queued as they were
         self.faults.append(fault.kind)
         p = fault.params
         if fault.kind == "ws_stall":
@@ -149,16 +153,23 @@ class WsConnection:
         self.dropped_slow = True
         self.closed = True
 
+    def flush_pending(self) -> None:
+        """Queue the frames the hub deferred (see ``pending``)."""
+        frames, self.pending = self.pending, []
+        if frames and not self.closed and self._sender is not None:
+            self._sender.push_many(frames)
+
     def push_frame(self, frame: bytes) -> None:
         """Queue a complete frame (:func:`~venueguard.sim.fanout.text_frame`) as it is: the
         publisher's fast path for a connection with no faults, one frame for all subscribers."""
+        if self.pending:
+            self.flush_pending()
         if not self.closed and self._sender is not None:
             self._sender.push(frame)
 
     def push(self, payload: bytes) -> None:
         """Queue one text message (serialised JSON) as it is."""
-        if not self.closed and self._sender is not None:
-            self._sender.push(text_frame(payload))
+        self.push_frame(text_frame(payload))
 
     def send_control(self, payload: bytes) -> None:
         """Acks, errors, pongs: stopped only by a half-open fault."""
