@@ -60,6 +60,7 @@ class SimConfig:
     clock_speed: float = 1.0
     tick_s: float = 0.01
     max_step_ms: int = 20
+    step_events: int = 64  # market events per engine step, about (see advance_engine)
     rest_per_min: int = 120
     rest_unauth_per_min: int = 30
     order_per_s: int = 10
@@ -183,7 +184,7 @@ class SimServer:
         self.faults.expire(now_s)
         reached_ms = self.advance_engine()
         self.pump()
-        return reached_ms < self.clock.now_ms() - self.config.max_step_ms
+        return reached_ms < self.clock.now_ms() - self._step_ms()
 
     def position_view(self, row: dict[str, object]) -> dict[str, object]:
         """A position row as served: with the leverage the client set, if it set one."""
@@ -192,15 +193,28 @@ class SimServer:
             return row
         return {**row, "leverage": leverage, "crossMargin": leverage == 0}
 
-    def advance_engine(self) -> int:
-        """Advance the engine towards the clock by at most ``max_step_ms`` of simulated time.
+    def _step_ms(self) -> int:
+        """Simulated milliseconds per step: ``max_step_ms``, or fewer when the market runs so fast
+        (configured rate times current intensity) that a step would hold more than about
+        ``step_events`` market events."""
+        cfg = self.config
+        events_per_ms = cfg.rate_msgs_s * self.engine.intensity(None) / 1000.0
+        if events_per_ms * cfg.max_step_ms <= cfg.step_events:
+            return cfg.max_step_ms
+        return max(1, int(cfg.step_events / events_per_ms))
 
-        Bounded steps keep the event loop responsive when the market runs faster than the
-        engine can simulate; the venue's time then lags the clock, as an overloaded venue's
-        does. Returns the simulated time reached (use it as ``now_ms`` for engine calls).
+    def advance_engine(self) -> int:
+        """Advance the engine towards the clock by one bounded step of simulated time.
+
+        Bounded steps (at most ``max_step_ms``, and about ``step_events`` market events) keep the
+        event loop responsive: the market process, its serialisation and fan-out run in slices
+        that each end with the loop given back, so a REST request waits for one slice at most.
+        When the market runs faster than the engine can simulate, the venue's time lags the
+        clock, as an overloaded venue's does. Returns the simulated time reached (use it as
+        ``now_ms`` for engine calls).
         """
         target_ms = self.clock.now_ms()
-        reached_ms = min(target_ms, self._engine_ms + self.config.max_step_ms)
+        reached_ms = min(target_ms, self._engine_ms + self._step_ms())
         if reached_ms > self._engine_ms:
             self.engine.advance(reached_ms)
             self._engine_ms = reached_ms
