@@ -3,7 +3,7 @@
 Random interleavings of submits (ack, 503, timeouts before/after acceptance, rejects), retries,
 venue fills and cancels, our cancels and amends (some ambiguous), websocket rows delivered late
 or dropped, REST snapshots with visibility delays, foreign orders, crashes (unsynced transitions
-lost) and clean restarts that rebuild the table from the journal. Checked (DESIGN.md section 4):
+lost) and clean restarts that rebuild the table from the journal. Checked (docs/invariants.md):
 
 * no clOrdID ever reaches the venue twice, and every intent has its own clOrdID;
 * UNKNOWN never becomes REJECTED without venue evidence (and nothing REJECTED exists at the venue);

@@ -267,6 +267,9 @@ async def test_websocket_rows_adopt_unknown_venue_orders_and_skip_probe_orders(
     assert kinds == ["phantom_venue"]
     assert manager.metrics is not None
     assert manager.metrics.phantom_orders_total._value.get() == 1
+    mismatches = manager.metrics.snapshot()["reconcile_mismatches_total"]
+    assert isinstance(mismatches, dict)
+    assert mismatches["kind=phantom_venue"] == 1 and mismatches["kind=position"] == 0
 
 
 async def test_cancel_rows_decide_the_state(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
-"""The invariants of DESIGN.md 4, as pure checks over what one chaos seed observed.
+"""The invariants of ``docs/invariants.md``, as pure checks over what one chaos seed observed.
 
 Each check takes the venue's ground truth (``GET /_sim/truth``) and the client's side, and returns
-:class:`Violation` records (empty when the invariant holds). Numbers follow DESIGN.md 4:
+:class:`Violation` records (empty when the invariant holds). Numbers follow ``docs/invariants.md``:
 
 1. no intent placed twice: at most one venue order per clOrdID and per intent (the trader tags
    each intent's ``text``, so a client that re-sends under a new clOrdID is caught too);

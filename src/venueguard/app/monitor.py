@@ -1,4 +1,4 @@
-"""``venueguard monitor``: the main job (DESIGN.md 3.1).
+"""``venueguard monitor``: the main job (see ``docs/commands/monitor.md``).
 
 With no arguments it starts the embedded simulator with the scenario ``503-lesson``, connects to
 it, serves the dashboard on http://127.0.0.1:8765 (metrics on /metrics), journals to
@@ -25,6 +25,11 @@ alert while the others keep running, and the exit code is then 1):
 Exit codes: 0 stopped cleanly, 1 a component failed while running, 2 could not start (bad
 options, journal unusable, port taken, predictor not loadable).
 
+Options may also come from ``venueguard.toml`` (:mod:`venueguard.config`): thresholds
+(``[thresholds]``), alert routing (``[alerts]``) and chat notifications (``[notify.*]``).
+``--host`` chooses the dashboard's bind address (loopback by default; any other address prints
+a warning, since the dashboard has no authentication).
+
 Environment: ``VENUEGUARD_API_KEY`` / ``VENUEGUARD_API_SECRET`` (for real venues; on the simulator
 its documented test pair is the default), ``VENUEGUARD_ALERT_WEBHOOK`` (alerts are also POSTed
 there as JSON), ``VENUEGUARD_PREDICTOR`` (see :mod:`venueguard.app.predictor`),
@@ -37,6 +42,8 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import ipaddress
+import logging
 import os
 import signal
 import sys
@@ -50,11 +57,13 @@ from venueguard.app.predictor import Predictor, PredictorLoadError, load_predict
 from venueguard.app.recorder import Recorder
 from venueguard.app.status import StatusAwareStream, StatusLine
 from venueguard.app.ticker import MarketInput, Ticker, TickerParts, VenueInput
-from venueguard.core.regime import RegimeDetector
+from venueguard.config import Settings, Thresholds
+from venueguard.core.regime import RegimeConfig, RegimeDetector
 from venueguard.core.snapshots import SnapshotConfig, SnapshotManager
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
 from venueguard.io.journal import Journal, JournalError
 from venueguard.telemetry.alerts import Alerts, LogSink, Tier, WebhookSink
+from venueguard.telemetry.chat import ChatSink, sinks_from_settings
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
 from venueguard.telemetry.series import SeriesStore
@@ -82,6 +91,7 @@ class MonitorConfig:
     scenario: str = "503-lesson"
     sim_seed: int = 1
     journal: Path = Path("venueguard.db")
+    host: str = "127.0.0.1"
     port: int = 8765
     log_format: str = "pretty"
     trade: str = "none"
@@ -94,6 +104,28 @@ class MonitorConfig:
     order_probe_interval_s: float = 2.0
     redis_url: str | None = None  # a fleet on Redis (venueguard.fleet); None: alone
     fleet_size: int | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    alert_dedup_window_s: float = 60.0
+    alert_min_tier: str = "info"
+    notify: Mapping[str, Mapping[str, object]] = field(default_factory=dict, repr=False)
+    log_level: str = "info"
+    metrics_venue_label: bool = False
+
+    @property
+    def loopback_only(self) -> bool:
+        """True when the dashboard binds a loopback address only."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def regime_config(self) -> RegimeConfig:
+        t, base = self.thresholds, RegimeConfig()
+        return RegimeConfig(safe_enter=t.safe_mode_enter, safe_exit=t.safe_mode_exit,
+                            cautious_enter=min(base.cautious_enter, t.safe_mode_enter),
+                            cautious_exit=min(base.cautious_exit, t.safe_mode_exit))
 
     @property
     def is_sim(self) -> bool:
@@ -127,7 +159,7 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
     if venue != "sim" and args.trade == "demo" and key is None:
         raise StartupError("--trade demo on a real venue needs VENUEGUARD_API_KEY and "
                            "VENUEGUARD_API_SECRET")
-    redis_url = getattr(args, "redis", None) or None
+    redis_url = getattr(args, "redis_url", None) or None
     if redis_url is not None:
         from venueguard.fleet.redis_backend import check_redis_url
 
@@ -142,14 +174,35 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
         seed = int(env.get("VENUEGUARD_SIM_SEED", "1"))
     except ValueError:
         raise StartupError("VENUEGUARD_SIM_SEED must be an integer") from None
-    return MonitorConfig(
+    settings = getattr(args, "settings", None)
+    if not isinstance(settings, Settings):
+        settings = Settings(None)
+    alerts = settings.table("alerts")
+    thresholds = Thresholds.from_settings(settings)
+    config = MonitorConfig(
         venue=venue, symbol=str(args.symbol).upper(), sim_url=sim_url,
         scenario=str(args.scenario), sim_seed=seed, journal=Path(args.journal),
+        host=str(getattr(args, "host", None) or "127.0.0.1"),
         port=int(args.port), log_format=str(args.log_format), trade=str(args.trade),
         duration_s=args.duration, api_key=key, api_secret=secret,
-        webhook_url=env.get("VENUEGUARD_ALERT_WEBHOOK") or None,
+        webhook_url=(env.get("VENUEGUARD_ALERT_WEBHOOK") or _str_or_none(alerts["webhook_url"])),
         predictor=getattr(args, "predictor", None) or env.get("VENUEGUARD_PREDICTOR") or None,
+        thresholds=thresholds, alert_dedup_window_s=float(str(alerts["dedup_window_s"])),
+        alert_min_tier=str(alerts["min_tier"]),
+        notify={name: settings.table(name) for name in
+                ("notify", "notify.slack", "notify.discord", "notify.telegram")},
+        log_level=str(settings.value("monitor", "log_level")),
+        metrics_venue_label=settings.value("monitor", "metrics_venue_label") is True,
         redis_url=redis_url, fleet_size=fleet_size)
+    try:
+        config.regime_config()
+    except ValueError as exc:
+        raise StartupError(f"thresholds: {exc}") from None
+    return config
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 # -- the seams: market data, REST, trader --------------------------------------------------
@@ -225,21 +278,29 @@ class Monitor:
                  sources: SourceFactory | None = None) -> None:
         self.config = config
         self.clock = clock
-        self.status = StatusLine(stderr or sys.stderr)
+        self._stderr = stderr or sys.stderr
+        self.status = StatusLine(self._stderr)
+        logging.getLogger("venueguard").setLevel(config.log_level.upper())
         stream = cast(TextIO, StatusAwareStream(stdout or sys.stdout, self.status))
         self.events = EventLog(stream,
                                fmt=config.log_format,
                                wall_clock=lambda: clock.wall_ms() / 1000.0)
         if config.api_secret:
             self.events.register_secret(config.api_secret)
-        self.metrics = Metrics()
+        self.metrics = Metrics(venue=config.venue if config.metrics_venue_label else None)
         self.series = SeriesStore()
         self.alerts = Alerts([LogSink(self.events)], metrics=self.metrics,
-                             wall_clock=lambda: clock.wall_ms() / 1000.0)
+                             wall_clock=lambda: clock.wall_ms() / 1000.0,
+                             dedup_window_s=config.alert_dedup_window_s,
+                             min_tier=Tier(config.alert_min_tier))
         self._webhook: WebhookSink | None = None
         if config.webhook_url:
             self._webhook = WebhookSink(config.webhook_url)
             self.alerts.add_sink(self._webhook)
+        self.chat_sinks: list[ChatSink] = sinks_from_settings(config.notify,
+                                                              clock=clock.monotonic)
+        for sink in self.chat_sinks:
+            self.alerts.add_sink(sink)
         self._sources = sources
         self.trader: Trader | None = None
         self.ticker: Ticker | None = None
@@ -317,6 +378,8 @@ class Monitor:
             journal.close()
             if self._webhook is not None:
                 await self._webhook.aclose()
+            for sink in self.chat_sinks:
+                await sink.aclose()
             self.status.close()
 
     async def _endpoints(self, stack: contextlib.AsyncExitStack) -> Endpoints:
@@ -403,7 +466,8 @@ class Monitor:
             series=self.series, alerts=self.alerts,
             snapshots=SnapshotManager(self.config.symbol, SNAPSHOT_CONFIG, start=now),
             predictor=predictor,
-            regime=RegimeDetector(now=now), status=self.status, recorder=recorder,
+            regime=RegimeDetector(self.config.regime_config(), now=now), status=self.status,
+            recorder=recorder,
             venue_name=self.config.venue, trading=self.config.trade,
             on_pause=self._pause_trader, on_resume=self._resume_trader,
             extra_state=self._trader_state, started_at=now, clock=self.clock.monotonic))
@@ -440,11 +504,17 @@ class Monitor:
         app = create_dashboard_app(lambda: ticker.state(self.clock.wall_ms() / 1000.0),
                                    self.metrics, series=self.series, events=self.events,
                                    wall_clock=lambda: self.clock.wall_ms() / 1000.0)
+        cfg = self.config
         try:
-            self.dashboard = await start_dashboard(app, host="127.0.0.1", port=self.config.port)
+            self.dashboard = await start_dashboard(app, host=cfg.host, port=cfg.port)
         except OSError as exc:
-            raise StartupError(f"dashboard port {self.config.port}: {exc.strerror or exc}"
+            raise StartupError(f"dashboard port {cfg.port} on {cfg.host}: {exc.strerror or exc}"
                                ) from exc
+        if not cfg.loopback_only:
+            warning = (f"the dashboard and /metrics on {cfg.host}:{self.dashboard.port} have no "
+                       "authentication: anyone who can reach this address can read them")
+            self.events.emit("monitor.warning", message=warning, host=cfg.host)
+            print(f"venueguard monitor: warning: {warning}", file=self._stderr, flush=True)
         stack.push_async_callback(self.dashboard.close)
         self.events.emit("monitor.ready", dashboard_url=self.dashboard.url,
                          metrics_url=self.dashboard.metrics_url, venue=self.config.venue,

@@ -312,7 +312,7 @@ ANOMALIES: Final[dict[tuple[OrderState, str], str]] = {
 
 # ---------------------------------------------------------------------------------- orders
 def log_event(transition: Transition) -> str | None:
-    """The DESIGN 3.3 event name to emit for a transition (None: nothing to log).
+    """The event name (``docs/events.md``) to emit for a transition (None: nothing to log).
     ``order.intent`` is emitted by whoever calls ``Journal.record_intent``."""
     before, after, kind = transition.from_state, transition.to_state, transition.kind
     if kind == "submitted":

@@ -133,7 +133,7 @@ class RestSession:
         if fleet is not None:
             fleet.attach(self.health, self._reporter.poll)
         if metrics is not None:
-            metrics.venue_state.set(self.health.state.gauge)
+            metrics.set_venue_state(self.health.state.value)
         parts = urlsplit(config.base_url)
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._prefix = parts.path.rstrip("/")
@@ -313,12 +313,12 @@ class RestSession:
             self.health.on_outcome(cls, now, latency_s=response.latency_s)
             self.limiter.on_headers(cls.rate_limit, now, wall_ms / 1000)
             status = str(response.status)
-            if metrics is not None:
-                metrics.rest_latency_seconds.labels(endpoint).observe(response.latency_s)
+            latency_s: float | None = response.latency_s
         else:
             cls = classify(response, self.rules)
             self.health.on_outcome(cls, now)
             status = "none"
+            latency_s = None
         if cls.kind is Kind.RATE_LIMITED:
             self.limiter.on_retry_after(cls.retry_after_s or 1.0, now)
         if self.fleet is not None:
@@ -330,7 +330,10 @@ class RestSession:
         if self.throttle is not None and cls.kind not in _NOT_ACCEPTED:
             self.throttle.on_accepted(now)
         if metrics is not None:
-            metrics.rest_requests_total.labels(endpoint, status).inc()
+            method, _, path = endpoint.partition(" ")
+            if not path:  # a caller-chosen endpoint name without a method
+                method, path = "", endpoint
+            metrics.observe_rest(method, path, status, latency_s)
         if cls.kind is not Kind.OK and not (isinstance(response, RawResponse)
                                             and 200 <= response.status < 300):
             if metrics is not None:

@@ -11,8 +11,8 @@ Tables (schema version 2):
 * ``samples``      generic time series for the monitor and the report: ts_ms, kind (e.g.
                    ``market``, ``api``), name (e.g. ``spread``, ``rest_503``), value (REAL), labels
                    (JSON object, e.g. ``{"symbol": "XBTUSD"}``).
-* ``events``       the structured event log kept for reports: ts_ms, event (a DESIGN 3.3 name),
-                   fields (JSON object).
+* ``events``       the structured event log kept for reports: ts_ms, event (a name from
+                   docs/events.md), fields (JSON object).
 * ``meta``         key/value text (e.g. ``position_baseline:XBTUSD``).
 
 Durability. Every write that concerns orders (``record_intent``, ``append_transition``,

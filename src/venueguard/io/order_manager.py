@@ -350,6 +350,8 @@ class OrderManager:
         match decision:
             case Mismatch(kind=kind, cl_ord_id=cl, detail=detail):
                 self.events.emit("reconcile.mismatch", kind=kind, cl_ord_id=cl, detail=detail)
+                if self.metrics is not None:
+                    self.metrics.reconcile_mismatches_total.labels(kind=kind).inc()
             case Resolved(kind=kind, cl_ord_id=cl, detail=detail):
                 self.events.emit("reconcile.resolved", kind=kind, cl_ord_id=cl, detail=detail)
             case Alert(tier=tier, message=message):

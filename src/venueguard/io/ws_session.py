@@ -520,8 +520,9 @@ class MarketDataSession:
         if metrics is None:
             return
         status = self.state.liveness.status(now)
+        wall_now_s = self.clock.wall_ms() / 1000.0
         for channel, age in status.data_age_s.items():
-            metrics.ws_last_data_age_seconds.labels(channel).set(age)
+            metrics.set_data_age(channel, age, wall_now_s)
         if status.pong_age_s is not None:
             metrics.ws_pong_age_seconds.set(status.pong_age_s)
         if self.connected_at is not None:
