@@ -36,7 +36,7 @@ from venueguard.gym.spaces import ActionKind
 from venueguard.sim.engine import Engine
 from venueguard.sim.faults import KINDS, Fault, FaultBook, FaultRequest, Scope, parse_fault
 from venueguard.sim.model import SimError, Update
-from venueguard.sim.scenario import Scenario, ScenarioRunner, load_scenario
+from venueguard.sim.scenario import MarketBurst, Scenario, ScenarioRunner, load_scenario
 
 __all__ = ["START_MS", "SimVenue"]
 
@@ -168,7 +168,11 @@ class SimVenue:
             self._faults_changed()
         for runner in self.runners:
             for request in runner.due(now_s):
-                self._add_fault(request)
+                if isinstance(request, MarketBurst):  # a scheduled market burst
+                    if request.symbol in (None, self.symbol):
+                        self.engine.burst(request.size, self.symbol, self.engine.now_ms)
+                else:
+                    self._add_fault(request)
         deadline = self.health.next_deadline()
         if deadline is not None and deadline <= now_s:
             self.health.poll(now_s)
