@@ -142,3 +142,18 @@ async def test_push_many_keeps_order_and_overflows_as_a_whole() -> None:
     assert calls == [1] and sender.overflowed and len(sender) == 0
     await sender.run()  # closed by the overflow: returns at once, writes nothing
     assert transport.writes == []
+
+
+def test_engine_steps_hold_about_step_events_market_events() -> None:
+    from venueguard.sim.server import SimConfig, SimServer
+
+    slow = SimServer(SimConfig(rate_msgs_s=50.0, scenario=None))
+    fast = SimServer(SimConfig(rate_msgs_s=10_000.0, scenario=None))
+    assert slow._step_ms() == slow.config.max_step_ms == 20
+    step = fast._step_ms()
+    assert 1 <= step < 20
+    # 10,000 events/s times the current intensity: about step_events events per step
+    events = 10.0 * fast.engine.intensity(None) * step
+    assert fast.config.step_events / 2 <= events <= fast.config.step_events
+    fast.engine.burst(9.0, None, fast.engine.now_ms)  # a burst shortens the steps further
+    assert fast._step_ms() < step
