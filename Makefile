@@ -32,7 +32,7 @@ config-doc: $(STAMP)
 	$(PY) -m venueguard.config_doc > docs/configuration.md
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench examples
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -29,6 +29,16 @@ REPORT_EXTRA_HINT = ("venueguard report needs matplotlib, which the 'report' ext
                      "pip install 'venueguard[report]'")
 
 
+def _venue(text: str) -> str:
+    """``--venue``: a native venue, or ``ccxt:EXCHANGE_ID`` (checked when the monitor starts)."""
+    if text in ("sim", "bitmex", "bitmex-testnet"):
+        return text
+    if text.startswith("ccxt:") and len(text) > len("ccxt:"):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"invalid venue {text!r} (choose sim, bitmex, bitmex-testnet or ccxt:EXCHANGE_ID)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="venueguard",
@@ -37,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     mon = sub.add_parser("monitor", help="watch a venue: dashboard, metrics, journal, status line")
-    mon.add_argument("--venue", choices=["sim", "bitmex", "bitmex-testnet"], default="sim",
-                     help="where to connect: the embedded simulator or a BitMEX venue")
+    mon.add_argument("--venue", type=_venue, default="sim",
+                     help="where to connect: the embedded simulator, a BitMEX venue, or any "
+                          "ccxt exchange as ccxt:EXCHANGE_ID (e.g. ccxt:bitmex)")
     mon.add_argument("--sim-url", default=None, help="use an external simulator at this URL")
     mon.add_argument("--symbol", default="XBTUSD", help="instrument to watch")
     mon.add_argument("--duration", type=config.positive_float, default=None, metavar="SECONDS",
@@ -72,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--scenario", default="calm", metavar="NAME|PATH",
                      help="fault scenario (shipped name or TOML file)")
     sim.add_argument("--seed", type=int, default=1, help="random seed (same seed, same run)")
-    sim.add_argument("--symbols", default="XBTUSD", help="comma-separated, e.g. XBTUSD,ETHUSD")
+    sim.add_argument("--symbols", default=None,
+                     help="comma-separated, e.g. XBTUSD,ETHUSD (XBTUSD when unset; BTCUSDT with "
+                          "--dialect binance-usdm)")
     sim.add_argument("--rate", type=float, default=50.0, metavar="MSGS_PER_S",
                      help="market-data messages per second per symbol")
     sim.add_argument("--book-format", choices=["modern", "legacy"], default="modern",
@@ -87,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--api-secret", default=None, help="the account's API secret")
     sim.add_argument("--rest-limit", type=int, default=None, metavar="PER_MINUTE",
                      help="REST requests a minute per API key (BitMEX's 120 when unset)")
+    sim.add_argument("--dialect", choices=["bitmex", "binance-usdm"], default="bitmex",
+                     help="binance-usdm also serves Binance USD-M futures under /fapi and /ws "
+                          "next to BitMEX (docs/binance-dialect.md)")
 
     chaos = sub.add_parser("chaos", help="seeded fault schedules checked against the invariants")
     chaos.add_argument("--seeds", type=int, default=20, help="how many seeded schedules to run")

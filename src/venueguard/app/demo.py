@@ -29,6 +29,7 @@ from venueguard.io.clock import Clock
 from venueguard.io.order_manager import OrderIntent, OrderManagerConfig, OrdersBlocked
 from venueguard.io.orders_runtime import OrdersRuntime, RuntimeConfig
 from venueguard.telemetry.events import EventLog
+from venueguard.venues.bitmex.adapter import BitmexAdapter
 
 if TYPE_CHECKING:
     from venueguard.app.monitor import MonitorContext
@@ -66,8 +67,10 @@ class DemoTrader:
 
     def __init__(self, runtime: OrdersRuntime, book: Callable[[], BookLike | None], *,
                  symbol: str, clock: Clock, rng: RandomLike | None = None,
-                 config: DemoConfig | None = None, events: EventLog | None = None) -> None:
+                 config: DemoConfig | None = None, events: EventLog | None = None,
+                 rest: Any = None) -> None:
         self.runtime = runtime
+        self.rest = rest                # the BitMEX REST session, for the instrument's sizes
         self.book = book
         self.symbol = symbol
         self.clock = clock
@@ -131,11 +134,14 @@ class DemoTrader:
                 "unknown_orders": len(manager.unknown_orders()),
                 "position": manager.position(self.symbol), "placed": self.placed,
                 "skipped_stale": self.skipped_stale,
+                "halted": manager.halted, "halts": list(manager.halt_history),
                 "dms_armed": bool(self.runtime.dms and self.runtime.dms.armed)}
 
     # ---------------------------------------------------------------------- the strategy
     async def _load_instrument(self) -> None:
-        rest: Any = self.runtime.manager.rest
+        rest = self.rest
+        if rest is None:
+            return
         with contextlib.suppress(errors.VenueError, AttributeError):
             rows = await rest.request("GET", "/instrument", query={"symbol": self.symbol})
             row = rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else {}
@@ -191,7 +197,8 @@ def create_trader(ctx: MonitorContext, config: DemoConfig | None = None) -> Demo
         digest = hashlib.sha256(str(ctx.config.journal.resolve()).encode()).hexdigest()
         runtime_config = RuntimeConfig(manager=OrderManagerConfig(
             cl_ord_prefix=f"vg{digest[:6]}", own_prefix_only=True))
-    runtime = OrdersRuntime(ctx.rest, ctx.journal, symbols=(symbol,), md=ctx.market,
+    runtime = OrdersRuntime(BitmexAdapter(ctx.rest), ctx.journal, symbols=(symbol,),
+                            md=ctx.market,
                             events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts,
                             clock=ctx.clock, config=runtime_config,
                             regime_source=lambda: ctx.regime(), fleet=ctx.fleet)
@@ -200,4 +207,5 @@ def create_trader(ctx: MonitorContext, config: DemoConfig | None = None) -> Demo
     def book() -> BookLike | None:
         return market.book(symbol) if market is not None else None
 
-    return DemoTrader(runtime, book, symbol=symbol, clock=ctx.clock, config=config)
+    return DemoTrader(runtime, book, symbol=symbol, clock=ctx.clock, config=config,
+                      rest=ctx.rest)

@@ -22,8 +22,10 @@ alert while the others keep running, and the exit code is then 1):
   only then; see :class:`Trader` and :class:`MonitorContext`). The monitor pauses it after 3
   failed reconnects and while the regime is SAFE.
 
-Exit codes: 0 stopped cleanly, 1 a component failed while running, 2 could not start (bad
-options, journal unusable, port taken, predictor not loadable).
+Exit codes: 0 stopped cleanly, 1 a component failed while running or the trader's journal and
+the venue disagreed after reconciliation (a position mismatch: critical alert, safe mode,
+``monitor.halted``), 2 could not start (bad options, journal unusable, port taken, predictor
+not loadable).
 
 Options may also come from ``venueguard.toml`` (:mod:`venueguard.config`): thresholds
 (``[thresholds]``), alert routing (``[alerts]``) and chat notifications (``[notify.*]``).
@@ -98,6 +100,7 @@ class MonitorConfig:
     duration_s: float | None = None
     api_key: str | None = None
     api_secret: str | None = field(default=None, repr=False)
+    api_password: str | None = field(default=None, repr=False)  # ccxt venues that need one
     webhook_url: str | None = field(default=None, repr=False)
     predictor: str | None = None
     probe_interval_s: float = 5.0
@@ -132,6 +135,10 @@ class MonitorConfig:
         return self.venue == "sim"
 
     @property
+    def is_ccxt(self) -> bool:
+        return self.venue.startswith("ccxt:")
+
+    @property
     def embedded_sim(self) -> bool:
         return self.is_sim and self.sim_url is None
 
@@ -140,8 +147,9 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
     """Validate the command line and the environment; raises StartupError with the reason."""
     venue = str(args.venue)
     sim_url = (args.sim_url or "").rstrip("/") or None
-    if sim_url is not None and venue != "sim":
-        raise StartupError("--sim-url needs --venue sim")
+    ccxt_venue = venue.startswith("ccxt:")
+    if sim_url is not None and venue != "sim" and not ccxt_venue:
+        raise StartupError("--sim-url needs --venue sim or --venue ccxt:EXCHANGE_ID")
     if sim_url is not None and not sim_url.startswith(("http://127.0.0.1", "http://localhost",
                                                        "http://[::1]")):
         raise StartupError("--sim-url must be a loopback http:// URL (the simulator binds "
@@ -154,8 +162,15 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
     secret = env.get("VENUEGUARD_API_SECRET") or None
     if (key is None) != (secret is None):
         raise StartupError("set both VENUEGUARD_API_KEY and VENUEGUARD_API_SECRET, or neither")
-    if venue == "sim" and key is None:
+    if (venue == "sim" or (ccxt_venue and sim_url is not None)) and key is None:
         key, secret = signing.TEST_API_KEY, signing.TEST_API_SECRET
+    if ccxt_venue:
+        from venueguard.app.ccxt_feeds import check_venue
+
+        try:
+            check_venue(venue)
+        except Exception as exc:  # ConfigError: one line that names the fix
+            raise StartupError(str(exc)) from None
     if venue != "sim" and args.trade == "demo" and key is None:
         raise StartupError("--trade demo on a real venue needs VENUEGUARD_API_KEY and "
                            "VENUEGUARD_API_SECRET")
@@ -185,6 +200,7 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
         host=str(getattr(args, "host", None) or "127.0.0.1"),
         port=int(args.port), log_format=str(args.log_format), trade=str(args.trade),
         duration_s=args.duration, api_key=key, api_secret=secret,
+        api_password=env.get("VENUEGUARD_API_PASSWORD") or None,
         webhook_url=(env.get("VENUEGUARD_ALERT_WEBHOOK") or _str_or_none(alerts["webhook_url"])),
         predictor=getattr(args, "predictor", None) or env.get("VENUEGUARD_PREDICTOR") or None,
         thresholds=thresholds, alert_dedup_window_s=float(str(alerts["dedup_window_s"])),
@@ -365,7 +381,7 @@ class Monitor:
                 await self._serve_dashboard(stack)
                 code = await self._supervise_all(stop, market, venue, recorder)
                 await self._stop_trader()
-                return code
+                return 1 if self._halted() else code
         finally:
             if self.dashboard is not None:  # it was running (monitor.ready was logged)
                 self.events.emit("monitor.stopped", reason=self.stop_reason,
@@ -384,6 +400,11 @@ class Monitor:
 
     async def _endpoints(self, stack: contextlib.AsyncExitStack) -> Endpoints:
         cfg = self.config
+        if cfg.is_ccxt:  # ccxt knows the venue's own URLs; a simulator replaces them
+            if cfg.sim_url is None:
+                return Endpoints(cfg.venue, cfg.venue)
+            return Endpoints(cfg.sim_url, cfg.sim_url.replace("http://", "ws://", 1)
+                             + "/realtime")
         if not cfg.is_sim:
             rest, ws = VENUE_URLS[cfg.venue]
             return Endpoints(rest, ws)
@@ -448,6 +469,10 @@ class Monitor:
     async def _open_sources(self, ctx: MonitorContext, stack: contextlib.AsyncExitStack
                             ) -> tuple[MarketSource, VenueSource]:
         factory = self._sources
+        if factory is None and self.config.is_ccxt:
+            from venueguard.app.ccxt_feeds import open_sources as open_ccxt_sources
+
+            factory = open_ccxt_sources
         if factory is None:
             from venueguard.app.feeds import open_sources
 
@@ -558,6 +583,16 @@ class Monitor:
             except TimeoutError:
                 self.stop_reason = "duration"
         raise _Stop
+
+    def _halted(self) -> bool:
+        """Whether the trader's journal and the venue disagreed after reconciliation in this
+        run (reported once as ``monitor.halted``; the exit code is then 1)."""
+        halts = self._trader_state().get("halts")
+        if not isinstance(halts, list) or not halts:
+            return False
+        self.failures.append("reconcile")
+        self.events.emit("monitor.halted", reasons=[str(h)[:200] for h in halts[:10]])
+        return True
 
     async def _stop_trader(self) -> None:
         if self.trader is None:

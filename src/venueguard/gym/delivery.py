@@ -13,6 +13,7 @@ Execution rows other than ``Trade`` are dropped: the order rows carry the same s
 from __future__ import annotations
 
 from venueguard.core.orders import OrderTable
+from venueguard.venues.bitmex.reports import apply_execution_row, apply_order_row
 
 __all__ = ["PrivateRows", "Row"]
 
@@ -46,9 +47,9 @@ class PrivateRows:
 
     def apply(self, is_exec: bool, row: Row, now_s: float) -> None:
         if is_exec:
-            self.table.on_execution_row(row, now_s)
+            apply_execution_row(self.table, row, now_s)
         else:
-            self.table.on_order_row(row, now_s)
+            apply_order_row(self.table, row, now_s)
 
     def hold(self, cl_ord_id: str, until_step: int) -> None:
         """Withhold ``cl_ord_id``'s rows until ``until_step`` (the later of two holds wins)."""

@@ -99,7 +99,7 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
         self._empty_state = np.zeros(slots, dtype=np.int64)
         self._empty_info = np.zeros((slots, 4), dtype=np.float32)
         self._empty_position = np.zeros(1, dtype=np.float32)
-        self._noted: tuple[bool, int, str, str] = (False, 0, "HEALTHY", "NORMAL")
+        self._noted: tuple[bool, float, str, str] = (False, 0, "HEALTHY", "NORMAL")
 
     # ---------------------------------------------------------------------------- the API
     @property

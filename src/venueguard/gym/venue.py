@@ -37,6 +37,7 @@ from venueguard.sim.engine import Engine
 from venueguard.sim.faults import KINDS, Fault, FaultBook, FaultRequest, Scope, parse_fault
 from venueguard.sim.model import SimError, Update
 from venueguard.sim.scenario import MarketBurst, Scenario, ScenarioRunner, load_scenario
+from venueguard.venues.bitmex.reports import apply_cancel_row, apply_order_row
 
 __all__ = ["START_MS", "SimVenue"]
 
@@ -448,11 +449,11 @@ class SimVenue:
                              price if isinstance(price, float) else None, now_s)
         for row in rows:
             if action in ("place", "amend"):
-                table.on_order_row(row, now_s)
+                apply_order_row(table, row, now_s)
                 if row.get("ordStatus") == "Canceled":
                     result, reason = "rejected", "post_only"
             else:
-                table.on_cancel_row(row, now_s)
+                apply_cancel_row(table, row, now_s)
                 if "error" in row and action == "cancel":
                     result = "rejected"
                     reason = "filled_first" if request.raced else "not_open"
@@ -518,7 +519,7 @@ class SimVenue:
                 elif (order.state is OrderState.PENDING_CANCEL
                       and row.get("ordStatus") in _OPEN_STATUSES):
                     table.apply(cl, CancelRejected("answer lost; still open"), now_s)
-                table.on_order_row(row, now_s)
+                apply_order_row(table, row, now_s)
         self.stats["evidence"] += 1
         self.events.append({"event": "evidence", "cl_ord_id": cl,
                             "state": table.orders[cl].state.value})

@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 
+from venueguard.sim.binance import signing as binance_signing
 from venueguard.sim.replay import ReplayError
 from venueguard.sim.scenario import ScenarioError, load_scenario
 from venueguard.sim.server import SimConfig, SimServer
@@ -24,7 +25,11 @@ from venueguard.venues.bitmex import signing
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     """Build the configuration; raises ValueError (or ScenarioError) with a readable message."""
-    symbols = tuple(s.strip().upper() for s in str(args.symbols).split(",") if s.strip())
+    dialect = getattr(args, "dialect", "bitmex")
+    binance = dialect == "binance-usdm"
+    raw_symbols = args.symbols if args.symbols is not None else (
+        "BTCUSDT" if binance else "XBTUSD")
+    symbols = tuple(s.strip().upper() for s in str(raw_symbols).split(",") if s.strip())
     if not symbols:
         raise ValueError("--symbols needs at least one symbol")
     if args.rate <= 0:
@@ -43,8 +48,11 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         rate_msgs_s=args.rate, book_format=args.book_format,
         scenario=load_scenario(args.scenario) if args.scenario else None,
         replay_path=args.replay, replay_speed=args.replay_speed,
-        api_key=args.api_key or signing.TEST_API_KEY,
-        api_secret=args.api_secret or signing.TEST_API_SECRET,
+        api_key=args.api_key or (binance_signing.TEST_API_KEY if binance
+                                 else signing.TEST_API_KEY),
+        api_secret=args.api_secret or (binance_signing.TEST_API_SECRET if binance
+                                       else signing.TEST_API_SECRET),
+        dialect=dialect,
     )
 
 
@@ -66,6 +74,10 @@ async def serve(config: SimConfig) -> None:
         scenario = server.scenario_runner.scenario.name if server.scenario_runner else "none"
         print(f"REST {url}/api/v1  WS {server.ws_url}  control {url}/_sim  "
               f"scenario {scenario}  seed {config.seed}", flush=True)
+        if server.binance is not None:
+            ws_url = url.replace("http://", "ws://", 1)
+            print(f"binance-usdm REST {url}/fapi  WS {ws_url}/ws  {ws_url}/stream",
+                  flush=True)
         await stop.wait()
     finally:
         await server.stop()
