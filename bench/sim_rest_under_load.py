@@ -17,7 +17,11 @@ Variants, measured in the same run:
   ``venueguard`` package), e.g. an experiment.
 
     .venv/bin/python bench/sim_rest_under_load.py [--rate 2000] [--subscribers 20]
-        [--seconds 20] [--baseline-ref main]
+        [--seconds 20] [--baseline-ref main] [--dialect bitmex|binance-usdm]
+
+``--dialect binance-usdm`` measures the Binance dialect instead: subscribers on the combined
+stream ``/stream?streams=btcusdt@depth@100ms/btcusdt@aggTrade/btcusdt@bookTicker`` and
+``GET /fapi/v1/time`` as the probe (every 50 ms: within the request-weight limit).
 
 The target: p99 <= 50 ms with 20 subscribers at full rate. The machine is shared: read the
 ratios between variants, which come from one run.
@@ -47,14 +51,16 @@ import asyncio, sys
 from venueguard.sim.cli import serve
 from venueguard.sim.server import SimConfig
 
+extra = {} if sys.argv[2] == "bitmex" else {"dialect": sys.argv[2], "symbols": ("BTCUSDT",)}
 asyncio.run(serve(SimConfig(seed=7, rate_msgs_s=float(sys.argv[1]), scenario=None,
                             rest_per_min=1_000_000, rest_unauth_per_min=1_000_000,
-                            ws_opens_per_hour=100_000)))
+                            ws_opens_per_hour=100_000, **extra)))
 """
+BINANCE_STREAMS = "btcusdt@depth@100ms/btcusdt@aggTrade/btcusdt@bookTicker"
 
 
 # ------------------------------------------------------------------ subscriber child process
-async def _subscribe(url: str, count: int) -> None:
+async def _subscribe(url: str, count: int, dialect: str) -> None:
     import aiohttp
 
     received = [0] * count
@@ -63,9 +69,11 @@ async def _subscribe(url: str, count: int) -> None:
 
     async def one(index: int, session: aiohttp.ClientSession) -> None:
         nonlocal subscribed
-        query = "&".join(f"subscribe={t}" for t in TOPICS)
-        async with session.ws_connect(f"{url}/realtime?{query}", compress=0,
-                                      max_msg_size=0) as ws:
+        if dialect == "bitmex":
+            target = f"{url}/realtime?" + "&".join(f"subscribe={t}" for t in TOPICS)
+        else:
+            target = f"{url}/stream?streams={BINANCE_STREAMS}"
+        async with session.ws_connect(target, compress=0, max_msg_size=0) as ws:
             subscribed += 1
             if subscribed == count:
                 ready.set()
@@ -125,7 +133,8 @@ async def _child(args: list[str], env: dict[str, str] | None = None
 
 async def measure(name: str, src: Path, args: argparse.Namespace, subscribers: int) -> Result:
     env = {**os.environ, "PYTHONPATH": str(src)}
-    async with _child([sys.executable, "-c", _SERVE, str(args.rate)], env) as server:
+    async with _child([sys.executable, "-c", _SERVE, str(args.rate), args.dialect],
+                      env) as server:
         assert server.stdout is not None
         line = (await asyncio.wait_for(server.stdout.readline(), 60)).decode().strip()
         if not line.startswith("listening on "):
@@ -133,7 +142,8 @@ async def measure(name: str, src: Path, args: argparse.Namespace, subscribers: i
         base = line.removeprefix("listening on ")
         latest = [0.0, 0]
         sub_cm = (_child([sys.executable, __file__, "--subscribe-child", base.replace(
-            "http://", "ws://", 1), "--subscribers", str(subscribers)])
+            "http://", "ws://", 1), "--subscribers", str(subscribers),
+            "--dialect", args.dialect])
             if subscribers else None)
         async with contextlib.AsyncExitStack() as stack:
             reader: asyncio.Task[None] | None = None
@@ -162,7 +172,8 @@ async def _rest_loop(name: str, base: str, args: argparse.Namespace, pid: int,
                      latest: list[float | int]) -> Result:
     import aiohttp
 
-    url = f"{base}/api/v1/instrument?symbol=XBTUSD"
+    url = (f"{base}/api/v1/instrument?symbol=XBTUSD" if args.dialect == "bitmex"
+           else f"{base}/fapi/v1/time")
     latencies: list[float] = []
     errors = 0
     stamp0, count0 = float(latest[0]), int(latest[1])
@@ -210,8 +221,10 @@ async def main(args: argparse.Namespace) -> None:
             variants.append((name, Path(path), args.subscribers))
         variants.append(("current", REPO / "src", args.subscribers))
         variants.append(("idle", REPO / "src", 0))
-        print(f"market rate {args.rate:g} msgs/s, {args.subscribers} subscribers "
-              f"({', '.join(TOPICS)}), one GET /instrument every {args.interval_ms:g} ms for "
+        streams = ", ".join(TOPICS) if args.dialect == "bitmex" else BINANCE_STREAMS
+        probe = "GET /instrument" if args.dialect == "bitmex" else "GET /fapi/v1/time"
+        print(f"{args.dialect}: market rate {args.rate:g} msgs/s, {args.subscribers} subscribers "
+              f"({streams}), one {probe} every {args.interval_ms:g} ms for "
               f"{args.seconds:g} s" + (f"; baseline = {args.baseline_ref}"
                                        if args.baseline_ref else ""))
         print(f"{'variant':<10} {'reqs':>6} {'errs':>4} {'p50 ms':>8} {'p99 ms':>8} "
@@ -240,7 +253,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--subscribers", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--interval-ms", type=float, default=20.0)
+    parser.add_argument("--interval-ms", type=float, default=None,
+                        help="between REST probes (default 20 ms; 50 ms for binance-usdm)")
+    parser.add_argument("--dialect", choices=("bitmex", "binance-usdm"), default="bitmex")
     parser.add_argument("--baseline-ref", default=None,
                         help="also measure the simulator of this git ref")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=SRC_DIR",
@@ -253,6 +268,8 @@ if __name__ == "__main__":
     ARGS = parse_args()
     if ARGS.subscribe_child:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_subscribe(ARGS.subscribe_child, ARGS.subscribers))
+            asyncio.run(_subscribe(ARGS.subscribe_child, ARGS.subscribers, ARGS.dialect))
     else:
+        if ARGS.interval_ms is None:
+            ARGS.interval_ms = 20.0 if ARGS.dialect == "bitmex" else 50.0
         asyncio.run(main(ARGS))
