@@ -10,7 +10,9 @@ import pytest
 
 from venueguard.app.monitor import Monitor, MonitorContext, StartupError, config_from_args
 from venueguard.cli import build_parser
+from venueguard.core.classify import classify_text
 from venueguard.core.kinds import Action, Kind
+from venueguard.venues.bitmex import errors as bx
 from venueguard.venues.bitmex import signing
 
 USER_ENV = {"VENUEGUARD_API_KEY": "real-user-key", "VENUEGUARD_API_SECRET": "real-user-secret"}
@@ -29,6 +31,19 @@ def test_rules_file_is_merged_over_the_defaults(tmp_path: Path) -> None:
     assert rule.action is Action.COOLDOWN and rule.cooldown_s == 42.0
     assert cfg.rules.rule(Kind.RATE_LIMITED).action is not None  # the defaults are still there
     assert config_from_args(parse(), {}).rules is None  # type: ignore[arg-type]
+
+
+def test_rules_file_keeps_bitmex_texts_and_reaches_a_ccxt_venue(tmp_path: Path) -> None:
+    """Regression: the user's file is merged over BitMEX's table (the native sessions classify
+    BitMEX's answers), not over the venue-neutral defaults, which hold no venue's texts."""
+    path = tmp_path / "mine.toml"
+    path.write_text("[kinds.overloaded]\naction = 'cooldown'\ncooldown_s = 42\n")
+    cfg = config_from_args(parse("--rules", str(path)), {})  # type: ignore[arg-type]
+    assert cfg.rules is not None
+    assert classify_text(bx.DUPLICATE_CLORDID, rules=cfg.rules) is Kind.DUPLICATE_CLORDID
+    ccxt_cfg = config_from_args(parse("--rules", str(path), "--venue", "ccxt:binanceusdm"),
+                                {})  # type: ignore[arg-type]
+    assert ccxt_cfg.rules_text == path.read_text() and ccxt_cfg.rules_path == str(path)
 
 
 @pytest.mark.parametrize(("text", "words"), [

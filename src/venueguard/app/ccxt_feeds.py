@@ -169,7 +169,7 @@ class CcxtVenue:
 
 async def open_sources(ctx: MonitorContext) -> tuple[CcxtMarket, CcxtVenue]:
     """Build the guarded exchange and the market and venue sources (module docstring)."""
-    from venueguard.ccxt import guard
+    from venueguard.ccxt import GuardConfig, guard
 
     cfg = ctx.config
     exchange_id = exchange_id_of(cfg.venue)
@@ -184,8 +184,10 @@ async def open_sources(ctx: MonitorContext) -> tuple[CcxtMarket, CcxtVenue]:
         point_at(raw, ctx.rest_url, ctx.ws_url)
         # a simulator serves the venue's trading API only: no spot wallet lookups at load time
         raw.options = {**raw.options, "fetchCurrencies": False, "fetchMargins": False}
-    exchange = guard(raw, events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts,
-                     clock=ctx.clock)
+    guard_config = GuardConfig(rules_text=cfg.rules_text,
+                               rules_source=cfg.rules_path or "<rules>")
+    exchange = guard(raw, guard_config, events=ctx.events, metrics=ctx.metrics,
+                     alerts=ctx.alerts, clock=ctx.clock)
     try:
         require_websocket(raw)
         await exchange.load_markets()

@@ -77,6 +77,7 @@ from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
 from venueguard.telemetry.series import SeriesStore
 from venueguard.venues.bitmex import signing
+from venueguard.venues.bitmex.rules import bitmex_rules
 
 VENUE_URLS: Mapping[str, tuple[str, str]] = {
     "bitmex": ("https://www.bitmex.com", "wss://ws.bitmex.com/realtime"),
@@ -110,7 +111,9 @@ class MonitorConfig:
     api_password: str | None = field(default=None, repr=False)  # ccxt venues that need one
     webhook_url: str | None = field(default=None, repr=False)
     predictor: str | None = None
-    rules: RuleSet | None = None  # --rules FILE merged over the defaults; None: the defaults
+    rules: RuleSet | None = None  # --rules FILE merged over BitMEX's table; None: that table
+    rules_text: str | None = field(default=None, repr=False)  # the file, for a ccxt venue's table
+    rules_path: str | None = None
     sim_credentials: bool = False  # --venue sim set aside the user's VENUEGUARD_API_KEY
     probe_interval_s: float = 5.0
     order_probe_interval_s: float = 2.0
@@ -202,7 +205,8 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
         seed = int(env.get("VENUEGUARD_SIM_SEED", "1"))
     except ValueError:
         raise StartupError("VENUEGUARD_SIM_SEED must be an integer") from None
-    rules = _read_rules(getattr(args, "rules", None))
+    rules_path = getattr(args, "rules", None)
+    rules, rules_text = _read_rules(rules_path)
     settings = getattr(args, "settings", None)
     if not isinstance(settings, Settings):
         settings = Settings(None)
@@ -223,7 +227,8 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
                 ("notify", "notify.slack", "notify.discord", "notify.telegram")},
         log_level=str(settings.value("monitor", "log_level")),
         metrics_venue_label=settings.value("monitor", "metrics_venue_label") is True,
-        rules=rules, sim_credentials=sim_credentials, redis_url=redis_url,
+        rules=rules, rules_text=rules_text, rules_path=rules_path,
+        sim_credentials=sim_credentials, redis_url=redis_url,
         fleet_size=fleet_size)
     try:
         config.regime_config()
@@ -236,16 +241,18 @@ def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _read_rules(path: str | None) -> RuleSet | None:
-    """The ``--rules`` file merged over the defaults; StartupError naming file, line, problem."""
+def _read_rules(path: str | None) -> tuple[RuleSet | None, str | None]:
+    """The ``--rules`` file merged over BitMEX's table (what the native sessions classify with),
+    and its text (a ``ccxt:`` venue merges it over that venue's own table); StartupError naming
+    file, line, problem."""
     if path is None:
-        return None
+        return None, None
     try:
         text = Path(path).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise StartupError(f"--rules {path}: cannot read: {exc}") from None
     try:
-        return load_rules(text, path)
+        return load_rules(text, path, base=bitmex_rules()), text
     except RulesError as exc:
         raise StartupError(f"--rules: {exc}") from None
 
