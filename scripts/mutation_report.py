@@ -109,9 +109,10 @@ class MutantSource:
         """The lines the mutant has and the original lacks, joined by `` / ``."""
         function = mutant.rsplit(".", 1)[1]
         functions = self._functions_of(source_file)
-        original = functions.get(re.sub(r"__mutmut_\d+$", "__mutmut_orig", function), "")
-        mutated = functions.get(function, "")
-        diff = difflib.ndiff(original.splitlines()[1:], mutated.splitlines()[1:])
+        original_name = re.sub(r"__mutmut_\d+$", "__mutmut_orig", function)
+        original = functions.get(original_name, "")
+        mutated = functions.get(function, "").replace(function, original_name, 1)
+        diff = difflib.ndiff(original.splitlines(), mutated.splitlines())
         return " / ".join(line[2:].strip() for line in diff if line.startswith("+ "))
 
 
