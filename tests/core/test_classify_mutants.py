@@ -25,7 +25,7 @@ PAGE_CACHE_CHARS = 4096  # text pages up to this size are cached whole
 
 
 def table() -> RuleSet:
-    """No status table, two Cloudflare codes, one transport mapping, four patterns."""
+    """No status table, two Cloudflare codes, one transport mapping, five patterns."""
     rules = {
         Kind.UNKNOWN: Rule(Kind.UNKNOWN, Action.RETRY_ONCE),
         Kind.SOFTWARE_BANNED: Rule(Kind.SOFTWARE_BANNED, Action.BLOCK),
@@ -41,6 +41,7 @@ def table() -> RuleSet:
         Pattern(Kind.ORDER_REJECTED, "account has insufficient"),
         Pattern(Kind.ORDER_NOT_OPEN, "invalid ordstatus.", match="exact"),
         Pattern(Kind.RATE_LIMITED, "rate limit exceeded", statuses=frozenset({429})),
+        Pattern(Kind.OVERLOADED, "rate limit exceeded, try later"),
     )
     return RuleSet(rules=rules, patterns=patterns, status_kinds={},
                    cloudflare_kinds={1010: Kind.SOFTWARE_BANNED, 522: Kind.EDGE_PROTECTION},
@@ -132,6 +133,10 @@ def test_a_status_restricted_pattern_needs_that_status() -> None:
     assert classify_text("Rate limit exceeded", status=429, rules=table()) is Kind.RATE_LIMITED
     assert classify_text("Rate limit exceeded", rules=table()) is Kind.UNKNOWN
     assert classify_text("Rate limit exceeded", status=400, rules=table()) is Kind.UNKNOWN
+    # a pattern for another status is skipped, and the scan goes on to the next one
+    later = "Rate limit exceeded, try later"
+    assert classify_text(later, status=400, rules=table()) is Kind.OVERLOADED
+    assert classify_text(later, status=429, rules=table()) is Kind.RATE_LIMITED
 
 
 HEADERS = {"x-ratelimit-limit": "120", "x-ratelimit-remaining": "7",
@@ -201,8 +206,10 @@ def test_the_text_memo_answers_a_remembered_text_and_its_digit_variants() -> Non
     rules = table()
     rules.memo[(None, None, "remembered")] = Kind.DNS
     rules.memo[(None, None, "balance # too low")] = Kind.AMOUNT_TOO_LOW
+    rules.memo[(None, None, "balance 7 too low")] = Kind.INSUFFICIENT_BALANCE
     assert classify_text("remembered", rules=rules) is Kind.DNS
     assert classify_text("balance 12 too low", rules=rules) is Kind.AMOUNT_TOO_LOW
+    assert classify_text("balance 7 too low", rules=rules) is Kind.INSUFFICIENT_BALANCE
 
 
 def word(i: int) -> str:

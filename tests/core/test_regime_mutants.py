@@ -141,3 +141,12 @@ def test_a_regime_other_than_normal_keeps_polling_without_failures() -> None:
     safe.poll(2.0)
     safe.on_outcome(Kind.OK, 61.0)                     # a new minute without failures
     assert safe.regime is Regime.SAFE and safe.next_deadline() == 7.0
+
+
+def test_a_bucket_starting_exactly_at_the_window_edge_counts_whole() -> None:
+    """0.1 s buckets: the bucket of 0.1 * 3 starts exactly at the edge of the window ending at
+    0.4, so it counts fully (no partial weight that rounds to 0.9999999999999998)."""
+    detector = RegimeDetector(RegimeConfig(bucket_s=0.1, window_s=0.1, eval_interval_s=0.1))
+    detector.on_outcome(Kind.OVERLOADED, 0.1 * 3)
+    assert detector.buckets()[-1].start_s == 0.4 - 0.1
+    assert detector.score(0.4) == 600.0
