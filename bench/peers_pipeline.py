@@ -10,8 +10,9 @@ first message to its last:
   timestamp and order check on, local book maintained);
 * ccxt 4.5.78 ``ccxt.pro.bitmex().watch_order_book`` with its URLs pointed at the simulator, as
   shipped, and with aiohttp's per-message byte accounting corrected in this benchmark only
-  (DESIGN.md 5: as shipped it gives back one message's overhead per batch it drains, so aiohttp's
-  queue looks ever fuller, pauses the socket for good, and the stream stops with the socket open);
+  (docs/peers.md: as shipped it gives back one message's overhead per batch it drains, so
+  aiohttp's queue looks ever fuller, pauses the socket for good, and the stream stops with the
+  socket open);
 * nautilus_trader 1.221's BitMEX adapter: its Rust websocket client (``BitmexWebSocketClient``)
   feeding its ``OrderBook`` (L2) through the Python callback, as a nautilus data client does
   (skipped, saying so, without the ``nautilus`` extra);

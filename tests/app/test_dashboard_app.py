@@ -62,14 +62,14 @@ async def test_page_and_static_assets_are_served(make_client) -> None:
 
 async def test_metrics_endpoint_serves_prometheus_text(make_client) -> None:
     metrics = Metrics()
-    metrics.rest_errors_total.labels(kind="overload").inc(4)
+    metrics.rest_errors_total.labels(kind="overloaded").inc(4)
     client = await make_client(app_with(metrics=metrics))
     response = await client.get("/metrics")
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     families = {f.name: f for f in text_string_to_metric_families(await response.text())}
-    (sample,) = families["venueguard_rest_errors"].samples
-    assert sample.labels == {"kind": "overload"} and sample.value == 4
+    by_kind = {s.labels["kind"]: s.value for s in families["venueguard_rest_errors"].samples}
+    assert by_kind["overloaded"] == 4 and by_kind["rate_limited"] == 0
 
 
 async def test_state_comes_from_the_provider_each_time(make_client) -> None:
@@ -219,7 +219,7 @@ def test_state_from_metrics_fills_the_schema_the_page_reads() -> None:
 def test_state_from_metrics_falls_back_to_the_latency_histogram() -> None:
     metrics = Metrics()
     for _ in range(10):
-        metrics.rest_latency_seconds.labels(endpoint="/order").observe(0.2)
+        metrics.observe_rest("POST", "/order", "200", 0.2)
     state = state_from_metrics(metrics, None, symbol="XBTUSD", now_s=T0)
     assert 0.1 <= state["api"]["latency_p50"] <= 0.25
     assert state["liveness"]["fresh"] is False  # no data at all is not fresh

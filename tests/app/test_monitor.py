@@ -64,8 +64,7 @@ class FakeVenue:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(0.2)
-            self.ctx.metrics.rest_requests_total.labels(endpoint="POST /order",
-                                                        status="503").inc()
+            self.ctx.metrics.observe_rest("POST", "/order", "503")
             self.ctx.metrics.rest_errors_total.labels(kind="overloaded").inc()
             assert self.ctx.on_request is not None
             self.ctx.on_request("GET /instrument", 200, 0.02, self.ctx.clock.wall_ms() / 1000)
@@ -273,3 +272,48 @@ def test_predictor_option_wins_over_the_environment() -> None:
     cfg = config_from_args(build_parser().parse_args(["monitor"]),
                            {"VENUEGUARD_PREDICTOR": "other:One"})
     assert cfg.predictor == "other:One"
+
+
+async def test_non_loopback_host_warns_that_the_dashboard_has_no_authentication(
+        tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    monitor = Monitor(config(tmp_path, host="0.0.0.0", duration_s=0.5), stdout=out, stderr=err,
+                      sources=make_sources([]))  # type: ignore[arg-type]
+    assert await asyncio.wait_for(monitor.run(), 10) == 0
+    assert "warning" in err.getvalue() and "no authentication" in err.getvalue()
+    warned = [r for r in lines(out) if r["event"] == "monitor.warning"]
+    assert len(warned) == 1 and warned[0]["host"] == "0.0.0.0"
+    quiet_err = io.StringIO()
+    quiet = Monitor(config(tmp_path, duration_s=0.3), stdout=io.StringIO(), stderr=quiet_err,
+                    sources=make_sources([]))  # type: ignore[arg-type]
+    assert await asyncio.wait_for(quiet.run(), 10) == 0
+    assert "no authentication" not in quiet_err.getvalue()
+
+
+async def test_a_failing_component_reaches_slack_through_the_config(tmp_path: Path) -> None:
+    received: list[dict[str, object]] = []
+
+    async def slack(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/services/T/B/X", slack)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        cfg = config(tmp_path, duration_s=1.0, notify={
+            "notify": {"rate_limit_per_minute": 20, "dedup_window_s": 300.0},
+            "notify.slack": {"webhook_url": f"http://127.0.0.1:{port}/services/T/B/X",
+                             "min_tier": "critical"}})
+        monitor = Monitor(cfg, stdout=io.StringIO(), stderr=io.StringIO(),
+                          sources=make_sources([], fail_after_s=0.2))  # type: ignore[arg-type]
+        assert await asyncio.wait_for(monitor.run(), 15) == 1
+    finally:
+        await runner.cleanup()
+    assert len(received) == 1
+    assert str(received[0]["text"]).startswith(":rotating_light: [CRITICAL] monitor component "
+                                               "market stopped")

@@ -24,9 +24,9 @@ def by_name(rows: list[tuple[int, str, str, float, object]]) -> dict[tuple[str, 
 
 def test_sample_rows_read_the_metrics() -> None:
     m = Metrics()
-    m.rest_requests_total.labels(endpoint="POST /order", status="200").inc(7)
-    m.rest_requests_total.labels(endpoint="POST /order", status="503").inc(3)
-    m.rest_requests_total.labels(endpoint="GET /instrument", status="429").inc(1)
+    m.rest_requests_total.labels(method="POST", endpoint="/order", status="200").inc(7)
+    m.rest_requests_total.labels(method="POST", endpoint="/order", status="503").inc(3)
+    m.rest_requests_total.labels(method="GET", endpoint="/instrument", status="429").inc(1)
     m.rest_errors_total.labels(kind="overloaded").inc(3)
     m.rest_errors_total.labels(kind="rate_limited").inc(1)
     m.retries_total.inc(2)

@@ -18,7 +18,7 @@ from venueguard.app import report
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
-DESIGN_METRICS = (
+CONTRACT_METRICS = (
     "venueguard_ws_messages_total", "venueguard_ws_reconnects_total",
     "venueguard_ws_last_data_age_seconds", "venueguard_ws_pong_age_seconds",
     "venueguard_rest_requests_total", "venueguard_rest_latency_seconds",
@@ -26,6 +26,7 @@ DESIGN_METRICS = (
     "venueguard_data_rejected_total", "venueguard_venue_state", "venueguard_regime",
     "venueguard_open_orders", "venueguard_phantom_orders_total", "venueguard_spread",
     "venueguard_best_bid", "venueguard_best_ask", "venueguard_position",
+    "venueguard_ws_last_data_timestamp_seconds",
 )
 
 
@@ -72,10 +73,10 @@ async def test_monitor_subprocess_runs_serves_and_leaves_a_reportable_journal(
     for event in ("sim.started", "ws.connected", "ws.subscribed", "monitor.stopped"):
         assert event in names, event
     assert records[-1]["event"] == "monitor.stopped" and records[-1]["reason"] == "duration"
-    for name in DESIGN_METRICS:
+    for name in CONTRACT_METRICS:
         assert name in metrics_text, name
-    assert 'venueguard_rest_requests_total{endpoint="GET /instrument",status="200"}' in \
-        metrics_text
+    assert ('venueguard_rest_requests_total{endpoint="/instrument",method="GET",status="200"}'
+            in metrics_text)
     assert state["market"]["symbol"] == "XBTUSD" and state["market"]["best_bid"] is not None
     assert state["liveness"]["fresh"] is True
     assert state["snapshots"]["produced"] >= 2

@@ -69,7 +69,10 @@ def test_fresh_ticks_produce_snapshots_signals_and_gauges() -> None:
     assert snap["best_bid"] == {"symbol=XBTUSD": 105.0}
     assert snap["spread"] == {"symbol=XBTUSD": 0.5}
     assert snap["top_of_book_changes_total"] == {"symbol=XBTUSD": 10.0}
-    assert snap["trade_rate"] == {"symbol=XBTUSD": pytest.approx(3.0)}
+    assert snap["trades_total"] == {"symbol=XBTUSD": 15.0}
+    assert snap["traded_contracts_total"] == {"symbol=XBTUSD": 150.0}
+    ratio = snap["spread_ratio"]
+    assert isinstance(ratio, dict) and ratio["regime=NORMAL"]["count"] == 5  # type: ignore[index]
     signals = h.named("predictor.signal")
     assert signals and signals[-1]["direction"] == 1  # bids heavy and price rising
     state = h.ticker.state(WALL0 + h.t)
@@ -97,11 +100,12 @@ def test_503_storm_moves_the_regime_to_safe_and_pauses() -> None:
     h = Harness()
     h.tick()
     h.metrics.rest_errors_total.labels(kind="overloaded").inc(40)
-    h.metrics.rest_requests_total.labels(endpoint="POST /order", status="503").inc(40)
+    for _ in range(40):
+        h.metrics.observe_rest("POST", "/order", "503")
     h.tick()
     changes = h.named("regime.changed")
     assert [(c["from"], c["to"]) for c in changes] == [("NORMAL", "SAFE")]
-    assert h.metrics.snapshot()["regime"] == 2.0
+    assert h.metrics.current_state("regime") == "SAFE"
     assert h.pauses == ["regime_safe"] and h.ticker.paused
     assert any(a.tier.value == "critical" and "SAFE" in a.message for a in h.sink.alerts)
     state = h.ticker.state(WALL0 + h.t)
@@ -170,7 +174,7 @@ def test_probe_latency_feeds_the_dashboard_quantiles() -> None:
 def test_venue_state_reaches_gauge_and_state() -> None:
     h = Harness()
     h.tick(venue=VenueInput("COOLDOWN", until_wall_s=WALL0 + 120.0))
-    assert h.metrics.snapshot()["venue_state"] == 2.0
+    assert h.metrics.current_state("venue_state") == "COOLDOWN"
     state = h.ticker.state(WALL0 + 1)
     assert state["venue_state"] == "COOLDOWN"
     assert state["venue_state_until"] == "2026-11-23T12:02:00.000Z"
@@ -197,13 +201,15 @@ def test_liveness_and_api_metrics_the_sessions_leave_to_the_monitor() -> None:
     h.events.emit("ws.reconnecting", attempt=1, delay_s=0.5)
     clock[0] = 101.5
     h.events.emit("ws.subscribed", topic="orderBookL2:XBTUSD")
-    h.metrics.rest_requests_total.labels(endpoint="POST /order", status="503").inc(4)
+    for _ in range(4):
+        h.metrics.observe_rest("POST", "/order", "503")
     h.tick()
     h.tick()  # a second tick must not count the same 503s again
     snap = h.metrics.snapshot()
     assert snap["gap_events_total"] == 1.0
     assert snap["ws_lag_seconds"] == 0.25
-    assert snap["rest_503_total"] == 4.0
+    assert "rest_503_total" not in snap  # counted once, by status, in rest_requests_total
+    assert h.parts.series.http_503_last_minute(WALL0 + 2) == 4
     reconnect = snap["ws_reconnect_seconds"]
     assert isinstance(reconnect, dict) and reconnect["count"] == 1.0
     assert reconnect["sum"] == pytest.approx(1.5)

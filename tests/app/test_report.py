@@ -62,10 +62,10 @@ def build_outage_journal(path: Path, seconds: int = 600) -> None:
         journal.record_event(T0_MS + 305_000, "alert",
                              {"tier": "warning", "message": "no data for 5.0 s <script>"})
         for i, t in enumerate((10, 20, 30)):
-            journal.record_event(T0_MS + t * 1000, "order.sent", {"clOrdID": f"o{i}"})
-            journal.record_event(T0_MS + t * 1000 + 300, "order.acked", {"clOrdID": f"o{i}"})
-        journal.record_event(T0_MS + 40_000, "order.canceled", {"clOrdID": "o1"})
-        journal.record_event(T0_MS + 40_500, "order.filled", {"clOrdID": "o1"})
+            journal.record_event(T0_MS + t * 1000, "order.sent", {"cl_ord_id": f"o{i}"})
+            journal.record_event(T0_MS + t * 1000 + 300, "order.acked", {"cl_ord_id": f"o{i}"})
+        journal.record_event(T0_MS + 40_000, "order.canceled", {"cl_ord_id": "o1"})
+        journal.record_event(T0_MS + 40_500, "order.filled", {"cl_ord_id": "o1"})
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 Random interleavings of submits (ack, 503, timeouts before/after acceptance, rejects), retries,
 venue fills and cancels, our cancels and amends (some ambiguous), websocket rows delivered late
 or dropped, REST snapshots with visibility delays, foreign orders, crashes (unsynced transitions
-lost) and clean restarts that rebuild the table from the journal. Checked (DESIGN.md section 4):
+lost) and clean restarts that rebuild the table from the journal. Checked (docs/invariants.md):
 
 * no clOrdID ever reaches the venue twice, and every intent has its own clOrdID;
 * UNKNOWN never becomes REJECTED without venue evidence (and nothing REJECTED exists at the venue);
@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from bitmex_rows import cancels, executions, on_order_row, orders, ws_orders
 from venueguard.core.orders import (
     OPEN_STATES,
     ClOrdIdGenerator,
@@ -160,7 +161,7 @@ class OrdersMachine(RuleBasedStateMachine):
             self.ws.append(("order", [row]))
         if outcome == "ack":
             assert row is not None
-            self.table.on_order_row(row, self.now)
+            on_order_row(self.table, row, self.now)
         elif outcome == "overload":
             self.table.on_rejected(cl, "The system is currently overloaded.", not_processed=True,
                                    now=self.now)
@@ -208,7 +209,8 @@ class OrdersMachine(RuleBasedStateMachine):
         if "error" not in row:
             self.ws.append(("order", [row]))
         if outcome == "answered":
-            self.rec.on_cancel_rows([row], self.now)
+            self.rec.on_cancel_reports(cancels([row]), self.now, self.wall_ms(),
+                                       asked_at=self.now)
         else:
             self.table.on_ambiguous(cl, "timeout", self.now)
 
@@ -233,7 +235,7 @@ class OrdersMachine(RuleBasedStateMachine):
             self.ws.append(("order", [row]))
             if outcome == "answered":
                 self.table.on_amended(cl, new_qty, None, self.now)
-                self.rec.on_ws_order_rows([row], self.now, self.wall_ms())
+                ws_orders(self.rec, [row], self.now, self.wall_ms())
             else:
                 self.table.on_ambiguous(cl, "timeout", self.now)
         elif outcome == "answered":                 # "Invalid ordStatus" or below cumQty
@@ -268,9 +270,9 @@ class OrdersMachine(RuleBasedStateMachine):
         if drop:
             return                                     # lost with a dropped connection
         if table == "order":
-            self.rec.on_ws_order_rows(rows, self.now, self.wall_ms())
+            ws_orders(self.rec, rows, self.now, self.wall_ms())
         else:
-            self.rec.on_execution_rows(rows, self.now, self.wall_ms())
+            executions(self.rec, rows, self.now, self.wall_ms())
 
     # ------------------------------------------------------------- time and restarts
     @rule(dt=st.floats(0.1, 20.0))
@@ -311,24 +313,25 @@ class OrdersMachine(RuleBasedStateMachine):
         visible = self.venue.visible(now)
         if isinstance(d, QueryOrders):
             rows = [self.venue.row(o) for o in visible if o.cl in d.cl_ord_ids]
-            self.rec.on_order_lookup(d.cl_ord_ids, rows, now, wall, asked_at=now)
+            self.rec.on_order_lookup(d.cl_ord_ids, orders(rows), now, wall, asked_at=now)
         elif isinstance(d, FetchOpenOrders):
             rows = [self.venue.row(o) for o in visible if o.status in ("New", "PartiallyFilled")]
-            self.rec.on_open_orders(rows, now, wall, asked_at=now)
+            self.rec.on_open_orders(orders(rows), now, wall, asked_at=now)
         elif isinstance(d, FetchOrderHistory):
             rows = [self.venue.row(o) for o in visible]
-            self.rec.on_order_history(rows, now, wall, start_wall_ms=d.start_wall_ms,
+            self.rec.on_order_history(orders(rows), now, wall, start_wall_ms=d.start_wall_ms,
                                       complete=True, asked_at=now)
         elif isinstance(d, FetchExecutions):
             rows = [e for e in self.venue.execs if int(str(e["ts_ms"])) >= d.start_wall_ms]
-            self.rec.on_execution_rows(rows, now, wall)
+            executions(self.rec, rows, now, wall)
         elif isinstance(d, FetchPosition):
             self.rec.on_position(d.symbol, self.venue.position, now)
         elif isinstance(d, ResendCancel):
             if self.table.orders[d.cl_ord_id].state is not S.PENDING_CANCEL:
                 return                      # settled meanwhile by another answer of this poll
             self.table.on_cancel_requested(d.cl_ord_id, now)
-            self.rec.on_cancel_rows([self.venue.cancel(d.cl_ord_id)], now)
+            self.rec.on_cancel_reports(cancels([self.venue.cancel(d.cl_ord_id)]), now, wall,
+                                       asked_at=now)
 
     def sync(self) -> None:
         transitions = self.table.take_transitions()
@@ -377,7 +380,8 @@ class OrdersMachine(RuleBasedStateMachine):
             self.now += 1.0
             self.reconcile_step()
         for v in self.venue.orders.values():
-            local = self.table.find(self.venue.row(v))
+            row = self.venue.row(v)
+            local = self.table.find(str(row["clOrdID"]) or None, str(row["orderID"]))
             if local is None and v.cl.startswith("venue:") and v.cum == 0 and v not in \
                     self.venue.open():
                 continue              # someone else's order, closed unfilled before we saw it

@@ -136,10 +136,10 @@ def test_missing_snapshots_above_the_ratio_are_seen() -> None:
 
 def test_orders_that_never_show_up() -> None:
     events = [
-        ev(1, "order.sent", clOrdID="a"), ev(1.2, "order.acked", clOrdID="a"),
-        ev(2, "order.sent", clOrdID="b"), ev(9, "order.acked", clOrdID="b"),  # acked 7 s late
-        ev(3, "order.sent", clOrdID="c"), ev(4, "order.unknown", clOrdID="c"),
-        ev(118.5, "order.sent", clOrdID="d"),  # too close to the end to judge
+        ev(1, "order.sent", cl_ord_id="a"), ev(1.2, "order.acked", cl_ord_id="a"),
+        ev(2, "order.sent", cl_ord_id="b"), ev(9, "order.acked", cl_ord_id="b"),  # acked 7 s late
+        ev(3, "order.sent", cl_ord_id="c"), ev(4, "order.unknown", cl_ord_id="c"),
+        ev(118.5, "order.sent", cl_ord_id="d"),  # too close to the end to judge
     ]
     f = by_key(evaluate(Recording(calm_run(), events)))["orders_missing"]
     assert f.verdict is Verdict.SEEN
@@ -148,14 +148,14 @@ def test_orders_that_never_show_up() -> None:
 
 
 def test_orders_all_acked_promptly_are_not_seen() -> None:
-    events = [ev(1, "order.sent", clOrdID="a"), ev(1.5, "order.acked", clOrdID="a")]
+    events = [ev(1, "order.sent", cl_ord_id="a"), ev(1.5, "order.acked", cl_ord_id="a")]
     f = by_key(evaluate(Recording(calm_run(), events)))["orders_missing"]
     assert f.verdict is Verdict.NOT_SEEN
 
 
 def test_fill_after_cancel_is_seen() -> None:
-    events = [ev(5, "order.canceled", clOrdID="x"), ev(6, "order.filled", clOrdID="x"),
-              ev(7, "order.canceled", clOrdID="y"), ev(6.5, "order.filled", clOrdID="y")]
+    events = [ev(5, "order.canceled", cl_ord_id="x"), ev(6, "order.filled", cl_ord_id="x"),
+              ev(7, "order.canceled", cl_ord_id="y"), ev(6.5, "order.filled", cl_ord_id="y")]
     f = by_key(evaluate(Recording(calm_run(), events)))["cancel_then_fill"]
     assert f.verdict is Verdict.SEEN
     assert "2 orders canceled; 1 filled after their cancel" in f.evidence[0]
@@ -166,7 +166,7 @@ def test_position_change_without_a_fill_is_seen() -> None:
     recorded = [s for s in calm_run() if (s.kind, s.name) != Series.POSITION]
     recorded += samples(Series.POSITION, ((t, 0 if t < 30 else (10 if t < 70 else 25))
                                           for t in range(120)))
-    events = [ev(28, "order.filled", clOrdID="a")]  # explains the change at t=30 only
+    events = [ev(28, "order.filled", cl_ord_id="a")]  # explains the change at t=30 only
     f = by_key(evaluate(Recording(recorded, events)))["unexplained_position"]
     assert f.verdict is Verdict.SEEN
     assert "2 position changes, 1 without a fill" in f.evidence[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from bitmex_rows import cancels, executions, on_order_row, orders, ws_orders
 from venueguard.core.orders import ClOrdIdGenerator, OrderState, OrderTable
 from venueguard.core.reconcile import (
     Alert,
@@ -12,6 +13,7 @@ from venueguard.core.reconcile import (
     FetchOpenOrders,
     FetchOrderHistory,
     FetchPosition,
+    Halt,
     Mismatch,
     QueryOrders,
     ReconcileConfig,
@@ -37,7 +39,7 @@ def new(table: OrderTable, now: float, qty: int = 10, side: str = "Buy") -> str:
 
 
 def ack(table: OrderTable, cl: str, now: float) -> None:
-    table.on_order_row({"clOrdID": cl, "orderID": "o-" + cl, "ordStatus": "New"}, now)
+    on_order_row(table, {"clOrdID": cl, "orderID": "o-" + cl, "ordStatus": "New"}, now)
 
 
 def of(decisions: list[Decision], kind: type) -> list[Decision]:
@@ -58,7 +60,7 @@ def test_absence_inside_the_grace_period_is_not_evidence() -> None:
     ack(table, cl, 0.2)
     rec.on_open_orders([], 1.0, 0, asked_at=1.0)          # acked 0.8 s ago: may not be visible
     assert not of(rec.poll(1.0, 0), QueryOrders)
-    rec.on_order_lookup([cl], [], 2.0, 0, asked_at=2.0)
+    rec.on_order_lookup([cl], orders([]), 2.0, 0, asked_at=2.0)
     assert table.orders[cl].state is S.NEW and rec.phantoms == 0
 
 
@@ -67,11 +69,11 @@ def test_local_open_but_venue_absent_after_grace_is_a_phantom() -> None:
     cl = new(table, 0.0)
     ack(table, cl, 0.2)
     rec.poll(0.3, 0)
-    rec.on_open_orders([], 10.0, 0, asked_at=10.0)
+    rec.on_open_orders(orders([]), 10.0, 0, asked_at=10.0)
     assert table.orders[cl].state is S.NEW                  # first confirm by clOrdID
     decisions = rec.poll(10.0, 0)
     assert QueryOrders((cl,)) in decisions
-    rec.on_order_lookup([cl], [], 10.5, 0, asked_at=10.0)
+    rec.on_order_lookup([cl], orders([]), 10.5, 0, asked_at=10.0)
     assert table.orders[cl].state is S.CANCELED and rec.phantoms == 1
     decisions = rec.poll(10.6, 0)
     assert Mismatch("phantom_local", cl, "NEW absent") in decisions
@@ -82,9 +84,10 @@ def test_local_open_missing_from_list_but_found_closed_by_lookup() -> None:
     table, rec = setup()
     cl = new(table, 0.0)
     ack(table, cl, 0.2)
-    rec.on_open_orders([], 10.0, 0)
+    rec.on_open_orders(orders([]), 10.0, 0)
     rec.poll(10.0, 0)
-    rec.on_order_lookup([cl], [{"clOrdID": cl, "ordStatus": "Filled", "cumQty": 10}], 10.5, 0)
+    rec.on_order_lookup([cl], orders([{"clOrdID": cl, "ordStatus": "Filled", "cumQty": 10}]),
+                        10.5, 0)
     assert table.orders[cl].state is S.FILLED and rec.phantoms == 0
     assert FetchExecutions(None, 1_000_000 - CFG.history_margin_ms) in rec.poll(10.6, 0)
 
@@ -93,13 +96,13 @@ def test_venue_open_but_unknown_locally_is_adopted_and_flagged() -> None:
     table, rec = setup()
     row = {"orderID": "foreign", "clOrdID": "", "symbol": "XBTUSD", "side": "Sell",
            "orderQty": 2, "price": 105.0, "ordStatus": "New"}
-    rec.on_open_orders([row], 1.0, 0)
-    order = table.find(row)
+    rec.on_open_orders(orders([row]), 1.0, 0)
+    order = table.find(row["clOrdID"] or None, row["orderID"])
     assert order is not None and order.adopted and order.state is S.NEW
     decisions = rec.poll(1.0, 0)
     assert of(decisions, Mismatch)[0].kind == "phantom_venue"    # type: ignore[attr-defined]
     assert rec.phantoms == 1 and rec.adopted == 1
-    rec.on_open_orders([row], 2.0, 0)                      # known now: not adopted twice
+    rec.on_open_orders(orders([row]), 2.0, 0)                      # known now: not adopted twice
     assert rec.adopted == 1
 
 
@@ -108,10 +111,10 @@ def test_cancel_fill_race_resolves_to_filled() -> None:
     cl = new(table, 0.0)
     ack(table, cl, 0.1)
     table.on_cancel_requested(cl, 1.0)
-    rec.on_execution_rows([{"execType": "Trade", "clOrdID": cl, "execID": "e1", "lastQty": 10,
+    executions(rec, [{"execType": "Trade", "clOrdID": cl, "execID": "e1", "lastQty": 10,
                             "lastPx": 100.0, "leavesQty": 0, "symbol": "XBTUSD"}], 1.1, 0)
-    rec.on_cancel_rows([{"clOrdID": cl, "error":
-                         "Unable to cancel order due to existing state: Filled"}], 1.2)
+    rec.on_cancel_reports(cancels([{"clOrdID": cl, "error":
+                         "Unable to cancel order due to existing state: Filled"}]), 1.2)
     assert table.orders[cl].state is S.FILLED and table.position("XBTUSD") == 10
     assert not of(rec.poll(1.3, 0), Mismatch)
 
@@ -121,8 +124,8 @@ def test_late_fill_after_cancel_is_reported_and_counted() -> None:
     cl = new(table, 0.0)
     ack(table, cl, 0.1)
     table.on_cancel_requested(cl, 1.0)
-    rec.on_cancel_rows([{"clOrdID": cl, "ordStatus": "Canceled"}], 1.1)
-    rec.on_execution_rows([{"execType": "Trade", "clOrdID": cl, "execID": "late", "lastQty": 3,
+    rec.on_cancel_reports(cancels([{"clOrdID": cl, "ordStatus": "Canceled"}]), 1.1)
+    executions(rec, [{"execType": "Trade", "clOrdID": cl, "execID": "late", "lastQty": 3,
                             "lastPx": 100.0, "leavesQty": 7}], 1.5, 0)
     assert table.orders[cl].state is S.CANCELED and table.position("XBTUSD") == 3
     assert Mismatch("late_fill", cl, "CANCELED partial_fill") in rec.poll(1.6, 0)
@@ -133,7 +136,8 @@ def test_unknown_found_by_clordid_takes_its_real_state() -> None:
     cl = new(table, 0.0)
     table.on_ambiguous(cl, "timeout", 10.0)
     assert QueryOrders((cl,)) in rec.poll(10.5, 0)
-    rec.on_order_lookup([cl], [{"clOrdID": cl, "orderID": "o", "ordStatus": "New"}], 11.0, 0)
+    rec.on_order_lookup([cl], orders([{"clOrdID": cl, "orderID": "o", "ordStatus": "New"}]),
+                        11.0, 0)
     assert table.orders[cl].state is S.NEW
     assert Resolved("unknown", cl, "venue shows NEW") in rec.poll(11.0, 0)
 
@@ -143,17 +147,101 @@ def test_unknown_without_evidence_alerts_and_never_becomes_rejected() -> None:
     cl = new(table, 0.0)
     table.on_ambiguous(cl, "timeout", 10.0)
     alerts: list[Decision] = []
+    asked = 0
     now = 10.0
-    while now < 400.0:                                     # the venue answers nothing useful
+    while now < 400.0:                       # the venue never answers: every lookup fails
         for d in rec.poll(now, 0):
-            if isinstance(d, QueryOrders):
-                rec.on_order_lookup(d.cl_ord_ids, [], now, 0)
+            asked += isinstance(d, QueryOrders)
             alerts += of([d], Alert)
         deadline = rec.next_deadline()
         assert deadline is not None and deadline > now
         now = deadline
-    assert table.orders[cl].state is S.UNKNOWN
+    assert table.orders[cl].state is S.UNKNOWN and asked > 10
     assert len(alerts) == 1 and alerts[0].tier == "critical"     # type: ignore[attr-defined]
+
+
+def test_unknown_inside_the_acceptance_window_stays_unknown_when_not_found() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0)
+    table.on_ambiguous(cl, "timeout", 10.0)
+    window = CFG.acceptance_window_s
+    for now in (10.5, 15.5, 10.0 + window - 0.5):         # may still be on its way
+        rec.on_order_lookup([cl], [], now, 0, asked_at=now)
+        assert table.orders[cl].state is S.UNKNOWN
+    assert QueryOrders((cl,)) in rec.poll(10.0 + window, 0)     # still asked about
+
+
+def test_unknown_not_found_by_client_id_after_the_acceptance_window_was_never_accepted() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0)
+    table.on_ambiguous(cl, "timeout", 10.0)
+    asked = 10.0 + CFG.acceptance_window_s
+    rec.on_order_lookup([cl], [], asked + 0.2, 0, asked_at=asked)
+    order = table.orders[cl]
+    assert order.state is S.REJECTED
+    reason = order.history[-1].event.reason                      # type: ignore[union-attr]
+    assert reason.startswith("never accepted: not found by client id")
+    decisions = rec.poll(asked + 0.3, 0)
+    assert Resolved("unknown_not_accepted", cl, reason) in decisions
+    assert not of(decisions, Alert)
+    later = of(rec.poll(500.0, 0), QueryOrders)
+    assert all(cl not in d.cl_ord_ids for d in later)          # type: ignore[attr-defined]
+
+
+def test_a_cancel_refused_as_not_found_settles_an_unknown_after_the_window() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0)
+    table.on_ambiguous(cl, "timeout", 10.0)
+    not_found = {"clOrdID": cl, "error": "Unable to cancel order: Not found or not owned by user"}
+    table.on_cancel_requested(cl, 11.0)
+    rec.on_cancel_reports(cancels([not_found]), 11.1, 0, asked_at=11.0)
+    assert table.orders[cl].state is S.UNKNOWN                   # too early to be evidence
+    late = 10.0 + CFG.acceptance_window_s
+    table.on_cancel_requested(cl, late)
+    rec.on_cancel_reports(cancels([not_found]), late + 0.1, 0, asked_at=late)
+    assert table.orders[cl].state is S.REJECTED
+
+
+def test_a_cancel_refused_as_not_found_closes_an_open_order_after_grace() -> None:
+    table, rec = setup()
+    cl = new(table, 0.0)
+    ack(table, cl, 0.2)
+    not_found = {"clOrdID": cl, "error": "Unable to cancel order: Not found or not owned by user"}
+    table.on_cancel_requested(cl, 1.0)
+    rec.on_cancel_reports(cancels([not_found]), 1.1, 0, asked_at=1.0)
+    assert table.orders[cl].state is S.PENDING_CANCEL            # inside the grace: no evidence
+    assert QueryOrders((cl,)) in rec.poll(6.5, 0)                # settled by a lookup instead
+    table.on_cancel_requested(cl, 7.0)
+    rec.on_cancel_reports(cancels([not_found]), 7.1, 0, asked_at=7.0)
+    order = table.orders[cl]
+    assert order.state is S.CANCELED and order.history[-1].kind == "absent"
+
+
+def test_restored_orders_count_their_age_from_creation_in_wall_time() -> None:
+    table = OrderTable(ClOrdIdGenerator(random.Random(2)))
+    old = table.new_order("XBTUSD", "Buy", 10, 100.0, now=0.0, wall_ms=1_000_000)
+    table.on_submitted(old.cl_ord_id, 0.0)
+    table.on_acked(old.cl_ord_id, "o1", 0.1)
+    fresh = table.new_order("XBTUSD", "Buy", 10, 100.0, now=0.0, wall_ms=1_299_000)
+    table.on_submitted(fresh.cl_ord_id, 0.0)
+    table.on_acked(fresh.cl_ord_id, "o2", 0.1)
+    for order in (old, fresh):            # as Journal.load_table leaves them: times restart
+        order.state_since = order.created_at = 50.0
+    rec = Reconciler(table, CFG, start_wall_ms=1_000_000, symbols=["XBTUSD"])
+    rec.start(50.0)
+    ids = [old.cl_ord_id, fresh.cl_ord_id]
+    assert QueryOrders(tuple(ids)) in rec.poll(50.0, 1_300_000) or \
+        QueryOrders(tuple(reversed(ids))) in rec.poll(50.0, 1_300_000)
+    rec.on_order_lookup(ids, [], 50.2, 1_300_000, asked_at=50.0)    # the venue forgot both
+    assert old.state is S.CANCELED                     # created 300 s ago: gone
+    assert fresh.state is S.NEW                        # created 1 s ago: may not be visible yet
+    counts = rec.startup_counts()
+    assert (counts.journaled, counts.resolved, counts.unresolved, counts.adopted) == (2, 1, 1, 0)
+    later = 50.0 + CFG.query_interval_s                 # not settled yet: asked again
+    assert QueryOrders((fresh.cl_ord_id,)) in rec.poll(later, 1_305_000)
+    rec.on_order_lookup([fresh.cl_ord_id], [], later + 0.2, 1_305_000, asked_at=later)
+    assert fresh.state is S.CANCELED
+    assert rec.startup_counts().unresolved == 0
 
 
 def test_unknown_resolved_as_not_placed_only_by_complete_history_after_window() -> None:
@@ -191,11 +279,14 @@ def test_position_reconciled_against_executions() -> None:
     rec.on_position("XBTUSD", 6, 11.5)
     decisions = rec.poll(11.5, 0)
     assert Mismatch("position", None, "XBTUSD local 0 venue 6") in decisions
-    assert of(decisions, Alert)
-    rec.on_execution_rows([{"execType": "Trade", "clOrdID": cl, "execID": "e9", "lastQty": 6,
+    assert [d.tier for d in of(decisions, Alert)] == ["critical"]    # type: ignore[attr-defined]
+    assert Halt("position mismatch: XBTUSD local 0 venue 6") in decisions
+    assert rec.position_mismatches == {"XBTUSD"}
+    executions(rec, [{"execType": "Trade", "clOrdID": cl, "execID": "e9", "lastQty": 6,
                             "lastPx": 100.0, "leavesQty": 4}], 12.0, 0)
     rec.on_position("XBTUSD", 6, 12.5)
     assert Resolved("position", None, "XBTUSD 6") in rec.poll(12.5, 0)
+    assert rec.position_mismatches == frozenset()
 
 
 def test_lookups_are_budgeted_and_lower_in_safe_mode() -> None:
@@ -223,7 +314,7 @@ def test_restart_turns_pending_new_into_unknown_and_waits_for_answers() -> None:
     assert table.orders[cl].state is S.UNKNOWN and not rec.ready
     query = of(rec.poll(5.0, 0), QueryOrders)
     assert query and set(query[0].cl_ord_ids) == {cl, other}      # type: ignore[attr-defined]
-    rec.on_order_lookup([cl, other], [{"clOrdID": other, "ordStatus": "New"}], 5.5, 0)
+    rec.on_order_lookup([cl, other], orders([{"clOrdID": other, "ordStatus": "New"}]), 5.5, 0)
     assert rec.ready and table.orders[cl].state is S.UNKNOWN
 
 
@@ -234,7 +325,7 @@ def test_each_sweep_fetches_executions_since_the_previous_one() -> None:
     assert rec.exec_watermark_ms == 2_000_000
     second = rec.poll(30.0, 2_030_000)
     assert FetchExecutions(None, 2_000_000 - CFG.history_margin_ms) in second
-    rec.on_open_orders([], 30.5, 2_030_500)
+    rec.on_open_orders(orders([]), 30.5, 2_030_500)
     assert rec.venue_open == 0
 
 
@@ -258,8 +349,8 @@ def test_lost_amend_answer_is_settled_by_the_venue_row() -> None:
     table.on_amend_requested(cl, 7, 99.0, 1.0)
     table.on_ambiguous(cl, "timeout", 2.0)
     assert QueryOrders((cl,)) in rec.poll(6.0, 0)
-    rec.on_order_lookup([cl], [{"clOrdID": cl, "ordStatus": "New", "orderQty": 7,
-                                "price": 99.0}], 6.5, 0)
+    rec.on_order_lookup([cl], orders([{"clOrdID": cl, "ordStatus": "New", "orderQty": 7,
+                                "price": 99.0}]), 6.5, 0)
     order = table.orders[cl]
     assert order.state is S.NEW and (order.qty, order.price) == (7, 99.0)
 
@@ -271,9 +362,9 @@ def test_lost_cancel_answer_is_resent_while_the_venue_shows_it_open() -> None:
     table.on_cancel_requested(cl, 1.0)
     table.on_ambiguous(cl, "timeout", 2.0)
     assert QueryOrders((cl,)) in rec.poll(6.0, 0)
-    rec.on_order_lookup([cl], [{"clOrdID": cl, "ordStatus": "New"}], 6.5, 0)
+    rec.on_order_lookup([cl], orders([{"clOrdID": cl, "ordStatus": "New"}]), 6.5, 0)
     assert ResendCancel(cl) in rec.poll(6.5, 0)
-    rec.on_order_lookup([cl], [{"clOrdID": cl, "ordStatus": "New"}], 7.0, 0)
+    rec.on_order_lookup([cl], orders([{"clOrdID": cl, "ordStatus": "New"}]), 7.0, 0)
     assert not of(rec.poll(7.0, 0), ResendCancel)      # not again before query_interval_s
 
 
@@ -282,7 +373,7 @@ def test_delayed_open_row_after_a_cancel_is_ignored_quietly() -> None:
     cl = new(table, 0.0)
     ack(table, cl, 0.1)
     table.on_cancel_requested(cl, 1.0)
-    rec.on_cancel_rows([{"clOrdID": cl, "ordStatus": "Canceled"}], 1.1)
-    rec.on_ws_order_rows([{"clOrdID": cl, "ordStatus": "New"}], 1.2, 0)   # sent before the cancel
+    rec.on_cancel_reports(cancels([{"clOrdID": cl, "ordStatus": "Canceled"}]), 1.1)
+    ws_orders(rec, [{"clOrdID": cl, "ordStatus": "New"}], 1.2, 0)   # sent before the cancel
     assert table.orders[cl].state is S.CANCELED
     assert not of(rec.poll(1.3, 0), Mismatch)

@@ -3,7 +3,13 @@ from __future__ import annotations
 import pytest
 
 from venueguard.core.trades import TapeConfig, TradeTape
+from venueguard.venues.bitmex.reports import trade_reports
 
+
+def on_rows(tape: TradeTape, rows: list[dict[str, object]], now: float) -> int:
+    """BitMEX ``trade`` rows, read by the BitMEX adapter, into the neutral tape."""
+    reports, malformed = trade_reports(rows)
+    return tape.on_reports(reports, now, malformed=malformed)
 
 def trade_row(price: float, size: float, side: str = "Buy", match_id: str | None = None,
               symbol: str = "XBTUSD") -> dict[str, object]:
@@ -32,9 +38,9 @@ def test_rows_are_parsed_filtered_and_deduplicated() -> None:
     tape = TradeTape("XBTUSD")
     rows = [trade_row(9672.5, 12, "Sell", "a"), trade_row(9673.0, 3, "Buy", "b"),
             trade_row(1.0, 1, "Buy", "c", symbol="ETHUSD")]
-    assert tape.on_rows(rows, now=1.0) == 2
+    assert on_rows(tape, rows, now=1.0) == 2
     # a partial after a resubscribe repeats the latest trades: counted once
-    assert tape.on_rows(rows[:2], now=2.0) == 0
+    assert on_rows(tape, rows[:2], now=2.0) == 0
     assert tape.total_trades == 2
     last = tape.last()
     assert last is not None and (last.price, last.size, last.side) == (9673.0, 3, "Buy")
@@ -47,7 +53,7 @@ def test_malformed_rows_are_counted_not_raised() -> None:
     tape = TradeTape(None)
     bad = [{"price": "1", "size": 1, "side": "Buy"}, {"price": 1.0, "size": True, "side": "Buy"},
            {"price": 1.0, "size": 1, "side": "buy"}, {"size": 1, "side": "Buy"}]
-    assert tape.on_rows(bad, now=0.0) == 0
+    assert on_rows(tape, bad, now=0.0) == 0
     assert tape.malformed_rows == 4 and tape.last() is None
 
 

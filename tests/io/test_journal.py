@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bitmex_rows import adopt, on_execution_row, on_order_row
 from venueguard.core.orders import ClOrdIdGenerator, OrderState, OrderTable
 from venueguard.io.journal import (
     SCHEMA_VERSION,
@@ -44,8 +45,8 @@ def test_intent_then_transitions_history_in_order(tmp_path: Path) -> None:
         journal.record_intent(order, {"ordType": "Limit"})
         table.on_submitted(order.cl_ord_id, 1.1)
         table.on_ambiguous(order.cl_ord_id, "timeout", 11.0)
-        table.on_order_row({"clOrdID": order.cl_ord_id, "orderID": "o1", "ordStatus": "New"}, 12)
-        table.on_execution_row({"execType": "Trade", "clOrdID": order.cl_ord_id, "execID": "e1",
+        on_order_row(table, {"clOrdID": order.cl_ord_id, "orderID": "o1", "ordStatus": "New"}, 12)
+        on_execution_row(table, {"execType": "Trade", "clOrdID": order.cl_ord_id, "execID": "e1",
                                 "lastQty": 4, "lastPx": 100.5, "leavesQty": 6}, 13.0)
         assert journal.sync(table) == 4
         history = journal.history(order.cl_ord_id)
@@ -76,11 +77,11 @@ def test_load_table_rebuilds_states_executions_and_position(tmp_path: Path) -> N
         for order in (a, b):
             journal.record_intent(order)
             table.on_submitted(order.cl_ord_id, 0.1)
-            table.on_order_row({"clOrdID": order.cl_ord_id, "orderID": "o" + order.cl_ord_id,
+            on_order_row(table, {"clOrdID": order.cl_ord_id, "orderID": "o" + order.cl_ord_id,
                                 "ordStatus": "New"}, 0.2)
-        table.on_execution_row({"execType": "Trade", "clOrdID": a.cl_ord_id, "execID": "x1",
+        on_execution_row(table, {"execType": "Trade", "clOrdID": a.cl_ord_id, "execID": "x1",
                                 "lastQty": 10, "lastPx": 100.0, "leavesQty": 0}, 1.0)
-        table.on_execution_row({"execType": "Trade", "clOrdID": b.cl_ord_id, "execID": "x2",
+        on_execution_row(table, {"execType": "Trade", "clOrdID": b.cl_ord_id, "execID": "x2",
                                 "lastQty": 2, "lastPx": 101.0, "leavesQty": 3}, 1.0)
         journal.set_meta("position_baseline:XBTUSD", "7")
         journal.sync(table)
@@ -91,10 +92,10 @@ def test_load_table_rebuilds_states_executions_and_position(tmp_path: Path) -> N
     assert rebuilt.orders[b.cl_ord_id].state is S.PARTIALLY_FILLED
     assert rebuilt.orders[b.cl_ord_id].state_since == 500.0
     assert rebuilt.position("XBTUSD") == 7 + 10 - 2
-    assert rebuilt.find({"orderID": "o" + b.cl_ord_id}) is rebuilt.orders[b.cl_ord_id]
+    assert rebuilt.find(None, "o" + b.cl_ord_id) is rebuilt.orders[b.cl_ord_id]
     replay = {"execType": "Trade", "clOrdID": b.cl_ord_id, "execID": "x2", "lastQty": 2,
               "lastPx": 101.0, "leavesQty": 3}
-    assert rebuilt.on_execution_row(replay, 501.0) is None     # exec ids survived the restart
+    assert on_execution_row(rebuilt, replay, 501.0) is None     # exec ids survived the restart
 
 
 V1_SCHEMA = [
@@ -232,8 +233,8 @@ def test_record_execution_is_idempotent_by_exec_id(tmp_path: Path) -> None:
 def test_adopted_order_gets_its_row_from_its_first_transition(tmp_path: Path) -> None:
     table = new_table()
     with Journal.open(tmp_path / "j.db") as journal:
-        table.adopt({"orderID": "v9", "symbol": "XBTUSD", "side": "Sell", "orderQty": 2,
-                     "ordStatus": "New"}, 1.0, 10)
+        adopt(table, {"orderID": "v9", "symbol": "XBTUSD", "side": "Sell", "orderQty": 2,
+                      "ordStatus": "New"}, 1.0, 10)
         journal.sync(table)
         (order,) = journal.unfinished_orders()
         assert order.adopted and order.cl_ord_id == "venue:v9" and order.order_id == "v9"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from venueguard.io.order_manager import (
 )
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
+from venueguard.venues.bitmex.adapter import BitmexAdapter
 
 S = OrderState
 INTENT = OrderIntent("XBTUSD", "Buy", 100, 49_000.0)
@@ -120,10 +122,11 @@ def config() -> OrderManagerConfig:
 
 async def make(tmp_path: Path, venue: FakeVenue, clock: ManualClock, *,
                events: EventLog | None = None, seed: int = 1,
-               refusal: Any = None) -> OrderManager:
-    manager = OrderManager(venue, Journal.open(tmp_path / "j.db"), symbols=("XBTUSD",),
-                           events=events or EventLog(), metrics=Metrics(), clock=clock,
-                           rng=random.Random(seed), config=config(), refusal=refusal)
+               refusal: Any = None, cfg: OrderManagerConfig | None = None) -> OrderManager:
+    manager = OrderManager(BitmexAdapter(venue), Journal.open(tmp_path / "j.db"),
+                           symbols=("XBTUSD",), events=events or EventLog(), metrics=Metrics(),
+                           clock=clock, rng=random.Random(seed), config=cfg or config(),
+                           refusal=refusal)
     await manager.start()
     return manager
 
@@ -148,12 +151,13 @@ async def test_ambiguous_outcome_is_unknown_and_resolved_by_lookup_never_resent(
     venue, clock, events = FakeVenue(), ManualClock(), EventLog()
     venue.post_errors.append(errors.AmbiguousOutcome("read timeout", kind="ambiguous_timeout"))
     venue.visible = False
-    manager = await make(tmp_path, venue, clock, events=events)
+    slow = replace(config(), reconcile=replace(config().reconcile, acceptance_window_s=120.0))
+    manager = await make(tmp_path, venue, clock, events=events, cfg=slow)
     order = await manager.submit(INTENT)
     assert order.state is S.UNKNOWN
     assert [r["cl_ord_id"] for r in events.recent(event="order.unknown")] == [order.cl_ord_id]
-    for _ in range(30):                          # a minute of lookups finding nothing yet
-        clock.advance(1.9)
+    for _ in range(30):                          # a minute of lookups finding nothing yet,
+        clock.advance(1.9)                       # inside a venue's (slow) acceptance window
         await manager.step()
         assert order.state is S.UNKNOWN          # no timer ever decides
     venue.visible = True
@@ -209,8 +213,9 @@ async def test_refused_intent_is_neither_journaled_nor_sent(tmp_path: Path) -> N
 
 async def test_nothing_is_sent_before_the_journal_is_reconciled(tmp_path: Path) -> None:
     venue = FakeVenue()
-    manager = OrderManager(venue, Journal.open(tmp_path / "j.db"), symbols=("XBTUSD",),
-                           clock=ManualClock(), rng=random.Random(1), config=config())
+    manager = OrderManager(BitmexAdapter(venue), Journal.open(tmp_path / "j.db"),
+                           symbols=("XBTUSD",), clock=ManualClock(), rng=random.Random(1),
+                           config=config())
     with pytest.raises(NotReady):
         await manager.submit(INTENT)
     assert venue.posts == []
@@ -267,6 +272,9 @@ async def test_websocket_rows_adopt_unknown_venue_orders_and_skip_probe_orders(
     assert kinds == ["phantom_venue"]
     assert manager.metrics is not None
     assert manager.metrics.phantom_orders_total._value.get() == 1
+    mismatches = manager.metrics.snapshot()["reconcile_mismatches_total"]
+    assert isinstance(mismatches, dict)
+    assert mismatches["kind=phantom_venue"] == 1 and mismatches["kind=position"] == 0
 
 
 async def test_cancel_rows_decide_the_state(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """A real third-party BitMEX client (ccxt 4.5.78) against the simulator, only its URLs changed.
 
 ccxt's websocket client stops reading after a few thousand messages with aiohttp 3.14
-(see DESIGN section 5), so the streams here stay short.
+(see docs/peers.md), so the streams here stay short.
 """
 
 from __future__ import annotations

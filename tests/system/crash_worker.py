@@ -39,6 +39,7 @@ from venueguard.sim.testing import SimHandle
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
 from venueguard.venues.bitmex import signing
+from venueguard.venues.bitmex.adapter import BitmexAdapter
 
 SYMBOL = "XBTUSD"
 TICK = 0.5
@@ -86,7 +87,8 @@ async def open_runtime(base_url: str, journal_path: Path | str, *, seed: int,
     try:
         async with rest_session(base_url, read_timeout_s=read_timeout_s, events=events,
                                 metrics=metrics) as rest:
-            runtime = OrdersRuntime(rest, journal, symbols=(SYMBOL,), events=events,
+            runtime = OrdersRuntime(BitmexAdapter(rest), journal, symbols=(SYMBOL,),
+                                    events=events,
                                     metrics=metrics, rng=random.Random(seed),
                                     config=config or runtime_config(), md=md,
                                     regime_source=regime_source)
@@ -142,7 +144,7 @@ def _say(text: str) -> None:
 
 
 async def _mid(runtime: OrdersRuntime) -> float:
-    rest: Any = runtime.manager.rest
+    rest: Any = runtime.manager.venue.rest   # the BitmexAdapter's session
     rows = await rest.get_book_l2(SYMBOL, 1)
     bids = [r["price"] for r in rows if r.get("side") == "Buy"]
     asks = [r["price"] for r in rows if r.get("side") == "Sell"]

@@ -1,6 +1,6 @@
 """Kill -9 a trading process fifty times; every restart converges and nothing is doubled.
 
-Guards DESIGN.md section 4, invariants 1-3, across crashes: a process trading against the
+Guards invariants 1-3 of docs/invariants.md across crashes: a process trading against the
 simulator under ``flaky-acks`` (time-compressed so that every fault of the scenario is active
 during the run) is killed with SIGKILL at seeded random points, before and after it finished its
 own restart reconciliation. After each kill an order manager on the same journal restarts and must

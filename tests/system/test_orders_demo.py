@@ -26,6 +26,7 @@ from venueguard.io.ws_session import MarketDataSession, MdConfig
 from venueguard.sim.testing import SimHandle, running_sim
 from venueguard.telemetry.events import EventLog
 from venueguard.venues.bitmex import signing
+from venueguard.venues.bitmex.adapter import BitmexAdapter
 
 pytestmark = pytest.mark.system
 
@@ -50,12 +51,14 @@ async def test_demo_trades_around_mid_respects_safe_mode_and_cleans_up(
     async with md, RestSession(RestConfig(base_url=sim.api_url, api_key=sim.api_key,
                                           api_secret=sim.api_secret), events=events) as rest:
         await md.wait_synced(10.0)
-        runtime = OrdersRuntime(rest, journal, symbols=(SYMBOL,), md=md, events=events,
+        runtime = OrdersRuntime(BitmexAdapter(rest), journal, symbols=(SYMBOL,), md=md,
+                                events=events,
                                 config=runtime_config(dms=DmsConfig(timeout_s=30.0,
                                                                     refresh_s=10.0)),
                                 regime_source=lambda: regime["now"])
         trader = DemoTrader(runtime, lambda: md.book(SYMBOL), symbol=SYMBOL, clock=md.clock,
-                            config=DemoConfig(step_s=0.05, max_open=2, order_ttl_s=0.4))
+                            config=DemoConfig(step_s=0.05, max_open=2, order_ttl_s=0.4),
+                            rest=rest)
         task = asyncio.create_task(trader.run())
         await eventually(lambda: trader.placed >= 6, timeout_s=15.0)
         manager = runtime.manager

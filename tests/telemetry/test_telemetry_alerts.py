@@ -78,7 +78,8 @@ def test_an_alert_storm_becomes_one_alert_plus_a_count() -> None:
     assert summary.repeats == 99 and "99" in summary.message and summary.tier is Tier.WARNING
     assert alerts.next_deadline() is None
     assert metrics.snapshot()["alerts_suppressed_total"] == 99
-    assert metrics.snapshot()["alerts_total"] == {"tier=warning": 2.0}
+    assert metrics.snapshot()["alerts_total"] == {"tier=info": 0.0, "tier=warning": 2.0,
+                                                  "tier=critical": 0.0}
     # after the window a fresh occurrence goes straight out again
     assert alerts.fire("warning", "503 overload", now=61.0)
 

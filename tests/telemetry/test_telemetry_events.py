@@ -213,3 +213,59 @@ def test_pretty_format_is_a_readable_one_liner() -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="fmt"):
         EventLog(fmt="xml")
+
+
+def test_events_also_reach_the_logging_module_with_a_level(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import io
+    import logging
+
+    import orjson
+
+    out = io.StringIO()
+    log = EventLog(out, wall_clock=lambda: 1_795_435_200.0)
+    log.register_secret("top-secret-key")
+    with caplog.at_level(logging.DEBUG, logger="venueguard"):
+        log.emit("ws.stale", reason="data_age", age_s=12.5)
+        log.emit("ws.connected", url="ws://x")
+        log.emit("alert", tier="critical", message="leak top-secret-key", key="k")
+        log.emit("monitor.task_failed", task="market", error="boom")
+    got = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
+    assert got == [
+        ("venueguard.ws", logging.WARNING, "ws.stale reason=data_age age_s=12.5"),
+        ("venueguard.ws", logging.INFO, "ws.connected url=ws://x"),
+        ("venueguard.alert", logging.CRITICAL, "alert[CRITICAL] message=\"leak ***\" key=k"),
+        ("venueguard.monitor", logging.ERROR, "monitor.task_failed task=market error=boom"),
+    ]
+    structured = caplog.records[0].venueguard_event  # type: ignore[attr-defined]
+    assert structured == {"ts": "2026-11-23T12:00:00.000Z", "event": "ws.stale",
+                          "reason": "data_age", "age_s": 12.5}
+    # the JSON lines on the stream keep their shape
+    first = orjson.loads(out.getvalue().splitlines()[0])
+    assert list(first) == ["ts", "event", "reason", "age_s"]
+    assert "top-secret-key" not in out.getvalue() + caplog.text
+
+
+def test_logging_below_the_level_costs_nothing_and_a_failing_handler_is_counted() -> None:
+    import logging
+
+    class Exploding(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            raise RuntimeError("handler bug")
+
+    logger = logging.getLogger("venueguard.order")
+    handler = Exploding()
+    logger.addHandler(handler)
+    old_raise = logging.raiseExceptions
+    logging.raiseExceptions = False
+    try:
+        logger.setLevel(logging.ERROR)
+        log = EventLog()
+        log.emit("order.sent", cl_ord_id="a")  # INFO: filtered before formatting
+        logger.setLevel(logging.INFO)
+        log.emit("order.sent", cl_ord_id="b")
+        assert [r["cl_ord_id"] for r in log.recent()] == ["a", "b"]
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+        logging.raiseExceptions = old_raise

@@ -24,6 +24,7 @@ from venueguard.venues.bitmex.messages import (
     Welcome,
     decode,
 )
+from venueguard.venues.bitmex.reports import trade_reports
 from venueguard.venues.bitmex.timefmt import parse_ms
 
 # Files whose records carry websocket messages, and the least number each must yield.
@@ -133,7 +134,9 @@ def test_row_captures_feed_book_and_tape(bitmex_fixtures: Path) -> None:
     msg = decode(orjson.dumps({"table": "trade", "action": "insert", "data": [trade]}))
     assert isinstance(msg, TableMessage)
     tape = TradeTape(trade["symbol"])
-    assert tape.on_rows(msg.data, now=1.0) == 1
+    reports, malformed = trade_reports(msg.data)
+    assert malformed == 0
+    assert tape.on_reports(reports, now=1.0) == 1
     assert tape.volume_rate(1.0) == trade["size"] / tape.config.window_s
 
 

@@ -5,7 +5,7 @@
 
 Each seed runs :func:`venueguard.app.chaos_seed.run_seed` (its own simulator, market-data
 session, REST session and order runtime; faults drawn from the seed) and is checked against
-every invariant of DESIGN.md 4. Several seeds run at once in one event loop
+every invariant of ``docs/invariants.md``. Several seeds run at once in one event loop
 (``VENUEGUARD_CHAOS_CONCURRENCY``, default 8); rows print as seeds finish. After the last seed
 the process's resident memory growth since the first wave is checked (invariant 6) and so is
 the event loop's record of exceptions nobody retrieved.

@@ -1,7 +1,7 @@
-"""The invariants of DESIGN.md 4, as pure checks over what one chaos seed observed.
+"""The invariants of ``docs/invariants.md``, as pure checks over what one chaos seed observed.
 
 Each check takes the venue's ground truth (``GET /_sim/truth``) and the client's side, and returns
-:class:`Violation` records (empty when the invariant holds). Numbers follow DESIGN.md 4:
+:class:`Violation` records (empty when the invariant holds). Numbers follow ``docs/invariants.md``:
 
 1. no intent placed twice: at most one venue order per clOrdID and per intent (the trader tags
    each intent's ``text``, so a client that re-sends under a new clOrdID is caught too);
@@ -26,6 +26,7 @@ from typing import Any
 
 from venueguard.core import orders as core_orders
 from venueguard.core.budget import BudgetConfig
+from venueguard.core.reports import OrderStatus
 
 __all__ = [
     "LocalOrder",
@@ -116,7 +117,7 @@ def venue_position(truth: Mapping[str, Any], symbol: str) -> int:
     return 0
 
 
-def check_position(truth: Mapping[str, Any], symbol: str, local_qty: int) -> list[Violation]:
+def check_position(truth: Mapping[str, Any], symbol: str, local_qty: float) -> list[Violation]:
     """Invariant 3."""
     venue = venue_position(truth, symbol)
     if venue != local_qty:
@@ -161,6 +162,9 @@ def check_budget(truth: Mapping[str, Any], *, logical: int, sent: int, duration_
 def _event(payload: Mapping[str, Any]) -> core_orders.Event:
     fields = dict(payload)
     cls = getattr(core_orders, str(fields.pop("type")))
+    for name in ("status", "venue_status"):      # journaled as the status's text
+        if isinstance(fields.get(name), str):
+            fields[name] = OrderStatus(fields[name])
     event: core_orders.Event = cls(**fields)
     return event
 
@@ -177,7 +181,7 @@ def replay_transitions(order: Mapping[str, Any],
     cl = str(order["cl_ord_id"])
     start = core_orders.OrderState.UNKNOWN if order.get("adopted") else \
         core_orders.OrderState.PENDING_NEW
-    fresh = core_orders.Order(cl, str(order["symbol"]), str(order["side"]), int(order["qty"]),
+    fresh = core_orders.Order(cl, str(order["symbol"]), str(order["side"]), float(order["qty"]),
                               order.get("price"), 0.0, 0, state=start,
                               adopted=bool(order.get("adopted")))
     for step, (from_state, to_state, payload) in enumerate(history):

@@ -1,9 +1,10 @@
 """Seeded fault schedules and trading plans for ``venueguard chaos`` (pure: no I/O, no clock).
 
 One seed gives one :class:`SeedPlan`: a few faults (kind, start, duration, parameters) drawn from
-the fault kinds of DESIGN.md 3.2, and the trader's moves (side, price offset, whether it crosses
-the spread, when it cancels). Everything is drawn from ``random.Random(seed)`` in a fixed order,
-so the same seed always gives the same plan (invariant 7 compares two draws).
+the fault kinds of the simulator's control API (``docs/control-api.md``), and the trader's moves
+(side, price offset, whether it crosses the spread, when it cancels). Everything is drawn from
+``random.Random(seed)`` in a fixed order, so the same seed always gives the same plan (invariant
+7 compares two draws).
 
 Time is scaled down: a seed's faults fall inside ``window_s`` (a few seconds), and the client's
 thresholds are scaled to match (see :mod:`venueguard.app.chaos_seed`). Parameters are drawn in

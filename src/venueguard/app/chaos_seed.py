@@ -54,6 +54,7 @@ from venueguard.io.ws_transport import WsConnection, WsHandler, connect_picows
 from venueguard.sim.resolver import SimResolver
 from venueguard.sim.testing import SimHandle, running_sim
 from venueguard.telemetry.events import EventLog
+from venueguard.venues.bitmex.adapter import BitmexAdapter
 from venueguard.venues.bitmex.timefmt import parse_ms_or_none
 
 __all__ = ["ChaosConfig", "RestFactory", "SeedResult", "run_seed"]
@@ -257,8 +258,8 @@ async def _run_stack(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: S
         rules=rules), events=events, connector=connector, rng=random.Random(seed + 1))
     probe.stream = md.events()
     journal = Journal.open(scratch / "journal.db")
-    runtime = OrdersRuntime(rest, journal, symbols=(SYMBOL,), md=md, events=events,
-                            rng=random.Random(seed + 2), config=RuntimeConfig(
+    runtime = OrdersRuntime(BitmexAdapter(rest), journal, symbols=(SYMBOL,), md=md,
+                            events=events, rng=random.Random(seed + 2), config=RuntimeConfig(
                                 manager=OrderManagerConfig(reconcile=cfg.reconcile,
                                                            start_timeout_s=5.0,
                                                            idle_wake_s=0.1)))
@@ -271,7 +272,8 @@ async def _run_stack(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: S
             group.create_task(_consume(probe.stream), name=f"{prefix}consumer")
             sampler = group.create_task(_sample(md, probe, cfg, result), name=f"{prefix}sampler")
             try:
-                await md.wait_synced(5.0)
+                # the first sync is set-up, not under test: a loaded machine may need a while
+                await md.wait_synced(30.0)
                 await runtime.start()
                 group.create_task(runtime.run(), name=f"{prefix}runtime")
                 window_s = max(cfg.plan.window_s, plan.end_s)

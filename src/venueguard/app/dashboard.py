@@ -52,12 +52,7 @@ import orjson
 from aiohttp import web
 
 from venueguard.telemetry.events import EventLog
-from venueguard.telemetry.metrics import (
-    REGIME_CODES,
-    VENUE_STATE_CODES,
-    Metrics,
-    histogram_quantile,
-)
+from venueguard.telemetry.metrics import Metrics, histogram_quantile
 from venueguard.telemetry.series import SeriesStore
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -98,13 +93,6 @@ def _num(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _name_of(code: object, table: Mapping[str, int]) -> str | None:
-    for name, value in table.items():
-        if code == value:
-            return name
-    return None
-
-
 def _merge(base: dict[str, object], extra: Mapping[str, object]) -> dict[str, object]:
     for key, value in extra.items():
         inner = base.get(key)
@@ -142,8 +130,8 @@ def state_from_metrics(
     sym = f"symbol={symbol}"
     views = _labelled(snap, "open_orders")
     state: dict[str, object] = {
-        "venue_state": _name_of(snap.get("venue_state"), VENUE_STATE_CODES),
-        "regime": _name_of(snap.get("regime"), REGIME_CODES),
+        "venue_state": metrics.current_state("venue_state"),
+        "regime": metrics.current_state("regime"),
         "liveness": {
             "connection_age_s": snap.get("ws_connection_age_seconds"),
             "data_age_s": data_age_s,
@@ -151,15 +139,15 @@ def state_from_metrics(
             "reconnects": snap.get("ws_reconnects_total"),
             "stale_count": sum(v for v in map(_num, _labelled(snap, "ws_stale_total").values())
                                if v is not None),
-            "msgs_per_s": snap.get("ws_messages_per_second"),
+            "msgs_per_s": None,  # a rate needs two readings: the monitor supplies it
             "fresh": data_age_s is not None and data_age_s <= fresh_after_s,
         },
         "api": {
             "latency_p50": quantiles["p50"],
             "latency_p95": quantiles["p95"],
             "latency_p99": quantiles["p99"],
-            "errors_by_kind": {k.partition("=")[2]: v
-                               for k, v in _labelled(snap, "rest_errors_total").items()},
+            "errors_by_kind": {k.partition("=")[2]: v  # kinds seen (all are exported at 0)
+                               for k, v in _labelled(snap, "rest_errors_total").items() if v},
             "http_503_per_min": series.http_503_last_minute(now_s) if series else None,
         },
         "orders": {
@@ -288,7 +276,8 @@ class DashboardServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
 
     @property
     def metrics_url(self) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,9 +26,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from venueguard.core.orders import RandomLike
 from venueguard.io import errors
 from venueguard.io.clock import Clock
-from venueguard.io.order_manager import OrderIntent, OrdersBlocked
+from venueguard.io.order_manager import OrderIntent, OrderManagerConfig, OrdersBlocked
 from venueguard.io.orders_runtime import OrdersRuntime, RuntimeConfig
 from venueguard.telemetry.events import EventLog
+from venueguard.venues.bitmex.adapter import BitmexAdapter
 
 if TYPE_CHECKING:
     from venueguard.app.monitor import MonitorContext
@@ -65,8 +67,10 @@ class DemoTrader:
 
     def __init__(self, runtime: OrdersRuntime, book: Callable[[], BookLike | None], *,
                  symbol: str, clock: Clock, rng: RandomLike | None = None,
-                 config: DemoConfig | None = None, events: EventLog | None = None) -> None:
+                 config: DemoConfig | None = None, events: EventLog | None = None,
+                 rest: Any = None) -> None:
         self.runtime = runtime
+        self.rest = rest                # the BitMEX REST session, for the instrument's sizes
         self.book = book
         self.symbol = symbol
         self.clock = clock
@@ -113,7 +117,12 @@ class DemoTrader:
         if task is not None and not task.done():
             await asyncio.wait({task}, timeout=STOP_WAIT_S)
         manager = self.runtime.manager
-        if manager.ready and (manager.open_orders() or manager.unknown_orders()):
+        if manager.ready and getattr(self.runtime, "fleet", None) is not None:
+            # one account, several bots: DELETE /order/all would cancel the others' orders
+            for order in manager.open_orders():
+                with contextlib.suppress(errors.VenueError):
+                    await manager.cancel(order.cl_ord_id)
+        elif manager.ready and (manager.open_orders() or manager.unknown_orders()):
             await manager.cancel_all(self.symbol)
         await self.runtime.stop(clean=True)
         await manager.flush()
@@ -125,11 +134,14 @@ class DemoTrader:
                 "unknown_orders": len(manager.unknown_orders()),
                 "position": manager.position(self.symbol), "placed": self.placed,
                 "skipped_stale": self.skipped_stale,
+                "halted": manager.halted, "halts": list(manager.halt_history),
                 "dms_armed": bool(self.runtime.dms and self.runtime.dms.armed)}
 
     # ---------------------------------------------------------------------- the strategy
     async def _load_instrument(self) -> None:
-        rest: Any = self.runtime.manager.rest
+        rest = self.rest
+        if rest is None:
+            return
         with contextlib.suppress(errors.VenueError, AttributeError):
             rows = await rest.request("GET", "/instrument", query={"symbol": self.symbol})
             row = rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else {}
@@ -178,13 +190,22 @@ def create_trader(ctx: MonitorContext, config: DemoConfig | None = None) -> Demo
     if ctx.rest is None:
         raise ValueError("the demo trader needs the monitor's REST session")
     symbol = ctx.config.symbol
-    runtime = OrdersRuntime(ctx.rest, ctx.journal, symbols=(symbol,), md=ctx.market,
+    runtime_config = RuntimeConfig()
+    if ctx.fleet is not None:
+        # one account, several bots: each keeps to the orders of its own clOrdID prefix,
+        # stable across restarts (it is derived from the journal's path)
+        digest = hashlib.sha256(str(ctx.config.journal.resolve()).encode()).hexdigest()
+        runtime_config = RuntimeConfig(manager=OrderManagerConfig(
+            cl_ord_prefix=f"vg{digest[:6]}", own_prefix_only=True))
+    runtime = OrdersRuntime(BitmexAdapter(ctx.rest), ctx.journal, symbols=(symbol,),
+                            md=ctx.market,
                             events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts,
-                            clock=ctx.clock, config=RuntimeConfig(),
-                            regime_source=lambda: ctx.regime())
+                            clock=ctx.clock, config=runtime_config,
+                            regime_source=lambda: ctx.regime(), fleet=ctx.fleet)
     market = ctx.market
 
     def book() -> BookLike | None:
         return market.book(symbol) if market is not None else None
 
-    return DemoTrader(runtime, book, symbol=symbol, clock=ctx.clock, config=config)
+    return DemoTrader(runtime, book, symbol=symbol, clock=ctx.clock, config=config,
+                      rest=ctx.rest)

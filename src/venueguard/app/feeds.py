@@ -22,10 +22,14 @@ from urllib.parse import urlsplit
 
 from venueguard.app.probe import HealthProbe, ProbeConfig
 from venueguard.app.ticker import MarketInput, VenueInput
+from venueguard.config import Thresholds
+from venueguard.core.backoff import BackoffConfig
+from venueguard.core.budget import BudgetConfig
+from venueguard.core.liveness import LivenessConfig
 from venueguard.core.trades import Trade
 from venueguard.io.http_session import RestConfig, RestSession
 from venueguard.io.http_transport import HttpTransport, RawResponse, TransportFailure
-from venueguard.io.ws_session import MarketDataSession, MdConfig
+from venueguard.io.ws_session import MarketDataSession, MdConfig, default_liveness
 from venueguard.venues.bitmex.timefmt import parse_ms_or_none
 
 if TYPE_CHECKING:
@@ -158,6 +162,16 @@ class _RestProbeClient:
         await self.rest.cancel_orders(cl_ord_ids=cl_ord_ids, text="venueguard health probe")
 
 
+def liveness_config(t: Thresholds) -> LivenessConfig:
+    """The session's liveness settings with the ``[thresholds]`` of the config file."""
+    base = default_liveness()
+    return LivenessConfig(ping_after_s=t.heartbeat_ping_after_s,
+                          pong_timeout_s=t.heartbeat_pong_timeout_s,
+                          max_data_age_s=t.default_freshness_s,
+                          channel_max_age_s=dict(t.freshness_s),
+                          quiet_channels=base.quiet_channels - set(t.freshness_s))
+
+
 async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue]:
     """Build the market and venue sources for the monitor (see the module docstring)."""
     cfg = ctx.config
@@ -169,8 +183,13 @@ async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue
     md = MarketDataSession(
         MdConfig(url=ctx.ws_url, topics=tuple(topics),
                  api_key=cfg.api_key if trading else None,
-                 api_secret=cfg.api_secret if trading else None),
-        events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts, clock=ctx.clock)
+                 api_secret=cfg.api_secret if trading else None,
+                 liveness=liveness_config(cfg.thresholds),
+                 backoff=BackoffConfig(base_s=cfg.thresholds.ws_backoff_base_s,
+                                       cap_s=cfg.thresholds.ws_backoff_cap_s,
+                                       reset_after_s=60.0)),
+        events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts, clock=ctx.clock,
+        opens=ctx.fleet)
     market = SessionMarket(md, symbol)
 
     def observed(endpoint: str, status: int | None, latency_s: float | None) -> None:
@@ -180,9 +199,13 @@ async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue
     api_prefix = "/api/v1"
     rest = RestSession(
         RestConfig(base_url=ctx.rest_url.rstrip("/") + api_prefix, api_key=cfg.api_key,
-                   api_secret=cfg.api_secret),
+                   api_secret=cfg.api_secret,
+                   backoff=BackoffConfig(base_s=cfg.thresholds.rest_backoff_base_s,
+                                         cap_s=cfg.thresholds.rest_backoff_cap_s,
+                                         reset_after_s=0.0),
+                   budget=BudgetConfig(ratio=cfg.thresholds.retry_budget_ratio)),
         events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts, clock=ctx.clock,
-        transport=ObservedTransport(observed, api_prefix))
+        transport=ObservedTransport(observed, api_prefix), fleet=ctx.fleet)
     order_probe = cfg.is_sim and not trading and cfg.api_key is not None
     probe = HealthProbe(
         _RestProbeClient(rest),

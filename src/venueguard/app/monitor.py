@@ -1,4 +1,4 @@
-"""``venueguard monitor``: the main job (DESIGN.md 3.1).
+"""``venueguard monitor``: the main job (see ``docs/commands/monitor.md``).
 
 With no arguments it starts the embedded simulator with the scenario ``503-lesson``, connects to
 it, serves the dashboard on http://127.0.0.1:8765 (metrics on /metrics), journals to
@@ -22,8 +22,15 @@ alert while the others keep running, and the exit code is then 1):
   only then; see :class:`Trader` and :class:`MonitorContext`). The monitor pauses it after 3
   failed reconnects and while the regime is SAFE.
 
-Exit codes: 0 stopped cleanly, 1 a component failed while running, 2 could not start (bad
-options, journal unusable, port taken, predictor not loadable).
+Exit codes: 0 stopped cleanly, 1 a component failed while running or the trader's journal and
+the venue disagreed after reconciliation (a position mismatch: critical alert, safe mode,
+``monitor.halted``), 2 could not start (bad options, journal unusable, port taken, predictor
+not loadable).
+
+Options may also come from ``venueguard.toml`` (:mod:`venueguard.config`): thresholds
+(``[thresholds]``), alert routing (``[alerts]``) and chat notifications (``[notify.*]``).
+``--host`` chooses the dashboard's bind address (loopback by default; any other address prints
+a warning, since the dashboard has no authentication).
 
 Environment: ``VENUEGUARD_API_KEY`` / ``VENUEGUARD_API_SECRET`` (for real venues; on the simulator
 its documented test pair is the default), ``VENUEGUARD_ALERT_WEBHOOK`` (alerts are also POSTed
@@ -37,6 +44,8 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import ipaddress
+import logging
 import os
 import signal
 import sys
@@ -50,11 +59,13 @@ from venueguard.app.predictor import Predictor, PredictorLoadError, load_predict
 from venueguard.app.recorder import Recorder
 from venueguard.app.status import StatusAwareStream, StatusLine
 from venueguard.app.ticker import MarketInput, Ticker, TickerParts, VenueInput
-from venueguard.core.regime import RegimeDetector
+from venueguard.config import Settings, Thresholds
+from venueguard.core.regime import RegimeConfig, RegimeDetector
 from venueguard.core.snapshots import SnapshotConfig, SnapshotManager
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
 from venueguard.io.journal import Journal, JournalError
 from venueguard.telemetry.alerts import Alerts, LogSink, Tier, WebhookSink
+from venueguard.telemetry.chat import ChatSink, sinks_from_settings
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
 from venueguard.telemetry.series import SeriesStore
@@ -82,20 +93,50 @@ class MonitorConfig:
     scenario: str = "503-lesson"
     sim_seed: int = 1
     journal: Path = Path("venueguard.db")
+    host: str = "127.0.0.1"
     port: int = 8765
     log_format: str = "pretty"
     trade: str = "none"
     duration_s: float | None = None
     api_key: str | None = None
     api_secret: str | None = field(default=None, repr=False)
+    api_password: str | None = field(default=None, repr=False)  # ccxt venues that need one
     webhook_url: str | None = field(default=None, repr=False)
     predictor: str | None = None
     probe_interval_s: float = 5.0
     order_probe_interval_s: float = 2.0
+    redis_url: str | None = None  # a fleet on Redis (venueguard.fleet); None: alone
+    fleet_size: int | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    alert_dedup_window_s: float = 60.0
+    alert_min_tier: str = "info"
+    notify: Mapping[str, Mapping[str, object]] = field(default_factory=dict, repr=False)
+    log_level: str = "info"
+    metrics_venue_label: bool = False
+
+    @property
+    def loopback_only(self) -> bool:
+        """True when the dashboard binds a loopback address only."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def regime_config(self) -> RegimeConfig:
+        t, base = self.thresholds, RegimeConfig()
+        return RegimeConfig(safe_enter=t.safe_mode_enter, safe_exit=t.safe_mode_exit,
+                            cautious_enter=min(base.cautious_enter, t.safe_mode_enter),
+                            cautious_exit=min(base.cautious_exit, t.safe_mode_exit))
 
     @property
     def is_sim(self) -> bool:
         return self.venue == "sim"
+
+    @property
+    def is_ccxt(self) -> bool:
+        return self.venue.startswith("ccxt:")
 
     @property
     def embedded_sim(self) -> bool:
@@ -106,8 +147,9 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
     """Validate the command line and the environment; raises StartupError with the reason."""
     venue = str(args.venue)
     sim_url = (args.sim_url or "").rstrip("/") or None
-    if sim_url is not None and venue != "sim":
-        raise StartupError("--sim-url needs --venue sim")
+    ccxt_venue = venue.startswith("ccxt:")
+    if sim_url is not None and venue != "sim" and not ccxt_venue:
+        raise StartupError("--sim-url needs --venue sim or --venue ccxt:EXCHANGE_ID")
     if sim_url is not None and not sim_url.startswith(("http://127.0.0.1", "http://localhost",
                                                        "http://[::1]")):
         raise StartupError("--sim-url must be a loopback http:// URL (the simulator binds "
@@ -120,22 +162,63 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
     secret = env.get("VENUEGUARD_API_SECRET") or None
     if (key is None) != (secret is None):
         raise StartupError("set both VENUEGUARD_API_KEY and VENUEGUARD_API_SECRET, or neither")
-    if venue == "sim" and key is None:
+    if (venue == "sim" or (ccxt_venue and sim_url is not None)) and key is None:
         key, secret = signing.TEST_API_KEY, signing.TEST_API_SECRET
+    if ccxt_venue:
+        from venueguard.app.ccxt_feeds import check_venue
+
+        try:
+            check_venue(venue)
+        except Exception as exc:  # ConfigError: one line that names the fix
+            raise StartupError(str(exc)) from None
     if venue != "sim" and args.trade == "demo" and key is None:
         raise StartupError("--trade demo on a real venue needs VENUEGUARD_API_KEY and "
                            "VENUEGUARD_API_SECRET")
+    redis_url = getattr(args, "redis_url", None) or None
+    if redis_url is not None:
+        from venueguard.fleet.redis_backend import check_redis_url
+
+        try:
+            check_redis_url(redis_url)
+        except ValueError as exc:
+            raise StartupError(f"--redis: {exc}") from None
+    fleet_size = getattr(args, "fleet_size", None)
+    if fleet_size is not None and (redis_url is None or fleet_size < 1):
+        raise StartupError("--fleet-size needs --redis and must be >= 1")
     try:
         seed = int(env.get("VENUEGUARD_SIM_SEED", "1"))
     except ValueError:
         raise StartupError("VENUEGUARD_SIM_SEED must be an integer") from None
-    return MonitorConfig(
+    settings = getattr(args, "settings", None)
+    if not isinstance(settings, Settings):
+        settings = Settings(None)
+    alerts = settings.table("alerts")
+    thresholds = Thresholds.from_settings(settings)
+    config = MonitorConfig(
         venue=venue, symbol=str(args.symbol).upper(), sim_url=sim_url,
         scenario=str(args.scenario), sim_seed=seed, journal=Path(args.journal),
+        host=str(getattr(args, "host", None) or "127.0.0.1"),
         port=int(args.port), log_format=str(args.log_format), trade=str(args.trade),
         duration_s=args.duration, api_key=key, api_secret=secret,
-        webhook_url=env.get("VENUEGUARD_ALERT_WEBHOOK") or None,
-        predictor=getattr(args, "predictor", None) or env.get("VENUEGUARD_PREDICTOR") or None)
+        api_password=env.get("VENUEGUARD_API_PASSWORD") or None,
+        webhook_url=(env.get("VENUEGUARD_ALERT_WEBHOOK") or _str_or_none(alerts["webhook_url"])),
+        predictor=getattr(args, "predictor", None) or env.get("VENUEGUARD_PREDICTOR") or None,
+        thresholds=thresholds, alert_dedup_window_s=float(str(alerts["dedup_window_s"])),
+        alert_min_tier=str(alerts["min_tier"]),
+        notify={name: settings.table(name) for name in
+                ("notify", "notify.slack", "notify.discord", "notify.telegram")},
+        log_level=str(settings.value("monitor", "log_level")),
+        metrics_venue_label=settings.value("monitor", "metrics_venue_label") is True,
+        redis_url=redis_url, fleet_size=fleet_size)
+    try:
+        config.regime_config()
+    except ValueError as exc:
+        raise StartupError(f"thresholds: {exc}") from None
+    return config
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 # -- the seams: market data, REST, trader --------------------------------------------------
@@ -187,6 +270,7 @@ class MonitorContext:
     rest: Any = None
     regime: Callable[[], str] = lambda: "NORMAL"
     on_request: Callable[[str, int | None, float | None, float], None] | None = None
+    fleet: Any = None  # a venueguard.fleet.Fleet with --redis (shared limits, bans, owner)
 
 
 @dataclass(slots=True)
@@ -210,21 +294,29 @@ class Monitor:
                  sources: SourceFactory | None = None) -> None:
         self.config = config
         self.clock = clock
-        self.status = StatusLine(stderr or sys.stderr)
+        self._stderr = stderr or sys.stderr
+        self.status = StatusLine(self._stderr)
+        logging.getLogger("venueguard").setLevel(config.log_level.upper())
         stream = cast(TextIO, StatusAwareStream(stdout or sys.stdout, self.status))
         self.events = EventLog(stream,
                                fmt=config.log_format,
                                wall_clock=lambda: clock.wall_ms() / 1000.0)
         if config.api_secret:
             self.events.register_secret(config.api_secret)
-        self.metrics = Metrics()
+        self.metrics = Metrics(venue=config.venue if config.metrics_venue_label else None)
         self.series = SeriesStore()
         self.alerts = Alerts([LogSink(self.events)], metrics=self.metrics,
-                             wall_clock=lambda: clock.wall_ms() / 1000.0)
+                             wall_clock=lambda: clock.wall_ms() / 1000.0,
+                             dedup_window_s=config.alert_dedup_window_s,
+                             min_tier=Tier(config.alert_min_tier))
         self._webhook: WebhookSink | None = None
         if config.webhook_url:
             self._webhook = WebhookSink(config.webhook_url)
             self.alerts.add_sink(self._webhook)
+        self.chat_sinks: list[ChatSink] = sinks_from_settings(config.notify,
+                                                              clock=clock.monotonic)
+        for sink in self.chat_sinks:
+            self.alerts.add_sink(sink)
         self._sources = sources
         self.trader: Trader | None = None
         self.ticker: Ticker | None = None
@@ -277,16 +369,19 @@ class Monitor:
                 endpoints = await self._endpoints(stack)
                 ctx = MonitorContext(cfg, self.events, self.metrics, self.alerts, journal,
                                      self.clock, endpoints.rest_url, endpoints.ws_url)
+                ctx.fleet = await self._join_fleet(stack)
                 market, venue = await self._open_sources(ctx, stack)
                 ticker = self.ticker = self._make_ticker(predictor, recorder)
                 ctx.regime = lambda: ticker.p.regime.regime.value
+                if ctx.fleet is not None:
+                    self._share_status(ctx, ticker)
                 ctx.on_request = ticker.on_request
                 if cfg.trade == "demo":
                     self.trader = self._make_trader(ctx)
                 await self._serve_dashboard(stack)
                 code = await self._supervise_all(stop, market, venue, recorder)
                 await self._stop_trader()
-                return code
+                return 1 if self._halted() else code
         finally:
             if self.dashboard is not None:  # it was running (monitor.ready was logged)
                 self.events.emit("monitor.stopped", reason=self.stop_reason,
@@ -299,10 +394,17 @@ class Monitor:
             journal.close()
             if self._webhook is not None:
                 await self._webhook.aclose()
+            for sink in self.chat_sinks:
+                await sink.aclose()
             self.status.close()
 
     async def _endpoints(self, stack: contextlib.AsyncExitStack) -> Endpoints:
         cfg = self.config
+        if cfg.is_ccxt:  # ccxt knows the venue's own URLs; a simulator replaces them
+            if cfg.sim_url is None:
+                return Endpoints(cfg.venue, cfg.venue)
+            return Endpoints(cfg.sim_url, cfg.sim_url.replace("http://", "ws://", 1)
+                             + "/realtime")
         if not cfg.is_sim:
             rest, ws = VENUE_URLS[cfg.venue]
             return Endpoints(rest, ws)
@@ -324,9 +426,53 @@ class Monitor:
         self.events.emit("sim.started", url=base, scenario=cfg.scenario, seed=cfg.sim_seed)
         return Endpoints(base, server.ws_url)
 
+    async def _join_fleet(self, stack: contextlib.AsyncExitStack) -> Any:
+        """With --redis: the link to the other processes on this account (closed last)."""
+        cfg = self.config
+        if cfg.redis_url is None:
+            return None
+        try:
+            from venueguard.fleet import Fleet, FleetConfig
+
+            fleet = Fleet(FleetConfig(redis_url=cfg.redis_url,
+                                      venue="bitmex" if cfg.is_sim else cfg.venue,
+                                      fleet_size=cfg.fleet_size),
+                          api_key=cfg.api_key, events=self.events, clock=self.clock)
+        except ImportError as exc:
+            raise StartupError(f"--redis: {exc}") from exc
+        await fleet.start()
+        stack.push_async_callback(fleet.aclose)
+        self.events.emit("fleet.joined", member=fleet.member, degraded=fleet.degraded)
+        return fleet
+
+    def _share_status(self, ctx: MonitorContext, ticker: Ticker) -> None:
+        """Publish this member's regime, venue health and resting orders; trade on the
+        fleet's regime (its most cautious member's)."""
+        fleet = ctx.fleet
+
+        def local_regime() -> str:
+            return ticker.p.regime.regime.value
+
+        def status() -> dict[str, object]:
+            state = self._trader_state()
+            resting = state.get("open_orders", 0)
+            unknown = state.get("unknown_orders", 0)
+            health = getattr(getattr(ctx.rest, "health", None), "state", None)
+            return {"regime": local_regime(),
+                    "health": health.value if health is not None else "HEALTHY",
+                    "resting": (resting if isinstance(resting, int) else 0)
+                    + (unknown if isinstance(unknown, int) else 0)}
+
+        fleet.set_status(status)
+        ctx.regime = lambda: str(fleet.regime(local_regime()))
+
     async def _open_sources(self, ctx: MonitorContext, stack: contextlib.AsyncExitStack
                             ) -> tuple[MarketSource, VenueSource]:
         factory = self._sources
+        if factory is None and self.config.is_ccxt:
+            from venueguard.app.ccxt_feeds import open_sources as open_ccxt_sources
+
+            factory = open_ccxt_sources
         if factory is None:
             from venueguard.app.feeds import open_sources
 
@@ -345,7 +491,8 @@ class Monitor:
             series=self.series, alerts=self.alerts,
             snapshots=SnapshotManager(self.config.symbol, SNAPSHOT_CONFIG, start=now),
             predictor=predictor,
-            regime=RegimeDetector(now=now), status=self.status, recorder=recorder,
+            regime=RegimeDetector(self.config.regime_config(), now=now), status=self.status,
+            recorder=recorder,
             venue_name=self.config.venue, trading=self.config.trade,
             on_pause=self._pause_trader, on_resume=self._resume_trader,
             extra_state=self._trader_state, started_at=now, clock=self.clock.monotonic))
@@ -382,11 +529,17 @@ class Monitor:
         app = create_dashboard_app(lambda: ticker.state(self.clock.wall_ms() / 1000.0),
                                    self.metrics, series=self.series, events=self.events,
                                    wall_clock=lambda: self.clock.wall_ms() / 1000.0)
+        cfg = self.config
         try:
-            self.dashboard = await start_dashboard(app, host="127.0.0.1", port=self.config.port)
+            self.dashboard = await start_dashboard(app, host=cfg.host, port=cfg.port)
         except OSError as exc:
-            raise StartupError(f"dashboard port {self.config.port}: {exc.strerror or exc}"
+            raise StartupError(f"dashboard port {cfg.port} on {cfg.host}: {exc.strerror or exc}"
                                ) from exc
+        if not cfg.loopback_only:
+            warning = (f"the dashboard and /metrics on {cfg.host}:{self.dashboard.port} have no "
+                       "authentication: anyone who can reach this address can read them")
+            self.events.emit("monitor.warning", message=warning, host=cfg.host)
+            print(f"venueguard monitor: warning: {warning}", file=self._stderr, flush=True)
         stack.push_async_callback(self.dashboard.close)
         self.events.emit("monitor.ready", dashboard_url=self.dashboard.url,
                          metrics_url=self.dashboard.metrics_url, venue=self.config.venue,
@@ -430,6 +583,16 @@ class Monitor:
             except TimeoutError:
                 self.stop_reason = "duration"
         raise _Stop
+
+    def _halted(self) -> bool:
+        """Whether the trader's journal and the venue disagreed after reconciliation in this
+        run (reported once as ``monitor.halted``; the exit code is then 1)."""
+        halts = self._trader_state().get("halts")
+        if not isinstance(halts, list) or not halts:
+            return False
+        self.failures.append("reconcile")
+        self.events.emit("monitor.halted", reasons=[str(h)[:200] for h in halts[:10]])
+        return True
 
     async def _stop_trader(self) -> None:
         if self.trader is None:

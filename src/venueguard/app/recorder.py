@@ -78,8 +78,7 @@ def sample_rows(ts_ms: int, metrics: Mapping[str, object], market: MarketFacts, 
                 venue_state_code: int, position: float | None) -> list[SampleRow]:
     """One second of samples from a :meth:`Metrics.snapshot` and the monitor's own facts."""
     sym = {"symbol": market.symbol}
-    http_503 = max(_total(metrics.get("rest_requests_total"), "status=503"),
-                   _total(metrics.get("rest_503_total")))
+    http_503 = _total(metrics.get("rest_requests_total"), "status=503")
     counters: list[tuple[tuple[str, str], float]] = [
         (Series.REQUESTS_TOTAL, _total(metrics.get("rest_requests_total"))),
         (Series.HTTP_503_TOTAL, http_503),

@@ -268,6 +268,10 @@ class Ticker:
         p.snapshots.on_trades(int(trades), volume, now, m.last_trade_now)
         if top > 0:
             p.metrics.top_of_book_changes_total.labels(symbol=p.symbol).inc(top)
+        if trades > 0:
+            p.metrics.trades_total.labels(symbol=p.symbol).inc(trades)
+        if volume > 0:
+            p.metrics.traded_contracts_total.labels(symbol=p.symbol).inc(volume)
         view = MarketView(fresh=m.fresh, best_bid=m.best_bid, best_ask=m.best_ask,
                           bid_qty=m.bid_qty, ask_qty=m.ask_qty, data_age_s=m.data_age_s,
                           regime=p.regime.regime.value, venue_state=self._venue.state)
@@ -282,9 +286,8 @@ class Ticker:
                                    "volume_rate": outcome.volume_per_s,
                                    "churn": outcome.churn_per_s}
             p.metrics.imbalance.labels(symbol=p.symbol).set(outcome.imbalance)
-            p.metrics.trade_rate.labels(symbol=p.symbol).set(outcome.trade_rate_per_s)
-            p.metrics.volume_rate.labels(symbol=p.symbol).set(outcome.volume_per_s)
-            p.metrics.spread_bps.labels(regime=outcome.regime).observe(outcome.spread_bps)
+            p.metrics.spread_ratio.labels(regime=outcome.regime).observe(
+                outcome.spread_bps / 10_000.0)
             self._intensity = self.intensity.update(outcome.trade_rate_per_s, now)
             self._predict(outcome)
         spikes = p.snapshots.stats().imbalance_spikes - spikes_before
@@ -344,7 +347,6 @@ class Ticker:
             p.metrics.best_ask.labels(symbol=p.symbol).set(m.best_ask)
             p.metrics.spread.labels(symbol=p.symbol).set(m.best_ask - m.best_bid)
             p.series.on_spread(m.best_ask - m.best_bid, wall_s)
-        p.metrics.ws_messages_per_second.set(self._msgs_per_s)
         if m.lag_s is not None and math.isfinite(m.lag_s):
             p.metrics.ws_lag_seconds.set(m.lag_s)
         if m.last_trade_now is not None and self._last_tick is not None:
@@ -352,14 +354,11 @@ class Ticker:
                 max(0.0, self._last_tick - m.last_trade_now))
         if venue.state in VENUE_STATE_CODES:
             p.metrics.set_venue_state(venue.state)
-        http_503 = max(sum(v for k, v in _labelled(metrics, "rest_requests_total").items()
-                           if "status=503" in k.split(",")), _number(metrics, "rest_503_total"))
+        http_503 = sum(v for k, v in _labelled(metrics, "rest_requests_total").items()
+                       if "status=503" in k.split(","))
         new_503 = int(self._deltas.step("http_503", http_503))
         if new_503:
             p.series.on_http_503(wall_s, new_503)
-        behind = http_503 - _number(metrics, "rest_503_total")
-        if behind > 0:  # keep the 503 counter in step with the responses counted by status
-            p.metrics.rest_503_total.inc(behind)
         for _ in range(int(self._deltas.step("reconnects", _number(metrics,
                                                                    "ws_reconnects_total")))):
             p.series.on_reconnect(wall_s)
@@ -390,7 +389,7 @@ class Ticker:
             "api": {"latency_p50": quantiles["p50"], "latency_p95": quantiles["p95"],
                     "latency_p99": quantiles["p99"],
                     "errors_by_kind": {k.partition("=")[2]: int(v) for k, v in
-                                       _labelled(metrics, "rest_errors_total").items()},
+                                       _labelled(metrics, "rest_errors_total").items() if v},
                     "http_503_per_min": p.series.http_503_last_minute(wall_s)},
             "orders": {"local_open": int(open_orders.get("view=local", 0)),
                        "venue_open": int(open_orders.get("view=venue", 0)),

@@ -16,8 +16,9 @@ Public API::
 Call order: on each failure call ``next_delay_s(now)`` and sleep that long before the next try;
 when a try succeeds call ``on_success(now)``. If the success holds for ``reset_after_s`` (that
 is, the next failure comes at least that long after it), the next delay starts over from the
-first step. ``factor``/``min_s`` apply a rule's ``delay_factor``/``min_delay_s`` (e.g. a BitMEX
-503: at least 0.5 s, twice the usual): the result is ``max(min_s, min(cap_s, delay * factor))``.
+first step. ``factor``/``min_s`` apply a rule's ``delay_factor``/``min_delay_s`` (e.g. a
+load-shedding 503: at least 0.5 s, twice the usual): the result is
+``max(min_s, min(cap_s, delay * factor))``.
 
 Formulas (``exp = min(cap, base * multiplier ** attempt)``, ``u = rng.random()`` in [0, 1)):
 NONE ``exp``; FULL ``u * exp``; EQUAL ``exp/2 + u * exp/2``;

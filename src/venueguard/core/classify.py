@@ -18,7 +18,7 @@ timeout, reset after send, 502, 504, other 5xx), which means: do not resend a no
 request before resolving it with venue evidence.
 
 Order of decisions: transport failure -> Cloudflare code in a non-JSON page -> error text
-patterns (BitMEX ``{"error": {"message", "name"}}`` or websocket ``{"status", "error"}``, and
+patterns (a JSON ``{"error": {"message", "name"}}`` body or a websocket ``{"status", "error"}``, and
 per-row ``"error"`` fields of a 200 list) -> HTTP status table -> status class (2xx ok, other 4xx
 bad_request, other 5xx server_error) -> unknown.
 
@@ -104,7 +104,7 @@ class Classification(NamedTuple):
     status: int | None = None
     retry_after_s: float | None = None  # from Retry-After, meta.retryAfter, the text, or reset
     message: str = ""  # the venue's error text (or a page title), truncated
-    error_name: str | None = None  # BitMEX error.name
+    error_name: str | None = None  # the body's error.name
     cloudflare_code: int | None = None
     rate_limit: RateLimit | None = None
 

@@ -1,4 +1,4 @@
-"""Dead man's switch policy (BitMEX ``cancelAllAfter``).
+"""Dead man's switch policy (a venue's cancel-all-after timer).
 
 While orders rest at the venue the switch is armed with ``timeout_s`` and refreshed every
 ``refresh_s``; if this process dies or loses the venue, the refreshes stop and the venue cancels
@@ -8,7 +8,7 @@ everything when the timer runs out. That is the point of it, so a crash sends no
 Call order::
 
     dms.on_resting(count, now)          # whenever the number of resting orders changes
-    for d in dms.poll(now): send cancelAllAfter(d.timeout_ms) (REST or websocket), then
+    for d in dms.poll(now): send cancel-all-after(d.timeout_ms) (REST or websocket), then
         dms.on_ack(d.timeout_ms, now)  or  dms.on_failure(now)
     sleep until dms.next_deadline()
     on clean stop: d = dms.stop(now); if d: send it (timeout_ms == 0)
@@ -34,7 +34,7 @@ class DmsConfig:
         for timeout, refresh in ((self.timeout_s, self.refresh_s),
                                  (self.safe_timeout_s, self.safe_refresh_s)):
             if timeout < 5.0:
-                raise ValueError("BitMEX advises a timeout of at least 5 s (rate limits)")
+                raise ValueError("a timeout of at least 5 s is advised (venue rate limits)")
             if not 0 < refresh < timeout:
                 raise ValueError("refresh must be positive and shorter than the timeout")
         if self.retry_s <= 0:
@@ -65,6 +65,10 @@ class DeadMansSwitch:
         self._retry_at: float | None = None
         self._lapse_reported = True
         self._stopped = False
+
+    @property
+    def safe_mode(self) -> bool:
+        return self._safe
 
     @property
     def armed(self) -> bool:

@@ -10,6 +10,7 @@ Public API::
         next_deadline() -> float | None
         allows_requests(now) -> bool            # False in COOLDOWN (until passed) and BLOCKED
         reset(now, reason="reset") -> None      # the only way out of BLOCKED
+        on_shared(state, until, reason, now)    # a cooldown/block another process saw
         state: VenueState; until: float | None; since: float   # until: end of the cooldown
     Decisions: StateChanged(state, previous, until, reason, at), Alert(tier, message, kind, at),
                RetryPending(reason, at), Disconnect(kind, reason, at), Resync(kind, reason, at)
@@ -216,6 +217,19 @@ class VenueHealth:
                            f"{rt.average_slower_than_s:g} s", now)
             self._alert(Alert(AlertTier.WARNING, f"venue slow: average response time "
                               f"{average:.1f} s", None, now))
+
+    def on_shared(self, state: VenueState, until: float | None, reason: str,
+                  now: float) -> None:
+        """A cooldown (``until``) or block that another process sharing the account or IP saw;
+        HEALTHY is an operator's reset there. A cooldown only ever extends, as a local one."""
+        if state is VenueState.BLOCKED:
+            if self.state is not VenueState.BLOCKED:
+                self._enter(VenueState.BLOCKED, None, reason, now)
+        elif state is VenueState.COOLDOWN and until is not None and until > now:
+            if self.state is not VenueState.BLOCKED:
+                self._cooldown(until, reason, now)
+        elif state is VenueState.HEALTHY and self.state is VenueState.BLOCKED:
+            self.reset(now, reason)
 
     def reset(self, now: float, reason: str = "reset") -> None:
         """Back to HEALTHY from any state, with cleared counters (the way out of BLOCKED)."""

@@ -18,7 +18,7 @@ class Kind(enum.Enum):
     DNS = "dns"
     AMBIGUOUS_TIMEOUT = "ambiguous_timeout"  # read timeout, 502, 504, reset after send
     SERVER_ERROR = "server_error"  # other 5xx: reached the venue, outcome unknown
-    OVERLOADED = "overloaded"  # BitMEX 503 load shedding: definitely not processed
+    OVERLOADED = "overloaded"  # 503 load shedding: definitely not processed
     RATE_LIMITED = "rate_limited"  # 429
     FORBIDDEN = "forbidden"  # 403 access denied
     EDGE_PROTECTION = "edge_protection"  # Cloudflare 522

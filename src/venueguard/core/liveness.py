@@ -26,7 +26,7 @@ send the text ``ping`` (the ping counts as sent at that ``now``); ``Stale`` -> t
 not trustworthy (``reason`` is ``data_age`` or ``pong_timeout``, the ``ws.stale`` event);
 ``Fresh`` -> a stalled channel delivers again.
 
-Rules (BitMEX heartbeat advice: ping after 5 s of silence, expect pong within 5 s):
+Rules (common venue heartbeat advice: ping after 5 s of silence, expect pong within 5 s):
 - A ping is due once ``now >= last_inbound + ping_after_s`` and no ping is outstanding.
 - A pong timeout is flagged once ``now >= ping_sent + pong_timeout_s``. Any inbound frame
   answers the ping (the connection demonstrably delivers).
@@ -42,7 +42,7 @@ Rules (BitMEX heartbeat advice: ping after 5 s of silence, expect pong within 5 
 - Ordering per channel (needs ``ts_ms``): REORDER if more than ``reorder_window_ms`` older than
   the newest seen; MINOR_REORDER if older but within the window.
 - DUPLICATE: the same ``(channel, ts_ms, key)`` was seen among the last ``duplicate_memory``
-  signatures (only when ``key`` is given, e.g. a trade's ``trdMatchID`` or a frame hash).
+  signatures (only when ``key`` is given, e.g. a trade's id or a frame hash).
 """
 
 from __future__ import annotations

@@ -7,37 +7,99 @@ Every order goes through ``OrderTable``; its state changes only by applying an e
   ``CancelRequested``, ``AmendRequested``, ``Withdrawn``, ...). A missing entry means the caller
   broke the rules (for example resending an order that is already acked); ``InvalidTransition`` is
   raised and nothing changes. Never retry on it: it is a bug, not a venue failure.
-* **Venue evidence** (order rows, executions, cancel rows, absence after a grace period). The venue
-  is the source of truth, so every state has an entry for these kinds; an edge that contradicts
-  what we believed is applied and recorded as an *anomaly* on the transition, never raised.
+* **Venue evidence** (order reports, fills, cancel answers, absence after a grace period). The
+  venue is the source of truth, so every state has an entry for these kinds; an edge that
+  contradicts what we believed is applied and recorded as an *anomaly* on the transition, never
+  raised.
+
+The events themselves are in :mod:`venueguard.core.order_events` (re-exported here).
 
 Call order for one new order (the order manager does this)::
 
     order = table.new_order(symbol, side, qty, price, now=now, wall_ms=wall_ms)
     journal.record_intent(order)                 # durable BEFORE anything is sent
-    table.on_submitted(order.cl_ord_id, now)     # then send POST /order with order.cl_ord_id
-    # 200          -> table.on_order_row(row, now)   (ordStatus decides: New, Filled, ...)
-    # 503 overload -> table.on_rejected(cl, msg, not_processed=True, now)  retry, SAME clOrdID
-    # definite 4xx -> table.on_rejected(cl, msg, not_processed=False, now)
-    # 400 "Duplicate clOrdID" -> table.on_duplicate(cl, now)   (it exists: look it up)
+    table.on_submitted(order.cl_ord_id, now)     # then send the order with order.cl_ord_id
+    # accepted     -> table.on_order_report(report, now)  (its status decides: NEW, FILLED, ...)
+    # overloaded   -> table.on_rejected(cl, msg, not_processed=True, now)  retry, SAME client id
+    # refused      -> table.on_rejected(cl, msg, not_processed=False, now)
+    # client id already at the venue -> table.on_duplicate(cl, now)   (it exists: look it up)
     # timeout / 502 / 504 / reset after send -> table.on_ambiguous(cl, reason, now)  (UNKNOWN)
     journal.sync(table)          # appends every queued transition (table.take_transitions())
 
-Amends: ``on_amend_requested`` before PUT /order; 200 -> ``on_amended`` then ``on_order_row``;
-503 or 4xx -> ``on_amend_rejected``. Cancels: ``on_cancel_requested`` before DELETE /order,
-then each response row through ``on_cancel_row`` (rows with ``"error"`` included); an ambiguous
-cancel -> ``on_ambiguous`` (the order stays PENDING_CANCEL and the reconciler looks it up).
-Websocket ``order``/``execution`` rows and REST snapshots go through
-``core.reconcile.Reconciler``, which calls this table.
+Amends: ``on_amend_requested`` before the request; accepted -> ``on_amended`` then
+``on_order_report``; overloaded or refused -> ``on_amend_rejected``. Cancels:
+``on_cancel_requested`` before the request, then each answer through ``on_order_report`` or
+``on_refusal_report``; an ambiguous cancel -> ``on_ambiguous`` (the order stays PENDING_CANCEL
+and the reconciler looks it up). Fills: ``on_fill_report`` (idempotent by exec id).
+
+Everything the venue says arrives as the neutral reports of :mod:`venueguard.core.reports`
+(each venue adapter builds them from its own rows); websocket updates and REST snapshots go
+through ``core.reconcile.Reconciler``, which calls this table.
+
+Quantities are floats (see :mod:`venueguard.core.reports` for why); every sum the table keeps
+is rounded to ``QTY_DIGITS`` decimals, so fractional fills add up exactly.
 """
 
 from __future__ import annotations
 
 import enum
 import string
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
+
+from venueguard.core.order_events import (
+    Acked,
+    Ambiguous,
+    Amended,
+    AmendRejected,
+    AmendRequested,
+    Canceled,
+    CancelRejected,
+    CancelRequested,
+    DuplicateClOrdID,
+    Event,
+    Filled,
+    NotFoundAtVenue,
+    OrderError,
+    PartialFill,
+    Rejected,
+    Submitted,
+    VenueSnapshot,
+    Withdrawn,
+    event_kind,
+    fill_event,
+    refusal_event,
+    snapshot_of,
+)
+from venueguard.core.reports import (
+    SIDES,
+    FillReport,
+    OrderReport,
+    OrderStatus,
+    RefusalReport,
+    normalize_side,
+)
+
+__all__ = [
+    "ANOMALIES", "LOCAL_TRANSITIONS", "OPEN_STATES", "QTY_DIGITS", "RESTING", "TERMINAL_STATES",
+    "TRANSITIONS", "UNFINISHED_STATES", "VENUE_KINDS", "VENUE_TRANSITIONS", "Acked",
+    "Ambiguous", "AmendRejected", "AmendRequested", "Amended", "CancelRejected",
+    "CancelRequested", "Canceled", "ClOrdIdGenerator", "DuplicateClOrdID", "Event", "Filled",
+    "InvalidTransition", "NotFoundAtVenue", "Order", "OrderError", "OrderState", "OrderTable",
+    "PartialFill", "RandomLike", "Rejected", "Submitted", "Transition", "VenueSnapshot",
+    "Withdrawn", "event_kind", "fill_event", "log_event", "qty_sum", "refusal_event",
+    "snapshot_of",
+]
+
+#: Decimals kept in quantity sums (below any venue's lot size; removes float noise such as
+#: 0.1 + 0.2 = 0.30000000000000004).
+QTY_DIGITS: Final = 12
+
+
+def qty_sum(a: float, b: float) -> float:
+    """``a + b`` rounded to ``QTY_DIGITS`` (integers stay integers)."""
+    total = a + b
+    return total if isinstance(total, int) else round(total, QTY_DIGITS)
 
 
 class OrderState(enum.Enum):
@@ -59,159 +121,8 @@ OPEN_STATES: Final = frozenset({S.NEW, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.P
 UNFINISHED_STATES: Final = frozenset(OrderState) - TERMINAL_STATES
 
 
-class OrderError(Exception):
-    """Base of order-table errors."""
-
-
 class InvalidTransition(OrderError):
     """The local caller broke the rules (an event our own code should not have produced here)."""
-
-
-# ---------------------------------------------------------------------------------- events
-@dataclass(frozen=True, slots=True)
-class Submitted:
-    """The POST /order request is about to be sent (first send or a retry after a 503)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Acked:
-    order_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """A definite answer to our POST. ``not_processed``: the venue never saw it (503 overload)."""
-    reason: str
-    not_processed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Ambiguous:
-    """The request may or may not have reached the engine: timeout, 502, 504, reset after send."""
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class DuplicateClOrdID:
-    """400 "Duplicate clOrdID": proof the order exists at the venue; look it up by clOrdID."""
-
-
-@dataclass(frozen=True, slots=True)
-class PartialFill:
-    """An execution; ``leaves_qty`` is the venue's remaining quantity when the row says so
-    (it outranks our arithmetic: our quantity may predate an amend)."""
-    exec_id: str
-    qty: int
-    px: float
-    leaves_qty: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Filled:
-    """An execution after which the venue reports leavesQty 0."""
-    exec_id: str
-    qty: int
-    px: float
-
-
-@dataclass(frozen=True, slots=True)
-class CancelRequested:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Canceled:
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class CancelRejected:
-    """A cancel row with ``error``; ``venue_status`` is the state the venue named, if any."""
-    reason: str
-    venue_status: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AmendRequested:
-    qty: int | None = None
-    price: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Amended:
-    qty: int | None = None
-    price: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AmendRejected:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Withdrawn:
-    """The intent is dropped locally while no request is in flight (e.g. 503'd, then safe mode)."""
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class VenueSnapshot:
-    """The order as the venue shows it (REST response, GET /order, websocket insert/update)."""
-    ord_status: str | None
-    order_id: str | None = None
-    cum_qty: int | None = None
-    leaves_qty: int | None = None
-    avg_px: float | None = None
-    order_qty: int | None = None
-    price: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NotFoundAtVenue:
-    """The venue did not show the order.
-
-    ``grace_elapsed``: the query was made after the visibility grace period (before it, absence is
-    no evidence at all). ``definitive``: the venue's complete order list for the time range since
-    the order's creation was checked after the long window, which alone may resolve UNKNOWN.
-    """
-    checked_at: float
-    grace_elapsed: bool
-    definitive: bool = False
-
-
-Event = (Submitted | Acked | Rejected | Ambiguous | DuplicateClOrdID | PartialFill | Filled
-         | CancelRequested | Canceled | CancelRejected | AmendRequested | Amended | AmendRejected
-         | Withdrawn | VenueSnapshot | NotFoundAtVenue)
-
-_STATUS_KIND: Final = {"New": "venue_new", "PartiallyFilled": "venue_partially_filled",
-                       "Filled": "venue_filled", "Canceled": "venue_canceled",
-                       "Rejected": "venue_rejected"}
-
-
-def event_kind(event: Event, *, fills_complete: bool = False) -> str:
-    """The table key of an event. Fill kinds depend on the order: pass ``fills_complete``."""
-    match event:
-        case Rejected(not_processed=True):
-            return "overloaded"
-        case PartialFill() | Filled():
-            return "filled" if fills_complete or isinstance(event, Filled) else "partial_fill"
-        case CancelRejected(venue_status=status) if status in _STATUS_KIND:
-            return "cancel_rejected_filled" if status == "Filled" else _STATUS_KIND[status]
-        case VenueSnapshot(ord_status=status):
-            return _STATUS_KIND.get(status or "", "venue_info")
-        case NotFoundAtVenue(grace_elapsed=False):
-            return "absent_in_grace"
-        case NotFoundAtVenue(definitive=definitive):
-            return "absent_definitive" if definitive else "absent"
-    return _KIND_BY_TYPE[type(event)]
-
-
-_KIND_BY_TYPE: Final[dict[type, str]] = {
-    Submitted: "submitted", Acked: "acked", Rejected: "rejected", Ambiguous: "ambiguous",
-    DuplicateClOrdID: "duplicate", CancelRequested: "cancel_requested", Canceled: "canceled",
-    CancelRejected: "cancel_rejected", AmendRequested: "amend_requested", Amended: "amended",
-    AmendRejected: "amend_rejected", Withdrawn: "withdrawn",
-}
 
 
 # ------------------------------------------------------------------------ transition table
@@ -225,73 +136,82 @@ Target = OrderState | _Resting
 PN, N, PF, F = S.PENDING_NEW, S.NEW, S.PARTIALLY_FILLED, S.FILLED
 PC, PA, C, R, U = S.PENDING_CANCEL, S.PENDING_AMEND, S.CANCELED, S.REJECTED, S.UNKNOWN
 
-#: (state, event kind) -> new state. Local kinds have only their legal rows; venue kinds cover
-#: every state (asserted by tests). Odd venue edges carry a comment.
-TRANSITIONS: Final[dict[tuple[OrderState, str], Target]] = {
-    # --- our POST /order and its answers
-    (PN, "submitted"): PN,            # first send, or a resend after 503 with the SAME clOrdID
-    (PN, "overloaded"): PN,           # 503: never reached the engine; retryable, same clOrdID
+#: Our own request outcomes: (state, event kind) -> new state. Only the legal rows; a missing
+#: one raises ``InvalidTransition``.
+LOCAL_TRANSITIONS: Final[dict[tuple[OrderState, str], Target]] = {
+    # --- our order request and its answers
+    (PN, "submitted"): PN,            # first send, or a resend after 503 with the SAME client id
+    (PN, "overloaded"): PN,           # 503: never reached the engine; retryable, same client id
     (PN, "rejected"): R,              # definite 4xx
-    (PN, "ambiguous"): U,             # timeout / 502 / 504: may exist; look up by clOrdID
+    (PN, "ambiguous"): U,             # timeout / 502 / 504: may exist; look up by client id
     (U, "ambiguous"): U,
     (PC, "ambiguous"): PC,            # cancel outcome unknown; cancels are idempotent, look it up
     (PA, "ambiguous"): PA,
-    (PN, "duplicate"): U,             # "Duplicate clOrdID" = it exists at the venue: look it up
+    (PN, "duplicate"): U,             # client id already at the venue = it exists: look it up
     (U, "duplicate"): U,
     (PN, "withdrawn"): R,             # only when nothing is in flight (checked in Order.apply)
     # --- cancel and amend requests
     (N, "cancel_requested"): PC, (PF, "cancel_requested"): PC, (PA, "cancel_requested"): PC,
     (PC, "cancel_requested"): PC,     # resend of an idempotent cancel
-    (U, "cancel_requested"): U,       # cancel by clOrdID while unresolved: its rows are evidence
+    (U, "cancel_requested"): U,       # cancel by client id while unresolved: answers are evidence
     (N, "amend_requested"): PA, (PF, "amend_requested"): PA,
     (PA, "amend_rejected"): RESTING,
-    (PC, "cancel_rejected"): RESTING,  # "not found"/unexplained error: back to what we knew
+    (PC, "cancel_rejected"): RESTING,  # unexplained refusal: back to what we knew
     (U, "cancel_rejected"): U,        # a failed cancel is no evidence either way
     (N, "cancel_rejected"): N, (PF, "cancel_rejected"): PF, (PA, "cancel_rejected"): PA,
     (F, "cancel_rejected"): F, (C, "cancel_rejected"): C, (R, "cancel_rejected"): R,
 }
 
+#: Venue evidence: kind -> {state -> new state}, every state listed (the venue is the source of
+#: truth, so evidence is never refused). Columns: PENDING_NEW, NEW, PARTIALLY_FILLED, FILLED,
+#: PENDING_CANCEL, PENDING_AMEND, CANCELED, REJECTED, UNKNOWN. Odd edges carry a comment; the
+#: ones that contradict our belief are also listed in ``ANOMALIES``.
+VENUE_TRANSITIONS: Final[dict[str, dict[OrderState, Target]]] = {
+    # REST acceptance of our request. REJECTED -> NEW: evidence after a reject wins.
+    "acked": {PN: N, N: N, PF: PF, F: F, PC: PC, PA: PA, C: C, R: N, U: N},
+    # A sparse update that names no state.
+    "venue_info": {PN: PN, N: N, PF: PF, F: F, PC: PC, PA: PA, C: C, R: R, U: U},
+    # Open rows. The venue never moves a closed order back to open and fills are irreversible,
+    # so a stale open row leaves FILLED/CANCELED (and PARTIALLY_FILLED for "new") as they are;
+    # a row before our REST answer acks it; UNKNOWN is resolved; REJECTED: it exists after all.
+    "venue_new": {PN: N, N: N, PF: PF, F: F, PC: PC, PA: PA, C: C, R: N, U: N},
+    "venue_partially_filled": {PN: PF, N: PF, PF: PF, F: F, PC: PC, PA: PA, C: C, R: PF, U: PF},
+    # FILLED wins everything, CANCELED included (the fill won the cancel race).
+    "venue_filled": {PN: F, N: F, PF: F, F: F, PC: F, PA: F, C: F, R: F, U: F},
+    # A cancel refused because the order is already filled.
+    "cancel_rejected_filled": {PN: F, N: F, PF: F, F: F, PC: F, PA: F, C: F, R: F, U: F},
+    # Closed rows; a fill is final (FILLED stays FILLED, flagged).
+    "venue_canceled": {PN: C, N: C, PF: C, F: F, PC: C, PA: C, C: C, R: C, U: C},
+    # Cancel answer, dead man's switch, IOC/post-only auto-cancel, bulk cancel.
+    "canceled": {PN: C, N: C, PF: C, F: F, PC: C, PA: C, C: C, R: C, U: C},
+    "venue_rejected": {PN: R, N: R, PF: R, F: F, PC: R, PA: R, C: C, R: R, U: R},
+    # Executions. A late fill after CANCELED (it traded before the cancel; the cancel answer
+    # arrived first) counts in the quantity and the position, the state stays CANCELED;
+    # PENDING_CANCEL stays pending. A fill before the ack acks it; it resolves UNKNOWN;
+    # REJECTED -> PARTIALLY_FILLED: it traded, so it existed.
+    "partial_fill": {PN: PF, N: PF, PF: PF, F: F, PC: PC, PA: PA, C: C, R: PF, U: PF},
+    "filled": {PN: F, N: F, PF: F, F: F, PC: F, PA: F, C: F, R: F, U: F},
+    # Our amend answered: back to resting with the new values.
+    "amended": {PN: PN, N: N, PF: PF, F: F, PC: PC, PA: RESTING, C: C, R: R, U: U},
+    # Not shown by the venue within the visibility grace: eventually consistent, no evidence.
+    "absent_in_grace": {PN: PN, N: N, PF: PF, F: F, PC: PC, PA: PA, C: C, R: R, U: U},
+    # Not shown after the grace: an order believed open is closed (flagged when no cancel was
+    # pending); UNKNOWN stays UNKNOWN (it may still be on its way).
+    "absent": {PN: PN, N: C, PF: C, F: F, PC: C, PA: C, C: C, R: R, U: U},
+    # Definitive absence (complete history, or looked up by client id after the acceptance
+    # window): UNKNOWN was never accepted.
+    "absent_definitive": {PN: PN, N: C, PF: C, F: F, PC: C, PA: C, C: C, R: R, U: R},
+}
 
-_venue_kinds: set[str] = set()
-
-
-def _venue(kind: str, rows: Mapping[OrderState, Target]) -> None:
-    missing = set(OrderState) - set(rows)
-    assert not missing, f"venue kind {kind} lacks {missing}"
-    _venue_kinds.add(kind)
-    for state, target in rows.items():
-        TRANSITIONS[(state, kind)] = target
-
-
-_SAME: Final[dict[OrderState, Target]] = {s: s for s in OrderState}
-_venue("acked", {**_SAME, PN: N, U: N,
-                 R: N})                            # anomaly: evidence after a reject wins
-_venue("venue_info", _SAME)                       # a sparse update without a status change
-_venue("venue_new", {**_SAME, PN: N, U: N,        # row before our REST answer; UNKNOWN resolved
-                     R: N})                       # anomaly: it exists after all
-# Stale snapshots never reopen: the venue does not move a closed order back to New, and fills
-# are irreversible, so FILLED/CANCELED/PARTIALLY_FILLED keep their state above.
-_venue("venue_partially_filled", {**_SAME, PN: PF, U: PF, N: PF, R: PF})
-_venue("venue_filled", dict.fromkeys(OrderState, F))  # incl. CANCELED: fill won the cancel race
-_venue("cancel_rejected_filled", dict.fromkeys(OrderState, F))  # cancel of an order already filled
-_venue("venue_canceled", {**dict.fromkeys(OrderState, C),
-                          F: F})                  # anomaly: a fill is final, keep FILLED
-# cancel ack, dead man's switch, IOC/post-only auto-cancel, DELETE /order/all:
-_venue("canceled", {**dict.fromkeys(OrderState, C), F: F})
-_venue("venue_rejected", {**dict.fromkeys(OrderState, R), F: F, C: C})
-# Late fill after CANCELED (it traded before the cancel; the REST cancel ack arrived first): the
-# quantity and the position count it, the state stays CANCELED; PENDING_CANCEL stays pending.
-_venue("partial_fill", {**_SAME, PN: PF, U: PF, N: PF,  # fill before ack / resolves UNKNOWN
-                        R: PF})                   # anomaly: it traded, so it existed
-_venue("filled", dict.fromkeys(OrderState, F))    # a fill after the cancel ack completes it
-_venue("amended", {**_SAME, PA: RESTING})
-_venue("absent_in_grace", _SAME)                  # eventually consistent: no evidence yet
-_venue("absent", {**_SAME, N: C, PF: C, PC: C, PA: C})  # after grace: not at the venue -> closed
-_venue("absent_definitive", {**_SAME, N: C, PF: C, PC: C, PA: C,
-                             U: R})               # full history lacks it: it was never placed
+#: Every (state, kind) -> target, local and venue.
+TRANSITIONS: Final[dict[tuple[OrderState, str], Target]] = {
+    **LOCAL_TRANSITIONS,
+    **{(state, kind): target for kind, row in VENUE_TRANSITIONS.items()
+       for state, target in row.items()},
+}
 
 #: Kinds carrying venue evidence: defined for every state.
-VENUE_KINDS: Final = frozenset(_venue_kinds)
+VENUE_KINDS: Final = frozenset(VENUE_TRANSITIONS)
 
 #: Edges that contradict the local belief; applied (the venue wins) and flagged.
 ANOMALIES: Final[dict[tuple[OrderState, str], str]] = {
@@ -312,7 +232,7 @@ ANOMALIES: Final[dict[tuple[OrderState, str], str]] = {
 
 # ---------------------------------------------------------------------------------- orders
 def log_event(transition: Transition) -> str | None:
-    """The DESIGN 3.3 event name to emit for a transition (None: nothing to log).
+    """The event name (``docs/events.md``) to emit for a transition (None: nothing to log).
     ``order.intent`` is emitted by whoever calls ``Journal.record_intent``."""
     before, after, kind = transition.from_state, transition.to_state, transition.kind
     if kind == "submitted":
@@ -342,22 +262,22 @@ class Order:
     """One intent. ``cl_ord_id`` is generated once and kept across every retry of this intent.
 
     ``cum_qty``/``avg_px`` come from executions applied here (idempotent by exec_id);
-    ``venue_cum_qty`` is the highest cumQty the venue has shown (ahead of ``cum_qty`` when some
-    executions are not seen yet: the reconciler fetches them).
+    ``venue_cum_qty`` is the highest filled quantity the venue has shown (ahead of ``cum_qty``
+    when some executions are not seen yet: the reconciler fetches them).
     """
     cl_ord_id: str
     symbol: str
     side: str
-    qty: int
+    qty: float
     price: float | None
     created_at: float
     created_wall_ms: int
     state: OrderState = OrderState.PENDING_NEW
     state_since: float = 0.0
     order_id: str | None = None
-    cum_qty: int = 0
+    cum_qty: float = 0
     avg_px: float | None = None
-    venue_cum_qty: int = 0
+    venue_cum_qty: float = 0
     in_flight: bool = False
     send_count: int = 0
     exists_at_venue: bool = False
@@ -366,7 +286,7 @@ class Order:
     history: list[Transition] = field(default_factory=list)
 
     @property
-    def signed_cum_qty(self) -> int:
+    def signed_cum_qty(self) -> float:
         return self.cum_qty if self.side == "Buy" else -self.cum_qty
 
     def apply(self, event: Event, now: float) -> Transition | None:
@@ -376,7 +296,7 @@ class Order:
             if event.exec_id in self.exec_ids:
                 return None                  # the same execution seen twice (WS and REST)
             leaves = event.leaves_qty if isinstance(event, PartialFill) else 0
-            fills_complete = (self.cum_qty + event.qty >= self.qty if leaves is None
+            fills_complete = (qty_sum(self.cum_qty, event.qty) >= self.qty if leaves is None
                               else leaves == 0)
         kind = event_kind(event, fills_complete=fills_complete)
         target = TRANSITIONS.get((self.state, kind))
@@ -395,7 +315,7 @@ class Order:
         if new_state is not self.state:
             self.state, self.state_since = new_state, now
         if new_state is not S.PENDING_NEW:
-            self.in_flight = False          # the POST is answered one way or another
+            self.in_flight = False          # the request is answered one way or another
         self.history.append(transition)
         return transition
 
@@ -411,14 +331,14 @@ class Order:
             case Acked(order_id=order_id):
                 self.in_flight, self.exists_at_venue, self.order_id = False, True, order_id
             case PartialFill() | Filled():
-                total = self.cum_qty + event.qty
+                total = qty_sum(self.cum_qty, event.qty)
                 prev = (self.avg_px or 0.0) * self.cum_qty
                 self.avg_px = (prev + event.px * event.qty) / total if total else None
                 self.cum_qty, self.exists_at_venue = total, True
                 self.exec_ids.add(event.exec_id)
                 self.venue_cum_qty = max(self.venue_cum_qty, total)
                 if isinstance(event, PartialFill) and event.leaves_qty is not None:
-                    self.qty = max(self.qty, total + event.leaves_qty)   # an amend we missed
+                    self.qty = max(self.qty, qty_sum(total, event.leaves_qty))  # missed amend
                 if total > self.qty:
                     return "overfill"
             case VenueSnapshot():
@@ -429,7 +349,8 @@ class Order:
                     self.qty = event.order_qty
                 if event.price is not None:
                     self.price = event.price
-            case Canceled() | CancelRejected(venue_status="Filled" | "Canceled"):
+            case Canceled() | CancelRejected(venue_status=OrderStatus.FILLED
+                                             | OrderStatus.CANCELED):
                 self.exists_at_venue = True
             case Amended(qty=qty, price=price):
                 self.qty = qty if qty is not None else self.qty
@@ -446,7 +367,7 @@ _PREFIX_CHARS: Final = frozenset(_ID_CHARS + "-_")
 
 
 class ClOrdIdGenerator:
-    """Deterministic clOrdIDs ``<prefix>-<session token>-<counter>``: at most 36 characters of
+    """Deterministic client ids ``<prefix>-<session token>-<counter>``: at most 36 characters of
     ``[A-Za-z0-9_-]``. The session token comes from the injected RNG, so ids from a restarted
     process never collide with the journal's; the counter makes them unique within a session."""
 
@@ -461,71 +382,36 @@ class ClOrdIdGenerator:
         self._counter += 1
         cl_ord_id = f"{self._prefix}-{self._token}-{self._counter}"
         if len(cl_ord_id) > 36:
-            raise OrderError("clOrdID counter exhausted (36 characters)")
+            raise OrderError("client id counter exhausted (36 characters)")
         return cl_ord_id
-
-
-# -------------------------------------------------------------------------- BitMEX rows
-def _int(row: Mapping[str, object], key: str) -> int | None:
-    value = row.get(key)
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _float(row: Mapping[str, object], key: str) -> float | None:
-    value = row.get(key)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _str(row: Mapping[str, object], key: str) -> str | None:
-    value = row.get(key)
-    return value if isinstance(value, str) and value else None
-
-
-def snapshot_from_row(row: Mapping[str, object]) -> VenueSnapshot:
-    """A BitMEX Order row (full or sparse update) as evidence."""
-    return VenueSnapshot(ord_status=_str(row, "ordStatus"), order_id=_str(row, "orderID"),
-                         cum_qty=_int(row, "cumQty"), leaves_qty=_int(row, "leavesQty"),
-                         avg_px=_float(row, "avgPx"), order_qty=_int(row, "orderQty"),
-                         price=_float(row, "price"))
-
-
-_CANCEL_STATE_PREFIX: Final = "due to existing state:"
-
-
-def cancel_event_from_row(row: Mapping[str, object]) -> Event:
-    """A DELETE /order response row: its snapshot, or CancelRejected when it has ``error``."""
-    error = _str(row, "error")
-    if error is None:
-        return snapshot_from_row(row)       # carries cumQty: a fill before the cancel shows
-    status = _str(row, "ordStatus")
-    if _CANCEL_STATE_PREFIX in error:
-        status = error.split(_CANCEL_STATE_PREFIX, 1)[1].strip().split()[0] or status
-    return CancelRejected(reason=error[:200], venue_status=status if status in _STATUS_KIND
-                          and status not in ("New", "PartiallyFilled") else None)
 
 
 # ------------------------------------------------------------------------------- table
 class OrderTable:
-    """Every order this process knows, by clOrdID, plus the position implied by executions.
+    """Every order this process knows, by client id, plus the position implied by executions.
 
-    Feeds are ``on_<fact>(cl_ord_id | row, ..., now)``; each returns the ``Transition`` applied
-    (or None when nothing applied) and queues it for ``take_transitions()``, which the adapter
-    drains into the journal after each step.
+    Feeds are ``on_<fact>(cl_ord_id | report, ..., now)``; each returns the ``Transition``
+    applied (or None when nothing applied) and queues it for ``take_transitions()``, which the
+    adapter drains into the journal after each step. Venue facts arrive as the reports of
+    :mod:`venueguard.core.reports`: ``on_order_report``, ``on_fill_report`` and
+    ``on_refusal_report`` apply one to the order it is about (None when the table has no such
+    order: the reconciler adopts those with ``adopt``).
     """
 
     def __init__(self, ids: ClOrdIdGenerator) -> None:
         self._ids = ids
         self.orders: dict[str, Order] = {}
         self._by_order_id: dict[str, str] = {}
-        self._exec_position: dict[str, int] = {}
-        self._baseline: dict[str, int] = {}
+        self._exec_position: dict[str, float] = {}
+        self._baseline: dict[str, float] = {}
         self._outbox: list[Transition] = []
 
     # --- creation and lookup
-    def new_order(self, symbol: str, side: str, qty: int, price: float | None, *,
+    def new_order(self, symbol: str, side: str, qty: float, price: float | None, *,
                   now: float, wall_ms: int) -> Order:
-        """A new intent in PENDING_NEW with a fresh clOrdID. Journal it, then ``on_submitted``."""
-        if side not in ("Buy", "Sell") or qty <= 0:
+        """A new intent in PENDING_NEW with a fresh client id. Journal it, then
+        ``on_submitted``."""
+        if side not in SIDES or not qty > 0:
             raise ValueError("side must be Buy or Sell and qty positive")
         order = Order(self._ids.next(), symbol, side, qty, price, now, wall_ms, state_since=now)
         self.orders[order.cl_ord_id] = order
@@ -536,40 +422,46 @@ class OrderTable:
         self.orders[order.cl_ord_id] = order
         if order.order_id:
             self._by_order_id[order.order_id] = order.cl_ord_id
-        self._exec_position[order.symbol] = (self._exec_position.get(order.symbol, 0)
-                                             + order.signed_cum_qty)
+        self._exec_position[order.symbol] = qty_sum(self._exec_position.get(order.symbol, 0),
+                                                    order.signed_cum_qty)
 
-    def adopt(self, row: Mapping[str, object], now: float, wall_ms: int) -> Order:
-        """Take over a venue order unknown locally (flagged ``adopted``); applies the row."""
-        order_id = _str(row, "orderID") or ""
-        cl_ord_id = _str(row, "clOrdID") or f"venue:{order_id}"
-        order = Order(cl_ord_id, _str(row, "symbol") or "", _str(row, "side") or "Buy",
-                      _int(row, "orderQty") or 0, _float(row, "price"), now, wall_ms,
-                      state=S.UNKNOWN, state_since=now, adopted=True)
+    def adopt(self, report: OrderReport | FillReport, now: float, wall_ms: int) -> Order:
+        """Take over a venue order unknown locally (flagged ``adopted``). An order report is
+        applied to it; a fill is left to the caller (``on_fill_report``). Orders without a
+        client id get the local id ``venue:<venue id>``."""
+        venue_id = report.venue_id or ""
+        cl_ord_id = report.client_id or f"venue:{venue_id}"
+        qty = report.qty if isinstance(report, OrderReport) else report.order_qty
+        price = report.price if isinstance(report, OrderReport) else None
+        order = Order(cl_ord_id, report.symbol or "", normalize_side(report.side) or "Buy",
+                      qty or 0, price, now, wall_ms, state=S.UNKNOWN, state_since=now,
+                      adopted=True)
         self.orders[cl_ord_id] = order
-        self.apply(cl_ord_id, snapshot_from_row(row), now)
+        if isinstance(report, OrderReport):
+            self.apply(cl_ord_id, snapshot_of(report), now)
+        elif venue_id:
+            order.order_id = venue_id
+            self._by_order_id[venue_id] = cl_ord_id
         return order
 
-    def find(self, row: Mapping[str, object]) -> Order | None:
-        """The local order a venue row is about (by clOrdID, then orderID), if any."""
-        cl_ord_id = _str(row, "clOrdID")
-        if cl_ord_id and cl_ord_id in self.orders:
-            return self.orders[cl_ord_id]
-        order_id = _str(row, "orderID")
-        if order_id and order_id in self._by_order_id:
-            return self.orders[self._by_order_id[order_id]]
-        if order_id and f"venue:{order_id}" in self.orders:
-            return self.orders[f"venue:{order_id}"]
+    def find(self, client_id: str | None, venue_id: str | None = None) -> Order | None:
+        """The local order a report is about (by client id, then venue id), if any."""
+        if client_id and client_id in self.orders:
+            return self.orders[client_id]
+        if venue_id and venue_id in self._by_order_id:
+            return self.orders[self._by_order_id[venue_id]]
+        if venue_id and f"venue:{venue_id}" in self.orders:
+            return self.orders[f"venue:{venue_id}"]
         return None
 
     def in_states(self, states: frozenset[OrderState]) -> list[Order]:
         return [o for o in self.orders.values() if o.state in states]
 
-    def position(self, symbol: str) -> int:
+    def position(self, symbol: str) -> float:
         """Baseline plus the signed sum of every execution applied for ``symbol``."""
-        return self._baseline.get(symbol, 0) + self._exec_position.get(symbol, 0)
+        return qty_sum(self._baseline.get(symbol, 0), self._exec_position.get(symbol, 0))
 
-    def set_position_baseline(self, symbol: str, qty: int) -> None:
+    def set_position_baseline(self, symbol: str, qty: float) -> None:
         """The position held before any journaled execution (0 for a fresh account)."""
         self._baseline[symbol] = qty
 
@@ -582,7 +474,7 @@ class OrderTable:
     def apply(self, cl_ord_id: str, event: Event, now: float) -> Transition | None:
         order = self.orders.get(cl_ord_id)
         if order is None:
-            raise OrderError(f"unknown clOrdID {cl_ord_id!r}")
+            raise OrderError(f"unknown client id {cl_ord_id!r}")
         before = order.cum_qty
         transition = order.apply(event, now)
         if transition is None:
@@ -590,9 +482,9 @@ class OrderTable:
         if order.order_id:
             self._by_order_id[order.order_id] = cl_ord_id
         if order.cum_qty != before:
-            delta = order.cum_qty - before
-            self._exec_position[order.symbol] = (self._exec_position.get(order.symbol, 0)
-                                                 + (delta if order.side == "Buy" else -delta))
+            delta = qty_sum(order.cum_qty, -before)
+            self._exec_position[order.symbol] = qty_sum(
+                self._exec_position.get(order.symbol, 0), delta if order.side == "Buy" else -delta)
         self._outbox.append(transition)
         return transition
 
@@ -616,13 +508,13 @@ class OrderTable:
     def on_cancel_requested(self, cl_ord_id: str, now: float) -> Transition | None:
         return self.apply(cl_ord_id, CancelRequested(), now)
 
-    def on_amend_requested(self, cl_ord_id: str, qty: int | None, price: float | None,
+    def on_amend_requested(self, cl_ord_id: str, qty: float | None, price: float | None,
                            now: float) -> Transition | None:
         return self.apply(cl_ord_id, AmendRequested(qty, price), now)
 
-    def on_amended(self, cl_ord_id: str, qty: int | None, price: float | None,
+    def on_amended(self, cl_ord_id: str, qty: float | None, price: float | None,
                    now: float) -> Transition | None:
-        """PUT /order answered 200 (then feed its row through ``on_order_row``)."""
+        """The amend was accepted (then feed its report through ``on_order_report``)."""
         return self.apply(cl_ord_id, Amended(qty, price), now)
 
     def on_amend_rejected(self, cl_ord_id: str, reason: str, now: float) -> Transition | None:
@@ -635,35 +527,26 @@ class OrderTable:
                      now: float) -> Transition | None:
         return self.apply(cl_ord_id, event, now)
 
-    # --- venue rows (REST responses and snapshots, websocket rows)
-    def on_order_row(self, row: Mapping[str, object], now: float) -> Transition | None:
-        """An Order row about a known order (None if unknown: the reconciler adopts those)."""
-        order = self.find(row)
+    # --- venue reports (REST answers and snapshots, websocket updates)
+    def on_order_report(self, report: OrderReport, now: float) -> Transition | None:
+        """An order report about a known order (None if unknown: the reconciler adopts)."""
+        order = self.find(report.client_id, report.venue_id)
         if order is None:
             return None
-        return self.apply(order.cl_ord_id, snapshot_from_row(row), now)
+        return self.apply(order.cl_ord_id, snapshot_of(report), now)
 
-    def on_cancel_row(self, row: Mapping[str, object], now: float) -> Transition | None:
-        """One row of a DELETE /order (or /order/all) response, ``error`` rows included."""
-        order = self.find(row)
+    def on_refusal_report(self, report: RefusalReport, now: float) -> Transition | None:
+        """A refused cancel of a known order (the reconciler turns ``not_found`` refusals into
+        absence evidence first: see ``Reconciler.on_cancel_reports``)."""
+        order = self.find(report.client_id, report.venue_id)
         if order is None:
             return None
-        return self.apply(order.cl_ord_id, cancel_event_from_row(row), now)
+        return self.apply(order.cl_ord_id, refusal_event(report), now)
 
-    def on_execution_row(self, row: Mapping[str, object], now: float) -> Transition | None:
-        """An Execution row: ``Trade`` rows are fills (idempotent by execID); others carry
-        the order's status and are applied as snapshots."""
-        order = self.find(row)
+    def on_fill_report(self, report: FillReport, now: float) -> Transition | None:
+        """An execution of a known order, applied once per exec id (None when unknown or
+        already applied). Raises ``OrderError`` for a fill without exec id, qty or price."""
+        order = self.find(report.client_id, report.venue_id)
         if order is None:
             return None
-        if row.get("execType") != "Trade":
-            if _str(row, "ordStatus") is None:
-                return None
-            return self.apply(order.cl_ord_id, snapshot_from_row(row), now)
-        exec_id, qty, px = _str(row, "execID"), _int(row, "lastQty"), _float(row, "lastPx")
-        if exec_id is None or qty is None or qty <= 0 or px is None:
-            raise OrderError("execution row lacks execID, lastQty or lastPx")
-        leaves = _int(row, "leavesQty")
-        fill: Event = (Filled(exec_id, qty, px) if leaves == 0
-                       else PartialFill(exec_id, qty, px, leaves))
-        return self.apply(order.cl_ord_id, fill, now)
+        return self.apply(order.cl_ord_id, fill_event(report), now)

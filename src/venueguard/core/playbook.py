@@ -219,7 +219,7 @@ PLAYBOOK: tuple[Symptom, ...] = (
 
 
 def _order_key(fields: Mapping[str, object]) -> str | None:
-    for name in ("clOrdID", "cl_ord_id", "orderID", "order_id"):
+    for name in ("cl_ord_id", "order_id"):       # as the monitor records them
         value = fields.get(name)
         if value:
             return str(value)

@@ -9,20 +9,28 @@ Shape (sans-I/O)::
         for decision in rec.poll(now, wall_ms): execute it (see below)
         sleep until rec.next_deadline() or the next websocket row
 
-What to call with each input (``asked_at`` is the monotonic time the REST request was *sent*;
-absence counts as evidence only for orders that changed at least a grace period before it):
+Every venue fact arrives as a neutral report (:mod:`venueguard.core.reports`) built by the
+venue's adapter. What to call with each input (``asked_at`` is the monotonic time the request was
+*sent*; absence counts as evidence only for orders that changed at least a grace period before
+it, or, for orders restored from the journal, were created that long before in wall time):
 
-* websocket ``order`` rows -> ``on_ws_order_rows``; ``execution`` rows -> ``on_execution_rows``;
-  rows of a DELETE /order or /order/all response -> ``on_cancel_rows``.
-* ``QueryOrders``     -> GET /order filter ``{"clOrdID": [...]}`` -> ``on_order_lookup``
-* ``FetchOpenOrders`` -> GET /order filter ``{"open": true}``     -> ``on_open_orders``
-* ``FetchOrderHistory`` -> GET /order startTime=start (every page) -> ``on_order_history``
-* ``FetchExecutions`` -> GET /execution/tradeHistory startTime    -> ``on_execution_rows``
-* ``FetchPosition``   -> GET /position                             -> ``on_position``
-* ``ResendCancel``    -> if still PENDING_CANCEL: ``on_cancel_requested``, DELETE /order by
-  clOrdID (by ``order_id`` for an ``adopted`` order) -> ``on_cancel_rows``
+* websocket order updates -> ``on_order_reports``; fills -> ``on_fill_reports``;
+  the answers to a cancel or a bulk cancel -> ``on_cancel_reports``.
+* ``QueryOrders``       -> the venue's orders by client id    -> ``on_order_lookup``
+* ``FetchOpenOrders``   -> the venue's complete open list     -> ``on_open_orders``
+* ``FetchOrderHistory`` -> every order since a time           -> ``on_order_history``
+* ``FetchExecutions``   -> every fill since a time            -> ``on_fill_reports``
+* ``FetchPosition``     -> the venue's position               -> ``on_position``
+* ``ResendCancel``      -> if still PENDING_CANCEL: ``on_cancel_requested``, cancel by client
+  id (by venue id for an ``adopted`` order) -> ``on_cancel_reports``
 * ``Mismatch`` -> event ``reconcile.mismatch`` (kinds ``phantom_*`` also add to
-  ``phantom_orders_total``); ``Resolved`` -> ``reconcile.resolved``; ``Alert`` -> ``alert``.
+  ``phantom_orders_total``); ``Resolved`` -> ``reconcile.resolved``; ``Alert`` -> ``alert``;
+  ``Halt`` -> a critical alert, safe mode, and a non-zero exit for the process.
+
+Settling by absence: an UNKNOWN order looked up by its client id at least
+``acceptance_window_s`` after it became UNKNOWN, and not found, was never accepted: it is
+closed as REJECTED with that reason. A cancel the venue refuses because it has no such order is
+absence evidence too (so cancels of an order the venue does not have stop).
 
 Decisions of one ``poll`` are executed in order; an answer may settle an order before a later
 decision about it runs, so check its state first. A failed lookup needs no callback: an
@@ -34,12 +42,13 @@ alerts are never held back.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from venueguard.core.orders import (
     OPEN_STATES,
     UNFINISHED_STATES,
+    VENUE_KINDS,
     Ambiguous,
     AmendRejected,
     NotFoundAtVenue,
@@ -47,19 +56,23 @@ from venueguard.core.orders import (
     OrderState,
     OrderTable,
     Transition,
-    snapshot_from_row,
+    snapshot_of,
 )
+from venueguard.core.reports import FillReport, OrderReport, RefusalReport
 
 S = OrderState
-Row = Mapping[str, object]
-_OPEN_STATUSES = ("New", "PartiallyFilled")
 #: Ordinary on an eventually consistent venue (an open row delayed past the cancel): no report.
 _QUIET_ANOMALIES = frozenset({"stale_open_row"})
 
 
 @dataclass(frozen=True, slots=True)
 class ReconcileConfig:
-    visibility_grace_s: float = 5.0      # an acked order may be missing from GET /order this long
+    visibility_grace_s: float = 5.0      # an acked order may be missing from lookups this long
+    #: An UNKNOWN order not found by its client id this long after it became UNKNOWN was never
+    #: accepted. It must cover the latest moment the venue may still accept the request (the
+    #: REST session signs requests to expire after ``expires_s``, 10 s by default) plus the
+    #: visibility grace: 10 + 5 s.
+    acceptance_window_s: float = 15.0
     unknown_first_query_s: float = 0.5   # first lookup of a fresh UNKNOWN
     query_interval_s: float = 5.0        # re-ask an unanswered or unresolved order this often
     unknown_window_s: float = 60.0       # then: critical alert + full order history check
@@ -76,8 +89,8 @@ class ReconcileConfig:
 # ------------------------------------------------------------------------------ decisions
 @dataclass(frozen=True, slots=True)
 class QueryOrders:
-    """Look these orders up. Adopted orders without a clOrdID have local ids
-    ``venue:<orderID>``: query those by orderID (``by_order_id``), the rest by clOrdID; answer
+    """Look these orders up. Adopted orders without a client id have local ids
+    ``venue:<venue id>``: query those by venue id (``by_order_id``), the rest by client id; answer
     with all of ``cl_ord_ids`` in ``on_order_lookup``."""
     cl_ord_ids: tuple[str, ...]
 
@@ -114,7 +127,7 @@ class FetchPosition:
 
 @dataclass(frozen=True, slots=True)
 class ResendCancel:
-    """DELETE /order by this clOrdID again (its earlier cancel got no answer)."""
+    """Cancel by this client id again (its earlier cancel got no answer)."""
     cl_ord_id: str
 
 
@@ -138,8 +151,25 @@ class Alert:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class Halt:
+    """The venue and the journal disagree after reconciliation (a position that does not
+    match once every fill was fetched): raise a critical alert, enter safe mode, exit non-zero."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartupCounts:
+    """How the orders unfinished at ``start`` stand: ``resolved`` by venue evidence,
+    ``unresolved`` still without it; ``adopted``: venue orders unknown locally, taken over."""
+    journaled: int
+    resolved: int
+    unresolved: int
+    adopted: int
+
+
 Lookup = QueryOrders | FetchOpenOrders | FetchOrderHistory | FetchExecutions | FetchPosition
-Decision = Lookup | ResendCancel | Mismatch | Resolved | Alert
+Decision = Lookup | ResendCancel | Mismatch | Resolved | Alert | Halt
 
 
 class Reconciler:
@@ -158,12 +188,14 @@ class Reconciler:
         self._symbols = set(symbols)
         self._safe = False
         self._out: list[Decision] = []
-        self._asked: dict[str, float] = {}         # clOrdID -> when last looked up
+        self._asked: dict[str, float] = {}         # client id -> when last looked up
         self._answered: set[str] = set()
         self._suspects: set[str] = set()           # open locally, missing from the open list
         self._alerted: set[str] = set()
         self._history_asked: dict[str, float] = {}
         self._startup: set[str] = set()
+        self._evidence: set[str] = set()           # orders settled by venue evidence
+        self._restored: set[str] = set()           # orders loaded from the journal
         self._spent: deque[float] = deque()         # times of budgeted lookups
         self._last_sweep: float | None = None
         self._exec_asked: float | None = None
@@ -182,8 +214,9 @@ class Reconciler:
     def start(self, now: float) -> None:
         """Call once after ``Journal.load_table``, before sending anything new. A PENDING_NEW
         from before the restart may or may not have been sent: it becomes UNKNOWN. Every
-        unfinished order is then looked up by clOrdID; ``ready`` turns True once each has had
+        unfinished order is then looked up by client id; ``ready`` turns True once each has had
         an answer."""
+        self._restored = set(self.table.orders)
         for order in self.table.in_states(frozenset({S.PENDING_NEW})):
             self.table.apply(order.cl_ord_id, Ambiguous("restart: send outcome unknown"), now)
         self._startup = {o.cl_ord_id for o in self.table.in_states(UNFINISHED_STATES)}
@@ -201,65 +234,87 @@ class Reconciler:
         """True once every order unfinished at ``start`` has been answered for by the venue."""
         return self._startup <= self._answered
 
+    def startup_counts(self) -> StartupCounts:
+        """Resolved, unresolved and adopted counts for the orders unfinished at ``start``."""
+        resolved = sum(1 for cl in self._startup if cl in self._evidence
+                       and self.table.orders[cl].state is not S.UNKNOWN)
+        return StartupCounts(len(self._startup), resolved, len(self._startup) - resolved,
+                             self.adopted)
+
     def set_safe_mode(self, on: bool) -> None:
         """Lower the lookup budget and the sweep rate while the regime is SAFE/RECOVERING."""
         self._safe = on
 
     # ----------------------------------------------------------------------- venue facts
-    def on_ws_order_rows(self, rows: Sequence[Row], now: float, wall_ms: int) -> None:
-        for row in rows:
-            self._on_row(row, now, wall_ms)
+    def on_order_reports(self, reports: Sequence[OrderReport], now: float,
+                         wall_ms: int) -> None:
+        """Order updates (websocket, or the answer to one of our requests)."""
+        for report in reports:
+            self._on_report(report, now, wall_ms)
 
-    def on_execution_rows(self, rows: Sequence[Row], now: float, wall_ms: int) -> None:
-        """Websocket ``execution`` rows or a tradeHistory page (duplicates are ignored)."""
-        for row in rows:
-            order = self.table.find(row)
+    def on_fill_reports(self, reports: Sequence[FillReport], now: float, wall_ms: int) -> None:
+        """Fills from the websocket or a fetch (duplicates are ignored). Raises ``OrderError``
+        for a fill without exec id, qty or price (the ones before it are applied)."""
+        for report in reports:
+            order = self.table.find(report.client_id, report.venue_id)
             if order is None:
-                if not row.get("symbol") or not (row.get("orderID") or row.get("clOrdID")):
+                if not report.symbol or not (report.venue_id or report.client_id):
                     continue
-                order = self._adopt(row, now, wall_ms)
-            self._note(self.table.on_execution_row(row, now))
+                order = self._adopt(report, now, wall_ms)
+            self._note(self.table.on_fill_report(report, now))
         if self._need_execs_from_ms is not None and not self._missing_execs():
             self._need_execs_from_ms = None
 
-    def on_cancel_rows(self, rows: Sequence[Row], now: float) -> None:
-        """Rows of DELETE /order or DELETE /order/all (including rows with ``error``)."""
-        for row in rows:
-            self._note(self.table.on_cancel_row(row, now))
-
-    def on_order_lookup(self, cl_ord_ids: Sequence[str], rows: Sequence[Row], now: float,
-                        wall_ms: int, *, asked_at: float | None = None) -> None:
-        """Answer to ``QueryOrders``: rows found, and absence for every id not among them."""
+    def on_cancel_reports(self, reports: Sequence[OrderReport | RefusalReport], now: float,
+                          wall_ms: int | None = None, *, asked_at: float | None = None) -> None:
+        """The answers to a cancel or a bulk cancel, refusals included. A refusal saying the
+        venue has no such order is absence evidence, as if the order were looked up."""
         asked = now if asked_at is None else asked_at
-        seen = {self._on_row(row, now, wall_ms) for row in rows}
+        for report in reports:
+            if isinstance(report, OrderReport):
+                self._note(self.table.on_order_report(report, now))
+                continue
+            order = self.table.find(report.client_id, report.venue_id)
+            if order is None:
+                continue
+            if report.not_found:
+                self._absent(order, asked, now, wall_ms, "cancel refused: " + report.reason)
+            else:
+                self._note(self.table.on_refusal_report(report, now))
+
+    def on_order_lookup(self, cl_ord_ids: Sequence[str], reports: Sequence[OrderReport],
+                        now: float, wall_ms: int, *, asked_at: float | None = None) -> None:
+        """Answer to ``QueryOrders``: the reports found, and absence for every id not among
+        them."""
+        asked = now if asked_at is None else asked_at
+        seen = {self._on_report(report, now, wall_ms) for report in reports}
         for cl_ord_id in cl_ord_ids:
             self._answered.add(cl_ord_id)
             self._suspects.discard(cl_ord_id)
             order = self.table.orders.get(cl_ord_id)
             if order is None or cl_ord_id in seen:
                 continue
-            elapsed = asked - order.state_since >= self.config.visibility_grace_s
-            self._note(self.table.on_not_found(cl_ord_id, NotFoundAtVenue(asked, elapsed), now))
+            self._absent(order, asked, now, wall_ms, "not found by client id")
 
-    def on_open_orders(self, rows: Sequence[Row], now: float, wall_ms: int, *,
+    def on_open_orders(self, reports: Sequence[OrderReport], now: float, wall_ms: int, *,
                        asked_at: float | None = None, symbol: str | None = None) -> None:
         """Answer to ``FetchOpenOrders``: the venue's complete list of open orders."""
         asked = now if asked_at is None else asked_at
-        seen = {self._on_row(row, now, wall_ms) for row in rows}
-        self.venue_open = len(rows)
+        seen = {self._on_report(report, now, wall_ms) for report in reports}
+        self.venue_open = len(reports)
         for order in self.table.in_states(OPEN_STATES):
             if symbol not in (None, order.symbol) or order.cl_ord_id in seen:
                 continue
-            if asked - order.state_since >= self.config.visibility_grace_s:
-                self._suspects.add(order.cl_ord_id)     # confirm by clOrdID before closing it
+            if self._grace_elapsed(order, asked, wall_ms):
+                self._suspects.add(order.cl_ord_id)     # confirm by client id before closing
 
-    def on_order_history(self, rows: Sequence[Row], now: float, wall_ms: int, *,
+    def on_order_history(self, reports: Sequence[OrderReport], now: float, wall_ms: int, *,
                          start_wall_ms: int, complete: bool,
                          asked_at: float | None = None) -> None:
         """Answer to ``FetchOrderHistory``: every order since ``start_wall_ms``. Only a
         ``complete`` list, asked after the long window, resolves an UNKNOWN as never placed."""
         asked = now if asked_at is None else asked_at
-        seen = {self._on_row(row, now, wall_ms) for row in rows}
+        seen = {self._on_report(report, now, wall_ms) for report in reports}
         if not complete:
             return
         for order in self.table.in_states(frozenset({S.UNKNOWN})):
@@ -268,13 +323,18 @@ class Reconciler:
                     or asked - order.state_since < self.config.unknown_window_s):
                 continue
             self._answered.add(order.cl_ord_id)
-            event = NotFoundAtVenue(asked, grace_elapsed=True, definitive=True)
+            event = NotFoundAtVenue(asked, grace_elapsed=True, definitive=True,
+                                    reason="absent from the venue's complete order history")
             if self._note(self.table.on_not_found(order.cl_ord_id, event, now)):
                 self._out.append(Resolved("unknown_not_placed", order.cl_ord_id,
                                           "absent from the venue's complete order history"))
 
-    def on_position(self, symbol: str, venue_qty: int, now: float) -> None:
-        """Answer to ``FetchPosition``: compare with the executions applied locally."""
+    def on_position(self, symbol: str, venue_qty: float, now: float) -> None:
+        """Answer to ``FetchPosition`` (or a position update): compare with the executions
+        applied locally. A difference asks for every fill since the journal began
+        (``FetchExecutions``, ahead of the next position lookup); one still there
+        ``position_grace_s`` later raises ``Halt`` (cleared when the positions agree again:
+        ``Resolved("position")``)."""
         local = self.table.position(symbol)
         if local == venue_qty:
             if self._pos_bad_since.pop(symbol, None) is not None and symbol in self._pos_alerted:
@@ -288,7 +348,14 @@ class Reconciler:
             self._pos_alerted.add(symbol)
             detail = f"{symbol} local {local} venue {venue_qty}"
             self._out.append(Mismatch("position", None, detail))
-            self._out.append(Alert("warning", "position " + detail))
+            self._out.append(Alert("critical", "position mismatch after reconciliation: "
+                                   + detail))
+            self._out.append(Halt("position mismatch: " + detail))
+
+    @property
+    def position_mismatches(self) -> frozenset[str]:
+        """Symbols whose position mismatch survived reconciliation and is not resolved."""
+        return frozenset(self._pos_alerted)
 
     # -------------------------------------------------------------------------- draining
     def poll(self, now: float, wall_ms: int) -> list[Decision]:
@@ -345,13 +412,16 @@ class Reconciler:
         return len(self._spent) < self._budget()
 
     def _query_due(self, order: Order) -> float | None:
-        """When this order next needs a lookup by clOrdID (None: it does not)."""
+        """When this order next needs a lookup by client id (None: it does not)."""
         cfg, cl = self.config, order.cl_ord_id
         asked = self._asked.get(cl)
         startup = cl in self._startup and cl not in self._answered
         if order.state is S.UNKNOWN or startup:
             first = order.state_since + (0.0 if startup else cfg.unknown_first_query_s)
             return first if asked is None else max(first, asked + cfg.query_interval_s)
+        if cl in self._startup and cl not in self._evidence:
+            # restored, answered, but not settled yet (absent inside the grace): ask again
+            return order.state_since if asked is None else asked + cfg.query_interval_s
         if cl in self._suspects or order.state in (S.PENDING_CANCEL, S.PENDING_AMEND):
             base = order.state_since + (0.0 if cl in self._suspects else cfg.query_interval_s)
             return base if asked is None else max(base, asked + cfg.query_interval_s)
@@ -427,22 +497,22 @@ class Reconciler:
         stamps = [o.created_wall_ms for o in self.table.orders.values()]
         return min([self._start_wall_ms, *stamps]) - self.config.history_margin_ms
 
-    def _on_row(self, row: Row, now: float, wall_ms: int) -> str | None:
-        """Apply one order row (adopting an unknown order); returns its local clOrdID."""
-        order = self.table.find(row)
+    def _on_report(self, report: OrderReport, now: float, wall_ms: int) -> str | None:
+        """Apply one order report (adopting an unknown order); returns its local client id."""
+        order = self.table.find(report.client_id, report.venue_id)
         if order is None:
-            if row.get("ordStatus") is None or not row.get("symbol"):
+            if report.status is None or not report.symbol:
                 return None                       # a sparse update about an order we never saw
-            return self._adopt(row, now, wall_ms).cl_ord_id
-        self._note(self.table.apply(order.cl_ord_id, snapshot_from_row(row), now))
-        self._check_stuck_request(order, row, now)
+            return self._adopt(report, now, wall_ms).cl_ord_id
+        self._note(self.table.apply(order.cl_ord_id, snapshot_of(report), now))
+        self._check_stuck_request(order, report, now)
         return order.cl_ord_id
 
-    def _check_stuck_request(self, order: Order, row: Row, now: float) -> None:
+    def _check_stuck_request(self, order: Order, report: OrderReport, now: float) -> None:
         """A cancel or amend whose answer was lost, while the venue still shows the order open.
         A cancel is sent again (idempotent, exempt from load shedding); an amend is settled by
         the row, which already set the venue's quantity and price on the order."""
-        if row.get("ordStatus") not in _OPEN_STATUSES:
+        if report.status is None or not report.status.is_open:
             return
         if order.state is S.PENDING_AMEND:
             if now - order.state_since >= self.config.query_interval_s:
@@ -456,8 +526,8 @@ class Reconciler:
             self._cancel_resent[order.cl_ord_id] = now
             self._out.append(ResendCancel(order.cl_ord_id))
 
-    def _adopt(self, row: Row, now: float, wall_ms: int) -> Order:
-        order = self.table.adopt(row, now, wall_ms)
+    def _adopt(self, report: OrderReport | FillReport, now: float, wall_ms: int) -> Order:
+        order = self.table.adopt(report, now, wall_ms)
         self.adopted += 1
         if order.state in OPEN_STATES:
             self.phantoms += 1
@@ -482,4 +552,34 @@ class Reconciler:
         if before is not after:
             self._answered.add(cl)
             self._suspects.discard(cl)
+        if transition.kind in VENUE_KINDS and transition.kind != "absent_in_grace":
+            self._evidence.add(cl)
         return transition
+
+    def _grace_elapsed(self, order: Order, asked: float, wall_ms: int | None) -> bool:
+        """Whether absence seen at ``asked`` is evidence: the order changed a grace period
+        before, or (restored from the journal) was created that long before in wall time."""
+        grace = self.config.visibility_grace_s
+        if asked - order.state_since >= grace:
+            return True
+        return (wall_ms is not None and order.cl_ord_id in self._restored
+                and order.state is not S.UNKNOWN
+                and wall_ms - order.created_wall_ms >= grace * 1000)
+
+    def _absent(self, order: Order, asked: float, now: float, wall_ms: int | None,
+                reason: str) -> None:
+        """The venue did not show ``order`` (a lookup by client id, or a cancel refused as
+        not found). UNKNOWN past the acceptance window: never accepted."""
+        if order.state is S.UNKNOWN:
+            waited = asked - order.state_since
+            if waited >= self.config.acceptance_window_s and not order.exists_at_venue:
+                event = NotFoundAtVenue(asked, grace_elapsed=True, definitive=True,
+                                        reason=f"never accepted: {reason} {waited:.0f} s after "
+                                        "its outcome became unknown")
+                if self._note(self.table.on_not_found(order.cl_ord_id, event, now)):
+                    self._out.append(Resolved("unknown_not_accepted", order.cl_ord_id,
+                                              event.reason))
+                return
+        elapsed = self._grace_elapsed(order, asked, wall_ms)
+        self._note(self.table.on_not_found(order.cl_ord_id,
+                                           NotFoundAtVenue(asked, elapsed, reason=reason), now))

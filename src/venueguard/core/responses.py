@@ -123,7 +123,7 @@ def decode_body(body: object) -> object:
 
 
 def error_of(body: object) -> tuple[str | None, str | None, float | None]:
-    """(message, name, meta.retryAfter) from a BitMEX JSON error, a WS frame or a row list."""
+    """(message, name, meta.retryAfter) from a JSON error body, a WS frame or a row list."""
     cls = body.__class__
     if cls is dict or (cls is not list and isinstance(body, Mapping)):
         err = body.get("error")  # type: ignore[attr-defined]

@@ -60,7 +60,7 @@ class Rule:
     alert: AlertTier | None = None
     message: str = ""  # alert text
     max_retries: int | None = None
-    min_delay_s: float = 0.0  # floor on the delay before a retry (BitMEX 503: >= 0.5 s)
+    min_delay_s: float = 0.0  # floor on the delay before a retry (a load-shedding 503: >= 0.5 s)
     delay_factor: float = 1.0  # multiplier on the backoff delay (> 1: a longer backoff)
 
 
@@ -69,7 +69,7 @@ class Pattern:
     """A text rule: an error message matching ``text`` (case-insensitive) means ``kind``.
 
     ``match``: ``contains`` (default), ``prefix``, or ``exact`` (ignoring a trailing period).
-    ``name`` (the BitMEX ``error.name``) and ``statuses`` further restrict the match when set.
+    ``name`` (the error body's ``error.name``) and ``statuses`` further restrict the match when set.
     An empty ``text`` with a ``name`` matches every message of that name.
     """
 

@@ -3,7 +3,7 @@
 Driven by regime transitions (NORMAL / CAUTIOUS / SAFE / RECOVERING). Entering SAFE:
 
 1. new orders are blocked (also while RECOVERING, until the regime is NORMAL again);
-2. ONE bulk cancel, ``DELETE /order/all`` — never a storm of single cancels. If it fails it is
+2. ONE bulk cancel (cancel all) — never a storm of single cancels. If it fails it is
    retried with backoff under a bounded number of attempts; when they run out a critical alert
    says so (the shortened dead man's switch then cancels at the venue);
 3. ``SetSafeMode(True)``: the adapter shortens the dead man's switch and switches the reconciler
@@ -12,7 +12,7 @@ Driven by regime transitions (NORMAL / CAUTIOUS / SAFE / RECOVERING). Entering S
 Call order::
 
     for d in policy.on_regime(regime, now): execute d
-    CancelAll -> DELETE /order/all; rows -> Reconciler.on_cancel_rows; then
+    CancelAll -> one bulk cancel; its reports -> Reconciler.on_cancel_reports; then
         policy.on_cancel_all_result(ok, now)
     for d in policy.poll(now): execute d ; sleep until policy.next_deadline()
     before placing any order: check policy.orders_allowed
@@ -39,7 +39,7 @@ class SafeModeConfig:
 
 @dataclass(frozen=True, slots=True)
 class CancelAll:
-    """Send one ``DELETE /order/all`` (``symbol`` None: every symbol)."""
+    """Send one bulk cancel (``symbol`` None: every symbol)."""
     attempt: int
     symbol: str | None = None
 

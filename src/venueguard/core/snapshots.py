@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-# Numeric codes for the categorical features follow the metric gauges of DESIGN 3.4.
+# Numeric codes of the categorical features: the state order of docs/metrics.md.
 REGIME_CODES: Mapping[str, int] = {"NORMAL": 0, "CAUTIOUS": 1, "SAFE": 2, "RECOVERING": 3}
 VENUE_STATE_CODES: Mapping[str, int] = {"HEALTHY": 0, "DEGRADED": 1, "COOLDOWN": 2, "BLOCKED": 3}
 

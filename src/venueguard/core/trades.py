@@ -1,20 +1,22 @@
 """Recent trades of one symbol, with trade rate and volume rate over a sliding window.
 
-Feed BitMEX ``trade`` rows with :meth:`TradeTape.on_rows` (or single trades with
-:meth:`TradeTape.on_trade`), passing the caller's monotonic ``now`` in seconds; read
+Feed trades as :class:`~venueguard.core.reports.TradeReport` with :meth:`TradeTape.on_reports`
+(the venue's adapter reads its rows into reports), or single trades with
+:meth:`TradeTape.on_trade`, passing the caller's monotonic ``now`` in seconds; read
 :meth:`TradeTape.trade_rate` / :meth:`TradeTape.volume_rate` with a later ``now``.
 
 Memory is bounded: the tape keeps the last ``keep`` trades, and the rates are kept in
 ``window_s / bucket_s`` time buckets however fast trades arrive. Trades repeated with the same
-``trdMatchID`` (a ``partial`` after a resubscribe re-sends the latest ones) are counted once.
+trade id (a snapshot after a resubscribe re-sends the latest ones) are counted once.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+
+from venueguard.core.reports import TradeReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,25 +97,17 @@ class TradeTape:
             self._sum_sell += size
         return True
 
-    def on_rows(self, rows: Iterable[Mapping[str, Any]], now: float) -> int:
-        """Record BitMEX trade rows (other symbols skipped); returns how many were new.
-
-        Rows without a numeric price/size or a Buy/Sell side are counted in ``malformed_rows``.
-        """
+    def on_reports(self, reports: Iterable[TradeReport], now: float, *,
+                   malformed: int = 0) -> int:
+        """Record trades (other symbols skipped); returns how many were new. ``malformed``:
+        rows the adapter could not read, added to ``malformed_rows``."""
+        self.malformed_rows += malformed
         added = 0
-        for row in rows:
-            if self.symbol is not None and row.get("symbol") != self.symbol:
+        for report in reports:
+            if self.symbol is not None and report.symbol != self.symbol:
                 continue
-            price, size, side = row.get("price"), row.get("size"), row.get("side")
-            if (not isinstance(price, int | float) or not isinstance(size, int | float)
-                    or isinstance(price, bool) or isinstance(size, bool)
-                    or side not in ("Buy", "Sell")):
-                self.malformed_rows += 1
-                continue
-            timestamp, trade_id = row.get("timestamp"), row.get("trdMatchID")
-            if self.on_trade(price, size, side, now,
-                             timestamp if isinstance(timestamp, str) else None,
-                             trade_id if isinstance(trade_id, str) else None):
+            if self.on_trade(report.price, report.size, report.side, now, report.timestamp,
+                             report.trade_id):
                 added += 1
         return added
 

@@ -11,6 +11,11 @@ Call order::
     run runner.run() in a task           # until cancelled
     runner.set_safe_mode(True)           # shorten (and back)
     await runner.stop(clean=True)        # disarm (False: leave it armed, as a crash would)
+
+With ``fleet=`` (processes sharing one account, whose switch is the account's): only the
+member holding the owner lease sends ``cancelAllAfter``, armed while any member has orders
+resting; the others send nothing. A clean stop disarms only when no other member has orders
+resting and the shared store answers; otherwise the switch is left to the next owner.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, Protocol
 from venueguard.core.dms import DeadMansSwitch, DmsConfig, Lapsed, SendCancelAllAfter
 from venueguard.io import errors
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
+from venueguard.io.fleet_link import DmsLink, Role
 from venueguard.telemetry.events import EventLog
 
 __all__ = ["DmsRest", "DmsRunner"]
@@ -38,8 +44,11 @@ class DmsRunner:
     def __init__(self, rest: DmsRest, *, resting: Callable[[], int],
                  config: DmsConfig | None = None, events: EventLog | None = None,
                  clock: Clock = SYSTEM_CLOCK, on_lapsed: Callable[[], None] | None = None,
-                 poll_s: float = 0.5) -> None:
+                 poll_s: float = 0.5, fleet: DmsLink | None = None) -> None:
         self.rest = rest
+        self.config = config
+        self.fleet = fleet
+        self._role = Role.OWNER if fleet is None else fleet.role()
         self.dms = DeadMansSwitch(config)
         self.events = events if events is not None else EventLog()
         self.clock = clock
@@ -66,7 +75,13 @@ class DmsRunner:
         """Arm, refresh and re-arm as the policy says, until cancelled."""
         while True:
             now = self.clock.monotonic()
-            self.dms.on_resting(self._resting(), now)
+            if not self._follow_fleet(now):
+                await self._sleep(self._poll_s)
+                continue
+            resting = self._resting()
+            if self.fleet is not None and self._role is Role.OWNER:
+                resting += self.fleet.others_resting()
+            self.dms.on_resting(resting, now)
             for decision in self.dms.poll(now):
                 if isinstance(decision, SendCancelAllAfter):
                     await self._send(decision.timeout_ms)
@@ -77,10 +92,28 @@ class DmsRunner:
             deadline = self.dms.next_deadline()
             delay = self._poll_s if deadline is None else min(
                 self._poll_s, deadline - self.clock.monotonic())
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, delay)):
-                    await self._wake.wait()
+            await self._sleep(delay)
+
+    async def _sleep(self, delay: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, delay)):
+                await self._wake.wait()
+
+    def _follow_fleet(self, now: float) -> bool:
+        """True when this process runs the switch now (no fleet, the owner, or alone)."""
+        if self.fleet is None:
+            return True
+        role = self.fleet.role()
+        if role is not self._role:
+            self.events.emit("dms.role", role=role.value, previous=self._role.value)
+            if role is Role.FOLLOWER:
+                # the owner arms for the account now; forget what this process armed
+                safe = self.dms.safe_mode
+                self.dms = DeadMansSwitch(self.config)
+                self.dms.set_safe_mode(safe, now)
+            self._role = role
+        return role is not Role.FOLLOWER
 
     async def _send(self, timeout_ms: int) -> bool:
         async with self._send_lock:
@@ -101,6 +134,11 @@ class DmsRunner:
         send nothing and leave the switch armed, exactly as a crash would."""
         decision = self.dms.stop(self.clock.monotonic())
         self._wake.set()
+        if clean and decision is not None and self.fleet is not None and (
+                self.fleet.role() is not Role.OWNER or self.fleet.others_resting() > 0):
+            # others may rest orders under this switch: leave it to the next owner
+            self.events.emit("dms.left_armed", reason="other members rely on the switch")
+            return True
         if not clean or decision is None:
             return not clean or not self.dms.armed
         return await self._send(decision.timeout_ms)

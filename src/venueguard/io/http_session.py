@@ -52,6 +52,7 @@ from venueguard.core.rules import RuleSet, default_rules
 from venueguard.core.throttle import AdaptiveThrottle, ThrottleConfig
 from venueguard.io import errors
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
+from venueguard.io.fleet_link import FleetLink
 from venueguard.io.http_transport import HttpTransport, RawResponse, Timeouts, TransportFailure
 from venueguard.io.notify import HealthReporter, Notifier
 from venueguard.io.ratelimit import RestRateLimiter
@@ -111,7 +112,8 @@ class RestSession:
                  clock: Clock = SYSTEM_CLOCK, rng: RandomSource | None = None,
                  resolver: AbstractResolver | None = None,
                  transport: HttpTransport | None = None,
-                 health: VenueHealth | None = None) -> None:
+                 health: VenueHealth | None = None,
+                 fleet: FleetLink | None = None) -> None:
         self.config = config
         self.clock = clock
         self.rules = config.rules or default_rules()
@@ -126,8 +128,12 @@ class RestSession:
                          if config.throttle is not None else None)
         self.limiter = RestRateLimiter(config.rate_limit_reserve)
         self._reporter = HealthReporter(self.health, self.notify, clock)
+        #: Processes sharing this account (venueguard.fleet): buckets, bans, retry budget.
+        self.fleet = fleet
+        if fleet is not None:
+            fleet.attach(self.health, self._reporter.poll)
         if metrics is not None:
-            metrics.venue_state.set(self.health.state.gauge)
+            metrics.set_venue_state(self.health.state.value)
         parts = urlsplit(config.base_url)
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._prefix = parts.path.rstrip("/")
@@ -152,10 +158,13 @@ class RestSession:
         return self.health.next_deadline()
 
     def reset_venue(self, reason: str = "operator reset") -> None:
-        """Leave BLOCKED (or any state) by an explicit decision; the only way out of BLOCKED."""
+        """Leave BLOCKED (or any state) by an explicit decision; the only way out of BLOCKED.
+        With a fleet, every member leaves it too."""
         now = self.clock.monotonic()
         self.health.reset(now, reason)
         self._reporter.poll(now)
+        if self.fleet is not None:
+            self.fleet.on_reset(reason)
 
     # ---- the pipeline ---------------------------------------------------------------------------
 
@@ -182,8 +191,12 @@ class RestSession:
         self.logical_total += 1
         self.budget.on_request(start)
         attempt = 0
+        order_route = verb != "GET" and path.startswith("/order")
         while True:
             await self._gate(endpoint, deadline, first=attempt == 0)
+            if self.fleet is not None:
+                await self._fleet_gate(endpoint, deadline, first=attempt == 0,
+                                       order_route=order_route)
             response = await self._send(verb, path_qs, payload, endpoint, deadline)
             cls = self._observe(response, endpoint)
             if cls.kind is Kind.OK or (isinstance(response, RawResponse)
@@ -197,6 +210,10 @@ class RestSession:
                     f"after {attempt + 1} attempts ({cls.kind.value})",
                     kind=cls.kind.value, status=cls.status, endpoint=endpoint,
                     venue_message=cls.message)
+            if self.fleet is not None and not await self.fleet.try_retry(self.config.budget):
+                raise errors.BudgetExhausted(f"{endpoint}: the fleet's retry budget is spent",
+                                             kind=cls.kind.value, status=cls.status,
+                                             endpoint=endpoint, venue_message=cls.message)
             attempt += 1
             self.retries_total += 1
             if self.notify.metrics is not None:
@@ -236,6 +253,30 @@ class RestSession:
             raise errors.Throttled(f"{endpoint}: refused locally by adaptive throttling",
                                    kind="throttled", endpoint=endpoint)
 
+    async def _fleet_gate(self, endpoint: str, deadline: float, *, first: bool,
+                          order_route: bool) -> None:
+        """Take this attempt's slot in the fleet's buckets, wait for it, then look at the
+        venue's health again: a ban another member saw meanwhile stops it here."""
+        assert self.fleet is not None
+        now = self.clock.monotonic()
+        wait = await self.fleet.reserve(order_route=order_route, first=first,
+                                        max_wait_s=max(0.0, deadline - now))
+        if wait is None:
+            raise errors.RateLimited(f"{endpoint}: the fleet's rate limit has no slot before "
+                                     "the deadline", retry_after_s=None, kind="rate_limited",
+                                     endpoint=endpoint)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        now = self.clock.monotonic()
+        self._reporter.poll(now)
+        if self.health.state is VenueState.BLOCKED:
+            raise errors.Blocked(f"{endpoint}: venue BLOCKED; nothing is sent until reset",
+                                 kind="blocked", endpoint=endpoint)
+        if not self.health.allows_requests(now):
+            until = self.health.until if self.health.until is not None else now
+            raise errors.CoolingDown(f"{endpoint}: venue cooling down for {until - now:.1f} s",
+                                     until=until, kind="cooldown", endpoint=endpoint)
+
     async def _send(self, verb: str, path_qs: str, payload: bytes, endpoint: str,
                     deadline: float) -> RawResponse | Outcome:
         headers = {"accept": "application/json"}
@@ -264,6 +305,7 @@ class RestSession:
     def _observe(self, response: RawResponse | Outcome, endpoint: str) -> Classification:
         now = self.clock.monotonic()
         metrics = self.notify.metrics
+        before = (self.health.state, self.health.until)
         if isinstance(response, RawResponse):
             wall_ms = self.clock.wall_ms()
             cls = classify(Outcome(status=response.status, headers=response.headers,
@@ -271,18 +313,27 @@ class RestSession:
             self.health.on_outcome(cls, now, latency_s=response.latency_s)
             self.limiter.on_headers(cls.rate_limit, now, wall_ms / 1000)
             status = str(response.status)
-            if metrics is not None:
-                metrics.rest_latency_seconds.labels(endpoint).observe(response.latency_s)
+            latency_s: float | None = response.latency_s
         else:
             cls = classify(response, self.rules)
             self.health.on_outcome(cls, now)
             status = "none"
+            latency_s = None
         if cls.kind is Kind.RATE_LIMITED:
             self.limiter.on_retry_after(cls.retry_after_s or 1.0, now)
+        if self.fleet is not None:
+            if cls.rate_limit is not None:
+                self.fleet.on_rate_limit(cls.rate_limit.limit, cls.rate_limit.remaining)
+            after = (self.health.state, self.health.until)
+            if after != before and after[0] in (VenueState.COOLDOWN, VenueState.BLOCKED):
+                self.fleet.on_venue_state(after[0], after[1], cls.kind, now)
         if self.throttle is not None and cls.kind not in _NOT_ACCEPTED:
             self.throttle.on_accepted(now)
         if metrics is not None:
-            metrics.rest_requests_total.labels(endpoint, status).inc()
+            method, _, path = endpoint.partition(" ")
+            if not path:  # a caller-chosen endpoint name without a method
+                method, path = "", endpoint
+            metrics.observe_rest(method, path, status, latency_s)
         if cls.kind is not Kind.OK and not (isinstance(response, RawResponse)
                                             and 200 <= response.status < 300):
             if metrics is not None:

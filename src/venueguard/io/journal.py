@@ -11,8 +11,8 @@ Tables (schema version 2):
 * ``samples``      generic time series for the monitor and the report: ts_ms, kind (e.g.
                    ``market``, ``api``), name (e.g. ``spread``, ``rest_503``), value (REAL), labels
                    (JSON object, e.g. ``{"symbol": "XBTUSD"}``).
-* ``events``       the structured event log kept for reports: ts_ms, event (a DESIGN 3.3 name),
-                   fields (JSON object).
+* ``events``       the structured event log kept for reports: ts_ms, event (a name from
+                   docs/events.md), fields (JSON object).
 * ``meta``         key/value text (e.g. ``position_baseline:XBTUSD``).
 
 Durability. Every write that concerns orders (``record_intent``, ``append_transition``,
@@ -283,7 +283,7 @@ class Journal:
             order.created_at = order.state_since = now
             table.restore(order)
         for key, value in self.meta_items("position_baseline:"):
-            table.set_position_baseline(key.split(":", 1)[1], int(value))
+            table.set_position_baseline(key.split(":", 1)[1], _qty(value))
         return table
 
     def _orders(self, where: str, args: Iterable[object]) -> list[Order]:
@@ -414,6 +414,14 @@ def _write_transition(conn: sqlite3.Connection, transition: Transition, order: O
         conn.execute("INSERT OR IGNORE INTO executions VALUES (?,?,?,?,?,?,?)",
                      (event.exec_id, order.cl_ord_id, order.symbol, order.side, event.qty,
                       event.px, now_ms))
+
+
+def _qty(text: str) -> float:
+    """A quantity saved as text: an integer stays an integer (contracts), else a float."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 def _version(conn: sqlite3.Connection) -> int:

@@ -1,11 +1,12 @@
 """Typed events a market-data session hands to its consumers (``async for ev in session.events()``).
 
 Every event carries ``at``: the session clock's monotonic seconds when it happened. State events
-mirror the event-log lines of DESIGN.md 3.3 (``ws.connected`` -> :class:`Connected`, ``ws.stale``
--> :class:`Stale`, ``book.gap`` -> :class:`BookGap`, ``book.resynced`` -> :class:`BookResynced`,
-``data.rejected`` -> :class:`Rejected` ...). Data reaches consumers as :class:`TopOfBook` (the
-best bid or ask of a book changed) and :class:`TableData` (rows of trade, quote, instrument and
-the private tables). Rejected data is never delivered as :class:`TableData`.
+mirror the event-log lines of ``docs/events.md`` (``ws.connected`` -> :class:`Connected`,
+``ws.stale`` -> :class:`Stale`, ``book.gap`` -> :class:`BookGap`, ``book.resynced`` ->
+:class:`BookResynced`, ``data.rejected`` -> :class:`Rejected` ...). Data reaches consumers as
+:class:`TopOfBook` (the best bid or ask of a book changed) and :class:`TableData` (rows of
+trade, quote, instrument and the private tables). Rejected data is never delivered as
+:class:`TableData`.
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ from venueguard.venues.bitmex.messages import (
     TableMessage,
     decode,
 )
+from venueguard.venues.bitmex.reports import trade_reports
 from venueguard.venues.bitmex.timefmt import parse_ms_or_none
 from venueguard.venues.bitmex.topics import BOOK_L2_TABLES
 
@@ -301,7 +302,8 @@ class MdState:
                 tape = self.tapes.get(sym)
                 if tape is None:
                     tape = self.tapes[sym] = TradeTape(sym, self.config.tape)
-                tape.on_rows(group, now)
+                trades, malformed = trade_reports(group)
+                tape.on_reports(trades, now, malformed=malformed)
         elif table == "quote" and rows:
             for row in rows:
                 quoted = row.get("symbol")

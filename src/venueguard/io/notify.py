@@ -1,6 +1,6 @@
 """Where sessions report: the event log, the metrics and the alert router, each optional.
 
-Sessions call :meth:`Notifier.log` for event-log lines (DESIGN.md 3.3 names) and
+Sessions call :meth:`Notifier.log` for event-log lines (names in ``docs/events.md``) and
 :meth:`Notifier.alert` for alerts; with an :class:`~venueguard.telemetry.alerts.Alerts` router the
 alert goes through its dedup and sinks, otherwise it is written as an ``alert`` event line.
 ``metrics`` is a :class:`~venueguard.telemetry.metrics.Metrics` or None (nothing measured).
@@ -62,7 +62,7 @@ class HealthReporter:
                 self.notify.log("venue.state", state=decision.state.value, until=until,
                                 previous=decision.previous.value, reason=decision.reason)
                 if self.notify.metrics is not None:
-                    self.notify.metrics.venue_state.set(decision.state.gauge)
+                    self.notify.metrics.set_venue_state(decision.state.value)
             elif isinstance(decision, Alert):
                 self.notify.alert(decision.tier.value, decision.message, now,
                                   key=f"venue:{decision.kind.value if decision.kind else ''}")

@@ -11,18 +11,19 @@ Pieces (each usable alone):
   external ``regime_source`` callable returning the regime's name (the monitor's detector).
 
 In SAFE: no new orders and no amends (``submit`` and ``amend`` raise
-:class:`~venueguard.io.order_manager.OrdersBlocked` and log ``order.refused``), ONE bulk cancel
-(``DELETE /order/all``), the dead man's switch shortened and the reconciler on its low budget,
-until the regime is NORMAL again (via RECOVERING).
+:class:`~venueguard.io.order_manager.OrdersBlocked` and log ``order.refused``), ONE bulk cancel,
+the dead man's switch shortened and the reconciler on its low budget, until the regime is NORMAL
+again (via RECOVERING). A position mismatch that survives reconciliation (the manager's
+``halted``) holds the runtime in SAFE whatever the regime says, until the positions agree.
 
 Call order::
 
-    runtime = OrdersRuntime(rest, journal, symbols=("XBTUSD",), events=..., metrics=...)
+    runtime = OrdersRuntime(BitmexAdapter(rest), journal, symbols=("XBTUSD",), events=...)
     await runtime.start()                  # restart reconciliation (nothing sent before it)
     task = asyncio.create_task(runtime.run())
-    runtime.on_rows(table, action, rows)   # private websocket rows, or pass ``md=`` (a
-                                           # MarketDataSession subscribed to order/execution/
-                                           # position) and run() consumes its events
+    runtime.on_rows(topic, action, rows)   # private websocket messages, or pass ``md=`` (a
+                                           # MarketDataSession subscribed to the adapter's
+                                           # private topics) and run() consumes its events
     await runtime.submit(intent); await runtime.cancel(cl_ord_id)
     await runtime.amend(cl_ord_id, price=..., qty=...)   # see OrderManager.amend
     await runtime.stop(clean=True)         # disarms the switch; then await task
@@ -51,20 +52,16 @@ from venueguard.core.safemode import (
 )
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
 from venueguard.io.dms_runner import DmsRunner
+from venueguard.io.fleet_link import DmsLink, Role
 from venueguard.io.journal import Journal
 from venueguard.io.md_events import MdEvent, TableData
-from venueguard.io.order_manager import OrderIntent, OrderManager, OrderManagerConfig, OrderRest
+from venueguard.io.order_manager import OrderIntent, OrderManager, OrderManagerConfig
 from venueguard.telemetry.alerts import Alerts
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
+from venueguard.venues.base import VenueAdapter
 
 __all__ = ["OrdersRuntime", "PrivateStream", "RuntimeConfig"]
-
-PRIVATE_TABLES = frozenset({"order", "execution", "position"})
-
-
-class RuntimeRest(OrderRest, Protocol):
-    async def cancel_all_after(self, timeout_ms: int) -> dict[str, Any]: ...
 
 
 class PrivateStream(Protocol):
@@ -85,23 +82,28 @@ class RuntimeConfig:
 class OrdersRuntime:
     """See the module docstring."""
 
-    def __init__(self, rest: RuntimeRest, journal: Journal, *, symbols: Sequence[str],
+    def __init__(self, venue: VenueAdapter, journal: Journal, *, symbols: Sequence[str],
                  md: PrivateStream | None = None, events: EventLog | None = None,
                  metrics: Metrics | None = None, alerts: Alerts | None = None,
                  clock: Clock = SYSTEM_CLOCK, rng: RandomLike | None = None,
                  config: RuntimeConfig | None = None,
-                 regime_source: Callable[[], str] | None = None) -> None:
+                 regime_source: Callable[[], str] | None = None,
+                 fleet: DmsLink | None = None) -> None:
         self.config = cfg = config or RuntimeConfig()
+        self.fleet = fleet   # processes sharing the account: one sends the bulk actions
         self.events = events if events is not None else EventLog()
         self.metrics = metrics
         self.alerts = alerts
         self.clock = clock
         self.md = md
-        self.manager = OrderManager(rest, journal, symbols=symbols, events=self.events,
+        self.manager = OrderManager(venue, journal, symbols=symbols, events=self.events,
                                     metrics=metrics, alerts=alerts, clock=clock, rng=rng,
                                     config=cfg.manager, refusal=self._refusal)
-        self.dms = (DmsRunner(rest, resting=self.manager.resting_count, config=cfg.dms,
-                              events=self.events, clock=clock, on_lapsed=self.manager.wake)
+        self.manager.on_halt = self._on_halt
+        self._private = frozenset(venue.private_topics(symbols))
+        self.dms = (DmsRunner(venue, resting=self.manager.resting_count, config=cfg.dms,
+                              events=self.events, clock=clock, on_lapsed=self.manager.wake,
+                              fleet=fleet)
                     if cfg.dms is not None else None)
         self.safe = SafeModePolicy(cfg.safe, symbol=symbols[0] if len(symbols) == 1 else None)
         self._source = regime_source
@@ -130,10 +132,10 @@ class OrdersRuntime:
             kind = Kind.UNKNOWN
         self.detector.on_outcome(kind, self.clock.monotonic())
 
-    def on_rows(self, table: str, action: str, rows: list[dict[str, Any]]) -> None:
-        """Private websocket rows (order / execution / position)."""
-        if table in PRIVATE_TABLES:
-            self.manager.on_rows(table, action, rows)
+    def on_rows(self, topic: str, action: str, rows: list[Any]) -> None:
+        """A private websocket message (one of the adapter's ``private_topics``)."""
+        if topic in self._private:
+            self.manager.on_rows(topic, action, rows)
             if self.dms is not None:
                 self.dms.wake()
 
@@ -206,7 +208,13 @@ class OrdersRuntime:
         self._sync_regime(self.clock.monotonic())
         if self.safe.orders_allowed:
             return None
+        halted = self.manager.halted
+        if halted is not None:
+            return f"regime {self.safe.regime}: {halted}"
         return f"regime {self.safe.regime}: no new orders"
+
+    def _on_halt(self, reason: str) -> None:
+        self._sync_regime(self.clock.monotonic())
 
     def _sync_regime(self, now: float) -> None:
         if self.detector is not None:
@@ -222,6 +230,8 @@ class OrdersRuntime:
                 name = regime_name(self._source())
             except ValueError:
                 return               # an empty or unknown name: keep the last regime
+        if self.manager.halted is not None:
+            name = "SAFE"            # the venue and the journal disagree: trade no more
         if name != self.safe.regime:
             self._queued.extend(self.safe.on_regime(name, now))
             self._wake.set()
@@ -244,6 +254,13 @@ class OrdersRuntime:
 
     async def _execute(self, decision: SafeDecision) -> None:
         match decision:
+            case CancelAll(symbol=symbol, attempt=attempt) if (
+                    self.fleet is not None and self.fleet.role() is Role.FOLLOWER):
+                # the owner's one bulk cancel covers the account (its regime is ours or worse)
+                self.events.emit("safemode.cancel_all_left", symbol=symbol,
+                                 reason="another member owns the account's bulk actions")
+                self._queued.extend(self.safe.on_cancel_all_result(True,
+                                                                   self.clock.monotonic()))
             case CancelAll(symbol=symbol, attempt=attempt):
                 self.cancel_all_sent += 1
                 self.events.emit("safemode.cancel_all", symbol=symbol, attempt=attempt)

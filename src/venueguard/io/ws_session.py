@@ -47,6 +47,7 @@ from venueguard.core.trades import TapeConfig, TradeTape
 from venueguard.io import md_events as ev
 from venueguard.io.clock import SYSTEM_CLOCK, Clock, LoopLag, SystemClock
 from venueguard.io.errors import StreamError
+from venueguard.io.fleet_link import OpenGate
 from venueguard.io.md_state import MdSink, MdState, MdStateConfig
 from venueguard.io.md_views import BookView, EventStream
 from venueguard.io.notify import Notifier
@@ -115,8 +116,10 @@ class MarketDataSession:
     def __init__(self, config: MdConfig, *, events: EventLog | None = None,
                  metrics: Metrics | None = None, alerts: Alerts | None = None,
                  clock: Clock = SYSTEM_CLOCK, connector: WsConnector = connect_picows,
-                 rng: RandomSource | None = None, lag: LoopLag | None = None) -> None:
+                 rng: RandomSource | None = None, lag: LoopLag | None = None,
+                 opens: OpenGate | None = None) -> None:
         self.config = config
+        self.shared_opens = opens  # the connection budget shared per egress IP (a fleet)
         self.clock = clock
         self.notify = Notifier(events, metrics, alerts)
         if config.api_secret:
@@ -324,6 +327,14 @@ class MarketDataSession:
             await self._sleep(wait)
             if self._stopping:
                 return
+        while self.shared_opens is not None:
+            wait = await self.shared_opens.ws_open_wait(self.config.max_opens_per_hour, 3600.0)
+            if wait <= 0:
+                break
+            self.notify.log("ws.rate_limited", wait_s=round(wait, 3), shared=True)
+            await self._sleep(min(wait, 60.0))
+            if self._stopping:
+                return
         self._opens.on_open(clock.monotonic())
         self.state.begin(clock.monotonic())
         try:
@@ -509,8 +520,9 @@ class MarketDataSession:
         if metrics is None:
             return
         status = self.state.liveness.status(now)
+        wall_now_s = self.clock.wall_ms() / 1000.0
         for channel, age in status.data_age_s.items():
-            metrics.ws_last_data_age_seconds.labels(channel).set(age)
+            metrics.set_data_age(channel, age, wall_now_s)
         if status.pong_age_s is not None:
             metrics.ws_pong_age_seconds.set(status.pong_age_s)
         if self.connected_at is not None:

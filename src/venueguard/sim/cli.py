@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 
+from venueguard.sim.binance import signing as binance_signing
 from venueguard.sim.replay import ReplayError
 from venueguard.sim.scenario import ScenarioError, load_scenario
 from venueguard.sim.server import SimConfig, SimServer
@@ -23,7 +24,11 @@ from venueguard.venues.bitmex import signing
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     """Build the configuration; raises ValueError (or ScenarioError) with a readable message."""
-    symbols = tuple(s.strip().upper() for s in str(args.symbols).split(",") if s.strip())
+    dialect = getattr(args, "dialect", "bitmex")
+    binance = dialect == "binance-usdm"
+    raw_symbols = args.symbols if args.symbols is not None else (
+        "BTCUSDT" if binance else "XBTUSD")
+    symbols = tuple(s.strip().upper() for s in str(raw_symbols).split(",") if s.strip())
     if not symbols:
         raise ValueError("--symbols needs at least one symbol")
     if args.rate <= 0:
@@ -32,13 +37,21 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         raise ValueError(f"--replay-speed must be >= 0, got {args.replay_speed}")
     if (args.api_key is None) != (args.api_secret is None):
         raise ValueError("--api-key and --api-secret go together")
+    rest_limit = getattr(args, "rest_limit", None)
+    if rest_limit is not None and rest_limit < 1:
+        raise ValueError(f"--rest-limit must be >= 1 request a minute, got {rest_limit}")
+    extra = {} if rest_limit is None else {"rest_per_min": rest_limit}
     return SimConfig(
+        **extra,
         host=args.host, port=args.port, seed=args.seed, symbols=symbols,
         rate_msgs_s=args.rate, book_format=args.book_format,
         scenario=load_scenario(args.scenario) if args.scenario else None,
         replay_path=args.replay, replay_speed=args.replay_speed,
-        api_key=args.api_key or signing.TEST_API_KEY,
-        api_secret=args.api_secret or signing.TEST_API_SECRET,
+        api_key=args.api_key or (binance_signing.TEST_API_KEY if binance
+                                 else signing.TEST_API_KEY),
+        api_secret=args.api_secret or (binance_signing.TEST_API_SECRET if binance
+                                       else signing.TEST_API_SECRET),
+        dialect=dialect,
     )
 
 
@@ -55,6 +68,10 @@ async def serve(config: SimConfig) -> None:
         scenario = server.scenario_runner.scenario.name if server.scenario_runner else "none"
         print(f"REST {url}/api/v1  WS {server.ws_url}  control {url}/_sim  "
               f"scenario {scenario}  seed {config.seed}", flush=True)
+        if server.binance is not None:
+            ws_url = url.replace("http://", "ws://", 1)
+            print(f"binance-usdm REST {url}/fapi  WS {ws_url}/ws  {ws_url}/stream",
+                  flush=True)
         await stop.wait()
     finally:
         await server.stop()

@@ -202,6 +202,24 @@ DEFAULT_INSTRUMENTS: dict[str, InstrumentSpec] = {
             position_currency="XBT", underlying_to_position_multiplier=1_000_000,
             maker_fee=-0.0001, taker_fee=0.0005, vol_ticks_per_sqrt_s=6.0, base_size_lots=50,
         ),
+        # USDT-margined perpetuals as Binance USD-M lists them: quantity in 0.001 of the base
+        # asset (one lot), prices in USDT; served by the binance-usdm dialect
+        InstrumentSpec(
+            symbol="BTCUSDT", tick_size=0.1, lot_size=1, max_order_qty=1_000_000,
+            start_price=50_000.0, legacy_index=1001, legacy_tick=0.1, kind="linear",
+            multiplier=1000, underlying="BTC", quote_currency="USDT", settl_currency="USDt",
+            position_currency="BTC", underlying_to_position_multiplier=1000,
+            maker_fee=0.0002, taker_fee=0.0005, init_margin=0.05, maint_margin=0.004,
+            vol_ticks_per_sqrt_s=30.0, base_size_lots=60,
+        ),
+        InstrumentSpec(
+            symbol="ETHUSDT", tick_size=0.01, lot_size=1, max_order_qty=10_000_000,
+            start_price=3_000.0, legacy_index=1002, legacy_tick=0.01, kind="linear",
+            multiplier=1000, underlying="ETH", quote_currency="USDT", settl_currency="USDt",
+            position_currency="ETH", underlying_to_position_multiplier=1000,
+            maker_fee=0.0002, taker_fee=0.0005, init_margin=0.05, maint_margin=0.005,
+            vol_ticks_per_sqrt_s=18.0, base_size_lots=500,
+        ),
     )
 }
 

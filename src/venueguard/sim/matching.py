@@ -62,6 +62,10 @@ class Account:
         self.iso = iso
         self.rng = rng
         self.orders: dict[str, Order] = {}
+        # Orders that may still be open, in placement order: a closed order never reopens, so
+        # each is dropped the first time a scan sees it closed (scans stay proportional to the
+        # resting orders, not to every order of the session).
+        self._maybe_open: dict[str, Order] = {}
         self.by_cl: dict[str, Order] = {}
         self.executions: list[dict[str, object]] = []
         self.positions: dict[str, Position] = {}
@@ -76,6 +80,7 @@ class Account:
         book = market.book
         ts = self.iso(now_ms)
         self.orders[o.order_id] = o
+        self._maybe_open[o.order_id] = o
         if o.cl_ord_id:
             self.by_cl[o.cl_ord_id] = o
         self._exec(o, "New", now_ms)
@@ -322,8 +327,8 @@ class Account:
             raise _bad(errors.INVALID_SYMBOL)
         reason = line or f"Canceled: {text or 'Canceled via API.'}"
         chosen = [
-            o for o in self.orders.values()
-            if o.is_open and (symbol is None or o.spec.symbol == symbol)
+            o for o in self.open_orders()
+            if (symbol is None or o.spec.symbol == symbol)
             and row_matches(order_row(o, self.iso), flt)
         ]
         rows = [self._cancel_one(o, reason, now_ms) for o in chosen]
@@ -391,10 +396,18 @@ class Account:
             self.out.append(Update("position", "update", symbol, [self.position_row(pos)], True))
         self._dirty.clear()
 
+    def open_orders(self) -> list[Order]:
+        """The open orders, in placement order."""
+        maybe = self._maybe_open
+        closed = [key for key, o in maybe.items() if not o.is_open]
+        for key in closed:
+            del maybe[key]
+        return list(maybe.values())
+
     def position_row(self, pos: Position) -> dict[str, object]:
         buy_qty = sell_qty = 0
-        for o in self.orders.values():
-            if o.is_open and o.spec.symbol == pos.spec.symbol:
+        for o in self.open_orders():
+            if o.spec.symbol == pos.spec.symbol:
                 if o.buy:
                     buy_qty += o.leaves
                 else:

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -30,12 +30,16 @@ from venueguard.sim.effects import OrderEffects
 from venueguard.sim.engine import Engine
 from venueguard.sim.faults import Fault, FaultBook, FaultRequest
 from venueguard.sim.instruments import instruments_for
+from venueguard.sim.model import Update
 from venueguard.sim.ratelimit import ConnectionRateLimiter, RestRateLimiter
 from venueguard.sim.replay import Recording, ReplayPlayer
 from venueguard.sim.scenario import Scenario, ScenarioRunner, load_scenario
 from venueguard.sim.ws import SERVED_PUBLIC, WsHub
 from venueguard.sim.wsconn import WsConnection
 from venueguard.venues.bitmex import errors, signing
+
+if TYPE_CHECKING:
+    from venueguard.sim.binance.venue import BinanceVenue
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,7 @@ class SimConfig:
     ws_max_errors: int = 10
     ws_max_frame_bytes: int = 1 << 20
     max_body_bytes: int = 1 << 20
+    dialect: str = "bitmex"  # or "binance-usdm": also serve Binance USD-M under /fapi and /ws
 
 
 class SimServer:
@@ -97,14 +102,23 @@ class SimServer:
         if scenario is not None and not isinstance(scenario, Scenario):
             scenario = load_scenario(scenario)
         self.scenario_runner = ScenarioRunner(scenario) if scenario is not None else None
+        binance = cfg.dialect == "binance-usdm"
+        if cfg.dialect not in ("bitmex", "binance-usdm"):
+            raise ValueError(f"unknown dialect {cfg.dialect!r} (bitmex or binance-usdm)")
         self.replay: Recording | None = (Recording.load(cfg.replay_path)
-                                         if cfg.replay_path is not None else None)
+                                         if cfg.replay_path is not None and not binance
+                                         else None)
         self._players: dict[int, list[ReplayPlayer]] = {}
         self._runner: web.AppRunner | None = None
         self._task: asyncio.Task[None] | None = None
         self._started_s = 0.0
         self.port = 0
         self.base_url = ""
+        self.binance: BinanceVenue | None = None
+        if binance:
+            from venueguard.sim.binance.venue import BinanceVenue as _Venue
+
+            self.binance = _Venue(self)
 
     # -- lifecycle -------------------------------------------------------------------------
     def build_app(self) -> web.Application:
@@ -114,6 +128,8 @@ class SimServer:
         rest.add_routes(app)
         control.add_routes(app)
         app.router.add_get("/realtime", self.hub.handle)
+        if self.binance is not None:
+            self.binance.add_routes(app)
         return app
 
     async def start(self) -> str:
@@ -143,6 +159,8 @@ class SimServer:
                 player.cancel()
         self._players.clear()
         await self.hub.close_all()
+        if self.binance is not None:
+            await self.binance.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -202,6 +220,7 @@ class SimServer:
         """Publish everything the engine produced since the last call, in order."""
         replaying = self.replay is not None
         held = self.order_effects.release_due(self._engine_ms)
+        published: list[Update] = []
         for update in self.engine.drain_updates():
             if replaying and not update.private:
                 continue
@@ -211,9 +230,13 @@ class SimServer:
                     continue
             self.hub.publish(update.table, update.action, update.symbol, update.rows,
                              private=update.private)
+            published.append(update)
         for update in held:
             self.hub.publish(update.table, update.action, update.symbol, update.rows,
                              private=update.private)
+            published.append(update)
+        if self.binance is not None:
+            self.binance.on_updates(published, self._engine_ms)
 
     # -- faults ---------------------------------------------------------------------------
     def add_fault(self, request: FaultRequest) -> Fault:
@@ -221,6 +244,8 @@ class SimServer:
         if fault.scope == "ws":
             hit = self.hub.hit_open(fault)
             log.info("fault %s %s hit %d open connections", fault.id, fault.kind, hit)
+        if self.binance is not None:
+            self.binance.on_fault(fault)
         return fault
 
     def clear_faults(self) -> int:
@@ -308,4 +333,6 @@ class SimServer:
         out["clOrdID_attempts"] = dict(self.clordid_attempts)
         out["fault_hits"] = dict(self.fault_hits)
         out["ws"] = {"open": len(self.hub.connections), "opened_total": self.hub.opened_total}
+        if self.binance is not None:
+            out["binance"] = self.binance.truth()
         return out

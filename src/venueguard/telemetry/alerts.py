@@ -147,7 +147,7 @@ class WebhookSink:
         if self._closed:
             self.dropped += 1
             return
-        body = orjson.dumps(self._redactor.redact(alert.to_dict()))
+        body = self.body(alert)
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
         self._queue.append(body)
@@ -156,6 +156,10 @@ class WebhookSink:
             self._task = loop.create_task(self._run(), name="webhook-sink")
         assert self._wakeup is not None
         self._wakeup.set()
+
+    def body(self, alert: Alert) -> bytes:
+        """The request body for ``alert`` (generic JSON here; chat services override it)."""
+        return orjson.dumps(self._redactor.redact(alert.to_dict()))
 
     async def drain(self, timeout_s: float = 5.0) -> bool:
         """Wait until the queue is empty and no POST is in flight; False on timeout."""

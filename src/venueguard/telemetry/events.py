@@ -2,7 +2,7 @@
 
 Every record starts with ``ts`` (ISO-8601 UTC with milliseconds, ``2026-11-23T12:00:00.123Z``)
 and ``event``, followed by the caller's fields in the order given. Event names are the contract
-of DESIGN.md 3.3 (``ws.stale``, ``rest.error``, ``regime.changed`` ...).
+documented in ``docs/events.md`` (``ws.stale``, ``rest.error``, ``regime.changed`` ...).
 
 Redaction happens before anything leaves :meth:`EventLog.emit` (stream, memory, subscribers):
 
@@ -11,6 +11,15 @@ Redaction happens before anything leaves :meth:`EventLog.emit` (stream, memory, 
   case-insensitive) has its value replaced by ``"***"``, at any depth;
 - any string value equal to, or containing, a registered secret (see :func:`register_secret`
   and :meth:`EventLog.register_secret`) has the secret replaced by ``"***"``.
+
+Every record also goes to the standard :mod:`logging` module, on the logger
+``venueguard.<first part of the event name>`` (``venueguard.ws``, ``venueguard.rest``,
+``venueguard.order``, ``venueguard.alert`` ...) at the level of :func:`level_of` (alerts at
+their tier; failures at ERROR; staleness, rejections, unknown orders and mismatches at WARNING;
+the rest at INFO). The log message is the pretty one-liner without the timestamp, and the
+record itself is attached as ``record.venueguard_event`` for structured handlers (structlog,
+JSON formatters). The ``venueguard`` logger has a NullHandler, so nothing is printed twice
+unless the host application adds handlers; the JSON lines keep their shape either way.
 
 Values that JSON cannot hold (enums, exceptions, paths ...) are recorded as their ``str()``,
 so the in-memory records are JSON-friendly too.
@@ -26,6 +35,7 @@ Usage::
 from __future__ import annotations
 
 import enum
+import logging
 import math
 import threading
 import time
@@ -42,6 +52,31 @@ _MIN_SECRET_LEN = 4  # shorter registered values would redact ordinary words and
 
 Record = dict[str, object]
 Subscriber = Callable[[Record], None]
+
+LOGGER_ROOT = "venueguard"
+logging.getLogger(LOGGER_ROOT).addHandler(logging.NullHandler())
+_TIER_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
+_WARNING_EVENTS = frozenset({"ws.stale", "ws.disconnected", "data.rejected", "book.gap",
+                             "rest.error", "order.unknown", "reconcile.mismatch",
+                             "venue.state", "regime.changed"})
+
+
+def level_of(record: Mapping[str, object]) -> int:
+    """The :mod:`logging` level of an event record (see the module docstring)."""
+    event = str(record.get("event", ""))
+    if event == "alert":
+        return _TIER_LEVELS.get(str(record.get("tier", "")).lower(), logging.WARNING)
+    if event.endswith((".error", ".failed", ".task_failed")):
+        return logging.ERROR
+    if event in _WARNING_EVENTS:
+        return logging.WARNING
+    return logging.INFO
+
+
+def logger_for(event: str) -> logging.Logger:
+    """``venueguard.ws`` for ``ws.stale``: one logger per event family."""
+    family = event.split(".", 1)[0] or "event"
+    return logging.getLogger(f"{LOGGER_ROOT}.{family}")
 
 
 def is_secret_key(key: str) -> bool:
@@ -207,6 +242,7 @@ class EventLog:
         self._records.append(record)
         if self._stream is not None:
             self._write(record)
+        self._log(record)
         if self._depth < 3:  # a subscriber that emits cannot recurse without bound
             self._depth += 1
             try:
@@ -227,6 +263,17 @@ class EventLog:
         if n is not None:
             out = out[-n:] if n > 0 else []
         return out
+
+    def _log(self, record: Record) -> None:
+        logger = logger_for(str(record["event"]))
+        level = level_of(record)
+        if not logger.isEnabledFor(level):
+            return
+        text = format_pretty(record).partition(" ")[2]  # the one-liner without its timestamp
+        try:
+            logger.log(level, "%s", text, extra={"venueguard_event": record})
+        except Exception:  # a host's failing handler must not break emit
+            self.write_errors += 1
 
     def _write(self, record: Record) -> None:
         assert self._stream is not None

@@ -1,0 +1,33 @@
+"""What a failed order request proves: processed, not processed, or unknown.
+
+Shared by the order manager's submit and cancel and by its amends
+(:mod:`venueguard.io.order_manager`, :mod:`venueguard.io.order_amend`).
+"""
+
+from __future__ import annotations
+
+from venueguard.io import errors
+
+__all__ = ["NOT_PROCESSED_KINDS", "NOT_SENT", "failure_reason", "not_processed"]
+
+#: Failure kinds after which the venue certainly did not process the request.
+NOT_PROCESSED_KINDS = frozenset({"overloaded", "rate_limited", "transient_network", "dns",
+                                 "edge_protection", "forbidden", "software_banned", "ip_banned",
+                                 "cooldown", "blocked", "throttled"})
+#: Exception types raised before anything reached the venue's engine.
+NOT_SENT = (errors.Overloaded, errors.RateLimited, errors.CoolingDown, errors.Blocked,
+            errors.Throttled, errors.TransportError, errors.AuthError)
+
+
+def not_processed(exc: BaseException) -> bool:
+    """The failure proves the venue did not process the request."""
+    return isinstance(exc, NOT_SENT) or (isinstance(exc, errors.BudgetExhausted)
+                                         and exc.kind in NOT_PROCESSED_KINDS)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short reason for the journal and the events: kind and the venue's text."""
+    if isinstance(exc, errors.VenueError):
+        text = exc.venue_message or exc.kind
+        return f"{exc.kind}: {text}"[:200] if text != exc.kind else exc.kind
+    return type(exc).__name__

@@ -1,0 +1,1 @@
+"""The simulator's Binance USDⓈ-M futures dialect (``venueguard sim --dialect binance-usdm``)."""

@@ -1,0 +1,192 @@
+"""One websocket connection of the Binance dialect: its streams, queue, writer and faults.
+
+Faults in their Binance form (a hit connection stays broken until it closes):
+``ws_stall`` (data stops, pings answered; on a user-data connection the listenKey expires
+first: ``listenKeyExpired``, then silence), ``ws_half_open`` (data and pongs stop), ``ws_drop``
+(transport aborted), ``ws_reorder`` / ``ws_duplicate`` (an event held back / sent twice),
+``ws_stale_timestamps`` / ``ws_future_timestamps`` (``E`` and ``T`` moved), ``ws_gap`` (the next
+``count`` depth events are not sent: the following event's ``pu`` differs from the last ``u``
+the client saw, which is how a client detects the loss).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from venueguard.sim.faults import Fault
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BinanceConn"]
+
+
+class BinanceConn:
+    def __init__(self, serial: int, ws: web.WebSocketResponse, transport: Any, *,
+                 combined: bool, opened_s: float, max_queue: int, seed: int) -> None:
+        self.serial = serial
+        self.ws = ws
+        self.transport = transport
+        self.combined = combined
+        self.opened_s = opened_s
+        self.max_queue = max_queue
+        self.streams: dict[str, str] = {}  # fan-out key -> the name the client subscribed
+        self.listen_key: str | None = None
+        self.key_expired = False
+        self.closed = False
+        self.faulted = False
+        self.stalled = False
+        self.half_open = False
+        self.gap_left = 0
+        self.reorder_p = 0.0
+        self.duplicate_p = 0.0
+        self.shift_ms = 0
+        self.sent = 0
+        self.last_ping_s = opened_s
+        self.last_pong_s = opened_s
+        self.incoming_second = -1
+        self.incoming = 0
+        self._held: bytes | None = None
+        self._rng = random.Random(f"{seed}/binance-conn/{serial}")
+        self._queue: deque[bytes] = deque()
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._pings: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self._writer = asyncio.get_running_loop().create_task(
+            self._write_loop(), name=f"sim-binance-ws-{self.serial}")
+
+    # -- faults --------------------------------------------------------------------------------
+    def hit(self, fault: Fault) -> None:
+        self.faulted = True
+        kind, p = fault.kind, fault.params
+        if kind == "ws_stall":
+            self.stalled = True
+            self._queue.clear()
+        elif kind == "ws_half_open":
+            self.half_open = True
+            self._queue.clear()
+        elif kind == "ws_drop":
+            self.abort()
+        elif kind == "ws_reorder":
+            self.reorder_p = max(self.reorder_p, float(p["probability"]))
+        elif kind == "ws_duplicate":
+            self.duplicate_p = max(self.duplicate_p, float(p["probability"]))
+        elif kind == "ws_stale_timestamps":
+            self.shift_ms -= int(float(p["delay_s"]) * 1000)
+        elif kind == "ws_future_timestamps":
+            self.shift_ms += int(float(p["ahead_s"]) * 1000)
+        elif kind == "ws_gap":
+            self.gap_left += int(p["count"])
+
+    # -- sending -------------------------------------------------------------------------------
+    def push(self, payload: bytes) -> None:
+        if self.closed:
+            return
+        if len(self._queue) >= self.max_queue:
+            log.warning("binance ws connection %d is too slow; disconnecting", self.serial)
+            self._queue.clear()
+            self.abort()
+            return
+        self._queue.append(payload)
+        self._wake.set()
+
+    def send_control(self, obj: Any) -> None:
+        if not self.half_open:
+            self.push(orjson.dumps(obj))
+
+    def frame(self, name: str, raw: bytes) -> bytes:
+        if not self.combined:
+            return raw
+        return b'{"stream":"' + name.encode() + b'","data":' + raw + b"}"
+
+    def send_event(self, name: str, raw: bytes, data: dict[str, Any], *, depth: bool) -> None:
+        """One event; ``raw`` is ``data`` serialised (shared by every subscriber)."""
+        if not self.faulted:
+            self.push(self.frame(name, raw))
+            return
+        if self.stalled or self.half_open or self.closed:
+            return
+        if depth and self.gap_left > 0:
+            self.gap_left -= 1
+            return
+        if self.shift_ms:
+            shifted = dict(data)
+            for key in ("E", "T"):
+                if isinstance(shifted.get(key), int):
+                    shifted[key] += self.shift_ms
+            raw = orjson.dumps(shifted)
+        payload = self.frame(name, raw)
+        if self.reorder_p and self._held is None and self._rng.random() < self.reorder_p:
+            self._held = payload
+            return
+        self.push(payload)
+        if self.duplicate_p and self._rng.random() < self.duplicate_p:
+            self.push(payload)
+        if self._held is not None and self._held is not payload:
+            held, self._held = self._held, None
+            self.push(held)
+
+    async def _write_loop(self) -> None:
+        queue, ws = self._queue, self.ws
+        try:
+            while True:
+                if not queue:
+                    if self.closed:
+                        break
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                payload = queue.popleft()
+                if ws.closed:
+                    break
+                await ws.send_frame(payload, WSMsgType.TEXT)
+                self.sent += 1
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("binance ws connection %d: send failed: %s", self.serial, exc)
+
+    def ping(self, now_s: float) -> None:
+        """A server ping (the venue sends one every 3 minutes); a half-open path loses it."""
+        self.last_ping_s = now_s
+        if not self.half_open and not self.closed and not self.ws.closed:
+            task = asyncio.get_running_loop().create_task(self._ping())
+            self._pings.add(task)
+            task.add_done_callback(self._pings.discard)
+
+    async def _ping(self) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.ping(b"")
+
+    # -- ending --------------------------------------------------------------------------------
+    def abort(self) -> None:
+        self.closed = True
+        self._wake.set()
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def finish(self) -> None:
+        self.closed = True
+        self._wake.set()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                async with asyncio.timeout(1.0):
+                    await asyncio.shield(writer)
+            except TimeoutError:
+                writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        if not self.ws.closed and not self.half_open:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await self.ws.close()
+        if not self.ws.closed:
+            self.abort()

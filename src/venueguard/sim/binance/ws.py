@@ -1,0 +1,291 @@
+"""The Binance dialect's websocket endpoints and fan-out.
+
+Paths: ``/ws`` and ``/ws/<stream>`` (raw events), ``/stream?streams=a/b`` (combined:
+``{"stream", "data"}``), the split ``/public``, ``/market`` and ``/private`` prefixes of the same
+(``/public/ws/<n>``), and user data at ``/ws/<listenKey>``, ``/private/ws?listenKey=K`` or a
+listenKey among ``streams``. Control messages: ``SUBSCRIBE`` / ``UNSUBSCRIBE`` /
+``LIST_SUBSCRIPTIONS`` ``{"method", "params", "id"}`` -> ``{"result": ..., "id": ...}``; a bad
+one gets ``{"error": {"code", "msg"}, "id"}``. Served streams: ``<symbol>@depth@100ms``,
+``@depth@250ms`` (also ``<symbol>@depth``), ``@depth@500ms``, ``<symbol>@aggTrade``,
+``<symbol>@trade``, ``<symbol>@bookTicker``. As on the venue, a connection is dropped after
+``ws_max_lifetime_s`` (24 hours), or when it sends more than ``ws_max_incoming_per_s`` (10)
+messages in a second, or answers no server ping (sent every 3 minutes) for 10 minutes. Each event
+is serialised once and the bytes are shared by every subscriber.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from venueguard.sim.binance.conn import BinanceConn
+from venueguard.sim.binance.feed import Event
+
+if TYPE_CHECKING:
+    from venueguard.sim.binance.venue import BinanceVenue
+
+log = logging.getLogger(__name__)
+
+__all__ = ["StreamHub", "stream_key"]
+
+STREAM_RE = re.compile(
+    r"^([a-z0-9]{1,30})@(depth(?:@(?:100|250|500)ms)?|aggTrade|trade|bookTicker)$")
+MAX_STREAMS = 1024
+
+
+def stream_key(name: str) -> str | None:
+    """The fan-out key of a served stream name (``btcusdt@depth`` -> ``btcusdt@depth@250ms``)."""
+    match = STREAM_RE.match(name)
+    if match is None:
+        return None
+    kind = match.group(2)
+    if kind == "depth":
+        kind = "depth@250ms"  # the venue's default cadence
+    return f"{match.group(1)}@{kind}"
+
+
+def _ws_error(code: int, msg: str, req_id: object) -> dict[str, Any]:
+    return {"error": {"code": code, "msg": msg}, "id": req_id}
+
+
+class StreamHub:
+    def __init__(self, venue: BinanceVenue) -> None:
+        self.venue = venue
+        self.connections: dict[int, BinanceConn] = {}
+        self._index: dict[str, set[BinanceConn]] = {}
+        self._serial = 0
+        self.opened_total = 0
+
+    # -- fan-out -------------------------------------------------------------------------------
+    def publish(self, events: list[Event]) -> None:
+        for event in events:
+            if event.stream is None:
+                self._publish_user(event)
+                continue
+            group = self._index.get(event.stream)
+            if not group:
+                continue
+            raw = orjson.dumps(event.data)
+            framed: dict[tuple[str, bool], bytes] = {}  # the same bytes for every subscriber
+            for conn in group:
+                name = conn.streams[event.stream]
+                if conn.faulted:
+                    conn.send_event(name, raw, event.data, depth=event.depth)
+                    continue
+                payload = framed.get((name, conn.combined))
+                if payload is None:
+                    payload = framed[(name, conn.combined)] = conn.frame(name, raw)
+                conn.push(payload)
+
+    def wants(self, key: str | None) -> bool:
+        """Does anyone take ``key`` (None: the user data stream)? Events nobody takes are not
+        built."""
+        if key is None:
+            return any(c.listen_key is not None for c in self.connections.values())
+        return bool(self._index.get(key))
+
+    def publish_raw(self, conn: BinanceConn, key: str, data: dict[str, Any],
+                    depth: bool) -> None:
+        """One event to one connection (replay)."""
+        name = conn.streams.get(key)
+        if name is not None:
+            conn.send_event(name, orjson.dumps(data), data, depth=depth)
+
+    def _publish_user(self, event: Event) -> None:
+        raw: bytes | None = None
+        for conn in self.connections.values():
+            if conn.listen_key is None or conn.key_expired:
+                continue
+            raw = raw or orjson.dumps(event.data)
+            conn.send_event(conn.listen_key, raw, event.data, depth=False)
+
+    def expire_key(self, key: str, now_ms: int) -> int:
+        """Tell the key's connections it expired (``listenKeyExpired``); then they go silent."""
+        data = {"e": "listenKeyExpired", "E": now_ms, "listenKey": key}
+        raw = orjson.dumps(data)
+        hit = 0
+        for conn in self.connections.values():
+            if conn.listen_key == key and not conn.key_expired:
+                if not conn.half_open:  # sent even on a stalled connection: it is the cause
+                    conn.push(conn.frame(key, raw))
+                conn.key_expired = True
+                hit += 1
+        return hit
+
+    def hit_open(self, fault: Any) -> int:
+        conns = [c for c in self.connections.values() if not c.closed]
+        for conn in conns:
+            conn.hit(fault)
+        return len(conns)
+
+    def close_old(self, now_s: float, max_age_s: float) -> int:
+        old = [c for c in self.connections.values() if now_s - c.opened_s >= max_age_s]
+        for conn in old:
+            conn.abort()
+        return len(old)
+
+    def keepalive(self, now_s: float, interval_s: float, timeout_s: float) -> None:
+        """Ping every ``interval_s``; drop a connection that sent no pong for ``timeout_s``."""
+        for conn in list(self.connections.values()):
+            if now_s - conn.last_pong_s >= timeout_s:
+                conn.abort()
+            elif now_s - conn.last_ping_s >= interval_s:
+                conn.ping(now_s)
+
+    async def close_all(self) -> None:
+        for conn in list(self.connections.values()):
+            conn.abort()
+
+    # -- connections ---------------------------------------------------------------------------
+    def add_routes(self, app: web.Application) -> None:
+        for prefix in ("", "/public", "/market", "/private"):
+            app.router.add_get(f"{prefix}/ws", self.handle)
+            app.router.add_get(f"{prefix}/ws/{{tail}}", self.handle)
+            app.router.add_get(f"{prefix}/stream", self.handle)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        venue = self.venue
+        server = venue.server
+        combined = request.path.rstrip("/").endswith("/stream")
+        names: list[str] = []
+        tail = request.match_info.get("tail")
+        if tail:
+            names.append(tail)
+        for raw in request.query.getall("streams", []):
+            names.extend(n for n in raw.split("/") if n)
+        listen_key = request.query.get("listenKey")
+        now_s = server.clock.monotonic_s()
+        keys = [n for n in names if venue.listen_keys.is_key(n)]
+        if listen_key:
+            keys.append(listen_key)
+        if keys and not all(venue.listen_keys.active(k, now_s) for k in keys):
+            return web.json_response({"code": -1125, "msg": "This listenKey does not exist."},
+                                     status=400)
+        ws = web.WebSocketResponse(autoping=False, autoclose=False, max_msg_size=1 << 16)
+        await ws.prepare(request)
+        self._serial += 1
+        self.opened_total += 1
+        conn = BinanceConn(self._serial, ws, request.transport, combined=combined,
+                           opened_s=now_s, max_queue=server.config.ws_queue_max,
+                           seed=server.config.seed)
+        if keys:
+            conn.listen_key = keys[0]
+        self.connections[conn.serial] = conn
+        conn.start()
+        for fault in server.faults.of_scope("ws", now_s):
+            if fault.new_connections:
+                conn.hit(fault)
+        try:
+            for name in names:
+                if not venue.listen_keys.is_key(name):
+                    self._add_stream(conn, name)
+            await self._read_loop(conn)
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("binance ws connection %d ended: %s", conn.serial, exc)
+        finally:
+            self._forget(conn)
+            await conn.finish()
+        return ws
+
+    def _forget(self, conn: BinanceConn) -> None:
+        self.connections.pop(conn.serial, None)
+        for key in conn.streams:
+            group = self._index.get(key)
+            if group is not None:
+                group.discard(conn)
+                if not group:
+                    del self._index[key]
+        self.venue.stop_replay(conn)
+
+    async def _read_loop(self, conn: BinanceConn) -> None:
+        ws = conn.ws
+        while not conn.closed:
+            msg = await ws.receive()
+            if msg.type is WSMsgType.TEXT:
+                if self._over_incoming_limit(conn):
+                    log.info("binance ws connection %d: over the incoming message limit",
+                             conn.serial)
+                    conn.abort()
+                    return
+                self._on_text(conn, msg.data)
+            elif msg.type is WSMsgType.PING:
+                if not conn.half_open:
+                    await ws.pong(msg.data)
+            elif msg.type is WSMsgType.PONG:
+                conn.last_pong_s = self.venue.server.clock.monotonic_s()
+            elif msg.type is WSMsgType.BINARY:
+                continue
+            elif msg.type is WSMsgType.CLOSE and not conn.half_open:
+                await ws.close()
+                return
+            else:
+                return
+
+    def _over_incoming_limit(self, conn: BinanceConn) -> bool:
+        """More than ``ws_max_incoming_per_s`` messages in one second: the venue disconnects."""
+        second = int(self.venue.server.clock.monotonic_s())
+        if second != conn.incoming_second:
+            conn.incoming_second, conn.incoming = second, 0
+        conn.incoming += 1
+        return conn.incoming > self.venue.settings.ws_max_incoming_per_s
+
+    # -- control messages ----------------------------------------------------------------------
+    def _on_text(self, conn: BinanceConn, text: str) -> None:
+        try:
+            req = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            conn.send_control(_ws_error(3, f"Invalid JSON: {exc.msg}", None))
+            return
+        if not isinstance(req, dict):
+            conn.send_control(_ws_error(2, "Invalid request: expected an object", None))
+            return
+        req_id = req.get("id")
+        if req_id is not None and (isinstance(req_id, bool) or not isinstance(req_id, int | str)):
+            conn.send_control(_ws_error(2, "Invalid request: request ID must be an unsigned "
+                                           "integer or a string", None))
+            return
+        method = req.get("method")
+        params = req.get("params", [])
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+                conn.send_control(_ws_error(2, "Invalid request: params must be a list of "
+                                               "stream names", req_id))
+                return
+            for name in params:
+                if method == "SUBSCRIBE" and stream_key(name) is None:
+                    conn.send_control(_ws_error(2, f"Invalid request: unknown stream {name!r}",
+                                                req_id))
+                    return
+            for name in params:
+                if method == "SUBSCRIBE":
+                    self._add_stream(conn, name)
+                else:
+                    self._remove_stream(conn, name)
+            conn.send_control({"result": None, "id": req_id})
+        elif method == "LIST_SUBSCRIPTIONS":
+            conn.send_control({"result": sorted(conn.streams.values()), "id": req_id})
+        else:
+            conn.send_control(_ws_error(2, f"Invalid request: unknown method {method!r}",
+                                        req_id))
+
+    def _add_stream(self, conn: BinanceConn, name: str) -> None:
+        key = stream_key(name)
+        if key is None or key in conn.streams or len(conn.streams) >= MAX_STREAMS:
+            return
+        conn.streams[key] = name
+        self._index.setdefault(key, set()).add(conn)
+        self.venue.start_replay(conn)
+
+    def _remove_stream(self, conn: BinanceConn, name: str) -> None:
+        key = stream_key(name)
+        if key is None or key not in conn.streams:
+            return
+        del conn.streams[key]
+        group = self._index.get(key)
+        if group is not None:
+            group.discard(conn)
+

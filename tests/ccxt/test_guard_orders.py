@@ -1,0 +1,108 @@
+"""Orders through guarded ccxt bitmex against the simulator: the journal before the send, the
+dead man's switch through ccxt's cancelAllOrdersAfter, safe mode's one bulk cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from venueguard.ccxt import OrdersRefused
+from venueguard.core.dms import DmsConfig
+from venueguard.io.journal import Journal
+from venueguard.telemetry.events import EventLog
+
+from ccxt_testkit import SYMBOL, SimFactory, bitmex, close, quick_config
+
+pytestmark = [pytest.mark.system]
+
+
+async def _eventually(check: Callable[[], Any], *, awaited: bool = False,
+                      timeout_s: float = 10.0) -> None:
+    for _ in range(int(timeout_s / 0.05)):
+        if (await check()) if awaited else check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def _armed(exchange: Any) -> bool:
+    return exchange.orders.dms is not None and bool(exchange.orders.dms.armed)
+
+
+async def _bulk_cancels(sim: Any) -> bool:
+    return bool((await sim.truth())["requests"].get("DELETE /api/v1/order/all", 0) >= 1)
+
+
+async def _bid(exchange: Any) -> float:
+    book = await exchange.fetch_order_book(SYMBOL)
+    return float(book["bids"][0][0])
+
+
+async def test_the_intent_is_journaled_before_the_order_leaves(sim_server: SimFactory,
+                                                               tmp_path: Path) -> None:
+    sim = await sim_server()
+    journal = Journal.open(tmp_path / "vg.db")
+    exchange = bitmex(sim)
+    exchange.orders.journal = journal
+    raw = exchange.raw
+    send = raw.create_order
+    at_send: list[list[str]] = []
+
+    async def watched_send(*args: Any, **kwargs: Any) -> Any:
+        client_id = args[5]["clOrdID"]  # the venue's own parameter, set by the guard
+        at_send.append([row.kind for row in journal.history(client_id)])
+        return await send(*args, **kwargs)
+
+    raw.create_order = watched_send
+    try:
+        order = await exchange.create_order(SYMBOL, "limit", "buy", 100, await _bid(exchange) - 300)
+        history = [row.kind for row in journal.history(order["clientOrderId"])]
+    finally:
+        await close(exchange)
+        journal.close()
+    assert at_send == [["intent"]]  # on disk before the request was made
+    assert history[0] == "intent" and len(history) >= 3  # then sent, then acked
+    assert exchange.order_state(order["clientOrderId"]) == "NEW"
+
+
+async def test_dead_mans_switch_is_armed_while_orders_rest_and_disarmed_on_close(
+        sim_server: SimFactory) -> None:
+    sim = await sim_server()
+    config = quick_config(dms=DmsConfig(timeout_s=30.0, refresh_s=0.5))
+    exchange = bitmex(sim, config=config)
+    try:
+        await exchange.create_order(SYMBOL, "limit", "buy", 100, await _bid(exchange) - 300)
+        await _eventually(lambda: _armed(exchange))
+        armed = (await sim.truth())["requests"].get("POST /api/v1/order/cancelAllAfter", 0)
+    finally:
+        await close(exchange)
+    after = (await sim.truth())["requests"].get("POST /api/v1/order/cancelAllAfter", 0)
+    assert armed >= 1 and after == armed + 1  # one more: the disarm (timeout 0) on a clean stop
+    resting = [o for o in (await sim.truth())["orders"] if o["ordStatus"] == "New"]
+    assert resting  # a clean stop disarms; it does not cancel (nor does a 30 s timer at 30 ms)
+
+
+async def test_safe_mode_refuses_new_orders_after_one_bulk_cancel(sim_server: SimFactory) -> None:
+    sim = await sim_server()
+    events = EventLog()
+    exchange = bitmex(sim, events=events)
+    try:
+        bid = await _bid(exchange)
+        for step in range(3):
+            await exchange.create_order(SYMBOL, "limit", "buy", 100, bid - 300 - step)
+        exchange.orders.enter_safe_mode("test")
+        await _eventually(lambda: _bulk_cancels(sim), awaited=True)
+        with pytest.raises(OrdersRefused):
+            await exchange.create_order(SYMBOL, "limit", "buy", 100, bid - 400)
+        await asyncio.sleep(0.5)
+        truth = await sim.truth()
+    finally:
+        await close(exchange)
+    assert truth["requests"].get("DELETE /api/v1/order/all") == 1  # one bulk cancel, no storm
+    assert truth["requests"].get("DELETE /api/v1/order", 0) == 0
+    assert all(o["ordStatus"] != "New" for o in truth["orders"])
+    assert any(r["event"] == "order.refused" for r in events.recent())
