@@ -18,9 +18,9 @@ def exactly(message: str) -> str:
     ("kwargs", "message"),
     [
         ({"timeout_s": 4.99, "refresh_s": 1.0},
-         "BitMEX advises a timeout of at least 5 s (rate limits)"),
+         "a timeout of at least 5 s is advised (venue rate limits)"),
         ({"safe_timeout_s": 3.0, "safe_refresh_s": 1.0},
-         "BitMEX advises a timeout of at least 5 s (rate limits)"),
+         "a timeout of at least 5 s is advised (venue rate limits)"),
         ({"timeout_s": 60.0, "refresh_s": 60.0},
          "refresh must be positive and shorter than the timeout"),
         ({"refresh_s": 0.0}, "refresh must be positive and shorter than the timeout"),
