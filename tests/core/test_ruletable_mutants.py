@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from venueguard.core.kinds import Action, Kind
-from venueguard.core.ruletable import HealthConfig, ResponseTimeRules, Rule, RuleSet, RulesError
+from venueguard.core.ruletable import HealthConfig, ResponseTimeRules, Rule, RulesError, RuleSet
 
 
 def table(rules: dict[Kind, Rule]) -> RuleSet:
