@@ -251,3 +251,28 @@ def test_reset_clears_the_samples() -> None:
     assert health.average_latency_s is None
     health.on_latency(0.25, 3.0)
     assert health.average_latency_s == 0.25
+
+
+def test_a_shared_block_blocks_once_and_a_shared_reset_lifts_it() -> None:
+    health = VenueHealth(table())
+    health.on_shared(B, None, "peer: banned", 1.0)
+    health.on_shared(B, None, "peer: banned again", 2.0)
+    health.on_shared(C, 50.0, "peer: slow", 3.0)          # no cooldown over a block
+    assert health.next_deadline() == 1.0
+    assert health.poll(3.0) == [StateChanged(B, H, None, "peer: banned", 1.0)]
+    health.on_shared(H, None, "operator reset", 4.0)
+    assert health.poll(4.0) == [StateChanged(H, B, None, "operator reset", 4.0)]
+    health.on_shared(H, None, "operator reset", 5.0)     # not blocked: nothing to lift
+    assert health.poll(5.0) == []
+
+
+def test_a_shared_cooldown_extends_only_while_it_lasts() -> None:
+    health = VenueHealth(table())
+    health.on_shared(C, 10.0, "peer: rate limited", 10.0)     # already over: ignored
+    health.on_shared(C, None, "peer: no end", 10.0)
+    assert health.poll(10.0) == [] and health.state is H
+    health.on_shared(C, 20.0, "peer: rate limited", 10.0)
+    assert health.next_deadline() == 10.0
+    assert health.poll(10.0) == [StateChanged(C, H, 20.0, "peer: rate limited", 10.0)]
+    health.on_shared(C, 15.0, "peer: shorter", 11.0)
+    assert health.poll(11.0) == [] and health.until == 20.0

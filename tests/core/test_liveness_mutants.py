@@ -122,6 +122,13 @@ def test_status_while_a_ping_waits_but_is_not_late() -> None:
     assert late.reasons == ("pong_timeout: no answer 5.0 s after ping (limit 5 s)",)
 
 
+def test_silence_counts_from_the_last_inbound_frame() -> None:
+    live = Liveness(LivenessConfig(), 2.0)
+    assert live.status(5.0).silence_s == 3.0
+    live.on_inbound(4.0)
+    assert live.status(5.5).silence_s == 1.5
+
+
 def test_status_flags_a_channel_exactly_at_its_limit() -> None:
     live = Liveness(LivenessConfig(max_data_age_s=10.0, ping_after_s=100.0), 0.0)
     live.on_subscribed("trade", 1.0)

@@ -70,6 +70,8 @@ def test_missed_snapshots_carry_every_field() -> None:
     one_side = MarketView(fresh=True, best_bid=None, best_ask=101.0)
     assert manager.poll(4.0, one_side) == [
         MissedSnapshot(4.0, MissReason.INVALID_BOOK, 1, "bid=None ask=101.0")]
+    assert manager.stats().missing_by_reason["invalid_book"] == 1
+    manager.poll(4.0, one_side)                          # not due: nothing counted
     crossed = MarketView(fresh=True, best_bid=101.0, best_ask=101.0)
     assert manager.poll(6.0, crossed) == [
         MissedSnapshot(6.0, MissReason.INVALID_BOOK, 1, "crossed book 101.0 >= 101.0")]
@@ -80,6 +82,9 @@ def test_missed_snapshots_carry_every_field() -> None:
         14.0, MissReason.SLIPPED, 2, "woke 5.000s after the slot")
     assert manager.stats().missing_by_reason == {"stale_book": 3, "invalid_book": 2,
                                                  "slipped": 4}
+    nan_bid = MarketView(fresh=True, best_bid=float("nan"), best_ask=101.0)
+    manager.poll(20.0, nan_bid)
+    assert manager.stats().missing_by_reason["invalid_book"] == 3
 
 
 def test_rates_use_the_time_since_start_while_the_window_fills() -> None:
