@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bitmex_rules_shim import classify, classify_text
 from venueguard.core import classify as classify_module
 from venueguard.core.classify import (
     Action,
@@ -17,11 +18,11 @@ from venueguard.core.classify import (
     Outcome,
     RateLimit,
     Transport,
-    classify,
-    classify_text,
 )
 from venueguard.core.rules import default_rules, parse_rules
 from venueguard.venues.bitmex import errors as bx
+from venueguard.venues.bitmex import rules as bitmex_rules_module
+from venueguard.venues.bitmex.rules import bitmex_rules
 
 
 def bitmex_error(status: int, message: str, name: str = "HTTPError") -> Outcome:
@@ -257,8 +258,10 @@ def test_user_table_replaces_patterns() -> None:
 
 
 def test_memo_stays_bounded() -> None:
-    rules = parse_rules(
+    core = parse_rules(
         (Path(classify_module.__file__).parent / "rules_default.toml").read_text("utf-8"))
+    rules = parse_rules((Path(bitmex_rules_module.__file__).parent / "rules.toml")
+                        .read_text("utf-8"), base=core)  # a fresh table: an empty memo
     for i in range(classify_module._CACHE_MAX + 50):
         classify(bitmex_error(400, f"Invalid price {i}"), rules)
     assert 0 < len(rules.memo) <= classify_module._CACHE_MAX
@@ -361,7 +364,7 @@ def test_odd_corners() -> None:
 
 
 def test_shape_memo_shares_texts_that_differ_in_numbers() -> None:
-    rules = default_rules()
+    rules = bitmex_rules()
     first = classify_text("Account has insufficient Available Balance, 17 XBt required",
                           rules=rules)
     assert first is Kind.INSUFFICIENT_BALANCE
@@ -401,3 +404,13 @@ def test_property_classify_never_raises(status: int | None, body: object,
     assert len(verdict.message) <= 300
     assert verdict.retry_after_s is None or verdict.retry_after_s >= 0
     assert verdict.ambiguous == (verdict.kind in (Kind.AMBIGUOUS_TIMEOUT, Kind.SERVER_ERROR))
+
+
+def test_core_table_names_no_venue_text_and_bitmex_brings_its_own() -> None:
+    """The packaged default table is venue-neutral (kinds, actions, statuses, no texts); BitMEX's
+    error texts come from its adapter's table, merged over it."""
+    core = default_rules()
+    assert core.patterns == ()
+    assert classify_text(bx.DUPLICATE_CLORDID, rules=core) is Kind.UNKNOWN
+    assert classify_text(bx.DUPLICATE_CLORDID, rules=bitmex_rules()) is Kind.DUPLICATE_CLORDID
+    assert bitmex_rules().rules == core.rules  # same actions: BitMEX adds texts only

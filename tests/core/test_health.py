@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bitmex_rules_shim import classify
 from venueguard.core import health as health_module
-from venueguard.core.classify import Classification, Outcome, Transport, classify
+from venueguard.core.classify import Classification, Outcome, Transport
 from venueguard.core.health import (
     Alert,
     Disconnect,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from bitmex_rules_shim import classify
 from venueguard.core.backoff import Backoff, BackoffConfig, Jitter
-from venueguard.core.classify import Outcome, Transport, classify
+from venueguard.core.classify import Outcome, Transport
 from venueguard.core.health import (
     Alert,
     Disconnect,

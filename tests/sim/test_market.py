@@ -221,3 +221,58 @@ def test_burstiness_zero_gives_a_calm_market() -> None:
     bursty = Engine(["XBTUSD"], seed=5, rate_msgs_s=300, start_ms=T0)
     bursty.advance(now)
     assert bursty.market_events > engine.market_events
+
+
+def _spread_by_intensity(widen: float, seed: int) -> tuple[float, float]:
+    """Mean spread (ticks) sampled every second while calm (intensity < 1.5) and in bursts
+    (intensity > 3), over 10 minutes of a 50 msgs/s market with a burst every minute."""
+    engine = Engine(["XBTUSD"], seed=seed, rate_msgs_s=50, start_ms=T0)
+    market = engine.markets["XBTUSD"]
+    market.params.spread_widen_ticks = widen
+    calm: list[int] = []
+    hot: list[int] = []
+    now = T0
+    for second in range(600):
+        if second % 60 == 30:
+            engine.burst(8.0, "XBTUSD", now)
+        now += 1000
+        engine.advance(now)
+        engine.drain_updates()
+        bid, _, ask, _ = market.book.top()
+        assert bid is not None and ask is not None and bid < ask
+        level = engine.intensity("XBTUSD")
+        if level < 1.5:
+            calm.append(ask - bid)
+        elif level > 3.0:
+            hot.append(ask - bid)
+    assert len(hot) > 40 and len(calm) > 250
+    return sum(calm) / len(calm), sum(hot) / len(hot)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_spread_widens_in_bursts_when_makers_pull_liquidity(seed: int) -> None:
+    calm, hot = _spread_by_intensity(2.0, seed)
+    flat_calm, flat_hot = _spread_by_intensity(0.0, seed)
+    assert hot > 2.0 * calm  # makers keep a gap that grows with the excitation
+    assert flat_hot < 1.4 * flat_calm  # without pulling, a burst barely moves the spread
+
+
+def test_a_burst_jumps_the_intensity_then_decays_and_replays_the_same() -> None:
+    streams = []
+    for step_ms in (7, 50):
+        engine = Engine(["XBTUSD"], seed=4, rate_msgs_s=500, start_ms=T0, burstiness=0.0)
+        now = T0
+        fired = False
+        rows: list[object] = []
+        while now < T0 + 20_000:
+            now = min(now + step_ms, T0 + 20_000)
+            if not fired and now >= T0 + 5_000:
+                engine.advance(T0 + 5_000)
+                engine.burst(6.0, None, T0 + 5_000)
+                assert engine.intensity("XBTUSD") == pytest.approx(7.0)
+                fired = True
+            engine.advance(now)
+            rows.extend((u.table, u.action, str(u.rows)) for u in engine.drain_updates())
+        assert engine.intensity("XBTUSD") < 1.5
+        streams.append(rows)
+    assert streams[0] == streams[1]  # same seed and burst time: same stream whatever the cadence

@@ -29,7 +29,10 @@ def test_shipped_scenarios_load_by_name() -> None:
     assert {"timeout_after_accept", "delayed_visibility", "late_fill",
             "cancel_race"} <= kinds["flaky-acks"]
     lesson = load_scenario("503-lesson")
-    assert any(f.request.params.get("follow_intensity") for f in lesson.faults)
+    # overload follows the market load, and the market has scheduled bursts to follow
+    assert any(f.request.params.get("follow_load") for f in lesson.faults)
+    assert lesson.bursts and all(b.burst.size > 2 for b in lesson.bursts)
+    assert lesson.market_params().spread_widen_ticks > 0
 
 
 def test_path_works_and_overload_section(tmp_path: Path) -> None:
@@ -86,3 +89,32 @@ async def test_server_applies_the_schedule(sim_server, tmp_path: Path) -> None: 
     await asyncio.sleep(0.35)
     assert [f["kind"] for f in await sim.faults()] == ["forbidden_403"]
     assert (await sim.request("GET", "/position"))[0] == 403
+
+
+def test_market_table_and_bursts_parse_and_interleave_with_faults() -> None:
+    scenario = parse_scenario('repeat_s = 10\n[market]\ntau_s = 5\nspread_widen_ticks = 3\n'
+                              '[[burst]]\nat_s = 4\nsize = 6\nsymbol = "ethusd"\n'
+                              '[[fault]]\nat_s = 2\nkind = "forbidden_403"\n'
+                              '[[burst]]\nat_s = 1\nsize = 2.5\n')
+    params = scenario.market_params()
+    assert (params.tau_ms, params.spread_widen_ticks) == (5000.0, 3.0)
+    assert [(b.at_s, b.burst.symbol) for b in scenario.bursts] == [(1.0, None), (4.0, "ETHUSD")]
+    runner = ScenarioRunner(scenario)
+    assert [r.kind for r in runner.due(4.0)] == ["market_burst", "forbidden_403", "market_burst"]
+    assert [r.kind for r in runner.due(11.0)] == ["market_burst"]
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("[market]\nspeed = 2\n", "unknown [market] key(s) speed"),
+    ("[market]\ntau_s = 0\n", "'tau_s' must be > 0"),
+    ("[market]\ntau_s = 100\nshock_beta_per_s = 0.5\n", "must stay below 1"),
+    ("[market]\ntau_s = true\n", "must be a number"),
+    ("[[burst]]\nat_s = 1\n", "a [[burst]] has at_s and size"),
+    ("[[burst]]\nat_s = 1\nsize = 0\n", "'size' must be > 0"),
+    ("[[burst]]\nat_s = 1\nsize = 2\nwhen = 3\n", "unknown: when"),
+    ("repeat_s = 5\n[[burst]]\nat_s = 6\nsize = 2\n", "every at_s must be < repeat_s"),
+])
+def test_bad_market_and_burst_entries_name_the_line(text: str, needle: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, source="m.toml")
+    assert needle in str(info.value) and str(info.value).startswith("m.toml")

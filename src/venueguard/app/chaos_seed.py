@@ -42,7 +42,7 @@ from venueguard.core.backoff import BackoffConfig
 from venueguard.core.budget import BudgetConfig
 from venueguard.core.liveness import DEFAULT_QUIET_CHANNELS, LivenessConfig
 from venueguard.core.reconcile import ReconcileConfig
-from venueguard.core.rules import RuleSet, default_rules, parse_rules
+from venueguard.core.rules import RuleSet, parse_rules
 from venueguard.io import md_events as ev
 from venueguard.io.http_session import RestConfig, RestSession
 from venueguard.io.http_transport import Timeouts
@@ -55,6 +55,7 @@ from venueguard.sim.resolver import SimResolver
 from venueguard.sim.testing import SimHandle, running_sim
 from venueguard.telemetry.events import EventLog
 from venueguard.venues.bitmex.adapter import BitmexAdapter
+from venueguard.venues.bitmex.rules import bitmex_rules
 from venueguard.venues.bitmex.timefmt import parse_ms_or_none
 
 __all__ = ["ChaosConfig", "RestFactory", "SeedResult", "run_seed"]
@@ -199,7 +200,7 @@ class _ProbedHandler:
 
 
 def _rules() -> RuleSet:
-    return parse_rules(SCALED_RULES, "<chaos scaled rules>", base=default_rules())
+    return parse_rules(SCALED_RULES, "<chaos scaled rules>", base=bitmex_rules())
 
 
 def _scratch_dir() -> Path:

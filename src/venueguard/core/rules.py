@@ -330,8 +330,12 @@ def default_rules() -> RuleSet:
     return parse_rules(text, "rules_default.toml")
 
 
-def load_rules(user_text: str | None, source: str = "<user rules>") -> RuleSet:
-    """The defaults with the user file's text merged over them (``None``: defaults only)."""
+def load_rules(user_text: str | None, source: str = "<user rules>", *,
+               base: RuleSet | None = None) -> RuleSet:
+    """``base`` (default: the packaged defaults; a venue adapter passes its own table, e.g.
+    :func:`venueguard.venues.bitmex.rules.bitmex_rules`) with the user file's text merged over
+    it (``None``: ``base`` alone)."""
+    table = base if base is not None else default_rules()
     if user_text is None:
-        return default_rules()
-    return parse_rules(user_text, source, base=default_rules())
+        return table
+    return parse_rules(user_text, source, base=table)

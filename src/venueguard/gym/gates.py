@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from venueguard.core.kinds import Kind
 from venueguard.sim.faults import Fault
+from venueguard.sim.overload import OverloadModel
 from venueguard.sim.ratelimit import TokenBucket
 
 __all__ = ["ORDERS_PER_SECOND", "PER_MINUTE", "Gates", "Refusal"]
@@ -87,10 +88,8 @@ class Gates:
         if action in ("place", "amend"):
             fault = active("overload_503")
             if fault is not None:
-                probability = float(fault.params["probability"])
-                if fault.params.get("follow_intensity"):
-                    probability = min(1.0, probability * self._intensity())
-                if fault.roll(probability):
+                model = OverloadModel.from_params(fault.params)  # the simulator's curve
+                if model.decide(model.load(self._intensity()), fault.rng):
                     return Refusal("overload", Kind.OVERLOADED, 503)
         return None
 

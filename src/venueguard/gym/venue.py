@@ -26,7 +26,6 @@ from venueguard.core.health import VenueHealth, VenueState
 from venueguard.core.kinds import AMBIGUOUS_KINDS, Kind
 from venueguard.core.orders import CancelRejected, NotFoundAtVenue, OrderState
 from venueguard.core.regime import RegimeDetector
-from venueguard.core.rules import default_rules
 from venueguard.gym.contract import Contract
 from venueguard.gym.delivery import PrivateRows, Row
 from venueguard.gym.feed import Feed
@@ -36,8 +35,9 @@ from venueguard.gym.spaces import ActionKind
 from venueguard.sim.engine import Engine
 from venueguard.sim.faults import KINDS, Fault, FaultBook, FaultRequest, Scope, parse_fault
 from venueguard.sim.model import SimError, Update
-from venueguard.sim.scenario import Scenario, ScenarioRunner, load_scenario
+from venueguard.sim.scenario import MarketBurst, Scenario, ScenarioRunner, load_scenario
 from venueguard.venues.bitmex.reports import apply_cancel_row, apply_order_row
+from venueguard.venues.bitmex.rules import bitmex_rules
 
 __all__ = ["START_MS", "SimVenue"]
 
@@ -94,7 +94,7 @@ class SimVenue:
         self.runners = [ScenarioRunner(_scenario(name)) for name in contract.scenarios]
         self.gates = Gates(self._active, lambda: self.market.intensity(self.engine.now_ms),
                            rate_limit=contract.rate_limit)
-        self.rules = default_rules()
+        self.rules = bitmex_rules()
         self.health = VenueHealth(self.rules, now=0.0)
         self.regime = RegimeDetector(now=0.0)
         self.orders = AgentOrders(slots, seed)
@@ -169,7 +169,11 @@ class SimVenue:
             self._faults_changed()
         for runner in self.runners:
             for request in runner.due(now_s):
-                self._add_fault(request)
+                if isinstance(request, MarketBurst):  # a scheduled market burst
+                    if request.symbol in (None, self.symbol):
+                        self.engine.burst(request.size, self.symbol, self.engine.now_ms)
+                else:
+                    self._add_fault(request)
         deadline = self.health.next_deadline()
         if deadline is not None and deadline <= now_s:
             self.health.poll(now_s)

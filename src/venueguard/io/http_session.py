@@ -48,7 +48,7 @@ from venueguard.core.backoff import Backoff, BackoffConfig, RandomSource
 from venueguard.core.budget import BudgetConfig, RetryBudget
 from venueguard.core.classify import Action, Classification, Kind, Outcome, Transport, classify
 from venueguard.core.health import VenueHealth, VenueState
-from venueguard.core.rules import RuleSet, default_rules
+from venueguard.core.rules import RuleSet
 from venueguard.core.throttle import AdaptiveThrottle, ThrottleConfig
 from venueguard.io import errors
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
@@ -59,6 +59,7 @@ from venueguard.io.ratelimit import RestRateLimiter
 from venueguard.telemetry.alerts import Alerts
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
+from venueguard.venues.bitmex.rules import bitmex_rules
 from venueguard.venues.bitmex.signing import auth_headers
 
 __all__ = ["RestConfig", "RestSession", "Timeouts"]
@@ -116,7 +117,7 @@ class RestSession:
                  fleet: FleetLink | None = None) -> None:
         self.config = config
         self.clock = clock
-        self.rules = config.rules or default_rules()
+        self.rules = config.rules or bitmex_rules()
         self.notify = Notifier(events, metrics, alerts)
         if config.api_secret:
             self.notify.events.register_secret(config.api_secret)  # never logged, even by mistake

@@ -42,7 +42,7 @@ from venueguard.core.book import LegacyIds
 from venueguard.core.classify import Action, Classification, Kind, Outcome, classify
 from venueguard.core.liveness import DEFAULT_QUIET_CHANNELS, LivenessConfig, SendPing, Stale
 from venueguard.core.liveness import Fresh as FreshDecision
-from venueguard.core.rules import RuleSet, default_rules
+from venueguard.core.rules import RuleSet
 from venueguard.core.trades import TapeConfig, TradeTape
 from venueguard.io import md_events as ev
 from venueguard.io.clock import SYSTEM_CLOCK, Clock, LoopLag, SystemClock
@@ -57,6 +57,7 @@ from venueguard.telemetry.alerts import Alerts
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
 from venueguard.venues.bitmex.messages import CommandAck, ErrorFrame, Message, SubscribeAck
+from venueguard.venues.bitmex.rules import bitmex_rules
 from venueguard.venues.bitmex.topics import BOOK_L2_TABLES, auth_op, encode, subscribe_op
 
 __all__ = ["BookView", "EventStream", "MarketDataSession", "MdConfig", "default_liveness"]
@@ -124,7 +125,7 @@ class MarketDataSession:
         self.notify = Notifier(events, metrics, alerts)
         if config.api_secret:
             self.notify.events.register_secret(config.api_secret)  # never logged, even by mistake
-        self.rules = config.rules or default_rules()
+        self.rules = config.rules or bitmex_rules()
         self.book_max_age_s = config.book_max_age_s or config.liveness.max_data_age_s
         self._connector = connector
         self._backoff = Backoff(config.backoff, rng or random.Random())

@@ -15,8 +15,10 @@ interleaved in slices of ``SLICE_MS`` of simulated time (exactly at timer deadli
 
 Additions to the documented interface (all optional keywords or extra members):
 ``Engine(..., publish_l2_25=True, mark_interval_ms=1000, max_pending_updates=2_000_000,
-burstiness=1.0)`` (``burstiness`` scales how often volatility bursts start; 0 gives a calm
-market whose intensity stays 1);
+burstiness=1.0, market_params=None)`` (``burstiness`` scales how often volatility bursts start; 0
+gives a calm market whose intensity stays 1; ``market_params`` replaces the default
+:class:`~venueguard.sim.market.MarketParams`); ``burst(size, symbol, now_ms)`` adds a market burst
+(``symbol`` None: every instrument);
 instruments may also be given as symbol names; ``Engine.symbols``, ``Engine.now_ms``,
 ``Engine.spec(symbol)``, ``Engine.dropped_updates`` (updates discarded because nobody drained
 beyond ``max_pending_updates``), ``Engine.market_events`` (events run so far) and
@@ -56,6 +58,7 @@ class Engine:
         book_format: str = "modern", account: int = 1, start_ms: int,
         publish_l2_25: bool = True, mark_interval_ms: int = 1000,
         max_pending_updates: int = 2_000_000, burstiness: float = 1.0,
+        market_params: MarketParams | None = None,
     ) -> None:
         if book_format not in BOOK_FORMATS:
             raise ValueError(f"book_format must be one of {BOOK_FORMATS}, not {book_format!r}")
@@ -82,7 +85,8 @@ class Engine:
                         publish_l2_25=publish_l2_25, first_id=(index + 1) * 10_000_000_000)
             self.markets[spec.symbol] = Market(
                 spec, book, seed=rng_seed, rate_events_s=per_symbol, start_ms=start_ms,
-                out=self._out, iso=self.iso, params=MarketParams().scaled(burstiness),
+                out=self._out, iso=self.iso,
+                params=(market_params or MarketParams()).scaled(burstiness),
             )
         self.account = Account(account, self.markets, self._out, self.iso,
                                random.Random(f"{seed}:account"))
@@ -234,6 +238,13 @@ class Engine:
     def get_instruments(self, *, active_only: bool = False) -> list[dict[str, object]]:
         """``GET /instrument`` (every simulated instrument is open, so both lists match)."""
         return [m.instrument_row(self._now_ms) for m in self.markets.values()]
+
+    def burst(self, size: float, symbol: str | None, now_ms: int) -> None:
+        """A market burst: the excitation of ``symbol`` (None: every instrument) jumps by
+        ``size`` at ``now_ms``; an unknown symbol raises KeyError."""
+        self.advance(now_ms)
+        for market in ([self.markets[symbol]] if symbol is not None else self.markets.values()):
+            market.burst(size, self._now_ms)
 
     def intensity(self, symbol: str | None) -> float:
         """Current market intensity ``1 + excitation`` (about 1 calm, more in a burst)."""

@@ -63,9 +63,13 @@ def _p(name: str, default: float, low: float | None = 0.0, high: float | None = 
 _PROB = _p("probability", 1.0, 0.0, 1.0)
 
 KINDS: dict[str, KindSpec] = {spec.name: spec for spec in (
-    KindSpec("overload_503", "rest", (_PROB, ParamSpec("follow_intensity", bool, False)),
+    KindSpec("overload_503", "rest", (
+        _PROB, ParamSpec("follow_intensity", bool, False), ParamSpec("follow_load", bool, False),
+        _p("load_threshold", 2.0), _p("load_scale", 1.5, 0.01), _p("order_weight_s", 0.5)),
              "503 overloaded on new orders and amends (never cancels); with follow_intensity the "
-             "probability is multiplied by the market intensity of the order's symbol"),
+             "probability is multiplied by the market intensity of the order's symbol; with "
+             "follow_load it is 0 up to load_threshold and rises towards probability with the "
+             "market intensity plus order_weight_s times the order rate (docs/overload.md)"),
     KindSpec("rate_limit_429", "rest", (_p("retry_after_s", 1.0), _PROB),
              "429 RateLimitError with Retry-After on every REST route"),
     KindSpec("forbidden_403", "rest", (_PROB,), "HTML 403 Forbidden from the edge"),

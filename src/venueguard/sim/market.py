@@ -15,6 +15,16 @@ The book follows the fair price: bids are added at or below it, asks above it; a
 would cross becomes a marketable order that trades through the other side, and trade aggressors lean
 towards the fair price. Deletes thin out on a shallow side, so depth hovers around
 ``TARGET_DEPTH`` levels and stays between ``MIN_DEPTH`` and ``MAX_DEPTH``.
+
+Liquidity is pulled in bursts, as makers do when the market runs: with excitation ``E`` the makers
+keep ``gap = int(spread_widen_ticks * E)`` ticks clear on each side of the fair price. Additions
+near the fair price land at least ``gap`` ticks away, and a level inside the gap that an event
+picks is deleted rather than resized. The spread so widens with the burst and closes as it
+decays; this is the relation the overload model of :mod:`venueguard.sim.overload` ties 503s to
+(``docs/overload.md``). ``spread_widen_ticks = 0`` turns it off.
+
+Scheduled bursts. :meth:`Market.burst` adds to the excitation at a given time (a scenario's
+``[[burst]]``), as a shock of the process would.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from math import log
 from typing import Protocol
 
@@ -32,7 +42,11 @@ from venueguard.sim.model import Update, make_update
 from venueguard.sim.orders import Order
 from venueguard.sim.rows import quote_row, tick_direction, trade_row
 
-__all__ = ["FillSink", "Market", "MarketParams"]
+__all__ = ["MARKET_OVERRIDES", "FillSink", "Market", "MarketParams"]
+
+MARKET_OVERRIDES = frozenset({
+    "p_delete", "p_insert", "p_trade", "shock_beta_per_s", "shock_jump_mean", "shock_rate_per_s",
+    "spread_widen_ticks", "tau_s"})
 
 MIN_DEPTH = 8
 MAX_DEPTH = 120
@@ -52,7 +66,7 @@ class MarketParams:
 
     __slots__ = (
         "p_delete", "p_insert", "p_trade", "shock_beta_per_s", "shock_jump_mean",
-        "shock_rate_per_s", "tau_ms",
+        "shock_rate_per_s", "spread_widen_ticks", "tau_ms",
     )
 
     def __init__(self) -> None:
@@ -65,6 +79,28 @@ class MarketParams:
         self.shock_jump_mean = 1.5  # mean jump of the excitation per shock
         # branching ratio beta * jump * tau = 0.36: bursts cluster but die out; intensity is
         # 1 most of the time, its 90th percentile about 1.5-1.8 and its peaks about 4-8.
+        self.spread_widen_ticks = 1.0  # ticks kept clear each side per unit of excitation
+
+    def with_overrides(self, overrides: Mapping[str, float]) -> MarketParams:
+        """A copy with some attributes replaced (``tau_s`` sets ``tau_ms``); unknown names and
+        values that would break the process raise ValueError."""
+        out = self.scaled(1.0)
+        for name, value in overrides.items():
+            attr = "tau_ms" if name == "tau_s" else name
+            if attr not in self.__slots__ or (attr == "tau_ms" and name != "tau_s"):
+                raise ValueError(f"unknown market parameter {name!r}; known: "
+                                 f"{', '.join(sorted(MARKET_OVERRIDES))}")
+            number = float(value) * (1000.0 if name == "tau_s" else 1.0)
+            if not math.isfinite(number) or number < 0 or (attr == "tau_ms" and number <= 0):
+                raise ValueError(f"market parameter {name!r} must be "
+                                 f"{'> 0' if attr == 'tau_ms' else '>= 0'}, got {value!r}")
+            setattr(out, attr, number)
+        if out.shock_beta_per_s * out.shock_jump_mean * out.tau_ms / 1000.0 >= 1.0:
+            raise ValueError("shock_beta_per_s * shock_jump_mean * tau_s must stay below 1 "
+                             "(otherwise bursts never die out)")
+        if out.p_trade + out.p_insert + out.p_delete > 1.0:
+            raise ValueError("p_trade + p_insert + p_delete must not exceed 1")
+        return out
 
     def scaled(self, burstiness: float) -> MarketParams:
         """These parameters with the burst-starting shock rate times ``burstiness`` (0: calm)."""
@@ -113,6 +149,7 @@ class Market:
         self._quote_key: tuple[int | None, int, int | None, int] = (None, 0, None, 0)
         self._match_seq = seed & 0xFFFFFF
         self.events = 0
+        self.gap_ticks = 0
         self._seed_book(start_ticks, start_ms)
 
     # ------------------------------------------------------------------ state
@@ -122,6 +159,19 @@ class Market:
         if now_ms is not None and now_ms > self.t_ms:
             excitation *= math.exp(-(now_ms - self.t_ms) / self.params.tau_ms)
         return 1.0 + excitation
+
+    def burst(self, size: float, now_ms: float) -> None:
+        """Add ``size`` to the excitation as of ``now_ms`` (at or after the last event)."""
+        if size <= 0:
+            return
+        at_ms = max(now_ms, self.t_ms)
+        # the excitation is kept as of the last event; scale the jump so it is ``size`` at_ms
+        self.excitation += size * math.exp((at_ms - self.t_ms) / self.params.tau_ms)
+        excitation_now = self.intensity(at_ms) - 1.0
+        rate_now = self.params.shock_rate_per_s + self.params.shock_beta_per_s * excitation_now
+        if rate_now > self._shock_bound:  # the thinning bound must cover the new shock rate
+            self._shock_bound = rate_now
+            self.next_shock_ms = at_ms + self.shock_rng.expovariate(rate_now / 1000)
 
     def mid_price(self) -> float:
         bid, _, ask, _ = self.book.top()
@@ -171,6 +221,7 @@ class Market:
         th_trade = params.p_trade
         th_insert = th_trade + params.p_insert
         th_delete = th_insert + params.p_delete
+        widen = params.spread_widen_ticks
         t = self.next_t
         t_prev = self.t_ms
         excitation = self.excitation
@@ -191,6 +242,8 @@ class Market:
                     t + -log(1.0 - shock_rand()) / (rate_now / 1000) if rate_now > 0
                     else math.inf)
             self.fair += (rand() - 0.5) * vol * sqrt(dt * (1.0 + excitation))
+            gap = int(widen * excitation)
+            self.gap_ticks = gap
             now_ms = int(t)
             ts = iso(now_ms)
             nbid = len(bid_keys)
@@ -211,9 +264,13 @@ class Market:
                     rank = depth - 1
                 lv = bids[-bid_keys[rank]] if buy else asks[ask_keys[rank]]
                 mkt = lv.mkt
-                # deletes thin out as the side gets shallower, so depth hovers near the target
-                if (u < th_delete and mkt > 0 and depth > MIN_DEPTH
-                        and (u - th_insert) * TARGET_DEPTH < (th_delete - th_insert) * depth):
+                # deletes thin out as the side gets shallower, so depth hovers near the target;
+                # in a burst a level inside the makers' gap is pulled
+                if mkt > 0 and depth > MIN_DEPTH and (
+                        (u < th_delete
+                         and (u - th_insert) * TARGET_DEPTH < (th_delete - th_insert) * depth)
+                        or (gap and (lv.tick + gap > self.fair if buy
+                                     else lv.tick - gap < self.fair))):
                     book.set_market(buy, lv.tick, 0, ts)
                 else:
                     step = lot * (1 + int(-log(1.0 - rand()) * size_scale * 0.5))
@@ -242,6 +299,7 @@ class Market:
         r = self.rng.random()
         if r < 0.7:  # near the fair price, or anywhere in the visible depth
             distance = int(-log(1.0 - r / 0.7) * 3.0)
+            distance += self.gap_ticks
         else:
             distance = int((r - 0.7) / 0.3 * INSERT_SPAN_TICKS)
         base = int(self.fair)

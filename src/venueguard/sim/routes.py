@@ -61,14 +61,11 @@ def _page(prm: dict[str, Any]) -> tuple[int, int, bool]:
 
 def _shed(server: SimServer, symbol: object) -> None:
     """Load shedding: raise the 503 when the overload fault fires for this request."""
+    server.note_order_request()
     fault = server.active_fault("overload_503")
     if fault is None:
         return
-    prob = float(fault.params["probability"])
-    if fault.params.get("follow_intensity"):
-        name = symbol if isinstance(symbol, str) and symbol in server.symbols else server.symbols[0]
-        prob = min(1.0, prob * max(0.0, server.engine.intensity(name)))
-    if fault.roll(prob):
+    if server.overload_decision(fault, symbol):
         server.fault_hits["overload_503"] += 1
         raise SimError(503, errors.OVERLOADED, errors.NAME_HTTP)
 
@@ -114,6 +111,7 @@ async def put_order(request: web.Request) -> web.StreamResponse:
 
 async def delete_order(request: web.Request) -> web.StreamResponse:
     server, prm, now_ms = _ctx(request)
+    server.note_order_request()
     order_ids = p.str_list(prm, "orderID")
     cl_ord_ids = p.str_list(prm, "clOrdID")
     if not order_ids and not cl_ord_ids:
@@ -130,6 +128,7 @@ async def delete_order(request: web.Request) -> web.StreamResponse:
 
 async def delete_order_all(request: web.Request) -> web.StreamResponse:
     server, prm, now_ms = _ctx(request)
+    server.note_order_request()
     rows = server.engine.cancel_all(p.opt_str(prm, "symbol"), p.opt_filter(prm),
                                     p.opt_str(prm, "text"), now_ms)
     return await _after_accept(server, request, complete_rows("Order", rows))

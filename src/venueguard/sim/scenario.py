@@ -6,7 +6,15 @@
 
     [overload]                  # optional: background load shedding from t=0
     probability = 0.05
-    follow_intensity = true     # 503s cluster on market bursts
+    follow_intensity = true     # 503s cluster on market bursts (or follow_load: docs/overload.md)
+
+    [market]                    # optional: market process parameters (MarketParams)
+    tau_s = 8.0                 # how long a burst takes to decay
+    spread_widen_ticks = 2.0    # makers pull liquidity this far per unit of excitation
+
+    [[burst]]                   # optional: a market burst at a scheduled time (per cycle)
+    at_s = 45
+    size = 8.0                  # added to the excitation: intensity jumps by this much
 
     [[fault]]
     at_s = 10                   # seconds after the simulator started (per cycle)
@@ -17,6 +25,9 @@
 Shipped scenarios live in ``venueguard/sim/scenarios/NAME.toml`` and are addressed by NAME; any
 other argument is read as a path. A malformed file raises :class:`ScenarioError` naming the file,
 the line and the problem.
+
+Bursts and faults share the schedule: :meth:`ScenarioRunner.due` hands out both, in time order
+(a fault as :class:`~venueguard.sim.faults.FaultRequest`, a burst as :class:`MarketBurst`).
 """
 
 from __future__ import annotations
@@ -28,15 +39,30 @@ from pathlib import Path
 from typing import Any
 
 from venueguard.sim.faults import FaultError, FaultRequest, parse_fault
+from venueguard.sim.market import MARKET_OVERRIDES, MarketParams
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 _FAULT_HEADER = re.compile(r"^\s*\[\[\s*fault\s*\]\]")
 _OVERLOAD_HEADER = re.compile(r"^\s*\[\s*overload\s*\]")
-_TOP_KEYS = {"name", "description", "repeat_s", "overload", "fault"}
+_MARKET_HEADER = re.compile(r"^\s*\[\s*market\s*\]")
+_BURST_HEADER = re.compile(r"^\s*\[\[\s*burst\s*\]\]")
+_TOP_KEYS = {"name", "description", "repeat_s", "overload", "fault", "market", "burst"}
 
 
 class ScenarioError(ValueError):
     """A scenario that cannot be used; the message names file, line and problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarketBurst:
+    """A jump of ``size`` in the market excitation of ``symbol`` (None: every instrument)."""
+
+    size: float
+    symbol: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "market_burst"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +72,24 @@ class ScheduledFault:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduledBurst:
+    at_s: float
+    burst: MarketBurst
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     description: str
     faults: tuple[ScheduledFault, ...]
     repeat_s: float | None = None
     source: str = "<memory>"
+    market: tuple[tuple[str, float], ...] = ()  # MarketParams overrides, in file order
+    bursts: tuple[ScheduledBurst, ...] = ()
+
+    def market_params(self, base: MarketParams | None = None) -> MarketParams:
+        """``base`` (default parameters) with this scenario's ``[market]`` overrides."""
+        return (base or MarketParams()).with_overrides(dict(self.market))
 
 
 def shipped() -> list[str]:
@@ -143,9 +181,52 @@ def parse_scenario(text: str, *, source: str = "<memory>",
             raise ScenarioError(f"{where}: 'params' must be a table")
         entries.append(ScheduledFault(at_s, _request({**entry, **extra}, where)))
     entries.sort(key=lambda e: e.at_s)
-    if repeat_s is not None and entries and entries[-1].at_s >= repeat_s:
+    market = _market(doc.get("market"), lines, source)
+    bursts = sorted(_bursts(doc.get("burst", []), lines, source), key=lambda b: b.at_s)
+    last = max([e.at_s for e in entries] + [b.at_s for b in bursts], default=None)
+    if repeat_s is not None and last is not None and last >= repeat_s:
         raise ScenarioError(f"{source}: every at_s must be < repeat_s ({repeat_s:g})")
-    return Scenario(name, description, tuple(entries), repeat_s, source)
+    return Scenario(name, description, tuple(entries), repeat_s, source, market, tuple(bursts))
+
+
+def _market(raw: object, lines: list[str], source: str) -> tuple[tuple[str, float], ...]:
+    if raw is None:
+        return ()
+    where = f"{source}:{_line_of(lines, _MARKET_HEADER, 0)}"
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{where}: [market] must be a table")
+    unknown = sorted(set(raw) - MARKET_OVERRIDES)
+    if unknown:
+        raise ScenarioError(f"{where}: unknown [market] key(s) {', '.join(unknown)}; "
+                            f"allowed: {', '.join(sorted(MARKET_OVERRIDES))}")
+    out = tuple((k, _number(v, f"{where}: [market] {k!r}")) for k, v in raw.items())
+    try:
+        MarketParams().with_overrides(dict(out))
+    except ValueError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
+    return out
+
+
+def _bursts(raw: object, lines: list[str], source: str) -> list[ScheduledBurst]:
+    if not isinstance(raw, list):
+        raise ScenarioError(f"{source}: 'burst' must be an array of tables ([[burst]])")
+    out = []
+    for index, entry in enumerate(raw):
+        where = f"{source}:{_line_of(lines, _BURST_HEADER, index)}"
+        if not isinstance(entry, dict):
+            raise ScenarioError(f"{where}: each [[burst]] must be a table")
+        unknown = sorted(set(entry) - {"at_s", "size", "symbol"})
+        if unknown or "at_s" not in entry or "size" not in entry:
+            raise ScenarioError(f"{where}: a [[burst]] has at_s and size (and optionally "
+                                f"symbol){'; unknown: ' + ', '.join(unknown) if unknown else ''}")
+        symbol = entry.get("symbol")
+        if symbol is not None and (not isinstance(symbol, str) or not symbol):
+            raise ScenarioError(f"{where}: [[burst]] 'symbol' must be a symbol name")
+        out.append(ScheduledBurst(_number(entry["at_s"], f"{where}: 'at_s'"),
+                                  MarketBurst(_number(entry["size"], f"{where}: 'size'",
+                                                      positive=True),
+                                              symbol.upper() if symbol else None)))
+    return out
 
 
 def _request(raw: dict[str, Any], where: str) -> FaultRequest:
@@ -156,26 +237,32 @@ def _request(raw: dict[str, Any], where: str) -> FaultRequest:
 
 
 class ScenarioRunner:
-    """Hands out scheduled faults as time passes. Call :meth:`due` with seconds since start."""
+    """Hands out scheduled faults and bursts as time passes. Call :meth:`due` with seconds
+    since start."""
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
+        items: list[tuple[float, FaultRequest | MarketBurst]] = [
+            (f.at_s, f.request) for f in scenario.faults]
+        items += [(b.at_s, b.burst) for b in scenario.bursts]
+        items.sort(key=lambda item: item[0])  # stable: faults before bursts at the same time
+        self._items = items
         self._next = 0
         self._cycle = 0
 
-    def due(self, elapsed_s: float) -> list[FaultRequest]:
-        out: list[FaultRequest] = []
-        faults = self.scenario.faults
+    def due(self, elapsed_s: float) -> list[FaultRequest | MarketBurst]:
+        out: list[FaultRequest | MarketBurst] = []
+        items = self._items
         repeat = self.scenario.repeat_s
-        while faults:
-            if self._next >= len(faults):
+        while items:
+            if self._next >= len(items):
                 if repeat is None:
                     break
                 self._next = 0
                 self._cycle += 1
-            at = faults[self._next].at_s + (self._cycle * repeat if repeat else 0.0)
+            at = items[self._next][0] + (self._cycle * repeat if repeat else 0.0)
             if at > elapsed_s:
                 break
-            out.append(faults[self._next].request)
+            out.append(items[self._next][1])
             self._next += 1
         return out

@@ -31,9 +31,10 @@ from venueguard.sim.engine import Engine
 from venueguard.sim.faults import Fault, FaultBook, FaultRequest
 from venueguard.sim.instruments import instruments_for
 from venueguard.sim.model import Update
+from venueguard.sim.overload import OrderRate, OverloadModel
 from venueguard.sim.ratelimit import ConnectionRateLimiter, RestRateLimiter
 from venueguard.sim.replay import Recording, ReplayPlayer
-from venueguard.sim.scenario import Scenario, ScenarioRunner, load_scenario
+from venueguard.sim.scenario import MarketBurst, Scenario, ScenarioRunner, load_scenario
 from venueguard.sim.ws import SERVED_PUBLIC, WsHub
 from venueguard.sim.wsconn import WsConnection
 from venueguard.venues.bitmex import errors, signing
@@ -62,6 +63,7 @@ class SimConfig:
     clock_speed: float = 1.0
     tick_s: float = 0.01
     max_step_ms: int = 20
+    step_events: int = 64  # market events per engine step, about (see advance_engine)
     rest_per_min: int = 120
     rest_unauth_per_min: int = 30
     order_per_s: int = 10
@@ -81,11 +83,17 @@ class SimServer:
         self.config = cfg = config or SimConfig()
         self.clock = clock or SimClock(speed=cfg.clock_speed)
         self._engine_ms = self.clock.now_ms()
+        scenario = cfg.scenario
+        if scenario is not None and not isinstance(scenario, Scenario):
+            scenario = load_scenario(scenario)
         self.engine = engine or Engine(instruments_for(cfg.symbols), seed=cfg.seed,
                                        rate_msgs_s=cfg.rate_msgs_s, book_format=cfg.book_format,
-                                       start_ms=self._engine_ms)
+                                       start_ms=self._engine_ms,
+                                       market_params=scenario.market_params()
+                                       if scenario is not None and scenario.market else None)
         self.symbols = tuple(s.strip().upper() for s in cfg.symbols)
         self.faults = FaultBook(cfg.seed)
+        self.order_rate = OrderRate()
         self.rest_limiter = RestRateLimiter(per_min=cfg.rest_per_min,
                                             unauth_per_min=cfg.rest_unauth_per_min,
                                             order_per_s=cfg.order_per_s)
@@ -98,9 +106,6 @@ class SimServer:
         self.leverage: dict[str, float] = {}
         self.fault_hits: Counter[str] = Counter()
         self.order_effects = OrderEffects(self.faults, self.clock)
-        scenario = cfg.scenario
-        if scenario is not None and not isinstance(scenario, Scenario):
-            scenario = load_scenario(scenario)
         self.scenario_runner = ScenarioRunner(scenario) if scenario is not None else None
         binance = cfg.dialect == "binance-usdm"
         if cfg.dialect not in ("bitmex", "binance-usdm"):
@@ -189,11 +194,14 @@ class SimServer:
         now_s = self.clock.monotonic_s()
         if self.scenario_runner is not None:
             for request in self.scenario_runner.due(self.elapsed_s()):
-                self.add_fault(request)
+                if isinstance(request, MarketBurst):
+                    self.add_burst(request)
+                else:
+                    self.add_fault(request)
         self.faults.expire(now_s)
         reached_ms = self.advance_engine()
         self.pump()
-        return reached_ms < self.clock.now_ms() - self.config.max_step_ms
+        return reached_ms < self.clock.now_ms() - self._step_ms()
 
     def position_view(self, row: dict[str, object]) -> dict[str, object]:
         """A position row as served: with the leverage the client set, if it set one."""
@@ -202,15 +210,28 @@ class SimServer:
             return row
         return {**row, "leverage": leverage, "crossMargin": leverage == 0}
 
-    def advance_engine(self) -> int:
-        """Advance the engine towards the clock by at most ``max_step_ms`` of simulated time.
+    def _step_ms(self) -> int:
+        """Simulated milliseconds per step: ``max_step_ms``, or fewer when the market runs so fast
+        (configured rate times current intensity) that a step would hold more than about
+        ``step_events`` market events."""
+        cfg = self.config
+        events_per_ms = cfg.rate_msgs_s * self.engine.intensity(None) / 1000.0
+        if events_per_ms * cfg.max_step_ms <= cfg.step_events:
+            return cfg.max_step_ms
+        return max(1, int(cfg.step_events / events_per_ms))
 
-        Bounded steps keep the event loop responsive when the market runs faster than the
-        engine can simulate; the venue's time then lags the clock, as an overloaded venue's
-        does. Returns the simulated time reached (use it as ``now_ms`` for engine calls).
+    def advance_engine(self) -> int:
+        """Advance the engine towards the clock by one bounded step of simulated time.
+
+        Bounded steps (at most ``max_step_ms``, and about ``step_events`` market events) keep the
+        event loop responsive: the market process, its serialisation and fan-out run in slices
+        that each end with the loop given back, so a REST request waits for one slice at most.
+        When the market runs faster than the engine can simulate, the venue's time lags the
+        clock, as an overloaded venue's does. Returns the simulated time reached (use it as
+        ``now_ms`` for engine calls).
         """
         target_ms = self.clock.now_ms()
-        reached_ms = min(target_ms, self._engine_ms + self.config.max_step_ms)
+        reached_ms = min(target_ms, self._engine_ms + self._step_ms())
         if reached_ms > self._engine_ms:
             self.engine.advance(reached_ms)
             self._engine_ms = reached_ms
@@ -220,6 +241,12 @@ class SimServer:
         """Publish everything the engine produced since the last call, in order."""
         replaying = self.replay is not None
         held = self.order_effects.release_due(self._engine_ms)
+        with self.hub.batch():
+            published = self._publish_drained(replaying, held)
+        if self.binance is not None:
+            self.binance.on_updates(published, self._engine_ms)
+
+    def _publish_drained(self, replaying: bool, held: list[Update]) -> list[Update]:
         published: list[Update] = []
         for update in self.engine.drain_updates():
             if replaying and not update.private:
@@ -235,8 +262,7 @@ class SimServer:
             self.hub.publish(update.table, update.action, update.symbol, update.rows,
                              private=update.private)
             published.append(update)
-        if self.binance is not None:
-            self.binance.on_updates(published, self._engine_ms)
+        return published
 
     # -- faults ---------------------------------------------------------------------------
     def add_fault(self, request: FaultRequest) -> Fault:
@@ -248,6 +274,13 @@ class SimServer:
             self.binance.on_fault(fault)
         return fault
 
+    def add_burst(self, burst: MarketBurst) -> None:
+        """A scheduled market burst (an unknown symbol is logged and skipped)."""
+        if burst.symbol is not None and burst.symbol not in self.symbols:
+            log.warning("scenario burst for %s, which this simulator does not serve", burst.symbol)
+            return
+        self.engine.burst(burst.size, burst.symbol, self.advance_engine())
+
     def clear_faults(self) -> int:
         removed = self.faults.clear()
         self.order_effects.on_clear()
@@ -255,6 +288,22 @@ class SimServer:
 
     def active_fault(self, kind: str) -> Fault | None:
         return self.faults.first(kind, self.clock.monotonic_s())
+
+    # -- load shedding ----------------------------------------------------------------------
+    def note_order_request(self) -> None:
+        """An order, amend or cancel reached the venue (it feeds the load of docs/overload.md)."""
+        self.order_rate.on_request(self._engine_ms / 1000)
+
+    def market_load(self, model: OverloadModel, symbol: object) -> float:
+        """The load ``model`` sees for an order on ``symbol`` (unknown: the first symbol)."""
+        name = symbol if isinstance(symbol, str) and symbol in self.symbols else self.symbols[0]
+        return model.load(self.engine.intensity(name), self.order_rate.rate(self._engine_ms / 1000))
+
+    def overload_decision(self, fault: Fault, symbol: object) -> bool:
+        """Whether an active ``overload_503`` sheds this order-entry request; one seeded draw
+        from the fault's stream (:class:`venueguard.sim.overload.OverloadModel`)."""
+        model = OverloadModel.from_params(fault.params)
+        return model.decide(self.market_load(model, symbol), fault.rng)
 
     # -- authentication ----------------------------------------------------------------------
     def check_ws_auth(self, key: str, expires: int, signature: str, *,

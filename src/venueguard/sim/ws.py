@@ -6,20 +6,23 @@ the URL query or the upgrade headers (HTTP 401 when it fails), then the welcome 
 ``authKeyExpires`` / ``authKey``, ``cancelAllAfter``, text ``ping`` and ``{"op": "ping"}``.
 Protocol ping frames are answered by hand (so a half-open fault can stop answering them).
 
-Fan-out: :meth:`WsHub.publish` serialises an update once and gives the same bytes to every
-subscriber of ``table`` and of ``table:SYMBOL``.
+Fan-out: :meth:`WsHub.publish` serialises and frames an update once and gives the same bytes to
+every subscriber of ``table`` and of ``table:SYMBOL`` (:mod:`venueguard.sim.fanout` writes them
+without holding the event loop).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
+from venueguard.sim.fanout import text_frame
 from venueguard.sim.model import SimError
 from venueguard.sim.wsconn import WsConnection
 from venueguard.venues.bitmex import errors, timefmt
@@ -70,25 +73,49 @@ class WsHub:
         self._subs: dict[str, set[WsConnection]] = {}
         self._serial = 0
         self.opened_total = 0
+        self._dirty: list[WsConnection] | None = None  # connections with deferred frames
 
     # -- fan-out ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Publish several updates with one queue operation per connection: inside the block
+        a fault-free subscriber's frames are collected, and queued in order when it ends."""
+        if self._dirty is not None:  # nested: the outer block flushes
+            yield
+            return
+        dirty: list[WsConnection] = []
+        self._dirty = dirty
+        try:
+            yield
+        finally:
+            self._dirty = None
+            for conn in dirty:
+                conn.flush_pending()
+
     def publish(self, table: str, action: str, symbol: str | None, rows: list[dict[str, Any]],
                 *, private: bool) -> None:
-        """Send one update to every subscriber; serialised once."""
+        """Send one update to every subscriber; serialised and framed once."""
         whole = self._subs.get(table)
         one = self._subs.get(f"{table}:{symbol}") if symbol is not None else None
         if not whole and not one:
             return
         msg = {"table": table, "action": action, "data": rows}
         payload = orjson.dumps(msg)
+        frame = text_frame(payload)
         delta = action != "partial"
+        dirty = self._dirty
         for group in (whole, one):
             if group:
                 for conn in group:
-                    if conn.plain:
-                        conn.push(payload)
-                    else:
+                    if conn.faults:
                         conn.send_data(payload, msg, delta=delta, public=not private)
+                    elif dirty is None:
+                        conn.push_frame(frame)
+                    else:
+                        pending = conn.pending
+                        if not pending:
+                            dirty.append(conn)
+                        pending.append(frame)
 
     def subscribers(self, topic: str) -> int:
         return len(self._subs.get(topic, ()))
@@ -118,7 +145,8 @@ class WsHub:
             problem = server.check_ws_auth(*creds)
             if problem is not None:
                 return web.json_response(errors.rest_error_body(problem[1]), status=problem[0])
-        ws = web.WebSocketResponse(autoping=False, autoclose=False,
+        # no permessage-deflate: frames are built once and shared by every subscriber
+        ws = web.WebSocketResponse(autoping=False, autoclose=False, compress=False,
                                    max_msg_size=server.config.ws_max_frame_bytes)
         await ws.prepare(request)
         self._serial += 1

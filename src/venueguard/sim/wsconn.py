@@ -1,9 +1,11 @@
 """One websocket connection's outbound side: a bounded send queue, a writer task, and its faults.
 
-The publisher serialises each update once and hands the same bytes to every subscriber
-(:meth:`WsConnection.send_data`). A connection that is hit by a fault takes a slower path that
-rewrites or drops messages for that connection only. When the queue grows past ``max_queue``
-messages the client is too slow: the connection is closed rather than letting memory grow.
+The publisher serialises and frames each update once and hands the same bytes to every subscriber
+(:meth:`WsConnection.push_frame`); the writer sends them in batches and gives the event loop back
+between batches (:mod:`venueguard.sim.fanout`). A connection that is hit by a fault takes a slower
+path (:meth:`WsConnection.send_data`) that rewrites or drops messages for that connection only.
+When the queue grows past ``max_queue`` messages the client is too slow: the connection is closed
+rather than letting memory grow.
 
 Call order: create, :meth:`start` (spawns the writer), ``send_*`` any number of times,
 :meth:`finish` once the reader loop has ended (stops the writer and closes the socket).
@@ -15,13 +17,13 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
+from venueguard.sim.fanout import FrameSender, text_frame
 from venueguard.sim.faults import Fault
 from venueguard.venues.bitmex import timefmt
 
@@ -43,8 +45,7 @@ class WsConnection:
         self.topics: set[str] = set()
         self.authenticated = False
         self.errors = 0
-        self.closed = False
-        self.sent_messages = 0
+        self.closed = transport is None
         self.dropped_slow = False
         # fault state: anything non-default sends data through the slow path
         self.faults: list[str] = []
@@ -55,11 +56,13 @@ class WsConnection:
         self.duplicate_p = 0.0
         self.shift_ms = 0
         self._held: bytes | None = None
+        # frames the hub deferred while publishing a batch (WsHub.batch); flushed in order
+        # before anything else is queued
+        self.pending: list[bytes] = []
         self._rng = random.Random(f"{seed}/conn/{serial}")
-        self._queue: deque[bytes] = deque()
-        self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._low_water = 0
+        self._sender = FrameSender(transport, max_queue=max_queue,
+                                   on_overflow=self._on_overflow,
+                                   halted=lambda: ws.closed) if transport is not None else None
         self._writer: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -70,8 +73,8 @@ class WsConnection:
     async def finish(self, flush_timeout_s: float = 1.0) -> None:
         """Send what is queued (briefly), stop the writer and close the socket (idempotent)."""
         self.closed = True
-        self._wake.set()
-        self._drained.set()
+        if self._sender is not None:
+            self._sender.close()
         writer, self._writer = self._writer, None
         if writer is not None:
             if not writer.done():
@@ -92,8 +95,8 @@ class WsConnection:
     def abort(self) -> None:
         """Drop the TCP connection without a close frame."""
         self.closed = True
-        self._wake.set()
-        self._drained.set()
+        if self._sender is not None:
+            self._sender.close()
         if self.transport is not None:
             self.transport.abort()
 
@@ -103,26 +106,29 @@ class WsConnection:
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return len(self._sender) if self._sender is not None else 0
+
+    @property
+    def sent_messages(self) -> int:
+        return self._sender.sent_frames if self._sender is not None else 0
 
     async def wait_below(self, low_water: int) -> None:
         """Wait until at most ``low_water`` messages are queued (or the connection ended)."""
-        while len(self._queue) > low_water and not self.closed:
-            self._low_water = low_water
-            self._drained.clear()
-            await self._drained.wait()
+        if self._sender is not None and not self.closed:
+            await self._sender.wait_below(low_water)
 
     # -- fault hits ----------------------------------------------------------------------------
     def hit(self, fault: Fault) -> None:
         """Apply a websocket fault to this connection; it stays until the connection ends."""
+        self.flush_pending()  # published before the fault: queued as they were
         self.faults.append(fault.kind)
         p = fault.params
         if fault.kind == "ws_stall":
             self.stalled = True
-            self._queue.clear()  # the stream stops now, not after what is already queued
+            self._clear_queue()  # the stream stops now, not after what is already queued
         elif fault.kind == "ws_half_open":
             self.half_open = True
-            self._queue.clear()
+            self._clear_queue()
         elif fault.kind == "ws_drop":
             self.abort()
         elif fault.kind == "ws_reorder":
@@ -137,20 +143,33 @@ class WsConnection:
             self.gap_left += int(p["count"])
 
     # -- sending ---------------------------------------------------------------------------
+    def _clear_queue(self) -> None:
+        if self._sender is not None:
+            self._sender.clear()
+
+    def _on_overflow(self) -> None:
+        log.warning("ws connection %d is too slow (%d queued); disconnecting",
+                    self.serial, self.max_queue)
+        self.dropped_slow = True
+        self.closed = True
+
+    def flush_pending(self) -> None:
+        """Queue the frames the hub deferred (see ``pending``)."""
+        frames, self.pending = self.pending, []
+        if frames and not self.closed and self._sender is not None:
+            self._sender.push_many(frames)
+
+    def push_frame(self, frame: bytes) -> None:
+        """Queue a complete frame (:func:`~venueguard.sim.fanout.text_frame`) as it is: the
+        publisher's fast path for a connection with no faults, one frame for all subscribers."""
+        if self.pending:
+            self.flush_pending()
+        if not self.closed and self._sender is not None:
+            self._sender.push(frame)
+
     def push(self, payload: bytes) -> None:
-        """Queue bytes as they are (the publisher's fast path for a connection with no faults)."""
-        if self.closed:
-            return
-        if len(self._queue) >= self.max_queue:
-            log.warning("ws connection %d is too slow (%d queued); disconnecting",
-                        self.serial, len(self._queue))
-            self.dropped_slow = True
-            self._queue.clear()
-            self.closed = True
-            self._wake.set()
-            return
-        self._queue.append(payload)
-        self._wake.set()
+        """Queue one text message (serialised JSON) as it is."""
+        self.push_frame(text_frame(payload))
 
     def send_control(self, payload: bytes) -> None:
         """Acks, errors, pongs: stopped only by a half-open fault."""
@@ -184,22 +203,11 @@ class WsConnection:
             self.push(held)
 
     async def _write_loop(self) -> None:
-        queue, ws = self._queue, self.ws
+        ws = self.ws
+        if self._sender is None:
+            return
         try:
-            while True:
-                if not queue:
-                    if self.closed:
-                        break
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                payload = queue.popleft()
-                if len(queue) <= self._low_water:
-                    self._drained.set()
-                if ws.closed:
-                    break
-                await ws.send_frame(payload, WSMsgType.TEXT)
-                self.sent_messages += 1
+            await self._sender.run()
         except (ConnectionError, RuntimeError) as exc:
             log.debug("ws connection %d: send failed: %s", self.serial, exc)
         if self.dropped_slow and not ws.closed:

@@ -15,12 +15,12 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import deque
 from typing import Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
+from venueguard.sim.fanout import FrameSender, text_frame
 from venueguard.sim.faults import Fault
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class BinanceConn:
         self.streams: dict[str, str] = {}  # fan-out key -> the name the client subscribed
         self.listen_key: str | None = None
         self.key_expired = False
-        self.closed = False
+        self.closed = transport is None
         self.faulted = False
         self.stalled = False
         self.half_open = False
@@ -48,15 +48,15 @@ class BinanceConn:
         self.reorder_p = 0.0
         self.duplicate_p = 0.0
         self.shift_ms = 0
-        self.sent = 0
         self.last_ping_s = opened_s
         self.last_pong_s = opened_s
         self.incoming_second = -1
         self.incoming = 0
         self._held: bytes | None = None
         self._rng = random.Random(f"{seed}/binance-conn/{serial}")
-        self._queue: deque[bytes] = deque()
-        self._wake = asyncio.Event()
+        # frames are written in batches that give the event loop back (venueguard.sim.fanout)
+        self._sender = FrameSender(transport, max_queue=max_queue, on_overflow=self._on_overflow,
+                                   halted=lambda: ws.closed) if transport is not None else None
         self._writer: asyncio.Task[None] | None = None
         self._pings: set[asyncio.Task[None]] = set()
 
@@ -70,10 +70,10 @@ class BinanceConn:
         kind, p = fault.kind, fault.params
         if kind == "ws_stall":
             self.stalled = True
-            self._queue.clear()
+            self._clear()
         elif kind == "ws_half_open":
             self.half_open = True
-            self._queue.clear()
+            self._clear()
         elif kind == "ws_drop":
             self.abort()
         elif kind == "ws_reorder":
@@ -88,16 +88,26 @@ class BinanceConn:
             self.gap_left += int(p["count"])
 
     # -- sending -------------------------------------------------------------------------------
+    @property
+    def sent(self) -> int:
+        return self._sender.sent_frames if self._sender is not None else 0
+
+    def _clear(self) -> None:
+        if self._sender is not None:
+            self._sender.clear()
+
+    def _on_overflow(self) -> None:
+        log.warning("binance ws connection %d is too slow; disconnecting", self.serial)
+        self.abort()
+
+    def push_frame(self, frame: bytes) -> None:
+        """Queue a complete frame (:func:`~venueguard.sim.fanout.text_frame`), shared by the
+        subscribers of one event."""
+        if not self.closed and self._sender is not None:
+            self._sender.push(frame)
+
     def push(self, payload: bytes) -> None:
-        if self.closed:
-            return
-        if len(self._queue) >= self.max_queue:
-            log.warning("binance ws connection %d is too slow; disconnecting", self.serial)
-            self._queue.clear()
-            self.abort()
-            return
-        self._queue.append(payload)
-        self._wake.set()
+        self.push_frame(text_frame(payload))
 
     def send_control(self, obj: Any) -> None:
         if not self.half_open:
@@ -136,20 +146,10 @@ class BinanceConn:
             self.push(held)
 
     async def _write_loop(self) -> None:
-        queue, ws = self._queue, self.ws
+        if self._sender is None:
+            return
         try:
-            while True:
-                if not queue:
-                    if self.closed:
-                        break
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                payload = queue.popleft()
-                if ws.closed:
-                    break
-                await ws.send_frame(payload, WSMsgType.TEXT)
-                self.sent += 1
+            await self._sender.run()
         except (ConnectionError, RuntimeError) as exc:
             log.debug("binance ws connection %d: send failed: %s", self.serial, exc)
 
@@ -168,13 +168,15 @@ class BinanceConn:
     # -- ending --------------------------------------------------------------------------------
     def abort(self) -> None:
         self.closed = True
-        self._wake.set()
+        if self._sender is not None:
+            self._sender.close()
         if self.transport is not None:
             self.transport.abort()
 
     async def finish(self) -> None:
         self.closed = True
-        self._wake.set()
+        if self._sender is not None:
+            self._sender.close()
         writer, self._writer = self._writer, None
         if writer is not None:
             try:

@@ -254,6 +254,7 @@ async def get_order(call: Call) -> Any:
 async def delete_order(call: Call) -> Any:
     venue = call.venue
     server = venue.server
+    server.note_order_request()
     sym = symbol_of(call)
     assert sym is not None
     row = _find(call, sym, visible=False)
@@ -277,6 +278,7 @@ async def delete_order(call: Call) -> Any:
 async def delete_all_open(call: Call) -> Any:
     sym = symbol_of(call)
     assert sym is not None
+    call.venue.server.note_order_request()
     call.venue.server.engine.cancel_all(sym.name, None, None, call.now_ms)
     call.venue.server.pump()
     return {"code": 200, "msg": "The operation of cancel all open order is done."}

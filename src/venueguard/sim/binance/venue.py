@@ -165,14 +165,14 @@ class BinanceVenue:
         return self._rng.random() < 0.5
 
     def overload_fires(self, symbol: str) -> bool:
+        """Whether ``overload_503`` sheds this order: the simulator's load model, shared with the
+        BitMEX dialect (market intensity and order rate; docs/overload.md)."""
         server = self.server
+        server.note_order_request()
         fault = server.active_fault("overload_503")
         if fault is None:
             return False
-        prob = float(fault.params["probability"])
-        if fault.params.get("follow_intensity"):
-            prob = min(1.0, prob * max(0.0, server.engine.intensity(symbol)))
-        return fault.roll(prob)
+        return server.overload_decision(fault, symbol)
 
     # -- replay --------------------------------------------------------------------------------
     def recorded_depth(self, symbol: str, limit: int) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ from aiohttp import WSMsgType, web
 
 from venueguard.sim.binance.conn import BinanceConn
 from venueguard.sim.binance.feed import Event
+from venueguard.sim.fanout import text_frame
 
 if TYPE_CHECKING:
     from venueguard.sim.binance.venue import BinanceVenue
@@ -76,10 +77,10 @@ class StreamHub:
                 if conn.faulted:
                     conn.send_event(name, raw, event.data, depth=event.depth)
                     continue
-                payload = framed.get((name, conn.combined))
-                if payload is None:
-                    payload = framed[(name, conn.combined)] = conn.frame(name, raw)
-                conn.push(payload)
+                frame = framed.get((name, conn.combined))
+                if frame is None:
+                    frame = framed[(name, conn.combined)] = text_frame(conn.frame(name, raw))
+                conn.push_frame(frame)
 
     def wants(self, key: str | None) -> bool:
         """Does anyone take ``key`` (None: the user data stream)? Events nobody takes are not
@@ -165,7 +166,9 @@ class StreamHub:
         if keys and not all(venue.listen_keys.active(k, now_s) for k in keys):
             return web.json_response({"code": -1125, "msg": "This listenKey does not exist."},
                                      status=400)
-        ws = web.WebSocketResponse(autoping=False, autoclose=False, max_msg_size=1 << 16)
+        # no permessage-deflate: an event's frame is built once and shared (sim.fanout)
+        ws = web.WebSocketResponse(autoping=False, autoclose=False, compress=False,
+                                   max_msg_size=1 << 16)
         await ws.prepare(request)
         self._serial += 1
         self.opened_total += 1

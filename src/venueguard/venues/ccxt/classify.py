@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 from venueguard.core.classify import Classification, Outcome, classify, classify_text
 from venueguard.core.kinds import AMBIGUOUS_KINDS, Kind, Transport
 from venueguard.core.rules import RuleSet, default_rules, parse_rules
+from venueguard.venues.bitmex.rules import bitmex_rules
 from venueguard.venues.ccxt.bodies import neutral_body, venue_error
 
 __all__ = [
@@ -106,6 +107,8 @@ def _exception_kinds() -> Mapping[str, Kind]:
 
 @cache
 def _venue_rules(name: str) -> RuleSet:
+    if name == "bitmex":  # the native adapter's table: one source for BitMEX's texts
+        return bitmex_rules()
     return parse_rules(_package_text("rules", f"{name}.toml"), f"venues/ccxt/rules/{name}.toml",
                        base=default_rules())
 
