@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from venueguard.core.rules import default_rules
+from venueguard.venues.bitmex.rules import bitmex_rules
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,14 +36,15 @@ def bitmex_fixtures() -> Path:
 
 @pytest.fixture(autouse=True)
 def _empty_default_rule_caches() -> Iterator[None]:
-    """Each test starts with the packaged rule table's classify caches empty.
+    """Each test starts with the packaged rule tables' classify caches empty.
 
-    ``default_rules()`` is parsed once per process and its ``RuleSet`` keeps two bounded caches
-    (``memo``: text -> kind, ``verdicts``: outcome -> classification). Emptied here, no test
+    ``default_rules()`` and ``bitmex_rules()`` are parsed once per process and each ``RuleSet``
+    keeps two bounded caches (``memo``: text -> kind, ``verdicts``: outcome -> classification).
+    Emptied here, no test
     depends on what an earlier test classified, and every test reaches the pattern scan and
     the verdict code itself (which mutation testing relies on, see README "Mutation testing").
     """
-    rules = default_rules()
-    rules.memo.clear()
-    rules.verdicts.clear()
+    for rules in (default_rules(), bitmex_rules()):
+        rules.memo.clear()
+        rules.verdicts.clear()
     yield
