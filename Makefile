@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint typecheck bench clean docs metrics-doc config-doc fuzz
+.PHONY: run test check lint typecheck bench clean mutation docs metrics-doc config-doc fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,3 +55,19 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Mutation testing of the sans-I/O core against tests/core (README, "Mutation testing"). Not part
+# of `make test`: it takes about half an hour on two cores. One module at a time, each mutant
+# re-tested (a name glob makes mutmut rerun it); MODULES="backoff budget" limits the run.
+MUTATION_CHILDREN ?= 2
+MODULES ?= $(sort $(basename $(notdir $(wildcard src/venueguard/core/*.py))))
+mutation: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[mutation]'
+	@mkdir -p mutants; for m in $(MODULES); do \
+	  if grep -q "def " src/venueguard/core/$$m.py; then \
+	    echo "== core/$$m.py"; \
+	    $(VENV)/bin/mutmut run "venueguard.core.$$m.*" --max-children $(MUTATION_CHILDREN) \
+	      > mutants/run-$$m.log 2>&1 || { tail -20 mutants/run-$$m.log; exit 1; }; \
+	  fi; \
+	done
+	$(PY) scripts/mutation_report.py --min 90

@@ -8,9 +8,13 @@ where they are absent. Every other test uses data the project makes itself.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from venueguard.core.rules import default_rules
+from venueguard.venues.bitmex.rules import bitmex_rules
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,3 +32,19 @@ def bitmex_fixtures() -> Path:
         pytest.skip(f"BitMEX captures not found at {path} "
                     "(set VENUEGUARD_FIXTURES to their directory)")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _empty_default_rule_caches() -> Iterator[None]:
+    """Each test starts with the packaged rule tables' classify caches empty.
+
+    ``default_rules()`` and ``bitmex_rules()`` are parsed once per process and each ``RuleSet``
+    keeps two bounded caches (``memo``: text -> kind, ``verdicts``: outcome -> classification).
+    Emptied here, no test
+    depends on what an earlier test classified, and every test reaches the pattern scan and
+    the verdict code itself (which mutation testing relies on, see README "Mutation testing").
+    """
+    for rules in (default_rules(), bitmex_rules()):
+        rules.memo.clear()
+        rules.verdicts.clear()
+    yield
