@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -61,24 +62,24 @@ async def user(request: web.Request) -> web.StreamResponse:
     return json_response(complete("User", user_row(engine.account_id, engine.iso(0))))
 
 
-async def user_margin(request: web.Request) -> web.StreamResponse:
+async def _per_currency(request: web.Request, model: str,
+                        build: Callable[[int, str, list[Position], str], dict[str, object]],
+                        ) -> web.StreamResponse:
+    """One ``model`` row per asked currency (``all``: a list of every one)."""
     server, prm, now_ms = _ctx(request)
     wanted, as_list = _currency_list(server, p.opt_str(prm, "currency"))
     engine = server.engine
     ts = engine.iso(now_ms)
-    rows = [complete("Margin", margin_row(engine.account_id, c, _positions(server), ts))
-            for c in wanted]
+    rows = [complete(model, build(engine.account_id, c, _positions(server), ts)) for c in wanted]
     return json_response(rows if as_list else rows[0])
+
+
+async def user_margin(request: web.Request) -> web.StreamResponse:
+    return await _per_currency(request, "Margin", margin_row)
 
 
 async def user_wallet(request: web.Request) -> web.StreamResponse:
-    server, prm, now_ms = _ctx(request)
-    wanted, as_list = _currency_list(server, p.opt_str(prm, "currency"))
-    engine = server.engine
-    ts = engine.iso(now_ms)
-    rows = [complete("Wallet", wallet_row(engine.account_id, c, _positions(server), ts))
-            for c in wanted]
-    return json_response(rows if as_list else rows[0])
+    return await _per_currency(request, "Wallet", wallet_row)
 
 
 def _page(prm: dict[str, Any]) -> tuple[int, int, bool]:
