@@ -388,6 +388,8 @@ class Account:
 
     def flush(self, now_ms: int) -> None:
         """Publish one ``position`` update per symbol whose position changed."""
+        if not self._dirty:  # the common case: called after every slice of market time
+            return
         for symbol in sorted(self._dirty):
             pos = self.positions.get(symbol)
             if pos is None:
