@@ -360,9 +360,9 @@ def default_rules() -> RuleSet:
 
 def load_rules(user_text: str | None, source: str = "<user rules>", *,
                base: RuleSet | None = None) -> RuleSet:
-    """``base`` (default: the packaged defaults; a venue adapter passes its own table, e.g.
-    :func:`venueguard.venues.bitmex.rules.bitmex_rules`) with the user file's text merged over
-    it (``None``: ``base`` alone)."""
+    """``base`` (default: the packaged defaults; a venue adapter passes its own table, which
+    carries that venue's error texts) with the user file's text merged over it (``None``:
+    ``base`` alone)."""
     table = base if base is not None else default_rules()
     if user_text is None:
         return table

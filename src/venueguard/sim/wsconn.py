@@ -14,7 +14,6 @@ Call order: create, :meth:`start` (spawns the writer), ``send_*`` any number of 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Mapping
@@ -23,7 +22,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from venueguard.sim.fanout import FrameSender, text_frame
+from venueguard.sim.fanout import FrameSender, SenderConnection, text_frame
 from venueguard.sim.faults import Fault
 from venueguard.venues.bitmex import timefmt
 
@@ -32,7 +31,7 @@ log = logging.getLogger(__name__)
 _TIME_FIELDS = ("timestamp", "transactTime")
 
 
-class WsConnection:
+class WsConnection(SenderConnection):
     """Outbound state of one client connection (subscriptions live in the hub's index)."""
 
     def __init__(self, serial: int, ws: web.WebSocketResponse, transport: asyncio.Transport | None,
@@ -69,36 +68,6 @@ class WsConnection:
     def start(self) -> None:
         self._writer = asyncio.get_running_loop().create_task(
             self._write_loop(), name=f"sim-ws-writer-{self.serial}")
-
-    async def finish(self, flush_timeout_s: float = 1.0) -> None:
-        """Send what is queued (briefly), stop the writer and close the socket (idempotent)."""
-        self.closed = True
-        if self._sender is not None:
-            self._sender.close()
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            if not writer.done():
-                try:
-                    async with asyncio.timeout(flush_timeout_s):
-                        await asyncio.shield(writer)
-                except TimeoutError:
-                    writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-        if not self.ws.closed and not self.half_open:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2.0):
-                    await self.ws.close()
-        if not self.ws.closed:
-            self.abort()
-
-    def abort(self) -> None:
-        """Drop the TCP connection without a close frame."""
-        self.closed = True
-        if self._sender is not None:
-            self._sender.close()
-        if self.transport is not None:
-            self.transport.abort()
 
     @property
     def plain(self) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from venueguard.sim.fanout import FrameSender, text_frame
+from venueguard.sim.fanout import FrameSender, SenderConnection, text_frame
 from venueguard.sim.faults import Fault
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 __all__ = ["BinanceConn"]
 
 
-class BinanceConn:
+class BinanceConn(SenderConnection):
     def __init__(self, serial: int, ws: web.WebSocketResponse, transport: Any, *,
                  combined: bool, opened_s: float, max_queue: int, seed: int) -> None:
         self.serial = serial
@@ -164,31 +164,3 @@ class BinanceConn:
     async def _ping(self) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.ping(b"")
-
-    # -- ending --------------------------------------------------------------------------------
-    def abort(self) -> None:
-        self.closed = True
-        if self._sender is not None:
-            self._sender.close()
-        if self.transport is not None:
-            self.transport.abort()
-
-    async def finish(self) -> None:
-        self.closed = True
-        if self._sender is not None:
-            self._sender.close()
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            try:
-                async with asyncio.timeout(1.0):
-                    await asyncio.shield(writer)
-            except TimeoutError:
-                writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-        if not self.ws.closed and not self.half_open:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2.0):
-                    await self.ws.close()
-        if not self.ws.closed:
-            self.abort()
