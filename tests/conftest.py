@@ -8,12 +8,15 @@ where they are absent. Every other test uses data the project makes itself.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from venueguard.core.rules import default_rules
+from venueguard.sim.testing import SimHandle, running_sim
 from venueguard.venues.bitmex.rules import bitmex_rules
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -48,3 +51,22 @@ def _empty_default_rule_caches() -> Iterator[None]:
         rules.memo.clear()
         rules.verdicts.clear()
     yield
+
+
+SimFactory = Callable[..., Awaitable[SimHandle]]
+
+
+@pytest.fixture
+async def sim_server() -> AsyncIterator[SimFactory]:
+    """A factory of in-process simulators on 127.0.0.1 (any free port), all stopped at teardown:
+    ``sim = await sim_server(scenario="calm", seed=1, rate=50.0, book_format="modern",
+    symbols=("XBTUSD",), **config_overrides)``."""
+    async with AsyncExitStack() as stack:
+        async def start(scenario: str | None = "calm", seed: int = 1, rate: float = 50.0,
+                        book_format: str = "modern", symbols: Sequence[str] = ("XBTUSD",),
+                        **overrides: Any) -> SimHandle:
+            return await stack.enter_async_context(running_sim(
+                scenario=scenario, seed=seed, rate_msgs_s=rate, book_format=book_format,
+                symbols=tuple(symbols), **overrides))
+
+        yield start

@@ -8,16 +8,12 @@ simulator factory of ``tests/sim/conftest.py``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 
-from venueguard.sim.testing import SimHandle, running_sim
-
-from ccxt_testkit import FakeVenue, SimFactory
+from ccxt_testkit import FakeVenue
 
 
 @pytest.fixture
@@ -35,16 +31,3 @@ async def fake_venue() -> AsyncIterator[FakeVenue]:
         yield venue
     finally:
         await runner.cleanup()
-
-
-@pytest.fixture
-async def sim_server() -> AsyncIterator[SimFactory]:
-    async with AsyncExitStack() as stack:
-        async def start(scenario: str | None = "calm", seed: int = 1, rate: float = 50.0,
-                        book_format: str = "modern", symbols: Sequence[str] = ("XBTUSD",),
-                        **overrides: Any) -> SimHandle:
-            return await stack.enter_async_context(running_sim(
-                scenario=scenario, seed=seed, rate_msgs_s=rate, book_format=book_format,
-                symbols=tuple(symbols), **overrides))
-
-        yield start
