@@ -1,7 +1,8 @@
 """Fixtures that run the simulator in-process on 127.0.0.1 (any free port).
 
-``sim_server`` (in ``tests/conftest.py``, shared by every directory) is a factory: ``sim = await sim_server(scenario="calm", seed=1, rate=50.0,
-book_format="modern", symbols=("XBTUSD",), **config_overrides)`` returns a
+``sim_server`` (in ``tests/conftest.py``, shared by every directory) is a factory:
+``sim = await sim_server(scenario="calm", seed=1, rate=50.0, book_format="modern",
+symbols=("XBTUSD",), **config_overrides)`` returns a
 :class:`venueguard.sim.testing.SimHandle` (base_url, api_url, ws_url, add_fault, clear_faults,
 faults, truth, request, signed_headers, ws_auth_query, ws_auth_op, server). Every simulator it
 started is stopped at teardown. ``sim`` is one default simulator (calm, seed 1).
