@@ -8,6 +8,7 @@ bulk cancel and disarms the dead man's switch. The last test runs it inside the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from venueguard.app.monitor import Monitor, MonitorConfig
 from venueguard.core.dms import DmsConfig
 from venueguard.io.http_session import RestConfig, RestSession
 from venueguard.io.journal import Journal
+from venueguard.io.order_manager import OrderIntent
 from venueguard.io.orders_runtime import OrdersRuntime
 from venueguard.io.ws_session import MarketDataSession, MdConfig
 from venueguard.sim.testing import SimHandle, running_sim
@@ -81,6 +83,13 @@ async def test_demo_trades_around_mid_respects_safe_mode_and_cleans_up(
         regime["now"] = "NORMAL"
         await eventually(lambda: trader.placed > placed, timeout_s=10.0)
         await eventually(lambda: runtime.dms is not None and runtime.dms.armed)
+        # the stop below must find an order resting (else it rightly sends no bulk cancel):
+        # pause the demo, stop its time-outs, and rest one order far below the market
+        trader.pause("test")
+        trader.config = dataclasses.replace(trader.config, order_ttl_s=3600.0)
+        far = round((mid - 40.0) * 2) / 2
+        await runtime.submit(OrderIntent(SYMBOL, "Buy", 100, far, post_only=True))
+        assert manager.open_orders()
         await trader.stop()
         await asyncio.wait_for(task, 10.0)
         truth = await sim.truth()
