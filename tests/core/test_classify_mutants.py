@@ -240,3 +240,9 @@ def test_digit_variants_of_one_shape_fill_the_memo_up_to_its_bound() -> None:
         assert rules.memo[(None, None, f"balance {i} too low")] is Kind.UNKNOWN
         largest = max(largest, len(rules.memo))
     assert largest == CACHE_MAX
+
+
+def test_without_a_table_the_packaged_default_rules_classify() -> None:
+    verdict = classify(Outcome(status=429))
+    assert verdict.kind is Kind.RATE_LIMITED and verdict.status == 429
+    assert classify(Outcome(status=200)).kind is Kind.OK

@@ -276,3 +276,16 @@ def test_a_shared_cooldown_extends_only_while_it_lasts() -> None:
     assert health.poll(10.0) == [StateChanged(C, H, 20.0, "peer: rate limited", 10.0)]
     health.on_shared(C, 15.0, "peer: shorter", 11.0)
     assert health.poll(11.0) == [] and health.until == 20.0
+
+
+def test_a_shared_signal_that_changes_nothing_leaves_block_and_cooldown_alone() -> None:
+    blocked = VenueHealth(table())
+    blocked.on_shared(B, None, "peer: banned", 1.0)
+    assert blocked.poll(1.0) == [StateChanged(B, H, None, "peer: banned", 1.0)]
+    blocked.on_shared(C, 0.5, "peer: cooldown already over", 2.0)
+    assert blocked.poll(2.0) == [] and blocked.state is B
+    cooling = VenueHealth(table())
+    cooling.on_shared(C, 20.0, "peer: rate limited", 1.0)
+    assert cooling.poll(1.0) == [StateChanged(C, H, 20.0, "peer: rate limited", 1.0)]
+    cooling.on_shared(H, None, "operator reset", 2.0)   # a reset lifts blocks only
+    assert cooling.poll(2.0) == [] and cooling.state is C and cooling.until == 20.0
