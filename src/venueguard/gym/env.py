@@ -126,11 +126,11 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
              ) -> tuple[Obs, float, bool, bool, dict[str, Any]]:
         venue = self.venue
         values = action.tolist() if isinstance(action, np.ndarray) else [int(a) for a in action]
-        if len(values) != 5:
+        n0, n1, n2, n3, n4 = self._nvec
+        if len(values) != 5 or not (0 <= values[0] < n0 and 0 <= values[1] < n1
+                                    and 0 <= values[2] < n2 and 0 <= values[3] < n3
+                                    and 0 <= values[4] < n4):
             raise ValueError(f"action {values!r} is outside {self.action_space}")
-        for value, n in zip(values, self._nvec, strict=True):
-            if not 0 <= value < n:
-                raise ValueError(f"action {values!r} is outside {self.action_space}")
         venue.step(values)
         equity = venue.equity()
         reward = equity - self._equity

@@ -15,10 +15,12 @@ interleaved in slices of ``SLICE_MS`` of simulated time (exactly at timer deadli
 
 Additions to the documented interface (all optional keywords or extra members):
 ``Engine(..., publish_l2_25=True, mark_interval_ms=1000, max_pending_updates=2_000_000,
-burstiness=1.0, market_params=None)`` (``burstiness`` scales how often volatility bursts start; 0
-gives a calm market whose intensity stays 1; ``market_params`` replaces the default
-:class:`~venueguard.sim.market.MarketParams`); ``burst(size, symbol, now_ms)`` adds a market burst
-(``symbol`` None: every instrument);
+burstiness=1.0, market_params=None, publish_l2=True)`` (``burstiness`` scales how often
+volatility bursts start; 0 gives a calm market whose intensity stays 1; ``market_params`` replaces
+the default :class:`~venueguard.sim.market.MarketParams`; ``publish_l2`` False: book level changes
+publish no ``orderBookL2`` rows and are only counted in each book's ``unpublished_changes``, for
+an in-process consumer that reads the books directly); ``burst(size, symbol, now_ms)`` adds a
+market burst (``symbol`` None: every instrument);
 instruments may also be given as symbol names; ``Engine.symbols``, ``Engine.now_ms``,
 ``Engine.spec(symbol)``, ``Engine.dropped_updates`` (updates discarded because nobody drained
 beyond ``max_pending_updates``), ``Engine.market_events`` (events run so far) and
@@ -30,6 +32,7 @@ instruments.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -58,7 +61,7 @@ class Engine:
         book_format: str = "modern", account: int = 1, start_ms: int,
         publish_l2_25: bool = True, mark_interval_ms: int = 1000,
         max_pending_updates: int = 2_000_000, burstiness: float = 1.0,
-        market_params: MarketParams | None = None,
+        market_params: MarketParams | None = None, publish_l2: bool = True,
     ) -> None:
         if book_format not in BOOK_FORMATS:
             raise ValueError(f"book_format must be one of {BOOK_FORMATS}, not {book_format!r}")
@@ -82,12 +85,14 @@ class Engine:
         for index, spec in enumerate(specs):
             rng_seed = random.Random(f"{seed}:{spec.symbol}").getrandbits(63)
             book = Book(spec, self._out, legacy=book_format == "legacy",
-                        publish_l2_25=publish_l2_25, first_id=(index + 1) * 10_000_000_000)
+                        publish_l2_25=publish_l2_25, first_id=(index + 1) * 10_000_000_000,
+                        publish_l2=publish_l2)
             self.markets[spec.symbol] = Market(
                 spec, book, seed=rng_seed, rate_events_s=per_symbol, start_ms=start_ms,
                 out=self._out, iso=self.iso,
                 params=(market_params or MarketParams()).scaled(burstiness),
             )
+        self._market_list = list(self.markets.values())
         self.account = Account(account, self.markets, self._out, self.iso,
                                random.Random(f"{seed}:account"))
         for market in self.markets.values():
@@ -256,9 +261,21 @@ class Engine:
     # ------------------------------------------------------------- time flow
     def advance(self, now_ms: int) -> None:
         """Run the market process and the timers up to ``now_ms`` (earlier times: no-op)."""
-        markets = list(self.markets.values())
+        markets = self._market_list
         account = self.account
         while self._now_ms < now_ms:
+            if self._next_slice_ms < now_ms and not account.dirty:
+                # slices that end before the next market event or timer do nothing: skip them
+                quiet_until: float = min(now_ms, self._next_mark_ms)
+                for market in markets:
+                    if market.next_t < quiet_until:
+                        quiet_until = market.next_t
+                if self._dms_at_ms is not None and self._dms_at_ms < quiet_until:
+                    quiet_until = self._dms_at_ms
+                last_idle = (math.ceil(quiet_until / SLICE_MS) - 1) * SLICE_MS
+                if last_idle >= self._next_slice_ms:
+                    self._now_ms = last_idle
+                    self._next_slice_ms = last_idle + SLICE_MS
             horizon = min(now_ms, self._next_slice_ms, self._next_mark_ms)
             if self._dms_at_ms is not None and self._dms_at_ms < horizon:
                 horizon = max(self._dms_at_ms, self._now_ms)

@@ -386,6 +386,11 @@ class Account:
             if pos.qty != 0:
                 self._dirty.add(symbol)
 
+    @property
+    def dirty(self) -> bool:
+        """Whether a position changed since the last :meth:`flush`."""
+        return bool(self._dirty)
+
     def flush(self, now_ms: int) -> None:
         """Publish one ``position`` update per symbol whose position changed."""
         if not self._dirty:  # the common case: called after every slice of market time
