@@ -329,7 +329,7 @@ class Account:
         chosen = [
             o for o in self.open_orders()
             if (symbol is None or o.spec.symbol == symbol)
-            and row_matches(order_row(o, self.iso), flt)
+            and (not flt or row_matches(order_row(o, self.iso), flt))
         ]
         rows = [self._cancel_one(o, reason, now_ms) for o in chosen]
         for sym in sorted({o.spec.symbol for o in chosen}):
