@@ -12,6 +12,7 @@ import ccxt
 import pytest
 
 from venueguard.ccxt import OrdersRefused
+from venueguard.ccxt.errors import OrderUnknown
 from venueguard.core.dms import DmsConfig
 from venueguard.io.journal import Journal
 from venueguard.telemetry.events import EventLog
@@ -167,3 +168,54 @@ async def test_create_orders_settles_lost_answers_by_client_id_without_resending
     assert sorted(sent) == sorted(ids)                        # each at the venue exactly once
     assert truth["requests"]["POST /api/v1/order"] == 3       # answers lost, never resent
     assert {e["cl_ord_id"] for e in events.recent(event="rest.ambiguous")} == set(ids)
+
+
+async def test_an_amend_whose_answer_is_lost_is_settled_by_the_venue_not_resent(
+        sim_server: SimFactory) -> None:
+    sim = await sim_server()
+    events = EventLog()
+    exchange = bitmex(sim, events=events)
+    try:
+        bid = await _bid(exchange)
+        order = await exchange.create_order(SYMBOL, "limit", "buy", 100, bid - 300)
+        await sim.add_fault("timeout_after_accept", duration_s=30.0)
+        edited = await exchange.edit_order(order["id"], SYMBOL, "limit", "buy", 100, bid - 310)
+        truth = await sim.truth()
+    finally:
+        await close(exchange)
+    cl = order["clientOrderId"]
+    assert edited["price"] == bid - 310 and edited["status"] == "open"
+    assert [r["price"] for r in truth["orders"] if r["clOrdID"] == cl] == [bid - 310]
+    assert truth["requests"]["PUT /api/v1/order"] == 1        # the answer was lost; not resent
+    assert [e["cl_ord_id"] for e in events.recent(event="order.amend_unknown")] == [cl]
+    resolved = events.recent(event="reconcile.resolved")
+    assert any(e["kind"] == "amend_lookup" and "amend applied" in str(e["detail"])
+               for e in resolved)
+    assert exchange.order_state(cl) == "NEW"
+
+
+async def test_an_amend_the_venue_refused_whose_answer_is_lost_is_found_not_applied(
+        sim_server: SimFactory) -> None:
+    sim = await sim_server()
+    events = EventLog()
+    exchange = bitmex(sim, events=events)
+    try:
+        bid = await _bid(exchange)
+        order = await exchange.create_order(SYMBOL, "limit", "buy", 100, bid - 300)
+        # the answer comes after the client gave up (an ambiguous outcome); the venue refused
+        # the amend (a price above the instrument's maximum), so the order rests unchanged
+        await sim.add_fault("latency", ms=2_500.0, duration_s=0.5)
+        with pytest.raises(ccxt.BaseError) as raised:
+            await exchange.edit_order(order["id"], SYMBOL, "limit", "buy", 100, 2_000_000)
+        truth = await sim.truth()
+    finally:
+        await close(exchange)
+    cl = order["clientOrderId"]
+    assert not isinstance(raised.value, OrderUnknown)          # settled: it was not applied
+    assert isinstance(raised.value, ccxt.RequestTimeout)       # ccxt's own error for the call
+    assert [e["cl_ord_id"] for e in events.recent(event="order.amend_unknown")] == [cl]
+    assert [r["price"] for r in truth["orders"] if r["clOrdID"] == cl] == [bid - 300]
+    assert truth["requests"]["PUT /api/v1/order"] == 1
+    assert any(e["kind"] == "amend_lookup" and "amend not applied" in str(e["detail"])
+               for e in events.recent(event="reconcile.resolved"))
+    assert exchange.order_state(cl) == "NEW"
