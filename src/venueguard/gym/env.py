@@ -42,6 +42,7 @@ import numpy as np
 from venueguard.core.health import VenueState
 from venueguard.core.regime import Regime
 from venueguard.gym.contract import Contract, contract_for
+from venueguard.gym.slots import TERMINAL_VALUES
 from venueguard.gym.spaces import (
     MARKET_HIGH,
     STATE_CODE,
@@ -164,22 +165,31 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
         table = orders.table.orders
         spec = venue.spec
         lot = spec.lot_size
+        tick_size = spec.tick_size
         bid, ask = feed.bid_tick, feed.ask_tick
         mid = None if bid is None or ask is None else (bid + ask) / 2.0
+        finished: list[int] = []
         for index, cl in enumerate(orders.slots):
             if cl is None:
                 continue
             order = table[cl]
-            state[index] = _CODE[order.state._value_]
+            value = order.state._value_
+            state[index] = _CODE[value]
+            if value in TERMINAL_VALUES:
+                finished.append(index)
             offset = 0.0
-            if mid is not None and order.price is not None:
-                offset = max(-1e4, min(1e4, order.price / spec.tick_size - mid))
+            price = order.price
+            if mid is not None and price is not None:
+                offset = price / tick_size - mid
+                offset = -1e4 if offset < -1e4 else 1e4 if offset > 1e4 else offset
+            qty, cum = order.qty / lot, order.cum_qty / lot
             info[index] = (1.0 if order.side == "Buy" else -1.0, offset,
-                           min(order.qty / lot, 1e6), min(order.cum_qty / lot, 1e6))
-        orders.mark_shown()
+                           qty if qty < 1e6 else 1e6, cum if cum < 1e6 else 1e6)
+        orders.mark_shown(finished)
         believed = orders.table.position(self.symbol)
         position = self._empty_position.copy()
-        position[0] = max(-1e6, min(1e6, believed / lot))
+        scaled = believed / lot
+        position[0] = -1e6 if scaled < -1e6 else 1e6 if scaled > 1e6 else scaled
         fresh = feed.fresh(now_s)
         health = venue.health.state._value_
         regime = venue.regime.regime._value_
