@@ -328,3 +328,28 @@ def test_without_l2_rows_book_changes_are_counted_and_everything_else_is_the_sam
     assert changes == sum(1 for t, _, _ in full if t == "orderBookL2")
     for symbol, market in full_engine.markets.items():
         assert market.book.rows(0, "t") == lean_engine.markets[symbol].book.rows(0, "t")
+
+
+def test_a_coarser_slice_changes_only_when_positions_are_published() -> None:
+    def run(slice_ms: int) -> tuple[Engine, list[tuple[str, str, list[dict[str, object]]]]]:
+        engine = Engine(["XBTUSD"], seed=4, rate_msgs_s=40, start_ms=T0, slice_ms=slice_ms)
+        out: list[tuple[str, str, list[dict[str, object]]]] = []
+        for step in range(1, 80):
+            now = T0 + step * 100
+            engine.advance(now)
+            if step % 10 == 0:  # cross the spread: fills and position changes
+                ask = engine.markets["XBTUSD"].book.best_ask()
+                assert ask is not None
+                engine.place_order({"symbol": "XBTUSD", "side": "Buy", "orderQty": 200,
+                                    "price": engine.spec("XBTUSD").price(ask + 2)}, now)
+            out.extend((u.table, u.action, u.rows) for u in engine.drain_updates())
+        return engine, out
+
+    fine_engine, fine = run(10)
+    coarse_engine, coarse = run(100)
+    assert sum(1 for t, _, _ in fine if t == "position") > 0
+    assert [u for u in fine if u[0] != "position"] == [u for u in coarse if u[0] != "position"]
+    assert fine_engine.get_positions() == coarse_engine.get_positions()
+    for bad in (0, -5, True, 2.5):
+        with pytest.raises(ValueError, match="slice_ms must be a whole number"):
+            Engine(["XBTUSD"], seed=4, rate_msgs_s=40, start_ms=T0, slice_ms=bad)  # type: ignore[arg-type]
