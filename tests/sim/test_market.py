@@ -330,9 +330,11 @@ def test_without_l2_rows_book_changes_are_counted_and_everything_else_is_the_sam
         assert market.book.rows(0, "t") == lean_engine.markets[symbol].book.rows(0, "t")
 
 
-def test_a_coarser_slice_changes_only_when_positions_are_published() -> None:
-    def run(slice_ms: int) -> tuple[Engine, list[tuple[str, str, list[dict[str, object]]]]]:
-        engine = Engine(["XBTUSD"], seed=4, rate_msgs_s=40, start_ms=T0, slice_ms=slice_ms)
+def test_a_coarser_slice_or_unpublished_positions_change_nothing_else() -> None:
+    def run(slice_ms: int, positions: bool = True) -> tuple[
+            Engine, list[tuple[str, str, list[dict[str, object]]]]]:
+        engine = Engine(["XBTUSD"], seed=4, rate_msgs_s=40, start_ms=T0, slice_ms=slice_ms,
+                        publish_positions=positions)
         out: list[tuple[str, str, list[dict[str, object]]]] = []
         for step in range(1, 80):
             now = T0 + step * 100
@@ -350,6 +352,9 @@ def test_a_coarser_slice_changes_only_when_positions_are_published() -> None:
     assert sum(1 for t, _, _ in fine if t == "position") > 0
     assert [u for u in fine if u[0] != "position"] == [u for u in coarse if u[0] != "position"]
     assert fine_engine.get_positions() == coarse_engine.get_positions()
+    quiet_engine, quiet = run(100, positions=False)              # positions kept, not published
+    assert [u for u in fine if u[0] != "position"] == quiet
+    assert quiet_engine.get_positions() == coarse_engine.get_positions()
     for bad in (0, -5, True, 2.5):
         with pytest.raises(ValueError, match="slice_ms must be a whole number"):
             Engine(["XBTUSD"], seed=4, rate_msgs_s=40, start_ms=T0, slice_ms=bad)  # type: ignore[arg-type]

@@ -87,7 +87,7 @@ class SimVenue:
         self.max_lots = max_lots
         self.engine = Engine([symbol], seed=seed, rate_msgs_s=rate_msgs_s, start_ms=START_MS,
                              publish_l2_25=False, publish_l2=False, burstiness=burstiness,
-                             slice_ms=step_ms)
+                             slice_ms=step_ms, publish_positions=False)
         self.market = self.engine.markets[symbol]
         self.spec = self.engine.spec(symbol)
         self.scale = SETTLEMENT_SCALE.get(self.spec.settl_currency, 1.0)

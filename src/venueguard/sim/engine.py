@@ -16,7 +16,8 @@ timer deadlines); position updates are published at the end of the slice in whic
 
 Additions to the documented interface (all optional keywords or extra members):
 ``Engine(..., publish_l2_25=True, mark_interval_ms=1000, max_pending_updates=2_000_000,
-burstiness=1.0, market_params=None, publish_l2=True, slice_ms=10)`` (``burstiness`` scales how
+burstiness=1.0, market_params=None, publish_l2=True, slice_ms=10, publish_positions=True)``
+(``publish_positions`` False: no ``position`` updates are published; ``burstiness`` scales how
 often volatility bursts start; 0 gives a calm market whose intensity stays 1; ``market_params``
 replaces the default :class:`~venueguard.sim.market.MarketParams`; ``publish_l2`` False: book
 level changes publish no ``orderBookL2`` rows and are only counted in each book's
@@ -64,7 +65,7 @@ class Engine:
         publish_l2_25: bool = True, mark_interval_ms: int = 1000,
         max_pending_updates: int = 2_000_000, burstiness: float = 1.0,
         market_params: MarketParams | None = None, publish_l2: bool = True,
-        slice_ms: int = SLICE_MS,
+        slice_ms: int = SLICE_MS, publish_positions: bool = True,
     ) -> None:
         if book_format not in BOOK_FORMATS:
             raise ValueError(f"book_format must be one of {BOOK_FORMATS}, not {book_format!r}")
@@ -102,6 +103,7 @@ class Engine:
         self._market_list = list(self.markets.values())
         self.account = Account(account, self.markets, self._out, self.iso,
                                random.Random(f"{seed}:account"))
+        self.account.publish_positions = publish_positions
         for market in self.markets.values():
             market.sink = self.account
         self._out.clear()

@@ -61,6 +61,7 @@ class Account:
         self.out = out
         self.iso = iso
         self.rng = rng
+        self.publish_positions = True  # False: flush keeps marks current but publishes no rows
         self.orders: dict[str, Order] = {}
         # Orders that may still be open, in placement order: a closed order never reopens, so
         # each is dropped the first time a scan sees it closed (scans stay proportional to the
@@ -400,7 +401,9 @@ class Account:
             if pos is None:
                 continue
             pos.mark = self.markets[symbol].mid_price()
-            self.out.append(Update("position", "update", symbol, [self.position_row(pos)], True))
+            if self.publish_positions:
+                self.out.append(Update("position", "update", symbol, [self.position_row(pos)],
+                                       True))
         self._dirty.clear()
 
     def open_orders(self) -> list[Order]:
