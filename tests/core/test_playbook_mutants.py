@@ -469,3 +469,81 @@ def test_a_p99_at_the_limit_is_not_slow() -> None:
     assert finding("backtest_vs_live", recorded,
                    config=PlaybookConfig(slow_p99_ms=999.0))[1] == (
         "assumption broken: acknowledgements are instant: REST p99 1000 ms",)
+
+
+# ------------------------------------------------------------------------------- edges
+def test_samples_at_the_same_time_keep_their_order() -> None:
+    rec = Recording([Sample(T0, "market", "spread", 2.0), Sample(T0, "market", "spread", 1.0)],
+                    [])
+    assert rec.series(Series.SPREAD) == [(T0, 2.0), (T0, 1.0)]
+
+
+def test_the_median_latency_is_the_50th_percentile() -> None:
+    events = [ev(0, "order.sent", cl_ord_id="a"), ev(1, "order.acked", cl_ord_id="a")]
+    latency = pts(Series.LATENCY_MS, [(0, 0.0), (1, 100.0)])
+    assert finding("orders_missing", latency, events)[1][1] == (
+        "REST latency p50 50 ms, p99 99 ms over 2 requests")
+
+
+def test_the_slow_limit_applies_to_the_99th_percentile_not_the_maximum() -> None:
+    recorded = (pts(Series.REQUESTS_TOTAL, [(0, 1.0)])
+                + pts(Series.LATENCY_MS, [(0, 1000.0), (1, 2000.0)]))
+    cfg = PlaybookConfig(slow_p99_ms=1995.0)           # p99 is 1990, the maximum 2000
+    assert finding("backtest_vs_live", recorded, config=cfg)[0] is NOT_SEEN
+
+
+def test_as_many_missing_as_taken_is_half() -> None:
+    recorded = (pts(Series.SNAPSHOTS_TOTAL, [(0, 0.0), (1, 2.0)])
+                + pts(Series.SNAPSHOTS_MISSING_TOTAL, [(0, 0.0), (1, 2.0)]))
+    assert finding("snapshots_stalled", recorded)[1][0] == "2 snapshots taken, 2 missing (50.0%)"
+
+
+def test_no_missing_snapshot_is_never_a_stall_even_at_a_zero_ratio() -> None:
+    recorded = pts(Series.SNAPSHOTS_TOTAL, [(0, 0.0), (1, 2.0)])
+    cfg = PlaybookConfig(missing_snapshot_ratio=0.0)
+    assert finding("snapshots_stalled", recorded, config=cfg)[0::2] == (NOT_SEEN, None)
+
+
+def test_buckets_without_a_503_sample_count_as_none() -> None:
+    # 503 samples only in the first half; the spread is wide where they rise.
+    spread = pts(Series.SPREAD, [(t, 3.0 if t in (4, 5) else 1.0) for t in range(16)])
+    errors = pts(Series.HTTP_503_TOTAL, [(0, 0.0), (2, 0.0), (4, 1.0), (6, 1.0)])
+    assert finding("spread_with_503", spread + errors, END) == (
+        SEEN, ("503s in 1 of 8 buckets of 2 s (1 in all)",
+               "mean spread 3 in those buckets vs 1 elsewhere (x3.00); correlation 1.00"),
+        T0 + 4)
+
+
+def test_retries_in_a_bucket_without_requests_are_measured_against_the_floor() -> None:
+    requests = pts(Series.REQUESTS_TOTAL, [(0, 0.0), (9, 0.0)])
+    retries = pts(Series.RETRIES_TOTAL, [(0, 0.0), (5, 1.0)])
+    assert finding("retry_cascade", requests + retries,
+                   config=PlaybookConfig(retry_floor_per_s=0.9))[0::2] == (SEEN, T0 + 5)
+    assert finding("retry_cascade", requests + retries)[0::2] == (SEEN, T0 + 5)
+    # no first attempts at all in that bucket, not one: half a retry beats a floor of 0.45
+    half = pts(Series.RETRIES_TOTAL, [(0, 0.0), (5, 0.5)])
+    assert finding("retry_cascade", requests + half,
+                   config=PlaybookConfig(retry_floor_per_s=0.45))[0::2] == (SEEN, T0 + 5)
+
+
+def test_retries_only_need_to_beat_the_floor_when_there_are_no_first_attempts() -> None:
+    # every request in bucket 2 is a retry: no first attempts, so only the floor counts
+    requests = pts(Series.REQUESTS_TOTAL, [(0, 0.0), (2, 1.0), (9, 1.0)])
+    retries = pts(Series.RETRIES_TOTAL, [(0, 0.0), (2, 1.0), (9, 1.0)])
+    assert finding("retry_cascade", requests + retries,
+                   config=PlaybookConfig(retry_floor_per_s=0.9))[0::2] == (SEEN, T0 + 2)
+
+
+def test_a_single_429_is_a_cascade_from_its_first_answer() -> None:
+    requests = pts(Series.REQUESTS_TOTAL, [(0, 0.0), (9, 0.0)])
+    assert finding("retry_cascade", requests + pts(Series.HTTP_429_TOTAL, [(0, 0.0), (3, 1.0)])
+                   )[0::2] == (SEEN, T0 + 3)
+    assert finding("retry_cascade", requests + pts(Series.HTTP_429_TOTAL,
+                                                   [(0, 0.0), (4, 1.0), (6, 3.0)]))[2] == T0 + 4
+
+
+def test_correlation_stays_accurate_far_from_zero() -> None:
+    exact = 0.6 / math.sqrt(2 * 0.62 / 3)      # of [1, 2, 3] and [0.1, 0.2, 0.7]
+    far = [1e12 + 1, 1e12 + 2, 1e12 + 3]
+    assert correlation(far, [0.1, 0.2, 0.7]) == pytest.approx(exact, rel=1e-9)
+    assert correlation([0.1, 0.2, 0.7], far) == pytest.approx(exact, rel=1e-9)
