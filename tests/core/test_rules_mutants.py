@@ -113,6 +113,7 @@ BAD = [
     ('[response_time]\nwindow_s = 0\n', 2,
      "response_time.window_s: expected a finite number from 1e-09 to 1e+07, got 0"),
     ('[response_time]\ncount = 3\n', 2, "response_time.count: expected an array of tables"),
+    ('[response_time]\ncount = [3]\n', 1, "response_time.count.0: expected a table, got int"),
     ('[[response_time.count]]\nslower_than_s = 60\nmore_than = -1\ncooldown_s = 5\n', 3,
      f"response_time.count.0.more_than: {WHOLE} -1"),
     ('[[response_time.count]]\nslower_than_s = -60\nmore_than = 1\ncooldown_s = 5\n', 2,
@@ -326,6 +327,8 @@ def test_the_defaults_are_parsed_once() -> None:
     ('[a]\n  x = 1\n', ("a", "x"), 2),
     ('[a]\nxy = 1\nx = 1\n', ("a", "x"), 3),
     ('[ab]\n[a]\n', ("a",), 2),
+    ('[x]\n[[a]]\n[x]\n', ("a", 0, "x"), 3),
+    ('[[a.b]]\nx = 1\n[[a.b]]\nx = 2\n', ("a", "b", 1, "x"), 4),
     ('[a.b]\n[a]\n', ("a",), 2),
     ('[kinds.dns]\n[kinds . dns . x]\n', ("kinds", "dns", "x"), 2),
 ])
@@ -338,3 +341,17 @@ def test_errors_in_a_user_file_over_a_base_point_into_the_user_file() -> None:
     err = refusal(text, default_rules())
     assert (err.line, err.problem) == (6, f"patterns.1.kind: unknown kind 'x' (known: {KINDS})")
     assert re.fullmatch(r"rules file my\.toml, line 6: patterns\.1\.kind: .*", str(err))
+
+
+def test_a_merged_table_can_be_merged_over_again() -> None:
+    first = load_rules('[[patterns]]\nkind = "ok"\ntext = "one"\n', "one.toml",
+                       base=parse_rules('[[patterns]]\nkind = "dns"\ntext = "base"\n', "b"))
+    assert first.raw["patterns"] == [{"kind": "ok", "text": "one"},
+                                     {"kind": "dns", "text": "base"}]
+    second = load_rules('[[patterns]]\nkind = "ok"\ntext = "two"\n', "two.toml", base=first)
+    assert [p.text for p in second.patterns] == ["two", "one", "base"]
+
+
+def test_a_short_cooldown_is_a_cooldown() -> None:
+    rules = parse_rules('[kinds.dns]\naction = "cooldown"\ncooldown_s = 0.5\n', "x.toml")
+    assert rules.rule(Kind.DNS) == Rule(Kind.DNS, Action.COOLDOWN, cooldown_s=0.5)
