@@ -393,8 +393,6 @@ class Reconciler:
         if self._need_execs_from_ms is not None:
             times.append(-1e18 if self._exec_asked is None
                          else self._exec_asked + cfg.query_interval_s)
-        for since in self._pos_bad_since.values():
-            times.append(since + cfg.position_grace_s)
         valid = [t for t in times if t is not None]
         due = min(valid) if valid else None
         if due is not None and len(self._spent) >= self._budget():
@@ -467,14 +465,18 @@ class Reconciler:
 
     def _position_due(self) -> dict[str, float]:
         """Per symbol, when its position should next be fetched: after every sweep, and every
-        ``query_interval_s`` while it disagrees with the executions."""
-        due: dict[str, float] = {}
+        ``query_interval_s`` while it disagrees with the executions, and once more when its
+        ``position_grace_s`` ends (that answer decides ``Halt``)."""
+        cfg, due = self.config, {}
         for symbol in self._symbols | {o.symbol for o in self.table.orders.values()}:
             asked = self._pos_asked.get(symbol)
+            since = self._pos_bad_since.get(symbol)
             if asked is None or (self._last_sweep is not None and asked < self._last_sweep):
                 due[symbol] = -1e18
-            elif symbol in self._pos_bad_since:
-                due[symbol] = asked + self.config.query_interval_s
+            elif since is not None:
+                grace_end = since + cfg.position_grace_s
+                due[symbol] = asked + cfg.query_interval_s if asked >= grace_end else min(
+                    asked + cfg.query_interval_s, grace_end)
         return due
 
     def _position_lookup(self, now: float) -> Lookup | None:
