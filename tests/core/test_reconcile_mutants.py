@@ -682,3 +682,19 @@ def test_a_suspect_that_fills_meanwhile_is_no_longer_suspect() -> None:
     rec.on_fill_reports([FillReport("e1", cl, None, 4.0, 100.0, leaves_qty=6.0)], 10.0, WALL)
     assert table.orders[cl].state is S.PARTIALLY_FILLED
     assert rec.poll(10.0, WALL) == []
+
+
+def test_the_history_check_keeps_its_own_pace_beside_the_lookups() -> None:
+    table, rec = setup()
+    swept(rec)
+    unknown(table, 0.0)
+    seen: list[tuple[float, list[str]]] = []
+    while (now := rec.next_deadline()) is not None and now <= 70.0:
+        seen.append((now, [type(d).__name__ for d in rec.poll(now, WALL)]))
+    assert seen[-5:] == [
+        (60.0, ["Alert", "Mismatch", "FetchOrderHistory"]),   # the window ends: not a lookup
+        (60.5, ["QueryOrders"]),
+        (65.0, ["FetchOrderHistory"]),
+        (65.5, ["QueryOrders"]),
+        (70.0, ["FetchOrderHistory"])]
+    assert [t for t, _ in seen[:12]] == [0.5 + 5 * i for i in range(12)]
