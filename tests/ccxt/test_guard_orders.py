@@ -8,9 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import ccxt
 import pytest
 
 from venueguard.ccxt import OrdersRefused
+from venueguard.ccxt.errors import OrderUnknown
 from venueguard.core.dms import DmsConfig
 from venueguard.io.journal import Journal
 from venueguard.telemetry.events import EventLog
@@ -106,3 +108,114 @@ async def test_safe_mode_refuses_new_orders_after_one_bulk_cancel(sim_server: Si
     assert truth["requests"].get("DELETE /api/v1/order", 0) == 0
     assert all(o["ordStatus"] != "New" for o in truth["orders"])
     assert any(r["event"] == "order.refused" for r in events.recent())
+
+
+async def test_create_orders_gives_each_entry_its_own_client_id_and_outcome(
+        sim_server: SimFactory, tmp_path: Path) -> None:
+    sim = await sim_server()
+    journal = Journal.open(tmp_path / "vg.db")
+    exchange = bitmex(sim)
+    exchange.orders.journal = journal
+    try:
+        bid = await _bid(exchange)
+        results = await exchange.create_orders([
+            {"symbol": SYMBOL, "type": "limit", "side": "buy", "amount": 100, "price": bid - 300},
+            {"symbol": SYMBOL, "type": "limit", "side": "buy", "amount": 100, "price": bid - 301,
+             "params": {"clientOrderId": "mine1"}},
+            {"symbol": SYMBOL, "type": "limit", "side": "buy", "amount": 100,
+             "price": 2_000_000},                    # above the instrument's maximum: refused
+        ])
+        truth = await sim.truth()
+        ids = [r["clientOrderId"] for r in results]
+        histories = {cl: [row.kind for row in journal.history(cl)] for cl in ids}
+        with pytest.raises(ccxt.ArgumentsRequired, match="entry 0 lacks amount"):
+            await exchange.create_orders([{"symbol": SYMBOL, "type": "limit", "side": "buy"}])
+        with pytest.raises(ccxt.ArgumentsRequired, match="non-empty list"):
+            await exchange.create_orders([])
+        with pytest.raises(ccxt.InvalidOrder):                # every entry refused: raised
+            await exchange.create_orders([{"symbol": SYMBOL, "type": "limit", "side": "buy",
+                                           "amount": 100, "price": 2_000_000}])
+    finally:
+        await close(exchange)
+        journal.close()
+    assert len(results) == 3 and len(set(ids)) == 3 and ids[1] == "mine1"
+    assert [r["status"] for r in results] == ["open", "open", "rejected"]
+    assert results[2]["info"]["error"] == "InvalidOrder"
+    assert "Invalid price" in results[2]["info"]["message"]
+    at_venue = {row["clOrdID"] for row in truth["orders"]}
+    assert set(ids[:2]) <= at_venue and ids[2] not in at_venue
+    assert all(h and h[0] == "intent" for h in histories.values())  # each journaled first
+    assert exchange.order_state(ids[0]) == "NEW" and exchange.order_state(ids[2]) == "REJECTED"
+
+
+async def test_create_orders_settles_lost_answers_by_client_id_without_resending(
+        sim_server: SimFactory) -> None:
+    sim = await sim_server()
+    events = EventLog()
+    exchange = bitmex(sim, events=events)
+    try:
+        bid = await _bid(exchange)
+        await sim.add_fault("timeout_after_accept", duration_s=30.0)
+        results = await exchange.create_orders([
+            {"symbol": SYMBOL, "type": "limit", "side": "buy", "amount": 100,
+             "price": bid - 300 - i} for i in range(3)])
+        truth = await sim.truth()
+    finally:
+        await close(exchange)
+    ids = [r["clientOrderId"] for r in results]
+    assert len(set(ids)) == 3 and all(r["status"] == "open" for r in results)
+    sent = [row["clOrdID"] for row in truth["orders"]]
+    assert sorted(sent) == sorted(ids)                        # each at the venue exactly once
+    assert truth["requests"]["POST /api/v1/order"] == 3       # answers lost, never resent
+    assert {e["cl_ord_id"] for e in events.recent(event="rest.ambiguous")} == set(ids)
+
+
+async def test_an_amend_whose_answer_is_lost_is_settled_by_the_venue_not_resent(
+        sim_server: SimFactory) -> None:
+    sim = await sim_server()
+    events = EventLog()
+    exchange = bitmex(sim, events=events)
+    try:
+        bid = await _bid(exchange)
+        order = await exchange.create_order(SYMBOL, "limit", "buy", 100, bid - 300)
+        await sim.add_fault("timeout_after_accept", duration_s=30.0)
+        edited = await exchange.edit_order(order["id"], SYMBOL, "limit", "buy", 100, bid - 310)
+        truth = await sim.truth()
+    finally:
+        await close(exchange)
+    cl = order["clientOrderId"]
+    assert edited["price"] == bid - 310 and edited["status"] == "open"
+    assert [r["price"] for r in truth["orders"] if r["clOrdID"] == cl] == [bid - 310]
+    assert truth["requests"]["PUT /api/v1/order"] == 1        # the answer was lost; not resent
+    assert [e["cl_ord_id"] for e in events.recent(event="order.amend_unknown")] == [cl]
+    resolved = events.recent(event="reconcile.resolved")
+    assert any(e["kind"] == "amend_lookup" and "amend applied" in str(e["detail"])
+               for e in resolved)
+    assert exchange.order_state(cl) == "NEW"
+
+
+async def test_an_amend_the_venue_refused_whose_answer_is_lost_is_found_not_applied(
+        sim_server: SimFactory) -> None:
+    sim = await sim_server()
+    events = EventLog()
+    exchange = bitmex(sim, events=events)
+    try:
+        bid = await _bid(exchange)
+        order = await exchange.create_order(SYMBOL, "limit", "buy", 100, bid - 300)
+        # the answer comes after the client gave up (an ambiguous outcome); the venue refused
+        # the amend (a price above the instrument's maximum), so the order rests unchanged
+        await sim.add_fault("latency", ms=2_500.0, duration_s=0.5)
+        with pytest.raises(ccxt.BaseError) as raised:
+            await exchange.edit_order(order["id"], SYMBOL, "limit", "buy", 100, 2_000_000)
+        truth = await sim.truth()
+    finally:
+        await close(exchange)
+    cl = order["clientOrderId"]
+    assert not isinstance(raised.value, OrderUnknown)          # settled: it was not applied
+    assert isinstance(raised.value, ccxt.RequestTimeout)       # ccxt's own error for the call
+    assert [e["cl_ord_id"] for e in events.recent(event="order.amend_unknown")] == [cl]
+    assert [r["price"] for r in truth["orders"] if r["clOrdID"] == cl] == [bid - 300]
+    assert truth["requests"]["PUT /api/v1/order"] == 1
+    assert any(e["kind"] == "amend_lookup" and "amend not applied" in str(e["detail"])
+               for e in events.recent(event="reconcile.resolved"))
+    assert exchange.order_state(cl) == "NEW"

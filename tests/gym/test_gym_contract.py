@@ -326,6 +326,22 @@ def test_local_refusals_name_the_reason() -> None:
         env.step(np.array([9, 0, 0, 0, 0]))
 
 
+@pytest.mark.parametrize("index", range(5))
+def test_each_action_component_is_checked_against_its_bound(index: int) -> None:
+    env = make(slots=1)
+    nvec = [int(n) for n in env.action_space.nvec]
+    for bad in (nvec[index], -1):
+        action = [0, 0, 0, 0, 0]
+        action[index] = bad
+        with pytest.raises(ValueError, match=r"action \[.*\] is outside"):
+            env.step(np.array(action))
+    last = [0, 0, 0, 0, 0]
+    last[index] = nvec[index] - 1
+    env.step(np.array(last))                   # the highest value of each component is valid
+    with pytest.raises(ValueError, match="outside"):
+        env.step([0, 0, 0, 0])                 # four components, not five
+
+
 def test_faults_given_at_reset_start_with_the_episode() -> None:
     env = VenueEnv("faulty", contract=QUIET.with_rows(overload=True))
     env.reset(seed=2, options={"faults": [{"kind": "overload_503", "probability": 1.0}]})

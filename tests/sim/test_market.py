@@ -276,3 +276,85 @@ def test_a_burst_jumps_the_intensity_then_decays_and_replays_the_same() -> None:
         assert engine.intensity("XBTUSD") < 1.5
         streams.append(rows)
     assert streams[0] == streams[1]  # same seed and burst time: same stream whatever the cadence
+
+
+def _two_markets_with_orders(step_ms: int, *, publish_l2: bool = True) -> tuple[
+        Engine, list[tuple[str, str, list[dict[str, object]]]]]:
+    """A sparse two-instrument market with account orders and a dead man's switch, advanced in
+    steps of ``step_ms`` (order calls at fixed times, whatever the cadence). Instruments are
+    interleaved per 10 ms slice of market time, so cadences whose calls fall on slice bounds
+    give one stream; most slices here hold no event at all."""
+    engine = Engine(["XBTUSD", "ETHUSD"], seed=9, rate_msgs_s=12, start_ms=T0,
+                    publish_l2=publish_l2)
+    calls = {T0 + 1_000: "take", T0 + 2_500: "dms", T0 + 4_200: "rest"}
+    out: list[tuple[str, str, list[dict[str, object]]]] = []
+    now = T0
+    while now < T0 + 9_000:
+        nxt = min(now + step_ms, T0 + 9_000, *(t for t in calls if t > now))
+        engine.advance(nxt)
+        call = calls.get(nxt)
+        if call in ("take", "rest"):  # buy at the ask, or rest ten ticks under the bid
+            market = engine.markets["XBTUSD"]
+            ask, bid = market.book.best_ask(), market.book.best_bid()
+            assert ask is not None and bid is not None
+            tick = ask if call == "take" else bid - 10
+            engine.place_order({"symbol": "XBTUSD", "side": "Buy", "orderQty": 300,
+                                "price": market.spec.price(tick), "clOrdID": f"c{nxt}"}, nxt)
+        elif call == "dms":
+            engine.cancel_all_after(3_000, nxt)
+        now = nxt
+        out.extend((u.table, u.action, u.rows) for u in engine.drain_updates())
+    return engine, out
+
+
+def test_sparse_markets_give_the_same_stream_whatever_the_cadence() -> None:
+    fine = _two_markets_with_orders(10)[1]
+    assert {"orderBookL2", "trade", "quote", "order", "execution", "position"} <= {
+        t for t, _, _ in fine}
+    assert any(a == "update" and r[0].get("ordStatus") == "Canceled"  # the switch fired
+               and "Cancel-all-after" in str(r[0].get("text", ""))
+               for t, a, r in fine if t == "order")
+    for step_ms in (20, 100, 1_000, 9_000):
+        assert _two_markets_with_orders(step_ms)[1] == fine, step_ms
+
+
+def test_without_l2_rows_book_changes_are_counted_and_everything_else_is_the_same() -> None:
+    full_engine, full = _two_markets_with_orders(100)
+    lean_engine, lean = _two_markets_with_orders(100, publish_l2=False)
+    assert [u for u in full if not u[0].startswith("orderBookL2")] == lean
+    assert {t for t, _, _ in lean} == {"trade", "quote", "instrument", "order", "execution",
+                                       "position"}
+    changes = sum(m.book.unpublished_changes for m in lean_engine.markets.values())
+    assert changes == sum(1 for t, _, _ in full if t == "orderBookL2")
+    for symbol, market in full_engine.markets.items():
+        assert market.book.rows(0, "t") == lean_engine.markets[symbol].book.rows(0, "t")
+
+
+def test_a_coarser_slice_or_unpublished_positions_change_nothing_else() -> None:
+    def run(slice_ms: int, positions: bool = True) -> tuple[
+            Engine, list[tuple[str, str, list[dict[str, object]]]]]:
+        engine = Engine(["XBTUSD"], seed=4, rate_msgs_s=40, start_ms=T0, slice_ms=slice_ms,
+                        publish_positions=positions)
+        out: list[tuple[str, str, list[dict[str, object]]]] = []
+        for step in range(1, 80):
+            now = T0 + step * 100
+            engine.advance(now)
+            if step % 10 == 0:  # cross the spread: fills and position changes
+                ask = engine.markets["XBTUSD"].book.best_ask()
+                assert ask is not None
+                engine.place_order({"symbol": "XBTUSD", "side": "Buy", "orderQty": 200,
+                                    "price": engine.spec("XBTUSD").price(ask + 2)}, now)
+            out.extend((u.table, u.action, u.rows) for u in engine.drain_updates())
+        return engine, out
+
+    fine_engine, fine = run(10)
+    coarse_engine, coarse = run(100)
+    assert sum(1 for t, _, _ in fine if t == "position") > 0
+    assert [u for u in fine if u[0] != "position"] == [u for u in coarse if u[0] != "position"]
+    assert fine_engine.get_positions() == coarse_engine.get_positions()
+    quiet_engine, quiet = run(100, positions=False)              # positions kept, not published
+    assert [u for u in fine if u[0] != "position"] == quiet
+    assert quiet_engine.get_positions() == coarse_engine.get_positions()
+    for bad in (0, -5, True, 2.5):
+        with pytest.raises(ValueError, match="slice_ms must be a whole number"):
+            Engine(["XBTUSD"], seed=4, rate_msgs_s=40, start_ms=T0, slice_ms=bad)  # type: ignore[arg-type]

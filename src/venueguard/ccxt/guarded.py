@@ -7,7 +7,8 @@ each call (see the README, "Use it from your bot"):
 * ``fetch_*`` / ``load_markets`` and other reads: :class:`~venueguard.ccxt.rest.CcxtRest`
   (classified outcomes, health, retry budget, backoff, throttling; retried when the rules say);
 * ``create_order`` (and ``create_limit_order``, ``create_market_buy_order``, ...),
-  ``edit_order``, ``cancel_order``, ``cancel_all_orders``: through
+  ``create_orders`` (one ``create_order`` per entry), ``edit_order``, ``cancel_order``,
+  ``cancel_all_orders``: through
   :class:`~venueguard.ccxt.orders.CcxtOrders` (client order id in the venue's own parameter,
   journaled before it is sent, never resent blindly, UNKNOWN until the venue settles it);
 * ``watch_order_book`` / ``watch_ticker`` / ``watch_trades`` / ``watch_orders`` /
@@ -26,6 +27,7 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 from collections.abc import Awaitable, Callable
@@ -33,7 +35,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+import ccxt
+
 from venueguard.ccxt.checks import require_ccxt, require_credentials, require_websocket
+from venueguard.ccxt.errors import OrderUnknown
 from venueguard.ccxt.orders import CcxtOrders, OrdersConfig
 from venueguard.ccxt.rest import CcxtRest
 from venueguard.ccxt.streams import CcxtStreams, StreamConfig
@@ -41,7 +46,7 @@ from venueguard.core.backoff import BackoffConfig, RandomSource
 from venueguard.core.budget import BudgetConfig
 from venueguard.core.throttle import ThrottleConfig
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
-from venueguard.io.errors import ConfigError
+from venueguard.io.errors import ConfigError, VenueguardError
 from venueguard.io.http_session import RestConfig, Timeouts
 from venueguard.io.journal import Journal
 from venueguard.telemetry.alerts import Alerts
@@ -152,8 +157,8 @@ class GuardedExchange:
         if snake in _ORDER_ALIASES:
             order_type, side = _ORDER_ALIASES[snake]
             return self._alias(order_type, side)
-        if snake in ("create_order", "edit_order", "cancel_order", "cancel_all_orders",
-                     "cancel_all_orders_after"):
+        if snake in ("create_order", "create_orders", "edit_order", "cancel_order",
+                     "cancel_all_orders", "cancel_all_orders_after"):
             return getattr(self, snake)  # type: ignore[no-any-return]
         if not snake.startswith(("fetch", "load_", "create_", "edit_", "cancel_", "withdraw",
                                  "transfer", "set_", "watch_", "un_watch", "close")):
@@ -228,6 +233,65 @@ class GuardedExchange:
         """ccxt's ``create_order``; the client order id goes in the venue's own parameter."""
         require_credentials(self.raw, "create_order")
         return await self.orders.create(symbol, type, side, amount, price, dict(params or {}))
+
+    async def create_orders(self, orders: list[dict[str, Any]],
+                            params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """ccxt's ``create_orders``, sent as one ``create_order`` per entry, concurrently.
+
+        Each entry (``symbol``, ``type``, ``side``, ``amount``, optional ``price`` and
+        ``params``, over the shared ``params``) gets its own client order id, journaled before it
+        is sent and, if its answer is lost, settled on its own: one venue batch whose answer is
+        lost would put every order in it in doubt at once. The list comes back in entry order.
+        As ccxt does for a batch that partly fails, an entry the venue or the guard refused is
+        ``{"status": "rejected", "clientOrderId": ..., "info": {"error": ..., "message": ...}}``;
+        if every entry failed that way, the first error is raised instead. If any entry is left
+        UNKNOWN, :class:`~venueguard.ccxt.errors.OrderUnknown` is raised once every entry has its
+        outcome, with ``results`` (None where unknown) and ``cl_ord_ids`` attached.
+        """
+        require_credentials(self.raw, "create_orders")
+        if not isinstance(orders, list) or not orders:
+            raise ccxt.ArgumentsRequired("create_orders needs a non-empty list of order dicts")
+        shared = dict(params or {})
+        calls = []
+        ids: list[str] = []
+        for index, entry in enumerate(orders):
+            missing = [k for k in ("symbol", "type", "side", "amount")
+                       if not isinstance(entry, dict) or entry.get(k) is None]
+            if missing:
+                raise ccxt.ArgumentsRequired(
+                    f"create_orders: entry {index} lacks {', '.join(missing)}")
+            entry_params = {**shared, **dict(entry.get("params") or {})}
+            key = self.orders.facts.client_id_param
+            cl = str(entry_params.pop("clientOrderId", None) or entry_params.get(key)
+                     or self.orders.new_client_id())
+            entry_params["clientOrderId"] = cl
+            ids.append(cl)
+            calls.append(self.orders.create(entry["symbol"], entry["type"], entry["side"],
+                                            entry["amount"], entry.get("price"), entry_params))
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        results: list[dict[str, Any] | None] = []
+        unknown: OrderUnknown | None = None
+        failures: list[BaseException] = []
+        for cl, outcome in zip(ids, outcomes, strict=True):
+            if isinstance(outcome, OrderUnknown):
+                unknown = unknown or outcome
+                results.append(None)
+            elif isinstance(outcome, ccxt.BaseError | VenueguardError):
+                failures.append(outcome)
+                results.append({"id": None, "clientOrderId": cl, "status": "rejected",
+                                "info": {"error": type(outcome).__name__,
+                                         "message": str(outcome)[:200]}})
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                results.append(outcome)
+        if unknown is not None:
+            unknown.results = results
+            unknown.cl_ord_ids = [cl for cl, r in zip(ids, results, strict=True) if r is None]
+            raise unknown
+        if len(failures) == len(orders):
+            raise failures[0]
+        return [r for r in results if r is not None]
 
     async def edit_order(self, id: str, symbol: str, type: str, side: str,
                          amount: float | None = None, price: float | None = None,

@@ -30,6 +30,11 @@ What ``create`` guarantees:
    by client id after ``grace_s``), it raises ccxt's original error (never placed); otherwise
    it raises :class:`~venueguard.ccxt.errors.OrderUnknown` and a background task keeps asking.
 
+An ambiguous ``edit`` is settled the same way: the venue is asked by client id until its order
+carries the new price and size (applied: the call returns it), is closed (the amend is moot), or
+still rests unchanged once ``grace_s`` has passed (not applied: ccxt's original error is raised);
+without evidence in ``settle_s`` it raises :class:`~venueguard.ccxt.errors.OrderUnknown`.
+
 Every transition goes through :class:`venueguard.core.orders.OrderTable` (fed the neutral
 reports of :mod:`venueguard.venues.ccxt.reports`) and into the journal. The background task
 also reconciles (open orders at the venue vs. believed open here: ``reconcile.mismatch``),
@@ -89,6 +94,14 @@ NOT_PROCESSED = frozenset({Kind.OVERLOADED, Kind.RATE_LIMITED, Kind.TRANSIENT_NE
                            Kind.EDGE_PROTECTION, Kind.FORBIDDEN, Kind.SOFTWARE_BANNED,
                            Kind.IP_BANNED})
 _ABSENT = "absent"
+_NOT_APPLIED = "not applied"
+
+
+def _matches(shown: object, wanted: float | None) -> bool:
+    """Whether a venue's value agrees with an amend's (nothing asked, or nothing shown, agrees)."""
+    if wanted is None or not isinstance(shown, int | float) or isinstance(shown, bool):
+        return True
+    return abs(float(shown) - float(wanted)) <= 1e-9 * max(1.0, abs(float(wanted)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,10 +271,16 @@ class CcxtOrders:
                 "edit_order",
                 lambda: raw.edit_order(order_id, symbol, order_type, side, amount, price, params),
                 idempotent=False, cl_ord_id=cl)
-        except OrderUnknown:
-            if cl is not None:
-                self.notify.log("order.amend_unknown", cl_ord_id=cl)
-                await self._sync()
+        except OrderUnknown as unknown:
+            if cl is None:
+                raise
+            self.notify.log("order.amend_unknown", cl_ord_id=cl)
+            await self._sync()
+            settled = await self._settle_amend(cl, symbol, amount, price, now)
+            if isinstance(settled, dict):
+                return settled
+            if settled == _NOT_APPLIED:
+                raise unknown.__cause__ or unknown from None
             raise
         except ccxt.BaseError as failure:
             if order is not None and order.state is S.PENDING_AMEND:
@@ -442,6 +461,42 @@ class CcxtOrders:
                                 detail="not at the venue: never placed")
                 await self._sync()
                 return _ABSENT
+            if now + self.config.lookup_interval_s > deadline:
+                return None
+            await asyncio.sleep(self.config.lookup_interval_s)
+
+    async def _settle_amend(self, cl: str, symbol: str, amount: float | None,
+                            price: float | None, sent_at: float) -> dict[str, Any] | str | None:
+        """Ask the venue about an amend whose answer was lost, until it answers or ``settle_s``
+        passes: the order carries the new price and size (applied), it is closed (the amend is
+        moot), or, once ``grace_s`` has passed since the send, it still rests unchanged (not
+        applied: ``_NOT_APPLIED``). None: no evidence in time; the order stays PENDING_AMEND."""
+        clock = self.clock
+        deadline = clock.monotonic() + self.config.settle_s
+        while True:
+            found = await self._lookup(cl, symbol)
+            now = clock.monotonic()
+            if isinstance(found, dict):
+                applied = _matches(found.get("price"), price) and _matches(
+                    found.get("amount"), amount)
+                is_open = found.get("status") == "open"
+                if applied or not is_open or now - sent_at >= self.config.grace_s:
+                    pending = self.table.orders[cl].state is S.PENDING_AMEND
+                    if applied and pending:
+                        self.table.on_amended(cl, amount, price, now)
+                    elif pending:
+                        self.table.on_amend_rejected(
+                            cl, "answer lost; the venue shows the order unchanged"
+                            if is_open else "answer lost; the order closed first", now)
+                    report = order_report(found)
+                    self._apply_report(report if report.client_id == cl
+                                       else _with_client(report, cl))
+                    verdict = "applied" if applied else "not applied"
+                    self.notify.log("reconcile.resolved", kind="amend_lookup", cl_ord_id=cl,
+                                    detail=f"amend {verdict}; venue shows {found.get('status')}")
+                    self._resting_changed()
+                    await self._sync()
+                    return found if applied or not is_open else _NOT_APPLIED
             if now + self.config.lookup_interval_s > deadline:
                 return None
             await asyncio.sleep(self.config.lookup_interval_s)

@@ -638,7 +638,7 @@ class BookSet:
             if type(symbol) is not str:
                 results.append(("", ApplyResult(ApplyStatus.RESYNC, MALFORMED_ROW)))
                 continue
-            bids, asks = row.get("bids", ()), row.get("asks", ())
+            bids, asks = row.get("bids"), row.get("asks")  # a side missing is malformed
             if not isinstance(bids, list) or not isinstance(asks, list):
                 results.append((symbol, self.book(symbol).invalidate(MALFORMED_ROW)))
                 continue

@@ -98,28 +98,26 @@ def read_headers(
 
 
 def decode_body(body: object) -> object:
-    """Bytes/str -> decoded JSON when it looks like JSON, else the text (truncated)."""
-    cls = body.__class__
-    if cls is dict or cls is list or body is None:
-        return body
+    """Bytes/str -> decoded JSON when it looks like JSON, else the text (truncated).
+
+    Bytes are read as UTF-8 (a bad byte becomes U+FFFD). A body longer than
+    :data:`MAX_BODY_CHARS` is never read as JSON, whether it came as bytes or as text: its
+    first ``MAX_BODY_CHARS`` characters are returned.
+    """
     if isinstance(body, bytes | bytearray | memoryview):
-        raw = bytes(body[:MAX_BODY_CHARS])
-        if len(body) <= MAX_BODY_CHARS and raw.lstrip()[:1] in (b"{", b"["):
-            try:
-                return orjson.loads(raw)
-            except (orjson.JSONDecodeError, RecursionError):
-                pass
-        body = raw.decode("utf-8", "replace")
-    if isinstance(body, str):
+        whole = len(body) <= MAX_BODY_CHARS
+        text = bytes(body[:MAX_BODY_CHARS]).decode("utf-8", "replace")
+    elif isinstance(body, str):
+        whole = len(body) <= MAX_BODY_CHARS
         text = body[:MAX_BODY_CHARS]
-        head = text.lstrip()[:1]
-        if head in ("{", "[") and len(body) <= MAX_BODY_CHARS:
-            try:
-                return orjson.loads(text)
-            except (orjson.JSONDecodeError, RecursionError):
-                return text
-        return text
-    return body
+    else:
+        return body
+    if whole and text.lstrip()[:1] in ("{", "["):
+        try:
+            return orjson.loads(text)
+        except (orjson.JSONDecodeError, RecursionError):
+            pass
+    return text
 
 
 def error_of(body: object) -> tuple[str | None, str | None, float | None]:

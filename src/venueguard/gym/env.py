@@ -42,6 +42,7 @@ import numpy as np
 from venueguard.core.health import VenueState
 from venueguard.core.regime import Regime
 from venueguard.gym.contract import Contract, contract_for
+from venueguard.gym.slots import TERMINAL_VALUES
 from venueguard.gym.spaces import (
     MARKET_HIGH,
     STATE_CODE,
@@ -126,11 +127,11 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
              ) -> tuple[Obs, float, bool, bool, dict[str, Any]]:
         venue = self.venue
         values = action.tolist() if isinstance(action, np.ndarray) else [int(a) for a in action]
-        if len(values) != 5:
+        n0, n1, n2, n3, n4 = self._nvec
+        if len(values) != 5 or not (0 <= values[0] < n0 and 0 <= values[1] < n1
+                                    and 0 <= values[2] < n2 and 0 <= values[3] < n3
+                                    and 0 <= values[4] < n4):
             raise ValueError(f"action {values!r} is outside {self.action_space}")
-        for value, n in zip(values, self._nvec, strict=True):
-            if not 0 <= value < n:
-                raise ValueError(f"action {values!r} is outside {self.action_space}")
         venue.step(values)
         equity = venue.equity()
         reward = equity - self._equity
@@ -164,22 +165,31 @@ class VenueEnv(gym.Env[Obs, np.ndarray]):
         table = orders.table.orders
         spec = venue.spec
         lot = spec.lot_size
+        tick_size = spec.tick_size
         bid, ask = feed.bid_tick, feed.ask_tick
         mid = None if bid is None or ask is None else (bid + ask) / 2.0
+        finished: list[int] = []
         for index, cl in enumerate(orders.slots):
             if cl is None:
                 continue
             order = table[cl]
-            state[index] = _CODE[order.state._value_]
+            value = order.state._value_
+            state[index] = _CODE[value]
+            if value in TERMINAL_VALUES:
+                finished.append(index)
             offset = 0.0
-            if mid is not None and order.price is not None:
-                offset = max(-1e4, min(1e4, order.price / spec.tick_size - mid))
+            price = order.price
+            if mid is not None and price is not None:
+                offset = price / tick_size - mid
+                offset = -1e4 if offset < -1e4 else 1e4 if offset > 1e4 else offset
+            qty, cum = order.qty / lot, order.cum_qty / lot
             info[index] = (1.0 if order.side == "Buy" else -1.0, offset,
-                           min(order.qty / lot, 1e6), min(order.cum_qty / lot, 1e6))
-        orders.mark_shown()
+                           qty if qty < 1e6 else 1e6, cum if cum < 1e6 else 1e6)
+        orders.mark_shown(finished)
         believed = orders.table.position(self.symbol)
         position = self._empty_position.copy()
-        position[0] = max(-1e6, min(1e6, believed / lot))
+        scaled = believed / lot
+        position[0] = -1e6 if scaled < -1e6 else 1e6 if scaled > 1e6 else scaled
         fresh = feed.fresh(now_s)
         health = venue.health.state._value_
         regime = venue.regime.regime._value_

@@ -63,6 +63,7 @@ class Gates:
         # keeps them, without the response headers nobody reads here)
         self.per_minute = TokenBucket.full(PER_MINUTE, PER_MINUTE / 60.0, 0.0)
         self.per_second = TokenBucket.full(ORDERS_PER_SECOND, float(ORDERS_PER_SECOND), 0.0)
+        self._models: dict[str, OverloadModel] = {}  # by fault id (a fault's params never change)
 
     def before(self, action: str, now_s: float) -> Refusal | None:
         """The refusal a request meets before the engine, if any."""
@@ -88,7 +89,9 @@ class Gates:
         if action in ("place", "amend"):
             fault = active("overload_503")
             if fault is not None:
-                model = OverloadModel.from_params(fault.params)  # the simulator's curve
+                model = self._models.get(fault.id)
+                if model is None:  # the simulator's curve, built once per fault
+                    model = self._models[fault.id] = OverloadModel.from_params(fault.params)
                 if model.decide(model.load(self._intensity()), fault.rng):
                     return Refusal("overload", Kind.OVERLOADED, 503)
         return None

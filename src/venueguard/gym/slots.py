@@ -21,7 +21,8 @@ from venueguard.core.orders import (
 __all__ = ["AgentOrders"]
 
 # state values, not members: a str hash is cached, an Enum member's is computed in Python
-_TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
+TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATES)
+_TERMINAL = TERMINAL_VALUES
 
 
 class AgentOrders:
@@ -56,11 +57,15 @@ class AgentOrders:
     def in_state(self, state: OrderState) -> int:
         return sum(1 for o in self.live() if o.state is state)
 
-    def mark_shown(self) -> None:
-        """An observation was taken: its finished orders may leave their slots next step."""
-        orders = self.table.orders
-        self._done = [i for i, cl in enumerate(self.slots)
-                      if cl is not None and orders[cl].state._value_ in _TERMINAL]
+    def mark_shown(self, finished: list[int] | None = None) -> None:
+        """An observation was taken: its finished orders may leave their slots next step.
+
+        ``finished``: the slots the observation found finished, when it already looked."""
+        if finished is None:
+            orders = self.table.orders
+            finished = [i for i, cl in enumerate(self.slots)
+                        if cl is not None and orders[cl].state._value_ in _TERMINAL]
+        self._done = finished
 
     def release_finished(self) -> None:
         """Free the slots of orders shown finished in the previous observation."""

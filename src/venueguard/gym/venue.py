@@ -86,7 +86,8 @@ class SimVenue:
         self.max_offset = max_offset
         self.max_lots = max_lots
         self.engine = Engine([symbol], seed=seed, rate_msgs_s=rate_msgs_s, start_ms=START_MS,
-                             publish_l2_25=False, burstiness=burstiness)
+                             publish_l2_25=False, publish_l2=False, burstiness=burstiness,
+                             slice_ms=step_ms, publish_positions=False)
         self.market = self.engine.markets[symbol]
         self.spec = self.engine.spec(symbol)
         self.scale = SETTLEMENT_SCALE.get(self.spec.settl_currency, 1.0)
@@ -463,8 +464,12 @@ class SimVenue:
     # --------------------------------------------------------------------- private rows
     def _route(self, updates: list[Update]) -> None:
         top = trades = volume = 0
-        any_data = False
         delivering = self.feed.delivering
+        book = self.market.book
+        # the engine counts level changes instead of building orderBookL2 rows nobody reads
+        book_changes = book.unpublished_changes
+        book.unpublished_changes = 0
+        any_data = book_changes > 0
         for update in updates:
             if update.private:
                 table = update.table
@@ -483,13 +488,16 @@ class SimVenue:
         if delivering:
             self.feed.on_public(top, trades, volume, any_data)
             if self._ws_noise:
-                self._noise(updates)
+                self._noise(updates, book_changes)
 
-    def _noise(self, updates: list[Update]) -> None:
+    def _noise(self, updates: list[Update], book_changes: int) -> None:
+        """Messages a reordering or duplicating feed spoils: each public message (an
+        ``orderBookL2`` change included) is rolled for."""
+        public = sum(1 for u in updates if not u.private) + book_changes
         for kind in ("ws_reorder", "ws_duplicate"):
             fault = self.faults.first(kind, self.now_s)
             if fault is not None:
-                self.feed.on_rejected(sum(1 for u in updates if not u.private and fault.roll()))
+                self.feed.on_rejected(sum(1 for _ in range(public) if fault.roll()))
 
     def _private(self, is_exec: bool, rows: list[Row]) -> None:
         late_steps = None

@@ -45,13 +45,17 @@ class Book:
 
     def __init__(
         self, spec: InstrumentSpec, out: list[Update], *, legacy: bool, publish_l2_25: bool,
-        first_id: int,
+        first_id: int, publish_l2: bool = True,
     ) -> None:
         self.spec = spec
         self.symbol = spec.symbol
         self.out = out
         self.legacy = legacy
-        self.publish_l2_25 = publish_l2_25
+        self.publish_l2_25 = publish_l2_25 and publish_l2
+        # off: level changes publish no rows, they are only counted (an in-process consumer that
+        # reads the book itself, not the stream, needs no rows)
+        self.publish_l2 = publish_l2
+        self.unpublished_changes = 0
         self.bids: dict[int, Level] = {}
         self.asks: dict[int, Level] = {}
         self.bid_keys: list[int] = []  # negated ticks, ascending: best bid first
@@ -278,6 +282,9 @@ class Book:
         insort(keys, key)
         if keys[0] == key:
             self.top_dirty = True
+        if not self.publish_l2:
+            self.unpublished_changes += 1
+            return
         side = "Buy" if buy else "Sell"
         row = self._full_row(lv, side, ts)
         self.out.append(make_update("orderBookL2", "insert", self.symbol, [row], False))
@@ -306,6 +313,9 @@ class Book:
         del keys[rank]
         if rank == 0:
             self.top_dirty = True
+        if not self.publish_l2:
+            self.unpublished_changes += 1
+            return
         side = "Buy" if buy else "Sell"
         row = self._delete_row(lv, side, ts)
         self.out.append(make_update("orderBookL2", "delete", self.symbol, [row], False))
@@ -329,6 +339,9 @@ class Book:
             key = lv.tick
         if keys[0] == key:
             self.top_dirty = True
+        if not self.publish_l2:
+            self.unpublished_changes += 1
+            return
         if self.legacy:
             row: dict[str, object] = {
                 "symbol": self.symbol, "id": lv.id, "side": side, "size": lv.mkt + lv.acct,

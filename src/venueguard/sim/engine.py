@@ -11,13 +11,18 @@ order; publish them to subscribers, then serve partials with ``partial()`` for n
 
 Cadence independence. Each instrument draws its next event time when its previous event happens,
 so an instrument's stream does not depend on how often ``advance`` is called. Instruments are
-interleaved in slices of ``SLICE_MS`` of simulated time (exactly at timer deadlines).
+interleaved in slices of ``slice_ms`` (default ``SLICE_MS``, 10) of simulated time (exactly at
+timer deadlines); position updates are published at the end of the slice in which they changed.
 
 Additions to the documented interface (all optional keywords or extra members):
 ``Engine(..., publish_l2_25=True, mark_interval_ms=1000, max_pending_updates=2_000_000,
-burstiness=1.0, market_params=None)`` (``burstiness`` scales how often volatility bursts start; 0
-gives a calm market whose intensity stays 1; ``market_params`` replaces the default
-:class:`~venueguard.sim.market.MarketParams`); ``burst(size, symbol, now_ms)`` adds a market burst
+burstiness=1.0, market_params=None, publish_l2=True, slice_ms=10, publish_positions=True)``
+(``publish_positions`` False: no ``position`` updates are published; ``burstiness`` scales how
+often volatility bursts start; 0 gives a calm market whose intensity stays 1; ``market_params``
+replaces the default :class:`~venueguard.sim.market.MarketParams`; ``publish_l2`` False: book
+level changes publish no ``orderBookL2`` rows and are only counted in each book's
+``unpublished_changes``, for an in-process consumer that reads the books directly; ``slice_ms``:
+see "Cadence independence" above); ``burst(size, symbol, now_ms)`` adds a market burst
 (``symbol`` None: every instrument);
 instruments may also be given as symbol names; ``Engine.symbols``, ``Engine.now_ms``,
 ``Engine.spec(symbol)``, ``Engine.dropped_updates`` (updates discarded because nobody drained
@@ -30,6 +35,7 @@ instruments.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -58,7 +64,8 @@ class Engine:
         book_format: str = "modern", account: int = 1, start_ms: int,
         publish_l2_25: bool = True, mark_interval_ms: int = 1000,
         max_pending_updates: int = 2_000_000, burstiness: float = 1.0,
-        market_params: MarketParams | None = None,
+        market_params: MarketParams | None = None, publish_l2: bool = True,
+        slice_ms: int = SLICE_MS, publish_positions: bool = True,
     ) -> None:
         if book_format not in BOOK_FORMATS:
             raise ValueError(f"book_format must be one of {BOOK_FORMATS}, not {book_format!r}")
@@ -72,7 +79,11 @@ class Engine:
         self._now_ms = start_ms
         self._mark_interval_ms = max(1, mark_interval_ms)
         self._next_mark_ms = start_ms + self._mark_interval_ms
-        self._next_slice_ms = (start_ms // SLICE_MS + 1) * SLICE_MS
+        if isinstance(slice_ms, bool) or not isinstance(slice_ms, int) or slice_ms < 1:
+            raise ValueError(f"slice_ms must be a whole number of milliseconds >= 1, "
+                             f"not {slice_ms!r}")
+        self._slice_ms = slice_ms
+        self._next_slice_ms = (start_ms // slice_ms + 1) * slice_ms
         self._dms_at_ms: int | None = None
         self.max_pending_updates = max_pending_updates
         self.dropped_updates = 0
@@ -82,14 +93,17 @@ class Engine:
         for index, spec in enumerate(specs):
             rng_seed = random.Random(f"{seed}:{spec.symbol}").getrandbits(63)
             book = Book(spec, self._out, legacy=book_format == "legacy",
-                        publish_l2_25=publish_l2_25, first_id=(index + 1) * 10_000_000_000)
+                        publish_l2_25=publish_l2_25, first_id=(index + 1) * 10_000_000_000,
+                        publish_l2=publish_l2)
             self.markets[spec.symbol] = Market(
                 spec, book, seed=rng_seed, rate_events_s=per_symbol, start_ms=start_ms,
                 out=self._out, iso=self.iso,
                 params=(market_params or MarketParams()).scaled(burstiness),
             )
+        self._market_list = list(self.markets.values())
         self.account = Account(account, self.markets, self._out, self.iso,
                                random.Random(f"{seed}:account"))
+        self.account.publish_positions = publish_positions
         for market in self.markets.values():
             market.sink = self.account
         self._out.clear()
@@ -256,9 +270,22 @@ class Engine:
     # ------------------------------------------------------------- time flow
     def advance(self, now_ms: int) -> None:
         """Run the market process and the timers up to ``now_ms`` (earlier times: no-op)."""
-        markets = list(self.markets.values())
+        markets = self._market_list
         account = self.account
+        slice_ms = self._slice_ms
         while self._now_ms < now_ms:
+            if self._next_slice_ms < now_ms and not account.dirty:
+                # slices that end before the next market event or timer do nothing: skip them
+                quiet_until: float = min(now_ms, self._next_mark_ms)
+                for market in markets:
+                    if market.next_t < quiet_until:
+                        quiet_until = market.next_t
+                if self._dms_at_ms is not None and self._dms_at_ms < quiet_until:
+                    quiet_until = self._dms_at_ms
+                last_idle = (math.ceil(quiet_until / slice_ms) - 1) * slice_ms
+                if last_idle >= self._next_slice_ms:
+                    self._now_ms = last_idle
+                    self._next_slice_ms = last_idle + slice_ms
             horizon = min(now_ms, self._next_slice_ms, self._next_mark_ms)
             if self._dms_at_ms is not None and self._dms_at_ms < horizon:
                 horizon = max(self._dms_at_ms, self._now_ms)
@@ -266,7 +293,7 @@ class Engine:
                 market.run_until(horizon)
             self._now_ms = horizon
             if horizon >= self._next_slice_ms:
-                self._next_slice_ms += SLICE_MS
+                self._next_slice_ms += slice_ms
             if horizon >= self._next_mark_ms:
                 self._next_mark_ms += self._mark_interval_ms
                 for market in markets:

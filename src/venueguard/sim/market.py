@@ -191,6 +191,7 @@ class Market:
                 tick = start_ticks - depth if buy else start_ticks + 1 + depth
                 self.book.set_market(buy, tick, size, ts)
         del self.out[mark:]  # the initial image is what a partial shows, not a stream of inserts
+        self.book.unpublished_changes = 0
         self._quote_changed(start_ms, ts)
 
     # ------------------------------------------------------------------- loop

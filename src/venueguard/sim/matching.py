@@ -61,6 +61,7 @@ class Account:
         self.out = out
         self.iso = iso
         self.rng = rng
+        self.publish_positions = True  # False: flush keeps marks current but publishes no rows
         self.orders: dict[str, Order] = {}
         # Orders that may still be open, in placement order: a closed order never reopens, so
         # each is dropped the first time a scan sees it closed (scans stay proportional to the
@@ -329,7 +330,7 @@ class Account:
         chosen = [
             o for o in self.open_orders()
             if (symbol is None or o.spec.symbol == symbol)
-            and row_matches(order_row(o, self.iso), flt)
+            and (not flt or row_matches(order_row(o, self.iso), flt))
         ]
         rows = [self._cancel_one(o, reason, now_ms) for o in chosen]
         for sym in sorted({o.spec.symbol for o in chosen}):
@@ -386,6 +387,11 @@ class Account:
             if pos.qty != 0:
                 self._dirty.add(symbol)
 
+    @property
+    def dirty(self) -> bool:
+        """Whether a position changed since the last :meth:`flush`."""
+        return bool(self._dirty)
+
     def flush(self, now_ms: int) -> None:
         """Publish one ``position`` update per symbol whose position changed."""
         if not self._dirty:  # the common case: called after every slice of market time
@@ -395,7 +401,9 @@ class Account:
             if pos is None:
                 continue
             pos.mark = self.markets[symbol].mid_price()
-            self.out.append(Update("position", "update", symbol, [self.position_row(pos)], True))
+            if self.publish_positions:
+                self.out.append(Update("position", "update", symbol, [self.position_row(pos)],
+                                       True))
         self._dirty.clear()
 
     def open_orders(self) -> list[Order]:

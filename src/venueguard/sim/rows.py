@@ -43,8 +43,11 @@ class IsoClock:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         self._last_ms = ts_ms
-        self._last = f"{self._prefix}.{millis:03d}Z"
-        return self._last
+        self._last = last = self._prefix + _MILLIS[millis]
+        return last
+
+
+_MILLIS = tuple(f".{millis:03d}Z" for millis in range(1000))
 
 
 def guid(rng: random.Random) -> str:
