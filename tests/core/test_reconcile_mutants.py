@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from venueguard.core.order_events import NotFoundAtVenue, VenueSnapshot
+from venueguard.core.order_events import Ambiguous, AmendRejected, NotFoundAtVenue, VenueSnapshot
 from venueguard.core.orders import ClOrdIdGenerator, OrderState, OrderTable
 from venueguard.core.reconcile import (
     Alert,
@@ -20,9 +20,10 @@ from venueguard.core.reconcile import (
     QueryOrders,
     ReconcileConfig,
     Reconciler,
+    ResendCancel,
     Resolved,
 )
-from venueguard.core.reports import OrderReport, OrderStatus
+from venueguard.core.reports import FillReport, OrderReport, OrderStatus, RefusalReport
 
 S = OrderState
 WALL = 1_000_000
@@ -72,6 +73,9 @@ def swept(rec: Reconciler, now: float = 0.0) -> None:
 def test_before_anything_the_sweep_is_due_at_once() -> None:
     _, rec = setup(symbols=())
     assert rec.next_deadline() == -1e18
+    assert (rec.venue_open, rec.phantoms, rec.adopted) == (None, 0, 0)
+    rec.on_open_orders([], 1.0, WALL)
+    assert rec.venue_open == 0
 
 
 def test_a_fresh_unknown_is_first_looked_up_after_half_a_second() -> None:
@@ -277,12 +281,15 @@ def test_a_history_starting_after_the_order_was_created_settles_nothing() -> Non
 def test_one_unknown_left_alone_does_not_stop_the_next_from_settling() -> None:
     table, rec = setup()
     swept(rec)
-    first = unknown(table, 10.0)
+    found = unknown(table, 10.0)
+    exists = placed(table, 10.0)
+    table.on_duplicate(exists, 10.0)                   # UNKNOWN, known to exist: stays
     second = unknown(table, 10.0)
-    row = OrderReport(first, "v-first", OrderStatus.NEW, "XBTUSD", "Buy", 10.0, 100.0)
+    row = OrderReport(found, "v-found", OrderStatus.NEW, "XBTUSD", "Buy", 10.0, 100.0)
     rec.on_order_history([row], 80.0, WALL + 5, start_wall_ms=WALL, complete=True)
-    assert table.orders[first].state is S.NEW
-    assert table.orders[first].state_since == 80.0
+    assert table.orders[found].state is S.NEW
+    assert table.orders[found].state_since == 80.0
+    assert table.orders[exists].state is S.UNKNOWN
     assert table.orders[second].state is S.REJECTED
 
 
@@ -304,3 +311,390 @@ def test_an_unknown_restored_at_startup_is_answered_by_a_complete_history() -> N
     assert not rec.ready
     rec.on_order_history([], 80.0, WALL, start_wall_ms=WALL, complete=True)
     assert rec.ready and table.orders[cl].state is S.REJECTED
+
+
+# ------------------------------------------------------------------------------ absence
+def last_event(table: OrderTable, cl: str) -> object:
+    return table.orders[cl].history[-1].event
+
+
+def test_an_unknown_not_found_after_the_acceptance_window_says_so_exactly() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = unknown(table, 10.0)
+    rec.on_order_lookup([cl], [], 26.0, WALL, asked_at=25.0)
+    reason = "never accepted: not found by client id 15 s after its outcome became unknown"
+    assert last_event(table, cl) == NotFoundAtVenue(25.0, True, True, reason)
+    assert table.orders[cl].state is S.REJECTED
+    assert reports(rec.poll(26.0, WALL)) == [Resolved("unknown_not_accepted", cl, reason)]
+
+
+def test_an_open_order_absent_exactly_at_the_grace_end_is_closed() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = acked(table, 1.0)
+    rec.on_order_lookup([cl], [], 7.0, WALL, asked_at=6.0)
+    assert last_event(table, cl) == NotFoundAtVenue(6.0, True, False, "not found by client id")
+    assert table.orders[cl].state is S.CANCELED
+
+
+def test_absence_asked_before_the_grace_end_is_no_evidence() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = acked(table, 1.0)
+    rec.on_order_lookup([cl], [], 9.0, WALL, asked_at=5.9)
+    assert last_event(table, cl) == NotFoundAtVenue(5.9, False, False, "not found by client id")
+    assert table.orders[cl].state is S.NEW
+
+
+def test_a_lookup_answers_every_id_even_after_one_the_table_does_not_know() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = acked(table, 1.0)
+    rec.on_order_lookup(["ghost", cl], [], 7.0, WALL, asked_at=7.0)
+    assert table.orders[cl].state is S.CANCELED
+
+
+def test_a_restored_order_created_a_grace_ago_in_wall_time_is_absent_at_once() -> None:
+    table, rec = setup()
+    cl = acked(table, 99.0)
+    created = table.orders[cl].created_wall_ms
+    rec.start(100.0)
+    rec.on_order_lookup([cl], [], 100.0, created + 4_999, asked_at=100.0)
+    assert table.orders[cl].state is S.NEW
+    rec.on_order_lookup([cl], [], 100.0, created + 5_000, asked_at=100.0)
+    assert table.orders[cl].state is S.CANCELED
+
+
+def test_a_cancel_refused_as_unknown_order_is_absence_with_the_venue_reason() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = acked(table, 1.0)
+    table.on_cancel_requested(cl, 2.0)
+    rec.on_cancel_reports([RefusalReport(cl, None, "Not Found", not_found=True)], 8.0, WALL)
+    assert last_event(table, cl) == NotFoundAtVenue(8.0, True, False, "cancel refused: Not Found")
+    assert table.orders[cl].state is S.CANCELED
+
+
+# ------------------------------------------------------------------------------ open list
+def test_the_open_list_of_one_symbol_says_nothing_about_another() -> None:
+    table, rec = setup()
+    swept(rec)
+    acked(table, 1.0)
+    rec.on_open_orders([], 10.0, WALL, asked_at=10.0, symbol="ETHUSD")
+    assert rec.poll(10.0, WALL) == []
+    rec.on_open_orders([], 10.0, WALL, asked_at=10.0, symbol="XBTUSD")
+    assert [type(d) for d in rec.poll(10.0, WALL)] == [QueryOrders]
+
+
+def test_an_order_in_the_open_list_does_not_hide_the_next_missing_one() -> None:
+    table, rec = setup()
+    swept(rec)
+    shown = acked(table, 1.0)
+    missing = acked(table, 1.0)
+    row = OrderReport(shown, "v-" + shown, OrderStatus.NEW, "XBTUSD", "Buy", 10.0, 100.0)
+    rec.on_open_orders([row], 10.0, WALL, asked_at=10.0)
+    assert rec.poll(10.0, WALL) == [QueryOrders((missing,))]
+
+
+def test_the_open_list_counts_the_grace_from_when_it_was_asked() -> None:
+    table, rec = setup()
+    swept(rec)
+    acked(table, 1.0)
+    rec.on_open_orders([], 20.0, WALL, asked_at=5.9)
+    assert rec.poll(20.0, WALL) == []
+
+
+def test_the_open_list_counts_a_restored_order_from_its_creation_in_wall_time() -> None:
+    table, rec = setup()
+    cl = acked(table, 99.0)
+    created = table.orders[cl].created_wall_ms
+    rec.start(100.0)
+    rec.on_order_lookup([cl], [OrderReport(cl, "v-" + cl, OrderStatus.NEW)], 100.0, created)
+    rec.poll(100.0, created)
+    rec.on_open_orders([], 101.0, created + 5_000, asked_at=101.0)
+    assert QueryOrders((cl,)) in rec.poll(101.0, created + 5_000)
+
+
+def test_a_suspect_found_open_by_its_lookup_is_no_longer_asked_about() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = acked(table, 1.0)
+    rec.on_open_orders([], 10.0, WALL, asked_at=10.0)
+    assert rec.poll(10.0, WALL) == [QueryOrders((cl,))]
+    rec.on_order_lookup([cl], [OrderReport(cl, "v-" + cl, OrderStatus.NEW)], 10.5, WALL)
+    assert rec.next_deadline() == 1000.0
+
+
+# ------------------------------------------------------------------------------ reports
+def test_a_report_without_status_or_symbol_about_an_unknown_order_is_dropped() -> None:
+    table, rec = setup()
+    rec.on_order_reports([OrderReport("x", "v1", OrderStatus.NEW),
+                          OrderReport("y", "v2", None, "XBTUSD")], 1.0, WALL)
+    assert (table.orders, rec.adopted) == ({}, 0)
+
+
+def test_a_sparse_update_of_a_pending_cancel_changes_nothing() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = acked(table, 1.0)
+    table.on_cancel_requested(cl, 2.0)
+    rec.on_order_reports([OrderReport(cl, None, None, price=101.0)], 20.0, WALL)
+    assert table.orders[cl].state is S.PENDING_CANCEL
+    assert rec.poll(20.0, WALL) == [QueryOrders((cl,))]
+
+
+def test_a_lost_cancel_answer_is_resent_every_interval_while_the_row_shows_open() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = acked(table, 1.0)
+    table.on_cancel_requested(cl, 10.0)
+    row = OrderReport(cl, "v-" + cl, OrderStatus.NEW)
+    rec.on_order_reports([row], 14.9, WALL)
+    assert ResendCancel(cl) not in rec.poll(14.9, WALL)
+    rec.on_order_reports([row], 15.0, WALL)
+    assert ResendCancel(cl) in rec.poll(15.0, WALL)
+    rec.on_order_reports([row], 19.9, WALL)
+    assert ResendCancel(cl) not in rec.poll(19.9, WALL)
+    rec.on_order_reports([row], 20.0, WALL)
+    assert ResendCancel(cl) in rec.poll(20.0, WALL)
+
+
+def test_a_lost_amend_answer_is_settled_by_an_open_row_one_interval_later() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = acked(table, 1.0)
+    table.on_amend_requested(cl, 5.0, None, 10.0)
+    row = OrderReport(cl, "v-" + cl, OrderStatus.NEW, qty=5.0)
+    rec.on_order_reports([row], 14.9, WALL)
+    assert table.orders[cl].state is S.PENDING_AMEND
+    rec.on_order_reports([row], 15.0, WALL)
+    assert table.orders[cl].state is S.NEW
+    assert last_event(table, cl) == AmendRejected(
+        "amend outcome unknown: the venue's row is authoritative")
+
+
+# ------------------------------------------------------------------------------ fills
+def fill_report(exec_id: str, client_id: str | None, symbol: str | None) -> FillReport:
+    return FillReport(exec_id, client_id, None, 1.0, 100.0, symbol=symbol, side="Buy")
+
+
+def test_fills_of_unknown_orders_without_symbol_are_skipped_not_the_rest() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = acked(table, 1.0)
+    rec.on_fill_reports([fill_report("e1", "ghost", None), fill_report("e2", cl, None)],
+                        2.0, WALL)
+    assert "ghost" not in table.orders and rec.adopted == 0
+    assert table.orders[cl].cum_qty == 1.0
+
+
+def test_a_fill_of_an_unknown_order_with_a_symbol_adopts_it() -> None:
+    table, rec = setup()
+    rec.on_fill_reports([fill_report("e1", "theirs", "XBTUSD")], 3.0, WALL + 1)
+    adopted = table.orders["theirs"]
+    assert (adopted.created_at, adopted.created_wall_ms, adopted.cum_qty) == (3.0, WALL + 1, 1.0)
+    assert rec.adopted == 1
+
+
+# ------------------------------------------------------------------------------ position
+def test_a_position_mismatch_halts_exactly_at_the_grace_end_with_its_message() -> None:
+    _, rec = setup()
+    rec.poll(0.0, WALL)
+    rec.on_position("XBTUSD", 3.0, 5.0)
+    assert reports(rec.poll(5.0, WALL)) == []
+    rec.on_position("XBTUSD", 3.0, 14.9)
+    assert reports(rec.poll(14.9, WALL)) == []
+    rec.on_position("XBTUSD", 3.0, 15.0)
+    assert rec.poll(15.0, WALL)[:3] == [
+        Mismatch("position", None, "XBTUSD local 0 venue 3.0"),
+        Alert("critical", "position mismatch after reconciliation: XBTUSD local 0 venue 3.0"),
+        Halt("position mismatch: XBTUSD local 0 venue 3.0")]
+    assert rec.position_mismatches == frozenset({"XBTUSD"})
+    rec.on_position("XBTUSD", 0.0, 16.0)
+    assert reports(rec.poll(16.0, WALL)) == [Resolved("position", None, "XBTUSD 0")]
+    assert rec.position_mismatches == frozenset()
+
+
+def test_a_mismatch_gone_before_the_grace_ends_is_resolved_silently() -> None:
+    _, rec = setup()
+    rec.poll(0.0, WALL)
+    rec.on_position("XBTUSD", 3.0, 1.0)
+    rec.on_position("XBTUSD", 0.0, 2.0)
+    assert reports(rec.poll(2.0, WALL)) == []
+
+
+# ------------------------------------------------------------------------------ restart
+def test_a_restart_makes_a_pending_new_unknown_with_its_reason() -> None:
+    table, rec = setup()
+    cl = placed(table, 1.0)
+    rec.start(2.0)
+    assert table.orders[cl].state is S.UNKNOWN
+    assert last_event(table, cl) == Ambiguous("restart: send outcome unknown")
+
+
+def test_start_looks_every_unfinished_order_up_at_once() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = unknown(table, 1.0)
+    assert rec.poll(1.5, WALL) == [QueryOrders((cl,))]
+    rec.start(2.0)
+    assert rec.poll(2.0, WALL) == [QueryOrders((cl,))]
+
+
+# ------------------------------------------------------------------------------ cancels
+def test_every_answer_of_a_bulk_cancel_is_applied() -> None:
+    table, rec = setup()
+    swept(rec)
+    first, second = acked(table, 1.0), acked(table, 1.0)
+    rec.on_cancel_reports([OrderReport(first, None, OrderStatus.CANCELED),
+                           OrderReport(second, None, OrderStatus.CANCELED)], 2.0, WALL)
+    assert (table.orders[first].state, table.orders[second].state) == (S.CANCELED, S.CANCELED)
+
+
+def test_a_refusal_about_an_unknown_order_does_not_hide_the_next() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = acked(table, 1.0)
+    table.on_cancel_requested(cl, 2.0)
+    rec.on_cancel_reports([RefusalReport("ghost", None, "Not Found", not_found=True),
+                           RefusalReport(None, "v-" + cl, "Not Found", not_found=True)],
+                          8.0, WALL, asked_at=7.5)
+    order = table.orders[cl]
+    assert (order.state, order.state_since) == (S.CANCELED, 8.0)
+    assert last_event(table, cl) == NotFoundAtVenue(7.5, True, False, "cancel refused: Not Found")
+
+
+def test_a_refused_cancel_of_a_restored_order_counts_its_age_in_wall_time() -> None:
+    table, rec = setup()
+    cl = acked(table, 99.0)
+    created = table.orders[cl].created_wall_ms
+    rec.start(100.0)
+    table.on_cancel_requested(cl, 100.0)
+    refusal = RefusalReport(cl, None, "Not Found", not_found=True)
+    rec.on_cancel_reports([refusal], 101.0, created + 5_000)
+    assert table.orders[cl].state is S.CANCELED
+
+
+def test_a_refused_cancel_naming_a_fill_resolves_an_unknown() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = unknown(table, 1.0)
+    rec.on_cancel_reports([RefusalReport(cl, None, "already filled", OrderStatus.FILLED)],
+                          2.0, WALL)
+    assert table.orders[cl].state is S.FILLED
+    assert reports(rec.poll(2.0, WALL)) == [Resolved("unknown", cl, "venue shows FILLED")]
+
+
+# ------------------------------------------------------------------------------ executions
+def test_missing_executions_are_fetched_until_they_add_up() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = acked(table, 1.0)
+    rec.on_order_reports([OrderReport(cl, None, OrderStatus.FILLED, filled_qty=10.0)], 2.0, WALL)
+    assert rec.poll(2.0, WALL) == [FetchExecutions(None, WALL - 5_000)]
+    fill = FillReport("e1", cl, None, 4.0, 100.0, leaves_qty=6.0)
+    rec.on_fill_reports([fill], 3.0, WALL)
+    assert rec.next_deadline() == 7.0                  # still 6 missing: ask again
+    rest = FillReport("e2", cl, None, 6.0, 100.0, leaves_qty=0.0)
+    rec.on_fill_reports([rest], 4.0, WALL)
+    assert table.orders[cl].cum_qty == 10.0
+    assert rec.next_deadline() == 1000.0               # nothing missing any more
+
+
+# ------------------------------------------------------------------------------ sweeps
+def test_a_venue_fill_not_seen_locally_asks_for_executions() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = acked(table, 1.0)
+    rec.on_order_reports([OrderReport(cl, None, OrderStatus.PARTIALLY_FILLED, filled_qty=4.0)],
+                         2.0, WALL)
+    assert table.orders[cl].state is S.PARTIALLY_FILLED
+    assert rec.poll(2.0, WALL) == [FetchExecutions(None, WALL - 5_000)]
+
+
+def test_each_sweep_fetches_the_positions_again() -> None:
+    cfg = ReconcileConfig(sweep_interval_s=30.0, safe_sweep_interval_s=60.0)
+    _, rec = setup(cfg)
+    sweep = [FetchOpenOrders(None), FetchExecutions(None, WALL - 5_000), FetchPosition("XBTUSD")]
+    assert rec.poll(0.0, WALL) == sweep
+    assert rec.poll(29.9, WALL) == []
+    assert rec.poll(30.0, WALL) == sweep
+
+
+def test_safe_mode_sweeps_less_often() -> None:
+    cfg = ReconcileConfig(sweep_interval_s=30.0, safe_sweep_interval_s=60.0)
+    _, rec = setup(cfg, symbols=())
+    rec.set_safe_mode(True)
+    assert rec.poll(0.0, WALL) == [FetchOpenOrders(None), FetchExecutions(None, WALL - 5_000)]
+    assert rec.next_deadline() == 60.0
+    assert rec.poll(30.0, WALL) == []
+    assert FetchOpenOrders(None) in rec.poll(60.0, WALL)
+    rec.set_safe_mode(False)
+    assert rec.next_deadline() == 90.0
+
+
+def test_the_history_of_an_unknown_is_fetched_once_per_interval_after_the_window() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = unknown(table, 10.0)
+    created = table.orders[cl].created_wall_ms
+
+    def histories(now: float) -> list[Decision]:
+        return [d for d in rec.poll(now, WALL) if isinstance(d, FetchOrderHistory)]
+
+    assert histories(69.9) == []
+    assert histories(70.0) == [FetchOrderHistory(None, created - 5_000)]
+    assert histories(71.0) == []
+    assert histories(74.9) == []
+    assert histories(75.0) == [FetchOrderHistory(None, created - 5_000)]
+
+
+# ------------------------------------------------------------------------------ notes
+def test_phantom_orders_are_counted_and_reported_one_by_one() -> None:
+    table, rec = setup()
+    swept(rec)
+    first, second = acked(table, 1.0), acked(table, 1.0)
+    rec.on_order_lookup([first, second], [], 7.0, WALL, asked_at=6.0)
+    assert rec.phantoms == 2
+    assert reports(rec.poll(7.0, WALL)) == [
+        Mismatch("phantom_local", first, "NEW absent"),
+        Resolved("phantom_local", first, "now CANCELED"),
+        Mismatch("phantom_local", second, "NEW absent"),
+        Resolved("phantom_local", second, "now CANCELED")]
+
+
+def test_a_websocket_update_answers_for_a_restored_order() -> None:
+    table, rec = setup()
+    cl = acked(table, 99.0)
+    rec.start(100.0)
+    assert not rec.ready
+    rec.on_order_reports([OrderReport(cl, None, OrderStatus.CANCELED)], 100.5, WALL)
+    assert rec.ready
+    assert rec.startup_counts().resolved == 1
+
+
+def test_a_suspect_that_fills_meanwhile_is_no_longer_suspect() -> None:
+    table, rec = setup()
+    swept(rec)
+    cl = acked(table, 1.0)
+    rec.on_open_orders([], 10.0, WALL, asked_at=10.0)
+    rec.on_fill_reports([FillReport("e1", cl, None, 4.0, 100.0, leaves_qty=6.0)], 10.0, WALL)
+    assert table.orders[cl].state is S.PARTIALLY_FILLED
+    assert rec.poll(10.0, WALL) == []
+
+
+def test_the_history_check_keeps_its_own_pace_beside_the_lookups() -> None:
+    table, rec = setup()
+    swept(rec)
+    unknown(table, 0.0)
+    seen: list[tuple[float, list[str]]] = []
+    while (now := rec.next_deadline()) is not None and now <= 70.0:
+        seen.append((now, [type(d).__name__ for d in rec.poll(now, WALL)]))
+    assert seen[-5:] == [
+        (60.0, ["Alert", "Mismatch", "FetchOrderHistory"]),   # the window ends: not a lookup
+        (60.5, ["QueryOrders"]),
+        (65.0, ["FetchOrderHistory"]),
+        (65.5, ["QueryOrders"]),
+        (70.0, ["FetchOrderHistory"])]
+    assert [t for t, _ in seen[:12]] == [0.5 + 5 * i for i in range(12)]
