@@ -50,7 +50,8 @@ def best_rate(run: Callable[[], int], repeat: int) -> float:
 def engine_alone(steps: int) -> Callable[[], int]:
     def run() -> int:
         engine = Engine(["XBTUSDT"], seed=1, rate_msgs_s=20.0, start_ms=START_MS,
-                        publish_l2_25=False)
+                        publish_l2_25=False, publish_l2=False, slice_ms=100,
+                        publish_positions=False)  # as the environment configures it
         for i in range(1, steps + 1):
             engine.advance(START_MS + i * 100)
             engine.drain_updates()
