@@ -204,7 +204,7 @@ async def test_an_amend_the_venue_refused_whose_answer_is_lost_is_found_not_appl
         order = await exchange.create_order(SYMBOL, "limit", "buy", 100, bid - 300)
         # the answer comes after the client gave up (an ambiguous outcome); the venue refused
         # the amend (a price above the instrument's maximum), so the order rests unchanged
-        await sim.add_fault("latency", ms=2_500.0, duration_s=0.5)
+        await sim.add_fault("latency", ms=2_500.0, duration_s=3.0)
         with pytest.raises(ccxt.BaseError) as raised:
             await exchange.edit_order(order["id"], SYMBOL, "limit", "buy", 100, 2_000_000)
         truth = await sim.truth()
