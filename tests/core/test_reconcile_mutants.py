@@ -698,3 +698,24 @@ def test_the_history_check_keeps_its_own_pace_beside_the_lookups() -> None:
         (65.5, ["QueryOrders"]),
         (70.0, ["FetchOrderHistory"])]
     assert [t for t, _ in seen[:12]] == [0.5 + 5 * i for i in range(12)]
+
+
+# ------------------------------------------------------------------------------ clocks
+def test_every_venue_fact_is_applied_at_the_time_given() -> None:
+    table, rec = setup()
+    swept(rec)
+    a, b, c, d, e = (acked(table, 1.0) for _ in range(5))
+    rec.on_order_reports([OrderReport("theirs", "v9", OrderStatus.NEW, "XBTUSD", "Buy", 1.0)],
+                         2.0, WALL + 2)
+    assert table.orders["theirs"].created_wall_ms == WALL + 2
+    rec.on_fill_reports([FillReport("e1", None, "v-" + a, 1.0, 100.0)], 3.0, WALL)
+    assert (table.orders[a].state, table.orders[a].state_since) == (S.PARTIALLY_FILLED, 3.0)
+    rec.on_cancel_reports([OrderReport(b, None, OrderStatus.CANCELED)], 4.0, WALL)
+    assert (table.orders[b].state, table.orders[b].state_since) == (S.CANCELED, 4.0)
+    table.on_cancel_requested(c, 4.5)
+    rec.on_cancel_reports([RefusalReport(c, None, "busy")], 5.0, WALL)
+    assert (table.orders[c].state, table.orders[c].state_since) == (S.NEW, 5.0)
+    rec.on_order_lookup([d], [OrderReport(d, None, OrderStatus.CANCELED)], 6.0, WALL)
+    assert (table.orders[d].state, table.orders[d].state_since) == (S.CANCELED, 6.0)
+    rec.on_order_lookup([e], [], 7.0, WALL, asked_at=6.5)
+    assert (table.orders[e].state, table.orders[e].state_since) == (S.CANCELED, 7.0)
