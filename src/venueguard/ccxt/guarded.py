@@ -261,10 +261,7 @@ class GuardedExchange:
                 raise ccxt.ArgumentsRequired(
                     f"create_orders: entry {index} lacks {', '.join(missing)}")
             entry_params = {**shared, **dict(entry.get("params") or {})}
-            key = self.orders.facts.client_id_param
-            cl = str(entry_params.pop("clientOrderId", None) or entry_params.get(key)
-                     or self.orders.new_client_id())
-            entry_params["clientOrderId"] = cl
+            cl = entry_params["clientOrderId"] = self.orders.client_id_for(entry_params)
             ids.append(cl)
             calls.append(self.orders.create(entry["symbol"], entry["type"], entry["side"],
                                             entry["amount"], entry.get("price"), entry_params))

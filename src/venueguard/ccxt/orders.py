@@ -150,6 +150,12 @@ class CcxtOrders:
 
     # ---- ids and state ------------------------------------------------------------------------
 
+    def client_id_for(self, params: dict[str, Any]) -> str:
+        """The caller's client id (ccxt's ``clientOrderId`` or the venue's own parameter, which
+        is taken out of ``params``), else a fresh one."""
+        given = params.pop("clientOrderId", None) or params.get(self.facts.client_id_param)
+        return str(given or self.new_client_id())
+
     def new_client_id(self) -> str:
         """A fresh client id: ``<prefix><token><counter>``, letters and digits only."""
         self._counter += 1
@@ -192,7 +198,7 @@ class CcxtOrders:
             self.notify.log("order.refused", symbol=symbol, reason=reason)
             raise OrdersRefused(f"create_order refused: {reason}", kind="refused")
         key = self.facts.client_id_param
-        cl = str(params.pop("clientOrderId", None) or params.get(key) or self.new_client_id())
+        cl = self.client_id_for(params)
         params[key] = cl
         if cl in self.table.orders:
             raise errors.ConfigError(f"client order id {cl!r} was already used for an order")
@@ -444,14 +450,10 @@ class CcxtOrders:
             now = clock.monotonic()
             order = self.table.orders[cl]
             if isinstance(found, dict):
-                report = order_report(found)
-                self._apply_report(report if report.client_id == cl else _with_client(report, cl))
-                self.notify.log("reconcile.resolved", kind="lookup", cl_ord_id=cl,
-                                detail=f"venue shows {found.get('status')}")
+                await self._take_found(cl, found, kind="lookup",
+                                       detail=f"venue shows {found.get('status')}")
                 if not found.get("clientOrderId"):
                     found["clientOrderId"] = cl
-                self._resting_changed()
-                await self._sync()
                 return found
             if found == _ABSENT and now - order.created_at >= self.config.grace_s:
                 self.table.on_not_found(cl, NotFoundAtVenue(
@@ -464,6 +466,15 @@ class CcxtOrders:
             if now + self.config.lookup_interval_s > deadline:
                 return None
             await asyncio.sleep(self.config.lookup_interval_s)
+
+    async def _take_found(self, cl: str, found: dict[str, Any], *, kind: str,
+                          detail: str) -> None:
+        """The venue's answer to a lookup of ``cl`` becomes the order's state."""
+        report = order_report(found)
+        self._apply_report(report if report.client_id == cl else _with_client(report, cl))
+        self.notify.log("reconcile.resolved", kind=kind, cl_ord_id=cl, detail=detail)
+        self._resting_changed()
+        await self._sync()
 
     async def _settle_amend(self, cl: str, symbol: str, amount: float | None,
                             price: float | None, sent_at: float) -> dict[str, Any] | str | None:
@@ -488,14 +499,10 @@ class CcxtOrders:
                         self.table.on_amend_rejected(
                             cl, "answer lost; the venue shows the order unchanged"
                             if is_open else "answer lost; the order closed first", now)
-                    report = order_report(found)
-                    self._apply_report(report if report.client_id == cl
-                                       else _with_client(report, cl))
                     verdict = "applied" if applied else "not applied"
-                    self.notify.log("reconcile.resolved", kind="amend_lookup", cl_ord_id=cl,
-                                    detail=f"amend {verdict}; venue shows {found.get('status')}")
-                    self._resting_changed()
-                    await self._sync()
+                    await self._take_found(
+                        cl, found, kind="amend_lookup",
+                        detail=f"amend {verdict}; venue shows {found.get('status')}")
                     return found if applied or not is_open else _NOT_APPLIED
             if now + self.config.lookup_interval_s > deadline:
                 return None

@@ -22,7 +22,6 @@ __all__ = ["AgentOrders"]
 
 # state values, not members: a str hash is cached, an Enum member's is computed in Python
 TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATES)
-_TERMINAL = TERMINAL_VALUES
 
 
 class AgentOrders:
@@ -64,7 +63,7 @@ class AgentOrders:
         if finished is None:
             orders = self.table.orders
             finished = [i for i, cl in enumerate(self.slots)
-                        if cl is not None and orders[cl].state._value_ in _TERMINAL]
+                        if cl is not None and orders[cl].state._value_ in TERMINAL_VALUES]
         self._done = finished
 
     def release_finished(self) -> None:
