@@ -21,6 +21,7 @@ from venueguard import config
 _COMMANDS = {
     "monitor": "venueguard.app.monitor",
     "sim": "venueguard.sim.cli",
+    "proxy": "venueguard.proxy.cli",
     "chaos": "venueguard.app.chaos",
     "report": "venueguard.app.report",
     "gym-eval": "venueguard.gym.evaluate",
@@ -105,6 +106,29 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--dialect", choices=["bitmex", "binance-usdm"], default="bitmex",
                      help="binance-usdm also serves Binance USD-M futures under /fapi and /ws "
                           "next to BitMEX (docs/binance-dialect.md)")
+
+    proxy = sub.add_parser("proxy", help="reverse proxy in front of any venue: faults on demand "
+                                         "and guarding for any bot (docs/commands/proxy.md)")
+    proxy.add_argument("--upstream", default=None, metavar="URL",
+                       help="the venue's REST origin, e.g. https://testnet.bitmex.com")
+    proxy.add_argument("--ws-upstream", default=None, metavar="URL",
+                       help="the venue's websocket origin (unset: --upstream with ws/wss)")
+    proxy.add_argument("--dialect", choices=["bitmex", "binance-usdm", "generic"],
+                       default="bitmex", help="what the proxy knows of the venue's messages")
+    proxy.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    proxy.add_argument("--port", type=config.port_number, default=0,
+                       help="port to listen on (0 = any free port)")
+    proxy.add_argument("--scenario", default=None, metavar="NAME|PATH",
+                       help="a fault scenario to play (shipped name or TOML file)")
+    proxy.add_argument("--seed", type=int, default=1, help="seed of the faults' draws")
+    proxy.add_argument("--guard", action="store_true",
+                       help="classify every answer, log events, serve /metrics")
+    proxy.add_argument("--ws-silence-s", type=float, default=None, metavar="SECONDS",
+                       help="close a client's stream when its upstream sent no data this long")
+    proxy.add_argument("--redis", default=None, metavar="redis://HOST:PORT/DB",
+                       help="share the account's limits, cooldowns and bans with other members")
+    proxy.add_argument("--log-format", choices=["json", "pretty"], default="json",
+                       help="event log format on stdout")
 
     chaos = sub.add_parser("chaos", help="seeded fault schedules checked against the invariants")
     chaos.add_argument("--seeds", type=int, default=20, help="how many seeded schedules to run")

@@ -9,15 +9,47 @@
   counters per endpoint and status, POST attempts per clOrdID that reached the engine;
 - ``GET /_sim/resolve?host=NAME`` -> the resolver seam used to deliver ``dns_failure``
   (see :mod:`venueguard.sim.faults`).
+
+The three ``/_sim/faults`` routes talk to a :class:`FaultHost` (the simulator, or the proxy of
+:mod:`venueguard.proxy`, which serves them on its own port); ``GET`` lists the kinds that host
+supports and ``POST`` refuses any other kind with a 400.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Protocol
+
 import orjson
 from aiohttp import web
 
-from venueguard.sim.faults import KINDS, FaultError, parse_fault
+from venueguard.sim.clock import SimClock
+from venueguard.sim.faults import Fault, FaultBook, FaultError, FaultRequest, KindSpec, parse_fault
 from venueguard.sim.rest import SERVER_KEY, json_response
+
+
+class FaultHost(Protocol):
+    """What the fault routes need from the server that applies the faults."""
+
+    @property
+    def clock(self) -> SimClock: ...
+
+    @property
+    def faults(self) -> FaultBook: ...
+
+    @property
+    def fault_kinds(self) -> Mapping[str, KindSpec]:
+        """The kinds this host can apply (``GET`` lists them, ``POST`` refuses the others)."""
+        ...
+
+    def add_fault(self, request: FaultRequest) -> Fault:
+        """Apply ``request``; may raise :class:`FaultError` for a parameter it cannot honour."""
+        ...
+
+    def clear_faults(self) -> int: ...
+
+
+FAULT_HOST_KEY: web.AppKey[FaultHost] = web.AppKey("venueguard_fault_host")
 
 
 def _error(message: str, status: int = 400) -> web.Response:
@@ -25,7 +57,7 @@ def _error(message: str, status: int = 400) -> web.Response:
 
 
 async def post_fault(request: web.Request) -> web.Response:
-    server = request.app[SERVER_KEY]
+    server = request.app[FAULT_HOST_KEY]
     body = await request.read()
     try:
         raw = orjson.loads(body)
@@ -33,24 +65,27 @@ async def post_fault(request: web.Request) -> web.Response:
         return _error(f"body is not valid JSON: {exc.msg} at position {exc.pos}")
     try:
         fault_request = parse_fault(raw)
+        if fault_request.kind not in server.fault_kinds:
+            raise FaultError(f"fault kind {fault_request.kind!r} cannot be applied here; "
+                             f"supported kinds: {', '.join(sorted(server.fault_kinds))}")
+        fault = server.add_fault(fault_request)
     except FaultError as exc:
         return _error(str(exc))
-    fault = server.add_fault(fault_request)
     out: dict[str, object] = {"id": fault.id, "kind": fault.kind}
     return json_response(out)
 
 
 async def delete_faults(request: web.Request) -> web.Response:
-    return json_response({"cleared": request.app[SERVER_KEY].clear_faults()})
+    return json_response({"cleared": request.app[FAULT_HOST_KEY].clear_faults()})
 
 
 async def get_faults(request: web.Request) -> web.Response:
-    server = request.app[SERVER_KEY]
+    server = request.app[FAULT_HOST_KEY]
     now_s = server.clock.monotonic_s()
     server.faults.expire(now_s)
     kinds = {name: {"scope": spec.scope, "summary": spec.summary,
                     "params": {ps.name: ps.default for ps in spec.params}}
-             for name, spec in KINDS.items()}
+             for name, spec in server.fault_kinds.items()}
     return json_response({"faults": server.faults.listing(now_s), "kinds": kinds})
 
 
@@ -70,10 +105,16 @@ async def resolve(request: web.Request) -> web.Response:
     return json_response({"host": host, "addresses": [server.config.host], "port": server.port})
 
 
-def add_routes(app: web.Application) -> None:
+def add_fault_routes(app: web.Application) -> None:
+    """``POST/GET/DELETE /_sim/faults`` on ``app``, whose ``FAULT_HOST_KEY`` must be set."""
     r = app.router
     r.add_post("/_sim/faults", post_fault)
     r.add_delete("/_sim/faults", delete_faults)
     r.add_get("/_sim/faults", get_faults)
+
+
+def add_routes(app: web.Application) -> None:
+    add_fault_routes(app)
+    r = app.router
     r.add_get("/_sim/truth", get_truth)
     r.add_get("/_sim/resolve", resolve)

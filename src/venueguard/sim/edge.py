@@ -11,12 +11,21 @@ because the request never reached the venue:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import Counter
+from typing import Protocol
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from venueguard.sim.server import SimServer
+from venueguard.sim.faults import Fault
+
+
+class FaultSource(Protocol):
+    """Where the edge reads its faults: the simulator, or the proxy (:mod:`venueguard.proxy`)."""
+
+    @property
+    def fault_hits(self) -> Counter[str]: ...
+
+    def active_fault(self, kind: str) -> Fault | None: ...
 
 FORBIDDEN_HTML = (
     "<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>\r\n"
@@ -46,7 +55,7 @@ _EDGE: tuple[tuple[str, int, str], ...] = (
 )
 
 
-def edge_fault(server: SimServer) -> web.Response | None:
+def edge_fault(server: FaultSource) -> web.Response | None:
     """The edge's answer when an edge fault fires for this request, else None."""
     for kind, status, page in _EDGE:
         fault = server.active_fault(kind)
@@ -60,7 +69,7 @@ def edge_fault(server: SimServer) -> web.Response | None:
     return None
 
 
-def latency_s(server: SimServer) -> float:
+def latency_s(server: FaultSource) -> float:
     """Seconds to delay this response (0 when no latency fault is active)."""
     fault = server.active_fault("latency")
     if fault is None:

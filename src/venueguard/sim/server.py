@@ -28,7 +28,7 @@ from venueguard.sim import control, rest
 from venueguard.sim.clock import SimClock
 from venueguard.sim.effects import OrderEffects
 from venueguard.sim.engine import Engine
-from venueguard.sim.faults import Fault, FaultBook, FaultRequest
+from venueguard.sim.faults import KINDS, Fault, FaultBook, FaultRequest, KindSpec
 from venueguard.sim.httpserver import SimRunner
 from venueguard.sim.instruments import instruments_for
 from venueguard.sim.model import Update
@@ -78,6 +78,9 @@ class SimConfig:
 
 class SimServer:
     """The running simulator. Not thread-safe: use it from the event loop that started it."""
+
+    #: Every fault kind applies here (the control API's ``FaultHost``).
+    fault_kinds: Mapping[str, KindSpec] = KINDS
 
     def __init__(self, config: SimConfig | None = None, *, clock: SimClock | None = None,
                  engine: Engine | None = None) -> None:
@@ -131,6 +134,7 @@ class SimServer:
         app = web.Application(client_max_size=self.config.max_body_bytes,
                               middlewares=[rest.middleware])
         app[rest.SERVER_KEY] = self
+        app[control.FAULT_HOST_KEY] = self
         rest.add_routes(app)
         control.add_routes(app)
         app.router.add_get("/realtime", self.hub.handle)

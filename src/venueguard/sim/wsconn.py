@@ -160,7 +160,7 @@ class WsConnection(SenderConnection):
             self.gap_left -= 1
             return
         if self.shift_ms:
-            payload = orjson.dumps(_shift_times(msg, self.shift_ms))
+            payload = orjson.dumps(shift_times(msg, self.shift_ms))
         if self.reorder_p and delta and self._held is None and self._rng.random() < self.reorder_p:
             self._held = payload
             return
@@ -184,7 +184,9 @@ class WsConnection(SenderConnection):
             self.abort()
 
 
-def _shift_times(msg: Mapping[str, Any], shift_ms: int) -> dict[str, Any]:
+def shift_times(msg: Mapping[str, Any], shift_ms: int) -> dict[str, Any]:
+    """A BitMEX table message with every row's ``timestamp`` / ``transactTime`` moved by
+    ``shift_ms`` (the other fields and rows as they were)."""
     out = dict(msg)
     rows = msg.get("data")
     if isinstance(rows, list):

@@ -25,7 +25,16 @@ from venueguard.sim.faults import Fault
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BinanceConn"]
+__all__ = ["BinanceConn", "shift_event_times"]
+
+
+def shift_event_times(data: dict[str, Any], shift_ms: int) -> dict[str, Any]:
+    """An event with its ``E`` (event time) and ``T`` (transaction time) moved by ``shift_ms``."""
+    shifted = dict(data)
+    for key in ("E", "T"):
+        if isinstance(shifted.get(key), int):
+            shifted[key] += shift_ms
+    return shifted
 
 
 class BinanceConn(SenderConnection):
@@ -129,11 +138,7 @@ class BinanceConn(SenderConnection):
             self.gap_left -= 1
             return
         if self.shift_ms:
-            shifted = dict(data)
-            for key in ("E", "T"):
-                if isinstance(shifted.get(key), int):
-                    shifted[key] += self.shift_ms
-            raw = orjson.dumps(shifted)
+            raw = orjson.dumps(shift_event_times(data, self.shift_ms))
         payload = self.frame(name, raw)
         if self.reorder_p and self._held is None and self._rng.random() < self.reorder_p:
             self._held = payload

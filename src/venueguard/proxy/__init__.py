@@ -1,0 +1,15 @@
+"""``venueguard proxy``: an exchange-aware reverse proxy in front of any venue, for any bot.
+
+It forwards REST and websockets unchanged (signatures stay valid: the venues sign path, query and
+body, never the host), injects the simulator's faults on demand through the same control API
+(``POST/GET/DELETE /_sim/faults`` on its own port), plays the simulator's scenarios, and can guard
+everything behind it: classification of every upstream answer with the monitor's events and
+metrics, silent upstream streams closed towards the client, and with Redis the fleet's shared
+limits, cooldowns and bans.
+
+Modules: :mod:`~venueguard.proxy.dialects` (what each venue's answers look like and where its
+timestamps and sequence numbers are), :mod:`~venueguard.proxy.rest` (REST forwarding and faults),
+:mod:`~venueguard.proxy.ws` (websocket bridging and faults), :mod:`~venueguard.proxy.guard`
+(classification, metrics, the shared account), :mod:`~venueguard.proxy.server` (the
+application), :mod:`~venueguard.proxy.cli` (the command).
+"""

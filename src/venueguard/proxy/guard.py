@@ -1,0 +1,178 @@
+"""Guarding everything behind the proxy (``--guard``, ``--ws-silence-s``, ``--redis``).
+
+- Every answer a client gets is classified by the dialect's rule table (the monitor's
+  classifier), and the venue health follows it, with the monitor's events (``rest.error``,
+  ``venue.state``, ``ws.stale``) and metrics (``venueguard_rest_requests_total``,
+  ``venueguard_rest_latency_seconds``, ``venueguard_rest_errors_total``,
+  ``venueguard_venue_state``, ``venueguard_ws_stale_total``...) served at ``/metrics``. Endpoints
+  are ``METHOD path`` without the query string (Binance signs in the query).
+- With ``--redis`` the proxies and bots on one account share its limits, cooldowns and bans
+  (:mod:`venueguard.fleet`): a request the shared buckets cannot fit, or sent while the account is
+  cooling down or blocked (seen by any member), is refused here with the dialect's 429 and never
+  reaches the venue; a cooldown or block this proxy sees is published to the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from venueguard.core.classify import Classification, Outcome, Transport, classify
+from venueguard.core.health import VenueHealth, VenueState
+from venueguard.core.kinds import Kind
+from venueguard.io.clock import SYSTEM_CLOCK
+from venueguard.io.notify import HealthReporter, Notifier
+from venueguard.telemetry.events import EventLog
+from venueguard.telemetry.metrics import Metrics
+
+if TYPE_CHECKING:
+    from venueguard.fleet import Fleet
+    from venueguard.proxy.server import ProxyServer
+    from venueguard.proxy.ws import Bridge
+
+__all__ = ["Guard"]
+
+_KEY_HEADERS = ("api-key", "X-MBX-APIKEY")
+_MAX_FLEET_WAIT_S = 5.0
+
+
+def _transport_of(exc: BaseException) -> tuple[Transport, bool | None]:
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return Transport.CONNECTION_REFUSED, False
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return Transport.READ_TIMEOUT, True
+    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionError):
+        return Transport.RESET_AFTER_SEND, True
+    return Transport.OTHER, None
+
+
+class Guard:
+    """Classification, metrics, events and the shared account of one proxy."""
+
+    def __init__(self, proxy: ProxyServer, *, events: EventLog | None = None) -> None:
+        self.proxy = proxy
+        cfg = proxy.config
+        self.enabled = cfg.guard or cfg.redis_url is not None
+        self.rules = proxy.dialect.rules()
+        self.events = events if events is not None else EventLog()
+        self.metrics = Metrics(venue=proxy.dialect.name) if self.enabled else None
+        self.health = VenueHealth(self.rules, SYSTEM_CLOCK.monotonic())
+        self.notify = Notifier(self.events, self.metrics)
+        self._reporter = HealthReporter(self.health, self.notify, SYSTEM_CLOCK)
+        self._fleets: dict[str, Fleet] = {}
+        self._fleet_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        if self.metrics is not None:
+            self.metrics.set_venue_state(self.health.state.value)
+
+    async def stop(self) -> None:
+        fleets, self._fleets = list(self._fleets.values()), {}
+        for fleet in fleets:
+            await fleet.aclose()
+
+    # -- answers -----------------------------------------------------------------------------
+    def answered(self, method: str, path: str, response: web.Response,
+                 latency_s: float | None) -> web.Response:
+        """Classify the answer a client is about to get; returns it unchanged."""
+        if not self.enabled:
+            return response
+        now = SYSTEM_CLOCK.monotonic()
+        wall_ms = SYSTEM_CLOCK.wall_ms()
+        body = response.body if isinstance(response.body, bytes) else b""
+        verdict = classify(Outcome(status=response.status, headers=response.headers,
+                                   body=body, wall_ms=wall_ms), self.rules)
+        self._apply(method, path, verdict, now, str(response.status), latency_s,
+                    ok=200 <= response.status < 300)
+        return response
+
+    def failed(self, method: str, path: str, exc: BaseException) -> None:
+        """The upstream could not be reached or did not answer."""
+        if not self.enabled:
+            return
+        transport, sent = _transport_of(exc)
+        verdict = classify(Outcome(transport=transport, sent=sent), self.rules)
+        self._apply(method, path, verdict, SYSTEM_CLOCK.monotonic(), "none", None, ok=False)
+
+    def _apply(self, method: str, path: str, verdict: Classification, now: float, status: str,
+               latency_s: float | None, *, ok: bool) -> None:
+        before = (self.health.state, self.health.until)
+        self.health.on_outcome(verdict, now, latency_s=latency_s)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.observe_rest(method, path, status, latency_s)
+        if verdict.kind is not Kind.OK and not ok:
+            if metrics is not None:
+                metrics.rest_errors_total.labels(verdict.kind.value).inc()
+            self.notify.log("rest.error", status=verdict.status, kind=verdict.kind.value,
+                            endpoint=f"{method} {path}", message=verdict.message)
+        after = (self.health.state, self.health.until)
+        for fleet in self._fleets.values():
+            if verdict.rate_limit is not None:
+                fleet.on_rate_limit(verdict.rate_limit.limit, verdict.rate_limit.remaining)
+            if after != before and after[0] in (VenueState.COOLDOWN, VenueState.BLOCKED):
+                fleet.on_venue_state(after[0], after[1], verdict.kind, now)
+        self._reporter.poll(now)
+
+    # -- the shared account --------------------------------------------------------------------
+    async def admit(self, request: web.Request, order_route: bool) -> web.Response | None:
+        """None when the request may go upstream, else the answer refusing it here."""
+        if self.proxy.config.redis_url is None:
+            return None
+        fleet = await self._fleet(next((request.headers[h] for h in _KEY_HEADERS
+                                        if h in request.headers), None))
+        now = SYSTEM_CLOCK.monotonic()
+        self._reporter.poll(now)
+        dialect = self.proxy.dialect
+        if not self.health.allows_requests(now):
+            until = self.health.until
+            retry_s = 3600 if until is None else max(1, math.ceil(until - now))
+            self.notify.log("proxy.refused", endpoint=f"{request.method} {request.path}",
+                            state=self.health.state.value, retry_after_s=retry_s)
+            return dialect.rate_limited(retry_s)
+        wait = await fleet.reserve(order_route=order_route, first=True,
+                                   max_wait_s=_MAX_FLEET_WAIT_S)
+        if wait is None:
+            self.notify.log("proxy.refused", endpoint=f"{request.method} {request.path}",
+                            state="shared_limit", retry_after_s=math.ceil(_MAX_FLEET_WAIT_S))
+            return dialect.rate_limited(math.ceil(_MAX_FLEET_WAIT_S))
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return None
+
+    async def _fleet(self, api_key: str | None) -> Fleet:
+        from venueguard.fleet import Fleet, FleetConfig
+
+        tag = api_key or ""
+        async with self._fleet_lock:
+            fleet = self._fleets.get(tag)
+            if fleet is None:
+                cfg = self.proxy.config
+                fleet = Fleet(FleetConfig(redis_url=cfg.redis_url,
+                                          venue=self.proxy.dialect.name),
+                              api_key=api_key, events=self.events)
+                fleet.attach(self.health, self._reporter.poll)
+                await fleet.start()
+                self._fleets[tag] = fleet
+            return fleet
+
+    # -- streams ---------------------------------------------------------------------------------
+    def ws_closed(self, bridge: Bridge) -> None:
+        if bridge.silenced:
+            threshold = self.proxy.config.ws_silence_s
+            self.notify.log("ws.stale", reason="data_age", threshold_s=threshold,
+                            connection=bridge.serial)
+            if self.metrics is not None:
+                self.metrics.ws_stale_total.labels(reason="data_age").inc()
+
+    async def serve_metrics(self, request: web.Request) -> web.Response:
+        if self.metrics is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=self.metrics.render(),
+                            content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})

@@ -1,0 +1,310 @@
+"""Websocket bridging: one upstream connection per client connection, frame by frame.
+
+A client's upgrade request opens the upstream connection first, at the same path and query on
+the websocket upstream, with the client's headers (but the handshake's own) and subprotocols; if
+that fails the client gets the upstream's refusal status, or 502 when it cannot be reached. Then
+two pumps run until either side closes:
+
+- upstream -> client: text, binary, ping and pong frames are written to the client as whole
+  frames, in order, through a bounded queue (:class:`~venueguard.sim.fanout.FrameSender`), so a
+  slow client slows the upstream reads (TCP back-pressure) instead of growing memory;
+- client -> upstream: text, binary, ping and pong are sent on; a close is passed on with its code.
+
+Neither side answers pings itself: pings travel end to end, so a stall injected here answers
+pings exactly as the upstream does. Nothing is buffered beyond one message.
+
+Faults (a hit connection stays broken until it closes, as in the simulator):
+``ws_stall`` data stops, control messages (pongs, acks) and ping frames still pass;
+``ws_half_open`` nothing reaches the client any more, its pings go nowhere;
+``ws_drop`` the client's connection is cut without a close frame;
+``ws_reorder`` / ``ws_duplicate`` a data message is held back / sent twice;
+``ws_stale_timestamps`` / ``ws_future_timestamps`` the dialect's timestamps move;
+``ws_gap`` the next ``count`` deltas (BitMEX public deltas, Binance depth updates) are dropped.
+
+With ``silence_s`` set (guarding), a connection whose upstream sent no data for that long is
+closed towards the client (close code 1011), so the client's own reconnect runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import WSMsgType, web
+from yarl import URL
+
+from venueguard.proxy.dialects import Dialect, Frame
+from venueguard.sim.fanout import FrameSender, text_frame
+from venueguard.sim.faults import Fault
+
+if TYPE_CHECKING:
+    from venueguard.proxy.server import ProxyServer
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Bridge", "handle"]
+
+_HANDSHAKE = frozenset({"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
+                        "sec-websocket-protocol", "sec-websocket-accept"})
+_HIGH_FRAMES = 4096  # queued towards the client: stop reading the upstream until below LOW
+_LOW_FRAMES = 1024
+_MAX_QUEUE = 100_000
+_OP_BINARY, _OP_PING, _OP_PONG = 0x2, 0x9, 0xA
+
+
+def _frame(opcode: int, payload: bytes) -> bytes:
+    """A final, unmasked frame (server to client) with ``opcode``."""
+    n = len(payload)
+    first = 0x80 | opcode
+    if n < 126:
+        return bytes((first, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", first, 126, n) + payload
+    return struct.pack("!BBQ", first, 127, n) + payload
+
+
+class Bridge:
+    """One client connection and its upstream, with the faults that hit it."""
+
+    def __init__(self, serial: int, client: web.WebSocketResponse, transport: asyncio.Transport,
+                 upstream: aiohttp.ClientWebSocketResponse, dialect: Dialect, seed: int) -> None:
+        self.serial = serial
+        self.client = client
+        self.transport = transport
+        self.upstream = upstream
+        self.dialect = dialect
+        self.sender = FrameSender(transport, max_queue=_MAX_QUEUE, on_overflow=self._overflow,
+                                  halted=lambda: client.closed)
+        self.faulted = False
+        self.stalled = False
+        self.half_open = False
+        self.dropped = False
+        self.gap_left = 0
+        self.reorder_p = 0.0
+        self.duplicate_p = 0.0
+        self.shift_ms = 0
+        self._held: bytes | None = None
+        self._rng = random.Random(f"{seed}/proxy-conn/{serial}")
+        self.last_data_s = 0.0
+        self.messages = 0
+        self.silenced = False
+
+    # -- faults --------------------------------------------------------------------------------
+    def hit(self, fault: Fault) -> None:
+        self.faulted = True
+        kind, p = fault.kind, fault.params
+        if kind == "ws_stall":
+            self.stalled = True
+            self.sender.clear()
+        elif kind == "ws_half_open":
+            self.half_open = True
+            self.sender.clear()
+        elif kind == "ws_drop":
+            self.drop()
+        elif kind == "ws_reorder":
+            self.reorder_p = max(self.reorder_p, float(p["probability"]))
+        elif kind == "ws_duplicate":
+            self.duplicate_p = max(self.duplicate_p, float(p["probability"]))
+        elif kind == "ws_stale_timestamps":
+            self.shift_ms -= int(float(p["delay_s"]) * 1000)
+        elif kind == "ws_future_timestamps":
+            self.shift_ms += int(float(p["ahead_s"]) * 1000)
+        elif kind == "ws_gap":
+            self.gap_left += int(p["count"])
+
+    def drop(self) -> None:
+        """Cut the client's connection without a close frame (the upstream is closed cleanly)."""
+        self.dropped = True
+        self.sender.close()
+        self.transport.abort()
+
+    def _overflow(self) -> None:
+        log.warning("proxy ws connection %d: the client is too slow; disconnecting", self.serial)
+        self.drop()
+
+    # -- upstream -> client --------------------------------------------------------------------
+    def _text(self, text: str) -> None:
+        if not self.faulted:
+            self.sender.push(text_frame(text.encode()))
+            return
+        if self.half_open:
+            return
+        kind, decoded = self.dialect.frame(text)
+        if kind is Frame.CONTROL:
+            self.sender.push(text_frame(text.encode()))
+            return
+        if self.stalled:
+            return
+        if kind is Frame.DELTA and self.gap_left > 0:
+            self.gap_left -= 1
+            return
+        payload = text.encode()
+        if self.shift_ms:
+            shifted = self.dialect.shift(decoded, self.shift_ms)
+            if shifted is not None:
+                payload = shifted
+        self._data(text_frame(payload), kind is not Frame.SNAPSHOT)
+
+    def _data(self, frame: bytes, shuffle: bool) -> None:
+        if shuffle and self.reorder_p and self._held is None and \
+                self._rng.random() < self.reorder_p:
+            self._held = frame
+            return
+        self.sender.push(frame)
+        if shuffle and self.duplicate_p and self._rng.random() < self.duplicate_p:
+            self.sender.push(frame)
+        if self._held is not None and self._held is not frame:
+            held, self._held = self._held, None
+            self.sender.push(held)
+
+    async def pump_up(self, now: Callable[[], float]) -> None:
+        """Upstream -> client until the upstream closes; ``now()`` is monotonic seconds."""
+        upstream, sender = self.upstream, self.sender
+        while True:
+            msg = await upstream.receive()
+            kind = msg.type
+            if kind is WSMsgType.TEXT:
+                data = msg.data
+                if data != "pong":
+                    self.last_data_s = now()
+                    self.messages += 1
+                self._text(data)
+            elif kind is WSMsgType.BINARY:
+                self.last_data_s = now()
+                self.messages += 1
+                if not (self.stalled or self.half_open):
+                    self._data(_frame(_OP_BINARY, msg.data), True)
+            elif kind is WSMsgType.PING:
+                if not self.half_open:
+                    sender.push(_frame(_OP_PING, msg.data))
+            elif kind is WSMsgType.PONG:
+                if not self.half_open:
+                    sender.push(_frame(_OP_PONG, msg.data))
+            else:  # CLOSE, CLOSING, CLOSED, ERROR
+                return
+            if len(sender) > _HIGH_FRAMES:
+                await sender.wait_below(_LOW_FRAMES)
+
+    # -- client -> upstream --------------------------------------------------------------------
+    async def pump_down(self) -> None:
+        client, upstream = self.client, self.upstream
+        while True:
+            msg = await client.receive()
+            kind = msg.type
+            if self.half_open and kind in (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.PING):
+                continue  # the path is dead: nothing gets through, nothing comes back
+            if kind is WSMsgType.TEXT:
+                await upstream.send_str(msg.data)
+            elif kind is WSMsgType.BINARY:
+                await upstream.send_bytes(msg.data)
+            elif kind is WSMsgType.PING:
+                await upstream.ping(msg.data)
+            elif kind is WSMsgType.PONG:
+                await upstream.pong(msg.data)
+            else:
+                return
+
+    async def run(self, now: Callable[[], float], silence_s: float | None) -> None:
+        """Pump both ways until either side ends (or the upstream stays silent ``silence_s``)."""
+        self.last_data_s = now()
+        loop = asyncio.get_running_loop()
+        writer = loop.create_task(self._write(), name=f"proxy-ws-writer-{self.serial}")
+        tasks = {loop.create_task(self.pump_up(now)), loop.create_task(self.pump_down())}
+        if silence_s is not None:
+            tasks.add(loop.create_task(self._watch(now, silence_s)))
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for result in results:
+                if isinstance(result, Exception):
+                    log.debug("proxy ws connection %d ended: %r", self.serial, result)
+            self.sender.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await asyncio.shield(writer)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
+                await writer
+
+    async def _write(self) -> None:
+        try:
+            await self.sender.run()
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("proxy ws connection %d: send failed: %s", self.serial, exc)
+
+    async def _watch(self, now: Callable[[], float], silence_s: float) -> None:
+        step_s = max(0.05, silence_s / 4)
+        while True:
+            await asyncio.sleep(step_s)
+            if now() - self.last_data_s > silence_s:
+                self.silenced = True
+                return
+
+    async def close(self) -> None:
+        """Flush briefly and close both sides (idempotent); the client gets the upstream's code."""
+        self.sender.close()
+        code = self.upstream.close_code or aiohttp.WSCloseCode.OK
+        if self.silenced:
+            code = aiohttp.WSCloseCode.INTERNAL_ERROR
+        if not self.dropped:
+            with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self.client.close(code=code, message=b"upstream silent"
+                                            if self.silenced else b"")
+        down_code = self.client.close_code or aiohttp.WSCloseCode.OK
+        with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError, ValueError):
+            async with asyncio.timeout(1.0):
+                await self.upstream.close(code=down_code)
+
+
+def _upstream_headers(request: web.Request) -> dict[str, str]:
+    from venueguard.proxy.rest import request_headers
+
+    return {k: v for k, v in request_headers(request.headers).items()
+            if k.lower() not in _HANDSHAKE}
+
+
+async def handle(proxy: ProxyServer, request: web.Request) -> web.StreamResponse:
+    """Bridge one websocket upgrade request."""
+    protocols = tuple(p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "")
+                      .split(",") if p.strip())
+    url = proxy.ws_upstream_base + request.raw_path
+    try:
+        upstream = await proxy.session.ws_connect(
+            URL(url, encoded=True), headers=_upstream_headers(request),
+            protocols=protocols, autoping=False, autoclose=False, max_msg_size=proxy.max_frame,
+            compress=0, timeout=aiohttp.ClientWSTimeout(ws_close=2.0))
+    except aiohttp.WSServerHandshakeError as exc:
+        return web.Response(status=exc.status if 400 <= exc.status < 600 else 502,
+                            text=f"upstream refused the websocket: {exc.status}\n")
+    except (aiohttp.ClientError, ConnectionError, TimeoutError):
+        return web.Response(status=502, text="upstream websocket unreachable\n")
+    except ValueError:
+        return web.Response(status=400, text="request cannot be forwarded\n")
+    client = web.WebSocketResponse(autoping=False, protocols=protocols, compress=False,
+                                   max_msg_size=proxy.max_frame)
+    try:
+        await client.prepare(request)
+    except BaseException:
+        await upstream.close()
+        raise
+    transport = request.transport
+    if transport is None:  # the client left during the handshake
+        await upstream.close()
+        return client
+    bridge = proxy.open_bridge(client, transport, upstream)
+    try:
+        await bridge.run(proxy.clock.monotonic_s, proxy.config.ws_silence_s)
+    finally:
+        proxy.close_bridge(bridge)
+        await bridge.close()
+    return client
