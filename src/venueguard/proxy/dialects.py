@@ -36,6 +36,7 @@ from venueguard.sim import edge
 from venueguard.sim.binance import errors as binance_errors
 from venueguard.sim.binance.conn import shift_event_times
 from venueguard.sim.binance.http import edge_fault as binance_edge_fault
+from venueguard.sim.binance.limits import Limits
 from venueguard.sim.binance.order_routes import BAD_GATEWAY_HTML as BINANCE_BAD_GATEWAY_HTML
 from venueguard.sim.faults import KINDS, KindSpec
 from venueguard.sim.wsconn import shift_times
@@ -204,7 +205,7 @@ class BinanceUsdm:
         return True
 
     def rate_limited(self, retry_after_s: int) -> web.Response:
-        exc = binance_errors.too_many(2400)
+        exc = binance_errors.too_many(Limits().weight_per_min)  # the venue's documented limit
         return _json(exc.body(), 429, {"Retry-After": str(max(1, retry_after_s))})
 
     def edge(self, source: edge.FaultSource) -> web.Response | None:
