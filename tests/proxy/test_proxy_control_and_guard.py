@@ -1,0 +1,214 @@
+"""The proxy's control API, scenarios, guarding (classification, metrics, silent streams, the
+shared account) and its command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from yarl import URL
+
+from venueguard.fleet.testing import RedisServer, RedisUnavailable
+from venueguard.proxy.server import ProxyConfig, ProxyServer
+from venueguard.proxy.testing import Proxied, running_proxy
+from venueguard.sim.faults import KINDS
+from venueguard.sim.testing import SimHandle
+from venueguard.telemetry.events import EventLog
+
+pytestmark = pytest.mark.system
+
+
+async def _order(sim: SimHandle, base_url: str, cid: str) -> int:
+    body = orjson.dumps({"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 1000.0,
+                         "clOrdID": cid})
+    headers = {"content-type": "application/json",
+               **sim.signed_headers("POST", "/api/v1/order", body)}
+    async with sim.session.post(base_url + "/api/v1/order", data=body, headers=headers) as resp:
+        await resp.read()
+        return resp.status
+
+
+@pytest.mark.parametrize(("dialect", "absent"), [
+    ("bitmex", {"dns_failure", "invalid_key", "delayed_visibility", "late_fill"}),
+    ("binance-usdm", {"cancel_race", "expired_request"}),
+    ("generic", {"ws_gap", "ws_stale_timestamps", "ws_future_timestamps"}),
+])
+async def test_get_lists_the_kinds_the_dialect_supports(proxied: Proxied, dialect: str,
+                                                        absent: set[str]) -> None:
+    sim, proxy = await proxied(dialect=dialect)
+    async with sim.session.get(proxy.base_url + "/_sim/faults") as resp:
+        listing = await resp.json()
+    kinds = set(listing["kinds"])
+    assert {"overload_503", "rate_limit_429", "ws_stall", "ws_drop"} <= kinds
+    assert not kinds & absent
+    assert listing["kinds"]["latency"]["params"] == {"ms": 200.0, "jitter_ms": 0.0}
+    for kind in sorted(absent):
+        async with sim.session.post(proxy.base_url + "/_sim/faults",
+                                    json={"kind": kind}) as resp:
+            assert resp.status == 400
+            assert "cannot be applied here" in (await resp.json())["error"]
+
+
+async def test_post_delete_and_refusals(proxied: Proxied) -> None:
+    sim, proxy = await proxied()
+    fault_id = await proxy.add_fault("forbidden_403", duration_s=30)
+    async with sim.session.get(proxy.base_url + "/_sim/faults") as resp:
+        assert [f["id"] for f in (await resp.json())["faults"]] == [fault_id]
+    assert await _order(sim, proxy.base_url, "c1") == 403
+    assert await proxy.clear_faults() == 1
+    assert await _order(sim, proxy.base_url, "c2") == 200
+    for bad, text in (({"kind": "overload_503", "follow_load": True}, "simulator's market"),
+                      ({"kind": "latency", "ms": -1}, ">= 0"),
+                      ({"kind": "nope"}, "unknown fault kind"),
+                      ([1, 2], "JSON object")):
+        async with sim.session.post(proxy.base_url + "/_sim/faults", json=bad) as resp:
+            assert resp.status == 400 and text in (await resp.json())["error"]
+    # the upstream's own control API stays reachable through the proxy
+    async with sim.session.get(proxy.base_url + "/_sim/truth") as resp:
+        truth = await resp.json()
+    assert truth["clOrdID_attempts"] == {"c2": 1}
+
+
+async def test_scenario_plays_and_skips_what_the_proxy_cannot_do(
+        proxied: Proxied, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    scenario = tmp_path / "edge.toml"
+    scenario.write_text('name = "edge"\n[overload]\nprobability = 1.0\nfollow_load = true\n'
+                        '[[fault]]\nat_s = 0\nkind = "late_fill"\n'
+                        '[[fault]]\nat_s = 0.3\nkind = "forbidden_403"\nduration_s = 0.5\n')
+    sim, proxy = await proxied(scenario=scenario)
+    await asyncio.sleep(0.15)
+    assert await _order(sim, proxy.base_url, "s1") == 503  # overload played flat
+    await asyncio.sleep(0.4)
+    assert await _order(sim, proxy.base_url, "s2") == 403
+    assert "late_fill cannot be applied by the proxy" in caplog.text
+    assert set(KINDS) > set(proxy.server.fault_kinds)
+
+
+async def test_guard_classifies_answers_with_the_monitors_events_and_metrics(
+        proxied: Proxied) -> None:
+    events = EventLog(keep=500)
+    sim, proxy = await proxied(guard=True, events=events)
+    await sim.add_fault("overload_503", duration_s=30)  # the venue sheds, not the proxy
+    for i in range(3):
+        assert await _order(sim, proxy.base_url, f"g{i}") == 503
+    async with sim.session.get(proxy.base_url + "/metrics") as resp:
+        text = await resp.text()
+    assert ('venueguard_rest_requests_total{endpoint="/api/v1/order",method="POST",'
+            'status="503",venue="bitmex"} 3.0') in text
+    assert 'venueguard_rest_errors_total{kind="overloaded",venue="bitmex"} 3.0' in text
+    errors = events.recent(event="rest.error")
+    assert len(errors) == 3 and errors[0]["endpoint"] == "POST /api/v1/order"
+    assert errors[0]["kind"] == "overloaded" and errors[0]["status"] == 503
+    await sim.clear_faults()
+    await sim.add_fault("forbidden_403", duration_s=30)
+    assert await _order(sim, proxy.base_url, "g-403") == 403
+    states = events.recent(event="venue.state")
+    assert states and states[-1]["state"] == "COOLDOWN"
+
+
+async def test_silent_upstream_stream_is_closed_towards_the_client(proxied: Proxied) -> None:
+    events = EventLog(keep=100)
+    sim, proxy = await proxied(rate=500.0, ws_silence_s=0.5, events=events)
+    ws = await sim.session.ws_connect(proxy.ws_base + "/realtime?subscribe=trade:XBTUSD")
+    for _ in range(3):
+        await ws.receive(timeout=5)
+    await sim.add_fault("ws_stall")  # the upstream answers pings but sends no data
+    start = time.monotonic()
+    msg = await ws.receive(timeout=5)
+    while msg.type is aiohttp.WSMsgType.TEXT:
+        msg = await ws.receive(timeout=5)
+    assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1011
+    assert time.monotonic() - start < 3.0
+    await ws.close()
+    stale = events.recent(event="ws.stale")
+    assert stale and stale[0]["reason"] == "data_age" and stale[0]["threshold_s"] == 0.5
+
+
+async def test_shared_account_stops_every_proxy_on_a_cooldown(proxied: Proxied) -> None:
+    pytest.importorskip("redis", reason="the redis extra is not installed")
+    try:
+        redis = RedisServer.start()
+    except RedisUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        sim, first = await proxied(redis_url=redis.url)
+        async with running_proxy(sim.base_url, redis_url=redis.url) as second:
+            assert await _order(sim, second.base_url, "r0") == 200  # joins the account
+            await sim.add_fault("forbidden_403", duration_s=30)
+            assert await _order(sim, first.base_url, "r1") == 403  # first sees the cooldown
+            await sim.clear_faults()
+            status, reached = 0, -1
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:  # the ban notice travels through Redis
+                before = (await sim.truth())["requests"].get("POST /api/v1/order", 0)
+                status = await _order(sim, second.base_url, "r2")
+                reached = (await sim.truth())["requests"].get("POST /api/v1/order", 0) - before
+                if status == 429:
+                    break
+                await asyncio.sleep(0.1)
+            assert (status, reached) == (429, 0)  # refused by the second proxy, never sent
+            refused = second.server.guard.events.recent(event="proxy.refused")
+            assert refused and refused[-1]["state"] == "COOLDOWN"
+    finally:
+        redis.stop()
+
+
+def _env() -> dict[str, str]:
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    return {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+async def test_command_line_prints_its_url_and_forwards(proxied: Proxied) -> None:
+    sim, _ = await proxied()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "venueguard", "proxy", "--upstream", sim.base_url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_env())
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert line.startswith("listening on http://127.0.0.1:")
+        url = line.split()[-1]
+        async with sim.session.get(url + "/api/v1/instrument?symbol=XBTUSD") as resp:
+            rows: list[dict[str, Any]] = await resp.json()
+        assert resp.status == 200 and rows[0]["symbol"] == "XBTUSD"
+    finally:
+        proc.terminate()
+        await proc.wait()
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "--upstream URL is required"),
+    (["--upstream", "ftp://example.com"], "--upstream must be http or https"),
+    (["--upstream", "http://127.0.0.1:1", "--ws-silence-s", "0"], "--ws-silence-s must be > 0"),
+    (["--upstream", "http://127.0.0.1:1", "--scenario", "no-such"], "neither a shipped"),
+])
+async def test_command_line_refuses_bad_configuration(args: list[str], message: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "venueguard", "proxy", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_env())
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2 and message in err.decode()
+
+
+async def test_upstream_tls_is_checked() -> None:
+    proxy = ProxyServer(ProxyConfig(upstream="https://127.0.0.1:1"))
+    assert proxy.upstream_base == "https://127.0.0.1:1"
+    assert proxy.ws_upstream_base == "wss://127.0.0.1:1"
+    await proxy.start()
+    try:
+        connector = proxy.session.connector
+        assert isinstance(connector, aiohttp.TCPConnector)
+        assert connector._ssl is True  # the default context: certificate and host name checked
+        async with aiohttp.ClientSession() as session:
+            async with session.get(URL(proxy.base_url + "/x")) as resp:
+                assert resp.status == 502
+    finally:
+        await proxy.stop()
