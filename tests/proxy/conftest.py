@@ -1,8 +1,8 @@
 """Fixtures: a simulator upstream and a proxy in front of it, both in-process on 127.0.0.1.
 
 ``proxied`` is a factory: ``sim, proxy = await proxied(dialect="bitmex", **proxy_config)``
-starts a simulator (BitMEX, or both dialects for ``binance-usdm``; ``generic`` fronts the BitMEX one)
-and a proxy in front of it.
+starts a simulator (BitMEX, or both dialects for ``binance-usdm``; ``generic`` fronts the
+BitMEX one) and a proxy in front of it.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -13,10 +15,9 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from yarl import URL
+from aiohttp import web
 
 from venueguard.fleet.testing import RedisServer, RedisUnavailable
-from venueguard.proxy.server import ProxyConfig, ProxyServer
 from venueguard.proxy.testing import Proxied, running_proxy
 from venueguard.sim.faults import KINDS
 from venueguard.sim.testing import SimHandle
@@ -198,17 +199,40 @@ async def test_command_line_refuses_bad_configuration(args: list[str], message: 
     assert proc.returncode == 2 and message in err.decode()
 
 
-async def test_upstream_tls_is_checked() -> None:
-    proxy = ProxyServer(ProxyConfig(upstream="https://127.0.0.1:1"))
-    assert proxy.upstream_base == "https://127.0.0.1:1"
-    assert proxy.ws_upstream_base == "wss://127.0.0.1:1"
-    await proxy.start()
+async def test_upstream_tls_certificate_is_checked(tmp_path: Path) -> None:
+    """An https upstream with a certificate nobody vouches for is refused: 502, never forwarded."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl not found: cannot make a self-signed certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    made = await asyncio.create_subprocess_exec(
+        openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+        str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    assert await made.wait() == 0
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    seen: list[str] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        connector = proxy.session.connector
-        assert isinstance(connector, aiohttp.TCPConnector)
-        assert connector._ssl is True  # the default context: certificate and host name checked
-        async with aiohttp.ClientSession() as session:
-            async with session.get(URL(proxy.base_url + "/x")) as resp:
+        events = EventLog(keep=10)
+        async with running_proxy(f"https://127.0.0.1:{port}", guard=True,
+                                 events=events) as proxy:
+            assert proxy.server.ws_upstream_base == f"wss://127.0.0.1:{port}"
+            async with proxy.session.get(proxy.base_url + "/api/v1/instrument") as resp:
                 assert resp.status == 502
+        assert seen == []
+        assert events.recent(event="rest.error")[0]["status"] is None
     finally:
-        await proxy.stop()
+        await runner.cleanup()
