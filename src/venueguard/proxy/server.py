@@ -29,10 +29,10 @@ from aiohttp import web
 from venueguard.proxy import rest, ws
 from venueguard.proxy.dialects import DIALECTS, Dialect
 from venueguard.proxy.guard import Guard
+from venueguard.proxy.runner import ProxyRunner
 from venueguard.sim import control, edge
 from venueguard.sim.clock import SimClock
 from venueguard.sim.faults import Fault, FaultBook, FaultError, FaultRequest, KindSpec
-from venueguard.sim.httpserver import SimRunner
 from venueguard.sim.scenario import MarketBurst, Scenario, ScenarioRunner, load_scenario
 from venueguard.telemetry.events import EventLog
 
@@ -175,8 +175,8 @@ class ProxyServer:
                                                                       "Accept-Encoding"),
             connector=aiohttp.TCPConnector(limit=0, ssl=True))
         await self.guard.start()
-        self._runner = SimRunner(self.build_app(), access_log=None, handler_cancellation=True,
-                                 shutdown_timeout=1.0)
+        self._runner = ProxyRunner(self.build_app(), access_log=None,
+                                   handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.host, cfg.port)
         await site.start()
