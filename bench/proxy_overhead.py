@@ -28,6 +28,7 @@ import time
 from collections.abc import AsyncIterator
 
 import aiohttp
+
 from _simproc import simulator
 from ws_libs import _server_main, read_picows
 

@@ -1,0 +1,63 @@
+// A Node ccxt bot, unchanged but for its URLs: it trades through `venueguard proxy`.
+// Usage: node ccxt_bot.cjs CCXT_DIR PROXY_URL EXCHANGE API_KEY SECRET
+// Prints one JSON line with what it saw.
+"use strict";
+const path = require("path");
+const { createRequire } = require("module");
+
+const [ccxtDir, proxyUrl, exchangeId, apiKey, secret] = process.argv.slice(2);
+const ccxt = createRequire(path.join(ccxtDir, "bot.js"))("ccxt");
+const wsUrl = proxyUrl.replace("http://", "ws://");
+
+function pointAt(exchange) {
+  const api = { ...exchange.urls.api };
+  if (exchangeId === "bitmex") {
+    Object.assign(api, { public: proxyUrl, private: proxyUrl, ws: wsUrl + "/realtime" });
+  } else {
+    for (const [version, suffix] of [["v1", ""], ["v2", "V2"], ["v3", "V3"]]) {
+      api["fapiPublic" + suffix] = `${proxyUrl}/fapi/${version}`;
+      api["fapiPrivate" + suffix] = `${proxyUrl}/fapi/${version}`;
+    }
+    api.ws = { ...api.ws, future: wsUrl + "/ws" };
+    exchange.options.fetchCurrencies = false;
+    exchange.options.fetchMargins = false;
+  }
+  exchange.urls.api = api;
+}
+
+async function main() {
+  const exchange = new ccxt.pro[exchangeId]({ apiKey, secret });
+  pointAt(exchange);
+  // ccxt's Node websocket client refuses a plain ws:// URL until its http agent is loaded
+  await exchange.loadHttpProxyAgent();
+  const symbol = exchangeId === "bitmex" ? "BTC/USD:BTC" : "BTC/USDT:USDT";
+  const amount = exchangeId === "bitmex" ? 100 : 0.01;
+  const out = { version: ccxt.version };
+  try {
+    const markets = await exchange.loadMarkets();
+    out.market = markets[symbol].id;
+    const book = await exchange.fetchOrderBook(symbol);
+    out.bestBid = book.bids[0][0];
+    out.bestAsk = book.asks[0][0];
+    const order = await exchange.createOrder(symbol, "limit", "buy", amount, out.bestBid - 500);
+    out.created = order.status;
+    const canceled = await exchange.cancelOrder(order.id, symbol);
+    out.canceled = canceled.status;
+    let watched = 0;
+    let last = null;
+    for (let i = 0; i < 5; i++) {
+      last = await exchange.watchOrderBook(symbol);
+      watched += 1;
+    }
+    out.watched = watched;
+    out.watchedBidBelowAsk = last.bids[0][0] < last.asks[0][0];
+  } finally {
+    await exchange.close();
+  }
+  console.log(JSON.stringify(out));
+}
+
+main().catch((err) => {
+  console.log(JSON.stringify({ error: `${err.constructor.name}: ${err.message}` }));
+  process.exit(1);
+});
