@@ -3,7 +3,9 @@ through the proxy against direct, measured in the same run.
 
 - REST: ``venueguard sim`` in a child process, ``venueguard proxy`` in front of it in another;
   the client alternates one request direct and one through the proxy (``GET /api/v1/instrument``,
-  keep-alive), so drift hits both alike; prints p50/p90/p99 of each and the added p50.
+  keep-alive), so drift hits both alike; prints p50/p90/p99 of each, the added p50, and the
+  proxy process's CPU time per forwarded request (what the proxy itself costs, whatever the
+  machine's load does to the wall-clock figures).
 - Websocket: a minimal server in a child process writes pre-framed BitMEX book updates as fast as
   the reader takes them (``bench/ws_libs.py``'s server); a picows client (the fastest reader
   measured there, so the client is not the limit) counts messages direct and through a proxy
@@ -65,7 +67,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def rest(requests: int) -> None:
-    async with simulator("--rate", "5") as sim, proxy_process(sim) as (proxy, _pid):
+    async with simulator("--rate", "5") as sim, proxy_process(sim) as (proxy, pid):
         path = "/api/v1/instrument?symbol=XBTUSD"
         timings: dict[str, list[float]] = {"direct": [], "proxy": []}
         async with aiohttp.ClientSession() as session:
@@ -73,18 +75,22 @@ async def rest(requests: int) -> None:
                 for _ in range(50):
                     async with session.get(base + path) as resp:
                         await resp.read()
+            cpu0 = cpu_s(pid)
             for _ in range(requests):
                 for name, base in (("direct", sim), ("proxy", proxy)):
                     start = time.perf_counter()
                     async with session.get(base + path) as resp:
                         await resp.read()
                     timings[name].append((time.perf_counter() - start) * 1000)
+            proxy_cpu_ms = (cpu_s(pid) - cpu0) * 1000 / requests
         print(f"REST GET /api/v1/instrument, {requests} requests each, keep-alive (ms)")
         for name, values in timings.items():
             print(f"  {name:7s} p50 {_pct(values, 0.5):.3f}  p90 {_pct(values, 0.9):.3f}  "
                   f"p99 {_pct(values, 0.99):.3f}")
         added = statistics.median(timings["proxy"]) - statistics.median(timings["direct"])
         print(f"  added by the proxy: p50 {added:.3f} ms (target <= 0.3 ms)")
+        print(f"  proxy process CPU per forwarded request: {proxy_cpu_ms:.3f} ms "
+              f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 
 async def websocket(messages: int, rounds: int) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import ssl
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -40,13 +41,15 @@ _MAX_FLEET_WAIT_S = 5.0
 
 
 def _transport_of(exc: BaseException) -> tuple[Transport, bool | None]:
-    import aiohttp
+    from venueguard.proxy.upstream import UpstreamClosed, UpstreamUnreachable
 
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, UpstreamUnreachable):
+        if isinstance(exc.__cause__, ssl.SSLError):
+            return Transport.TLS, False
         return Transport.CONNECTION_REFUSED, False
-    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, TimeoutError):
         return Transport.READ_TIMEOUT, True
-    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionError):
+    if isinstance(exc, UpstreamClosed | ConnectionError):
         return Transport.RESET_AFTER_SEND, True
     return Transport.OTHER, None
 
@@ -58,6 +61,8 @@ class Guard:
         self.proxy = proxy
         cfg = proxy.config
         self.enabled = cfg.guard or cfg.redis_url is not None
+        #: With ``--redis``: requests ask the shared account first (:meth:`admit`).
+        self.shared = cfg.redis_url is not None
         self.rules = proxy.dialect.rules()
         self.events = events if events is not None else EventLog()
         self.metrics = Metrics(venue=proxy.dialect.name) if self.enabled else None
@@ -122,8 +127,6 @@ class Guard:
     # -- the shared account --------------------------------------------------------------------
     async def admit(self, request: web.Request, order_route: bool) -> web.Response | None:
         """None when the request may go upstream, else the answer refusing it here."""
-        if self.proxy.config.redis_url is None:
-            return None
         fleet = await self._fleet(next((request.headers[h] for h in _KEY_HEADERS
                                         if h in request.headers), None))
         now = SYSTEM_CLOCK.monotonic()

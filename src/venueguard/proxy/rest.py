@@ -25,10 +25,10 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
-from yarl import URL
+
+from venueguard.proxy.upstream import UpstreamClosed, UpstreamUnreachable
 
 if TYPE_CHECKING:
     from venueguard.proxy.server import ProxyServer
@@ -40,7 +40,7 @@ __all__ = ["HOP_HEADERS", "forward"]
 #: Headers that belong to one hop (RFC 9110 section 7.6.1) or that aiohttp sets for the next.
 HOP_HEADERS = frozenset({
     "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-    "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"})
+    "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length", "expect"})
 
 
 def request_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
@@ -85,24 +85,28 @@ async def _answer(proxy: ProxyServer, request: web.Request) -> tuple[web.StreamR
     """The client's answer and whether it is the proxy's own (not the venue's, nor a fault's)."""
     dialect = proxy.dialect
     method, path = request.method, request.path
-    page = dialect.edge(proxy)
-    if page is not None:
-        return page, False
-    delay_s = proxy.latency_s()
-    if delay_s > 0:
-        await asyncio.sleep(delay_s)
-    fault = proxy.active_fault("rate_limit_429")
-    if fault is not None and fault.roll():
-        proxy.fault_hits["rate_limit_429"] += 1
-        return dialect.rate_limited(max(0, round(float(fault.params["retry_after_s"])))), False
+    faulty = len(proxy.faults) > 0  # no fault posted: skip every fault lookup
+    if faulty:
+        page = dialect.edge(proxy)
+        if page is not None:
+            return page, False
+        delay_s = proxy.latency_s()
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        fault = proxy.active_fault("rate_limit_429")
+        if fault is not None and fault.roll():
+            proxy.fault_hits["rate_limit_429"] += 1
+            return dialect.rate_limited(max(0, round(float(fault.params["retry_after_s"])))), False
     try:
-        body = await request.read()
+        body = await request.read() if request.body_exists else b""
     except web.HTTPRequestEntityTooLarge:
         return web.Response(status=413, text="request body too large for the proxy\n"), True
-    refused = await proxy.guard.admit(request, dialect.writes(method, path))
-    if refused is not None:
-        return refused, True
-    fault = proxy.active_fault("overload_503") if dialect.sheds(method, path) else None
+    if proxy.guard.shared:
+        refused = await proxy.guard.admit(request, dialect.writes(method, path))
+        if refused is not None:
+            return refused, True
+    fault = (proxy.active_fault("overload_503")
+             if faulty and dialect.sheds(method, path) else None)
     if fault is not None and fault.roll():
         proxy.fault_hits["overload_503"] += 1
         if dialect.overload_may_forward and fault.rng.random() < 0.5:
@@ -111,7 +115,7 @@ async def _answer(proxy: ProxyServer, request: web.Request) -> tuple[web.StreamR
     answer, own = await _exchange(proxy, request, body)
     if own:
         return answer, True
-    if 200 <= answer.status < 300 and dialect.writes(method, path):
+    if faulty and 200 <= answer.status < 300 and dialect.writes(method, path):
         return await _after_accept(proxy, request, answer), False
     return answer, False
 
@@ -120,26 +124,24 @@ async def _exchange(proxy: ProxyServer, request: web.Request,
                     body: bytes) -> tuple[web.Response, bool]:
     """Send the request upstream; the client's answer, and True when it is the gateway's own
     (the upstream was not reached or did not answer, already reported to the guard)."""
-    url = URL(proxy.upstream_base + request.raw_path, encoded=True)
     method, path = request.method, request.path
     try:
-        async with proxy.session.request(method, url, data=body or None,
-                                          headers=request_headers(request.headers),
-                                          allow_redirects=False) as upstream:
-            data = await upstream.read()
-            return web.Response(status=upstream.status, body=data,
-                                headers=_answer_headers(proxy, request, upstream.headers)), False
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        got = await proxy.upstream.request(method, proxy.upstream_prefix + request.raw_path,
+                                           list(request_headers(request.headers).items()), body)
+    except TimeoutError as exc:
         proxy.guard.failed(method, path, exc)
         return web.Response(status=504, text="upstream did not answer in time\n"), True
-    except aiohttp.ClientConnectorError as exc:
+    except UpstreamUnreachable as exc:
         proxy.guard.failed(method, path, exc)
         return web.Response(status=502, text="upstream unreachable\n"), True
-    except (aiohttp.ClientError, ConnectionError) as exc:
+    except UpstreamClosed as exc:
         proxy.guard.failed(method, path, exc)
         return web.Response(status=502, text="upstream connection failed\n"), True
-    except ValueError:  # a request aiohttp refuses to send (e.g. a malformed header value)
+    except ValueError:  # a request that cannot be written (e.g. an unencodable header)
         return web.Response(status=400, text="request cannot be forwarded\n"), True
+    headers = _answer_headers(proxy, request, CIMultiDict(got.headers))
+    return web.Response(status=got.status, reason=got.reason or None, body=got.body,
+                        headers=headers), False
 
 
 async def _after_accept(proxy: ProxyServer, request: web.Request,

@@ -30,6 +30,7 @@ from venueguard.proxy import rest, ws
 from venueguard.proxy.dialects import DIALECTS, Dialect
 from venueguard.proxy.guard import Guard
 from venueguard.proxy.runner import ProxyRunner
+from venueguard.proxy.upstream import UpstreamPool
 from venueguard.sim import control, edge
 from venueguard.sim.clock import SimClock
 from venueguard.sim.faults import Fault, FaultBook, FaultError, FaultRequest, KindSpec
@@ -96,7 +97,10 @@ class ProxyServer:
         self.fault_hits: Counter[str] = Counter()
         origin, prefix = _origin(cfg.upstream)
         self.upstream_origin = origin
+        self.upstream_prefix = prefix
         self.upstream_base = origin + prefix
+        self.upstream = UpstreamPool(origin, connect_timeout_s=cfg.connect_timeout_s,
+                                     read_timeout_s=cfg.read_timeout_s)
         ws_url = cfg.ws_upstream or ("ws" + cfg.upstream[len("http"):])
         ws_origin, ws_prefix = _origin(ws_url)
         self.ws_upstream_base = ws_origin + ws_prefix
@@ -167,7 +171,8 @@ class ProxyServer:
     async def start(self) -> str:
         """Listen and start the scenario loop; returns the base URL (``http://HOST:PORT``)."""
         cfg = self.config
-        # the default SSL context checks the upstream's certificate and host name
+        # the default SSL context checks the upstream's certificate and host name (websockets;
+        # the REST hop's pool does the same)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout_s,
                                         sock_read=cfg.read_timeout_s)
         self._session = aiohttp.ClientSession(
@@ -203,6 +208,7 @@ class ProxyServer:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await self.upstream.close()
         await self.guard.stop()
 
     async def _run(self) -> None:
