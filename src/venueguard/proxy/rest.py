@@ -43,27 +43,30 @@ HOP_HEADERS = frozenset({
     "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length", "expect"})
 
 
-def request_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
-    """The client's headers to send upstream: all but the hop's own."""
-    out: CIMultiDict[str] = CIMultiDict()
-    connection = {t.strip().lower() for t in headers.get("Connection", "").split(",")}
-    for name, value in headers.items():
-        low = name.lower()
-        if low not in HOP_HEADERS and low not in connection:
-            out.add(name, value)
-    return out
+def _connection_tokens(value: str) -> frozenset[str]:
+    return frozenset(t.strip().lower() for t in value.split(",")) if value else frozenset()
+
+
+def request_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The client's headers to send upstream: all but the hop's own (and those its
+    ``Connection`` header names)."""
+    named = _connection_tokens(headers.get("Connection", ""))
+    return [(name, value) for name, value in headers.items()
+            if name.lower() not in HOP_HEADERS and name.lower() not in named]
 
 
 def _answer_headers(proxy: ProxyServer, request: web.Request,
-                    headers: Mapping[str, str]) -> CIMultiDict[str]:
+                    headers: list[tuple[str, str]]) -> CIMultiDict[str]:
+    named = frozenset().union(*(_connection_tokens(v) for n, v in headers
+                                if n.lower() == "connection"))
     out: CIMultiDict[str] = CIMultiDict()
-    connection = {t.strip().lower() for t in headers.get("Connection", "").split(",")}
-    for name, value in headers.items():
+    origin = proxy.upstream_origin
+    for name, value in headers:
         low = name.lower()
-        if low in HOP_HEADERS or low in connection:
+        if low in HOP_HEADERS or low in named:
             continue
-        if low == "location" and value.startswith(proxy.upstream_origin):
-            value = f"{request.scheme}://{request.host}{value[len(proxy.upstream_origin):]}"
+        if low == "location" and value.startswith(origin):
+            value = f"{request.scheme}://{request.host}{value[len(origin):]}"
         out.add(name, value)
     return out
 
@@ -127,7 +130,7 @@ async def _exchange(proxy: ProxyServer, request: web.Request,
     method, path = request.method, request.path
     try:
         got = await proxy.upstream.request(method, proxy.upstream_prefix + request.raw_path,
-                                           list(request_headers(request.headers).items()), body)
+                                           request_headers(request.headers), body)
     except TimeoutError as exc:
         proxy.guard.failed(method, path, exc)
         return web.Response(status=504, text="upstream did not answer in time\n"), True
@@ -139,7 +142,7 @@ async def _exchange(proxy: ProxyServer, request: web.Request,
         return web.Response(status=502, text="upstream connection failed\n"), True
     except ValueError:  # a request that cannot be written (e.g. an unencodable header)
         return web.Response(status=400, text="request cannot be forwarded\n"), True
-    headers = _answer_headers(proxy, request, CIMultiDict(got.headers))
+    headers = _answer_headers(proxy, request, got.headers)
     return web.Response(status=got.status, reason=got.reason or None, body=got.body,
                         headers=headers), False
 

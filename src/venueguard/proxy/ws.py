@@ -269,8 +269,7 @@ class Bridge:
 def _upstream_headers(request: web.Request) -> dict[str, str]:
     from venueguard.proxy.rest import request_headers
 
-    return {k: v for k, v in request_headers(request.headers).items()
-            if k.lower() not in _HANDSHAKE}
+    return {k: v for k, v in request_headers(request.headers) if k.lower() not in _HANDSHAKE}
 
 
 async def handle(proxy: ProxyServer, request: web.Request) -> web.StreamResponse:
