@@ -45,7 +45,9 @@ async def _ws(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(autoping=False)
     await ws.prepare(request)
     async for msg in ws:
-        if msg.type is aiohttp.WSMsgType.TEXT:
+        if msg.type is aiohttp.WSMsgType.TEXT and msg.data == "bye":
+            await ws.close(code=4001, message=b"bye")
+        elif msg.type is aiohttp.WSMsgType.TEXT:
             await ws.send_str("echo:" + msg.data)
         elif msg.type is aiohttp.WSMsgType.BINARY:
             await ws.send_bytes(b"echo:" + msg.data)
@@ -120,6 +122,22 @@ async def test_websocket_frames_of_every_type_pass_end_to_end(upstream: str) -> 
         assert ping.type is aiohttp.WSMsgType.PING and ping.data == b"from-upstream"
         await ws.pong(b"mine")
         assert (await ws.receive(timeout=5)).data == "got pong mine"
+        await ws.send_str("bye")
+        closing = await ws.receive(timeout=5)
+        assert closing.type is aiohttp.WSMsgType.CLOSE and closing.data == 4001
+
+
+async def test_an_upstream_connection_lost_is_lost_for_the_client(proxied: Proxied) -> None:
+    sim, proxy = await proxied(rate=500.0)
+    ws = await sim.session.ws_connect(proxy.ws_base + "/realtime?subscribe=trade:XBTUSD")
+    for _ in range(3):
+        await ws.receive(timeout=5)
+    await sim.add_fault("ws_drop")  # the venue's side dies without a close frame
+    kinds = []
+    while not kinds or kinds[-1] is aiohttp.WSMsgType.TEXT:
+        kinds.append((await ws.receive(timeout=5)).type)
+    assert kinds[-1] in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+    assert not proxy.server.bridges
 
 
 async def test_generic_dialect_stream_faults(proxied: Proxied) -> None:

@@ -56,6 +56,7 @@ _HIGH_FRAMES = 4096  # queued towards the client: stop reading the upstream unti
 _LOW_FRAMES = 1024
 _MAX_QUEUE = 100_000
 _OP_BINARY, _OP_PING, _OP_PONG = 0x2, 0x9, 0xA
+_NOT_SENDABLE = frozenset({1005, 1006, 1015})  # reported locally, never sent in a close frame
 
 
 def _frame(opcode: int, payload: bytes) -> bytes:
@@ -250,17 +251,26 @@ class Bridge:
                 return
 
     async def close(self) -> None:
-        """Flush briefly and close both sides (idempotent); the client gets the upstream's code."""
+        """Flush briefly and close both sides; the client gets the upstream's close code, or
+        loses its connection without a close frame when the upstream's was lost that way."""
         self.sender.close()
-        code = self.upstream.close_code or aiohttp.WSCloseCode.OK
+        up_code = self.upstream.close_code
         if self.silenced:
             code = aiohttp.WSCloseCode.INTERNAL_ERROR
+        elif up_code is None or up_code in _NOT_SENDABLE:
+            if not self.client.closed:
+                self.drop()  # as the client would have seen the venue's connection die
+            code = aiohttp.WSCloseCode.OK
+        else:
+            code = up_code
         if not self.dropped:
             with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self.client.close(code=code, message=b"upstream silent"
                                             if self.silenced else b"")
-        down_code = self.client.close_code or aiohttp.WSCloseCode.OK
+        down_code = self.client.close_code
+        if down_code is None or down_code in _NOT_SENDABLE:
+            down_code = aiohttp.WSCloseCode.OK
         with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError, ValueError):
             async with asyncio.timeout(1.0):
                 await self.upstream.close(code=down_code)
