@@ -255,6 +255,7 @@ class Bridge:
         loses its connection without a close frame when the upstream's was lost that way."""
         self.sender.close()
         up_code = self.upstream.close_code
+        code: int
         if self.silenced:
             code = aiohttp.WSCloseCode.INTERNAL_ERROR
         elif up_code is None or up_code in _NOT_SENDABLE:
