@@ -24,8 +24,8 @@ from aiohttp import web
 from venueguard.core.classify import Classification, Outcome, Transport, classify
 from venueguard.core.health import VenueHealth, VenueState
 from venueguard.core.kinds import Kind
-from venueguard.io.clock import SYSTEM_CLOCK
 from venueguard.io.notify import HealthReporter, Notifier
+from venueguard.sim.clock import SimClock
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
 
@@ -54,11 +54,25 @@ def _transport_of(exc: BaseException) -> tuple[Transport, bool | None]:
     return Transport.OTHER, None
 
 
+class _ProxyClock:
+    """The proxy's injected clock, as the sessions' ``Clock`` (``monotonic``, ``wall_ms``)."""
+
+    def __init__(self, clock: SimClock) -> None:
+        self._clock = clock
+
+    def monotonic(self) -> float:
+        return self._clock.monotonic_s()
+
+    def wall_ms(self) -> int:
+        return int(self._clock.wall_s() * 1000)
+
+
 class Guard:
     """Classification, metrics, events and the shared account of one proxy."""
 
     def __init__(self, proxy: ProxyServer, *, events: EventLog | None = None) -> None:
         self.proxy = proxy
+        self.clock = _ProxyClock(proxy.clock)
         cfg = proxy.config
         self.enabled = cfg.guard or cfg.redis_url is not None
         #: With ``--redis``: requests ask the shared account first (:meth:`admit`).
@@ -66,9 +80,9 @@ class Guard:
         self.rules = proxy.dialect.rules()
         self.events = events if events is not None else EventLog()
         self.metrics = Metrics(venue=proxy.dialect.name) if self.enabled else None
-        self.health = VenueHealth(self.rules, SYSTEM_CLOCK.monotonic())
+        self.health = VenueHealth(self.rules, self.clock.monotonic())
         self.notify = Notifier(self.events, self.metrics)
-        self._reporter = HealthReporter(self.health, self.notify, SYSTEM_CLOCK)
+        self._reporter = HealthReporter(self.health, self.notify, self.clock)
         self._fleets: dict[str, Fleet] = {}
         self._fleet_lock = asyncio.Lock()
 
@@ -87,8 +101,8 @@ class Guard:
         """Classify the answer a client is about to get; returns it unchanged."""
         if not self.enabled:
             return response
-        now = SYSTEM_CLOCK.monotonic()
-        wall_ms = SYSTEM_CLOCK.wall_ms()
+        now = self.clock.monotonic()
+        wall_ms = self.clock.wall_ms()
         body = response.body if isinstance(response.body, bytes) else b""
         verdict = classify(Outcome(status=response.status, headers=response.headers,
                                    body=body, wall_ms=wall_ms), self.rules)
@@ -102,7 +116,7 @@ class Guard:
             return
         transport, sent = _transport_of(exc)
         verdict = classify(Outcome(transport=transport, sent=sent), self.rules)
-        self._apply(method, path, verdict, SYSTEM_CLOCK.monotonic(), "none", None, ok=False)
+        self._apply(method, path, verdict, self.clock.monotonic(), "none", None, ok=False)
 
     def _apply(self, method: str, path: str, verdict: Classification, now: float, status: str,
                latency_s: float | None, *, ok: bool) -> None:
@@ -129,7 +143,7 @@ class Guard:
         """None when the request may go upstream, else the answer refusing it here."""
         fleet = await self._fleet(next((request.headers[h] for h in _KEY_HEADERS
                                         if h in request.headers), None))
-        now = SYSTEM_CLOCK.monotonic()
+        now = self.clock.monotonic()
         self._reporter.poll(now)
         dialect = self.proxy.dialect
         if not self.health.allows_requests(now):
@@ -158,7 +172,7 @@ class Guard:
                 cfg = self.proxy.config
                 fleet = Fleet(FleetConfig(redis_url=cfg.redis_url,
                                           venue=self.proxy.dialect.name),
-                              api_key=api_key, events=self.events)
+                              api_key=api_key, events=self.events, clock=self.clock)
                 fleet.attach(self.health, self._reporter.poll)
                 await fleet.start()
                 self._fleets[tag] = fleet
