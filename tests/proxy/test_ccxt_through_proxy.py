@@ -117,3 +117,47 @@ async def test_binanceusdm_websocket_book_through_proxy(proxied: Proxied) -> Non
     finally:
         await exchange.close()
     assert proxy.server.ws_opened_total >= 1
+
+
+REST_KINDS = [("overload_503", {}), ("rate_limit_429", {"retry_after_s": 1}),
+              ("forbidden_403", {}), ("cloudflare_522", {}), ("cloudflare_1010", {}),
+              ("cloudflare_1006", {}), ("timeout_after_accept", {"hold_s": 0.3}),
+              ("bad_gateway_after_accept", {}), ("latency", {"ms": 50})]
+
+
+@pytest.mark.parametrize("exchange_id", ["bitmex", "binanceusdm"])
+async def test_each_rest_fault_reaches_ccxt_as_the_same_exception(proxied: Proxied,
+                                                                  exchange_id: str) -> None:
+    """ccxt's view of every REST fault: the exception it raises on create_order (or none) is
+    the same posted to the simulator as posted to the proxy."""
+    dialect = "bitmex" if exchange_id == "bitmex" else "binance-usdm"
+    direct, _ = await proxied(dialect=dialect, rate=50.0)
+    upstream, proxy = await proxied(dialect=dialect, rate=50.0)
+    outcomes: dict[str, list[str]] = {}
+    for sim, base, control in ((direct, direct.base_url, direct),
+                               (upstream, proxy.base_url, proxy)):
+        cls = ccxt_async.bitmex if exchange_id == "bitmex" else ccxt_async.binanceusdm
+        exchange = cls({"apiKey": sim.api_key, "secret": sim.api_secret, "timeout": 5000})
+        if exchange_id == "bitmex":
+            _bitmex_at(exchange, base)
+            symbol, amount, price = BITMEX, 100, 1000.0
+        else:
+            point_ccxt(exchange, base)
+            symbol, amount, price = BINANCE, 0.01, 45000.0
+        try:
+            await exchange.load_markets()
+            for kind, params in REST_KINDS:
+                await control.add_fault(kind, duration_s=30, **params)
+                try:
+                    await exchange.create_order(symbol, "limit", "buy", amount, price)
+                    seen = "ok"
+                except ccxt_async.BaseError as exc:
+                    seen = type(exc).__name__
+                outcomes.setdefault(kind, []).append(seen)
+                await control.clear_faults()
+        finally:
+            await exchange.close()
+    for kind, (on_sim, on_proxy) in outcomes.items():
+        assert on_sim == on_proxy, f"{kind}: simulator {on_sim}, proxy {on_proxy}"
+    assert outcomes["latency"] == ["ok", "ok"]
+    assert sum(seen[0] != "ok" for seen in outcomes.values()) == len(REST_KINDS) - 1

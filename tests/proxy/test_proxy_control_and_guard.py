@@ -17,6 +17,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from venueguard import cli
 from venueguard.fleet.testing import RedisServer, RedisUnavailable
 from venueguard.proxy.testing import Proxied, running_proxy
 from venueguard.sim.faults import KINDS
@@ -191,12 +192,10 @@ async def test_command_line_prints_its_url_and_forwards(proxied: Proxied) -> Non
     (["--upstream", "http://127.0.0.1:1", "--ws-silence-s", "0"], "--ws-silence-s must be > 0"),
     (["--upstream", "http://127.0.0.1:1", "--scenario", "no-such"], "neither a shipped"),
 ])
-async def test_command_line_refuses_bad_configuration(args: list[str], message: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "venueguard", "proxy", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_env())
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 2 and message in err.decode()
+def test_command_line_refuses_bad_configuration(args: list[str], message: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["proxy", *args]) == 2
+    assert message in capsys.readouterr().err
 
 
 async def test_upstream_tls_certificate_is_checked(tmp_path: Path) -> None:
