@@ -38,6 +38,10 @@ async def serve(config: ProxyConfig, events: EventLog) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     url = await proxy.start()
+    if config.host not in ("127.0.0.1", "::1", "localhost"):
+        print(f"venueguard proxy: listening on {config.host}, beyond loopback: anyone who can "
+              "reach it can trade with the keys the bots send and can post faults",
+              file=sys.stderr, flush=True)
     try:
         print(f"listening on {url}", flush=True)
         scenario = proxy.scenario_runner.scenario.name if proxy.scenario_runner else "none"

@@ -87,6 +87,13 @@ class Guard:
         self._fleet_lock = asyncio.Lock()
 
     async def start(self) -> None:
+        """Check that what the options need is there (``--redis`` needs the redis extra)."""
+        if self.shared:
+            try:
+                import redis  # noqa: F401
+            except ImportError:
+                raise ValueError("--redis needs the redis extra: "
+                                 "pip install 'venueguard[redis]'") from None
         if self.metrics is not None:
             self.metrics.set_venue_state(self.health.state.value)
 

@@ -90,6 +90,9 @@ async def _answer(proxy: ProxyServer, request: web.Request) -> tuple[web.StreamR
     method, path = request.method, request.path
     faulty = len(proxy.faults) > 0  # no fault posted: skip every fault lookup
     if faulty:
+        proxy.faults.expire(proxy.clock.monotonic_s())
+        faulty = len(proxy.faults) > 0
+    if faulty:
         page = dialect.edge(proxy)
         if page is not None:
             return page, False

@@ -171,6 +171,7 @@ class ProxyServer:
     async def start(self) -> str:
         """Listen and start the scenario loop; returns the base URL (``http://HOST:PORT``)."""
         cfg = self.config
+        await self.guard.start()
         # the default SSL context checks the upstream's certificate and host name (websockets;
         # the REST hop's pool does the same)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout_s,
@@ -179,7 +180,6 @@ class ProxyServer:
             timeout=timeout, auto_decompress=False, skip_auto_headers=("User-Agent",
                                                                       "Accept-Encoding"),
             connector=aiohttp.TCPConnector(limit=0, ssl=True))
-        await self.guard.start()
         self._runner = ProxyRunner(self.build_app(), access_log=None,
                                    handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
