@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--seed", type=int, default=1, help="seed of the faults' draws")
     proxy.add_argument("--guard", action="store_true",
                        help="classify every answer, log events, serve /metrics")
+    proxy.add_argument("--dashboard-port", type=config.port_number, default=None,
+                       metavar="PORT", help="with --guard: the live dashboard on this port "
+                                            "(0 = any free port)")
     proxy.add_argument("--ws-silence-s", type=float, default=None, metavar="SECONDS",
                        help="close a client's stream when its upstream sent no data this long")
     proxy.add_argument("--redis", default=None, metavar="redis://HOST:PORT/DB",

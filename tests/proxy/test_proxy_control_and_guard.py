@@ -96,10 +96,20 @@ async def test_scenario_plays_and_skips_what_the_proxy_cannot_do(
 async def test_guard_classifies_answers_with_the_monitors_events_and_metrics(
         proxied: Proxied) -> None:
     events = EventLog(keep=500)
-    sim, proxy = await proxied(guard=True, events=events)
+    sim, proxy = await proxied(guard=True, events=events, dashboard_port=0)
     await sim.add_fault("overload_503", duration_s=30)  # the venue sheds, not the proxy
     for i in range(3):
         assert await _order(sim, proxy.base_url, f"g{i}") == 503
+    dashboard = proxy.server.guard.dashboard
+    assert dashboard is not None
+    async with sim.session.get(dashboard.url + "api/state") as resp:
+        state = await resp.json()
+    assert state["api"]["errors_by_kind"] == {"overloaded": 3.0}
+    assert state["api"]["http_503_per_min"] == 3 and state["api"]["latency_p50"] > 0
+    async with sim.session.get(dashboard.url + "api/events?event=rest.error") as resp:
+        assert len((await resp.json())["events"]) == 3
+    async with sim.session.get(dashboard.url) as resp:
+        assert resp.status == 200 and "dashboard.js" in await resp.text()
     async with sim.session.get(proxy.base_url + "/metrics") as resp:
         text = await resp.text()
     assert ('venueguard_rest_requests_total{endpoint="/api/v1/order",method="POST",'
@@ -191,6 +201,7 @@ async def test_command_line_prints_its_url_and_forwards(proxied: Proxied) -> Non
     (["--upstream", "ftp://example.com"], "--upstream must be http or https"),
     (["--upstream", "http://127.0.0.1:1", "--ws-silence-s", "0"], "--ws-silence-s must be > 0"),
     (["--upstream", "http://127.0.0.1:1", "--scenario", "no-such"], "neither a shipped"),
+    (["--upstream", "http://127.0.0.1:1", "--dashboard-port", "0"], "add --guard"),
 ])
 def test_command_line_refuses_bad_configuration(args: list[str], message: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:

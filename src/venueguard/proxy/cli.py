@@ -27,7 +27,8 @@ def config_from_args(args: argparse.Namespace) -> ProxyConfig:
         upstream=args.upstream, ws_upstream=args.ws_upstream, dialect=args.dialect,
         host=args.host, port=args.port,
         scenario=load_scenario(args.scenario) if args.scenario else None, seed=args.seed,
-        guard=args.guard, ws_silence_s=args.ws_silence_s, redis_url=args.redis)
+        guard=args.guard, ws_silence_s=args.ws_silence_s, redis_url=args.redis,
+        dashboard_port=args.dashboard_port)
 
 
 async def serve(config: ProxyConfig, events: EventLog) -> None:
@@ -47,7 +48,9 @@ async def serve(config: ProxyConfig, events: EventLog) -> None:
         scenario = proxy.scenario_runner.scenario.name if proxy.scenario_runner else "none"
         print(f"upstream {proxy.upstream_base}  ws {proxy.ws_upstream_base}  dialect "
               f"{config.dialect}  control {url}/_sim/faults  scenario {scenario}"
-              + (f"  metrics {url}/metrics" if config.guard else ""), flush=True)
+              + (f"  metrics {url}/metrics" if config.guard else "")
+              + (f"  dashboard {proxy.guard.dashboard.url}" if proxy.guard.dashboard else ""),
+              flush=True)
         await stop.wait()
     finally:
         await proxy.stop()

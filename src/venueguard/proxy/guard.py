@@ -5,7 +5,10 @@
   ``venue.state``, ``ws.stale``) and metrics (``venueguard_rest_requests_total``,
   ``venueguard_rest_latency_seconds``, ``venueguard_rest_errors_total``,
   ``venueguard_venue_state``, ``venueguard_ws_stale_total``...) served at ``/metrics``. Endpoints
-  are ``METHOD path`` without the query string (Binance signs in the query).
+  are ``METHOD path`` without the query string (Binance signs in the query). With a dashboard
+  port, the monitor's live dashboard (503s per minute, latency, errors by kind, venue state, the
+  event list) is served there, on its own port since every path of the proxy's belongs to the
+  venue.
 - With ``--redis`` the proxies and bots on one account share its limits, cooldowns and bans
   (:mod:`venueguard.fleet`): a request the shared buckets cannot fit, or sent while the account is
   cooling down or blocked (seen by any member), is refused here with the dialect's 429 and never
@@ -26,10 +29,12 @@ from venueguard.core.health import VenueHealth, VenueState
 from venueguard.core.kinds import Kind
 from venueguard.io.notify import HealthReporter, Notifier
 from venueguard.sim.clock import SimClock
-from venueguard.telemetry.events import EventLog
+from venueguard.telemetry.events import EventLog, iso_utc_ms
 from venueguard.telemetry.metrics import Metrics
+from venueguard.telemetry.series import SeriesStore
 
 if TYPE_CHECKING:
+    from venueguard.app.dashboard import DashboardServer
     from venueguard.fleet import Fleet
     from venueguard.proxy.server import ProxyServer
     from venueguard.proxy.ws import Bridge
@@ -80,6 +85,8 @@ class Guard:
         self.rules = proxy.dialect.rules()
         self.events = events if events is not None else EventLog()
         self.metrics = Metrics(venue=proxy.dialect.name) if self.enabled else None
+        self.series = SeriesStore() if self.enabled else None
+        self.dashboard: DashboardServer | None = None
         self.health = VenueHealth(self.rules, self.clock.monotonic())
         self.notify = Notifier(self.events, self.metrics)
         self._reporter = HealthReporter(self.health, self.notify, self.clock)
@@ -96,8 +103,32 @@ class Guard:
                                  "pip install 'venueguard[redis]'") from None
         if self.metrics is not None:
             self.metrics.set_venue_state(self.health.state.value)
+        cfg = self.proxy.config
+        if cfg.dashboard_port is not None and self.metrics is not None:
+            from venueguard.app.dashboard import create_dashboard_app, start_dashboard
+
+            app = create_dashboard_app(self._state, self.metrics, series=self.series,
+                                       events=self.events, allowed_hosts=[cfg.host])
+            self.dashboard = await start_dashboard(app, host=cfg.host, port=cfg.dashboard_port)
+
+    def _state(self) -> dict[str, object]:
+        """The dashboard's ``/api/state``: the monitor's shape, from the proxy's metrics."""
+        from venueguard.app.dashboard import state_from_metrics
+
+        assert self.metrics is not None
+        until = self.health.until
+        now = self.clock.monotonic()
+        wall_s = self.clock.wall_ms() / 1000
+        until_iso = (iso_utc_ms(wall_s + (until - now))
+                     if until is not None and until > now else None)
+        return state_from_metrics(self.metrics, self.series, symbol=self.proxy.dialect.name,
+                                  now_s=wall_s, extra={"venue_state": self.health.state.value,
+                                                       "venue_state_until": until_iso})
 
     async def stop(self) -> None:
+        if self.dashboard is not None:
+            await self.dashboard.close()
+            self.dashboard = None
         fleets, self._fleets = list(self._fleets.values()), {}
         for fleet in fleets:
             await fleet.aclose()
@@ -132,6 +163,12 @@ class Guard:
         metrics = self.metrics
         if metrics is not None:
             metrics.observe_rest(method, path, status, latency_s)
+        if self.series is not None:
+            wall_s = self.clock.wall_ms() / 1000
+            if status.isdigit():
+                self.series.on_http_status(int(status), wall_s)
+            if latency_s is not None:
+                self.series.on_latency(latency_s, wall_s)
         if verdict.kind is not Kind.OK and not ok:
             if metrics is not None:
                 metrics.rest_errors_total.labels(verdict.kind.value).inc()

@@ -59,6 +59,7 @@ class ProxyConfig:
     guard: bool = False
     ws_silence_s: float | None = None
     redis_url: str | None = None
+    dashboard_port: int | None = None  # with guard: the live dashboard on its own port
     max_body_bytes: int = 1 << 20
     max_frame_bytes: int = 1 << 22
     connect_timeout_s: float = 10.0
@@ -76,6 +77,8 @@ class ProxyConfig:
             if parts.scheme not in schemes or not parts.hostname or parts.query or parts.fragment:
                 raise ValueError(f"{name} must be {' or '.join(schemes)}://HOST[:PORT][/PATH], "
                                  f"got {url!r}")
+        if self.dashboard_port is not None and not self.guard:
+            raise ValueError("--dashboard-port shows what --guard measures: add --guard")
         if self.ws_silence_s is not None and not self.ws_silence_s > 0:
             raise ValueError(f"--ws-silence-s must be > 0, got {self.ws_silence_s}")
 
