@@ -287,6 +287,10 @@ async def handle(proxy: ProxyServer, request: web.Request) -> web.StreamResponse
     """Bridge one websocket upgrade request."""
     protocols = tuple(p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "")
                       .split(",") if p.strip())
+    client = web.WebSocketResponse(autoping=False, protocols=protocols, compress=False,
+                                   max_msg_size=proxy.max_frame)
+    if not client.can_prepare(request).ok:  # a malformed upgrade: no upstream connection for it
+        return web.Response(status=400, text="malformed websocket upgrade request\n")
     url = proxy.ws_upstream_base + request.raw_path
     try:
         upstream = await proxy.session.ws_connect(
@@ -300,8 +304,6 @@ async def handle(proxy: ProxyServer, request: web.Request) -> web.StreamResponse
         return web.Response(status=502, text="upstream websocket unreachable\n")
     except ValueError:
         return web.Response(status=400, text="request cannot be forwarded\n")
-    client = web.WebSocketResponse(autoping=False, protocols=protocols, compress=False,
-                                   max_msg_size=proxy.max_frame)
     try:
         await client.prepare(request)
     except BaseException:
