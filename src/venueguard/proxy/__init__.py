@@ -8,8 +8,11 @@ metrics, silent upstream streams closed towards the client, and with Redis the f
 limits, cooldowns and bans.
 
 Modules: :mod:`~venueguard.proxy.dialects` (what each venue's answers look like and where its
-timestamps and sequence numbers are), :mod:`~venueguard.proxy.rest` (REST forwarding and faults),
+timestamps and sequence numbers are), :mod:`~venueguard.proxy.rest` (REST forwarding and faults)
+over :mod:`~venueguard.proxy.upstream` (a lean keep-alive HTTP/1.1 client),
 :mod:`~venueguard.proxy.ws` (websocket bridging and faults), :mod:`~venueguard.proxy.guard`
-(classification, metrics, the shared account), :mod:`~venueguard.proxy.server` (the
-application), :mod:`~venueguard.proxy.cli` (the command).
+(classification, metrics, dashboard, the shared account), :mod:`~venueguard.proxy.server` (the
+application) on :mod:`~venueguard.proxy.runner` (an HTTP server that never logs a request's
+content), :mod:`~venueguard.proxy.cli` (the command), :mod:`~venueguard.proxy.testing` (running
+it in-process). See docs/commands/proxy.md.
 """

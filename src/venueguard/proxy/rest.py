@@ -8,7 +8,8 @@ For one request (anything but the proxy's own routes):
    seeded coin, since its 503 means "execution status unknown");
 4. the request is forwarded as it came: method, path and query bytes, body and headers, except
    the hop's own headers (``Host`` names the upstream, ``Content-Length`` is recomputed, the
-   hop-by-hop headers of RFC 9110 section 7.6.1 are dropped);
+   hop-by-hop headers of RFC 9110 section 7.6.1 and ``Expect`` are dropped), over the keep-alive
+   client of :mod:`venueguard.proxy.upstream`;
 5. on an accepted order write (2xx), ``timeout_after_accept`` holds the answer (or gives the
    dialect's timeout answer) and ``bad_gateway_after_accept`` replaces it with a 502 page.
 
@@ -21,7 +22,6 @@ query string or a body: signatures and keys travel in them.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -32,8 +32,6 @@ from venueguard.proxy.upstream import UpstreamClosed, UpstreamUnreachable
 
 if TYPE_CHECKING:
     from venueguard.proxy.server import ProxyServer
-
-log = logging.getLogger(__name__)
 
 __all__ = ["HOP_HEADERS", "forward"]
 
