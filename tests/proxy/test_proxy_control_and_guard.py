@@ -127,11 +127,19 @@ async def test_guard_classifies_answers_with_the_monitors_events_and_metrics(
 
 async def test_silent_upstream_stream_is_closed_towards_the_client(proxied: Proxied) -> None:
     events = EventLog(keep=100)
-    sim, proxy = await proxied(rate=500.0, ws_silence_s=0.5, events=events)
+    sim, proxy = await proxied(rate=500.0, ws_silence_s=0.5, events=events, guard=True)
     ws = await sim.session.ws_connect(proxy.ws_base + "/realtime?subscribe=trade:XBTUSD")
     for _ in range(3):
         await ws.receive(timeout=5)
     await sim.add_fault("ws_stall")  # the upstream answers pings but sends no data
+    await asyncio.sleep(0.3)
+    guard = proxy.server.guard
+    guard.poll_streams()
+    assert guard.metrics is not None
+    snap = guard.metrics.snapshot()
+    assert snap["ws_messages_total"] == {"table=proxy": pytest.approx(
+        next(iter(proxy.server.bridges.values())).messages)}
+    assert snap["ws_last_data_age_seconds"]["channel=proxy"] >= 0.25  # type: ignore[index]
     start = time.monotonic()
     msg = await ws.receive(timeout=5)
     while msg.type is aiohttp.WSMsgType.TEXT:

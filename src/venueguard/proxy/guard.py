@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import ssl
 from typing import TYPE_CHECKING
@@ -87,6 +88,8 @@ class Guard:
         self.metrics = Metrics(venue=proxy.dialect.name) if self.enabled else None
         self.series = SeriesStore() if self.enabled else None
         self.dashboard: DashboardServer | None = None
+        self._ws_task: asyncio.Task[None] | None = None
+        self._ws_closed = 0  # messages of streams closed since the last poll, not yet counted
         self.health = VenueHealth(self.rules, self.clock.monotonic())
         self.notify = Notifier(self.events, self.metrics)
         self._reporter = HealthReporter(self.health, self.notify, self.clock)
@@ -103,6 +106,8 @@ class Guard:
                                  "pip install 'venueguard[redis]'") from None
         if self.metrics is not None:
             self.metrics.set_venue_state(self.health.state.value)
+            self._ws_task = asyncio.get_running_loop().create_task(self._ws_loop(),
+                                                                   name="proxy-ws-metrics")
         cfg = self.proxy.config
         if cfg.dashboard_port is not None and self.metrics is not None:
             from venueguard.app.dashboard import create_dashboard_app, start_dashboard
@@ -125,7 +130,35 @@ class Guard:
                                   now_s=wall_s, extra={"venue_state": self.health.state.value,
                                                        "venue_state_until": until_iso})
 
+    async def _ws_loop(self, every_s: float = 1.0) -> None:
+        while True:
+            self.poll_streams()
+            await asyncio.sleep(every_s)
+
+    def poll_streams(self) -> None:
+        """Stream metrics (channel ``proxy``): messages forwarded from the venues, and the data
+        age of the stalest open stream (what an alert on silent streams needs)."""
+        metrics = self.metrics
+        if metrics is None:
+            return
+        bridges = list(self.proxy.bridges.values())
+        new, self._ws_closed = self._ws_closed, 0
+        for bridge in bridges:
+            new += bridge.messages - bridge.counted
+            bridge.counted = bridge.messages
+        if new > 0:
+            metrics.ws_messages_total.labels(table="proxy").inc(new)
+        if bridges:
+            now = self.clock.monotonic()
+            age = max(now - b.last_data_s for b in bridges)
+            metrics.set_data_age("proxy", age, self.clock.wall_ms() / 1000)
+
     async def stop(self) -> None:
+        task, self._ws_task = self._ws_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self.dashboard is not None:
             await self.dashboard.close()
             self.dashboard = None
@@ -224,6 +257,9 @@ class Guard:
 
     # -- streams ---------------------------------------------------------------------------------
     def ws_closed(self, bridge: Bridge) -> None:
+        """A stream ended (after :meth:`ProxyServer.close_bridge` removed it)."""
+        self._ws_closed += bridge.messages - bridge.counted
+        bridge.counted = bridge.messages
         if bridge.silenced:
             threshold = self.proxy.config.ws_silence_s
             self.notify.log("ws.stale", reason="data_age", threshold_s=threshold,

@@ -93,7 +93,8 @@ class Bridge:
         self._held: bytes | None = None
         self._rng = random.Random(f"{seed}/proxy-conn/{serial}")
         self.last_data_s = 0.0
-        self.messages = 0
+        self.messages = 0  # data messages from the upstream
+        self.counted = 0  # of which the guard's metrics already counted
         self.silenced = False
 
     # -- faults --------------------------------------------------------------------------------
