@@ -4,6 +4,7 @@ websocket frames of every type), against a small upstream that echoes what it re
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from collections.abc import AsyncIterator
 from typing import Any
@@ -106,6 +107,15 @@ async def test_requests_pass_unchanged_but_for_the_hop(upstream: str) -> None:
         assert await resp.read() == b"one,two,three" and resp.headers["X-Kind"] == "chunked"
         resp = await _call(proxy, "HEAD", "/anything")
         assert resp.status == 200 and await resp.read() == b""
+        # an absolute-form target (as sent to a forward proxy) goes upstream in origin form
+        host, port = proxy.base_url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET http://venue.example/api/v1/x?a=%2F HTTP/1.1\r\n"
+                     b"Host: venue.example\r\nConnection: close\r\n\r\n")
+        answer = await reader.read()
+        writer.close()
+        echoed = orjson.loads(answer.partition(b"\r\n\r\n")[2])
+        assert echoed["raw_path"] == "/api/v1/x?a=%2F"
 
 
 async def test_websocket_frames_of_every_type_pass_end_to_end(upstream: str) -> None:

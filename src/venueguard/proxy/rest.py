@@ -33,7 +33,7 @@ from venueguard.proxy.upstream import UpstreamClosed, UpstreamUnreachable
 if TYPE_CHECKING:
     from venueguard.proxy.server import ProxyServer
 
-__all__ = ["HOP_HEADERS", "forward"]
+__all__ = ["HOP_HEADERS", "forward", "origin_form", "request_headers"]
 
 #: Headers that belong to one hop (RFC 9110 section 7.6.1) or that aiohttp sets for the next.
 HOP_HEADERS = frozenset({
@@ -43,6 +43,13 @@ HOP_HEADERS = frozenset({
 
 def _connection_tokens(value: str) -> frozenset[str]:
     return frozenset(t.strip().lower() for t in value.split(",")) if value else frozenset()
+
+
+def origin_form(request: web.Request) -> str:
+    """The request target as path and query bytes: as received, or taken out of an absolute URL
+    (``GET http://host/path`` as sent to a forward proxy)."""
+    raw = request.raw_path
+    return raw if raw.startswith("/") else request.rel_url.raw_path_qs
 
 
 def request_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -130,7 +137,7 @@ async def _exchange(proxy: ProxyServer, request: web.Request,
     (the upstream was not reached or did not answer, already reported to the guard)."""
     method, path = request.method, request.path
     try:
-        got = await proxy.upstream.request(method, proxy.upstream_prefix + request.raw_path,
+        got = await proxy.upstream.request(method, proxy.upstream_prefix + origin_form(request),
                                            request_headers(request.headers), body)
     except TimeoutError as exc:
         proxy.guard.failed(method, path, exc)

@@ -40,6 +40,7 @@ from aiohttp import WSMsgType, web
 from yarl import URL
 
 from venueguard.proxy.dialects import Dialect, Frame
+from venueguard.proxy.rest import origin_form, request_headers
 from venueguard.sim.fanout import FrameSender, text_frame
 from venueguard.sim.faults import Fault
 
@@ -279,8 +280,6 @@ class Bridge:
 
 
 def _upstream_headers(request: web.Request) -> dict[str, str]:
-    from venueguard.proxy.rest import request_headers
-
     return {k: v for k, v in request_headers(request.headers) if k.lower() not in _HANDSHAKE}
 
 
@@ -292,7 +291,7 @@ async def handle(proxy: ProxyServer, request: web.Request) -> web.StreamResponse
                                    max_msg_size=proxy.max_frame)
     if not client.can_prepare(request).ok:  # a malformed upgrade: no upstream connection for it
         return web.Response(status=400, text="malformed websocket upgrade request\n")
-    url = proxy.ws_upstream_base + request.raw_path
+    url = proxy.ws_upstream_base + origin_form(request)
     try:
         upstream = await proxy.session.ws_connect(
             URL(url, encoded=True), headers=_upstream_headers(request),
