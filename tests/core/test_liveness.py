@@ -37,7 +37,7 @@ def test_pong_deadline_five_seconds_after_ping() -> None:
     assert live.next_deadline() == 10.0
     assert live.poll(9.999) == []
     decisions = live.poll(10.0)
-    assert decisions == [Stale("pong_timeout", None, 5.0, 10.0)]
+    assert decisions == [Stale("pong_timeout", None, 5.0, 10.0, 5.0)]
     assert live.poll(20.0) == []  # flagged once
     assert live.counters.pong_timeouts == 1
     assert live.next_deadline() is None
