@@ -23,7 +23,8 @@ Public API::
         items() -> iterable of (name, ChannelFreshness)
 
 The model (chosen by measurement, see docs/performance.md "Learned freshness"): a histogram of
-the channel's gaps in half-octave bins (1 ms to about 17 min, 42 floats), every gap weighted
+the channel's gaps in half-octave bins (1 ms to about 17 min, 42 floats; messages less than a
+millisecond apart count as one arrival), every gap weighted
 ``2 ** (t / half_life_s)`` so that old gaps fade (constant memory, no window to keep). Below the
 upper tail the survival function ``P(gap > t)`` is read from the histogram; the upper tail (the
 ``tail_fraction`` longest gaps, at least a few) is fitted with an exponential whose scale is the
@@ -149,15 +150,14 @@ class ChannelFreshness:
         if last is None:
             return
         gap = now - last
+        if gap < _BASE_S:  # messages within a millisecond (one read, one batch): one arrival
+            return
         if gap >= self.threshold_s:  # a stall (declared or not): never learned
             self.stalls += 1
             return
-        if gap < _BASE_S:
-            k = 0
-        else:
-            k = int(math.log(gap / _BASE_S) * _INV_LOG_RATIO) + 1
-            if k >= _BINS:
-                k = _BINS - 1
+        k = int(math.log(gap / _BASE_S) * _INV_LOG_RATIO) + 1
+        if k >= _BINS:
+            k = _BINS - 1
         if self._t_ref is None:
             self._t_ref = self._first = now
         self._weights[k] += self._unit

@@ -71,6 +71,7 @@ __all__ = [
     "SendPing",
     "Stale",
     "Verdict",
+    "stale_fields",
 ]
 
 #: Tables that can legitimately stay silent for long periods (private and rare public tables).
@@ -153,6 +154,17 @@ class Fresh:
 
 LivenessDecision = SendPing | Stale | Fresh
 
+
+def stale_fields(stale: Stale) -> dict[str, float]:
+    """What a ``ws.stale`` event adds about the limit: ``threshold_s`` and, where learned,
+    ``suspicion`` (rounded for the log)."""
+    out: dict[str, float] = {}
+    if stale.threshold_s is not None:
+        out["threshold_s"] = round(stale.threshold_s, 3)
+    if stale.suspicion is not None:
+        out["suspicion"] = round(stale.suspicion, 2)
+    return out
+
 # Module constants: the per-message path reads these instead of attributes of the enum class.
 _OK = Verdict.OK
 _MINOR_REORDER = Verdict.MINOR_REORDER
@@ -193,6 +205,8 @@ class LivenessStatus:
     data_age_s: Mapping[str, float]  # per channel, since the last accepted message
     stalled: tuple[str, ...]
     counters: Mapping[str, int]
+    thresholds_s: Mapping[str, float] = field(default_factory=dict)  # per watched channel
+    suspicion: Mapping[str, float] = field(default_factory=dict)  # where learned: phi now
 
 
 class _Channel:
@@ -386,10 +400,17 @@ class Liveness:
                            f"(limit {cfg.pong_timeout_s:g} s)")
         ages: dict[str, float] = {}
         stalled: list[str] = []
+        thresholds: dict[str, float] = {}
+        suspicion: dict[str, float] = {}
         for name, ch in self._channels.items():
             age = now - ch.last_fresh
             ages[name] = age
             limit = ch.limit()
+            if limit is not None:
+                thresholds[name] = limit
+            detector = ch.detector
+            if detector is not None and detector.learned:
+                suspicion[name] = detector.suspicion_at(age)
             if limit is not None and now >= ch.last_fresh + limit:
                 stalled.append(name)
                 reasons.append(f"data_age: {name} silent for {age:.1f} s "
@@ -403,7 +424,20 @@ class Liveness:
             data_age_s=ages,
             stalled=tuple(stalled),
             counters=self.counters.as_dict(),
+            thresholds_s=thresholds,
+            suspicion=suspicion,
         )
+
+    def limit_s(self, channel: str) -> float | None:
+        """The silence after which ``channel`` is stale now (learned or static; None: quiet or
+        not watched)."""
+        ch = self._channels.get(channel)
+        return None if ch is None else ch.limit()
+
+    def detector(self, channel: str) -> ChannelFreshness | None:
+        """The learned freshness of ``channel`` (None where static or not watched)."""
+        ch = self._channels.get(channel)
+        return None if ch is None else ch.detector
 
     @property
     def channels(self) -> tuple[str, ...]:

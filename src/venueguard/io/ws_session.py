@@ -40,7 +40,13 @@ from typing import Any
 from venueguard.core.backoff import Backoff, BackoffConfig, RandomSource
 from venueguard.core.book import Increments, LegacyIds
 from venueguard.core.classify import Action, Classification, Kind, Outcome, classify
-from venueguard.core.liveness import DEFAULT_QUIET_CHANNELS, LivenessConfig, SendPing, Stale
+from venueguard.core.liveness import (
+    DEFAULT_QUIET_CHANNELS,
+    LivenessConfig,
+    SendPing,
+    Stale,
+    stale_fields,
+)
 from venueguard.core.liveness import Fresh as FreshDecision
 from venueguard.core.rules import RuleSet
 from venueguard.core.trades import TapeConfig, TradeTape
@@ -433,8 +439,9 @@ class MarketDataSession:
     def _on_stale(self, decision: Stale) -> None:
         self.live = False
         self.notify.log("ws.stale", reason=decision.reason, channel=decision.channel,
-                        age_s=round(decision.age_s, 3))
-        self._push(ev.Stale(decision.at, decision.reason, decision.channel, decision.age_s))
+                        age_s=round(decision.age_s, 3), **stale_fields(decision))
+        self._push(ev.Stale(decision.at, decision.reason, decision.channel, decision.age_s,
+                            decision.threshold_s, decision.suspicion))
         if self.notify.metrics is not None:
             self.notify.metrics.ws_stale_total.labels(decision.reason).inc()
         self._end(f"stale: {decision.reason}")
@@ -527,6 +534,8 @@ class MarketDataSession:
         wall_now_s = self.clock.wall_ms() / 1000.0
         for channel, age in status.data_age_s.items():
             metrics.set_data_age(channel, age, wall_now_s)
+        for channel, threshold in status.thresholds_s.items():
+            metrics.set_freshness(channel, threshold, status.suspicion.get(channel))
         if status.pong_age_s is not None:
             metrics.ws_pong_age_seconds.set(status.pong_age_s)
         if self.connected_at is not None:
