@@ -104,7 +104,7 @@ EXTRA_KEYS: dict[str, dict[str, Key]] = {
         "suspicion": Key("float", 8.0, "stale once a silence this long has a probability below "
                          "10^-suspicion under the channel's learned model (phi)"),
         "floor_s": Key("float", 1.0, "a learned threshold is never shorter"),
-        "max_s": Key("float", 60.0, "a learned threshold is never longer"),
+        "max_s": Key("float", 120.0, "a learned threshold is never longer"),
     },
     "alerts": {
         "dedup_window_s": Key("float", 60.0, "repeats of one alert key inside this window are "
