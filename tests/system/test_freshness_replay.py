@@ -7,9 +7,8 @@ test skips, saying why, when its capture is absent.
 - Binance (about 30 s of a combined fapi stream: depth, bookTicker, aggTrade of a busy and a quiet
   symbol): the recorded receive times, on the injected clock, through the checks a guarded ccxt
   exchange applies (its stream kinds and their static bounds, learned freshness on). Thirty
-  seconds is the model's warm-up, so the recording is also played ten times in a row, each
-  the recording starting again after its median gap, for the learned thresholds to take over. Then the
-  same capture is served by the simulator at recorded pace (``--replay``, speed 1) to a guarded
+  seconds is the model's warm-up, so the recording is also played ten times in a row (starting
+  again after its median gap), for the learned thresholds to take over. Then the same capture is served by the simulator at recorded pace (``--replay``, speed 1) to a guarded
   ccxt exchange over loopback.
 - BitMEX: the captures hold isolated messages (hours to months apart), not a stream; the test
   says so and skips where no capture group is a stream.
@@ -18,6 +17,7 @@ test skips, saying why, when its capture is absent.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import statistics
 import sys
@@ -62,7 +62,7 @@ def replay(arrivals: dict[str, list[float]], config: LivenessConfig, times: int
     the injected clock, polling whenever a deadline passes; returns the stale decisions."""
     t0 = min(ts[0] for ts in arrivals.values())
     everything = sorted(ts for stamps in arrivals.values() for ts in stamps)
-    gaps = [b - a for a, b in zip(everything, everything[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(everything)]
     period = everything[-1] - t0 + statistics.median(gaps)  # the whole recording, again
     events = [(ts - t0 + rep * period, channel) for channel, stamps in arrivals.items()
               for rep in range(times) for ts in stamps]
@@ -115,7 +115,7 @@ def test_bitmex_captures_are_replayed_where_they_hold_a_stream(bitmex_fixtures: 
         path = tmp_path / f"capture-{index}.jsonl"
         path.write_bytes(b"\n".join(orjson.dumps(m) for m in messages) + b"\n")
         stamps = [r.ts_ms / 1000 for r in Recording.load(path).items if r.ts_ms]
-        gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(stamps)]
         if len(stamps) >= 20 and max(gaps) < 60.0:  # a recorded stream, not loose messages
             streams[f"orderBookL2:capture-{index}"] = stamps
     if not streams:
