@@ -8,8 +8,9 @@ test skips, saying why, when its capture is absent.
   symbol): the recorded receive times, on the injected clock, through the checks a guarded ccxt
   exchange applies (its stream kinds and their static bounds, learned freshness on). Thirty
   seconds is the model's warm-up, so the recording is also played ten times in a row (starting
-  again after its median gap), for the learned thresholds to take over. Then the same capture is served by the simulator at recorded pace (``--replay``, speed 1) to a guarded
-  ccxt exchange over loopback.
+  again after its median gap), for the learned thresholds to take over. Then the same capture
+  is served by the simulator at recorded pace (``--replay``, speed 1) to a guarded ccxt
+  exchange over loopback.
 - BitMEX: the captures hold isolated messages (hours to months apart), not a stream; the test
   says so and skips where no capture group is a stream.
 """
