@@ -69,12 +69,14 @@ _BASE_S = 0.001  # lower edge of bin 1 (shorter gaps all land in bin 0)
 _RATIO = math.sqrt(2.0)  # half-octave bins
 _BINS = 42  # the top bin starts at about 1,000 s and takes every longer gap
 _INV_LOG_RATIO = 1.0 / math.log(_RATIO)
+_INV_BASE = 1.0 / _BASE_S
+_log = math.log
 _LOWER = tuple(0.0 if k == 0 else _BASE_S * _RATIO ** (k - 1) for k in range(_BINS))
 _MIDDLE = tuple(_BASE_S / 2 if k == 0 else _BASE_S * _RATIO ** (k - 0.5) for k in range(_BINS))
 _MIN_TAIL = 3.0  # the tail fit uses at least this many (decayed) gaps
 _FORGOTTEN = 0.05  # a bin lighter than this (decayed gaps) is no longer remembered
 _SCALE_Z = 2.0  # standard errors added to the tail's fitted scale
-_REFRESH_S = 0.25  # the threshold is recomputed at most this often
+_REFRESH_S = 1.0  # the threshold is recomputed at most this often (on an arrival)
 _RENORMALISE = 1e12
 _LN10 = math.log(10.0)
 
@@ -131,11 +133,18 @@ class _GapModel:
         self.beta = 0.0  # the tail's scale (mean excess over u, raised for few gaps)
         self.top = 0.0  # upper edge of the longest gap remembered
 
-    def add(self, k: int, now: float) -> None:
+    def add(self, counts: list[int], now: float) -> None:
+        """Gaps counted per bin since the last call, learned as of ``now``."""
         if self.t_ref is None:
             self.t_ref = now
-        self.weights[k] += self.unit
-        self.total += self.unit
+        unit = math.exp((now - self.t_ref) * self.decay)
+        weights = self.weights
+        added = 0
+        for k, count in enumerate(counts):
+            if count:
+                weights[k] += count * unit
+                added += count
+        self.total += added * unit
 
     def fit(self, now: float, tail_fraction: float) -> None:
         """Tail start ``u``, ``P(gap > u)`` and the tail's scale, as of ``now``."""
@@ -205,7 +214,8 @@ class ChannelFreshness:
     """The learned freshness of one channel (see the module docstring)."""
 
     __slots__ = (
-        "_config", "_first", "_last", "_long", "_next_refresh", "_recent", "_rewarm_left",
+        "_config", "_first", "_last", "_long", "_next_refresh", "_pending", "_recent",
+        "_rewarm_left",
         "learned", "learned_gaps", "stalls", "static_s", "threshold_s",
     )
 
@@ -218,6 +228,7 @@ class ChannelFreshness:
         self.stalls = 0
         self._long = _GapModel(config.half_life_s)
         self._recent = _GapModel(config.recent_half_life_s)
+        self._pending = [0] * _BINS  # gaps per bin not yet added to the models
         self._last: float | None = None
         self._first: float | None = None  # when the first gap was learned
         self._rewarm_left = 0
@@ -246,17 +257,15 @@ class ChannelFreshness:
         if gap >= self.threshold_s:  # a stall (declared or not): never learned
             self.stalls += 1
             return
-        k = int(math.log(gap / _BASE_S) * _INV_LOG_RATIO) + 1
-        if k >= _BINS:
-            k = _BINS - 1
-        if self._first is None:
-            self._first = now
-        self._long.add(k, now)
-        self._recent.add(k, now)
+        k = int(_log(gap * _INV_BASE) * _INV_LOG_RATIO) + 1
+        # counted here, added to both models at the next refresh (this runs per message)
+        self._pending[k if k < _BINS else _BINS - 1] += 1
         self.learned_gaps += 1
         if self._rewarm_left:
             self._rewarm_left -= 1
         if now >= self._next_refresh or (not self.learned and self._ready()):
+            if self._first is None:
+                self._first = now
             self._refresh(now)
 
     # ---- model -----------------------------------------------------------------------------
@@ -274,6 +283,10 @@ class ChannelFreshness:
 
     def _refresh(self, now: float) -> None:
         self._next_refresh = now + _REFRESH_S
+        pending = self._pending
+        self._long.add(pending, now)
+        self._recent.add(pending, now)
+        self._pending = [0] * _BINS
         cfg = self._config
         self._long.fit(now, cfg.tail_fraction)
         self._recent.fit(now, cfg.tail_fraction)
