@@ -71,7 +71,6 @@ __all__ = [
     "SendPing",
     "Stale",
     "Verdict",
-    "stale_fields",
 ]
 
 #: Tables that can legitimately stay silent for long periods (private and rare public tables).
@@ -145,6 +144,16 @@ class Stale:
     threshold_s: float | None = None  # the limit that was crossed
     suspicion: float | None = None  # phi of the silence, where the threshold was learned
 
+    def limit_fields(self) -> dict[str, float]:
+        """What a ``ws.stale`` event says about the limit: ``threshold_s`` and, where learned,
+        ``suspicion`` (rounded for the log)."""
+        out: dict[str, float] = {}
+        if self.threshold_s is not None:
+            out["threshold_s"] = round(self.threshold_s, 3)
+        if self.suspicion is not None:
+            out["suspicion"] = round(self.suspicion, 2)
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class Fresh:
@@ -153,17 +162,6 @@ class Fresh:
 
 
 LivenessDecision = SendPing | Stale | Fresh
-
-
-def stale_fields(stale: Stale) -> dict[str, float]:
-    """What a ``ws.stale`` event adds about the limit: ``threshold_s`` and, where learned,
-    ``suspicion`` (rounded for the log)."""
-    out: dict[str, float] = {}
-    if stale.threshold_s is not None:
-        out["threshold_s"] = round(stale.threshold_s, 3)
-    if stale.suspicion is not None:
-        out["suspicion"] = round(stale.suspicion, 2)
-    return out
 
 # Module constants: the per-message path reads these instead of attributes of the enum class.
 _OK = Verdict.OK

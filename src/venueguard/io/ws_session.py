@@ -40,13 +40,7 @@ from typing import Any
 from venueguard.core.backoff import Backoff, BackoffConfig, RandomSource
 from venueguard.core.book import Increments, LegacyIds
 from venueguard.core.classify import Action, Classification, Kind, Outcome, classify
-from venueguard.core.liveness import (
-    DEFAULT_QUIET_CHANNELS,
-    LivenessConfig,
-    SendPing,
-    Stale,
-    stale_fields,
-)
+from venueguard.core.liveness import DEFAULT_QUIET_CHANNELS, LivenessConfig, SendPing, Stale
 from venueguard.core.liveness import Fresh as FreshDecision
 from venueguard.core.rules import RuleSet
 from venueguard.core.trades import TapeConfig, TradeTape
@@ -439,7 +433,7 @@ class MarketDataSession:
     def _on_stale(self, decision: Stale) -> None:
         self.live = False
         self.notify.log("ws.stale", reason=decision.reason, channel=decision.channel,
-                        age_s=round(decision.age_s, 3), **stale_fields(decision))
+                        age_s=round(decision.age_s, 3), **decision.limit_fields())
         self._push(ev.Stale(decision.at, decision.reason, decision.channel, decision.age_s,
                             decision.threshold_s, decision.suspicion))
         if self.notify.metrics is not None:
