@@ -65,7 +65,7 @@ from dataclasses import dataclass
 
 __all__ = ["ChannelFreshness", "FreshnessConfig", "FreshnessModels"]
 
-_BASE_S = 0.001  # lower edge of bin 1 (shorter gaps all land in bin 0)
+_BASE_S = 0.001  # lower edge of bin 1 (shorter gaps are one arrival: bin 0 stays empty)
 _RATIO = math.sqrt(2.0)  # half-octave bins
 _BINS = 42  # the top bin starts at about 1,000 s and takes every longer gap
 _INV_LOG_RATIO = 1.0 / math.log(_RATIO)
