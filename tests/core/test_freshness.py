@@ -75,6 +75,15 @@ def test_thin_channel_threshold_widens_past_the_static_one_but_not_past_max() ->
     assert capped.threshold_s == 12.0
 
 
+def test_a_static_bound_below_the_floor_is_the_floor() -> None:
+    detector = ChannelFreshness(FreshnessConfig(floor_s=1.0), 0.6)  # e.g. a tight test venue
+    feed(detector, 0.0, [0.01] * 4000)
+    assert detector.learned and detector.threshold_s == 0.6
+    default = ChannelFreshness(FreshnessConfig(floor_s=1.0), STATIC)
+    feed(default, 0.0, [0.01] * 4000)
+    assert default.threshold_s == 1.0
+
+
 def test_distribution_shift_to_quiet_hours_widens_and_back_to_busy_tightens() -> None:
     cfg = FreshnessConfig(floor_s=0.05, half_life_s=60.0)
     detector = ChannelFreshness(cfg, STATIC)

@@ -40,7 +40,8 @@ down within minutes, the recent model is the one that knows. The suspicion of a 
 *lower* of the two models' phi: a channel is suspected only when both its long history and its
 recent rhythm find the silence abnormal. The threshold is the silence whose suspicion reaches
 ``suspicion``, never below ``margin`` times the longest gap the long model still remembers,
-clamped to ``[floor_s, max_s]``.
+clamped to ``[floor_s, max_s]`` (the floor is the channel's static threshold where that is
+lower).
 
 Regimes: quiet hours add long gaps to both models and the threshold widens at once; a burst adds
 many short gaps and the long ones weigh less, so it tightens (as far as the long model's memory
@@ -295,7 +296,9 @@ class ChannelFreshness:
             return
         learned = max(self._long.threshold(cfg.suspicion), self._recent.threshold(cfg.suspicion),
                       cfg.margin * self._long.top)
-        self.threshold_s = min(max(learned, cfg.floor_s), cfg.max_s)
+        # a static bound set below the floor is a wish for a tighter watch: it is the floor then
+        floor = min(cfg.floor_s, self.static_s)
+        self.threshold_s = min(max(learned, floor), max(cfg.max_s, floor))
         self.learned = True
 
     # ---- reads -----------------------------------------------------------------------------
