@@ -15,11 +15,12 @@ import dataclasses
 import functools
 import random
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import orjson
 
 from venueguard.core.classify import Outcome, Transport, classify
+from venueguard.core.freshness import FreshnessConfig
 from venueguard.core.health import VenueHealth
 from venueguard.core.liveness import Liveness, LivenessConfig
 from venueguard.core.rules import default_rules
@@ -144,6 +145,19 @@ def main() -> int:
     results.append(("liveness.on_data (timestamp + order + duplicate checks)",
                     per_call_us(update_checked, 50_000)))
     results.append(("liveness.on_data + poll (4 channels)", per_call_us(update_and_poll, 50_000)))
+
+    # learned freshness against the static threshold, messages 5 ms apart (the model sees gaps)
+    for label, freshness in (("learned", FreshnessConfig()),
+                             ("static", FreshnessConfig(enabled=False))):
+        spaced = Liveness(LivenessConfig(freshness=freshness), 0.0)
+        spaced.on_subscribed("orderBookL2:XBTUSD", 0.0)
+        ticks = iter(range(10**9))
+
+        def update_spaced(live: Liveness = spaced, ticks: Iterator[int] = ticks) -> None:
+            live.on_data("orderBookL2:XBTUSD", next(ticks) * 0.005)
+
+        results.append((f"liveness.on_data, 5 ms apart, {label} freshness",
+                        per_call_us(update_spaced, 50_000)))
 
     results += references()
     width = max(len(label) for label, _ in results)

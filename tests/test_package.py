@@ -19,7 +19,8 @@ def test_every_exported_name_resolves_once() -> None:
 def test_the_stable_api_is_exported() -> None:
     stable = {"guard", "GuardConfig", "GuardedExchange", "MarketDataSession", "MdConfig",
               "RestSession", "RestConfig", "OrderManager", "OrderIntent", "Timeouts",
-              "BackoffConfig", "BudgetConfig", "ThrottleConfig", "LivenessConfig", "EventLog",
+              "BackoffConfig", "BudgetConfig", "ThrottleConfig", "LivenessConfig",
+              "FreshnessConfig", "EventLog",
               "Metrics", "Journal"}
     assert stable <= set(venueguard.__all__)
     # the whole error tree, under its own names

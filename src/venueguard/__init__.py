@@ -20,6 +20,7 @@ from venueguard.core.backoff import BackoffConfig, Jitter
 from venueguard.core.book import BookConfig
 from venueguard.core.budget import BudgetConfig
 from venueguard.core.dms import DmsConfig
+from venueguard.core.freshness import FreshnessConfig
 from venueguard.core.liveness import LivenessConfig
 from venueguard.core.reconcile import ReconcileConfig
 from venueguard.core.regime import RegimeConfig
@@ -96,6 +97,7 @@ __all__ = [
     "DuplicateClOrdID",
     "EventLog",
     "Fresh",
+    "FreshnessConfig",
     "GuardConfig",
     "GuardedExchange",
     "Jitter",

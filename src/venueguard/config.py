@@ -15,6 +15,10 @@ Layout (the full reference is ``docs/configuration.md``)::
     [thresholds]            # what counts as stale, slow or overloaded
     freshness_s = { orderBookL2 = 10.0, quote = 30.0 }
 
+    [freshness]             # each channel learns its own stale threshold (false: the static ones)
+    learned = true
+    suspicion = 8.0
+
     [alerts]                # routing of alerts
     dedup_window_s = 60.0
 
@@ -43,6 +47,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from venueguard.core.freshness import FreshnessConfig
 from venueguard.telemetry.events import REDACTED, is_secret_key
 
 CONFIG_ENV = "VENUEGUARD_CONFIG"
@@ -92,6 +97,14 @@ EXTRA_KEYS: dict[str, dict[str, Key]] = {
         "safe_mode_enter": Key("float", 30.0, "overload score (weighted failures per minute) "
                                "that enters SAFE mode"),
         "safe_mode_exit": Key("float", 10.0, "score below which SAFE mode starts recovering"),
+    },
+    "freshness": {
+        "learned": Key("bool", True, "learn each channel's stale threshold from its own rhythm "
+                       "(false: the static [thresholds] freshness_s)"),
+        "suspicion": Key("float", 8.0, "stale once a silence this long has a probability below "
+                         "10^-suspicion under the channel's learned model (phi)"),
+        "floor_s": Key("float", 1.0, "a learned threshold is never shorter"),
+        "max_s": Key("float", 120.0, "a learned threshold is never longer"),
     },
     "alerts": {
         "dedup_window_s": Key("float", 60.0, "repeats of one alert key inside this window are "
@@ -515,6 +528,7 @@ class Thresholds:
     retry_budget_ratio: float = 0.1
     safe_mode_enter: float = 30.0
     safe_mode_exit: float = 10.0
+    learned_freshness: FreshnessConfig = field(default_factory=FreshnessConfig)  # [freshness]
 
     @classmethod
     def from_settings(cls, settings: Settings | None) -> Thresholds:
@@ -525,7 +539,16 @@ class Thresholds:
                   if k != "freshness_s"}
         freshness = table["freshness_s"]
         assert isinstance(freshness, Mapping)
-        return cls(freshness_s=dict(freshness), **floats)
+        learned = settings.table("freshness")
+        try:
+            config = FreshnessConfig(
+                enabled=learned["learned"] is True,
+                suspicion=float(learned["suspicion"]),  # type: ignore[arg-type]
+                floor_s=float(learned["floor_s"]),  # type: ignore[arg-type]
+                max_s=float(learned["max_s"]))  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ConfigError(f"{settings.path or 'config'}: [freshness] {exc}") from None
+        return cls(freshness_s=dict(freshness), learned_freshness=config, **floats)
 
 
 def _default(table: str, key: str) -> object:

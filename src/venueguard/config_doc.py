@@ -47,6 +47,10 @@ freshness_s = { orderBookL2 = 5.0, quote = 30.0 }
 heartbeat_pong_timeout_s = 8.0
 safe_mode_enter = 40.0
 
+[freshness]                      # learned per channel; false keeps freshness_s above
+floor_s = 0.5
+max_s = 120.0
+
 [alerts]
 dedup_window_s = 120.0
 

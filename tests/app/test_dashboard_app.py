@@ -224,3 +224,22 @@ def test_state_from_metrics_falls_back_to_the_latency_histogram() -> None:
     assert 0.1 <= state["api"]["latency_p50"] <= 0.25
     assert state["liveness"]["fresh"] is False  # no data at all is not fresh
     assert state["venue_state"] == "HEALTHY" and state["regime"] == "NORMAL"
+
+
+def test_state_lists_each_channels_threshold_and_suspicion() -> None:
+    metrics = Metrics(venue="bitmex")  # a venue label must not leak into the channel name
+    metrics.set_freshness("orderBookL2:XBTUSD", 1.25, 3.5)
+    metrics.set_freshness("instrument:XBTUSD", 60.0, None)   # static: still warming up
+    metrics.set_data_age("orderBookL2:XBTUSD", 0.2, T0)
+    state = state_from_metrics(metrics, None, symbol="XBTUSD", now_s=T0)
+    assert state["freshness"] == [
+        {"channel": "instrument:XBTUSD", "threshold_s": 60.0, "suspicion": None,
+         "data_age_s": None},
+        {"channel": "orderBookL2:XBTUSD", "threshold_s": 1.25, "suspicion": 3.5,
+         "data_age_s": 0.2},
+    ]
+    text = metrics.render().decode()
+    assert ('venueguard_ws_freshness_threshold_seconds{channel="orderBookL2:XBTUSD",'
+            'venue="bitmex"} 1.25') in text
+    assert 'venueguard_ws_freshness_suspicion{channel="instrument:XBTUSD",venue="bitmex"} NaN' \
+        in text

@@ -168,6 +168,8 @@ async def test_every_stream_fault_delivers_only_fresh_books(sim_server: SimFacto
     names = [r["event"] for r in events.recent()]
     if kind in ("ws_stall", "ws_half_open"):
         assert "ws.stale" in names and "book.resynced" in names
+        stale = events.recent(event="ws.stale")[0]  # says which limit it crossed
+        assert stale["reason"] == "data_age" and isinstance(stale["threshold_s"], float)
     # ccxt applies the deltas itself: a reordered pair read in one go never surfaces, so only
     # the timestamp faults are certain to be seen (and a reorder that surfaces is refused above)
     if kind in ("ws_stale_timestamps", "ws_future_timestamps"):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from venueguard.core.freshness import FreshnessConfig
 from venueguard.core.liveness import (
     Fresh,
     Liveness,
@@ -37,7 +38,7 @@ def test_pong_deadline_five_seconds_after_ping() -> None:
     assert live.next_deadline() == 10.0
     assert live.poll(9.999) == []
     decisions = live.poll(10.0)
-    assert decisions == [Stale("pong_timeout", None, 5.0, 10.0)]
+    assert decisions == [Stale("pong_timeout", None, 5.0, 10.0, 5.0)]
     assert live.poll(20.0) == []  # flagged once
     assert live.counters.pong_timeouts == 1
     assert live.next_deadline() is None
@@ -206,7 +207,9 @@ def test_bad_config_refused() -> None:
 def test_property_stall_flagged_exactly_at_threshold_never_before(
     max_age_s: float, gaps: list[float], probes: list[float]
 ) -> None:
-    live = make(0.0, max_data_age_s=max_age_s, ping_after_s=1e9)
+    # static mode: the threshold is max_data_age_s itself (learned mode: the next property)
+    live = make(0.0, max_data_age_s=max_age_s, ping_after_s=1e9,
+                freshness=FreshnessConfig(enabled=False))
     live.on_subscribed(BOOK, 0.0)
     last_data = 0.0
     flagged_since: float | None = None
@@ -231,6 +234,41 @@ def test_property_stall_flagged_exactly_at_threshold_never_before(
         last_data = now
         flagged_since = None
         live.poll(now)  # drains a Fresh if there was a stall; cannot be stale at the data time
+
+
+@settings(deadline=None)
+@given(
+    gaps=st.lists(st.floats(0.01, 5.0), min_size=1, max_size=60),
+    probes=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6),
+)
+def test_property_learned_stall_flagged_exactly_at_the_threshold_in_force(
+    gaps: list[float], probes: list[float]
+) -> None:
+    live = make(0.0, max_data_age_s=3.0, ping_after_s=1e9,
+                freshness=FreshnessConfig(warmup=5, warmup_s=1.0, floor_s=0.2))
+    live.on_subscribed(BOOK, 0.0)
+    last_data = 0.0
+    flagged = False
+    now = 0.0
+    for gap in gaps:
+        limit = live.limit_s(BOOK)  # fixed between arrivals, learned or fallback
+        assert limit is not None
+        assert live.next_deadline() == pytest.approx(last_data + limit)
+        for fraction in sorted(probes):
+            t = now + gap * fraction
+            stale = [d for d in live.poll(t) if isinstance(d, Stale)]
+            if not flagged:
+                assert bool(stale) == (t >= last_data + limit), (t, last_data, limit)
+                flagged = bool(stale)
+                if stale:
+                    assert stale[0].threshold_s == limit
+            else:
+                assert stale == []  # once per stall
+        now += gap
+        live.on_data(BOOK, now)
+        last_data = now
+        flagged = False
+        live.poll(now)
 
 
 @given(pong_timeout_s=st.floats(0.1, 30.0), probe=st.floats(0.0, 60.0))

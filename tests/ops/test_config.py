@@ -128,6 +128,26 @@ def test_inconsistent_thresholds_are_a_startup_error(tmp_path: Path) -> None:
         config_from_args(resolve(["monitor", "--config", str(path)]), {})
 
 
+def test_freshness_table_reaches_the_sessions_liveness(tmp_path: Path) -> None:
+    from venueguard.app.feeds import liveness_config
+
+    path = write(tmp_path, "[freshness]\nsuspicion = 6.5\nfloor_s = 0.5\nmax_s = 90\n")
+    cfg = config_from_args(resolve(["monitor", "--config", str(path)]), {})
+    learned = liveness_config(cfg.thresholds).freshness
+    assert (learned.enabled, learned.suspicion, learned.floor_s, learned.max_s) == (
+        True, 6.5, 0.5, 90.0)
+    path = write(tmp_path, "[freshness]\nlearned = false\n")
+    cfg = config_from_args(resolve(["monitor", "--config", str(path)]), {})
+    assert not liveness_config(cfg.thresholds).freshness.enabled  # static mode
+    assert liveness_config(config.Thresholds()).freshness.enabled  # learned by default
+
+
+def test_a_bad_freshness_table_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[freshness]\nfloor_s = 5\nmax_s = 2\n")
+    with pytest.raises(config.ConfigError, match=r"venueguard.toml: \[freshness\] .*floor_s"):
+        config_from_args(resolve(["monitor", "--config", str(path)]), {})
+
+
 def test_config_show_prints_effective_values_with_secrets_masked(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:

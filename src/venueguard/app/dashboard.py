@@ -25,7 +25,9 @@ shape; every number may be ``null`` while unknown, and extra keys are passed thr
       "position": {"qty": float, "avg_entry": float, "unrealized_pnl": float,
                    "realized_pnl": float},
       "market": {"symbol": str, "best_bid": float, "best_ask": float, "spread": float,
-                 "imbalance": float, "trade_rate": float, "volume_rate": float}
+                 "imbalance": float, "trade_rate": float, "volume_rate": float},
+      "freshness": [{"channel": str, "threshold_s": float, "suspicion": float | null,
+                     "data_age_s": float}, ...]      # per watched channel, by name
     }
 
 A provider that raises yields HTTP 503 ``{"error": "state unavailable", "kind": ExcName}``;
@@ -177,8 +179,20 @@ def state_from_metrics(
                for key in ("best_bid", "best_ask", "spread", "imbalance", "trade_rate",
                            "volume_rate")},
         },
+        "freshness": _freshness(snap),
     }
     return _merge(state, extra or {})
+
+
+def _freshness(snap: Mapping[str, object]) -> list[dict[str, object]]:
+    """Each watched channel's stale threshold, suspicion (null while static) and data age."""
+    thresholds = _labelled(snap, "ws_freshness_threshold_seconds")
+    suspicion = _labelled(snap, "ws_freshness_suspicion")
+    ages = _labelled(snap, "ws_last_data_age_seconds")
+    return [{"channel": dict(part.partition("=")[::2] for part in key.split(","))["channel"],
+             "threshold_s": _num(value),
+             "suspicion": _num(suspicion.get(key)), "data_age_s": _num(ages.get(key))}
+            for key, value in sorted(thresholds.items())]
 
 
 def _overall_latency(metrics: Metrics) -> dict[str, float | None]:

@@ -169,7 +169,8 @@ def liveness_config(t: Thresholds) -> LivenessConfig:
                           pong_timeout_s=t.heartbeat_pong_timeout_s,
                           max_data_age_s=t.default_freshness_s,
                           channel_max_age_s=dict(t.freshness_s),
-                          quiet_channels=base.quiet_channels - set(t.freshness_s))
+                          quiet_channels=base.quiet_channels - set(t.freshness_s),
+                          freshness=t.learned_freshness)
 
 
 async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue]:

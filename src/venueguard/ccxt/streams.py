@@ -3,9 +3,12 @@
 Each guarded ``watch_order_book`` / ``watch_ticker`` / ``watch_trades`` call returns ccxt's own
 result, and only once it passed these checks (per channel, e.g. ``orderbook:BTC/USDT``):
 
-* freshness: no accepted update for ``max_age_s`` (counted from the later of the call and the
-  last accepted update) means the stream is stale, whatever the socket says -- ccxt notices
-  neither a venue that answers pings but sends no data nor its own reader stalling;
+* freshness: no accepted update for the channel's threshold (counted from the later of the call
+  and the last accepted update) means the stream is stale, whatever the socket says -- ccxt
+  notices neither a venue that answers pings but sends no data nor its own reader stalling. The
+  threshold is learned per channel (:mod:`venueguard.core.freshness`, ``freshness``) and is
+  ``max_age_s`` of the channel's kind while it warms up, after a recovery, or with
+  ``freshness.enabled`` false;
 * server timestamps (where the venue sends one) through :class:`venueguard.core.liveness.Liveness`:
   stale, from the future, reordered, duplicated (trades by id);
 * books: crossed, unsorted or non-positive top levels (:func:`venueguard.core.levels.check_levels`).
@@ -33,6 +36,7 @@ from typing import Any
 import ccxt
 
 from venueguard.core.backoff import Backoff, BackoffConfig, RandomSource
+from venueguard.core.freshness import FreshnessConfig
 from venueguard.core.kinds import Kind
 from venueguard.core.levels import check_levels
 from venueguard.core.liveness import Liveness, LivenessConfig, Verdict
@@ -63,6 +67,7 @@ class StreamConfig:
     backoff: BackoffConfig = field(default_factory=lambda: BackoffConfig(
         base_s=0.1, cap_s=5.0, reset_after_s=30.0))
     close_timeout_s: float = 2.0
+    freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
 
     def liveness(self) -> LivenessConfig:
         return LivenessConfig(ping_after_s=1e9, pong_timeout_s=1e9,
@@ -71,7 +76,8 @@ class StreamConfig:
                               quiet_channels=frozenset({"orders", "mytrades"}),
                               max_ts_age_ms=self.max_ts_age_ms,
                               future_tolerance_ms=self.future_tolerance_ms,
-                              reorder_window_ms=self.reorder_window_ms)
+                              reorder_window_ms=self.reorder_window_ms,
+                              freshness=self.freshness)
 
 
 class _StaleError(Exception):
@@ -136,6 +142,7 @@ class CcxtStreams:
         kw = kwargs or {}
         while True:
             started = monotonic()
+            wait_s = max_age or 0.0
             try:
                 if max_age is None:
                     result = await method(*args, **kw)
@@ -143,10 +150,10 @@ class CcxtStreams:
                     if channel.last_fresh is None or channel.recovering:
                         wait_s = max(max_age, self.config.first_data_s)
                     else:
-                        wait_s = max_age
+                        wait_s = self.liveness.limit_s(channel.name) or max_age
                     result = await self._watched(channel, wait_s, method(*args, **kw))
             except _StaleError:
-                self._stale(channel, started)
+                self._stale(channel, started, wait_s)
                 await self._recover(channel, "data_age")
                 continue
             except asyncio.CancelledError:
@@ -225,8 +232,9 @@ class CcxtStreams:
         max_age = self.config.max_age_s.get(kind)
         if max_age is None:
             return True
+        limit = self.liveness.limit_s(channel.name) or max_age
         return (channel.last_fresh is not None
-                and self.clock.monotonic() - channel.last_fresh <= max_age)
+                and self.clock.monotonic() - channel.last_fresh <= limit)
 
     # ---- checks ------------------------------------------------------------------------------
 
@@ -296,6 +304,9 @@ class CcxtStreams:
             if channel.last_fresh is not None:
                 metrics.set_data_age(channel.name, now - channel.last_fresh,
                                      self._wall_ms() / 1000)
+        status = self.liveness.status(now)
+        for name, threshold in status.thresholds_s.items():
+            metrics.set_freshness(name, threshold, status.suspicion.get(name))
 
     def _reject(self, channel: _Channel, reason: str) -> None:
         self.rejected += 1
@@ -303,12 +314,16 @@ class CcxtStreams:
         if self.notify.metrics is not None:
             self.notify.metrics.data_rejected_total.labels(reason).inc()
 
-    def _stale(self, channel: _Channel, started: float) -> None:
+    def _stale(self, channel: _Channel, started: float, threshold_s: float) -> None:
         self.stale_events += 1
         now = self.clock.monotonic()
         age = now - (channel.last_fresh if channel.last_fresh is not None else started)
+        detector = self.liveness.detector(channel.name)
+        extra = {"threshold_s": round(threshold_s, 3)}
+        if detector is not None and detector.learned:
+            extra["suspicion"] = round(detector.suspicion_at(age), 2)
         self.notify.log("ws.stale", reason="data_age", channel=channel.name,
-                        age_s=round(age, 3))
+                        age_s=round(age, 3), **extra)
         if self.notify.metrics is not None:
             self.notify.metrics.ws_stale_total.labels("data_age").inc()
 
@@ -318,6 +333,9 @@ class CcxtStreams:
         """Close the ccxt connection carrying ``channel``, drop its cached data, back off."""
         self.recoveries += 1
         channel.recovering = True
+        detector = self.liveness.detector(channel.name)
+        if detector is not None:  # a new subscription: re-warm, and the silence is not learned
+            detector.on_connect(self.clock.monotonic())
         self._drop_connections(channel.symbol, reason)
         if channel.kind == "orderbook":
             books = getattr(self.exchange, "orderbooks", None)

@@ -6,8 +6,8 @@ Public API::
     LivenessConfig(ping_after_s=5.0, pong_timeout_s=5.0, max_data_age_s=30.0,
                    channel_max_age_s={}, quiet_channels=DEFAULT_QUIET_CHANNELS,
                    max_ts_age_ms=30_000, future_tolerance_ms=5_000, reorder_window_ms=500,
-                   duplicate_memory=4096)
-    class Liveness(config, now):                       # one per connection; create on connect
+                   duplicate_memory=4096, freshness=FreshnessConfig())
+    class Liveness(config, now, models=None):          # one per connection; create on connect
         on_subscribed(channel, now) / on_unsubscribed(channel)
         on_inbound(now)                                # any frame (acks, welcome, pong text)
         on_pong(now)                                   # a pong (text "pong" or a pong frame)
@@ -31,7 +31,13 @@ Rules (common venue heartbeat advice: ping after 5 s of silence, expect pong wit
 - A pong timeout is flagged once ``now >= ping_sent + pong_timeout_s``. Any inbound frame
   answers the ping (the connection demonstrably delivers).
 - A channel is stale once ``now >= last_fresh + max_age`` (exactly at the threshold, never
-  before), flagged once per stall; quiet channels are never flagged. ``channel_max_age_s`` is
+  before), flagged once per stall; quiet channels are never flagged. With
+  ``freshness.enabled`` the threshold of each non-quiet channel is learned
+  (:mod:`venueguard.core.freshness`): ``max_age`` is then the learned one, and the static one
+  below only while the channel's model warms up. Pass the session's
+  :class:`~venueguard.core.freshness.FreshnessModels` as ``models`` so that learning outlives
+  the connection (creating a Liveness tells them a new connection started); without it each
+  Liveness learns on its own. ``channel_max_age_s`` is
   looked up by the full channel (``orderBookL2:XBTUSD``), then by its table (``orderBookL2``).
   Every threshold is the very sum :meth:`Liveness.next_deadline` returns, so a wake-up at the
   deadline always acts.
@@ -51,6 +57,8 @@ import enum
 from collections import deque
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, fields
+
+from venueguard.core.freshness import ChannelFreshness, FreshnessConfig, FreshnessModels
 
 __all__ = [
     "DEFAULT_QUIET_CHANNELS",
@@ -100,6 +108,7 @@ class LivenessConfig:
     future_tolerance_ms: int = 5_000
     reorder_window_ms: int = 500
     duplicate_memory: int = 4096
+    freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
 
     def __post_init__(self) -> None:
         for name in ("ping_after_s", "pong_timeout_s", "max_data_age_s"):
@@ -132,6 +141,18 @@ class Stale:
     channel: str | None
     age_s: float
     at: float
+    threshold_s: float | None = None  # the limit that was crossed
+    suspicion: float | None = None  # phi of the silence, where the threshold was learned
+
+    def limit_fields(self) -> dict[str, float]:
+        """What a ``ws.stale`` event says about the limit: ``threshold_s`` and, where learned,
+        ``suspicion`` (rounded for the log)."""
+        out: dict[str, float] = {}
+        if self.threshold_s is not None:
+            out["threshold_s"] = round(self.threshold_s, 3)
+        if self.suspicion is not None:
+            out["suspicion"] = round(self.suspicion, 2)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,23 +203,37 @@ class LivenessStatus:
     data_age_s: Mapping[str, float]  # per channel, since the last accepted message
     stalled: tuple[str, ...]
     counters: Mapping[str, int]
+    thresholds_s: Mapping[str, float] = field(default_factory=dict)  # per watched channel
+    suspicion: Mapping[str, float] = field(default_factory=dict)  # where learned: phi now
 
 
 class _Channel:
-    __slots__ = ("last_fresh", "last_ts_ms", "max_age", "stalled")
+    __slots__ = ("detector", "last_fresh", "last_ts_ms", "max_age", "stalled")
 
-    def __init__(self, max_age: float | None, now: float) -> None:
-        self.max_age = max_age
+    def __init__(self, max_age: float | None, now: float,
+                 detector: ChannelFreshness | None) -> None:
+        self.max_age = max_age  # the static bound (None: a quiet channel, never flagged)
+        self.detector = detector  # the learned bound, where freshness is learned
         self.last_fresh = now
         self.last_ts_ms: int | None = None
         self.stalled = False
+
+    def limit(self) -> float | None:
+        detector = self.detector
+        return self.max_age if detector is None else detector.threshold_s
 
 
 class Liveness:
     """Liveness state of one connection. All times are monotonic seconds passed in."""
 
-    def __init__(self, config: LivenessConfig, now: float) -> None:
+    def __init__(self, config: LivenessConfig, now: float,
+                 models: FreshnessModels | None = None) -> None:
         self.config = config
+        if models is None and config.freshness.enabled:
+            models = FreshnessModels(config.freshness)
+        self.freshness = models if config.freshness.enabled else None
+        if self.freshness is not None:
+            self.freshness.on_connect(now)
         self.counters = LivenessCounters()
         self._last_inbound = now
         self._ping_sent: float | None = None
@@ -215,7 +250,15 @@ class Liveness:
 
     def on_subscribed(self, channel: str, now: float) -> None:
         """Start watching ``channel``; its freshness clock starts at ``now``."""
-        self._channels[channel] = _Channel(self.config.max_age_for(channel), now)
+        self._channels[channel] = self._new_channel(channel, now)
+
+    def _new_channel(self, channel: str, now: float) -> _Channel:
+        max_age = self.config.max_age_for(channel)
+        models = self.freshness
+        detector = None
+        if models is not None and max_age is not None:
+            detector = models.channel(channel, max_age)
+        return _Channel(max_age, now, detector)
 
     def on_unsubscribed(self, channel: str) -> None:
         self._channels.pop(channel, None)
@@ -254,7 +297,7 @@ class Liveness:
         counters.messages += 1
         ch = self._channels.get(channel)
         if ch is None:
-            ch = self._channels[channel] = _Channel(self.config.max_age_for(channel), now)
+            ch = self._channels[channel] = self._new_channel(channel, now)
         cfg = self.config
         if ts_ms is not None and wall_ms is not None:
             if ts_ms - wall_ms > cfg.future_tolerance_ms:
@@ -286,6 +329,9 @@ class Liveness:
                 counters.minor_reorder += 1
                 verdict = _MINOR_REORDER
         ch.last_fresh = now
+        detector = ch.detector
+        if detector is not None:
+            detector.on_arrival(now)
         if ch.stalled:
             ch.stalled = False
             self._pending.append(Fresh(channel, now))
@@ -309,12 +355,18 @@ class Liveness:
         elif not self._pong_flagged and now >= self._ping_sent + cfg.pong_timeout_s:
             self._pong_flagged = True
             self.counters.pong_timeouts += 1
-            out.append(Stale("pong_timeout", None, now - self._ping_sent, now))
+            out.append(Stale("pong_timeout", None, now - self._ping_sent, now,
+                             cfg.pong_timeout_s))
         for name, ch in self._channels.items():
-            if ch.max_age is not None and not ch.stalled and now >= ch.last_fresh + ch.max_age:
+            limit = ch.limit()
+            if limit is not None and not ch.stalled and now >= ch.last_fresh + limit:
                 ch.stalled = True
                 self.counters.stalls += 1
-                out.append(Stale("data_age", name, now - ch.last_fresh, now))
+                age = now - ch.last_fresh
+                detector = ch.detector
+                phi = detector.suspicion_at(age) if detector is not None and detector.learned \
+                    else None
+                out.append(Stale("data_age", name, age, now, limit, phi))
         return out
 
     def next_deadline(self) -> float | None:
@@ -329,8 +381,9 @@ class Liveness:
         if due is not None and (deadline is None or due < deadline):
             deadline = due
         for ch in self._channels.values():
-            if ch.max_age is not None and not ch.stalled:
-                due = ch.last_fresh + ch.max_age
+            limit = ch.limit()
+            if limit is not None and not ch.stalled:
+                due = ch.last_fresh + limit
                 if deadline is None or due < deadline:
                     deadline = due
         return deadline
@@ -345,13 +398,21 @@ class Liveness:
                            f"(limit {cfg.pong_timeout_s:g} s)")
         ages: dict[str, float] = {}
         stalled: list[str] = []
+        thresholds: dict[str, float] = {}
+        suspicion: dict[str, float] = {}
         for name, ch in self._channels.items():
             age = now - ch.last_fresh
             ages[name] = age
-            if ch.max_age is not None and now >= ch.last_fresh + ch.max_age:
+            limit = ch.limit()
+            if limit is not None:
+                thresholds[name] = limit
+            detector = ch.detector
+            if detector is not None and detector.learned:
+                suspicion[name] = detector.suspicion_at(age)
+            if limit is not None and now >= ch.last_fresh + limit:
                 stalled.append(name)
                 reasons.append(f"data_age: {name} silent for {age:.1f} s "
-                               f"(limit {ch.max_age:g} s)")
+                               f"(limit {limit:g} s)")
         return LivenessStatus(
             healthy=not reasons,
             reasons=tuple(reasons),
@@ -361,7 +422,20 @@ class Liveness:
             data_age_s=ages,
             stalled=tuple(stalled),
             counters=self.counters.as_dict(),
+            thresholds_s=thresholds,
+            suspicion=suspicion,
         )
+
+    def limit_s(self, channel: str) -> float | None:
+        """The silence after which ``channel`` is stale now (learned or static; None: quiet or
+        not watched)."""
+        ch = self._channels.get(channel)
+        return None if ch is None else ch.limit()
+
+    def detector(self, channel: str) -> ChannelFreshness | None:
+        """The learned freshness of ``channel`` (None where static or not watched)."""
+        ch = self._channels.get(channel)
+        return None if ch is None else ch.detector
 
     @property
     def channels(self) -> tuple[str, ...]:

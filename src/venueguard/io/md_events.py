@@ -62,6 +62,8 @@ class Stale:
     reason: str
     channel: str | None
     age_s: float
+    threshold_s: float | None = None  # the limit crossed (learned or static)
+    suspicion: float | None = None  # phi of the silence, where the threshold was learned
 
 
 @dataclass(frozen=True, slots=True)

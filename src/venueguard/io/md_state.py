@@ -2,7 +2,8 @@
 
 Synchronous and clock-free: the session passes ``now`` (monotonic s) and ``wall_ms`` with each
 frame. Books and trade tapes live for the whole session; the :class:`Liveness` object (heartbeat,
-freshness, timestamp and ordering checks) is per connection and replaced by :meth:`MdState.begin`.
+freshness, timestamp and ordering checks) is per connection and replaced by :meth:`MdState.begin`;
+the learned freshness of each channel (``MdState.freshness``) lives for the whole session.
 
 Call order (driven by :mod:`venueguard.io.ws_session`)::
 
@@ -47,6 +48,7 @@ from venueguard.core.book import (
     price_problem,
     size_problem,
 )
+from venueguard.core.freshness import FreshnessModels
 from venueguard.core.liveness import Liveness, LivenessConfig, Verdict
 from venueguard.core.trades import TapeConfig, TradeTape
 from venueguard.io.md_events import (
@@ -135,7 +137,10 @@ class MdState:
         }
         self.tapes: dict[str, TradeTape] = {}
         self.quotes: dict[str, dict[str, Any]] = {}
-        self.liveness = Liveness(config.liveness, 0.0)
+        # each channel's learned freshness outlives the connection (Liveness is per connection)
+        fresh = config.liveness.freshness
+        self.freshness = FreshnessModels(fresh) if fresh.enabled else None
+        self.liveness = Liveness(config.liveness, 0.0, self.freshness)
         self.last_data_now: float | None = None
         self.resync_reason: str | None = None
         self.table_counts: dict[str, int] = {}  # accepted data messages per table, cumulative
@@ -158,7 +163,7 @@ class MdState:
 
     def begin(self, now: float) -> None:
         """A new connection starts: fresh checks, no data yet, every book awaits its partial."""
-        self.liveness = Liveness(self.config.liveness, now)
+        self.liveness = Liveness(self.config.liveness, now, self.freshness)
         self.resync_reason = None
         self.last_data_now = None
         self._control.clear()

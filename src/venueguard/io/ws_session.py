@@ -433,8 +433,9 @@ class MarketDataSession:
     def _on_stale(self, decision: Stale) -> None:
         self.live = False
         self.notify.log("ws.stale", reason=decision.reason, channel=decision.channel,
-                        age_s=round(decision.age_s, 3))
-        self._push(ev.Stale(decision.at, decision.reason, decision.channel, decision.age_s))
+                        age_s=round(decision.age_s, 3), **decision.limit_fields())
+        self._push(ev.Stale(decision.at, decision.reason, decision.channel, decision.age_s,
+                            decision.threshold_s, decision.suspicion))
         if self.notify.metrics is not None:
             self.notify.metrics.ws_stale_total.labels(decision.reason).inc()
         self._end(f"stale: {decision.reason}")
@@ -527,6 +528,8 @@ class MarketDataSession:
         wall_now_s = self.clock.wall_ms() / 1000.0
         for channel, age in status.data_age_s.items():
             metrics.set_data_age(channel, age, wall_now_s)
+        for channel, threshold in status.thresholds_s.items():
+            metrics.set_freshness(channel, threshold, status.suspicion.get(channel))
         if status.pong_age_s is not None:
             metrics.ws_pong_age_seconds.set(status.pong_age_s)
         if self.connected_at is not None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from venueguard.sim.book import Book
 from venueguard.sim.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec
@@ -66,6 +66,8 @@ class Engine:
         max_pending_updates: int = 2_000_000, burstiness: float = 1.0,
         market_params: MarketParams | None = None, publish_l2: bool = True,
         slice_ms: int = SLICE_MS, publish_positions: bool = True,
+        activity: Callable[[float], float] | None = None,
+        symbol_rates: Mapping[str, float] | None = None,
     ) -> None:
         if book_format not in BOOK_FORMATS:
             raise ValueError(f"book_format must be one of {BOOK_FORMATS}, not {book_format!r}")
@@ -90,15 +92,21 @@ class Engine:
         self._specs = {s.symbol: s for s in specs}
         self.markets: dict[str, Market] = {}
         per_symbol = rate_msgs_s / len(specs)
+        rates = symbol_rates or {}
+        profile = None
+        if activity is not None:
+            def profile(t_ms: float, _start: int = start_ms) -> float:
+                return activity((t_ms - _start) / 1000.0)
         for index, spec in enumerate(specs):
             rng_seed = random.Random(f"{seed}:{spec.symbol}").getrandbits(63)
             book = Book(spec, self._out, legacy=book_format == "legacy",
                         publish_l2_25=publish_l2_25, first_id=(index + 1) * 10_000_000_000,
                         publish_l2=publish_l2)
             self.markets[spec.symbol] = Market(
-                spec, book, seed=rng_seed, rate_events_s=per_symbol, start_ms=start_ms,
+                spec, book, seed=rng_seed,
+                rate_events_s=per_symbol * rates.get(spec.symbol, 1.0), start_ms=start_ms,
                 out=self._out, iso=self.iso,
-                params=(market_params or MarketParams()).scaled(burstiness),
+                params=(market_params or MarketParams()).scaled(burstiness), activity=profile,
             )
         self._market_list = list(self.markets.values())
         self.account = Account(account, self.markets, self._out, self.iso,
@@ -253,12 +261,13 @@ class Engine:
         """``GET /instrument`` (every simulated instrument is open, so both lists match)."""
         return [m.instrument_row(self._now_ms) for m in self.markets.values()]
 
-    def burst(self, size: float, symbol: str | None, now_ms: int) -> None:
+    def burst(self, size: float, symbol: str | None, now_ms: int, move_pct: float = 0.0) -> None:
         """A market burst: the excitation of ``symbol`` (None: every instrument) jumps by
-        ``size`` at ``now_ms``; an unknown symbol raises KeyError."""
+        ``size`` at ``now_ms`` and its fair price by ``move_pct`` percent; an unknown symbol
+        raises KeyError."""
         self.advance(now_ms)
         for market in ([self.markets[symbol]] if symbol is not None else self.markets.values()):
-            market.burst(size, self._now_ms)
+            market.burst(size, self._now_ms, move_pct)
 
     def intensity(self, symbol: str | None) -> float:
         """Current market intensity ``1 + excitation`` (about 1 calm, more in a burst)."""

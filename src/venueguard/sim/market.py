@@ -24,7 +24,12 @@ decays; this is the relation the overload model of :mod:`venueguard.sim.overload
 (``docs/overload.md``). ``spread_widen_ticks = 0`` turns it off.
 
 Scheduled bursts. :meth:`Market.burst` adds to the excitation at a given time (a scenario's
-``[[burst]]``), as a shock of the process would.
+``[[burst]]``), as a shock of the process would; with ``move_pct`` the fair price jumps too (a
+flash crash: the book trades through to the new price as orders arrive around it).
+
+Activity over the day. ``activity`` (a scenario's ``[[session]]`` profile: engine time in ms ->
+multiplier) scales the base rate, so a compressed trading day has its busy sessions and its lulls;
+each inter-event time is drawn with the multiplier at the event that precedes it.
 """
 
 from __future__ import annotations
@@ -118,8 +123,10 @@ class Market:
         self, spec: InstrumentSpec, book: Book, *, seed: int, rate_events_s: float,
         start_ms: int, out: list[Update], iso: Callable[[int], str],
         params: MarketParams | None = None,
+        activity: Callable[[float], float] | None = None,
     ) -> None:
         self.spec = spec
+        self.activity = activity
         self.book = book
         self.out = out
         self.iso = iso
@@ -140,7 +147,8 @@ class Market:
             start_ms + self.shock_rng.expovariate(self._shock_bound / 1000)
             if self._shock_bound > 0 else math.inf
         )
-        self.next_t = self.t_ms + self.rng.expovariate(self.base_per_ms)
+        self.next_t = self.t_ms + self.rng.expovariate(
+            self.base_per_ms * (activity(self.t_ms) if activity is not None else 1.0))
         self.last_price: float | None = None
         self.last_direction = "PlusTick"
         self.volume = 0
@@ -160,8 +168,11 @@ class Market:
             excitation *= math.exp(-(now_ms - self.t_ms) / self.params.tau_ms)
         return 1.0 + excitation
 
-    def burst(self, size: float, now_ms: float) -> None:
-        """Add ``size`` to the excitation as of ``now_ms`` (at or after the last event)."""
+    def burst(self, size: float, now_ms: float, move_pct: float = 0.0) -> None:
+        """Add ``size`` to the excitation as of ``now_ms`` (at or after the last event); the
+        fair price moves by ``move_pct`` percent."""
+        if move_pct:
+            self.fair = max(1.5, self.fair * (1.0 + move_pct / 100.0))
         if size <= 0:
             return
         at_ms = max(now_ms, self.t_ms)
@@ -227,6 +238,7 @@ class Market:
         t_prev = self.t_ms
         excitation = self.excitation
         next_shock_ms = self.next_shock_ms
+        activity = self.activity
         count = 0
         while t <= horizon_ms:
             dt = t - t_prev
@@ -290,7 +302,10 @@ class Market:
             if book.top_dirty:
                 self._quote_changed(now_ms, ts)
             count += 1
-            t += -log(1.0 - rand()) / (base_per_ms * (1.0 + excitation))
+            if activity is None:
+                t += -log(1.0 - rand()) / (base_per_ms * (1.0 + excitation))
+            else:
+                t += -log(1.0 - rand()) / (base_per_ms * (1.0 + excitation) * activity(t))
         self.excitation = excitation
         self.t_ms = t_prev
         self.next_t = t

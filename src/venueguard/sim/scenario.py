@@ -15,6 +15,17 @@
     [[burst]]                   # optional: a market burst at a scheduled time (per cycle)
     at_s = 45
     size = 8.0                  # added to the excitation: intensity jumps by this much
+    move_pct = -6.0             # optional: the fair price jumps too (a flash crash)
+
+    [[session]]                 # optional: the market's activity over the cycle, a multiplier
+    at_s = 0                    # of the event rate; linear between points, flat outside them
+    rate = 0.4
+    name = "Asia"               # optional, for the reader
+
+    [rates]                     # optional: per symbol, its share of --rate times this
+    SOLUSDT = 0.01              # (a thin market); symbols the simulator does not run: ignored
+
+    mark_interval_s = 5.0       # optional (top level): how often instrument rows carry the mark
 
     [[fault]]
     at_s = 10                   # seconds after the simulator started (per cycle)
@@ -32,6 +43,7 @@ Bursts and faults share the schedule: :meth:`ScenarioRunner.due` hands out both,
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from dataclasses import dataclass
@@ -46,7 +58,10 @@ _FAULT_HEADER = re.compile(r"^\s*\[\[\s*fault\s*\]\]")
 _OVERLOAD_HEADER = re.compile(r"^\s*\[\s*overload\s*\]")
 _MARKET_HEADER = re.compile(r"^\s*\[\s*market\s*\]")
 _BURST_HEADER = re.compile(r"^\s*\[\[\s*burst\s*\]\]")
-_TOP_KEYS = {"name", "description", "repeat_s", "overload", "fault", "market", "burst"}
+_RATES_HEADER = re.compile(r"^\s*\[\s*rates\s*\]")
+_SESSION_HEADER = re.compile(r"^\s*\[\[\s*session\s*\]\]")
+_TOP_KEYS = {"name", "description", "repeat_s", "overload", "fault", "market", "burst",
+             "session", "rates", "mark_interval_s"}
 
 
 class ScenarioError(ValueError):
@@ -59,6 +74,7 @@ class MarketBurst:
 
     size: float
     symbol: str | None = None
+    move_pct: float = 0.0  # the fair price jumps by this much (negative: a crash)
 
     @property
     def kind(self) -> str:
@@ -86,10 +102,38 @@ class Scenario:
     source: str = "<memory>"
     market: tuple[tuple[str, float], ...] = ()  # MarketParams overrides, in file order
     bursts: tuple[ScheduledBurst, ...] = ()
+    sessions: tuple[tuple[float, float], ...] = ()  # (at_s, rate multiplier), by time
+    rates: tuple[tuple[str, float], ...] = ()  # per-symbol rate multipliers
+    mark_interval_s: float | None = None
 
     def market_params(self, base: MarketParams | None = None) -> MarketParams:
         """``base`` (default parameters) with this scenario's ``[market]`` overrides."""
         return (base or MarketParams()).with_overrides(dict(self.market))
+
+    def engine_options(self) -> dict[str, Any]:
+        """What the engine takes from this scenario besides ``[market]``: the activity
+        profile, per-symbol rates and the mark interval (keyword arguments of ``Engine``)."""
+        out: dict[str, Any] = {}
+        if self.sessions:
+            out["activity"] = self.activity
+        if self.rates:
+            out["symbol_rates"] = dict(self.rates)
+        if self.mark_interval_s is not None:
+            out["mark_interval_ms"] = max(1, round(self.mark_interval_s * 1000))
+        return out
+
+    def activity(self, elapsed_s: float) -> float:
+        """The ``[[session]]`` rate multiplier ``elapsed_s`` after the start (1 without any)."""
+        points = self.sessions
+        if not points:
+            return 1.0
+        t = elapsed_s % self.repeat_s if self.repeat_s else elapsed_s
+        if t <= points[0][0]:
+            return points[0][1]
+        for (t0, r0), (t1, r1) in itertools.pairwise(points):
+            if t <= t1:
+                return r0 + (r1 - r0) * (t - t0) / (t1 - t0) if t1 > t0 else r1
+        return points[-1][1]
 
 
 def shipped() -> list[str]:
@@ -183,10 +227,47 @@ def parse_scenario(text: str, *, source: str = "<memory>",
     entries.sort(key=lambda e: e.at_s)
     market = _market(doc.get("market"), lines, source)
     bursts = sorted(_bursts(doc.get("burst", []), lines, source), key=lambda b: b.at_s)
-    last = max([e.at_s for e in entries] + [b.at_s for b in bursts], default=None)
+    sessions = _sessions(doc.get("session", []), lines, source)
+    last = max([e.at_s for e in entries] + [b.at_s for b in bursts] + [t for t, _ in sessions],
+               default=None)
     if repeat_s is not None and last is not None and last >= repeat_s:
         raise ScenarioError(f"{source}: every at_s must be < repeat_s ({repeat_s:g})")
-    return Scenario(name, description, tuple(entries), repeat_s, source, market, tuple(bursts))
+    rates = _rates(doc.get("rates"), lines, source)
+    mark = doc.get("mark_interval_s")
+    mark_s = None if mark is None else _number(mark, f"{source}: 'mark_interval_s'",
+                                               positive=True)
+    return Scenario(name, description, tuple(entries), repeat_s, source, market, tuple(bursts),
+                    sessions, rates, mark_s)
+
+
+def _sessions(raw: object, lines: list[str], source: str) -> tuple[tuple[float, float], ...]:
+    if not isinstance(raw, list):
+        raise ScenarioError(f"{source}: 'session' must be an array of tables ([[session]])")
+    out = []
+    for index, entry in enumerate(raw):
+        where = f"{source}:{_line_of(lines, _SESSION_HEADER, index)}"
+        if not isinstance(entry, dict):
+            raise ScenarioError(f"{where}: each [[session]] must be a table")
+        unknown = sorted(set(entry) - {"at_s", "rate", "name"})
+        if unknown or "at_s" not in entry or "rate" not in entry:
+            raise ScenarioError(f"{where}: a [[session]] has at_s and rate (and optionally "
+                                f"name){'; unknown: ' + ', '.join(unknown) if unknown else ''}")
+        out.append((_number(entry["at_s"], f"{where}: 'at_s'"),
+                    _number(entry["rate"], f"{where}: 'rate'", positive=True)))
+    if [t for t, _ in out] != sorted(t for t, _ in out):
+        raise ScenarioError(f"{source}: [[session]] entries must come in time order")
+    return tuple(out)
+
+
+def _rates(raw: object, lines: list[str], source: str) -> tuple[tuple[str, float], ...]:
+    if raw is None:
+        return ()
+    where = f"{source}:{_line_of(lines, _RATES_HEADER, 0)}"
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{where}: [rates] must be a table of symbol = multiplier")
+    return tuple((str(symbol).upper(), _number(value, f"{where}: [rates] {symbol!r}",
+                                               positive=True))
+                 for symbol, value in raw.items())
 
 
 def _market(raw: object, lines: list[str], source: str) -> tuple[tuple[str, float], ...]:
@@ -215,17 +296,23 @@ def _bursts(raw: object, lines: list[str], source: str) -> list[ScheduledBurst]:
         where = f"{source}:{_line_of(lines, _BURST_HEADER, index)}"
         if not isinstance(entry, dict):
             raise ScenarioError(f"{where}: each [[burst]] must be a table")
-        unknown = sorted(set(entry) - {"at_s", "size", "symbol"})
+        unknown = sorted(set(entry) - {"at_s", "size", "symbol", "move_pct"})
         if unknown or "at_s" not in entry or "size" not in entry:
             raise ScenarioError(f"{where}: a [[burst]] has at_s and size (and optionally "
-                                f"symbol){'; unknown: ' + ', '.join(unknown) if unknown else ''}")
+                                f"symbol, move_pct)"
+                                f"{'; unknown: ' + ', '.join(unknown) if unknown else ''}")
+        move = entry.get("move_pct", 0.0)
+        if isinstance(move, bool) or not isinstance(move, int | float) or not -50 <= move <= 50:
+            raise ScenarioError(f"{where}: [[burst]] 'move_pct' must be a number in "
+                                f"[-50, 50], got {move!r}")
         symbol = entry.get("symbol")
         if symbol is not None and (not isinstance(symbol, str) or not symbol):
             raise ScenarioError(f"{where}: [[burst]] 'symbol' must be a symbol name")
         out.append(ScheduledBurst(_number(entry["at_s"], f"{where}: 'at_s'"),
                                   MarketBurst(_number(entry["size"], f"{where}: 'size'",
                                                       positive=True),
-                                              symbol.upper() if symbol else None)))
+                                              symbol.upper() if symbol else None,
+                                              float(move))))
     return out
 
 

@@ -94,7 +94,9 @@ class SimServer:
                                        rate_msgs_s=cfg.rate_msgs_s, book_format=cfg.book_format,
                                        start_ms=self._engine_ms,
                                        market_params=scenario.market_params()
-                                       if scenario is not None and scenario.market else None)
+                                       if scenario is not None and scenario.market else None,
+                                       **(scenario.engine_options()
+                                          if scenario is not None else {}))
         self.symbols = tuple(s.strip().upper() for s in cfg.symbols)
         self.faults = FaultBook(cfg.seed)
         self.order_rate = OrderRate()
@@ -284,7 +286,7 @@ class SimServer:
         if burst.symbol is not None and burst.symbol not in self.symbols:
             log.warning("scenario burst for %s, which this simulator does not serve", burst.symbol)
             return
-        self.engine.burst(burst.size, burst.symbol, self.advance_engine())
+        self.engine.burst(burst.size, burst.symbol, self.advance_engine(), burst.move_pct)
 
     def clear_faults(self) -> int:
         removed = self.faults.clear()

@@ -27,7 +27,8 @@ Groups:
   ws_last_data_timestamp_seconds{channel}, ws_pong_age_seconds, ws_reconnects_total,
   ws_disconnects_total, ws_reconnect_seconds, ws_stale_total{reason}, ws_messages_total{table},
   ws_lag_seconds, ws_last_trade_age_seconds{symbol}, data_rejected_total{reason},
-  event_loop_lag_seconds
+  event_loop_lag_seconds, ws_freshness_threshold_seconds{channel},
+  ws_freshness_suspicion{channel}
 - API health: rest_requests_total{method,endpoint,status},
   rest_latency_seconds{method,endpoint}, rest_errors_total{kind}, retries_total,
   backoff_seconds_total, venue_state{state}, regime{state}, snapshots_total,
@@ -139,6 +140,15 @@ class Metrics:
         self.ws_connection_age_seconds = gauge("ws_connection_age_seconds",
                                                "Seconds since the current connection opened")
         self.ws_stale_total = counter("ws_stale_total", "Stale streams detected", ["reason"])
+        self.ws_freshness_threshold_seconds = gauge(
+            "ws_freshness_threshold_seconds",
+            "Silence after which a channel is declared stale now (learned or static)",
+            ["channel"])
+        self.ws_freshness_suspicion = gauge(
+            "ws_freshness_suspicion",
+            "Suspicion (phi = -log10 P(a normal silence lasts this long)) of a channel's current "
+            "silence; NaN while its threshold is the static one",
+            ["channel"])
         self.ws_lag_seconds = gauge("ws_lag_seconds",
                                     "Local receive time minus server timestamp, latest message")
         self.ws_last_trade_age_seconds = gauge("ws_last_trade_age_seconds",
@@ -249,6 +259,14 @@ class Metrics:
         self.ws_last_data_age_seconds.labels(channel=channel).set(age_s)
         if math.isfinite(age_s):
             self.ws_last_data_timestamp_seconds.labels(channel=channel).set(wall_now_s - age_s)
+
+    def set_freshness(self, channel: str, threshold_s: float | None,
+                      suspicion: float | None) -> None:
+        """Set a channel's current stale threshold and suspicion (None: unknown, NaN)."""
+        self.ws_freshness_threshold_seconds.labels(channel=channel).set(
+            math.nan if threshold_s is None else threshold_s)
+        self.ws_freshness_suspicion.labels(channel=channel).set(
+            math.nan if suspicion is None else suspicion)
 
     def observe_rest(self, method: str, endpoint: str, status: str,
                      latency_s: float | None = None) -> None:

@@ -256,6 +256,37 @@ function renderAlerts(events) {
   }
 }
 
+// ---------- freshness per channel ----------
+// A learned threshold shows its suspicion (phi); a static one (warming up, after a reconnect,
+// or learning off) shows "static". The age turns amber past half the threshold.
+function renderFreshness(rows) {
+  const body = document.querySelector("#freshness-table tbody");
+  body.replaceChildren();
+  if (!Array.isArray(rows) || !rows.length) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.className = "muted"; td.colSpan = 4; td.textContent = "no channel yet";
+    tr.appendChild(td); body.appendChild(tr);
+    return;
+  }
+  for (const row of rows) {
+    const tr = document.createElement("tr");
+    const age = row.data_age_s, limit = row.threshold_s;
+    const cells = [String(row.channel), fmtAge(age), fmtAge(limit),
+      isNum(row.suspicion) ? fmtNum(row.suspicion, 1) : "static"];
+    cells.forEach((value, i) => {
+      const td = document.createElement("td");
+      td.textContent = value;
+      if (i === 1 && isNum(age) && isNum(limit)) {
+        td.className = age >= limit ? "v-bad" : age >= limit / 2 ? "v-warn" : "";
+      }
+      if (i === 3 && !isNum(row.suspicion)) td.className = "muted";
+      tr.appendChild(td);
+    });
+    body.appendChild(tr);
+  }
+}
+
 // ---------- polling ----------
 async function fetchJson(url) {
   const response = await fetch(url, { cache: "no-store" });
@@ -273,6 +304,7 @@ async function tick() {
     renderState(state);
     renderSeries(series);
     renderAlerts(alerts.events || []);
+    renderFreshness(state.freshness);
     vg.updates += 1;
     link.className = "dot ok";
     document.getElementById("updated").textContent = "updated " + hhmmss(Date.now() / 1000) + " UTC";
