@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from venueguard import config
+from venueguard.numbers import float_arg, int_arg
 
 _COMMANDS = {
     "monitor": "venueguard.app.monitor",
@@ -25,6 +26,18 @@ _COMMANDS = {
     "report": "venueguard.app.report",
     "gym-eval": "venueguard.gym.evaluate",
 }
+# Ranges of the numeric options (each refusal states its range). The simulator's rate is capped
+# where one engine step still holds a bounded number of market events, so a process asked for
+# more stays responsive to signals and its memory bounded (docs/commands/sim.md).
+MAX_SIM_RATE = 1_000_000.0
+MAX_REPLAY_SPEED = 10_000.0
+MAX_REST_LIMIT = 1_000_000
+MAX_SEED = 2**63 - 1
+MAX_RUNS = 100_000
+MAX_GYM_STEPS = 10_000_000
+MAX_FLEET_SIZE = 10_000
+MAX_DURATION_S = 1e9
+port_number = int_arg(0, 65535)
 REPORT_EXTRA_HINT = ("venueguard report needs matplotlib, which the 'report' extra installs: "
                      "pip install 'venueguard[report]'")
 
@@ -52,14 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "ccxt exchange as ccxt:EXCHANGE_ID (e.g. ccxt:bitmex)")
     mon.add_argument("--sim-url", default=None, help="use an external simulator at this URL")
     mon.add_argument("--symbol", default="XBTUSD", help="instrument to watch")
-    mon.add_argument("--duration", type=config.positive_float, default=None, metavar="SECONDS",
+    mon.add_argument("--duration", type=float_arg(above=0, high=MAX_DURATION_S), default=None,
+                     metavar="SECONDS",
                      help="stop cleanly after this many seconds")
     mon.add_argument("--journal", default="./venueguard.db", metavar="PATH",
                      help="SQLite journal of events and samples (for venueguard report)")
     mon.add_argument("--host", default="127.0.0.1",
                      help="address the dashboard and /metrics bind to (the dashboard has no "
                           "authentication: bind beyond loopback only on a trusted network)")
-    mon.add_argument("--port", type=config.port_number, default=8765,
+    mon.add_argument("--port", type=port_number, default=8765,
                      help="dashboard port (0 = any free port)")
     mon.add_argument("--log-format", choices=["json", "pretty"], default="pretty",
                      help="events on stdout as JSON lines or as readable lines")
@@ -74,41 +88,41 @@ def build_parser() -> argparse.ArgumentParser:
     mon.add_argument("--redis", dest="redis_url", default=None, metavar="redis://HOST:PORT/DB",
                      help="share rate limits, bans and the dead man's switch with the other "
                           "processes on this account (docs/scaling.md)")
-    mon.add_argument("--fleet-size", type=int, default=None, metavar="N",
+    mon.add_argument("--fleet-size", type=int_arg(1, MAX_FLEET_SIZE), default=None, metavar="N",
                      help="with --redis: processes assumed while Redis is unreachable (each "
                           "then uses 1/N of the limits; unset: the most seen at once)")
 
     sim = sub.add_parser("sim", help="run the BitMEX-speaking simulator alone")
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    sim.add_argument("--port", type=config.port_number, default=0,
+    sim.add_argument("--port", type=port_number, default=0,
                      help="port to listen on (0 = any free port)")
     sim.add_argument("--scenario", default="calm", metavar="NAME|PATH",
                      help="fault scenario (shipped name or TOML file)")
-    sim.add_argument("--seed", type=int, default=1, help="random seed (same seed, same run)")
+    sim.add_argument("--seed", type=int_arg(0, MAX_SEED), default=1, help="random seed (same seed, same run)")
     sim.add_argument("--symbols", default=None,
                      help="comma-separated, e.g. XBTUSD,ETHUSD (XBTUSD when unset; BTCUSDT with "
                           "--dialect binance-usdm)")
-    sim.add_argument("--rate", type=float, default=50.0, metavar="MSGS_PER_S",
+    sim.add_argument("--rate", type=float_arg(above=0, high=MAX_SIM_RATE), default=50.0, metavar="MSGS_PER_S",
                      help="market-data messages per second per symbol")
     sim.add_argument("--book-format", choices=["modern", "legacy"], default="modern",
                      help="orderBookL2 rows: modern (price on every row) or legacy (ids "
                           "encode the price)")
     sim.add_argument("--replay", default=None, metavar="FILE.jsonl",
                      help="serve recorded websocket messages instead of the market process")
-    sim.add_argument("--replay-speed", type=float, default=1.0,
+    sim.add_argument("--replay-speed", type=float_arg(0, MAX_REPLAY_SPEED), default=1.0,
                      help="1 = recorded pace, 0 = as fast as possible")
     sim.add_argument("--api-key", default=None,
                      help="the account's API key (a documented test pair when unset)")
     sim.add_argument("--api-secret", default=None, help="the account's API secret")
-    sim.add_argument("--rest-limit", type=int, default=None, metavar="PER_MINUTE",
+    sim.add_argument("--rest-limit", type=int_arg(1, MAX_REST_LIMIT), default=None, metavar="PER_MINUTE",
                      help="REST requests a minute per API key (BitMEX's 120 when unset)")
     sim.add_argument("--dialect", choices=["bitmex", "binance-usdm"], default="bitmex",
                      help="binance-usdm also serves Binance USD-M futures under /fapi and /ws "
                           "next to BitMEX (docs/binance-dialect.md)")
 
     chaos = sub.add_parser("chaos", help="seeded fault schedules checked against the invariants")
-    chaos.add_argument("--seeds", type=int, default=20, help="how many seeded schedules to run")
-    chaos.add_argument("--first-seed", type=int, default=1, help="seed of the first schedule")
+    chaos.add_argument("--seeds", type=int_arg(1, MAX_RUNS), default=20, help="how many seeded schedules to run")
+    chaos.add_argument("--first-seed", type=int_arg(0, MAX_SEED), default=1, help="seed of the first schedule")
     chaos.add_argument("--scenario", default=None, metavar="NAME|PATH",
                        help="run this scenario instead of generated fault schedules")
 
@@ -119,9 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     gym = sub.add_parser("gym-eval", help="policies in a perfect and a faulty venue "
                                           "(needs venueguard[gym])")
-    gym.add_argument("--seeds", type=int, default=5, help="episodes per policy and mode")
-    gym.add_argument("--first-seed", type=int, default=1, help="seed of the first episode")
-    gym.add_argument("--steps", type=int, default=3000, help="steps per episode (100 ms each)")
+    gym.add_argument("--seeds", type=int_arg(1, MAX_RUNS), default=5, help="episodes per policy and mode")
+    gym.add_argument("--first-seed", type=int_arg(0, MAX_SEED), default=1, help="seed of the first episode")
+    gym.add_argument("--steps", type=int_arg(1, MAX_GYM_STEPS), default=3000, help="steps per episode (100 ms each)")
     gym.add_argument("--policy", action="append", default=None, metavar="mm|random|MOD:ATTR",
                      help="repeatable; unset: mm and random")
     gym.add_argument("--modes", default="perfect,faulty",
