@@ -98,11 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="port to listen on (0 = any free port)")
     sim.add_argument("--scenario", default="calm", metavar="NAME|PATH",
                      help="fault scenario (shipped name or TOML file)")
-    sim.add_argument("--seed", type=int_arg(0, MAX_SEED), default=1, help="random seed (same seed, same run)")
+    sim.add_argument("--seed", type=int_arg(0, MAX_SEED), default=1,
+                     help="random seed (same seed, same run)")
     sim.add_argument("--symbols", default=None,
                      help="comma-separated, e.g. XBTUSD,ETHUSD (XBTUSD when unset; BTCUSDT with "
                           "--dialect binance-usdm)")
-    sim.add_argument("--rate", type=float_arg(above=0, high=MAX_SIM_RATE), default=50.0, metavar="MSGS_PER_S",
+    sim.add_argument("--rate", type=float_arg(above=0, high=MAX_SIM_RATE), default=50.0,
+                     metavar="MSGS_PER_S",
                      help="market-data messages per second per symbol")
     sim.add_argument("--book-format", choices=["modern", "legacy"], default="modern",
                      help="orderBookL2 rows: modern (price on every row) or legacy (ids "
@@ -114,15 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--api-key", default=None,
                      help="the account's API key (a documented test pair when unset)")
     sim.add_argument("--api-secret", default=None, help="the account's API secret")
-    sim.add_argument("--rest-limit", type=int_arg(1, MAX_REST_LIMIT), default=None, metavar="PER_MINUTE",
+    sim.add_argument("--rest-limit", type=int_arg(1, MAX_REST_LIMIT), default=None,
+                     metavar="PER_MINUTE",
                      help="REST requests a minute per API key (BitMEX's 120 when unset)")
     sim.add_argument("--dialect", choices=["bitmex", "binance-usdm"], default="bitmex",
                      help="binance-usdm also serves Binance USD-M futures under /fapi and /ws "
                           "next to BitMEX (docs/binance-dialect.md)")
 
     chaos = sub.add_parser("chaos", help="seeded fault schedules checked against the invariants")
-    chaos.add_argument("--seeds", type=int_arg(1, MAX_RUNS), default=20, help="how many seeded schedules to run")
-    chaos.add_argument("--first-seed", type=int_arg(0, MAX_SEED), default=1, help="seed of the first schedule")
+    chaos.add_argument("--seeds", type=int_arg(1, MAX_RUNS), default=20,
+                       help="how many seeded schedules to run")
+    chaos.add_argument("--first-seed", type=int_arg(0, MAX_SEED), default=1,
+                       help="seed of the first schedule")
     chaos.add_argument("--scenario", default=None, metavar="NAME|PATH",
                        help="run this scenario instead of generated fault schedules")
 
@@ -133,9 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     gym = sub.add_parser("gym-eval", help="policies in a perfect and a faulty venue "
                                           "(needs venueguard[gym])")
-    gym.add_argument("--seeds", type=int_arg(1, MAX_RUNS), default=5, help="episodes per policy and mode")
-    gym.add_argument("--first-seed", type=int_arg(0, MAX_SEED), default=1, help="seed of the first episode")
-    gym.add_argument("--steps", type=int_arg(1, MAX_GYM_STEPS), default=3000, help="steps per episode (100 ms each)")
+    gym.add_argument("--seeds", type=int_arg(1, MAX_RUNS), default=5,
+                     help="episodes per policy and mode")
+    gym.add_argument("--first-seed", type=int_arg(0, MAX_SEED), default=1,
+                     help="seed of the first episode")
+    gym.add_argument("--steps", type=int_arg(1, MAX_GYM_STEPS), default=3000,
+                     help="steps per episode (100 ms each)")
     gym.add_argument("--policy", action="append", default=None, metavar="mm|random|MOD:ATTR",
                      help="repeatable; unset: mm and random")
     gym.add_argument("--modes", default="perfect,faulty",

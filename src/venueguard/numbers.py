@@ -21,12 +21,13 @@ import math
 import re
 from collections.abc import Callable
 
-__all__ = ["NumberError", "ascii_digits", "float_arg", "int_arg", "read_float", "read_int"]
+__all__ = ["NumberError", "ascii_digits", "describe", "float_arg", "int_arg", "read_float",
+           "read_int"]
 
 MAX_DIGITS = 30  # longer texts are refused before any conversion (no huge-integer work)
-_INT = re.compile(r"[+-]?[0-9]{1,%d}" % MAX_DIGITS, re.ASCII)
-_FLOAT = re.compile(r"[+-]?(?:[0-9]{1,%d}(?:\.[0-9]{0,%d})?|\.[0-9]{1,%d})(?:[eE][+-]?[0-9]{1,4})?"
-                    % (MAX_DIGITS, MAX_DIGITS, MAX_DIGITS), re.ASCII)
+_INT = re.compile(rf"[+-]?[0-9]{{1,{MAX_DIGITS}}}", re.ASCII)
+_FLOAT = re.compile(rf"[+-]?(?:[0-9]{{1,{MAX_DIGITS}}}(?:\.[0-9]{{0,{MAX_DIGITS}}})?"
+                    rf"|\.[0-9]{{1,{MAX_DIGITS}}})(?:[eE][+-]?[0-9]{{1,4}})?", re.ASCII)
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from venueguard import cli, config
-from venueguard.app.monitor import MonitorConfig, StartupError, config_from_args
+from venueguard.app.monitor import MonitorConfig, config_from_args
 
 
 def resolve(argv: list[str], env: dict[str, str] | None = None) -> argparse.Namespace:
@@ -237,7 +237,8 @@ def test_the_shipped_example_file_is_valid_and_matches_the_defaults() -> None:
 
 @pytest.mark.parametrize(("text", "words"), [
     ("[monitor]\nport = 70000\n", "port: must be a whole number from 0 to 65535, not '70000'"),
-    ("[monitor]\nduration = -5\n", "duration: must be a number greater than 0 and at most 1000000000"),
+    ("[monitor]\nduration = -5\n",
+     "duration: must be a number greater than 0 and at most 1000000000"),
     ("[sim]\nport = true\n", "port: must be a single value"),
 ])
 def test_range_checks_of_options_apply_to_file_values_too(tmp_path: Path, text: str,
@@ -252,7 +253,8 @@ def test_range_checks_apply_to_environment_values(capsys: pytest.CaptureFixture[
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VENUEGUARD_PORT", "99999")
     assert cli.main(["monitor", "--duration", "1"]) == 2
-    assert "VENUEGUARD_PORT: port: must be a whole number from 0 to 65535" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "VENUEGUARD_PORT: port: must be a whole number from 0 to 65535" in err
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["monitor", "--port", "-1"])
 
