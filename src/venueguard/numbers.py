@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import math
 import re
-from collections.abc import Callable
+from dataclasses import dataclass
 
-__all__ = ["NumberError", "ascii_digits", "describe", "float_arg", "int_arg", "read_float",
-           "read_int"]
+__all__ = ["FloatArg", "IntArg", "NumberError", "ascii_digits", "describe", "float_arg", "int_arg",
+           "read_float", "read_int"]
 
 MAX_DIGITS = 30  # longer texts are refused before any conversion (no huge-integer work)
 _INT = re.compile(rf"[+-]?[0-9]{{1,{MAX_DIGITS}}}", re.ASCII)
@@ -57,7 +57,9 @@ def describe(kind: str, low: float | None, high: float | None, *,
         parts.append(f"at least {_fmt(low)}")
     if high is not None:
         parts.append(f"at most {_fmt(high)}")
-    return f"{kind} {' and '.join(parts)}" if parts else kind
+    if not parts:
+        return kind
+    return f"{kind} {'of ' if parts[0].startswith('at ') else ''}{' and '.join(parts)}"
 
 
 def read_int(text: str, *, low: int | None = None, high: int | None = None) -> int:
@@ -90,28 +92,49 @@ def _shown(text: object) -> str:
     return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
-def int_arg(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
-    """An argparse ``type`` for a whole number within ``low..high``."""
+@dataclass(frozen=True, slots=True)
+class IntArg:
+    """An argparse ``type``: a whole number within ``low..high`` (see :func:`read_int`)."""
 
-    def parse(text: str) -> int:
+    low: int | None = None
+    high: int | None = None
+
+    @property
+    def __name__(self) -> str:  # argparse names the type in some of its messages
+        return "whole number"
+
+    def __call__(self, text: str) -> int:
         try:
-            return read_int(text, low=low, high=high)
+            return read_int(text, low=self.low, high=self.high)
         except NumberError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    parse.__name__ = "whole number"
-    return parse
+
+@dataclass(frozen=True, slots=True)
+class FloatArg:
+    """An argparse ``type``: a finite number within the range (see :func:`read_float`)."""
+
+    low: float | None = None
+    high: float | None = None
+    above: float | None = None
+
+    @property
+    def __name__(self) -> str:
+        return "number"
+
+    def __call__(self, text: str) -> float:
+        try:
+            return read_float(text, low=self.low, high=self.high, above=self.above)
+        except NumberError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def int_arg(low: int | None = None, high: int | None = None) -> IntArg:
+    """An argparse ``type`` for a whole number within ``low..high``."""
+    return IntArg(low, high)
 
 
 def float_arg(low: float | None = None, high: float | None = None, *,
-              above: float | None = None) -> Callable[[str], float]:
+              above: float | None = None) -> FloatArg:
     """An argparse ``type`` for a finite number within the range (see :func:`read_float`)."""
-
-    def parse(text: str) -> float:
-        try:
-            return read_float(text, low=low, high=high, above=above)
-        except NumberError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    parse.__name__ = "number"
-    return parse
+    return FloatArg(low, high, above)
