@@ -38,6 +38,27 @@ MAX_GYM_STEPS = 10_000_000
 MAX_FLEET_SIZE = 10_000
 MAX_DURATION_S = 1e9
 port_number = int_arg(0, 65535)
+MONITOR_REFUSES = """\
+It refuses, in one line on stderr naming the problem (exit status 2, nothing
+started):
+  - a number that is not plain ASCII digits, not finite, or out of range (the
+    message states the option's range); an unknown --venue, --log-format or
+    --trade value;
+  - --sim-url that is not a loopback http:// URL, or given with a venue other
+    than sim or ccxt:ID;
+  - a --symbol the venue does not list (the message names the ones it lists);
+  - a ccxt exchange id ccxt does not know, one without websocket support, or
+    ccxt older than 4.5;
+  - --trade demo on a real venue without VENUEGUARD_API_KEY and
+    VENUEGUARD_API_SECRET;
+  - --fleet-size without --redis, or a --redis URL that is not
+    redis://HOST:PORT/DB;
+  - a --rules or --config file it cannot read or with a bad value (it names the
+    file, line and key);
+  - a journal another monitor holds (it names the holder); a --port in use.
+--host beyond loopback is allowed with a warning: the dashboard has no
+authentication.
+"""
 REPORT_EXTRA_HINT = ("venueguard report needs matplotlib, which the 'report' extra installs: "
                      "pip install 'venueguard[report]'")
 
@@ -59,10 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    mon = sub.add_parser("monitor", help="watch a venue: dashboard, metrics, journal, status line")
+    mon = sub.add_parser("monitor", help="watch a venue: dashboard, metrics, journal, status line",
+                         epilog=MONITOR_REFUSES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     mon.add_argument("--venue", type=_venue, default="sim",
-                     help="where to connect: the embedded simulator, a BitMEX venue, or any "
-                          "ccxt exchange as ccxt:EXCHANGE_ID (e.g. ccxt:bitmex)")
+                     metavar="sim|bitmex|bitmex-testnet|ccxt:ID",
+                     help="where to connect: sim (the embedded simulator, or the one at "
+                          "--sim-url), bitmex, bitmex-testnet, or any ccxt exchange as "
+                          "ccxt:EXCHANGE_ID (e.g. ccxt:bitmex, ccxt:binanceusdm)")
     mon.add_argument("--sim-url", default=None, help="use an external simulator at this URL")
     mon.add_argument("--symbol", default="XBTUSD", help="instrument to watch")
     mon.add_argument("--duration", type=float_arg(above=0, high=MAX_DURATION_S), default=None,

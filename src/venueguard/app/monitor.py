@@ -69,6 +69,7 @@ from venueguard.core.regime import RegimeConfig, RegimeDetector
 from venueguard.core.rules import RulesError, RuleSet, load_rules
 from venueguard.core.snapshots import SnapshotConfig, SnapshotManager
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
+from venueguard.io.errors import ConfigError as VenueguardConfigError
 from venueguard.io.journal import Journal, JournalError
 from venueguard.io.journal_lock import JournalLock
 from venueguard.telemetry.alerts import Alerts, LogSink, Tier, WebhookSink
@@ -376,6 +377,7 @@ class Monitor:
         self.stop_reason = "stopped"
         self.journal_error: str | None = None
         self.dashboard: DashboardServer | None = None
+        self.scenario: str | None = None  # what the simulator runs (monitor.ready), if known
         self.signals_installed: list[signal.Signals] = []
         self._stop: asyncio.Event | None = None
 
@@ -391,7 +393,8 @@ class Monitor:
         try:
             return await self._run(stop)
         except StartupError as exc:
-            self.events.emit("monitor.error", error=str(exc))
+            if self.config.log_format == "json":  # for tools; a person reads the line below
+                self.events.emit("monitor.error", error=str(exc))
             self.status.close(f"venueguard monitor: {exc}")
             return 2
         finally:
@@ -468,6 +471,8 @@ class Monitor:
 
     async def _endpoints(self, stack: contextlib.AsyncExitStack) -> Endpoints:
         cfg = self.config
+        if cfg.sim_url is not None:  # an external simulator: ask it what it runs
+            self.scenario = await external_scenario(cfg.sim_url)
         if cfg.is_ccxt:  # ccxt knows the venue's own URLs; a simulator replaces them
             if cfg.sim_url is None:
                 return Endpoints(cfg.venue, cfg.venue)
@@ -485,13 +490,16 @@ class Monitor:
             server = SimServer(SimConfig(seed=cfg.sim_seed, symbols=(cfg.symbol,),
                                          scenario=cfg.scenario))
         except Exception as exc:  # a bad scenario name or file: say which and why
-            raise StartupError(f"simulator: {type(exc).__name__}: {exc}") from exc
+            detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise StartupError(f"simulator: {detail}") from exc
         try:
             base = await server.start()
         except OSError as exc:
             raise StartupError(f"simulator: cannot listen: {exc.strerror or exc}") from exc
         stack.push_async_callback(server.stop)
-        self.events.emit("sim.started", url=base, scenario=cfg.scenario, seed=cfg.sim_seed)
+        runner = server.scenario_runner
+        self.scenario = runner.scenario.name if runner is not None else None
+        self.events.emit("sim.started", url=base, scenario=self.scenario, seed=cfg.sim_seed)
         return Endpoints(base, server.ws_url)
 
     async def _join_fleet(self, stack: contextlib.AsyncExitStack) -> Any:
@@ -547,8 +555,13 @@ class Monitor:
             factory = open_sources
         try:
             market, venue = await factory(ctx)
-        except Exception as exc:  # e.g. a session refusing its settings: say so, exit 2
-            raise StartupError(f"sessions: {type(exc).__name__}: {exc}") from exc
+        except StartupError:  # already one line in the user's terms (e.g. an unknown symbol)
+            raise
+        except VenueguardConfigError as exc:  # a setting the venue refused: its own words
+            raise StartupError(str(exc)) from exc
+        except Exception as exc:  # anything else: name it, exit 2
+            raise StartupError(f"cannot open the venue's sessions: {type(exc).__name__}: {exc}"
+                               ) from exc
         stack.push_async_callback(venue.aclose)
         return market, venue
 
@@ -613,7 +626,7 @@ class Monitor:
         self.events.emit("monitor.ready", dashboard_url=self.dashboard.url,
                          metrics_url=self.dashboard.metrics_url, venue=self.config.venue,
                          symbol=self.config.symbol, journal=str(self.config.journal),
-                         scenario=self.config.scenario if self.config.is_sim else None,
+                         scenario=self.scenario,
                          trade=self.config.trade)
 
     async def _supervise_all(self, stop: asyncio.Event, market: MarketSource,
@@ -705,6 +718,21 @@ class Monitor:
             await recorder.flush()
             if recorder.write_errors:
                 raise JournalFailed(recorder.last_error or "write error")
+
+
+async def external_scenario(sim_url: str, timeout_s: float = 3.0) -> str | None:
+    """The scenario an external simulator runs, from its control API (``GET /_sim/faults``);
+    None when it does not say (an older simulator, a proxy, no answer): then none is claimed."""
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as s, \
+                s.get(sim_url.rstrip("/") + "/_sim/faults") as resp:
+            body = await resp.json(content_type=None) if resp.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    scenario = body.get("scenario") if isinstance(body, dict) else None
+    return scenario if isinstance(scenario, str) else None
 
 
 def run(args: argparse.Namespace) -> int:

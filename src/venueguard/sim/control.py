@@ -4,7 +4,8 @@
   -> ``{"id": ID, "kind": K, "hit_connections": N?}``; unknown kinds or bad parameters -> 400
   ``{"error": "..."}`` naming the problem;
 - ``DELETE /_sim/faults`` clears every fault -> ``{"cleared": N}``;
-- ``GET /_sim/faults`` -> ``{"faults": [...], "kinds": {kind: {scope, params, summary}}}``;
+- ``GET /_sim/faults`` -> ``{"faults": [...], "kinds": {kind: {scope, params, summary}},
+  "scenario": NAME | null, "seed": N}`` (the scenario this simulator runs, null for none);
 - ``GET /_sim/truth`` -> orders, executions, positions, request counters per endpoint, response
   counters per endpoint and status, POST attempts per clOrdID that reached the engine;
 - ``GET /_sim/resolve?host=NAME`` -> the resolver seam used to deliver ``dns_failure``
@@ -51,7 +52,10 @@ async def get_faults(request: web.Request) -> web.Response:
     kinds = {name: {"scope": spec.scope, "summary": spec.summary,
                     "params": {ps.name: ps.default for ps in spec.params}}
              for name, spec in KINDS.items()}
-    return json_response({"faults": server.faults.listing(now_s), "kinds": kinds})
+    runner = server.scenario_runner
+    return json_response({"faults": server.faults.listing(now_s), "kinds": kinds,
+                          "scenario": runner.scenario.name if runner is not None else None,
+                          "seed": server.config.seed})
 
 
 async def get_truth(request: web.Request) -> web.Response:
