@@ -251,7 +251,8 @@ class Ticker:
                 venue_state_code=VENUE_STATE_CODES.get(venue.state, -1),
                 position=self._position(metrics)))
         if p.status is not None:
-            p.status.show(format_status(self.state(wall_s), elapsed_s=now - p.started_at), now)
+            p.status.show(format_status(self.state(wall_s), elapsed_s=now - p.started_at,
+                                        width=p.status.columns), now)
 
     def _facts(self, now: float, m: MarketInput) -> MarketFacts:
         trade_age = None if m.last_trade_now is None else max(0.0, now - m.last_trade_now)
