@@ -163,6 +163,10 @@ class Ticker:
         self._last_snapshot: dict[str, float] = {}
         self._reconnect_pending = False
         self._disconnected_at: float | None = None
+        metrics = parts.metrics  # the watched symbol's counters exist from the start, at 0
+        for counter in (metrics.imbalance_spikes_total, metrics.top_of_book_changes_total,
+                        metrics.trades_total, metrics.traded_contracts_total):
+            counter.labels(symbol=parts.symbol)
 
     # -- facts from elsewhere ------------------------------------------------------------------
     def on_event(self, record: Mapping[str, object]) -> None:
