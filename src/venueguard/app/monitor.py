@@ -377,6 +377,7 @@ class Monitor:
         self.stop_reason = "stopped"
         self.journal_error: str | None = None
         self.dashboard: DashboardServer | None = None
+        self.ready = False  # monitor.ready was logged
         self.scenario: str | None = None  # what the simulator runs (monitor.ready), if known
         self.signals_installed: list[signal.Signals] = []
         self._stop: asyncio.Event | None = None
@@ -433,6 +434,7 @@ class Monitor:
         self.events.subscribe(recorder.on_event)
         try:
             async with contextlib.AsyncExitStack() as stack:
+                await self._open_dashboard(stack)
                 endpoints = await self._endpoints(stack)
                 ctx = MonitorContext(cfg, self.events, self.metrics, self.alerts, journal,
                                      self.clock, endpoints.rest_url, endpoints.ws_url)
@@ -445,12 +447,12 @@ class Monitor:
                 ctx.on_request = ticker.on_request
                 if cfg.trade == "demo":
                     self.trader = self._make_trader(ctx)
-                await self._serve_dashboard(stack)
+                self._announce_ready()
                 code = await self._supervise_all(stop, market, venue, recorder)
                 await self._stop_trader()
                 return 1 if self._halted() else code
         finally:
-            if self.dashboard is not None:  # it was running (monitor.ready was logged)
+            if self.ready:  # it was running (monitor.ready was logged)
                 self.events.emit("monitor.stopped", reason=self.stop_reason,
                                  failures=list(self.failures))
             self.events.unsubscribe(recorder.on_event)
@@ -604,11 +606,16 @@ class Monitor:
         except Exception:  # the dashboard must keep working whatever the trader does
             return {}
 
-    async def _serve_dashboard(self, stack: contextlib.AsyncExitStack) -> None:
-        ticker = self.ticker
-        assert ticker is not None
+    def _dashboard_state(self) -> dict[str, object]:
+        if self.ticker is None:  # the page says "no answer from the monitor" until then
+            raise RuntimeError("the monitor is still starting")
+        return self.ticker.state(self.clock.wall_ms() / 1000.0)
+
+    async def _open_dashboard(self, stack: contextlib.AsyncExitStack) -> None:
+        """Listen first (a port in use fails before anything else starts) and tell a person
+        where to look: with --log-format pretty, the dashboard URL is the first line."""
         cfg = self.config
-        app = create_dashboard_app(lambda: ticker.state(self.clock.wall_ms() / 1000.0),
+        app = create_dashboard_app(self._dashboard_state,
                                    self.metrics, series=self.series, events=self.events,
                                    wall_clock=lambda: self.clock.wall_ms() / 1000.0,
                                    allowed_hosts=[cfg.host])  # requests may name --host
@@ -623,6 +630,13 @@ class Monitor:
             self.events.emit("monitor.warning", message=warning, host=cfg.host)
             print(f"venueguard monitor: warning: {warning}", file=self._stderr, flush=True)
         stack.push_async_callback(self.dashboard.close)
+        if cfg.log_format == "pretty":
+            print(f"venueguard monitor: dashboard {self.dashboard.url} (Ctrl-C stops)",
+                  file=self._stderr, flush=True)
+
+    def _announce_ready(self) -> None:
+        assert self.dashboard is not None
+        self.ready = True
         self.events.emit("monitor.ready", dashboard_url=self.dashboard.url,
                          metrics_url=self.dashboard.metrics_url, venue=self.config.venue,
                          symbol=self.config.symbol, journal=str(self.config.journal),
