@@ -197,6 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "config":
         return config.run_show(build_parser, args)
+    try:  # Ctrl-C at any point, the imports included, ends quietly with 130
+        return _run_command(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         module = importlib.import_module(_COMMANDS[args.command])
     except ImportError as exc:  # an optional extra is missing
@@ -206,10 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:  # e.g. gym-eval: venueguard[gym]
             print(f"venueguard {args.command}: {exc}", file=sys.stderr)
         return 2
-    try:
-        code: int = module.run(args)
-    except KeyboardInterrupt:
-        return 130
+    code: int = module.run(args)
     return code
 
 

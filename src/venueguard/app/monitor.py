@@ -378,6 +378,7 @@ class Monitor:
         self.journal_error: str | None = None
         self.dashboard: DashboardServer | None = None
         self.ready = False  # monitor.ready was logged
+        self._sim_started: dict[str, object] | None = None
         self.scenario: str | None = None  # what the simulator runs (monitor.ready), if known
         self.signals_installed: list[signal.Signals] = []
         self._stop: asyncio.Event | None = None
@@ -501,7 +502,8 @@ class Monitor:
         stack.push_async_callback(server.stop)
         runner = server.scenario_runner
         self.scenario = runner.scenario.name if runner is not None else None
-        self.events.emit("sim.started", url=base, scenario=self.scenario, seed=cfg.sim_seed)
+        # logged with monitor.ready, after the dashboard's URL (_announce_ready)
+        self._sim_started = {"url": base, "scenario": self.scenario, "seed": cfg.sim_seed}
         return Endpoints(base, server.ws_url)
 
     async def _join_fleet(self, stack: contextlib.AsyncExitStack) -> Any:
@@ -612,8 +614,7 @@ class Monitor:
         return self.ticker.state(self.clock.wall_ms() / 1000.0)
 
     async def _open_dashboard(self, stack: contextlib.AsyncExitStack) -> None:
-        """Listen first (a port in use fails before anything else starts) and tell a person
-        where to look: with --log-format pretty, the dashboard URL is the first line."""
+        """Listen first: a port in use fails before anything else starts."""
         cfg = self.config
         app = create_dashboard_app(self._dashboard_state,
                                    self.metrics, series=self.series, events=self.events,
@@ -630,13 +631,17 @@ class Monitor:
             self.events.emit("monitor.warning", message=warning, host=cfg.host)
             print(f"venueguard monitor: warning: {warning}", file=self._stderr, flush=True)
         stack.push_async_callback(self.dashboard.close)
-        if cfg.log_format == "pretty":
-            print(f"venueguard monitor: dashboard {self.dashboard.url} (Ctrl-C stops)",
-                  file=self._stderr, flush=True)
 
     def _announce_ready(self) -> None:
+        """Everything runs: with --log-format pretty the dashboard's URL comes first (a
+        person's first useful line), then ``sim.started`` and ``monitor.ready``."""
         assert self.dashboard is not None
         self.ready = True
+        if self.config.log_format == "pretty":
+            print(f"venueguard monitor: dashboard {self.dashboard.url} (Ctrl-C stops)",
+                  file=self._stderr, flush=True)
+        if self._sim_started is not None:
+            self.events.emit("sim.started", **self._sim_started)
         self.events.emit("monitor.ready", dashboard_url=self.dashboard.url,
                          metrics_url=self.dashboard.metrics_url, venue=self.config.venue,
                          symbol=self.config.symbol, journal=str(self.config.journal),
