@@ -171,3 +171,24 @@ def test_chaos_stops_on_a_signal(tmp_path: Path, signum: signal.Signals) -> None
             proc.wait()
     assert code == (130 if signum == signal.SIGINT else -signal.SIGTERM), code
     assert "Traceback" not in err, err[-2000:]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_gym_eval_stops_on_a_signal(tmp_path: Path, signum: signal.Signals) -> None:
+    pytest.importorskip("gymnasium")
+    proc = subprocess.Popen([sys.executable, "-m", "venueguard", "gym-eval", "--seeds", "10000",
+                             "--plot", ""], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        time.sleep(6.0)
+        assert proc.poll() is None  # 10,000 episodes per policy and mode: far from done
+        proc.send_signal(signum)
+        code = proc.wait(timeout=30)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == (130 if signum == signal.SIGINT else -signal.SIGTERM), code
+    assert "Traceback" not in err, err[-2000:]
