@@ -219,7 +219,8 @@ def test_defaults_are_the_embedded_503_lesson() -> None:
      ({"port": 70000}, {}, "--port"),
      ({}, {"VENUEGUARD_API_KEY": "k"}, "both"),
      ({"venue": "bitmex", "trade": "demo"}, {}, "needs VENUEGUARD_API_KEY"),
-     ({}, {"VENUEGUARD_SIM_SEED": "x"}, "integer")],
+     ({}, {"VENUEGUARD_SIM_SEED": "x"}, "VENUEGUARD_SIM_SEED must be a whole number from 0 "),
+     ({}, {"VENUEGUARD_SIM_SEED": "\u0665"}, "VENUEGUARD_SIM_SEED must be a whole number")],
 )
 def test_bad_options_are_refused_clearly(kw: dict[str, object], env: dict[str, str],
                                          message: str) -> None:

@@ -42,6 +42,7 @@ from typing import Any, TextIO
 
 from venueguard.app.chaos_checks import Violation
 from venueguard.app.chaos_seed import CHECKS, ChaosConfig, RestFactory, SeedResult, run_seed
+from venueguard.numbers import NumberError, read_int
 
 __all__ = ["ChaosReport", "exit_code", "replay_command", "run", "run_chaos"]
 
@@ -198,10 +199,10 @@ def run(args: argparse.Namespace) -> int:
         print("venueguard chaos: --seeds must be >= 1", file=sys.stderr)
         return 2
     try:
-        concurrency = int(os.environ.get("VENUEGUARD_CHAOS_CONCURRENCY", DEFAULT_CONCURRENCY))
-    except ValueError:
-        print("venueguard chaos: VENUEGUARD_CHAOS_CONCURRENCY must be an integer",
-              file=sys.stderr)
+        concurrency = read_int(os.environ.get("VENUEGUARD_CHAOS_CONCURRENCY",
+                                              str(DEFAULT_CONCURRENCY)), low=1, high=256)
+    except NumberError as exc:
+        print(f"venueguard chaos: VENUEGUARD_CHAOS_CONCURRENCY {exc}", file=sys.stderr)
         return 2
     config = ChaosConfig()
     scenario = getattr(args, "scenario", None)

@@ -64,6 +64,7 @@ from venueguard.app.predictor import Predictor, PredictorLoadError, load_predict
 from venueguard.app.recorder import Recorder
 from venueguard.app.status import StatusAwareStream, StatusLine
 from venueguard.app.ticker import MarketInput, Ticker, TickerParts, VenueInput
+from venueguard.cli import MAX_SEED
 from venueguard.config import Settings, Thresholds
 from venueguard.core.regime import RegimeConfig, RegimeDetector
 from venueguard.core.rules import RulesError, RuleSet, load_rules
@@ -72,6 +73,7 @@ from venueguard.io.clock import SYSTEM_CLOCK, Clock
 from venueguard.io.errors import ConfigError as VenueguardConfigError
 from venueguard.io.journal import Journal, JournalError
 from venueguard.io.journal_lock import JournalLock
+from venueguard.numbers import NumberError, read_int
 from venueguard.telemetry.alerts import Alerts, LogSink, Tier, WebhookSink
 from venueguard.telemetry.chat import ChatSink, sinks_from_settings
 from venueguard.telemetry.events import EventLog
@@ -203,9 +205,9 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
     if fleet_size is not None and (redis_url is None or fleet_size < 1):
         raise StartupError("--fleet-size needs --redis and must be >= 1")
     try:
-        seed = int(env.get("VENUEGUARD_SIM_SEED", "1"))
-    except ValueError:
-        raise StartupError("VENUEGUARD_SIM_SEED must be an integer") from None
+        seed = read_int(env.get("VENUEGUARD_SIM_SEED", "1"), low=0, high=MAX_SEED)
+    except NumberError as exc:
+        raise StartupError(f"VENUEGUARD_SIM_SEED {exc}") from None
     rules_path = getattr(args, "rules", None)
     rules, rules_text = _read_rules(rules_path)
     settings = getattr(args, "settings", None)
