@@ -5,6 +5,7 @@ verbatim in ``tests/test_examples.py``.)"""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import re
@@ -98,6 +99,9 @@ def test_make_run_on_an_80_column_terminal(tmp_path: Path) -> None:
             assert state.status == 200
         time.sleep(2.5)  # a few redraws
         _read_until(master, proc, re.compile(r"\r\d\d:\d\d:0[2-9] XBTUSD "), seen, 30)
+        with urllib.request.urlopen(url.group(1) + "api/state", timeout=10) as state:
+            liveness = json.loads(state.read())["liveness"]
+        assert liveness["pong_age_s"] is not None, liveness  # measured on a busy stream too
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=30) == 0
     finally:

@@ -392,7 +392,7 @@ class MarketDataSession:
         clock, state, cfg = self.clock, self.state, self.config
         subscribe_deadline = clock.monotonic() + cfg.subscribe_timeout_s
         next_tick = clock.monotonic()
-        next_keepalive = next_tick + (cfg.keepalive_ping_s or 0.0)
+        next_keepalive = next_tick + min(1.0, cfg.keepalive_ping_s or 0.0)  # first one soon
         while True:
             now = clock.monotonic()
             if self._stopping:
