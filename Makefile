@@ -6,14 +6,20 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test check lint typecheck bench clean mutation docs metrics-doc config-doc fuzz
 
+# Set-up shows one line per step and pip's own progress (the first install takes a minute or
+# two); `make run` then prints the dashboard URL as its first line.
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,report,docs,bench,nautilus,redis]'
-	touch $(STAMP)
+	@echo "venueguard set-up [1/3]: virtual environment $(VENV)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "venueguard set-up [2/3]: upgrading pip"
+	@$(PY) -m pip install --quiet --upgrade pip
+	@echo "venueguard set-up [3/3]: installing venueguard and its extras (pip's progress below)"
+	@$(PY) -m pip install --progress-bar on -e '.[dev,report,docs,bench,nautilus,redis]'
+	@touch $(STAMP)
+	@echo "venueguard set-up: done"
 
 run: $(STAMP)
-	$(VENV)/bin/venueguard monitor
+	@$(VENV)/bin/venueguard monitor
 
 # promtool (Debian's prometheus package) checks deploy/; without it those tests skip saying why.
 # Most system tests wait on sockets and timers rather than compute, so the suite runs in

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from venueguard import config
+from venueguard.numbers import float_arg, int_arg
 
 _COMMANDS = {
     "monitor": "venueguard.app.monitor",
@@ -26,6 +27,39 @@ _COMMANDS = {
     "report": "venueguard.app.report",
     "gym-eval": "venueguard.gym.evaluate",
 }
+# Ranges of the numeric options (each refusal states its range). The simulator's rate is capped
+# where one engine step still holds a bounded number of market events, so a process asked for
+# more stays responsive to signals and its memory bounded (docs/commands/sim.md).
+MAX_SIM_RATE = 1_000_000.0
+MAX_REPLAY_SPEED = 10_000.0
+MAX_REST_LIMIT = 1_000_000
+MAX_SEED = 2**63 - 1
+MAX_RUNS = 100_000
+MAX_GYM_STEPS = 10_000_000
+MAX_FLEET_SIZE = 10_000
+MAX_DURATION_S = 1e9
+port_number = int_arg(0, 65535)
+MONITOR_REFUSES = """\
+It refuses, in one line on stderr naming the problem (exit status 2, nothing
+started):
+  - a number that is not plain ASCII digits, not finite, or out of range (the
+    message states the option's range); an unknown --venue, --log-format or
+    --trade value;
+  - --sim-url that is not a loopback http:// URL, or given with a venue other
+    than sim or ccxt:ID;
+  - a --symbol the venue does not list (the message names the ones it lists);
+  - a ccxt exchange id ccxt does not know, one without websocket support, or
+    ccxt older than 4.5;
+  - --trade demo on a real venue without VENUEGUARD_API_KEY and
+    VENUEGUARD_API_SECRET;
+  - --fleet-size without --redis, or a --redis URL that is not
+    redis://HOST:PORT/DB;
+  - a --rules or --config file it cannot read or with a bad value (it names the
+    file, line and key);
+  - a journal another monitor holds (it names the holder); a --port in use.
+--host beyond loopback is allowed with a warning: the dashboard has no
+authentication.
+"""
 REPORT_EXTRA_HINT = ("venueguard report needs matplotlib, which the 'report' extra installs: "
                      "pip install 'venueguard[report]'")
 
@@ -47,20 +81,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    mon = sub.add_parser("monitor", help="watch a venue: dashboard, metrics, journal, status line")
+    mon = sub.add_parser("monitor", help="watch a venue: dashboard, metrics, journal, status line",
+                         epilog=MONITOR_REFUSES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     mon.add_argument("--venue", type=_venue, default="sim",
-                     help="where to connect: the embedded simulator, a BitMEX venue, or any "
-                          "ccxt exchange as ccxt:EXCHANGE_ID (e.g. ccxt:bitmex)")
+                     metavar="sim|bitmex|bitmex-testnet|ccxt:ID",
+                     help="where to connect: sim (the embedded simulator, or the one at "
+                          "--sim-url), bitmex, bitmex-testnet, or any ccxt exchange as "
+                          "ccxt:EXCHANGE_ID (e.g. ccxt:bitmex, ccxt:binanceusdm)")
     mon.add_argument("--sim-url", default=None, help="use an external simulator at this URL")
     mon.add_argument("--symbol", default="XBTUSD", help="instrument to watch")
-    mon.add_argument("--duration", type=config.positive_float, default=None, metavar="SECONDS",
+    mon.add_argument("--duration", type=float_arg(above=0, high=MAX_DURATION_S), default=None,
+                     metavar="SECONDS",
                      help="stop cleanly after this many seconds")
     mon.add_argument("--journal", default="./venueguard.db", metavar="PATH",
                      help="SQLite journal of events and samples (for venueguard report)")
     mon.add_argument("--host", default="127.0.0.1",
                      help="address the dashboard and /metrics bind to (the dashboard has no "
                           "authentication: bind beyond loopback only on a trusted network)")
-    mon.add_argument("--port", type=config.port_number, default=8765,
+    mon.add_argument("--port", type=port_number, default=8765,
                      help="dashboard port (0 = any free port)")
     mon.add_argument("--log-format", choices=["json", "pretty"], default="pretty",
                      help="events on stdout as JSON lines or as readable lines")
@@ -75,33 +114,36 @@ def build_parser() -> argparse.ArgumentParser:
     mon.add_argument("--redis", dest="redis_url", default=None, metavar="redis://HOST:PORT/DB",
                      help="share rate limits, bans and the dead man's switch with the other "
                           "processes on this account (docs/scaling.md)")
-    mon.add_argument("--fleet-size", type=int, default=None, metavar="N",
+    mon.add_argument("--fleet-size", type=int_arg(1, MAX_FLEET_SIZE), default=None, metavar="N",
                      help="with --redis: processes assumed while Redis is unreachable (each "
                           "then uses 1/N of the limits; unset: the most seen at once)")
 
     sim = sub.add_parser("sim", help="run the BitMEX-speaking simulator alone")
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    sim.add_argument("--port", type=config.port_number, default=0,
+    sim.add_argument("--port", type=port_number, default=0,
                      help="port to listen on (0 = any free port)")
     sim.add_argument("--scenario", default="calm", metavar="NAME|PATH",
                      help="fault scenario (shipped name or TOML file)")
-    sim.add_argument("--seed", type=int, default=1, help="random seed (same seed, same run)")
+    sim.add_argument("--seed", type=int_arg(0, MAX_SEED), default=1,
+                     help="random seed (same seed, same run)")
     sim.add_argument("--symbols", default=None,
                      help="comma-separated, e.g. XBTUSD,ETHUSD (XBTUSD when unset; BTCUSDT with "
                           "--dialect binance-usdm)")
-    sim.add_argument("--rate", type=float, default=50.0, metavar="MSGS_PER_S",
+    sim.add_argument("--rate", type=float_arg(above=0, high=MAX_SIM_RATE), default=50.0,
+                     metavar="MSGS_PER_S",
                      help="market-data messages per second per symbol")
     sim.add_argument("--book-format", choices=["modern", "legacy"], default="modern",
                      help="orderBookL2 rows: modern (price on every row) or legacy (ids "
                           "encode the price)")
     sim.add_argument("--replay", default=None, metavar="FILE.jsonl",
                      help="serve recorded websocket messages instead of the market process")
-    sim.add_argument("--replay-speed", type=float, default=1.0,
+    sim.add_argument("--replay-speed", type=float_arg(0, MAX_REPLAY_SPEED), default=1.0,
                      help="1 = recorded pace, 0 = as fast as possible")
     sim.add_argument("--api-key", default=None,
                      help="the account's API key (a documented test pair when unset)")
     sim.add_argument("--api-secret", default=None, help="the account's API secret")
-    sim.add_argument("--rest-limit", type=int, default=None, metavar="PER_MINUTE",
+    sim.add_argument("--rest-limit", type=int_arg(1, MAX_REST_LIMIT), default=None,
+                     metavar="PER_MINUTE",
                      help="REST requests a minute per API key (BitMEX's 120 when unset)")
     sim.add_argument("--dialect", choices=["bitmex", "binance-usdm"], default="bitmex",
                      help="binance-usdm also serves Binance USD-M futures under /fapi and /ws "
@@ -116,17 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--dialect", choices=["bitmex", "binance-usdm", "generic"],
                        default="bitmex", help="what the proxy knows of the venue's messages")
     proxy.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    proxy.add_argument("--port", type=config.port_number, default=0,
+    proxy.add_argument("--port", type=port_number, default=0,
                        help="port to listen on (0 = any free port)")
     proxy.add_argument("--scenario", default=None, metavar="NAME|PATH",
                        help="a fault scenario to play (shipped name or TOML file)")
-    proxy.add_argument("--seed", type=int, default=1, help="seed of the faults' draws")
+    proxy.add_argument("--seed", type=int_arg(0, MAX_SEED), default=1,
+                       help="seed of the faults' draws")
     proxy.add_argument("--guard", action="store_true",
                        help="classify every answer, log events, serve /metrics")
-    proxy.add_argument("--dashboard-port", type=config.port_number, default=None,
+    proxy.add_argument("--dashboard-port", type=port_number, default=None,
                        metavar="PORT", help="with --guard: the live dashboard on this port "
                                             "(0 = any free port)")
-    proxy.add_argument("--ws-silence-s", type=float, default=None, metavar="SECONDS",
+    proxy.add_argument("--ws-silence-s", type=float_arg(above=0, high=MAX_DURATION_S),
+                       default=None, metavar="SECONDS",
                        help="close a client's stream when its upstream sent no data this long")
     proxy.add_argument("--redis", default=None, metavar="redis://HOST:PORT/DB",
                        help="share the account's limits, cooldowns and bans with other members")
@@ -134,8 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="event log format on stdout")
 
     chaos = sub.add_parser("chaos", help="seeded fault schedules checked against the invariants")
-    chaos.add_argument("--seeds", type=int, default=20, help="how many seeded schedules to run")
-    chaos.add_argument("--first-seed", type=int, default=1, help="seed of the first schedule")
+    chaos.add_argument("--seeds", type=int_arg(1, MAX_RUNS), default=20,
+                       help="how many seeded schedules to run")
+    chaos.add_argument("--first-seed", type=int_arg(0, MAX_SEED), default=1,
+                       help="seed of the first schedule")
     chaos.add_argument("--scenario", default=None, metavar="NAME|PATH",
                        help="run this scenario instead of generated fault schedules")
 
@@ -146,9 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     gym = sub.add_parser("gym-eval", help="policies in a perfect and a faulty venue "
                                           "(needs venueguard[gym])")
-    gym.add_argument("--seeds", type=int, default=5, help="episodes per policy and mode")
-    gym.add_argument("--first-seed", type=int, default=1, help="seed of the first episode")
-    gym.add_argument("--steps", type=int, default=3000, help="steps per episode (100 ms each)")
+    gym.add_argument("--seeds", type=int_arg(1, MAX_RUNS), default=5,
+                     help="episodes per policy and mode")
+    gym.add_argument("--first-seed", type=int_arg(0, MAX_SEED), default=1,
+                     help="seed of the first episode")
+    gym.add_argument("--steps", type=int_arg(1, MAX_GYM_STEPS), default=3000,
+                     help="steps per episode (100 ms each)")
     gym.add_argument("--policy", action="append", default=None, metavar="mm|random|MOD:ATTR",
                      help="repeatable; unset: mm and random")
     gym.add_argument("--modes", default="perfect,faulty",
@@ -177,6 +226,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "config":
         return config.run_show(build_parser, args)
+    try:  # Ctrl-C at any point, the imports included, ends quietly with 130
+        return _run_command(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         module = importlib.import_module(_COMMANDS[args.command])
     except ImportError as exc:  # an optional extra is missing
@@ -186,10 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:  # e.g. gym-eval: venueguard[gym]
             print(f"venueguard {args.command}: {exc}", file=sys.stderr)
         return 2
-    try:
-        code: int = module.run(args)
-    except KeyboardInterrupt:
-        return 130
+    code: int = module.run(args)
     return code
 
 

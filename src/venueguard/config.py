@@ -69,6 +69,7 @@ class Key:
     default: object
     help: str
     choices: tuple[str, ...] = ()
+    positive: bool = False  # numbers only: 0 is refused too (a threshold of 0 s means nothing)
 
 
 # Tables and keys that no command-line option provides. Adding a key is one line here. When an
@@ -85,18 +86,25 @@ EXTRA_KEYS: dict[str, dict[str, Key]] = {
         "freshness_s": Key("table[float]", {"orderBookL2": 10.0, "quote": 30.0,
                                             "instrument": 60.0},
                            "per channel (table name): seconds without data before the stream "
-                           "is stale"),
-        "default_freshness_s": Key("float", 10.0, "the same for channels not listed"),
-        "heartbeat_ping_after_s": Key("float", 5.0, "send a ping after this much silence"),
-        "heartbeat_pong_timeout_s": Key("float", 5.0, "reconnect when the pong is this late"),
-        "ws_backoff_base_s": Key("float", 0.25, "first websocket reconnect delay"),
-        "ws_backoff_cap_s": Key("float", 30.0, "longest websocket reconnect delay"),
-        "rest_backoff_base_s": Key("float", 0.25, "first REST retry delay"),
-        "rest_backoff_cap_s": Key("float", 5.0, "longest REST retry delay"),
+                           "is stale", positive=True),
+        "default_freshness_s": Key("float", 10.0, "the same for channels not listed",
+                                   positive=True),
+        "heartbeat_ping_after_s": Key("float", 5.0, "send a ping after this much silence",
+                                      positive=True),
+        "heartbeat_pong_timeout_s": Key("float", 5.0, "reconnect when the pong is this late",
+                                        positive=True),
+        "ws_backoff_base_s": Key("float", 0.25, "first websocket reconnect delay",
+                                 positive=True),
+        "ws_backoff_cap_s": Key("float", 30.0, "longest websocket reconnect delay (at least "
+                                "ws_backoff_base_s)", positive=True),
+        "rest_backoff_base_s": Key("float", 0.25, "first REST retry delay", positive=True),
+        "rest_backoff_cap_s": Key("float", 5.0, "longest REST retry delay (at least "
+                                  "rest_backoff_base_s)", positive=True),
         "retry_budget_ratio": Key("float", 0.1, "REST retries allowed per request sent"),
         "safe_mode_enter": Key("float", 30.0, "overload score (weighted failures per minute) "
                                "that enters SAFE mode"),
-        "safe_mode_exit": Key("float", 10.0, "score below which SAFE mode starts recovering"),
+        "safe_mode_exit": Key("float", 10.0, "score below which SAFE mode starts recovering "
+                              "(below safe_mode_enter)"),
     },
     "freshness": {
         "learned": Key("bool", True, "learn each channel's stale threshold from its own rhythm "
@@ -115,7 +123,8 @@ EXTRA_KEYS: dict[str, dict[str, Key]] = {
     },
     "notify": {
         "rate_limit_per_minute": Key("int", 20, "at most this many messages per service per "
-                                     "minute; the rest are counted and summarised"),
+                                     "minute; the rest are counted and summarised",
+                                     positive=True),
         "dedup_window_s": Key("float", 300.0, "one message per alert key in this window"),
     },
     "notify.slack": {
@@ -133,28 +142,6 @@ EXTRA_KEYS: dict[str, dict[str, Key]] = {
         "min_tier": Key("str", "warning", "lowest tier sent", ("info", "warning", "critical")),
     },
 }
-
-
-def port_number(text: str) -> int:
-    """An argparse ``type``: a TCP port, 0..65535 (0 = any free port)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a port number, not {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be within 0..65535, not {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An argparse ``type``: a number of seconds greater than 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
-    return value
 
 
 def env_name(command: str, dest: str) -> str:
@@ -243,7 +230,7 @@ class Settings:
 def _check_extra(cf: ConfigFile, table: str, key: str, value: object) -> object:
     spec = EXTRA_KEYS[table][key]
     where = cf.where(table, key)
-    bad = f"{where}: {table}.{key} must be {_describe(spec.type)}, not {value!r}"
+    bad = f"{where}: {table}.{key} must be {_describe(spec)}, not {value!r}"
     if spec.type == "str":
         if not isinstance(value, str):
             raise ConfigError(bad)
@@ -252,12 +239,13 @@ def _check_extra(cf: ConfigFile, table: str, key: str, value: object) -> object:
                               f"{', '.join(spec.choices)}, not {value!r}")
         return value
     if spec.type == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, int) \
+                or value < (1 if spec.positive else 0):
             raise ConfigError(bad)
         return value
     if spec.type == "float":
         if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not math.isfinite(value) or value < 0:
+                or not math.isfinite(value) or value < 0 or (spec.positive and value == 0):
             raise ConfigError(bad)
         return float(value)
     if spec.type == "bool":
@@ -270,17 +258,43 @@ def _check_extra(cf: ConfigFile, table: str, key: str, value: object) -> object:
         return list(value)
     if spec.type == "table[float]":
         if not isinstance(value, dict) or not all(
-                isinstance(v, int | float) and not isinstance(v, bool) and v > 0
-                for v in value.values()):
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                and v > 0 for v in value.values()):
             raise ConfigError(bad)
         return {str(k): float(v) for k, v in value.items()}
     raise AssertionError(spec.type)
 
 
-def _describe(kind: str) -> str:
-    return {"str": "a string", "int": "an integer", "float": "a non-negative number",
+def _describe(spec: Key) -> str:
+    if spec.type == "float" and spec.positive:
+        return "a number greater than 0"
+    if spec.type == "int":
+        return "a whole number of at least 1" if spec.positive else "a whole number of at least 0"
+    return {"str": "a string", "float": "a number of at least 0",
             "bool": "true or false", "list[str]": "a list of strings",
-            "table[float]": "a table of positive numbers"}.get(kind, kind)
+            "table[float]": "a table of numbers greater than 0"}.get(spec.type, spec.type)
+
+
+# Thresholds that only make sense together: (lower key, higher key, how they must compare).
+_ORDERED = (("ws_backoff_base_s", "ws_backoff_cap_s", "at least"),
+            ("rest_backoff_base_s", "rest_backoff_cap_s", "at least"),
+            ("safe_mode_exit", "safe_mode_enter", "below"))
+
+
+def _check_pairs(cf: ConfigFile, values: Mapping[str, object]) -> None:
+    """The cross-key rules of ``[thresholds]``, named by key (defaults fill what is unset)."""
+    table = {key: spec.default for key, spec in EXTRA_KEYS["thresholds"].items()}
+    table.update(values)
+    for low, high, how in _ORDERED:
+        a, b = table[low], table[high]
+        assert isinstance(a, float | int) and isinstance(b, float | int)
+        if (how == "below" and not a < b) or (how == "at least" and not b >= a):
+            shown = (f"thresholds.{low} must be below thresholds.{high}" if how == "below"
+                     else f"thresholds.{high} must be at least thresholds.{low}")
+            first, second = (low, high) if how == "below" else (high, low)
+            given = first if first in values else second  # the line of the key named first
+            raise ConfigError(f"{cf.where('thresholds', given)}: {shown} ({low} = {a:g}, "
+                              f"{high} = {b:g})")
 
 
 def _tables(data: Mapping[str, object]) -> Iterable[tuple[str, str, object]]:
@@ -363,24 +377,7 @@ def _convert(action: argparse.Action, value: object, where: str) -> object:
             raise ConfigError(f"{label} must be true or false, not {value!r}")
         return value
     kind = action.type
-    if kind is int:
-        if isinstance(value, str):
-            try:
-                value = int(value)
-            except ValueError:
-                raise ConfigError(f"{label} must be an integer, not {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{label} must be an integer, not {value!r}")
-    elif kind is float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise ConfigError(f"{label} must be a number, not {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{label} must be a number, not {value!r}")
-        value = float(value)
-    elif callable(kind):
+    if callable(kind):  # numbers too: venueguard.numbers' readers take the text of the value
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ConfigError(f"{label}: must be a single value, not {value!r}")
         try:
@@ -423,6 +420,8 @@ def resolve(build: Callable[[], argparse.ArgumentParser], args: argparse.Namespa
                 raise ConfigError(f"{cf.where(table, key)}: unknown key {key!r} in [{table}] "
                                   f"(known: {', '.join(known)})")
             file_values[(table, key)] = _convert(dests[key], value, cf.where(table, key))
+    if cf is not None and "thresholds" in extra:
+        _check_pairs(cf, extra["thresholds"])
     command = getattr(args, "command", None)
     sub = commands.get(command) if isinstance(command, str) else None
     if sub is not None:

@@ -141,7 +141,10 @@ def test_a_few_seeds_print_the_table_and_exit_zero(capsys: pytest.CaptureFixture
 
 
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["chaos", "--seeds", "0"]) == 2
+    with pytest.raises(SystemExit) as refused:  # the argument parser states the range
+        main(["chaos", "--seeds", "0"])
+    assert refused.value.code == 2
+    assert "--seeds: must be a whole number from 1 to 100000, not '0'" in capsys.readouterr().err
     assert main(["chaos", "--seeds", "1", "--scenario", "/no/such/scenario.toml"]) == 2
     assert "scenario" in capsys.readouterr().err
 

@@ -204,3 +204,33 @@ async def test_dashboard_shows_an_unavailable_monitor_and_recovers(chromium_path
                              "waiting for data", "-"]
     finally:
         await server.close()
+
+
+async def test_503s_that_began_late_in_the_minute_are_drawn_from_then(chromium_path: str,
+                                                                       tmp_path) -> None:
+    """503s that began 45 s into the current minute: the bars start at the :40 bin and end at
+    now; no bar claims the minute's first 40 s (it used to be one full-height bar over it)."""
+    now_s = time.time()
+    minute = math.floor(now_s / 60) * 60
+    now_s = minute + 55.0  # a fixed position in the minute; the series take times as given
+    store = SeriesStore()
+    for i in range(10):
+        store.on_http_503(minute + 45 + i)
+    app = create_dashboard_app(lambda: {"market": {"symbol": "XBTUSD"}}, Metrics(),
+                               series=store, wall_clock=lambda: now_s)
+    server = await start_dashboard(app, port=0)
+    try:
+        async with Chromium.launch(chromium_path, tmp_path / "profile") as browser:
+            page = await browser.new_page()
+            await page.navigate(server.url)
+            await page.wait_for("window.__vg && window.__vg.updates >= 1")
+            bars = await page.evaluate(
+                "[...document.querySelectorAll('#chart-outage rect.bar-503')].map((r) =>"
+                " [Number(r.getAttribute('x')), Number(r.getAttribute('width')),"
+                "  Number(r.getAttribute('data-count'))])")
+    finally:
+        await server.close()
+    assert len(bars) == 2, bars
+    (x_a, width_a, rate_a), (x_b, width_b, rate_b) = sorted(bars)
+    assert (rate_a, rate_b) == (30.0, 30.0)  # 5 in each 10-s bin: 30 a minute
+    assert x_b > x_a + width_a and width_b <= width_a + 1  # the current bin ends at now

@@ -104,9 +104,9 @@ async def test_monitor_runs_serves_metrics_and_stops_cleanly(tmp_path: Path) -> 
     task = asyncio.create_task(monitor.run())
     for _ in range(100):
         await asyncio.sleep(0.05)
-        if monitor.dashboard is not None:
+        if monitor.ready:
             break
-    assert monitor.dashboard is not None
+    assert monitor.ready and monitor.dashboard is not None
     ready = [r for r in lines(out) if r["event"] == "monitor.ready"]
     assert len(ready) == 1
     url = str(ready[0]["dashboard_url"])
@@ -158,7 +158,7 @@ async def test_sigterm_ends_the_run_cleanly_with_exit_0(tmp_path: Path) -> None:
     task = asyncio.create_task(monitor.run())
     for _ in range(100):
         await asyncio.sleep(0.05)
-        if monitor.dashboard is not None:
+        if monitor.ready:
             break
     assert signal.SIGTERM in monitor.signals_installed  # else the kill below would end pytest
     os.kill(os.getpid(), signal.SIGTERM)
@@ -219,7 +219,8 @@ def test_defaults_are_the_embedded_503_lesson() -> None:
      ({"port": 70000}, {}, "--port"),
      ({}, {"VENUEGUARD_API_KEY": "k"}, "both"),
      ({"venue": "bitmex", "trade": "demo"}, {}, "needs VENUEGUARD_API_KEY"),
-     ({}, {"VENUEGUARD_SIM_SEED": "x"}, "integer")],
+     ({}, {"VENUEGUARD_SIM_SEED": "x"}, "VENUEGUARD_SIM_SEED must be a whole number from 0 "),
+     ({}, {"VENUEGUARD_SIM_SEED": "\u0665"}, "VENUEGUARD_SIM_SEED must be a whole number")],
 )
 def test_bad_options_are_refused_clearly(kw: dict[str, object], env: dict[str, str],
                                          message: str) -> None:

@@ -213,3 +213,13 @@ def test_liveness_and_api_metrics_the_sessions_leave_to_the_monitor() -> None:
     reconnect = snap["ws_reconnect_seconds"]
     assert isinstance(reconnect, dict) and reconnect["count"] == 1.0
     assert reconnect["sum"] == pytest.approx(1.5)
+
+
+def test_the_watched_symbols_counters_start_at_zero() -> None:
+    """Known labels start at 0: a spike counter with no sample until the first spike reads as
+    a missing metric, not as "none yet"."""
+    h = Harness()
+    text = h.metrics.render().decode()
+    for name in ("imbalance_spikes_total", "top_of_book_changes_total", "trades_total",
+                 "traded_contracts_total"):
+        assert f'venueguard_{name}{{symbol="XBTUSD"}} 0.0' in text, name

@@ -162,3 +162,30 @@ def test_empty_journal_still_reports_no_data(tmp_path: Path) -> None:
     assert len(rows) == 8
     assert all("not seen (no data)" in row for row in rows.values())
     png_size(out / "timeline.png")
+
+
+def test_a_calm_run_draws_no_axis_below_zero(tmp_path: Path) -> None:
+    """No 503s and no reconnects in the whole run: every count axis starts at 0 and says there
+    were none (it used to draw flat series inside a y-axis from -0.05 to 0.05)."""
+    journal = tmp_path / "calm.db"
+    rows = []
+    for t in range(120):
+        ts = T0_MS + t * 1000
+        rows += [(ts, *Series.HTTP_503_TOTAL, 0.0, None), (ts, *Series.RECONNECTS_TOTAL, 0.0, None),
+                 (ts, *Series.SPREAD, 0.5, {"symbol": "XBTUSD"})]
+        if t % 2 == 0:
+            rows.append((ts, *Series.LATENCY_MS, 3.0, {"endpoint": "/instrument"}))
+    with Journal.open(journal) as j:
+        j.record_samples(rows)
+    rec = report.load_recording(journal)
+    fig = report.timeline_figure(rec, 60.0)
+    axes = fig.get_axes()
+    assert len(axes) == 4
+    for ax in axes:
+        low, high = ax.get_ylim()
+        assert low >= 0 and high > low, (ax.get_ylabel(), low, high)
+    notes = [t.get_text() for ax in axes for t in ax.texts]
+    assert "no 503s in this run" in notes and "no reconnects in this run" in notes
+    out = tmp_path / "out"
+    files = report.build_report(rec, out, source=str(journal))
+    assert files.html.exists() and all(p.exists() for p in files.images)

@@ -98,3 +98,46 @@ def test_progress_on_a_tty_stays_on_one_line() -> None:
     progress.step("c")  # more steps than announced never shows 3/2
     text = out.getvalue()
     assert "\n" not in text and "[2/2] c" in text and "[3/2]" not in text
+
+
+def test_an_80_column_terminal_gets_the_essentials_uncut() -> None:
+    """The full line is ~150 characters; on a terminal it takes the narrow form and leaves out
+    the least important fields first, so an 80-column terminal never cuts it mid-field."""
+    wide = {**STATE, "market": {"symbol": "BTCUSDT", "best_bid": 104123.4,
+                                "best_ask": 104123.5},
+            "venue_state": "COOLDOWN", "regime": "RECOVERING",
+            "api": {"latency_p95": 0.955, "http_503_per_min": 1234.0}}
+    for state in (STATE, wide):
+        line = format_status(state, elapsed_s=3723.9, width=79)
+        assert len(line) <= 79, line
+        market = state["market"]
+        assert isinstance(market, dict)
+        assert line.startswith(f"01:02:03 {market['symbol']} {market['best_bid']:.10g}"
+                               f"/{market['best_ask']:.10g} fresh 0.4s ")
+        assert f" {state['venue_state']} {state['regime']} 503/m " in line, line
+    line = format_status(STATE, elapsed_s=3723.9, width=100)
+    assert line == ("01:02:03 XBTUSD 50000/50000.5 fresh 0.4s DEGRADED CAUTIOUS 503/m 7 "
+                    "p95 125ms rc 2 miss 2.5% sig down")
+
+
+def test_narrow_lines_drop_the_least_important_fields_last_first() -> None:
+    seen = []
+    for width in range(150, 47, -1):
+        line = format_status({**STATE, "strategy": {"paused": True}}, elapsed_s=1, width=width)
+        assert len(line) <= width
+        assert "PAUSED" in line and "fresh 0.4s" in line  # never left out
+        seen.append(line)
+    order = ["signal", "sig", "miss", "rc ", "p95", "503/m", "CAUTIOUS", "DEGRADED"]
+    gone_at = [next(i for i, line in enumerate(seen) if word not in line) for word in order[1:]]
+    assert gone_at == sorted(gone_at), gone_at
+
+
+def test_prices_keep_their_digits() -> None:
+    line = format_status({"market": {"symbol": "BTCUSDT", "best_bid": 104123.4,
+                                     "best_ask": 104123.5}}, elapsed_s=0)
+    assert "104123.4/104123.5 spr 0.1" in line
+
+
+def test_columns_is_the_terminal_width_less_one_on_a_tty_only() -> None:
+    assert StatusLine(io.StringIO(), tty=True, width=80).columns == 79
+    assert StatusLine(io.StringIO(), tty=False, width=80).columns is None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from venueguard import cli, config
-from venueguard.app.monitor import MonitorConfig, StartupError, config_from_args
+from venueguard.app.monitor import MonitorConfig, config_from_args
 
 
 def resolve(argv: list[str], env: dict[str, str] | None = None) -> argparse.Namespace:
@@ -60,9 +60,19 @@ def test_every_cli_option_has_a_key_an_env_var_and_help_with_its_default() -> No
 @pytest.mark.parametrize(("text", "line", "words"), [
     ('[monitor]\nport = 8765\nprot = 1\n', 3, "unknown key 'prot' in [monitor]"),
     ('[monitr]\nport = 1\n', 1, "unknown table [monitr]"),
-    ('\n[monitor]\nport = "high"\n', 3, "port: must be a port number, not 'high'"),
+    ('\n[monitor]\nport = "high"\n', 3, "port: must be a whole number from 0 to 65535, not 'high'"),
     ('[monitor]\n\ntrade = "yolo"\n', 3, "trade must be one of none, demo"),
-    ('[thresholds]\nheartbeat_pong_timeout_s = -1\n', 2, "must be a non-negative number"),
+    ('[thresholds]\nheartbeat_pong_timeout_s = -1\n', 2, "must be a number greater than 0"),
+    ('[thresholds]\ndefault_freshness_s = 0\n', 2,
+     "thresholds.default_freshness_s must be a number greater than 0, not 0"),
+    ('[thresholds]\nws_backoff_cap_s = 0.1\n', 2,
+     "thresholds.ws_backoff_cap_s must be at least thresholds.ws_backoff_base_s"),
+    ('[thresholds]\nsafe_mode_exit = 40\n', 2,
+     "thresholds.safe_mode_exit must be below thresholds.safe_mode_enter"),
+    ('[notify]\nrate_limit_per_minute = 0\n', 2, "must be a whole number of at least 1"),
+    ('[sim]\nrate = nan\n', 2, "rate: must be a number greater than 0 and at most 1000000"),
+    ('[sim]\nrate = 1e9\n', 2, "rate: must be a number greater than 0 and at most 1000000"),
+    ('[monitor]\nfleet_size = 0\n', 2, "fleet_size: must be a whole number from 1 to 10000"),
     ('[notify.slack]\nmin_tier = "loud"\n', 2, "min_tier must be one of info, warning"),
     ('[notify]\nslack.webhook = "x"\n', 2, "unknown key 'webhook' in [notify.slack]"),
     ('[monitor]\nport = 1\nport = 2\n', 3, "not valid TOML"),
@@ -124,8 +134,11 @@ webhook_url = "http://127.0.0.1:9/hook"
 
 def test_inconsistent_thresholds_are_a_startup_error(tmp_path: Path) -> None:
     path = write(tmp_path, "[thresholds]\nsafe_mode_enter = 5\nsafe_mode_exit = 9\n")
-    with pytest.raises(StartupError, match="thresholds"):
-        config_from_args(resolve(["monitor", "--config", str(path)]), {})
+    # refused while the file is read (config show too), naming both keys
+    with pytest.raises(config.ConfigError,
+                       match=r":3: thresholds.safe_mode_exit must be below "
+                             r"thresholds.safe_mode_enter \(safe_mode_exit = 9, "):
+        resolve(["monitor", "--config", str(path)])
 
 
 def test_freshness_table_reaches_the_sessions_liveness(tmp_path: Path) -> None:
@@ -243,8 +256,9 @@ def test_the_shipped_example_file_is_valid_and_matches_the_defaults() -> None:
 
 
 @pytest.mark.parametrize(("text", "words"), [
-    ("[monitor]\nport = 70000\n", "port: must be within 0..65535, not 70000"),
-    ("[monitor]\nduration = -5\n", "duration: must be greater than 0"),
+    ("[monitor]\nport = 70000\n", "port: must be a whole number from 0 to 65535, not '70000'"),
+    ("[monitor]\nduration = -5\n",
+     "duration: must be a number greater than 0 and at most 1000000000"),
     ("[sim]\nport = true\n", "port: must be a single value"),
 ])
 def test_range_checks_of_options_apply_to_file_values_too(tmp_path: Path, text: str,
@@ -259,7 +273,8 @@ def test_range_checks_apply_to_environment_values(capsys: pytest.CaptureFixture[
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VENUEGUARD_PORT", "99999")
     assert cli.main(["monitor", "--duration", "1"]) == 2
-    assert "VENUEGUARD_PORT: port: must be within 0..65535" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "VENUEGUARD_PORT: port: must be a whole number from 0 to 65535" in err
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["monitor", "--port", "-1"])
 

@@ -75,3 +75,30 @@ async def test_refused_upgrade_carries_the_http_status(sim: SimHandle,
         await connector(sim.api_url.replace("http://", "ws://") + "/instrument", Collect(), {},
                         2.0)
     assert failed.value.outcome.status is not None and failed.value.outcome.status != 101
+
+
+@pytest.mark.parametrize("keepalive_s", [0.2, None])
+async def test_a_busy_stream_still_measures_its_pong_age(sim: SimHandle,
+                                                         keepalive_s: float | None) -> None:
+    """Liveness pings only after silence, so on a stream that never goes quiet no pong was ever
+    seen and the dashboard's pong age stayed unknown: the keepalive ping measures it."""
+    from venueguard.io.ws_session import MarketDataSession, MdConfig
+    from venueguard.telemetry.metrics import Metrics
+
+    metrics = Metrics()
+    md = MarketDataSession(MdConfig(url=sim.ws_url, topics=("orderBookL2:XBTUSD",),
+                                    keepalive_ping_s=keepalive_s, metrics_interval_s=0.1),
+                           metrics=metrics)
+    task = asyncio.create_task(md.run())
+    try:
+        await asyncio.sleep(1.5)
+        assert md.live
+        status = md.state.liveness.status(md.clock.monotonic())
+        if keepalive_s is None:  # data flows the whole time: no liveness ping, no pong
+            assert status.pong_age_s is None
+        else:
+            assert status.pong_age_s is not None and 0 <= status.pong_age_s < 1.0
+            assert b"venueguard_ws_pong_age_seconds " in metrics.render()
+    finally:
+        md.stop()
+        await asyncio.wait_for(task, 5)

@@ -119,3 +119,14 @@ def test_decimation_keeps_a_slot_evenly_sampled() -> None:
     q = store.latency_quantiles(T0 + 59, window_s=60)
     assert q["p50"] == pytest.approx(5.0, abs=0.3)  # a biased sampler would drift late
     assert q["p95"] == pytest.approx(9.5, abs=0.3)
+
+
+def test_503s_are_also_counted_in_10_second_bins_for_the_chart() -> None:
+    """503s that begin 45 s into a minute fill the :40 and :50 bins only, so the chart does not
+    draw them over the whole minute."""
+    store = SeriesStore()
+    for i in range(8):
+        store.on_http_status(503, T0 + 45 + i)
+    snap = store.snapshot(T0 + 53, window_s=300)
+    assert snap["http_503_per_min"] == [[T0, 8.0]]
+    assert snap["http_503_per_10s"] == [[T0 + 40, 5.0], [T0 + 50, 3.0]]

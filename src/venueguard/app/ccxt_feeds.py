@@ -141,8 +141,10 @@ class CcxtVenue:
 
     async def run(self) -> None:
         ctx = self.ctx
+        rest = self.exchange.rest
         while True:
             started = ctx.clock.monotonic()
+            rest.last_latency_s = None
             status: int | None = 200
             try:
                 await self.exchange.fetch_ticker(self.symbol)
@@ -152,7 +154,12 @@ class CcxtVenue:
                 verdict = getattr(exc, "venueguard", None)
                 status = verdict.status if verdict is not None else None
             if ctx.on_request is not None:
-                ctx.on_request("fetch_ticker", status, ctx.clock.monotonic() - started,
+                # the venue's round trip, as on the native path; the wall time of the call
+                # also holds ccxt's own rate-limit wait (docs/ccxt.md, "Latency")
+                latency_s = rest.last_latency_s
+                ctx.on_request("fetch_ticker", status,
+                               latency_s if latency_s is not None
+                               else ctx.clock.monotonic() - started,
                                ctx.clock.wall_ms() / 1000.0)
             self.exchange.rest.poll()
             await asyncio.sleep(ctx.config.probe_interval_s)

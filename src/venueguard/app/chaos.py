@@ -42,6 +42,7 @@ from typing import Any, TextIO
 
 from venueguard.app.chaos_checks import Violation
 from venueguard.app.chaos_seed import CHECKS, ChaosConfig, RestFactory, SeedResult, run_seed
+from venueguard.numbers import NumberError, read_int
 
 __all__ = ["ChaosReport", "exit_code", "replay_command", "run", "run_chaos"]
 
@@ -112,7 +113,6 @@ async def run_chaos(seeds: Sequence[int], config: ChaosConfig | None = None, *,
 
     loop.set_exception_handler(on_loop_error)
     started = time.monotonic()
-    gate = asyncio.Semaphore(max(1, concurrency))
     warm_rss: list[float] = []
     total = len(seeds)
     print(f"venueguard chaos: {total} seed(s) from {seeds[0] if seeds else '-'}, "
@@ -121,19 +121,26 @@ async def run_chaos(seeds: Sequence[int], config: ChaosConfig | None = None, *,
     print(_header(), file=out, flush=True)
 
     async def one(seed: int) -> None:
-        async with gate:
-            kwargs = {"rest_factory": rest_factory} if rest_factory is not None else {}
-            result = await run_seed(seed, cfg, **kwargs)
+        kwargs = {"rest_factory": rest_factory} if rest_factory is not None else {}
+        result = await run_seed(seed, cfg, **kwargs)
         report.results.append(result)
         if len(report.results) == min(total, max(1, concurrency)):
             gc.collect()
             warm_rss.append(rss_mb())
         print(_row(len(report.results), total, result), file=out, flush=True)
 
+    # ``concurrency`` workers take the seeds one by one: a task per seed up front (100,000 of
+    # them waiting on a semaphore) took minutes to cancel on Ctrl-C
+    pending = iter(seeds)
+
+    async def worker() -> None:
+        for seed in pending:  # one shared iterator: each seed is taken once
+            await one(seed)
+
     try:
         async with asyncio.TaskGroup() as group:
-            for seed in seeds:
-                group.create_task(one(seed), name=f"chaos-seed-{seed}")
+            for i in range(max(1, min(concurrency, total))):
+                group.create_task(worker(), name=f"chaos-worker-{i}")
     finally:
         loop.set_exception_handler(previous)
     report.wall_s = time.monotonic() - started
@@ -192,10 +199,10 @@ def run(args: argparse.Namespace) -> int:
         print("venueguard chaos: --seeds must be >= 1", file=sys.stderr)
         return 2
     try:
-        concurrency = int(os.environ.get("VENUEGUARD_CHAOS_CONCURRENCY", DEFAULT_CONCURRENCY))
-    except ValueError:
-        print("venueguard chaos: VENUEGUARD_CHAOS_CONCURRENCY must be an integer",
-              file=sys.stderr)
+        concurrency = read_int(os.environ.get("VENUEGUARD_CHAOS_CONCURRENCY",
+                                              str(DEFAULT_CONCURRENCY)), low=1, high=256)
+    except NumberError as exc:
+        print(f"venueguard chaos: VENUEGUARD_CHAOS_CONCURRENCY {exc}", file=sys.stderr)
         return 2
     config = ChaosConfig()
     scenario = getattr(args, "scenario", None)

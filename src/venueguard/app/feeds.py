@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,7 @@ from venueguard.venues.bitmex.timefmt import parse_ms_or_none
 if TYPE_CHECKING:
     from venueguard.app.monitor import MonitorContext
 
+SYMBOL_CHECK_TIMEOUT_S = 10.0
 RequestHook = Callable[[str, int | None, float | None, float], None]
 _IMBALANCE_LEVELS = 5
 
@@ -213,5 +216,34 @@ async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue
         ProbeConfig(instrument_every_s=cfg.probe_interval_s,
                     order_every_s=cfg.order_probe_interval_s if order_probe else None),
         symbol=symbol, clock=ctx.clock, best_bid=market.best_bid)
+    try:
+        await check_symbol(rest, symbol, ctx.rest_url)
+    except BaseException:
+        await rest.close()
+        raise
     ctx.market, ctx.rest = md, rest
     return market, SessionVenue(rest, probe)
+
+
+async def check_symbol(rest: RestSession, symbol: str, where: str,
+                       timeout_s: float = SYMBOL_CHECK_TIMEOUT_S) -> None:
+    """Refuse (StartupError) a symbol the venue answers it does not list: an empty
+    ``GET /instrument?symbol=...``. A stream of an unknown topic would only ever look stale.
+    Any other outcome (an error, a timeout: the venue may be failing right now) starts the
+    monitor, which then shows what the venue does."""
+    from venueguard.app.monitor import StartupError
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            rows = await rest.request("GET", "/instrument", query={"symbol": symbol, "count": 1})
+    except Exception:  # not an answer about the symbol
+        return
+    if not (isinstance(rows, list) and not rows):
+        return
+    listed = ""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(timeout_s):
+            active = await rest.request("GET", "/instrument/active")
+        names = sorted({str(r.get("symbol")) for r in active if isinstance(r, dict)})
+        listed = f" (it lists: {', '.join(names[:12])}{', ...' if len(names) > 12 else ''})"
+    raise StartupError(f"unknown symbol {symbol!r} at {where}{listed}; choose one with --symbol")

@@ -64,13 +64,16 @@ from venueguard.app.predictor import Predictor, PredictorLoadError, load_predict
 from venueguard.app.recorder import Recorder
 from venueguard.app.status import StatusAwareStream, StatusLine
 from venueguard.app.ticker import MarketInput, Ticker, TickerParts, VenueInput
+from venueguard.cli import MAX_SEED
 from venueguard.config import Settings, Thresholds
 from venueguard.core.regime import RegimeConfig, RegimeDetector
 from venueguard.core.rules import RulesError, RuleSet, load_rules
 from venueguard.core.snapshots import SnapshotConfig, SnapshotManager
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
+from venueguard.io.errors import ConfigError as VenueguardConfigError
 from venueguard.io.journal import Journal, JournalError
 from venueguard.io.journal_lock import JournalLock
+from venueguard.numbers import NumberError, read_int
 from venueguard.telemetry.alerts import Alerts, LogSink, Tier, WebhookSink
 from venueguard.telemetry.chat import ChatSink, sinks_from_settings
 from venueguard.telemetry.events import EventLog
@@ -202,9 +205,9 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
     if fleet_size is not None and (redis_url is None or fleet_size < 1):
         raise StartupError("--fleet-size needs --redis and must be >= 1")
     try:
-        seed = int(env.get("VENUEGUARD_SIM_SEED", "1"))
-    except ValueError:
-        raise StartupError("VENUEGUARD_SIM_SEED must be an integer") from None
+        seed = read_int(env.get("VENUEGUARD_SIM_SEED", "1"), low=0, high=MAX_SEED)
+    except NumberError as exc:
+        raise StartupError(f"VENUEGUARD_SIM_SEED {exc}") from None
     rules_path = getattr(args, "rules", None)
     rules, rules_text = _read_rules(rules_path)
     settings = getattr(args, "settings", None)
@@ -376,6 +379,9 @@ class Monitor:
         self.stop_reason = "stopped"
         self.journal_error: str | None = None
         self.dashboard: DashboardServer | None = None
+        self.ready = False  # monitor.ready was logged
+        self._sim_started: dict[str, object] | None = None
+        self.scenario: str | None = None  # what the simulator runs (monitor.ready), if known
         self.signals_installed: list[signal.Signals] = []
         self._stop: asyncio.Event | None = None
 
@@ -391,7 +397,8 @@ class Monitor:
         try:
             return await self._run(stop)
         except StartupError as exc:
-            self.events.emit("monitor.error", error=str(exc))
+            if self.config.log_format == "json":  # for tools; a person reads the line below
+                self.events.emit("monitor.error", error=str(exc))
             self.status.close(f"venueguard monitor: {exc}")
             return 2
         finally:
@@ -430,6 +437,7 @@ class Monitor:
         self.events.subscribe(recorder.on_event)
         try:
             async with contextlib.AsyncExitStack() as stack:
+                await self._open_dashboard(stack)
                 endpoints = await self._endpoints(stack)
                 ctx = MonitorContext(cfg, self.events, self.metrics, self.alerts, journal,
                                      self.clock, endpoints.rest_url, endpoints.ws_url)
@@ -442,12 +450,12 @@ class Monitor:
                 ctx.on_request = ticker.on_request
                 if cfg.trade == "demo":
                     self.trader = self._make_trader(ctx)
-                await self._serve_dashboard(stack)
+                self._announce_ready()
                 code = await self._supervise_all(stop, market, venue, recorder)
                 await self._stop_trader()
                 return 1 if self._halted() else code
         finally:
-            if self.dashboard is not None:  # it was running (monitor.ready was logged)
+            if self.ready:  # it was running (monitor.ready was logged)
                 self.events.emit("monitor.stopped", reason=self.stop_reason,
                                  failures=list(self.failures))
             self.events.unsubscribe(recorder.on_event)
@@ -468,6 +476,8 @@ class Monitor:
 
     async def _endpoints(self, stack: contextlib.AsyncExitStack) -> Endpoints:
         cfg = self.config
+        if cfg.sim_url is not None:  # an external simulator: ask it what it runs
+            self.scenario = await external_scenario(cfg.sim_url)
         if cfg.is_ccxt:  # ccxt knows the venue's own URLs; a simulator replaces them
             if cfg.sim_url is None:
                 return Endpoints(cfg.venue, cfg.venue)
@@ -485,13 +495,17 @@ class Monitor:
             server = SimServer(SimConfig(seed=cfg.sim_seed, symbols=(cfg.symbol,),
                                          scenario=cfg.scenario))
         except Exception as exc:  # a bad scenario name or file: say which and why
-            raise StartupError(f"simulator: {type(exc).__name__}: {exc}") from exc
+            detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise StartupError(f"simulator: {detail}") from exc
         try:
             base = await server.start()
         except OSError as exc:
             raise StartupError(f"simulator: cannot listen: {exc.strerror or exc}") from exc
         stack.push_async_callback(server.stop)
-        self.events.emit("sim.started", url=base, scenario=cfg.scenario, seed=cfg.sim_seed)
+        runner = server.scenario_runner
+        self.scenario = runner.scenario.name if runner is not None else None
+        # logged with monitor.ready, after the dashboard's URL (_announce_ready)
+        self._sim_started = {"url": base, "scenario": self.scenario, "seed": cfg.sim_seed}
         return Endpoints(base, server.ws_url)
 
     async def _join_fleet(self, stack: contextlib.AsyncExitStack) -> Any:
@@ -547,8 +561,13 @@ class Monitor:
             factory = open_sources
         try:
             market, venue = await factory(ctx)
-        except Exception as exc:  # e.g. a session refusing its settings: say so, exit 2
-            raise StartupError(f"sessions: {type(exc).__name__}: {exc}") from exc
+        except StartupError:  # already one line in the user's terms (e.g. an unknown symbol)
+            raise
+        except VenueguardConfigError as exc:  # a setting the venue refused: its own words
+            raise StartupError(str(exc)) from exc
+        except Exception as exc:  # anything else: name it, exit 2
+            raise StartupError(f"cannot open the venue's sessions: {type(exc).__name__}: {exc}"
+                               ) from exc
         stack.push_async_callback(venue.aclose)
         return market, venue
 
@@ -591,11 +610,15 @@ class Monitor:
         except Exception:  # the dashboard must keep working whatever the trader does
             return {}
 
-    async def _serve_dashboard(self, stack: contextlib.AsyncExitStack) -> None:
-        ticker = self.ticker
-        assert ticker is not None
+    def _dashboard_state(self) -> dict[str, object]:
+        if self.ticker is None:  # the page says "no answer from the monitor" until then
+            raise RuntimeError("the monitor is still starting")
+        return self.ticker.state(self.clock.wall_ms() / 1000.0)
+
+    async def _open_dashboard(self, stack: contextlib.AsyncExitStack) -> None:
+        """Listen first: a port in use fails before anything else starts."""
         cfg = self.config
-        app = create_dashboard_app(lambda: ticker.state(self.clock.wall_ms() / 1000.0),
+        app = create_dashboard_app(self._dashboard_state,
                                    self.metrics, series=self.series, events=self.events,
                                    wall_clock=lambda: self.clock.wall_ms() / 1000.0,
                                    allowed_hosts=[cfg.host])  # requests may name --host
@@ -610,10 +633,21 @@ class Monitor:
             self.events.emit("monitor.warning", message=warning, host=cfg.host)
             print(f"venueguard monitor: warning: {warning}", file=self._stderr, flush=True)
         stack.push_async_callback(self.dashboard.close)
+
+    def _announce_ready(self) -> None:
+        """Everything runs: with --log-format pretty the dashboard's URL comes first (a
+        person's first useful line), then ``sim.started`` and ``monitor.ready``."""
+        assert self.dashboard is not None
+        self.ready = True
+        if self.config.log_format == "pretty":
+            print(f"venueguard monitor: dashboard {self.dashboard.url} (Ctrl-C stops)",
+                  file=self._stderr, flush=True)
+        if self._sim_started is not None:
+            self.events.emit("sim.started", **self._sim_started)
         self.events.emit("monitor.ready", dashboard_url=self.dashboard.url,
                          metrics_url=self.dashboard.metrics_url, venue=self.config.venue,
                          symbol=self.config.symbol, journal=str(self.config.journal),
-                         scenario=self.config.scenario if self.config.is_sim else None,
+                         scenario=self.scenario,
                          trade=self.config.trade)
 
     async def _supervise_all(self, stop: asyncio.Event, market: MarketSource,
@@ -705,6 +739,21 @@ class Monitor:
             await recorder.flush()
             if recorder.write_errors:
                 raise JournalFailed(recorder.last_error or "write error")
+
+
+async def external_scenario(sim_url: str, timeout_s: float = 3.0) -> str | None:
+    """The scenario an external simulator runs, from its control API (``GET /_sim/faults``);
+    None when it does not say (an older simulator, a proxy, no answer): then none is claimed."""
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as s, \
+                s.get(sim_url.rstrip("/") + "/_sim/faults") as resp:
+            body = await resp.json(content_type=None) if resp.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    scenario = body.get("scenario") if isinstance(body, dict) else None
+    return scenario if isinstance(scenario, str) else None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -154,6 +154,18 @@ def _no_data(ax: Axes, what: str) -> None:
             color="#888888")
 
 
+def _counts_from_zero(ax: Axes, values: Sequence[float], what: str) -> None:
+    """A count or a duration never goes below 0: the axis starts there, and a series that is
+    all zero says so instead of a flat line inside an axis from -0.05 to 0.05."""
+    if not values or max(values) <= 0:
+        ax.set_ylim(0, 1)
+        if values:
+            ax.text(0.5, 0.5, f"no {what} in this run", transform=ax.transAxes, ha="center",
+                    va="center", color="#888888")
+    else:
+        ax.set_ylim(bottom=0)
+
+
 def _shade_regimes(axes: Sequence[Axes], rec: Recording) -> None:
     points = rec.series(Series.REGIME)
     spans: list[tuple[float, float, int]] = []
@@ -173,6 +185,11 @@ def _shade_regimes(axes: Sequence[Axes], rec: Recording) -> None:
 
 def plot_timeline(rec: Recording, bucket_s: float, path: Path) -> None:
     """503s per minute, spread, latency quantiles and reconnects on one shared time axis."""
+    timeline_figure(rec, bucket_s).savefig(path, dpi=100)
+
+
+def timeline_figure(rec: Recording, bucket_s: float) -> Figure:
+    """The figure of :func:`plot_timeline`."""
     fig = Figure(figsize=(11.0, 9.5), layout="constrained")
     ax503, axspread, axlat, axrec = fig.subplots(4, 1, sharex=True)
     width_days = bucket_s / 86_400.0 * 0.9
@@ -183,6 +200,7 @@ def plot_timeline(rec: Recording, bucket_s: float, path: Path) -> None:
         xs = [_dt(start + (i + 0.5) * bucket_s) for i in sorted(errs)]
         ax503.bar(xs, [errs[i] * 60.0 / bucket_s for i in sorted(errs)], width=width_days,
                   color="#d1495b")
+        _counts_from_zero(ax503, list(errs.values()), "503s")
     else:
         _no_data(ax503, "503 counter")
     ax503.set_ylabel("HTTP 503 / min")
@@ -193,6 +211,7 @@ def plot_timeline(rec: Recording, bucket_s: float, path: Path) -> None:
     if spread:
         axspread.plot([_dt(t) for t, _ in spread], [v for _, v in spread], color="#2e86ab",
                       linewidth=0.9)
+        _counts_from_zero(axspread, [v for _, v in spread], "spread")
     else:
         _no_data(axspread, "spread")
     axspread.set_ylabel("spread")
@@ -210,6 +229,7 @@ def plot_timeline(rec: Recording, bucket_s: float, path: Path) -> None:
             axlat.plot(xs, [percentile(per_bucket[i], q) for i in idx], color=colour,
                        linewidth=1.2, marker=".", label=f"p{q}")
         axlat.legend(loc="upper left", fontsize=8, ncols=4)
+        _counts_from_zero(axlat, [v for _, v in lat], "latency")
     else:
         _no_data(axlat, "latency")
     axlat.set_ylabel("REST latency (ms)")
@@ -219,6 +239,7 @@ def plot_timeline(rec: Recording, bucket_s: float, path: Path) -> None:
         idx = sorted(rec_counts)
         axrec.bar([_dt(start + (i + 0.5) * bucket_s) for i in idx], [rec_counts[i] for i in idx],
                   width=width_days, color="#6a4c93")
+        _counts_from_zero(axrec, list(rec_counts.values()), "reconnects")
     else:
         _no_data(axrec, "reconnect counter")
     for e in rec.named("ws.stale"):
@@ -229,7 +250,7 @@ def plot_timeline(rec: Recording, bucket_s: float, path: Path) -> None:
         buckets = math.ceil(rec.duration_s / bucket_s + 1e-9)
         axrec.set_xlim(_dt(rec.start_ts), _dt(max(rec.end_ts, start + buckets * bucket_s)))
     _shade_regimes((ax503, axspread, axlat, axrec), rec)
-    fig.savefig(path, dpi=100)
+    return fig
 
 
 def plot_latency(rec: Recording, path: Path) -> None:
@@ -258,6 +279,8 @@ def plot_spread_vs_503(rec: Recording, bucket_s: float, path: Path) -> None:
     if means:
         idx = sorted(means)
         ax.scatter([errs.get(i, 0.0) for i in idx], [means[i] for i in idx], color="#d1495b")
+        ax.set_xlim(left=0, right=max([1.0, *errs.values()]) * 1.05)  # counts: from 0
+        ax.set_ylim(bottom=0)
     else:
         _no_data(ax, "spread")
     ax.set_xlabel(f"HTTP 503 per {bucket_s:g} s bucket")

@@ -23,6 +23,7 @@ import io
 import shutil
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 _ERASE_EOL = "\x1b[K"
@@ -52,6 +53,14 @@ class StatusLine:
     @property
     def text(self) -> str:
         return self._text
+
+    @property
+    def columns(self) -> int | None:
+        """Columns a line may take without being cut: the terminal's width less one on a TTY,
+        None elsewhere (a pipe or a log file takes any length)."""
+        if not self.tty:
+            return None
+        return max(10, (self._width or shutil.get_terminal_size((120, 24)).columns) - 1)
 
     def show(self, text: str, now: float) -> None:
         """Set the status text; on a TTY redraw it, else print it if ``plain_every_s`` passed."""
@@ -83,8 +92,7 @@ class StatusLine:
             self._write(final + "\n")
 
     def _draw(self) -> None:
-        width = self._width or shutil.get_terminal_size((120, 24)).columns
-        self._write("\r" + self._text[: max(10, width - 1)] + _ERASE_EOL)
+        self._write("\r" + self._text[: self.columns or len(self._text)] + _ERASE_EOL)
         self._drawn = True
 
     def _write(self, text: str) -> None:
@@ -130,42 +138,78 @@ def _section(state: Mapping[str, object], key: str) -> Mapping[str, object]:
     return value if isinstance(value, Mapping) else {}
 
 
-def format_status(state: Mapping[str, object], *, elapsed_s: float) -> str:
-    """One line from a dashboard state dict (the schema of ``venueguard.app.dashboard``)."""
+@dataclass(frozen=True, slots=True)
+class StatusField:
+    """One field of the status line: its full and its narrow form, and how long it stays when
+    the terminal is narrow (rank 0 always; higher ranks are left out first)."""
+
+    full: str
+    narrow: str
+    rank: int
+
+
+def status_fields(state: Mapping[str, object], *, elapsed_s: float) -> list[StatusField]:
+    """The fields of the status line in display order (README, "The status line")."""
     h, rem = divmod(int(max(0.0, elapsed_s)), 3600)
     m, s = divmod(rem, 60)
     market, live = _section(state, "market"), _section(state, "liveness")
     api = _section(state, "api")
     head = f"{h:02d}:{m:02d}:{s:02d} {market.get('symbol', '?')}"
     bid, ask = _num(market.get("best_bid")), _num(market.get("best_ask"))
-    if bid is not None and ask is not None:
-        head += f" {bid:g}/{ask:g} spr {ask - bid:g}"
+    if bid is not None and ask is not None:  # 10 significant digits: 104123.5, not 104124
+        head += f" {bid:.10g}/{ask:.10g}"
+        fields = [StatusField(f"{head} spr {ask - bid:.10g}", head, 0)]
     else:
-        head += " no book"
-    parts = [head]
+        fields = [StatusField(head + " no book", "", 0)]
     age = _num(live.get("data_age_s"))
-    fresh = "fresh" if live.get("fresh") else "STALE"
-    parts.append(fresh + (f" {age:.1f}s" if age is not None else ""))
-    parts.append(f"venue {state.get('venue_state', '?')}")
-    parts.append(f"regime {state.get('regime', '?')}")
+    fresh = ("fresh" if live.get("fresh") else "STALE") + (f" {age:.1f}s" if age is not None
+                                                           else "")
+    venue, regime = state.get("venue_state", "?"), state.get("regime", "?")
     per_min = _num(api.get("http_503_per_min"))
-    parts.append(f"503/min {per_min:g}" if per_min is not None else "503/min -")
+    shown_503 = f"{per_min:g}" if per_min is not None else "-"
     p95 = _num(api.get("latency_p95"))
-    parts.append(f"p95 {p95 * 1000:.0f}ms" if p95 is not None else "p95 -")
-    parts.append(f"reconn {live.get('reconnects', 0)}")
-    snaps = _section(state, "snapshots")
-    ratio = _num(snaps.get("missing_ratio"))
+    shown_p95 = f"p95 {p95 * 1000:.0f}ms" if p95 is not None else "p95 -"
+    reconnects = live.get("reconnects", 0)
+    fields += [StatusField(fresh, fresh, 0),
+               StatusField(f"venue {venue}", str(venue), 1),
+               StatusField(f"regime {regime}", str(regime), 1),
+               StatusField(f"503/min {shown_503}", f"503/m {shown_503}", 2),
+               StatusField(shown_p95, shown_p95, 3),
+               StatusField(f"reconn {reconnects}", f"rc {reconnects}", 4)]
+    ratio = _num(_section(state, "snapshots").get("missing_ratio"))
     if ratio is not None:
-        parts.append(f"miss {ratio:.1%}")
+        fields.append(StatusField(f"miss {ratio:.1%}", f"miss {ratio:.1%}", 6))
     signal = _section(state, "signal")
     if signal:
         arrows = {1: "up", -1: "down", 0: "flat"}
         direction = signal.get("direction")
         arrow = arrows.get(direction, "?") if isinstance(direction, int) else "?"
-        parts.append(f"signal {arrow}")
+        fields.append(StatusField(f"signal {arrow}", f"sig {arrow}", 6))
     if _section(state, "strategy").get("paused"):
-        parts.append("PAUSED")
-    return " | ".join(parts)
+        fields.append(StatusField("PAUSED", "PAUSED", 0))
+    return [replace(f, narrow=f.narrow or f.full) for f in fields]
+
+
+def format_status(state: Mapping[str, object], *, elapsed_s: float,
+                  width: int | None = None) -> str:
+    """One line from a dashboard state dict (the schema of ``venueguard.app.dashboard``).
+
+    Every field, separated by ``|``, when it fits in ``width`` columns (or ``width`` is None:
+    a pipe or a log file). Narrower, the fields take their narrow form, and the least important
+    ones are left out, last first (``signal``, ``miss``, ``reconn``, ``p95``, ``503/min``;
+    the narrow head has no spread), until the line fits: on an 80-column terminal it keeps
+    time, symbol, bid/ask, freshness, venue state, regime, and 503s per minute at least."""
+    fields = status_fields(state, elapsed_s=elapsed_s)
+    full = " | ".join(f.full for f in fields)
+    if width is None or len(full) <= width:
+        return full
+    kept = list(fields)
+    while True:
+        line = " ".join(f.narrow for f in kept)
+        droppable = [f for f in kept if f.rank > 0]
+        if len(line) <= width or not droppable:
+            return line[:width]
+        kept.remove(max(reversed(droppable), key=lambda f: f.rank))
 
 
 class Progress:

@@ -163,6 +163,10 @@ class Ticker:
         self._last_snapshot: dict[str, float] = {}
         self._reconnect_pending = False
         self._disconnected_at: float | None = None
+        metrics = parts.metrics  # the watched symbol's counters exist from the start, at 0
+        for counter in (metrics.imbalance_spikes_total, metrics.top_of_book_changes_total,
+                        metrics.trades_total, metrics.traded_contracts_total):
+            counter.labels(symbol=parts.symbol)
 
     # -- facts from elsewhere ------------------------------------------------------------------
     def on_event(self, record: Mapping[str, object]) -> None:
@@ -251,7 +255,8 @@ class Ticker:
                 venue_state_code=VENUE_STATE_CODES.get(venue.state, -1),
                 position=self._position(metrics)))
         if p.status is not None:
-            p.status.show(format_status(self.state(wall_s), elapsed_s=now - p.started_at), now)
+            p.status.show(format_status(self.state(wall_s), elapsed_s=now - p.started_at,
+                                        width=p.status.columns), now)
 
     def _facts(self, now: float, m: MarketInput) -> MarketFacts:
         trade_age = None if m.last_trade_now is None else max(0.0, now - m.last_trade_now)

@@ -142,6 +142,9 @@ class CcxtRest(RestSession):
         install_probe(exchange, clock)
         #: called with every verdict of a request that was sent (the regime detector's feed)
         self.on_kind: Callable[[Kind, float], None] | None = None
+        #: the HTTP round trip of the last request sent (ccxt's own rate-limit wait and
+        #: venueguard's gate excluded: what the venue took), None before the first
+        self.last_latency_s: float | None = None
 
     async def close(self) -> None:
         """Nothing of its own to close: the exchange's connections belong to its owner."""
@@ -212,6 +215,7 @@ class CcxtRest(RestSession):
                 self.limiter.on_headers(cls.rate_limit, now, clock.wall_ms() / 1000)
             status = str(reply.status)
             latency_s = probe.latency_s
+            self.last_latency_s = latency_s
         else:
             if probe.fetches:  # sent, and no response came back
                 self.health.on_outcome(cls, now)

@@ -91,6 +91,11 @@ class MdConfig:
     max_opens_per_hour: int = 60
     lag_tolerance_s: float = 0.05
     metrics_interval_s: float = 1.0
+    # A protocol ping at least this often even while data flows (None: never). Liveness pings
+    # only after silence, so on a busy stream no pong would ever be seen and the pong age
+    # (metric ws_pong_age_seconds, the dashboard) would stay unknown. The pong counts as
+    # inbound traffic; data freshness is still judged per channel.
+    keepalive_ping_s: float | None = 10.0
     event_queue_max: int = 100_000
     tape: TapeConfig = field(default_factory=TapeConfig)
     legacy_ids: Mapping[str, LegacyIds] = field(default_factory=dict)
@@ -100,6 +105,8 @@ class MdConfig:
     increments: Mapping[str, Increments] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.keepalive_ping_s is not None and not self.keepalive_ping_s > 0:
+            raise ValueError("keepalive_ping_s must be > 0 (or None)")
         if not self.topics:
             raise ValueError("at least one topic is needed")
         if (self.api_key is None) != (self.api_secret is None):
@@ -385,6 +392,7 @@ class MarketDataSession:
         clock, state, cfg = self.clock, self.state, self.config
         subscribe_deadline = clock.monotonic() + cfg.subscribe_timeout_s
         next_tick = clock.monotonic()
+        next_keepalive = next_tick + min(1.0, cfg.keepalive_ping_s or 0.0)  # first one soon
         while True:
             now = clock.monotonic()
             if self._stopping:
@@ -401,6 +409,9 @@ class MarketDataSession:
             if now >= next_tick:
                 self._tick(now)
                 next_tick = now + cfg.metrics_interval_s
+            if cfg.keepalive_ping_s is not None and now >= next_keepalive:
+                conn.send_ping()  # the pong arrives through on_pong_frame
+                next_keepalive = now + cfg.keepalive_ping_s
             deadline = min(d for d in (state.liveness.next_deadline(), next_tick,
                                        subscribe_deadline if self._pending_acks else None)
                            if d is not None)

@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import signal
 import sys
 
+from venueguard.cli import MAX_REPLAY_SPEED, MAX_REST_LIMIT, MAX_SIM_RATE
 from venueguard.sim.binance import signing as binance_signing
 from venueguard.sim.replay import ReplayError
 from venueguard.sim.scenario import ScenarioError, load_scenario
@@ -32,15 +34,20 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     symbols = tuple(s.strip().upper() for s in str(raw_symbols).split(",") if s.strip())
     if not symbols:
         raise ValueError("--symbols needs at least one symbol")
-    if args.rate <= 0:
-        raise ValueError(f"--rate must be > 0, got {args.rate}")
-    if args.replay_speed < 0:
-        raise ValueError(f"--replay-speed must be >= 0, got {args.replay_speed}")
+    rate = float(args.rate)
+    if not (math.isfinite(rate) and 0 < rate <= MAX_SIM_RATE):  # NaN fails every comparison
+        raise ValueError(f"--rate must be a number greater than 0 and at most "
+                         f"{MAX_SIM_RATE:.0f}, not {args.rate}")
+    speed = float(args.replay_speed)
+    if not (math.isfinite(speed) and 0 <= speed <= MAX_REPLAY_SPEED):
+        raise ValueError(f"--replay-speed must be a number from 0 to {MAX_REPLAY_SPEED:.0f}, "
+                         f"not {args.replay_speed}")
     if (args.api_key is None) != (args.api_secret is None):
         raise ValueError("--api-key and --api-secret go together")
     rest_limit = getattr(args, "rest_limit", None)
-    if rest_limit is not None and rest_limit < 1:
-        raise ValueError(f"--rest-limit must be >= 1 request a minute, got {rest_limit}")
+    if rest_limit is not None and not 1 <= rest_limit <= MAX_REST_LIMIT:
+        raise ValueError(f"--rest-limit must be a whole number from 1 to {MAX_REST_LIMIT}, "
+                         f"not {rest_limit}")
     extra = {} if rest_limit is None else {"rest_per_min": rest_limit}
     return SimConfig(
         **extra,

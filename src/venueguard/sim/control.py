@@ -4,7 +4,8 @@
   -> ``{"id": ID, "kind": K, "hit_connections": N?}``; unknown kinds or bad parameters -> 400
   ``{"error": "..."}`` naming the problem;
 - ``DELETE /_sim/faults`` clears every fault -> ``{"cleared": N}``;
-- ``GET /_sim/faults`` -> ``{"faults": [...], "kinds": {kind: {scope, params, summary}}}``;
+- ``GET /_sim/faults`` -> ``{"faults": [...], "kinds": {kind: {scope, params, summary}},
+  "scenario": NAME | null, "seed": N}`` (the scenario this simulator runs, null for none);
 - ``GET /_sim/truth`` -> orders, executions, positions, request counters per endpoint, response
   counters per endpoint and status, POST attempts per clOrdID that reached the engine;
 - ``GET /_sim/resolve?host=NAME`` -> the resolver seam used to deliver ``dns_failure``
@@ -26,6 +27,7 @@ from aiohttp import web
 from venueguard.sim.clock import SimClock
 from venueguard.sim.faults import Fault, FaultBook, FaultError, FaultRequest, KindSpec, parse_fault
 from venueguard.sim.rest import SERVER_KEY, json_response
+from venueguard.sim.scenario import ScenarioRunner
 
 
 class FaultHost(Protocol):
@@ -47,6 +49,21 @@ class FaultHost(Protocol):
         ...
 
     def clear_faults(self) -> int: ...
+
+    @property
+    def scenario_runner(self) -> ScenarioRunner | None:
+        """The scenario this host plays (``GET`` names it), or None."""
+        ...
+
+    @property
+    def config(self) -> SeededConfig: ...
+
+
+class SeededConfig(Protocol):
+    """The part of a host's configuration that ``GET /_sim/faults`` reports."""
+
+    @property
+    def seed(self) -> int: ...
 
 
 FAULT_HOST_KEY: web.AppKey[FaultHost] = web.AppKey("venueguard_fault_host")
@@ -86,7 +103,10 @@ async def get_faults(request: web.Request) -> web.Response:
     kinds = {name: {"scope": spec.scope, "summary": spec.summary,
                     "params": {ps.name: ps.default for ps in spec.params}}
              for name, spec in server.fault_kinds.items()}
-    return json_response({"faults": server.faults.listing(now_s), "kinds": kinds})
+    runner = server.scenario_runner
+    return json_response({"faults": server.faults.listing(now_s), "kinds": kinds,
+                          "scenario": runner.scenario.name if runner is not None else None,
+                          "seed": server.config.seed})
 
 
 async def get_truth(request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
+from venueguard import numbers
 from venueguard.sim.model import SimError
 
 __all__ = ["read_bool", "read_float", "read_int", "read_str", "read_str_list"]
@@ -39,9 +40,9 @@ def read_float(params: Mapping[str, object], key: str, error: str) -> float | No
         except OverflowError:  # an integer of more than 308 digits
             raise _bad(error) from None
     elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except (ValueError, OverflowError):
+        try:  # ASCII digits only (venueguard.numbers): float() would take non-ASCII digits or '1_0'
+            number = numbers.read_float(value)
+        except numbers.NumberError:
             raise _bad(error) from None
     else:
         raise _bad(error)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from venueguard import numbers
 from venueguard.sim.model import SimError
 from venueguard.venues.bitmex import errors
 
@@ -87,9 +88,9 @@ def opt_int(
         return default
     if isinstance(value, bool):
         raise bad(f"Invalid {key}")
-    try:
-        number = float(value) if isinstance(value, str) else value
-    except (ValueError, OverflowError):
+    try:  # ASCII only (venueguard.numbers): float() takes non-ASCII digits, ' 5', '1_0'
+        number = numbers.read_float(value) if isinstance(value, str) else value
+    except (numbers.NumberError, OverflowError):
         raise bad(f"Invalid {key}") from None
     if isinstance(number, float) and not math.isfinite(number):
         raise bad(f"Invalid {key}")  # inf, 1e999, nan

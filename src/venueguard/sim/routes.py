@@ -137,7 +137,7 @@ async def delete_order_all(request: web.Request) -> web.StreamResponse:
 async def cancel_all_after(request: web.Request) -> web.StreamResponse:
     server, prm, now_ms = _ctx(request)
     p.required(prm, "timeout")
-    timeout_ms = p.opt_int(prm, "timeout", 0)
+    timeout_ms = p.opt_int(prm, "timeout", 0, low=0)
     return json_response(server.engine.cancel_all_after(timeout_ms, now_ms))
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from venueguard import numbers
 from venueguard.sim import params as p
 from venueguard.sim.account_rows import currencies, margin_row, user_row, wallet_row
 from venueguard.sim.complete import complete, complete_rows
@@ -121,8 +122,8 @@ async def position_leverage(request: web.Request) -> web.StreamResponse:
         raise p.bad("Invalid symbol")
     raw = p.required(prm, "leverage")
     try:
-        leverage = float(raw)
-    except (TypeError, ValueError):
+        leverage = numbers.read_float(raw) if isinstance(raw, str) else float(raw)
+    except (TypeError, ValueError, OverflowError):  # NumberError is a ValueError
         raise p.bad("Invalid leverage") from None
     if not math.isfinite(leverage) or not 0 <= leverage <= _LEVERAGE_MAX:
         raise p.bad("Invalid leverage")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from venueguard import numbers
 from venueguard.sim import control, rest
 from venueguard.sim.clock import SimClock
 from venueguard.sim.effects import OrderEffects
@@ -335,8 +336,9 @@ class SimServer:
         if not key or key != self.config.api_key:
             return None
         try:
-            expires = int(headers.get("api-expires") or headers.get("api-nonce") or "")
-        except ValueError:
+            expires = numbers.read_int(headers.get("api-expires") or headers.get("api-nonce")
+                                       or "")
+        except numbers.NumberError:
             return None
         if not signing.verify(self.config.api_secret, verb, raw_path, expires, body,
                               headers.get("api-signature", "")):
@@ -357,8 +359,8 @@ class SimServer:
         now_wall = int(self.clock.wall_s())
         raw_expires = headers.get("api-expires") or headers.get("api-nonce")
         try:
-            expires = int(raw_expires or "")
-        except ValueError:
+            expires = numbers.read_int(raw_expires or "")
+        except numbers.NumberError:
             return 401, errors.SIGNATURE_NOT_VALID
         if "api-expires" in headers and expires < now_wall:
             return 400, errors.expired_text(now_wall)

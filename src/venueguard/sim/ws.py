@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
+from venueguard import numbers
 from venueguard.sim.fanout import text_frame
 from venueguard.sim.model import SimError
 from venueguard.sim.wsconn import WsConnection
@@ -319,7 +321,8 @@ class WsHub:
                                                     request=req))
             return
         if len(args) != 3 or not isinstance(args[0], str) or not isinstance(args[2], str) \
-                or isinstance(args[1], bool) or not isinstance(args[1], int | float):
+                or isinstance(args[1], bool) or not isinstance(args[1], int | float) \
+                or not math.isfinite(args[1]) or abs(args[1]) > 1e15:
             self._error(conn, errors.ws_error_frame(400, errors.MISSING_API_KEY, request=req))
             return
         check_expiry = req.get("op") == "authKeyExpires"
@@ -336,7 +339,8 @@ class WsHub:
             self._error(conn, errors.ws_error_frame(401, errors.WS_ACCOUNT_LOCKED, request=req))
             return
         value = raw[0] if isinstance(raw, list) and len(raw) == 1 else raw
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 \
+                or not math.isfinite(value) or value > 1e15:
             self._error(conn, errors.ws_error_frame(
                 400, "Invalid timeout: must be a non-negative number of milliseconds",
                 request=req))
@@ -353,8 +357,8 @@ def _handshake_credentials(request: web.Request) -> tuple[str, int, str] | None:
         if key is None:
             continue
         try:
-            expires = int(source.get("api-expires", source.get("api-nonce", "")))
-        except ValueError:
+            expires = numbers.read_int(source.get("api-expires", source.get("api-nonce", "")))
+        except numbers.NumberError:
             expires = 0
         return key, expires, source.get("api-signature", "")
     return None

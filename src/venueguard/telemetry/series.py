@@ -11,6 +11,7 @@ what ``GET /api/series`` serves::
 
     {"now": 1795435260.0, "window_s": 900.0,
      "http_503_per_min": [[minute_start_s, count], ...],
+     "http_503_per_10s": [[bin_start_s, count], ...],   # what the chart draws
      "reconnects_per_min": [[minute_start_s, count], ...],
      "spread": [[second_s, last_spread], ...],
      "latency": [[slot_start_s, p50_s, p95_s, p99_s], ...]}
@@ -23,6 +24,7 @@ from collections import deque
 from collections.abc import Sequence
 
 SeriesSnapshot = dict[str, object]
+HTTP_503_BIN_S = 10.0
 
 
 class _Slots:
@@ -126,6 +128,9 @@ class SeriesStore:
             raise ValueError("horizon_s and latency_step_s must be > 0, max_samples >= 2")
         self.horizon_s = horizon_s
         self._http_503 = _Slots(60.0, horizon_s)
+        # the same counts in 10-s bins: the chart draws these, so 503s that began at :45 show
+        # from :40, not as a bar over the whole current minute
+        self._http_503_fine = _Slots(HTTP_503_BIN_S, horizon_s)
         self._reconnects = _Slots(60.0, horizon_s)
         self._spread = _Slots(1.0, horizon_s)
         self._latency = _SampleSlots(latency_step_s, horizon_s, max_samples_per_slot)
@@ -133,10 +138,11 @@ class SeriesStore:
     def on_http_status(self, status: int, now_s: float) -> None:
         """Count one REST response; only 503s are charted."""
         if status == 503:
-            self._http_503.add(now_s, 1.0)
+            self.on_http_503(now_s)
 
     def on_http_503(self, now_s: float, count: int = 1) -> None:
         self._http_503.add(now_s, float(count))
+        self._http_503_fine.add(now_s, float(count))
 
     def on_reconnect(self, now_s: float) -> None:
         self._reconnects.add(now_s, 1.0)
@@ -181,6 +187,7 @@ class SeriesStore:
             "now": now_s,
             "window_s": window_s,
             "http_503_per_min": self._http_503.since(start - 60.0),
+            "http_503_per_10s": self._http_503_fine.since(start - HTTP_503_BIN_S),
             "reconnects_per_min": self._reconnects.since(start - 60.0),
             "spread": self._spread.since(start),
             "latency": latency,

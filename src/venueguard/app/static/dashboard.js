@@ -185,7 +185,12 @@ function timeDomain(series) {
 
 function drawOutage(svg, series, x0, x1) {
   const f = frame(svg);
-  const bars = (series.http_503_per_min || []).filter((b) => b[0] + 60 > x0);
+  // 10-s bins drawn as a per-minute rate: 503s that began at :45 start their bar at :40, and
+  // the current bin ends at now (a whole-minute bar would claim the minute's first 45 s too)
+  const fine = series.http_503_per_10s;
+  const bin = fine ? 10 : 60;
+  const bars = (fine || series.http_503_per_min || []).filter((b) => b[0] + bin > x0)
+    .map(([start, count]) => [start, count * 60 / bin]);
   const spread = (series.spread || []).filter((p) => p[0] >= x0);
   const sx = xAxis(svg, f, x0, x1);
   const maxCount = Math.max(1, ...bars.map((b) => b[1]));
@@ -196,7 +201,7 @@ function drawOutage(svg, series, x0, x1) {
   const syR = yAxis(svg, f, Math.max(0, lo), hi, "right", null, "spread");
   for (const [start, count] of bars) {
     if (!(count > 0)) continue;
-    const xa = Math.max(f.left, sx(start)), xb = Math.min(f.right, sx(start + 60));
+    const xa = Math.max(f.left, sx(start)), xb = Math.min(f.right, sx(start + bin));
     if (xb <= xa) continue;
     el("rect", { x: xa + 1, y: syL(count), width: Math.max(1, xb - xa - 2),
       height: f.bottom - syL(count), class: "bar-503", "data-count": count }, svg);

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
+from venueguard.numbers import ascii_digits
 from venueguard.sim import edge
 from venueguard.sim.binance import errors, signing
 from venueguard.sim.binance.errors import BinanceError
@@ -205,10 +206,10 @@ def _check_signature(venue: BinanceVenue, raw_query: str, raw_body: str,
     raw_ts = params.get("timestamp")
     if raw_ts is None or raw_ts == "":
         raise errors.mandatory("timestamp")
-    if not raw_ts.isdigit() or len(raw_ts) > 20:
+    if not ascii_digits(raw_ts, 20):  # str.isdigit() takes '²', which int() refuses
         raise errors.illegal_chars("timestamp")
     raw_window = params.get("recvWindow", "5000")
-    if not raw_window.isdigit() or len(raw_window) > 20:
+    if not ascii_digits(raw_window, 20):
         raise errors.illegal_chars("recvWindow")
     recv_window = int(raw_window)
     if recv_window > MAX_RECV_WINDOW:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from venueguard.numbers import ascii_digits
 from venueguard.sim.binance import errors
 from venueguard.sim.binance.http import Call, Params, endpoint
 from venueguard.sim.binance.symbols import BinanceSymbol
@@ -13,7 +14,7 @@ DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 
 def depth_weight(params: Params) -> int:
     raw = params.get("limit", "500")
-    limit = int(raw) if raw.isdigit() and len(raw) < 8 else 500
+    limit = int(raw) if ascii_digits(raw, 7) else 500
     return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
 
 
@@ -62,7 +63,7 @@ async def exchange_info(call: Call) -> Any:
 async def depth(call: Call) -> Any:
     venue = call.venue
     raw_limit = call.params.get("limit", "500")
-    if not raw_limit.isdigit() or int(raw_limit) not in DEPTH_LIMITS:
+    if not ascii_digits(raw_limit, 7) or int(raw_limit) not in DEPTH_LIMITS:
         raise errors.bad(-4021, "Invalid depth limit.")
     limit = int(raw_limit)
     name = call.params.get("symbol", "")

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from venueguard.numbers import ascii_digits
 from venueguard.sim.binance import errors
 from venueguard.sim.binance.errors import BinanceError
 from venueguard.sim.binance.http import EXTRA_HEADERS, Call, endpoint
@@ -223,7 +224,7 @@ def _find(call: Call, sym: BinanceSymbol, *, visible: bool) -> dict[str, Any] | 
     cid = call.params.get("origClientOrderId")
     order = None
     if raw_id:
-        if not raw_id.isdigit() or len(raw_id) > 19:
+        if not ascii_digits(raw_id, 19):
             raise errors.illegal_chars("orderId")
         uuid = venue.order_ids.by_int.get(int(raw_id))
         order = account.orders.get(uuid) if uuid is not None else None
@@ -305,7 +306,7 @@ async def open_orders(call: Call) -> Any:
 
 def _limit(call: Call, default: int, high: int) -> int:
     raw = call.params.get("limit", str(default))
-    if not raw.isdigit() or len(raw) > 9:
+    if not ascii_digits(raw, 9):
         raise errors.illegal_chars("limit")
     return max(1, min(high, int(raw)))
 

@@ -1,0 +1,194 @@
+"""What a newcomer and a red team met on the command line, one system test each: the command
+as a person types it, in its own process, against simulators on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("VENUEGUARD_")}
+
+
+def _sim(*args: str) -> Iterator[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "venueguard", "sim", "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=ENV)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith("listening on "), line
+        yield line.removeprefix("listening on ")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def calm_sim() -> Iterator[str]:
+    yield from _sim("--scenario", "calm")
+
+
+@pytest.fixture(scope="module")
+def binance_sim() -> Iterator[str]:
+    yield from _sim("--dialect", "binance-usdm", "--scenario", "calm")
+
+
+def venueguard(tmp_path: Path, *args: str, timeout_s: float = 90
+               ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "venueguard", *args], capture_output=True,
+                          text=True, timeout=timeout_s, cwd=tmp_path, env=ENV)
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr  # once, not twice
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr and "Error:" not in done.stderr, done.stderr
+    return lines[0]
+
+
+def test_an_unknown_symbol_on_an_external_simulator_is_one_clear_error(
+        tmp_path: Path, calm_sim: str) -> None:
+    """It used to loop stale-and-reconnect every 10 s with an empty book, then exit 0."""
+    line = one_error_line(venueguard(tmp_path, "monitor", "--symbol", "NOPE", "--sim-url",
+                                     calm_sim, "--port", "0", "--duration", "30"))
+    assert line == (f"venueguard monitor: unknown symbol 'NOPE' at {calm_sim} (it lists: "
+                    "XBTUSD); choose one with --symbol")
+
+
+def test_an_unknown_symbol_on_the_embedded_simulator_is_the_same_kind_of_line(
+        tmp_path: Path) -> None:
+    line = one_error_line(venueguard(tmp_path, "monitor", "--symbol", "NOPE", "--port", "0",
+                                     "--duration", "30"))
+    assert line.startswith("venueguard monitor: simulator: unknown symbol 'NOPE' (known: ")
+    assert "XBTUSD" in line
+
+
+def test_a_zero_freshness_threshold_is_refused_naming_the_key(tmp_path: Path) -> None:
+    """`config show` passed it and the monitor failed with an internal name
+    (max_data_age_s must be > 0)."""
+    (tmp_path / "venueguard.toml").write_text("[thresholds]\ndefault_freshness_s = 0\n")
+    expected = ("venueguard: venueguard.toml:2: thresholds.default_freshness_s must be a "
+                "number greater than 0, not 0")
+    for args in (("config", "show"), ("monitor", "--port", "0", "--duration", "30")):
+        done = venueguard(tmp_path, *args, "--config", "venueguard.toml")
+        assert done.returncode == 2 and done.stdout == "", done
+        assert done.stderr.strip() == expected
+        assert "max_data_age_s" not in done.stderr
+
+
+def test_ccxt_binanceusdm_without_symbol_is_one_line_without_internals(
+        tmp_path: Path, binance_sim: str) -> None:
+    pytest.importorskip("ccxt")
+    line = one_error_line(venueguard(tmp_path, "monitor", "--venue", "ccxt:binanceusdm",
+                                     "--sim-url", binance_sim, "--port", "0",
+                                     "--duration", "30"))
+    assert line.startswith("venueguard monitor: symbol 'XBTUSD' is not listed by ccxt "
+                           "binanceusdm"), line
+    assert "--symbol" in line and "sessions:" not in line and "ConfigError" not in line
+
+
+def test_monitor_ready_reports_the_external_simulators_scenario(
+        tmp_path: Path, calm_sim: str) -> None:
+    """It claimed the embedded default (503-lesson) while the simulator ran calm."""
+    done = venueguard(tmp_path, "monitor", "--sim-url", calm_sim, "--port", "0",
+                      "--duration", "2", "--log-format", "json")
+    assert done.returncode == 0, done.stderr
+    ready = [r for r in map(json.loads, done.stdout.splitlines()) if r["event"] ==
+             "monitor.ready"]
+    assert len(ready) == 1 and ready[0]["scenario"] == "calm", ready
+
+
+def test_monitor_help_lists_every_venue_and_what_it_refuses(tmp_path: Path) -> None:
+    done = venueguard(tmp_path, "monitor", "--help")
+    assert done.returncode == 0
+    text = done.stdout
+    assert "--venue sim|bitmex|bitmex-testnet|ccxt:ID" in text
+    for word in ("bitmex-testnet", "ccxt:EXCHANGE_ID", "It refuses", "--symbol the venue does",
+                 "--fleet-size without --redis", "states the", "loopback"):
+        assert word in " ".join(text.split()), word
+    for option in ("--rules", "--redis", "--fleet-size"):
+        assert option in text
+
+
+def test_the_monitor_stops_on_sigterm_while_the_simulator_floods_it(tmp_path: Path) -> None:
+    """A long-running command stops on a signal within a bounded time whatever its load: here
+    the simulator sends a million book messages a second."""
+    for url in _sim("--rate", "1000000", "--scenario", "calm"):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "venueguard", "monitor", "--sim-url", url, "--port", "0",
+             "--log-format", "json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, cwd=tmp_path, env=ENV)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if json.loads(line)["event"] == "ws.subscribed":
+                    break
+            time.sleep(3.0)
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+            assert time.monotonic() - sent < 30
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_chaos_stops_on_a_signal(tmp_path: Path, signum: signal.Signals) -> None:
+    # as from a terminal: a background job's inherited "ignore SIGINT" is put back to default
+    proc = subprocess.Popen([sys.executable, "-m", "venueguard", "chaos", "--seeds", "100000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("venueguard chaos: 100000 seed(s)")
+        time.sleep(2.0)
+        assert proc.poll() is None  # still working through its seeds
+        proc.send_signal(signum)
+        code = proc.wait(timeout=30)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == (130 if signum == signal.SIGINT else -signal.SIGTERM), code
+    assert "Traceback" not in err, err[-2000:]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_gym_eval_stops_on_a_signal(tmp_path: Path, signum: signal.Signals) -> None:
+    pytest.importorskip("gymnasium")
+    proc = subprocess.Popen([sys.executable, "-m", "venueguard", "gym-eval", "--seeds", "10000",
+                             "--plot", ""], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        time.sleep(6.0)
+        assert proc.poll() is None  # 10,000 episodes per policy and mode: far from done
+        proc.send_signal(signum)
+        code = proc.wait(timeout=30)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == (130 if signum == signal.SIGINT else -signal.SIGTERM), code
+    assert "Traceback" not in err, err[-2000:]
