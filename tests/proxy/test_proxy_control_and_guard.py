@@ -207,7 +207,6 @@ async def test_command_line_prints_its_url_and_forwards(proxied: Proxied) -> Non
 @pytest.mark.parametrize(("args", "message"), [
     ([], "--upstream URL is required"),
     (["--upstream", "ftp://example.com"], "--upstream must be http or https"),
-    (["--upstream", "http://127.0.0.1:1", "--ws-silence-s", "0"], "--ws-silence-s must be > 0"),
     (["--upstream", "http://127.0.0.1:1", "--scenario", "no-such"], "neither a shipped"),
     (["--upstream", "http://127.0.0.1:1", "--dashboard-port", "0"], "add --guard"),
 ])
@@ -215,6 +214,14 @@ def test_command_line_refuses_bad_configuration(args: list[str], message: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["proxy", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_command_line_refuses_a_silence_bound_of_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    """Read by the shared number reader: argparse's usage error, exit 2, the range stated."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["proxy", "--upstream", "http://127.0.0.1:1", "--ws-silence-s", "0"])
+    assert exited.value.code == 2
+    assert "--ws-silence-s: must be a number greater than 0" in capsys.readouterr().err
 
 
 async def test_upstream_tls_certificate_is_checked(tmp_path: Path) -> None:
