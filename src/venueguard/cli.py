@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--dashboard-port", type=config.port_number, default=None,
                        metavar="PORT", help="with --guard: the live dashboard on this port "
                                             "(0 = any free port)")
+    proxy.add_argument("--journal", default=None, metavar="PATH",
+                       help="with --guard: the journal venueguard report reads "
+                            "(default ./venueguard-proxy.db)")
+    proxy.add_argument("--no-journal", action="store_true",
+                       help="with --guard: keep no journal")
     proxy.add_argument("--ws-silence-s", type=float, default=None, metavar="SECONDS",
                        help="close a client's stream when its upstream sent no data this long")
     proxy.add_argument("--redis", default=None, metavar="redis://HOST:PORT/DB",

@@ -73,6 +73,11 @@ class Dialect(Protocol):
     @property
     def kinds(self) -> Mapping[str, KindSpec]: ...
 
+    @property
+    def key_headers(self) -> tuple[str, ...]:
+        """The headers that carry the account's API key (the account is a hash of it)."""
+        ...
+
     def rules(self) -> RuleSet: ...
 
     def sheds(self, method: str, path: str) -> bool:
@@ -122,6 +127,7 @@ def _kinds(names: tuple[str, ...]) -> Mapping[str, KindSpec]:
 class Bitmex:
     name: str = "bitmex"
     prefix: str = "/api/v1"
+    key_headers: tuple[str, ...] = ("api-key",)
 
     @property
     def kinds(self) -> Mapping[str, KindSpec]:
@@ -181,6 +187,7 @@ class Bitmex:
 @dataclass(frozen=True, slots=True)
 class BinanceUsdm:
     name: str = "binance-usdm"
+    key_headers: tuple[str, ...] = ("X-MBX-APIKEY",)
 
     @property
     def kinds(self) -> Mapping[str, KindSpec]:
@@ -252,6 +259,7 @@ def _page(title: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Generic:
     name: str = "generic"
+    key_headers: tuple[str, ...] = ("api-key", "X-MBX-APIKEY")
 
     @property
     def kinds(self) -> Mapping[str, KindSpec]:

@@ -1,0 +1,124 @@
+"""The guarding proxy journals what ``venueguard report`` reads: the simulator plays the venue,
+orders go through the proxy while the venue sheds load (overload_503), and the report on the
+proxy's journal shows those 503s, the requests and their latency. No secret reaches the
+journal. One process per journal."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sqlite3
+from pathlib import Path
+
+import orjson
+import pytest
+
+from venueguard import cli
+from venueguard.app import report
+from venueguard.core.playbook import Series, total_increase
+from venueguard.proxy.cli import DEFAULT_JOURNAL, config_from_args
+from venueguard.proxy.server import ProxyConfig, ProxyServer
+from venueguard.proxy.testing import Proxied, ProxyHandle
+from venueguard.sim.testing import SimHandle
+
+pytestmark = pytest.mark.system
+
+_SIGNATURE_IN_QUERY = "5e1f0c4b9d7a3e2f8c6b1a0d9e8f7c6b5a4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b"
+
+
+async def _order(sim: SimHandle, proxy: ProxyHandle, cid: str) -> int:
+    body = orjson.dumps({"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 1000.0,
+                         "clOrdID": cid})
+    headers = {"content-type": "application/json",
+               **sim.signed_headers("POST", "/api/v1/order", body)}
+    async with sim.session.post(proxy.base_url + "/api/v1/order", data=body,
+                                headers=headers) as resp:
+        await resp.read()
+        return resp.status
+
+
+async def _signed_read(sim: SimHandle, proxy: ProxyHandle) -> int:
+    """A read whose query carries a signature (as Binance signs): it must stay out."""
+    path_qs = f"/api/v1/position?signature={_SIGNATURE_IN_QUERY}"
+    async with sim.session.get(proxy.base_url + path_qs,
+                               headers=sim.signed_headers("GET", path_qs)) as resp:
+        await resp.read()
+        return resp.status
+
+
+def _journal_text(path: Path) -> str:
+    """Every value of every table, and the raw bytes of the files beside it."""
+    db = sqlite3.connect(path)
+    try:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        rows = [repr(row) for table in tables for row in db.execute(f"SELECT * FROM {table}")]
+    finally:
+        db.close()
+    raw = b"".join(p.read_bytes() for p in path.parent.iterdir() if p.name.startswith(path.name))
+    return "\n".join(rows) + raw.decode("latin-1")
+
+
+async def test_report_on_the_proxys_journal_shows_the_503s_that_went_through_it(
+        proxied: Proxied, tmp_path: Path) -> None:
+    journal = tmp_path / "proxy.db"
+    sim, proxy = await proxied(guard=True, journal=journal)
+    await sim.add_fault("overload_503", probability=1.0, duration_s=60)  # the venue sheds
+    shed = [await _order(sim, proxy, f"j503-{i}") for i in range(6)]
+    await sim.clear_faults()
+    accepted = [await _order(sim, proxy, f"jok-{i}") for i in range(4)]
+    assert shed == [503] * 6 and accepted == [200] * 4
+    assert await _signed_read(sim, proxy) == 200
+    assert (tmp_path / "proxy.db.lock").exists()
+    await proxy.server.stop()  # the last flush; the lock goes
+    assert not (tmp_path / "proxy.db.lock").exists()
+
+    rec = report.load_recording(journal)
+    assert total_increase(rec.series(Series.HTTP_503_TOTAL)) == 6
+    assert total_increase(rec.series(Series.REQUESTS_TOTAL)) == 11
+    assert len(rec.series(Series.LATENCY_MS)) == 11
+    errors = rec.named("rest.error")
+    assert len(errors) == 6 and {e.fields["kind"] for e in errors} == {"overloaded"}
+    assert {e.fields["endpoint"] for e in errors} == {"POST /api/v1/order"}
+
+    out = tmp_path / "report"
+    assert cli.main(["report", str(journal), "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    summary = dict(re.findall(r"<tr><th>([^<]+)</th><td>([^<]*)</td></tr>", page))
+    assert summary["HTTP 503"] == "6" and summary["REST requests"] == "11"
+    assert summary["failed requests"] == "6"
+    assert re.fullmatch(r"\d+ ms / \d+ ms / \d+ ms", summary["REST latency p50 / p95 / p99"])
+    for name in ("timeline.png", "latency.png", "spread_vs_503.png"):
+        assert (out / name).stat().st_size > 10_000
+
+    text = _journal_text(journal)
+    for secret in (sim.api_key, sim.api_secret, _SIGNATURE_IN_QUERY):
+        assert secret not in text
+    signed = sim.signed_headers("POST", "/api/v1/order", b"{}")
+    assert signed["api-signature"] not in text
+
+
+async def test_one_proxy_per_journal(proxied: Proxied, tmp_path: Path) -> None:
+    journal = tmp_path / "shared.db"
+    sim, first = await proxied(guard=True, journal=journal)
+    second = ProxyServer(ProxyConfig(upstream=sim.base_url, guard=True, journal=journal))
+    with pytest.raises(ValueError, match="in use by process"):
+        await second.start()
+    await first.server.stop()
+    third = ProxyServer(ProxyConfig(upstream=sim.base_url, guard=True, journal=journal))
+    await third.start()
+    await third.stop()
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    return cli.build_parser().parse_args(["proxy", "--upstream", "http://127.0.0.1:9", *argv])
+
+
+def test_journal_options() -> None:
+    assert config_from_args(_args("--guard")).journal == DEFAULT_JOURNAL
+    assert config_from_args(_args("--guard", "--journal", "x.db")).journal == "x.db"
+    assert config_from_args(_args("--guard", "--no-journal")).journal is None
+    assert config_from_args(_args()).journal is None
+    with pytest.raises(ValueError, match="add --guard"):
+        config_from_args(_args("--journal", "x.db"))
+    with pytest.raises(ValueError, match="contradict"):
+        config_from_args(_args("--guard", "--journal", "x.db", "--no-journal"))
