@@ -6,8 +6,11 @@ journal. One process per journal."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import re
 import sqlite3
+import sys
 from pathlib import Path
 
 import orjson
@@ -16,6 +19,7 @@ import pytest
 from venueguard import cli
 from venueguard.app import report
 from venueguard.core.playbook import Series, total_increase
+from venueguard.io.journal_lock import JournalLock
 from venueguard.proxy.cli import DEFAULT_JOURNAL, config_from_args
 from venueguard.proxy.server import ProxyConfig, ProxyServer
 from venueguard.proxy.testing import Proxied, ProxyHandle
@@ -26,12 +30,12 @@ pytestmark = pytest.mark.system
 _SIGNATURE_IN_QUERY = "5e1f0c4b9d7a3e2f8c6b1a0d9e8f7c6b5a4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b"
 
 
-async def _order(sim: SimHandle, proxy: ProxyHandle, cid: str) -> int:
+async def _order(sim: SimHandle, base_url: str, cid: str) -> int:
     body = orjson.dumps({"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "price": 1000.0,
                          "clOrdID": cid})
     headers = {"content-type": "application/json",
                **sim.signed_headers("POST", "/api/v1/order", body)}
-    async with sim.session.post(proxy.base_url + "/api/v1/order", data=body,
+    async with sim.session.post(base_url + "/api/v1/order", data=body,
                                 headers=headers) as resp:
         await resp.read()
         return resp.status
@@ -63,9 +67,9 @@ async def test_report_on_the_proxys_journal_shows_the_503s_that_went_through_it(
     journal = tmp_path / "proxy.db"
     sim, proxy = await proxied(guard=True, journal=journal)
     await sim.add_fault("overload_503", probability=1.0, duration_s=60)  # the venue sheds
-    shed = [await _order(sim, proxy, f"j503-{i}") for i in range(6)]
+    shed = [await _order(sim, proxy.base_url, f"j503-{i}") for i in range(6)]
     await sim.clear_faults()
-    accepted = [await _order(sim, proxy, f"jok-{i}") for i in range(4)]
+    accepted = [await _order(sim, proxy.base_url, f"jok-{i}") for i in range(4)]
     assert shed == [503] * 6 and accepted == [200] * 4
     assert await _signed_read(sim, proxy) == 200
     assert (tmp_path / "proxy.db.lock").exists()
@@ -122,3 +126,46 @@ def test_journal_options() -> None:
         config_from_args(_args("--journal", "x.db"))
     with pytest.raises(ValueError, match="contradict"):
         config_from_args(_args("--guard", "--journal", "x.db", "--no-journal"))
+
+
+def _env() -> dict[str, str]:
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    return {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+async def test_the_command_journals_until_it_is_stopped(proxied: Proxied,
+                                                        tmp_path: Path) -> None:
+    """``venueguard proxy --guard --journal PATH``, stopped by SIGTERM, leaves a journal the
+    report reads, with every request up to the end."""
+    sim, _ = await proxied()
+    journal = tmp_path / "cmd.db"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "venueguard", "proxy", "--upstream", sim.base_url, "--guard",
+        "--journal", str(journal), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=_env(), cwd=tmp_path)
+    try:
+        assert proc.stdout is not None
+        url = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().split()[-1]
+        second = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert f"journal {journal}" in second
+        await sim.add_fault("overload_503", probability=1.0, duration_s=60)
+        assert [await _order(sim, url, f"c{i}") for i in range(3)] == [503] * 3
+    finally:
+        proc.terminate()
+        await proc.communicate()
+    assert proc.returncode == 0
+    assert not (tmp_path / "cmd.db.lock").exists()
+    rec = report.load_recording(journal)
+    assert total_increase(rec.series(Series.HTTP_503_TOTAL)) == 3
+    assert [e.fields["kind"] for e in rec.named("rest.error")] == ["overloaded"] * 3
+
+
+def test_the_command_refuses_a_journal_in_use(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    journal = tmp_path / "held.db"
+    with JournalLock.acquire(journal):
+        code = cli.main(["proxy", "--upstream", "http://127.0.0.1:9", "--guard",
+                         "--journal", str(journal)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"journal {journal} is in use by process {os.getpid()}" in err
