@@ -83,6 +83,9 @@ async def test_report_on_the_proxys_journal_shows_the_503s_that_went_through_it(
     errors = rec.named("rest.error")
     assert len(errors) == 6 and {e.fields["kind"] for e in errors} == {"overloaded"}
     assert {e.fields["endpoint"] for e in errors} == {"POST /api/v1/order"}
+    changes = rec.named("regime.changed")  # six 503s in a minute: the monitor's CAUTIOUS
+    assert [(e.fields["from"], e.fields["to"]) for e in changes] == [("NORMAL", "CAUTIOUS")]
+    assert rec.series(Series.REGIME)[-1][1] == 1.0
 
     out = tmp_path / "report"
     assert cli.main(["report", str(journal), "--out", str(out)]) == 0

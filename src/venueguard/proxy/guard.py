@@ -34,6 +34,7 @@ from aiohttp import web
 from venueguard.core.classify import Classification, Outcome, Transport, classify
 from venueguard.core.health import VenueState
 from venueguard.core.kinds import Kind
+from venueguard.core.regime import RegimeDetector
 from venueguard.fleet.policy import account_tag
 from venueguard.io.journal import JournalError
 from venueguard.io.notify import Notifier
@@ -107,6 +108,9 @@ class Guard:
         self._closing: set[asyncio.Task[None]] = set()
         self._fleet_lock = asyncio.Lock()
         self.journal: ProxyJournal | None = None
+        #: The outage regime over every answer (the venue's, not one account's), as the
+        #: monitor's: ``regime.changed`` events, ``venueguard_regime`` and the journal's series.
+        self.regime = RegimeDetector(now=self.clock.monotonic())
 
     async def start(self) -> None:
         """Check that what the options need is there (``--redis`` needs the redis extra)."""
@@ -162,12 +166,19 @@ class Guard:
     async def tick(self) -> None:
         """Once a second: stream metrics, the accounts' timers, and the journal's samples."""
         data_age_s = self.poll_streams()
-        self.accounts.poll(self.clock.monotonic())
+        now = self.clock.monotonic()
+        self.accounts.poll(now)
+        for change in self.regime.poll(now):
+            self.notify.log("regime.changed", from_=change.from_.value, to=change.to.value,
+                            reason=change.reason, score=round(change.score, 2),
+                            intensity=round(change.intensity, 2))
+            if self.metrics is not None:
+                self.metrics.set_regime(change.to.value)
         if self.journal is not None and self.metrics is not None:
             worst = self.accounts.worst()
             state = worst.health.state if worst is not None else VenueState.HEALTHY
             await self.journal.tick(self.clock.wall_ms() / 1000, self.metrics, state.value,
-                                    data_age_s)
+                                    self.regime.regime.gauge, data_age_s)
 
     def poll_streams(self) -> float | None:
         """Stream metrics (channel ``proxy``): messages forwarded from the venues, and the data
@@ -269,6 +280,7 @@ class Guard:
                 if self.journal is not None and status.isdigit():
                     self.journal.on_request(f"{method} {path}", int(status), latency_s, wall_s)
         if verdict.kind is not Kind.OK and not ok:
+            self.regime.on_outcome(verdict.kind, now)
             if metrics is not None:
                 metrics.rest_errors_total.labels(verdict.kind.value).inc()
             self.notify.log("rest.error", status=verdict.status, kind=verdict.kind.value,
