@@ -12,6 +12,7 @@ import re
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -21,6 +22,7 @@ from venueguard.app import report
 from venueguard.core.playbook import Series, total_increase
 from venueguard.io.journal_lock import JournalLock
 from venueguard.proxy.cli import DEFAULT_JOURNAL, config_from_args
+from venueguard.proxy.dialects import DIALECTS
 from venueguard.proxy.server import ProxyConfig, ProxyServer
 from venueguard.proxy.testing import Proxied, ProxyHandle
 from venueguard.sim.testing import SimHandle
@@ -66,6 +68,13 @@ async def test_report_on_the_proxys_journal_shows_the_503s_that_went_through_it(
         proxied: Proxied, tmp_path: Path) -> None:
     journal = tmp_path / "proxy.db"
     sim, proxy = await proxied(guard=True, journal=journal)
+    ws = await sim.session.ws_connect(proxy.ws_base + "/realtime?subscribe=quote:XBTUSD")
+    quoted: list[dict[str, float]] = []
+    while not quoted:  # the market's top of book, through the proxy
+        msg = orjson.loads((await ws.receive(timeout=10)).data)
+        if msg.get("table") == "quote":
+            quoted = [row for row in msg["data"] if row["symbol"] == "XBTUSD"]
+    await ws.close()
     await sim.add_fault("overload_503", probability=1.0, duration_s=60)  # the venue sheds
     shed = [await _order(sim, proxy.base_url, f"j503-{i}") for i in range(6)]
     await sim.clear_faults()
@@ -83,6 +92,9 @@ async def test_report_on_the_proxys_journal_shows_the_503s_that_went_through_it(
     errors = rec.named("rest.error")
     assert len(errors) == 6 and {e.fields["kind"] for e in errors} == {"overloaded"}
     assert {e.fields["endpoint"] for e in errors} == {"POST /api/v1/order"}
+    spread = rec.series(Series.SPREAD)
+    assert spread and all(v > 0 for _, v in spread)
+    assert proxy.server.guard.quoted_symbol == "XBTUSD"
     changes = rec.named("regime.changed")  # six 503s in a minute: the monitor's CAUTIOUS
     assert [(e.fields["from"], e.fields["to"]) for e in changes] == [("NORMAL", "CAUTIOUS")]
     assert rec.series(Series.REGIME)[-1][1] == 1.0
@@ -93,6 +105,7 @@ async def test_report_on_the_proxys_journal_shows_the_503s_that_went_through_it(
     summary = dict(re.findall(r"<tr><th>([^<]+)</th><td>([^<]*)</td></tr>", page))
     assert summary["HTTP 503"] == "6" and summary["REST requests"] == "11"
     assert summary["failed requests"] == "6"
+    assert "no spread recorded" not in page
     assert re.fullmatch(r"\d+ ms / \d+ ms / \d+ ms", summary["REST latency p50 / p95 / p99"])
     for name in ("timeline.png", "latency.png", "spread_vs_503.png"):
         assert (out / name).stat().st_size > 10_000
@@ -172,3 +185,43 @@ def test_the_command_refuses_a_journal_in_use(tmp_path: Path,
     assert code == 2
     err = capsys.readouterr().err
     assert f"journal {journal} is in use by process {os.getpid()}" in err
+
+
+@pytest.mark.parametrize(("dialect", "text", "expected"), [
+    ("bitmex", '{"table":"quote","action":"insert","data":[{"symbol":"XBTUSD","bidPrice":'
+               '100.5,"askPrice":101.0},{"symbol":"XBTUSD","bidPrice":100.0,"askPrice":100.5}]}',
+     [("XBTUSD", 100.0, 100.5)]),
+    ("bitmex", '{"table":"quote","action":"insert","data":[{"symbol":"XBTUSD","bidPrice":null,'
+               '"askPrice":101.0}]}', []),
+    ("bitmex", '{"table":"trade","data":[{"symbol":"XBTUSD","price":1.0}]}', []),
+    ("binance-usdm", '{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","s":"BTCUSDT",'
+                     '"b":"65000.10","a":"65000.20"}}', [("BTCUSDT", 65000.10, 65000.20)]),
+    ("binance-usdm", '{"e":"bookTicker","s":"BTCUSDT","b":"65000.3","a":"65000.2"}', []),
+    ("binance-usdm", '{"e":"bookTicker","s":"BTCUSDT","b":"nan","a":"1"}', []),
+    ("generic", '{"e":"bookTicker","s":"BTCUSDT","b":"1","a":"2"}', []),
+])
+def test_top_of_book_from_the_dialects_messages(dialect: str, text: str,
+                                                expected: list[tuple[str, float, float]]
+                                                ) -> None:
+    d = DIALECTS[dialect]
+    assert d.quotes(orjson.loads(text)) == expected
+    if expected:
+        assert d.quote_marker is not None and d.quote_marker in text
+
+
+async def test_binance_book_ticker_through_the_proxy_gives_the_market_gauges(
+        proxied: Proxied) -> None:
+    sim, proxy = await proxied(dialect="binance-usdm", rate=200.0, guard=True)
+    ws = await sim.session.ws_connect(proxy.ws_base + "/stream?streams=btcusdt@bookTicker")
+    seen: dict[str, object] = {}
+    while not seen:
+        msg = orjson.loads((await ws.receive(timeout=10)).data)
+        if isinstance(msg, dict) and msg.get("data", {}).get("e") == "bookTicker":
+            seen = msg["data"]
+    await ws.close()
+    guard = proxy.server.guard
+    assert guard.quoted_symbol == "BTCUSDT" and guard.metrics is not None
+    snap: dict[str, Any] = dict(guard.metrics.snapshot())
+    bid, ask = snap["best_bid"]["symbol=BTCUSDT"], snap["best_ask"]["symbol=BTCUSDT"]
+    assert 0 < bid <= ask
+    assert snap["spread"]["symbol=BTCUSDT"] == pytest.approx(ask - bid)

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["Guard"]
 
 _MAX_FLEET_WAIT_S = 5.0
+_QUOTE_MAX_AGE_S = 5.0  # an older top of book is not recorded as the market's
 
 
 def _transport_of(exc: BaseException) -> tuple[Transport, bool | None]:
@@ -111,6 +112,10 @@ class Guard:
         #: The outage regime over every answer (the venue's, not one account's), as the
         #: monitor's: ``regime.changed`` events, ``venueguard_regime`` and the journal's series.
         self.regime = RegimeDetector(now=self.clock.monotonic())
+        #: The first symbol whose top of book went through, and its latest (bid, ask, when):
+        #: the spread the journal records (the report draws one market).
+        self.quoted_symbol: str | None = None
+        self._quote: tuple[float, float, float] | None = None
 
     async def start(self) -> None:
         """Check that what the options need is there (``--redis`` needs the redis extra)."""
@@ -178,7 +183,8 @@ class Guard:
             worst = self.accounts.worst()
             state = worst.health.state if worst is not None else VenueState.HEALTHY
             await self.journal.tick(self.clock.wall_ms() / 1000, self.metrics, state.value,
-                                    self.regime.regime.gauge, data_age_s)
+                                    self.regime.regime.gauge, data_age_s,
+                                    self.quoted_symbol, self._fresh_quote(now))
 
     def poll_streams(self) -> float | None:
         """Stream metrics (channel ``proxy``): messages forwarded from the venues, and the data
@@ -200,6 +206,26 @@ class Guard:
             metrics.set_data_age("proxy", age, self.clock.wall_ms() / 1000)
             return age
         return None
+
+    def on_quote(self, symbol: str, bid: float, ask: float) -> None:
+        """A venue's best bid and ask for ``symbol`` went through (see
+        :meth:`venueguard.proxy.ws.Bridge.watch_quotes`): the monitor's market gauges, and the
+        journal's spread for the first symbol seen."""
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.best_bid.labels(symbol=symbol).set(bid)
+            metrics.best_ask.labels(symbol=symbol).set(ask)
+            metrics.spread.labels(symbol=symbol).set(ask - bid)
+        if self.quoted_symbol is None:
+            self.quoted_symbol = symbol
+        if symbol == self.quoted_symbol:
+            self._quote = (bid, ask, self.clock.monotonic())
+
+    def _fresh_quote(self, now: float) -> tuple[float, float] | None:
+        quote = self._quote
+        if quote is None or now - quote[2] > _QUOTE_MAX_AGE_S:
+            return None
+        return quote[0], quote[1]
 
     async def stop(self) -> None:
         task, self._ws_task = self._ws_task, None

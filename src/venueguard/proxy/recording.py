@@ -8,12 +8,14 @@ monitor's :class:`~venueguard.app.recorder.Recorder`:
   ``ws.stale``, ``alert``...; keys that look like secrets are dropped, and no event carries a
   header, a query string or a body);
 - ``samples``, once a second: the monitor's counters from the proxy's metrics (REST requests,
-  503s, 429s, errors), the venue state (the worst account's), the outage regime and the data
-  age of the stalest open stream (:func:`~venueguard.app.recorder.sample_rows`); and one
-  latency sample per answered request (``METHOD path`` without the query, and the status).
+  503s, 429s, errors), the venue state (the worst account's), the outage regime, the data
+  age of the stalest open stream, and the best bid, ask and spread of the first symbol whose
+  top of book (BitMEX ``quote``, Binance ``bookTicker``) went through, while fresh
+  (:func:`~venueguard.app.recorder.sample_rows`); and one latency sample per answered request
+  (``METHOD path`` without the query, and the status).
 
-The proxy sees no order book and places no order, so spread, snapshots and position are not
-recorded: the report shows them as not recorded.
+The proxy keeps no order book, takes no snapshots and places no order, so snapshots and
+position are not recorded: the report shows them as not recorded.
 
 Call order: :meth:`ProxyJournal.open` (raises :class:`~venueguard.io.journal.JournalError` when
 the journal is held by another process or unusable); :meth:`on_request` per answer;
@@ -68,9 +70,12 @@ class ProxyJournal:
         self.recorder.add_samples([latency_row(wall_s, endpoint, status, latency_s)])
 
     async def tick(self, wall_s: float, metrics: Metrics, venue_state: str, regime_code: int,
-                   data_age_s: float | None) -> None:
-        """One second of samples, then everything queued is written (off the event loop)."""
-        facts = MarketFacts(self._symbol, None, None, data_age_s, None, None, None, None)
+                   data_age_s: float | None, symbol: str | None = None,
+                   quote: tuple[float, float] | None = None) -> None:
+        """One second of samples (``quote``: ``symbol``'s best bid and ask, when fresh), then
+        everything queued is written (off the event loop)."""
+        bid, ask = quote if quote is not None else (None, None)
+        facts = MarketFacts(symbol or self._symbol, bid, ask, data_age_s, None, None, None, None)
         self.recorder.add_samples(sample_rows(
             int(wall_s * 1000), metrics.snapshot(), facts, snapshots_produced=None,
             snapshots_missing=None, regime_code=regime_code,

@@ -259,6 +259,8 @@ class ProxyServer:
         for fault in self.faults.of_scope("ws", now_s):
             if fault.new_connections:
                 bridge.hit(fault)
+        if self.guard.metrics is not None:
+            bridge.watch_quotes(self.guard.on_quote)
         self.bridges[bridge.serial] = bridge
         return bridge
 
