@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PUBLIC", "Account", "Accounts", "key_of"]
 
+_SEVERITY = {state: state.gauge for state in VenueState}
+
 #: The account of requests that carry no API key.
 PUBLIC = "public"
 
@@ -75,6 +77,7 @@ class Account:
     reporter: HealthReporter
     fleet: Fleet | None = None  # with --redis
     last_used_s: float = 0.0
+    gauged: VenueState = VenueState.HEALTHY  # its state when the gauge was last worked out
 
 
 class Accounts:
@@ -154,13 +157,19 @@ class Accounts:
         for other in self._by_tag.values():
             if other is not account:
                 other.health.on_shared(state, until, reason, now)
-                other.reporter.poll(now)
+                self.poll(now, other)
 
     def poll(self, now: float, account: Account | None = None) -> None:
         """Run the timers of ``account`` (default: every account) and report their decisions;
         the venue-state gauge shows the worst account's state."""
+        changed = account is None
         for one in self._by_tag.values() if account is None else (account,):
             one.reporter.poll(now)
+            if one.health.state is not one.gauged:
+                one.gauged = one.health.state
+                changed = True
+        if not changed:  # the common case, once per request: nothing to work out
+            return
         worst = self.worst()
         state = worst.health.state if worst is not None else VenueState.HEALTHY
         if self.metrics is not None and state is not self._gauge:
@@ -169,4 +178,4 @@ class Accounts:
 
     def worst(self) -> Account | None:
         """The account in the worst state (None when there is none)."""
-        return max(self._by_tag.values(), key=lambda a: a.health.state.gauge, default=None)
+        return max(self._by_tag.values(), key=lambda a: _SEVERITY[a.health.state], default=None)
