@@ -101,7 +101,11 @@ class Accounts:
         self._gauge = VenueState.HEALTHY
 
     def tag_of(self, headers: Mapping[str, str], key_headers: tuple[str, ...]) -> str:
-        key = key_of(headers, key_headers)
+        """The account of a request with ``headers``."""
+        return self.tag_for(key_of(headers, key_headers))
+
+    def tag_for(self, key: str | None) -> str:
+        """The account of API key ``key`` (None: the public account)."""
         return PUBLIC if key is None else account_tag(self.venue, key)
 
     def __len__(self) -> int:

@@ -35,10 +35,9 @@ from venueguard.core.classify import Classification, Outcome, Transport, classif
 from venueguard.core.health import VenueState
 from venueguard.core.kinds import Kind
 from venueguard.core.regime import RegimeDetector
-from venueguard.fleet.policy import account_tag
 from venueguard.io.journal import JournalError
 from venueguard.io.notify import Notifier
-from venueguard.proxy.accounts import PUBLIC, Account, Accounts, key_of
+from venueguard.proxy.accounts import Account, Accounts, key_of
 from venueguard.sim.clock import SimClock
 from venueguard.telemetry.events import EventLog, iso_utc_ms
 from venueguard.telemetry.metrics import Metrics
@@ -242,14 +241,13 @@ class Guard:
         if self.dashboard is not None:
             await self.dashboard.close()
             self.dashboard = None
+        while self._closing:  # fleets being joined (to publish) or closed (evicted)
+            with contextlib.suppress(Exception):
+                await self._closing.pop()
         for account in self.accounts.all():
             fleet, account.fleet = account.fleet, None
             if fleet is not None:
                 await fleet.aclose()
-        closing, self._closing = list(self._closing), set()
-        for task in closing:
-            with contextlib.suppress(Exception):
-                await task
 
     def _poll_account(self, account: Account, now: float) -> None:
         self.accounts.poll(now, account)
@@ -289,8 +287,7 @@ class Guard:
     def _apply(self, request: web.Request, method: str, path: str, verdict: Classification,
                now: float, status: str, latency_s: float | None, *, ok: bool) -> None:
         key = key_of(request.headers, self.proxy.dialect.key_headers)
-        account = self.accounts.account(
-            PUBLIC if key is None else account_tag(self.proxy.dialect.name, key))
+        account = self.accounts.account(self.accounts.tag_for(key))
         health = account.health
         before = (health.state, health.until)
         health.on_outcome(verdict, now, latency_s=latency_s)
@@ -362,8 +359,7 @@ class Guard:
     async def _fleet(self, request: web.Request) -> tuple[Account, Fleet]:
         """The request's account and its fleet link (joined on the account's first request)."""
         key = key_of(request.headers, self.proxy.dialect.key_headers)
-        return await self._join(PUBLIC if key is None
-                                else account_tag(self.proxy.dialect.name, key), key)
+        return await self._join(self.accounts.tag_for(key), key)
 
     async def _join(self, tag: str, key: str | None) -> tuple[Account, Fleet]:
         from venueguard.fleet import Fleet, FleetConfig
