@@ -76,7 +76,6 @@ class Account:
     health: VenueHealth
     reporter: HealthReporter
     fleet: Fleet | None = None  # with --redis
-    last_used_s: float = 0.0
     gauged: VenueState = VenueState.HEALTHY  # its state when the gauge was last worked out
 
 
@@ -122,14 +121,13 @@ class Accounts:
         now = self.clock.monotonic()
         found = self._by_tag.get(tag)
         if found is not None:
-            self._by_tag.move_to_end(tag)
-            found.last_used_s = now
+            self._by_tag.move_to_end(tag)  # the order is the recency of use
             return found
         if len(self._by_tag) >= self.max_accounts:
             self._evict(now)
         health = VenueHealth(self.rules, now)
         account = Account(tag, health, HealthReporter(health, _AccountNotifier(self.events, tag),
-                                                      self.clock), last_used_s=now)
+                                                      self.clock))
         ban = self._egress_ban
         if ban is not None:
             state, until, reason = ban
