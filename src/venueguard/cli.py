@@ -169,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--dashboard-port", type=port_number, default=None,
                        metavar="PORT", help="with --guard: the live dashboard on this port "
                                             "(0 = any free port)")
+    proxy.add_argument("--journal", default=None, metavar="PATH",
+                       help="with --guard: the journal venueguard report reads "
+                            "(default ./venueguard-proxy.db)")
+    proxy.add_argument("--no-journal", action="store_true",
+                       help="with --guard: keep no journal")
     proxy.add_argument("--ws-silence-s", type=float_arg(above=0, high=MAX_DURATION_S),
                        default=None, metavar="SECONDS",
                        help="close a client's stream when its upstream sent no data this long")

@@ -73,10 +73,19 @@ def _total(value: object, label_filter: str | None = None) -> float:
     return 0.0
 
 
+def latency_row(wall_s: float, endpoint: str, status: int, latency_s: float) -> SampleRow:
+    """The sample of one REST request's latency (the report's latency plots)."""
+    return (int(wall_s * 1000), *Series.LATENCY_MS, latency_s * 1000.0,
+            {"endpoint": endpoint, "status": str(status)})
+
+
 def sample_rows(ts_ms: int, metrics: Mapping[str, object], market: MarketFacts, *,
-                snapshots_produced: int, snapshots_missing: int, regime_code: int,
-                venue_state_code: int, position: float | None) -> list[SampleRow]:
-    """One second of samples from a :meth:`Metrics.snapshot` and the monitor's own facts."""
+                snapshots_produced: int | None, snapshots_missing: int | None,
+                regime_code: int | None, venue_state_code: int,
+                position: float | None) -> list[SampleRow]:
+    """One second of samples from a :meth:`Metrics.snapshot` and the monitor's own facts.
+    Facts a process does not have (None: no snapshots, no regime) are not recorded, so the
+    report says "no data" rather than "not seen"."""
     sym = {"symbol": market.symbol}
     http_503 = _total(metrics.get("rest_requests_total"), "status=503")
     counters: list[tuple[tuple[str, str], float]] = [
@@ -87,11 +96,13 @@ def sample_rows(ts_ms: int, metrics: Mapping[str, object], market: MarketFacts, 
         (Series.RETRIES_TOTAL, _total(metrics.get("retries_total"))),
         (Series.RECONNECTS_TOTAL, _total(metrics.get("ws_reconnects_total"))),
         (Series.STALE_TOTAL, _total(metrics.get("ws_stale_total"))),
-        (Series.SNAPSHOTS_TOTAL, float(snapshots_produced)),
-        (Series.SNAPSHOTS_MISSING_TOTAL, float(snapshots_missing)),
-        (Series.REGIME, float(regime_code)),
         (Series.VENUE_STATE, float(venue_state_code)),
     ]
+    if snapshots_produced is not None and snapshots_missing is not None:
+        counters += [(Series.SNAPSHOTS_TOTAL, float(snapshots_produced)),
+                     (Series.SNAPSHOTS_MISSING_TOTAL, float(snapshots_missing))]
+    if regime_code is not None:
+        counters.append((Series.REGIME, float(regime_code)))
     rows: list[SampleRow] = [(ts_ms, kind, name, value, None) for (kind, name), value in counters]
     bid, ask = market.best_bid, market.best_ask
     optional: list[tuple[tuple[str, str], float | None, Mapping[str, object] | None]] = [

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from venueguard.app.predictor import Predictor, Signal
-from venueguard.app.recorder import MarketFacts, Recorder, sample_rows
+from venueguard.app.recorder import MarketFacts, Recorder, latency_row, sample_rows
 from venueguard.app.status import StatusLine, format_status
 from venueguard.core.kinds import Kind
 from venueguard.core.regime import Regime, RegimeDetector
@@ -202,9 +202,7 @@ class Ticker:
         if latency_s is not None and status is not None:
             self.p.series.on_latency(latency_s, wall_s)
             if self.p.recorder is not None:
-                self.p.recorder.add_samples([(int(wall_s * 1000), "api", "latency_ms",
-                                              latency_s * 1000.0,
-                                              {"endpoint": endpoint, "status": str(status)})])
+                self.p.recorder.add_samples([latency_row(wall_s, endpoint, status, latency_s)])
 
     # -- pause ---------------------------------------------------------------------------------
     @property

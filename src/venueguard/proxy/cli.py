@@ -18,17 +18,24 @@ from venueguard.proxy.server import ProxyConfig, ProxyServer
 from venueguard.sim.scenario import ScenarioError, load_scenario
 from venueguard.telemetry.events import EventLog
 
+#: Where a guarding proxy journals unless told otherwise (the monitor's is ./venueguard.db).
+DEFAULT_JOURNAL = "venueguard-proxy.db"
+
 
 def config_from_args(args: argparse.Namespace) -> ProxyConfig:
     """Build the configuration; raises ValueError (or ScenarioError) with a readable message."""
     if not args.upstream:
         raise ValueError("--upstream URL is required (the venue's REST origin)")
+    if args.no_journal and args.journal:
+        raise ValueError("--journal and --no-journal contradict each other")
+    journal = None if args.no_journal else (
+        args.journal or (DEFAULT_JOURNAL if args.guard else None))
     return ProxyConfig(
         upstream=args.upstream, ws_upstream=args.ws_upstream, dialect=args.dialect,
         host=args.host, port=args.port,
         scenario=load_scenario(args.scenario) if args.scenario else None, seed=args.seed,
         guard=args.guard, ws_silence_s=args.ws_silence_s, redis_url=args.redis,
-        dashboard_port=args.dashboard_port)
+        dashboard_port=args.dashboard_port, journal=journal)
 
 
 async def serve(config: ProxyConfig, events: EventLog) -> None:
@@ -49,7 +56,8 @@ async def serve(config: ProxyConfig, events: EventLog) -> None:
         print(f"upstream {proxy.upstream_base}  ws {proxy.ws_upstream_base}  dialect "
               f"{config.dialect}  control {url}/_sim/faults  scenario {scenario}"
               + (f"  metrics {url}/metrics" if config.guard else "")
-              + (f"  dashboard {proxy.guard.dashboard.url}" if proxy.guard.dashboard else ""),
+              + (f"  dashboard {proxy.guard.dashboard.url}" if proxy.guard.dashboard else "")
+              + (f"  journal {proxy.guard.journal.path}" if proxy.guard.journal else ""),
               flush=True)
         await stop.wait()
     finally:

@@ -23,6 +23,7 @@ knowledge of the messages are offered (no timestamp shifts, no gaps).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -73,6 +74,11 @@ class Dialect(Protocol):
     @property
     def kinds(self) -> Mapping[str, KindSpec]: ...
 
+    @property
+    def key_headers(self) -> tuple[str, ...]:
+        """The headers that carry the account's API key (the account is a hash of it)."""
+        ...
+
     def rules(self) -> RuleSet: ...
 
     def sheds(self, method: str, path: str) -> bool:
@@ -108,6 +114,31 @@ class Dialect(Protocol):
         """The message with its timestamps moved (None: nothing to move)."""
         ...
 
+    @property
+    def quote_marker(self) -> str | None:
+        """Text found in every top-of-book message (None: the dialect knows none)."""
+        ...
+
+    def quotes(self, decoded: Any) -> list[tuple[str, float, float]]:
+        """``(symbol, best bid, best ask)`` of a decoded top-of-book message ([] otherwise)."""
+        ...
+
+
+def _price(value: object) -> float | None:
+    """A positive finite price from a JSON number or a numeric string (Binance)."""
+    try:
+        price = float(value) if isinstance(value, int | float | str) else math.nan
+    except ValueError:
+        return None
+    return price if math.isfinite(price) and price > 0 else None
+
+
+def _quote(symbol: object, bid: object, ask: object) -> list[tuple[str, float, float]]:
+    b, a = _price(bid), _price(ask)
+    if not isinstance(symbol, str) or b is None or a is None or a < b:
+        return []
+    return [(symbol, b, a)]
+
 
 def _json(data: object, status: int, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json",
@@ -122,6 +153,7 @@ def _kinds(names: tuple[str, ...]) -> Mapping[str, KindSpec]:
 class Bitmex:
     name: str = "bitmex"
     prefix: str = "/api/v1"
+    key_headers: tuple[str, ...] = ("api-key",)
 
     @property
     def kinds(self) -> Mapping[str, KindSpec]:
@@ -177,10 +209,25 @@ class Bitmex:
             return None
         return orjson.dumps(shift_times(decoded, shift_ms))
 
+    @property
+    def quote_marker(self) -> str | None:
+        return '"table":"quote"'
+
+    def quotes(self, decoded: Any) -> list[tuple[str, float, float]]:
+        if not isinstance(decoded, dict) or decoded.get("table") != "quote":
+            return []
+        rows = decoded.get("data")
+        if not isinstance(rows, list):
+            return []
+        last = {row.get("symbol"): row for row in rows if isinstance(row, dict)}
+        return [q for row in last.values()
+                for q in _quote(row.get("symbol"), row.get("bidPrice"), row.get("askPrice"))]
+
 
 @dataclass(frozen=True, slots=True)
 class BinanceUsdm:
     name: str = "binance-usdm"
+    key_headers: tuple[str, ...] = ("X-MBX-APIKEY",)
 
     @property
     def kinds(self) -> Mapping[str, KindSpec]:
@@ -235,6 +282,18 @@ class BinanceUsdm:
             return orjson.dumps({**decoded, "data": shift_event_times(decoded["data"], shift_ms)})
         return orjson.dumps(shift_event_times(decoded, shift_ms))
 
+    @property
+    def quote_marker(self) -> str | None:
+        return '"e":"bookTicker"'
+
+    def quotes(self, decoded: Any) -> list[tuple[str, float, float]]:
+        if not isinstance(decoded, dict):
+            return []
+        event = decoded.get("data") if "stream" in decoded else decoded
+        if not isinstance(event, dict) or event.get("e") != "bookTicker":
+            return []
+        return _quote(event.get("s"), event.get("b"), event.get("a"))
+
 
 _GENERIC_PAGES = {
     "forbidden_403": (403, "403 Forbidden"),
@@ -252,6 +311,7 @@ def _page(title: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Generic:
     name: str = "generic"
+    key_headers: tuple[str, ...] = ("api-key", "X-MBX-APIKEY")
 
     @property
     def kinds(self) -> Mapping[str, KindSpec]:
@@ -299,6 +359,13 @@ class Generic:
 
     def shift(self, decoded: Any, shift_ms: int) -> bytes | None:
         return None
+
+    @property
+    def quote_marker(self) -> str | None:
+        return None
+
+    def quotes(self, decoded: Any) -> list[tuple[str, float, float]]:
+        return []
 
 
 def _loads(text: str) -> Any:

@@ -84,8 +84,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
     start_s = proxy.clock.monotonic_s()
     answer, own = await _answer(proxy, request)
     if not own and isinstance(answer, web.Response):
-        proxy.guard.answered(request.method, request.path, answer,
-                             proxy.clock.monotonic_s() - start_s)
+        proxy.guard.answered(request, answer, proxy.clock.monotonic_s() - start_s)
     return answer
 
 
@@ -135,18 +134,18 @@ async def _exchange(proxy: ProxyServer, request: web.Request,
                     body: bytes) -> tuple[web.Response, bool]:
     """Send the request upstream; the client's answer, and True when it is the gateway's own
     (the upstream was not reached or did not answer, already reported to the guard)."""
-    method, path = request.method, request.path
+    method = request.method
     try:
         got = await proxy.upstream.request(method, proxy.upstream_prefix + origin_form(request),
                                            request_headers(request.headers), body)
     except TimeoutError as exc:
-        proxy.guard.failed(method, path, exc)
+        proxy.guard.failed(request, exc)
         return web.Response(status=504, text="upstream did not answer in time\n"), True
     except UpstreamUnreachable as exc:
-        proxy.guard.failed(method, path, exc)
+        proxy.guard.failed(request, exc)
         return web.Response(status=502, text="upstream unreachable\n"), True
     except UpstreamClosed as exc:
-        proxy.guard.failed(method, path, exc)
+        proxy.guard.failed(request, exc)
         return web.Response(status=502, text="upstream connection failed\n"), True
     except ValueError:  # a request that cannot be written (e.g. an unencodable header)
         return web.Response(status=400, text="request cannot be forwarded\n"), True

@@ -60,6 +60,7 @@ class ProxyConfig:
     ws_silence_s: float | None = None
     redis_url: str | None = None
     dashboard_port: int | None = None  # with guard: the live dashboard on its own port
+    journal: str | Path | None = None  # with guard: what `venueguard report` reads
     max_body_bytes: int = 1 << 20
     max_frame_bytes: int = 1 << 22
     connect_timeout_s: float = 10.0
@@ -79,6 +80,8 @@ class ProxyConfig:
                                  f"got {url!r}")
         if self.dashboard_port is not None and not self.guard:
             raise ValueError("--dashboard-port shows what --guard measures: add --guard")
+        if self.journal is not None and not self.guard:
+            raise ValueError("--journal records what --guard measures: add --guard")
         if self.ws_silence_s is not None and not self.ws_silence_s > 0:
             raise ValueError(f"--ws-silence-s must be > 0, got {self.ws_silence_s}")
 
@@ -173,6 +176,13 @@ class ProxyServer:
 
     async def start(self) -> str:
         """Listen and start the scenario loop; returns the base URL (``http://HOST:PORT``)."""
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> str:
         cfg = self.config
         await self.guard.start()
         # the default SSL context checks the upstream's certificate and host name (websockets;
@@ -249,6 +259,8 @@ class ProxyServer:
         for fault in self.faults.of_scope("ws", now_s):
             if fault.new_connections:
                 bridge.hit(fault)
+        if self.guard.metrics is not None:
+            bridge.watch_quotes(self.guard.on_quote)
         self.bridges[bridge.serial] = bridge
         return bridge
 

@@ -30,12 +30,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import aiohttp
+import orjson
 from aiohttp import WSMsgType, web
 from yarl import URL
 
@@ -97,6 +99,10 @@ class Bridge:
         self.messages = 0  # data messages from the upstream
         self.counted = 0  # of which the guard's metrics already counted
         self.silenced = False
+        #: With a guard recording the market: told each symbol's best bid and ask from the
+        #: venue's top-of-book messages, at most once a second per connection.
+        self.on_quote: Callable[[str, float, float], None] | None = None
+        self.quote_due_s = math.inf
 
     # -- faults --------------------------------------------------------------------------------
     def hit(self, fault: Fault) -> None:
@@ -120,6 +126,13 @@ class Bridge:
             self.shift_ms += int(float(p["ahead_s"]) * 1000)
         elif kind == "ws_gap":
             self.gap_left += int(p["count"])
+
+    def watch_quotes(self, sink: Callable[[str, float, float], None]) -> None:
+        """Tell ``sink`` each symbol's best bid and ask the venue sends on this connection
+        (its top-of-book messages: BitMEX ``quote``, Binance ``bookTicker``), at most once a
+        second; other messages cost one comparison."""
+        self.on_quote = sink
+        self.quote_due_s = 0.0
 
     def drop(self) -> None:
         """Cut the client's connection without a close frame (the upstream is closed cleanly)."""
@@ -154,6 +167,20 @@ class Bridge:
                 payload = shifted
         self._data(text_frame(payload), kind is not Frame.SNAPSHOT)
 
+    def _quote(self, text: str, now_s: float) -> None:
+        marker = self.dialect.quote_marker
+        if marker is None or self.on_quote is None or marker not in text:
+            return
+        try:
+            decoded = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return
+        quotes = self.dialect.quotes(decoded)
+        for symbol, bid, ask in quotes:
+            self.on_quote(symbol, bid, ask)
+        if quotes:
+            self.quote_due_s = now_s + 1.0
+
     def _data(self, frame: bytes, shuffle: bool) -> None:
         if shuffle and self.reorder_p and self._held is None and \
                 self._rng.random() < self.reorder_p:
@@ -175,8 +202,10 @@ class Bridge:
             if kind is WSMsgType.TEXT:
                 data = msg.data
                 if data != "pong":
-                    self.last_data_s = now()
+                    self.last_data_s = at = now()
                     self.messages += 1
+                    if at >= self.quote_due_s:
+                        self._quote(data, at)
                 self._text(data)
             elif kind is WSMsgType.BINARY:
                 self.last_data_s = now()
