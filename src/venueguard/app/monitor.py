@@ -63,6 +63,7 @@ from venueguard.app.dashboard import DashboardServer, create_dashboard_app, star
 from venueguard.app.predictor import Predictor, PredictorLoadError, load_predictor
 from venueguard.app.recorder import Recorder
 from venueguard.app.status import StatusAwareStream, StatusLine
+from venueguard.app.stop_deadline import StopDeadline
 from venueguard.app.ticker import MarketInput, Ticker, TickerParts, VenueInput
 from venueguard.config import Settings, Thresholds
 from venueguard.core.regime import RegimeConfig, RegimeDetector
@@ -84,6 +85,9 @@ VENUE_URLS: Mapping[str, tuple[str, str]] = {
     "bitmex-testnet": ("https://testnet.bitmex.com", "wss://ws.testnet.bitmex.com/realtime"),
 }
 STOP_TIMEOUT_S = 10.0
+# From a stop request to the process's end, at most (the trader's stop included): past it the
+# process exits with code 1 (see venueguard.app.stop_deadline).
+STOP_DEADLINE_S = STOP_TIMEOUT_S + 4.0
 # One snapshot a second; a book older than 5 s is not the present market for a model (the
 # session's own stall detection, 10 s by default, decides when to reconnect).
 SNAPSHOT_CONFIG = SnapshotConfig(interval_s=1.0, window_s=10.0, max_data_age_s=5.0)
@@ -343,7 +347,7 @@ class Monitor:
 
     def __init__(self, config: MonitorConfig, *, stdout: TextIO | None = None,
                  stderr: TextIO | None = None, clock: Clock = SYSTEM_CLOCK,
-                 sources: SourceFactory | None = None) -> None:
+                 sources: SourceFactory | None = None, exit_on_overrun: bool = False) -> None:
         self.config = config
         self.clock = clock
         self._stderr = stderr or sys.stderr
@@ -378,6 +382,10 @@ class Monitor:
         self.dashboard: DashboardServer | None = None
         self.signals_installed: list[signal.Signals] = []
         self._stop: asyncio.Event | None = None
+        # the command exits the process past the deadline; a run inside a program re-cancels
+        self.stop_deadline = StopDeadline(
+            STOP_DEADLINE_S, on_slow=self._slow_stop, stderr=self._stderr,
+            exit_process=os._exit if exit_on_overrun else None)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def run(self) -> int:
@@ -398,12 +406,18 @@ class Monitor:
             for signum in self.signals_installed:
                 loop.remove_signal_handler(signum)
             self.signals_installed.clear()
+            self.stop_deadline.disarm(keep_watchdog=True)
 
     def request_stop(self, reason: str = "requested") -> None:
-        """Stop cleanly (what SIGINT and SIGTERM do); safe to call more than once."""
+        """Stop cleanly (what SIGINT and SIGTERM do); safe to call more than once. The process
+        ends within ``STOP_DEADLINE_S`` of the first call, whatever happens while stopping."""
         if self._stop is not None and not self._stop.is_set():
             self.stop_reason = reason
             self._stop.set()
+            self.stop_deadline.arm()
+
+    def _slow_stop(self, names: list[str]) -> None:
+        self.events.emit("monitor.stop_slow", tasks=names)
 
     async def _run(self, stop: asyncio.Event) -> int:
         cfg = self.config
@@ -665,6 +679,7 @@ class Monitor:
                     await stop.wait()
             except TimeoutError:
                 self.stop_reason = "duration"
+        self.stop_deadline.arm()
         raise _Stop
 
     def _halted(self) -> bool:
@@ -714,4 +729,8 @@ def run(args: argparse.Namespace) -> int:
     except StartupError as exc:
         print(f"venueguard monitor: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(Monitor(config).run())
+    monitor = Monitor(config, exit_on_overrun=True)
+    try:
+        return asyncio.run(monitor.run())
+    finally:
+        monitor.stop_deadline.disarm()

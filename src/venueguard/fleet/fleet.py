@@ -156,9 +156,11 @@ class Fleet:
         self._closed = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:   # bounded: a loop stuck in its store client does not hold the stop
+            done, _ = await asyncio.wait(list(self._tasks), timeout=1.0)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()
         if self._owner_until is not None and not self.degraded:
             with contextlib.suppress(_StoreDown):
                 await self._call(self.backend.release(self.member), limit_s=0.5)
