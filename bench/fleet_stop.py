@@ -29,8 +29,8 @@ def one_run(url: str, workdir: Path, kind: str, duration_s: float, bound_s: floa
     """(exit code or None when killed at the bound, seconds from start or signal to exit)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VENUEGUARD_")}
     journal = workdir / f"m{time.monotonic_ns()}.db"
-    args = [sys.executable, "-m", "venueguard", "monitor", "--redis", url, "--port", "0",
-            "--log-format", "json", "--journal", str(journal)]
+    args = [sys.executable, "-m", "venueguard", "monitor", "--redis", url, "--fleet-size", "1",
+            "--port", "0", "--log-format", "json", "--journal", str(journal)]
     if kind == "duration":
         args += ["--duration", str(duration_s)]
     started = time.monotonic()

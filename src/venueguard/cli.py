@@ -75,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="share rate limits, bans and the dead man's switch with the other "
                           "processes on this account (docs/scaling.md)")
     mon.add_argument("--fleet-size", type=int, default=None, metavar="N",
-                     help="with --redis: processes assumed while Redis is unreachable (each "
-                          "then uses 1/N of the limits; unset: the most seen at once)")
+                     help="with --redis (required): the processes sharing this account; "
+                          "while Redis is unreachable each uses 1/N of the limits")
 
     sim = sub.add_parser("sim", help="run the BitMEX-speaking simulator alone")
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on")

@@ -43,7 +43,8 @@ def redis_server() -> Iterator[RedisServer]:
 def _monitor(url: str, tmp: Path, name: str, *extra: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VENUEGUARD_")}
     return subprocess.Popen(
-        [sys.executable, "-m", "venueguard", "monitor", "--redis", url, "--port", "0",
+        [sys.executable, "-m", "venueguard", "monitor", "--redis", url, "--fleet-size", "1",
+         "--port", "0",
          "--log-format", "json", "--journal", str(tmp / f"{name}.db"), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=tmp)
 

@@ -205,6 +205,10 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
     fleet_size = getattr(args, "fleet_size", None)
     if fleet_size is not None and (redis_url is None or fleet_size < 1):
         raise StartupError("--fleet-size needs --redis and must be >= 1")
+    if redis_url is not None and fleet_size is None:
+        # without it, a member that cannot reach Redis at start would take the whole limit
+        raise StartupError("--redis needs --fleet-size N (the processes sharing this account: "
+                           "while Redis is unreachable each uses 1/N of the limits)")
     try:
         seed = int(env.get("VENUEGUARD_SIM_SEED", "1"))
     except ValueError:

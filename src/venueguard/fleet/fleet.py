@@ -38,7 +38,7 @@ from typing import TypeVar
 from venueguard.core.budget import BudgetConfig
 from venueguard.core.health import VenueHealth, VenueState
 from venueguard.core.kinds import Kind
-from venueguard.fleet.backend import FleetBackend, MemoryBackend
+from venueguard.fleet.backend import FleetBackend, MemoryBackend, StoreAuthError
 from venueguard.fleet.policy import (
     BAN_SCOPES,
     BanNotice,
@@ -91,6 +91,13 @@ class FleetConfig:
 
 class _StoreDown(Exception):
     """The store failed or is too slow for this call: use the local share."""
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for ``fleet.degraded``: a refused credential says how to fix it."""
+    if isinstance(exc, StoreAuthError):
+        return str(exc)[:300]
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
 
 
 class Fleet:
@@ -185,7 +192,7 @@ class Fleet:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the store's errors: connection refused, reset, script error
-            self._degrade(f"{type(exc).__name__}: {exc}"[:200])
+            self._degrade(_reason(exc))
             raise _StoreDown from exc
         self._strikes = 0
         return result
@@ -347,7 +354,8 @@ class Fleet:
                 task = asyncio.current_task()
                 if self._closed or (task is not None and task.cancelling()):
                     raise asyncio.CancelledError from exc
-                self._degrade(f"subscription lost: {type(exc).__name__}: {exc}"[:200])
+                self._degrade(_reason(exc) if isinstance(exc, StoreAuthError)
+                              else f"subscription lost: {_reason(exc)}")
             finally:
                 waiter.cancel()
                 listen.cancel()

@@ -40,15 +40,17 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from venueguard.fleet.backend import NoticeHandler
+from venueguard.fleet.backend import NoticeHandler, StoreAuthError
 from venueguard.fleet.policy import BanNotice, Bucket, Scope
 
 try:
     import redis.asyncio as aioredis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
+    from redis.exceptions import AuthenticationError as RedisAuthError
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisError
+    from redis.exceptions import ResponseError as RedisResponseError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("the Redis backend needs the redis package: "
                       "pip install 'venueguard[redis]'") from exc
@@ -211,6 +213,27 @@ def _settled(running: set[asyncio.Task[Any]]) -> Any:
     return done
 
 
+_AUTH_FIX = ("Redis refused this member's credentials ({why}): give them in the URL, "
+             "redis://:PASSWORD@HOST:PORT/DB (or redis://USER:PASSWORD@... with ACL users)")
+
+
+async def _explained(call: Coroutine[Any, Any, T]) -> T:
+    """Turn the client's refusal of the credentials into one line that names the fix."""
+    try:
+        return await call
+    except RedisAuthError as exc:
+        raise StoreAuthError(_AUTH_FIX.format(why=_first_line(exc))) from None
+    except RedisResponseError as exc:
+        text = str(exc)
+        if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM")) or "AUTH" in text[:40]:
+            raise StoreAuthError(_AUTH_FIX.format(why=_first_line(exc))) from None
+        raise
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+
+
 def _us(seconds: float) -> int:
     return round(seconds * 1_000_000)
 
@@ -243,7 +266,7 @@ class RedisBackend:
         self.running: set[asyncio.Task[Any]] = set()   # calls in flight (see ``detached``)
 
     def _run(self, call: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
-        return detached(call, self.running)
+        return detached(_explained(call), self.running)
 
     def key(self, scope: Scope, name: str) -> str:
         return f"{self.ns[scope]}:{name}"
