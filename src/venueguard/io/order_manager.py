@@ -599,10 +599,18 @@ class OrderManager:
         return await self.amends.amend(cl_ord_id, price=price, qty=qty)
 
     async def cancel_all(self, symbol: str | None = None) -> bool:
-        """ONE bulk cancel; True when the venue answered. The answers are evidence."""
+        """ONE bulk cancel; True when the venue answered. The answers are evidence. With
+        ``own_prefix_only`` (an account shared with other bots) it cancels this bot's own
+        unfinished orders by client id, in one request, never the account's."""
         now = self.clock.monotonic()
         try:
-            reports = await self.venue.cancel_all(symbol)
+            if self.config.own_prefix_only:
+                ids = [order.cl_ord_id for order in self.table.in_states(o.UNFINISHED_STATES)
+                       if (symbol is None or order.symbol == symbol)
+                       and self._is_ours(order.cl_ord_id)]
+                reports = await self.venue.cancel_orders(ids) if ids else []
+            else:
+                reports = await self.venue.cancel_all(symbol)
         except errors.VenueError:
             return False
         self.reconciler.on_cancel_reports(self._ours(reports), self.clock.monotonic(),

@@ -1,0 +1,78 @@
+"""One account, several bots (``own_prefix_only``): each keeps to the orders it placed.
+
+Regression: two demo bots on one key halted each other: a bot compared the account's position
+with its own fills (a false ``reconcile.mismatch kind=position``), went to safe mode, and the
+bulk cancel of safe mode (``DELETE /order/all``) took the other bot's orders too.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from pathlib import Path
+
+from test_order_manager import INTENT, FakeVenue, config, make
+
+from venueguard.core.orders import ClOrdIdGenerator, OrderState, OrderTable
+from venueguard.core.reconcile import FetchPosition, Reconciler
+from venueguard.io.clock import ManualClock
+from venueguard.io.order_manager import OrderManagerConfig
+from venueguard.telemetry.events import EventLog
+
+S = OrderState
+
+
+def shared(prefix: str) -> OrderManagerConfig:
+    base = config()
+    return replace(base, cl_ord_prefix=prefix, own_prefix_only=True,
+                   reconcile=replace(base.reconcile, position_is_ours=False))
+
+
+async def test_bulk_cancel_takes_only_this_bots_orders(tmp_path: Path) -> None:
+    venue, clock = FakeVenue(), ManualClock()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    mine = await make(tmp_path / "a", venue, clock, cfg=shared("vgaaaaaa"))
+    theirs = await make(tmp_path / "b", venue, clock, cfg=shared("vgbbbbbb"), seed=2)
+    a = await mine.submit(INTENT)
+    b = await theirs.submit(INTENT)
+    assert await mine.cancel_all("XBTUSD")
+    assert venue.orders[a.cl_ord_id]["ordStatus"] == "Canceled"
+    assert venue.orders[b.cl_ord_id]["ordStatus"] == "New"     # the neighbour's order rests
+    assert mine.table.orders[a.cl_ord_id].state is S.CANCELED
+    assert await mine.cancel_all("XBTUSD")                       # nothing left: no request
+
+
+async def test_a_neighbours_orders_and_the_accounts_position_raise_nothing(
+        tmp_path: Path) -> None:
+    venue, clock, events = FakeVenue(), ManualClock(), EventLog()
+    (tmp_path / "a").mkdir()
+    manager = await make(tmp_path / "a", venue, clock, events=events, cfg=shared("vgaaaaaa"))
+    async def account_position() -> list[dict[str, object]]:
+        return [{"symbol": "XBTUSD", "currentQty": 200}]     # the neighbour's fills
+
+    venue.get_positions = account_position  # type: ignore[method-assign]
+    neighbour = venue._row("vgbbbbbb-1-00000001")
+    manager.on_rows("order", "insert", [neighbour])
+    manager.on_rows("position", "update", [{"symbol": "XBTUSD", "currentQty": 200}])
+    for _ in range(5):
+        clock.advance(15.0)
+        await manager.step()
+    assert "vgbbbbbb-1-00000001" not in manager.table.orders
+    assert events.recent(event="reconcile.mismatch") == []
+    assert manager.halted is None and manager.halt_history == []
+
+
+def test_a_shared_account_position_is_neither_fetched_nor_compared() -> None:
+    cfg = replace(config().reconcile, position_is_ours=False)
+    table = OrderTable(ClOrdIdGenerator(random.Random(1)))
+    rec = Reconciler(table, cfg, start_wall_ms=0, symbols=("XBTUSD",))
+    rec.on_position("XBTUSD", 200, 0.0)
+    rec.on_position("XBTUSD", 200, 60.0)
+    decisions = rec.poll(60.0, 60_000)
+    assert not any(isinstance(d, FetchPosition) for d in decisions)
+    assert rec.position_mismatches == frozenset()
+    alone = Reconciler(OrderTable(ClOrdIdGenerator(random.Random(1))),
+                       replace(cfg, position_is_ours=True), start_wall_ms=0,
+                       symbols=("XBTUSD",))
+    assert any(isinstance(d, FetchPosition) for d in alone.poll(0.0, 0))
