@@ -13,9 +13,12 @@ from pathlib import Path
 
 from test_order_manager import INTENT, FakeVenue, config, make
 
+from venueguard.app.account_watch import AccountWatch, owner_of
+from venueguard.core.account_position import AccountCheckConfig
 from venueguard.core.orders import ClOrdIdGenerator, OrderState, OrderTable
 from venueguard.core.reconcile import FetchPosition, Reconciler
 from venueguard.io.clock import ManualClock
+from venueguard.io.fleet_link import Role
 from venueguard.io.order_manager import OrderManagerConfig
 from venueguard.telemetry.events import EventLog
 
@@ -76,3 +79,67 @@ def test_a_shared_account_position_is_neither_fetched_nor_compared() -> None:
                        replace(cfg, position_is_ours=True), start_wall_ms=0,
                        symbols=("XBTUSD",))
     assert any(isinstance(d, FetchPosition) for d in alone.poll(0.0, 0))
+
+
+class OwnerFleet:
+    """The fleet as the account watch sees it: a role and the members' published positions."""
+
+    def __init__(self) -> None:
+        self.role_now = Role.OWNER
+        self.positions: dict[str, float] = {}
+
+    def role(self) -> Role:
+        return self.role_now
+
+    def member_positions(self, symbol: str) -> dict[str, float]:
+        return dict(self.positions)
+
+
+async def test_only_an_account_level_mismatch_cancels_the_account_and_says_whose(
+        tmp_path: Path) -> None:
+    venue, clock, events = FakeVenue(), ManualClock(), EventLog()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    mine = await make(tmp_path / "a", venue, clock, events=events, cfg=shared("vgaaaaaa"))
+    theirs = await make(tmp_path / "b", venue, clock, cfg=shared("vgbbbbbb"), seed=2)
+    a = await mine.submit(INTENT)
+    b = await theirs.submit(INTENT)
+    account = {"qty": 0}
+
+    async def positions() -> list[dict[str, object]]:
+        return [{"symbol": "XBTUSD", "currentQty": account["qty"]}]
+
+    venue.get_positions = positions  # type: ignore[method-assign]
+    fleet = OwnerFleet()
+    fleet.positions = {"a": 0.0, "b": 0.0}
+    watch = AccountWatch(fleet, mine, symbol="XBTUSD", clock=clock, events=events,
+                         config=AccountCheckConfig(grace_s=10.0))
+    await watch.check_once()
+    account["qty"] = 200                        # b filled 200 ...
+    clock.advance(5.0)
+    await watch.check_once()
+    fleet.positions = {"a": 0.0, "b": 200.0}    # ... and says so: nothing to do
+    for _ in range(4):
+        clock.advance(5.0)
+        await watch.check_once()
+    assert watch.account_cancels == 0
+    assert venue.orders[b.cl_ord_id]["ordStatus"] == "New"
+    account["qty"] = 300                        # a fill nobody owns
+    for _ in range(3):
+        clock.advance(5.0)
+        await watch.check_once()
+    assert watch.account_cancels == 1
+    [mismatch] = events.recent(event="reconcile.mismatch")
+    assert mismatch["kind"] == "account_position" and "unexplained +100" in mismatch["detail"]
+    [cancel] = events.recent(event="orders.account_cancel")
+    assert cancel["taken"] == {"vgaaaaaa": 1, "vgbbbbbb": 1}
+    assert "account position mismatch" in cancel["reason"]
+    assert venue.orders[a.cl_ord_id]["ordStatus"] == "Canceled"
+    assert venue.orders[b.cl_ord_id]["ordStatus"] == "Canceled"
+    assert mine.table.orders[a.cl_ord_id].state is S.CANCELED
+
+
+def test_owner_of_reads_the_client_id_prefix() -> None:
+    assert owner_of("vg1a2b3c-17-00ab") == "vg1a2b3c"
+    assert owner_of("manual") == "other"
+    assert owner_of(None) == "other"

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from venueguard.app.account_watch import AccountWatch
 from venueguard.core.orders import RandomLike
 from venueguard.core.reconcile import ReconcileConfig
 from venueguard.io import errors
@@ -70,8 +71,9 @@ class DemoTrader:
     def __init__(self, runtime: OrdersRuntime, book: Callable[[], BookLike | None], *,
                  symbol: str, clock: Clock, rng: RandomLike | None = None,
                  config: DemoConfig | None = None, events: EventLog | None = None,
-                 rest: Any = None) -> None:
+                 rest: Any = None, account_watch: AccountWatch | None = None) -> None:
         self.runtime = runtime
+        self.account_watch = account_watch   # in a fleet: the owner's account check
         self.rest = rest                # the BitMEX REST session, for the instrument's sizes
         self.book = book
         self.symbol = symbol
@@ -97,6 +99,8 @@ class DemoTrader:
         async with asyncio.TaskGroup() as group:
             group.create_task(self.runtime.run(), name="demo-orders")
             self._strategy_task = group.create_task(self._strategy(), name="demo-strategy")
+            if self.account_watch is not None:
+                group.create_task(self.account_watch.run(), name="demo-account")
 
     def pause(self, reason: str) -> None:
         if self.paused is None:
@@ -207,5 +211,9 @@ def create_trader(ctx: MonitorContext, config: DemoConfig | None = None) -> Demo
     def book() -> BookLike | None:
         return market.book(symbol) if market is not None else None
 
+    watch = None
+    if ctx.fleet is not None:
+        watch = AccountWatch(ctx.fleet, runtime.manager, symbol=symbol, clock=ctx.clock,
+                             events=ctx.events)
     return DemoTrader(runtime, book, symbol=symbol, clock=ctx.clock, config=config,
-                      rest=ctx.rest)
+                      rest=ctx.rest, account_watch=watch)

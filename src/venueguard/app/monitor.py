@@ -544,10 +544,15 @@ class Monitor:
             resting = state.get("open_orders", 0)
             unknown = state.get("unknown_orders", 0)
             health = getattr(getattr(ctx.rest, "health", None), "state", None)
-            return {"regime": local_regime(),
-                    "health": health.value if health is not None else "HEALTHY",
-                    "resting": (resting if isinstance(resting, int) else 0)
-                    + (unknown if isinstance(unknown, int) else 0)}
+            out: dict[str, object] = {
+                "regime": local_regime(),
+                "health": health.value if health is not None else "HEALTHY",
+                "resting": (resting if isinstance(resting, int) else 0)
+                + (unknown if isinstance(unknown, int) else 0)}
+            position = state.get("position")
+            if state.get("ready") and isinstance(position, int | float):
+                out["positions"] = {self.config.symbol: position}   # the account check's
+            return out
 
         fleet.set_status(status)
         ctx.regime = lambda: str(fleet.regime(local_regime()))

@@ -49,6 +49,7 @@ from venueguard.fleet.policy import (
     account_tag,
     buckets_for,
     fleet_view,
+    live_statuses,
 )
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
 from venueguard.io.fleet_link import Role
@@ -126,6 +127,7 @@ class Fleet:
         self.degraded_total = 0
         self.rejoined_total = 0
         self.view = FleetView(1, "NORMAL", "HEALTHY", 0, 0)
+        self.statuses: dict[str, dict[str, object]] = {}   # the live members' last records
         self.max_members = 1
         self._strikes = 0
         self._local: dict[str, Gcra] = {}
@@ -439,7 +441,8 @@ class Fleet:
 
     # ------------------------------------------------------------------ status and owner
     def set_status(self, source: StatusSource) -> None:
-        """``source()`` -> ``{"regime", "health", "resting"}`` published every ``status_s``."""
+        """``source()`` -> ``{"regime", "health", "resting"}`` (and, for a trading member,
+        ``"positions": {symbol: qty}``) published every ``status_s``."""
         self._status = source
 
     def regime(self, local: str) -> str:
@@ -462,8 +465,21 @@ class Fleet:
                         self.member, status, cfg.status_max_age_s), limit_s=0.25)
                     self.view = fleet_view(statuses, self.member, wall,
                                            cfg.status_max_age_s)
+                    self.statuses = live_statuses(statuses, wall, cfg.status_max_age_s)
                     self.max_members = max(self.max_members, self.view.members)
             await asyncio.sleep(cfg.status_s)
+
+    def member_positions(self, symbol: str) -> dict[str, float]:
+        """The positions in ``symbol`` the live trading members published (``positions`` in
+        their status: see :meth:`set_status`); members that publish none do not trade."""
+        out: dict[str, float] = {}
+        for member, status in self.statuses.items():
+            positions = status.get("positions")
+            if isinstance(positions, dict):
+                qty = positions.get(symbol)
+                if isinstance(qty, int | float) and not isinstance(qty, bool):
+                    out[member] = float(qty)
+        return out
 
     def role(self) -> Role:
         if self.degraded:

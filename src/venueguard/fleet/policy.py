@@ -39,6 +39,7 @@ __all__ = [
     "account_tag",
     "buckets_for",
     "fleet_view",
+    "live_statuses",
     "worst_regime",
 ]
 
@@ -231,12 +232,18 @@ class FleetView:
     others_resting: int
 
 
+def live_statuses(statuses: Mapping[str, Mapping[str, object]], wall_s: float,
+                  max_age_s: float) -> dict[str, dict[str, object]]:
+    """The records of live members: those older than ``max_age_s`` are of members gone."""
+    return {m: dict(s) for m, s in statuses.items()
+            if isinstance(w := s.get("wall"), int | float) and wall_s - w <= max_age_s}
+
+
 def fleet_view(statuses: Mapping[str, Mapping[str, object]], me: str,
                wall_s: float, max_age_s: float) -> FleetView:
     """Fold the members' status records (``wall``, ``regime``, ``health``, ``resting``);
     records older than ``max_age_s`` are of members that are gone."""
-    live = {m: s for m, s in statuses.items()
-            if isinstance(w := s.get("wall"), int | float) and wall_s - w <= max_age_s}
+    live = live_statuses(statuses, wall_s, max_age_s)
     regime = worst_regime(str(s.get("regime", "NORMAL")) for s in live.values())
     health = "HEALTHY"
     for status in live.values():

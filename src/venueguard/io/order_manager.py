@@ -613,12 +613,29 @@ class OrderManager:
                 reports = await self.venue.cancel_all(symbol)
         except errors.VenueError:
             return False
+        await self._apply_cancel_reports(reports, now)
+        return True
+
+    async def cancel_account(self, symbol: str | None = None
+                             ) -> list[OrderReport | RefusalReport] | None:
+        """ONE account-wide bulk cancel: every bot's orders on the account, for an account-level
+        reason only (the caller names it). This bot's answers are applied as evidence; all of
+        them are returned, so the caller can say whose orders it took. None: no answer."""
+        now = self.clock.monotonic()
+        try:
+            reports = await self.venue.cancel_all(symbol)
+        except errors.VenueError:
+            return None
+        await self._apply_cancel_reports(reports, now)
+        return reports
+
+    async def _apply_cancel_reports(self, reports: Sequence[OrderReport | RefusalReport],
+                                    asked_at: float) -> None:
         self.reconciler.on_cancel_reports(self._ours(reports), self.clock.monotonic(),
-                                          self.clock.wall_ms(), asked_at=now)
+                                          self.clock.wall_ms(), asked_at=asked_at)
         self._drain()
         self._wake.set()
         await self.flush()
-        return True
 
     # ---------------------------------------------------------------- journal and reports
     def _drain(self) -> None:
