@@ -27,6 +27,7 @@ from venueguard.core.backoff import BackoffConfig
 from venueguard.core.budget import BudgetConfig
 from venueguard.core.liveness import LivenessConfig
 from venueguard.core.trades import Trade
+from venueguard.io.fleet_link import Role
 from venueguard.io.http_session import RestConfig, RestSession
 from venueguard.io.http_transport import HttpTransport, RawResponse, TransportFailure
 from venueguard.io.ws_session import MarketDataSession, MdConfig, default_liveness
@@ -211,6 +212,12 @@ async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue
         _RestProbeClient(rest),
         ProbeConfig(instrument_every_s=cfg.probe_interval_s,
                     order_every_s=cfg.order_probe_interval_s if order_probe else None),
-        symbol=symbol, clock=ctx.clock, best_bid=market.best_bid)
+        symbol=symbol, clock=ctx.clock, best_bid=market.best_bid,
+        active=None if ctx.fleet is None else _not_follower(ctx.fleet))
     ctx.market, ctx.rest = md, rest
     return market, SessionVenue(rest, probe)
+
+
+def _not_follower(fleet: Any) -> Callable[[], bool]:
+    """In a fleet the lease owner probes for the account (alone: every member does)."""
+    return lambda: bool(fleet.role() is not Role.FOLLOWER)

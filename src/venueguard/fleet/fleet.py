@@ -52,7 +52,7 @@ from venueguard.fleet.policy import (
     live_statuses,
 )
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
-from venueguard.io.fleet_link import Role
+from venueguard.io.fleet_link import Rank, Role
 from venueguard.telemetry.events import EventLog
 
 __all__ = ["Fleet", "FleetConfig"]
@@ -254,7 +254,7 @@ class Fleet:
                 del self._unpublished[scope]
             if self._last_remaining is not None:
                 for bucket in self.buckets:
-                    if not bucket.order_routes_only:
+                    if not bucket.order_routes_only and self._last_remaining < bucket.burst:
                         await self._call(self.backend.floor_remaining(
                             bucket, self._last_remaining), limit_s=0.5)
             await self._apply_current_bans()
@@ -364,11 +364,12 @@ class Fleet:
             await asyncio.sleep(self.config.probe_s)
 
     # ------------------------------------------------------------------ buckets and retries
-    async def reserve(self, *, order_route: bool, first: bool,
-                      max_wait_s: float) -> float | None:
+    async def reserve(self, *, order_route: bool, first: bool, max_wait_s: float,
+                      rank: Rank = Rank.READ) -> float | None:
         """The wait before this attempt may be sent (its slot is taken), or None when that
-        would exceed ``max_wait_s`` (nothing taken)."""
-        buckets = [b for b in self.buckets if order_route or not b.order_routes_only]
+        would exceed ``max_wait_s`` (nothing taken). ``rank``: see ``policy.HELD_BACK``."""
+        buckets = [b.ranked(rank) for b in self.buckets
+                   if order_route or not b.order_routes_only]
         if not self.degraded:
             waits: list[float] = []
             counted = False

@@ -105,7 +105,8 @@ return wait
 _FLOOR = _NOW_US + """
 local floor = now + (tonumber(ARGV[2]) - tonumber(ARGV[3])) * tonumber(ARGV[1])
 local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
-if tat < floor then
+-- more left than the burst (the venue's window is not ours): nothing to lower
+if floor > now and tat < floor then
   redis.call('SET', KEYS[1], string.format('%.0f', floor), 'PX',
              math.floor((floor - now) / 1000) + 1000)
   return 1
