@@ -118,6 +118,7 @@ def run(members: int, seconds: float, limit: int, outage: bool, redis: bool) -> 
                                    and e.get("kind") == "position"),
         "halts": sum(1 for e in records if e["event"] == "monitor.halted"),
         "exit_codes": codes,
+        "by_endpoint": dict(sorted(api.items(), key=lambda kv: -kv[1])),
     }
 
 

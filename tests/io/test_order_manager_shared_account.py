@@ -143,3 +143,17 @@ def test_owner_of_reads_the_client_id_prefix() -> None:
     assert owner_of("vg1a2b3c-17-00ab") == "vg1a2b3c"
     assert owner_of("manual") == "other"
     assert owner_of(None) == "other"
+
+
+async def test_a_bot_sharing_the_account_takes_no_position_baseline(tmp_path: Path) -> None:
+    venue, asked = FakeVenue(), []
+
+    async def positions() -> list[dict[str, object]]:
+        asked.append(1)
+        return [{"symbol": "XBTUSD", "currentQty": 500}]     # the other bots' position
+
+    venue.get_positions = positions  # type: ignore[method-assign]
+    (tmp_path / "a").mkdir()
+    manager = await make(tmp_path / "a", venue, ManualClock(), cfg=shared("vgaaaaaa"))
+    assert asked == []
+    assert manager.position("XBTUSD") == 0            # its own fills only

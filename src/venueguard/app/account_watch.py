@@ -53,7 +53,7 @@ class AccountWatch:
     """See the module docstring."""
 
     def __init__(self, fleet: FleetPositions, manager: OrderManager, *, symbol: str,
-                 clock: Clock, events: EventLog, interval_s: float = 5.0,
+                 clock: Clock, events: EventLog, interval_s: float = 10.0,
                  config: AccountCheckConfig | None = None) -> None:
         if not interval_s > 0:
             raise ValueError("interval_s must be > 0")

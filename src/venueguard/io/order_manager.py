@@ -259,7 +259,8 @@ class OrderManager:
         known = {k.split(":", 1)[1] for k, _ in self.journal.meta_items("position_baseline:")}
         missing = [s for s in self.symbols if s not in known
                    and not any(order.symbol == s for order in self.table.orders.values())]
-        if not missing:
+        if not missing or not self.config.reconcile.position_is_ours:
+            # an account shared with other bots: its position is not this bot's to start from
             self._baselines_done = True
             return True
         try:
