@@ -18,6 +18,7 @@ restarted at two thirds. Prints, from the venue's ground truth and the bots' eve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -48,14 +49,17 @@ def truth(base: str) -> dict[str, Any]:
         return dict(json.load(response))
 
 
-def run(members: int, seconds: float, limit: int, outage: bool, redis: bool) -> dict[str, Any]:
+def run(members: int, seconds: float, limit: int, outage: bool, redis: bool,
+        keep: Path | None = None) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VENUEGUARD_")}
     server = RedisServer.start() if redis else None
     sim = subprocess.Popen([sys.executable, "-m", "venueguard", "sim", "--scenario", "calm",
                             "--rate", "5", "--rest-limit", str(limit)],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     procs: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = (tempfile.mkdtemp(dir=keep) if keep is not None
+               else stack.enter_context(tempfile.TemporaryDirectory()))
         logs = [Path(tmp) / f"m{i}.jsonl" for i in range(members)]
         try:
             assert sim.stdout is not None
@@ -116,6 +120,8 @@ def run(members: int, seconds: float, limit: int, outage: bool, redis: bool) -> 
         "dms_cancelled": dms,
         "position_mismatches": sum(1 for e in records if e["event"] == "reconcile.mismatch"
                                    and e.get("kind") == "position"),
+        "account_mismatches": sum(1 for e in records if e["event"] == "reconcile.mismatch"
+                                  and e.get("kind") == "account_position"),
         "halts": sum(1 for e in records if e["event"] == "monitor.halted"),
         "exit_codes": codes,
         "by_endpoint": dict(sorted(api.items(), key=lambda kv: -kv[1])),
@@ -129,9 +135,11 @@ def main() -> None:
     parser.add_argument("--rest-limit", type=int, default=60)
     parser.add_argument("--outage", action="store_true")
     parser.add_argument("--no-redis", action="store_true")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the bots' logs and journals in a new folder under this one")
     opts = parser.parse_args()
     print(json.dumps(run(opts.members, opts.seconds, opts.rest_limit, opts.outage,
-                         not opts.no_redis)), flush=True)
+                         not opts.no_redis, opts.keep)), flush=True)
 
 
 if __name__ == "__main__":

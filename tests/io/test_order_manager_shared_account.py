@@ -157,3 +157,32 @@ async def test_a_bot_sharing_the_account_takes_no_position_baseline(tmp_path: Pa
     manager = await make(tmp_path / "a", venue, ManualClock(), cfg=shared("vgaaaaaa"))
     assert asked == []
     assert manager.position("XBTUSD") == 0            # its own fills only
+
+
+async def test_fills_while_the_read_waits_its_turn_are_no_mismatch(tmp_path: Path) -> None:
+    """Regression: the members' positions were read before the venue's (which can wait for
+    seconds under the shared limit), so fills meanwhile looked unexplained."""
+    venue, clock, events = FakeVenue(), ManualClock(), EventLog()
+    (tmp_path / "a").mkdir()
+    mine = await make(tmp_path / "a", venue, clock, events=events, cfg=shared("vgaaaaaa"))
+    fleet = OwnerFleet()
+    fleet.positions = {"a": 0.0, "b": 0.0}
+    account = {"qty": 0}
+
+    calls = {"n": 0}
+
+    async def positions() -> list[dict[str, object]]:
+        calls["n"] += 1
+        if calls["n"] > 1:                          # b fills while the read waits ...
+            account["qty"] += 100
+            fleet.positions = {"a": 0.0, "b": float(account["qty"])}   # ... and says so
+        return [{"symbol": "XBTUSD", "currentQty": account["qty"]}]
+
+    venue.get_positions = positions  # type: ignore[method-assign]
+    watch = AccountWatch(fleet, mine, symbol="XBTUSD", clock=clock, events=events,
+                         config=AccountCheckConfig(grace_s=10.0))
+    for _ in range(6):
+        await watch.check_once()
+        clock.advance(10.0)
+    assert events.recent(event="reconcile.mismatch") == []
+    assert watch.account_cancels == 0

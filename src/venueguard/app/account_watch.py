@@ -73,13 +73,17 @@ class AccountWatch:
                 await self.check_once()
 
     async def check_once(self) -> None:
-        members = self.fleet.member_positions(self.symbol)
-        if not members:
+        if not self.fleet.member_positions(self.symbol):
             return
         try:
             positions = await self.manager.venue.positions()
         except errors.VenueError:
             return                      # asked again next round
+        # the members' positions as of the answer, not the question: a read can wait its
+        # turn under the shared limit for seconds, and fills in that time are in the answer
+        members = self.fleet.member_positions(self.symbol)
+        if not members:
+            return
         venue_qty = next((float(p.qty) for p in positions if p.symbol == self.symbol), 0.0)
         for decision in self.check.on_sample(self.symbol, venue_qty, members,
                                              self.clock.monotonic()):
