@@ -66,3 +66,12 @@ def test_symbols_are_checked_apart() -> None:
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         AccountCheckConfig(grace_s=0)
+
+
+def test_differences_that_change_from_sample_to_sample_are_lag_not_a_mismatch() -> None:
+    """Fills reach the members a little after the venue: a sample just after one sees a
+    difference, the next sees another one (or none). Only a steady one is unexplained."""
+    check = AccountPositionCheck(CFG)
+    check.on_sample("XBTUSD", 0, {"a": 0, "b": 0}, 0.0)
+    for t, venue, b in ((10, 100, 0), (20, 300, 100), (30, 400, 300), (40, 550, 400)):
+        assert check.on_sample("XBTUSD", venue, {"a": 0, "b": b}, float(t)) == []

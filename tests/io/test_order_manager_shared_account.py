@@ -91,8 +91,9 @@ class OwnerFleet:
     def role(self) -> Role:
         return self.role_now
 
-    def member_positions(self, symbol: str) -> dict[str, float]:
-        return dict(self.positions)
+    def member_positions(self, symbol: str, *, newer_than_wall_s: float | None = None
+                         ) -> dict[str, float] | None:
+        return dict(self.positions)      # records always fresh here
 
 
 async def test_only_an_account_level_mismatch_cancels_the_account_and_says_whose(

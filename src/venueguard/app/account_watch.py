@@ -34,11 +34,15 @@ from venueguard.telemetry.events import EventLog
 
 __all__ = ["AccountWatch", "owner_of"]
 
+FILL_LAG_S = 0.25        # a fill reaches its bot (websocket) this long after the venue, at most
+MEMBERS_WAIT_S = 3.0     # how long to wait for every member's record from after the answer
+
 
 class FleetPositions(Protocol):
     def role(self) -> Role: ...
 
-    def member_positions(self, symbol: str) -> dict[str, float]: ...
+    def member_positions(self, symbol: str, *, newer_than_wall_s: float | None = None
+                         ) -> dict[str, float] | None: ...
 
 
 def owner_of(client_id: str | None) -> str:
@@ -80,8 +84,10 @@ class AccountWatch:
         except errors.VenueError:
             return                      # asked again next round
         # the members' positions as of the answer, not the question: a read can wait its
-        # turn under the shared limit for seconds, and fills in that time are in the answer
-        members = self.fleet.member_positions(self.symbol)
+        # turn under the shared limit for seconds, and fills in that time are in the answer.
+        # Every member's record must be from after the answer (plus the time a fill takes to
+        # reach it); they are published twice a second
+        members = await self._members_after(self.clock.wall_ms() / 1000.0 + FILL_LAG_S)
         if not members:
             return
         venue_qty = next((float(p.qty) for p in positions if p.symbol == self.symbol), 0.0)
@@ -92,6 +98,14 @@ class AccountWatch:
             elif isinstance(decision, AccountResolved):
                 self.events.emit("reconcile.resolved", kind="account_position",
                                  symbol=decision.symbol)
+
+    async def _members_after(self, wall_s: float) -> dict[str, float] | None:
+        for _ in range(round(MEMBERS_WAIT_S / 0.1)):
+            members = self.fleet.member_positions(self.symbol, newer_than_wall_s=wall_s)
+            if members is not None:
+                return members
+            await asyncio.sleep(0.1)
+        return None               # a member is late: no sample this round
 
     async def _on_mismatch(self, mismatch: AccountMismatch) -> None:
         reason = f"account position mismatch: {mismatch.detail}"

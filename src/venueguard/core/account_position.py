@@ -6,8 +6,10 @@ fleet's owner compares it with the sum of the positions the members publish. Wha
 is the *change*: the difference ``venue - sum(members)`` is taken as the reference when the
 check starts and whenever the set of members changes (a member that joins brings its journal's
 history; one that leaves takes its own), and a difference that moves away from the reference
-and stays away for ``grace_s`` (fills reach the members a little after the venue) is an
-account-level mismatch: a fill that no member owns, or one a member missed.
+and stays away, by the same amount, for ``grace_s`` is an account-level mismatch: a fill that no
+member owns, or one a member missed. (Fills reach the members a little after the venue, so a
+sample taken just after one shows a difference that the next sample no longer shows, or shows
+with another value: neither lasts.)
 
 Shape (sans-I/O)::
 
@@ -62,6 +64,7 @@ class _SymbolState:
     members: frozenset[str]
     reference: float
     bad_since: float | None = None
+    drift: float = 0.0
     alerted: bool = False
 
 
@@ -89,8 +92,9 @@ class AccountPositionCheck:
                 state.alerted = False
                 return [AccountResolved(symbol)]
             return []
-        if state.bad_since is None:
-            state.bad_since = now
+        if state.bad_since is None or abs(drift - state.drift) > self.config.tolerance:
+            state.bad_since = now          # a new difference: its grace starts now
+            state.drift = drift
         if now - state.bad_since >= self.config.grace_s and not state.alerted:
             state.alerted = True
             return [AccountMismatch(symbol, venue_qty, total, drift, tuple(sorted(names)))]

@@ -470,12 +470,18 @@ class Fleet:
                     self.max_members = max(self.max_members, self.view.members)
             await asyncio.sleep(cfg.status_s)
 
-    def member_positions(self, symbol: str) -> dict[str, float]:
+    def member_positions(self, symbol: str, *,
+                         newer_than_wall_s: float | None = None) -> dict[str, float] | None:
         """The positions in ``symbol`` the live trading members published (``positions`` in
-        their status: see :meth:`set_status`); members that publish none do not trade."""
+        their status: see :meth:`set_status`); members that publish none do not trade. None
+        while a trading member's last record is not newer than ``newer_than_wall_s``."""
         out: dict[str, float] = {}
         for member, status in self.statuses.items():
             positions = status.get("positions")
+            wall = status.get("wall")
+            if (newer_than_wall_s is not None and isinstance(positions, dict)
+                    and not (isinstance(wall, int | float) and wall > newer_than_wall_s)):
+                return None
             if isinstance(positions, dict):
                 qty = positions.get(symbol)
                 if isinstance(qty, int | float) and not isinstance(qty, bool):
