@@ -8,9 +8,14 @@ Starts its own redis-server (loopback, free port, no persistence) and prints:
 2. fleet throughput: 8 members (each its own connection) sending as fast as the shared bucket
    lets them at a venue whose per-key bucket (the simulator's TokenBucket, the same refill rule)
    allows LIMIT a minute; accepted requests as a fraction of what the venue's limit allows over
-   the run (target >= 95%), and the venue's refusals (429s).
+   the run (target >= 95%), and the venue's refusals (429s);
+3. useful order throughput under a shared limit: ``--demo-bots`` ``venueguard monitor --trade
+   demo`` processes on one key against ``sim --rest-limit 60`` for ``--demo-seconds`` (see
+   bench/fleet_demo.py): orders placed, 429s, and how many of the limit's requests carry
+   orders (place, cancel, amend) rather than reads (target: >= 20 orders in 60 s, <= one 429).
 
     .venv/bin/python bench/fleet_redis.py [--calls 5000] [--limit 600] [--seconds 20]
+                                          [--demo-bots 4] [--demo-seconds 60]
 """
 
 from __future__ import annotations
@@ -102,6 +107,14 @@ async def main(args: argparse.Namespace) -> None:
               f"allowed = {accepted / allowed:.1%} (target >= 95%), {refused} refused (429)")
     finally:
         server.stop()
+    if args.demo_bots > 0:
+        from fleet_demo import run  # bench/ is the script's own folder
+
+        demo = run(args.demo_bots, args.demo_seconds, 60, outage=False, redis=True)
+        print(f"useful order throughput: {args.demo_bots} demo bots, limit 60/min, "
+              f"{args.demo_seconds:g} s: {demo['orders_placed']} orders placed, "
+              f"{demo['requests']} requests, {demo['useful_share']:.0%} of them order writes, "
+              f"{demo['429']} x 429 (target >= 20 orders in 60 s, <= 1 x 429)")
 
 
 if __name__ == "__main__":
@@ -110,4 +123,6 @@ if __name__ == "__main__":
     parser.add_argument("--limit", type=int, default=600)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--members", type=int, default=8)
+    parser.add_argument("--demo-bots", type=int, default=4, help="0: skip")
+    parser.add_argument("--demo-seconds", type=float, default=60.0)
     asyncio.run(main(parser.parse_args()))

@@ -52,8 +52,8 @@ started):
     ccxt older than 4.5;
   - --trade demo on a real venue without VENUEGUARD_API_KEY and
     VENUEGUARD_API_SECRET;
-  - --fleet-size without --redis, or a --redis URL that is not
-    redis://HOST:PORT/DB;
+  - --fleet-size without --redis, --redis without --fleet-size, or a --redis
+    URL that is not redis://HOST:PORT/DB;
   - a --rules or --config file it cannot read or with a bad value (it names the
     file, line and key);
   - a journal another monitor holds (it names the holder); a --port in use.
@@ -115,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="share rate limits, bans and the dead man's switch with the other "
                           "processes on this account (docs/scaling.md)")
     mon.add_argument("--fleet-size", type=int_arg(1, MAX_FLEET_SIZE), default=None, metavar="N",
-                     help="with --redis: processes assumed while Redis is unreachable (each "
-                          "then uses 1/N of the limits; unset: the most seen at once)")
+                     help="with --redis (required): the processes sharing this account; "
+                          "while Redis is unreachable each uses 1/N of the limits")
 
     sim = sub.add_parser("sim", help="run the BitMEX-speaking simulator alone")
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on")

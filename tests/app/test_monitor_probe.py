@@ -160,3 +160,33 @@ async def test_real_venue_config_never_places_orders() -> None:
     except asyncio.CancelledError:
         pass
     assert script.calls and all(c[0] == INSTRUMENT for c in script.calls)
+
+
+async def test_a_fleet_follower_leaves_the_probe_to_the_owner() -> None:
+    """One probe per fleet per interval: the members that follow the lease send nothing,
+    and one that becomes owner starts probing."""
+    script = Script({})
+
+    class Clock:
+        def monotonic(self) -> float:
+            return asyncio.get_running_loop().time()
+
+        def wall_ms(self) -> int:
+            return 0
+
+    owner = False
+    p = HealthProbe(script, ProbeConfig(instrument_every_s=0.05, order_every_s=0.05),
+                    symbol="XBTUSD", clock=Clock(), best_bid=lambda: 100.0,
+                    active=lambda: owner)
+    task = asyncio.create_task(p.run())
+    await asyncio.sleep(0.3)
+    assert script.calls == []
+    owner = True
+    await asyncio.sleep(0.3)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    assert any(c[0] == INSTRUMENT for c in script.calls)
+    assert any(c[0] == PLACE for c in script.calls)

@@ -88,6 +88,18 @@ async def test_floor_remaining_follows_the_venue(redis_server: RedisServer) -> N
     await backend.aclose()
 
 
+async def test_more_left_at_the_venue_than_the_burst_lowers_nothing(
+        redis_server: RedisServer) -> None:
+    """Regression: a remaining count above the burst (the venue's limit, headroom aside) set
+    a negative expiry, and the script's error sent a rejoining member back to degraded."""
+    await _flush(redis_server)
+    bucket = Bucket("rest", Scope.ACCOUNT, 60, 60.0)          # burst 58 of the venue's 60
+    backend = _backend(redis_server)
+    await backend.floor_remaining(bucket, 60)
+    assert await backend.reserve([bucket], 0.0, count_request=False) == 0.0
+    await backend.aclose()
+
+
 async def test_shared_retry_budget(redis_server: RedisServer) -> None:
     await _flush(redis_server)
     bucket = Bucket("rest", Scope.ACCOUNT, 100_000, 60.0)

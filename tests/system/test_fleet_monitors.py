@@ -113,7 +113,8 @@ def test_eight_monitors_share_one_key(tmp_path: Path, redis_server: RedisServer)
             with logs[i].open("wb") as out:
                 monitors.append(subprocess.Popen(
                     [sys.executable, "-m", "venueguard", "monitor", "--sim-url", base,
-                     "--trade", "demo", "--redis", redis_server.url, "--log-format", "json",
+                     "--trade", "demo", "--redis", redis_server.url, "--fleet-size", str(MEMBERS),
+                     "--log-format", "json",
                      "--port", "0", "--journal", str(tmp_path / f"m{i}.db"),
                      "--duration", "120"],
                     stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path))

@@ -9,7 +9,8 @@ new orders while the regime is SAFE or RECOVERING (the runtime refuses them).
 
 The monitor calls :func:`create_trader` with its context (imported only with ``--trade demo``),
 runs :meth:`DemoTrader.run` among its tasks, and on shutdown awaits :meth:`DemoTrader.stop`:
-one bulk cancel of the demo's symbol, then the switch is disarmed. A crash does neither, and
+one bulk cancel of the demo's symbol (in a fleet: of its own orders, by client id), then the
+switch is disarmed. A crash does neither, and
 the switch cancels everything at the venue when it runs out.
 """
 
@@ -23,7 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from venueguard.app.account_watch import AccountWatch
 from venueguard.core.orders import RandomLike
+from venueguard.core.reconcile import ReconcileConfig
 from venueguard.io import errors
 from venueguard.io.clock import Clock
 from venueguard.io.order_manager import OrderIntent, OrderManagerConfig, OrdersBlocked
@@ -68,8 +71,9 @@ class DemoTrader:
     def __init__(self, runtime: OrdersRuntime, book: Callable[[], BookLike | None], *,
                  symbol: str, clock: Clock, rng: RandomLike | None = None,
                  config: DemoConfig | None = None, events: EventLog | None = None,
-                 rest: Any = None) -> None:
+                 rest: Any = None, account_watch: AccountWatch | None = None) -> None:
         self.runtime = runtime
+        self.account_watch = account_watch   # in a fleet: the owner's account check
         self.rest = rest                # the BitMEX REST session, for the instrument's sizes
         self.book = book
         self.symbol = symbol
@@ -95,6 +99,8 @@ class DemoTrader:
         async with asyncio.TaskGroup() as group:
             group.create_task(self.runtime.run(), name="demo-orders")
             self._strategy_task = group.create_task(self._strategy(), name="demo-strategy")
+            if self.account_watch is not None:
+                group.create_task(self.account_watch.run(), name="demo-account")
 
     def pause(self, reason: str) -> None:
         if self.paused is None:
@@ -117,12 +123,8 @@ class DemoTrader:
         if task is not None and not task.done():
             await asyncio.wait({task}, timeout=STOP_WAIT_S)
         manager = self.runtime.manager
-        if manager.ready and getattr(self.runtime, "fleet", None) is not None:
-            # one account, several bots: DELETE /order/all would cancel the others' orders
-            for order in manager.open_orders():
-                with contextlib.suppress(errors.VenueError):
-                    await manager.cancel(order.cl_ord_id)
-        elif manager.ready and (manager.open_orders() or manager.unknown_orders()):
+        if manager.ready and (manager.open_orders() or manager.unknown_orders()):
+            # in a fleet (own_prefix_only) this cancels the demo's own orders by client id
             await manager.cancel_all(self.symbol)
         await self.runtime.stop(clean=True)
         await manager.flush()
@@ -195,8 +197,10 @@ def create_trader(ctx: MonitorContext, config: DemoConfig | None = None) -> Demo
         # one account, several bots: each keeps to the orders of its own clOrdID prefix,
         # stable across restarts (it is derived from the journal's path)
         digest = hashlib.sha256(str(ctx.config.journal.resolve()).encode()).hexdigest()
+        # the venue's position is the account's (every bot's): the fleet checks it
         runtime_config = RuntimeConfig(manager=OrderManagerConfig(
-            cl_ord_prefix=f"vg{digest[:6]}", own_prefix_only=True))
+            cl_ord_prefix=f"vg{digest[:6]}", own_prefix_only=True,
+            reconcile=ReconcileConfig(position_is_ours=False)))
     runtime = OrdersRuntime(BitmexAdapter(ctx.rest), ctx.journal, symbols=(symbol,),
                             md=ctx.market,
                             events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts,
@@ -207,5 +211,9 @@ def create_trader(ctx: MonitorContext, config: DemoConfig | None = None) -> Demo
     def book() -> BookLike | None:
         return market.book(symbol) if market is not None else None
 
+    watch = None
+    if ctx.fleet is not None:
+        watch = AccountWatch(ctx.fleet, runtime.manager, symbol=symbol, clock=ctx.clock,
+                             events=ctx.events)
     return DemoTrader(runtime, book, symbol=symbol, clock=ctx.clock, config=config,
-                      rest=ctx.rest)
+                      rest=ctx.rest, account_watch=watch)

@@ -29,6 +29,7 @@ from venueguard.core.backoff import BackoffConfig
 from venueguard.core.budget import BudgetConfig
 from venueguard.core.liveness import LivenessConfig
 from venueguard.core.trades import Trade
+from venueguard.io.fleet_link import Role
 from venueguard.io.http_session import RestConfig, RestSession
 from venueguard.io.http_transport import HttpTransport, RawResponse, TransportFailure
 from venueguard.io.ws_session import MarketDataSession, MdConfig, default_liveness
@@ -215,7 +216,8 @@ async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue
         _RestProbeClient(rest),
         ProbeConfig(instrument_every_s=cfg.probe_interval_s,
                     order_every_s=cfg.order_probe_interval_s if order_probe else None),
-        symbol=symbol, clock=ctx.clock, best_bid=market.best_bid)
+        symbol=symbol, clock=ctx.clock, best_bid=market.best_bid,
+        active=None if ctx.fleet is None else _not_follower(ctx.fleet))
     try:
         await check_symbol(rest, symbol, ctx.rest_url)
     except BaseException:
@@ -247,3 +249,8 @@ async def check_symbol(rest: RestSession, symbol: str, where: str,
         names = sorted({str(r.get("symbol")) for r in active if isinstance(r, dict)})
         listed = f" (it lists: {', '.join(names[:12])}{', ...' if len(names) > 12 else ''})"
     raise StartupError(f"unknown symbol {symbol!r} at {where}{listed}; choose one with --symbol")
+
+
+def _not_follower(fleet: Any) -> Callable[[], bool]:
+    """In a fleet the lease owner probes for the account (alone: every member does)."""
+    return lambda: bool(fleet.role() is not Role.FOLLOWER)

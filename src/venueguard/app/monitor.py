@@ -63,6 +63,7 @@ from venueguard.app.dashboard import DashboardServer, create_dashboard_app, star
 from venueguard.app.predictor import Predictor, PredictorLoadError, load_predictor
 from venueguard.app.recorder import Recorder
 from venueguard.app.status import StatusAwareStream, StatusLine
+from venueguard.app.stop_deadline import StopDeadline
 from venueguard.app.ticker import MarketInput, Ticker, TickerParts, VenueInput
 from venueguard.cli import MAX_SEED
 from venueguard.config import Settings, Thresholds
@@ -87,6 +88,9 @@ VENUE_URLS: Mapping[str, tuple[str, str]] = {
     "bitmex-testnet": ("https://testnet.bitmex.com", "wss://ws.testnet.bitmex.com/realtime"),
 }
 STOP_TIMEOUT_S = 10.0
+# From a stop request to the process's end, at most (the trader's stop included): past it the
+# process exits with code 1 (see venueguard.app.stop_deadline).
+STOP_DEADLINE_S = STOP_TIMEOUT_S + 4.0
 # One snapshot a second; a book older than 5 s is not the present market for a model (the
 # session's own stall detection, 10 s by default, decides when to reconnect).
 SNAPSHOT_CONFIG = SnapshotConfig(interval_s=1.0, window_s=10.0, max_data_age_s=5.0)
@@ -204,6 +208,10 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
     fleet_size = getattr(args, "fleet_size", None)
     if fleet_size is not None and (redis_url is None or fleet_size < 1):
         raise StartupError("--fleet-size needs --redis and must be >= 1")
+    if redis_url is not None and fleet_size is None:
+        # without it, a member that cannot reach Redis at start would take the whole limit
+        raise StartupError("--redis needs --fleet-size N (the processes sharing this account: "
+                           "while Redis is unreachable each uses 1/N of the limits)")
     try:
         seed = read_int(env.get("VENUEGUARD_SIM_SEED", "1"), low=0, high=MAX_SEED)
     except NumberError as exc:
@@ -346,7 +354,7 @@ class Monitor:
 
     def __init__(self, config: MonitorConfig, *, stdout: TextIO | None = None,
                  stderr: TextIO | None = None, clock: Clock = SYSTEM_CLOCK,
-                 sources: SourceFactory | None = None) -> None:
+                 sources: SourceFactory | None = None, exit_on_overrun: bool = False) -> None:
         self.config = config
         self.clock = clock
         self._stderr = stderr or sys.stderr
@@ -384,6 +392,10 @@ class Monitor:
         self.scenario: str | None = None  # what the simulator runs (monitor.ready), if known
         self.signals_installed: list[signal.Signals] = []
         self._stop: asyncio.Event | None = None
+        # the command exits the process past the deadline; a run inside a program re-cancels
+        self.stop_deadline = StopDeadline(
+            STOP_DEADLINE_S, on_slow=self._slow_stop, stderr=self._stderr,
+            exit_process=os._exit if exit_on_overrun else None)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def run(self) -> int:
@@ -405,12 +417,18 @@ class Monitor:
             for signum in self.signals_installed:
                 loop.remove_signal_handler(signum)
             self.signals_installed.clear()
+            self.stop_deadline.disarm(keep_watchdog=True)
 
     def request_stop(self, reason: str = "requested") -> None:
-        """Stop cleanly (what SIGINT and SIGTERM do); safe to call more than once."""
+        """Stop cleanly (what SIGINT and SIGTERM do); safe to call more than once. The process
+        ends within ``STOP_DEADLINE_S`` of the first call, whatever happens while stopping."""
         if self._stop is not None and not self._stop.is_set():
             self.stop_reason = reason
             self._stop.set()
+            self.stop_deadline.arm()
+
+    def _slow_stop(self, names: list[str]) -> None:
+        self.events.emit("monitor.stop_slow", tasks=names)
 
     async def _run(self, stop: asyncio.Event) -> int:
         cfg = self.config
@@ -540,10 +558,15 @@ class Monitor:
             resting = state.get("open_orders", 0)
             unknown = state.get("unknown_orders", 0)
             health = getattr(getattr(ctx.rest, "health", None), "state", None)
-            return {"regime": local_regime(),
-                    "health": health.value if health is not None else "HEALTHY",
-                    "resting": (resting if isinstance(resting, int) else 0)
-                    + (unknown if isinstance(unknown, int) else 0)}
+            out: dict[str, object] = {
+                "regime": local_regime(),
+                "health": health.value if health is not None else "HEALTHY",
+                "resting": (resting if isinstance(resting, int) else 0)
+                + (unknown if isinstance(unknown, int) else 0)}
+            position = state.get("position")
+            if state.get("ready") and isinstance(position, int | float):
+                out["positions"] = {self.config.symbol: position}   # the account check's
+            return out
 
         fleet.set_status(status)
         ctx.regime = lambda: str(fleet.regime(local_regime()))
@@ -699,6 +722,7 @@ class Monitor:
                     await stop.wait()
             except TimeoutError:
                 self.stop_reason = "duration"
+        self.stop_deadline.arm()
         raise _Stop
 
     def _halted(self) -> bool:
@@ -763,4 +787,8 @@ def run(args: argparse.Namespace) -> int:
     except StartupError as exc:
         print(f"venueguard monitor: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(Monitor(config).run())
+    monitor = Monitor(config, exit_on_overrun=True)
+    try:
+        return asyncio.run(monitor.run())
+    finally:
+        monitor.stop_deadline.disarm()

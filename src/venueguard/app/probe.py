@@ -8,6 +8,10 @@ post-only buy far below the market and cancels it at once. The order cannot fill
 ``offset_frac`` below the best bid) and is cancelled by its clOrdID, so an ambiguous outcome
 (timeout, 502) is cleaned up on the next round and at stop, never left resting.
 
+In a fleet (processes sharing one account and its rate limit) only one member needs to probe:
+``active()`` says whether this process probes now (the monitor passes "not a follower of the
+fleet's lease"), so the fleet spends one probe's requests per interval, not one per member.
+
 Outcomes are the REST session's: its classifier, venue health and metrics see every probe
 request. The probe reports each request to ``on_request(endpoint, status, latency_s, wall_s)``
 (status None when no response came) for the latency charts and the journal.
@@ -72,13 +76,15 @@ class HealthProbe:
 
     def __init__(self, client: ProbeClient, config: ProbeConfig, *, symbol: str, clock: Clock,
                  best_bid: Callable[[], float | None], on_request: RequestHook | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 active: Callable[[], bool] | None = None) -> None:
         self.client = client
         self.config = config
         self.symbol = symbol
         self.clock = clock
         self.best_bid = best_bid
         self.on_request = on_request
+        self.active = active
         self._rng = rng or random.Random()
         self._seq = itertools.count(1)
         self.tick_size = config.tick_size  # updated from the instrument row when it is read
@@ -94,6 +100,11 @@ class HealthProbe:
         next_instrument = next_order = self.clock.monotonic()
         while True:
             now = self.clock.monotonic()
+            if self.active is not None and not self.active():
+                # another member probes for the account; look again at the next interval
+                next_instrument = max(next_instrument, now + cfg.instrument_every_s)
+                if cfg.order_every_s is not None:
+                    next_order = max(next_order, now + cfg.order_every_s)
             if now >= next_instrument:
                 next_instrument = now + cfg.instrument_every_s
                 await self._call(INSTRUMENT, self._read_instrument())

@@ -79,6 +79,10 @@ class ReconcileConfig:
     sweep_interval_s: float = 30.0       # open orders + position
     safe_sweep_interval_s: float = 60.0
     position_grace_s: float = 10.0       # executions may lag the position this long
+    #: The venue's position is this bot's alone. False when several bots share the account:
+    #: the venue reports the account's position, the sum of every bot's, so this bot neither
+    #: fetches nor compares it (the fleet compares the account's with the members' sum).
+    position_is_ours: bool = True
     budget_queries: int = 10             # lookups per budget interval
     safe_budget_queries: int = 3
     budget_interval_s: float = 10.0
@@ -334,7 +338,9 @@ class Reconciler:
         applied locally. A difference asks for every fill since the journal began
         (``FetchExecutions``, ahead of the next position lookup); one still there
         ``position_grace_s`` later raises ``Halt`` (cleared when the positions agree again:
-        ``Resolved("position")``)."""
+        ``Resolved("position")``). Ignored unless ``position_is_ours``."""
+        if not self.config.position_is_ours:
+            return
         local = self.table.position(symbol)
         if local == venue_qty:
             if self._pos_bad_since.pop(symbol, None) is not None and symbol in self._pos_alerted:
@@ -467,7 +473,9 @@ class Reconciler:
         """Per symbol, when its position should next be fetched: after every sweep, and every
         ``query_interval_s`` while it disagrees with the executions, and once more when its
         ``position_grace_s`` ends (that answer decides ``Halt``)."""
-        cfg, due = self.config, {}
+        cfg, due = self.config, dict[str, float]()
+        if not cfg.position_is_ours:
+            return due
         for symbol in self._symbols | {o.symbol for o in self.table.orders.values()}:
             asked = self._pos_asked.get(symbol)
             since = self._pos_bad_since.get(symbol)

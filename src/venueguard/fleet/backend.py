@@ -28,9 +28,14 @@ from typing import Protocol
 from venueguard.fleet.policy import BanNotice, Bucket, Gcra, Scope
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["FleetBackend", "MemoryBackend", "NoticeHandler"]
+__all__ = ["FleetBackend", "MemoryBackend", "NoticeHandler", "StoreAuthError"]
 
 NoticeHandler = Callable[[BanNotice], None]
+
+
+class StoreAuthError(Exception):
+    """The store refused this member's credentials; the message is one line naming the fix
+    (and never holds the credentials)."""
 
 
 class FleetBackend(Protocol):

@@ -38,7 +38,7 @@ from typing import TypeVar
 from venueguard.core.budget import BudgetConfig
 from venueguard.core.health import VenueHealth, VenueState
 from venueguard.core.kinds import Kind
-from venueguard.fleet.backend import FleetBackend, MemoryBackend
+from venueguard.fleet.backend import FleetBackend, MemoryBackend, StoreAuthError
 from venueguard.fleet.policy import (
     BAN_SCOPES,
     BanNotice,
@@ -49,9 +49,10 @@ from venueguard.fleet.policy import (
     account_tag,
     buckets_for,
     fleet_view,
+    live_statuses,
 )
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
-from venueguard.io.fleet_link import Role
+from venueguard.io.fleet_link import Rank, Role
 from venueguard.telemetry.events import EventLog
 
 __all__ = ["Fleet", "FleetConfig"]
@@ -93,6 +94,13 @@ class _StoreDown(Exception):
     """The store failed or is too slow for this call: use the local share."""
 
 
+def _reason(exc: BaseException) -> str:
+    """One line for ``fleet.degraded``: a refused credential says how to fix it."""
+    if isinstance(exc, StoreAuthError):
+        return str(exc)[:300]
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+
+
 class Fleet:
     """See the module docstring."""
 
@@ -119,6 +127,7 @@ class Fleet:
         self.degraded_total = 0
         self.rejoined_total = 0
         self.view = FleetView(1, "NORMAL", "HEALTHY", 0, 0)
+        self.statuses: dict[str, dict[str, object]] = {}   # the live members' last records
         self.max_members = 1
         self._strikes = 0
         self._local: dict[str, Gcra] = {}
@@ -156,9 +165,11 @@ class Fleet:
         self._closed = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:   # bounded: a loop stuck in its store client does not hold the stop
+            done, _ = await asyncio.wait(list(self._tasks), timeout=1.0)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()
         if self._owner_until is not None and not self.degraded:
             with contextlib.suppress(_StoreDown):
                 await self._call(self.backend.release(self.member), limit_s=0.5)
@@ -183,7 +194,7 @@ class Fleet:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the store's errors: connection refused, reset, script error
-            self._degrade(f"{type(exc).__name__}: {exc}"[:200])
+            self._degrade(_reason(exc))
             raise _StoreDown from exc
         self._strikes = 0
         return result
@@ -243,7 +254,7 @@ class Fleet:
                 del self._unpublished[scope]
             if self._last_remaining is not None:
                 for bucket in self.buckets:
-                    if not bucket.order_routes_only:
+                    if not bucket.order_routes_only and self._last_remaining < bucket.burst:
                         await self._call(self.backend.floor_remaining(
                             bucket, self._last_remaining), limit_s=0.5)
             await self._apply_current_bans()
@@ -345,18 +356,20 @@ class Fleet:
                 task = asyncio.current_task()
                 if self._closed or (task is not None and task.cancelling()):
                     raise asyncio.CancelledError from exc
-                self._degrade(f"subscription lost: {type(exc).__name__}: {exc}"[:200])
+                self._degrade(_reason(exc) if isinstance(exc, StoreAuthError)
+                              else f"subscription lost: {_reason(exc)}")
             finally:
                 waiter.cancel()
                 listen.cancel()
             await asyncio.sleep(self.config.probe_s)
 
     # ------------------------------------------------------------------ buckets and retries
-    async def reserve(self, *, order_route: bool, first: bool,
-                      max_wait_s: float) -> float | None:
+    async def reserve(self, *, order_route: bool, first: bool, max_wait_s: float,
+                      rank: Rank = Rank.READ) -> float | None:
         """The wait before this attempt may be sent (its slot is taken), or None when that
-        would exceed ``max_wait_s`` (nothing taken)."""
-        buckets = [b for b in self.buckets if order_route or not b.order_routes_only]
+        would exceed ``max_wait_s`` (nothing taken). ``rank``: see ``policy.HELD_BACK``."""
+        buckets = [b.ranked(rank) for b in self.buckets
+                   if order_route or not b.order_routes_only]
         if not self.degraded:
             waits: list[float] = []
             counted = False
@@ -429,7 +442,8 @@ class Fleet:
 
     # ------------------------------------------------------------------ status and owner
     def set_status(self, source: StatusSource) -> None:
-        """``source()`` -> ``{"regime", "health", "resting"}`` published every ``status_s``."""
+        """``source()`` -> ``{"regime", "health", "resting"}`` (and, for a trading member,
+        ``"positions": {symbol: qty}``) published every ``status_s``."""
         self._status = source
 
     def regime(self, local: str) -> str:
@@ -452,8 +466,27 @@ class Fleet:
                         self.member, status, cfg.status_max_age_s), limit_s=0.25)
                     self.view = fleet_view(statuses, self.member, wall,
                                            cfg.status_max_age_s)
+                    self.statuses = live_statuses(statuses, wall, cfg.status_max_age_s)
                     self.max_members = max(self.max_members, self.view.members)
             await asyncio.sleep(cfg.status_s)
+
+    def member_positions(self, symbol: str, *,
+                         newer_than_wall_s: float | None = None) -> dict[str, float] | None:
+        """The positions in ``symbol`` the live trading members published (``positions`` in
+        their status: see :meth:`set_status`); members that publish none do not trade. None
+        while a trading member's last record is not newer than ``newer_than_wall_s``."""
+        out: dict[str, float] = {}
+        for member, status in self.statuses.items():
+            positions = status.get("positions")
+            wall = status.get("wall")
+            if (newer_than_wall_s is not None and isinstance(positions, dict)
+                    and not (isinstance(wall, int | float) and wall > newer_than_wall_s)):
+                return None
+            if isinstance(positions, dict):
+                qty = positions.get(symbol)
+                if isinstance(qty, int | float) and not isinstance(qty, bool):
+                    out[member] = float(qty)
+        return out
 
     def role(self) -> Role:
         if self.degraded:

@@ -5,6 +5,7 @@ Usage::
     server = RedisServer.start()        # raises RedisUnavailable (with the reason) if it can't
     server.url                          # redis://127.0.0.1:PORT/0
     server.kill(); server.restart()     # the same port again (state lost, as after a crash)
+    RedisServer.start(password="pw")    # clients must authenticate (redis://:pw@...)
     server.stop()
 
 ``redis_server_binary()`` finds the binary (``$VENUEGUARD_REDIS_SERVER`` or ``redis-server`` on
@@ -46,10 +47,12 @@ class RedisServer:
     port: int
     binary: str
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
 
     @classmethod
-    def start(cls, port: int | None = None, timeout_s: float = 10.0) -> RedisServer:
-        server = cls(port or free_port(), redis_server_binary())
+    def start(cls, port: int | None = None, timeout_s: float = 10.0, *,
+              password: str | None = None) -> RedisServer:
+        server = cls(port or free_port(), redis_server_binary(), password=password)
         server.restart(timeout_s)
         return server
 
@@ -62,7 +65,8 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no",
-             "--loglevel", "warning"],
+             "--loglevel", "warning",
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -72,7 +76,7 @@ class RedisServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
+                    if sock.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                         return
             except OSError:
                 pass

@@ -6,7 +6,8 @@ alone. The sessions never import the fleet package: these seams are the whole co
 Call order (REST, per attempt)::
 
     link.attach(health, on_change)       # once: notices from other members move ``health``
-    wait = await link.reserve(order_route=..., first=..., max_wait_s=...)  # None: over deadline
+    wait = await link.reserve(order_route=..., first=..., max_wait_s=...,
+                              rank=Rank.READ)    # None: over deadline
     sleep(wait); check ``health`` again (a ban may have arrived meanwhile); send
     link.on_rate_limit(limit, remaining) # the response's x-ratelimit-* headers
     link.on_venue_state(state, until, kind, now)  # health entered COOLDOWN/BLOCKED on an outcome
@@ -23,7 +24,15 @@ from venueguard.core.budget import BudgetConfig
 from venueguard.core.health import VenueHealth, VenueState
 from venueguard.core.kinds import Kind
 
-__all__ = ["DmsLink", "FleetLink", "OpenGate", "Role"]
+__all__ = ["DmsLink", "FleetLink", "OpenGate", "Rank", "Role"]
+
+
+class Rank(enum.IntEnum):
+    """Which requests go first under a shared limit (lower first)."""
+
+    CANCEL = 0    # takes risk off
+    WRITE = 1     # new orders and amends
+    READ = 2      # queries: the reconciler asks again
 
 
 class Role(enum.Enum):
@@ -38,8 +47,8 @@ class Role(enum.Enum):
 class FleetLink(Protocol):
     def attach(self, health: VenueHealth, on_change: Callable[[float], None]) -> None: ...
 
-    async def reserve(self, *, order_route: bool, first: bool,
-                      max_wait_s: float) -> float | None: ...
+    async def reserve(self, *, order_route: bool, first: bool, max_wait_s: float,
+                      rank: Rank = Rank.READ) -> float | None: ...
 
     def on_rate_limit(self, limit: int | None, remaining: int | None) -> None: ...
 

@@ -52,7 +52,7 @@ from venueguard.core.rules import RuleSet
 from venueguard.core.throttle import AdaptiveThrottle, ThrottleConfig
 from venueguard.io import errors
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
-from venueguard.io.fleet_link import FleetLink
+from venueguard.io.fleet_link import FleetLink, Rank
 from venueguard.io.http_transport import HttpTransport, RawResponse, Timeouts, TransportFailure
 from venueguard.io.notify import HealthReporter, Notifier
 from venueguard.io.ratelimit import RestRateLimiter
@@ -193,11 +193,13 @@ class RestSession:
         self.budget.on_request(start)
         attempt = 0
         order_route = verb != "GET" and path.startswith("/order")
+        rank = (Rank.CANCEL if order_route and verb == "DELETE"
+                else Rank.WRITE if order_route else Rank.READ)
         while True:
             await self._gate(endpoint, deadline, first=attempt == 0)
             if self.fleet is not None:
                 await self._fleet_gate(endpoint, deadline, first=attempt == 0,
-                                       order_route=order_route)
+                                       order_route=order_route, rank=rank)
             response = await self._send(verb, path_qs, payload, endpoint, deadline)
             cls = self._observe(response, endpoint)
             if cls.kind is Kind.OK or (isinstance(response, RawResponse)
@@ -255,13 +257,13 @@ class RestSession:
                                    kind="throttled", endpoint=endpoint)
 
     async def _fleet_gate(self, endpoint: str, deadline: float, *, first: bool,
-                          order_route: bool) -> None:
+                          order_route: bool, rank: Rank) -> None:
         """Take this attempt's slot in the fleet's buckets, wait for it, then look at the
         venue's health again: a ban another member saw meanwhile stops it here."""
         assert self.fleet is not None
         now = self.clock.monotonic()
         wait = await self.fleet.reserve(order_route=order_route, first=first,
-                                        max_wait_s=max(0.0, deadline - now))
+                                        max_wait_s=max(0.0, deadline - now), rank=rank)
         if wait is None:
             raise errors.RateLimited(f"{endpoint}: the fleet's rate limit has no slot before "
                                      "the deadline", retry_after_s=None, kind="rate_limited",

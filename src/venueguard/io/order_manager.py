@@ -259,7 +259,8 @@ class OrderManager:
         known = {k.split(":", 1)[1] for k, _ in self.journal.meta_items("position_baseline:")}
         missing = [s for s in self.symbols if s not in known
                    and not any(order.symbol == s for order in self.table.orders.values())]
-        if not missing:
+        if not missing or not self.config.reconcile.position_is_ours:
+            # an account shared with other bots: its position is not this bot's to start from
             self._baselines_done = True
             return True
         try:
@@ -599,18 +600,43 @@ class OrderManager:
         return await self.amends.amend(cl_ord_id, price=price, qty=qty)
 
     async def cancel_all(self, symbol: str | None = None) -> bool:
-        """ONE bulk cancel; True when the venue answered. The answers are evidence."""
+        """ONE bulk cancel; True when the venue answered. The answers are evidence. With
+        ``own_prefix_only`` (an account shared with other bots) it cancels this bot's own
+        unfinished orders by client id, in one request, never the account's."""
+        now = self.clock.monotonic()
+        try:
+            if self.config.own_prefix_only:
+                ids = [order.cl_ord_id for order in self.table.in_states(o.UNFINISHED_STATES)
+                       if (symbol is None or order.symbol == symbol)
+                       and self._is_ours(order.cl_ord_id)]
+                reports = await self.venue.cancel_orders(ids) if ids else []
+            else:
+                reports = await self.venue.cancel_all(symbol)
+        except errors.VenueError:
+            return False
+        await self._apply_cancel_reports(reports, now)
+        return True
+
+    async def cancel_account(self, symbol: str | None = None
+                             ) -> list[OrderReport | RefusalReport] | None:
+        """ONE account-wide bulk cancel: every bot's orders on the account, for an account-level
+        reason only (the caller names it). This bot's answers are applied as evidence; all of
+        them are returned, so the caller can say whose orders it took. None: no answer."""
         now = self.clock.monotonic()
         try:
             reports = await self.venue.cancel_all(symbol)
         except errors.VenueError:
-            return False
+            return None
+        await self._apply_cancel_reports(reports, now)
+        return reports
+
+    async def _apply_cancel_reports(self, reports: Sequence[OrderReport | RefusalReport],
+                                    asked_at: float) -> None:
         self.reconciler.on_cancel_reports(self._ours(reports), self.clock.monotonic(),
-                                          self.clock.wall_ms(), asked_at=now)
+                                          self.clock.wall_ms(), asked_at=asked_at)
         self._drain()
         self._wake.set()
         await self.flush()
-        return True
 
     # ---------------------------------------------------------------- journal and reports
     def _drain(self) -> None:

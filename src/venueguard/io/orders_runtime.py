@@ -255,7 +255,8 @@ class OrdersRuntime:
     async def _execute(self, decision: SafeDecision) -> None:
         match decision:
             case CancelAll(symbol=symbol, attempt=attempt) if (
-                    self.fleet is not None and self.fleet.role() is Role.FOLLOWER):
+                    self.fleet is not None and self.fleet.role() is Role.FOLLOWER
+                    and not self.manager.config.own_prefix_only):
                 # the owner's one bulk cancel covers the account (its regime is ours or worse)
                 self.events.emit("safemode.cancel_all_left", symbol=symbol,
                                  reason="another member owns the account's bulk actions")
