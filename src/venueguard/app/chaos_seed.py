@@ -104,7 +104,8 @@ class ChaosConfig:
     reconcile: ReconcileConfig = field(default_factory=lambda: ReconcileConfig(
         visibility_grace_s=1.5, unknown_first_query_s=0.05, query_interval_s=0.2,
         unknown_window_s=3.0, sweep_interval_s=0.5, safe_sweep_interval_s=1.0,
-        position_grace_s=1.5, budget_queries=40, safe_budget_queries=10,
+        # the visibility horizon: above the plan's longest delayed_visibility (1 s)
+        acceptance_window_s=3.0, position_grace_s=1.5, budget_queries=40, safe_budget_queries=10,
         budget_interval_s=1.0, history_margin_ms=2_000))
 
 

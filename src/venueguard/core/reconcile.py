@@ -68,11 +68,13 @@ _QUIET_ANOMALIES = frozenset({"stale_open_row"})
 @dataclass(frozen=True, slots=True)
 class ReconcileConfig:
     visibility_grace_s: float = 5.0      # an acked order may be missing from lookups this long
-    #: An UNKNOWN order not found by its client id this long after it became UNKNOWN was never
-    #: accepted. It must cover the latest moment the venue may still accept the request (the
-    #: REST session signs requests to expire after ``expires_s``, 10 s by default) plus the
-    #: visibility grace: 10 + 5 s.
-    acceptance_window_s: float = 15.0
+    #: The visibility horizon: an UNKNOWN order not found (by its client id, or in the complete
+    #: order history) this long after it became UNKNOWN was never accepted; absence seen sooner
+    #: is no evidence. It must cover the latest moment the venue may still accept the request
+    #: (the REST session signs requests to expire after ``expires_s``, 10 s by default) plus
+    #: the longest the venue may hide an accepted order: the venue's rules file says
+    #: (``[orders] visibility_horizon_s``, 60 s by default).
+    acceptance_window_s: float = 60.0
     unknown_first_query_s: float = 0.5   # first lookup of a fresh UNKNOWN
     query_interval_s: float = 5.0        # re-ask an unanswered or unresolved order this often
     unknown_window_s: float = 60.0       # then: critical alert + full order history check
@@ -84,6 +86,11 @@ class ReconcileConfig:
     budget_interval_s: float = 10.0
     history_margin_ms: int = 5_000
     max_ids_per_query: int = 20
+    #: A PENDING_AMEND whose answer was lost, still shown unchanged by the venue this long
+    #: after the request, was not applied (None: ``query_interval_s``).
+    amend_grace_s: float | None = None
+    #: Compare positions with executions (False for a venue without positions, e.g. spot).
+    check_position: bool = True
 
 
 # ------------------------------------------------------------------------------ decisions
@@ -320,7 +327,8 @@ class Reconciler:
         for order in self.table.in_states(frozenset({S.UNKNOWN})):
             if (order.cl_ord_id in seen or order.exists_at_venue
                     or order.created_wall_ms < start_wall_ms
-                    or asked - order.state_since < self.config.unknown_window_s):
+                    or asked - order.state_since < max(self.config.unknown_window_s,
+                                                       self.config.acceptance_window_s)):
                 continue
             self._answered.add(order.cl_ord_id)
             event = NotFoundAtVenue(asked, grace_elapsed=True, definitive=True,
@@ -468,6 +476,8 @@ class Reconciler:
         ``query_interval_s`` while it disagrees with the executions, and once more when its
         ``position_grace_s`` ends (that answer decides ``Halt``)."""
         cfg, due = self.config, {}
+        if not cfg.check_position:
+            return due
         for symbol in self._symbols | {o.symbol for o in self.table.orders.values()}:
             asked = self._pos_asked.get(symbol)
             since = self._pos_bad_since.get(symbol)
@@ -517,7 +527,9 @@ class Reconciler:
         if report.status is None or not report.status.is_open:
             return
         if order.state is S.PENDING_AMEND:
-            if now - order.state_since >= self.config.query_interval_s:
+            grace = self.config.amend_grace_s
+            if now - order.state_since >= (self.config.query_interval_s if grace is None
+                                           else grace):
                 self._note(self.table.apply(order.cl_ord_id, AmendRejected(
                     "amend outcome unknown: the venue's row is authoritative"), now))
             return
