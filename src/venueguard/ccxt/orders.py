@@ -59,6 +59,7 @@ from venueguard.ccxt.errors import OrdersRefused, OrderUnknown
 from venueguard.ccxt.rest import CcxtRest
 from venueguard.core.backoff import RandomSource
 from venueguard.core.dms import DmsConfig
+from venueguard.core.health import VenueState
 from venueguard.core.orders import OPEN_STATES, Order, OrderState
 from venueguard.core.reconcile import ReconcileConfig
 from venueguard.core.regime import RegimeConfig
@@ -71,7 +72,7 @@ from venueguard.io.journal_lock import JournalLock
 from venueguard.io.order_amend import matches
 from venueguard.io.order_manager import OrderIntent, OrderManagerConfig, OrdersBlocked
 from venueguard.io.orders_runtime import OrdersRuntime, RuntimeConfig
-from venueguard.venues.ccxt.adapter import CcxtAdapter
+from venueguard.venues.ccxt.adapter import CcxtAdapter, venue_failure
 from venueguard.venues.ccxt.classify import VenueFacts
 
 __all__ = ["DEFAULT_JOURNAL", "STATE_DIR_ENV", "CcxtOrders", "OrdersConfig", "default_journal",
@@ -298,11 +299,34 @@ class CcxtOrders:
             self.adapter.symbol_of = symbol_of
             if self._forced is not None:
                 runtime.enter_safe_mode(f"safe mode: {self._forced}")
-            await runtime.start()
+            await self._reconcile_first(runtime)
             self._task = asyncio.get_running_loop().create_task(runtime.run(),
                                                                 name="ccxt-orders-runtime")
             self.runtime = runtime
             return runtime
+
+    async def _reconcile_first(self, runtime: OrdersRuntime) -> None:
+        """``runtime.start()``, given up at once (and raised, as ccxt's own error or one of
+        ``venueguard.ccxt.errors``: nothing was sent) when the venue cannot be asked now: it
+        refuses our credentials, or it is cooling down or blocked. The next call tries again."""
+        self.adapter.last_failure = self.adapter.last_venue_failure = None
+        task = asyncio.get_running_loop().create_task(runtime.start())
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.05)
+                failure = self.adapter.last_failure
+                if failure is not None and not task.done() and (
+                        isinstance(failure, errors.AuthError | errors.CoolingDown | errors.Blocked)
+                        or isinstance(venue_failure(failure), errors.AuthError)
+                        or self.rest.health.state in (VenueState.COOLDOWN, VenueState.BLOCKED)):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                    raise _ccxt_error(self.adapter.last_venue_failure or failure)
+        finally:
+            if not task.done():
+                task.cancel()
+        task.result()
 
     # ---- order calls --------------------------------------------------------------------------
 
@@ -459,15 +483,16 @@ class CcxtOrders:
                 "side": order.side.lower(), "amount": order.qty, "price": order.price,
                 "filled": order.cum_qty, "status": status, "info": {}}
 
-    async def aclose(self) -> None:
-        """Stop the runtime; disarm the dead man's switch on a clean stop; close the journal."""
+    async def aclose(self, *, clean: bool = True) -> None:
+        """Stop the runtime and close the journal. ``clean``: disarm the dead man's switch;
+        False leaves it armed, as a crash does."""
         if self._closed:
             return
         self._closed = True                 # the table stays readable (``state_of``)
         runtime, task = self.runtime, self._task
         self._task = None
         if runtime is not None:
-            await runtime.stop(clean=True)
+            await runtime.stop(clean=clean)
         if task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 10.0)

@@ -105,6 +105,8 @@ class CcxtAdapter:
         self.symbol_of: Callable[[str], str | None] = lambda _cl: None
         self.rows: dict[str, Row] = {}
         self.failures: dict[str, BaseException] = {}
+        self.last_failure: BaseException | None = None   # of the last failed query
+        self.last_venue_failure: BaseException | None = None
         self.last_bulk: Any = None             # ccxt's answer to the last bulk cancel
         self.bulk_failure: BaseException | None = None
         #: ccxt's ``type``, ``side`` and ``params`` for the next amend of a client id.
@@ -121,13 +123,19 @@ class CcxtAdapter:
             return await self.calls.call(endpoint, fn, idempotent=not write,
                                          cl_ord_id=cl_ord_id)
         except errors.VenueguardError as exc:
-            if cl_ord_id is not None:
-                self.failures[cl_ord_id] = exc
+            self._failed(exc, cl_ord_id)
             raise
         except Exception as exc:
-            if cl_ord_id is not None:
-                self.failures[cl_ord_id] = exc
+            self._failed(exc, cl_ord_id)
             raise venue_failure(exc, cl_ord_id) from exc
+
+    def _failed(self, exc: BaseException, cl_ord_id: str | None) -> None:
+        if cl_ord_id is not None:
+            self.failures[cl_ord_id] = exc
+        else:
+            self.last_failure = exc
+            if not isinstance(exc, errors.VenueguardError):
+                self.last_venue_failure = exc   # what the venue said (not a local refusal)
 
     def _report(self, row: Any, cl_ord_id: str | None = None) -> OrderReport:
         """Read one ccxt order dict, remembering it under its client id."""
