@@ -1,0 +1,183 @@
+"""A guarded ccxt bot to kill (ccxt's bitmex or binanceusdm class, against the simulator).
+
+Run modes (with the project's virtualenv python):
+
+* ``ccxt_crash_worker.py trade DIALECT BASE_URL SEED`` — ``guard()`` the exchange (its default
+  journal: ``VENUEGUARD_STATE_DIR``), reconcile, print ``ready PID JOURNALED RESOLVED UNRESOLVED
+  ADOPTED``, then place and cancel small orders through ccxt's unified calls forever, printing
+  ``order PID CLIENT_ID`` after each ``create_order`` that returned or raised ``OrderUnknown``.
+  It is meant to be killed with SIGKILL.
+* ``ccxt_crash_worker.py zygote`` — import everything once, then for each stdin line
+  ``spawn DIALECT BASE_URL SEED`` fork a ``trade`` child and print ``spawned PID``; print
+  ``exited PID STATUS`` when a child ends; ``quit`` ends it.
+
+Every output line is one ``write`` (shorter than PIPE_BUF), so lines never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import ccxt
+import ccxt.async_support as ccxt_async
+
+from venueguard.ccxt import GuardConfig, GuardedExchange, OrdersConfig, OrderUnknown, guard
+from venueguard.core.dms import DmsConfig
+from venueguard.io.http_session import Timeouts
+from venueguard.sim.binance import signing as binance_signing
+from venueguard.sim.binance.testing import point_ccxt
+from venueguard.telemetry.events import EventLog
+from venueguard.venues.bitmex import signing as bitmex_signing
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    ccxt_id: str
+    symbol: str           # ccxt's unified symbol
+    venue_symbol: str     # the simulator's
+    lot: float
+    tick: float
+
+
+DIALECTS = {
+    "bitmex": Dialect("bitmex", "BTC/USD:BTC", "XBTUSD", 100, 0.5),
+    "binanceusdm": Dialect("binanceusdm", "BTC/USDT:USDT", "BTCUSDT", 0.003, 0.1),
+}
+
+
+def config() -> GuardConfig:
+    """Short bounds; a grace and a visibility horizon longer than the simulator's
+    ``delayed_visibility`` in flaky-acks (3 s)."""
+    return GuardConfig(
+        timeouts=Timeouts(total_s=3.0),
+        orders=OrdersConfig(settle_s=1.0, lookup_interval_s=0.1, grace_s=4.0,
+                            reconcile_interval_s=0.5, visibility_horizon_s=5.0,
+                            start_timeout_s=20.0,
+                            dms=DmsConfig(timeout_s=60.0, refresh_s=15.0)))
+
+
+def exchange_for(dialect: str, base_url: str, *, events: EventLog | None = None,
+                 read_timeout_ms: int = 400) -> GuardedExchange:
+    d = DIALECTS[dialect]
+    if dialect == "bitmex":
+        raw: Any = ccxt_async.bitmex({"apiKey": bitmex_signing.TEST_API_KEY,
+                                      "secret": bitmex_signing.TEST_API_SECRET})
+        raw.urls["api"] = {**raw.urls["api"], "public": base_url, "private": base_url}
+    else:
+        raw = ccxt_async.binanceusdm({"apiKey": binance_signing.TEST_API_KEY,
+                                      "secret": binance_signing.TEST_API_SECRET})
+        point_ccxt(raw, base_url)
+    raw.timeout = read_timeout_ms
+    raw.enableRateLimit = False        # venueguard's budget and throttle govern the pace
+    assert d.ccxt_id == raw.id
+    return guard(raw, config(), events=events or EventLog())
+
+
+def _say(text: str) -> None:
+    os.write(1, (text + "\n").encode())
+
+
+async def _mid(exchange: GuardedExchange, symbol: str) -> float:
+    book = await exchange.fetch_order_book(symbol, 5)
+    return float(book["bids"][0][0] + book["asks"][0][0]) / 2
+
+
+async def trade(dialect: str, base_url: str, seed: int) -> None:
+    """Reconcile, then place and cancel orders until killed."""
+    rng = random.Random(seed)
+    d = DIALECTS[dialect]
+    events = EventLog()
+    async with exchange_for(dialect, base_url, events=events) as exchange:
+        while True:
+            try:
+                await exchange.start_orders()
+                break
+            except ccxt.BaseError:
+                await asyncio.sleep(0.2)
+        runtime = exchange.orders.runtime
+        assert runtime is not None
+        while not runtime.manager.ready:
+            await asyncio.sleep(0.05)
+        startup = [e for e in events.recent(event="reconcile.resolved")
+                   if e.get("kind") == "startup"][-1]
+        _say(f"ready {os.getpid()} {startup['journaled']} {startup['resolved']} "
+             f"{startup['unresolved']} {startup['adopted']}")
+        mid = await _mid(exchange, d.symbol)
+        for step in range(1_000_000):
+            if step % 10 == 9:
+                try:
+                    mid = await _mid(exchange, d.symbol)
+                except ccxt.BaseError:
+                    pass
+            resting = [o for o in runtime.manager.open_orders()]
+            if len(resting) >= 3 or (resting and rng.random() < 0.35):
+                victim = rng.choice(resting)
+                try:
+                    await exchange.cancel_order(victim.order_id or "", d.symbol,
+                                                {"clientOrderId": victim.cl_ord_id})
+                except ccxt.BaseError:
+                    pass
+                continue
+            side = rng.choice(("buy", "sell"))
+            crossing = rng.random() < 0.15           # takes liquidity: fills move the position
+            offset = rng.randint(2, 12) * d.tick * (-1 if crossing else 1)
+            price = mid - offset if side == "buy" else mid + offset
+            price = round(round(price / d.tick) * d.tick, 6)
+            try:
+                order = await exchange.create_order(d.symbol, "limit", side, d.lot, price)
+                _say(f"order {os.getpid()} {order['clientOrderId']}")
+            except OrderUnknown as unknown:
+                _say(f"order {os.getpid()} {unknown.cl_ord_id}")
+            except ccxt.BaseError:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(rng.uniform(0.0, 0.03))
+
+
+def _reap(signum: int, frame: object) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _say(f"exited {pid} {status}")
+
+
+def zygote() -> None:
+    signal.signal(signal.SIGCHLD, _reap)
+    for line in sys.stdin:
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "quit":
+            break
+        if parts[0] != "spawn" or len(parts) != 4:
+            _say(f"error {line.strip()!r}")
+            continue
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            code = 0
+            try:
+                asyncio.run(trade(parts[1], parts[2], int(parts[3])))
+            except BaseException as exc:    # report how a child ended, whatever it was
+                _say(f"failed {os.getpid()} {type(exc).__name__}: {exc}"[:400])
+                code = 1
+            os._exit(code)
+        _say(f"spawned {pid}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["zygote"]:
+        zygote()
+    elif sys.argv[1:2] == ["trade"] and len(sys.argv) == 5:
+        asyncio.run(trade(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    else:
+        raise SystemExit(__doc__)

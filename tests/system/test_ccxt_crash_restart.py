@@ -1,0 +1,250 @@
+"""Kill -9 a guarded ccxt bot at random points; every restart on its journal settles what was
+in doubt, and nothing is doubled or forgotten.
+
+ccxt's bitmex class against the BitMEX dialect and its binanceusdm class against the Binance
+USD-M dialect, each under ``flaky-acks`` (time-compressed: answers lost after acceptance, 502s,
+orders hidden for a while, late fills, cancel races). The bot is killed with SIGKILL before and
+after its own restart reconciliation; the next one restarts on the same default journal. At the
+end a guarded exchange on that journal converges (nothing UNKNOWN or pending, exactly the
+venue's open orders open locally, the venue's position), and the simulator's truth shows no
+client id twice, no intent POSTed twice and no order of ours unknown to the journal.
+``VENUEGUARD_CCXT_CRASH_KILLS`` (default 50) kills are shared by the two dialects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ccxt_crash_worker import DIALECTS, exchange_for
+
+from venueguard.core.orders import ClOrdIdGenerator, OrderState
+from venueguard.io.journal import Journal
+from venueguard.sim.binance.limits import Limits
+from venueguard.sim.binance.testing import running_binance_sim
+from venueguard.sim.scenario import Scenario, ScheduledFault, load_scenario
+from venueguard.sim.testing import SimHandle, running_sim
+
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
+KILLS = int(os.environ.get("VENUEGUARD_CCXT_CRASH_KILLS", "50"))
+SEED = 20261207
+WORKER = Path(__file__).with_name("ccxt_crash_worker.py")
+PENDING = frozenset({OrderState.UNKNOWN, OrderState.PENDING_NEW, OrderState.PENDING_CANCEL,
+                     OrderState.PENDING_AMEND})
+
+
+def compressed(name: str, factor: float) -> Scenario:
+    base = load_scenario(name)
+    faults = tuple(ScheduledFault(f.at_s * factor, replace(
+        f.request, duration_s=None if f.request.duration_s is None
+        else f.request.duration_s * factor)) for f in base.faults)
+    return replace(base, name=f"{name} x{factor:g}", faults=faults,
+                   repeat_s=None if base.repeat_s is None else base.repeat_s * factor)
+
+
+class Zygote:
+    """The forking worker parent; its lines are dispatched by kind and pid."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: dict[tuple[str, int], asyncio.Future[str]] = {}
+        self.orders: Counter[int] = Counter()
+        self.failures: list[str] = []
+        self.ready: list[list[int]] = []
+        self._spawned: asyncio.Queue[int] = asyncio.Queue()
+        self.live: set[int] = set()
+        self._reader = asyncio.create_task(self._read())
+
+    def _future(self, kind: str, pid: int) -> asyncio.Future[str]:
+        return self.lines.setdefault((kind, pid), asyncio.get_running_loop().create_future())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            parts = raw.decode().split()
+            if len(parts) < 2:
+                continue
+            kind, pid = parts[0], int(parts[1]) if parts[1].isdigit() else -1
+            if kind == "spawned":
+                self.live.add(pid)
+                self._spawned.put_nowait(pid)
+            elif kind == "order":
+                self.orders[pid] += 1
+            elif kind == "ready":
+                self.ready.append([int(x) for x in parts[2:6]])
+            elif kind == "failed":
+                self.failures.append(raw.decode())
+            elif kind == "exited":
+                self.live.discard(pid)
+            future = self._future(kind, pid)
+            if not future.done():
+                future.set_result(raw.decode())
+
+    async def spawn(self, dialect: str, base_url: str, seed: int) -> int:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"spawn {dialect} {base_url} {seed}\n".encode())
+        await self.proc.stdin.drain()
+        async with asyncio.timeout(10):
+            return await self._spawned.get()
+
+    async def wait_line(self, kind: str, pid: int, timeout_s: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await asyncio.shield(self._future(kind, pid))
+            return True
+        except TimeoutError:
+            return False
+
+    def kill(self, pid: int) -> None:
+        if pid in self.live:
+            os.kill(pid, signal.SIGKILL)      # only a child this test spawned, by its id
+
+    async def close(self) -> None:
+        for pid in list(self.live):
+            self.kill(pid)
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.write(b"quit\n")
+            self.proc.stdin.close()
+        try:
+            async with asyncio.timeout(10):
+                await self.proc.wait()
+        finally:
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()
+            self._reader.cancel()
+
+
+@asynccontextmanager
+async def zygote() -> AsyncIterator[Zygote]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(WORKER), "zygote", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, cwd=str(WORKER.parent))
+    z = Zygote(proc)
+    try:
+        yield z
+    finally:
+        await z.close()
+
+
+@asynccontextmanager
+async def simulator(dialect: str) -> AsyncIterator[SimHandle]:
+    scenario = compressed("flaky-acks", 0.1)
+    limits: dict[str, Any] = {"rest_per_min": 1_000_000, "rest_unauth_per_min": 1_000_000,
+                              "order_per_s": 100_000, "scenario": scenario,
+                              "seed": SEED % 1000}
+    if dialect == "bitmex":
+        async with running_sim(**limits) as sim:
+            yield sim
+    else:
+        async with running_binance_sim(**limits) as sim:
+            sim.venue.configure(limits=Limits(weight_per_min=10_000_000,
+                                              orders_per_10s=1_000_000,
+                                              orders_per_min=10_000_000))
+            yield sim
+
+
+def ours(truth: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in truth["orders"] if str(r.get("clOrdID") or "").startswith("vg")]
+
+
+async def converged(exchange: Any, sim: SimHandle, dialect: str, timeout_s: float) -> str:
+    """Poll until the guard agrees with the venue's truth; '' or a description of the gap."""
+    manager = exchange.orders.runtime.manager
+    d = DIALECTS[dialect]
+    gap = "not checked"
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                truth = await sim.truth()
+                pending = [o.cl_ord_id for o in manager.table.orders.values()
+                           if o.state in PENDING]
+                local = {o.cl_ord_id for o in manager.open_orders()}
+                venue_open = {r["clOrdID"] for r in ours(truth)
+                              if r.get("ordStatus") in ("New", "PartiallyFilled")}
+                position = next((float(p["currentQty"]) for p in truth["positions"]
+                                 if p["symbol"] == d.venue_symbol), 0.0)
+                gap = ""
+                if not manager.ready:
+                    gap = "not ready"
+                elif pending:
+                    gap = "pending " + "; ".join(
+                        f"{cl} {manager.table.orders[cl].state.value}" for cl in pending[:3])
+                elif unseen := {r["clOrdID"] for r in ours(truth)} - set(manager.table.orders):
+                    gap = f"venue orders unknown locally {sorted(unseen)[:5]}"
+                elif {cl for cl in local if cl.startswith("vg")} != venue_open:
+                    odd = (local ^ venue_open)
+                    rows = [(r["clOrdID"], r.get("ordStatus")) for r in ours(truth)
+                            if r["clOrdID"] in odd]
+                    hist = [(cl, [(t.kind, t.to_state.value) for t in
+                                  manager.table.orders[cl].history]) for cl in odd
+                            if cl in manager.table.orders]
+                    gap = (f"open local-only {local - venue_open} venue-only "
+                           f"{venue_open - local}; venue {rows}; local {hist}")
+                elif abs(manager.position(d.symbol) - position) > 1e-9:
+                    gap = f"position local {manager.position(d.symbol)} venue {position}"
+                if not gap:
+                    return ""
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        return gap
+
+
+@pytest.mark.parametrize("dialect", ["bitmex", "binanceusdm"])
+async def test_kills_of_a_guarded_ccxt_bot_converge_without_duplicates(dialect: str) -> None:
+    kills = KILLS // 2
+    rng = random.Random(SEED + len(dialect))
+    stats: Counter[str] = Counter()
+    start = time.monotonic()
+    async with simulator(dialect) as sim, zygote() as z:
+        for round_no in range(kills):
+            pid = await z.spawn(dialect, sim.base_url, SEED + round_no)
+            if rng.random() < 0.2:           # kill early: maybe during its own restart
+                await asyncio.sleep(rng.uniform(0.0, 0.5))
+                stats["early"] += 1
+            else:
+                assert await z.wait_line("ready", pid, 30.0), f"worker {pid} never got ready"
+                await asyncio.sleep(rng.uniform(0.05, 0.6))
+            z.kill(pid)
+            assert await z.wait_line("exited", pid, 10.0), f"worker {pid} did not die"
+            assert not z.failures, z.failures
+        await sim.clear_faults()
+        exchange = exchange_for(dialect, sim.base_url, read_timeout_ms=2000)
+        try:
+            await exchange.start_orders()
+            gap = await converged(exchange, sim, dialect, 30.0)
+            journal_path = exchange.orders.journal_path()
+        finally:
+            await exchange.close()
+        assert gap == "", f"final: no convergence: {gap}"
+        truth = await sim.truth()
+    counts = Counter(r["clOrdID"] for r in ours(truth))
+    assert counts and max(counts.values()) == 1, "a client id exists twice at the venue"
+    attempts = {k: v for k, v in truth["clOrdID_attempts"].items() if k.startswith("vg")}
+    assert max(attempts.values()) == 1, "an intent was POSTed twice"
+    assert journal_path is not None
+    with Journal.open(journal_path) as journal:
+        journaled = set(journal.load_table(ClOrdIdGenerator(random.Random(0)), 0.0).orders)
+    forgotten = set(counts) - journaled
+    assert not forgotten, f"venue orders unknown to the journal: {forgotten}"
+    assert sum(z.orders.values()) >= kills, "the bots hardly traded"
+    restarts = [r for r in z.ready if r[0] > 0]
+    unfinished = sum(r[0] for r in restarts)
+    at_once = sum(r[1] for r in restarts)
+    adopted = sum(r[3] for r in z.ready)
+    print(f"\n{dialect}: {kills} kills ({stats['early']} before ready), {len(ours(truth))} "
+          f"orders, {unfinished} unfinished at restarts ({at_once} resolved at once, "
+          f"{adopted} adopted); fault hits {truth['fault_hits']}; "
+          f"{time.monotonic() - start:.1f} s")
