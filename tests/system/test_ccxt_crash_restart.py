@@ -164,6 +164,8 @@ async def converged(exchange: Any, sim: SimHandle, dialect: str, timeout_s: floa
     """Poll until the guard agrees with the venue's truth; '' or a description of the gap."""
     manager = exchange.orders.runtime.manager
     d = DIALECTS[dialect]
+    # the engine counts contracts; Binance's quantity is base units (per_unit contracts each)
+    per_unit = 1 if dialect == "bitmex" else sim.server.binance.symbols[d.venue_symbol].per_unit
     gap = "not checked"
     try:
         async with asyncio.timeout(timeout_s):
@@ -175,7 +177,7 @@ async def converged(exchange: Any, sim: SimHandle, dialect: str, timeout_s: floa
                 venue_open = {r["clOrdID"] for r in ours(truth)
                               if r.get("ordStatus") in ("New", "PartiallyFilled")}
                 position = next((float(p["currentQty"]) for p in truth["positions"]
-                                 if p["symbol"] == d.venue_symbol), 0.0)
+                                 if p["symbol"] == d.venue_symbol), 0.0) / per_unit
                 gap = ""
                 if not manager.ready:
                     gap = "not ready"
@@ -240,6 +242,8 @@ async def test_kills_of_a_guarded_ccxt_bot_converge_without_duplicates(dialect: 
     forgotten = set(counts) - journaled
     assert not forgotten, f"venue orders unknown to the journal: {forgotten}"
     assert sum(z.orders.values()) >= kills, "the bots hardly traded"
+    hits = truth["fault_hits"]
+    assert hits.get("timeout_after_accept", 0) > 0, f"no answer was ever lost: {hits}"
     restarts = [r for r in z.ready if r[0] > 0]
     unfinished = sum(r[0] for r in restarts)
     at_once = sum(r[1] for r in restarts)

@@ -24,6 +24,7 @@ order call per client id (the guard answers with them, in ccxt's shapes).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -359,13 +360,29 @@ class CcxtAdapter:
                         bad.append({"error": "trade without id, amount or price",
                                     "exec_id": str(trade.get("id"))[:64]})
                     else:
-                        fills.append(fill)
+                        fills.append(await self._with_client_id(fill, symbol))
                 stamps = [t["timestamp"] for t in trades if isinstance(t, dict)
                           and isinstance(t.get("timestamp"), int)]
                 if len(trades) < _PAGE or not fresh or not stamps:
                     break
                 since = max(stamps)
         return fills, bad
+
+    async def _with_client_id(self, fill: FillReport, symbol: str) -> FillReport:
+        """A fill whose trade row carries no client id (Binance's) gets its order's: a fill
+        must land on the order it belongs to, not on an order adopted by venue id."""
+        if fill.client_id is not None or fill.venue_id is None:
+            return fill
+        cl = next((c for c, row in self.rows.items() if row.get("id") == fill.venue_id), None)
+        if cl is None:
+            raw = self.exchange
+            try:
+                row = await self._call("fetch_order", partial(raw.fetch_order, fill.venue_id,
+                                                              symbol))
+            except errors.VenueError:
+                return fill
+            cl = self._report(row).client_id if isinstance(row, dict) else None
+        return fill if cl is None else replace(fill, client_id=cl)
 
     async def positions(self) -> list[PositionReport]:
         raw = self.exchange
