@@ -45,7 +45,7 @@ from venueguard.io.errors import (
     VenueguardError,
 )
 from venueguard.io.http_session import RestConfig, RestSession, Timeouts
-from venueguard.io.journal import Journal
+from venueguard.io.journal import Journal, JournalError
 from venueguard.io.md_events import (
     BookGap,
     BookResynced,
@@ -100,6 +100,7 @@ __all__ = [
     "GuardedExchange",
     "Jitter",
     "Journal",
+    "JournalError",
     "LivenessConfig",
     "MarketDataSession",
     "MdConfig",

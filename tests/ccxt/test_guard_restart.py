@@ -135,6 +135,7 @@ async def test_journal_false_opts_out_and_says_so(sim_server: SimFactory) -> Non
     (opened,) = events.recent(event="orders.journal")
     assert opened["durable"] is False and opened["path"] is None
     assert any("not journaled" in str(a["message"]) for a in events.recent(event="alert"))
-    assert not list(Path(os.environ["VENUEGUARD_STATE_DIR"]).glob("*.db"))
+    state = Path(os.environ["VENUEGUARD_STATE_DIR"])
+    assert not await asyncio.to_thread(lambda: list(state.glob("*.db")))
     with pytest.raises(ccxt.BaseError):
         await exchange.create_order(SYMBOL, "limit", "buy", 100, 1.0)   # closed: refused

@@ -102,8 +102,7 @@ async def trade(dialect: str, base_url: str, seed: int) -> None:
                 await asyncio.sleep(0.2)
         runtime = exchange.orders.runtime
         assert runtime is not None
-        while not runtime.manager.ready:
-            await asyncio.sleep(0.05)
+        await runtime.manager.wait_ready(60.0)
         startup = [e for e in events.recent(event="reconcile.resolved")
                    if e.get("kind") == "startup"][-1]
         _say(f"ready {os.getpid()} {startup['journaled']} {startup['resolved']} "
@@ -115,7 +114,7 @@ async def trade(dialect: str, base_url: str, seed: int) -> None:
                     mid = await _mid(exchange, d.symbol)
                 except ccxt.BaseError:
                     pass
-            resting = [o for o in runtime.manager.open_orders()]
+            resting = list(runtime.manager.open_orders())
             if len(resting) >= 3 or (resting and rng.random() < 0.35):
                 victim = rng.choice(resting)
                 try:

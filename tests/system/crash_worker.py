@@ -50,7 +50,8 @@ def fast_reconcile(**overrides: Any) -> ReconcileConfig:
     """Reconciler timings for tests: short intervals, a grace and a visibility horizon longer
     than the simulator's ``delayed_visibility`` default (3 s), a budget that never starves a
     test."""
-    values: dict[str, Any] = {"visibility_grace_s": 4.0, "acceptance_window_s": 5.0, "unknown_first_query_s": 0.05,
+    values: dict[str, Any] = {"visibility_grace_s": 4.0, "acceptance_window_s": 5.0,
+                              "unknown_first_query_s": 0.05,
                               "query_interval_s": 0.25, "sweep_interval_s": 1.0,
                               "safe_sweep_interval_s": 2.0, "position_grace_s": 5.0,
                               "budget_queries": 40, "safe_budget_queries": 10,

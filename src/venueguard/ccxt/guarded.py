@@ -30,9 +30,9 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from pathlib import Path
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -107,7 +107,7 @@ class GuardedExchange:
     def __init__(self, exchange: Any, config: GuardConfig | None = None, *,
                  events: EventLog | None = None, metrics: Metrics | None = None,
                  alerts: Alerts | None = None,
-                 journal: Journal | str | Path | bool | None | object = DEFAULT_JOURNAL,
+                 journal: Journal | str | Path | bool | object | None = DEFAULT_JOURNAL,
                  clock: Clock = SYSTEM_CLOCK, rng: RandomSource | None = None) -> None:
         cfg = config or GuardConfig()
         exchange_id = getattr(exchange, "id", None)
@@ -369,7 +369,7 @@ def _is_async(exchange: Any) -> bool:
 
 def guard(exchange: Any, config: GuardConfig | None = None, *, events: EventLog | None = None,
           metrics: Metrics | None = None, alerts: Alerts | None = None,
-          journal: Journal | str | Path | bool | None | object = DEFAULT_JOURNAL,
+          journal: Journal | str | Path | bool | object | None = DEFAULT_JOURNAL,
           clock: Clock = SYSTEM_CLOCK,
           rng: RandomSource | None = None) -> GuardedExchange:
     """Wrap a ccxt async/pro exchange object; see :class:`GuardedExchange`.

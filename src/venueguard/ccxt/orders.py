@@ -159,6 +159,8 @@ class CcxtOrders:
         self._starting: asyncio.Lock | None = None
         self._forced: str | None = None
         self._closed = False
+        self._changed = asyncio.Event()       # set by every event: an order may have moved
+        self.events.subscribe(self._on_event)
 
     # ---- ids and state ------------------------------------------------------------------------
 
@@ -211,6 +213,9 @@ class CcxtOrders:
         self._forced = None
         if self.runtime is not None:
             self.runtime.leave_safe_mode()
+
+    def _on_event(self, record: Mapping[str, object]) -> None:
+        self._changed.set()
 
     # ---- the runtime ----------------------------------------------------------------------------
 
@@ -451,9 +456,14 @@ class CcxtOrders:
     async def _settled(self, order: Order, waiting: frozenset[OrderState]) -> None:
         """Wait up to ``settle_s`` for venue evidence to move ``order`` out of ``waiting``."""
         deadline = self.clock.monotonic() + self.config.settle_s
-        step = min(0.05, self.config.lookup_interval_s)
-        while order.state in waiting and self.clock.monotonic() < deadline:
-            await asyncio.sleep(step)
+        while order.state in waiting:
+            left = deadline - self.clock.monotonic()
+            if left <= 0:
+                return
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, 0.25)):
+                    await self._changed.wait()
 
     def _answer(self, order: Order, call: str) -> dict[str, Any]:
         cl = order.cl_ord_id
@@ -489,6 +499,7 @@ class CcxtOrders:
         if self._closed:
             return
         self._closed = True                 # the table stays readable (``state_of``)
+        self.events.unsubscribe(self._on_event)
         runtime, task = self.runtime, self._task
         self._task = None
         if runtime is not None:

@@ -475,7 +475,8 @@ class Reconciler:
         """Per symbol, when its position should next be fetched: after every sweep, and every
         ``query_interval_s`` while it disagrees with the executions, and once more when its
         ``position_grace_s`` ends (that answer decides ``Halt``)."""
-        cfg, due = self.config, {}
+        cfg = self.config
+        due: dict[str, float] = {}
         if not cfg.check_position:
             return due
         for symbol in self._symbols | {o.symbol for o in self.table.orders.values()}:

@@ -104,7 +104,7 @@ class _HasClientId(Protocol):
 R = TypeVar("R", bound=_HasClientId)
 
 
-class OrdersBlocked(Exception):
+class OrdersBlocked(errors.VenueguardError):
     """``submit`` or ``amend`` refused: nothing was journaled or sent (safe mode, stopping, not
     reconciled)."""
 
