@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 import ccxt
 import ccxt.async_support as ccxt_async
+from zygote_kit import say, serve
 
 from venueguard.ccxt import GuardConfig, GuardedExchange, OrdersConfig, OrderUnknown, guard
 from venueguard.core.dms import DmsConfig
@@ -79,17 +79,14 @@ def exchange_for(dialect: str, base_url: str, *, events: EventLog | None = None,
     return guard(raw, config(), events=events or EventLog())
 
 
-def _say(text: str) -> None:
-    os.write(1, (text + "\n").encode())
-
-
 async def _mid(exchange: GuardedExchange, symbol: str) -> float:
     book = await exchange.fetch_order_book(symbol, 5)
     return float(book["bids"][0][0] + book["asks"][0][0]) / 2
 
 
-async def trade(dialect: str, base_url: str, seed: int) -> None:
+async def trade(dialect: str, base_url: str, seed: int | str) -> None:
     """Reconcile, then place and cancel orders until killed."""
+    seed = int(seed)
     rng = random.Random(seed)
     d = DIALECTS[dialect]
     events = EventLog()
@@ -105,7 +102,7 @@ async def trade(dialect: str, base_url: str, seed: int) -> None:
         await runtime.manager.wait_ready(60.0)
         startup = [e for e in events.recent(event="reconcile.resolved")
                    if e.get("kind") == "startup"][-1]
-        _say(f"ready {os.getpid()} {startup['journaled']} {startup['resolved']} "
+        say(f"ready {os.getpid()} {startup['journaled']} {startup['resolved']} "
              f"{startup['unresolved']} {startup['adopted']}")
         mid = await _mid(exchange, d.symbol)
         for step in range(1_000_000):
@@ -130,52 +127,17 @@ async def trade(dialect: str, base_url: str, seed: int) -> None:
             price = round(round(price / d.tick) * d.tick, 6)
             try:
                 order = await exchange.create_order(d.symbol, "limit", side, d.lot, price)
-                _say(f"order {os.getpid()} {order['clientOrderId']}")
+                say(f"order {os.getpid()} {order['clientOrderId']}")
             except OrderUnknown as unknown:
-                _say(f"order {os.getpid()} {unknown.cl_ord_id}")
+                say(f"order {os.getpid()} {unknown.cl_ord_id}")
             except ccxt.BaseError:
                 await asyncio.sleep(0.05)
             await asyncio.sleep(rng.uniform(0.0, 0.03))
 
 
-def _reap(signum: int, frame: object) -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        _say(f"exited {pid} {status}")
-
-
-def zygote() -> None:
-    signal.signal(signal.SIGCHLD, _reap)
-    for line in sys.stdin:
-        parts = line.split()
-        if not parts:
-            continue
-        if parts[0] == "quit":
-            break
-        if parts[0] != "spawn" or len(parts) != 4:
-            _say(f"error {line.strip()!r}")
-            continue
-        pid = os.fork()
-        if pid == 0:
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            code = 0
-            try:
-                asyncio.run(trade(parts[1], parts[2], int(parts[3])))
-            except BaseException as exc:    # report how a child ended, whatever it was
-                _say(f"failed {os.getpid()} {type(exc).__name__}: {exc}"[:400])
-                code = 1
-            os._exit(code)
-        _say(f"spawned {pid}")
-
-
 if __name__ == "__main__":
     if sys.argv[1:2] == ["zygote"]:
-        zygote()
+        serve(trade, 3)
     elif sys.argv[1:2] == ["trade"] and len(sys.argv) == 5:
         asyncio.run(trade(sys.argv[2], sys.argv[3], int(sys.argv[4])))
     else:

@@ -16,24 +16,22 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ccxt_crash_worker import DIALECTS, exchange_for
+from test_crash_restart import compressed
+from zygote_kit import zygote
 
 from venueguard.core.orders import ClOrdIdGenerator, OrderState
 from venueguard.io.journal import Journal
 from venueguard.sim.binance.limits import Limits
 from venueguard.sim.binance.testing import running_binance_sim
-from venueguard.sim.scenario import Scenario, ScheduledFault, load_scenario
 from venueguard.sim.testing import SimHandle, running_sim
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
@@ -43,100 +41,6 @@ SEED = 20261207
 WORKER = Path(__file__).with_name("ccxt_crash_worker.py")
 PENDING = frozenset({OrderState.UNKNOWN, OrderState.PENDING_NEW, OrderState.PENDING_CANCEL,
                      OrderState.PENDING_AMEND})
-
-
-def compressed(name: str, factor: float) -> Scenario:
-    base = load_scenario(name)
-    faults = tuple(ScheduledFault(f.at_s * factor, replace(
-        f.request, duration_s=None if f.request.duration_s is None
-        else f.request.duration_s * factor)) for f in base.faults)
-    return replace(base, name=f"{name} x{factor:g}", faults=faults,
-                   repeat_s=None if base.repeat_s is None else base.repeat_s * factor)
-
-
-class Zygote:
-    """The forking worker parent; its lines are dispatched by kind and pid."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: dict[tuple[str, int], asyncio.Future[str]] = {}
-        self.orders: Counter[int] = Counter()
-        self.failures: list[str] = []
-        self.ready: list[list[int]] = []
-        self._spawned: asyncio.Queue[int] = asyncio.Queue()
-        self.live: set[int] = set()
-        self._reader = asyncio.create_task(self._read())
-
-    def _future(self, kind: str, pid: int) -> asyncio.Future[str]:
-        return self.lines.setdefault((kind, pid), asyncio.get_running_loop().create_future())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            parts = raw.decode().split()
-            if len(parts) < 2:
-                continue
-            kind, pid = parts[0], int(parts[1]) if parts[1].isdigit() else -1
-            if kind == "spawned":
-                self.live.add(pid)
-                self._spawned.put_nowait(pid)
-            elif kind == "order":
-                self.orders[pid] += 1
-            elif kind == "ready":
-                self.ready.append([int(x) for x in parts[2:6]])
-            elif kind == "failed":
-                self.failures.append(raw.decode())
-            elif kind == "exited":
-                self.live.discard(pid)
-            future = self._future(kind, pid)
-            if not future.done():
-                future.set_result(raw.decode())
-
-    async def spawn(self, dialect: str, base_url: str, seed: int) -> int:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(f"spawn {dialect} {base_url} {seed}\n".encode())
-        await self.proc.stdin.drain()
-        async with asyncio.timeout(10):
-            return await self._spawned.get()
-
-    async def wait_line(self, kind: str, pid: int, timeout_s: float) -> bool:
-        try:
-            async with asyncio.timeout(timeout_s):
-                await asyncio.shield(self._future(kind, pid))
-            return True
-        except TimeoutError:
-            return False
-
-    def kill(self, pid: int) -> None:
-        if pid in self.live:
-            os.kill(pid, signal.SIGKILL)      # only a child this test spawned, by its id
-
-    async def close(self) -> None:
-        for pid in list(self.live):
-            self.kill(pid)
-        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
-            self.proc.stdin.write(b"quit\n")
-            self.proc.stdin.close()
-        try:
-            async with asyncio.timeout(10):
-                await self.proc.wait()
-        finally:
-            if self.proc.returncode is None:
-                self.proc.kill()
-                await self.proc.wait()
-            self._reader.cancel()
-
-
-@asynccontextmanager
-async def zygote() -> AsyncIterator[Zygote]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(WORKER), "zygote", stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, cwd=str(WORKER.parent))
-    z = Zygote(proc)
-    try:
-        yield z
-    finally:
-        await z.close()
 
 
 @asynccontextmanager
@@ -210,7 +114,7 @@ async def test_kills_of_a_guarded_ccxt_bot_converge_without_duplicates(dialect: 
     rng = random.Random(SEED + len(dialect))
     stats: Counter[str] = Counter()
     start = time.monotonic()
-    async with simulator(dialect) as sim, zygote() as z:
+    async with simulator(dialect) as sim, zygote(WORKER) as z:
         for round_no in range(kills):
             pid = await z.spawn(dialect, sim.base_url, SEED + round_no)
             if rng.random() < 0.2:           # kill early: maybe during its own restart
