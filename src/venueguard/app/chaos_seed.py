@@ -89,6 +89,7 @@ class ChaosConfig:
     plan: PlanConfig = field(default_factory=PlanConfig)
     kinds: tuple[str, ...] | None = None       # restrict the fault kinds drawn
     scenario: str | None = None                # a simulator scenario running underneath
+    venue: str = "sim"                         # or ccxt:bitmex / ccxt:binanceusdm (chaos_ccxt)
     rate_msgs_s: float = 40.0
     grace_s: float = 8.0                       # convergence allowed after the faults end
     step_s: float = 0.08                       # trader pace
