@@ -17,6 +17,7 @@ import pytest
 
 from venueguard.ccxt import OrderUnknown, guard
 from venueguard.ccxt.orders import default_journal
+from venueguard.io.journal_lock import JournalLockedError
 from venueguard.telemetry.events import EventLog
 
 from ccxt_testkit import SYMBOL, SimFactory, bitmex, close, point_at_sim, quick_config
@@ -112,6 +113,15 @@ async def test_a_restart_settles_the_order_in_doubt_before_sending_and_never_dou
                                               {"clientOrderId": "mybot1"})
             assert again["clientOrderId"] == "mybot1" and again["status"] == "open"
             assert second.order_state("mybot1") == "NEW"
+            armed = await _until(lambda: second.orders.dms is not None
+                                 and second.orders.dms.armed, 10.0)
+            assert armed                            # the switch covers what rests again
+            with pytest.raises(JournalLockedError):  # one process per journal
+                other = bitmex(sim, config=_quick())
+                try:
+                    await other.create_order(SYMBOL, "limit", "buy", 100, price - 10)
+                finally:
+                    await close(other)
             truth = await sim.truth()
     finally:
         await close(second)
