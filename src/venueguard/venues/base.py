@@ -6,7 +6,7 @@ endpoints, row fields and error texts, and hands back the reports of
 :mod:`venueguard.core.reports`. ``venueguard.venues.bitmex.adapter.BitmexAdapter`` implements it
 over the native REST session.
 
-Failures are raised as the exception tree of :mod:`venueguard.io.errors` (mapped by the
+Failures are raised as the exception tree of :mod:`venueguard.errors` (mapped by the
 adapter at its boundary): ``AmbiguousOutcome`` when the request may have been processed,
 ``Rejected`` (and its subclasses, ``DuplicateClOrdID`` for a client id the venue already
 holds) for a definite refusal, the not-sent kinds (``Overloaded``, ``RateLimited``, ...) when

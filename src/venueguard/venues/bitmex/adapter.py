@@ -3,7 +3,7 @@
 ``BitmexAdapter(rest)`` wraps a :class:`venueguard.io.http_session.RestSession` (or anything
 with the calls of :class:`BitmexRest`) and speaks reports: rows are read by
 :mod:`venueguard.venues.bitmex.reports`. Errors pass through as the session raises them (the
-:mod:`venueguard.io.errors` tree); only order-history pages that are not a list raise
+:mod:`venueguard.errors` tree); only order-history pages that are not a list raise
 ``VenueError(kind="bad_response")`` here.
 
 Endpoints: ``POST /order`` (post-only: ``execInst=ParticipateDoNotInitiate``), ``PUT /order``
@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from venueguard import errors
 from venueguard.core.reports import (
     FillReport,
     OrderReport,
@@ -25,7 +26,6 @@ from venueguard.core.reports import (
     PositionReport,
     RefusalReport,
 )
-from venueguard.io import errors
 from venueguard.venues.base import StreamBatch, VenueAdapter
 from venueguard.venues.bitmex import reports as rr
 from venueguard.venues.bitmex.timefmt import format_ms

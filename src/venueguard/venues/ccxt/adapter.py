@@ -13,7 +13,7 @@ rows are read by :mod:`venueguard.venues.ccxt.reports`. What it calls:
   ``fetch_orders`` / ``fetch_closed_orders`` (history), ``fetch_my_trades``,
   ``fetch_positions``; per symbol traded (``symbols``), as most venues want one.
 
-Failures leave as the :mod:`venueguard.io.errors` tree, each raised ``from`` ccxt's own
+Failures leave as the :mod:`venueguard.errors` tree, each raised ``from`` ccxt's own
 exception (the guard gives that one back to the bot): the pipeline's own refusals and
 ``OrderUnknown`` pass as they are; a failure the venue reported is mapped by its verdict
 (``error.venueguard``): not processed, duplicate client id, authentication, else a refusal.
@@ -28,6 +28,7 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from venueguard import errors
 from venueguard.core.kinds import NOT_PROCESSED_KINDS, Kind
 from venueguard.core.reports import (
     FillReport,
@@ -36,7 +37,6 @@ from venueguard.core.reports import (
     PositionReport,
     RefusalReport,
 )
-from venueguard.io import errors
 from venueguard.venues.base import StreamBatch, VenueAdapter
 from venueguard.venues.ccxt.classify import VenueFacts
 from venueguard.venues.ccxt.reports import client_id_of, fill_report, order_report
