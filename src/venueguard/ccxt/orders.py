@@ -214,6 +214,18 @@ class CcxtOrders:
         if self.runtime is not None:
             self.runtime.leave_safe_mode()
 
+    def _runtime_ended(self, task: asyncio.Task[None]) -> None:
+        """The runtime ends only on close; anything else is a bug worth an alert (and new
+        orders are refused from then on: nothing reconciles them any more)."""
+        if task.cancelled() or self._closed:
+            return
+        error = task.exception()
+        self._forced = "the order runtime stopped"
+        self.notify.alert("critical", f"order runtime stopped: {error!r}"[:300],
+                          self.clock.monotonic())
+        if self.runtime is not None:
+            self.runtime.manager.stop()
+
     def _on_event(self, record: Mapping[str, object]) -> None:
         self._changed.set()
 
@@ -307,6 +319,7 @@ class CcxtOrders:
             await self._reconcile_first(runtime)
             self._task = asyncio.get_running_loop().create_task(runtime.run(),
                                                                 name="ccxt-orders-runtime")
+            self._task.add_done_callback(self._runtime_ended)
             self.runtime = runtime
             return runtime
 

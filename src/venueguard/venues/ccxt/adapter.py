@@ -71,14 +71,21 @@ def venue_failure(exc: BaseException, cl_ord_id: str | None = None) -> errors.Ve
     kind = getattr(verdict, "kind", None)
     kind = kind if isinstance(kind, Kind) else Kind.UNKNOWN
     common: dict[str, Any] = {"kind": kind.value, "status": getattr(verdict, "status", None),
-                              "venue_message": str(exc)[:300], "cl_ord_id": cl_ord_id}
-    text = f"{type(exc).__name__}: {kind.value}"
+                              "venue_message": str(exc)[:300]}
+    error = _mapped(kind, verdict, f"{type(exc).__name__}: {kind.value}", common)
+    error.cl_ord_id = cl_ord_id
+    return error
+
+
+def _mapped(kind: Kind, verdict: object, text: str,
+            common: dict[str, Any]) -> errors.VenueError:
     if kind is Kind.DUPLICATE_CLORDID:
         return errors.DuplicateClOrdID(text, **common)
     if kind in (Kind.OVERLOADED,):
         return errors.Overloaded(text, **common)
     if kind is Kind.RATE_LIMITED:
-        return errors.RateLimited(text, **common)
+        return errors.RateLimited(text, retry_after_s=getattr(verdict, "retry_after_s", None),
+                                  **common)
     if kind in (Kind.DNS,):
         return errors.DnsError(text, **common)
     if kind in NOT_PROCESSED_KINDS:
