@@ -142,8 +142,7 @@ async def _run(sim: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig, result
     stop = asyncio.Event()
     try:
         try:
-            await exchange.load_markets()
-            await exchange.start_orders()
+            await _set_up(exchange)
             async with asyncio.TaskGroup() as group:
                 trader = group.create_task(_trade(exchange, venue, plan, cfg, placed, stop),
                                            name=f"{prefix}trader")
@@ -180,6 +179,21 @@ async def _run(sim: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig, result
                 if t.get_name().startswith(prefix) and not t.done()]
     if leftover:
         result.violations.append(checks.Violation(6, f"tasks still running: {leftover}"))
+
+
+async def _set_up(exchange: Any) -> None:
+    """Markets and the journal's reconciliation: set-up, not under test (a loaded machine may
+    need a few tries at a 300 ms read timeout)."""
+    import ccxt
+
+    async with asyncio.timeout(30.0):
+        while True:
+            try:
+                await exchange.load_markets()
+                await exchange.start_orders()
+                return
+            except ccxt.BaseError:
+                await asyncio.sleep(0.2)
 
 
 async def _schedule(sim: Any, plan: SeedPlan) -> None:
