@@ -61,6 +61,19 @@ class _Calls:
         return await fn()
 
 
+def test_two_of_our_orders_filling_each_other_are_two_fills() -> None:
+    # BitMEX's trade id (trdMatchID) is the match's: both sides carry it
+    adapter = CcxtAdapter(_Exchange(), _Calls(), venue_facts("bitmex"))
+    batch = adapter.read_private("mytrades", "update", [
+        {"id": "m1", "order": "buy-order", "amount": 100, "price": 50_000.0,
+         "symbol": "BTC/USD:BTC", "side": "buy", "info": {"clOrdID": "a"}},
+        {"id": "m1", "order": "sell-order", "amount": 100, "price": 50_000.0,
+         "symbol": "BTC/USD:BTC", "side": "sell", "info": {"clOrdID": "b"}}])
+    fills = [r for r in batch.reports if isinstance(r, FillReport)]
+    assert [(f.client_id, f.exec_id) for f in fills] == [("a", "m1:buy-order"),
+                                                          ("b", "m1:sell-order")]
+
+
 class _Exchange:
     id = "binanceusdm"
     has = {"fetchMyTrades": True}
@@ -69,6 +82,8 @@ class _Exchange:
         return [{"id": "t1", "order": "42", "amount": 0.003, "price": 50_000.0,
                  "symbol": symbol, "side": "buy", "timestamp": since + 1},
                 {"id": "t2", "order": "43", "amount": 0.003, "price": 50_001.0,
+                 "symbol": symbol, "side": "sell", "timestamp": since + 2},
+                {"id": "t2", "order": "43", "amount": 0.003, "price": 50_001.0,   # seen twice
                  "symbol": symbol, "side": "sell", "timestamp": since + 2}]
 
     async def fetch_order(self, order_id: str, symbol: str) -> dict[str, Any]:
@@ -83,5 +98,5 @@ def test_a_trade_row_without_a_client_id_gets_its_orders() -> None:
     adapter.rows["known"] = {"id": "42", "clientOrderId": "known"}
     fills, bad = asyncio.run(adapter.fills_since(1_000))
     assert bad == [] and all(isinstance(f, FillReport) for f in fills)
-    assert [(f.exec_id, f.client_id) for f in fills] == [("t1", "known"), ("t2", "cl-43")]
+    assert [(f.exec_id, f.client_id) for f in fills] == [("t1:42", "known"), ("t2:43", "cl-43")]
     assert calls.endpoints == ["fetch_my_trades", "fetch_order"]   # one lookup, for 43

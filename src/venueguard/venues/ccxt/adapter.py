@@ -152,12 +152,34 @@ class CcxtAdapter:
         cl = client_id_of(row) or cl_ord_id
         if cl is not None and not row.get("clientOrderId"):
             row["clientOrderId"] = cl    # the unified field, filled where ccxt left it empty
-        report = order_report(row)
+        report = self._in_contracts(order_report(row), row)
         if cl is not None:
             self.rows[cl] = row
             if isinstance(report.symbol, str):
                 self.symbols.add(report.symbol)
         return report
+
+    def _in_contracts(self, report: OrderReport, row: Mapping[str, Any]) -> OrderReport:
+        """An inverse contract's order in the unit orders are placed and filled in.
+
+        ccxt (4.5.78, bitmex) puts an inverse order's size in ``cost`` (contracts), leaves
+        ``amount`` to be derived and gives ``filled`` in the base currency (contracts divided by
+        the average price), while its trades count contracts: read size and fill in contracts.
+        """
+        markets = getattr(self.exchange, "markets", None) or {}
+        market = markets.get(report.symbol) if isinstance(markets, Mapping) else None
+        cost = row.get("cost")
+        if not (isinstance(market, Mapping) and market.get("inverse")
+                and isinstance(cost, int | float) and not isinstance(cost, bool)):
+            return report
+        qty = float(cost)
+        filled, average = row.get("filled"), row.get("average")
+        contracts = None
+        if isinstance(filled, int | float) and filled == 0:
+            contracts = 0.0
+        elif isinstance(filled, int | float) and isinstance(average, int | float | str):
+            contracts = round(float(filled) * float(average), 8)   # undo ccxt's division
+        return replace(report, qty=qty, filled_qty=contracts)
 
     def _symbols(self, symbol: str | None) -> list[str]:
         return [symbol] if symbol else sorted(self.symbols)
@@ -358,11 +380,12 @@ class CcxtAdapter:
                                           partial(raw.fetch_my_trades, symbol, since, _PAGE))
                 fresh = 0
                 for trade in trades:
-                    if not isinstance(trade, dict) or trade.get("id") in seen:
+                    fill = _fill(trade)
+                    key = fill.exec_id if fill is not None else id(trade)
+                    if not isinstance(trade, dict) or key in seen:
                         continue
-                    seen.add(trade.get("id"))
+                    seen.add(key)
                     fresh += 1
-                    fill = fill_report(trade)
                     if fill is None:
                         bad.append({"error": "trade without id, amount or price",
                                     "exec_id": str(trade.get("id"))[:64]})
@@ -425,13 +448,24 @@ class CcxtAdapter:
             fills: list[FillReport] = []
             bad: list[Mapping[str, object]] = []
             for trade in rows:
-                fill = fill_report(trade) if isinstance(trade, Mapping) else None
+                fill = _fill(trade)
                 if fill is None:
                     bad.append({"error": "trade without id, amount or price"})
                 else:
                     fills.append(fill)
             return StreamBatch(reports=tuple(fills), unreadable=tuple(bad))
         return StreamBatch()
+
+
+def _fill(trade: object) -> FillReport | None:
+    """A trade of ours as a fill whose id is unique per fill: ccxt's trade id is the venue's
+    match id on some venues (BitMEX's ``trdMatchID``), which both sides of a match share, so
+    two of our own orders filling each other would look like one fill; the order id keeps
+    them apart."""
+    fill = fill_report(trade) if isinstance(trade, Mapping) else None
+    if fill is None or fill.venue_id is None:
+        return fill
+    return replace(fill, exec_id=f"{fill.exec_id}:{fill.venue_id}")
 
 
 if TYPE_CHECKING:                      # mypy checks that the adapter implements the protocol
