@@ -8,7 +8,8 @@ after its own restart reconciliation; the next one restarts on the same default 
 end a guarded exchange on that journal converges (nothing UNKNOWN or pending, exactly the
 venue's open orders open locally, the venue's position), and the simulator's truth shows no
 client id twice, no intent POSTed twice and no order of ours unknown to the journal.
-``VENUEGUARD_CCXT_CRASH_KILLS`` (default 50) kills are shared by the two dialects.
+``VENUEGUARD_CCXT_CRASH_KILLS`` (default 50) kills are shared by the two dialects;
+``VENUEGUARD_CCXT_CRASH_SEED`` draws another run.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from venueguard.sim.testing import SimHandle, running_sim
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
 KILLS = int(os.environ.get("VENUEGUARD_CCXT_CRASH_KILLS", "50"))
-SEED = 20261207
+SEED = int(os.environ.get("VENUEGUARD_CCXT_CRASH_SEED", "20261207"))
 WORKER = Path(__file__).with_name("ccxt_crash_worker.py")
 PENDING = frozenset({OrderState.UNKNOWN, OrderState.PENDING_NEW, OrderState.PENDING_CANCEL,
                      OrderState.PENDING_AMEND})
