@@ -101,12 +101,26 @@ async def converged(exchange: Any, sim: SimHandle, dialect: str, timeout_s: floa
                     gap = (f"open local-only {local - venue_open} venue-only "
                            f"{venue_open - local}; venue {rows}; local {hist}")
                 elif abs(manager.position(d.symbol) - position) > 1e-9:
-                    gap = f"position local {manager.position(d.symbol)} venue {position}"
+                    gap = (f"position local {manager.position(d.symbol)} venue {position}; "
+                           f"{_fill_gaps(manager, truth, per_unit)}")
                 if not gap:
                     return ""
                 await asyncio.sleep(0.1)
     except TimeoutError:
         return gap
+
+
+def _fill_gaps(manager: Any, truth: dict[str, Any], per_unit: int) -> str:
+    """Orders whose filled quantity differs between the venue and the guard (for a failure)."""
+    venue: Counter[str] = Counter()
+    for row in truth["executions"]:
+        if row.get("execType") == "Trade" and row.get("clOrdID"):
+            venue[row["clOrdID"]] += float(row.get("lastQty") or 0) / per_unit
+    local = {cl: float(o.cum_qty) for cl, o in manager.table.orders.items()}
+    odd = {cl: (local.get(cl), round(qty, 9)) for cl, qty in venue.items()
+           if abs(local.get(cl, 0.0) - qty) > 1e-9}
+    odd.update({cl: (qty, 0) for cl, qty in local.items() if qty and cl not in venue})
+    return f"cum local/venue by client id {dict(list(odd.items())[:6])}"
 
 
 @pytest.mark.parametrize("dialect", ["bitmex", "binanceusdm"])

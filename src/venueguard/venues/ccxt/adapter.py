@@ -411,7 +411,9 @@ class CcxtAdapter:
                                                               symbol))
             except errors.VenueError:
                 return fill
-            cl = self._report(row).client_id if isinstance(row, dict) else None
+            if not isinstance(row, dict) or str(row.get("id")) != fill.venue_id:
+                return fill                  # not this fill's order: no evidence
+            cl = self._report(row).client_id
         return fill if cl is None else replace(fill, client_id=cl)
 
     async def positions(self) -> list[PositionReport]:
