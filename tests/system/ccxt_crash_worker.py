@@ -20,35 +20,18 @@ import asyncio
 import os
 import random
 import sys
-from dataclasses import dataclass
-from typing import Any
 
 import ccxt
-import ccxt.async_support as ccxt_async
 from zygote_kit import say, serve
 
+from venueguard.app.chaos_ccxt import CCXT_VENUES, raw_exchange
 from venueguard.ccxt import GuardConfig, GuardedExchange, OrdersConfig, OrderUnknown, guard
 from venueguard.core.dms import DmsConfig
 from venueguard.io.http_session import Timeouts
-from venueguard.sim.binance import signing as binance_signing
-from venueguard.sim.binance.testing import point_ccxt
 from venueguard.telemetry.events import EventLog
-from venueguard.venues.bitmex import signing as bitmex_signing
 
-
-@dataclass(frozen=True, slots=True)
-class Dialect:
-    ccxt_id: str
-    symbol: str           # ccxt's unified symbol
-    venue_symbol: str     # the simulator's
-    lot: float
-    tick: float
-
-
-DIALECTS = {
-    "bitmex": Dialect("bitmex", "BTC/USD:BTC", "XBTUSD", 100, 0.5),
-    "binanceusdm": Dialect("binanceusdm", "BTC/USDT:USDT", "BTCUSDT", 0.003, 0.1),
-}
+#: the simulator's symbol per class (its ccxt symbol, lot and tick: chaos_ccxt.CCXT_VENUES)
+DIALECTS = {v.ccxt_id: v for v in CCXT_VENUES.values()}
 
 
 def config() -> GuardConfig:
@@ -64,18 +47,8 @@ def config() -> GuardConfig:
 
 def exchange_for(dialect: str, base_url: str, *, events: EventLog | None = None,
                  read_timeout_ms: int = 400) -> GuardedExchange:
-    d = DIALECTS[dialect]
-    if dialect == "bitmex":
-        raw: Any = ccxt_async.bitmex({"apiKey": bitmex_signing.TEST_API_KEY,
-                                      "secret": bitmex_signing.TEST_API_SECRET})
-        raw.urls["api"] = {**raw.urls["api"], "public": base_url, "private": base_url}
-    else:
-        raw = ccxt_async.binanceusdm({"apiKey": binance_signing.TEST_API_KEY,
-                                      "secret": binance_signing.TEST_API_SECRET})
-        point_ccxt(raw, base_url)
+    raw = raw_exchange(f"ccxt:{dialect}", base_url)
     raw.timeout = read_timeout_ms
-    raw.enableRateLimit = False        # venueguard's budget and throttle govern the pace
-    assert d.ccxt_id == raw.id
     return guard(raw, config(), events=events or EventLog())
 
 

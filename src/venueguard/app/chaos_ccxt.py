@@ -25,9 +25,16 @@ from typing import Any
 
 from venueguard.app import chaos_checks as checks
 from venueguard.app.chaos_plan import SeedPlan, plan_for
-from venueguard.app.chaos_seed import ChaosConfig, SeedResult, _describe, _leaves, _scratch_dir
+from venueguard.app.chaos_seed import (
+    ChaosConfig,
+    SeedResult,
+    _describe,
+    _leaves,
+    _schedule,
+    _scratch_dir,
+)
 
-__all__ = ["CCXT_KINDS", "CCXT_VENUES", "run_ccxt_seed"]
+__all__ = ["CCXT_KINDS", "CCXT_VENUES", "raw_exchange", "run_ccxt_seed"]
 
 #: The fault kinds a REST-only ccxt trader meets.
 CCXT_KINDS: tuple[str, ...] = (
@@ -38,6 +45,7 @@ CCXT_KINDS: tuple[str, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class _Venue:
+    name: str
     ccxt_id: str
     symbol: str           # ccxt's unified symbol
     venue_symbol: str     # the simulator's
@@ -47,25 +55,23 @@ class _Venue:
 
 
 CCXT_VENUES = {
-    "ccxt:bitmex": _Venue("bitmex", "BTC/USD:BTC", "XBTUSD", 100, 0.5, "bitmex"),
-    "ccxt:binanceusdm": _Venue("binanceusdm", "BTC/USDT:USDT", "BTCUSDT", 0.003, 0.1,
-                               "binance-usdm"),
+    "ccxt:bitmex": _Venue("ccxt:bitmex", "bitmex", "BTC/USD:BTC", "XBTUSD", 100, 0.5, "bitmex"),
+    "ccxt:binanceusdm": _Venue("ccxt:binanceusdm", "binanceusdm", "BTC/USDT:USDT", "BTCUSDT",
+                               0.003, 0.1, "binance-usdm"),
 }
 
 
-def _guarded(venue: _Venue, base_url: str, journal: Path, cfg: ChaosConfig,
-             events: Any, seed: int) -> Any:
+def raw_exchange(venue_name: str, base_url: str) -> Any:
+    """ccxt's class for ``venue_name`` (a key of ``CCXT_VENUES``) with the simulator's test
+    key, pointed at the simulator at ``base_url``; ccxt's own rate limiter off (the guard's
+    budget and throttle set the pace)."""
     import ccxt.async_support as ccxt_async
 
-    from venueguard.ccxt import GuardConfig, OrdersConfig, guard
-    from venueguard.core.backoff import BackoffConfig
-    from venueguard.core.dms import DmsConfig
-    from venueguard.io.http_session import Timeouts
     from venueguard.sim.binance import signing as binance_signing
     from venueguard.sim.binance.testing import point_ccxt
     from venueguard.venues.bitmex import signing as bitmex_signing
 
-    if venue.ccxt_id == "bitmex":
+    if CCXT_VENUES[venue_name].ccxt_id == "bitmex":
         raw: Any = ccxt_async.bitmex({"apiKey": bitmex_signing.TEST_API_KEY,
                                       "secret": bitmex_signing.TEST_API_SECRET})
         raw.urls["api"] = {**raw.urls["api"], "public": base_url, "private": base_url}
@@ -73,8 +79,19 @@ def _guarded(venue: _Venue, base_url: str, journal: Path, cfg: ChaosConfig,
         raw = ccxt_async.binanceusdm({"apiKey": binance_signing.TEST_API_KEY,
                                       "secret": binance_signing.TEST_API_SECRET})
         point_ccxt(raw, base_url)
+    raw.enableRateLimit = False
+    return raw
+
+
+def _guarded(venue_name: str, base_url: str, journal: Path, cfg: ChaosConfig,
+             events: Any, seed: int) -> Any:
+    from venueguard.ccxt import GuardConfig, OrdersConfig, guard
+    from venueguard.core.backoff import BackoffConfig
+    from venueguard.core.dms import DmsConfig
+    from venueguard.io.http_session import Timeouts
+
+    raw = raw_exchange(venue_name, base_url)
     raw.timeout = 300                     # the read timeout: a held answer is ambiguous soon
-    raw.enableRateLimit = False           # the guard's budget and throttle set the pace
     rc = cfg.reconcile
     config = GuardConfig(
         timeouts=Timeouts(total_s=1.5),
@@ -137,7 +154,8 @@ async def _run(sim: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig, result
 
     events = EventLog(keep=200)
     prefix = f"chaos-{plan.seed}-"
-    exchange = _guarded(venue, sim.base_url, scratch / "journal.db", cfg, events, plan.seed)
+    exchange = _guarded(venue.name, sim.base_url, scratch / "journal.db", cfg, events,
+                        plan.seed)
     placed: list[str] = []
     stop = asyncio.Event()
     try:
@@ -194,16 +212,6 @@ async def _set_up(exchange: Any) -> None:
                 return
             except ccxt.BaseError:
                 await asyncio.sleep(0.2)
-
-
-async def _schedule(sim: Any, plan: SeedPlan) -> None:
-    t0 = time.monotonic()
-    for fault in plan.faults:
-        await asyncio.sleep(max(0.0, t0 + fault.start_s - time.monotonic()))
-        body = fault.body()
-        kind = str(body.pop("kind"))
-        await sim.add_fault(kind, **body)
-    await asyncio.sleep(max(0.0, t0 + plan.end_s - time.monotonic()))
 
 
 async def _trade(exchange: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig,

@@ -3,40 +3,5 @@
 
 from __future__ import annotations
 
-from venueguard.errors import (
-    AmbiguousOutcome,
-    AuthError,
-    Blocked,
-    BudgetExhausted,
-    ConfigError,
-    CoolingDown,
-    DnsError,
-    DuplicateClOrdID,
-    Overloaded,
-    RateLimited,
-    Rejected,
-    StreamError,
-    Throttled,
-    TransportError,
-    VenueError,
-    VenueguardError,
-)
-
-__all__ = [
-    "AmbiguousOutcome",
-    "AuthError",
-    "Blocked",
-    "BudgetExhausted",
-    "ConfigError",
-    "CoolingDown",
-    "DnsError",
-    "DuplicateClOrdID",
-    "Overloaded",
-    "RateLimited",
-    "Rejected",
-    "StreamError",
-    "Throttled",
-    "TransportError",
-    "VenueError",
-    "VenueguardError",
-]
+from venueguard.errors import *  # noqa: F403
+from venueguard.errors import __all__ as __all__
