@@ -7,7 +7,9 @@ Run a simulator, then this bot against it (or against a real venue with your own
 
 It reads a few fresh books, places a post-only buy below the market, cancels it, and prints
 the venue's health state; an order whose outcome is ambiguous is reported as UNKNOWN, never
-sent twice.
+sent twice. Orders are journaled by default (``guard(raw)``: one file per exchange and account
+under ``$VENUEGUARD_STATE_DIR``, else ``~/.local/state/venueguard``); run it again after a crash
+and the order left in doubt is settled by the venue before anything new is sent.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ async def main(sim_url: str, symbol: str, books: int) -> int:
     raw = ccxt.pro.bitmex({"apiKey": TEST_API_KEY, "secret": TEST_API_SECRET})
     ws_url = sim_url.replace("http://", "ws://", 1) + "/realtime"
     raw.urls["api"] = {"public": sim_url, "private": sim_url, "ws": ws_url}
-    async with guard(raw) as exchange:
+    async with guard(raw) as exchange:            # journaled: exchange.orders.journal_path()
+        print(f"journal: {exchange.orders.journal_path()}")
         for _ in range(books):
             book = await exchange.watch_order_book(symbol)
         bid, ask = book["bids"][0][0], book["asks"][0][0]

@@ -38,6 +38,14 @@ def bitmex_fixtures() -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _state_dir_in_tmp(tmp_path_factory: pytest.TempPathFactory,
+                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default journals (``guard(exchange)``) go to a fresh directory per test, never to the
+    user's own state directory."""
+    monkeypatch.setenv("VENUEGUARD_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
+@pytest.fixture(autouse=True)
 def _empty_default_rule_caches() -> Iterator[None]:
     """Each test starts with the packaged rule tables' classify caches empty.
 

@@ -46,7 +46,7 @@ from venueguard.io.errors import (
     VenueguardError,
 )
 from venueguard.io.http_session import RestConfig, RestSession, Timeouts
-from venueguard.io.journal import Journal
+from venueguard.io.journal import Journal, JournalError
 from venueguard.io.md_events import (
     BookGap,
     BookResynced,
@@ -102,6 +102,7 @@ __all__ = [
     "GuardedExchange",
     "Jitter",
     "Journal",
+    "JournalError",
     "LivenessConfig",
     "MarketDataSession",
     "MdConfig",

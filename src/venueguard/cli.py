@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seed of the first schedule")
     chaos.add_argument("--scenario", default=None, metavar="NAME|PATH",
                        help="run this scenario instead of generated fault schedules")
+    chaos.add_argument("--venue", default="sim",
+                       choices=["sim", "ccxt:bitmex", "ccxt:binanceusdm"],
+                       help="sim: the native stack; ccxt:ID: a guarded ccxt bot of that class")
 
     rep = sub.add_parser("report", help="offline outage report from a journal")
     rep.add_argument("journal", metavar="JOURNAL", help="journal written by venueguard monitor")

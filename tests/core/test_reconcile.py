@@ -377,3 +377,31 @@ def test_delayed_open_row_after_a_cancel_is_ignored_quietly() -> None:
     ws_orders(rec, [{"clOrdID": cl, "ordStatus": "New"}], 1.2, 0)   # sent before the cancel
     assert table.orders[cl].state is S.CANCELED
     assert not of(rec.poll(1.3, 0), Mismatch)
+
+
+def test_an_order_hidden_longer_than_the_old_window_is_never_called_not_placed() -> None:
+    # accepted, its answer lost, hidden from every query for 25 s (delayed visibility longer
+    # than any grace): absence inside the visibility horizon is no evidence, by client id or
+    # in a complete history; the order is found once it shows
+    table, rec = setup()
+    assert CFG.acceptance_window_s == 60.0                       # the documented default
+    cl = new(table, 0.0)
+    table.on_ambiguous(cl, "timeout", 0.5)
+    for now in (1.0, 6.0, 16.0, 20.0, 24.0):
+        rec.on_order_lookup([cl], [], now, 1_000_000 + int(now * 1000), asked_at=now)
+        rec.on_order_history([], now, 0, start_wall_ms=0, complete=True, asked_at=now)
+        assert table.orders[cl].state is S.UNKNOWN
+    on_order_row(table, {"clOrdID": cl, "orderID": "o-" + cl, "ordStatus": "New"}, 25.5)
+    rec.on_order_lookup([cl], orders([{"clOrdID": cl, "orderID": "o-" + cl, "ordStatus": "New",
+                                       "symbol": "XBTUSD"}]), 25.6, 0, asked_at=25.5)
+    assert table.orders[cl].state is S.NEW
+
+
+def test_a_complete_history_proves_absence_only_past_the_visibility_horizon() -> None:
+    table, rec = setup(ReconcileConfig(unknown_window_s=4.0, acceptance_window_s=30.0))
+    cl = new(table, 0.0)
+    table.on_ambiguous(cl, "timeout", 1.0)
+    rec.on_order_history([], 20.0, 0, start_wall_ms=0, complete=True, asked_at=20.0)
+    assert table.orders[cl].state is S.UNKNOWN                   # past the window, not the horizon
+    rec.on_order_history([], 31.5, 0, start_wall_ms=0, complete=True, asked_at=31.0)
+    assert table.orders[cl].state is S.REJECTED

@@ -380,3 +380,13 @@ def test_non_finite_out_of_range_and_mistyped_values_are_refused(text: str, word
 def test_replace_patterns_true_still_drops_the_default_patterns() -> None:
     rules = load_rules("replace_patterns = true\n[[patterns]]\nkind = 'overloaded'\ntext = 'zz'\n")
     assert [p.text for p in rules.patterns] == ["zz"]
+
+
+def test_the_visibility_horizon_is_data_with_a_documented_default() -> None:
+    from venueguard.core.rules import default_rules, parse_rules
+
+    assert default_rules().visibility_horizon_s == 60.0
+    venue = parse_rules("[orders]\nvisibility_horizon_s = 90\n", base=default_rules())
+    assert venue.visibility_horizon_s == 90.0
+    user = parse_rules("[health]\ndegraded_after = 4\n", base=venue)
+    assert user.visibility_horizon_s == 90.0          # a user file keeps the venue's horizon

@@ -149,7 +149,11 @@ BAD = [
      "alert_repeat_s, degraded_after, degraded_window_s, degrading_kinds, healthy_after_s)"),
     ('health = 1\n', 1, "health: expected a table, got int"),
     ('[healthy]\nx = 1\n', 1, "healthy: unknown section (known: cloudflare, health, kinds, "
-     "patterns, replace_patterns, response_time, status, transport)"),
+     "orders, patterns, replace_patterns, response_time, status, transport)"),
+    ('[orders]\nhorizon = 5\n', 2, "orders.horizon: unknown setting (known: "
+     "visibility_horizon_s)"),
+    ('[orders]\nvisibility_horizon_s = 0.5\n', 2, "orders.visibility_horizon_s: expected a "
+     "finite number from 1 to 1e+07, got 0.5"),
     ('replace_patterns = "yes"\n', 1, "replace_patterns: expected true or false, got 'yes'"),
     ('[kinds.forbidden]\ncooldown_s = 300\naction = cooldown\n', 3,
      "Invalid value (at line 3, column 10)"),

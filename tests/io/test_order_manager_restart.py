@@ -139,10 +139,15 @@ async def test_restart_settles_forgotten_orders_and_counts_them(tmp_path: Path) 
     assert (startup["journaled"], startup["resolved"], startup["unresolved"],
             startup["adopted"]) == (2, 1, 1, 1)
     assert "1 resolved, 1 unresolved" in str(startup["detail"])
-    for _ in range(20):                           # lookups by client id keep finding nothing
+    horizon = manager.config.reconcile.acceptance_window_s
+    for _ in range(int(horizon) - 5):             # lookups by client id keep finding nothing
         clock.advance(1.0)
         await manager.step()
     unknown = table.orders[names["in_flight"]]
+    assert unknown.state is S.UNKNOWN             # absence inside the visibility horizon
+    for _ in range(10):
+        clock.advance(1.0)
+        await manager.step()
     assert unknown.state is S.REJECTED
     assert manager.journal.history(unknown.cl_ord_id)[-1].payload["reason"].startswith(
         "never accepted: not found by client id")

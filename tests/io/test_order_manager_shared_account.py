@@ -28,7 +28,7 @@ S = OrderState
 def shared(prefix: str) -> OrderManagerConfig:
     base = config()
     return replace(base, cl_ord_prefix=prefix, own_prefix_only=True,
-                   reconcile=replace(base.reconcile, position_is_ours=False))
+                   reconcile=replace(base.reconcile, check_position=False))
 
 
 async def test_bulk_cancel_takes_only_this_bots_orders(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ async def test_a_neighbours_orders_and_the_accounts_position_raise_nothing(
 
 
 def test_a_shared_account_position_is_neither_fetched_nor_compared() -> None:
-    cfg = replace(config().reconcile, position_is_ours=False)
+    cfg = replace(config().reconcile, check_position=False)
     table = OrderTable(ClOrdIdGenerator(random.Random(1)))
     rec = Reconciler(table, cfg, start_wall_ms=0, symbols=("XBTUSD",))
     rec.on_position("XBTUSD", 200, 0.0)
@@ -76,7 +76,7 @@ def test_a_shared_account_position_is_neither_fetched_nor_compared() -> None:
     assert not any(isinstance(d, FetchPosition) for d in decisions)
     assert rec.position_mismatches == frozenset()
     alone = Reconciler(OrderTable(ClOrdIdGenerator(random.Random(1))),
-                       replace(cfg, position_is_ours=True), start_wall_ms=0,
+                       replace(cfg, check_position=True), start_wall_ms=0,
                        symbols=("XBTUSD",))
     assert any(isinstance(d, FetchPosition) for d in alone.poll(0.0, 0))
 

@@ -20,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+from zygote_kit import say, serve
 
 from venueguard.core.dms import DmsConfig
 from venueguard.core.reconcile import ReconcileConfig
@@ -47,9 +48,11 @@ LOT = 100
 
 
 def fast_reconcile(**overrides: Any) -> ReconcileConfig:
-    """Reconciler timings for tests: short intervals, a grace longer than the simulator's
-    ``delayed_visibility`` default (3 s), a budget that never starves a test."""
-    values: dict[str, Any] = {"visibility_grace_s": 4.0, "unknown_first_query_s": 0.05,
+    """Reconciler timings for tests: short intervals, a grace and a visibility horizon longer
+    than the simulator's ``delayed_visibility`` default (3 s), a budget that never starves a
+    test."""
+    values: dict[str, Any] = {"visibility_grace_s": 4.0, "acceptance_window_s": 5.0,
+                              "unknown_first_query_s": 0.05,
                               "query_interval_s": 0.25, "sweep_interval_s": 1.0,
                               "safe_sweep_interval_s": 2.0, "position_grace_s": 5.0,
                               "budget_queries": 40, "safe_budget_queries": 10,
@@ -139,10 +142,6 @@ def venue_position(truth: dict[str, Any]) -> int:
 
 
 # ------------------------------------------------------------------------------ the worker
-def _say(text: str) -> None:
-    os.write(1, (text + "\n").encode())
-
-
 async def _mid(runtime: OrdersRuntime) -> float:
     rest: Any = runtime.manager.venue.rest   # the BitmexAdapter's session
     rows = await rest.get_book_l2(SYMBOL, 1)
@@ -153,15 +152,16 @@ async def _mid(runtime: OrdersRuntime) -> float:
     return (max(bids) + min(asks)) / 2
 
 
-async def trade(base_url: str, journal_path: str, seed: int) -> None:
+async def trade(base_url: str, journal_path: str, seed: int | str) -> None:
     """Reconcile, then place and cancel orders until killed."""
+    seed = int(seed)
     rng = random.Random(seed)
     config = runtime_config(dms=DmsConfig(timeout_s=60.0, refresh_s=15.0))
     async with open_runtime(base_url, journal_path, seed=seed, config=config,
                             read_timeout_s=0.4) as runtime:
         if not runtime.manager.ready:
             await runtime.manager.wait_ready(30.0)
-        _say(f"ready {os.getpid()}")
+        say(f"ready {os.getpid()}")
         mid = await _mid(runtime)
         for step in range(1_000_000):
             if step % 10 == 9:
@@ -184,50 +184,14 @@ async def trade(base_url: str, journal_path: str, seed: int) -> None:
             except OrdersBlocked:
                 await asyncio.sleep(0.05)
                 continue
-            _say(f"order {os.getpid()} {order.cl_ord_id}")
+            say(f"order {os.getpid()} {order.cl_ord_id}")
             await asyncio.sleep(rng.uniform(0.0, 0.03))
-
-
-# ------------------------------------------------------------------------------ the zygote
-def _reap(signum: int, frame: object) -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        _say(f"exited {pid} {status}")
-
-
-def zygote() -> None:
-    signal.signal(signal.SIGCHLD, _reap)
-    for line in sys.stdin:
-        parts = line.split()
-        if not parts:
-            continue
-        if parts[0] == "quit":
-            break
-        if parts[0] != "spawn" or len(parts) != 4:
-            _say(f"error {line.strip()!r}")
-            continue
-        pid = os.fork()
-        if pid == 0:
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            code = 0
-            try:
-                asyncio.run(trade(parts[1], parts[2], int(parts[3])))
-            except BaseException as exc:    # report how a child ended, whatever it was
-                _say(f"failed {os.getpid()} {type(exc).__name__}: {exc}"[:400])
-                code = 1
-            os._exit(code)
-        _say(f"spawned {pid}")
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["zygote"]:
-        zygote()
+        serve(trade, 3)
     elif sys.argv[1:2] == ["trade"] and len(sys.argv) == 5:
-        asyncio.run(trade(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+        asyncio.run(trade(sys.argv[2], sys.argv[3], sys.argv[4]))
     else:
         sys.exit("usage: crash_worker.py zygote | trade BASE_URL JOURNAL SEED")

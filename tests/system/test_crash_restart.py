@@ -14,17 +14,14 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import sys
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from crash_worker import SYMBOL, open_runtime
+from zygote_kit import zygote
 
 from venueguard.core.orders import ClOrdIdGenerator, OrderState
 from venueguard.io.journal import Journal
@@ -54,88 +51,6 @@ def compressed(name: str, factor: float) -> Scenario:
         else f.request.duration_s * factor)) for f in base.faults)
     return replace(base, name=f"{name} x{factor:g}", faults=faults,
                    repeat_s=None if base.repeat_s is None else base.repeat_s * factor)
-
-
-class Zygote:
-    """The forking worker parent; lines it prints are dispatched by kind and pid."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: dict[tuple[str, int], asyncio.Future[str]] = {}
-        self.orders: Counter[int] = Counter()
-        self.failures: list[str] = []
-        self._spawned: asyncio.Queue[int] = asyncio.Queue()
-        self.live: set[int] = set()
-        self._reader = asyncio.create_task(self._read())
-
-    def _future(self, kind: str, pid: int) -> asyncio.Future[str]:
-        return self.lines.setdefault((kind, pid), asyncio.get_running_loop().create_future())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            parts = raw.decode().split()
-            if len(parts) < 2:
-                continue
-            kind, pid = parts[0], int(parts[1]) if parts[1].isdigit() else -1
-            if kind == "spawned":
-                self.live.add(pid)
-                self._spawned.put_nowait(pid)
-            elif kind == "order":
-                self.orders[pid] += 1
-            elif kind == "failed":
-                self.failures.append(raw.decode())
-            elif kind == "exited":
-                self.live.discard(pid)
-            future = self._future(kind, pid)
-            if not future.done():
-                future.set_result(raw.decode())
-
-    async def spawn(self, base_url: str, journal: Path, seed: int) -> int:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(f"spawn {base_url} {journal} {seed}\n".encode())
-        await self.proc.stdin.drain()
-        async with asyncio.timeout(10):
-            return await self._spawned.get()
-
-    async def wait_line(self, kind: str, pid: int, timeout_s: float) -> bool:
-        try:
-            async with asyncio.timeout(timeout_s):
-                await asyncio.shield(self._future(kind, pid))
-            return True
-        except TimeoutError:
-            return False
-
-    def kill(self, pid: int) -> None:
-        if pid in self.live:
-            os.kill(pid, signal.SIGKILL)      # only a child this test spawned, by its id
-
-    async def close(self) -> None:
-        for pid in list(self.live):
-            self.kill(pid)
-        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
-            self.proc.stdin.write(b"quit\n")
-            self.proc.stdin.close()
-        try:
-            async with asyncio.timeout(10):
-                await self.proc.wait()
-        finally:
-            if self.proc.returncode is None:
-                self.proc.kill()
-                await self.proc.wait()
-            self._reader.cancel()
-
-
-@asynccontextmanager
-async def zygote() -> AsyncIterator[Zygote]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(WORKER), "zygote", stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, cwd=str(WORKER.parent))
-    z = Zygote(proc)
-    try:
-        yield z
-    finally:
-        await z.close()
 
 
 def venue_open(truth: dict[str, Any]) -> set[str]:
@@ -201,7 +116,7 @@ async def test_fifty_kills_converge_without_duplicates(tmp_path: Path) -> None:
     stats: Counter[str] = Counter()
     async with running_sim(scenario=scenario, seed=SEED % 1000, rest_per_min=1_000_000,
                            rest_unauth_per_min=1_000_000, order_per_s=100_000) as sim, \
-            zygote() as z:
+            zygote(WORKER) as z:
         for round_no in range(KILLS):
             await asyncio.sleep(max(0.0, start + round_no * PACE_S - loop_time()))
             t0 = loop_time()

@@ -50,9 +50,14 @@ class Run:
     @classmethod
     async def start(cls, journal: Path, *extra: str) -> Run:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VENUEGUARD_")}
+        # the embedded simulator hides no accepted order: a visibility horizon of the request
+        # expiry (10 s) lets the final run prove the forgotten orders never placed in time
+        rules = journal.with_name("horizon.toml")
+        rules.write_text("[orders]\nvisibility_horizon_s = 10\n")
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "venueguard", "monitor", "--trade", "demo", "--port", "0",
-            "--journal", str(journal), "--scenario", "calm", "--log-format", "json", *extra,
+            "--journal", str(journal), "--scenario", "calm", "--log-format", "json",
+            "--rules", str(rules), *extra,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env)
         return cls(proc)
 

@@ -1,7 +1,7 @@
 """The fleet owner's account check: the account's position against its members' sum.
 
 Bots sharing an account each check only their own orders (``own_prefix_only``) and never the
-account's position (``position_is_ours=False``). The member holding the fleet's lease checks
+account's position (``check_position=False``). The member holding the fleet's lease checks
 the account instead: every ``interval_s`` it reads the venue's position and the positions the
 live members publish, and feeds :class:`~venueguard.core.account_position.AccountPositionCheck`.
 An account-level mismatch is the reason for the only account-wide cancel a member sends: it

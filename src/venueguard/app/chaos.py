@@ -2,6 +2,7 @@
 
     venueguard chaos --seeds 200                 # seeds 1..200
     venueguard chaos --first-seed 37 --seeds 1   # replay one seed
+    venueguard chaos --seeds 50 --venue ccxt:binanceusdm   # through a guarded ccxt bot
 
 Each seed runs :func:`venueguard.app.chaos_seed.run_seed` (its own simulator, market-data
 session, REST session and order runtime; faults drawn from the seed) and is checked against
@@ -9,6 +10,9 @@ every invariant of ``docs/invariants.md``. Several seeds run at once in one even
 (``VENUEGUARD_CHAOS_CONCURRENCY``, default 8); rows print as seeds finish. After the last seed
 the process's resident memory growth since the first wave is checked (invariant 6) and so is
 the event loop's record of exceptions nobody retrieved.
+
+``--venue ccxt:bitmex|ccxt:binanceusdm`` runs each seed through ccxt's class of that venue
+under ``guard()`` instead (:mod:`venueguard.app.chaos_ccxt`), against the matching dialect.
 
 ``--scenario NAME|PATH`` runs that simulator scenario under every seed (its market shape, and
 those of its scheduled faults that fall inside the seed's few seconds) on top of the seed's
@@ -92,8 +96,9 @@ def _header() -> str:
             f"{'verdict':<10} {'dur s':>6}")
 
 
-def replay_command(seed: int, scenario: str | None = None) -> str:
+def replay_command(seed: int, scenario: str | None = None, venue: str = "sim") -> str:
     extra = f" --scenario {scenario}" if scenario else ""
+    extra += f" --venue {venue}" if venue != "sim" else ""
     return f"venueguard chaos --first-seed {seed} --seeds 1{extra}"
 
 
@@ -115,14 +120,18 @@ async def run_chaos(seeds: Sequence[int], config: ChaosConfig | None = None, *,
     started = time.monotonic()
     warm_rss: list[float] = []
     total = len(seeds)
-    print(f"venueguard chaos: {total} seed(s) from {seeds[0] if seeds else '-'}, "
+    print(f"venueguard chaos ({cfg.venue}): {total} seed(s) from {seeds[0] if seeds else '-'}, "
           f"{max(1, concurrency)} at a time; window {cfg.plan.window_s:g} s, "
           f"grace {cfg.grace_s:g} s", file=out, flush=True)
     print(_header(), file=out, flush=True)
 
     async def one(seed: int) -> None:
         kwargs = {"rest_factory": rest_factory} if rest_factory is not None else {}
-        result = await run_seed(seed, cfg, **kwargs)
+        if cfg.venue == "sim":
+            result = await run_seed(seed, cfg, **kwargs)
+        else:
+            from venueguard.app.chaos_ccxt import run_ccxt_seed
+            result = await run_ccxt_seed(seed, cfg, cfg.venue)
         report.results.append(result)
         if len(report.results) == min(total, max(1, concurrency)):
             gc.collect()
@@ -176,7 +185,7 @@ def _summary(report: ChaosReport, cfg: ChaosConfig, out: TextIO) -> None:
               file=out)
     for result in sorted(report.failed, key=lambda r: r.seed):
         print(f"seed {result.seed} FAILED (faults: {', '.join(result.faults)}); replay with: "
-              f"{replay_command(result.seed, cfg.scenario)}", file=out)
+              f"{replay_command(result.seed, cfg.scenario, cfg.venue)}", file=out)
         for violation in result.violations:
             print(f"  {violation}", file=out)
     for violation in report.general:
@@ -204,7 +213,14 @@ def run(args: argparse.Namespace) -> int:
     except NumberError as exc:
         print(f"venueguard chaos: VENUEGUARD_CHAOS_CONCURRENCY {exc}", file=sys.stderr)
         return 2
-    config = ChaosConfig()
+    config = ChaosConfig(venue=getattr(args, "venue", None) or "sim")
+    if config.venue != "sim":
+        try:
+            import ccxt  # noqa: F401
+        except ImportError:
+            print("venueguard chaos: --venue ccxt:... needs ccxt (pip install "
+                  "'venueguard[ccxt]')", file=sys.stderr)
+            return 2
     scenario = getattr(args, "scenario", None)
     if scenario:
         from venueguard.sim.scenario import load_scenario

@@ -89,6 +89,7 @@ class ChaosConfig:
     plan: PlanConfig = field(default_factory=PlanConfig)
     kinds: tuple[str, ...] | None = None       # restrict the fault kinds drawn
     scenario: str | None = None                # a simulator scenario running underneath
+    venue: str = "sim"                         # or ccxt:bitmex / ccxt:binanceusdm (chaos_ccxt)
     rate_msgs_s: float = 40.0
     grace_s: float = 8.0                       # convergence allowed after the faults end
     step_s: float = 0.08                       # trader pace
@@ -104,7 +105,8 @@ class ChaosConfig:
     reconcile: ReconcileConfig = field(default_factory=lambda: ReconcileConfig(
         visibility_grace_s=1.5, unknown_first_query_s=0.05, query_interval_s=0.2,
         unknown_window_s=3.0, sweep_interval_s=0.5, safe_sweep_interval_s=1.0,
-        position_grace_s=1.5, budget_queries=40, safe_budget_queries=10,
+        # the visibility horizon: above the plan's longest delayed_visibility (1 s)
+        acceptance_window_s=3.0, position_grace_s=1.5, budget_queries=40, safe_budget_queries=10,
         budget_interval_s=1.0, history_margin_ms=2_000))
 
 

@@ -21,7 +21,7 @@ import contextlib
 import hashlib
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from venueguard.app.account_watch import AccountWatch
@@ -192,15 +192,17 @@ def create_trader(ctx: MonitorContext, config: DemoConfig | None = None) -> Demo
     if ctx.rest is None:
         raise ValueError("the demo trader needs the monitor's REST session")
     symbol = ctx.config.symbol
-    runtime_config = RuntimeConfig()
+    # the venue's visibility horizon (its rules file, ``[orders] visibility_horizon_s``)
+    manager = OrderManagerConfig(reconcile=ReconcileConfig(
+        acceptance_window_s=ctx.rest.rules.visibility_horizon_s))
     if ctx.fleet is not None:
         # one account, several bots: each keeps to the orders of its own clOrdID prefix,
         # stable across restarts (it is derived from the journal's path)
         digest = hashlib.sha256(str(ctx.config.journal.resolve()).encode()).hexdigest()
         # the venue's position is the account's (every bot's): the fleet checks it
-        runtime_config = RuntimeConfig(manager=OrderManagerConfig(
-            cl_ord_prefix=f"vg{digest[:6]}", own_prefix_only=True,
-            reconcile=ReconcileConfig(position_is_ours=False)))
+        manager = replace(manager, cl_ord_prefix=f"vg{digest[:6]}", own_prefix_only=True,
+                          reconcile=replace(manager.reconcile, check_position=False))
+    runtime_config = RuntimeConfig(manager=manager)
     runtime = OrdersRuntime(BitmexAdapter(ctx.rest), ctx.journal, symbols=(symbol,),
                             md=ctx.market,
                             events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts,

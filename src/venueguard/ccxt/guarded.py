@@ -32,6 +32,7 @@ import random
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -39,7 +40,7 @@ import ccxt
 
 from venueguard.ccxt.checks import require_ccxt, require_credentials, require_websocket
 from venueguard.ccxt.errors import OrderUnknown
-from venueguard.ccxt.orders import CcxtOrders, OrdersConfig
+from venueguard.ccxt.orders import DEFAULT_JOURNAL, CcxtOrders, OrdersConfig
 from venueguard.ccxt.rest import CcxtRest
 from venueguard.ccxt.streams import CcxtStreams, StreamConfig
 from venueguard.core.backoff import BackoffConfig, RandomSource
@@ -105,7 +106,8 @@ class GuardedExchange:
 
     def __init__(self, exchange: Any, config: GuardConfig | None = None, *,
                  events: EventLog | None = None, metrics: Metrics | None = None,
-                 alerts: Alerts | None = None, journal: Journal | None = None,
+                 alerts: Alerts | None = None,
+                 journal: Journal | str | Path | bool | object | None = DEFAULT_JOURNAL,
                  clock: Clock = SYSTEM_CLOCK, rng: RandomSource | None = None) -> None:
         cfg = config or GuardConfig()
         exchange_id = getattr(exchange, "id", None)
@@ -131,7 +133,8 @@ class GuardedExchange:
         self.metrics = metrics
         self.streams = CcxtStreams(exchange, self.notify, config=cfg.streams, clock=clock,
                                    rng=rng)
-        self.orders = CcxtOrders(exchange, self.rest, facts, cfg.orders, journal=journal,
+        self.orders = CcxtOrders(exchange, self.rest, facts, cfg.orders,
+                                 journal=DEFAULT_JOURNAL if journal is True else journal,
                                  clock=clock, rng=rng)
 
     # ---- ccxt's surface ---------------------------------------------------------------------
@@ -342,7 +345,15 @@ class GuardedExchange:
         finally:
             await self.streams.aclose()
 
+    async def start_orders(self) -> None:
+        """Open the order journal and reconcile it with the venue now (the first order call
+        does it otherwise): unfinished orders settled, phantoms adopted, the switch armed."""
+        require_credentials(self.raw, "start_orders")
+        await self.orders.start()
+
     async def __aenter__(self) -> GuardedExchange:
+        if self.orders.journal_exists() and getattr(self.raw, "apiKey", None):
+            await self.orders.start()      # a restart: settle what the journal left in doubt
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -358,9 +369,16 @@ def _is_async(exchange: Any) -> bool:
 
 def guard(exchange: Any, config: GuardConfig | None = None, *, events: EventLog | None = None,
           metrics: Metrics | None = None, alerts: Alerts | None = None,
-          journal: Journal | None = None, clock: Clock = SYSTEM_CLOCK,
+          journal: Journal | str | Path | bool | object | None = DEFAULT_JOURNAL,
+          clock: Clock = SYSTEM_CLOCK,
           rng: RandomSource | None = None) -> GuardedExchange:
-    """Wrap a ccxt async/pro exchange object; see :class:`GuardedExchange`."""
+    """Wrap a ccxt async/pro exchange object; see :class:`GuardedExchange`.
+
+    ``journal``: where orders are journaled. By default the account's default journal,
+    ``<state dir>/ccxt-<exchange id>-<account>.db`` (``VENUEGUARD_STATE_DIR``, else
+    ``$XDG_STATE_HOME/venueguard``, else ``~/.local/state/venueguard``; the account is a
+    digest of the API key); a path or a :class:`~venueguard.io.journal.Journal`: that one;
+    ``False`` or None: none (a crash forgets the orders in doubt; logged as a warning)."""
     require_ccxt()
     return GuardedExchange(exchange, config, events=events, metrics=metrics, alerts=alerts,
                            journal=journal, clock=clock, rng=rng)

@@ -140,8 +140,6 @@ class CcxtRest(RestSession):
         # venueguard decides about retries; ccxt must not resend anything by itself
         exchange.options = {**(exchange.options or {}), "maxRetriesOnFailure": 0}
         install_probe(exchange, clock)
-        #: called with every verdict of a request that was sent (the regime detector's feed)
-        self.on_kind: Callable[[Kind, float], None] | None = None
         #: the HTTP round trip of the last request sent (ccxt's own rate-limit wait and
         #: venueguard's gate excluded: what the venue took), None before the first
         self.last_latency_s: float | None = None
@@ -221,8 +219,6 @@ class CcxtRest(RestSession):
                 self.health.on_outcome(cls, now)
             status = "none"
         kind = cls.kind
-        if self.on_kind is not None and probe.fetches:
-            self.on_kind(kind, now)
         if kind is Kind.RATE_LIMITED:
             self.limiter.on_retry_after(cls.retry_after_s or 1.0, now)
         if self.fleet is not None:  # processes sharing the account hear of limits and bans

@@ -80,3 +80,11 @@ class Transport(enum.Enum):
 
 #: Kinds after which the request may have been processed by the venue.
 AMBIGUOUS_KINDS: frozenset[Kind] = frozenset({Kind.AMBIGUOUS_TIMEOUT, Kind.SERVER_ERROR})
+
+#: Kinds that prove the venue did not process the request (it never reached the matching
+#: engine: load shedding, rate limit, a connection never made, an edge or a ban in front of
+#: the venue). Only these make an order request safe to send again with the same client id,
+#: and only these let an order whose request failed be closed as never placed at once.
+NOT_PROCESSED_KINDS: frozenset[Kind] = frozenset({
+    Kind.OVERLOADED, Kind.RATE_LIMITED, Kind.TRANSIENT_NETWORK, Kind.DNS, Kind.EDGE_PROTECTION,
+    Kind.FORBIDDEN, Kind.SOFTWARE_BANNED, Kind.IP_BANNED})

@@ -68,26 +68,32 @@ _QUIET_ANOMALIES = frozenset({"stale_open_row"})
 @dataclass(frozen=True, slots=True)
 class ReconcileConfig:
     visibility_grace_s: float = 5.0      # an acked order may be missing from lookups this long
-    #: An UNKNOWN order not found by its client id this long after it became UNKNOWN was never
-    #: accepted. It must cover the latest moment the venue may still accept the request (the
-    #: REST session signs requests to expire after ``expires_s``, 10 s by default) plus the
-    #: visibility grace: 10 + 5 s.
-    acceptance_window_s: float = 15.0
+    #: The visibility horizon: an UNKNOWN order not found (by its client id, or in the complete
+    #: order history) this long after it became UNKNOWN was never accepted; absence seen sooner
+    #: is no evidence. It must cover the latest moment the venue may still accept the request
+    #: (the REST session signs requests to expire after ``expires_s``, 10 s by default) plus
+    #: the longest the venue may hide an accepted order: the venue's rules file says
+    #: (``[orders] visibility_horizon_s``, 60 s by default).
+    acceptance_window_s: float = 60.0
     unknown_first_query_s: float = 0.5   # first lookup of a fresh UNKNOWN
     query_interval_s: float = 5.0        # re-ask an unanswered or unresolved order this often
     unknown_window_s: float = 60.0       # then: critical alert + full order history check
     sweep_interval_s: float = 30.0       # open orders + position
     safe_sweep_interval_s: float = 60.0
     position_grace_s: float = 10.0       # executions may lag the position this long
-    #: The venue's position is this bot's alone. False when several bots share the account:
-    #: the venue reports the account's position, the sum of every bot's, so this bot neither
-    #: fetches nor compares it (the fleet compares the account's with the members' sum).
-    position_is_ours: bool = True
+    #: Fetch the venue's position and compare it with the executions. False for a venue
+    #: without positions (e.g. spot), and when several bots share the account: the venue then
+    #: reports the account's position, the sum of every bot's, so this bot neither fetches nor
+    #: compares it (the fleet compares the account's with the members' sum).
+    check_position: bool = True
     budget_queries: int = 10             # lookups per budget interval
     safe_budget_queries: int = 3
     budget_interval_s: float = 10.0
     history_margin_ms: int = 5_000
     max_ids_per_query: int = 20
+    #: A PENDING_AMEND whose answer was lost, still shown unchanged by the venue this long
+    #: after the request, was not applied (None: ``query_interval_s``).
+    amend_grace_s: float | None = None
 
 
 # ------------------------------------------------------------------------------ decisions
@@ -324,7 +330,8 @@ class Reconciler:
         for order in self.table.in_states(frozenset({S.UNKNOWN})):
             if (order.cl_ord_id in seen or order.exists_at_venue
                     or order.created_wall_ms < start_wall_ms
-                    or asked - order.state_since < self.config.unknown_window_s):
+                    or asked - order.state_since < max(self.config.unknown_window_s,
+                                                       self.config.acceptance_window_s)):
                 continue
             self._answered.add(order.cl_ord_id)
             event = NotFoundAtVenue(asked, grace_elapsed=True, definitive=True,
@@ -338,8 +345,8 @@ class Reconciler:
         applied locally. A difference asks for every fill since the journal began
         (``FetchExecutions``, ahead of the next position lookup); one still there
         ``position_grace_s`` later raises ``Halt`` (cleared when the positions agree again:
-        ``Resolved("position")``). Ignored unless ``position_is_ours``."""
-        if not self.config.position_is_ours:
+        ``Resolved("position")``). Ignored unless ``check_position``."""
+        if not self.config.check_position:
             return
         local = self.table.position(symbol)
         if local == venue_qty:
@@ -473,8 +480,9 @@ class Reconciler:
         """Per symbol, when its position should next be fetched: after every sweep, and every
         ``query_interval_s`` while it disagrees with the executions, and once more when its
         ``position_grace_s`` ends (that answer decides ``Halt``)."""
-        cfg, due = self.config, dict[str, float]()
-        if not cfg.position_is_ours:
+        cfg = self.config
+        due: dict[str, float] = {}
+        if not cfg.check_position:
             return due
         for symbol in self._symbols | {o.symbol for o in self.table.orders.values()}:
             asked = self._pos_asked.get(symbol)
@@ -525,7 +533,9 @@ class Reconciler:
         if report.status is None or not report.status.is_open:
             return
         if order.state is S.PENDING_AMEND:
-            if now - order.state_since >= self.config.query_interval_s:
+            grace = self.config.amend_grace_s
+            if now - order.state_since >= (self.config.query_interval_s if grace is None
+                                           else grace):
                 self._note(self.table.apply(order.cl_ord_id, AmendRejected(
                     "amend outcome unknown: the venue's row is authoritative"), now))
             return

@@ -284,9 +284,16 @@ class _Parser:
             alert_repeat_s=self.number(body.get("alert_repeat_s", 60.0), (*path, "alert_repeat_s")),
         )
 
+    def orders(self, spec: object) -> float:
+        path: tuple[str | int, ...] = ("orders",)
+        body = self.table(spec, path)
+        self.only(body, {"visibility_horizon_s"}, path)
+        return self.number(body.get("visibility_horizon_s", 60.0),
+                           (*path, "visibility_horizon_s"), minimum=1.0)
+
     def build(self, data: Mapping[str, Any], patterns: list[Any]) -> RuleSet:
         known = {"kinds", "patterns", "status", "cloudflare", "transport", "response_time",
-                 "health", "replace_patterns"}
+                 "health", "orders", "replace_patterns"}
         for key in data:
             if key not in known:
                 raise self.fail((key,), f"unknown section (known: {', '.join(sorted(known))})")
@@ -311,6 +318,7 @@ class _Parser:
             transport_kinds=transport,
             response_time=self.response_time(data.get("response_time", {})),
             health=self.health(data.get("health", {})),
+            visibility_horizon_s=self.orders(data.get("orders", {})),
             source=self.source,
             raw=data,
         )

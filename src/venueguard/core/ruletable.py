@@ -125,6 +125,10 @@ class RuleSet:
     response_time: ResponseTimeRules
     health: HealthConfig
     source: str = "<rules>"
+    #: ``[orders] visibility_horizon_s``: how long an order the venue accepted may stay
+    #: invisible to its queries. Absence is evidence that an order was never placed only when
+    #: the venue was asked at least this long after the request left.
+    visibility_horizon_s: float = 60.0
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)  # merged TOML, for merging
     digit_free: bool = True  # no pattern text contains a digit (classify memo may share shapes)
     # classify() memo of (status, name, message) -> Kind; bounded, see classify._CACHE_MAX.

@@ -48,6 +48,7 @@ from venueguard.core.backoff import Backoff, BackoffConfig, RandomSource
 from venueguard.core.budget import BudgetConfig, RetryBudget
 from venueguard.core.classify import Action, Classification, Kind, Outcome, Transport, classify
 from venueguard.core.health import VenueHealth, VenueState
+from venueguard.core.kinds import NOT_PROCESSED_KINDS
 from venueguard.core.rules import RuleSet
 from venueguard.core.throttle import AdaptiveThrottle, ThrottleConfig
 from venueguard.io import errors
@@ -66,9 +67,8 @@ __all__ = ["RestConfig", "RestSession", "Timeouts"]
 
 _RETRY_ACTIONS = frozenset({Action.RETRY, Action.BACKOFF, Action.WAIT_RETRY_AFTER,
                             Action.RETRY_ONCE})
-_NOT_ACCEPTED = frozenset({Kind.OVERLOADED, Kind.RATE_LIMITED, Kind.TRANSIENT_NETWORK, Kind.DNS,
-                           Kind.EDGE_PROTECTION, Kind.FORBIDDEN, Kind.SOFTWARE_BANNED,
-                           Kind.IP_BANNED, Kind.AMBIGUOUS_TIMEOUT})
+#: Outcomes adaptive throttling does not count as accepted: not processed, or no answer.
+_NOT_ACCEPTED = NOT_PROCESSED_KINDS | {Kind.AMBIGUOUS_TIMEOUT}
 _AUTH_KINDS = frozenset({Kind.INVALID_CREDENTIALS, Kind.NONCE_EXPIRED})
 _FINAL_ERRORS: Mapping[Kind, type[errors.VenueError]] = {
     Kind.OVERLOADED: errors.Overloaded,

@@ -55,6 +55,7 @@ from venueguard.core.orders import (
     PartialFill,
     Transition,
 )
+from venueguard.io.errors import VenueguardError
 
 SCHEMA_VERSION = 2
 MAX_JSON_BYTES = 64 * 1024
@@ -92,7 +93,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2))
 _FORBIDDEN = ("secret", "signature", "password", "passphrase")
 
 
-class JournalError(Exception):
+class JournalError(VenueguardError):
     """Base of journal errors."""
 
 

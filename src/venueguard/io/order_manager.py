@@ -50,7 +50,7 @@ import asyncio
 import contextlib
 import itertools
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -104,7 +104,7 @@ class _HasClientId(Protocol):
 R = TypeVar("R", bound=_HasClientId)
 
 
-class OrdersBlocked(Exception):
+class OrdersBlocked(errors.VenueguardError):
     """``submit`` or ``amend`` refused: nothing was journaled or sent (safe mode, stopping, not
     reconciled)."""
 
@@ -115,14 +115,20 @@ class NotReady(OrdersBlocked):
 
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
-    """What a strategy wants: a limit order (post-only by default)."""
+    """What a strategy wants: a limit order (post-only by default; ``price`` None: market).
+
+    ``cl_ord_id``: the caller's own client id (one the journal already holds gets that order
+    back: nothing is sent twice); None: a fresh one. ``extra``: venue-specific fields the
+    adapter passes on (a ccxt order's ``type`` and ``params``)."""
 
     symbol: str
     side: str                      # Buy | Sell
     qty: float
-    price: float
+    price: float | None
     post_only: bool = True
     text: str | None = None
+    cl_ord_id: str | None = None
+    extra: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,11 +262,13 @@ class OrderManager:
     async def _set_baselines(self) -> bool:
         """Remember the position held before our first journaled order (once per symbol);
         False when the venue could not be asked."""
+        if not self.config.reconcile.check_position:
+            self._baselines_done = True
+            return True
         known = {k.split(":", 1)[1] for k, _ in self.journal.meta_items("position_baseline:")}
         missing = [s for s in self.symbols if s not in known
                    and not any(order.symbol == s for order in self.table.orders.values())]
-        if not missing or not self.config.reconcile.position_is_ours:
-            # an account shared with other bots: its position is not this bot's to start from
+        if not missing:
             self._baselines_done = True
             return True
         try:
@@ -450,14 +458,24 @@ class OrderManager:
         """Journal, send once, and apply the outcome; returns the order (in any state).
 
         Raises :class:`OrdersBlocked` (nothing journaled or sent) when not ready, stopping, or
-        refused by safe mode; ``ValueError`` for a malformed intent.
+        refused by safe mode; ``ValueError`` for a malformed intent. An intent whose client id
+        the table already holds returns that order (sent once, whatever is asked again).
         """
+        if intent.cl_ord_id is not None and intent.cl_ord_id in self.table.orders:
+            return self.table.orders[intent.cl_ord_id]
         self._admit(intent)
         now, table = self.clock.monotonic(), self.table
-        order = table.new_order(intent.symbol, intent.side, intent.qty, intent.price,
-                                now=now, wall_ms=self.clock.wall_ms())
+        if intent.cl_ord_id is None:
+            order = table.new_order(intent.symbol, intent.side, intent.qty, intent.price,
+                                    now=now, wall_ms=self.clock.wall_ms())
+        else:
+            order = o.Order(intent.cl_ord_id, intent.symbol, intent.side, intent.qty,
+                            intent.price, now, self.clock.wall_ms(), state_since=now)
+            table.restore(order)
         cl = order.cl_ord_id
-        params = {"post_only": intent.post_only, "text": intent.text}
+        params: dict[str, object] = {"post_only": intent.post_only, "text": intent.text}
+        if intent.extra is not None:
+            params["type"] = str(intent.extra.get("type"))
         try:
             async with self._write_lock:
                 await asyncio.to_thread(self.journal.record_intent, order, params)
@@ -472,9 +490,10 @@ class OrderManager:
         if self.metrics is not None:
             self.metrics.order_attempts_total.inc()
         try:
+            more = {} if intent.extra is None else {"extra": intent.extra}
             report = await self.venue.place_order(cl, intent.symbol, intent.side, intent.qty,
                                                   intent.price, post_only=intent.post_only,
-                                                  text=intent.text)
+                                                  text=intent.text, **more)
         except asyncio.CancelledError:
             self._outcome_unknown(cl, "cancelled while in flight")
             self._flush_while_unwinding()
@@ -508,8 +527,9 @@ class OrderManager:
         return (NotReady if not self.ready else OrdersBlocked)(reason)
 
     def _admit(self, intent: OrderIntent) -> None:
-        if intent.side not in ("Buy", "Sell") or not intent.qty > 0 or not intent.price > 0:
-            raise ValueError("an intent needs side Buy|Sell, qty > 0 and price > 0")
+        if intent.side not in ("Buy", "Sell") or not intent.qty > 0 or (
+                intent.price is not None and not intent.price > 0):
+            raise ValueError("an intent needs side Buy|Sell, qty > 0 and price > 0 (or None)")
         reason = self.refused(symbol=intent.symbol, side=intent.side, qty=intent.qty,
                               price=intent.price)
         if reason is not None:

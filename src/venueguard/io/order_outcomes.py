@@ -6,14 +6,15 @@ Shared by the order manager's submit and cancel and by its amends
 
 from __future__ import annotations
 
+from venueguard.core.kinds import NOT_PROCESSED_KINDS
 from venueguard.io import errors
 
-__all__ = ["NOT_PROCESSED_KINDS", "NOT_SENT", "failure_reason", "not_processed"]
+__all__ = ["NOT_PROCESSED", "NOT_SENT", "failure_reason", "not_processed"]
 
 #: Failure kinds after which the venue certainly did not process the request.
-NOT_PROCESSED_KINDS = frozenset({"overloaded", "rate_limited", "transient_network", "dns",
-                                 "edge_protection", "forbidden", "software_banned", "ip_banned",
-                                 "cooldown", "blocked", "throttled"})
+#: (``core.kinds.NOT_PROCESSED_KINDS``, plus the local refusals: nothing was sent.)
+NOT_PROCESSED = frozenset({k.value for k in NOT_PROCESSED_KINDS} | {"cooldown", "blocked",
+                                                                    "throttled"})
 #: Exception types raised before anything reached the venue's engine.
 NOT_SENT = (errors.Overloaded, errors.RateLimited, errors.CoolingDown, errors.Blocked,
             errors.Throttled, errors.TransportError, errors.AuthError)
@@ -22,7 +23,7 @@ NOT_SENT = (errors.Overloaded, errors.RateLimited, errors.CoolingDown, errors.Bl
 def not_processed(exc: BaseException) -> bool:
     """The failure proves the venue did not process the request."""
     return isinstance(exc, NOT_SENT) or (isinstance(exc, errors.BudgetExhausted)
-                                         and exc.kind in NOT_PROCESSED_KINDS)
+                                         and exc.kind in NOT_PROCESSED)
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -77,6 +77,10 @@ class RuntimeConfig:
     safe: SafeModeConfig = field(default_factory=SafeModeConfig)
     regime: RegimeConfig = field(default_factory=RegimeConfig)
     regime_poll_s: float = 1.0
+    #: Arm the switch while a new order's request is in flight (it may rest already). False:
+    #: once an order rests or is UNKNOWN, for a venue client that queues every request behind
+    #: a rate limiter (ccxt's), where an arm sent with the order delays the order itself.
+    dms_arms_in_flight: bool = True
 
 
 class OrdersRuntime:
@@ -101,7 +105,9 @@ class OrdersRuntime:
                                     config=cfg.manager, refusal=self._refusal)
         self.manager.on_halt = self._on_halt
         self._private = frozenset(venue.private_topics(symbols))
-        self.dms = (DmsRunner(venue, resting=self.manager.resting_count, config=cfg.dms,
+        resting = (self.manager.resting_count if cfg.dms_arms_in_flight
+                   else self._resting_after_ack)
+        self.dms = (DmsRunner(venue, resting=resting, config=cfg.dms,
                               events=self.events, clock=clock, on_lapsed=self.manager.wake,
                               fleet=fleet)
                     if cfg.dms is not None else None)
@@ -111,11 +117,15 @@ class OrdersRuntime:
                          if regime_source is None else None)
         if self.detector is not None:
             self.events.subscribe(self._on_event)
+        self._forced: str | None = None     # an operator's safe mode (enter_safe_mode)
         self._queued: list[SafeDecision] = []
         self._wake = asyncio.Event()
         self._aux: list[asyncio.Task[None]] = []
         self._stopped = False
         self.cancel_all_sent = 0
+
+    def _resting_after_ack(self) -> int:
+        return len(self.manager.open_orders()) + len(self.manager.unknown_orders())
 
     # ---------------------------------------------------------------------------- facts
     def on_intensity(self, value: float) -> None:
@@ -146,6 +156,16 @@ class OrdersRuntime:
     @property
     def regime(self) -> str:
         return self.safe.regime
+
+    def enter_safe_mode(self, reason: str = "operator") -> None:
+        """SAFE whatever the regime says (one bulk cancel, no new orders) until
+        :meth:`leave_safe_mode`."""
+        self._forced = reason
+        self._sync_regime(self.clock.monotonic())
+
+    def leave_safe_mode(self) -> None:
+        self._forced = None
+        self._sync_regime(self.clock.monotonic())
 
     async def submit(self, intent: OrderIntent) -> Order:
         try:
@@ -208,7 +228,7 @@ class OrdersRuntime:
         self._sync_regime(self.clock.monotonic())
         if self.safe.orders_allowed:
             return None
-        halted = self.manager.halted
+        halted = self.manager.halted or self._forced
         if halted is not None:
             return f"regime {self.safe.regime}: {halted}"
         return f"regime {self.safe.regime}: no new orders"
@@ -230,8 +250,8 @@ class OrdersRuntime:
                 name = regime_name(self._source())
             except ValueError:
                 return               # an empty or unknown name: keep the last regime
-        if self.manager.halted is not None:
-            name = "SAFE"            # the venue and the journal disagree: trade no more
+        if self.manager.halted is not None or self._forced is not None:
+            name = "SAFE"            # the venue and the journal disagree, or an operator said
         if name != self.safe.regime:
             self._queued.extend(self.safe.on_regime(name, now))
             self._wake.set()

@@ -6,7 +6,7 @@ endpoints, row fields and error texts, and hands back the reports of
 :mod:`venueguard.core.reports`. ``venueguard.venues.bitmex.adapter.BitmexAdapter`` implements it
 over the native REST session.
 
-Failures are raised as the exception tree of :mod:`venueguard.io.errors` (mapped by the
+Failures are raised as the exception tree of :mod:`venueguard.errors` (mapped by the
 adapter at its boundary): ``AmbiguousOutcome`` when the request may have been processed,
 ``Rejected`` (and its subclasses, ``DuplicateClOrdID`` for a client id the venue already
 holds) for a definite refusal, the not-sent kinds (``Overloaded``, ``RateLimited``, ...) when
@@ -76,12 +76,15 @@ class VenueAdapter(Protocol):
     # --- order calls (each raises the io.errors tree; none is retried blindly)
     async def place_order(self, client_id: str, symbol: str, side: str, qty: float,
                           price: float | None, *, post_only: bool = False,
-                          text: str | None = None) -> OrderReport:
-        """Send one new limit order (market when ``price`` is None) carrying ``client_id``."""
+                          text: str | None = None,
+                          extra: Mapping[str, Any] | None = None) -> OrderReport:
+        """Send one new limit order (market when ``price`` is None) carrying ``client_id``.
+        ``extra``: the caller's venue-specific fields, passed on as the adapter documents."""
         ...
 
     async def amend_order(self, client_id: str, venue_id: str | None, *,
-                          qty: float | None = None, price: float | None = None) -> OrderReport:
+                          qty: float | None = None, price: float | None = None,
+                          extra: Mapping[str, Any] | None = None) -> OrderReport:
         """Change a resting order's total quantity and/or price, keeping its client id.
         ``client_id`` may be ``venue:<venue_id>`` for an order adopted without one."""
         ...

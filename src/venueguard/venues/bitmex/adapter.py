@@ -3,7 +3,7 @@
 ``BitmexAdapter(rest)`` wraps a :class:`venueguard.io.http_session.RestSession` (or anything
 with the calls of :class:`BitmexRest`) and speaks reports: rows are read by
 :mod:`venueguard.venues.bitmex.reports`. Errors pass through as the session raises them (the
-:mod:`venueguard.io.errors` tree); only order-history pages that are not a list raise
+:mod:`venueguard.errors` tree); only order-history pages that are not a list raise
 ``VenueError(kind="bad_response")`` here.
 
 Endpoints: ``POST /order`` (post-only: ``execInst=ParticipateDoNotInitiate``), ``PUT /order``
@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from venueguard import errors
 from venueguard.core.reports import (
     FillReport,
     OrderReport,
@@ -25,7 +26,6 @@ from venueguard.core.reports import (
     PositionReport,
     RefusalReport,
 )
-from venueguard.io import errors
 from venueguard.venues.base import StreamBatch, VenueAdapter
 from venueguard.venues.bitmex import reports as rr
 from venueguard.venues.bitmex.timefmt import format_ms
@@ -87,15 +87,18 @@ class BitmexAdapter:
     # --------------------------------------------------------------------------- orders
     async def place_order(self, client_id: str, symbol: str, side: str, qty: float,
                           price: float | None, *, post_only: bool = False,
-                          text: str | None = None) -> OrderReport:
+                          text: str | None = None,
+                          extra: Mapping[str, Any] | None = None) -> OrderReport:
+        """``extra``: more ``POST /order`` fields (BitMEX's names), sent as given."""
         row = await self.rest.place_order(
             symbol, side, qty, price, cl_ord_id=client_id,
             ord_type="Limit" if price is not None else "Market",
-            exec_inst=_POST_ONLY if post_only else None, text=text)
+            exec_inst=_POST_ONLY if post_only else None, text=text, **dict(extra or {}))
         return rr.order_report(row)
 
     async def amend_order(self, client_id: str, venue_id: str | None, *,
-                          qty: float | None = None, price: float | None = None) -> OrderReport:
+                          qty: float | None = None, price: float | None = None,
+                          extra: Mapping[str, Any] | None = None) -> OrderReport:
         by_venue_id = client_id.startswith("venue:")     # adopted without a clOrdID
         row = await self.rest.amend_order(
             order_id=venue_id if by_venue_id else None,

@@ -1,0 +1,290 @@
+"""``venueguard chaos --venue ccxt:bitmex|ccxt:binanceusdm``: the seeds through a guarded ccxt bot.
+
+Each seed starts its own simulator (the BitMEX dialect, or Binance USD-M for
+``ccxt:binanceusdm``), wraps ccxt's class with ``guard()`` on a journal of its own, and trades
+through ccxt's unified calls (``fetch_order_book``, ``create_order``, ``cancel_order``) while the
+seed's faults run. The checks are those of :mod:`venueguard.app.chaos_seed`: 1 no client id and
+no intent twice at the venue, 2 and 3 the guard's order table and position against the venue
+after the faults end, 5 what reached the venue against the guard's logical requests, 6 nothing
+unhandled, 7 the journal replayed through the order state machine. The trader uses REST only,
+so the websocket faults (and invariant 4) are left to the native runs; ``dns_failure`` needs a
+resolver seam ccxt does not offer and is not drawn either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from venueguard.app import chaos_checks as checks
+from venueguard.app.chaos_plan import SeedPlan, plan_for
+from venueguard.app.chaos_seed import (
+    ChaosConfig,
+    SeedResult,
+    _describe,
+    _leaves,
+    _schedule,
+    _scratch_dir,
+)
+
+__all__ = ["CCXT_KINDS", "CCXT_VENUES", "raw_exchange", "run_ccxt_seed"]
+
+#: The fault kinds a REST-only ccxt trader meets.
+CCXT_KINDS: tuple[str, ...] = (
+    "overload_503", "rate_limit_429", "forbidden_403", "cloudflare_522", "latency",
+    "timeout_after_accept", "bad_gateway_after_accept", "delayed_visibility", "late_fill",
+    "cancel_race")
+
+
+@dataclass(frozen=True, slots=True)
+class _Venue:
+    name: str
+    ccxt_id: str
+    symbol: str           # ccxt's unified symbol
+    venue_symbol: str     # the simulator's
+    lot: float
+    tick: float
+    dialect: str
+
+
+CCXT_VENUES = {
+    "ccxt:bitmex": _Venue("ccxt:bitmex", "bitmex", "BTC/USD:BTC", "XBTUSD", 100, 0.5, "bitmex"),
+    "ccxt:binanceusdm": _Venue("ccxt:binanceusdm", "binanceusdm", "BTC/USDT:USDT", "BTCUSDT",
+                               0.003, 0.1, "binance-usdm"),
+}
+
+
+def raw_exchange(venue_name: str, base_url: str) -> Any:
+    """ccxt's class for ``venue_name`` (a key of ``CCXT_VENUES``) with the simulator's test
+    key, pointed at the simulator at ``base_url``; ccxt's own rate limiter off (the guard's
+    budget and throttle set the pace)."""
+    import ccxt.async_support as ccxt_async
+
+    from venueguard.sim.binance import signing as binance_signing
+    from venueguard.sim.binance.testing import point_ccxt
+    from venueguard.venues.bitmex import signing as bitmex_signing
+
+    if CCXT_VENUES[venue_name].ccxt_id == "bitmex":
+        raw: Any = ccxt_async.bitmex({"apiKey": bitmex_signing.TEST_API_KEY,
+                                      "secret": bitmex_signing.TEST_API_SECRET})
+        raw.urls["api"] = {**raw.urls["api"], "public": base_url, "private": base_url}
+    else:
+        raw = ccxt_async.binanceusdm({"apiKey": binance_signing.TEST_API_KEY,
+                                      "secret": binance_signing.TEST_API_SECRET})
+        point_ccxt(raw, base_url)
+    raw.enableRateLimit = False
+    return raw
+
+
+def _guarded(venue_name: str, base_url: str, journal: Path, cfg: ChaosConfig,
+             events: Any, seed: int) -> Any:
+    from venueguard.ccxt import GuardConfig, OrdersConfig, guard
+    from venueguard.core.backoff import BackoffConfig
+    from venueguard.core.dms import DmsConfig
+    from venueguard.io.http_session import Timeouts
+
+    raw = raw_exchange(venue_name, base_url)
+    raw.timeout = 300                     # the read timeout: a held answer is ambiguous soon
+    rc = cfg.reconcile
+    config = GuardConfig(
+        timeouts=Timeouts(total_s=1.5),
+        backoff=BackoffConfig(base_s=0.05, cap_s=0.5, reset_after_s=0.0), budget=cfg.budget,
+        max_attempts=cfg.max_attempts, rules_text=_SCALED,
+        orders=OrdersConfig(settle_s=0.5, lookup_interval_s=rc.query_interval_s,
+                            grace_s=rc.visibility_grace_s,
+                            reconcile_interval_s=rc.sweep_interval_s,
+                            visibility_horizon_s=rc.acceptance_window_s, start_timeout_s=5.0,
+                            dms=DmsConfig(timeout_s=60.0, refresh_s=15.0)))
+    return guard(raw, config, events=events, journal=journal, rng=random.Random(seed))
+
+
+_SCALED = """
+[kinds.forbidden]
+cooldown_s = 0.5
+[kinds.edge_protection]
+cooldown_s = 0.5
+"""
+
+
+async def run_ccxt_seed(seed: int, config: ChaosConfig, venue_name: str) -> SeedResult:
+    """One seed through ccxt's class for ``venue_name`` (a key of ``CCXT_VENUES``)."""
+    from venueguard.sim.testing import running_sim
+
+    venue = CCXT_VENUES[venue_name]
+    cfg = replace(config, kinds=config.kinds or CCXT_KINDS)
+    started = time.monotonic()
+    plan = plan_for(seed, cfg.plan, cfg.kinds)
+    result = SeedResult(seed, plan.kinds(), 0, [], 0.0)
+    if plan_for(seed, cfg.plan, cfg.kinds).digest() != plan.digest():
+        result.violations.append(checks.Violation(7, "the same seed drew a different plan"))
+    scratch = _scratch_dir()
+    limits: dict[str, Any] = {"scenario": cfg.scenario, "seed": seed,
+                              "rate_msgs_s": cfg.rate_msgs_s, "rest_per_min": 1_000_000,
+                              "rest_unauth_per_min": 1_000_000, "order_per_s": 100_000}
+    try:
+        if venue.dialect == "bitmex":
+            async with running_sim(**limits) as sim:
+                await _run(sim, venue, plan, cfg, result, scratch, started, 1)
+        else:
+            from venueguard.sim.binance.limits import Limits
+            from venueguard.sim.binance.testing import running_binance_sim
+            async with running_binance_sim(**limits) as bsim:
+                bsim.venue.configure(limits=Limits(weight_per_min=10_000_000,
+                                                   orders_per_10s=1_000_000,
+                                                   orders_per_min=10_000_000))
+                per_unit = bsim.venue.symbols[venue.venue_symbol].per_unit
+                await _run(bsim, venue, plan, cfg, result, scratch, started, per_unit)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result.duration_s = time.monotonic() - started
+    return result
+
+
+async def _run(sim: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig, result: SeedResult,
+               scratch: Path, started: float, per_unit: int) -> None:
+    from venueguard.io.journal import Journal
+    from venueguard.telemetry.events import EventLog
+
+    events = EventLog(keep=200)
+    prefix = f"chaos-{plan.seed}-"
+    exchange = _guarded(venue.name, sim.base_url, scratch / "journal.db", cfg, events,
+                        plan.seed)
+    placed: list[str] = []
+    stop = asyncio.Event()
+    try:
+        try:
+            await _set_up(exchange)
+            async with asyncio.TaskGroup() as group:
+                trader = group.create_task(_trade(exchange, venue, plan, cfg, placed, stop),
+                                           name=f"{prefix}trader")
+                await _schedule(sim, plan)
+                await asyncio.sleep(max(0.0, max(cfg.plan.window_s, plan.end_s) - plan.end_s))
+                stop.set()
+                await trader
+            await sim.clear_faults()
+            await _converge(sim, exchange, venue, cfg, result, per_unit)
+            truth = await sim.truth()
+            result.violations.extend(checks.check_no_double(truth, venue.venue_symbol, prefix))
+            result.fault_hits = {str(k): int(v) for k, v in truth.get("fault_hits", {}).items()}
+            rest = exchange.rest
+            result.logical, result.requests = rest.logical_total, _requests(truth)
+            result.violations.extend(_budget(truth, rest, cfg, time.monotonic() - started))
+        finally:
+            stop.set()
+            await exchange.close()
+    except Exception as exc:  # any escape is a finding of invariant 6
+        for leaf in _leaves(exc):
+            result.violations.append(checks.Violation(6, f"unhandled {_describe(leaf)}"))
+    result.orders = len(placed)
+    runtime = exchange.orders.runtime
+    if runtime is not None:
+        with Journal.open(scratch / "journal.db") as journal:
+            for order in list(runtime.manager.table.orders.values()):
+                history = [(h.from_state, h.to_state, h.payload)
+                           for h in journal.history(order.cl_ord_id)]
+                spec = {"cl_ord_id": order.cl_ord_id, "symbol": order.symbol,
+                        "side": order.side, "qty": order.qty, "price": order.price,
+                        "adopted": order.adopted}
+                result.violations.extend(checks.replay_transitions(spec, history))
+    leftover = [t.get_name() for t in asyncio.all_tasks()
+                if t.get_name().startswith(prefix) and not t.done()]
+    if leftover:
+        result.violations.append(checks.Violation(6, f"tasks still running: {leftover}"))
+
+
+async def _set_up(exchange: Any) -> None:
+    """Markets and the journal's reconciliation: set-up, not under test (a loaded machine may
+    need a few tries at a 300 ms read timeout)."""
+    import ccxt
+
+    async with asyncio.timeout(30.0):
+        while True:
+            try:
+                await exchange.load_markets()
+                await exchange.start_orders()
+                return
+            except ccxt.BaseError:
+                await asyncio.sleep(0.2)
+
+
+async def _trade(exchange: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig,
+                 placed: list[str], stop: asyncio.Event) -> None:
+    """Place and cancel small orders around the mid through ccxt's unified calls."""
+    import ccxt
+
+    moves = iter(plan.moves)
+    mid: float | None = None
+    while not stop.is_set():
+        move = next(moves, None)
+        if move is None:
+            return
+        if mid is None or len(placed) % 8 == 0:
+            with contextlib.suppress(ccxt.BaseError):
+                book = await exchange.fetch_order_book(venue.symbol, 5)
+                mid = (book["bids"][0][0] + book["asks"][0][0]) / 2
+        runtime = exchange.orders.runtime
+        open_orders = runtime.manager.open_orders() if runtime is not None else []
+        if mid is None:
+            pass
+        elif open_orders and (len(open_orders) >= 3 or move.cancel_roll < 0.35):
+            target = open_orders[min(len(open_orders) - 1, int(move.pick * len(open_orders)))]
+            with contextlib.suppress(ccxt.BaseError):
+                await exchange.cancel_order(target.order_id or "", venue.symbol,
+                                            {"clientOrderId": target.cl_ord_id})
+        else:
+            buy = move.side == "Buy"
+            towards = move.offset_ticks * venue.tick
+            offset = towards if move.crossing == buy else -towards
+            price = round(round((mid + offset) / venue.tick) * venue.tick, 6)
+            placed.append(f"{move.side} {price}")
+            with contextlib.suppress(ccxt.BaseError):
+                await exchange.create_order(venue.symbol, "limit", move.side.lower(),
+                                            venue.lot, price)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(cfg.step_s):
+                await stop.wait()
+
+
+async def _converge(sim: Any, exchange: Any, venue: _Venue, cfg: ChaosConfig,
+                    result: SeedResult, per_unit: int) -> None:
+    """Invariants 2 and 3: poll until they hold, or report what still differs after grace."""
+    deadline = time.monotonic() + cfg.grace_s
+    manager = exchange.orders.runtime.manager
+    while True:
+        truth = await sim.truth()
+        local = [checks.LocalOrder(o.cl_ord_id, o.order_id, o.state.value)
+                 for o in manager.table.orders.values() if o.symbol == venue.symbol]
+        found = checks.check_converged(truth, venue.venue_symbol, local)
+        position = manager.position(venue.symbol) * per_unit
+        found += checks.check_position(truth, venue.venue_symbol, round(position, 6))
+        if not found:
+            return
+        if time.monotonic() >= deadline:
+            result.violations.extend(
+                checks.Violation(v.invariant, f"{v.message} after {cfg.grace_s:g} s grace")
+                for v in found)
+            return
+        manager.wake()
+        await asyncio.sleep(0.1)
+
+
+def _requests(truth: Mapping[str, Any]) -> int:
+    """Requests the venue received on either dialect's REST API (control routes excluded)."""
+    counts: Mapping[str, int] = truth.get("requests", {})
+    return sum(int(n) for key, n in counts.items() if " /api/v1" in key or " /fapi/" in key)
+
+
+def _budget(truth: Mapping[str, Any], rest: Any, cfg: ChaosConfig,
+            elapsed_s: float) -> list[checks.Violation]:
+    api_only = {"requests": {f"GET /api/v1{k}": v for k, v in
+                             [("", _requests(truth))]}}
+    return checks.check_budget(api_only, logical=rest.logical_total, sent=rest.sent_total,
+                               duration_s=elapsed_s, budget=cfg.budget,
+                               max_attempts=cfg.max_attempts)
