@@ -159,7 +159,7 @@ def test_chaos_stops_on_a_signal(tmp_path: Path, signum: signal.Signals) -> None
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout is not None
-        assert proc.stdout.readline().startswith("venueguard chaos: 100000 seed(s)")
+        assert proc.stdout.readline().startswith("venueguard chaos (sim): 100000 seed(s)")
         time.sleep(2.0)
         assert proc.poll() is None  # still working through its seeds
         proc.send_signal(signum)
