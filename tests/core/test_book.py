@@ -11,6 +11,7 @@ from venueguard.core.book import (
     DUPLICATE_PRICE,
     INVALID_ID,
     INVALID_PRICE,
+    INVALID_REASONS,
     INVALID_SIDE,
     INVALID_SIZE,
     MALFORMED_ROW,
@@ -79,12 +80,31 @@ def test_modern_insert_update_delete() -> None:
     assert book.messages_applied == 4 and book.rows_applied == 5 + 1 + 2 + 2
 
 
-def test_update_with_new_price_moves_the_level() -> None:
+def test_update_giving_a_level_id_a_new_price_is_refused_not_moved() -> None:
+    """Regression: an update naming id 23 at 101.5 used to move the level, so the best bid
+    jumped to a price no insert ever created (and here crossed the book)."""
     book = modern_book()
-    assert book.apply("update", [row(23, "Buy", 6, 98.0)], now=11.0) is APPLIED
-    assert book.sides()["Buy"] == {100.0: 10, 99.5: 40, 98.0: 6}
-    assert book.apply("delete", [row(23, "Buy")], now=12.0) is APPLIED
-    assert book.sides()["Buy"] == {100.0: 10, 99.5: 40}
+    result = book.apply("update", [row(23, "Buy", 6, 101.5)], now=11.0)
+    assert result.reason == PRICE_MISMATCH and PRICE_MISMATCH in INVALID_REASONS
+    assert not book.valid and book.best_bid() is None and book.resync_reason == PRICE_MISMATCH
+    book = modern_book()  # the fast path (one row, a valid book) refuses it too
+    assert book.apply("update", [row(21, "Buy", None, 98.0)], now=11.0).reason == PRICE_MISMATCH
+    book = modern_book()  # the price it already has is fine; a bad one says why
+    assert book.apply("update", [row(23, "Buy", 6, 99.0)], now=11.0) is APPLIED
+    assert book.apply("update", [row(23, "Buy", 6, -1.0)], now=12.0).reason == INVALID_PRICE
+
+
+@pytest.mark.parametrize("level_id", [2**63, 2**64 - 1, -(2**63) - 1, 10**30])
+@pytest.mark.parametrize("action", ["insert", "update", "delete", "partial"])
+def test_ids_outside_the_int64_range_are_refused(action: str, level_id: int) -> None:
+    """Regression: ids beyond int64 (2**63, 2**64 - 1) were accepted as level keys."""
+    book = modern_book()
+    rows = [row(level_id, "Buy", 1, 97.0 if action in ("insert", "partial") else None)]
+    result = book.apply(action, rows, now=11.0)
+    assert result.reason == INVALID_ID and INVALID_ID in INVALID_REASONS and not book.valid
+    edge = modern_book()
+    assert edge.apply("insert", [row(2**63 - 1, "Buy", 1, 97.0)], now=11.0) is APPLIED
+    assert edge.apply("insert", [row(-(2**63), "Buy", 1, 96.0)], now=11.0) is APPLIED
 
 
 def test_legacy_rows_without_price_use_the_id_map() -> None:
@@ -297,6 +317,20 @@ def test_bookset_partial_filters() -> None:
     books.apply("partial", [row(6, "Buy", 6, 60.0, "B")], 3.0, {})
     assert len(books.books["A"]) == 0 and books.books["A"].valid
     assert books.books["B"].best_bid() == (60.0, 6)
+
+
+@pytest.mark.parametrize("symbol", ["", None, 7, 1.5, ["XBTUSD"]])
+@pytest.mark.parametrize("action", ["update", "partial"])
+def test_bookset_refuses_rows_whose_symbol_is_empty_null_or_a_number(
+        action: str, symbol: object) -> None:
+    """Regression: a row with symbol "" went to a book named "" and was dropped uncounted."""
+    books = BookSet()
+    books.apply("partial", [row(1, "Buy", 1, 10.0)], 0.0, {"symbol": "XBTUSD"})
+    bad = row(1, "Buy", 2, 10.0) | {"symbol": symbol}
+    for rows in ([bad], [row(1, "Buy", 3, 10.0), bad]):
+        (name, result), = books.apply(action, rows, 1.0)
+        assert name == "" and result.reason == MALFORMED_ROW
+    assert "" not in books.books and books.books["XBTUSD"].best_bid() == (10.0, 1)
 
 
 def test_bookset_rejects_rows_without_symbol_and_uses_legacy_per_symbol() -> None:

@@ -13,11 +13,14 @@ from venueguard.core.book import (
     APPLIED,
     DROPPED,
     DUPLICATE_PRICE,
+    INVALID_ID,
     INVALID_PRICE,
     INVALID_SIZE,
     MALFORMED_ROW,
+    MAX_ID,
     MAX_PRICE,
     MAX_SIZE,
+    MIN_ID,
     OFF_LOT,
     OFF_TICK,
     PRICE_MISMATCH,
@@ -181,17 +184,25 @@ def test_increments_set_on_a_book_change_only_what_is_given() -> None:
 
 
 # ---- updates -------------------------------------------------------------------------------------
-def test_a_move_without_a_size_keeps_the_size() -> None:
+def test_an_update_naming_another_price_is_refused_wherever_it_stands() -> None:
+    """A level's price never changes under its id: the row is refused even after valid rows
+    of the same message, and a named price that is itself impossible says so."""
     book = synced()
-    assert book.apply("update", [row(2, "Buy", price=98.0), row(1, "Buy", 5)], now=2.0) is APPLIED
-    assert book.sides()["Buy"] == {100.0: 5, 98.0: 20}
+    result = book.apply("update", [row(1, "Buy", 5), row(2, "Buy", price=98.0)], now=2.0)
+    assert result.reason == PRICE_MISMATCH == book.resync_reason and not book.valid
+    assert len(book) == 0
+    book = synced(BookConfig(max_price=1000.0))
+    assert book.apply("update", [row(2, "Buy", price=2000.0)], now=2.0).reason == INVALID_PRICE
+    book = synced()
+    assert book.apply("update", [row(2, "Buy", price=float("nan"))], now=2.0
+                      ).reason == INVALID_PRICE
 
 
-def test_rows_after_a_move_in_the_same_message_are_applied() -> None:
+def test_rows_naming_their_own_price_in_one_message_are_applied() -> None:
     book = synced()
-    assert book.apply("update", [row(4, "Sell", 41, 103.0), row(3, "Sell", 31)],
+    assert book.apply("update", [row(4, "Sell", 41, 102.0), row(3, "Sell", 31)],
                       now=2.0) is APPLIED
-    assert book.sides()["Sell"] == {101.0: 31, 103.0: 41}
+    assert book.sides()["Sell"] == {101.0: 31, 102.0: 41}
     assert book.rows_applied == 4 + 2
 
 
@@ -443,3 +454,17 @@ def test_a_mapping_row_takes_the_general_path_with_the_same_result() -> None:
     proxy = MappingProxyType(row(1, "Buy", 12))
     assert book.apply("update", [proxy], now=2.0) is APPLIED
     assert book.best_bid() == (100.0, 12)
+
+
+def test_the_int64_edges_are_ids_on_every_action_and_one_beyond_is_not() -> None:
+    for edge, beyond in ((MAX_ID, MAX_ID + 1), (MIN_ID, MIN_ID - 1)):
+        book = synced()
+        assert book.apply("insert", [row(edge, "Buy", 1, 98.0)], now=2.0) is APPLIED
+        assert book.apply("update", [row(edge, "Buy", 2, 98.0), row(1, "Buy", 3)],
+                          now=3.0) is APPLIED
+        assert book.apply("update", [row(edge, "Buy", 4)], now=3.5) is APPLIED
+        assert book.sides()["Buy"] == {100.0: 3, 99.0: 20, 98.0: 4}
+        assert book.apply("delete", [row(edge, "Buy")], now=4.0) is APPLIED
+        for action in ("update", "delete"):
+            book = synced()
+            assert book.apply(action, [row(beyond, "Buy", 1)], now=2.0).reason == INVALID_ID

@@ -8,14 +8,17 @@ order. A later partial replaces the whole state. Both row formats are handled:
 * legacy: update/delete rows carry no ``price``; the book remembers ``id -> price`` from the
   partial and inserts (and can derive a missing insert price from the id with :class:`LegacyIds`).
 
-A delta that cannot belong to the book (update/delete of an unknown id, insert of an existing
-id, a malformed row) returns a ``RESYNC`` result instead of raising: the book marks itself
-invalid until the next partial and the caller should resubscribe.
+A level's price never changes under its id: an update or delete naming a known id at another
+price is impossible and refused (``price_mismatch``). A delta that cannot belong to the book
+(update/delete of an unknown id, insert of an existing id, a malformed row) returns a
+``RESYNC`` result instead of raising: the book marks itself invalid until the next partial and
+the caller should resubscribe.
 
-Every value is checked before it touches the book: ids are integers, sides ``Buy``/``Sell``,
-prices finite, positive and at most ``max_price`` (and on the tick when the book knows it),
-sizes positive integers (BitMEX sizes are whole contracts) of at most ``max_size`` (and a
-multiple of the lot when known). A size of zero is never a level: only ``delete`` removes one.
+Every value is checked before it touches the book: ids are integers in the int64 range, sides
+``Buy``/``Sell``, prices finite, positive and at most ``max_price`` (and on the tick when the
+book knows it), sizes positive integers (BitMEX sizes are whole contracts) of at most
+``max_size`` (and a multiple of the lot when known). A size of zero is never a level: only
+``delete`` removes one.
 A row that fails returns RESYNC with one of the reasons in :data:`INVALID_REASONS`; the caller
 counts those as refused data (``data.rejected``), not as a gap. An invalid book, or one not
 updated for ``max_age_s``, is never fresh (:meth:`OrderBook.is_fresh`).
@@ -79,8 +82,8 @@ DUPLICATE_PRICE = "duplicate_price"
 MISSING_PRICE = "missing_price"
 MALFORMED_ROW = "malformed_row"
 UNKNOWN_ACTION = "unknown_action"
-PRICE_MISMATCH = "price_mismatch"  # a delete naming a known id at another price
 # Refusal reasons: the row itself is impossible (the caller counts it as rejected data).
+PRICE_MISMATCH = "price_mismatch"  # an update or delete naming a known id at another price
 INVALID_SIDE = "invalid_side"
 INVALID_ID = "invalid_id"
 INVALID_PRICE = "invalid_price"
@@ -89,8 +92,11 @@ OFF_TICK = "off_tick"
 OFF_LOT = "off_lot"
 INVALID_REASONS = frozenset({
     MALFORMED_ROW, UNKNOWN_ACTION, INVALID_SIDE, INVALID_ID, INVALID_PRICE, INVALID_SIZE,
-    OFF_TICK, OFF_LOT,
+    OFF_TICK, OFF_LOT, PRICE_MISMATCH,
 })
+# Level ids are int64 on the wire (the venue's schema); a value outside cannot name a level.
+MIN_ID = -(2**63)
+MAX_ID = 2**63 - 1
 MAX_PRICE = 1e9
 MAX_SIZE = 10**15
 _NUMBER = (int, float)  # exact types: bool is not a price
@@ -281,9 +287,9 @@ class OrderBook:
         if (price is None or type(size) is not int or not 0 < size <= self._max_size
                 or (self._lot is not None and size % self._lot)):
             return None
-        new_price = row.get("price")
-        if new_price is not None and new_price != price:
-            return None  # a move
+        named = row.get("price")
+        if named is not None and named != price:
+            return None  # impossible: the general path refuses it
         if price == best and levels[price] != size:
             self.top_changes += 1
         levels[price] = size
@@ -312,7 +318,7 @@ class OrderBook:
             else:
                 return INVALID_SIDE
             level_id = row["id"]
-            if type(level_id) is not int:
+            if type(level_id) is not int or not MIN_ID <= level_id <= MAX_ID:
                 return INVALID_ID
             price = ids.get(level_id)
             if price is None:
@@ -322,16 +328,11 @@ class OrderBook:
                 problem = size_problem(size, self._lot, self._max_size)
                 if problem is not None:
                     return problem
-            new_price = row.get("price")
-            if new_price is not None and new_price != price:
-                # The key now names another price: move the level.
-                if size is None:
-                    size = levels[price]
-                self._remove_level(side == BUY, level_id, price)
-                reason = self._add_level(side == BUY, level_id, new_price, size)
-                if reason is not None:
-                    return reason
-                continue
+            named = row.get("price")
+            if named is not None and named != price:
+                # A level's price never changes under its id: the row is impossible.
+                problem = price_problem(named, None, self._max_price)
+                return problem if problem is not None else PRICE_MISMATCH
             if size is not None:
                 levels[price] = size
         return None
@@ -344,7 +345,7 @@ class OrderBook:
             if not is_buy and side != SELL:
                 return INVALID_SIDE
             level_id = row["id"]
-            if type(level_id) is not int:
+            if type(level_id) is not int or not MIN_ID <= level_id <= MAX_ID:
                 return INVALID_ID
             if level_id in (self._bid_ids if is_buy else self._ask_ids):
                 return DUPLICATE_ID
@@ -368,7 +369,7 @@ class OrderBook:
             else:
                 return INVALID_SIDE
             level_id = row["id"]
-            if type(level_id) is not int:
+            if type(level_id) is not int or not MIN_ID <= level_id <= MAX_ID:
                 return INVALID_ID
             price = (self._bid_ids if is_buy else self._ask_ids).get(level_id)
             if price is None:
@@ -597,11 +598,12 @@ class BookSet:
         ``partial_filter`` is the partial's ``filter``: with a ``symbol`` only that book is
         replaced; present without one (``{}``) the partial is an image of every symbol, so books
         it does not mention become empty; absent (None), only the symbols in the rows are
-        replaced. A row without a string ``symbol`` gives RESYNC under the symbol ``""``.
+        replaced. A row without a non-empty string ``symbol`` (missing, null, empty, a number)
+        gives RESYNC (``malformed_row``) under the symbol ``""``: the message is refused whole.
         """
         if len(rows) == 1 and action != "partial":  # the usual message: one row
             symbol = rows[0].get("symbol") if type(rows[0]) is dict else None
-            if type(symbol) is str:
+            if type(symbol) is str and symbol:
                 book = self.books.get(symbol) or self.book(symbol)
                 return [(symbol, book.apply(action, rows, now))]
         groups: dict[str, Sequence[Mapping[str, Any]]] = {}
@@ -609,7 +611,7 @@ class BookSet:
         try:
             for row in rows:
                 symbol = row["symbol"]
-                if type(symbol) is not str:
+                if type(symbol) is not str or not symbol:
                     raise TypeError
                 group = lists.get(symbol)
                 if group is None:
@@ -635,7 +637,7 @@ class BookSet:
         results = []
         for row in rows:
             symbol = row.get("symbol")
-            if type(symbol) is not str:
+            if type(symbol) is not str or not symbol:
                 results.append(("", ApplyResult(ApplyStatus.RESYNC, MALFORMED_ROW)))
                 continue
             bids, asks = row.get("bids"), row.get("asks")  # a side missing is malformed

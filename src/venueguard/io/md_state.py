@@ -39,6 +39,7 @@ from typing import Any
 from venueguard.core.book import (
     APPLIED,
     INVALID_REASONS,
+    MALFORMED_ROW,
     BookConfig,
     BookSet,
     Increments,
@@ -85,6 +86,14 @@ BAD_TIMESTAMP = "bad_timestamp"
 UNTIMED_TABLES = frozenset({
     "liquidation", "connected", "chat", "announcement", "publicNotifications",
     "privateNotifications", "order", "execution", "position", "margin", "wallet", "transact",
+})
+
+# Market tables whose every row names its instrument: a row without a non-empty ``symbol`` is
+# refused with its message (counted), never dropped unseen.
+SYMBOL_TABLES = frozenset({
+    "trade", "quote", "instrument", "orderBook10", "liquidation", "funding", "settlement",
+    "tradeBin1m", "tradeBin5m", "tradeBin1h", "tradeBin1d", "quoteBin1m", "quoteBin5m",
+    "quoteBin1h", "quoteBin1d",
 })
 
 
@@ -219,7 +228,7 @@ class MdState:
         action = msg.action
         if symbol is None and rows:
             first = rows[0].get("symbol")
-            symbol = first if type(first) is str else None
+            symbol = first if type(first) is str and first else None
         # One-entry cache of the channel and book of the last message (compared by value:
         # decoded strings are new objects every time).
         if table == self._last_table and symbol == self._last_symbol:
@@ -271,7 +280,8 @@ class MdState:
         elif action is _PARTIAL:
             self._on_book(self.books[table], table, msg, now)
             return self.resync_reason is not None
-        if len(rows) != 1 and not all(r.get("symbol") == symbol for r in rows):
+        if rows[0].get("symbol") != symbol or (
+                len(rows) != 1 and not all(r.get("symbol") == symbol for r in rows)):
             self._on_book(self.books[table], table, msg, now)
             return self.resync_reason is not None
         # The hot path: one symbol's delta applied straight to its book.
@@ -340,6 +350,9 @@ class MdState:
     def _on_other(self, msg: TableMessage, table: str, symbol: str | None,
                   rows: list[dict[str, Any]], now: float) -> None:
         """An accepted message of a table that is not a level-2 book."""
+        if table in SYMBOL_TABLES and not all(_named(row) for row in rows):
+            self._refuse(MALFORMED_ROW, table, symbol, rows, now)  # whose row it was is unknown
+            return
         if table == "trade" and rows:
             for row in rows:
                 problem = (price_problem(row.get("price"), None)
@@ -469,6 +482,11 @@ def _by_symbol(rows: list[dict[str, Any]], symbol: str | None) -> dict[str, list
         if type(sym) is str:
             out.setdefault(sym, []).append(row)
     return out
+
+
+def _named(row: dict[str, Any]) -> bool:
+    symbol = row.get("symbol")
+    return type(symbol) is str and symbol != ""
 
 
 def _timestamp_problem(rows: list[dict[str, Any]]) -> str | None:
