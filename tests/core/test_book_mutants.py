@@ -17,22 +17,17 @@ from venueguard.core.book import (
     INVALID_PRICE,
     INVALID_SIZE,
     MALFORMED_ROW,
-    MAX_ID,
     MAX_PRICE,
     MAX_SIZE,
-    MIN_ID,
     OFF_LOT,
     OFF_TICK,
     PRICE_MISMATCH,
     ApplyStatus,
     BookConfig,
-    BookSet,
-    Increments,
-    LegacyIds,
-    OrderBook,
     price_problem,
     size_problem,
 )
+from venueguard.venues.bitmex.book import MAX_ID, MIN_ID, BookSet, Increments, L2Book, LegacyIds
 
 
 def row(level_id: int, side: str, size: object = None, price: object = None,
@@ -50,8 +45,8 @@ PARTIAL = [row(1, "Buy", 10, 100.0), row(2, "Buy", 20, 99.0),
 
 
 def synced(config: BookConfig | None = None, rows: list[dict[str, Any]] | None = None
-           ) -> OrderBook:
-    book = OrderBook("XBTUSD", config)
+           ) -> L2Book:
+    book = L2Book("XBTUSD", config)
     assert book.apply("partial", PARTIAL if rows is None else rows, now=1.0) is APPLIED
     return book
 
@@ -108,7 +103,7 @@ def test_a_tick_within_a_billionth_of_one_counts_as_one() -> None:
 
 # ---- a new book ----------------------------------------------------------------------------------
 def test_a_new_book_is_empty_invalid_and_uncounted() -> None:
-    book = OrderBook("XBTUSD")
+    book = L2Book("XBTUSD")
     assert book.symbol == "XBTUSD" and book.valid is False
     assert book.last_row_timestamp is None and book.resync_reason is None
     assert book.last_update_now is None
@@ -118,10 +113,10 @@ def test_a_new_book_is_empty_invalid_and_uncounted() -> None:
 
 def test_the_legacy_tick_is_the_book_tick_unless_one_is_given() -> None:
     legacy = LegacyIds(88, 0.5)
-    book = OrderBook("XBTUSD", BookConfig(legacy=legacy))
+    book = L2Book("XBTUSD", legacy=legacy)
     book.apply("partial", [], now=1.0)
     assert book.apply("insert", [row(1, "Buy", 1, 100.25)], now=2.0).reason == OFF_TICK
-    book = OrderBook("XBTUSD", BookConfig(legacy=legacy, tick=0.25))
+    book = L2Book("XBTUSD", BookConfig(tick=0.25), legacy=legacy)
     book.apply("partial", [], now=1.0)
     assert book.apply("insert", [row(1, "Buy", 1, 100.25)], now=2.0) is APPLIED
 
@@ -166,8 +161,8 @@ def test_configured_limits_apply_to_orderbook10_images() -> None:
              (BookConfig(tick=0.5), [[10.25, 1]], OFF_TICK),
              (BookConfig(), [[10.0, 1], [10.0, 2]], DUPLICATE_PRICE)]
     for config, bids, reason in cases:
-        book = OrderBook("XBTUSD", config)
-        result = book.apply_top(bids, [], now=1.0)
+        book = L2Book("XBTUSD", config)
+        result = book.apply_snapshot(bids, [], now=1.0)
         assert result.reason == reason == book.resync_reason
         assert result.status is ApplyStatus.RESYNC and not book.valid
 
@@ -243,7 +238,7 @@ def test_the_usual_one_level_size_update_is_applied_in_place() -> None:
 
 # ---- partials ------------------------------------------------------------------------------------
 def test_a_partial_counts_one_message_its_rows_and_one_top_change() -> None:
-    book = OrderBook("XBTUSD")
+    book = L2Book("XBTUSD")
     assert book.apply("partial", PARTIAL, now=1.0) is APPLIED
     assert (book.messages_applied, book.rows_applied, book.partials) == (1, 4, 1)
     assert (book.top_changes, book.top_price_changes) == (1, 1)
@@ -253,7 +248,7 @@ def test_a_partial_counts_one_message_its_rows_and_one_top_change() -> None:
 
 
 def test_a_partial_records_its_last_row_timestamp_or_none() -> None:
-    book = OrderBook("XBTUSD")
+    book = L2Book("XBTUSD")
     book.apply("partial", [row(1, "Buy", 1, 10.0, timestamp="t1"),
                            row(2, "Sell", 1, 11.0, timestamp="t2")], now=1.0)
     assert book.last_row_timestamp == "t2"
@@ -265,7 +260,7 @@ def test_a_partial_records_its_last_row_timestamp_or_none() -> None:
 
 
 def test_a_malformed_partial_invalidates_with_its_reason() -> None:
-    book = OrderBook("XBTUSD")
+    book = L2Book("XBTUSD")
     result = book.apply("partial", [{"symbol": "XBTUSD", "id": 1, "price": 1.0}], now=1.0)
     assert result.status is ApplyStatus.RESYNC and result.reason == MALFORMED_ROW
     assert book.resync_reason == MALFORMED_ROW and not book.valid and len(book) == 0
@@ -282,22 +277,22 @@ def test_every_invalidation_is_counted() -> None:
 
 # ---- orderBook10 images --------------------------------------------------------------------------
 def test_the_first_image_is_a_top_change_even_when_empty() -> None:
-    book = OrderBook("XBTUSD")
-    assert book.apply_top([], [], now=1.0) is APPLIED
+    book = L2Book("XBTUSD")
+    assert book.apply_snapshot([], [], now=1.0) is APPLIED
     assert (book.top_changes, book.top_price_changes, book.messages_applied) == (1, 1, 1)
     assert book.valid and book.best_bid() is None
 
 
 def test_images_with_one_side_empty_compare_their_tops() -> None:
-    book = OrderBook("XBTUSD")
-    assert book.apply_top([], [[10.0, 1]], now=1.0) is APPLIED
-    assert book.apply_top([], [[10.0, 2]], now=2.0) is APPLIED   # best ask size only
+    book = L2Book("XBTUSD")
+    assert book.apply_snapshot([], [[10.0, 1]], now=1.0) is APPLIED
+    assert book.apply_snapshot([], [[10.0, 2]], now=2.0) is APPLIED   # best ask size only
     assert (book.top_changes, book.top_price_changes) == (2, 1)
-    assert book.apply_top([], [[11.0, 2]], now=3.0) is APPLIED   # best ask price
+    assert book.apply_snapshot([], [[11.0, 2]], now=3.0) is APPLIED   # best ask price
     assert (book.top_changes, book.top_price_changes) == (3, 2)
-    assert book.apply_top([[9.0, 1]], [], now=4.0) is APPLIED
+    assert book.apply_snapshot([[9.0, 1]], [], now=4.0) is APPLIED
     assert (book.top_changes, book.top_price_changes) == (4, 3)
-    assert book.apply_top([[9.0, 1]], [], now=5.0) is APPLIED    # the same image
+    assert book.apply_snapshot([[9.0, 1]], [], now=5.0) is APPLIED    # the same image
     assert (book.top_changes, book.top_price_changes, book.messages_applied) == (4, 3, 5)
     assert book.last_update_now == 5.0
 
@@ -305,7 +300,7 @@ def test_images_with_one_side_empty_compare_their_tops() -> None:
 def test_an_image_after_a_resync_clears_the_reason() -> None:
     book = synced()
     book.invalidate("gap")
-    assert book.apply_top([[1.0, 1]], [[2.0, 1]], now=2.0) is APPLIED
+    assert book.apply_snapshot([[1.0, 1]], [[2.0, 1]], now=2.0) is APPLIED
     assert book.resync_reason is None and book.valid
 
 
@@ -408,8 +403,7 @@ def test_bookset_configures_each_book_from_its_increments() -> None:
     books = BookSet(BookConfig(tick=0.5, lot=2, max_age_s=3.0),
                     increments={"A": Increments(tick=1.0, lot=10)})
     a = books.book("A")
-    assert (a.config.tick, a.config.lot, a.config.max_age_s, a.config.legacy) == (
-        1.0, 10, 3.0, None)
+    assert (a.config.tick, a.config.lot, a.config.max_age_s, a.legacy) == (1.0, 10, 3.0, None)
     b = books.book("B")
     assert b.config == books.config and b.symbol == "B"
     assert books.book("A") is a
@@ -419,7 +413,8 @@ def test_bookset_configures_legacy_ids_per_symbol() -> None:
     legacy = LegacyIds(88, 0.01)
     books = BookSet(BookConfig(tick=0.5), legacy={"XBTUSD": legacy})
     book = books.book("XBTUSD")
-    assert book.config.legacy == legacy and book.config.tick == 0.5 and book.config.lot is None
+    assert book.legacy == legacy and book.config.tick == 0.5 and book.config.lot is None
+    assert books.book("ETHUSD").legacy is None
 
 
 def test_bookset_increments_merge_and_reach_books_now_and_later() -> None:

@@ -17,7 +17,7 @@ Rules: a data message that fails a check (stale, future, reorder, duplicate) is 
 (``data.rejected``) and dropped; so is one that is impossible on its face (not decodable, an
 unknown action, a missing or unparseable server ``timestamp`` on a table that carries one, a
 price or size that is not finite and positive or off the instrument's tick or lot, an id of the
-wrong type: see :mod:`venueguard.core.book`). Tables documented to carry no timestamp
+wrong type: see :mod:`venueguard.venues.bitmex.book`). Tables documented to carry no timestamp
 (``MdStateConfig.untimed_tables``) are checked by arrival order only. Any refusal of data
 that belonged to a book (and was not a duplicate) invalidates the book and requests a
 resync, because the book would otherwise miss that change. For book
@@ -41,10 +41,6 @@ from venueguard.core.book import (
     INVALID_REASONS,
     MALFORMED_ROW,
     BookConfig,
-    BookSet,
-    Increments,
-    LegacyIds,
-    OrderBook,
     price_problem,
     size_problem,
 )
@@ -58,6 +54,7 @@ from venueguard.io.md_events import (
     TableData,
     TopOfBook,
 )
+from venueguard.venues.bitmex.book import BookSet, Increments, L2Book, LegacyIds
 from venueguard.venues.bitmex.messages import (
     Action,
     Message,
@@ -159,7 +156,7 @@ class MdState:
         self._last_table: str | None = None  # one-entry cache of the channel lookup
         self._last_symbol: str | None = None
         self._last_channel = ""
-        self._last_book: OrderBook | None = None
+        self._last_book: L2Book | None = None
         self._ts_text = ""
         self._ts_ms: int | None = None
 
@@ -335,7 +332,7 @@ class MdState:
             return Verdict.STALE.value
         return None
 
-    def _top_changed(self, book: OrderBook, table: str, symbol: str, now: float) -> None:
+    def _top_changed(self, book: L2Book, table: str, symbol: str, now: float) -> None:
         key = (table, symbol)
         self._top_seen[key] = book.top_changes
         spread = book.spread()

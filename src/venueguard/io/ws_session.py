@@ -38,7 +38,6 @@ from types import TracebackType
 from typing import Any
 
 from venueguard.core.backoff import Backoff, BackoffConfig, RandomSource
-from venueguard.core.book import Increments, LegacyIds
 from venueguard.core.classify import Action, Classification, Kind, Outcome, classify
 from venueguard.core.liveness import DEFAULT_QUIET_CHANNELS, LivenessConfig, SendPing, Stale
 from venueguard.core.liveness import Fresh as FreshDecision
@@ -56,6 +55,7 @@ from venueguard.io.ws_transport import ConnectFailed, WsConnection, WsConnector,
 from venueguard.telemetry.alerts import Alerts
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
+from venueguard.venues.bitmex.book import Increments, LegacyIds
 from venueguard.venues.bitmex.messages import CommandAck, ErrorFrame, Message, SubscribeAck
 from venueguard.venues.bitmex.rules import bitmex_rules
 from venueguard.venues.bitmex.topics import BOOK_L2_TABLES, auth_op, encode, subscribe_op
