@@ -47,6 +47,7 @@ from venueguard.io import md_events as ev
 from venueguard.io.clock import SYSTEM_CLOCK, Clock, LoopLag, SystemClock
 from venueguard.io.errors import StreamError
 from venueguard.io.fleet_link import OpenGate
+from venueguard.io.md_pipeline import MdPipeline
 from venueguard.io.md_state import MdSink, MdState, MdStateConfig
 from venueguard.io.md_views import BookView, EventStream
 from venueguard.io.notify import Notifier
@@ -98,6 +99,9 @@ class MdConfig:
     check_timestamps: bool = True  # False when replaying recorded data (old timestamps)
     # tick/lot per symbol, checked on every book row (also learned from `instrument` rows)
     increments: Mapping[str, Increments] = field(default_factory=dict)
+    # reconnect before the venue's own connection lifetime ends (None: no limit)
+    max_connection_age_s: float | None = None
+    rest_url: str | None = None  # REST base, for venues whose books start from a REST snapshot
 
     def __post_init__(self) -> None:
         if not self.topics:
@@ -127,17 +131,14 @@ class MarketDataSession:
         self.notify = Notifier(events, metrics, alerts)
         if config.api_secret:
             self.notify.events.register_secret(config.api_secret)  # never logged, even by mistake
-        self.rules = config.rules or bitmex_rules()
+        self.rules = config.rules or self._default_rules()
         self.book_max_age_s = config.book_max_age_s or config.liveness.max_data_age_s
         self._connector = connector
         self._backoff = Backoff(config.backoff, rng or random.Random())
         self._opens = OpenRateLimiter(config.max_opens_per_hour, 3600.0)
         self.lag = lag or LoopLag(clock)
         self._sink = MdSink(log=self.notify.log, on_rejected=self._on_rejected)
-        self.state = MdState(MdStateConfig(
-            liveness=config.liveness, book_max_age_s=self.book_max_age_s, tape=config.tape,
-            legacy_ids=config.legacy_ids, check_timestamps=config.check_timestamps,
-            increments=config.increments), self._sink)
+        self.state: MdPipeline = self._make_state()
         self.failed_topics: dict[str, str] = {}
         self.live = False  # connected, subscribed and not stale
         self.attempt = 0
@@ -157,6 +158,23 @@ class MarketDataSession:
         self._closed_conn = False
         self._own_lag = lag is None
         self._serial = 0  # connection number; frames of an older connection are ignored
+
+    # ---- the venue's parts (a session of another venue overrides these) -------------------------
+
+    def _default_rules(self) -> RuleSet:
+        return bitmex_rules()
+
+    def _make_state(self) -> MdPipeline:
+        config = self.config
+        return MdState(MdStateConfig(
+            liveness=config.liveness, book_max_age_s=self.book_max_age_s, tape=config.tape,
+            legacy_ids=config.legacy_ids, check_timestamps=config.check_timestamps,
+            increments=config.increments), self._sink)
+
+    def _send_ping(self, conn: WsConnection) -> None:
+        """BitMEX's heartbeat: the text ``ping`` (answered by ``pong``) and a protocol ping."""
+        conn.send_text(b"ping")
+        conn.send_ping()
 
     # ---- public API ---------------------------------------------------------------------------
 
@@ -190,7 +208,7 @@ class MarketDataSession:
     def trades(self, symbol: str) -> TradeTape | None:
         return self.state.tapes.get(symbol)
 
-    def quote(self, symbol: str) -> dict[str, Any] | None:
+    def quote(self, symbol: str) -> Mapping[str, Any] | None:
         return self.state.quotes.get(symbol)
 
     @property
@@ -385,10 +403,14 @@ class MarketDataSession:
         clock, state, cfg = self.clock, self.state, self.config
         subscribe_deadline = clock.monotonic() + cfg.subscribe_timeout_s
         next_tick = clock.monotonic()
+        age_limit = (None if cfg.max_connection_age_s is None
+                     else clock.monotonic() + cfg.max_connection_age_s)
         while True:
             now = clock.monotonic()
             if self._stopping:
                 self._end("stopped")
+            if age_limit is not None and now >= age_limit:
+                self._end("connection age limit")  # the venue would close it: reconnect first
             if self._closed_conn:
                 self._closed_conn = False
                 self._end("closed by peer")
@@ -402,7 +424,8 @@ class MarketDataSession:
                 self._tick(now)
                 next_tick = now + cfg.metrics_interval_s
             deadline = min(d for d in (state.liveness.next_deadline(), next_tick,
-                                       subscribe_deadline if self._pending_acks else None)
+                                       subscribe_deadline if self._pending_acks else None,
+                                       age_limit)
                            if d is not None)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -416,8 +439,7 @@ class MarketDataSession:
                 now = clock.monotonic()
             for decision in state.liveness.poll(now):
                 if isinstance(decision, SendPing):
-                    conn.send_text(b"ping")
-                    conn.send_ping()
+                    self._send_ping(conn)
                 elif isinstance(decision, Stale):
                     self._on_stale(decision)
                 elif isinstance(decision, FreshDecision):
