@@ -31,12 +31,13 @@ REPORT_EXTRA_HINT = ("venueguard report needs matplotlib, which the 'report' ext
 
 def _venue(text: str) -> str:
     """``--venue``: a native venue, or ``ccxt:EXCHANGE_ID`` (checked when the monitor starts)."""
-    if text in ("sim", "bitmex", "bitmex-testnet"):
+    if text in ("sim", "bitmex", "bitmex-testnet", "binance-usdm", "binance-usdm-testnet"):
         return text
     if text.startswith("ccxt:") and len(text) > len("ccxt:"):
         return text
     raise argparse.ArgumentTypeError(
-        f"invalid venue {text!r} (choose sim, bitmex, bitmex-testnet or ccxt:EXCHANGE_ID)")
+        f"invalid venue {text!r} (choose sim, bitmex, bitmex-testnet, binance-usdm, "
+        "binance-usdm-testnet or ccxt:EXCHANGE_ID)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,10 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     mon = sub.add_parser("monitor", help="watch a venue: dashboard, metrics, journal, status line")
     mon.add_argument("--venue", type=_venue, default="sim",
-                     help="where to connect: the embedded simulator, a BitMEX venue, or any "
-                          "ccxt exchange as ccxt:EXCHANGE_ID (e.g. ccxt:bitmex)")
+                     help="where to connect: the embedded simulator, a BitMEX venue, a "
+                          "Binance USD-M venue (binance-usdm[-testnet], watch only, no ccxt "
+                          "needed), or any ccxt exchange as ccxt:EXCHANGE_ID (e.g. ccxt:bitmex)")
     mon.add_argument("--sim-url", default=None, help="use an external simulator at this URL")
-    mon.add_argument("--symbol", default="XBTUSD", help="instrument to watch")
+    mon.add_argument("--symbol", default=None,
+                     help="instrument to watch (XBTUSD; BTCUSDT on binance-usdm)")
     mon.add_argument("--duration", type=config.positive_float, default=None, metavar="SECONDS",
                      help="stop cleanly after this many seconds")
     mon.add_argument("--journal", default="./venueguard.db", metavar="PATH",
