@@ -52,6 +52,7 @@ from venueguard.venues.binance.messages import (
     decode,
     depth_snapshot,
 )
+from venueguard.venues.bitmex.timefmt import format_ms
 
 __all__ = ["DEPTH", "BinanceMdConfig", "BinanceMdState", "DepthBooks", "channel_of"]
 
@@ -273,7 +274,8 @@ class BinanceMdState:
         if tape is None:
             tape = self.tapes[msg.symbol] = TradeTape(msg.symbol, self.config.tape)
         side = "Sell" if msg.buyer_is_maker else "Buy"  # the aggressor's side
-        tape.on_trade(msg.price, msg.qty, side, now, trade_id=str(msg.agg_id))
+        tape.on_trade(msg.price, msg.qty, side, now, timestamp=format_ms(msg.trade_ms),
+                      trade_id=str(msg.agg_id))
         if self.sink.push is not None:
             self.sink.push(TableData(now, "aggTrade", "insert", msg.symbol, [{
                 "symbol": msg.symbol, "price": msg.price, "size": msg.qty, "side": side,

@@ -56,7 +56,7 @@ __all__ = [
 
 # (websocket base, REST base) of the venues
 BINANCE_USDM = ("wss://fstream.binance.com", "https://fapi.binance.com")
-BINANCE_USDM_TESTNET = ("wss://stream.binancefuture.com", "https://testnet.binancefuture.com")
+BINANCE_USDM_TESTNET = ("wss://fstream.binancefuture.com", "https://testnet.binancefuture.com")
 DAY_MINUS_10_MIN_S = 24 * 3600.0 - 600.0
 
 

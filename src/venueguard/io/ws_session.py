@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -158,6 +158,8 @@ class MarketDataSession:
         self._closed_conn = False
         self._own_lag = lag is None
         self._serial = 0  # connection number; frames of an older connection are ignored
+        # called after every frame is taken in (e.g. to wake readers waiting for new data)
+        self.on_data: Callable[[], None] | None = None
 
     # ---- the venue's parts (a session of another venue overrides these) -------------------------
 
@@ -594,12 +596,16 @@ class _Frames:
         self._wake = session._wake.set
 
     def on_text(self, payload: bytes) -> None:
-        if self._serial != self._session._serial:
+        session = self._session
+        if self._serial != session._serial:
             return
         wall_ms = self._wall_ms
         if self._on_frame(payload, self._monotonic(),
                           _time_ns() // 1_000_000 if wall_ms is None else wall_ms()):
             self._wake()  # a control frame or a resync needs the watchdog
+        on_data = session.on_data
+        if on_data is not None:
+            on_data()
 
     def on_pong_frame(self) -> None:
         if self._serial == self._session._serial:
