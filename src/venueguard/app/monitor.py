@@ -126,6 +126,7 @@ class MonitorConfig:
     notify: Mapping[str, Mapping[str, object]] = field(default_factory=dict, repr=False)
     log_level: str = "info"
     metrics_venue_label: bool = False
+    native_streams: bool = True  # ccxt:bitmex / ccxt:binanceusdm read by venueguard's sessions
 
     @property
     def loopback_only(self) -> bool:
@@ -239,7 +240,7 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
         metrics_venue_label=settings.value("monitor", "metrics_venue_label") is True,
         rules=rules, rules_text=rules_text, rules_path=rules_path,
         sim_credentials=sim_credentials, redis_url=redis_url,
-        fleet_size=fleet_size)
+        fleet_size=fleet_size, native_streams=env.get("VENUEGUARD_NATIVE_STREAMS", "1") != "0")
     try:
         config.regime_config()
     except ValueError as exc:
