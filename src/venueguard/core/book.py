@@ -239,6 +239,15 @@ class OrderBook:
         try:
             for levels in (bids, asks):
                 for price, size in levels:
+                    # The usual level (float price and size, on the tick and lot, within
+                    # bounds) passes this inline test; anything else gets the full checks.
+                    if (type(price) is float and 0.0 < price <= max_price
+                            and type(size) is float and 0.0 <= size <= max_size and not whole
+                            and (tick is None or abs((p := price / tick) - round(p))
+                                 <= 1e-9 * (p if p > 1.0 else 1.0))
+                            and (lot is None or size == 0.0 or abs((q := size / lot) - round(q))
+                                 <= 1e-9 * (q if q > 1.0 else 1.0))):
+                        continue
                     problem = price_problem(price, tick, max_price)
                     if problem is None and (size != 0 or type(size) not in _NUMBER):
                         problem = size_problem(size, lot, max_size, whole=whole)

@@ -146,10 +146,17 @@ def _levels(raw: object, side: str) -> list[Level]:
     if type(raw) is not list:
         raise MessageError(f"'{side}' must be a list of [price, qty]")
     out: list[Level] = []
+    append = out.append
     for level in raw:
         if type(level) is not list or len(level) != 2:
             raise MessageError(f"'{side}' levels must be [price, qty]")
-        out.append((number(level[0], "invalid_price"), number(level[1], "invalid_size")))
+        price, qty = level
+        # number() inlined: this runs for every level of every diff
+        if type(price) is not str or _match(price) is None:
+            number(price, "invalid_price")  # raises, naming the reason
+        if type(qty) is not str or _match(qty) is None:
+            number(qty, "invalid_size")
+        append((float(price), float(qty)))
     return out
 
 
