@@ -12,10 +12,10 @@
 - anything else (the recorder's configuration lines) is skipped.
 
 Every subscription gets the recorded events of its stream from the start of the recording,
-spaced by their ``E`` times divided by ``speed`` (0: as fast as it reads them), whenever it is
-made: a stream subscribed seconds after another on the same connection starts where the other
-started, so the recorded depth snapshot is consistent with where its replay starts and it syncs
-too. A depth subscription at a cadence the capture does not have gets the capture's depth
+spaced by their ``E`` times divided by ``speed`` (0: as fast as the client reads them: the
+replay waits for a slow reader rather than dropping it), whenever it is made: a stream
+subscribed seconds after another on the same connection starts where the other started, so the
+recorded depth snapshot is consistent with where its replay starts and it syncs too. A depth subscription at a cadence the capture does not have gets the capture's depth
 events of that symbol (their ``U``/``u``/``pu`` chain is what a client syncs on). A client that
 follows Binance's book procedure on this replay rebuilds the book the recording describes.
 """
@@ -213,10 +213,13 @@ class ReplayPlayer:
         first_ts: int | None = None
         source, key = self.source, self.key
         events = [e for e in self.recording.events if e.key == source]
+        high_water = max(1, conn.max_queue // 2)
         with contextlib.suppress(asyncio.CancelledError):
             for index, event in enumerate(events):
                 if conn.closed:
                     return
+                if conn.queued >= high_water:
+                    await conn.wait_below(high_water // 2)  # a slow reader: wait, never drop
                 if self.speed > 0 and event.ts_ms:
                     first_ts = event.ts_ms if first_ts is None else first_ts
                     due = start_real + (event.ts_ms - first_ts) / 1000.0 / self.speed
