@@ -15,9 +15,10 @@ Every subscription gets the recorded events of its stream from the start of the 
 spaced by their ``E`` times divided by ``speed`` (0: as fast as the client reads them: the
 replay waits for a slow reader rather than dropping it), whenever it is made: a stream
 subscribed seconds after another on the same connection starts where the other started, so the
-recorded depth snapshot is consistent with where its replay starts and it syncs too. A depth subscription at a cadence the capture does not have gets the capture's depth
-events of that symbol (their ``U``/``u``/``pu`` chain is what a client syncs on). A client that
-follows Binance's book procedure on this replay rebuilds the book the recording describes.
+recorded depth snapshot is consistent with where its replay starts and it syncs too. A depth
+subscription at a cadence the capture does not have gets the capture's depth events of that
+symbol (their ``U``/``u``/``pu`` chain is what a client syncs on). A client that follows
+Binance's book procedure on this replay rebuilds the book the recording describes.
 """
 
 from __future__ import annotations
