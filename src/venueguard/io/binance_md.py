@@ -172,6 +172,9 @@ class BinanceMdState:
             self.counters.malformed += 1
             liveness.on_inbound(now)
             stream = exc.stream
+            if exc.code == "unknown_event":  # an event no book is made of: counted, no resync
+                self._count(exc.code, f"other:{stream or ''}", now)
+                return self.resync_reason is not None
             channel = channel_of(stream) if stream and "@" in stream else (
                 f"{DEPTH}:{stream}" if stream else None)
             self._refuse(exc.code, channel, now)
