@@ -152,3 +152,48 @@ def test_fuzzed_diffs_match_the_oracle_or_are_refused(stream: list[object]) -> N
         assert asks == sorted((float(p), float(q)) for p, q in oracle.sides["a"].items())
         for price, qty in bids + asks:  # never an impossible value in a valid book
             assert price > 0 and qty > 0
+
+
+def _crossed(sides: dict[str, dict[Decimal, Decimal]]) -> bool:
+    return bool(sides["b"] and sides["a"] and max(sides["b"]) >= min(sides["a"]))
+
+
+@FUZZ
+@given(streams())
+def test_fuzzed_frames_through_the_session_pipeline(stream: list[object]) -> None:
+    """The same diffs as frames of a combined stream through the session's whole pipeline
+    (decode, E/T checks, sync, the crossed-book check): applied exactly, left alone, or
+    refused and counted with the book invalid; never an impossible value in a valid book."""
+    from venueguard.io.binance_md import BinanceMdConfig, BinanceMdState
+
+    state = BinanceMdState(BinanceMdConfig(increments={"BTCUSDT": (float(TICK), float(LOT))}))
+    state.begin(0.0)
+    state.expect(["btcusdt@depth@100ms"])
+    state.on_subscribed("btcusdt@depth@100ms", 0.0)
+    assert state.on_snapshot("BTCUSDT", orjson.dumps(SNAPSHOT), 1.0)
+    book = state.depth.book("BTCUSDT")
+    oracle = Oracle()
+    counters = state.counters
+    for data in stream:
+        before = book.depth()
+        seen = (counters.rejected, counters.malformed, counters.gaps)
+        expected = oracle.feed(data)
+        if expected == "applied" and _crossed(oracle.sides):
+            expected = "refused"  # a diff that crosses an uncrossed book is a gap
+        if isinstance(data, dict) and data.get("s") != "BTCUSDT":
+            expected = "refused"  # on btcusdt's stream, another symbol's (or no) event
+        frame = orjson.dumps({"stream": "btcusdt@depth@100ms", "data": data})
+        state.on_frame(frame, 2.0, 20)  # wall 20 ms: the diffs' E and T are current
+        counted = (counters.rejected, counters.malformed, counters.gaps) != seen
+        if expected == "refused":
+            assert counted and not book.valid and state.resync_reason is not None, data
+            return
+        if expected == "ignored":
+            assert book.valid and book.depth() == before, data
+            continue
+        assert book.valid and not counted, data
+        bids, asks = book.depth()
+        assert bids == sorted(((float(p), float(q)) for p, q in oracle.sides["b"].items()),
+                              reverse=True)
+        assert asks == sorted((float(p), float(q)) for p, q in oracle.sides["a"].items())
+        assert all(p > 0 and q > 0 for p, q in bids + asks)

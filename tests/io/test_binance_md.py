@@ -115,3 +115,15 @@ def test_tickers_and_trades_are_checked_for_order_and_repeats() -> None:
     last = tape.last()
     assert last is not None and last.side == "Buy" and last.trade_id == "1"
     assert state.depth.book("BTCUSDT").valid
+
+
+def test_an_event_naming_another_symbol_than_its_stream_is_refused() -> None:
+    state, reasons = synced("BTCUSDT")
+    wrong = orjson.loads(diff("ETHUSDT", 106, 110, 105))
+    wrong["stream"] = "btcusdt@depth@100ms"
+    assert state.on_frame(orjson.dumps(wrong), 0.3, WALL)
+    assert reasons == ["malformed_row"] and not state.depth.book("BTCUSDT").valid
+    state, reasons = synced("BTCUSDT")  # a symbol this session does not follow: no book
+    assert not state.on_frame(diff("XRPUSDT", 1, 2, 0), 0.3, WALL)
+    assert reasons == ["unexpected_symbol"] and "XRPUSDT" not in state.depth.syncs
+    assert state.depth.book("BTCUSDT").valid

@@ -32,6 +32,7 @@ from typing import Any
 from venueguard.core.book import (
     APPLIED,
     INVALID_REASONS,
+    MALFORMED_ROW,
     ApplyStatus,
     BookConfig,
     OrderBook,
@@ -57,6 +58,7 @@ from venueguard.venues.bitmex.timefmt import format_ms
 __all__ = ["DEPTH", "BinanceMdConfig", "BinanceMdState", "DepthBooks", "channel_of"]
 
 DEPTH = "depth"
+UNEXPECTED_SYMBOL = "unexpected_symbol"
 _KINDS = {"depth": DEPTH, "bookTicker": "bookTicker", "aggTrade": "aggTrade"}
 
 
@@ -227,9 +229,17 @@ class BinanceMdState:
 
     def _on_depth(self, msg: DepthUpdate, now: float, wall_ms: int) -> None:
         channel = f"{DEPTH}:{msg.symbol}"
+        stream = msg.stream
+        if stream is not None and stream.partition("@")[0] != msg.symbol.lower():
+            # the stream names one symbol, the event another: whose change it is is unknown
+            self._refuse(MALFORMED_ROW, channel_of(stream), now)
+            return
+        sync = self.depth.syncs.get(msg.symbol)
+        if sync is None:  # not a symbol of this session: no book grows from it
+            self._count(UNEXPECTED_SYMBOL, channel, now)
+            return
         if not self._checked(channel, now, wall_ms, msg.event_ms, msg.txn_ms, None):
             return
-        sync = self.depth.sync(msg.symbol)
         book = sync.book
         tops = book.top_changes
         result = sync.on_update(msg, now)
