@@ -127,3 +127,13 @@ def test_an_event_naming_another_symbol_than_its_stream_is_refused() -> None:
     assert not state.on_frame(diff("XRPUSDT", 1, 2, 0), 0.3, WALL)
     assert reasons == ["unexpected_symbol"] and "XRPUSDT" not in state.depth.syncs
     assert state.depth.book("BTCUSDT").valid
+
+
+def test_a_ticker_or_trade_naming_another_symbol_than_its_stream_is_refused() -> None:
+    state, reasons = synced("BTCUSDT")
+    for frame in (ticker(9), trade(5)):
+        wrong = orjson.loads(frame)
+        wrong["data"]["s"] = "ETHUSDT"
+        assert not state.on_frame(orjson.dumps(wrong), 0.3, WALL)
+    assert reasons == ["malformed_row", "malformed_row"]
+    assert not state.quotes and not state.tapes and state.depth.book("BTCUSDT").valid

@@ -230,7 +230,7 @@ class BinanceMdState:
     def _on_depth(self, msg: DepthUpdate, now: float, wall_ms: int) -> None:
         channel = f"{DEPTH}:{msg.symbol}"
         stream = msg.stream
-        if stream is not None and stream.partition("@")[0] != msg.symbol.lower():
+        if stream is not None and _misnamed(stream, msg.symbol):
             # the stream names one symbol, the event another: whose change it is is unknown
             self._refuse(MALFORMED_ROW, channel_of(stream), now)
             return
@@ -256,6 +256,9 @@ class BinanceMdState:
 
     def _on_ticker(self, msg: BookTicker, now: float, wall_ms: int) -> None:
         channel = f"bookTicker:{msg.symbol}"
+        if _misnamed(msg.stream, msg.symbol):
+            self._refuse(MALFORMED_ROW, channel, now, invalidate=False)
+            return
         problem = (price_problem(msg.bid[0], None) or price_problem(msg.ask[0], None)
                    or _qty_problem(msg.bid[1]) or _qty_problem(msg.ask[1]))
         if problem is not None:
@@ -277,6 +280,9 @@ class BinanceMdState:
 
     def _on_trade(self, msg: AggTrade, now: float, wall_ms: int) -> None:
         channel = f"aggTrade:{msg.symbol}"
+        if _misnamed(msg.stream, msg.symbol):
+            self._refuse(MALFORMED_ROW, channel, now, invalidate=False)
+            return
         problem = price_problem(msg.price, None) or size_problem(msg.qty, None, whole=False)
         if problem is not None:
             self._refuse(problem, channel, now, invalidate=False)
@@ -378,3 +384,8 @@ class BinanceMdState:
 def _qty_problem(qty: float) -> str | None:
     """A ticker's quantity may be 0 (an empty side); never negative or unbounded."""
     return None if qty == 0 else size_problem(qty, None, whole=False)
+
+
+def _misnamed(stream: str | None, symbol: str) -> bool:
+    """A combined frame whose stream names another symbol than its event."""
+    return stream is not None and stream.partition("@")[0] != symbol.lower()
