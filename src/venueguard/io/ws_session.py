@@ -1,4 +1,12 @@
-"""The BitMEX market-data session: a websocket that never dies silently nor passes stale as fresh.
+"""The market-data session: a websocket that never dies silently nor passes stale as fresh.
+
+One loop (connect, subscribe, pump, watchdog, reconnect and resync) for every venue; the venue's
+parts are a few methods a subclass replaces (:meth:`MarketDataSession._make_state`, the
+pipeline of :class:`~venueguard.io.md_pipeline.MdPipeline` shape;
+:meth:`MarketDataSession._start_session`, :meth:`MarketDataSession._on_control`,
+:meth:`MarketDataSession._send_ping`, :meth:`MarketDataSession._default_rules`). This class
+speaks BitMEX; :class:`~venueguard.io.binance_session.BinanceMarketDataSession` speaks Binance
+USDⓈ-M through the same loop.
 
 Usage (call order)::
 
