@@ -124,3 +124,82 @@ def test_primitives_check_and_keep_sorted_sides() -> None:
     assert [p for p, _ in book.depth()[0]] == [99.9, 99.5]
     with pytest.raises(KeyError):
         book.remove_level(False, 1.0)
+
+
+# ---- what the mutation run of core/book.py asked for -------------------------------------------
+def test_counters_accumulate_over_messages() -> None:
+    book = OrderBook("BTCUSDT", FRACTIONAL)
+    book.apply_changes([(100.0, 1.0)], [], now=0.1)
+    book.apply_changes([(100.0, 1.0), (99.9, 1.0)], [], now=0.2)
+    assert book.dropped_rows == 3
+    book = synced()
+    book.apply_changes([(99.9, 1.0)], [], now=2.0)
+    book.apply_changes([(99.9, 2.0), (99.8, 1.0)], [(100.3, 1.0)], now=3.0)
+    assert book.rows_applied == 4 and book.messages_applied == 3
+
+
+def test_top_changes_look_at_the_best_levels_only() -> None:
+    book = OrderBook("BTCUSDT", FRACTIONAL)
+    book.apply_snapshot([(100.0, 1.0), (99.9, 1.0), (99.8, 1.0)],
+                        [(100.1, 1.0), (100.2, 1.0), (100.3, 1.0)], now=1.0)
+    tops = (book.top_changes, book.top_price_changes)
+    assert book.apply_changes([(99.8, 5.0), (99.9, 0.0)], [(100.2, 5.0)], now=2.0) is APPLIED
+    assert (book.top_changes, book.top_price_changes) == tops
+    assert book.apply_changes([(100.0, 0.0), (99.8, 0.0)], [], now=3.0) is APPLIED  # no bids
+    assert book.best_bid() is None and book.top_price_changes == tops[1] + 1
+    assert book.apply_changes([], [(100.1, 0.0), (100.2, 0.0), (100.3, 0.0)], now=4.0) is APPLIED
+    assert book.best_ask() is None and len(book) == 0 and book.valid
+
+
+def test_fractional_sizes_without_a_tick_or_lot() -> None:
+    book = OrderBook("X", BookConfig(whole_sizes=False))
+    assert book.apply_snapshot([(10.5, 0.25)], [(11.0, 1.5)], now=1.0) is APPLIED
+    assert book.apply_changes([(10.25, 0.125)], [(11.0, 2.75)], now=2.0) is APPLIED
+    assert book.depth() == ([(10.5, 0.25), (10.25, 0.125)], [(11.0, 2.75)])
+
+
+@pytest.mark.parametrize(("bids", "reason"), [
+    ([(0.0, 1.0)], INVALID_PRICE),
+    ([(0.1 * (1 - 1.5e-9), 1.0)], OFF_TICK),  # 1.5e-9 of a step off, below one step
+    ([(100.0, 0.001 * (1 - 1.5e-9))], OFF_LOT),
+])
+def test_the_inline_check_refuses_what_the_full_checks_refuse(
+        bids: list[tuple[float, float]], reason: str) -> None:
+    assert synced().apply_changes(bids, [], now=2.0).reason == reason
+
+
+def test_steps_are_checked_by_division_on_any_tick_and_lot() -> None:
+    book = OrderBook("X", BookConfig(tick=0.3, lot=0.3, whole_sizes=False))
+    assert book.apply_snapshot([(0.9, 0.6)], [(1.2, 0.3)], now=1.0) is APPLIED
+    assert book.apply_changes([(10 / 3, 0.3)], [], now=2.0).reason == OFF_TICK  # 11.1 ticks
+    assert book.apply_snapshot([(0.9, 0.6)], [(1.2, 0.3)], now=3.0) is APPLIED
+    assert book.apply_changes([], [(1.5, 10 / 3)], now=4.0).reason == OFF_LOT
+    assert book.apply_snapshot([(0.9, 0.6)], [(1.2, 0.3)], now=5.0) is APPLIED
+    assert book.apply_changes([], [(1.5, 1.0)], now=6.0).reason == OFF_LOT
+
+
+def test_configured_bounds_hold_for_values_of_any_number_type() -> None:
+    config = BookConfig(max_price=1000.0, max_size=10, whole_sizes=False)
+    for bids, reason in (([(2000, 1.0)], INVALID_PRICE), ([(100.0, 20)], INVALID_SIZE)):
+        book = OrderBook("X", config)
+        book.apply_snapshot([(100.0, 1.0)], [], now=1.0)
+        assert book.apply_changes(bids, [], now=2.0).reason == reason
+
+
+def test_a_whole_size_book_refuses_fractions_everywhere() -> None:
+    book = OrderBook("XBTUSD", BookConfig())
+    assert book.apply_snapshot([(100.0, 2.5)], [], now=1.0).reason == INVALID_SIZE
+    book.apply_snapshot([(100.0, 2)], [(101.0, 3)], now=2.0)
+    assert book.set_size(True, 100.0, 2.5) == INVALID_SIZE
+
+
+def test_set_size_checks_the_lot_and_bounds_and_keeps_to_its_side() -> None:
+    book = OrderBook("X", BookConfig(lot=0.001, max_size=10, whole_sizes=False))
+    book.apply_snapshot([(100.0, 1.0)], [(101.0, 1.0)], now=1.0)
+    assert book.set_size(False, 101.0, 0.0015) == OFF_LOT
+    assert book.set_size(False, 101.0, 20.0) == INVALID_SIZE
+    assert book.set_size(False, 101.0, 2.0) is None
+    assert book.best_ask() == (101.0, 2.0) and book.best_bid() == (100.0, 1.0)
+    loose = OrderBook("X", BookConfig(max_size=10, whole_sizes=False))  # no lot
+    loose.apply_snapshot([(100.0, 1.0)], [], now=1.0)
+    assert loose.set_size(True, 100.0, 0.5) is None and loose.best_bid() == (100.0, 0.5)
