@@ -203,3 +203,12 @@ def test_set_size_checks_the_lot_and_bounds_and_keeps_to_its_side() -> None:
     loose = OrderBook("X", BookConfig(max_size=10, whole_sizes=False))  # no lot
     loose.apply_snapshot([(100.0, 1.0)], [], now=1.0)
     assert loose.set_size(True, 100.0, 0.5) is None and loose.best_bid() == (100.0, 0.5)
+
+
+def test_the_best_bid_is_the_highest_of_many() -> None:
+    book = OrderBook("BTCUSDT", FRACTIONAL)
+    book.apply_snapshot([(99.7, 1.0), (99.8, 1.0), (99.9, 1.0), (100.0, 1.0)], [(100.1, 1.0)],
+                        now=1.0)
+    tops = (book.top_changes, book.top_price_changes)
+    assert book.apply_changes([(99.9, 3.0)], [], now=2.0) is APPLIED
+    assert (book.top_changes, book.top_price_changes) == tops
