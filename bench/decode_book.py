@@ -23,7 +23,8 @@ from typing import Any
 
 import orjson
 
-from venueguard.core.book import APPLIED, BookSet, LegacyIds
+from venueguard.core.book import APPLIED
+from venueguard.venues.bitmex.book import BookSet, LegacyIds
 from venueguard.venues.bitmex.messages import TableMessage, decode
 from venueguard.venues.bitmex.timefmt import format_ms, parse_ms
 

@@ -19,6 +19,12 @@ first message to its last:
 * a plain baseline: ``websockets`` + ``orjson`` + a dict book keyed by id;
 * the decode-only ceiling: ``orjson.loads`` over the same frames in memory (no socket).
 
+Then the Binance column (``--binance-symbols``, 10 by default; 0 skips it): one many-symbol
+USDⓈ-M diff-depth stream (``bench/_binance_stream.py``) read by venueguard's native
+:class:`~venueguard.io.binance_session.BinanceMarketDataSession` and by bare ccxt
+``binanceusdm`` (``watch_order_book`` per symbol; as shipped and with the same accounting
+correction).
+
 Printed per client: messages/s (wall, first to last message), messages per CPU-second of this
 process (the simulator's CPU is not counted), and ratios to venueguard.
 
@@ -363,12 +369,50 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"venueguard vs ccxt (corrected): {vg_wall / max(1.0, fixed.rates()[0]):.2f}x "
           f"wall, {vg_cpu / max(1.0, fixed.rates()[1]):.2f}x per CPU-second; "
           f"vs plain websockets: {vg_wall / max(1.0, plain.rates()[0]):.2f}x wall")
+    print(f"venueguard per CPU-second / decode-only ceiling: {vg_cpu / ceiling:.2f}")
+    if args.binance_symbols > 0:
+        await binance_column(args)
+
+
+async def binance_column(args: argparse.Namespace) -> None:
+    """Binance USD-M: the native session vs bare ccxt binanceusdm, one many-symbol stream."""
+    import _binance_stream as bn
+
+    with tempfile.TemporaryDirectory(prefix="vg-bench-bn-") as tmp:
+        paths, n = bn.record(Path(tmp), args.binance_symbols, args.messages)
+        symbols = bn.symbols_for(args.binance_symbols)
+        print(f"\nBinance USD-M: {n:,} depthUpdate events over {len(symbols)} symbols (combined "
+              f"capture), served by venueguard sim --dialect binance-usdm --replay (speed 0); "
+              f"best of {args.rounds}")
+        async with simulator("--dialect", "binance-usdm", "--replay", paths,
+                             "--replay-speed", "0") as base:
+            native = await best_of(args.rounds, lambda: bn.run_native(
+                base, symbols, n, args.stall_s, Timing(), _follow))
+            shipped = await bn.run_ccxt(base, symbols, n, args.stall_s, Timing(), _follow)
+            with ccxt_accounting_corrected():
+                fixed = await best_of(args.rounds, lambda: bn.run_ccxt(
+                    base, symbols, n, args.stall_s, Timing(), _follow))
+    nat_wall, nat_cpu = native.rates()
+    print(f"{'client':<44} {'msgs':>9} {'msgs/s wall':>12} {'msgs/CPU-s':>12} "
+          f"{'vs venueguard':>14}")
+    for name, timing in (("venueguard BinanceMarketDataSession", native),
+                         ("ccxt 4.5.78 binanceusdm (accounting corrected)", fixed)):
+        wall, cpu = timing.rates()
+        print(f"{name:<44} {timing.count:>9,} {wall:>12,.0f} {cpu:>12,.0f} "
+              f"{wall / nat_wall if nat_wall else 0:>13.2f}x")
+    print(f"ccxt 4.5.78 binanceusdm as shipped: {shipped.count:,} of {n:,} messages"
+          + (f", then no message in {args.stall_s:g} s" if shipped.count < n else " (no stall)"))
+    print(f"venueguard vs ccxt binanceusdm (corrected): "
+          f"{nat_wall / max(1.0, fixed.rates()[0]):.2f}x wall, "
+          f"{nat_cpu / max(1.0, fixed.rates()[1]):.2f}x per CPU-second")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--binance-symbols", type=int, default=10,
+                        help="symbols of the Binance column's stream (0: no Binance column)")
     parser.add_argument("--stall-s", type=float, default=5.0,
                         help="a client with no new message for this long has stalled")
     asyncio.run(main_async(parser.parse_args()))

@@ -66,12 +66,13 @@ REPORT_EXTRA_HINT = ("venueguard report needs matplotlib, which the 'report' ext
 
 def _venue(text: str) -> str:
     """``--venue``: a native venue, or ``ccxt:EXCHANGE_ID`` (checked when the monitor starts)."""
-    if text in ("sim", "bitmex", "bitmex-testnet"):
+    if text in ("sim", "bitmex", "bitmex-testnet", "binance-usdm", "binance-usdm-testnet"):
         return text
     if text.startswith("ccxt:") and len(text) > len("ccxt:"):
         return text
     raise argparse.ArgumentTypeError(
-        f"invalid venue {text!r} (choose sim, bitmex, bitmex-testnet or ccxt:EXCHANGE_ID)")
+        f"invalid venue {text!r} (choose sim, bitmex, bitmex-testnet, binance-usdm, "
+        "binance-usdm-testnet or ccxt:EXCHANGE_ID)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,12 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
                          epilog=MONITOR_REFUSES,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     mon.add_argument("--venue", type=_venue, default="sim",
-                     metavar="sim|bitmex|bitmex-testnet|ccxt:ID",
+                     metavar="sim|bitmex|bitmex-testnet|binance-usdm|binance-usdm-testnet|ccxt:ID",
                      help="where to connect: sim (the embedded simulator, or the one at "
-                          "--sim-url), bitmex, bitmex-testnet, or any ccxt exchange as "
-                          "ccxt:EXCHANGE_ID (e.g. ccxt:bitmex, ccxt:binanceusdm)")
+                          "--sim-url), bitmex, bitmex-testnet, binance-usdm[-testnet] (watch "
+                          "only, no ccxt needed), or any ccxt exchange as ccxt:EXCHANGE_ID "
+                          "(e.g. ccxt:bitmex, ccxt:binanceusdm)")
     mon.add_argument("--sim-url", default=None, help="use an external simulator at this URL")
-    mon.add_argument("--symbol", default="XBTUSD", help="instrument to watch")
+    mon.add_argument("--symbol", default=None,
+                     help="instrument to watch (XBTUSD; BTCUSDT on binance-usdm)")
     mon.add_argument("--duration", type=float_arg(above=0, high=MAX_DURATION_S), default=None,
                      metavar="SECONDS",
                      help="stop cleanly after this many seconds")

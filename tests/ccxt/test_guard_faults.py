@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import ccxt
@@ -20,7 +21,7 @@ from venueguard.sim.resolver import SimResolver
 from venueguard.sim.testing import SimHandle
 from venueguard.telemetry.events import EventLog
 
-from ccxt_testkit import SYMBOL, SimFactory, bitmex, close, seen
+from ccxt_testkit import SYMBOL, SimFactory, bitmex, close, quick_config, seen
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
@@ -153,12 +154,14 @@ async def _watch_through(exchange: Any, sim: SimHandle, kind: str, params: dict[
     return delivered, bad
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["native", "ccxt-reader"])
 @pytest.mark.parametrize("kind", list(WS_FAULTS))
 async def test_every_stream_fault_delivers_only_fresh_books(sim_server: SimFactory,
-                                                            kind: str) -> None:
+                                                            kind: str, native: bool) -> None:
     sim = await sim_server(rate=100.0)
     events = EventLog()
-    exchange = bitmex(sim, events=events)
+    exchange = bitmex(sim, events=events, config=replace(quick_config(), native_streams=native))
+    assert (exchange.native is not None) == native
     try:
         delivered, bad = await _watch_through(exchange, sim, kind, WS_FAULTS[kind], 60)
     finally:
@@ -178,12 +181,15 @@ async def test_every_stream_fault_delivers_only_fresh_books(sim_server: SimFacto
         assert "book.resynced" in names
 
 
-async def test_a_long_fast_stream_keeps_delivering_fresh_books(sim_server: SimFactory) -> None:
+@pytest.mark.parametrize("native", [True, False], ids=["native", "ccxt-reader"])
+async def test_a_long_fast_stream_keeps_delivering_fresh_books(sim_server: SimFactory,
+                                                               native: bool) -> None:
     # ccxt 4.5.78's reader stops for good after a few thousand fast messages (docs/
-    # performance.md); the guarded stream must notice within its bound and rebuild the book
+    # performance.md); the guarded stream must notice within its bound and rebuild the book.
+    # The native session (the default for bitmex) reads the same stream without a stall.
     sim = await sim_server(rate=1500.0)
     events = EventLog()
-    exchange = bitmex(sim, events=events)
+    exchange = bitmex(sim, events=events, config=replace(quick_config(), native_streams=native))
     longest_gap = stale = delivered = 0.0
     try:
         await exchange.watch_order_book(SYMBOL)
@@ -195,9 +201,12 @@ async def test_a_long_fast_stream_keeps_delivering_fresh_books(sim_server: SimFa
             delivered += 1
             if time.time() * 1000 - book["timestamp"] > 2_250:  # the bound + delivery
                 stale += 1
+        ccxt_readers = len(exchange.raw.clients)
     finally:
         await close(exchange)
     recoveries = sum(1 for r in events.recent() if r["event"] == "book.resynced")
     print(f"\n{delivered:.0f} books in 8 s, {recoveries} rebuilt, longest gap {longest_gap:.2f} s")
     assert stale == 0
     assert longest_gap < 1.0 + 3.0  # the freshness bound plus one reconnect and snapshot
+    if native:
+        assert recoveries == 0 and ccxt_readers == 0  # no stall, and ccxt's reader unused

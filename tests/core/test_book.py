@@ -11,6 +11,7 @@ from venueguard.core.book import (
     DUPLICATE_PRICE,
     INVALID_ID,
     INVALID_PRICE,
+    INVALID_REASONS,
     INVALID_SIDE,
     INVALID_SIZE,
     MALFORMED_ROW,
@@ -22,10 +23,8 @@ from venueguard.core.book import (
     UNKNOWN_ID,
     ApplyStatus,
     BookConfig,
-    BookSet,
-    LegacyIds,
-    OrderBook,
 )
+from venueguard.venues.bitmex.book import BookSet, L2Book, LegacyIds
 
 XBT_LEGACY = LegacyIds(index=88, tick=0.01)
 
@@ -40,8 +39,8 @@ def row(level_id: int, side: str, size: float | None = None, price: float | None
     return out
 
 
-def modern_book() -> OrderBook:
-    book = OrderBook("XBTUSD", BookConfig(max_age_s=5.0))
+def modern_book() -> L2Book:
+    book = L2Book("XBTUSD", BookConfig(max_age_s=5.0))
     result = book.apply("partial", [
         row(11, "Sell", 30, 101.0), row(12, "Sell", 20, 100.5),
         row(21, "Buy", 10, 100.0), row(22, "Buy", 40, 99.5), row(23, "Buy", 5, 99.0),
@@ -79,16 +78,35 @@ def test_modern_insert_update_delete() -> None:
     assert book.messages_applied == 4 and book.rows_applied == 5 + 1 + 2 + 2
 
 
-def test_update_with_new_price_moves_the_level() -> None:
+def test_update_giving_a_level_id_a_new_price_is_refused_not_moved() -> None:
+    """Regression: an update naming id 23 at 101.5 used to move the level, so the best bid
+    jumped to a price no insert ever created (and here crossed the book)."""
     book = modern_book()
-    assert book.apply("update", [row(23, "Buy", 6, 98.0)], now=11.0) is APPLIED
-    assert book.sides()["Buy"] == {100.0: 10, 99.5: 40, 98.0: 6}
-    assert book.apply("delete", [row(23, "Buy")], now=12.0) is APPLIED
-    assert book.sides()["Buy"] == {100.0: 10, 99.5: 40}
+    result = book.apply("update", [row(23, "Buy", 6, 101.5)], now=11.0)
+    assert result.reason == PRICE_MISMATCH and PRICE_MISMATCH in INVALID_REASONS
+    assert not book.valid and book.best_bid() is None and book.resync_reason == PRICE_MISMATCH
+    book = modern_book()  # the fast path (one row, a valid book) refuses it too
+    assert book.apply("update", [row(21, "Buy", None, 98.0)], now=11.0).reason == PRICE_MISMATCH
+    book = modern_book()  # the price it already has is fine; a bad one says why
+    assert book.apply("update", [row(23, "Buy", 6, 99.0)], now=11.0) is APPLIED
+    assert book.apply("update", [row(23, "Buy", 6, -1.0)], now=12.0).reason == INVALID_PRICE
+
+
+@pytest.mark.parametrize("level_id", [2**63, 2**64 - 1, -(2**63) - 1, 10**30])
+@pytest.mark.parametrize("action", ["insert", "update", "delete", "partial"])
+def test_ids_outside_the_int64_range_are_refused(action: str, level_id: int) -> None:
+    """Regression: ids beyond int64 (2**63, 2**64 - 1) were accepted as level keys."""
+    book = modern_book()
+    rows = [row(level_id, "Buy", 1, 97.0 if action in ("insert", "partial") else None)]
+    result = book.apply(action, rows, now=11.0)
+    assert result.reason == INVALID_ID and INVALID_ID in INVALID_REASONS and not book.valid
+    edge = modern_book()
+    assert edge.apply("insert", [row(2**63 - 1, "Buy", 1, 97.0)], now=11.0) is APPLIED
+    assert edge.apply("insert", [row(-(2**63), "Buy", 1, 96.0)], now=11.0) is APPLIED
 
 
 def test_legacy_rows_without_price_use_the_id_map() -> None:
-    book = OrderBook("XBTUSD")
+    book = L2Book("XBTUSD")
     partial = [row(XBT_LEGACY.level_id(p), "Sell", 5, p) for p in (16903.0, 16902.5)]
     partial += [row(XBT_LEGACY.level_id(p), "Buy", 8, p) for p in (16902.0, 16901.5)]
     assert book.apply("partial", partial, now=1.0) is APPLIED
@@ -105,7 +123,7 @@ def test_legacy_rows_without_price_use_the_id_map() -> None:
 
 
 def test_legacy_insert_without_price_derives_it_from_the_id() -> None:
-    book = OrderBook("XBTUSD", BookConfig(legacy=XBT_LEGACY))
+    book = L2Book("XBTUSD", legacy=XBT_LEGACY)
     book.apply("partial", [], now=1.0)
     assert book.apply("insert", [row(8_798_309_800, "Buy", 42)], now=2.0) is APPLIED
     assert book.best_bid() == (16902.0, 42)
@@ -123,7 +141,7 @@ def test_legacy_id_scheme_round_trips(ids: LegacyIds, level_id: int, price: floa
 
 
 def test_rows_before_the_first_partial_are_dropped_and_counted() -> None:
-    book = OrderBook("XBTUSD")
+    book = L2Book("XBTUSD")
     assert book.apply("insert", [row(1, "Buy", 1, 10.0)], now=0.0) is DROPPED
     assert book.apply("update", [row(1, "Buy", 2), row(2, "Sell", 2)], now=0.5) is DROPPED
     assert book.dropped_rows == 3
@@ -190,14 +208,14 @@ def test_second_partial_replaces_state() -> None:
 
 
 def test_empty_partial_is_a_valid_empty_book() -> None:
-    book = OrderBook("ETHYLDH23")
+    book = L2Book("ETHYLDH23")
     assert book.apply("partial", [], now=0.0) is APPLIED
     assert book.valid and len(book) == 0
     assert book.mid() is None and book.spread() is None and book.imbalance() is None
 
 
 def test_freshness_follows_updates_and_max_age() -> None:
-    book = OrderBook("XBTUSD", BookConfig(max_age_s=2.0))
+    book = L2Book("XBTUSD", BookConfig(max_age_s=2.0))
     assert book.age_s(5.0) == math.inf and not book.is_fresh(5.0)
     book.apply("partial", [row(1, "Buy", 1, 10.0)], now=10.0)
     assert book.is_fresh(12.0) and book.age_s(11.5) == 1.5
@@ -240,31 +258,31 @@ def test_imbalance_over_top_levels() -> None:
 
 
 def test_crossed_book_reports_negative_spread() -> None:
-    book = OrderBook("X")
+    book = L2Book("X")
     book.apply("partial", [row(1, "Buy", 1, 101.0, "X"), row(2, "Sell", 1, 100.0, "X")], 0.0)
     assert book.spread() == -1.0
 
 
 def test_orderbook10_snapshots_replace_the_book() -> None:
-    book = OrderBook("XBTUSD")
-    result = book.apply_top([[9770, 35719], [9769, 31]], [[9770.5, 101196], [9771, 2095]],
+    book = L2Book("XBTUSD")
+    result = book.apply_snapshot([[9770, 35719], [9769, 31]], [[9770.5, 101196], [9771, 2095]],
                             now=1.0, timestamp="2020-05-07T19:00:53.458Z")
     assert result is APPLIED and book.is_fresh(1.0)
     assert book.best_bid() == (9770, 35719) and book.best_ask() == (9770.5, 101196)
     assert book.last_row_timestamp == "2020-05-07T19:00:53.458Z"
     churn = book.top_changes
-    book.apply_top([[9770, 35719], [9769, 31]], [[9770.5, 101196], [9771, 2095]], now=2.0)
+    book.apply_snapshot([[9770, 35719], [9769, 31]], [[9770.5, 101196], [9771, 2095]], now=2.0)
     assert book.top_changes == churn  # identical image: no churn
     prices_moved = book.top_price_changes
-    book.apply_top([[9770, 1]], [[9770.5, 101196]], now=2.5)  # best bid size only
+    book.apply_snapshot([[9770, 1]], [[9770.5, 101196]], now=2.5)  # best bid size only
     assert (book.top_changes, book.top_price_changes) == (churn + 1, prices_moved)
-    book.apply_top([[9760, 1]], [[9761, 2]], now=3.0)
+    book.apply_snapshot([[9760, 1]], [[9761, 2]], now=3.0)
     assert book.sides() == {"Buy": {9760: 1}, "Sell": {9761: 2}}
     assert (book.top_changes, book.top_price_changes) == (churn + 2, prices_moved + 1)
-    bad = book.apply_top([[9760, "1"]], [], now=4.0)
+    bad = book.apply_snapshot([[9760, "1"]], [], now=4.0)
     assert bad.reason == INVALID_SIZE and not book.valid
-    assert book.apply_top([[1]], [], now=4.0).reason == MALFORMED_ROW
-    assert book.apply_top([[1, 1]], [], now=5.0) is APPLIED and book.valid
+    assert book.apply_snapshot([[1]], [], now=4.0).reason == MALFORMED_ROW
+    assert book.apply_snapshot([[1, 1]], [], now=5.0) is APPLIED and book.valid
 
 
 def test_bookset_routes_mixed_symbols() -> None:
@@ -299,6 +317,20 @@ def test_bookset_partial_filters() -> None:
     assert books.books["B"].best_bid() == (60.0, 6)
 
 
+@pytest.mark.parametrize("symbol", ["", None, 7, 1.5, ["XBTUSD"]])
+@pytest.mark.parametrize("action", ["update", "partial"])
+def test_bookset_refuses_rows_whose_symbol_is_empty_null_or_a_number(
+        action: str, symbol: object) -> None:
+    """Regression: a row with symbol "" went to a book named "" and was dropped uncounted."""
+    books = BookSet()
+    books.apply("partial", [row(1, "Buy", 1, 10.0)], 0.0, {"symbol": "XBTUSD"})
+    bad = row(1, "Buy", 2, 10.0) | {"symbol": symbol}
+    for rows in ([bad], [row(1, "Buy", 3, 10.0), bad]):
+        (name, result), = books.apply(action, rows, 1.0)
+        assert name == "" and result.reason == MALFORMED_ROW
+    assert "" not in books.books and books.books["XBTUSD"].best_bid() == (10.0, 1)
+
+
 def test_bookset_rejects_rows_without_symbol_and_uses_legacy_per_symbol() -> None:
     books = BookSet(legacy={"XBTUSD": XBT_LEGACY})
     (symbol, result), = books.apply("insert", [{"id": 1, "side": "Buy"}], now=0.0)
@@ -323,14 +355,14 @@ def test_bookset_top_rows() -> None:
 
 
 def test_tick_and_lot_are_enforced_where_known() -> None:
-    book = OrderBook("XBTUSD", BookConfig(tick=0.5, lot=100))
+    book = L2Book("XBTUSD", BookConfig(tick=0.5, lot=100))
     assert book.apply("partial", [row(1, "Buy", 200, 100.5), row(2, "Sell", 100, 101.0)],
                       now=1.0) is APPLIED
     assert book.apply("insert", [row(3, "Buy", 100, 99.25)], now=2.0).reason == OFF_TICK
     assert book.apply("partial", [row(1, "Buy", 200, 100.5)], now=3.0) is APPLIED
     assert book.apply("update", [row(1, "Buy", 150)], now=4.0).reason == OFF_LOT
     assert not book.valid
-    fine = OrderBook("ETHUSD", BookConfig(tick=0.05))
+    fine = L2Book("ETHUSD", BookConfig(tick=0.05))
     assert fine.apply("partial", [row(1, "Buy", 3, 123.45), row(2, "Sell", 1, 0.15)],
                       now=1.0) is APPLIED  # 123.45 / 0.05 is not exact in binary, still on tick
 

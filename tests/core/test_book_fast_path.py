@@ -13,7 +13,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from venueguard.core.book import APPLIED, OrderBook
+from venueguard.core.book import APPLIED
+from venueguard.venues.bitmex.book import L2Book
 
 PARTIAL = [
     {"symbol": "XBTUSD", "id": 10 + i, "side": "Buy" if i < 4 else "Sell",
@@ -35,7 +36,7 @@ ROWS = st.tuples(KEYS, st.fixed_dictionaries({}, optional={
 })).map(lambda pair: {"id": pair[0][0], "side": pair[0][1], **pair[1]})
 
 
-def snapshot(book: OrderBook) -> tuple[Any, ...]:
+def snapshot(book: L2Book) -> tuple[Any, ...]:
     return (book.depth(), book.valid, book.resync_reason, book.top_changes,
             book.top_price_changes, book.messages_applied, book.rows_applied,
             book.last_row_timestamp, book.last_update_now)
@@ -44,7 +45,7 @@ def snapshot(book: OrderBook) -> tuple[Any, ...]:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(ROWS, min_size=1, max_size=20))
 def test_in_place_update_matches_the_general_path(rows: list[dict[str, Any]]) -> None:
-    fast, general = OrderBook("XBTUSD"), OrderBook("XBTUSD")
+    fast, general = L2Book("XBTUSD"), L2Book("XBTUSD")
     for book in (fast, general):
         assert book.apply("partial", PARTIAL, 0.0) is APPLIED
     for step, row in enumerate(rows, start=1):
@@ -58,7 +59,7 @@ def test_in_place_update_matches_the_general_path(rows: list[dict[str, Any]]) ->
 
 
 def test_size_change_at_the_best_level_counts_as_a_top_change() -> None:
-    book = OrderBook("XBTUSD")
+    book = L2Book("XBTUSD")
     book.apply("partial", PARTIAL, 0.0)
     before = (book.top_changes, book.top_price_changes)
     book.apply("update", [{"id": 11, "side": "Buy", "size": 5}], 1.0)  # not the best bid

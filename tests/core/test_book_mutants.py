@@ -13,6 +13,7 @@ from venueguard.core.book import (
     APPLIED,
     DROPPED,
     DUPLICATE_PRICE,
+    INVALID_ID,
     INVALID_PRICE,
     INVALID_SIZE,
     MALFORMED_ROW,
@@ -23,13 +24,10 @@ from venueguard.core.book import (
     PRICE_MISMATCH,
     ApplyStatus,
     BookConfig,
-    BookSet,
-    Increments,
-    LegacyIds,
-    OrderBook,
     price_problem,
     size_problem,
 )
+from venueguard.venues.bitmex.book import MAX_ID, MIN_ID, BookSet, Increments, L2Book, LegacyIds
 
 
 def row(level_id: int, side: str, size: object = None, price: object = None,
@@ -47,8 +45,8 @@ PARTIAL = [row(1, "Buy", 10, 100.0), row(2, "Buy", 20, 99.0),
 
 
 def synced(config: BookConfig | None = None, rows: list[dict[str, Any]] | None = None
-           ) -> OrderBook:
-    book = OrderBook("XBTUSD", config)
+           ) -> L2Book:
+    book = L2Book("XBTUSD", config)
     assert book.apply("partial", PARTIAL if rows is None else rows, now=1.0) is APPLIED
     return book
 
@@ -105,7 +103,7 @@ def test_a_tick_within_a_billionth_of_one_counts_as_one() -> None:
 
 # ---- a new book ----------------------------------------------------------------------------------
 def test_a_new_book_is_empty_invalid_and_uncounted() -> None:
-    book = OrderBook("XBTUSD")
+    book = L2Book("XBTUSD")
     assert book.symbol == "XBTUSD" and book.valid is False
     assert book.last_row_timestamp is None and book.resync_reason is None
     assert book.last_update_now is None
@@ -115,10 +113,10 @@ def test_a_new_book_is_empty_invalid_and_uncounted() -> None:
 
 def test_the_legacy_tick_is_the_book_tick_unless_one_is_given() -> None:
     legacy = LegacyIds(88, 0.5)
-    book = OrderBook("XBTUSD", BookConfig(legacy=legacy))
+    book = L2Book("XBTUSD", legacy=legacy)
     book.apply("partial", [], now=1.0)
     assert book.apply("insert", [row(1, "Buy", 1, 100.25)], now=2.0).reason == OFF_TICK
-    book = OrderBook("XBTUSD", BookConfig(legacy=legacy, tick=0.25))
+    book = L2Book("XBTUSD", BookConfig(tick=0.25), legacy=legacy)
     book.apply("partial", [], now=1.0)
     assert book.apply("insert", [row(1, "Buy", 1, 100.25)], now=2.0) is APPLIED
 
@@ -163,8 +161,8 @@ def test_configured_limits_apply_to_orderbook10_images() -> None:
              (BookConfig(tick=0.5), [[10.25, 1]], OFF_TICK),
              (BookConfig(), [[10.0, 1], [10.0, 2]], DUPLICATE_PRICE)]
     for config, bids, reason in cases:
-        book = OrderBook("XBTUSD", config)
-        result = book.apply_top(bids, [], now=1.0)
+        book = L2Book("XBTUSD", config)
+        result = book.apply_snapshot(bids, [], now=1.0)
         assert result.reason == reason == book.resync_reason
         assert result.status is ApplyStatus.RESYNC and not book.valid
 
@@ -181,17 +179,25 @@ def test_increments_set_on_a_book_change_only_what_is_given() -> None:
 
 
 # ---- updates -------------------------------------------------------------------------------------
-def test_a_move_without_a_size_keeps_the_size() -> None:
+def test_an_update_naming_another_price_is_refused_wherever_it_stands() -> None:
+    """A level's price never changes under its id: the row is refused even after valid rows
+    of the same message, and a named price that is itself impossible says so."""
     book = synced()
-    assert book.apply("update", [row(2, "Buy", price=98.0), row(1, "Buy", 5)], now=2.0) is APPLIED
-    assert book.sides()["Buy"] == {100.0: 5, 98.0: 20}
+    result = book.apply("update", [row(1, "Buy", 5), row(2, "Buy", price=98.0)], now=2.0)
+    assert result.reason == PRICE_MISMATCH == book.resync_reason and not book.valid
+    assert len(book) == 0
+    book = synced(BookConfig(max_price=1000.0))
+    assert book.apply("update", [row(2, "Buy", price=2000.0)], now=2.0).reason == INVALID_PRICE
+    book = synced()
+    assert book.apply("update", [row(2, "Buy", price=float("nan"))], now=2.0
+                      ).reason == INVALID_PRICE
 
 
-def test_rows_after_a_move_in_the_same_message_are_applied() -> None:
+def test_rows_naming_their_own_price_in_one_message_are_applied() -> None:
     book = synced()
-    assert book.apply("update", [row(4, "Sell", 41, 103.0), row(3, "Sell", 31)],
+    assert book.apply("update", [row(4, "Sell", 41, 102.0), row(3, "Sell", 31)],
                       now=2.0) is APPLIED
-    assert book.sides()["Sell"] == {101.0: 31, 103.0: 41}
+    assert book.sides()["Sell"] == {101.0: 31, 102.0: 41}
     assert book.rows_applied == 4 + 2
 
 
@@ -232,7 +238,7 @@ def test_the_usual_one_level_size_update_is_applied_in_place() -> None:
 
 # ---- partials ------------------------------------------------------------------------------------
 def test_a_partial_counts_one_message_its_rows_and_one_top_change() -> None:
-    book = OrderBook("XBTUSD")
+    book = L2Book("XBTUSD")
     assert book.apply("partial", PARTIAL, now=1.0) is APPLIED
     assert (book.messages_applied, book.rows_applied, book.partials) == (1, 4, 1)
     assert (book.top_changes, book.top_price_changes) == (1, 1)
@@ -242,7 +248,7 @@ def test_a_partial_counts_one_message_its_rows_and_one_top_change() -> None:
 
 
 def test_a_partial_records_its_last_row_timestamp_or_none() -> None:
-    book = OrderBook("XBTUSD")
+    book = L2Book("XBTUSD")
     book.apply("partial", [row(1, "Buy", 1, 10.0, timestamp="t1"),
                            row(2, "Sell", 1, 11.0, timestamp="t2")], now=1.0)
     assert book.last_row_timestamp == "t2"
@@ -254,7 +260,7 @@ def test_a_partial_records_its_last_row_timestamp_or_none() -> None:
 
 
 def test_a_malformed_partial_invalidates_with_its_reason() -> None:
-    book = OrderBook("XBTUSD")
+    book = L2Book("XBTUSD")
     result = book.apply("partial", [{"symbol": "XBTUSD", "id": 1, "price": 1.0}], now=1.0)
     assert result.status is ApplyStatus.RESYNC and result.reason == MALFORMED_ROW
     assert book.resync_reason == MALFORMED_ROW and not book.valid and len(book) == 0
@@ -271,22 +277,22 @@ def test_every_invalidation_is_counted() -> None:
 
 # ---- orderBook10 images --------------------------------------------------------------------------
 def test_the_first_image_is_a_top_change_even_when_empty() -> None:
-    book = OrderBook("XBTUSD")
-    assert book.apply_top([], [], now=1.0) is APPLIED
+    book = L2Book("XBTUSD")
+    assert book.apply_snapshot([], [], now=1.0) is APPLIED
     assert (book.top_changes, book.top_price_changes, book.messages_applied) == (1, 1, 1)
     assert book.valid and book.best_bid() is None
 
 
 def test_images_with_one_side_empty_compare_their_tops() -> None:
-    book = OrderBook("XBTUSD")
-    assert book.apply_top([], [[10.0, 1]], now=1.0) is APPLIED
-    assert book.apply_top([], [[10.0, 2]], now=2.0) is APPLIED   # best ask size only
+    book = L2Book("XBTUSD")
+    assert book.apply_snapshot([], [[10.0, 1]], now=1.0) is APPLIED
+    assert book.apply_snapshot([], [[10.0, 2]], now=2.0) is APPLIED   # best ask size only
     assert (book.top_changes, book.top_price_changes) == (2, 1)
-    assert book.apply_top([], [[11.0, 2]], now=3.0) is APPLIED   # best ask price
+    assert book.apply_snapshot([], [[11.0, 2]], now=3.0) is APPLIED   # best ask price
     assert (book.top_changes, book.top_price_changes) == (3, 2)
-    assert book.apply_top([[9.0, 1]], [], now=4.0) is APPLIED
+    assert book.apply_snapshot([[9.0, 1]], [], now=4.0) is APPLIED
     assert (book.top_changes, book.top_price_changes) == (4, 3)
-    assert book.apply_top([[9.0, 1]], [], now=5.0) is APPLIED    # the same image
+    assert book.apply_snapshot([[9.0, 1]], [], now=5.0) is APPLIED    # the same image
     assert (book.top_changes, book.top_price_changes, book.messages_applied) == (4, 3, 5)
     assert book.last_update_now == 5.0
 
@@ -294,7 +300,7 @@ def test_images_with_one_side_empty_compare_their_tops() -> None:
 def test_an_image_after_a_resync_clears_the_reason() -> None:
     book = synced()
     book.invalidate("gap")
-    assert book.apply_top([[1.0, 1]], [[2.0, 1]], now=2.0) is APPLIED
+    assert book.apply_snapshot([[1.0, 1]], [[2.0, 1]], now=2.0) is APPLIED
     assert book.resync_reason is None and book.valid
 
 
@@ -397,8 +403,7 @@ def test_bookset_configures_each_book_from_its_increments() -> None:
     books = BookSet(BookConfig(tick=0.5, lot=2, max_age_s=3.0),
                     increments={"A": Increments(tick=1.0, lot=10)})
     a = books.book("A")
-    assert (a.config.tick, a.config.lot, a.config.max_age_s, a.config.legacy) == (
-        1.0, 10, 3.0, None)
+    assert (a.config.tick, a.config.lot, a.config.max_age_s, a.legacy) == (1.0, 10, 3.0, None)
     b = books.book("B")
     assert b.config == books.config and b.symbol == "B"
     assert books.book("A") is a
@@ -408,7 +413,8 @@ def test_bookset_configures_legacy_ids_per_symbol() -> None:
     legacy = LegacyIds(88, 0.01)
     books = BookSet(BookConfig(tick=0.5), legacy={"XBTUSD": legacy})
     book = books.book("XBTUSD")
-    assert book.config.legacy == legacy and book.config.tick == 0.5 and book.config.lot is None
+    assert book.legacy == legacy and book.config.tick == 0.5 and book.config.lot is None
+    assert books.book("ETHUSD").legacy is None
 
 
 def test_bookset_increments_merge_and_reach_books_now_and_later() -> None:
@@ -443,3 +449,17 @@ def test_a_mapping_row_takes_the_general_path_with_the_same_result() -> None:
     proxy = MappingProxyType(row(1, "Buy", 12))
     assert book.apply("update", [proxy], now=2.0) is APPLIED
     assert book.best_bid() == (100.0, 12)
+
+
+def test_the_int64_edges_are_ids_on_every_action_and_one_beyond_is_not() -> None:
+    for edge, beyond in ((MAX_ID, MAX_ID + 1), (MIN_ID, MIN_ID - 1)):
+        book = synced()
+        assert book.apply("insert", [row(edge, "Buy", 1, 98.0)], now=2.0) is APPLIED
+        assert book.apply("update", [row(edge, "Buy", 2, 98.0), row(1, "Buy", 3)],
+                          now=3.0) is APPLIED
+        assert book.apply("update", [row(edge, "Buy", 4)], now=3.5) is APPLIED
+        assert book.sides()["Buy"] == {100.0: 3, 99.0: 20, 98.0: 4}
+        assert book.apply("delete", [row(edge, "Buy")], now=4.0) is APPLIED
+        for action in ("update", "delete"):
+            book = synced()
+            assert book.apply(action, [row(beyond, "Buy", 1)], now=2.0).reason == INVALID_ID

@@ -1,6 +1,6 @@
 """The book equals a naive reference replay after any sequence of deltas, in both formats.
 
-Each step builds one BitMEX message (as a dict), feeds it to ``OrderBook`` and to the
+Each step builds one BitMEX message (as a dict), feeds it to ``L2Book`` and to the
 reference in tests/venues/reference_book.py, and compares the two books.
 """
 
@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from venueguard.core.book import APPLIED, DROPPED, ApplyStatus, BookConfig, LegacyIds, OrderBook
+from venueguard.core.book import APPLIED, DROPPED, ApplyStatus, BookConfig
+from venueguard.venues.bitmex.book import L2Book, LegacyIds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "venues"))
 from reference_book import ReferenceBook
@@ -33,7 +34,7 @@ class BookMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.book = OrderBook(SYMBOL, BookConfig(max_age_s=1.0))
+        self.book = L2Book(SYMBOL, BookConfig(max_age_s=1.0))
         self.reference = ReferenceBook(strict=False)
         self.levels: dict[tuple[int, str], float] = {}  # (id, side) -> price, while in sync
         self.next_id = 1_000
@@ -166,5 +167,5 @@ TestLegacyBook.settings = settings_
 
 def test_applied_result_is_shared_constant() -> None:
     # The session's hot path tests `result is APPLIED`; keep that true.
-    book = OrderBook(SYMBOL)
+    book = L2Book(SYMBOL)
     assert book.apply("partial", [], 0.0) is APPLIED

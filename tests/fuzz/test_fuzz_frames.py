@@ -73,6 +73,8 @@ def _apply_row(levels: Levels, action: str, r: dict[str, Any]) -> bool:
     side, level_id = r.get("side"), r.get("id")
     if side not in ("Buy", "Sell") or type(level_id) is not int:
         return False
+    if not -(2**63) <= level_id < 2**63:  # ids are int64 on the wire
+        return False
     book = levels[side]
     price, size = r.get("price"), r.get("size")
     if action == "insert":
@@ -92,13 +94,9 @@ def _apply_row(levels: Levels, action: str, r: dict[str, Any]) -> bool:
         return True
     if size is not None and not _size_ok(size):
         return False
-    new_size = old_size if size is None else size
     if price is not None and price != old_price:
-        if not _price_ok(price) or any(p == price for i, (p, _) in book.items() if i != level_id):
-            return False
-        book[level_id] = (price, new_size)  # type: ignore[assignment]
-        return True
-    book[level_id] = (old_price, new_size)
+        return False  # a level's price never changes under its id
+    book[level_id] = (old_price, old_size if size is None else size)
     return True
 
 
@@ -142,7 +140,8 @@ def reference(obj: object, *, mine_only: bool = False) -> Levels | None:
     assert newest is not None
     if WALL_MS - newest > MAX_AGE_MS or newest - WALL_MS > FUTURE_MS:
         return None
-    if not mine_only and any(type(r.get("symbol")) is not str for r in rows):
+    if not mine_only and any(type(r.get("symbol")) is not str or not r.get("symbol")
+                             for r in rows):
         return None
     mine = [r for r in rows if r["symbol"] == "XBTUSD"]
     if action == "partial":
@@ -165,7 +164,8 @@ def book_levels(state: MdState) -> Levels:
 # ---- mutations -------------------------------------------------------------------------------
 
 NASTY = st.sampled_from([
-    None, 0, -1, 1, 7, 100, 250, 0.5, -0.0, 2.5, 1e-9, 1e300, 10**16, 2**63 - 1, True, False,
+    None, 0, -1, 1, 7, 100, 250, 0.5, -0.0, 2.5, 1e-9, 1e300, 10**16, 2**63 - 1, 2**63,
+    2**64 - 1, -(2**63), True, False,
     "", "100", "Buy", "Sell", "buy", [], {}, [1], 99.0, 99.25, 100.0, 100.5, 101.0, 102.0,
     11, 12, 21, 22, 23, 24, "2026-12-03T14:00:00.000Z", format_ms(WALL_MS - 5_000),
     format_ms(WALL_MS + 5_000), format_ms(WALL_MS - 300), "2020-13-45T99:00:00.000Z",
@@ -231,6 +231,7 @@ def test_a_mutated_frame_is_applied_exactly_or_refused_and_counted(payload: byte
     counters = state.counters
     seen = (counters.rejected, counters.malformed, counters.gaps)
     state.on_frame(payload, 0.2, WALL_MS)
+    assert "" not in state.books["orderBookL2"].books  # a row without a symbol opens no book
     book = state.books["orderBookL2"].book("XBTUSD")
     counted = (counters.rejected, counters.malformed, counters.gaps) != seen
     if counted:
@@ -257,3 +258,21 @@ def test_arbitrary_bytes_never_raise_and_never_touch_the_book(payload: bytes) ->
     state.on_frame(payload, 0.2, WALL_MS)
     book = state.books["orderBookL2"].book("XBTUSD")
     assert not book.valid or book_levels(state) == before
+
+
+def test_the_reference_refuses_the_four_impossible_shapes() -> None:
+    """The oracle itself: a price change under an id, an id beyond int64, a row without a
+    usable symbol and a partial with one unreadable timestamp are all refused."""
+    def frame(action: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"table": "orderBookL2", "action": action, "data": rows}
+
+    assert reference(frame("update", [row(21, "Buy", 5, 100.0)])) is not None
+    assert reference(frame("update", [row(21, "Buy", 5, 98.0)])) is None
+    assert reference(frame("insert", [row(2**63, "Buy", 5, 98.0)])) is None
+    assert reference(frame("insert", [row(2**63 - 1, "Buy", 5, 98.0)])) is not None
+    for symbol in ("", None, 7):
+        assert reference(frame("update", [row(21, "Buy", 5) | {"symbol": symbol}])) is None
+    partial = [row(40, "Buy", 1, 97.0), row(41, "Sell", 1, 103.0)]
+    assert reference(frame("partial", partial)) is not None
+    partial[0]["timestamp"] = "2026-12-03T14:00:00.000"
+    assert reference(frame("partial", partial)) is None

@@ -322,7 +322,7 @@ def test_instrument_rows_teach_the_books_their_tick_and_lot() -> None:
 
 
 def test_configured_increments_apply_from_the_first_partial() -> None:
-    from venueguard.core.book import Increments
+    from venueguard.venues.bitmex.book import Increments
 
     rec = Recorder()
     state = MdState(MdStateConfig(increments={"XBTUSD": Increments(tick=0.5, lot=10)}),

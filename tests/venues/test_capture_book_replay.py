@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from reference_book import capture_groups, replay_reference
 
-from venueguard.core.book import BookSet
+from venueguard.venues.bitmex.book import BookSet
 from venueguard.venues.bitmex.messages import TableMessage, decode
 
 

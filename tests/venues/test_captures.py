@@ -10,9 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from venueguard.core.book import APPLIED, BookSet
+from venueguard.core.book import APPLIED
 from venueguard.core.trades import TradeTape
 from venueguard.venues.bitmex import errors
+from venueguard.venues.bitmex.book import BookSet
 from venueguard.venues.bitmex.messages import (
     Action,
     CommandAck,

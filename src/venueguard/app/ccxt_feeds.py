@@ -5,8 +5,9 @@
 ``--sim-url`` when given) and two sources over it:
 
 - :class:`CcxtMarket`: ``watch_order_book`` and ``watch_trades`` loops (fresh data or an
-  explicit recovery, see :mod:`venueguard.ccxt.streams`) read each tick as a
-  :class:`~venueguard.app.ticker.MarketInput`;
+  explicit recovery, see :mod:`venueguard.ccxt.streams`; on bitmex and binanceusdm served by
+  venueguard's own sessions, :mod:`venueguard.ccxt.native`, unless
+  ``VENUEGUARD_NATIVE_STREAMS=0``) read each tick as a :class:`~venueguard.app.ticker.MarketInput`;
 - :class:`CcxtVenue`: a REST probe (``fetch_ticker`` every ``probe_interval_s``) through the
   guarded pipeline, so the venue's health state moves with what the venue answers.
 
@@ -192,7 +193,8 @@ async def open_sources(ctx: MonitorContext) -> tuple[CcxtMarket, CcxtVenue]:
         # a simulator serves the venue's trading API only: no spot wallet lookups at load time
         raw.options = {**raw.options, "fetchCurrencies": False, "fetchMargins": False}
     guard_config = GuardConfig(rules_text=cfg.rules_text,
-                               rules_source=cfg.rules_path or "<rules>")
+                               rules_source=cfg.rules_path or "<rules>",
+                               native_streams=cfg.native_streams)
     exchange = guard(raw, guard_config, events=ctx.events, metrics=ctx.metrics,
                      alerts=ctx.alerts, clock=ctx.clock)
     try:

@@ -87,6 +87,7 @@ VENUE_URLS: Mapping[str, tuple[str, str]] = {
     "bitmex": ("https://www.bitmex.com", "wss://ws.bitmex.com/realtime"),
     "bitmex-testnet": ("https://testnet.bitmex.com", "wss://ws.testnet.bitmex.com/realtime"),
 }
+BINANCE_VENUE_NAMES = frozenset({"binance-usdm", "binance-usdm-testnet"})  # native, watch only
 STOP_TIMEOUT_S = 10.0
 # From a stop request to the process's end, at most (the trader's stop included): past it the
 # process exits with code 1 (see venueguard.app.stop_deadline).
@@ -132,6 +133,7 @@ class MonitorConfig:
     notify: Mapping[str, Mapping[str, object]] = field(default_factory=dict, repr=False)
     log_level: str = "info"
     metrics_venue_label: bool = False
+    native_streams: bool = True  # ccxt:bitmex / ccxt:binanceusdm read by venueguard's sessions
 
     @property
     def loopback_only(self) -> bool:
@@ -158,6 +160,10 @@ class MonitorConfig:
         return self.venue.startswith("ccxt:")
 
     @property
+    def is_binance(self) -> bool:
+        return self.venue in BINANCE_VENUE_NAMES
+
+    @property
     def embedded_sim(self) -> bool:
         return self.is_sim and self.sim_url is None
 
@@ -167,8 +173,13 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
     venue = str(args.venue)
     sim_url = (args.sim_url or "").rstrip("/") or None
     ccxt_venue = venue.startswith("ccxt:")
-    if sim_url is not None and venue != "sim" and not ccxt_venue:
-        raise StartupError("--sim-url needs --venue sim or --venue ccxt:EXCHANGE_ID")
+    binance = venue in BINANCE_VENUE_NAMES
+    if sim_url is not None and venue != "sim" and not ccxt_venue and not binance:
+        raise StartupError("--sim-url needs --venue sim, binance-usdm[-testnet] or "
+                           "--venue ccxt:EXCHANGE_ID")
+    if binance and args.trade == "demo":
+        raise StartupError(f"--trade demo is not available on {venue} (watch only)")
+    symbol = args.symbol or ("BTCUSDT" if binance else "XBTUSD")
     if sim_url is not None and not sim_url.startswith(("http://127.0.0.1", "http://localhost",
                                                        "http://[::1]")):
         raise StartupError("--sim-url must be a loopback http:// URL (the simulator binds "
@@ -224,7 +235,7 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
     alerts = settings.table("alerts")
     thresholds = Thresholds.from_settings(settings)
     config = MonitorConfig(
-        venue=venue, symbol=str(args.symbol).upper(), sim_url=sim_url,
+        venue=venue, symbol=str(symbol).upper(), sim_url=sim_url,
         scenario=str(args.scenario), sim_seed=seed, journal=Path(args.journal),
         host=str(getattr(args, "host", None) or "127.0.0.1"),
         port=int(args.port), log_format=str(args.log_format), trade=str(args.trade),
@@ -240,7 +251,7 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
         metrics_venue_label=settings.value("monitor", "metrics_venue_label") is True,
         rules=rules, rules_text=rules_text, rules_path=rules_path,
         sim_credentials=sim_credentials, redis_url=redis_url,
-        fleet_size=fleet_size)
+        fleet_size=fleet_size, native_streams=env.get("VENUEGUARD_NATIVE_STREAMS", "1") != "0")
     try:
         config.regime_config()
     except ValueError as exc:
@@ -501,6 +512,10 @@ class Monitor:
                 return Endpoints(cfg.venue, cfg.venue)
             return Endpoints(cfg.sim_url, cfg.sim_url.replace("http://", "ws://", 1)
                              + "/realtime")
+        if cfg.is_binance:
+            from venueguard.app.binance_feeds import endpoints
+
+            return Endpoints(*endpoints(cfg.venue, cfg.sim_url))
         if not cfg.is_sim:
             rest, ws = VENUE_URLS[cfg.venue]
             return Endpoints(rest, ws)
@@ -578,6 +593,10 @@ class Monitor:
             from venueguard.app.ccxt_feeds import open_sources as open_ccxt_sources
 
             factory = open_ccxt_sources
+        if factory is None and self.config.is_binance:
+            from venueguard.app.binance_feeds import open_sources as open_binance_sources
+
+            factory = open_binance_sources
         if factory is None:
             from venueguard.app.feeds import open_sources
 

@@ -13,6 +13,8 @@ each call (see the README, "Use it from your bot"):
   journaled before it is sent, never resent blindly, UNKNOWN until the venue settles it);
 * ``watch_order_book`` / ``watch_ticker`` / ``watch_trades`` / ``watch_orders`` /
   ``watch_my_trades``: :class:`~venueguard.ccxt.streams.CcxtStreams` (fresh or recovered);
+  on bitmex and binanceusdm the first three come from venueguard's own sessions instead
+  (:mod:`venueguard.ccxt.native`, ccxt's shapes; ``GuardConfig(native_streams=False)`` opts out);
 * anything else (``market()``, ``amount_to_precision()``, ``has``, ``id`` ...) is ccxt's own.
 
 Usage::
@@ -40,6 +42,7 @@ import ccxt
 
 from venueguard.ccxt.checks import require_ccxt, require_credentials, require_websocket
 from venueguard.ccxt.errors import OrderUnknown
+from venueguard.ccxt.native import NATIVE_KINDS, NATIVE_VENUES, NativeStreams
 from venueguard.ccxt.orders import DEFAULT_JOURNAL, CcxtOrders, OrdersConfig
 from venueguard.ccxt.rest import CcxtRest
 from venueguard.ccxt.streams import CcxtStreams, StreamConfig
@@ -99,6 +102,9 @@ class GuardConfig:
     orders: OrdersConfig = field(default_factory=OrdersConfig)
     rules_text: str | None = None  # a user rules file's text, merged over the venue's rules
     rules_source: str = "<rules>"
+    # bitmex / binanceusdm: watch_order_book, watch_trades, watch_ticker from venueguard's own
+    # sessions (venueguard.ccxt.native); False keeps ccxt's readers under the stream checks
+    native_streams: bool = True
 
 
 class GuardedExchange:
@@ -136,6 +142,11 @@ class GuardedExchange:
         self.orders = CcxtOrders(exchange, self.rest, facts, cfg.orders,
                                  journal=DEFAULT_JOURNAL if journal is True else journal,
                                  clock=clock, rng=rng)
+        self.native: NativeStreams | None = None
+        if cfg.native_streams and exchange_id in NATIVE_VENUES:
+            self.native = NativeStreams(
+                exchange, self.notify, load_markets=lambda: self.load_markets(),
+                max_age_s=cfg.streams.max_age_s.get("orderbook", 5.0), clock=clock)
 
     # ---- ccxt's surface ---------------------------------------------------------------------
 
@@ -184,6 +195,7 @@ class GuardedExchange:
         kind = _WATCH_KINDS[snake]
         streams = self.streams
         orders = self.orders
+        native = self.native
 
         checked = False
 
@@ -206,6 +218,8 @@ class GuardedExchange:
             symbol = args[0] if args and isinstance(args[0], str) else kwargs.get("symbol")
             if kind in ("orders", "mytrades"):
                 return private(str(symbol or "*"), args, kwargs)
+            if native is not None and kind in NATIVE_KINDS and symbol:
+                return native.watch(kind, str(symbol), args, kwargs)
             return streams.watch(kind, str(symbol or "*"), attr, args, kwargs)
 
         watch.__name__ = snake
@@ -326,6 +340,8 @@ class GuardedExchange:
 
     def is_fresh(self, kind: str, symbol: str) -> bool:
         """Whether ``orderbook`` / ``ticker`` / ``trades`` of ``symbol`` is fresh now."""
+        if self.native is not None and kind in NATIVE_KINDS:
+            return self.native.is_fresh(kind, symbol)
         return self.streams.is_fresh(kind, symbol)
 
     @property
@@ -341,6 +357,8 @@ class GuardedExchange:
         """Stop the order tasks, close ccxt's connections and wait for pending closes."""
         await self.orders.aclose()
         try:
+            if self.native is not None:
+                await self.native.aclose()
             await self.raw.close()
         finally:
             await self.streams.aclose()

@@ -18,7 +18,7 @@ Rules: a data message that fails a check (stale, future, reorder, duplicate) is 
 (``data.rejected``) and dropped; so is one that is impossible on its face (not decodable, an
 unknown action, a missing or unparseable server ``timestamp`` on a table that carries one, a
 price or size that is not finite and positive or off the instrument's tick or lot, an id of the
-wrong type: see :mod:`venueguard.core.book`). Tables documented to carry no timestamp
+wrong type: see :mod:`venueguard.venues.bitmex.book`). Tables documented to carry no timestamp
 (``MdStateConfig.untimed_tables``) are checked by arrival order only. Any refusal of data
 that belonged to a book (and was not a duplicate) invalidates the book and requests a
 resync, because the book would otherwise miss that change. For book
@@ -40,11 +40,8 @@ from typing import Any
 from venueguard.core.book import (
     APPLIED,
     INVALID_REASONS,
+    MALFORMED_ROW,
     BookConfig,
-    BookSet,
-    Increments,
-    LegacyIds,
-    OrderBook,
     price_problem,
     size_problem,
 )
@@ -59,6 +56,7 @@ from venueguard.io.md_events import (
     TableData,
     TopOfBook,
 )
+from venueguard.venues.bitmex.book import BookSet, Increments, L2Book, LegacyIds
 from venueguard.venues.bitmex.messages import (
     Action,
     Message,
@@ -87,6 +85,14 @@ BAD_TIMESTAMP = "bad_timestamp"
 UNTIMED_TABLES = frozenset({
     "liquidation", "connected", "chat", "announcement", "publicNotifications",
     "privateNotifications", "order", "execution", "position", "margin", "wallet", "transact",
+})
+
+# Market tables whose every row names its instrument: a row without a non-empty ``symbol`` is
+# refused with its message (counted), never dropped unseen.
+SYMBOL_TABLES = frozenset({
+    "trade", "quote", "instrument", "orderBook10", "liquidation", "funding", "settlement",
+    "tradeBin1m", "tradeBin5m", "tradeBin1h", "tradeBin1d", "quoteBin1m", "quoteBin5m",
+    "quoteBin1h", "quoteBin1d",
 })
 
 
@@ -155,7 +161,7 @@ class MdState:
         self._last_table: str | None = None  # one-entry cache of the channel lookup
         self._last_symbol: str | None = None
         self._last_channel = ""
-        self._last_book: OrderBook | None = None
+        self._last_book: L2Book | None = None
         self._ts_text = ""
         self._ts_ms: int | None = None
 
@@ -224,7 +230,7 @@ class MdState:
         action = msg.action
         if symbol is None and rows:
             first = rows[0].get("symbol")
-            symbol = first if type(first) is str else None
+            symbol = first if type(first) is str and first else None
         # One-entry cache of the channel and book of the last message (compared by value:
         # decoded strings are new objects every time).
         if table == self._last_table and symbol == self._last_symbol:
@@ -276,7 +282,8 @@ class MdState:
         elif action is _PARTIAL:
             self._on_book(self.books[table], table, msg, now)
             return self.resync_reason is not None
-        if len(rows) != 1 and not all(r.get("symbol") == symbol for r in rows):
+        if rows[0].get("symbol") != symbol or (
+                len(rows) != 1 and not all(r.get("symbol") == symbol for r in rows)):
             self._on_book(self.books[table], table, msg, now)
             return self.resync_reason is not None
         # The hot path: one symbol's delta applied straight to its book.
@@ -330,7 +337,7 @@ class MdState:
             return Verdict.STALE.value
         return None
 
-    def _top_changed(self, book: OrderBook, table: str, symbol: str, now: float) -> None:
+    def _top_changed(self, book: L2Book, table: str, symbol: str, now: float) -> None:
         key = (table, symbol)
         self._top_seen[key] = book.top_changes
         spread = book.spread()
@@ -345,6 +352,9 @@ class MdState:
     def _on_other(self, msg: TableMessage, table: str, symbol: str | None,
                   rows: list[dict[str, Any]], now: float) -> None:
         """An accepted message of a table that is not a level-2 book."""
+        if table in SYMBOL_TABLES and not all(_named(row) for row in rows):
+            self._refuse(MALFORMED_ROW, table, symbol, rows, now)  # whose row it was is unknown
+            return
         if table == "trade" and rows:
             for row in rows:
                 problem = (price_problem(row.get("price"), None)
@@ -474,6 +484,11 @@ def _by_symbol(rows: list[dict[str, Any]], symbol: str | None) -> dict[str, list
         if type(sym) is str:
             out.setdefault(sym, []).append(row)
     return out
+
+
+def _named(row: dict[str, Any]) -> bool:
+    symbol = row.get("symbol")
+    return type(symbol) is str and symbol != ""
 
 
 def _timestamp_problem(rows: list[dict[str, Any]]) -> str | None:

@@ -1,4 +1,12 @@
-"""The BitMEX market-data session: a websocket that never dies silently nor passes stale as fresh.
+"""The market-data session: a websocket that never dies silently nor passes stale as fresh.
+
+One loop (connect, subscribe, pump, watchdog, reconnect and resync) for every venue; the venue's
+parts are a few methods a subclass replaces (:meth:`MarketDataSession._make_state`, the
+pipeline of :class:`~venueguard.io.md_pipeline.MdPipeline` shape;
+:meth:`MarketDataSession._start_session`, :meth:`MarketDataSession._on_control`,
+:meth:`MarketDataSession._send_ping`, :meth:`MarketDataSession._default_rules`). This class
+speaks BitMEX; :class:`~venueguard.io.binance_session.BinanceMarketDataSession` speaks Binance
+USDⓈ-M through the same loop.
 
 Usage (call order)::
 
@@ -32,13 +40,12 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 from venueguard.core.backoff import Backoff, BackoffConfig, RandomSource
-from venueguard.core.book import Increments, LegacyIds
 from venueguard.core.classify import Action, Classification, Kind, Outcome, classify
 from venueguard.core.liveness import DEFAULT_QUIET_CHANNELS, LivenessConfig, SendPing, Stale
 from venueguard.core.liveness import Fresh as FreshDecision
@@ -48,6 +55,7 @@ from venueguard.io import md_events as ev
 from venueguard.io.clock import SYSTEM_CLOCK, Clock, LoopLag, SystemClock
 from venueguard.io.errors import StreamError
 from venueguard.io.fleet_link import OpenGate
+from venueguard.io.md_pipeline import MdPipeline
 from venueguard.io.md_state import MdSink, MdState, MdStateConfig
 from venueguard.io.md_views import BookView, EventStream
 from venueguard.io.notify import Notifier
@@ -56,6 +64,7 @@ from venueguard.io.ws_transport import ConnectFailed, WsConnection, WsConnector,
 from venueguard.telemetry.alerts import Alerts
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
+from venueguard.venues.bitmex.book import Increments, LegacyIds
 from venueguard.venues.bitmex.messages import CommandAck, ErrorFrame, Message, SubscribeAck
 from venueguard.venues.bitmex.rules import bitmex_rules
 from venueguard.venues.bitmex.topics import BOOK_L2_TABLES, auth_op, encode, subscribe_op
@@ -103,6 +112,9 @@ class MdConfig:
     check_timestamps: bool = True  # False when replaying recorded data (old timestamps)
     # tick/lot per symbol, checked on every book row (also learned from `instrument` rows)
     increments: Mapping[str, Increments] = field(default_factory=dict)
+    # reconnect before the venue's own connection lifetime ends (None: no limit)
+    max_connection_age_s: float | None = None
+    rest_url: str | None = None  # REST base, for venues whose books start from a REST snapshot
 
     def __post_init__(self) -> None:
         if self.keepalive_ping_s is not None and not self.keepalive_ping_s > 0:
@@ -134,17 +146,14 @@ class MarketDataSession:
         self.notify = Notifier(events, metrics, alerts)
         if config.api_secret:
             self.notify.events.register_secret(config.api_secret)  # never logged, even by mistake
-        self.rules = config.rules or bitmex_rules()
+        self.rules = config.rules or self._default_rules()
         self.book_max_age_s = config.book_max_age_s or config.liveness.max_data_age_s
         self._connector = connector
         self._backoff = Backoff(config.backoff, rng or random.Random())
         self._opens = OpenRateLimiter(config.max_opens_per_hour, 3600.0)
         self.lag = lag or LoopLag(clock)
         self._sink = MdSink(log=self.notify.log, on_rejected=self._on_rejected)
-        self.state = MdState(MdStateConfig(
-            liveness=config.liveness, book_max_age_s=self.book_max_age_s, tape=config.tape,
-            legacy_ids=config.legacy_ids, check_timestamps=config.check_timestamps,
-            increments=config.increments), self._sink)
+        self.state: MdPipeline = self._make_state()
         self.failed_topics: dict[str, str] = {}
         self.live = False  # connected, subscribed and not stale
         self.attempt = 0
@@ -164,6 +173,25 @@ class MarketDataSession:
         self._closed_conn = False
         self._own_lag = lag is None
         self._serial = 0  # connection number; frames of an older connection are ignored
+        # called after every frame is taken in (e.g. to wake readers waiting for new data)
+        self.on_data: Callable[[], None] | None = None
+
+    # ---- the venue's parts (a session of another venue overrides these) -------------------------
+
+    def _default_rules(self) -> RuleSet:
+        return bitmex_rules()
+
+    def _make_state(self) -> MdPipeline:
+        config = self.config
+        return MdState(MdStateConfig(
+            liveness=config.liveness, book_max_age_s=self.book_max_age_s, tape=config.tape,
+            legacy_ids=config.legacy_ids, check_timestamps=config.check_timestamps,
+            increments=config.increments), self._sink)
+
+    def _send_ping(self, conn: WsConnection) -> None:
+        """BitMEX's heartbeat: the text ``ping`` (answered by ``pong``) and a protocol ping."""
+        conn.send_text(b"ping")
+        conn.send_ping()
 
     # ---- public API ---------------------------------------------------------------------------
 
@@ -197,7 +225,7 @@ class MarketDataSession:
     def trades(self, symbol: str) -> TradeTape | None:
         return self.state.tapes.get(symbol)
 
-    def quote(self, symbol: str) -> dict[str, Any] | None:
+    def quote(self, symbol: str) -> Mapping[str, Any] | None:
         return self.state.quotes.get(symbol)
 
     @property
@@ -393,10 +421,14 @@ class MarketDataSession:
         subscribe_deadline = clock.monotonic() + cfg.subscribe_timeout_s
         next_tick = clock.monotonic()
         next_keepalive = next_tick + min(1.0, cfg.keepalive_ping_s or 0.0)  # first one soon
+        age_limit = (None if cfg.max_connection_age_s is None
+                     else clock.monotonic() + cfg.max_connection_age_s)
         while True:
             now = clock.monotonic()
             if self._stopping:
                 self._end("stopped")
+            if age_limit is not None and now >= age_limit:
+                self._end("connection age limit")  # the venue would close it: reconnect first
             if self._closed_conn:
                 self._closed_conn = False
                 self._end("closed by peer")
@@ -413,7 +445,8 @@ class MarketDataSession:
                 conn.send_ping()  # the pong arrives through on_pong_frame
                 next_keepalive = now + cfg.keepalive_ping_s
             deadline = min(d for d in (state.liveness.next_deadline(), next_tick,
-                                       subscribe_deadline if self._pending_acks else None)
+                                       subscribe_deadline if self._pending_acks else None,
+                                       age_limit)
                            if d is not None)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -427,8 +460,7 @@ class MarketDataSession:
                 now = clock.monotonic()
             for decision in state.liveness.poll(now):
                 if isinstance(decision, SendPing):
-                    conn.send_text(b"ping")
-                    conn.send_ping()
+                    self._send_ping(conn)
                 elif isinstance(decision, Stale):
                     self._on_stale(decision)
                 elif isinstance(decision, FreshDecision):
@@ -586,12 +618,16 @@ class _Frames:
         self._wake = session._wake.set
 
     def on_text(self, payload: bytes) -> None:
-        if self._serial != self._session._serial:
+        session = self._session
+        if self._serial != session._serial:
             return
         wall_ms = self._wall_ms
         if self._on_frame(payload, self._monotonic(),
                           _time_ns() // 1_000_000 if wall_ms is None else wall_ms()):
             self._wake()  # a control frame or a resync needs the watchdog
+        on_data = session.on_data
+        if on_data is not None:
+            on_data()
 
     def on_pong_frame(self) -> None:
         if self._serial == self._session._serial:

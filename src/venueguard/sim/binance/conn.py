@@ -101,6 +101,15 @@ class BinanceConn(SenderConnection):
     def sent(self) -> int:
         return self._sender.sent_frames if self._sender is not None else 0
 
+    @property
+    def queued(self) -> int:
+        return len(self._sender) if self._sender is not None else 0
+
+    async def wait_below(self, low_water: int) -> None:
+        """Wait until at most ``low_water`` frames are queued (a replay's back-pressure)."""
+        if self._sender is not None and not self.closed:
+            await self._sender.wait_below(low_water)
+
     def _clear(self) -> None:
         if self._sender is not None:
             self._sender.clear()

@@ -4,18 +4,28 @@
 - ``<url> -> <receive ts>: <json>``: a REST answer; a depth snapshot (``lastUpdateId``, ``bids``,
   ``asks``) of the URL's ``symbol`` is served by ``GET /fapi/v1/depth`` (cut to ``limit``);
 - ``<receive ts>: <json>`` or a bare JSON line: a websocket frame, combined
-  (``{"stream", "data"}``) or a raw event (its stream is derived from ``e`` and ``s``);
-- anything else (the recorder's URL and configuration lines) is skipped.
-Each websocket connection gets the recorded events of the streams it subscribed, from the start of
-the recording, spaced by their ``E`` times divided by ``speed`` (0: as fast as it reads them).
-A client that follows Binance's book procedure on this replay rebuilds the book the recording
-describes.
+  (``{"stream", "data"}``) or a raw event;
+- a line naming the recorded websocket URL (``wss://.../ws/<stream>`` or
+  ``.../stream?streams=a/b``): the capture's stream names, kept for its raw events (a raw
+  ``depthUpdate`` recorded from ``/ws/btcusdt@depth@100ms`` is a ``btcusdt@depth@100ms`` event;
+  without such a line it is ``<symbol>@depth``, the venue's default cadence);
+- anything else (the recorder's configuration lines) is skipped.
+
+Every subscription gets the recorded events of its stream from the start of the recording,
+spaced by their ``E`` times divided by ``speed`` (0: as fast as the client reads them: the
+replay waits for a slow reader rather than dropping it), whenever it is made: a stream
+subscribed seconds after another on the same connection starts where the other started, so the
+recorded depth snapshot is consistent with where its replay starts and it syncs too. A depth
+subscription at a cadence the capture does not have gets the capture's depth events of that
+symbol (their ``U``/``u``/``pu`` chain is what a client syncs on). A client that follows
+Binance's book procedure on this replay rebuilds the book the recording describes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,9 +64,11 @@ def _split_line(line: str) -> tuple[str | None, str] | None:
     return url, line[start:]
 
 
-def _key_of(frame: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """(fan-out key, event): the combined frame's stream, else one derived from the event (a
-    raw depth event counts as ``<symbol>@depth``, the 250 ms cadence)."""
+def _key_of(frame: dict[str, Any], recorded: Mapping[tuple[str, str], str]
+            ) -> tuple[str, dict[str, Any]] | None:
+    """(fan-out key, event): the combined frame's stream; else the stream of the recorded URL
+    carrying this symbol and kind; else one derived from the event (a raw depth event then
+    counts as ``<symbol>@depth``, the 250 ms cadence)."""
     data = frame.get("data", frame)
     if not isinstance(data, dict):
         return None
@@ -68,14 +80,40 @@ def _key_of(frame: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     symbol = data.get("s")
     if kind is None or not isinstance(symbol, str):
         return None
-    key = stream_key(f"{symbol.lower()}@{kind}")
+    named = recorded.get((symbol.lower(), kind))
+    key = stream_key(named or f"{symbol.lower()}@{kind}")
     return (key, data) if key is not None else None
+
+
+def _recorded_streams(line: str) -> list[str]:
+    """The stream names in a recorded websocket URL line (none when it names none)."""
+    start = line.find("ws://") if "ws://" in line else line.find("wss://")
+    if start < 0:
+        return []
+    parts = urlsplit(line[start:].split()[0])
+    names = parse_qs(parts.query).get("streams", [""])[0].split("/") if parts.query else []
+    path = parts.path.rstrip("/")
+    if "/ws/" in path + "/" and not names:
+        names = [path.rsplit("/", 1)[1]]
+    return [n for n in names if stream_key(n) is not None]
 
 
 class BinanceRecording:
     def __init__(self, events: list[Recorded], snapshots: dict[str, dict[str, Any]]) -> None:
         self.events = events
         self.snapshots = snapshots
+        self.keys = frozenset(e.key for e in events)
+
+    def source_key(self, key: str) -> str | None:
+        """The recorded key that serves a subscription to ``key``: itself when recorded; for a
+        depth cadence the capture lacks, the capture's depth stream of that symbol (if one)."""
+        if key in self.keys:
+            return key
+        symbol, _, kind = key.partition("@")
+        if not kind.startswith("depth"):
+            return None
+        found = sorted(k for k in self.keys if k.startswith(f"{symbol}@depth"))
+        return found[0] if found else None
 
     @classmethod
     def load(cls, paths: str | Path) -> BinanceRecording:
@@ -87,17 +125,22 @@ class BinanceRecording:
                 text = path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise ReplayError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            recorded: dict[tuple[str, str], str] = {}  # (symbol, kind) -> the file's stream
             for number, line in enumerate(text.splitlines(), 1):
-                cls._line(path, number, line, events, snapshots)
+                cls._line(path, number, line, events, snapshots, recorded)
         if not events and not snapshots:
             raise ReplayError(f"{paths}: no Binance events or depth snapshots found")
         return cls(events, snapshots)
 
     @staticmethod
     def _line(path: Path, number: int, line: str, events: list[Recorded],
-              snapshots: dict[str, dict[str, Any]]) -> None:
+              snapshots: dict[str, dict[str, Any]],
+              recorded: dict[tuple[str, str], str]) -> None:
         parts = _split_line(line)
         if parts is None:
+            for name in _recorded_streams(line):
+                symbol, _, kind = name.partition("@")
+                recorded[(symbol, kind.partition("@")[0])] = name
             return
         url, text = parts
         try:
@@ -112,7 +155,7 @@ class BinanceRecording:
             if symbol:
                 snapshots.setdefault(symbol, obj)
             return
-        keyed = _key_of(obj)
+        keyed = _key_of(obj, recorded)
         if keyed is None:
             return
         key, data = keyed
@@ -141,19 +184,23 @@ class BinanceRecording:
 
 
 class ReplayPlayer:
-    """Sends the recording to one connection (its subscribed streams only)."""
+    """Sends one subscription of one connection its stream of the recording, from the start."""
 
     def __init__(self, recording: BinanceRecording, hub: StreamHub, conn: BinanceConn, *,
-                 speed: float) -> None:
+                 speed: float, key: str) -> None:
         self.recording = recording
         self.hub = hub
         self.conn = conn
         self.speed = speed
+        self.key = key  # the subscription's fan-out key
+        self.source = recording.source_key(key)  # the recorded key it is served from
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        if self.source is None:
+            return  # the recording has nothing for this stream
         self._task = asyncio.get_running_loop().create_task(
-            self._play(), name=f"sim-binance-replay-{self.conn.serial}")
+            self._play(), name=f"sim-binance-replay-{self.conn.serial}-{self.key}")
 
     def cancel(self) -> None:
         if self._task is not None:
@@ -165,10 +212,15 @@ class ReplayPlayer:
         loop = asyncio.get_running_loop()
         start_real = loop.time()
         first_ts: int | None = None
+        source, key = self.source, self.key
+        events = [e for e in self.recording.events if e.key == source]
+        high_water = max(1, conn.max_queue // 2)
         with contextlib.suppress(asyncio.CancelledError):
-            for index, event in enumerate(self.recording.events):
+            for index, event in enumerate(events):
                 if conn.closed:
                     return
+                if conn.queued >= high_water:
+                    await conn.wait_below(high_water // 2)  # a slow reader: wait, never drop
                 if self.speed > 0 and event.ts_ms:
                     first_ts = event.ts_ms if first_ts is None else first_ts
                     due = start_real + (event.ts_ms - first_ts) / 1000.0 / self.speed
@@ -177,4 +229,4 @@ class ReplayPlayer:
                         await asyncio.sleep(delay)
                 elif index % 200 == 0:
                     await asyncio.sleep(0)
-                hub.publish_raw(conn, event.key, event.data, event.depth)
+                hub.publish_raw(conn, key, event.data, event.depth)

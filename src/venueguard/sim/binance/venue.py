@@ -74,7 +74,7 @@ class BinanceVenue:
         self._next_check_s = 0.0
         path = server.config.replay_path
         self.recording = BinanceRecording.load(path) if path is not None else None
-        self._players: dict[int, ReplayPlayer] = {}
+        self._players: dict[tuple[int, str], ReplayPlayer] = {}
         if self.recording is not None:
             self.feed.public = False
 
@@ -180,18 +180,20 @@ class BinanceVenue:
             return None
         return self.recording.depth(symbol, limit)
 
-    def start_replay(self, conn: BinanceConn) -> None:
-        if self.recording is None or conn.serial in self._players:
+    def start_replay(self, conn: BinanceConn, key: str) -> None:
+        """Replay ``key`` (a fan-out key) to ``conn`` from the recording's start."""
+        if self.recording is None or (conn.serial, key) in self._players:
             return
         player = ReplayPlayer(self.recording, self.hub, conn,
-                              speed=self.server.config.replay_speed)
-        self._players[conn.serial] = player
+                              speed=self.server.config.replay_speed, key=key)
+        self._players[(conn.serial, key)] = player
         player.start()
 
-    def stop_replay(self, conn: BinanceConn) -> None:
-        player = self._players.pop(conn.serial, None)
-        if player is not None:
-            player.cancel()
+    def stop_replay(self, conn: BinanceConn, key: str | None = None) -> None:
+        """Stop replaying ``key`` to ``conn`` (every stream when None)."""
+        for player_key in [k for k in self._players
+                           if k[0] == conn.serial and (key is None or k[1] == key)]:
+            self._players.pop(player_key).cancel()
 
     def truth(self) -> dict[str, Any]:
         return {"ws_open": len(self.hub.connections), "ws_opened_total": self.hub.opened_total,

@@ -281,7 +281,7 @@ class StreamHub:
             return
         conn.streams[key] = name
         self._index.setdefault(key, set()).add(conn)
-        self.venue.start_replay(conn)
+        self.venue.start_replay(conn, key)
 
     def _remove_stream(self, conn: BinanceConn, name: str) -> None:
         key = stream_key(name)
@@ -291,4 +291,5 @@ class StreamHub:
         group = self._index.get(key)
         if group is not None:
             group.discard(conn)
+        self.venue.stop_replay(conn, key)
 

@@ -1,0 +1,1 @@
+"""Binance USDⓈ-M: market-data decoding and the documented depth sync."""

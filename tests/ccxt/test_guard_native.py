@@ -1,0 +1,95 @@
+"""Guarded streams served natively: on bitmex and binanceusdm, ``watch_order_book``,
+``watch_trades`` and ``watch_ticker`` come from venueguard's own sessions in ccxt's shapes, and
+ccxt's reader is never started; other venues and ``native_streams=False`` keep ccxt's."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import ccxt
+import ccxt.pro as ccxt_pro
+import pytest
+
+from venueguard.ccxt import guard
+from venueguard.sim.binance.testing import point_ccxt, running_binance_sim
+from venueguard.telemetry.events import EventLog
+
+from ccxt_testkit import SYMBOL, SimFactory, bitmex, close, quick_config
+
+pytestmark = pytest.mark.system
+
+
+def assert_book_shape(book: dict[str, object], symbol: str) -> None:
+    assert {"bids", "asks", "timestamp", "datetime", "nonce", "symbol"} <= set(book)
+    assert book["symbol"] == symbol and isinstance(book["timestamp"], int)
+    bids, asks = book["bids"], book["asks"]
+    assert isinstance(bids, list) and isinstance(asks, list) and bids and asks
+    assert [p for p, _ in bids] == sorted((p for p, _ in bids), reverse=True)
+    assert [p for p, _ in asks] == sorted(p for p, _ in asks)
+    assert bids[0][0] < asks[0][0] and all(s > 0 for _, s in bids + asks)
+
+
+async def test_bitmex_streams_come_from_the_native_session(sim_server: SimFactory) -> None:
+    sim = await sim_server(rate=200.0)
+    exchange = bitmex(sim, events=EventLog())
+    try:
+        assert exchange.native is not None
+        first = await asyncio.wait_for(exchange.watch_order_book(SYMBOL), 10.0)
+        assert_book_shape(first, SYMBOL)
+        book = await asyncio.wait_for(exchange.watch_order_book(SYMBOL), 5.0)
+        assert book["nonce"] > first["nonce"]  # a later call returns newer data
+        top = await asyncio.wait_for(exchange.watch_order_book(SYMBOL, 3), 5.0)
+        assert len(top["bids"]) == 3 and len(top["asks"]) == 3
+        feed = exchange.native._feeds[SYMBOL]
+        view = feed.session.book(feed.market_id)
+        bids, asks = view.book.depth(3)
+        assert top["bids"] == [[p, s] for p, s in bids] and top["asks"] == [[p, s] for p, s in asks]
+        trades = await asyncio.wait_for(exchange.watch_trades(SYMBOL), 10.0)
+        assert trades and {"id", "symbol", "timestamp", "side", "price", "amount"} <= set(trades[0])
+        assert trades[0]["symbol"] == SYMBOL and trades[0]["side"] in ("buy", "sell")
+        ticker = await asyncio.wait_for(exchange.watch_ticker(SYMBOL), 5.0)
+        assert ticker["bid"] < ticker["ask"] and ticker["symbol"] == SYMBOL
+        assert exchange.is_fresh("orderbook", SYMBOL)
+        assert not exchange.raw.clients  # ccxt's reader was never started
+    finally:
+        await close(exchange)
+
+
+async def test_an_unknown_symbol_raises_as_ccxt_does(sim_server: SimFactory) -> None:
+    sim = await sim_server(rate=50.0)
+    exchange = bitmex(sim)
+    try:
+        with pytest.raises(ccxt.BadSymbol):
+            await asyncio.wait_for(exchange.watch_order_book("NOPE/USD:BTC"), 10.0)
+    finally:
+        await close(exchange)
+
+
+async def test_opting_out_keeps_ccxts_reader(sim_server: SimFactory) -> None:
+    sim = await sim_server(rate=50.0)
+    exchange = bitmex(sim, config=replace(quick_config(), native_streams=False))
+    try:
+        assert exchange.native is None
+        book = await asyncio.wait_for(exchange.watch_order_book(SYMBOL), 10.0)
+        assert book["bids"] and exchange.raw.clients
+    finally:
+        await close(exchange)
+
+
+async def test_binanceusdm_streams_come_from_the_native_session() -> None:
+    async with running_binance_sim(rate_msgs_s=200.0) as sim:
+        raw = ccxt_pro.binanceusdm()
+        point_ccxt(raw, sim.base_url)
+        async with guard(raw) as exchange:
+            symbol = "BTC/USDT:USDT"
+            book = await asyncio.wait_for(exchange.watch_order_book(symbol), 10.0)
+            assert_book_shape(book, symbol)
+            feed = exchange.native._feeds[symbol]
+            assert book["nonce"] == feed.session.binance.depth.syncs["BTCUSDT"].last_id
+            trades = await asyncio.wait_for(exchange.watch_trades(symbol), 10.0)
+            assert trades and trades[0]["symbol"] == symbol
+            assert isinstance(trades[0]["timestamp"], int)
+            ticker = await asyncio.wait_for(exchange.watch_ticker(symbol), 5.0)
+            assert ticker["bid"] < ticker["ask"]
+            assert not raw.clients
