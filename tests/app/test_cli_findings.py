@@ -116,7 +116,7 @@ def test_monitor_help_lists_every_venue_and_what_it_refuses(tmp_path: Path) -> N
     done = venueguard(tmp_path, "monitor", "--help")
     assert done.returncode == 0
     text = done.stdout
-    assert "--venue sim|bitmex|bitmex-testnet|ccxt:ID" in text
+    assert "--venue sim|bitmex|bitmex-testnet|binance-usdm|binance-usdm-testnet|ccxt:ID" in text
     for word in ("bitmex-testnet", "ccxt:EXCHANGE_ID", "It refuses", "--symbol the venue does",
                  "--fleet-size without --redis", "states the", "loopback"):
         assert word in " ".join(text.split()), word
