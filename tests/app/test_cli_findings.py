@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,6 +138,10 @@ def test_the_monitor_stops_on_sigterm_while_the_simulator_floods_it(tmp_path: Pa
             for line in proc.stdout:
                 if json.loads(line)["event"] == "ws.subscribed":
                     break
+            # keep reading its event log: a full pipe would block the monitor's writes, which
+            # is the reader's doing, not the monitor's
+            drain = threading.Thread(target=proc.stdout.read, daemon=True)
+            drain.start()
             time.sleep(3.0)
             sent = time.monotonic()
             proc.send_signal(signal.SIGTERM)
