@@ -270,3 +270,26 @@ def test_an_execution_credited_once_stays_once_across_restarts(tmp_path: Path) -
             journal.sync(rebuilt)
         assert rebuilt.position("XBTUSD") == 3
         assert sum(o.cum_qty for o in rebuilt.orders.values()) == 3
+
+
+def test_unsettled_symbols_include_a_filled_order_whose_execution_is_not_journaled(
+        tmp_path: Path) -> None:
+    # Killed after an order's row showed it filled, before its execution was fetched: the
+    # restart must still fetch that symbol's executions, though no order is unfinished.
+    table = new_table()
+    with Journal.open(tmp_path / "j.db") as journal:
+        done = table.new_order("XBTUSD", "Buy", 100, 100.0, now=0.0, wall_ms=1)
+        settled = table.new_order("ETHUSD", "Sell", 5, 10.0, now=0.0, wall_ms=2)
+        resting = table.new_order("SOLUSD", "Buy", 1, 1.0, now=0.0, wall_ms=3)
+        for order in (done, settled, resting):
+            journal.record_intent(order)
+            table.on_submitted(order.cl_ord_id, 0.1)
+            table.on_acked(order.cl_ord_id, "o-" + order.cl_ord_id, 0.2)
+        table.on_order_report(OrderReport(done.cl_ord_id, None, OrderStatus.FILLED,
+                                          filled_qty=100), 0.3)
+        table.on_fill_report(FillReport("x1", settled.cl_ord_id, None, 5, 10.0, "ETHUSD",
+                                        "Sell", leaves_qty=0), 0.3)
+        journal.sync(table)
+        assert table.orders[done.cl_ord_id].state is S.FILLED
+        assert table.orders[settled.cl_ord_id].state is S.FILLED
+        assert journal.unsettled_symbols() == ["SOLUSD", "XBTUSD"]
