@@ -386,3 +386,18 @@ def test_an_order_adopted_from_its_fills_takes_the_fills_order_quantity() -> Non
     t = table.on_fill_report(last, 1.1)
     assert t is not None and t.to_state is S.FILLED and t.anomaly is None   # no overfill
     assert table.position("XBTUSD") == -300
+
+
+def test_an_execution_is_credited_to_one_order_only() -> None:
+    table = make_table()
+    cl = placed(table, qty=3)
+    table.on_ambiguous(cl, "timeout", 0.2)          # in doubt: its venue id is not known
+    fill = FillReport("t1:v9", None, "v9", 3, 100.0, "XBTUSD", "Buy", leaves_qty=None)
+    stand_in = table.adopt(fill, 0.3, 2_000)
+    assert table.on_fill_report(fill, 0.3) is not None
+    table.on_order_report(OrderReport(cl, "v9", OrderStatus.FILLED, symbol="XBTUSD",
+                                      side="Buy", qty=3, filled_qty=3), 0.4)
+    again = FillReport("t1:v9", cl, "v9", 3, 100.0, "XBTUSD", "Buy", leaves_qty=None)
+    assert table.on_fill_report(again, 0.5) is None
+    assert stand_in.cum_qty == 3 and table.orders[cl].cum_qty == 0
+    assert table.position("XBTUSD") == 3

@@ -21,6 +21,7 @@ from venueguard.core.reconcile import (
     ResendCancel,
     Resolved,
 )
+from venueguard.core.reports import FillReport, OrderReport, OrderStatus
 
 S = OrderState
 CFG = ReconcileConfig(visibility_grace_s=5.0, unknown_window_s=60.0, query_interval_s=5.0,
@@ -405,3 +406,24 @@ def test_a_complete_history_proves_absence_only_past_the_visibility_horizon() ->
     assert table.orders[cl].state is S.UNKNOWN                   # past the window, not the horizon
     rec.on_order_history([], 31.5, 0, start_wall_ms=0, complete=True, asked_at=31.0)
     assert table.orders[cl].state is S.REJECTED
+
+
+def test_a_fill_naming_only_a_venue_id_waits_while_an_order_of_ours_is_in_doubt() -> None:
+    # Binance's trade rows carry no client id, and an order of ours answered by a timeout may
+    # still be hidden from queries: adopting the fill by venue id would make a second local
+    # order of ours, and the fill would be credited to both once ours shows its venue id.
+    table, rec = setup()
+    cl = new(table, 0.0, qty=3)
+    table.on_ambiguous(cl, "timeout", 1.0)
+    fill = FillReport("t1:v9", None, "v9", 3, 100.0, "XBTUSD", "Buy", leaves_qty=None)
+    rec.on_fill_reports([fill], 2.0, 0)
+    assert set(table.orders) == {cl} and rec.adopted == 0 and table.position("XBTUSD") == 0
+    rec.on_order_lookup([cl], [OrderReport(cl, "v9", OrderStatus.FILLED, symbol="XBTUSD",
+                                           side="Buy", qty=3, filled_qty=3)], 3.0, 0)
+    assert FetchExecutions(None, 1_000_000 - CFG.history_margin_ms) in rec.poll(3.0, 0)
+    rec.on_fill_reports([fill], 4.0, 0)                 # the fetch again: found by venue id
+    assert set(table.orders) == {cl} and table.orders[cl].cum_qty == 3
+    assert table.position("XBTUSD") == 3
+    other = FillReport("t2:v10", None, "v10", 1, 100.0, "XBTUSD", "Sell", leaves_qty=None)
+    rec.on_fill_reports([other], 5.0, 0)                # nothing of ours in doubt: adopted
+    assert rec.adopted == 1 and table.position("XBTUSD") == 2

@@ -8,12 +8,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bitmex_rows import adopt, on_execution_row, on_order_row
 from venueguard.core.orders import ClOrdIdGenerator, OrderState, OrderTable
+from venueguard.core.reports import FillReport, OrderReport, OrderStatus
 from venueguard.io.journal import (
     SCHEMA_VERSION,
     Journal,
@@ -238,3 +240,56 @@ def test_adopted_order_gets_its_row_from_its_first_transition(tmp_path: Path) ->
         journal.sync(table)
         (order,) = journal.unfinished_orders()
         assert order.adopted and order.cl_ord_id == "venue:v9" and order.order_id == "v9"
+
+
+def test_an_execution_credited_once_stays_once_across_restarts(tmp_path: Path) -> None:
+    # A fill without a client id, for an order of ours still in doubt (its venue id unknown),
+    # was adopted as venue:v56; then the order's own report named v56 and the same fill came
+    # again under its client id. Crediting it twice doubled the position, and since the journal
+    # keeps each exec id once, every restart credited it to our order again.
+    path = tmp_path / "j.db"
+    table = new_table()
+    fill = FillReport("t7:v56", None, "v56", 3, 100.0, "XBTUSD", "Buy", leaves_qty=None)
+    with Journal.open(path) as journal:
+        ours = table.new_order("XBTUSD", "Buy", 3, 100.0, now=0.0, wall_ms=1)
+        journal.record_intent(ours)
+        table.on_submitted(ours.cl_ord_id, 0.1)
+        table.on_ambiguous(ours.cl_ord_id, "timeout", 0.2)
+        table.adopt(fill, 0.3, 3)
+        assert table.on_fill_report(fill, 0.3) is not None
+        table.on_order_report(OrderReport(ours.cl_ord_id, "v56", OrderStatus.FILLED,
+                                          symbol="XBTUSD", side="Buy", qty=3, filled_qty=3), 0.4)
+        assert table.on_fill_report(replace(fill, client_id=ours.cl_ord_id), 0.5) is None
+        assert table.position("XBTUSD") == 3
+        journal.sync(table)
+    for restart in range(3):
+        with Journal.open(path) as journal:
+            rebuilt = journal.load_table(ClOrdIdGenerator(random.Random(restart)), now=1.0)
+            assert rebuilt.on_fill_report(replace(fill, client_id=ours.cl_ord_id), 1.0) is None
+            assert rebuilt.on_fill_report(fill, 1.0) is None
+            journal.sync(rebuilt)
+        assert rebuilt.position("XBTUSD") == 3
+        assert sum(o.cum_qty for o in rebuilt.orders.values()) == 3
+
+
+def test_unsettled_symbols_include_a_filled_order_whose_execution_is_not_journaled(
+        tmp_path: Path) -> None:
+    # Killed after an order's row showed it filled, before its execution was fetched: the
+    # restart must still fetch that symbol's executions, though no order is unfinished.
+    table = new_table()
+    with Journal.open(tmp_path / "j.db") as journal:
+        done = table.new_order("XBTUSD", "Buy", 100, 100.0, now=0.0, wall_ms=1)
+        settled = table.new_order("ETHUSD", "Sell", 5, 10.0, now=0.0, wall_ms=2)
+        resting = table.new_order("SOLUSD", "Buy", 1, 1.0, now=0.0, wall_ms=3)
+        for order in (done, settled, resting):
+            journal.record_intent(order)
+            table.on_submitted(order.cl_ord_id, 0.1)
+            table.on_acked(order.cl_ord_id, "o-" + order.cl_ord_id, 0.2)
+        table.on_order_report(OrderReport(done.cl_ord_id, None, OrderStatus.FILLED,
+                                          filled_qty=100), 0.3)
+        table.on_fill_report(FillReport("x1", settled.cl_ord_id, None, 5, 10.0, "ETHUSD",
+                                        "Sell", leaves_qty=0), 0.3)
+        journal.sync(table)
+        assert table.orders[done.cl_ord_id].state is S.FILLED
+        assert table.orders[settled.cl_ord_id].state is S.FILLED
+        assert journal.unsettled_symbols() == ["SOLUSD", "XBTUSD"]

@@ -100,3 +100,33 @@ def test_a_trade_row_without_a_client_id_gets_its_orders() -> None:
     assert bad == [] and all(isinstance(f, FillReport) for f in fills)
     assert [(f.exec_id, f.client_id) for f in fills] == [("t1:42", "known"), ("t2:43", "cl-43")]
     assert calls.endpoints == ["fetch_my_trades", "fetch_order"]   # one lookup, for 43
+
+
+class _Lookups(_Exchange):
+    def __init__(self, failure: Exception) -> None:
+        self.failure = failure
+
+    async def fetch_order(self, order_id: str, symbol: str) -> dict[str, Any]:
+        raise self.failure
+
+
+def test_a_failed_lookup_of_a_trades_order_is_asked_again_not_adopted() -> None:
+    # Without its client id the fill would be adopted by venue id next to our own order still
+    # in doubt, and credited to both once that order's report names its venue id.
+    timeout = ccxt.RequestTimeout("no answer")
+    timeout.venueguard = SimpleNamespace(kind=Kind.AMBIGUOUS_TIMEOUT,  # type: ignore[attr-defined]
+                                         status=None, ambiguous=True)
+    adapter = CcxtAdapter(_Lookups(timeout), _Calls(), venue_facts("binanceusdm"),
+                          symbols=["BTC/USDT:USDT"])
+    with pytest.raises(errors.VenueError) as raised:
+        asyncio.run(adapter.fills_since(1_000))
+    assert raised.value.__cause__ is timeout
+
+
+def test_a_trades_order_the_venue_does_not_know_leaves_the_fill_to_adoption() -> None:
+    gone = _failed(ccxt.OrderNotFound, Kind.ORDER_REJECTED)
+    adapter = CcxtAdapter(_Lookups(gone), _Calls(), venue_facts("binanceusdm"),
+                          symbols=["BTC/USDT:USDT"])
+    fills, bad = asyncio.run(adapter.fills_since(1_000))
+    assert bad == [] and [(f.exec_id, f.client_id) for f in fills] == [("t1:42", None),
+                                                                         ("t2:43", None)]

@@ -298,8 +298,7 @@ class CcxtOrders:
             if self._journal_off:
                 self.notify.alert("warning", "orders are not journaled (journal=False): a crash "
                                   "forgets every order in doubt", self.clock.monotonic())
-            unfinished = await asyncio.to_thread(journal.unfinished_orders)
-            symbols = sorted({order.symbol for order in unfinished})
+            symbols = await asyncio.to_thread(journal.unsettled_symbols)
             self.adapter.symbols.update(symbols)
             runtime = OrdersRuntime(self.adapter, journal, symbols=symbols, events=self.events,
                                     metrics=self.notify.metrics, alerts=self.notify.alerts,

@@ -395,13 +395,16 @@ class OrderTable:
     adapter drains into the journal after each step. Venue facts arrive as the reports of
     :mod:`venueguard.core.reports`: ``on_order_report``, ``on_fill_report`` and
     ``on_refusal_report`` apply one to the order it is about (None when the table has no such
-    order: the reconciler adopts those with ``adopt``).
+    order: the reconciler adopts those with ``adopt``). An execution counts once in the
+    table: one applied to an order is not applied to another (the journal keeps each exec id
+    once, so a second crediting would come back after a restart).
     """
 
     def __init__(self, ids: ClOrdIdGenerator) -> None:
         self._ids = ids
         self.orders: dict[str, Order] = {}
         self._by_order_id: dict[str, str] = {}
+        self._exec_owner: dict[str, str] = {}      # exec id -> the client id it was applied to
         self._exec_position: dict[str, float] = {}
         self._baseline: dict[str, float] = {}
         self._outbox: list[Transition] = []
@@ -422,6 +425,8 @@ class OrderTable:
         self.orders[order.cl_ord_id] = order
         if order.order_id:
             self._by_order_id[order.order_id] = order.cl_ord_id
+        for exec_id in order.exec_ids:
+            self._exec_owner.setdefault(exec_id, order.cl_ord_id)
         self._exec_position[order.symbol] = qty_sum(self._exec_position.get(order.symbol, 0),
                                                     order.signed_cum_qty)
 
@@ -475,10 +480,15 @@ class OrderTable:
         order = self.orders.get(cl_ord_id)
         if order is None:
             raise OrderError(f"unknown client id {cl_ord_id!r}")
+        exec_id = event.exec_id if isinstance(event, PartialFill | Filled) else None
+        if exec_id is not None and self._exec_owner.get(exec_id, cl_ord_id) != cl_ord_id:
+            return None                      # already credited to another order
         before = order.cum_qty
         transition = order.apply(event, now)
         if transition is None:
             return None
+        if exec_id is not None:
+            self._exec_owner[exec_id] = cl_ord_id
         if order.order_id:
             self._by_order_id[order.order_id] = cl_ord_id
         if order.cum_qty != before:

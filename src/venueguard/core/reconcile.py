@@ -270,6 +270,8 @@ class Reconciler:
             if order is None:
                 if not report.symbol or not (report.venue_id or report.client_id):
                     continue
+                if report.client_id is None and self._in_doubt(report.symbol):
+                    continue        # maybe ours: fetched again once our orders show their ids
                 order = self._adopt(report, now, wall_ms)
             self._note(self.table.on_fill_report(report, now))
         if self._need_execs_from_ms is not None and not self._missing_execs():
@@ -506,6 +508,14 @@ class Reconciler:
         if isinstance(lookup, QueryOrders):
             for cl_ord_id in lookup.cl_ord_ids:
                 self._asked[cl_ord_id] = now
+
+    def _in_doubt(self, symbol: str) -> bool:
+        """Whether an order of ours in ``symbol`` may be at the venue under a venue id not
+        known yet: a fill naming only a venue id may be its, so it is not adopted meanwhile
+        (the order's report, once found, shows the fill missing and the executions are
+        fetched again)."""
+        return any(o.symbol == symbol and o.order_id is None and not o.adopted
+                   for o in self.table.in_states(frozenset({S.PENDING_NEW, S.UNKNOWN})))
 
     def _missing_execs(self) -> bool:
         return any(o.venue_cum_qty > o.cum_qty or (o.state is S.FILLED and o.cum_qty < o.qty)

@@ -265,6 +265,19 @@ class Journal:
         marks = ",".join("?" * len(states))
         return self._orders(f"WHERE state IN ({marks})", states)
 
+    def unsettled_symbols(self) -> list[str]:
+        """Symbols a restart must reconcile: those of unfinished orders, and of orders whose
+        filled quantity at the venue is ahead of their journaled executions (a fill seen in
+        an order's row, its execution not fetched yet)."""
+        states = sorted(s.value for s in UNFINISHED_STATES)
+        marks = ",".join("?" * len(states))
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT DISTINCT symbol FROM orders WHERE state IN ({marks})"
+                " OR venue_cum_qty > cum_qty OR (state = ? AND cum_qty < qty) ORDER BY symbol",
+                (*states, OrderState.FILLED.value)).fetchall()
+        return [r[0] for r in rows]
+
     def history(self, cl_ord_id: str) -> list[HistoryRow]:
         """Every journaled transition of one order, oldest first."""
         with self._lock:

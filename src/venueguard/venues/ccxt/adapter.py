@@ -400,7 +400,14 @@ class CcxtAdapter:
 
     async def _with_client_id(self, fill: FillReport, symbol: str) -> FillReport:
         """A fill whose trade row carries no client id (Binance's) gets its order's: a fill
-        must land on the order it belongs to, not on an order adopted by venue id."""
+        must land on the order it belongs to, not on an order adopted by venue id.
+
+        Only the venue saying it has no such order leaves the fill without a client id (to be
+        adopted by venue id). A lookup that failed otherwise proves nothing: it raises, and the
+        executions are fetched again later. Passing the fill on would adopt a second local
+        order for one of ours still in doubt (its venue id not known yet), and the fill would
+        be credited to both once the order's own report names its venue id.
+        """
         if fill.client_id is not None or fill.venue_id is None:
             return fill
         cl = next((c for c, row in self.rows.items() if row.get("id") == fill.venue_id), None)
@@ -409,8 +416,10 @@ class CcxtAdapter:
             try:
                 row = await self._call("fetch_order", partial(raw.fetch_order, fill.venue_id,
                                                               symbol))
-            except errors.VenueError:
-                return fill
+            except errors.VenueError as exc:
+                if exc.__cause__ is not None and _named(exc.__cause__, "OrderNotFound"):
+                    return fill
+                raise
             if not isinstance(row, dict) or str(row.get("id")) != fill.venue_id:
                 return fill                  # not this fill's order: no evidence
             cl = self._report(row).client_id
