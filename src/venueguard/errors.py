@@ -29,6 +29,8 @@ Messages never contain secrets: only the endpoint, the status, the kind and the 
 
 from __future__ import annotations
 
+from venueguard.core.kinds import Kind
+
 __all__ = [
     "AmbiguousOutcome",
     "AuthError",
@@ -60,16 +62,19 @@ class ConfigError(VenueguardError):
 class VenueError(VenueguardError):
     """The venue or the path to it failed.
 
-    ``kind`` is the classifier's kind value (``venueguard.core.kinds.Kind``), ``status`` the
+    ``kind`` is a ``venueguard.core.kinds.Kind`` (its ``.value`` is the stable string used in
+    metric labels and events), ``status`` the
     HTTP status when a response was read, ``endpoint`` the logical endpoint (``POST /order``),
     ``cl_ord_id`` the order the request concerned, when it concerned one.
     """
 
-    def __init__(self, message: str, *, kind: str = "unknown", status: int | None = None,
+    def __init__(self, message: str, *, kind: Kind = Kind.UNKNOWN, status: int | None = None,
                  endpoint: str | None = None, venue_message: str = "",
                  cl_ord_id: str | None = None) -> None:
         super().__init__(message)
-        self.kind = kind
+        if not isinstance(kind, Kind):  # a ``**common`` mapping escapes the type checker
+            raise TypeError(f"VenueError.kind must be a Kind, got {kind!r}")
+        self.kind: Kind = kind
         self.status = status
         self.endpoint = endpoint
         self.venue_message = venue_message
@@ -103,7 +108,7 @@ class RateLimited(VenueError):
     """HTTP 429: wait ``retry_after_s`` before the next request."""
 
     def __init__(self, message: str, *, retry_after_s: float | None = None,
-                 kind: str = "unknown", status: int | None = None,
+                 kind: Kind = Kind.UNKNOWN, status: int | None = None,
                  endpoint: str | None = None, venue_message: str = "") -> None:
         super().__init__(message, kind=kind, status=status, endpoint=endpoint,
                          venue_message=venue_message)
@@ -113,7 +118,7 @@ class RateLimited(VenueError):
 class CoolingDown(VenueError):
     """The venue is cooling down until ``until`` (monotonic seconds); nothing was sent."""
 
-    def __init__(self, message: str, *, until: float, kind: str = "unknown",
+    def __init__(self, message: str, *, until: float, kind: Kind = Kind.UNKNOWN,
                  status: int | None = None,
                  endpoint: str | None = None, venue_message: str = "") -> None:
         super().__init__(message, kind=kind, status=status, endpoint=endpoint,

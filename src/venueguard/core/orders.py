@@ -3,10 +3,11 @@
 Every order goes through ``OrderTable``; its state changes only by applying an event through
 ``TRANSITIONS[(state, event kind)]``. Two sources of events, treated differently:
 
-* **Our own request outcomes** (``Submitted``, ``Rejected``, ``Ambiguous``, ``DuplicateClOrdID``,
-  ``CancelRequested``, ``AmendRequested``, ``Withdrawn``, ...). A missing entry means the caller
-  broke the rules (for example resending an order that is already acked); ``InvalidTransition`` is
-  raised and nothing changes. Never retry on it: it is a bug, not a venue failure.
+* **Our own request outcomes** (``Submitted``, ``OrderRejected``, ``Ambiguous``,
+  ``DuplicateClOrdID``, ``CancelRequested``, ``AmendRequested``, ``Withdrawn``, ...). A missing
+  entry means the caller broke the rules (for example resending an order that is already acked);
+  ``InvalidTransition`` is raised and nothing changes. Never retry on it: it is a bug, not a
+  venue failure.
 * **Venue evidence** (order reports, fills, cancel answers, absence after a grace period). The
   venue is the source of truth, so every state has an entry for these kinds; an edge that
   contradicts what we believed is applied and recorded as an *anomaly* on the transition, never
@@ -61,8 +62,8 @@ from venueguard.core.order_events import (
     Filled,
     NotFoundAtVenue,
     OrderError,
+    OrderRejected,
     PartialFill,
-    Rejected,
     Submitted,
     VenueSnapshot,
     Withdrawn,
@@ -81,13 +82,46 @@ from venueguard.core.reports import (
 )
 
 __all__ = [
-    "ANOMALIES", "LOCAL_TRANSITIONS", "OPEN_STATES", "QTY_DIGITS", "RESTING", "TERMINAL_STATES",
-    "TRANSITIONS", "UNFINISHED_STATES", "VENUE_KINDS", "VENUE_TRANSITIONS", "Acked",
-    "Ambiguous", "AmendRejected", "AmendRequested", "Amended", "CancelRejected",
-    "CancelRequested", "Canceled", "ClOrdIdGenerator", "DuplicateClOrdID", "Event", "Filled",
-    "InvalidTransition", "NotFoundAtVenue", "Order", "OrderError", "OrderState", "OrderTable",
-    "PartialFill", "RandomLike", "Rejected", "Submitted", "Transition", "VenueSnapshot",
-    "Withdrawn", "event_kind", "fill_event", "log_event", "qty_sum", "refusal_event",
+    "ANOMALIES",
+    "LOCAL_TRANSITIONS",
+    "OPEN_STATES",
+    "QTY_DIGITS",
+    "RESTING",
+    "TERMINAL_STATES",
+    "TRANSITIONS",
+    "UNFINISHED_STATES",
+    "VENUE_KINDS",
+    "VENUE_TRANSITIONS",
+    "Acked",
+    "Ambiguous",
+    "AmendRejected",
+    "AmendRequested",
+    "Amended",
+    "CancelRejected",
+    "CancelRequested",
+    "Canceled",
+    "ClOrdIdGenerator",
+    "DuplicateClOrdID",
+    "Event",
+    "Filled",
+    "InvalidTransition",
+    "NotFoundAtVenue",
+    "Order",
+    "OrderError",
+    "OrderRejected",
+    "OrderState",
+    "OrderTable",
+    "PartialFill",
+    "RandomLike",
+    "Submitted",
+    "Transition",
+    "VenueSnapshot",
+    "Withdrawn",
+    "event_kind",
+    "fill_event",
+    "log_event",
+    "qty_sum",
+    "refusal_event",
     "snapshot_of",
 ]
 
@@ -324,7 +358,7 @@ class Order:
         match event:
             case Submitted():
                 self.in_flight, self.send_count = True, self.send_count + 1
-            case Rejected() | Ambiguous():
+            case OrderRejected() | Ambiguous():
                 self.in_flight = False
             case DuplicateClOrdID():
                 self.in_flight, self.exists_at_venue = False, True
@@ -497,7 +531,7 @@ class OrderTable:
 
     def on_rejected(self, cl_ord_id: str, reason: str, *, not_processed: bool,
                     now: float) -> Transition | None:
-        return self.apply(cl_ord_id, Rejected(reason, not_processed), now)
+        return self.apply(cl_ord_id, OrderRejected(reason, not_processed), now)
 
     def on_ambiguous(self, cl_ord_id: str, reason: str, now: float) -> Transition | None:
         return self.apply(cl_ord_id, Ambiguous(reason), now)

@@ -541,11 +541,11 @@ class OrderManager:
         if isinstance(exc, errors.DuplicateClOrdID):
             self.own(cl, o.DuplicateClOrdID())  # it exists: the lookup finds it
         elif isinstance(exc, errors.AmbiguousOutcome):
-            self.own(cl, o.Ambiguous(f"{exc.kind} {exc.status or ''}".strip()))
+            self.own(cl, o.Ambiguous(f"{exc.kind.value} {exc.status or ''}".strip()))
         elif isinstance(exc, errors.Rejected) and not isinstance(exc, NOT_SENT):
-            self.own(cl, o.Rejected(reason, not_processed=False))
+            self.own(cl, o.OrderRejected(reason, not_processed=False))
         elif not_processed(exc):
-            if self.own(cl, o.Rejected(reason, not_processed=True)):
+            if self.own(cl, o.OrderRejected(reason, not_processed=True)):
                 self.own(cl, o.Withdrawn("not processed: " + reason))
         else:                                     # anything else may have been processed
             self.own(cl, o.Ambiguous(type(exc).__name__))

@@ -356,7 +356,7 @@ class MarketDataSession:
         self.notify.log("ws.failed", kind=cls.kind.value, reason=reason)
         self._push(ev.SessionFailed(now, cls.kind.value, message))
         raise StreamError(f"market-data session stopped: {cls.kind.value} ({reason})",
-                          kind=cls.kind.value, status=cls.status, venue_message=cls.message)
+                          kind=cls.kind, status=cls.status, venue_message=cls.message)
 
     async def _connection(self) -> None:
         clock = self.clock
@@ -383,7 +383,7 @@ class MarketDataSession:
                                          self.config.connect_timeout_s)
         except ConnectFailed as failed:
             cls = classify(failed.outcome, self.rules)
-            self.notify.log("ws.connect_failed", kind=cls.kind.value, status=cls.status)
+            self.notify.log("ws.connect_failed", kind=cls.kind, status=cls.status)
             raise _ConnectionEnded(f"connect failed: {cls.kind.value}", cls) from None
         self._conn = conn
         self._closed_conn = False
