@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from venueguard.core.freshness import FreshnessConfig
-from venueguard.errors import ConfigError
+from venueguard.errors import ConfigError as ConfigError  # re-exported: the base of ConfigFileError
 from venueguard.telemetry.events import REDACTED, is_secret_key
 
 CONFIG_ENV = "VENUEGUARD_CONFIG"

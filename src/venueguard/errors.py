@@ -7,7 +7,11 @@ Every failure a session reports is one of these; library exceptions (aiohttp, as
 ::
 
     VenueguardError
-    +-- ConfigError                  bad arguments given to a session (our mistake, never retried)
+    +-- ConfigError                  bad arguments or settings (our mistake, never retried)
+    |   +-- ConfigFileError          a bad config file, key or value (``venueguard.config``)
+    |   +-- StartupError             the monitor cannot start with these options
+    +-- OrdersBlocked                the order runtime refuses new orders (safe mode, closed)
+    +-- JournalError                 the order journal cannot be read or written
     +-- VenueError                   the venue, or the path to it, failed; carries kind/status
         +-- Rejected                 processed and refused (validation, balance, unknown symbol...)
         |   +-- DuplicateClOrdID     the clOrdID already exists at the venue: look it up
@@ -56,7 +60,7 @@ class VenueguardError(Exception):
 
 
 class ConfigError(VenueguardError):
-    """A session was given arguments it cannot use."""
+    """A session, the command line or a config file gave values venueguard cannot use."""
 
 
 class VenueError(VenueguardError):

@@ -45,7 +45,7 @@ class Ambiguous:
 
 
 @dataclass(frozen=True, slots=True)
-class DuplicateClOrdID:
+class ClOrdIDTaken:
     """The venue already holds our client id: proof the order exists; look it up by client id."""
 
 
@@ -135,7 +135,7 @@ class NotFoundAtVenue:
     reason: str = ""
 
 
-Event = (Submitted | Acked | OrderRejected | Ambiguous | DuplicateClOrdID | PartialFill | Filled
+Event = (Submitted | Acked | OrderRejected | Ambiguous | ClOrdIDTaken | PartialFill | Filled
          | CancelRequested | Canceled | CancelRejected | AmendRequested | Amended | AmendRejected
          | Withdrawn | VenueSnapshot | NotFoundAtVenue)
 
@@ -166,7 +166,7 @@ def event_kind(event: Event, *, fills_complete: bool = False) -> str:
 
 _KIND_BY_TYPE: Final[dict[type, str]] = {
     Submitted: "submitted", Acked: "acked", OrderRejected: "rejected", Ambiguous: "ambiguous",
-    DuplicateClOrdID: "duplicate", CancelRequested: "cancel_requested", Canceled: "canceled",
+    ClOrdIDTaken: "duplicate", CancelRequested: "cancel_requested", Canceled: "canceled",
     CancelRejected: "cancel_rejected", AmendRequested: "amend_requested", Amended: "amended",
     AmendRejected: "amend_rejected", Withdrawn: "withdrawn",
 }

@@ -4,7 +4,7 @@ Every order goes through ``OrderTable``; its state changes only by applying an e
 ``TRANSITIONS[(state, event kind)]``. Two sources of events, treated differently:
 
 * **Our own request outcomes** (``Submitted``, ``OrderRejected``, ``Ambiguous``,
-  ``DuplicateClOrdID``, ``CancelRequested``, ``AmendRequested``, ``Withdrawn``, ...). A missing
+  ``ClOrdIDTaken``, ``CancelRequested``, ``AmendRequested``, ``Withdrawn``, ...). A missing
   entry means the caller broke the rules (for example resending an order that is already acked);
   ``InvalidTransition`` is raised and nothing changes. Never retry on it: it is a bug, not a
   venue failure.
@@ -57,7 +57,7 @@ from venueguard.core.order_events import (
     Canceled,
     CancelRejected,
     CancelRequested,
-    DuplicateClOrdID,
+    ClOrdIDTaken,
     Event,
     Filled,
     NotFoundAtVenue,
@@ -100,8 +100,8 @@ __all__ = [
     "CancelRejected",
     "CancelRequested",
     "Canceled",
+    "ClOrdIDTaken",
     "ClOrdIdGenerator",
-    "DuplicateClOrdID",
     "Event",
     "Filled",
     "InvalidTransition",
@@ -360,7 +360,7 @@ class Order:
                 self.in_flight, self.send_count = True, self.send_count + 1
             case OrderRejected() | Ambiguous():
                 self.in_flight = False
-            case DuplicateClOrdID():
+            case ClOrdIDTaken():
                 self.in_flight, self.exists_at_venue = False, True
             case Acked(order_id=order_id):
                 self.in_flight, self.exists_at_venue, self.order_id = False, True, order_id
@@ -537,7 +537,7 @@ class OrderTable:
         return self.apply(cl_ord_id, Ambiguous(reason), now)
 
     def on_duplicate(self, cl_ord_id: str, now: float) -> Transition | None:
-        return self.apply(cl_ord_id, DuplicateClOrdID(), now)
+        return self.apply(cl_ord_id, ClOrdIDTaken(), now)
 
     def on_cancel_requested(self, cl_ord_id: str, now: float) -> Transition | None:
         return self.apply(cl_ord_id, CancelRequested(), now)

@@ -539,7 +539,7 @@ class OrderManager:
         """Map a failed order request onto the table: not processed, refused, or UNKNOWN."""
         reason = failure_reason(exc)
         if isinstance(exc, errors.DuplicateClOrdID):
-            self.own(cl, o.DuplicateClOrdID())  # it exists: the lookup finds it
+            self.own(cl, o.ClOrdIDTaken())  # it exists: the lookup finds it
         elif isinstance(exc, errors.AmbiguousOutcome):
             self.own(cl, o.Ambiguous(f"{exc.kind.value} {exc.status or ''}".strip()))
         elif isinstance(exc, errors.Rejected) and not isinstance(exc, NOT_SENT):
