@@ -27,10 +27,9 @@ def test_the_stable_api_is_exported() -> None:
     assert set(errors.__all__) <= set(venueguard.__all__)
     for name in errors.__all__:
         assert getattr(venueguard, name) is getattr(errors, name)
-    # every market-data event; the data refusal is DataRejected (Rejected is the error)
+    # every market-data event, under its own name (DataRejected: Rejected is the error)
     for name in md_events.__all__:
-        exported = "DataRejected" if name == "Rejected" else name
-        assert getattr(venueguard, exported) is getattr(md_events, name)
+        assert getattr(venueguard, name) is getattr(md_events, name)
     assert venueguard.Rejected is errors.Rejected
 
 

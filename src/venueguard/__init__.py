@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from venueguard.config import ConfigFileError
 from venueguard.core.backoff import BackoffConfig, Jitter
 from venueguard.core.book import BookConfig
 from venueguard.core.budget import BudgetConfig
@@ -51,6 +52,7 @@ from venueguard.io.md_events import (
     BookGap,
     BookResynced,
     Connected,
+    DataRejected,
     Disconnected,
     Fresh,
     MdEvent,
@@ -62,7 +64,6 @@ from venueguard.io.md_events import (
     TopicFailed,
     TopOfBook,
 )
-from venueguard.io.md_events import Rejected as DataRejected
 from venueguard.io.order_manager import (
     NotReady,
     OrderIntent,
@@ -88,6 +89,7 @@ __all__ = [
     "BudgetConfig",
     "BudgetExhausted",
     "ConfigError",
+    "ConfigFileError",
     "Connected",
     "CoolingDown",
     "DataRejected",

@@ -232,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(arguments)
     try:
         args = config.resolve(build_parser, args, arguments, os.environ)
-    except config.ConfigError as exc:
+    except config.ConfigFileError as exc:
         print(f"venueguard: {exc}", file=sys.stderr)
         return 2
     if args.command == "config":

@@ -32,7 +32,7 @@ likewise). Adding a CLI option therefore adds its key, its environment variable 
 suffix; a key with no option yet (or none ever) is one line in :data:`EXTRA_KEYS`.
 
 Unknown tables or keys and values of the wrong type are one-line errors naming the file and
-the line (:class:`ConfigError`). ``venueguard config show`` prints the effective values with
+the line (:class:`ConfigFileError`). ``venueguard config show`` prints the effective values with
 secrets masked.
 """
 
@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from venueguard.core.freshness import FreshnessConfig
+from venueguard.errors import ConfigError as ConfigError  # re-exported: the base of ConfigFileError
 from venueguard.telemetry.events import REDACTED, is_secret_key
 
 CONFIG_ENV = "VENUEGUARD_CONFIG"
@@ -57,8 +58,11 @@ SECRET_KEYS = frozenset({"api_key", "api_secret", "webhook_url", "redis_url", "b
 _NO_FILE_KEY = frozenset({"help", "config_path"})
 
 
-class ConfigError(ValueError):
-    """A bad config file, key or value; ``str()`` is one line naming the file and line."""
+class ConfigFileError(ConfigError, ValueError):
+    """A bad config file, key or value; ``str()`` is one line naming the file and line.
+
+    A :class:`venueguard.ConfigError` (so one ``except ConfigError`` covers bad arguments and bad
+    settings alike), and a ``ValueError`` as it always was."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +176,12 @@ def load_file(path: str | Path) -> ConfigFile:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
+        raise ConfigFileError(f"{p}: cannot read: {exc.strerror or exc}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"line (\d+)", str(exc))
-        raise ConfigError(f"{p}:{line.group(1) if line else 1}: not valid TOML: "
+        raise ConfigFileError(f"{p}:{line.group(1) if line else 1}: not valid TOML: "
                           f"{str(exc).split(' (at')[0]}") from None
     return ConfigFile(p, text, data)
 
@@ -233,34 +237,34 @@ def _check_extra(cf: ConfigFile, table: str, key: str, value: object) -> object:
     bad = f"{where}: {table}.{key} must be {_describe(spec)}, not {value!r}"
     if spec.type == "str":
         if not isinstance(value, str):
-            raise ConfigError(bad)
+            raise ConfigFileError(bad)
         if spec.choices and value not in spec.choices:
-            raise ConfigError(f"{where}: {table}.{key} must be one of "
+            raise ConfigFileError(f"{where}: {table}.{key} must be one of "
                               f"{', '.join(spec.choices)}, not {value!r}")
         return value
     if spec.type == "int":
         if isinstance(value, bool) or not isinstance(value, int) \
                 or value < (1 if spec.positive else 0):
-            raise ConfigError(bad)
+            raise ConfigFileError(bad)
         return value
     if spec.type == "float":
         if isinstance(value, bool) or not isinstance(value, int | float) \
                 or not math.isfinite(value) or value < 0 or (spec.positive and value == 0):
-            raise ConfigError(bad)
+            raise ConfigFileError(bad)
         return float(value)
     if spec.type == "bool":
         if not isinstance(value, bool):
-            raise ConfigError(bad)
+            raise ConfigFileError(bad)
         return value
     if spec.type == "list[str]":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(bad)
+            raise ConfigFileError(bad)
         return list(value)
     if spec.type == "table[float]":
         if not isinstance(value, dict) or not all(
                 isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
                 and v > 0 for v in value.values()):
-            raise ConfigError(bad)
+            raise ConfigFileError(bad)
         return {str(k): float(v) for k, v in value.items()}
     raise AssertionError(spec.type)
 
@@ -293,7 +297,7 @@ def _check_pairs(cf: ConfigFile, values: Mapping[str, object]) -> None:
                      else f"thresholds.{high} must be at least thresholds.{low}")
             first, second = (low, high) if how == "below" else (high, low)
             given = first if first in values else second  # the line of the key named first
-            raise ConfigError(f"{cf.where('thresholds', given)}: {shown} ({low} = {a:g}, "
+            raise ConfigFileError(f"{cf.where('thresholds', given)}: {shown} ({low} = {a:g}, "
                               f"{high} = {b:g})")
 
 
@@ -361,7 +365,7 @@ def _convert(action: argparse.Action, value: object, where: str) -> object:
     if isinstance(action, argparse._AppendAction):  # a repeatable option: a list in the file
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list) or not items:
-            raise ConfigError(f"{label} must be a list, not {value!r}")
+            raise ConfigFileError(f"{label} must be a list, not {value!r}")
         single = argparse.Action(action.option_strings, action.dest,
                                  type=action.type if callable(action.type) else None,
                                  choices=action.choices)
@@ -374,20 +378,20 @@ def _convert(action: argparse.Action, value: object, where: str) -> object:
             if lowered in ("0", "false", "no", "off", ""):
                 return False
         if not isinstance(value, bool):
-            raise ConfigError(f"{label} must be true or false, not {value!r}")
+            raise ConfigFileError(f"{label} must be true or false, not {value!r}")
         return value
     kind = action.type
     if callable(kind):  # numbers too: venueguard.numbers' readers take the text of the value
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ConfigError(f"{label}: must be a single value, not {value!r}")
+            raise ConfigFileError(f"{label}: must be a single value, not {value!r}")
         try:
             value = kind(str(value))
         except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
-            raise ConfigError(f"{label}: {exc}") from None
+            raise ConfigFileError(f"{label}: {exc}") from None
     elif not isinstance(value, str):
-        raise ConfigError(f"{label} must be a string, not {value!r}")
+        raise ConfigFileError(f"{label} must be a string, not {value!r}")
     if action.choices is not None and value not in action.choices:
-        raise ConfigError(f"{label} must be one of {', '.join(map(str, action.choices))}, "
+        raise ConfigFileError(f"{label} must be one of {', '.join(map(str, action.choices))}, "
                           f"not {value!r}")
     return value
 
@@ -405,10 +409,10 @@ def resolve(build: Callable[[], argparse.ArgumentParser], args: argparse.Namespa
     if cf is not None:
         for table, key, value in _tables(cf.data):
             if table == "":
-                raise ConfigError(f"{cf.where(key)}: unknown table or key {key!r} (known "
+                raise ConfigFileError(f"{cf.where(key)}: unknown table or key {key!r} (known "
                                   f"tables: {', '.join(sorted(known_tables(parser)))})")
             if table not in known_tables(parser):
-                raise ConfigError(f"{cf.where(table)}: unknown table [{table}] (known: "
+                raise ConfigFileError(f"{cf.where(table)}: unknown table [{table}] (known: "
                                   f"{', '.join(sorted(known_tables(parser)))})")
             sub = commands.get(table)
             dests = {a.dest: a for a in _option_actions(sub)} if sub is not None else {}
@@ -417,7 +421,7 @@ def resolve(build: Callable[[], argparse.ArgumentParser], args: argparse.Namespa
                 continue
             if key not in dests:
                 known = sorted(set(dests) | set(EXTRA_KEYS.get(table, {})))
-                raise ConfigError(f"{cf.where(table, key)}: unknown key {key!r} in [{table}] "
+                raise ConfigFileError(f"{cf.where(table, key)}: unknown key {key!r} in [{table}] "
                                   f"(known: {', '.join(known)})")
             file_values[(table, key)] = _convert(dests[key], value, cf.where(table, key))
     if cf is not None and "thresholds" in extra:
@@ -546,7 +550,7 @@ class Thresholds:
                 floor_s=float(learned["floor_s"]),  # type: ignore[arg-type]
                 max_s=float(learned["max_s"]))  # type: ignore[arg-type]
         except ValueError as exc:
-            raise ConfigError(f"{settings.path or 'config'}: [freshness] {exc}") from None
+            raise ConfigFileError(f"{settings.path or 'config'}: [freshness] {exc}") from None
         return cls(freshness_s=dict(freshness), learned_freshness=config, **floats)
 
 

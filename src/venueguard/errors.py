@@ -7,7 +7,11 @@ Every failure a session reports is one of these; library exceptions (aiohttp, as
 ::
 
     VenueguardError
-    +-- ConfigError                  bad arguments given to a session (our mistake, never retried)
+    +-- ConfigError                  bad arguments or settings (our mistake, never retried)
+    |   +-- ConfigFileError          a bad config file, key or value (``venueguard.config``)
+    |   +-- StartupError             the monitor cannot start with these options
+    +-- OrdersBlocked                the order runtime refuses new orders (safe mode, closed)
+    +-- JournalError                 the order journal cannot be read or written
     +-- VenueError                   the venue, or the path to it, failed; carries kind/status
         +-- Rejected                 processed and refused (validation, balance, unknown symbol...)
         |   +-- DuplicateClOrdID     the clOrdID already exists at the venue: look it up
@@ -28,6 +32,8 @@ Messages never contain secrets: only the endpoint, the status, the kind and the 
 """
 
 from __future__ import annotations
+
+from venueguard.core.kinds import Kind
 
 __all__ = [
     "AmbiguousOutcome",
@@ -54,22 +60,25 @@ class VenueguardError(Exception):
 
 
 class ConfigError(VenueguardError):
-    """A session was given arguments it cannot use."""
+    """A session, the command line or a config file gave values venueguard cannot use."""
 
 
 class VenueError(VenueguardError):
     """The venue or the path to it failed.
 
-    ``kind`` is the classifier's kind value (``venueguard.core.kinds.Kind``), ``status`` the
+    ``kind`` is a ``venueguard.core.kinds.Kind`` (its ``.value`` is the stable string used in
+    metric labels and events), ``status`` the
     HTTP status when a response was read, ``endpoint`` the logical endpoint (``POST /order``),
     ``cl_ord_id`` the order the request concerned, when it concerned one.
     """
 
-    def __init__(self, message: str, *, kind: str = "unknown", status: int | None = None,
+    def __init__(self, message: str, *, kind: Kind = Kind.UNKNOWN, status: int | None = None,
                  endpoint: str | None = None, venue_message: str = "",
                  cl_ord_id: str | None = None) -> None:
         super().__init__(message)
-        self.kind = kind
+        if not isinstance(kind, Kind):  # a ``**common`` mapping escapes the type checker
+            raise TypeError(f"VenueError.kind must be a Kind, got {kind!r}")
+        self.kind: Kind = kind
         self.status = status
         self.endpoint = endpoint
         self.venue_message = venue_message
@@ -103,7 +112,7 @@ class RateLimited(VenueError):
     """HTTP 429: wait ``retry_after_s`` before the next request."""
 
     def __init__(self, message: str, *, retry_after_s: float | None = None,
-                 kind: str = "unknown", status: int | None = None,
+                 kind: Kind = Kind.UNKNOWN, status: int | None = None,
                  endpoint: str | None = None, venue_message: str = "") -> None:
         super().__init__(message, kind=kind, status=status, endpoint=endpoint,
                          venue_message=venue_message)
@@ -113,7 +122,7 @@ class RateLimited(VenueError):
 class CoolingDown(VenueError):
     """The venue is cooling down until ``until`` (monotonic seconds); nothing was sent."""
 
-    def __init__(self, message: str, *, until: float, kind: str = "unknown",
+    def __init__(self, message: str, *, until: float, kind: Kind = Kind.UNKNOWN,
                  status: int | None = None,
                  endpoint: str | None = None, venue_message: str = "") -> None:
         super().__init__(message, kind=kind, status=status, endpoint=endpoint,

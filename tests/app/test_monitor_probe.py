@@ -8,6 +8,7 @@ import random
 import pytest
 
 from venueguard.app.probe import CANCEL, INSTRUMENT, PLACE, HealthProbe, ProbeConfig
+from venueguard.core.kinds import Kind
 from venueguard.io.clock import ManualClock
 from venueguard.io.errors import AmbiguousOutcome, CoolingDown, Overloaded, Rejected, VenueError
 
@@ -62,7 +63,7 @@ async def test_order_round_places_far_below_and_cancels_by_clordid() -> None:
 
 
 async def test_503_means_nothing_rests_and_nothing_is_cancelled() -> None:
-    script = Script({PLACE: [Overloaded("overloaded", status=503, kind="overloaded")]})
+    script = Script({PLACE: [Overloaded("overloaded", status=503, kind=Kind.OVERLOADED)]})
     p, seen = probe(script)
     await p.order_round()
     assert [c[0] for c in script.calls] == [PLACE]
@@ -71,8 +72,8 @@ async def test_503_means_nothing_rests_and_nothing_is_cancelled() -> None:
 
 
 async def test_ambiguous_place_is_cancelled_and_retried_until_confirmed() -> None:
-    script = Script({PLACE: [AmbiguousOutcome("timeout", kind="ambiguous_timeout")],
-                     CANCEL: [VenueError("reset", kind="transient_network")]})
+    script = Script({PLACE: [AmbiguousOutcome("timeout", kind=Kind.AMBIGUOUS_TIMEOUT)],
+                     CANCEL: [VenueError("reset", kind=Kind.TRANSIENT_NETWORK)]})
     p, seen = probe(script)
     await p.order_round()
     assert p.ambiguous == 1 and len(p.pending) == 1

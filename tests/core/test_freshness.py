@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from venueguard.core.freshness import ChannelFreshness, FreshnessConfig, FreshnessModels
-from venueguard.core.liveness import Liveness, LivenessConfig, Stale
+from venueguard.core.liveness import Liveness, LivenessConfig, StaleDecision
 
 STATIC = 10.0
 
@@ -127,7 +127,7 @@ def test_stall_right_after_a_burst_is_caught_by_the_calm_threshold() -> None:
     assert live.next_deadline() == pytest.approx(now + learned.threshold_s)
     assert live.poll(now + learned.threshold_s - 1e-6) == []
     stale = live.poll(now + learned.threshold_s)
-    assert len(stale) == 1 and isinstance(stale[0], Stale)
+    assert len(stale) == 1 and isinstance(stale[0], StaleDecision)
     assert stale[0].threshold_s == learned.threshold_s < 2.0
     assert stale[0].suspicion is not None and stale[0].suspicion >= cfg.suspicion - 1e-9
 

@@ -8,11 +8,11 @@ from hypothesis import strategies as st
 
 from venueguard.core.freshness import FreshnessConfig
 from venueguard.core.liveness import (
-    Fresh,
+    FreshDecision,
     Liveness,
     LivenessConfig,
     SendPing,
-    Stale,
+    StaleDecision,
     Verdict,
 )
 
@@ -38,7 +38,7 @@ def test_pong_deadline_five_seconds_after_ping() -> None:
     assert live.next_deadline() == 10.0
     assert live.poll(9.999) == []
     decisions = live.poll(10.0)
-    assert decisions == [Stale("pong_timeout", None, 5.0, 10.0, 5.0)]
+    assert decisions == [StaleDecision("pong_timeout", None, 5.0, 10.0, 5.0)]
     assert live.poll(20.0) == []  # flagged once
     assert live.counters.pong_timeouts == 1
     assert live.next_deadline() is None
@@ -67,14 +67,14 @@ def test_stall_with_pongs_still_answered_is_detected() -> None:
     live = make(0.0, max_data_age_s=12.0)
     live.on_subscribed(BOOK, 0.0)
     live.on_data(BOOK, 1.0)
-    flagged: list[Stale] = []
+    flagged: list[StaleDecision] = []
     t = 1.0
     while t < 20.0:
         t += 0.5
         for decision in live.poll(t):
             if isinstance(decision, SendPing):
                 live.on_pong(t + 0.1)
-            elif isinstance(decision, Stale):
+            elif isinstance(decision, StaleDecision):
                 flagged.append(decision)
     assert [(s.reason, s.channel, s.at) for s in flagged] == [("data_age", BOOK, 13.0)]
     assert live.counters.pong_timeouts == 0 and live.counters.stalls == 1
@@ -83,19 +83,20 @@ def test_stall_with_pongs_still_answered_is_detected() -> None:
 def test_half_open_connection_times_out_on_pong() -> None:
     live = make(0.0)
     live.on_subscribed(BOOK, 0.0)
-    reasons = [d.reason for t in range(1, 12) for d in live.poll(float(t)) if isinstance(d, Stale)]
+    reasons = [d.reason for t in range(1, 12) for d in live.poll(float(t))
+               if isinstance(d, StaleDecision)]
     assert reasons == ["pong_timeout"]
 
 
 def test_fresh_after_a_stall_and_flag_once_per_stall() -> None:
     live = make(0.0, max_data_age_s=10.0, ping_after_s=100.0)
     live.on_subscribed(BOOK, 0.0)
-    assert [d.reason for d in live.poll(10.0) if isinstance(d, Stale)] == ["data_age"]
+    assert [d.reason for d in live.poll(10.0) if isinstance(d, StaleDecision)] == ["data_age"]
     assert live.poll(15.0) == []
     assert live.on_data(BOOK, 16.0) is Verdict.OK
     assert live.next_deadline() == 16.0  # a queued decision is due at once
-    assert live.poll(16.0) == [Fresh(BOOK, 16.0)]
-    assert [d.at for d in live.poll(26.0) if isinstance(d, Stale)] == [26.0]
+    assert live.poll(16.0) == [FreshDecision(BOOK, 16.0)]
+    assert [d.at for d in live.poll(26.0) if isinstance(d, StaleDecision)] == [26.0]
     assert live.counters.stalls == 2
 
 
@@ -108,7 +109,7 @@ def test_quiet_and_per_channel_max_age() -> None:
     stale_at: dict[str, float] = {}
     for t in range(1, 200):
         for d in live.poll(float(t)):
-            if isinstance(d, Stale) and d.channel is not None:
+            if isinstance(d, StaleDecision) and d.channel is not None:
                 stale_at[d.channel] = float(t)
     assert stale_at == {"quote:XBTUSD": 3.0, BOOK: 10.0, "trade:XBTUSD": 60.0}
 
@@ -141,7 +142,7 @@ def test_stale_data_does_not_count_as_fresh() -> None:
     for t in range(1, 12):
         verdict = live.on_data(BOOK, float(t), ts_ms=0, wall_ms=t * 1000 + 60_000)
         assert verdict is Verdict.STALE and not verdict.accepted
-    assert [d.reason for d in live.poll(11.0) if isinstance(d, Stale)] == ["data_age"]
+    assert [d.reason for d in live.poll(11.0) if isinstance(d, StaleDecision)] == ["data_age"]
 
 
 def test_reorder_beyond_window_and_minor_reorder_within() -> None:
@@ -218,7 +219,7 @@ def test_property_stall_flagged_exactly_at_threshold_never_before(
         # poll at several moments within the gap, then at its end deliver data
         for fraction in sorted(probes):
             t = now + gap * fraction
-            stale = [d for d in live.poll(t) if isinstance(d, Stale)]
+            stale = [d for d in live.poll(t) if isinstance(d, StaleDecision)]
             due = t >= last_data + max_age_s
             if flagged_since is None:
                 assert bool(stale) == due, (t, last_data, max_age_s)
@@ -233,7 +234,7 @@ def test_property_stall_flagged_exactly_at_threshold_never_before(
         live.on_data(BOOK, now)
         last_data = now
         flagged_since = None
-        live.poll(now)  # drains a Fresh if there was a stall; cannot be stale at the data time
+        live.poll(now)  # drains a FreshDecision after a stall; cannot be stale at the data time
 
 
 @settings(deadline=None)
@@ -256,7 +257,7 @@ def test_property_learned_stall_flagged_exactly_at_the_threshold_in_force(
         assert live.next_deadline() == pytest.approx(last_data + limit)
         for fraction in sorted(probes):
             t = now + gap * fraction
-            stale = [d for d in live.poll(t) if isinstance(d, Stale)]
+            stale = [d for d in live.poll(t) if isinstance(d, StaleDecision)]
             if not flagged:
                 assert bool(stale) == (t >= last_data + limit), (t, last_data, limit)
                 flagged = bool(stale)
@@ -276,4 +277,5 @@ def test_property_pong_timeout_exactly_at_threshold(pong_timeout_s: float, probe
     live = make(0.0, ping_after_s=1.0, pong_timeout_s=pong_timeout_s)
     assert live.poll(1.0) == [SendPing(1.0)]
     decisions = live.poll(1.0 + probe)
-    assert any(isinstance(d, Stale) for d in decisions) == (1.0 + probe >= 1.0 + pong_timeout_s)
+    stale = any(isinstance(d, StaleDecision) for d in decisions)
+    assert stale == (1.0 + probe >= 1.0 + pong_timeout_s)

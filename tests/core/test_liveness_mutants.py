@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from venueguard.core.liveness import Liveness, LivenessConfig, SendPing, Stale, Verdict
+from venueguard.core.liveness import Liveness, LivenessConfig, SendPing, StaleDecision, Verdict
 
 
 def exactly(message: str) -> str:
@@ -75,8 +75,8 @@ def test_a_rejected_first_message_still_starts_watching_the_channel() -> None:
     assert live.on_data("trade", 2.0, ts_ms=10_000, wall_ms=0) is Verdict.FUTURE
     assert live.status(5.0).data_age_s == {"trade": 3.0}
     assert live.next_deadline() == 7.0                    # the ping; the channel is due at 12
-    assert [d for d in live.poll(12.0) if isinstance(d, Stale)] == [
-        Stale("data_age", "trade", 10.0, 12.0, 10.0)]
+    assert [d for d in live.poll(12.0) if isinstance(d, StaleDecision)] == [
+        StaleDecision("data_age", "trade", 10.0, 12.0, 10.0)]
 
 
 def test_data_answers_an_outstanding_ping_every_time() -> None:
@@ -87,17 +87,17 @@ def test_data_answers_an_outstanding_ping_every_time() -> None:
         assert live.poll(start + 10.0) == []
         assert live.status(start + 10.0).healthy
     assert live.poll(31.0) == [SendPing(31.0)]           # 5 s after the data at 26
-    assert live.poll(36.0) == [Stale("pong_timeout", None, 5.0, 36.0, 5.0)]
+    assert live.poll(36.0) == [StaleDecision("pong_timeout", None, 5.0, 36.0, 5.0)]
     assert live.counters.pings_sent == 3 and live.counters.pong_timeouts == 1
 
 
 def test_an_inbound_frame_after_a_flagged_timeout_rearms_the_next_one() -> None:
     live = Liveness(LivenessConfig(), 0.0)
     live.poll(5.0)
-    assert live.poll(10.0) == [Stale("pong_timeout", None, 5.0, 10.0, 5.0)]
+    assert live.poll(10.0) == [StaleDecision("pong_timeout", None, 5.0, 10.0, 5.0)]
     live.on_inbound(11.0)
     live.poll(16.0)
-    assert live.poll(21.0) == [Stale("pong_timeout", None, 5.0, 21.0, 5.0)]
+    assert live.poll(21.0) == [StaleDecision("pong_timeout", None, 5.0, 21.0, 5.0)]
     live.on_pong(22.0)
     live.on_pong(23.0)
     assert live.counters.pong_timeouts == 2 and live.counters.pongs == 2
@@ -109,7 +109,7 @@ def test_data_after_a_flagged_timeout_rearms_the_next_one() -> None:
     live.poll(10.0)
     live.on_data("order", 11.0)
     live.poll(16.0)
-    assert live.poll(21.0) == [Stale("pong_timeout", None, 5.0, 21.0, 5.0)]
+    assert live.poll(21.0) == [StaleDecision("pong_timeout", None, 5.0, 21.0, 5.0)]
 
 
 def test_status_while_a_ping_waits_but_is_not_late() -> None:
@@ -145,7 +145,7 @@ def test_next_deadline_skips_quiet_and_stalled_channels() -> None:
     assert live.next_deadline() == 5.0
     live.on_subscribed("trade", 0.0)
     assert live.next_deadline() == 3.0
-    assert live.poll(3.0) == [Stale("data_age", "trade", 3.0, 3.0, 3.0)]
+    assert live.poll(3.0) == [StaleDecision("data_age", "trade", 3.0, 3.0, 3.0)]
     assert live.next_deadline() == 5.0                   # the stalled channel is not due again
 
 

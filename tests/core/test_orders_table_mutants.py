@@ -13,7 +13,7 @@ from venueguard.core.order_events import (
     Amended,
     AmendRejected,
     AmendRequested,
-    Rejected,
+    OrderRejected,
     VenueSnapshot,
     Withdrawn,
 )
@@ -90,4 +90,4 @@ def test_request_outcomes_carry_their_arguments_into_history() -> None:
     fourth = t.new_order("XBTUSD", "Buy", 1, None, now=3.0, wall_ms=0)
     t.on_submitted(fourth.cl_ord_id, 3.0)
     t.on_rejected(fourth.cl_ord_id, "bad price", not_processed=False, now=3.5)
-    assert fourth.history[-1].event == Rejected("bad price", False)
+    assert fourth.history[-1].event == OrderRejected("bad price", False)

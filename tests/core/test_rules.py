@@ -18,7 +18,7 @@ from venueguard.core.health import (
     VenueHealth,
     VenueState,
 )
-from venueguard.core.kinds import Action, AlertTier, Kind
+from venueguard.core.kinds import CLASSIFIED_KINDS, LOCAL_KINDS, Action, AlertTier, Kind
 from venueguard.core.rules import RulesError, default_rules, load_rules, parse_rules
 from venueguard.venues.bitmex import errors as bx
 
@@ -260,7 +260,9 @@ def test_rule_unknown_retries_once_then_alerts() -> None:
 
 def test_defaults_cover_every_kind() -> None:
     rules = default_rules()
-    assert set(rules.rules) == set(Kind)
+    # every kind a classifier produces has a rule; the local kinds (decided on our side of the
+    # wire, carried by errors only) have none and a rule file cannot name them
+    assert set(rules.rules) == set(CLASSIFIED_KINDS) == set(Kind) - LOCAL_KINDS
     assert rules.source == "rules_default.toml"
     assert load_rules(None) is rules
 
@@ -390,3 +392,9 @@ def test_the_visibility_horizon_is_data_with_a_documented_default() -> None:
     assert venue.visibility_horizon_s == 90.0
     user = parse_rules("[health]\ndegraded_after = 4\n", base=venue)
     assert user.visibility_horizon_s == 90.0          # a user file keeps the venue's horizon
+
+
+@pytest.mark.parametrize("kind", sorted(k.value for k in LOCAL_KINDS))
+def test_a_rule_file_cannot_name_a_local_kind(kind: str) -> None:
+    with pytest.raises(RulesError, match=f"unknown kind '{kind}'"):
+        parse_rules(f'[kinds.{kind}]\naction = "retry"\n', "my.toml", base=default_rules())

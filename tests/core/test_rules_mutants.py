@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from venueguard.core.kinds import Action, AlertTier, Kind, Transport
+from venueguard.core.kinds import CLASSIFIED_KINDS, Action, AlertTier, Kind, Transport
 from venueguard.core.rules import (
     MAX_INTEGER,
     MAX_NUMBER,
@@ -25,7 +25,7 @@ from venueguard.core.rules import (
     parse_rules,
 )
 
-KINDS = ", ".join(k.value for k in Kind)
+KINDS = ", ".join(k.value for k in CLASSIFIED_KINDS)
 ACTIONS = ", ".join(a.value for a in Action)
 NUMBER = "expected a finite number from 0 to 1e+07, got"
 WHOLE = "expected a whole number from 0 to 1000000000, got"

@@ -160,7 +160,7 @@ async def test_a_reordered_ticker_is_refused_and_counted_without_a_resync(
         await sim.add_fault("ws_reorder", probability=1.0)
         async with asyncio.timeout(5.0):
             async for event in events:
-                if isinstance(event, ev.Rejected) and event.table == "bookTicker":
+                if isinstance(event, ev.DataRejected) and event.table == "bookTicker":
                     assert event.reason in ("reorder", "stale")
                     break
         assert "venueguard_data_rejected_total" in metrics.render().decode()

@@ -10,7 +10,7 @@ import pytest
 
 from venueguard.core.backoff import BackoffConfig
 from venueguard.core.budget import BudgetConfig
-from venueguard.core.classify import Outcome, Transport
+from venueguard.core.classify import Kind, Outcome, Transport
 from venueguard.io import errors
 from venueguard.io.clock import ManualClock
 from venueguard.io.http_session import RestConfig, RestSession
@@ -99,7 +99,7 @@ async def test_retry_budget_stops_retries() -> None:
                             budget=BudgetConfig(ratio=0.0, min_per_s=0.0, window_s=10.0))
     with pytest.raises(errors.BudgetExhausted) as failed:
         await rest.place_order("XBTUSD", "Buy", 1, price=1.0)
-    assert failed.value.kind == "overloaded"
+    assert failed.value.kind is Kind.OVERLOADED
     assert len(wire.calls) == 1
 
 
@@ -127,7 +127,7 @@ async def test_rejection_is_typed_and_not_retried() -> None:
         await rest.place_order("XBTUSD", "Buy", -1, price=1.0)
     assert failed.value.status == 400 and "Invalid orderQty" in failed.value.venue_message
     assert len(wire.calls) == 1
-    assert log.recent(event="rest.error")[0]["kind"] == failed.value.kind
+    assert log.recent(event="rest.error")[0]["kind"] == failed.value.kind.value
 
 
 async def test_duplicate_clordid_is_its_own_error() -> None:
@@ -179,7 +179,7 @@ async def test_non_json_success_body_is_a_typed_error() -> None:
     rest, _, _ = session([(200, b"<html>oops</html>", {})])
     with pytest.raises(errors.VenueError) as failed:
         await rest.get_positions()
-    assert failed.value.kind == "bad_response"
+    assert failed.value.kind is Kind.BAD_RESPONSE
     assert isinstance(failed.value.__cause__, orjson.JSONDecodeError)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from venueguard.core.kinds import Kind
 from venueguard.core.orders import OrderState
 from venueguard.core.reconcile import ReconcileConfig
 from venueguard.io import errors
@@ -149,7 +150,7 @@ async def test_intent_is_durable_before_the_request_leaves(tmp_path: Path) -> No
 async def test_ambiguous_outcome_is_unknown_and_resolved_by_lookup_never_resent(
         tmp_path: Path) -> None:
     venue, clock, events = FakeVenue(), ManualClock(), EventLog()
-    venue.post_errors.append(errors.AmbiguousOutcome("read timeout", kind="ambiguous_timeout"))
+    venue.post_errors.append(errors.AmbiguousOutcome("read timeout", kind=Kind.AMBIGUOUS_TIMEOUT))
     venue.visible = False
     slow = replace(config(), reconcile=replace(config().reconcile, acceptance_window_s=120.0))
     manager = await make(tmp_path, venue, clock, events=events, cfg=slow)
@@ -168,16 +169,16 @@ async def test_ambiguous_outcome_is_unknown_and_resolved_by_lookup_never_resent(
 
 
 @pytest.mark.parametrize(("exc", "state", "unknown"), [
-    (errors.Overloaded("503", kind="overloaded"), S.REJECTED, False),
-    (errors.Throttled("local", kind="throttled"), S.REJECTED, False),
-    (errors.CoolingDown("cool", until=5.0, kind="cooldown"), S.REJECTED, False),
-    (errors.TransportError("refused", kind="transient_network"), S.REJECTED, False),
-    (errors.BudgetExhausted("503s", kind="overloaded"), S.REJECTED, False),
-    (errors.Rejected("bad price", kind="order_rejected", venue_message="Invalid price"),
+    (errors.Overloaded("503", kind=Kind.OVERLOADED), S.REJECTED, False),
+    (errors.Throttled("local", kind=Kind.THROTTLED), S.REJECTED, False),
+    (errors.CoolingDown("cool", until=5.0, kind=Kind.COOLDOWN), S.REJECTED, False),
+    (errors.TransportError("refused", kind=Kind.TRANSIENT_NETWORK), S.REJECTED, False),
+    (errors.BudgetExhausted("503s", kind=Kind.OVERLOADED), S.REJECTED, False),
+    (errors.Rejected("bad price", kind=Kind.ORDER_REJECTED, venue_message="Invalid price"),
      S.REJECTED, False),
-    (errors.BudgetExhausted("5xx", kind="server_error"), S.UNKNOWN, True),
-    (errors.VenueError("not json", kind="bad_response"), S.UNKNOWN, True),
-    (errors.DuplicateClOrdID("dup", kind="duplicate_clordid"), S.NEW, True),
+    (errors.BudgetExhausted("5xx", kind=Kind.SERVER_ERROR), S.UNKNOWN, True),
+    (errors.VenueError("not json", kind=Kind.BAD_RESPONSE), S.UNKNOWN, True),
+    (errors.DuplicateClOrdID("dup", kind=Kind.DUPLICATE_CLORDID), S.NEW, True),
 ])
 async def test_each_failure_maps_to_a_definite_or_unknown_state(
         tmp_path: Path, exc: errors.VenueError, state: OrderState, unknown: bool) -> None:
@@ -194,7 +195,7 @@ async def test_each_failure_maps_to_a_definite_or_unknown_state(
 
 async def test_not_processed_is_journaled_as_overloaded_then_withdrawn(tmp_path: Path) -> None:
     venue = FakeVenue()
-    venue.post_errors.append(errors.Overloaded("503", kind="overloaded"))
+    venue.post_errors.append(errors.Overloaded("503", kind=Kind.OVERLOADED))
     manager = await make(tmp_path, venue, ManualClock())
     order = await manager.submit(INTENT)
     kinds = [h.kind for h in manager.journal.history(order.cl_ord_id)]
@@ -293,7 +294,7 @@ async def test_venue_evidence_during_a_failed_send_wins_over_the_failure(tmp_pat
     on; the ambiguous failure that follows must neither raise nor push it back to UNKNOWN."""
     venue, events = FakeVenue(), EventLog()
     venue.block = asyncio.Event()
-    venue.post_errors.append(errors.AmbiguousOutcome("read timeout", kind="ambiguous_timeout"))
+    venue.post_errors.append(errors.AmbiguousOutcome("read timeout", kind=Kind.AMBIGUOUS_TIMEOUT))
     manager = await make(tmp_path, venue, ManualClock(), events=events)
     task = asyncio.create_task(manager.submit(INTENT))
     await venue.posted.wait()
@@ -315,7 +316,7 @@ async def test_ambiguous_cancel_of_an_order_that_filled_meanwhile_keeps_the_fill
     async def cancel_orders(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         manager.on_rows("order", "update", [venue._row(order.cl_ord_id, "Filled")
                                             | {"cumQty": 100, "leavesQty": 0}])
-        raise errors.AmbiguousOutcome("timeout", kind="ambiguous_timeout")
+        raise errors.AmbiguousOutcome("timeout", kind=Kind.AMBIGUOUS_TIMEOUT)
     venue.cancel_orders = cancel_orders  # type: ignore[method-assign]
     await manager.cancel(order.cl_ord_id)
     assert order.state is S.FILLED

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from test_order_manager import INTENT, FakeVenue, make
 
+from venueguard.core.kinds import Kind
 from venueguard.core.orders import OrderState
 from venueguard.io import errors
 from venueguard.io.clock import ManualClock
@@ -109,8 +110,8 @@ async def test_overload_then_success_amends_once_with_the_same_clordid(tmp_path:
 
 
 @pytest.mark.parametrize("exc", [
-    errors.Overloaded("503 gave up", kind="overloaded", status=503),
-    errors.BudgetExhausted("503s", kind="overloaded"),
+    errors.Overloaded("503 gave up", kind=Kind.OVERLOADED, status=503),
+    errors.BudgetExhausted("503s", kind=Kind.OVERLOADED),
 ])
 async def test_final_overload_is_not_processed_and_the_order_rests_as_it_was(
         tmp_path: Path, exc: errors.VenueError) -> None:
@@ -132,7 +133,7 @@ async def test_ambiguous_amend_is_never_resent_and_a_later_row_settles_it(
         tmp_path: Path) -> None:
     events = EventLog()
     venue, manager, clock, cl = await resting(tmp_path, events)
-    venue.put_errors.append(errors.AmbiguousOutcome("read timeout", kind="ambiguous_timeout"))
+    venue.put_errors.append(errors.AmbiguousOutcome("read timeout", kind=Kind.AMBIGUOUS_TIMEOUT))
     venue.apply_before_error = False              # the venue has not applied it yet
     order = await manager.amend(cl, price=49_500.0)
     assert order.state is S.PENDING_AMEND and order.price == 49_000.0
@@ -157,7 +158,7 @@ async def test_ambiguous_amend_the_venue_did_not_apply_is_settled_by_the_lookup(
         tmp_path: Path) -> None:
     events = EventLog()
     venue, manager, clock, cl = await resting(tmp_path, events)
-    venue.put_errors.append(errors.AmbiguousOutcome("502", kind="ambiguous_bad_gateway",
+    venue.put_errors.append(errors.AmbiguousOutcome("502", kind=Kind.AMBIGUOUS_TIMEOUT,
                                                     status=502))
     venue.apply_before_error = False
     order = await manager.amend(cl, price=49_500.0)
@@ -177,7 +178,7 @@ async def test_amend_of_an_order_that_filled_is_rejected_with_the_fill_applied(
     venue, manager, _, cl = await resting(tmp_path, events)
     venue.orders[cl].update(ordStatus="Filled", cumQty=100, leavesQty=0)
     venue.put_errors.append(errors.Rejected(
-        "PUT /order: order_rejected (Invalid ordStatus: Filled)", kind="order_rejected",
+        "PUT /order: order_rejected (Invalid ordStatus: Filled)", kind=Kind.ORDER_REJECTED,
         status=400, venue_message="Invalid ordStatus: Filled"))
     order = await manager.amend(cl, price=49_500.0)
     assert order.state is S.FILLED and order.price == 49_000.0
@@ -192,7 +193,7 @@ async def test_amend_of_an_order_that_filled_is_rejected_with_the_fill_applied(
 
 async def test_invalid_price_refusal_leaves_the_order_as_it_was(tmp_path: Path) -> None:
     venue, manager, _, cl = await resting(tmp_path)
-    venue.put_errors.append(errors.Rejected("bad tick", kind="order_rejected", status=400,
+    venue.put_errors.append(errors.Rejected("bad tick", kind=Kind.ORDER_REJECTED, status=400,
                                             venue_message="Invalid price tickSize"))
     order = await manager.amend(cl, price=49_500.3)
     assert order.state is S.NEW and order.price == 49_000.0
@@ -248,7 +249,7 @@ async def test_a_row_during_the_put_settles_it_and_the_failure_that_follows_chan
         tmp_path: Path) -> None:
     events = EventLog()
     venue, manager, _, cl = await resting(tmp_path, events)
-    venue.put_errors.append(errors.AmbiguousOutcome("read timeout", kind="ambiguous_timeout"))
+    venue.put_errors.append(errors.AmbiguousOutcome("read timeout", kind=Kind.AMBIGUOUS_TIMEOUT))
 
     def row_first(orig: str) -> None:             # the venue's row beats the lost answer
         manager.on_rows("order", "update", [dict(venue.orders[orig], orderQty=300,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from venueguard.core.dms import DmsConfig
+from venueguard.core.kinds import Kind
 from venueguard.io import errors
 from venueguard.io.clock import ManualClock
 from venueguard.io.dms_runner import DmsRunner
@@ -26,7 +27,7 @@ class FakeVenue:
         self.sent.append(timeout_ms)
         if self.fail:
             self.fail -= 1
-            raise errors.TransportError("refused", kind="transient_network")
+            raise errors.TransportError("refused", kind=Kind.TRANSIENT_NETWORK)
         return {"now": "x", "cancelTime": timeout_ms}
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from test_order_manager import INTENT, FakeVenue, config, make
 
+from venueguard.core.kinds import Kind
 from venueguard.core.orders import ClOrdIdGenerator, OrderState, OrderTable
 from venueguard.core.reports import FillReport
 from venueguard.io import errors
@@ -88,7 +89,7 @@ async def test_cancels_that_never_reached_the_venue_do_not_count(tmp_path: Path)
     manager = await make(tmp_path, venue, clock)
     order = await manager.submit(INTENT)
     real_cancel = super(CountingVenue, venue).cancel_orders       # without counting again
-    failures = [errors.Overloaded("503", kind="overloaded") for _ in range(4)]
+    failures = [errors.Overloaded("503", kind=Kind.OVERLOADED) for _ in range(4)]
 
     async def overloaded(order_ids: object = (), cl_ord_ids: object = (),
                          text: str | None = None) -> list[dict[str, object]]:
@@ -113,7 +114,7 @@ async def test_an_unanswered_cancel_is_resent_no_faster_than_the_query_interval(
     async def timeout(order_ids: object = (), cl_ord_ids: object = (),
                       text: str | None = None) -> list[dict[str, object]]:
         venue.cancels.extend(cl_ord_ids)  # type: ignore[arg-type]
-        raise errors.AmbiguousOutcome("read timeout", kind="ambiguous_timeout")
+        raise errors.AmbiguousOutcome("read timeout", kind=Kind.AMBIGUOUS_TIMEOUT)
 
     venue.cancel_orders = timeout  # type: ignore[method-assign]
     for _ in range(10):                           # asked every 0.25 s for 2.5 s

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from venueguard.core.backoff import BackoffConfig
+from venueguard.core.kinds import Kind
 from venueguard.io.errors import ConfigError, StreamError
 from venueguard.io.runner import Runner
 from venueguard.telemetry.events import EventLog
@@ -42,7 +43,7 @@ async def test_no_retry_failure_stops_everything_and_is_raised() -> None:
             cancelled.set()
 
     async def refused() -> None:
-        raise StreamError("auth refused", kind="invalid_credentials")
+        raise StreamError("auth refused", kind=Kind.INVALID_CREDENTIALS)
 
     runner = Runner(events=log, backoff=FAST)
     runner.add("md", forever)

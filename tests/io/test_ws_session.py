@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from venueguard.core.backoff import BackoffConfig
-from venueguard.core.classify import Outcome, Transport
+from venueguard.core.classify import Kind, Outcome, Transport
 from venueguard.core.liveness import LivenessConfig
 from venueguard.io.clock import LoopLag
 from venueguard.io.errors import StreamError
@@ -50,7 +50,7 @@ async def test_rate_limited_handshake_waits_retry_after_then_auth_failure_stops(
         Outcome(status=401, body=BAD_KEY)])
     with pytest.raises(StreamError) as failed:
         await asyncio.wait_for(session(connector, log).run(), 5)
-    assert failed.value.kind == "invalid_credentials"
+    assert failed.value.kind is Kind.INVALID_CREDENTIALS
     reconnecting = log.recent(event="ws.reconnecting")
     assert len(reconnecting) == 1 and float(reconnecting[0]["delay_s"]) >= 0.3
     assert connector.calls == 2  # no retry after the auth failure

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from venueguard.core.freshness import FreshnessConfig, FreshnessModels
-from venueguard.core.liveness import Liveness, LivenessConfig, Stale
+from venueguard.core.liveness import Liveness, LivenessConfig, StaleDecision
 from venueguard.io.ws_session import default_liveness
 from venueguard.sim.engine import Engine
 from venueguard.sim.instruments import instruments_for
@@ -34,7 +34,7 @@ STEP_MS = 10
 
 @dataclass
 class Day:
-    stale: list[Stale]
+    stale: list[StaleDecision]
     messages: dict[str, int]
     thresholds: dict[float, dict[str, float]]  # sampled every 30 s (one simulated hour)
     mids: dict[float, float]  # XBTUSD mid, every second
@@ -61,7 +61,7 @@ def run_day(config: LivenessConfig, seed: int, *, until_s: float = 720.0) -> Day
         for channel in {f"{u.table}:{u.symbol}" for u in engine.drain_updates()}:
             day.messages[channel] = day.messages.get(channel, 0) + 1  # one frame per step
             live.on_data(channel, now)
-        day.stale += [d for d in live.poll(now) if isinstance(d, Stale)]
+        day.stale += [d for d in live.poll(now) if isinstance(d, StaleDecision)]
         if step % 3000 == 0:
             day.thresholds[now] = dict(live.status(now).thresholds_s)
         if step % 100 == 0:

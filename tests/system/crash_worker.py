@@ -29,6 +29,7 @@ from typing import Any
 from zygote_kit import say, serve
 
 from venueguard.core.dms import DmsConfig
+from venueguard.core.kinds import Kind
 from venueguard.core.reconcile import ReconcileConfig
 from venueguard.io.errors import VenueError
 from venueguard.io.http_session import RestConfig, RestSession
@@ -148,7 +149,7 @@ async def _mid(runtime: OrdersRuntime) -> float:
     bids = [r["price"] for r in rows if r.get("side") == "Buy"]
     asks = [r["price"] for r in rows if r.get("side") == "Sell"]
     if not bids or not asks:
-        raise VenueError("empty book", kind="bad_response")
+        raise VenueError("empty book", kind=Kind.BAD_RESPONSE)
     return (max(bids) + min(asks)) / 2
 
 

@@ -31,7 +31,7 @@ import pytest
 
 from venueguard.ccxt.streams import StreamConfig
 from venueguard.core.freshness import FreshnessConfig
-from venueguard.core.liveness import Liveness, LivenessConfig, Stale
+from venueguard.core.liveness import Liveness, LivenessConfig, StaleDecision
 from venueguard.sim.replay import Recording
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def binance_arrivals() -> dict[str, list[float]]:
 
 
 def replay(arrivals: dict[str, list[float]], config: LivenessConfig, times: int
-           ) -> tuple[list[Stale], Liveness]:
+           ) -> tuple[list[StaleDecision], Liveness]:
     """Feed the arrivals ``times`` over (the recording starting again after its median gap) on
     the injected clock, polling whenever a deadline passes; returns the stale decisions."""
     t0 = min(ts[0] for ts in arrivals.values())
@@ -71,11 +71,11 @@ def replay(arrivals: dict[str, list[float]], config: LivenessConfig, times: int
     live = Liveness(config, 0.0)
     for channel in arrivals:
         live.on_subscribed(channel, 0.0)
-    stale: list[Stale] = []
+    stale: list[StaleDecision] = []
     for now, channel in events:
         deadline = live.next_deadline()
         while deadline is not None and deadline <= now:
-            stale += [d for d in live.poll(deadline) if isinstance(d, Stale)]
+            stale += [d for d in live.poll(deadline) if isinstance(d, StaleDecision)]
             deadline = live.next_deadline()
         live.on_data(channel, now)
     return stale, live

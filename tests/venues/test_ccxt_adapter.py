@@ -36,7 +36,7 @@ def test_a_venue_failure_maps_by_its_verdict_and_keeps_the_client_id(
     mapped = venue_failure(_failed(ccxt.ExchangeError, kind, retry_after_s=1.5), "cl-1")
     assert type(mapped) is expected
     assert isinstance(mapped, errors.VenueError) and mapped.cl_ord_id == "cl-1"
-    assert mapped.kind == kind.value and "venue said no" in mapped.venue_message
+    assert mapped.kind is kind and "venue said no" in mapped.venue_message
     if expected is errors.RateLimited:
         assert isinstance(mapped, errors.RateLimited) and mapped.retry_after_s == 1.5
 

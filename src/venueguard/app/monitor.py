@@ -97,7 +97,7 @@ STOP_DEADLINE_S = STOP_TIMEOUT_S + 4.0
 SNAPSHOT_CONFIG = SnapshotConfig(interval_s=1.0, window_s=10.0, max_data_age_s=5.0)
 
 
-class StartupError(Exception):
+class StartupError(VenueguardConfigError):
     """The monitor cannot start with these options; the message says why."""
 
 

@@ -60,6 +60,7 @@ from venueguard.ccxt.rest import CcxtRest
 from venueguard.core.backoff import RandomSource
 from venueguard.core.dms import DmsConfig
 from venueguard.core.health import VenueState
+from venueguard.core.kinds import Kind
 from venueguard.core.orders import OPEN_STATES, Order, OrderState
 from venueguard.core.reconcile import ReconcileConfig
 from venueguard.core.regime import RegimeConfig
@@ -284,7 +285,7 @@ class CcxtOrders:
     async def start(self) -> OrdersRuntime:
         """Open the journal and reconcile it with the venue (once); the runtime."""
         if self._closed:
-            raise OrdersRefused("order calls refused: the exchange was closed", kind="refused")
+            raise OrdersRefused("order calls refused: the exchange was closed", kind=Kind.REFUSED)
         if self._starting is None:
             self._starting = asyncio.Lock()
         if self.runtime is not None:
@@ -359,7 +360,7 @@ class CcxtOrders:
         try:
             order = await runtime.submit(intent)
         except OrdersBlocked as blocked:
-            raise OrdersRefused(f"create_order refused: {blocked}", kind="refused") from None
+            raise OrdersRefused(f"create_order refused: {blocked}", kind=Kind.REFUSED) from None
         except ValueError as bad:
             raise ccxt.InvalidOrder(f"create_order: {bad}") from None
         await self._settled(order, _SETTLING)
@@ -386,13 +387,13 @@ class CcxtOrders:
         try:
             await runtime.amend(cl, price=new_price, qty=qty)  # type: ignore[arg-type]
         except OrdersBlocked as blocked:
-            raise OrdersRefused(f"edit_order refused: {blocked}", kind="refused") from None
+            raise OrdersRefused(f"edit_order refused: {blocked}", kind=Kind.REFUSED) from None
         except ValueError as bad:
             raise ccxt.InvalidOrder(f"edit_order: {bad}") from None
         failure = self.adapter.failures.get(cl)
         if isinstance(failure, errors.AmbiguousOutcome) and _state(order) is not S.PENDING_AMEND:
             # venue evidence settled it while the answer was lost: say the answer was lost
-            self.notify.log("order.amend_unknown", cl_ord_id=cl, reason=failure.kind)
+            self.notify.log("order.amend_unknown", cl_ord_id=cl, reason=failure.kind.value)
         if _state(order) is S.PENDING_AMEND:
             await self._settled(order, frozenset({S.PENDING_AMEND}))
             if _state(order) is S.PENDING_AMEND:
@@ -492,7 +493,7 @@ class CcxtOrders:
         if isinstance(failure, OrderUnknown):
             return failure
         return OrderUnknown(f"{call}: outcome unknown; {cl} stays UNKNOWN until the venue says",
-                            cl_ord_id=cl, kind="ambiguous_timeout")
+                            cl_ord_id=cl, kind=Kind.AMBIGUOUS_TIMEOUT)
 
     def _row(self, order: Order) -> dict[str, Any]:
         """The venue's last word on ``order`` (a ccxt dict), else one made from the table."""

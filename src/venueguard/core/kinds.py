@@ -38,6 +38,13 @@ class Kind(enum.Enum):
     NOT_FOUND = "not_found"  # 404
     BAD_REQUEST = "bad_request"  # other 4xx: processed and refused; resending will not help
     UNKNOWN = "unknown"
+    # Outcomes decided on our side of the wire (never produced by classifying a response and
+    # never named in rule files): see ``LOCAL_KINDS``.
+    BAD_RESPONSE = "bad_response"  # the venue answered, but not in the shape its API promises
+    COOLDOWN = "cooldown"  # refused locally: the venue is cooling down; nothing was sent
+    BLOCKED = "blocked"  # refused locally: the venue is BLOCKED; nothing was sent
+    THROTTLED = "throttled"  # refused locally by adaptive throttling; nothing was sent
+    REFUSED = "refused"  # refused locally by the order runtime (closed, safe mode); not sent
 
 
 class Action(enum.Enum):
@@ -77,6 +84,14 @@ class Transport(enum.Enum):
     TLS = "tls"
     OTHER = "other"
 
+
+#: Kinds a ``VenueError`` may carry that no classifier produces and no rule file names: the
+#: response was unreadable, or the request was refused on our side before it was sent.
+LOCAL_KINDS: frozenset[Kind] = frozenset({
+    Kind.BAD_RESPONSE, Kind.COOLDOWN, Kind.BLOCKED, Kind.THROTTLED, Kind.REFUSED})
+
+#: The kinds a classifier produces and a rule file may name, in declaration order.
+CLASSIFIED_KINDS: tuple[Kind, ...] = tuple(k for k in Kind if k not in LOCAL_KINDS)
 
 #: Kinds after which the request may have been processed by the venue.
 AMBIGUOUS_KINDS: frozenset[Kind] = frozenset({Kind.AMBIGUOUS_TIMEOUT, Kind.SERVER_ERROR})

@@ -13,7 +13,7 @@ Public API::
         on_pong(now)                                   # a pong (text "pong" or a pong frame)
         on_data(channel, now, *, ts_ms=None, wall_ms=None, key=None) -> Verdict
         check(channel, now, ts_ms, wall_ms, key) -> Verdict   # on_data, positional (hot path)
-        poll(now) -> list[SendPing | Stale | Fresh]    # drain decisions
+        poll(now) -> list[SendPing | StaleDecision | FreshDecision]    # drain decisions
         next_deadline() -> float | None                # when poll next has something to say
         status(now) -> LivenessStatus                  # healthy + why not
         counters: LivenessCounters                     # running totals for this connection
@@ -22,9 +22,9 @@ Public API::
 Call order: create on connect; call ``on_subscribed`` per topic after its ack; feed every frame
 (``on_data`` for table rows, ``on_pong`` for pongs, ``on_inbound`` for anything else); after
 feeding, and whenever ``next_deadline()`` passes, call ``poll(now)`` and act: ``SendPing`` ->
-send the text ``ping`` (the ping counts as sent at that ``now``); ``Stale`` -> the connection is
-not trustworthy (``reason`` is ``data_age`` or ``pong_timeout``, the ``ws.stale`` event);
-``Fresh`` -> a stalled channel delivers again.
+send the text ``ping`` (the ping counts as sent at that ``now``); ``StaleDecision`` -> the
+connection is not trustworthy (``reason`` is ``data_age`` or ``pong_timeout``, the ``ws.stale``
+event); ``FreshDecision`` -> a stalled channel delivers again.
 
 Rules (common venue heartbeat advice: ping after 5 s of silence, expect pong within 5 s):
 - A ping is due once ``now >= last_inbound + ping_after_s`` and no ping is outstanding.
@@ -62,14 +62,14 @@ from venueguard.core.freshness import ChannelFreshness, FreshnessConfig, Freshne
 
 __all__ = [
     "DEFAULT_QUIET_CHANNELS",
-    "Fresh",
+    "FreshDecision",
     "Liveness",
     "LivenessConfig",
     "LivenessCounters",
     "LivenessDecision",
     "LivenessStatus",
     "SendPing",
-    "Stale",
+    "StaleDecision",
     "Verdict",
 ]
 
@@ -136,7 +136,7 @@ class SendPing:
 
 
 @dataclass(frozen=True, slots=True)
-class Stale:
+class StaleDecision:
     reason: str  # "data_age" | "pong_timeout"
     channel: str | None
     age_s: float
@@ -156,12 +156,12 @@ class Stale:
 
 
 @dataclass(frozen=True, slots=True)
-class Fresh:
+class FreshDecision:
     channel: str
     at: float
 
 
-LivenessDecision = SendPing | Stale | Fresh
+LivenessDecision = SendPing | StaleDecision | FreshDecision
 
 # Module constants: the per-message path reads these instead of attributes of the enum class.
 _OK = Verdict.OK
@@ -334,7 +334,7 @@ class Liveness:
             detector.on_arrival(now)
         if ch.stalled:
             ch.stalled = False
-            self._pending.append(Fresh(channel, now))
+            self._pending.append(FreshDecision(channel, now))
             if self._pending_at is None:
                 self._pending_at = now
         return verdict
@@ -355,7 +355,7 @@ class Liveness:
         elif not self._pong_flagged and now >= self._ping_sent + cfg.pong_timeout_s:
             self._pong_flagged = True
             self.counters.pong_timeouts += 1
-            out.append(Stale("pong_timeout", None, now - self._ping_sent, now,
+            out.append(StaleDecision("pong_timeout", None, now - self._ping_sent, now,
                              cfg.pong_timeout_s))
         for name, ch in self._channels.items():
             limit = ch.limit()
@@ -366,7 +366,7 @@ class Liveness:
                 detector = ch.detector
                 phi = detector.suspicion_at(age) if detector is not None and detector.learned \
                     else None
-                out.append(Stale("data_age", name, age, now, limit, phi))
+                out.append(StaleDecision("data_age", name, age, now, limit, phi))
         return out
 
     def next_deadline(self) -> float | None:

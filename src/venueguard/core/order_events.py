@@ -1,7 +1,7 @@
 """Order events: what can happen to an order, as frozen facts, and their table keys.
 
 Two sources, treated differently by :mod:`venueguard.core.orders` (see its docstring): our own
-request outcomes (``Submitted``, ``Rejected``, ``Ambiguous``, ...) and venue evidence
+request outcomes (``Submitted``, ``OrderRejected``, ``Ambiguous``, ...) and venue evidence
 (``VenueSnapshot``, fills, cancels, absence). :func:`event_kind` gives the key an event is
 looked up by in ``TRANSITIONS``; :func:`snapshot_of`, :func:`fill_event` and
 :func:`refusal_event` turn the neutral reports of :mod:`venueguard.core.reports` into events.
@@ -32,7 +32,7 @@ class Acked:
 
 
 @dataclass(frozen=True, slots=True)
-class Rejected:
+class OrderRejected:
     """A definite answer to our order request. ``not_processed``: the venue never saw it."""
     reason: str
     not_processed: bool
@@ -45,7 +45,7 @@ class Ambiguous:
 
 
 @dataclass(frozen=True, slots=True)
-class DuplicateClOrdID:
+class ClOrdIDTaken:
     """The venue already holds our client id: proof the order exists; look it up by client id."""
 
 
@@ -135,7 +135,7 @@ class NotFoundAtVenue:
     reason: str = ""
 
 
-Event = (Submitted | Acked | Rejected | Ambiguous | DuplicateClOrdID | PartialFill | Filled
+Event = (Submitted | Acked | OrderRejected | Ambiguous | ClOrdIDTaken | PartialFill | Filled
          | CancelRequested | Canceled | CancelRejected | AmendRequested | Amended | AmendRejected
          | Withdrawn | VenueSnapshot | NotFoundAtVenue)
 
@@ -148,7 +148,7 @@ _STATUS_KIND: Final[dict[str, str]] = {
 def event_kind(event: Event, *, fills_complete: bool = False) -> str:
     """The table key of an event. Fill kinds depend on the order: pass ``fills_complete``."""
     match event:
-        case Rejected(not_processed=True):
+        case OrderRejected(not_processed=True):
             return "overloaded"
         case PartialFill() | Filled():
             return "filled" if fills_complete or isinstance(event, Filled) else "partial_fill"
@@ -165,8 +165,8 @@ def event_kind(event: Event, *, fills_complete: bool = False) -> str:
 
 
 _KIND_BY_TYPE: Final[dict[type, str]] = {
-    Submitted: "submitted", Acked: "acked", Rejected: "rejected", Ambiguous: "ambiguous",
-    DuplicateClOrdID: "duplicate", CancelRequested: "cancel_requested", Canceled: "canceled",
+    Submitted: "submitted", Acked: "acked", OrderRejected: "rejected", Ambiguous: "ambiguous",
+    ClOrdIDTaken: "duplicate", CancelRequested: "cancel_requested", Canceled: "canceled",
     CancelRejected: "cancel_rejected", AmendRequested: "amend_requested", Amended: "amended",
     AmendRejected: "amend_rejected", Withdrawn: "withdrawn",
 }

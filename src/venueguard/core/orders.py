@@ -3,10 +3,11 @@
 Every order goes through ``OrderTable``; its state changes only by applying an event through
 ``TRANSITIONS[(state, event kind)]``. Two sources of events, treated differently:
 
-* **Our own request outcomes** (``Submitted``, ``Rejected``, ``Ambiguous``, ``DuplicateClOrdID``,
-  ``CancelRequested``, ``AmendRequested``, ``Withdrawn``, ...). A missing entry means the caller
-  broke the rules (for example resending an order that is already acked); ``InvalidTransition`` is
-  raised and nothing changes. Never retry on it: it is a bug, not a venue failure.
+* **Our own request outcomes** (``Submitted``, ``OrderRejected``, ``Ambiguous``,
+  ``ClOrdIDTaken``, ``CancelRequested``, ``AmendRequested``, ``Withdrawn``, ...). A missing
+  entry means the caller broke the rules (for example resending an order that is already acked);
+  ``InvalidTransition`` is raised and nothing changes. Never retry on it: it is a bug, not a
+  venue failure.
 * **Venue evidence** (order reports, fills, cancel answers, absence after a grace period). The
   venue is the source of truth, so every state has an entry for these kinds; an edge that
   contradicts what we believed is applied and recorded as an *anomaly* on the transition, never
@@ -56,13 +57,13 @@ from venueguard.core.order_events import (
     Canceled,
     CancelRejected,
     CancelRequested,
-    DuplicateClOrdID,
+    ClOrdIDTaken,
     Event,
     Filled,
     NotFoundAtVenue,
     OrderError,
+    OrderRejected,
     PartialFill,
-    Rejected,
     Submitted,
     VenueSnapshot,
     Withdrawn,
@@ -81,13 +82,46 @@ from venueguard.core.reports import (
 )
 
 __all__ = [
-    "ANOMALIES", "LOCAL_TRANSITIONS", "OPEN_STATES", "QTY_DIGITS", "RESTING", "TERMINAL_STATES",
-    "TRANSITIONS", "UNFINISHED_STATES", "VENUE_KINDS", "VENUE_TRANSITIONS", "Acked",
-    "Ambiguous", "AmendRejected", "AmendRequested", "Amended", "CancelRejected",
-    "CancelRequested", "Canceled", "ClOrdIdGenerator", "DuplicateClOrdID", "Event", "Filled",
-    "InvalidTransition", "NotFoundAtVenue", "Order", "OrderError", "OrderState", "OrderTable",
-    "PartialFill", "RandomLike", "Rejected", "Submitted", "Transition", "VenueSnapshot",
-    "Withdrawn", "event_kind", "fill_event", "log_event", "qty_sum", "refusal_event",
+    "ANOMALIES",
+    "LOCAL_TRANSITIONS",
+    "OPEN_STATES",
+    "QTY_DIGITS",
+    "RESTING",
+    "TERMINAL_STATES",
+    "TRANSITIONS",
+    "UNFINISHED_STATES",
+    "VENUE_KINDS",
+    "VENUE_TRANSITIONS",
+    "Acked",
+    "Ambiguous",
+    "AmendRejected",
+    "AmendRequested",
+    "Amended",
+    "CancelRejected",
+    "CancelRequested",
+    "Canceled",
+    "ClOrdIDTaken",
+    "ClOrdIdGenerator",
+    "Event",
+    "Filled",
+    "InvalidTransition",
+    "NotFoundAtVenue",
+    "Order",
+    "OrderError",
+    "OrderRejected",
+    "OrderState",
+    "OrderTable",
+    "PartialFill",
+    "RandomLike",
+    "Submitted",
+    "Transition",
+    "VenueSnapshot",
+    "Withdrawn",
+    "event_kind",
+    "fill_event",
+    "log_event",
+    "qty_sum",
+    "refusal_event",
     "snapshot_of",
 ]
 
@@ -324,9 +358,9 @@ class Order:
         match event:
             case Submitted():
                 self.in_flight, self.send_count = True, self.send_count + 1
-            case Rejected() | Ambiguous():
+            case OrderRejected() | Ambiguous():
                 self.in_flight = False
-            case DuplicateClOrdID():
+            case ClOrdIDTaken():
                 self.in_flight, self.exists_at_venue = False, True
             case Acked(order_id=order_id):
                 self.in_flight, self.exists_at_venue, self.order_id = False, True, order_id
@@ -507,13 +541,13 @@ class OrderTable:
 
     def on_rejected(self, cl_ord_id: str, reason: str, *, not_processed: bool,
                     now: float) -> Transition | None:
-        return self.apply(cl_ord_id, Rejected(reason, not_processed), now)
+        return self.apply(cl_ord_id, OrderRejected(reason, not_processed), now)
 
     def on_ambiguous(self, cl_ord_id: str, reason: str, now: float) -> Transition | None:
         return self.apply(cl_ord_id, Ambiguous(reason), now)
 
     def on_duplicate(self, cl_ord_id: str, now: float) -> Transition | None:
-        return self.apply(cl_ord_id, DuplicateClOrdID(), now)
+        return self.apply(cl_ord_id, ClOrdIDTaken(), now)
 
     def on_cancel_requested(self, cl_ord_id: str, now: float) -> Transition | None:
         return self.apply(cl_ord_id, CancelRequested(), now)

@@ -29,7 +29,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from venueguard.core.kinds import Action, AlertTier, Kind, Transport
+from venueguard.core.kinds import CLASSIFIED_KINDS, LOCAL_KINDS, Action, AlertTier, Kind, Transport
 from venueguard.core.ruletable import (
     MATCH_MODES,
     HealthConfig,
@@ -119,10 +119,13 @@ class _Parser:
 
     def kind(self, value: object, path: tuple[str | int, ...]) -> Kind:
         try:
-            return Kind(value)
+            kind = Kind(value)
         except ValueError:
-            known = ", ".join(k.value for k in Kind)
-            raise self.fail(path, f"unknown kind {value!r} (known: {known})") from None
+            kind = None
+        if kind is None or kind in LOCAL_KINDS:
+            known = ", ".join(k.value for k in CLASSIFIED_KINDS)
+            raise self.fail(path, f"unknown kind {value!r} (known: {known})")
+        return kind
 
     def number(self, value: object, path: tuple[str | int, ...], *, minimum: float = 0.0,
                maximum: float = MAX_NUMBER) -> float:

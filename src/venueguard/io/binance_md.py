@@ -41,7 +41,7 @@ from venueguard.core.book import (
 )
 from venueguard.core.liveness import Liveness, LivenessConfig, Verdict
 from venueguard.core.trades import TapeConfig, TradeTape
-from venueguard.io.md_events import BookGap, BookResynced, Rejected, TableData, TopOfBook
+from venueguard.io.md_events import BookGap, BookResynced, DataRejected, TableData, TopOfBook
 from venueguard.io.md_state import CROSSED_BOOK, MdCounters, MdSink
 from venueguard.venues.binance.depth import GAP, DepthSync
 from venueguard.venues.binance.messages import (
@@ -350,7 +350,7 @@ class BinanceMdState:
         if sink.log is not None:
             sink.log("data.rejected", reason=reason, table=table, symbol=symbol or None)
         if sink.push is not None:
-            sink.push(Rejected(now, reason, table, symbol or None))
+            sink.push(DataRejected(now, reason, table, symbol or None))
 
     def _refuse(self, reason: str, channel: str | None, now: float, *,
                 invalidate: bool = True) -> None:

@@ -122,7 +122,7 @@ class DmsRunner:
                 await self.rest.cancel_all_after(timeout_ms)
             except errors.VenueError as exc:
                 self.dms.on_failure(self.clock.monotonic())
-                self.events.emit("dms.failed", timeout_ms=timeout_ms, kind=exc.kind)
+                self.events.emit("dms.failed", timeout_ms=timeout_ms, kind=exc.kind.value)
                 return False
             self.dms.on_ack(timeout_ms, self.clock.monotonic())
             self.events.emit("dms.armed" if timeout_ms else "dms.disarmed",

@@ -211,11 +211,11 @@ class RestSession:
                 raise errors.BudgetExhausted(
                     f"{endpoint}: deadline of {self.config.timeouts.total_s:g} s reached "
                     f"after {attempt + 1} attempts ({cls.kind.value})",
-                    kind=cls.kind.value, status=cls.status, endpoint=endpoint,
+                    kind=cls.kind, status=cls.status, endpoint=endpoint,
                     venue_message=cls.message)
             if self.fleet is not None and not await self.fleet.try_retry(self.config.budget):
                 raise errors.BudgetExhausted(f"{endpoint}: the fleet's retry budget is spent",
-                                             kind=cls.kind.value, status=cls.status,
+                                             kind=cls.kind, status=cls.status,
                                              endpoint=endpoint, venue_message=cls.message)
             attempt += 1
             self.retries_total += 1
@@ -232,21 +232,21 @@ class RestSession:
             health = self.health
             if health.state is VenueState.BLOCKED:
                 raise errors.Blocked(f"{endpoint}: venue BLOCKED; nothing is sent until reset",
-                                     kind="blocked", endpoint=endpoint)
+                                     kind=Kind.BLOCKED, endpoint=endpoint)
             wait = 0.0
             if not health.allows_requests(now):
                 until = health.until if health.until is not None else now
                 if until > deadline:
                     raise errors.CoolingDown(
                         f"{endpoint}: venue cooling down for {until - now:.1f} s",
-                        until=until, kind="cooldown", endpoint=endpoint)
+                        until=until, kind=Kind.COOLDOWN, endpoint=endpoint)
                 wait = until - now
             wait = max(wait, self.limiter.delay_s(now))
             if wait <= 0:
                 break
             if now + wait > deadline:
                 raise errors.RateLimited(f"{endpoint}: rate limit wait {wait:.1f} s exceeds the "
-                                         "deadline", retry_after_s=wait, kind="rate_limited",
+                                         "deadline", retry_after_s=wait, kind=Kind.RATE_LIMITED,
                                          endpoint=endpoint)
             await asyncio.sleep(wait)
         throttle = self.throttle
@@ -254,7 +254,7 @@ class RestSession:
         if (first and throttle is not None and not throttle.should_send(now)
                 and throttle.requests(now) >= self.config.throttle_min_requests):
             raise errors.Throttled(f"{endpoint}: refused locally by adaptive throttling",
-                                   kind="throttled", endpoint=endpoint)
+                                   kind=Kind.THROTTLED, endpoint=endpoint)
 
     async def _fleet_gate(self, endpoint: str, deadline: float, *, first: bool,
                           order_route: bool, rank: Rank) -> None:
@@ -266,7 +266,7 @@ class RestSession:
                                         max_wait_s=max(0.0, deadline - now), rank=rank)
         if wait is None:
             raise errors.RateLimited(f"{endpoint}: the fleet's rate limit has no slot before "
-                                     "the deadline", retry_after_s=None, kind="rate_limited",
+                                     "the deadline", retry_after_s=None, kind=Kind.RATE_LIMITED,
                                      endpoint=endpoint)
         if wait > 0:
             await asyncio.sleep(wait)
@@ -274,11 +274,11 @@ class RestSession:
         self._reporter.poll(now)
         if self.health.state is VenueState.BLOCKED:
             raise errors.Blocked(f"{endpoint}: venue BLOCKED; nothing is sent until reset",
-                                 kind="blocked", endpoint=endpoint)
+                                 kind=Kind.BLOCKED, endpoint=endpoint)
         if not self.health.allows_requests(now):
             until = self.health.until if self.health.until is not None else now
             raise errors.CoolingDown(f"{endpoint}: venue cooling down for {until - now:.1f} s",
-                                     until=until, kind="cooldown", endpoint=endpoint)
+                                     until=until, kind=Kind.COOLDOWN, endpoint=endpoint)
 
     async def _send(self, verb: str, path_qs: str, payload: bytes, endpoint: str,
                     deadline: float) -> RawResponse | Outcome:
@@ -350,7 +350,7 @@ class RestSession:
                      now: float, endpoint: str, cl_ord_id: str | None) -> float:
         """The delay before the next attempt, or raise the typed error for this outcome."""
         kind, action = cls.kind, cls.action
-        common: dict[str, Any] = {"kind": kind.value, "status": cls.status,
+        common: dict[str, Any] = {"kind": kind, "status": cls.status,
                                   "endpoint": endpoint, "venue_message": cls.message}
         text = f"{endpoint}: {kind.value}" + (f" ({cls.message})" if cls.message else "")
         if cls.ambiguous:
@@ -510,19 +510,19 @@ def _decode_json(response: RawResponse | Outcome, endpoint: str) -> Any:
     try:
         return orjson.loads(response.body)
     except orjson.JSONDecodeError as exc:
-        raise errors.VenueError(f"{endpoint}: response body is not JSON", kind="bad_response",
+        raise errors.VenueError(f"{endpoint}: response body is not JSON", kind=Kind.BAD_RESPONSE,
                                 status=response.status, endpoint=endpoint) from exc
 
 
 def _as_row(value: Any, endpoint: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise errors.VenueError(f"{endpoint}: expected an object", kind="bad_response",
+        raise errors.VenueError(f"{endpoint}: expected an object", kind=Kind.BAD_RESPONSE,
                                 endpoint=endpoint)
     return value
 
 
 def _as_rows(value: Any, endpoint: str) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
-        raise errors.VenueError(f"{endpoint}: expected a list of objects", kind="bad_response",
+        raise errors.VenueError(f"{endpoint}: expected a list of objects", kind=Kind.BAD_RESPONSE,
                                 endpoint=endpoint)
     return value

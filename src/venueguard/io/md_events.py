@@ -3,9 +3,9 @@
 Every event carries ``at``: the session clock's monotonic seconds when it happened. State events
 mirror the event-log lines of ``docs/events.md`` (``ws.connected`` -> :class:`Connected`,
 ``ws.stale`` -> :class:`Stale`, ``book.gap`` -> :class:`BookGap`, ``book.resynced`` ->
-:class:`BookResynced`, ``data.rejected`` -> :class:`Rejected` ...). Data reaches consumers as
+:class:`BookResynced`, ``data.rejected`` -> :class:`DataRejected` ...). Data reaches consumers as
 :class:`TopOfBook` (the best bid or ask of a book changed) and :class:`TableData` (rows of
-trade, quote, instrument and the private tables). Rejected data is never delivered as
+trade, quote, instrument and the private tables). Refused data is never delivered as
 :class:`TableData`.
 """
 
@@ -18,11 +18,11 @@ __all__ = [
     "BookGap",
     "BookResynced",
     "Connected",
+    "DataRejected",
     "Disconnected",
     "Fresh",
     "MdEvent",
     "Reconnecting",
-    "Rejected",
     "SessionFailed",
     "Stale",
     "Subscribed",
@@ -73,7 +73,7 @@ class Fresh:
 
 
 @dataclass(frozen=True, slots=True)
-class Rejected:
+class DataRejected:
     """A data message was refused: it failed a check (``reason``: stale | future | reorder |
     duplicate) or was impossible on its face (malformed | unknown_action | missing_timestamp |
     bad_timestamp | invalid_price | invalid_size | invalid_id | invalid_side | off_tick |
@@ -151,6 +151,6 @@ class SessionFailed:
 
 
 MdEvent = (
-    Connected | Subscribed | TopicFailed | Stale | Fresh | Rejected | BookGap | BookResynced
+    Connected | Subscribed | TopicFailed | Stale | Fresh | DataRejected | BookGap | BookResynced
     | TopOfBook | TableData | Disconnected | Reconnecting | SessionFailed
 )

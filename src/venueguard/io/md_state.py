@@ -51,8 +51,8 @@ from venueguard.core.trades import TapeConfig, TradeTape
 from venueguard.io.md_events import (
     BookGap,
     BookResynced,
+    DataRejected,
     MdEvent,
-    Rejected,
     TableData,
     TopOfBook,
 )
@@ -407,7 +407,7 @@ class MdState:
         if sink.log is not None:
             sink.log("data.rejected", reason=reason, table=table, symbol=symbol)
         if sink.push is not None:
-            sink.push(Rejected(now, reason, table, symbol))
+            sink.push(DataRejected(now, reason, table, symbol))
 
     def _refuse(self, reason: str, table: str, symbol: str | None,
                 rows: list[dict[str, Any]] | None, now: float, *, invalidate: bool = True

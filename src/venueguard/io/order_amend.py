@@ -128,7 +128,7 @@ class OrderAmends:
                 if status is not None:            # the venue named the order's state
                     m.own(cl, o.VenueSnapshot(status=status))
         else:                                     # anything else may have been processed
-            label = (f"{exc.kind} {exc.status or ''}".strip()
+            label = (f"{exc.kind.value} {exc.status or ''}".strip()
                      if isinstance(exc, errors.VenueError) else type(exc).__name__)
             if m.own(cl, o.Ambiguous(label)):
                 m.events.emit("order.amend_unknown", cl_ord_id=cl, reason=label)

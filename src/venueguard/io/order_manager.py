@@ -539,13 +539,13 @@ class OrderManager:
         """Map a failed order request onto the table: not processed, refused, or UNKNOWN."""
         reason = failure_reason(exc)
         if isinstance(exc, errors.DuplicateClOrdID):
-            self.own(cl, o.DuplicateClOrdID())  # it exists: the lookup finds it
+            self.own(cl, o.ClOrdIDTaken())  # it exists: the lookup finds it
         elif isinstance(exc, errors.AmbiguousOutcome):
-            self.own(cl, o.Ambiguous(f"{exc.kind} {exc.status or ''}".strip()))
+            self.own(cl, o.Ambiguous(f"{exc.kind.value} {exc.status or ''}".strip()))
         elif isinstance(exc, errors.Rejected) and not isinstance(exc, NOT_SENT):
-            self.own(cl, o.Rejected(reason, not_processed=False))
+            self.own(cl, o.OrderRejected(reason, not_processed=False))
         elif not_processed(exc):
-            if self.own(cl, o.Rejected(reason, not_processed=True)):
+            if self.own(cl, o.OrderRejected(reason, not_processed=True)):
                 self.own(cl, o.Withdrawn("not processed: " + reason))
         else:                                     # anything else may have been processed
             self.own(cl, o.Ambiguous(type(exc).__name__))

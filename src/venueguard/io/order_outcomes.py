@@ -6,15 +6,15 @@ Shared by the order manager's submit and cancel and by its amends
 
 from __future__ import annotations
 
-from venueguard.core.kinds import NOT_PROCESSED_KINDS
+from venueguard.core.kinds import NOT_PROCESSED_KINDS, Kind
 from venueguard.io import errors
 
 __all__ = ["NOT_PROCESSED", "NOT_SENT", "failure_reason", "not_processed"]
 
 #: Failure kinds after which the venue certainly did not process the request.
 #: (``core.kinds.NOT_PROCESSED_KINDS``, plus the local refusals: nothing was sent.)
-NOT_PROCESSED = frozenset({k.value for k in NOT_PROCESSED_KINDS} | {"cooldown", "blocked",
-                                                                    "throttled"})
+NOT_PROCESSED: frozenset[Kind] = NOT_PROCESSED_KINDS | {Kind.COOLDOWN, Kind.BLOCKED,
+                                                         Kind.THROTTLED}
 #: Exception types raised before anything reached the venue's engine.
 NOT_SENT = (errors.Overloaded, errors.RateLimited, errors.CoolingDown, errors.Blocked,
             errors.Throttled, errors.TransportError, errors.AuthError)
@@ -29,6 +29,7 @@ def not_processed(exc: BaseException) -> bool:
 def failure_reason(exc: BaseException) -> str:
     """A short reason for the journal and the events: kind and the venue's text."""
     if isinstance(exc, errors.VenueError):
-        text = exc.venue_message or exc.kind
-        return f"{exc.kind}: {text}"[:200] if text != exc.kind else exc.kind
+        kind = exc.kind.value
+        text = exc.venue_message or kind
+        return f"{kind}: {text}"[:200] if text != kind else kind
     return type(exc).__name__

@@ -47,8 +47,13 @@ from typing import Any
 
 from venueguard.core.backoff import Backoff, BackoffConfig, RandomSource
 from venueguard.core.classify import Action, Classification, Kind, Outcome, classify
-from venueguard.core.liveness import DEFAULT_QUIET_CHANNELS, LivenessConfig, SendPing, Stale
-from venueguard.core.liveness import Fresh as FreshDecision
+from venueguard.core.liveness import (
+    DEFAULT_QUIET_CHANNELS,
+    FreshDecision,
+    LivenessConfig,
+    SendPing,
+    StaleDecision,
+)
 from venueguard.core.rules import RuleSet
 from venueguard.core.trades import TapeConfig, TradeTape
 from venueguard.io import md_events as ev
@@ -356,7 +361,7 @@ class MarketDataSession:
         self.notify.log("ws.failed", kind=cls.kind.value, reason=reason)
         self._push(ev.SessionFailed(now, cls.kind.value, message))
         raise StreamError(f"market-data session stopped: {cls.kind.value} ({reason})",
-                          kind=cls.kind.value, status=cls.status, venue_message=cls.message)
+                          kind=cls.kind, status=cls.status, venue_message=cls.message)
 
     async def _connection(self) -> None:
         clock = self.clock
@@ -383,7 +388,7 @@ class MarketDataSession:
                                          self.config.connect_timeout_s)
         except ConnectFailed as failed:
             cls = classify(failed.outcome, self.rules)
-            self.notify.log("ws.connect_failed", kind=cls.kind.value, status=cls.status)
+            self.notify.log("ws.connect_failed", kind=cls.kind, status=cls.status)
             raise _ConnectionEnded(f"connect failed: {cls.kind.value}", cls) from None
         self._conn = conn
         self._closed_conn = False
@@ -461,7 +466,7 @@ class MarketDataSession:
             for decision in state.liveness.poll(now):
                 if isinstance(decision, SendPing):
                     self._send_ping(conn)
-                elif isinstance(decision, Stale):
+                elif isinstance(decision, StaleDecision):
                     self._on_stale(decision)
                 elif isinstance(decision, FreshDecision):
                     self._push(ev.Fresh(now, decision.channel))
@@ -473,7 +478,7 @@ class MarketDataSession:
         self._push(ev.Disconnected(now, reason))
         raise _ConnectionEnded(reason, cls)
 
-    def _on_stale(self, decision: Stale) -> None:
+    def _on_stale(self, decision: StaleDecision) -> None:
         self.live = False
         self.notify.log("ws.stale", reason=decision.reason, channel=decision.channel,
                         age_s=round(decision.age_s, 3), **decision.limit_fields())

@@ -55,7 +55,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
-from venueguard.core.kinds import Kind
+from venueguard.core.kinds import CLASSIFIED_KINDS, Kind
 
 PREFIX = "venueguard_"
 VENUE_STATES: tuple[str, ...] = ("HEALTHY", "DEGRADED", "COOLDOWN", "BLOCKED")
@@ -64,7 +64,7 @@ REGIMES: tuple[str, ...] = ("NORMAL", "CAUTIOUS", "SAFE", "RECOVERING")
 VENUE_STATE_CODES: Mapping[str, int] = {name: i for i, name in enumerate(VENUE_STATES)}
 REGIME_CODES: Mapping[str, int] = {name: i for i, name in enumerate(REGIMES)}
 # Label values exported at 0 before their first event.
-ERROR_KINDS: tuple[str, ...] = tuple(k.value for k in Kind if k is not Kind.OK)
+ERROR_KINDS: tuple[str, ...] = tuple(k.value for k in CLASSIFIED_KINDS if k is not Kind.OK)
 REJECT_REASONS: tuple[str, ...] = ("stale", "future", "reorder", "duplicate")
 STALE_REASONS: tuple[str, ...] = ("data_age", "pong_timeout")
 ORDER_VIEWS: tuple[str, ...] = ("local", "venue")

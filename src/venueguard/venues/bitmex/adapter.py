@@ -4,7 +4,7 @@
 with the calls of :class:`BitmexRest`) and speaks reports: rows are read by
 :mod:`venueguard.venues.bitmex.reports`. Errors pass through as the session raises them (the
 :mod:`venueguard.errors` tree); only order-history pages that are not a list raise
-``VenueError(kind="bad_response")`` here.
+``VenueError(kind=Kind.BAD_RESPONSE)`` here.
 
 Endpoints: ``POST /order`` (post-only: ``execInst=ParticipateDoNotInitiate``), ``PUT /order``
 by ``origClOrdID`` (by ``orderID`` for an order adopted without a clOrdID), ``DELETE /order``,
@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from venueguard import errors
+from venueguard.core.kinds import Kind
 from venueguard.core.reports import (
     FillReport,
     OrderReport,
@@ -159,7 +160,7 @@ class BitmexAdapter:
                 query["symbol"] = symbol
             rows = await self.rest.request("GET", path, query=query)
             if not isinstance(rows, list):
-                raise errors.VenueError(f"GET {path}: expected a list", kind="bad_response")
+                raise errors.VenueError(f"GET {path}: expected a list", kind=Kind.BAD_RESPONSE)
             out.extend(r for r in rows if isinstance(r, dict))
             if len(rows) < self.page_count:
                 return out, True

@@ -70,7 +70,7 @@ def venue_failure(exc: BaseException, cl_ord_id: str | None = None) -> errors.Ve
     verdict = getattr(exc, "venueguard", None)
     kind = getattr(verdict, "kind", None)
     kind = kind if isinstance(kind, Kind) else Kind.UNKNOWN
-    common: dict[str, Any] = {"kind": kind.value, "status": getattr(verdict, "status", None),
+    common: dict[str, Any] = {"kind": kind, "status": getattr(verdict, "status", None),
                               "venue_message": str(exc)[:300]}
     error = _mapped(kind, verdict, f"{type(exc).__name__}: {kind.value}", common)
     error.cl_ord_id = cl_ord_id
