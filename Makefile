@@ -21,9 +21,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	@$(VENV)/bin/venueguard monitor
 
-# promtool (Debian's prometheus package) checks deploy/; without it those tests skip saying why.
 # Most system tests wait on sockets and timers rather than compute, so the suite runs in
 # TEST_WORKERS processes (pytest-xdist); TEST_WORKERS=0 runs it in this process.
+# promtool (Debian's prometheus package) checks deploy/; without it those tests skip saying why.
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15
