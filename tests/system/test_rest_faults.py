@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from venueguard.core.budget import BudgetConfig
+from venueguard.core.kinds import Kind
 from venueguard.io import errors
 from venueguard.io.http_session import RestConfig, RestSession
 from venueguard.io.http_transport import HttpTransport, RawResponse, Timeouts
@@ -160,7 +161,7 @@ async def test_cloudflare_522_cools_down_two_minutes(sim_server: Factory) -> Non
         await sim.add_fault("cloudflare_522")
         with pytest.raises(errors.CoolingDown) as failed:
             await rest.get_instruments()
-        assert failed.value.kind == "edge_protection"
+        assert failed.value.kind is Kind.EDGE_PROTECTION
         assert failed.value.until - time.monotonic() == pytest.approx(120, abs=5)
 
 
@@ -188,7 +189,7 @@ async def test_cloudflare_1006_blocks_and_says_ip_banned(sim_server: Factory) ->
         await sim.add_fault("cloudflare_1006")
         with pytest.raises(errors.Blocked) as failed:
             await rest.get_orders()
-        assert failed.value.kind == "ip_banned"
+        assert failed.value.kind is Kind.IP_BANNED
         critical = [a for a in log.recent(event="alert") if a["tier"] == "critical"]
         assert critical and "IP banned" in str(critical[-1]["message"])
 
@@ -205,7 +206,7 @@ async def test_dns_failure_gives_a_short_cooldown(sim_server: Factory) -> None:
             await sim.add_fault("dns_failure")
             with pytest.raises(errors.CoolingDown) as failed:
                 await rest.get_instruments()
-            assert failed.value.kind == "dns"
+            assert failed.value.kind is Kind.DNS
             assert 0 < failed.value.until - time.monotonic() <= 60
     finally:
         await resolver.close()
@@ -253,7 +254,7 @@ async def test_auth_failures_are_typed_and_not_retried(sim_server: Factory, faul
         await sim.add_fault(fault)
         with pytest.raises(errors.AuthError) as failed:
             await order_at(rest)
-        assert failed.value.kind == kind
+        assert failed.value.kind is Kind(kind)
         assert await sent(sim, POST_ORDER) == 1
         assert sim.api_secret not in str(log.recent()) + str(failed.value)
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from venueguard.core.backoff import BackoffConfig
+from venueguard.core.kinds import Kind
 from venueguard.core.liveness import DEFAULT_QUIET_CHANNELS, LivenessConfig
 from venueguard.io import md_events as ev
 from venueguard.io.errors import StreamError
@@ -272,7 +273,7 @@ async def test_invalid_key_stops_without_retry_and_alerts(sim_server: Factory) -
                           api_secret="not-the-secret-" + "x" * 20)
     with pytest.raises(StreamError) as failed:
         await asyncio.wait_for(session.run(), 5)
-    assert failed.value.kind == "invalid_credentials"
+    assert failed.value.kind is Kind.INVALID_CREDENTIALS
     assert not log.recent(event="ws.reconnecting")
     alerts = log.recent(event="alert")
     assert alerts and alerts[-1]["tier"] == "critical"
