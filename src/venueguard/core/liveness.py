@@ -38,7 +38,7 @@ Rules (common venue heartbeat advice: ping after 5 s of silence, expect pong wit
   :class:`~venueguard.core.freshness.FreshnessModels` as ``models`` so that learning outlives
   the connection (creating a Liveness tells them a new connection started); without it each
   Liveness learns on its own. ``channel_max_age_s`` is
-  looked up by the full channel (``orderBookL2:XBTUSD``), then by its table (``orderBookL2``).
+  looked up by the full channel (``TABLE:SYMBOL``, e.g. ``book:BTCUSD``), then by its table.
   Every threshold is the very sum :meth:`Liveness.next_deadline` returns, so a wake-up at the
   deadline always acts.
 - Only accepted messages refresh a channel: stale, future, reordered and duplicate data does
