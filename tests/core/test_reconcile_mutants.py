@@ -524,6 +524,49 @@ def test_a_mismatch_gone_before_the_grace_ends_is_resolved_silently() -> None:
     assert reports(rec.poll(2.0, WALL)) == []
 
 
+def filled_now(table: OrderTable, side: str, qty: float, now: float, n: int) -> None:
+    """A market order of ``qty`` on ``side`` filled at once (execution ``e<n>``)."""
+    order = table.new_order("XBTUSD", side, qty, None, now=now, wall_ms=WALL)
+    table.on_submitted(order.cl_ord_id, now)
+    table.on_acked(order.cl_ord_id, f"v{n}", now)
+    table.on_fill_report(FillReport(f"e{n}", order.cl_ord_id, f"v{n}", qty, 100.0,
+                                    symbol="XBTUSD", side=side, leaves_qty=0.0), now)
+
+
+def test_fills_applied_while_a_position_was_on_its_way_are_no_mismatch() -> None:
+    cfg = ReconcileConfig(query_interval_s=5.0, position_grace_s=0.0, sweep_interval_s=1000.0)
+    table, rec = setup(cfg)
+    assert FetchPosition("XBTUSD") in rec.poll(0.0, WALL)      # asked at 0
+    filled_now(table, "Buy", 100, 0.1, 1)                      # local 100, then 200
+    filled_now(table, "Buy", 100, 0.2, 2)
+    rec.on_position("XBTUSD", 100.0, 0.3)     # the venue answered between the two fills
+    assert reports(rec.poll(0.3, WALL)) == []
+    assert rec.position_mismatches == frozenset()
+
+
+def test_a_real_mismatch_names_the_local_value_nearest_the_venue_while_fills_flow() -> None:
+    cfg = ReconcileConfig(query_interval_s=5.0, position_grace_s=0.0, sweep_interval_s=1000.0)
+    table, rec = setup(cfg)
+    table.set_position_baseline("XBTUSD", 300)                 # only the journal knows it
+    assert FetchPosition("XBTUSD") in rec.poll(0.0, WALL)
+    filled_now(table, "Sell", 100, 0.1, 1)                     # local 200, then 100
+    filled_now(table, "Sell", 100, 0.2, 2)
+    rec.on_position("XBTUSD", 230.0, 0.3)
+    assert [d for d in rec.poll(0.3, WALL) if isinstance(d, Halt)] == [
+        Halt("position mismatch: XBTUSD local 200 venue 230.0")]
+
+
+def test_a_position_update_nobody_asked_for_compares_with_the_local_position_only() -> None:
+    cfg = ReconcileConfig(query_interval_s=5.0, position_grace_s=0.0, sweep_interval_s=1000.0)
+    table, rec = setup(cfg)
+    rec.poll(0.0, WALL)
+    rec.on_position("XBTUSD", 0.0, 0.05)                      # the answer: agreed
+    filled_now(table, "Buy", 100, 0.1, 1)
+    rec.on_position("XBTUSD", 0.0, 0.2)                        # a stream update, stale
+    assert [d for d in rec.poll(0.2, WALL) if isinstance(d, Halt)] == [
+        Halt("position mismatch: XBTUSD local 100 venue 0.0")]
+
+
 # ------------------------------------------------------------------------------ restart
 def test_a_restart_makes_a_pending_new_unknown_with_its_reason() -> None:
     table, rec = setup()

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import enum
 import string
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -85,6 +86,7 @@ __all__ = [
     "ANOMALIES",
     "LOCAL_TRANSITIONS",
     "OPEN_STATES",
+    "POSITION_TRAIL",
     "QTY_DIGITS",
     "RESTING",
     "TERMINAL_STATES",
@@ -128,6 +130,10 @@ __all__ = [
 #: Decimals kept in quantity sums (below any venue's lot size; removes float noise such as
 #: 0.1 + 0.2 = 0.30000000000000004).
 QTY_DIGITS: Final = 12
+
+#: Position values an :class:`OrderTable` keeps per symbol, so that a position answered by
+#: the venue can be compared with every value the executions gave while it was on its way.
+POSITION_TRAIL: Final = 256
 
 
 def qty_sum(a: float, b: float) -> float:
@@ -442,6 +448,9 @@ class OrderTable:
         self._exec_position: dict[str, float] = {}
         self._baseline: dict[str, float] = {}
         self._outbox: list[Transition] = []
+        # per symbol: how many times its position changed, and its latest values by that count
+        self._pos_changes: dict[str, int] = {}
+        self._pos_trail: dict[str, deque[tuple[int, float]]] = {}
 
     # --- creation and lookup
     def new_order(self, symbol: str, side: str, qty: float, price: float | None, *,
@@ -500,9 +509,23 @@ class OrderTable:
         """Baseline plus the signed sum of every execution applied for ``symbol``."""
         return qty_sum(self._baseline.get(symbol, 0), self._exec_position.get(symbol, 0))
 
+    def position_mark(self, symbol: str) -> int:
+        """A mark of ``symbol``'s position now, for :meth:`positions_since`."""
+        return self._pos_changes.get(symbol, 0)
+
+    def positions_since(self, symbol: str, mark: int) -> list[float]:
+        """The values ``symbol``'s position took after each change since ``mark``, oldest
+        first (at most the last :data:`POSITION_TRAIL`)."""
+        return [qty for n, qty in self._pos_trail.get(symbol, ()) if n > mark]
+
     def set_position_baseline(self, symbol: str, qty: float) -> None:
         """The position held before any journaled execution (0 for a fresh account)."""
         self._baseline[symbol] = qty
+
+    def _note_position(self, symbol: str) -> None:
+        count = self._pos_changes[symbol] = self._pos_changes.get(symbol, 0) + 1
+        trail = self._pos_trail.setdefault(symbol, deque(maxlen=POSITION_TRAIL))
+        trail.append((count, self.position(symbol)))
 
     def take_transitions(self) -> list[Transition]:
         """Drain every transition applied since the last call, in order (for the journal)."""
@@ -529,6 +552,7 @@ class OrderTable:
             delta = qty_sum(order.cum_qty, -before)
             self._exec_position[order.symbol] = qty_sum(
                 self._exec_position.get(order.symbol, 0), delta if order.side == "Buy" else -delta)
+            self._note_position(order.symbol)
         self._outbox.append(transition)
         return transition
 

@@ -213,6 +213,7 @@ class Reconciler:
         self._pos_bad_since: dict[str, float] = {}
         self._pos_alerted: set[str] = set()
         self._pos_asked: dict[str, float] = {}
+        self._pos_ask_local: dict[str, tuple[float, int]] = {}   # position and mark when asked
         self._last_sweep_wall_ms: int | None = None
         self._cancel_resent: dict[str, float] = {}
         self._sweep_execs_from_ms: int | None = None
@@ -344,14 +345,20 @@ class Reconciler:
 
     def on_position(self, symbol: str, venue_qty: float, now: float) -> None:
         """Answer to ``FetchPosition`` (or a position update): compare with the executions
-        applied locally. A difference asks for every fill since the journal began
+        applied locally. The venue's figure agrees when it equals any value the local position
+        took between the question and the answer (executions applied meanwhile are on their
+        way, not a difference). A difference asks for every fill since the journal began
         (``FetchExecutions``, ahead of the next position lookup); one still there
         ``position_grace_s`` later raises ``Halt`` (cleared when the positions agree again:
         ``Resolved("position")``). Ignored unless ``check_position``."""
         if not self.config.check_position:
             return
         local = self.table.position(symbol)
-        if local == venue_qty:
+        seen = [local]
+        if (asked := self._pos_ask_local.pop(symbol, None)) is not None:
+            at_ask, mark = asked
+            seen = [at_ask, *self.table.positions_since(symbol, mark), local]
+        if venue_qty in seen:
             if self._pos_bad_since.pop(symbol, None) is not None and symbol in self._pos_alerted:
                 self._pos_alerted.discard(symbol)
                 self._out.append(Resolved("position", None, f"{symbol} {local}"))
@@ -361,7 +368,8 @@ class Reconciler:
             self._need_execs_from_ms = self._earliest_ms()
         if now - since >= self.config.position_grace_s and symbol not in self._pos_alerted:
             self._pos_alerted.add(symbol)
-            detail = f"{symbol} local {local} venue {venue_qty}"
+            nearest = min(seen, key=lambda qty: abs(qty - venue_qty))
+            detail = f"{symbol} local {nearest} venue {venue_qty}"
             self._out.append(Mismatch("position", None, detail))
             self._out.append(Alert("critical", "position mismatch after reconciliation: "
                                    + detail))
@@ -501,6 +509,8 @@ class Reconciler:
         for symbol, due in sorted(self._position_due().items()):
             if due <= now:
                 self._pos_asked[symbol] = now
+                self._pos_ask_local[symbol] = (self.table.position(symbol),
+                                               self.table.position_mark(symbol))
                 return FetchPosition(symbol)
         return None
 
