@@ -1,4 +1,4 @@
-"""Regenerate ``src/venueguard/sim/bitmex_models.py`` from BitMEX's swagger spec.
+"""Regenerate ``src/venueguard/sim/bitmex/models.py`` from BitMEX's swagger spec.
 
 Usage: ``python scripts/gen_bitmex_models.py [SWAGGER_JSON]`` (default: ``$VENUEGUARD_FIXTURES/
 swagger.json``, with ``VENUEGUARD_FIXTURES`` defaulting to ``../shared/bitmex``). The output keeps

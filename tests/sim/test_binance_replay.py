@@ -115,7 +115,7 @@ async def test_ccxt_pro_book_on_the_replay_matches() -> None:
 
 
 def test_recording_errors_name_the_file(tmp_path: Path) -> None:
-    from venueguard.sim.replay import ReplayError
+    from venueguard.sim.replayer import ReplayError
 
     bad = tmp_path / "bad.txt"
     bad.write_text('1626992741.1: {"stream": "x", "data": {broken\n')

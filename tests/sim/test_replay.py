@@ -10,7 +10,8 @@ import aiohttp
 import orjson
 import pytest
 
-from venueguard.sim.replay import Recording, ReplayError
+from venueguard.sim.bitmex.replay import Recording
+from venueguard.sim.replayer import ReplayError
 from venueguard.sim.testing import SimHandle
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 import pytest
 
-from venueguard.sim.bitmex_models import MODEL_FIELDS
-from venueguard.sim.complete import complete
+from venueguard.sim.bitmex.complete import complete
+from venueguard.sim.bitmex.models import MODEL_FIELDS
 from venueguard.sim.testing import SimHandle
 
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

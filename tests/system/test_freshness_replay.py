@@ -32,7 +32,7 @@ import pytest
 from venueguard.ccxt.streams import StreamConfig
 from venueguard.core.freshness import FreshnessConfig
 from venueguard.core.liveness import Liveness, LivenessConfig, StaleDecision
-from venueguard.sim.replay import Recording
+from venueguard.sim.bitmex.replay import Recording
 
 ROOT = Path(__file__).resolve().parents[2]
 BINANCE = Path(os.environ.get("VENUEGUARD_BINANCE_FIXTURES",

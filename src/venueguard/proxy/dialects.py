@@ -39,8 +39,8 @@ from venueguard.sim.binance.conn import shift_event_times
 from venueguard.sim.binance.http import edge_fault as binance_edge_fault
 from venueguard.sim.binance.limits import Limits
 from venueguard.sim.binance.order_routes import BAD_GATEWAY_HTML as BINANCE_BAD_GATEWAY_HTML
+from venueguard.sim.bitmex.conn import shift_times
 from venueguard.sim.faults import KINDS, KindSpec
-from venueguard.sim.wsconn import shift_times
 from venueguard.venues.bitmex import errors as bitmex_errors
 from venueguard.venues.bitmex.rules import bitmex_rules
 

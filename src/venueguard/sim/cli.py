@@ -19,7 +19,7 @@ import sys
 
 from venueguard.cli import MAX_REPLAY_SPEED, MAX_REST_LIMIT, MAX_SIM_RATE
 from venueguard.sim.binance import signing as binance_signing
-from venueguard.sim.replay import ReplayError
+from venueguard.sim.replayer import ReplayError
 from venueguard.sim.scenario import ScenarioError, load_scenario
 from venueguard.sim.server import SimConfig, SimServer
 from venueguard.venues.bitmex import signing

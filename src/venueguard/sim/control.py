@@ -26,7 +26,7 @@ from aiohttp import web
 
 from venueguard.sim.clock import SimClock
 from venueguard.sim.faults import Fault, FaultBook, FaultError, FaultRequest, KindSpec, parse_fault
-from venueguard.sim.rest import SERVER_KEY, json_response
+from venueguard.sim.httpserver import SERVER_KEY, json_response
 from venueguard.sim.scenario import ScenarioRunner
 
 

@@ -17,6 +17,7 @@ back to aiohttp's plain answers (the simulator still serves).
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
@@ -26,9 +27,19 @@ from aiohttp.web_request import BaseRequest
 
 from venueguard.venues.bitmex import errors
 
-__all__ = ["SimRunner"]
+if TYPE_CHECKING:
+    from venueguard.sim.server import SimServer
+
+__all__ = ["SERVER_KEY", "SimRunner", "json_response"]
 
 log = logging.getLogger("venueguard.sim.http")
+
+SERVER_KEY: web.AppKey[SimServer] = web.AppKey("venueguard_sim_server")
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """``data`` serialised as a JSON response."""
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
 class _VenueErrorHandler(RequestHandler):

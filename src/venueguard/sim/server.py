@@ -25,20 +25,21 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from venueguard import numbers
-from venueguard.sim import control, rest
+from venueguard.sim import control
+from venueguard.sim.bitmex import rest
+from venueguard.sim.bitmex.conn import WsConnection
+from venueguard.sim.bitmex.replay import Recording, ReplayPlayer
+from venueguard.sim.bitmex.ws import SERVED_PUBLIC, WsHub
 from venueguard.sim.clock import SimClock
 from venueguard.sim.effects import OrderEffects
 from venueguard.sim.engine import Engine
 from venueguard.sim.faults import KINDS, Fault, FaultBook, FaultRequest, KindSpec
-from venueguard.sim.httpserver import SimRunner
+from venueguard.sim.httpserver import SERVER_KEY, SimRunner
 from venueguard.sim.instruments import instruments_for
 from venueguard.sim.model import Update
 from venueguard.sim.overload import OrderRate, OverloadModel
 from venueguard.sim.ratelimit import ConnectionRateLimiter, RestRateLimiter
-from venueguard.sim.replay import Recording, ReplayPlayer
 from venueguard.sim.scenario import MarketBurst, Scenario, ScenarioRunner, load_scenario
-from venueguard.sim.ws import SERVED_PUBLIC, WsHub
-from venueguard.sim.wsconn import WsConnection
 from venueguard.venues.bitmex import errors, signing
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ class SimServer:
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_body_bytes,
                               middlewares=[rest.middleware])
-        app[rest.SERVER_KEY] = self
+        app[SERVER_KEY] = self
         app[control.FAULT_HOST_KEY] = self
         rest.add_routes(app)
         control.add_routes(app)

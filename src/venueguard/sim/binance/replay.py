@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from venueguard.sim.binance.ws import stream_key
-from venueguard.sim.replay import ReplayError
+from venueguard.sim.replayer import ReplayError
 
 if TYPE_CHECKING:
     from venueguard.sim.binance.conn import BinanceConn

@@ -4,7 +4,7 @@ The simulator keeps no deposit history, so each settlement currency starts with 
 balance (:data:`START_BALANCE`, in BitMEX's minor units: satoshis for ``XBt``, micro-USDT for
 ``USDt``). Realised PnL of the positions settled in that currency moves the wallet; unrealised PnL
 and maintenance margin come from the open positions. Fields the simulator has no meaning for are
-completed by :mod:`venueguard.sim.complete` when served.
+completed by :mod:`venueguard.sim.bitmex.complete` when served.
 """
 
 from __future__ import annotations

@@ -23,12 +23,9 @@ from typing import Any
 
 import orjson
 
-from venueguard.sim.wsconn import WsConnection
+from venueguard.sim.bitmex.conn import WsConnection
+from venueguard.sim.replayer import ReplayError
 from venueguard.venues.bitmex import timefmt
-
-
-class ReplayError(ValueError):
-    """The recording cannot be used; the message names the file and line."""
 
 
 @dataclass(frozen=True, slots=True)

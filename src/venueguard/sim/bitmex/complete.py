@@ -4,7 +4,7 @@ The engine builds rows with the fields it gives meaning to. Real BitMEX rows car
 their model, with ``null`` where a value does not apply, and clients that decode into strict types
 refuse a row with a missing key. :func:`complete` adds each missing field with BitMEX's neutral
 value: ``null`` for numbers, strings and timestamps, ``false`` for flags, ``{}`` for objects.
-Field lists come from :mod:`venueguard.sim.bitmex_models`.
+Field lists come from :mod:`venueguard.sim.bitmex.models`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from venueguard.sim.bitmex_models import MODEL_FIELDS
+from venueguard.sim.bitmex.models import MODEL_FIELDS
 
 __all__ = ["MODELS", "complete", "complete_rows"]
 

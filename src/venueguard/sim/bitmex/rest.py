@@ -20,10 +20,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from aiohttp import web
 
-from venueguard.sim import edge, params
+from venueguard.sim import edge
+from venueguard.sim.bitmex import params
+from venueguard.sim.httpserver import SERVER_KEY, json_response
 from venueguard.sim.model import SimError
 from venueguard.venues.bitmex import errors
 
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SERVER_KEY: web.AppKey[SimServer] = web.AppKey("venueguard_sim_server")
 PARAMS_KEY: web.RequestKey[dict[str, Any]] = web.RequestKey("venueguard_sim_params")
 PREFIX = "/api/v1"
 PUBLIC_ROUTES = frozenset({
@@ -42,12 +42,8 @@ PUBLIC_ROUTES = frozenset({
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _json(data: object, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-
-
 def error_response(exc: SimError) -> web.Response:
-    return _json(errors.rest_error_body(exc.message, exc.name), exc.status)
+    return json_response(errors.rest_error_body(exc.message, exc.name), exc.status)
 
 
 def _endpoint(request: web.Request) -> str:
@@ -69,12 +65,12 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         response = error_response(exc)
     except web.HTTPException as exc:
         text = errors.NOT_FOUND if exc.status == 404 else exc.reason
-        response = _json(errors.rest_error_body(text), exc.status)
+        response = json_response(errors.rest_error_body(text), exc.status)
     except (asyncio.CancelledError, ConnectionError):
         raise
     except Exception:
         log.exception("unexpected error serving %s", endpoint)
-        response = _json(errors.rest_error_body("Internal error", errors.NAME_GENERIC), 500)
+        response = json_response(errors.rest_error_body("Internal error", errors.NAME_GENERIC), 500)
     server.statuses[f"{endpoint} {response.status}"] += 1
     if server.active_fault("dns_failure") is not None:
         response.headers["x-sim-dns-failure"] = "1"
@@ -118,13 +114,13 @@ async def _api(server: SimServer, request: web.Request, handler: Handler) -> web
         response = error_response(exc)
     except web.HTTPException as exc:  # unknown route or method: still a rate-limited response
         text = errors.NOT_FOUND if exc.status == 404 else exc.reason
-        response = _json(errors.rest_error_body(text), exc.status)
+        response = json_response(errors.rest_error_body(text), exc.status)
     response.headers.update(headers)
     return response
 
 
 def _rate_limited(headers: dict[str, str], retry_s: int) -> web.Response:
-    response = _json(errors.rest_error_body(errors.rate_limit_text(max(retry_s, 1)),
+    response = json_response(errors.rest_error_body(errors.rate_limit_text(max(retry_s, 1)),
                                             errors.NAME_RATE_LIMIT), 429)
     response.headers.update(headers)
     response.headers["Retry-After"] = str(retry_s)
@@ -149,7 +145,7 @@ async def _checked(server: SimServer, request: web.Request, handler: Handler,
 
 
 def add_routes(app: web.Application) -> None:
-    from venueguard.sim import routes, routes_account
+    from venueguard.sim.bitmex import routes, routes_account
 
     r = app.router
     r.add_post(f"{PREFIX}/order", routes.post_order)
@@ -165,7 +161,3 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"{PREFIX}/instrument/active", routes.instrument_active)
     r.add_get(f"{PREFIX}/wallet/assets", routes.wallet_assets)
     routes_account.add_routes(app, PREFIX)
-
-
-def json_response(data: Any, status: int = 200) -> web.Response:
-    return _json(data, status)

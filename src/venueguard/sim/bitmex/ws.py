@@ -24,9 +24,9 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from venueguard import numbers
+from venueguard.sim.bitmex.conn import WsConnection
 from venueguard.sim.fanout import text_frame
 from venueguard.sim.model import SimError
-from venueguard.sim.wsconn import WsConnection
 from venueguard.venues.bitmex import errors, timefmt
 
 if TYPE_CHECKING:

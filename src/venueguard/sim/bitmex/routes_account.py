@@ -1,6 +1,7 @@
 """Account and venue-info routes under ``/api/v1``: the API root (server time), ``/user``,
 ``/user/margin``, ``/user/wallet``, ``/execution``, the public ``/trade`` tape and
-``/position/leverage``. Rows are completed to BitMEX's full models (:mod:`venueguard.sim.complete`).
+``/position/leverage``. Rows are completed to BitMEX's full models
+(:mod:`venueguard.sim.bitmex.complete`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from venueguard import numbers
-from venueguard.sim import params as p
-from venueguard.sim.account_rows import currencies, margin_row, user_row, wallet_row
-from venueguard.sim.complete import complete, complete_rows
-from venueguard.sim.rest import PARAMS_KEY, SERVER_KEY, json_response
+from venueguard.sim.bitmex import params as p
+from venueguard.sim.bitmex.account_rows import currencies, margin_row, user_row, wallet_row
+from venueguard.sim.bitmex.complete import complete, complete_rows
+from venueguard.sim.bitmex.rest import PARAMS_KEY
+from venueguard.sim.httpserver import SERVER_KEY, json_response
 from venueguard.sim.rows import row_matches
 
 if TYPE_CHECKING:
