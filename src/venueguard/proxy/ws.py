@@ -45,6 +45,7 @@ from venueguard.proxy.dialects import Dialect, Frame
 from venueguard.proxy.rest import origin_form, request_headers
 from venueguard.sim.fanout import FrameSender, text_frame
 from venueguard.sim.faults import Fault
+from venueguard.sim.wsfaults import Effect, WsFaultState
 
 if TYPE_CHECKING:
     from venueguard.proxy.server import ProxyServer
@@ -85,16 +86,8 @@ class Bridge:
         self.dialect = dialect
         self.sender = FrameSender(transport, max_queue=_MAX_QUEUE, on_overflow=self._overflow,
                                   halted=lambda: client.closed)
-        self.faulted = False
-        self.stalled = False
-        self.half_open = False
+        self.fx = WsFaultState(random.Random(f"{seed}/proxy-conn/{serial}"))
         self.dropped = False
-        self.gap_left = 0
-        self.reorder_p = 0.0
-        self.duplicate_p = 0.0
-        self.shift_ms = 0
-        self._held: bytes | None = None
-        self._rng = random.Random(f"{seed}/proxy-conn/{serial}")
         self.last_data_s = 0.0
         self.messages = 0  # data messages from the upstream
         self.counted = 0  # of which the guard's metrics already counted
@@ -106,26 +99,15 @@ class Bridge:
 
     # -- faults --------------------------------------------------------------------------------
     def hit(self, fault: Fault) -> None:
-        self.faulted = True
-        kind, p = fault.kind, fault.params
-        if kind == "ws_stall":
-            self.stalled = True
+        effect = self.fx.hit(fault)
+        if effect is Effect.CLEAR:
             self.sender.clear()
-        elif kind == "ws_half_open":
-            self.half_open = True
-            self.sender.clear()
-        elif kind == "ws_drop":
+        elif effect is Effect.CUT:
             self.drop()
-        elif kind == "ws_reorder":
-            self.reorder_p = max(self.reorder_p, float(p["probability"]))
-        elif kind == "ws_duplicate":
-            self.duplicate_p = max(self.duplicate_p, float(p["probability"]))
-        elif kind == "ws_stale_timestamps":
-            self.shift_ms -= int(float(p["delay_s"]) * 1000)
-        elif kind == "ws_future_timestamps":
-            self.shift_ms += int(float(p["ahead_s"]) * 1000)
-        elif kind == "ws_gap":
-            self.gap_left += int(p["count"])
+
+    @property
+    def half_open(self) -> bool:
+        return self.fx.half_open
 
     def watch_quotes(self, sink: Callable[[str, float, float], None]) -> None:
         """Tell ``sink`` each symbol's best bid and ask the venue sends on this connection
@@ -146,23 +128,23 @@ class Bridge:
 
     # -- upstream -> client --------------------------------------------------------------------
     def _text(self, text: str) -> None:
-        if not self.faulted:
+        fx = self.fx
+        if not fx.kinds:
             self.sender.push(text_frame(text.encode()))
             return
-        if self.half_open:
+        if fx.half_open:
             return
         kind, decoded = self.dialect.frame(text)
         if kind is Frame.CONTROL:
             self.sender.push(text_frame(text.encode()))
             return
-        if self.stalled:
+        if fx.stalled:
             return
-        if kind is Frame.DELTA and self.gap_left > 0:
-            self.gap_left -= 1
+        if kind is Frame.DELTA and fx.take_gap():
             return
         payload = text.encode()
-        if self.shift_ms:
-            shifted = self.dialect.shift(decoded, self.shift_ms)
+        if fx.shift_ms:
+            shifted = self.dialect.shift(decoded, fx.shift_ms)
             if shifted is not None:
                 payload = shifted
         self._data(text_frame(payload), kind is not Frame.SNAPSHOT)
@@ -182,16 +164,8 @@ class Bridge:
             self.quote_due_s = now_s + 1.0
 
     def _data(self, frame: bytes, shuffle: bool) -> None:
-        if shuffle and self.reorder_p and self._held is None and \
-                self._rng.random() < self.reorder_p:
-            self._held = frame
-            return
-        self.sender.push(frame)
-        if shuffle and self.duplicate_p and self._rng.random() < self.duplicate_p:
-            self.sender.push(frame)
-        if self._held is not None and self._held is not frame:
-            held, self._held = self._held, None
-            self.sender.push(held)
+        for data in self.fx.release(frame, shuffle):
+            self.sender.push(data)
 
     async def pump_up(self, now: Callable[[], float]) -> None:
         """Upstream -> client until the upstream closes; ``now()`` is monotonic seconds."""
@@ -210,7 +184,7 @@ class Bridge:
             elif kind is WSMsgType.BINARY:
                 self.last_data_s = now()
                 self.messages += 1
-                if not (self.stalled or self.half_open):
+                if not (self.fx.stalled or self.fx.half_open):
                     self._data(_frame(_OP_BINARY, msg.data), True)
             elif kind is WSMsgType.PING:
                 if not self.half_open:

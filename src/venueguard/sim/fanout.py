@@ -25,11 +25,9 @@ Call order: ``FrameSender(transport, max_queue=...)``; run :meth:`FrameSender.ru
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 __all__ = ["BATCH_FRAMES", "HIGH_WATER_BYTES", "FrameSender", "text_frame"]
 
@@ -162,48 +160,3 @@ class FrameSender:
                 if transport.is_closing():
                     raise ConnectionResetError("the websocket transport is closing")
                 await asyncio.sleep(_DRAIN_POLL_S)
-
-
-class SenderConnection:
-    """The closing half shared by the simulator's websocket connections (both dialects).
-
-    A subclass sets ``ws``, ``transport``, ``closed``, ``half_open``, ``_sender`` (a
-    :class:`FrameSender` or None) and ``_writer`` (its write-loop task or None).
-    """
-
-    ws: Any
-    transport: Any
-    closed: bool
-    half_open: bool
-    _sender: FrameSender | None
-    _writer: asyncio.Task[None] | None
-
-    def abort(self) -> None:
-        """Drop the TCP connection without a close frame."""
-        self.closed = True
-        if self._sender is not None:
-            self._sender.close()
-        if self.transport is not None:
-            self.transport.abort()
-
-    async def finish(self, flush_timeout_s: float = 1.0) -> None:
-        """Send what is queued (briefly), stop the writer and close the socket (idempotent)."""
-        self.closed = True
-        if self._sender is not None:
-            self._sender.close()
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            if not writer.done():
-                try:
-                    async with asyncio.timeout(flush_timeout_s):
-                        await asyncio.shield(writer)
-                except TimeoutError:
-                    writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-        if not self.ws.closed and not self.half_open:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2.0):
-                    await self.ws.close()
-        if not self.ws.closed:
-            self.abort()

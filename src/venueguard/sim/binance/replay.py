@@ -13,19 +13,18 @@
 
 Every subscription gets the recorded events of its stream from the start of the recording,
 spaced by their ``E`` times divided by ``speed`` (0: as fast as the client reads them: the
-replay waits for a slow reader rather than dropping it), whenever it is made: a stream
-subscribed seconds after another on the same connection starts where the other started, so the
-recorded depth snapshot is consistent with where its replay starts and it syncs too. A depth
-subscription at a cadence the capture does not have gets the capture's depth events of that
-symbol (their ``U``/``u``/``pu`` chain is what a client syncs on). A client that follows
+replay waits for a slow reader rather than dropping it; the pacing is
+:class:`~venueguard.sim.replayer.Player`'s, shared with the BitMEX dialect), whenever it is
+made: a stream subscribed seconds after another on the same connection starts where the other
+started, so the recorded depth snapshot is consistent with where its replay starts and it syncs
+too. A depth subscription at a cadence the capture does not have gets the capture's depth events
+of that symbol (their ``U``/``u``/``pu`` chain is what a client syncs on). A client that follows
 Binance's book procedure on this replay rebuilds the book the recording describes.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from venueguard.sim.binance.ws import stream_key
-from venueguard.sim.replayer import ReplayError
+from venueguard.sim.replayer import Player, ReplayError
 
 if TYPE_CHECKING:
     from venueguard.sim.binance.conn import BinanceConn
@@ -183,50 +182,26 @@ class BinanceRecording:
         return rows
 
 
-class ReplayPlayer:
+class ReplayPlayer(Player[Recorded]):
     """Sends one subscription of one connection its stream of the recording, from the start."""
+
+    conn: BinanceConn
 
     def __init__(self, recording: BinanceRecording, hub: StreamHub, conn: BinanceConn, *,
                  speed: float, key: str) -> None:
+        super().__init__(conn, speed=speed, name=f"sim-binance-replay-{conn.serial}-{key}")
         self.recording = recording
         self.hub = hub
-        self.conn = conn
-        self.speed = speed
         self.key = key  # the subscription's fan-out key
         self.source = recording.source_key(key)  # the recorded key it is served from
-        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        if self.source is None:
-            return  # the recording has nothing for this stream
-        self._task = asyncio.get_running_loop().create_task(
-            self._play(), name=f"sim-binance-replay-{self.conn.serial}-{self.key}")
+        if self.source is not None:  # else the recording has nothing for this stream
+            super().start()
 
-    def cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+    def items(self) -> Iterator[tuple[int | None, Recorded]]:
+        source = self.source
+        return ((e.ts_ms, e) for e in self.recording.events if e.key == source)
 
-    async def _play(self) -> None:
-        conn, hub = self.conn, self.hub
-        loop = asyncio.get_running_loop()
-        start_real = loop.time()
-        first_ts: int | None = None
-        source, key = self.source, self.key
-        events = [e for e in self.recording.events if e.key == source]
-        high_water = max(1, conn.max_queue // 2)
-        with contextlib.suppress(asyncio.CancelledError):
-            for index, event in enumerate(events):
-                if conn.closed:
-                    return
-                if conn.queued >= high_water:
-                    await conn.wait_below(high_water // 2)  # a slow reader: wait, never drop
-                if self.speed > 0 and event.ts_ms:
-                    first_ts = event.ts_ms if first_ts is None else first_ts
-                    due = start_real + (event.ts_ms - first_ts) / 1000.0 / self.speed
-                    delay = due - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                elif index % 200 == 0:
-                    await asyncio.sleep(0)
-                hub.publish_raw(conn, key, event.data, event.depth)
+    def send(self, item: Recorded) -> None:
+        self.hub.publish_raw(self.conn, self.key, item.data, item.depth)

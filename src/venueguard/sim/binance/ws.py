@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from venueguard.sim.binance.conn import BinanceConn
 from venueguard.sim.binance.feed import Event
 from venueguard.sim.fanout import text_frame
+from venueguard.sim.wshub import ConnectionHub
 
 if TYPE_CHECKING:
     from venueguard.sim.binance.venue import BinanceVenue
@@ -53,13 +55,12 @@ def _ws_error(code: int, msg: str, req_id: object) -> dict[str, Any]:
     return {"error": {"code": code, "msg": msg}, "id": req_id}
 
 
-class StreamHub:
+class StreamHub(ConnectionHub[BinanceConn]):
+    """The Binance websocket connections of one venue; the index is keyed by :func:`stream_key`."""
+
     def __init__(self, venue: BinanceVenue) -> None:
+        super().__init__()
         self.venue = venue
-        self.connections: dict[int, BinanceConn] = {}
-        self._index: dict[str, set[BinanceConn]] = {}
-        self._serial = 0
-        self.opened_total = 0
 
     # -- fan-out -------------------------------------------------------------------------------
     def publish(self, events: list[Event]) -> None:
@@ -67,14 +68,14 @@ class StreamHub:
             if event.stream is None:
                 self._publish_user(event)
                 continue
-            group = self._index.get(event.stream)
+            group = self.index.get(event.stream)
             if not group:
                 continue
             raw = orjson.dumps(event.data)
             framed: dict[tuple[str, bool], bytes] = {}  # the same bytes for every subscriber
             for conn in group:
                 name = conn.streams[event.stream]
-                if conn.faulted:
+                if conn.fx.kinds:
                     conn.send_event(name, raw, event.data, depth=event.depth)
                     continue
                 frame = framed.get((name, conn.combined))
@@ -87,7 +88,7 @@ class StreamHub:
         built."""
         if key is None:
             return any(c.listen_key is not None for c in self.connections.values())
-        return bool(self._index.get(key))
+        return bool(self.index.get(key))
 
     def publish_raw(self, conn: BinanceConn, key: str, data: dict[str, Any],
                     depth: bool) -> None:
@@ -111,17 +112,11 @@ class StreamHub:
         hit = 0
         for conn in self.connections.values():
             if conn.listen_key == key and not conn.key_expired:
-                if not conn.half_open:  # sent even on a stalled connection: it is the cause
+                if not conn.fx.half_open:  # sent even on a stalled connection: it is the cause
                     conn.push(conn.frame(key, raw))
                 conn.key_expired = True
                 hit += 1
         return hit
-
-    def hit_open(self, fault: Any) -> int:
-        conns = [c for c in self.connections.values() if not c.closed]
-        for conn in conns:
-            conn.hit(fault)
-        return len(conns)
 
     def close_old(self, now_s: float, max_age_s: float) -> int:
         old = [c for c in self.connections.values() if now_s - c.opened_s >= max_age_s]
@@ -136,10 +131,6 @@ class StreamHub:
                 conn.abort()
             elif now_s - conn.last_ping_s >= interval_s:
                 conn.ping(now_s)
-
-    async def close_all(self) -> None:
-        for conn in list(self.connections.values()):
-            conn.abort()
 
     # -- connections ---------------------------------------------------------------------------
     def add_routes(self, app: web.Application) -> None:
@@ -170,63 +161,29 @@ class StreamHub:
         ws = web.WebSocketResponse(autoping=False, autoclose=False, compress=False,
                                    max_msg_size=1 << 16)
         await ws.prepare(request)
-        self._serial += 1
-        self.opened_total += 1
-        conn = BinanceConn(self._serial, ws, request.transport, combined=combined,
+        conn = BinanceConn(self.next_serial(), ws, request.transport, combined=combined,
                            opened_s=now_s, max_queue=server.config.ws_queue_max,
                            seed=server.config.seed)
         if keys:
             conn.listen_key = keys[0]
-        self.connections[conn.serial] = conn
-        conn.start()
-        for fault in server.faults.of_scope("ws", now_s):
-            if fault.new_connections:
-                conn.hit(fault)
-        try:
-            for name in names:
-                if not venue.listen_keys.is_key(name):
-                    self._add_stream(conn, name)
-            await self._read_loop(conn)
-        except (ConnectionError, RuntimeError) as exc:
-            log.debug("binance ws connection %d ended: %s", conn.serial, exc)
-        finally:
-            self._forget(conn)
-            await conn.finish()
+        await self.serve(conn, server.faults.of_scope("ws", now_s),
+                         lambda c: self._open(c, names))
         return ws
 
-    def _forget(self, conn: BinanceConn) -> None:
-        self.connections.pop(conn.serial, None)
-        for key in conn.streams:
-            group = self._index.get(key)
-            if group is not None:
-                group.discard(conn)
-                if not group:
-                    del self._index[key]
+    def _open(self, conn: BinanceConn, names: list[str]) -> None:
+        """The streams named in the URL (a listenKey among them is the user data stream)."""
+        for name in names:
+            if not self.venue.listen_keys.is_key(name):
+                self._add_stream(conn, name)
+
+    def keys_of(self, conn: BinanceConn) -> Iterable[str]:
+        return conn.streams
+
+    def ended(self, conn: BinanceConn) -> None:
         self.venue.stop_replay(conn)
 
-    async def _read_loop(self, conn: BinanceConn) -> None:
-        ws = conn.ws
-        while not conn.closed:
-            msg = await ws.receive()
-            if msg.type is WSMsgType.TEXT:
-                if self._over_incoming_limit(conn):
-                    log.info("binance ws connection %d: over the incoming message limit",
-                             conn.serial)
-                    conn.abort()
-                    return
-                self._on_text(conn, msg.data)
-            elif msg.type is WSMsgType.PING:
-                if not conn.half_open:
-                    await ws.pong(msg.data)
-            elif msg.type is WSMsgType.PONG:
-                conn.last_pong_s = self.venue.server.clock.monotonic_s()
-            elif msg.type is WSMsgType.BINARY:
-                continue
-            elif msg.type is WSMsgType.CLOSE and not conn.half_open:
-                await ws.close()
-                return
-            else:
-                return
+    def on_pong(self, conn: BinanceConn) -> None:
+        conn.last_pong_s = self.venue.server.clock.monotonic_s()
 
     def _over_incoming_limit(self, conn: BinanceConn) -> bool:
         """More than ``ws_max_incoming_per_s`` messages in one second: the venue disconnects."""
@@ -237,50 +194,54 @@ class StreamHub:
         return conn.incoming > self.venue.settings.ws_max_incoming_per_s
 
     # -- control messages ----------------------------------------------------------------------
-    def _on_text(self, conn: BinanceConn, text: str) -> None:
+    def on_text(self, conn: BinanceConn, text: str) -> None:
+        if self._over_incoming_limit(conn):
+            log.info("binance ws connection %d: over the incoming message limit", conn.serial)
+            conn.abort()  # the read loop ends
+            return
         try:
             req = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
-            conn.send_control(_ws_error(3, f"Invalid JSON: {exc.msg}", None))
+            conn.send_json(_ws_error(3, f"Invalid JSON: {exc.msg}", None))
             return
         if not isinstance(req, dict):
-            conn.send_control(_ws_error(2, "Invalid request: expected an object", None))
+            conn.send_json(_ws_error(2, "Invalid request: expected an object", None))
             return
         req_id = req.get("id")
         if req_id is not None and (isinstance(req_id, bool) or not isinstance(req_id, int | str)):
-            conn.send_control(_ws_error(2, "Invalid request: request ID must be an unsigned "
-                                           "integer or a string", None))
+            conn.send_json(_ws_error(2, "Invalid request: request ID must be an unsigned "
+                                        "integer or a string", None))
             return
         method = req.get("method")
         params = req.get("params", [])
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
             if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
-                conn.send_control(_ws_error(2, "Invalid request: params must be a list of "
-                                               "stream names", req_id))
+                conn.send_json(_ws_error(2, "Invalid request: params must be a list of "
+                                            "stream names", req_id))
                 return
             for name in params:
                 if method == "SUBSCRIBE" and stream_key(name) is None:
-                    conn.send_control(_ws_error(2, f"Invalid request: unknown stream {name!r}",
-                                                req_id))
+                    conn.send_json(_ws_error(2, f"Invalid request: unknown stream {name!r}",
+                                             req_id))
                     return
             for name in params:
                 if method == "SUBSCRIBE":
                     self._add_stream(conn, name)
                 else:
                     self._remove_stream(conn, name)
-            conn.send_control({"result": None, "id": req_id})
+            conn.send_json({"result": None, "id": req_id})
         elif method == "LIST_SUBSCRIPTIONS":
-            conn.send_control({"result": sorted(conn.streams.values()), "id": req_id})
+            conn.send_json({"result": sorted(conn.streams.values()), "id": req_id})
         else:
-            conn.send_control(_ws_error(2, f"Invalid request: unknown method {method!r}",
-                                        req_id))
+            conn.send_json(_ws_error(2, f"Invalid request: unknown method {method!r}",
+                                     req_id))
 
     def _add_stream(self, conn: BinanceConn, name: str) -> None:
         key = stream_key(name)
         if key is None or key in conn.streams or len(conn.streams) >= MAX_STREAMS:
             return
         conn.streams[key] = name
-        self._index.setdefault(key, set()).add(conn)
+        self.index.setdefault(key, set()).add(conn)
         self.venue.start_replay(conn, key)
 
     def _remove_stream(self, conn: BinanceConn, name: str) -> None:
@@ -288,7 +249,7 @@ class StreamHub:
         if key is None or key not in conn.streams:
             return
         del conn.streams[key]
-        group = self._index.get(key)
+        group = self.index.get(key)
         if group is not None:
             group.discard(conn)
         self.venue.stop_replay(conn, key)

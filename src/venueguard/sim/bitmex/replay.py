@@ -8,15 +8,14 @@ Each subscription to a public table gets the recording from its start, filtered 
 that subscribe request (by table, and by symbol for ``table:SYMBOL``), in order: a topic added
 later, on the same connection or another one, still starts with its ``partial``. With
 ``speed`` 1 messages are spaced as recorded, using the first row's ``timestamp`` (or the record's
-``ts``); ``speed`` 2 plays twice as fast; 0 plays as fast as the connection takes them.
+``ts``); ``speed`` 2 plays twice as fast; 0 plays as fast as the connection takes them. The
+pacing and the wait for a slow reader are :class:`~venueguard.sim.replayer.Player`'s, shared with
+the Binance dialect.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import orjson
 
 from venueguard.sim.bitmex.conn import WsConnection
-from venueguard.sim.replayer import ReplayError
+from venueguard.sim.replayer import Player, ReplayError
 from venueguard.venues.bitmex import timefmt
 
 
@@ -132,56 +131,27 @@ def select(item: Recorded, topics: Set[str]) -> tuple[bytes, dict[str, Any]] | N
     return orjson.dumps(msg), msg
 
 
-class ReplayPlayer:
-    """Plays a recording into one connection. Call :meth:`start` once, :meth:`cancel` to stop."""
+class ReplayPlayer(Player[tuple[bytes, dict[str, Any], bool]]):
+    """Plays the recording's messages of ``topics`` (one subscribe request) into one connection;
+    a topic unsubscribed since is left out from then on."""
+
+    conn: WsConnection
 
     def __init__(self, recording: Recording, conn: WsConnection, *, speed: float,
                  tables: frozenset[str], topics: frozenset[str]) -> None:
+        super().__init__(conn, speed=speed, name=f"sim-replay-{conn.serial}")
         self.recording = recording
-        self.conn = conn
-        self.speed = speed
         self.tables = tables
         self.topics = topics
-        self.sent = 0
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(
-            self._play(), name=f"sim-replay-{self.conn.serial}")
-
-    def cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    async def wait(self) -> None:
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _play(self) -> None:
-        conn = self.conn
-        first_ts: int | None = None
-        start = time.monotonic()
-        high_water = max(1, conn.max_queue // 2)
-        for index, item in enumerate(self.recording.items):
-            if conn.closed:
-                return
+    def items(self) -> Iterator[tuple[int | None, tuple[bytes, dict[str, Any], bool]]]:
+        for item in self.recording.items:
             if item.table not in self.tables:
                 continue
-            chosen = select(item, self.topics & conn.topics)
-            if chosen is None:
-                continue
-            if self.speed > 0 and item.ts_ms is not None:
-                if first_ts is None:
-                    first_ts = item.ts_ms
-                due = start + (item.ts_ms - first_ts) / 1000.0 / self.speed
-                delay = due - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            if conn.queued >= high_water:
-                await conn.wait_below(high_water // 2)  # let the writer catch up, never drop
-            payload, msg = chosen
-            conn.send_data(payload, msg, delta=item.action != "partial")
-            self.sent += 1
-            if index % 256 == 255:
-                await asyncio.sleep(0)
+            chosen = select(item, self.topics & self.conn.topics)
+            if chosen is not None:
+                yield item.ts_ms, (*chosen, item.action != "partial")
+
+    def send(self, item: tuple[bytes, dict[str, Any], bool]) -> None:
+        payload, msg, delta = item
+        self.conn.send_data(payload, msg, delta=delta)

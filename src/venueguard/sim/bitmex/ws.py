@@ -13,20 +13,20 @@ without holding the event loop).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from venueguard import numbers
 from venueguard.sim.bitmex.conn import WsConnection
 from venueguard.sim.fanout import text_frame
 from venueguard.sim.model import SimError
+from venueguard.sim.wshub import ConnectionHub
 from venueguard.venues.bitmex import errors, timefmt
 
 if TYPE_CHECKING:
@@ -66,15 +66,14 @@ def index_key(topic: str) -> str:
     return table if symbol in ("", "*") else topic
 
 
-class WsHub:
-    """All websocket connections of one server and the topic index used for fan-out."""
+class WsHub(ConnectionHub[WsConnection]):
+    """The ``/realtime`` connections of one server; the index is keyed by :func:`index_key`."""
+
+    hold_half_open_close = True
 
     def __init__(self, server: SimServer) -> None:
+        super().__init__()
         self.server = server
-        self.connections: dict[int, WsConnection] = {}
-        self._subs: dict[str, set[WsConnection]] = {}
-        self._serial = 0
-        self.opened_total = 0
         self._dirty: list[WsConnection] | None = None  # connections with deferred frames
 
     # -- fan-out ---------------------------------------------------------------------------
@@ -97,8 +96,8 @@ class WsHub:
     def publish(self, table: str, action: str, symbol: str | None, rows: list[dict[str, Any]],
                 *, private: bool) -> None:
         """Send one update to every subscriber; serialised and framed once."""
-        whole = self._subs.get(table)
-        one = self._subs.get(f"{table}:{symbol}") if symbol is not None else None
+        whole = self.index.get(table)
+        one = self.index.get(f"{table}:{symbol}") if symbol is not None else None
         if not whole and not one:
             return
         msg = {"table": table, "action": action, "data": rows}
@@ -109,7 +108,7 @@ class WsHub:
         for group in (whole, one):
             if group:
                 for conn in group:
-                    if conn.faults:
+                    if conn.fx.kinds:
                         conn.send_data(payload, msg, delta=delta, public=not private)
                     elif dirty is None:
                         conn.push_frame(frame)
@@ -118,20 +117,6 @@ class WsHub:
                         if not pending:
                             dirty.append(conn)
                         pending.append(frame)
-
-    def subscribers(self, topic: str) -> int:
-        return len(self._subs.get(topic, ()))
-
-    def hit_open(self, fault: Any) -> int:
-        """Apply a websocket fault to every open connection; returns how many were hit."""
-        conns = [c for c in self.connections.values() if not c.closed]
-        for conn in conns:
-            conn.hit(fault)
-        return len(conns)
-
-    async def close_all(self) -> None:
-        for conn in list(self.connections.values()):
-            conn.abort()
 
     # -- handshake ---------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -151,70 +136,37 @@ class WsHub:
         ws = web.WebSocketResponse(autoping=False, autoclose=False, compress=False,
                                    max_msg_size=server.config.ws_max_frame_bytes)
         await ws.prepare(request)
-        self._serial += 1
-        self.opened_total += 1
-        conn = WsConnection(self._serial, ws, request.transport, peer,
+        conn = WsConnection(self.next_serial(), ws, request.transport, peer,
                             max_queue=server.config.ws_queue_max, seed=server.config.seed)
         conn.authenticated = creds is not None
-        self.connections[conn.serial] = conn
-        conn.start()
         now_s = server.clock.monotonic_s()
-        for fault in server.faults.of_scope("ws", now_s):
-            if fault.new_connections:
-                conn.hit(fault)
-        conn.send_json({
-            "info": "Welcome to the BitMEX Realtime API.", "version": "2.0.0",
-            "timestamp": timefmt.format_ms(server.clock.now_ms()),
-            "docs": "https://www.bitmex.com/app/wsAPI", "heartbeatEnabled": False,
-            "limit": {"remaining": remaining}, "appName": _APP_NAME})
-        try:
-            initial = request.query.getall("subscribe", [])
-            topics = [t for raw in initial for t in raw.split(",") if t]
-            if topics:
-                self._subscribe(conn, {"op": "subscribe", "args": topics}, topics)
-            await self._read_loop(conn)
-        except (ConnectionError, RuntimeError) as exc:  # the peer went away mid-write
-            log.debug("ws connection %d ended: %s", conn.serial, exc)
-        finally:
-            self._forget(conn)
-            await conn.finish()
+        await self.serve(conn, server.faults.of_scope("ws", now_s),
+                         lambda c: self._open(c, request, remaining))
         return ws
 
-    def _forget(self, conn: WsConnection) -> None:
-        self.connections.pop(conn.serial, None)
-        for topic in conn.topics:
-            key = index_key(topic)
-            group = self._subs.get(key)
-            if group is not None:
-                group.discard(conn)
-                if not group:
-                    del self._subs[key]
+    def _open(self, conn: WsConnection, request: web.Request, remaining: int) -> None:
+        """The welcome message, then the topics of ``?subscribe=``."""
+        conn.send_json({
+            "info": "Welcome to the BitMEX Realtime API.", "version": "2.0.0",
+            "timestamp": timefmt.format_ms(self.server.clock.now_ms()),
+            "docs": "https://www.bitmex.com/app/wsAPI", "heartbeatEnabled": False,
+            "limit": {"remaining": remaining}, "appName": _APP_NAME})
+        initial = request.query.getall("subscribe", [])
+        topics = [t for raw in initial for t in raw.split(",") if t]
+        if topics:
+            self._subscribe(conn, {"op": "subscribe", "args": topics}, topics)
+
+    def keys_of(self, conn: WsConnection) -> Iterable[str]:
+        return {index_key(topic) for topic in conn.topics}
+
+    def ended(self, conn: WsConnection) -> None:
         self.server.stop_replay(conn)
 
-    async def _read_loop(self, conn: WsConnection) -> None:
-        ws = conn.ws
-        while not conn.closed:
-            msg = await ws.receive()
-            if msg.type is WSMsgType.TEXT:
-                self._on_text(conn, msg.data)
-            elif msg.type is WSMsgType.BINARY:
-                self._on_text(conn, msg.data.decode("utf-8", "replace"))
-            elif msg.type is WSMsgType.PING:
-                if not conn.half_open:
-                    await ws.pong(msg.data)
-            elif msg.type is WSMsgType.PONG:
-                continue
-            elif msg.type is WSMsgType.CLOSE and not conn.half_open:
-                await ws.close()
-                return
-            elif msg.type is WSMsgType.CLOSE or msg.type is WSMsgType.CLOSING:
-                await _wait_transport_gone(conn)
-                return
-            else:  # CLOSED, ERROR
-                return
-
     # -- commands ---------------------------------------------------------------------------
-    def _on_text(self, conn: WsConnection, text: str) -> None:
+    def on_binary(self, conn: WsConnection, data: bytes) -> None:
+        self.on_text(conn, data.decode("utf-8", "replace"))
+
+    def on_text(self, conn: WsConnection, text: str) -> None:
         try:
             self._dispatch(conn, text)
         except SimError as exc:
@@ -301,7 +253,7 @@ class WsHub:
         server.pump()  # everything before the partial goes to the older subscribers first
         msg = server.engine.partial(table, symbol)
         conn.send_data(orjson.dumps(msg), msg, delta=False, public=table in SERVED_PUBLIC)
-        self._subs.setdefault(index_key(topic), set()).add(conn)
+        self.index.setdefault(index_key(topic), set()).add(conn)
 
     def _unsubscribe(self, conn: WsConnection, req: Mapping[str, Any], args: list[Any]) -> None:
         for arg in args:
@@ -310,7 +262,7 @@ class WsHub:
                     400, errors.ws_not_subscribed_text(str(arg)), request=req))
                 continue
             conn.topics.discard(arg)
-            group = self._subs.get(index_key(arg))
+            group = self.index.get(index_key(arg))
             if group is not None:
                 group.discard(conn)
             conn.send_json({"success": True, "unsubscribe": arg, "request": req})
@@ -363,11 +315,3 @@ def _handshake_credentials(request: web.Request) -> tuple[str, int, str] | None:
         return key, expires, source.get("api-signature", "")
     return None
 
-
-async def _wait_transport_gone(conn: WsConnection) -> None:
-    """Half-open: ignore the client's close frame and hold the TCP connection until it drops."""
-    while not conn.closed:
-        transport = conn.transport
-        if transport is None or transport.is_closing():
-            return
-        await asyncio.sleep(0.2)
