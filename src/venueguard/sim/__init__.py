@@ -8,7 +8,7 @@ below both, and imports neither:
 - the engine and its truth: ``engine``, ``book``, ``matching``, ``market``, ``orders``,
   ``positions``, ``instruments``, ``rows``, ``fields``, ``model``, ``clock``;
 - faults and scenarios: ``faults``, ``effects``, ``edge``, ``overload``, ``ratelimit``,
-  ``scenario``, ``control``;
+  ``scenario``;
 - the connection machinery: ``fanout`` (frames written without holding the loop), ``wsfaults``
   (the websocket faults of one connection, also used by the proxy), ``conn`` (one connection's
   queue, writer, fault hits, send path and close), ``wshub`` (the read loop, faults on new and
@@ -16,5 +16,6 @@ below both, and imports neither:
 - the HTTP plumbing: ``httpserver``, ``resolver``.
 
 ``server``, ``cli`` and ``testing`` sit above: they put a simulator together from the engine and
-the dialects it serves.
+the dialects it serves. ``control`` serves the control API (``/_sim``) and holds the key under
+which a dialect's routes find the server.
 """

@@ -19,15 +19,18 @@ supports and ``POST`` refuses any other kind with a 400.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 from aiohttp import web
 
 from venueguard.sim.clock import SimClock
 from venueguard.sim.faults import Fault, FaultBook, FaultError, FaultRequest, KindSpec, parse_fault
-from venueguard.sim.httpserver import SERVER_KEY, json_response
+from venueguard.sim.httpserver import json_response
 from venueguard.sim.scenario import ScenarioRunner
+
+if TYPE_CHECKING:
+    from venueguard.sim.server import SimServer
 
 
 class FaultHost(Protocol):
@@ -67,6 +70,8 @@ class SeededConfig(Protocol):
 
 
 FAULT_HOST_KEY: web.AppKey[FaultHost] = web.AppKey("venueguard_fault_host")
+#: the simulator itself, for the dialects' routes and the whole-venue routes (truth, resolve)
+SERVER_KEY: web.AppKey[SimServer] = web.AppKey("venueguard_sim_server")
 
 
 def _error(message: str, status: int = 400) -> web.Response:

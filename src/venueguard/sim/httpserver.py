@@ -11,13 +11,15 @@ an ERROR with a traceback. Anything else goes to aiohttp's own handling unchange
 
 aiohttp exposes no public hook for this; :class:`SimRunner` swaps in a request-handler subclass
 when it builds its server. Should a future aiohttp change those internals, the runner falls
-back to aiohttp's plain answers (the simulator still serves).
+back to aiohttp's plain answers (the simulator still serves). The swap and the client-gone
+answer are :class:`AnsweringRunner` and :class:`AnsweringHandler`, which the proxy's runner
+shares.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import orjson
 from aiohttp import web
@@ -27,14 +29,10 @@ from aiohttp.web_request import BaseRequest
 
 from venueguard.venues.bitmex import errors
 
-if TYPE_CHECKING:
-    from venueguard.sim.server import SimServer
-
-__all__ = ["SERVER_KEY", "SimRunner", "json_response"]
+__all__ = ["AnsweringHandler", "AnsweringRunner", "SimRunner", "json_response",
+           "server_class"]
 
 log = logging.getLogger("venueguard.sim.http")
-
-SERVER_KEY: web.AppKey[SimServer] = web.AppKey("venueguard_sim_server")
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -42,43 +40,79 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-class _VenueErrorHandler(RequestHandler):
+class AnsweringHandler(RequestHandler):
+    """aiohttp's request handler with two answers of its own: a client that left mid-answer is one
+    WARNING line (no traceback), and a request the parser cannot read is answered by
+    :meth:`unreadable` (which logs it) on a connection then closed."""
+
     __slots__ = ()
+    gone_log: ClassVar[logging.Logger] = log  # where a client that left is reported
 
     def handle_error(self, request: BaseRequest, status: int = 500,
                      exc: BaseException | None = None, message: str | None = None
                      ) -> web.StreamResponse:
         if isinstance(exc, ConnectionError):  # the client left mid-answer: nothing to fix
-            log.warning("client %s went away: %s", request.remote, type(exc).__name__)
+            self.gone_log.warning("client %s went away: %s", request.remote, type(exc).__name__)
             if request.writer.output_size > 0:
                 raise ConnectionError("response already started") from exc
             gone = web.Response(status=status, text="client went away")
             gone.force_close()
             return gone
         if not isinstance(exc, HttpProcessingError):
-            return super().handle_error(request, status, exc, message)
-        reason = " ".join(str(message or exc.message or type(exc).__name__).split())[:200]
-        log.warning("unreadable HTTP request from %s: %s %s", request.remote, status, reason)
+            return self.other_error(request, status, exc, message)
+        response = self.unreadable(request, status, exc, message)
         if request.writer.output_size > 0:
             raise ConnectionError("response already started; cannot answer the parse error")
-        body = orjson.dumps(errors.rest_error_body(f"Bad request: {reason}", errors.NAME_HTTP))
-        response = web.Response(status=status, body=body, content_type="application/json")
         response.force_close()
         return response
 
+    def other_error(self, request: BaseRequest, status: int, exc: BaseException | None,
+                    message: str | None) -> web.StreamResponse:
+        """Any other error: aiohttp's own handling."""
+        return super().handle_error(request, status, exc, message)
 
-class _Server(web.Server):
-    def __call__(self) -> RequestHandler:
-        return _VenueErrorHandler(self, loop=self._loop, **self._kwargs)
+    def unreadable(self, request: BaseRequest, status: int, exc: HttpProcessingError,
+                   message: str | None) -> web.Response:
+        raise NotImplementedError
 
 
-class SimRunner(web.AppRunner):
+def server_class(handler: type[RequestHandler]) -> type[web.Server]:
+    """An aiohttp server whose connections are served by ``handler``."""
+
+    class _Server(web.Server):
+        def __call__(self) -> RequestHandler:
+            return handler(self, loop=self._loop, **self._kwargs)
+
+    return _Server
+
+
+class AnsweringRunner(web.AppRunner):
+    """:class:`aiohttp.web.AppRunner` whose server is of ``server_type`` (see
+    :func:`server_class`); should aiohttp's internals change, aiohttp's own server is kept."""
+
+    __slots__ = ()
+    server_type: ClassVar[type[web.Server]]
+
+    async def _make_server(self) -> web.Server:
+        made = await super()._make_server()
+        if type(made) is web.Server and hasattr(made, "_kwargs") and hasattr(made, "_loop"):
+            made.__class__ = self.server_type
+        return made
+
+
+class _VenueErrorHandler(AnsweringHandler):
+    __slots__ = ()
+
+    def unreadable(self, request: BaseRequest, status: int, exc: HttpProcessingError,
+                   message: str | None) -> web.Response:
+        reason = " ".join(str(message or exc.message or type(exc).__name__).split())[:200]
+        log.warning("unreadable HTTP request from %s: %s %s", request.remote, status, reason)
+        body = orjson.dumps(errors.rest_error_body(f"Bad request: {reason}", errors.NAME_HTTP))
+        return web.Response(status=status, body=body, content_type="application/json")
+
+
+class SimRunner(AnsweringRunner):
     """:class:`aiohttp.web.AppRunner` whose server answers parser failures as the venue does."""
 
     __slots__ = ()
-
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        if type(server) is web.Server and hasattr(server, "_kwargs") and hasattr(server, "_loop"):
-            server.__class__ = _Server
-        return server
+    server_type = server_class(_VenueErrorHandler)

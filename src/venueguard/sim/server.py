@@ -34,7 +34,7 @@ from venueguard.sim.clock import SimClock
 from venueguard.sim.effects import OrderEffects
 from venueguard.sim.engine import Engine
 from venueguard.sim.faults import KINDS, Fault, FaultBook, FaultRequest, KindSpec
-from venueguard.sim.httpserver import SERVER_KEY, SimRunner
+from venueguard.sim.httpserver import SimRunner
 from venueguard.sim.instruments import instruments_for
 from venueguard.sim.model import Update
 from venueguard.sim.overload import OrderRate, OverloadModel
@@ -137,7 +137,7 @@ class SimServer:
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_body_bytes,
                               middlewares=[rest.middleware])
-        app[SERVER_KEY] = self
+        app[control.SERVER_KEY] = self
         app[control.FAULT_HOST_KEY] = self
         rest.add_routes(app)
         control.add_routes(app)

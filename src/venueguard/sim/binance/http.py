@@ -28,7 +28,7 @@ from venueguard.numbers import ascii_digits
 from venueguard.sim import edge
 from venueguard.sim.binance import errors, signing
 from venueguard.sim.binance.errors import BinanceError
-from venueguard.sim.httpserver import SERVER_KEY
+from venueguard.sim.control import SERVER_KEY
 
 if TYPE_CHECKING:
     from venueguard.sim.binance.venue import BinanceVenue

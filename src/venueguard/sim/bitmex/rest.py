@@ -24,7 +24,8 @@ from aiohttp import web
 
 from venueguard.sim import edge
 from venueguard.sim.bitmex import params
-from venueguard.sim.httpserver import SERVER_KEY, json_response
+from venueguard.sim.control import SERVER_KEY
+from venueguard.sim.httpserver import json_response
 from venueguard.sim.model import SimError
 from venueguard.venues.bitmex import errors
 

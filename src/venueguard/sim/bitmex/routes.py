@@ -19,8 +19,9 @@ from aiohttp import web
 from venueguard.sim.bitmex import params as p
 from venueguard.sim.bitmex.complete import complete, complete_rows
 from venueguard.sim.bitmex.rest import PARAMS_KEY
+from venueguard.sim.control import SERVER_KEY
 from venueguard.sim.effects import fill_resting
-from venueguard.sim.httpserver import SERVER_KEY, json_response
+from venueguard.sim.httpserver import json_response
 from venueguard.sim.model import SimError
 from venueguard.sim.rows import row_matches
 from venueguard.venues.bitmex import errors

@@ -17,7 +17,8 @@ from venueguard.sim.bitmex import params as p
 from venueguard.sim.bitmex.account_rows import currencies, margin_row, user_row, wallet_row
 from venueguard.sim.bitmex.complete import complete, complete_rows
 from venueguard.sim.bitmex.rest import PARAMS_KEY
-from venueguard.sim.httpserver import SERVER_KEY, json_response
+from venueguard.sim.control import SERVER_KEY
+from venueguard.sim.httpserver import json_response
 from venueguard.sim.rows import row_matches
 
 if TYPE_CHECKING:
