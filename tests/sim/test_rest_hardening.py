@@ -14,7 +14,7 @@ import time
 import orjson
 import pytest
 
-from venueguard.sim.ratelimit import RestRateLimiter
+from venueguard.sim.bitmex.ratelimit import RestRateLimiter
 from venueguard.sim.testing import SimHandle
 from venueguard.venues.bitmex import signing
 

@@ -59,8 +59,9 @@ class Gates:
         self._active = active
         self._intensity = intensity
         self._rate_limit = rate_limit
-        # the venue's two buckets for one API key (as venueguard.sim.ratelimit.RestRateLimiter
-        # keeps them, without the response headers nobody reads here)
+        # the venue's two buckets for one API key (as
+        # venueguard.sim.bitmex.ratelimit.RestRateLimiter keeps them, without the response
+        # headers nobody reads here)
         self.per_minute = TokenBucket.full(PER_MINUTE, PER_MINUTE / 60.0, 0.0)
         self.per_second = TokenBucket.full(ORDERS_PER_SECOND, float(ORDERS_PER_SECOND), 0.0)
         self._models: dict[str, OverloadModel] = {}  # by fault id (a fault's params never change)

@@ -28,6 +28,7 @@ from venueguard import numbers
 from venueguard.sim import control
 from venueguard.sim.bitmex import rest
 from venueguard.sim.bitmex.conn import WsConnection
+from venueguard.sim.bitmex.ratelimit import ConnectionRateLimiter, RestRateLimiter
 from venueguard.sim.bitmex.replay import Recording, ReplayPlayer
 from venueguard.sim.bitmex.ws import SERVED_PUBLIC, WsHub
 from venueguard.sim.clock import SimClock
@@ -38,7 +39,6 @@ from venueguard.sim.httpserver import SimRunner
 from venueguard.sim.instruments import instruments_for
 from venueguard.sim.model import Update
 from venueguard.sim.overload import OrderRate, OverloadModel
-from venueguard.sim.ratelimit import ConnectionRateLimiter, RestRateLimiter
 from venueguard.sim.scenario import MarketBurst, Scenario, ScenarioRunner, load_scenario
 from venueguard.venues.bitmex import errors, signing
 
