@@ -10,7 +10,9 @@ one gets ``{"error": {"code", "msg"}, "id"}``. Served streams: ``<symbol>@depth@
 ``<symbol>@trade``, ``<symbol>@bookTicker``. As on the venue, a connection is dropped after
 ``ws_max_lifetime_s`` (24 hours), or when it sends more than ``ws_max_incoming_per_s`` (10)
 messages in a second, or answers no server ping (sent every 3 minutes) for 10 minutes. Each event
-is serialised once and the bytes are shared by every subscriber.
+is serialised once and the bytes are shared by every subscriber. The read loop, the faults on new
+and open connections and the cleanup when a connection ends are
+:class:`~venueguard.sim.wshub.ConnectionHub`'s, shared with the BitMEX dialect.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ Protocol ping frames are answered by hand (so a half-open fault can stop answeri
 
 Fan-out: :meth:`WsHub.publish` serialises and frames an update once and gives the same bytes to
 every subscriber of ``table`` and of ``table:SYMBOL`` (:mod:`venueguard.sim.fanout` writes them
-without holding the event loop).
+without holding the event loop). The read loop, the faults on new and open connections and the
+cleanup when a connection ends are :class:`~venueguard.sim.wshub.ConnectionHub`'s, shared with
+the Binance dialect.
 """
 
 from __future__ import annotations
