@@ -94,7 +94,8 @@ STEP = st.tuples(
     st.sampled_from(["update", "update", "insert", "delete", "partial", "upsert"]),
     ROWS,
     st.sampled_from([0, 0, 0, 1, -1, -600, 5_000, None]),  # timestamp offset (ms); None: none
-    st.sampled_from([None, None, None, "keys", "filter", "table"]),
+    st.sampled_from([None, None, None, "keys", "filter", "table", "null keys", "types",
+                     "bad types"]),
     st.sampled_from([False, False, False, True]))  # repeat the previous frame instead
 
 
@@ -126,6 +127,12 @@ def test_the_fast_lane_ends_where_the_general_path_does(
                 frame["filter"] = {"symbol": "XBTUSD"}
             elif extra == "table":
                 frame["table"] = "orderBookL2_25"
+            elif extra == "null keys":
+                frame.update(keys=None, filter=None)
+            elif extra == "types":
+                frame["types"] = {"id": "long"}
+            elif extra == "bad types":
+                frame.update(keys=None, types=5)  # refused: types must be an object
             payload = json.dumps(frame, separators=(",", ":")).encode()  # any integer
         previous = payload
         assert fast.feed(payload, now) == general.feed(payload, now)

@@ -37,7 +37,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
 import orjson
 
 from venueguard.core.book import (
@@ -78,7 +77,6 @@ from venueguard.venues.bitmex.topics import BOOK_L2_TABLES
 __all__ = ["UNTIMED_TABLES", "MdCounters", "MdSink", "MdState", "MdStateConfig"]
 
 _PARTIAL = Action.PARTIAL
-_UNSET = msgspec.UNSET
 _loads = orjson.loads
 _BOOK_PREFIX = BOOK_PREFIX
 _decode_delta = book_delta_decoder.decode
@@ -229,7 +227,7 @@ class MdState:
         except _DELTA_ERRORS:
             return self._on_message(payload, now, wall_ms)
         rows = delta.data
-        if len(rows) != 1 or delta.keys is not _UNSET or delta.filter is not _UNSET:
+        if len(rows) != 1:
             return self._on_message(payload, now, wall_ms)
         row = rows[0]
         table, symbol = delta.table, row.symbol

@@ -186,14 +186,15 @@ class BookRow(msgspec.Struct, gc=False):
 
 class BookDelta(msgspec.Struct, gc=False):
     """A level-2 delta (not a partial) whose rows are all :class:`BookRow`; ``table`` and
-    ``action`` are the very objects of the wire names. ``keys`` and ``filter`` are only looked
-    at for being present (a message carrying them takes :func:`decode`)."""
+    ``action`` are the very objects of the wire names. A message carrying ``keys``, ``types``
+    or ``filter`` (other than null) is not one: :func:`decode` reads it."""
 
     table: Literal["orderBookL2", "orderBookL2_25"]
     action: Literal["insert", "update", "delete"]
     data: list[BookRow]
-    keys: Any = msgspec.UNSET
-    filter: Any = msgspec.UNSET
+    keys: None = None
+    types: None = None
+    filter: None = None
 
 
 #: Every level-2 data frame starts so, as the venue writes it (``table`` first).
