@@ -184,15 +184,11 @@ class BinanceMdState:
                 f"{DEPTH}:{stream}" if stream else None)
             self._refuse(exc.code, channel, now)
             return self.resync_reason is not None
-        kind = type(msg)
-        if kind is DepthUpdate:
-            assert isinstance(msg, DepthUpdate)
+        if isinstance(msg, DepthUpdate):
             self._on_depth(msg, now, wall_ms)
-        elif kind is BookTicker:
-            assert isinstance(msg, BookTicker)
+        elif isinstance(msg, BookTicker):
             self._on_ticker(msg, now, wall_ms)
-        elif kind is AggTrade:
-            assert isinstance(msg, AggTrade)
+        elif isinstance(msg, AggTrade):
             self._on_trade(msg, now, wall_ms)
         else:
             liveness.on_inbound(now)
