@@ -216,24 +216,34 @@ def test_a_one_row_update_that_is_not_a_mapping_is_malformed() -> None:
     assert result.reason == MALFORMED_ROW and not book.valid
 
 
+def update_one(book: L2Book, r: dict[str, Any], now: float) -> Any:
+    """The one-row fast path, fed the row's fields as a decoder hands them over."""
+    return book.apply_one("update", r.get("side"), r.get("id"), r.get("size"), r.get("price"),
+                          r.get("timestamp"), now)
+
+
 def test_the_usual_one_level_size_update_is_applied_in_place() -> None:
     """The in-place path takes a plain size change; anything unusual is left to the general
     path (None, book untouched), whose outcome tests/core/test_book_fast_path.py compares."""
     book = synced()
-    assert book._update_size(row(2, "Buy", 1), 2.0) is APPLIED
-    assert book._update_size(row(3, "Sell", 7, 101.0), 3.0) is APPLIED   # same price named
-    assert book._update_size(row(4, "Sell", MAX_SIZE), 4.0) is APPLIED   # the largest size
+    assert update_one(book, row(2, "Buy", 1), 2.0) is APPLIED
+    assert update_one(book, row(3, "Sell", 7, 101.0), 3.0) is APPLIED   # same price named
+    assert update_one(book, row(4, "Sell", MAX_SIZE), 4.0) is APPLIED   # the largest size
     assert book.sides() == {"Buy": {100.0: 10, 99.0: 1}, "Sell": {101.0: 7, 102.0: MAX_SIZE}}
     assert (book.messages_applied, book.rows_applied, book.last_update_now) == (4, 7, 4.0)
     lots = synced(BookConfig(lot=5))
-    assert lots._update_size(row(1, "Buy", 15), 2.0) is APPLIED
+    assert update_one(lots, row(1, "Buy", 15), 2.0) is APPLIED
     assert lots.best_bid() == (100.0, 15)
     for unusual in (row(9, "Buy", 1), row(1, "Sell", 1), row(1, "buy", 1), row(1, "Buy"),
                     row(1, "Buy", 0), row(1, "Buy", 2.0), row(1, "Buy", 1, 98.0),
-                    {"id": 1.0, "side": "Buy", "size": 1}, row(1, "Buy", MAX_SIZE + 1)):
-        assert book._update_size(unusual, 9.0) is None
-    assert lots._update_size(row(1, "Buy", 7), 9.0) is None
+                    row(1, "Buy", MAX_SIZE + 1), row(1, "Buy", True)):
+        assert update_one(book, unusual, 9.0) is None
+    assert update_one(lots, row(1, "Buy", 7), 9.0) is None
     assert book.messages_applied == 4 and book.best_bid() == (100.0, 10)
+    # an id that is not an int within int64 never reaches the fast path: the book refuses it
+    for level_id in (1.0, True, MAX_ID + 1, MIN_ID - 1):
+        refused = synced()
+        assert refused.apply("update", [row(level_id, "Buy", 1)], 9.0).reason == INVALID_ID
 
 
 # ---- partials ------------------------------------------------------------------------------------

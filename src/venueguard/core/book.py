@@ -255,10 +255,12 @@ class OrderBook:
                         return self.invalidate(problem)
         except (TypeError, ValueError):
             return self.invalidate(MALFORMED_ROW)
-        top = self._top()
-        for is_buy, levels in ((True, bids), (False, asks)):
-            book = self._bids if is_buy else self._asks
-            prices = self._bid_px if is_buy else self._ask_px
+        bid_px, ask_px, bid_book, ask_book = self._bid_px, self._ask_px, self._bids, self._asks
+        # the top of the book before, inlined (this runs for every message)
+        bid = bid_px[-1] if bid_px else None
+        ask = ask_px[0] if ask_px else None
+        bid_size, ask_size = bid_book.get(bid), ask_book.get(ask)  # type: ignore[arg-type]
+        for book, prices, levels in ((bid_book, bid_px, bids), (ask_book, ask_px, asks)):
             for price, size in levels:
                 if size == 0:
                     if price in book:
@@ -269,7 +271,19 @@ class OrderBook:
                 else:
                     book[price] = size
                     insort(prices, price)
-        self._applied(top, len(bids) + len(asks), now, timestamp)
+        if timestamp is not None:
+            self.last_row_timestamp = timestamp
+        self.messages_applied += 1
+        self.rows_applied += len(bids) + len(asks)
+        self.last_update_now = now
+        new_bid = bid_px[-1] if bid_px else None
+        new_ask = ask_px[0] if ask_px else None
+        if new_bid != bid or new_ask != ask:
+            self.top_changes += 1
+            self.top_price_changes += 1
+        elif (bid_book.get(new_bid) != bid_size  # type: ignore[arg-type]
+              or ask_book.get(new_ask) != ask_size):  # type: ignore[arg-type]
+            self.top_changes += 1
         return APPLIED
 
     # ---- primitives for adapters whose protocol says whether a level exists ---------------------
@@ -316,24 +330,6 @@ class OrderBook:
         ask = ask_px[0] if ask_px else None
         return (bid, self._bids[bid] if bid is not None else None,
                 ask, self._asks[ask] if ask is not None else None)
-
-    def _applied(self, top: tuple[float | None, Any, float | None, Any], rows: int, now: float,
-                 timestamp: str | int | None) -> None:
-        """Bookkeeping after a delta message: counters, freshness, top-of-book changes."""
-        if timestamp is not None:
-            self.last_row_timestamp = timestamp
-        self.messages_applied += 1
-        self.rows_applied += rows
-        self.last_update_now = now
-        bid_px, ask_px = self._bid_px, self._ask_px
-        new_bid = bid_px[-1] if bid_px else None
-        new_ask = ask_px[0] if ask_px else None
-        if new_bid != top[0] or new_ask != top[2]:
-            self.top_changes += 1
-            self.top_price_changes += 1
-        elif (self._bids.get(new_bid) != top[1]  # type: ignore[arg-type]
-              or self._asks.get(new_ask) != top[3]):  # type: ignore[arg-type]
-            self.top_changes += 1
 
     def _clear(self) -> None:
         self._bids.clear()

@@ -58,6 +58,8 @@ from venueguard.venues.bitmex.timefmt import format_ms
 __all__ = ["DEPTH", "BinanceMdConfig", "BinanceMdState", "DepthBooks", "channel_of"]
 
 DEPTH = "depth"
+_OK = Verdict.OK
+_MINOR_REORDER = Verdict.MINOR_REORDER
 UNEXPECTED_SYMBOL = "unexpected_symbol"
 _KINDS = {"depth": DEPTH, "bookTicker": "bookTicker", "aggTrade": "aggTrade"}
 
@@ -122,6 +124,7 @@ class BinanceMdState:
         self._synced_before: set[str] = set()
         self._ticker_ids: dict[str, int] = {}
         self._check_ts = config.check_timestamps
+        self._depth_names: dict[str, tuple[str, str]] = {}  # symbol -> (channel, stream prefix)
 
     # ---- connection lifecycle ------------------------------------------------------------------
 
@@ -181,15 +184,11 @@ class BinanceMdState:
                 f"{DEPTH}:{stream}" if stream else None)
             self._refuse(exc.code, channel, now)
             return self.resync_reason is not None
-        kind = type(msg)
-        if kind is DepthUpdate:
-            assert isinstance(msg, DepthUpdate)
+        if isinstance(msg, DepthUpdate):
             self._on_depth(msg, now, wall_ms)
-        elif kind is BookTicker:
-            assert isinstance(msg, BookTicker)
+        elif isinstance(msg, BookTicker):
             self._on_ticker(msg, now, wall_ms)
-        elif kind is AggTrade:
-            assert isinstance(msg, AggTrade)
+        elif isinstance(msg, AggTrade):
             self._on_trade(msg, now, wall_ms)
         else:
             liveness.on_inbound(now)
@@ -197,40 +196,44 @@ class BinanceMdState:
             return True
         return self.resync_reason is not None
 
-    def _checked(self, channel: str, now: float, wall_ms: int, event_ms: int, txn_ms: int,
-                 key: object) -> bool:
-        """The liveness and time checks of one data event; False (refused, counted) if any
-        fails."""
+    def _checked(self, table: str, channel: str, now: float, wall_ms: int, event_ms: int,
+                 txn_ms: int, key: object) -> bool:
+        """The liveness and time checks of one data event of ``table`` (``channel`` is
+        ``table:SYMBOL``); False (refused, counted) if any fails."""
         if not self._check_ts:
             self.liveness.check(channel, now, None, None, None)
-            return True
-        live = self.config.liveness
-        problem: str | None = None
-        if txn_ms - wall_ms > live.future_tolerance_ms:
-            problem = Verdict.FUTURE.value
-        elif wall_ms - txn_ms > live.max_ts_age_ms:
-            problem = Verdict.STALE.value
-        if problem is not None:
-            self.liveness.on_inbound(now)  # the connection delivers; the channel is not fresh
+            verdict = _OK
         else:
-            verdict = self.liveness.check(channel, now, event_ms, wall_ms,
-                                          None if key is None else (key,))
-            if not verdict.accepted:
-                problem = verdict.value
-            elif verdict is Verdict.MINOR_REORDER and channel.startswith(DEPTH):
-                problem = Verdict.REORDER.value  # diffs applied out of order corrupt a book
-        if problem is None:
+            live = self.config.liveness
+            if txn_ms - wall_ms > live.future_tolerance_ms:
+                verdict = Verdict.FUTURE
+                self.liveness.on_inbound(now)  # the connection delivers; the channel is not fresh
+            elif wall_ms - txn_ms > live.max_ts_age_ms:
+                verdict = Verdict.STALE
+                self.liveness.on_inbound(now)
+            else:
+                verdict = self.liveness.check(channel, now, event_ms, wall_ms,
+                                              None if key is None else (key,))
+                if verdict is _MINOR_REORDER and table == DEPTH:
+                    verdict = Verdict.REORDER  # diffs applied out of order corrupt a book
+        if verdict is _OK or verdict is _MINOR_REORDER:
             self.last_data_now = now
-            table = channel.partition(":")[0]
-            self.table_counts[table] = self.table_counts.get(table, 0) + 1
+            counts = self.table_counts
+            counts[table] = counts.get(table, 0) + 1
             return True
+        problem = verdict.value
         self._refuse(problem, channel, now, invalidate=problem != Verdict.DUPLICATE.value)
         return False
 
     def _on_depth(self, msg: DepthUpdate, now: float, wall_ms: int) -> None:
-        channel = f"{DEPTH}:{msg.symbol}"
-        stream = msg.stream
-        if stream is not None and _misnamed(stream, msg.symbol):
+        symbol, stream = msg.symbol, msg.stream
+        names = self._depth_names.get(symbol)
+        if names is None:
+            names = (f"{DEPTH}:{symbol}", symbol.lower() + "@")
+            if "@" not in symbol and len(self._depth_names) < 1000:
+                self._depth_names[symbol] = names
+        channel = names[0]
+        if stream is not None and not stream.startswith(names[1]) and _misnamed(stream, symbol):
             # the stream names one symbol, the event another: whose change it is is unknown
             self._refuse(MALFORMED_ROW, channel_of(stream), now)
             return
@@ -238,7 +241,7 @@ class BinanceMdState:
         if sync is None:  # not a symbol of this session: no book grows from it
             self._count(UNEXPECTED_SYMBOL, channel, now)
             return
-        if not self._checked(channel, now, wall_ms, msg.event_ms, msg.txn_ms, None):
+        if not self._checked(DEPTH, channel, now, wall_ms, msg.event_ms, msg.txn_ms, None):
             return
         book = sync.book
         tops = book.top_changes
@@ -269,7 +272,8 @@ class BinanceMdState:
             reason = Verdict.DUPLICATE if msg.update_id == last else Verdict.REORDER
             self._refuse(reason.value, channel, now, invalidate=False)
             return
-        if not self._checked(channel, now, wall_ms, msg.event_ms, msg.txn_ms, msg.update_id):
+        if not self._checked("bookTicker", channel, now, wall_ms, msg.event_ms, msg.txn_ms,
+                             msg.update_id):
             return
         self._ticker_ids[msg.symbol] = msg.update_id
         quote = {"symbol": msg.symbol, "bid": msg.bid, "ask": msg.ask, "update_id": msg.update_id,
@@ -287,7 +291,8 @@ class BinanceMdState:
         if problem is not None:
             self._refuse(problem, channel, now, invalidate=False)
             return
-        if not self._checked(channel, now, wall_ms, msg.event_ms, msg.trade_ms, msg.agg_id):
+        if not self._checked("aggTrade", channel, now, wall_ms, msg.event_ms, msg.trade_ms,
+                             msg.agg_id):
             return
         tape = self.tapes.get(msg.symbol)
         if tape is None:

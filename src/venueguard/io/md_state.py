@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from venueguard.core.book import (
     APPLIED,
     INVALID_REASONS,
@@ -58,11 +60,14 @@ from venueguard.io.md_events import (
 )
 from venueguard.venues.bitmex.book import BookSet, Increments, L2Book, LegacyIds
 from venueguard.venues.bitmex.messages import (
+    BOOK_PREFIX,
+    DELTA_ERRORS,
     Action,
     Message,
     MessageError,
     Pong,
     TableMessage,
+    book_delta_decoder,
     decode,
 )
 from venueguard.venues.bitmex.reports import trade_reports
@@ -72,6 +77,10 @@ from venueguard.venues.bitmex.topics import BOOK_L2_TABLES
 __all__ = ["UNTIMED_TABLES", "MdCounters", "MdSink", "MdState", "MdStateConfig"]
 
 _PARTIAL = Action.PARTIAL
+_loads = orjson.loads
+_BOOK_PREFIX = BOOK_PREFIX
+_decode_delta = book_delta_decoder.decode
+_DELTA_ERRORS = DELTA_ERRORS
 _OK = Verdict.OK
 _MINOR_REORDER = Verdict.MINOR_REORDER
 _REORDER = Verdict.REORDER
@@ -205,10 +214,65 @@ class MdState:
     def on_frame(self, payload: bytes, now: float, wall_ms: int) -> bool:
         """Feed one text frame; True when the session must look (control frame, resync).
 
-        Never raises on bad input (malformed frames are counted). Data messages are handled
-        here in one function, without further calls for the usual book delta.
+        Never raises on bad input (malformed frames are counted). The usual book delta, one
+        row decoded straight into typed fields (:func:`decode_book_delta`), is handled here in
+        one function, with every check of the general path (:meth:`_on_message`), which takes
+        every other frame and any delta found unusual here before anything changed.
         """
         self.counters.frames += 1
+        if type(payload) is not bytes or not payload.startswith(_BOOK_PREFIX):
+            return self._on_message(payload, now, wall_ms)
+        try:
+            delta = _decode_delta(payload)
+        except _DELTA_ERRORS:
+            return self._on_message(payload, now, wall_ms)
+        rows = delta.data
+        if len(rows) != 1:
+            return self._on_message(payload, now, wall_ms)
+        row = rows[0]
+        table, symbol = delta.table, row.symbol
+        if table == self._last_table and symbol == self._last_symbol:
+            channel, book = self._last_channel, self._last_book
+        else:
+            books = self.books.get(table)
+            if books is None or not symbol:
+                return self._on_message(payload, now, wall_ms)
+            channel = self._channel(table, symbol)
+            book = books.books.get(symbol)
+            self._last_table, self._last_symbol, self._last_channel = table, symbol, channel
+            self._last_book = book
+        if book is None or not book.valid:
+            return self._on_message(payload, now, wall_ms)
+        timestamp = row.timestamp
+        if self._check_ts:
+            ts_ms = self._ts_ms if timestamp == self._ts_text else self._timestamp_ms(timestamp)
+            if ts_ms is None:
+                return self._on_message(payload, now, wall_ms)  # refused there, saying why
+            verdict = self.liveness.check(channel, now, ts_ms, wall_ms, hash(payload))
+            if verdict is not _OK:  # a reordered book delta corrupts the book, even a minor one
+                self._refuse((_REORDER if verdict is _MINOR_REORDER else verdict).value, table,
+                             symbol, [{"symbol": symbol}], now,
+                             invalidate=verdict is not Verdict.DUPLICATE)
+                return self.resync_reason is not None
+        else:
+            self.liveness.check(channel, now, None, None, None)
+        self.last_data_now = now
+        counts = self.table_counts
+        counts[table] = counts.get(table, 0) + 1
+        tops = book.top_changes
+        action = delta.action
+        result = book.apply_one(action, row.side, row.id, row.size, row.price, timestamp, now)
+        if result is None:  # unusual: the general path of the book decides
+            result = book.apply(action, _loads(payload)["data"], now)
+        if result is APPLIED:
+            if book.top_changes != tops:
+                self._top_changed(book, table, symbol, now)
+        elif result.reason is not None:
+            self._book_failed(table, symbol, result.reason, now)
+        return self.resync_reason is not None
+
+    def _on_message(self, payload: bytes, now: float, wall_ms: int) -> bool:
+        """Any frame, by the general path."""
         liveness = self.liveness
         try:
             msg = decode(payload)

@@ -50,6 +50,9 @@ class SyncState(enum.Enum):
     SYNCED = "synced"  # every diff must chain by pu
 
 
+_SYNCED = SyncState.SYNCED
+
+
 class DepthSync:
     """See the module docstring. ``max_buffer`` bounds the diffs kept while awaiting a
     snapshot (the oldest go first; a snapshot newer than what was lost still syncs)."""
@@ -72,7 +75,7 @@ class DepthSync:
     def on_update(self, update: DepthUpdate, now: float) -> ApplyResult:
         """Feed one diff, in arrival order."""
         state = self.state
-        if state is SyncState.SYNCED:
+        if state is _SYNCED:
             if update.prev_id == self.last_id:
                 return self._apply(update, now)
             return self._out_of_chain(update)

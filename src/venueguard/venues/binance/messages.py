@@ -8,6 +8,11 @@ a combined stream (``{"stream": ..., "data": {...}}``), and returns one of
 Binance writes prices and quantities as decimal strings (``"7.6110"``); each is read by a strict
 pattern (digits, an optional fraction: no sign, exponent, ``nan`` or ``inf``) into a float, so
 an impossible number is refused with the frame, never guessed. Ids and times must be integers.
+
+A combined-stream ``depthUpdate`` of the usual shape (every field of its type, every level two
+plain decimal strings, as written by the venue) is decoded straight into typed fields and its
+levels into floats in one pass; any other frame, or one that is not quite usual, is decoded
+field by field, which decides what is wrong with it.
 :func:`depth_snapshot` reads the body of ``GET /fapi/v1/depth`` the same way, and
 :func:`increments` the tick (``PRICE_FILTER.tickSize``) and lot (``LOT_SIZE.stepSize``) of
 every symbol in ``GET /fapi/v1/exchangeInfo``.
@@ -17,8 +22,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
 
 __all__ = [
@@ -167,8 +173,64 @@ def _symbol(obj: dict[str, Any]) -> str:
     return symbol
 
 
+# ---- the usual depth diff, typed ---------------------------------------------------------------
+_Id = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
+class _DepthEvent(msgspec.Struct, gc=False):
+    e: Literal["depthUpdate"]
+    E: _Id
+    T: _Id
+    s: str
+    U: _Id
+    u: _Id
+    pu: _Id
+    b: msgspec.Raw
+    a: msgspec.Raw
+
+
+class _CombinedDepth(msgspec.Struct, gc=False):
+    stream: str
+    data: _DepthEvent
+
+
+_combined_depth = msgspec.json.Decoder(_CombinedDepth).decode
+_TYPED_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+# A side's levels as written by the venue: [["price","qty"],...], each an ASCII decimal the
+# pattern above accepts, without a leading zero, nothing else (no space, no escape). Those, and
+# only those, are then read as floats by msgspec in one pass (its reading of such a decimal is
+# float()'s).
+_PLAIN_DEC = rb'"(?:0|[1-9][0-9]{0,19})(?:\.[0-9]{1,20})?"'
+_PLAIN_LEVEL = rb"\[" + _PLAIN_DEC + rb"," + _PLAIN_DEC + rb"\]"
+_plain_levels = re.compile(
+    rb"\[(?:" + _PLAIN_LEVEL + rb"(?:," + _PLAIN_LEVEL + rb")*)?\]").fullmatch
+_read_levels = msgspec.json.Decoder(list[tuple[float, float]], strict=False).decode
+
+
+def _usual_depth(frame: bytes) -> DepthUpdate | None:
+    """The frame as a :class:`DepthUpdate` when it is a combined-stream diff of the usual shape;
+    None otherwise (the general decoder then reads it)."""
+    try:
+        combined = _combined_depth(frame)
+    except _TYPED_ERRORS:
+        return None
+    event = combined.data
+    bids, asks = event.b, event.a
+    if not event.s or _plain_levels(bids) is None or _plain_levels(asks) is None:
+        return None
+    try:
+        return DepthUpdate(event.s, event.E, event.T, event.U, event.u, event.pu,
+                           _read_levels(bids), _read_levels(asks), combined.stream)
+    except _TYPED_ERRORS:
+        return None
+
+
 def decode(frame: str | bytes | bytearray | memoryview) -> Message:
     """Decode one websocket text frame; raises :class:`MessageError` and nothing else."""
+    if type(frame) is bytes:
+        usual = _usual_depth(frame)
+        if usual is not None:
+            return usual
     try:
         obj = _loads(frame)
     except _JSONDecodeError:

@@ -120,10 +120,16 @@ class L2Book(OrderBook):
 
     def apply(self, action: str, rows: Sequence[Mapping[str, Any]], now: float) -> ApplyResult:
         """Apply one message's rows (all for this symbol). Never raises on bad rows."""
-        if len(rows) == 1 and action == "update" and self.valid and type(rows[0]) is dict:
-            applied = self._update_size(rows[0], now)
-            if applied is not None:
-                return applied
+        if len(rows) == 1 and self.valid and type(rows[0]) is dict:
+            row = rows[0]
+            level_id = row.get("id")
+            # 5.0 or True would find the level of id 5 or 1; an int beyond int64 names no level
+            if type(level_id) is int and MIN_ID <= level_id <= MAX_ID:
+                applied = self.apply_one(action, row.get("side"), level_id, row.get("size"),
+                                         row.get("price"),
+                                         row.get("timestamp", self.last_row_timestamp), now)
+                if applied is not None:
+                    return applied
         if action == "partial":
             return self._partial(rows, now)
         if not self.valid:
@@ -161,37 +167,65 @@ class L2Book(OrderBook):
             self.top_changes += 1
         return APPLIED
 
-    def _update_size(self, row: Mapping[str, Any], now: float) -> ApplyResult | None:
-        """The usual delta, one level's new size, applied in place; None (nothing changed) when
-        anything about the row is unusual, so that :meth:`apply` takes its general path.
+    def apply_one(self, action: str, side: object, level_id: int, size: object,
+                  price: object, timestamp: str | int | None, now: float) -> ApplyResult | None:
+        """The usual message, one row of a valid book (an invalid one holds no id, so nothing
+        is applied to it), given by its fields: ``level_id`` an
+        ``int`` within int64 (the caller checks: a typed decoder already has), ``size`` and
+        ``price`` None when the row has none, ``timestamp`` what the book records as its last
+        row time. Applied when every check passes; None, with nothing changed, when anything
+        about it is unusual: :meth:`apply` then takes the general path, which decides (and
+        counts) what is wrong.
 
-        Same outcome as the general path: with one row and no price move, the top of the book
-        changes exactly when the row is a best level and its size differs.
+        Same outcome as the general path: with one row, the top of the book changes price
+        exactly when the row's level is, or becomes, a best one (size only: when an update
+        gives a best level another size).
         """
-        side = row.get("side")
         if side == BUY:
-            ids, levels, prices = self._bid_ids, self._bids, self._bid_px
-            best = prices[-1] if prices else None
+            is_buy, ids = True, self._bid_ids
         elif side == SELL:
-            ids, levels, prices = self._ask_ids, self._asks, self._ask_px
-            best = prices[0] if prices else None
+            is_buy, ids = False, self._ask_ids
         else:
             return None
-        level_id = row.get("id")
-        if type(level_id) is not int:  # 5.0 or True would find the level of id 5 or 1
+        if action == "update":
+            known = ids.get(level_id)
+            if (known is None or type(size) is not int or not 0 < size <= self._max_size
+                    or (self._lot is not None and size % self._lot)
+                    or (price is not None and price != known)):
+                return None
+            if is_buy:
+                levels = self._bids
+                if levels[known] != size and known == self._bid_px[-1]:
+                    self.top_changes += 1
+            else:
+                levels = self._asks
+                if levels[known] != size and known == self._ask_px[0]:
+                    self.top_changes += 1
+            levels[known] = size
+        elif action == "delete":
+            known = ids.get(level_id)
+            if known is None or (price is not None and price != known):
+                return None
+            if known == (self._bid_px[-1] if is_buy else self._ask_px[0]):
+                self.top_changes += 1
+                self.top_price_changes += 1
+            self._remove_row_level(is_buy, level_id, known)
+        elif action == "insert":
+            if level_id in ids or not self.valid:
+                return None
+            if price is None:
+                if self.legacy is None:
+                    return None
+                price = self.legacy.price(level_id)
+            if self.add_level(is_buy, price, size) is not None:
+                return None
+            ids[level_id] = price  # type: ignore[assignment]
+            if price == (self._bid_px[-1] if is_buy else self._ask_px[0]):
+                self.top_changes += 1
+                self.top_price_changes += 1
+        else:
             return None
-        price = ids.get(level_id)
-        size = row.get("size")
-        if (price is None or type(size) is not int or not 0 < size <= self._max_size
-                or (self._lot is not None and size % self._lot)):
-            return None
-        named = row.get("price")
-        if named is not None and named != price:
-            return None  # impossible: the general path refuses it
-        if price == best and levels[price] != size:
-            self.top_changes += 1
-        levels[price] = size
-        self.last_row_timestamp = row.get("timestamp", self.last_row_timestamp)
+        self.last_row_timestamp = timestamp
         self.messages_applied += 1
         self.rows_applied += 1
         self.last_update_now = now

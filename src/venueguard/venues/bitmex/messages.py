@@ -12,6 +12,10 @@ decoder does not know still decode to :class:`TableMessage`; the session decides
 Rows in :attr:`TableMessage.data` are the decoded dicts as they came (not copied); treat them
 as read-only.
 
+:func:`decode_book_delta` is the market-data pipeline's fast lane: the usual ``orderBookL2``
+delta decoded straight into typed rows (:class:`BookDelta`), or None for any other frame, which
+then goes through :func:`decode` (so whatever it refuses, and why, is decided there).
+
 :func:`decode_command` is the server-side counterpart: it decodes a client command
 ``{"op": ..., "args": ...}`` into a :class:`Command`.
 """
@@ -21,8 +25,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
 
 from venueguard.venues.bitmex.timefmt import parse_ms_or_none
@@ -160,6 +165,58 @@ Message = (
     Pong | Welcome | SubscribeAck | CommandAck | ErrorFrame | CancelAllAfterAck | Info
     | TableMessage
 )
+
+
+# Integers are taken within int64 only: beyond it the general decoder reads a float, or nothing.
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
+class BookRow(msgspec.Struct, gc=False):
+    """One level-2 row of the usual shape: each field of the type named (``size`` and
+    ``price`` may be missing or null, as in a ``dict`` row's ``.get``). ``side`` is the very
+    object ``"Buy"`` or ``"Sell"``."""
+
+    symbol: str
+    id: _Int64
+    side: Literal["Buy", "Sell"]
+    timestamp: str
+    size: _Int64 | None = None
+    price: _Int64 | float | None = None
+
+
+class BookDelta(msgspec.Struct, gc=False):
+    """A level-2 delta (not a partial) whose rows are all :class:`BookRow`; ``table`` and
+    ``action`` are the very objects of the wire names. A message carrying ``keys``, ``types``
+    or ``filter`` (other than null) is not one: :func:`decode` reads it."""
+
+    table: Literal["orderBookL2", "orderBookL2_25"]
+    action: Literal["insert", "update", "delete"]
+    data: list[BookRow]
+    keys: None = None
+    types: None = None
+    filter: None = None
+
+
+#: Every level-2 data frame starts so, as the venue writes it (``table`` first).
+BOOK_PREFIX = b'{"table":"orderBookL2'
+#: Decodes a frame into a :class:`BookDelta`; raises one of :data:`DELTA_ERRORS` otherwise.
+book_delta_decoder = msgspec.json.Decoder(BookDelta)
+DELTA_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+
+
+def decode_book_delta(frame: object) -> BookDelta | None:
+    """The frame as a :class:`BookDelta` when it is a level-2 delta (bytes starting with
+    :data:`BOOK_PREFIX`) whose every row has the usual types; None otherwise.
+
+    Where both succeed, the values are those :func:`decode` gives (an integer outside int64,
+    which :func:`decode` reads as a float or refuses, is left to it).
+    """
+    if type(frame) is not bytes or not frame.startswith(BOOK_PREFIX):
+        return None
+    try:
+        return book_delta_decoder.decode(frame)
+    except DELTA_ERRORS:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
