@@ -22,7 +22,9 @@ run: $(STAMP)
 	@$(VENV)/bin/venueguard monitor
 
 # Most system tests wait on sockets and timers rather than compute, so the suite runs in
-# TEST_WORKERS processes (pytest-xdist); TEST_WORKERS=0 runs it in this process.
+# TEST_WORKERS processes (pytest-xdist); TEST_WORKERS=0 runs it in this process. Tests marked
+# `slow` are collected first (tests/conftest.py), so the workers start the long ones together
+# and the short ones fill the gaps.
 # promtool (Debian's prometheus package) checks deploy/; without it those tests skip saying why.
 TEST_WORKERS ?= 3
 test: $(STAMP)

@@ -61,6 +61,17 @@ def _empty_default_rule_caches() -> Iterator[None]:
     yield
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run first, in their usual order, then the rest.
+
+    With test workers (``make test``: pytest-xdist), a long test that starts near the end holds
+    the whole run while the other workers sit idle; started first, the long ones overlap and
+    the many short tests fill the gaps. Mark a test that takes more than a few seconds
+    ``slow``.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 SimFactory = Callable[..., Awaitable[SimHandle]]
 
 

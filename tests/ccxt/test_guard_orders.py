@@ -194,6 +194,7 @@ async def test_an_amend_whose_answer_is_lost_is_settled_by_the_venue_not_resent(
     assert exchange.order_state(cl) == "NEW"
 
 
+@pytest.mark.slow
 async def test_an_amend_the_venue_refused_whose_answer_is_lost_is_found_not_applied(
         sim_server: SimFactory) -> None:
     sim = await sim_server()

@@ -45,6 +45,7 @@ async def _until(check: Any, timeout_s: float) -> bool:
     return False
 
 
+@pytest.mark.slow
 async def test_a_hidden_order_whose_answer_was_lost_is_unknown_never_not_placed(
         sim_server: SimFactory) -> None:
     sim = await sim_server()
@@ -77,6 +78,7 @@ async def test_a_hidden_order_whose_answer_was_lost_is_unknown_never_not_placed(
                 if e.get("kind") in ("unknown_not_accepted", "unknown_not_placed")]
 
 
+@pytest.mark.slow
 async def test_a_restart_settles_the_order_in_doubt_before_sending_and_never_doubles_it(
         sim_server: SimFactory) -> None:
     sim = await sim_server()

@@ -15,7 +15,7 @@ from venueguard.fleet import Fleet, FleetConfig, MemoryBackend, Role
 from venueguard.fleet.testing import RedisServer
 from venueguard.io import errors
 from venueguard.io.http_session import RestConfig, RestSession
-from venueguard.io.http_transport import Timeouts
+from venueguard.io.rest_transport import Timeouts
 from venueguard.sim.testing import SimHandle, running_sim
 from venueguard.telemetry.events import EventLog
 

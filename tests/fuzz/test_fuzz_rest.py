@@ -8,7 +8,6 @@ non-finite wait.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import orjson
 from fuzzcfg import FUZZ
@@ -20,7 +19,7 @@ from venueguard.core.responses import decode_body, error_of, read_headers, retry
 from venueguard.io import errors
 from venueguard.io.clock import ManualClock
 from venueguard.io.http_session import RestConfig, RestSession
-from venueguard.io.http_transport import HttpTransport, RawResponse
+from venueguard.io.rest_transport import MemoryTransport, RawResponse, RestRequest
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
 from venueguard.venues.bitmex import signing
@@ -51,18 +50,14 @@ STATUS = st.one_of(st.sampled_from([200, 201, 204, 400, 401, 403, 404, 429, 500,
                                     520, 522, 524]), st.integers(100, 599))
 
 
-class OneAnswer(HttpTransport):
+def one_answer(clock: ManualClock, response: RawResponse) -> MemoryTransport:
     """Answers every request with one response, and lets a long time pass (no retry fits)."""
 
-    def __init__(self, clock: ManualClock, response: RawResponse) -> None:
-        super().__init__()
-        self.clock = clock
-        self.response = response
+    def answer(request: RestRequest) -> RawResponse:
+        clock.advance(1_000.0)
+        return response
 
-    async def send(self, verb: str, url: str, headers: Mapping[str, str], body: bytes | None,
-                   *, connect_s: float, sock_read_s: float) -> RawResponse:
-        self.clock.advance(1_000.0)
-        return self.response
+    return MemoryTransport(answer)
 
 
 @FUZZ
@@ -75,7 +70,7 @@ async def test_any_response_gives_rows_or_an_error_of_the_tree(
                    api_secret=signing.TEST_API_SECRET,
                    backoff=BackoffConfig(base_s=0.001, cap_s=0.002), throttle=None),
         events=EventLog(), metrics=Metrics(), clock=clock,
-        transport=OneAnswer(clock, RawResponse(status, headers, body, 0.01)))
+        transport=one_answer(clock, RawResponse(status, headers, body, 0.01)))
     try:
         rows = await rest.get_positions()
     except errors.VenueguardError:

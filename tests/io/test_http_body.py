@@ -9,8 +9,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from venueguard.io import http_transport
-from venueguard.io.http_transport import HttpTransport, TransportFailure
+from venueguard.io.http_transport import AiohttpTransport
+from venueguard.io.rest_transport import TransportFailure
 
 
 async def _serve(handler: web.RequestHandler) -> tuple[web.AppRunner, str]:
@@ -38,7 +38,7 @@ async def _chunked(request: web.Request) -> web.StreamResponse:
 
 async def test_a_large_body_arriving_in_chunks_is_read_whole() -> None:
     runner, url = await _serve(_chunked)
-    transport = HttpTransport()
+    transport = AiohttpTransport()
     try:
         raw = await transport.send("GET", url, {}, None, connect_s=2, sock_read_s=5)
     finally:
@@ -49,10 +49,9 @@ async def test_a_large_body_arriving_in_chunks_is_read_whole() -> None:
     assert rows[-1]["orderID"] == "id-000599"
 
 
-async def test_a_body_over_the_cap_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(http_transport, "_MAX_BODY_BYTES", 50_000)
+async def test_a_body_over_the_cap_is_refused() -> None:
     runner, url = await _serve(_chunked)
-    transport = HttpTransport()
+    transport = AiohttpTransport(max_body_bytes=50_000)
     try:
         with pytest.raises(TransportFailure):
             await transport.send("GET", url, {}, None, connect_s=2, sock_read_s=5)

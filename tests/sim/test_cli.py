@@ -114,6 +114,7 @@ async def _subscribe_and_read(url: str, seconds: float) -> int:
     return frames
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_stops_within_a_bounded_time_at_the_maximum_rate_with_a_subscriber(
         signum: signal.Signals) -> None:

@@ -33,10 +33,10 @@ from venueguard.core.kinds import Kind
 from venueguard.core.reconcile import ReconcileConfig
 from venueguard.io.errors import VenueError
 from venueguard.io.http_session import RestConfig, RestSession
-from venueguard.io.http_transport import Timeouts
 from venueguard.io.journal import Journal
 from venueguard.io.order_manager import OrderIntent, OrderManagerConfig, OrdersBlocked
 from venueguard.io.orders_runtime import OrdersRuntime, RuntimeConfig
+from venueguard.io.rest_transport import Timeouts
 from venueguard.sim.testing import SimHandle
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics

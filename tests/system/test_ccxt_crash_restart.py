@@ -2,12 +2,12 @@
 in doubt, and nothing is doubled or forgotten.
 
 ccxt's bitmex class against the BitMEX dialect and its binanceusdm class against the Binance
-USD-M dialect, each under ``flaky-acks`` (time-compressed: answers lost after acceptance, 502s,
-orders hidden for a while, late fills, cancel races). The bot is killed with SIGKILL before and
-after its own restart reconciliation; the next one restarts on the same default journal. At the
-end a guarded exchange on that journal converges (nothing UNKNOWN or pending, exactly the
-venue's open orders open locally, the venue's position), and the simulator's truth shows no
-client id twice, no intent POSTed twice and no order of ours unknown to the journal.
+USD-M dialect, each under ``flaky-acks`` stepped once per round (answers lost after acceptance,
+502s, orders hidden for a while, late fills, cancel races). The bot is killed with SIGKILL
+before and after its own restart reconciliation; the next one restarts on the same default
+journal. At the end a guarded exchange on that journal converges (nothing UNKNOWN or pending,
+exactly the venue's open orders open locally, the venue's position), and the simulator's truth
+shows no client id twice, no intent POSTed twice and no order of ours unknown to the journal.
 ``VENUEGUARD_CCXT_CRASH_KILLS`` (default 50) kills are shared by the two dialects;
 ``VENUEGUARD_CCXT_CRASH_SEED`` draws another run.
 """
@@ -26,13 +26,14 @@ from typing import Any
 
 import pytest
 from ccxt_crash_worker import DIALECTS, exchange_for
-from test_crash_restart import compressed
+from test_crash_restart import RoundFaults
 from zygote_kit import zygote
 
 from venueguard.core.orders import ClOrdIdGenerator, OrderState
 from venueguard.io.journal import Journal
 from venueguard.sim.binance.limits import Limits
 from venueguard.sim.binance.testing import running_binance_sim
+from venueguard.sim.scenario import Scenario
 from venueguard.sim.testing import SimHandle, running_sim
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
@@ -45,8 +46,7 @@ PENDING = frozenset({OrderState.UNKNOWN, OrderState.PENDING_NEW, OrderState.PEND
 
 
 @asynccontextmanager
-async def simulator(dialect: str) -> AsyncIterator[SimHandle]:
-    scenario = compressed("flaky-acks", 0.1)
+async def simulator(dialect: str, scenario: Scenario) -> AsyncIterator[SimHandle]:
     limits: dict[str, Any] = {"rest_per_min": 1_000_000, "rest_unauth_per_min": 1_000_000,
                               "order_per_s": 100_000, "scenario": scenario,
                               "seed": SEED % 1000}
@@ -129,8 +129,11 @@ async def test_kills_of_a_guarded_ccxt_bot_converge_without_duplicates(dialect: 
     rng = random.Random(SEED + len(dialect))
     stats: Counter[str] = Counter()
     start = time.monotonic()
-    async with simulator(dialect) as sim, zygote(WORKER) as z:
+    # flaky-acks' 200 s cycle in the rounds: each of its five faults is on for a fifth of them
+    faults = RoundFaults("flaky-acks", step_s=200.0 / kills)
+    async with zygote(WORKER) as z, simulator(dialect, faults.market()) as sim:
         for round_no in range(kills):
+            await faults.enter(sim, round_no)
             pid = await z.spawn(dialect, sim.base_url, SEED + round_no)
             if rng.random() < 0.2:           # kill early: maybe during its own restart
                 await asyncio.sleep(rng.uniform(0.0, 0.5))

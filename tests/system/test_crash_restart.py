@@ -1,12 +1,13 @@
 """Kill -9 a trading process fifty times; every restart converges and nothing is doubled.
 
 Guards invariants 1-3 of docs/invariants.md across crashes: a process trading against the
-simulator under ``flaky-acks`` (time-compressed so that every fault of the scenario is active
-during the run) is killed with SIGKILL at seeded random points, before and after it finished its
-own restart reconciliation. After each kill an order manager on the same journal restarts and must
-converge: nothing UNKNOWN or pending, and exactly the venue's open orders open locally. At the end
-the simulator's truth shows no clOrdID twice, no clOrdID posted twice, no venue order unknown to
-the journal, and the same position as the journal.
+simulator under ``flaky-acks`` (its schedule stepped once per round, so that every fault of the
+scenario is active during the run however fast the machine is) is killed with SIGKILL at seeded
+random points, before and after it finished its own restart reconciliation. After each kill an
+order manager on the same journal restarts and must converge: nothing UNKNOWN or pending, and
+exactly the venue's open orders open locally. At the end the simulator's truth shows no clOrdID
+twice, no clOrdID posted twice, no venue order unknown to the journal, and the same position as
+the journal.
 """
 
 from __future__ import annotations
@@ -26,31 +27,57 @@ from zygote_kit import zygote
 from venueguard.core.orders import ClOrdIdGenerator, OrderState
 from venueguard.io.journal import Journal
 from venueguard.io.orders_runtime import OrdersRuntime
-from venueguard.sim.scenario import Scenario, ScheduledFault, load_scenario
+from venueguard.sim.faults import FaultRequest
+from venueguard.sim.scenario import Scenario, load_scenario
 from venueguard.sim.testing import SimHandle, running_sim
 
 pytestmark = pytest.mark.system
 
 KILLS = int(os.environ.get("VENUEGUARD_CRASH_KILLS", "50"))  # e.g. 1000 for a long run
-PACE_S = 0.58
 
 
 def loop_time() -> float:
     return asyncio.get_running_loop().time()
+
+
 SEED = 20261123
 WORKER = Path(__file__).with_name("crash_worker.py")
 PENDING = frozenset({OrderState.UNKNOWN, OrderState.PENDING_NEW, OrderState.PENDING_CANCEL,
                      OrderState.PENDING_AMEND})
 
 
-def compressed(name: str, factor: float) -> Scenario:
-    """A shipped scenario with every time (start, duration, repeat) multiplied by ``factor``."""
-    base = load_scenario(name)
-    faults = tuple(ScheduledFault(f.at_s * factor, replace(
-        f.request, duration_s=None if f.request.duration_s is None
-        else f.request.duration_s * factor)) for f in base.faults)
-    return replace(base, name=f"{name} x{factor:g}", faults=faults,
-                   repeat_s=None if base.repeat_s is None else base.repeat_s * factor)
+class RoundFaults:
+    """A shipped scenario's faults on a clock that moves one step per round, not with the wall.
+
+    Round ``n`` meets the faults the scenario has active at ``n * step_s`` (modulo its repeat),
+    however fast the machine runs the rounds. On a wall-clock schedule a loaded machine ran
+    fewer rounds a second, whole fault windows passed between two rounds, and a run could end
+    without a single lost answer to recover from. The simulator gets the scenario's market
+    without its schedule (:meth:`market`); :meth:`enter` posts each round's faults.
+    """
+
+    def __init__(self, name: str, step_s: float) -> None:
+        self.scenario = load_scenario(name)
+        self.step_s = step_s
+        self._posted: tuple[FaultRequest, ...] | None = None
+
+    def market(self) -> Scenario:
+        return replace(self.scenario, faults=())
+
+    def due(self, round_no: int) -> tuple[FaultRequest, ...]:
+        at = round_no * self.step_s
+        if self.scenario.repeat_s:
+            at %= self.scenario.repeat_s
+        return tuple(f.request for f in self.scenario.faults if f.at_s <= at and (
+            f.request.duration_s is None or at < f.at_s + f.request.duration_s))
+
+    async def enter(self, sim: SimHandle, round_no: int) -> None:
+        due = self.due(round_no)
+        if due != self._posted:
+            await sim.clear_faults()
+            for request in due:
+                await sim.add_fault(request.kind, **request.params)
+            self._posted = due
 
 
 def venue_open(truth: dict[str, Any]) -> set[str]:
@@ -109,16 +136,14 @@ async def position_detail(runtime: OrdersRuntime, sim: SimHandle) -> str:
 async def test_fifty_kills_converge_without_duplicates(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     journal_path = tmp_path / "crash.db"
-    # flaky-acks at 0.15x: its five fault windows fall within the first 27 s; rounds are paced
-    # so that fifty of them span at least one whole cycle
-    scenario = compressed("flaky-acks", 0.15)
-    start = loop_time()
+    # flaky-acks' 200 s cycle in fifty rounds: each of its five faults is on for seven or eight
+    faults = RoundFaults("flaky-acks", step_s=4.0)
     stats: Counter[str] = Counter()
-    async with running_sim(scenario=scenario, seed=SEED % 1000, rest_per_min=1_000_000,
-                           rest_unauth_per_min=1_000_000, order_per_s=100_000) as sim, \
-            zygote(WORKER) as z:
+    async with zygote(WORKER) as z, \
+            running_sim(scenario=faults.market(), seed=SEED % 1000, rest_per_min=1_000_000,
+                        rest_unauth_per_min=1_000_000, order_per_s=100_000) as sim:
         for round_no in range(KILLS):
-            await asyncio.sleep(max(0.0, start + round_no * PACE_S - loop_time()))
+            await faults.enter(sim, round_no)
             t0 = loop_time()
             pid = await z.spawn(sim.base_url, journal_path, SEED + round_no)
             if rng.random() < 0.2:        # kill early: maybe during its own restart

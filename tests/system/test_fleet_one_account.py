@@ -40,6 +40,7 @@ def _events(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(150)
 def test_two_demo_bots_on_one_account_never_halt_or_cancel_each_other(tmp_path: Path) -> None:
     try:

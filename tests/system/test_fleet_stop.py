@@ -57,6 +57,7 @@ def _wait_ready(proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError("the monitor ended before monitor.ready")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_duration_sigint_and_sigterm_each_stop_a_fleet_monitor(
         tmp_path: Path, redis_server: RedisServer) -> None:

@@ -127,6 +127,7 @@ def test_bitmex_captures_are_replayed_where_they_hold_a_stream(bitmex_fixtures: 
     assert stale == []
 
 
+@pytest.mark.slow
 @pytest.mark.system
 async def test_binance_replay_over_loopback_through_a_guarded_exchange() -> None:
     """The capture served at recorded pace; a guarded ccxt exchange watches both books for the

@@ -19,7 +19,8 @@ from venueguard.core.budget import BudgetConfig
 from venueguard.core.kinds import Kind
 from venueguard.io import errors
 from venueguard.io.http_session import RestConfig, RestSession
-from venueguard.io.http_transport import HttpTransport, RawResponse, Timeouts
+from venueguard.io.http_transport import AiohttpTransport
+from venueguard.io.rest_transport import RawResponse, RestTransport, Timeouts
 from venueguard.sim.resolver import SimResolver
 from venueguard.sim.testing import SimHandle, running_sim
 from venueguard.telemetry.events import EventLog
@@ -42,22 +43,25 @@ async def sim_server() -> AsyncIterator[Factory]:
         yield start
 
 
-class RecordingTransport(HttpTransport):
-    """Records what was put on the wire (headers and body bytes) and when."""
+class RecordingTransport:
+    """Records what was put on the wire (headers and body bytes) and when, then sends it."""
 
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(self) -> None:
+        self._inner = AiohttpTransport()
         self.sent: list[tuple[float, str, str, dict[str, str], bytes | None]] = []
 
     async def send(self, verb: str, url: str, headers: Mapping[str, str], body: bytes | None,
                    *, connect_s: float, sock_read_s: float) -> RawResponse:
         self.sent.append((time.monotonic(), verb, url, dict(headers), body))
-        return await super().send(verb, url, headers, body, connect_s=connect_s,
-                                  sock_read_s=sock_read_s)
+        return await self._inner.send(verb, url, headers, body, connect_s=connect_s,
+                                      sock_read_s=sock_read_s)
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 def rest_for(sim: SimHandle, log: EventLog, *, metrics: Metrics | None = None,
-             transport: HttpTransport | None = None, base_url: str | None = None,
+             transport: RestTransport | None = None, base_url: str | None = None,
              resolver: Any = None, **config: Any) -> RestSession:
     config.setdefault("timeouts", Timeouts(connect_s=1.0, sock_read_s=1.0, total_s=5.0))
     return RestSession(RestConfig(base_url=base_url or sim.api_url, api_key=sim.api_key,

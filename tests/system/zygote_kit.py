@@ -1,13 +1,15 @@
 """Forking crash workers: the worker side (:func:`serve`) and the test side (:class:`Zygote`).
 
-A worker script imports everything once and calls ``serve(run, args)``: for each stdin line
+A worker script imports everything once and calls ``serve(run, args)``, which prints ``warm 0``
+(the imports are done) and then, for each stdin line
 ``spawn ARG...`` (``args`` of them) it forks a child running ``asyncio.run(run(*ARGS))`` and
 prints ``spawned PID``; it prints ``exited PID STATUS`` when a child ends and ``failed PID ...``
 when one raised; ``quit`` ends it. Forking a warm process makes dozens of crash/restart rounds
 affordable (a cold interpreter start costs about a second here). Every line is one ``write``
 shorter than PIPE_BUF, so lines from the zygote and its children never interleave.
 
-The test side: ``async with zygote(WORKER) as z: pid = await z.spawn(...)``, then
+The test side: ``async with zygote(WORKER) as z: pid = await z.spawn(...)`` (entered once the
+zygote is warm, so a loaded machine's slow imports never eat into a test's timed phases), then
 ``z.wait_line(kind, pid, timeout_s)`` and ``z.kill(pid)`` (SIGKILL, only to a child it spawned).
 Lines ``order PID ...`` are counted (``orders``); ``ready PID N...`` keep their numbers
 (``ready``).
@@ -43,6 +45,7 @@ def _reap(signum: int, frame: object) -> None:
 def serve(run: Callable[..., Awaitable[None]], args: int) -> None:
     """The zygote loop (see the module docstring)."""
     signal.signal(signal.SIGCHLD, _reap)
+    say("warm 0")
     for line in sys.stdin:
         parts = line.split()
         if not parts:
@@ -145,6 +148,7 @@ async def zygote(worker: Path) -> AsyncIterator[Zygote]:
         stdout=asyncio.subprocess.PIPE, cwd=str(worker.parent))
     z = Zygote(proc)
     try:
+        assert await z.wait_line("warm", 0, 120.0), "the zygote never finished its imports"
         yield z
     finally:
         await z.close()

@@ -64,6 +64,12 @@ def _ours(truth: Mapping[str, Any], symbol: str) -> list[Mapping[str, Any]]:
     return [o for o in truth.get("orders", []) if o.get("symbol") == symbol]
 
 
+def _intent_tag(row: Mapping[str, Any]) -> str:
+    """The ``text`` the client gave an order: the venue prepends a line for each later event
+    (``Canceled: Canceled via API.\nchaos-3-4``), so the client's own text is the last line."""
+    return str(row.get("text") or "").rsplit("\n", 1)[-1]
+
+
 def check_no_double(truth: Mapping[str, Any], symbol: str, intent_prefix: str) -> list[Violation]:
     """Invariant 1: per clOrdID and per intent tag (``text`` starting with ``intent_prefix``)."""
     rows = _ours(truth, symbol)
@@ -72,11 +78,10 @@ def check_no_double(truth: Mapping[str, Any], symbol: str, intent_prefix: str) -
     for cl, n in sorted(by_cl.items()):
         if cl and n > 1:
             out.append(Violation(1, f"clOrdID {cl} placed {n} times at the venue"))
-    by_intent = Counter(str(r.get("text")) for r in rows
-                        if str(r.get("text") or "").startswith(intent_prefix))
+    by_intent = Counter(tag for r in rows if (tag := _intent_tag(r)).startswith(intent_prefix))
     for tag, n in sorted(by_intent.items()):
         if n > 1:
-            ids = sorted(str(r.get("clOrdID")) for r in rows if r.get("text") == tag)
+            ids = sorted(str(r.get("clOrdID")) for r in rows if _intent_tag(r) == tag)
             out.append(Violation(1, f"intent {tag} placed {n} times at the venue "
                                     f"(clOrdIDs {', '.join(ids)})"))
     return out

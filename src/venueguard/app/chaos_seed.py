@@ -45,10 +45,10 @@ from venueguard.core.reconcile import ReconcileConfig
 from venueguard.core.rules import RuleSet, parse_rules
 from venueguard.io import md_events as ev
 from venueguard.io.http_session import RestConfig, RestSession
-from venueguard.io.http_transport import Timeouts
 from venueguard.io.journal import Journal
 from venueguard.io.order_manager import OrderIntent, OrderManagerConfig, OrdersBlocked
 from venueguard.io.orders_runtime import OrdersRuntime, RuntimeConfig
+from venueguard.io.rest_transport import Timeouts
 from venueguard.io.ws_session import MarketDataSession, MdConfig
 from venueguard.io.ws_transport import WsConnection, WsHandler, connect_picows
 from venueguard.sim.resolver import SimResolver

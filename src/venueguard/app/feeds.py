@@ -31,7 +31,8 @@ from venueguard.core.liveness import LivenessConfig
 from venueguard.core.trades import Trade
 from venueguard.io.fleet_link import Role
 from venueguard.io.http_session import RestConfig, RestSession
-from venueguard.io.http_transport import HttpTransport, RawResponse, TransportFailure
+from venueguard.io.http_transport import AiohttpTransport
+from venueguard.io.rest_transport import RawResponse, RestTransport, TransportFailure
 from venueguard.io.ws_session import MarketDataSession, MdConfig, default_liveness
 from venueguard.venues.bitmex.timefmt import parse_ms_or_none
 
@@ -43,12 +44,14 @@ RequestHook = Callable[[str, int | None, float | None, float], None]
 _IMBALANCE_LEVELS = 5
 
 
-class ObservedTransport(HttpTransport):
-    """An :class:`HttpTransport` that reports each attempt: endpoint, status, latency."""
+class ObservedTransport:
+    """A :class:`~venueguard.io.rest_transport.RestTransport` around another that reports each
+    attempt: endpoint, status (None on a transport failure), latency."""
 
-    def __init__(self, on_response: Callable[[str, int | None, float | None], None],
-                 prefix: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, inner: RestTransport,
+                 on_response: Callable[[str, int | None, float | None], None],
+                 prefix: str) -> None:
+        self._inner = inner
         self._on_response = on_response
         self._prefix = prefix
 
@@ -59,13 +62,16 @@ class ObservedTransport(HttpTransport):
             path = path[len(self._prefix):]
         endpoint = f"{verb} {path}"
         try:
-            response = await super().send(verb, url, headers, body, connect_s=connect_s,
-                                          sock_read_s=sock_read_s)
+            response = await self._inner.send(verb, url, headers, body, connect_s=connect_s,
+                                              sock_read_s=sock_read_s)
         except TransportFailure:
             self._on_response(endpoint, None, None)
             raise
         self._on_response(endpoint, response.status, response.latency_s)
         return response
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 class SessionMarket:
@@ -210,7 +216,7 @@ async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue
                                          reset_after_s=0.0),
                    budget=BudgetConfig(ratio=cfg.thresholds.retry_budget_ratio)),
         events=ctx.events, metrics=ctx.metrics, alerts=ctx.alerts, clock=ctx.clock,
-        transport=ObservedTransport(observed, api_prefix), fleet=ctx.fleet)
+        transport=ObservedTransport(AiohttpTransport(), observed, api_prefix), fleet=ctx.fleet)
     order_probe = cfg.is_sim and not trading and cfg.api_key is not None
     probe = HealthProbe(
         _RestProbeClient(rest),

@@ -28,6 +28,11 @@ Requests sent on the wire, logical requests and retries are counted (``sent_tota
 ``logical_total``, ``retries_total``), so "requests <= (1 + budget) x logical" can be checked.
 Venue health moves on every request; call :meth:`RestSession.poll` at the returned deadline to
 see a cooldown end while idle, and :meth:`RestSession.reset_venue` to leave BLOCKED.
+
+Step 2 goes through a :class:`~venueguard.io.rest_transport.RestTransport`: aiohttp by default
+(``resolver`` and ``RestConfig.keepalive`` configure it), or any other given as ``transport=``,
+such as :class:`~venueguard.io.rest_transport.MemoryTransport`, which answers each request from a
+function in this process, so every outcome above can be scripted without a socket.
 """
 
 from __future__ import annotations
@@ -54,9 +59,10 @@ from venueguard.core.throttle import AdaptiveThrottle, ThrottleConfig
 from venueguard.io import errors
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
 from venueguard.io.fleet_link import FleetLink, Rank
-from venueguard.io.http_transport import HttpTransport, RawResponse, Timeouts, TransportFailure
+from venueguard.io.http_transport import AiohttpTransport
 from venueguard.io.notify import HealthReporter, Notifier
 from venueguard.io.ratelimit import RestRateLimiter
+from venueguard.io.rest_transport import RawResponse, RestTransport, Timeouts, TransportFailure
 from venueguard.telemetry.alerts import Alerts
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
@@ -112,7 +118,7 @@ class RestSession:
                  metrics: Metrics | None = None, alerts: Alerts | None = None,
                  clock: Clock = SYSTEM_CLOCK, rng: RandomSource | None = None,
                  resolver: AbstractResolver | None = None,
-                 transport: HttpTransport | None = None,
+                 transport: RestTransport | None = None,
                  health: VenueHealth | None = None,
                  fleet: FleetLink | None = None) -> None:
         self.config = config
@@ -122,7 +128,8 @@ class RestSession:
         if config.api_secret:
             self.notify.events.register_secret(config.api_secret)  # never logged, even by mistake
         self._rng: RandomSource = rng or random.Random()
-        self._transport = transport or HttpTransport(resolver=resolver, keepalive=config.keepalive)
+        self._transport: RestTransport = transport or AiohttpTransport(
+            resolver=resolver, keepalive=config.keepalive)
         self.health = health or VenueHealth(self.rules, clock.monotonic())
         self.budget = RetryBudget(config.budget)
         self.throttle = (AdaptiveThrottle(config.throttle, self._rng)

@@ -1,22 +1,20 @@
-"""One HTTP exchange over aiohttp, with per-phase timeouts, and every failure as a core ``Outcome``.
+"""The aiohttp :class:`~venueguard.io.rest_transport.RestTransport`: per-phase timeouts, every
+failure as a core ``Outcome``.
 
-:class:`HttpTransport` sends exactly the bytes it is given (the URL is not re-encoded, so a
-signature over the path and query stays valid) and returns a :class:`RawResponse`, or raises
-:class:`TransportFailure` whose ``outcome`` says what happened below HTTP and whether the request
-had been written (``sent``): a failure while connecting means nothing reached the venue; a
-failure after that (read timeout, reset) leaves the outcome ambiguous.
+:class:`AiohttpTransport` keeps the transport contract (io/rest_transport.py): it sends exactly
+the bytes it is given and returns a ``RawResponse`` or raises ``TransportFailure``, and maps each
+aiohttp or socket exception there, in :func:`transport_failure` (whether the request had been
+written comes from aiohttp's trace hook).
 
 The resolver is pluggable (any ``aiohttp.abc.AbstractResolver``), which is how the simulator's
-``dns_failure`` fault reaches a client: ``HttpTransport(resolver=SimResolver(sim_url))``.
+``dns_failure`` fault reaches a client: ``AiohttpTransport(resolver=SimResolver(sim_url))``.
 
 Public API::
 
-    Timeouts(connect_s=5.0, sock_read_s=10.0, total_s=30.0)   # total_s: per logical request
-    HttpTransport(*, resolver=None, keepalive=True, limit=100)
+    AiohttpTransport(*, resolver=None, keepalive=True, limit=100, max_body_bytes=8 MiB)
         async send(verb, url, headers, body, *, connect_s, sock_read_s) -> RawResponse
         async close()
-    RawResponse(status, headers, body, latency_s)
-    class TransportFailure(Exception): outcome, detail
+    transport_failure(exc, sent) -> (Transport, sent)
 """
 
 from __future__ import annotations
@@ -24,48 +22,19 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from venueguard.core.classify import Outcome, Transport
+from venueguard.io.rest_transport import RawResponse, TransportFailure
 
-__all__ = ["HttpTransport", "RawResponse", "Timeouts", "TransportFailure", "transport_failure"]
+__all__ = ["AiohttpTransport", "transport_failure"]
 
-_MAX_BODY_BYTES = 8 * 1024 * 1024
+#: A larger response body is refused (a transport failure), never handed on truncated.
+MAX_BODY_BYTES = 8 * 1024 * 1024
 _CHUNK_BYTES = 256 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Per-phase limits of one attempt, and the deadline of a logical request across retries."""
-
-    connect_s: float = 5.0
-    sock_read_s: float = 10.0
-    total_s: float = 30.0
-
-    def __post_init__(self) -> None:
-        if not (self.connect_s > 0 and self.sock_read_s > 0 and self.total_s > 0):
-            raise ValueError("timeouts must be > 0")
-
-
-@dataclass(frozen=True, slots=True)
-class RawResponse:
-    status: int
-    headers: Mapping[str, str]  # lower-cased names
-    body: bytes
-    latency_s: float
-
-
-class TransportFailure(Exception):
-    """No usable response; ``outcome`` carries the transport failure and ``sent``."""
-
-    def __init__(self, outcome: Outcome, detail: str) -> None:
-        super().__init__(detail)
-        self.outcome = outcome
-        self.detail = detail
 
 
 def transport_failure(exc: BaseException, sent: bool) -> tuple[Transport, bool]:
@@ -122,12 +91,13 @@ class _Trace:
         self.sent = False
 
 
-class HttpTransport:
+class AiohttpTransport:
     """A thin aiohttp client: one connection pool, a pluggable resolver, no retries."""
 
     def __init__(self, *, resolver: AbstractResolver | None = None, keepalive: bool = True,
-                 limit: int = 100) -> None:
+                 limit: int = 100, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self._resolver = resolver
+        self._max_body_bytes = max_body_bytes
         self._keepalive = keepalive
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
@@ -155,7 +125,7 @@ class HttpTransport:
             async with client.request(verb, URL(url, encoded=True), headers=dict(headers),
                                       data=body, timeout=timeout, allow_redirects=False,
                                       trace_request_ctx=marker) as resp:
-                raw = await read_body(resp.content, _MAX_BODY_BYTES)
+                raw = await read_body(resp.content, self._max_body_bytes)
                 return RawResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()},
                                    raw, time.monotonic() - start)
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
