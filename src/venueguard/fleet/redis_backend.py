@@ -359,11 +359,15 @@ class RedisBackend:
         await self._run(self.client.connection_pool.disconnect())
 
     async def aclose(self, timeout_s: float = 1.0) -> None:
-        """Close the pool within ``timeout_s``; calls still in flight are cancelled first."""
+        """Close the pool within ``timeout_s``; calls still in flight are cancelled first, and
+        given their turn to end (a call cancelled while it connects gives its connection back
+        to the pool only then; closed before that, the connection's socket would leak)."""
         for task in list(self.running):
             task.cancel()
         with contextlib.suppress(RedisError, OSError, RuntimeError, TimeoutError):
             async with asyncio.timeout(timeout_s):
+                if self.running:
+                    await asyncio.wait(list(self.running))
                 await self._run(self.client.aclose())
 
 
