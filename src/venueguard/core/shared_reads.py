@@ -6,9 +6,10 @@ one member's answers (the account's whole lists, every member's orders, with the
 they were asked at), kept in the fleet's store; another member whose sweep comes due takes it
 instead of asking the venue when it is :func:`usable` for it:
 
-- asked at most ``max_age_s`` ago (the freshness bound), and, for the first sweep after a
-  start, asked after that start (``not_before_wall_ms``: never an answer older than the
-  journal the member just loaded);
+- answered at most ``max_age_s`` ago (the freshness bound: a read waits its turn under the
+  shared limit before it is sent, so the answer, not the question, dates what the venue
+  showed), and, for the first sweep after a start, asked after that start
+  (``not_before_wall_ms``: never an answer older than the journal the member just loaded);
 - its executions count only when they reach back far enough for the member (:func:`covers`).
 
 The snapshot's question time is the sweep's: the reconciler's visibility grace counts from
@@ -17,8 +18,9 @@ it, and a row about an order that changed after that time says nothing about it 
 
 Public API::
 
-    ShareConfig(max_age_s=10.0, postpone_s=1.0, fills_lookback_s=70.0)
-    SweepSnapshot(symbol, asked_wall_ms, orders, fills_from_ms, fills_asked_wall_ms, fills)
+    ShareConfig(max_age_s=10.0, max_wait_s=15.0, postpone_s=1.0, fills_lookback_s=70.0)
+    SweepSnapshot(symbol, asked_wall_ms, answered_wall_ms, orders,
+                  fills_from_ms, fills_asked_wall_ms, fills)
     usable(snap, symbol=, now_wall_ms=, config=, not_before_wall_ms=) -> bool
     covers(snap, from_ms) -> bool
     still_evidence(state_since, asked_at) -> bool
@@ -39,29 +41,39 @@ __all__ = ["ShareConfig", "SweepSnapshot", "covers", "decode", "encode", "still_
 
 @dataclass(frozen=True, slots=True)
 class ShareConfig:
-    """``max_age_s``: the oldest snapshot a member takes instead of its own sweep.
+    """``max_age_s``: the oldest answer a member takes instead of its own sweep.
     ``postpone_s``: while another member is reading, a member whose sweep is due looks again
-    this much later (never longer in all than ``max_age_s``: then it asks itself).
-    ``fills_lookback_s``: the member that reads asks the executions this far back at least,
-    so that the others' sweeps (due within one interval) are covered too."""
+    this much later, never longer in all than ``max_wait_s`` (then it asks itself; a claim
+    on the read lasts ``max_wait_s + max_age_s`` at most). ``fills_lookback_s``: the member
+    that reads asks the executions this far back at least, so that the others' sweeps (due
+    within about one interval) are covered too."""
 
     max_age_s: float = 10.0
+    max_wait_s: float = 15.0
     postpone_s: float = 1.0
     fills_lookback_s: float = 70.0
 
     def __post_init__(self) -> None:
-        if not (self.max_age_s > 0 and self.postpone_s > 0 and self.fills_lookback_s >= 0):
-            raise ValueError("max_age_s > 0, postpone_s > 0 and fills_lookback_s >= 0 needed")
+        if not (self.max_age_s > 0 and self.max_wait_s >= 0 and self.postpone_s > 0
+                and self.fills_lookback_s >= 0):
+            raise ValueError("max_age_s > 0, max_wait_s >= 0, postpone_s > 0 and "
+                             "fills_lookback_s >= 0 needed")
+
+    @property
+    def claim_ttl_s(self) -> float:
+        return self.max_wait_s + self.max_age_s
 
 
 @dataclass(frozen=True, slots=True)
 class SweepSnapshot:
     """The account's open orders in ``symbol`` (None: every symbol), asked at
-    ``asked_wall_ms``; the executions since ``fills_from_ms``, asked at
-    ``fills_asked_wall_ms`` (both None with no fills: the reader could not get them)."""
+    ``asked_wall_ms`` and answered at ``answered_wall_ms``; the executions since
+    ``fills_from_ms``, asked at ``fills_asked_wall_ms`` (both None with no executions: the
+    reader could not get them)."""
 
     symbol: str | None
     asked_wall_ms: int
+    answered_wall_ms: int
     orders: tuple[OrderReport, ...]
     fills_from_ms: int | None = None
     fills_asked_wall_ms: int | None = None
@@ -71,11 +83,11 @@ class SweepSnapshot:
 def usable(snap: SweepSnapshot, *, symbol: str | None, now_wall_ms: int, config: ShareConfig,
            not_before_wall_ms: int | None = None) -> bool:
     """Whether a member may take ``snap`` instead of its own sweep (see the module docstring)."""
-    if snap.symbol != symbol or snap.asked_wall_ms > now_wall_ms:
+    if snap.symbol != symbol or not snap.asked_wall_ms <= snap.answered_wall_ms <= now_wall_ms:
         return False               # another symbol, or a clock that disagrees: ask yourself
     if not_before_wall_ms is not None and snap.asked_wall_ms < not_before_wall_ms:
         return False
-    return now_wall_ms - snap.asked_wall_ms <= config.max_age_s * 1000
+    return now_wall_ms - snap.answered_wall_ms <= config.max_age_s * 1000
 
 
 def covers(snap: SweepSnapshot, from_ms: int) -> bool:
@@ -102,6 +114,7 @@ _FILL_NEEDS = frozenset({"exec_id", "qty", "price"})
 
 def encode(snap: SweepSnapshot) -> bytes:
     return json.dumps({"symbol": snap.symbol, "asked_wall_ms": snap.asked_wall_ms,
+                       "answered_wall_ms": snap.answered_wall_ms,
                        "orders": [asdict(r) for r in snap.orders],
                        "fills_from_ms": snap.fills_from_ms,
                        "fills_asked_wall_ms": snap.fills_asked_wall_ms,
@@ -116,9 +129,10 @@ def decode(raw: bytes | str | None) -> SweepSnapshot | None:
         return None
     try:
         doc = json.loads(raw)
-        symbol, asked = doc["symbol"], doc["asked_wall_ms"]
+        symbol, asked, answered = doc["symbol"], doc["asked_wall_ms"], doc["answered_wall_ms"]
         fills_from, fills_asked = doc["fills_from_ms"], doc["fills_asked_wall_ms"]
         if not (symbol is None or isinstance(symbol, str)) or type(asked) is not int \
+                or type(answered) is not int \
                 or not all(v is None or type(v) is int for v in (fills_from, fills_asked)) \
                 or not isinstance(doc["orders"], list) or not isinstance(doc["fills"], list):
             return None
@@ -126,7 +140,7 @@ def decode(raw: bytes | str | None) -> SweepSnapshot | None:
         fills = tuple(FillReport(**_row(row, _FILL_FIELDS, _FILL_NEEDS)) for row in doc["fills"])
     except (ValueError, KeyError, TypeError):
         return None
-    return SweepSnapshot(symbol, asked, orders, fills_from, fills_asked, fills)
+    return SweepSnapshot(symbol, asked, answered, orders, fills_from, fills_asked, fills)
 
 
 def _row(row: object, names: frozenset[str], needs: frozenset[str] = frozenset()

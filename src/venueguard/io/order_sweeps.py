@@ -5,15 +5,16 @@ Each bot on an account sweeps its open orders and the executions since its last 
 With a share (the fleet: :class:`~venueguard.fleet.Fleet`), a member whose sweep comes due:
 
 1. takes the last published :class:`~venueguard.core.shared_reads.SweepSnapshot` when it is
-   usable (at most ``max_age_s`` old; for the first sweep after a start, asked after it):
-   only its own orders are kept, rows about orders changed since the question are not
-   evidence, the visibility grace counts from the snapshot's question time, and its
+   usable (answered at most ``max_age_s`` ago; for the first sweep after a start, asked
+   after it): only its own orders are kept, rows about orders changed since the question
+   are not evidence, the visibility grace counts from the snapshot's question time, and its
    executions are taken when they reach back far enough (else the member asks for its own);
-2. otherwise claims the read (for ``2 * max_age_s`` at most: a member that dies holds
-   nothing for long): it asks the venue itself for both lists at once, the executions at
-   least ``fills_lookback_s`` back (so the others' sweeps are covered), and publishes them;
+2. otherwise claims the read (for ``max_wait_s + max_age_s`` at most: a member that dies
+   holds nothing for long; publishing ends the claim): it asks the venue itself for both
+   lists at once, the executions at least ``fills_lookback_s`` back (so the others' sweeps
+   are covered), and publishes them;
 3. while another member holds the claim (its read waits its turn), postpones its sweep by
-   ``postpone_s``, never longer in all than ``max_age_s``: then it asks itself. The first
+   ``postpone_s``, never longer in all than ``max_wait_s``: then it asks itself. The first
    sweep after a start never waits: it asks itself. The manager's loop never waits here:
    cancels, lookups by client id and every other read go on;
 4. with the store away or the fleet degraded, sweeps as a bot alone.
@@ -96,13 +97,13 @@ class SharedSweeps:
                                        config=cfg, not_before_wall_ms=None if self._swept
                                        else m.started_wall_ms):
             return self._take(snap, symbol, fills_from_ms)
-        claimed = await share.claim_read(SWEEP, 2 * cfg.max_age_s)
+        claimed = await share.claim_read(SWEEP, cfg.claim_ttl_s)
         if claimed is None:
             return SweepOutcome.OWN
         now = m.clock.monotonic()
         if not claimed and self._swept:     # the first sweep (the start) never waits
             since = self._postponed_since = self._postponed_since or now
-            if now + cfg.postpone_s - since <= cfg.max_age_s:
+            if now + cfg.postpone_s - since <= cfg.max_wait_s:
                 m.reconciler.postpone_sweep(now, cfg.postpone_s)
                 self.postponed += 1
                 return SweepOutcome.DONE
@@ -142,6 +143,7 @@ class SharedSweeps:
         if start is not None:
             reads.append(m.venue.fills_since(start))
         answers = await asyncio.gather(*reads, return_exceptions=True)
+        answered_wall = clock.wall_ms()
         for answer in answers:
             if isinstance(answer, BaseException) and not isinstance(answer, errors.VenueError):
                 raise answer
@@ -154,7 +156,7 @@ class SharedSweeps:
         rec.on_open_orders(found, clock.monotonic(), clock.wall_ms(), asked_at=asked,
                            symbol=symbol)
         self._done()
-        snap = SweepSnapshot(symbol, asked_wall, tuple(orders))
+        snap = SweepSnapshot(symbol, asked_wall, answered_wall, tuple(orders))
         outcome = SweepOutcome.ORDERS      # without executions: fetched as usual
         if start is not None and fills is not None and not isinstance(fills, BaseException):
             rows, unreadable = fills
@@ -162,8 +164,8 @@ class SharedSweeps:
             rec.on_fill_reports(m.ours(rows), clock.monotonic(), clock.wall_ms())
             rec.sweep_asked_at(asked_wall)
             m.drain()
-            snap = SweepSnapshot(symbol, asked_wall, tuple(orders), start, asked_wall,
-                                 tuple(rows))
+            snap = SweepSnapshot(symbol, asked_wall, answered_wall, tuple(orders), start,
+                                 asked_wall, tuple(rows))
             outcome = SweepOutcome.DONE
         if await self.share.publish_read(SWEEP, encode(snap), self.config.max_age_s):
             self.read += 1
