@@ -139,7 +139,12 @@ class DemoTrader:
                 "position": manager.position(self.symbol), "placed": self.placed,
                 "skipped_stale": self.skipped_stale,
                 "halted": manager.halted, "halts": list(manager.halt_history),
-                "dms_armed": bool(self.runtime.dms and self.runtime.dms.armed)}
+                "dms_armed": bool(self.runtime.dms and self.runtime.dms.armed),
+                # in a fleet: sweeps answered by another member's read, reads made for the
+                # fleet, sweeps postponed while another member read
+                "shared_sweeps": None if manager.sweeps is None else {
+                    "taken": manager.sweeps.taken, "read": manager.sweeps.read,
+                    "postponed": manager.sweeps.postponed}}
 
     # ---------------------------------------------------------------------- the strategy
     async def _load_instrument(self) -> None:

@@ -1,8 +1,10 @@
-"""The demo's tick and lot sizes: from the instrument row the monitor read at startup (no
-request of its own), or from one request when the monitor has none."""
+"""The demo trader: its tick and lot sizes come from the instrument row the monitor read at
+startup (no request of its own), or from one request when the monitor has none; its state says
+how its periodic sweeps were shared in a fleet."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from venueguard.app.demo import DemoTrader
@@ -43,3 +45,19 @@ async def test_without_a_startup_row_one_request_reads_the_sizes() -> None:
     await trader._load_instrument()
     assert rest.requests == [("GET", "/instrument")]
     assert (trader.tick_size, trader.lot_size) == (1.0, 10)
+
+
+def _manager(sweeps: object) -> SimpleNamespace:
+    return SimpleNamespace(ready=True, open_orders=list, unknown_orders=list,
+                           position=lambda symbol: 0.0, halted=None, halt_history=[],
+                           sweeps=sweeps)
+
+
+def test_the_state_says_how_the_sweeps_were_shared() -> None:
+    runtime = SimpleNamespace(manager=_manager(SimpleNamespace(taken=3, read=1, postponed=4)),
+                              events=EventLog(), regime="NORMAL", dms=None)
+    trader = DemoTrader(runtime, lambda: None, symbol="XBTUSD",  # type: ignore[arg-type]
+                        clock=SYSTEM_CLOCK)
+    assert trader.state()["shared_sweeps"] == {"taken": 3, "read": 1, "postponed": 4}
+    runtime.manager = _manager(None)                 # alone: no share
+    assert trader.state()["shared_sweeps"] is None
