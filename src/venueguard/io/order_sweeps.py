@@ -102,7 +102,9 @@ class SharedSweeps:
             return SweepOutcome.OWN
         now = m.clock.monotonic()
         if not claimed and self._swept:     # the first sweep (the start) never waits
-            since = self._postponed_since = self._postponed_since or now
+            if self._postponed_since is None:
+                self._postponed_since = now
+            since = self._postponed_since
             if now + cfg.postpone_s - since <= cfg.max_wait_s:
                 m.reconciler.postpone_sweep(now, cfg.postpone_s)
                 self.postponed += 1
