@@ -58,9 +58,9 @@ def test_three_bots_read_their_periodic_sweep_once_for_the_fleet(tmp_path: Path)
     fleet asks fewer (measured 4; generous: at least one sweep shared)."""
     members = 3
     run = _run(members, 60.0, 120, keep=tmp_path)
-    assert run.exit_codes == [0] * members
-    assert not run.events("monitor.halted") and not run.events("reconcile.halt")
-    assert not run.events("reconcile.mismatch", kind="position")
+    # and, at this pace, no false account mismatch (a reference taken from a round with a
+    # fill on its way to its member once made one in three such runs cancel the account)
+    _never_halted_or_cancelled_each_other(run)
     assert run.count("GET /api/v1/execution/tradeHistory") <= 2 * members - 1
     execs = [m.get("GET /execution/tradeHistory", 0) for m in run.by_member]
     assert min(execs) <= 1                       # some bot took another's answer
