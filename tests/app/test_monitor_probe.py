@@ -191,3 +191,46 @@ async def test_a_fleet_follower_leaves_the_probe_to_the_owner() -> None:
         pass
     assert any(c[0] == INSTRUMENT for c in script.calls)
     assert any(c[0] == PLACE for c in script.calls)
+
+
+async def test_a_busy_session_skips_the_instrument_read_and_an_idle_one_is_probed() -> None:
+    """``traffic()`` counts the session's requests (the probe's own included): a round after
+    which other requests went out reads nothing; a quiet interval is probed as before."""
+    script = Script({})
+
+    class Clock:
+        def monotonic(self) -> float:
+            return asyncio.get_running_loop().time()
+
+        def wall_ms(self) -> int:
+            return 0
+
+    sent = [0]
+    busy = True
+
+    async def get_instrument(symbol: str) -> dict[str, object] | None:
+        sent[0] += 1                           # the probe's own request is counted too
+        script.calls.append((INSTRUMENT, symbol))
+        return None
+
+    script.get_instrument = get_instrument  # type: ignore[method-assign]
+    p = HealthProbe(script, ProbeConfig(instrument_every_s=0.05), symbol="XBTUSD",
+                    clock=Clock(), best_bid=lambda: 100.0, traffic=lambda: sent[0])
+
+    async def trade() -> None:
+        while True:
+            if busy:
+                sent[0] += 1                   # the bot's orders and reads
+            await asyncio.sleep(0.01)
+
+    trader = asyncio.create_task(trade())
+    task = asyncio.create_task(p.run())
+    await asyncio.sleep(0.5)
+    assert len(script.calls) == 1               # the first round only (nothing seen before)
+    assert p.skipped_busy >= 5
+    busy = False
+    await asyncio.sleep(0.5)
+    for t in (task, trader):
+        t.cancel()
+    await asyncio.gather(task, trader, return_exceptions=True)
+    assert len(script.calls) >= 5               # idle: probed every interval again

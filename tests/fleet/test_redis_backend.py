@@ -202,3 +202,25 @@ def test_redis_url_is_checked() -> None:
     for bad in ("http://x:1/0", "redis://:6379/0", "redis://h:1/abc", "redis://h:99999/0"):
         with pytest.raises(ValueError):
             check_redis_url(bad)
+
+
+async def test_a_shared_answer_one_claim_at_a_time_and_publishing_ends_the_claim(
+        redis_server: RedisServer) -> None:
+    await _flush(redis_server)
+    a, b = _backend(redis_server), _backend(redis_server)
+    other = _backend(redis_server, account="another-key")
+    try:
+        assert await a.read_get("sweep") is None
+        assert await a.read_claim("sweep", "a", ttl_s=5.0)
+        assert not await b.read_claim("sweep", "b", ttl_s=5.0)      # a is reading
+        assert await other.read_claim("sweep", "c", ttl_s=5.0)      # another account
+        await a.read_put("sweep", b'{"x":1}', ttl_s=0.3)
+        assert await b.read_get("sweep") == b'{"x":1}'
+        assert await other.read_get("sweep") is None
+        assert await b.read_claim("sweep", "b", ttl_s=0.2)          # the claim ended
+        await asyncio.sleep(0.35)
+        assert await b.read_get("sweep") is None                    # expired
+        assert await a.read_claim("sweep", "a", ttl_s=5.0)          # b's claim expired
+    finally:
+        for backend in (a, b, other):
+            await backend.aclose()

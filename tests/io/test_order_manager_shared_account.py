@@ -187,3 +187,39 @@ async def test_fills_while_the_read_waits_its_turn_are_no_mismatch(tmp_path: Pat
         clock.advance(10.0)
     assert events.recent(event="reconcile.mismatch") == []
     assert watch.account_cancels == 0
+
+
+async def test_a_fill_on_its_way_when_the_check_starts_is_not_taken_as_the_reference(
+        tmp_path: Path) -> None:
+    """Regression (3 bots at 120 a minute): the first sample came while a fill had reached
+    the venue but not yet its member (difference +100); taken as the reference, every later
+    sample (difference 0) looked like an unexplained -100, and the account was cancelled."""
+    venue, clock, events = FakeVenue(), ManualClock(), EventLog()
+    (tmp_path / "a").mkdir()
+    mine = await make(tmp_path / "a", venue, clock, events=events, cfg=shared("vgaaaaaa"))
+
+    async def positions() -> list[dict[str, object]]:
+        return [{"symbol": "XBTUSD", "currentQty": 100}]
+
+    venue.get_positions = positions  # type: ignore[method-assign]
+    fleet = OwnerFleet()
+    fleet.positions = {"a": 0.0, "b": 0.0}              # b's fill is on its way
+    watch = AccountWatch(fleet, mine, symbol="XBTUSD", clock=clock, events=events,
+                         config=AccountCheckConfig(grace_s=10.0))
+    await watch.check_once()
+    fleet.positions = {"a": 0.0, "b": 100.0}            # ... and has arrived
+    for _ in range(8):
+        clock.advance(10.0)
+        await watch.check_once()
+    assert events.recent(event="reconcile.mismatch") == []
+    assert watch.account_cancels == 0
+    # the check runs: a fill nobody owns is still found, once the reference is settled
+    venue.get_positions = lambda: _qty(300)  # type: ignore[method-assign, assignment]
+    for _ in range(3):
+        clock.advance(10.0)
+        await watch.check_once()
+    assert watch.account_cancels == 1
+
+
+async def _qty(qty: float) -> list[dict[str, object]]:
+    return [{"symbol": "XBTUSD", "currentQty": qty}]

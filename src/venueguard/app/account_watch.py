@@ -3,7 +3,8 @@
 Bots sharing an account each check only their own orders (``own_prefix_only``) and never the
 account's position (``check_position=False``). The member holding the fleet's lease checks
 the account instead: every ``interval_s`` it reads the venue's position and the positions the
-live members publish, and feeds :class:`~venueguard.core.account_position.AccountPositionCheck`.
+live members publish, and feeds :class:`~venueguard.core.account_position.AccountPositionCheck`
+(a new reference only from a difference two rounds in a row agree on).
 An account-level mismatch is the reason for the only account-wide cancel a member sends: it
 logs ``reconcile.mismatch`` (kind ``account_position``), fires a critical alert, sends ONE
 ``cancel_account`` and logs ``orders.account_cancel`` with the reason and whose orders it took
@@ -69,6 +70,7 @@ class AccountWatch:
         self.interval_s = interval_s
         self.check = AccountPositionCheck(config)
         self.account_cancels = 0
+        self._candidate: tuple[frozenset[str], float] | None = None   # a reference to confirm
 
     async def run(self) -> None:
         while True:
@@ -91,6 +93,8 @@ class AccountWatch:
         if not members:
             return
         venue_qty = next((float(p.qty) for p in positions if p.symbol == self.symbol), 0.0)
+        if not self._settled(venue_qty, members):
+            return
         for decision in self.check.on_sample(self.symbol, venue_qty, members,
                                              self.clock.monotonic()):
             if isinstance(decision, AccountMismatch):
@@ -98,6 +102,20 @@ class AccountWatch:
             elif isinstance(decision, AccountResolved):
                 self.events.emit("reconcile.resolved", kind="account_position",
                                  symbol=decision.symbol)
+
+    def _settled(self, venue_qty: float, members: dict[str, float]) -> bool:
+        """Whether this sample may go to the check. A new reference (at the start, or when a
+        member joined or left) is taken only from a difference two rounds in a row agree on:
+        a fill still on its way to its member makes one round's difference a passing one,
+        and a reference taken from it would make every later, settled, round look like an
+        unexplained change."""
+        if self.check.has_reference(self.symbol, members):
+            self._candidate = None
+            return True
+        seen = (frozenset(members), venue_qty - sum(members.values()))
+        candidate, self._candidate = self._candidate, seen
+        return candidate is not None and candidate[0] == seen[0] \
+            and abs(candidate[1] - seen[1]) <= self.check.config.tolerance
 
     async def _members_after(self, wall_s: float) -> dict[str, float] | None:
         for _ in range(round(MEMBERS_WAIT_S / 0.1)):

@@ -71,8 +71,10 @@ class DemoTrader:
     def __init__(self, runtime: OrdersRuntime, book: Callable[[], BookLike | None], *,
                  symbol: str, clock: Clock, rng: RandomLike | None = None,
                  config: DemoConfig | None = None, events: EventLog | None = None,
-                 rest: Any = None, account_watch: AccountWatch | None = None) -> None:
+                 rest: Any = None, account_watch: AccountWatch | None = None,
+                 instrument: Mapping[str, object] | None = None) -> None:
         self.runtime = runtime
+        self.instrument = instrument    # the row the monitor read at startup, if any
         self.account_watch = account_watch   # in a fleet: the owner's account check
         self.rest = rest                # the BitMEX REST session, for the instrument's sizes
         self.book = book
@@ -137,21 +139,29 @@ class DemoTrader:
                 "position": manager.position(self.symbol), "placed": self.placed,
                 "skipped_stale": self.skipped_stale,
                 "halted": manager.halted, "halts": list(manager.halt_history),
-                "dms_armed": bool(self.runtime.dms and self.runtime.dms.armed)}
+                "dms_armed": bool(self.runtime.dms and self.runtime.dms.armed),
+                # in a fleet: sweeps answered by another member's read, reads made for the
+                # fleet, sweeps postponed while another member read
+                "shared_sweeps": None if manager.sweeps is None else {
+                    "taken": manager.sweeps.taken, "read": manager.sweeps.read,
+                    "postponed": manager.sweeps.postponed}}
 
     # ---------------------------------------------------------------------- the strategy
     async def _load_instrument(self) -> None:
-        rest = self.rest
-        if rest is None:
-            return
-        with contextlib.suppress(errors.VenueError, AttributeError):
-            rows = await rest.request("GET", "/instrument", query={"symbol": self.symbol})
-            row = rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else {}
-            tick, lot = row.get("tickSize"), row.get("lotSize")
-            if isinstance(tick, int | float) and tick > 0:
-                self.tick_size = float(tick)
-            if isinstance(lot, int | float) and lot >= 1:
-                self.lot_size = int(lot)
+        """The instrument's tick and lot sizes: from the row the monitor read at startup, or
+        one request when there is none."""
+        row: Mapping[str, object] = self.instrument or {}
+        if not row and self.rest is not None:
+            with contextlib.suppress(errors.VenueError, AttributeError):
+                rows = await self.rest.request("GET", "/instrument",
+                                               query={"symbol": self.symbol})
+                if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+                    row = rows[0]
+        tick, lot = row.get("tickSize"), row.get("lotSize")
+        if isinstance(tick, int | float) and tick > 0:
+            self.tick_size = float(tick)
+        if isinstance(lot, int | float) and lot >= 1:
+            self.lot_size = int(lot)
 
     async def _strategy(self) -> None:
         manager = self.runtime.manager
@@ -215,7 +225,9 @@ def create_trader(ctx: MonitorContext, config: DemoConfig | None = None) -> Demo
 
     watch = None
     if ctx.fleet is not None:
+        # the periodic sweep: one member reads the account's lists, the others take them
+        runtime.manager.share_sweeps(ctx.fleet)
         watch = AccountWatch(ctx.fleet, runtime.manager, symbol=symbol, clock=ctx.clock,
                              events=ctx.events)
     return DemoTrader(runtime, book, symbol=symbol, clock=ctx.clock, config=config,
-                      rest=ctx.rest, account_watch=watch)
+                      rest=ctx.rest, account_watch=watch, instrument=ctx.instrument)

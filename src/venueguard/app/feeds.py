@@ -203,7 +203,10 @@ async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue
         opens=ctx.fleet)
     market = SessionMarket(md, symbol)
 
+    sent = [0]                     # requests the session sent (the probe skips a busy session)
+
     def observed(endpoint: str, status: int | None, latency_s: float | None) -> None:
+        sent[0] += 1
         if ctx.on_request is not None:
             ctx.on_request(endpoint, status, latency_s, ctx.clock.wall_ms() / 1000.0)
 
@@ -223,9 +226,10 @@ async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue
         ProbeConfig(instrument_every_s=cfg.probe_interval_s,
                     order_every_s=cfg.order_probe_interval_s if order_probe else None),
         symbol=symbol, clock=ctx.clock, best_bid=market.best_bid,
-        active=None if ctx.fleet is None else _not_follower(ctx.fleet))
+        active=None if ctx.fleet is None else _not_follower(ctx.fleet),
+        traffic=lambda: sent[0])
     try:
-        await check_symbol(rest, symbol, ctx.rest_url)
+        ctx.instrument = await check_symbol(rest, symbol, ctx.rest_url)
     except BaseException:
         await rest.close()
         raise
@@ -234,20 +238,23 @@ async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, SessionVenue
 
 
 async def check_symbol(rest: RestSession, symbol: str, where: str,
-                       timeout_s: float = SYMBOL_CHECK_TIMEOUT_S) -> None:
+                       timeout_s: float = SYMBOL_CHECK_TIMEOUT_S) -> Mapping[str, object] | None:
     """Refuse (StartupError) a symbol the venue answers it does not list: an empty
     ``GET /instrument?symbol=...``. A stream of an unknown topic would only ever look stale.
     Any other outcome (an error, a timeout: the venue may be failing right now) starts the
-    monitor, which then shows what the venue does."""
+    monitor, which then shows what the venue does. Returns the instrument's row when the
+    venue gave one (a trader takes its tick and lot sizes from it)."""
     from venueguard.app.monitor import StartupError
 
     try:
         async with asyncio.timeout(timeout_s):
             rows = await rest.request("GET", "/instrument", query={"symbol": symbol, "count": 1})
     except Exception:  # not an answer about the symbol
-        return
+        return None
+    if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+        return dict(rows[0])
     if not (isinstance(rows, list) and not rows):
-        return
+        return None
     listed = ""
     with contextlib.suppress(Exception):
         async with asyncio.timeout(timeout_s):

@@ -329,6 +329,7 @@ class MonitorContext:
     regime: Callable[[], str] = lambda: "NORMAL"
     on_request: Callable[[str, int | None, float | None, float], None] | None = None
     fleet: Any = None  # a venueguard.fleet.Fleet with --redis (shared limits, bans, owner)
+    instrument: Any = None  # the symbol's instrument row read at startup, when one came
 
 
 @dataclass(slots=True)

@@ -12,6 +12,11 @@ In a fleet (processes sharing one account and its rate limit) only one member ne
 ``active()`` says whether this process probes now (the monitor passes "not a follower of the
 fleet's lease"), so the fleet spends one probe's requests per interval, not one per member.
 
+A session that is busy needs no probe: ``traffic()`` (the count of requests the session has
+sent, the probe's own included) lets it skip an instrument read when other requests went out
+since its previous round (a trading bot's orders and reads: their outcomes reach the venue
+health exactly as the probe's would). An idle session is probed every interval as before.
+
 Outcomes are the REST session's: its classifier, venue health and metrics see every probe
 request. The probe reports each request to ``on_request(endpoint, status, latency_s, wall_s)``
 (status None when no response came) for the latency charts and the journal.
@@ -77,7 +82,8 @@ class HealthProbe:
     def __init__(self, client: ProbeClient, config: ProbeConfig, *, symbol: str, clock: Clock,
                  best_bid: Callable[[], float | None], on_request: RequestHook | None = None,
                  rng: random.Random | None = None,
-                 active: Callable[[], bool] | None = None) -> None:
+                 active: Callable[[], bool] | None = None,
+                 traffic: Callable[[], int] | None = None) -> None:
         self.client = client
         self.config = config
         self.symbol = symbol
@@ -85,6 +91,8 @@ class HealthProbe:
         self.best_bid = best_bid
         self.on_request = on_request
         self.active = active
+        self.traffic = traffic
+        self._traffic_seen = -1    # the session's count after the last round (-1: none yet)
         self._rng = rng or random.Random()
         self._seq = itertools.count(1)
         self.tick_size = config.tick_size  # updated from the instrument row when it is read
@@ -94,6 +102,7 @@ class HealthProbe:
         self.overloaded = 0
         self.ambiguous = 0
         self.skipped = 0
+        self.skipped_busy = 0      # instrument reads not made: the session was busy anyway
 
     async def run(self) -> None:
         cfg = self.config
@@ -107,13 +116,22 @@ class HealthProbe:
                     next_order = max(next_order, now + cfg.order_every_s)
             if now >= next_instrument:
                 next_instrument = now + cfg.instrument_every_s
-                await self._call(INSTRUMENT, self._read_instrument())
+                if self._busy():
+                    self.skipped_busy += 1
+                else:
+                    await self._call(INSTRUMENT, self._read_instrument())
+                if self.traffic is not None:
+                    self._traffic_seen = self.traffic()
             if cfg.order_every_s is not None and now >= next_order:
                 next_order = now + cfg.order_every_s
                 await self.order_round()
             wake = next_instrument if cfg.order_every_s is None else min(next_instrument,
                                                                           next_order)
             await asyncio.sleep(max(0.0, wake - self.clock.monotonic()))
+
+    def _busy(self) -> bool:
+        """Whether the session sent other requests since the probe's previous round."""
+        return self.traffic is not None and 0 <= self._traffic_seen < self.traffic()
 
     async def _read_instrument(self) -> None:
         row = await self.client.get_instrument(self.symbol)

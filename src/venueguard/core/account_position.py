@@ -19,7 +19,7 @@ Shape (sans-I/O)::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 __all__ = ["AccountCheckConfig", "AccountMismatch", "AccountPositionCheck", "AccountResolved"]
@@ -74,6 +74,12 @@ class AccountPositionCheck:
     def __init__(self, config: AccountCheckConfig | None = None) -> None:
         self.config = config or AccountCheckConfig()
         self._state: dict[str, _SymbolState] = {}
+
+    def has_reference(self, symbol: str, members: Iterable[str]) -> bool:
+        """Whether ``symbol`` has a reference taken with exactly these members (else the next
+        sample takes one)."""
+        state = self._state.get(symbol)
+        return state is not None and state.members == frozenset(members)
 
     def on_sample(self, symbol: str, venue_qty: float, members: Mapping[str, float],
                   now: float) -> list[AccountDecision]:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from venueguard.core.orders import (
     OPEN_STATES,
@@ -126,8 +126,12 @@ class FetchOrderHistory:
 
 @dataclass(frozen=True, slots=True)
 class FetchExecutions:
+    """``sweep``: the executions of the periodic sweep (right after its ``FetchOpenOrders``);
+    False: a fill is known to be missing (an answer only a fresh request gives). Not part of
+    equality: the same request either way."""
     symbol: str | None
     start_wall_ms: int
+    sweep: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +219,7 @@ class Reconciler:
         self._pos_asked: dict[str, float] = {}
         self._pos_ask_local: dict[str, tuple[float, int]] = {}   # position and mark when asked
         self._last_sweep_wall_ms: int | None = None
+        self._prev_sweep_wall_ms: int | None = None
         self._cancel_resent: dict[str, float] = {}
         self._sweep_execs_from_ms: int | None = None
         self.phantoms = 0                 # phantom orders found, both ways (a counter)
@@ -380,6 +385,26 @@ class Reconciler:
         """Symbols whose position mismatch survived reconciliation and is not resolved."""
         return frozenset(self._pos_alerted)
 
+    def postpone_sweep(self, now: float, delay_s: float) -> None:
+        """The sweep just polled (its ``FetchOpenOrders`` and ``FetchExecutions(sweep=True)``,
+        if that was polled with it) is not made now: it is due again ``delay_s`` after
+        ``now``, the executions watermark stays where it was, and the lookup budget is as if
+        it had not been polled."""
+        interval = self.config.safe_sweep_interval_s if self._safe else self.config.sweep_interval_s
+        self._last_sweep = now + delay_s - interval
+        self._last_sweep_wall_ms = self._prev_sweep_wall_ms
+        # nothing was asked: the lookup budget gets back what the sweep took of it
+        refund = 1 if self._sweep_execs_from_ms is not None else 2
+        for _ in range(min(refund, len(self._spent))):
+            self._spent.pop()
+        self._sweep_execs_from_ms = None
+
+    def sweep_asked_at(self, wall_ms: int) -> None:
+        """The sweep just polled was answered by executions asked at ``wall_ms`` (earlier than
+        the poll: a fleet member's shared answer): the watermark is that time, not the poll's."""
+        if self._last_sweep_wall_ms is not None:
+            self._last_sweep_wall_ms = min(self._last_sweep_wall_ms, wall_ms)
+
     # -------------------------------------------------------------------------- draining
     def poll(self, now: float, wall_ms: int) -> list[Decision]:
         """Everything to do now: reports first, then budgeted lookups."""
@@ -479,11 +504,11 @@ class Reconciler:
             self._sweep_execs_from_ms = min(
                 [since, *(o.created_wall_ms for o in self.table.in_states(UNFINISHED_STATES))]
             ) - cfg.history_margin_ms
-            self._last_sweep_wall_ms = wall_ms
+            self._prev_sweep_wall_ms, self._last_sweep_wall_ms = self._last_sweep_wall_ms, wall_ms
             return FetchOpenOrders(None)
         if self._sweep_execs_from_ms is not None:
             start, self._sweep_execs_from_ms = self._sweep_execs_from_ms, None
-            return FetchExecutions(None, start)
+            return FetchExecutions(None, start, sweep=True)
         return self._position_lookup(now)
 
     def _position_due(self) -> dict[str, float]:

@@ -14,6 +14,9 @@ Public API::
         exchange_status(member, status, ttl_s) -> {member: status}
         lease(member, ttl_s) -> bool; release(member)  # one owner per account
         ws_open(max_opens, window_s) -> float          # wait before a websocket open (per IP)
+        read_get(name) -> bytes | None; read_put(name, raw, ttl_s)   # a shared answer
+                                                       # (putting it ends the claim)
+        read_claim(name, member, ttl_s) -> bool        # one member reads it at a time
         ping(); reset(); aclose()
     MemoryBackend(clock=SYSTEM_CLOCK)                  # one process, no setup
 """
@@ -68,6 +71,19 @@ class FleetBackend(Protocol):
 
     async def ws_open(self, max_opens: int, window_s: float) -> float: ...
 
+    async def read_get(self, name: str) -> bytes | None:
+        """The answer ``name`` one member published for the account (None: none live)."""
+        ...
+
+    async def read_put(self, name: str, raw: bytes, ttl_s: float) -> None:
+        """Publish the answer ``name`` for ``ttl_s``, and end the claim on it."""
+        ...
+
+    async def read_claim(self, name: str, member: str, ttl_s: float) -> bool:
+        """True when ``member`` may read ``name`` now: no other member claimed it in the
+        last ``ttl_s`` (the claim expires by itself, so a member that dies holds nothing)."""
+        ...
+
     async def ping(self) -> None: ...
 
     async def reset(self) -> None:
@@ -90,6 +106,8 @@ class MemoryBackend:
         self._status: dict[str, dict[str, object]] = {}
         self._lease: tuple[str, float] | None = None
         self._opens: deque[float] = deque()
+        self._reads: dict[str, tuple[bytes, float]] = {}    # name -> (answer, expiry)
+        self._claims: dict[str, tuple[str, float]] = {}     # name -> (member, expiry)
 
     def _wall_s(self) -> float:
         return self.clock.wall_ms() / 1000.0
@@ -168,6 +186,22 @@ class MemoryBackend:
             return max(0.0, opens[0] + window_s - now)
         opens.append(now)
         return 0.0
+
+    async def read_get(self, name: str) -> bytes | None:
+        held = self._reads.get(name)
+        return held[0] if held is not None and held[1] > self.clock.monotonic() else None
+
+    async def read_put(self, name: str, raw: bytes, ttl_s: float) -> None:
+        self._reads[name] = (raw, self.clock.monotonic() + ttl_s)
+        self._claims.pop(name, None)
+
+    async def read_claim(self, name: str, member: str, ttl_s: float) -> bool:
+        now = self.clock.monotonic()
+        held = self._claims.get(name)
+        if held is not None and held[1] > now:
+            return False
+        self._claims[name] = (member, now + ttl_s)
+        return True
 
     async def ping(self) -> None:
         return None

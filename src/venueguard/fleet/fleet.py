@@ -58,6 +58,7 @@ from venueguard.telemetry.events import EventLog
 __all__ = ["Fleet", "FleetConfig"]
 
 T = TypeVar("T")
+READ_LIMIT_S = 0.25      # a shared answer is a few kB: bounded like the status exchange
 StatusSource = Callable[[], Mapping[str, object]]
 
 
@@ -494,6 +495,34 @@ class Fleet:
         until = self._owner_until
         return Role.OWNER if until is not None and self.clock.monotonic() < until \
             else Role.FOLLOWER
+
+    # ------------------------------------------------------------------ shared reads
+    def sharing(self) -> bool:
+        """Whether answers can be shared now (False while degraded: each member alone)."""
+        return not self.degraded and not self._closed
+
+    async def shared_read(self, name: str) -> bytes | None:
+        """The answer ``name`` a member published (None: none, or the store is away)."""
+        try:
+            return await self._call(self.backend.read_get(name), limit_s=READ_LIMIT_S)
+        except _StoreDown:
+            return None
+
+    async def claim_read(self, name: str, ttl_s: float) -> bool | None:
+        """True: this member reads ``name`` for the fleet now; False: another member is
+        reading it; None: the store is away (read alone, publish nothing)."""
+        try:
+            return await self._call(self.backend.read_claim(name, self.member, ttl_s),
+                                    limit_s=READ_LIMIT_S)
+        except _StoreDown:
+            return None
+
+    async def publish_read(self, name: str, raw: bytes, ttl_s: float) -> bool:
+        try:
+            await self._call(self.backend.read_put(name, raw, ttl_s), limit_s=READ_LIMIT_S)
+        except _StoreDown:
+            return False
+        return True
 
     def others_resting(self) -> int:
         return 0 if self.degraded else self.view.others_resting

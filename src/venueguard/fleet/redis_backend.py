@@ -345,6 +345,22 @@ class RedisBackend:
     async def release(self, member: str) -> None:
         await self._run(self._release(keys=[self.key(Scope.ACCOUNT, "owner")], args=[member]))
 
+    async def read_get(self, name: str) -> bytes | None:
+        raw = await self._run(self.client.get(self.key(Scope.ACCOUNT, f"read:{name}")))
+        return None if raw is None else bytes(raw)
+
+    async def read_put(self, name: str, raw: bytes, ttl_s: float) -> None:
+        key = self.key(Scope.ACCOUNT, f"read:{name}")
+        pipe = self.client.pipeline(transaction=True)     # one slot: the account's tag
+        pipe.set(key, raw, px=max(1, round(ttl_s * 1000)))
+        pipe.delete(f"{key}:claim")
+        await self._run(pipe.execute())
+
+    async def read_claim(self, name: str, member: str, ttl_s: float) -> bool:
+        return bool(await self._run(self.client.set(
+            self.key(Scope.ACCOUNT, f"read:{name}:claim"), member, nx=True,
+            px=max(1, round(ttl_s * 1000)))))
+
     async def ws_open(self, max_opens: int, window_s: float) -> float:
         wait_us = await self._run(self._ws_open(
             keys=[self.key(Scope.IP, "ws_opens")],

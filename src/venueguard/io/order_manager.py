@@ -80,12 +80,14 @@ from venueguard.core.reconcile import (
     Resolved,
 )
 from venueguard.core.reports import FillReport, OrderReport, PositionReport, RefusalReport
+from venueguard.core.shared_reads import ShareConfig
 from venueguard.io import errors
 from venueguard.io.clock import SYSTEM_CLOCK, Clock
 from venueguard.io.journal import Journal
 from venueguard.io.order_amend import OrderAmends
 from venueguard.io.order_outcomes import NOT_SENT, failure_reason, not_processed
 from venueguard.io.order_reports import OrderReports
+from venueguard.io.order_sweeps import SharedSweeps, SweepOutcome, SweepShare
 from venueguard.telemetry.alerts import Alerts
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
@@ -186,6 +188,18 @@ class OrderManager:
         self._halts: dict[str, str] = {}
         #: Every halt reason seen in this run, resolved or not (for the exit code).
         self.halt_history: list[str] = []
+        self.started_wall_ms: int | None = None    # when ``start`` loaded the journal
+        #: In a fleet: the periodic sweep shared with the other members (``share_sweeps``).
+        self.sweeps: SharedSweeps | None = None
+
+    def share_sweeps(self, share: SweepShare, config: ShareConfig | None = None) -> SharedSweeps:
+        """Share the periodic sweep with the other members of a fleet (see
+        :mod:`venueguard.io.order_sweeps`); only for ``own_prefix_only`` (each member keeps
+        its own orders of the account's lists). Call before ``start``."""
+        if not self.config.own_prefix_only:
+            raise ValueError("a shared sweep needs own_prefix_only (one account, several bots)")
+        self.sweeps = SharedSweeps(self, share, config)
+        return self.sweeps
 
     # ------------------------------------------------------------------------------ state
     @property
@@ -230,8 +244,9 @@ class OrderManager:
         self._started = True
         now = self.clock.monotonic()
         self.table = await asyncio.to_thread(self._load_table, now)
+        self.started_wall_ms = self.clock.wall_ms()
         self.reconciler = Reconciler(self.table, self.config.reconcile,
-                                     start_wall_ms=self.clock.wall_ms(), symbols=self.symbols)
+                                     start_wall_ms=self.started_wall_ms, symbols=self.symbols)
         self.reports.acked = {cl for cl, o in self.table.orders.items() if o.exists_at_venue}
         self.reconciler.start(now)
         self._drain()
@@ -333,10 +348,32 @@ class OrderManager:
     async def step(self) -> None:
         """One round of the loop: execute the reconciler's decisions, write the journal."""
         now, wall_ms = self.clock.monotonic(), self.clock.wall_ms()
-        for decision in self.reconciler.poll(now, wall_ms):
+        decisions = self.reconciler.poll(now, wall_ms)
+        sweep_execs = next((d for d in decisions if isinstance(d, FetchExecutions) and d.sweep),
+                           None)
+        skip: Decision | None = None           # the sweep's executions, when shared
+        for decision in decisions:
+            if decision is skip:
+                continue
+            if isinstance(decision, FetchOpenOrders) and self.sweeps is not None:
+                outcome = await self._shared_sweep(decision, sweep_execs)
+                if outcome is SweepOutcome.DONE:
+                    skip = sweep_execs
+                if outcome is not SweepOutcome.OWN:
+                    continue
             await self._execute(decision)
         self._drain()
         await self.flush()
+
+    async def _shared_sweep(self, decision: FetchOpenOrders,
+                            execs: FetchExecutions | None) -> SweepOutcome:
+        assert self.sweeps is not None
+        try:
+            return await self.sweeps.sweep(decision.symbol,
+                                           None if execs is None else execs.start_wall_ms)
+        except o.OrderError as exc:               # a report the table cannot use
+            self.events.emit("reconcile.bad_row", source="shared sweep", error=str(exc)[:200])
+            return SweepOutcome.ORDERS
 
     async def _execute(self, decision: Decision) -> None:
         match decision:
@@ -403,6 +440,12 @@ class OrderManager:
     def _report_unreadable(self, source: str, items: Sequence[Any]) -> None:
         for fields in items:
             self.events.emit("reconcile.bad_row", source=source, **dict(fields))
+
+    def report_unreadable(self, source: str, items: Sequence[Any]) -> None:
+        self._report_unreadable(source, items)
+
+    def ours(self, reports: Sequence[R]) -> list[R]:
+        return self._ours(reports)
 
     def _ours(self, reports: Sequence[R]) -> list[R]:
         """Reports about our orders (those of other tools, by client id prefix, are not)."""
