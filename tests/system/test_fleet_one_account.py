@@ -51,6 +51,7 @@ def test_two_demo_bots_on_one_account_never_halt_or_cancel_each_other(tmp_path: 
     _never_halted_or_cancelled_each_other(run)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(200)
 def test_three_bots_read_their_periodic_sweep_once_for_the_fleet(tmp_path: Path) -> None:
     """Each bot sweeps at its start and 30 s later. Alone, that is two executions reads per
