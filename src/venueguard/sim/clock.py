@@ -8,19 +8,21 @@ expiry (``api-expires``) is always checked against the real wall clock, as the v
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+
+from venueguard.io import clock as process_clock
 
 
 class SimClock:
     """Maps real elapsed time to simulated epoch milliseconds.
 
-    ``monotonic`` and ``wall`` are injectable so tests can drive time by hand.
+    ``monotonic`` and ``wall`` are injectable so tests can drive time by hand; by default they are
+    the process clocks of :mod:`venueguard.io.clock` (virtual under a virtual-time loop).
     """
 
     def __init__(self, *, speed: float = 1.0, start_ms: int | None = None,
-                 monotonic: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 monotonic: Callable[[], float] = process_clock.monotonic,
+                 wall: Callable[[], float] = process_clock.wall_s) -> None:
         if speed <= 0:
             raise ValueError(f"clock speed must be > 0, got {speed}")
         self._speed = speed
