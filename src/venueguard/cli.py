@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     chaos.add_argument("--venue", default="sim",
                        choices=["sim", "ccxt:bitmex", "ccxt:binanceusdm"],
                        help="sim: the native stack; ccxt:ID: a guarded ccxt bot of that class")
+    chaos.add_argument("--kinds", default=None, metavar="KIND[,KIND...]",
+                       help="draw faults of these kinds only (names of the control API)")
     chaos.add_argument("--trace", default=None, metavar="FILE",
                        help="write every seed's history (plan, event log, outcome) as JSON lines")
     chaos.add_argument("--sockets", action="store_true",

@@ -100,9 +100,11 @@ def _header() -> str:
 
 
 def replay_command(seed: int, scenario: str | None = None, venue: str = "sim", *,
-                   sockets: bool = False, client_bug: str | None = None) -> str:
+                   sockets: bool = False, client_bug: str | None = None,
+                   kinds: Sequence[str] | None = None) -> str:
     """The one command that runs ``seed`` again as it ran."""
     extra = f" --scenario {scenario}" if scenario else ""
+    extra += f" --kinds {','.join(kinds)}" if kinds else ""
     extra += f" --venue {venue}" if venue != "sim" else ""
     extra += " --sockets" if sockets and venue == "sim" else ""
     extra += f" --client-bug {client_bug}" if client_bug else ""
@@ -231,7 +233,7 @@ def _summary(report: ChaosReport, cfg: ChaosConfig, out: TextIO, *, sockets: boo
               file=out)
     for result in sorted(report.failed, key=lambda r: r.seed):
         command = replay_command(result.seed, cfg.scenario, cfg.venue, sockets=sockets,
-                                 client_bug=cfg.client_bug)
+                                 client_bug=cfg.client_bug, kinds=cfg.kinds)
         print(f"seed {result.seed} FAILED (faults: {', '.join(result.faults)}); replay with: "
               f"{command}", file=out)
         for violation in result.violations:
@@ -270,6 +272,15 @@ def run(args: argparse.Namespace) -> int:
             print("venueguard chaos: --venue ccxt:... needs ccxt (pip install "
                   "'venueguard[ccxt]')", file=sys.stderr)
             return 2
+    kinds_arg = getattr(args, "kinds", None)
+    if kinds_arg:
+        kinds = tuple(k.strip() for k in str(kinds_arg).split(",") if k.strip())
+        try:
+            replace(config.plan, kinds=kinds)      # validates the names
+        except ValueError as exc:
+            print(f"venueguard chaos: --kinds {kinds_arg!r}: {exc}", file=sys.stderr)
+            return 2
+        config = replace(config, kinds=kinds)
     scenario = getattr(args, "scenario", None)
     if scenario:
         from venueguard.sim.scenario import load_scenario

@@ -47,7 +47,7 @@ from venueguard.core.rules import RuleSet, parse_rules
 from venueguard.io import errors
 from venueguard.io import md_events as ev
 from venueguard.io.clock import monotonic, wall_ns
-from venueguard.io.http_session import RestConfig, RestSession, new_cl_ord_id
+from venueguard.io.http_session import RestConfig, RestSession
 from venueguard.io.http_transport import Timeouts
 from venueguard.io.journal import Journal
 from venueguard.io.order_manager import OrderIntent, OrderManagerConfig, OrdersBlocked
@@ -96,7 +96,8 @@ class _ResendsUnderNewClOrdId(RestSession):
         try:
             return await super().place_order(symbol, side, order_qty, price, **kw)
         except errors.AmbiguousOutcome:
-            kw["cl_ord_id"] = new_cl_ord_id()
+            # a new id, derived from the first so the seed still replays byte for byte
+            kw["cl_ord_id"] = f"{kw.get('cl_ord_id') or 'vg'}-again"[-36:]
             return await super().place_order(symbol, side, order_qty, price, **kw)
 
 

@@ -101,8 +101,14 @@ def iter_virtual(seeds: Sequence[int], config: ChaosConfig, *, workers: int = 1,
         for job in jobs:
             yield _work(job)
         return
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
+    # forkserver: workers fork from a clean server process that imported the stack once (a
+    # plain fork could copy a lock some thread of the caller holds; spawn imports per worker)
+    context: Any
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+    else:
+        context = multiprocessing.get_context("spawn")
     chunk = max(1, min(16, len(seeds) // (workers * 8)))
     with context.Pool(workers) as pool:
         yield from pool.imap(_work, jobs, chunksize=chunk)
