@@ -35,8 +35,6 @@ MAX_REPLAY_SPEED = 10_000.0
 MAX_REST_LIMIT = 1_000_000
 MAX_SEED = 2**63 - 1
 MAX_RUNS = 100_000
-#: venueguard.app.chaos_seed.CLIENT_BUGS's names (kept here: the CLI imports lazily)
-CHAOS_CLIENT_BUGS = ("resend-new-clordid",)
 MAX_GYM_STEPS = 10_000_000
 MAX_FLEET_SIZE = 10_000
 MAX_DURATION_S = 1e9
@@ -205,8 +203,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run on loopback sockets and the real clock instead of virtual time")
     chaos.add_argument("--workers", type=int_arg(1, 256), default=None, metavar="N",
                        help="processes for virtual-time seeds (default: the usable CPUs)")
-    chaos.add_argument("--client-bug", default=None, choices=CHAOS_CLIENT_BUGS,
-                       help=argparse.SUPPRESS)   # a broken client on purpose, for tests
 
     rep = sub.add_parser("report", help="offline outage report from a journal")
     rep.add_argument("journal", metavar="JOURNAL", help="journal written by venueguard monitor")

@@ -23,15 +23,15 @@ from typing import Any
 import pytest
 
 from venueguard.app import chaos_checks as checks
-from venueguard.app.chaos import exit_code, run_chaos, run_chaos_virtual
+from venueguard.app.chaos import CLIENT_BUG_ENV, exit_code, run_chaos, run_chaos_virtual
 from venueguard.app.chaos_plan import DEFAULT_KINDS, PlanConfig, plan_for
-from venueguard.app.chaos_seed import CLIENT_BUGS, ChaosConfig
-from venueguard.cli import CHAOS_CLIENT_BUGS, main
+from venueguard.app.chaos_seed import ChaosConfig
+from venueguard.cli import main
 from venueguard.core.budget import BudgetConfig, RetryBudget
 
 ROW = re.compile(r"^\s*\d+/\d+\s+(\d+)\s+(\d+) (\S+)\s+(\d+)\s+(\d)/7\s+(ok|FAIL [\d,]+)\s+"
                  r"([\d.]+)  ([0-9a-f]{16})$")
-REPLAY = re.compile(r"replay with: (venueguard chaos .*)$", re.M)
+REPLAY = re.compile(r"replay with: (\S+=\S+ )?(venueguard chaos .*)$", re.M)
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
@@ -197,8 +197,11 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--trace" in capsys.readouterr().err
 
 
-def test_the_cli_knows_every_client_bug() -> None:
-    assert set(CHAOS_CLIENT_BUGS) == set(CLIENT_BUGS)
+def test_an_unknown_client_bug_is_refused(capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CLIENT_BUG_ENV, "no-such-bug")
+    assert main(["chaos", "--seeds", "1"]) == 2
+    assert "resend-new-clordid" in capsys.readouterr().err
 
 
 #: Faults that cover most of the trading window.
@@ -224,7 +227,8 @@ def test_a_client_that_resends_under_a_new_clordid_is_caught_by_invariant_1() ->
     assert exit_code(report) == 1
     failed = report.failed[0]
     assert failed.seed == seed and 1 in failed.failed_invariants()
-    assert f"replay with: venueguard chaos --first-seed {seed} --seeds 1" in text
+    assert (f"replay with: {CLIENT_BUG_ENV}=resend-new-clordid venueguard chaos --first-seed "
+            f"{seed} --seeds 1") in text
     assert "invariant 1: intent chaos-" in text
     # the same seed with the real client holds every invariant
     good = run_chaos_virtual([seed], ChaosConfig(plan=LONG_TIMEOUTS), out=io.StringIO())
@@ -232,20 +236,22 @@ def test_a_client_that_resends_under_a_new_clordid_is_caught_by_invariant_1() ->
 
 
 def test_a_broken_client_is_found_and_its_seed_replays_to_the_same_failure(
-        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The switch breaks the client; the run names a failing seed and the one command that
     replays it; that command gives the same violations and the same digest, trace included."""
     first_trace = tmp_path / "run.jsonl"
+    monkeypatch.setenv(CLIENT_BUG_ENV, "resend-new-clordid")
     code = main(["chaos", "--seeds", "12", "--workers", "1", "--kinds", "timeout_after_accept",
-                 "--client-bug", "resend-new-clordid", "--trace", str(first_trace)])
+                 "--trace", str(first_trace)])
     out = capsys.readouterr().out
     assert code == 1, out
-    commands = REPLAY.findall(out)
-    assert commands, out
-    command = commands[0]
+    found = REPLAY.findall(out)
+    assert found, out
+    env, command = found[0]
+    assert env == f"{CLIENT_BUG_ENV}=resend-new-clordid "
     assert command.startswith("venueguard chaos --first-seed ")
     assert "--kinds timeout_after_accept" in command
-    assert "--client-bug resend-new-clordid" in command
     seed = int(command.split()[3])
     failed_row = next(m for m in _rows(out) if int(m.group(1)) == seed)
     assert failed_row.group(6).startswith("FAIL") and "1" in failed_row.group(6)
@@ -256,7 +262,7 @@ def test_a_broken_client_is_found_and_its_seed_replays_to_the_same_failure(
     code = main([*command.split()[1:], "--workers", "1", "--trace", str(replay_trace)])
     replayed = capsys.readouterr().out
     assert code == 1
-    assert REPLAY.findall(replayed) == [command]
+    assert REPLAY.findall(replayed) == [(env, command)]
     row = _rows(replayed)[0]
     assert (int(row.group(1)), row.group(6), row.group(8)) == (
         seed, failed_row.group(6), failed_row.group(8))
@@ -308,5 +314,5 @@ async def test_run_chaos_on_sockets_reports_a_broken_client_with_a_sockets_repla
     config = ChaosConfig(plan=LONG_TIMEOUTS, client_bug="resend-new-clordid")
     report = await run_chaos([seed], config, out=out)
     assert exit_code(report) == 1 and 1 in report.failed[0].failed_invariants()
-    assert (f"replay with: venueguard chaos --first-seed {seed} --seeds 1 --sockets "
-            "--client-bug resend-new-clordid") in out.getvalue()
+    assert (f"replay with: {CLIENT_BUG_ENV}=resend-new-clordid venueguard chaos --first-seed "
+            f"{seed} --seeds 1 --sockets") in out.getvalue()

@@ -57,13 +57,22 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from venueguard.app.chaos_checks import Violation
-from venueguard.app.chaos_seed import CHECKS, ChaosConfig, RestFactory, SeedResult, run_seed
+from venueguard.app.chaos_seed import (
+    CHECKS,
+    CLIENT_BUGS,
+    ChaosConfig,
+    RestFactory,
+    SeedResult,
+    run_seed,
+)
 from venueguard.app.chaos_virtual import RssSample, iter_virtual, rss_mb
 from venueguard.numbers import NumberError, read_int
 
 __all__ = ["ChaosReport", "exit_code", "replay_command", "run", "run_chaos", "run_chaos_virtual"]
 
 DEFAULT_CONCURRENCY = 8
+#: A test-only switch: the name of a client bug (``CLIENT_BUGS``) to run the seeds with.
+CLIENT_BUG_ENV = "VENUEGUARD_CHAOS_CLIENT_BUG"
 RSS_GROWTH_LIMIT_MB = 64.0
 _FAULT_COL = 44
 
@@ -107,8 +116,8 @@ def replay_command(seed: int, scenario: str | None = None, venue: str = "sim", *
     extra += f" --kinds {','.join(kinds)}" if kinds else ""
     extra += f" --venue {venue}" if venue != "sim" else ""
     extra += " --sockets" if sockets and venue == "sim" else ""
-    extra += f" --client-bug {client_bug}" if client_bug else ""
-    return f"venueguard chaos --first-seed {seed} --seeds 1{extra}"
+    env = f"{CLIENT_BUG_ENV}={client_bug} " if client_bug else ""
+    return f"{env}venueguard chaos --first-seed {seed} --seeds 1{extra}"
 
 
 async def run_chaos(seeds: Sequence[int], config: ChaosConfig | None = None, *,
@@ -263,8 +272,12 @@ def run(args: argparse.Namespace) -> int:
     except NumberError as exc:
         print(f"venueguard chaos: VENUEGUARD_CHAOS_CONCURRENCY {exc}", file=sys.stderr)
         return 2
-    config = ChaosConfig(venue=getattr(args, "venue", None) or "sim",
-                         client_bug=getattr(args, "client_bug", None))
+    client_bug = os.environ.get(CLIENT_BUG_ENV) or None
+    if client_bug is not None and client_bug not in CLIENT_BUGS:
+        print(f"venueguard chaos: {CLIENT_BUG_ENV}={client_bug!r} is none of "
+              f"{', '.join(sorted(CLIENT_BUGS))}", file=sys.stderr)
+        return 2
+    config = ChaosConfig(venue=getattr(args, "venue", None) or "sim", client_bug=client_bug)
     if config.venue != "sim":
         try:
             import ccxt  # noqa: F401

@@ -89,7 +89,8 @@ def _rest(config: RestConfig, events: EventLog, resolver: AbstractResolver,
 
 class _ResendsUnderNewClOrdId(RestSession):
     """A client bug on purpose: after a timeout it places the order again under a NEW clOrdID
-    (the mistake invariant 1 exists to catch; ``--client-bug resend-new-clordid``)."""
+    (the mistake invariant 1 exists to catch); switched on by
+    ``VENUEGUARD_CHAOS_CLIENT_BUG=resend-new-clordid``."""
 
     async def place_order(self, symbol: str, side: str, order_qty: float,
                           price: float | None = None, **kw: Any) -> dict[str, Any]:

@@ -67,8 +67,10 @@ class _VirtualSelector(selectors.BaseSelector):
 
     def select(self, timeout: float | None = None
                ) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout == 0:             # callbacks are ready: the real world can wait a turn
+            return []
         ready = self._real.select(0)
-        if ready or timeout == 0:
+        if ready:
             return ready
         if timeout is None:          # no timer and nothing ready: only another thread can help
             return self._real.select(None)
