@@ -316,3 +316,25 @@ async def test_run_chaos_on_sockets_reports_a_broken_client_with_a_sockets_repla
     assert exit_code(report) == 1 and 1 in report.failed[0].failed_invariants()
     assert (f"replay with: {CLIENT_BUG_ENV}=resend-new-clordid venueguard chaos --first-seed "
             f"{seed} --seeds 1 --sockets") in out.getvalue()
+
+
+def test_an_interrupted_virtual_run_prints_the_summary_of_the_seeds_done(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from venueguard.app import chaos as chaos_app
+    from venueguard.app.chaos_virtual import iter_virtual
+
+    def two_then_interrupt(*args: Any, **kwargs: Any) -> Any:
+        for n, item in enumerate(iter_virtual(*args, **kwargs)):
+            if n == 2:
+                raise KeyboardInterrupt
+            yield item
+
+    monkeypatch.setattr(chaos_app, "iter_virtual", two_then_interrupt)
+    out = io.StringIO()
+    report = run_chaos_virtual(range(1, 10), out=out)
+    text = out.getvalue()
+    assert [r.seed for r in report.results] == [1, 2] and report.interrupted
+    assert "interrupted after 2 of 9 seed(s)" in text
+    assert "all invariants held (interrupted: 2 of the seeds asked for ran)" in text
+    assert exit_code(report) == 130
+    assert report.cpu_s is not None and report.cpu_s > 0

@@ -49,6 +49,7 @@ import argparse
 import asyncio
 import gc
 import os
+import signal
 import sys
 import time
 from collections import Counter
@@ -83,6 +84,8 @@ class ChaosReport:
     general: list[Violation] = field(default_factory=list)   # not tied to one seed
     wall_s: float = 0.0
     rss_growth_mb: float | None = None
+    cpu_s: float | None = None                  # CPU of the seeds (virtual time only)
+    interrupted: bool = False                   # stopped (Ctrl-C, SIGTERM) before the last seed
 
     @property
     def failed(self) -> list[SeedResult]:
@@ -201,15 +204,21 @@ def run_chaos_virtual(seeds: Sequence[int], config: ChaosConfig | None = None, *
     print(_header(), file=out, flush=True)
     baseline: dict[int, float] = {}
     latest: dict[int, float] = {}
-    for result, sample in iter_virtual(seeds, cfg, workers=workers,
-                                       keep_trace=trace is not None):
-        report.results.append(result)
-        if trace is not None:
-            trace.write(result.trace)
-            result.trace = ""
-        if isinstance(sample, RssSample):
-            (baseline if sample.first else latest)[sample.pid] = sample.rss_mb
-        print(_row(len(report.results), total, result), file=out, flush=True)
+    report.cpu_s = 0.0
+    try:
+        for result, sample in iter_virtual(seeds, cfg, workers=workers,
+                                           keep_trace=trace is not None):
+            report.results.append(result)
+            report.cpu_s += result.cpu_s
+            if trace is not None:
+                trace.write(result.trace)
+                result.trace = ""
+            if isinstance(sample, RssSample):
+                (baseline if sample.first else latest)[sample.pid] = sample.rss_mb
+            print(_row(len(report.results), total, result), file=out, flush=True)
+    except KeyboardInterrupt:           # the seeds done so far still get their summary
+        report.interrupted = True
+        print(f"interrupted after {len(report.results)} of {total} seed(s)", file=out)
     report.wall_s = time.monotonic() - started
     growth = [latest[pid] - baseline[pid] for pid in latest if pid in baseline]
     if growth:
@@ -234,6 +243,8 @@ def _summary(report: ChaosReport, cfg: ChaosConfig, out: TextIO, *, sockets: boo
     reconnects = sum(r.reconnects for r in report.results)
     rss = "" if report.rss_growth_mb is None else f", RSS growth {report.rss_growth_mb:+.1f} MB"
     rate = f", {n * 60 / report.wall_s:.0f} seeds/min" if report.wall_s > 0 else ""
+    if report.cpu_s and n:
+        rate += f", CPU {report.cpu_s:.1f} s ({report.cpu_s / n * 1000:.0f} ms per seed)"
     print(f"\n{n} seed(s), {orders} orders, {requests} REST requests for {logical} logical "
           f"({ratio} per logical), {reconnects} websocket reconnects, "
           f"wall {report.wall_s:.1f} s{rate}{rss}", file=out)
@@ -252,12 +263,16 @@ def _summary(report: ChaosReport, cfg: ChaosConfig, out: TextIO, *, sockets: boo
     verdict = "all invariants held" if report.ok else (
         f"VIOLATIONS in {len(report.failed)} seed(s)"
         + (f" and {len(report.general)} run-wide" if report.general else ""))
+    if report.interrupted:
+        verdict += f" (interrupted: {n} of the seeds asked for ran)"
     print(verdict, file=out, flush=True)
 
 
 def exit_code(report: ChaosReport) -> int:
-    """0 when every invariant held, 1 otherwise."""
-    return 0 if report.ok else 1
+    """0 when every invariant held, 1 otherwise; 130 when interrupted with none broken."""
+    if not report.ok:
+        return 1
+    return 130 if report.interrupted else 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -314,12 +329,18 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"venueguard chaos: --trace {trace_path}: {exc}", file=sys.stderr)
         return 2
+    previous = signal.signal(signal.SIGTERM, _interrupt)   # as Ctrl-C: summary, then exit
     try:
         report = run_chaos_virtual(seeds, config, workers=workers, trace=trace)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if trace is not None:
             trace.close()
     return exit_code(report)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def default_workers() -> int:

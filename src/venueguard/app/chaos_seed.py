@@ -153,6 +153,7 @@ class SeedResult:
     truth_digest: str = ""                     # the venue's final state, canonical JSON hashed
     trace: str = ""                            # the seed's event log and outcome, JSON lines
     digest: str = ""                           # sha256 of ``trace`` (16 hex digits)
+    cpu_s: float = 0.0                         # CPU the seed took (virtual time; not traced)
 
     @property
     def ok(self) -> bool:

@@ -25,6 +25,7 @@ import asyncio
 import gc
 import multiprocessing
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,7 +83,9 @@ _done_here = 0
 def _work(job: tuple[int, ChaosConfig, bool]) -> tuple[SeedResult, RssSample | None]:
     global _done_here
     seed, config, keep_trace = job
+    cpu0 = time.process_time()
     result = run_seed_virtual(seed, config)
+    result.cpu_s = time.process_time() - cpu0
     if not keep_trace:
         result.trace = ""            # the digest is enough; traces cross the pipe on request
     _done_here += 1
