@@ -283,3 +283,23 @@ def test_the_loop_is_an_asyncio_loop_usable_by_a_runner() -> None:
     with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
         assert runner.run(asyncio.sleep(5, result="done")) == "done"
         assert runner.get_loop().time() == 1005.0
+
+
+def test_the_simulator_clock_and_the_event_log_read_the_virtual_clocks() -> None:
+    import io as text_io
+
+    from venueguard.sim.clock import SimClock
+    from venueguard.telemetry.events import EventLog
+
+    async def main() -> tuple[int, int, str]:
+        sim_clock = SimClock()
+        stream = text_io.StringIO()
+        log = EventLog(stream)
+        start_ms = sim_clock.now_ms()
+        await asyncio.sleep(61.25)
+        log.emit("ws.stale", threshold_s=1.0)
+        return start_ms, sim_clock.now_ms(), stream.getvalue()
+
+    start_ms, later_ms, line = run_virtual(main())
+    assert start_ms == DEFAULT_WALL_EPOCH_MS and later_ms == start_ms + 61_250
+    assert line.startswith('{"ts":"2026-01-01T00:01:01.250Z","event":"ws.stale"')

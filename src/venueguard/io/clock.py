@@ -78,7 +78,8 @@ def wall_ns() -> int:
 
 def wall_s() -> float:
     """Epoch seconds (see :func:`wall_ns`)."""
-    return wall_ns() / 1e9
+    seconds, ns = divmod(wall_ns(), 1_000_000_000)   # exact to the nanosecond, unlike ns / 1e9
+    return seconds + ns / 1e9
 
 
 class Clock(Protocol):
