@@ -78,3 +78,4 @@ async def sim_server() -> AsyncIterator[SimFactory]:
                 symbols=tuple(symbols), **overrides))
 
         yield start
+

@@ -14,7 +14,7 @@ from aiohttp import web
 from venueguard.core.classify import Transport
 from venueguard.io import clock
 from venueguard.io.http_transport import HttpTransport, TransportFailure
-from venueguard.io.vloop import DEFAULT_WALL_EPOCH_MS, VirtualTimeLoop, run_virtual
+from venueguard.io.vloop import DEFAULT_WALL_EPOCH_MS, TICK_S, VirtualTimeLoop, run_virtual
 from venueguard.io.ws_transport import connect_aiohttp, connect_picows
 
 
@@ -41,6 +41,24 @@ def test_timers_fire_in_virtual_order_and_an_hour_takes_no_real_time() -> None:
     assert [at for _, at in fired] == [0.0, 0.25, 0.25, 60.0, 3600.0]
     assert virtual_s == 3600.0
     assert real_s < 1.0                   # an hour of virtual time in (well under) a second
+
+
+def test_a_measured_sleep_is_never_shorter_than_asked() -> None:
+    delays = [0.3, 0.1, 0.7, 1.2, 0.05, 1e-7, 2.9]
+
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.013, lambda: None)      # the clock off a round number first
+        await asyncio.sleep(0.013)
+        measured = []
+        for delay in delays:
+            t0 = loop.time()
+            await asyncio.sleep(delay)
+            measured.append(loop.time() - t0)
+        return measured
+
+    for delay, took in zip(delays, run_virtual(main()), strict=True):
+        assert delay <= took < delay + TICK_S
 
 
 def test_clock_seam_reads_the_virtual_clocks_inside_and_the_system_outside() -> None:

@@ -3,8 +3,9 @@
 :class:`VirtualTimeLoop` is asyncio's selector loop with three changes:
 
 * ``time()`` is virtual. It moves only when no callback is ready and no I/O is pending: the
-  loop then jumps to the next timer instead of sleeping. ``await asyncio.sleep(3600)`` returns
-  at once in real time, an hour later in virtual time. The wall clock moves with it
+  loop then jumps to the next timer instead of sleeping. Timers fall on a grid of
+  :data:`TICK_S` (2**-20 s), rounded up, so measured durations are exact.
+  ``await asyncio.sleep(3600)`` returns at once in real time, an hour later in virtual time. The wall clock moves with it
   (``wall_ns()``, from a fixed epoch), and the project's clock seam
   (:mod:`venueguard.io.clock`) reads both while this loop runs.
 * ``create_server`` / ``create_connection`` / ``sock_connect`` / ``getaddrinfo`` go to the
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import selectors
 import socket
 from collections.abc import Callable, Coroutine, Iterable
@@ -40,12 +42,15 @@ from typing import Any, TypeVar
 from venueguard.io.clock import VirtualTime
 from venueguard.io.memnet import Listener, MemoryNetwork, MemoryTransport, ProtocolFactory
 
-__all__ = ["DEFAULT_WALL_EPOCH_MS", "VirtualTimeLoop", "run_virtual"]
+__all__ = ["DEFAULT_WALL_EPOCH_MS", "TICK_S", "VirtualTimeLoop", "run_virtual"]
 
 T = TypeVar("T")
 
 #: 2026-01-01T00:00:00Z: where a virtual wall clock starts unless told otherwise.
 DEFAULT_WALL_EPOCH_MS = 1_767_225_600_000
+_TICKS_PER_S = 2**20
+#: The virtual clock's resolution (about a microsecond; a power of two, so times add exactly).
+TICK_S = 1 / _TICKS_PER_S
 
 
 class _VirtualSelector(selectors.BaseSelector):
@@ -153,6 +158,8 @@ class VirtualTimeLoop(VirtualTime, asyncio.SelectorEventLoop):
         selector = _VirtualSelector()
         super().__init__(selector)
         selector.loop = self
+        if start_s * _TICKS_PER_S != int(start_s * _TICKS_PER_S):
+            raise ValueError(f"start_s must be a multiple of {TICK_S} s")
         self._now = float(start_s)
         self._start_s = float(start_s)
         self._wall0_ns = int(wall_epoch_ms) * 1_000_000
@@ -174,6 +181,14 @@ class VirtualTimeLoop(VirtualTime, asyncio.SelectorEventLoop):
             if when <= target + self._clock_resolution:  # type: ignore[attr-defined]
                 target = when          # land on the timer exactly, not a rounding short of it
         self._now = max(self._now, target)
+
+    def call_at(self, when: float, callback: Callable[..., object],  # type: ignore[override]
+                *args: Any, context: Any = None) -> asyncio.TimerHandle:
+        """Timers land on a binary grid (:data:`TICK_S`), rounded up: every virtual time is a
+        multiple of it, so the difference of two times is exact and never less than the delay
+        asked for (``t0 + 0.3`` minus ``t0`` is not always 0.3 in floating point)."""
+        return super().call_at(math.ceil(when * _TICKS_PER_S) / _TICKS_PER_S, callback, *args,
+                               context=context)
 
     # -- executors -------------------------------------------------------------------------
     def run_in_executor(self, executor: Any, func: Callable[..., T],  # type: ignore[override]
