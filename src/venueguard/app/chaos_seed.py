@@ -1,6 +1,8 @@
 """One chaos seed: the whole client stack against its own simulator, faults from the seed's plan.
 
-What runs (all on loopback, in the caller's event loop):
+What runs, all in the caller's event loop (a virtual-time loop and its in-memory network, see
+:mod:`venueguard.app.chaos_virtual`, or a real loop on loopback sockets); every clock is read
+through :mod:`venueguard.io.clock`, so on a virtual loop the run is a function of the seed:
 
 * a simulator (:func:`venueguard.sim.testing.running_sim`) seeded with the seed, limits raised;
 * a :class:`~venueguard.io.ws_session.MarketDataSession` on the book and the private tables,
