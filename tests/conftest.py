@@ -78,4 +78,3 @@ async def sim_server() -> AsyncIterator[SimFactory]:
                 symbols=tuple(symbols), **overrides))
 
         yield start
-
