@@ -4,6 +4,8 @@ The engine never reads a clock; the server asks :class:`SimClock` for ``now_ms``
 At ``speed`` 1 simulated time equals wall-clock time (so clients comparing server timestamps with
 their own clock see fresh data); a larger speed runs the market faster than real time. Request
 expiry (``api-expires``) is always checked against the real wall clock, as the venue does.
+"Real" means the process clocks of :mod:`venueguard.io.clock`: on a virtual-time loop the
+simulator, like its clients, runs on the loop's virtual clocks.
 """
 
 from __future__ import annotations
