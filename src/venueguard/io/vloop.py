@@ -5,9 +5,9 @@
 * ``time()`` is virtual. It moves only when no callback is ready and no I/O is pending: the
   loop then jumps to the next timer instead of sleeping. Timers fall on a grid of
   :data:`TICK_S` (2**-20 s), rounded up, so measured durations are exact.
-  ``await asyncio.sleep(3600)`` returns at once in real time, an hour later in virtual time. The wall clock moves with it
-  (``wall_ns()``, from a fixed epoch), and the project's clock seam
-  (:mod:`venueguard.io.clock`) reads both while this loop runs.
+  ``await asyncio.sleep(3600)`` returns at once in real time, an hour later in virtual time.
+  The wall clock moves with it (``wall_ns()``, from a fixed epoch), and the project's clock
+  seam (:mod:`venueguard.io.clock`) reads both while this loop runs.
 * ``create_server`` / ``create_connection`` / ``sock_connect`` / ``getaddrinfo`` go to the
   loop's :class:`~venueguard.io.memnet.MemoryNetwork`: aiohttp's server and client and picows
   talk through in-memory transports, without a socket or a name lookup. A connection to an
