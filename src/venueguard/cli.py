@@ -195,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     chaos.add_argument("--venue", default="sim",
                        choices=["sim", "ccxt:bitmex", "ccxt:binanceusdm"],
                        help="sim: the native stack; ccxt:ID: a guarded ccxt bot of that class")
+    chaos.add_argument("--kinds", default=None, metavar="KIND[,KIND...]",
+                       help="draw faults of these kinds only (names of the control API)")
+    chaos.add_argument("--trace", default=None, metavar="FILE",
+                       help="write every seed's history (plan, event log, outcome) as JSON lines")
+    chaos.add_argument("--sockets", action="store_true",
+                       help="run on loopback sockets and the real clock instead of virtual time")
+    chaos.add_argument("--workers", type=int_arg(1, 256), default=None, metavar="N",
+                       help="processes for virtual-time seeds (default: the usable CPUs)")
 
     rep = sub.add_parser("report", help="offline outage report from a journal")
     rep.add_argument("journal", metavar="JOURNAL", help="journal written by venueguard monitor")

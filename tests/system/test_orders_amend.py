@@ -14,7 +14,7 @@ from venueguard.core.orders import OrderState
 from venueguard.sim.testing import SimHandle, running_sim
 from venueguard.telemetry.events import EventLog
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.virtual_time]
 S = OrderState
 PUT = "PUT /api/v1/order"
 

@@ -23,7 +23,7 @@ from venueguard.sim.testing import SimHandle, running_sim
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.virtual_time]
 S = OrderState
 CAA = "POST /api/v1/order/cancelAllAfter"
 CANCEL_ALL = "DELETE /api/v1/order/all"

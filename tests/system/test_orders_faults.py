@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from crash_worker import (
 )
 
 from venueguard.core.orders import ClOrdIdGenerator, Order, OrderState, OrderTable
+from venueguard.io.clock import wall_s
 from venueguard.io.journal import Journal
 from venueguard.io.order_manager import OrderIntent
 from venueguard.io.orders_runtime import OrdersRuntime
@@ -33,7 +33,7 @@ from venueguard.sim.testing import SimHandle, running_sim
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.virtual_time]
 S = OrderState
 
 
@@ -194,6 +194,9 @@ async def test_restart_reconciles_journal_before_sending(sim: SimHandle, tmp_pat
         assert isinstance(again, OrdersRuntime)
 
 
+# real time: the history is paged by timestamp, and in virtual time the 120 orders placed back
+# to back all carry the same millisecond
+@pytest.mark.real_time
 async def test_intent_never_sent_stays_unknown_until_the_full_history_proves_it_absent(
         sim: SimHandle, tmp_path: Path) -> None:
     """A crash between journaling an intent and sending it: only the venue's complete order
@@ -206,7 +209,7 @@ async def test_intent_never_sent_stays_unknown_until_the_full_history_proves_it_
     with Journal.open(tmp_path / "j.db") as journal:
         table = OrderTable(ClOrdIdGenerator(random.Random(3)))
         lost = table.new_order(SYMBOL, "Buy", 100, 30_000.0, now=0.0,
-                               wall_ms=int(time.time() * 1000))
+                               wall_ms=int(wall_s() * 1000))
         journal.record_intent(lost)                   # durable, then the process died
     events = EventLog()
     config = runtime_config(unknown_window_s=2.0)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 from venueguard.core.budget import BudgetConfig
 from venueguard.core.kinds import Kind
 from venueguard.io import errors
+from venueguard.io.clock import monotonic
 from venueguard.io.http_session import RestConfig, RestSession
 from venueguard.io.http_transport import AiohttpTransport
 from venueguard.io.rest_transport import RawResponse, RestTransport, Timeouts
@@ -26,7 +26,7 @@ from venueguard.sim.testing import SimHandle, running_sim
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.virtual_time]
 
 Factory = Callable[..., Awaitable[SimHandle]]
 POST_ORDER = "POST /api/v1/order"
@@ -52,7 +52,7 @@ class RecordingTransport:
 
     async def send(self, verb: str, url: str, headers: Mapping[str, str], body: bytes | None,
                    *, connect_s: float, sock_read_s: float) -> RawResponse:
-        self.sent.append((time.monotonic(), verb, url, dict(headers), body))
+        self.sent.append((monotonic(), verb, url, dict(headers), body))
         return await self._inner.send(verb, url, headers, body, connect_s=connect_s,
                                       sock_read_s=sock_read_s)
 
@@ -133,10 +133,10 @@ async def test_rate_limit_429_waits_retry_after(sim_server: Factory) -> None:
     wire = RecordingTransport()
     async with rest_for(sim, log, transport=wire) as rest:
         await sim.add_fault("rate_limit_429", retry_after_s=1.0, duration_s=0.5)
-        started = time.monotonic()
+        started = monotonic()
         rows = await rest.get_orders()
         assert isinstance(rows, list)
-        assert time.monotonic() - started >= 1.0
+        assert monotonic() - started >= 1.0
     stamps = [at for at, *_ in wire.sent]
     assert len(stamps) >= 2 and stamps[1] - stamps[0] >= 1.0
     assert any(r["kind"] == "rate_limited" for r in log.recent(event="rest.error"))
@@ -150,7 +150,7 @@ async def test_forbidden_403_cools_down_five_minutes_and_sends_nothing(sim_serve
         await sim.add_fault("forbidden_403")
         with pytest.raises(errors.CoolingDown) as first:
             await rest.get_positions()
-        assert first.value.until - time.monotonic() == pytest.approx(300, abs=5)
+        assert first.value.until - monotonic() == pytest.approx(300, abs=5)
         before = (await sim.truth())["requests"]
         with pytest.raises(errors.CoolingDown):
             await rest.get_positions()
@@ -166,7 +166,7 @@ async def test_cloudflare_522_cools_down_two_minutes(sim_server: Factory) -> Non
         with pytest.raises(errors.CoolingDown) as failed:
             await rest.get_instruments()
         assert failed.value.kind is Kind.EDGE_PROTECTION
-        assert failed.value.until - time.monotonic() == pytest.approx(120, abs=5)
+        assert failed.value.until - monotonic() == pytest.approx(120, abs=5)
 
 
 async def test_cloudflare_1010_blocks_everything_with_a_critical_alert(sim_server: Factory
@@ -211,7 +211,7 @@ async def test_dns_failure_gives_a_short_cooldown(sim_server: Factory) -> None:
             with pytest.raises(errors.CoolingDown) as failed:
                 await rest.get_instruments()
             assert failed.value.kind is Kind.DNS
-            assert 0 < failed.value.until - time.monotonic() <= 60
+            assert 0 < failed.value.until - monotonic() <= 60
     finally:
         await resolver.close()
 

@@ -1,5 +1,7 @@
-"""The market-data session against the simulator over loopback, one test per websocket fault.
+"""The market-data session against the simulator, one test per websocket fault.
 
+The tests run in virtual time over the loop's in-memory network (they only need time to pass);
+the busy-loop test needs a venue in another process and runs on loopback and the real clock.
 Thresholds are short (freshness 1 s, heartbeat 0.3 s + 0.5 s) and the bounds generous.
 """
 
@@ -18,6 +20,7 @@ from venueguard.core.backoff import BackoffConfig
 from venueguard.core.kinds import Kind
 from venueguard.core.liveness import DEFAULT_QUIET_CHANNELS, LivenessConfig
 from venueguard.io import md_events as ev
+from venueguard.io.clock import monotonic
 from venueguard.io.errors import StreamError
 from venueguard.io.ws_session import MarketDataSession, MdConfig
 from venueguard.io.ws_transport import WsConnector, connect_aiohttp, connect_picows
@@ -25,7 +28,7 @@ from venueguard.sim.testing import SimHandle, running_sim
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.virtual_time]
 
 BOOK = "orderBookL2:XBTUSD"
 TOPICS = (BOOK, "trade:XBTUSD", "quote:XBTUSD")
@@ -69,8 +72,8 @@ def session_for(sim: SimHandle, log: EventLog, *, topics: tuple[str, ...] = TOPI
 async def wait_event(log: EventLog, name: str, timeout_s: float = 5.0, *, after: int = 0,
                      **fields: object) -> dict[str, object]:
     """The first ``name`` record (past the first ``after`` ones) whose fields match."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    deadline = monotonic() + timeout_s
+    while monotonic() < deadline:
         found = [r for r in log.recent(event=name)
                  if all(r.get(k) == v for k, v in fields.items())]
         if len(found) > after:
@@ -83,10 +86,10 @@ async def wait_event(log: EventLog, name: str, timeout_s: float = 5.0, *, after:
 async def assert_book_matches_sim(session: MarketDataSession, sim: SimHandle,
                                   timeout_s: float = 5.0) -> None:
     """The local book equals the simulator's (GET /orderBook/L2?depth=0) at some instant."""
-    deadline = time.monotonic() + timeout_s
+    deadline = monotonic() + timeout_s
     local: dict[str, dict[float, float]] = {}
     venue: dict[str, dict[float, float]] = {}
-    while time.monotonic() < deadline:
+    while monotonic() < deadline:
         status, _, rows = await sim.request("GET", "/orderBook/L2", signed=False,
                                             query={"symbol": "XBTUSD", "depth": 0})
         assert status == 200
@@ -125,10 +128,10 @@ async def test_ws_stall_is_detected_within_threshold_and_resynced(sim_server: Fa
     async with session_for(sim, log, connector=connector) as session:
         await session.wait_synced(5)
         events = session.events()
-        started = time.monotonic()
+        started = monotonic()
         await sim.add_fault("ws_stall")
         stale = await wait_event(log, "ws.stale", 5)
-        detected_after_s = time.monotonic() - started
+        detected_after_s = monotonic() - started
         assert stale["reason"] == "data_age"  # pongs were still answered
         assert detected_after_s <= FRESH_S + 1.0
         await wait_event(log, "ws.reconnecting")
@@ -153,8 +156,8 @@ async def test_stale_book_is_never_presented_as_fresh(sim_server: Factory) -> No
         assert book.is_fresh
         await sim.add_fault("ws_stall", new_connections=True)
         await wait_event(log, "ws.stale", 5)
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:  # reconnects keep stalling: never fresh again
+        deadline = monotonic() + 2.0
+        while monotonic() < deadline:  # reconnects keep stalling: never fresh again
             assert not book.is_fresh
             await asyncio.sleep(0.05)
 
@@ -167,11 +170,11 @@ async def test_ws_half_open_is_detected_by_pong_timeout(sim_server: Factory,
     slow_data = liveness(max_data_age_s=10.0)
     async with session_for(sim, log, liveness=slow_data, connector=connector) as session:
         await session.wait_synced(5)
-        started = time.monotonic()
+        started = monotonic()
         await sim.add_fault("ws_half_open")
         stale = await wait_event(log, "ws.stale", 5)
         assert stale["reason"] == "pong_timeout"
-        assert time.monotonic() - started <= 0.3 + 0.5 + 1.0
+        assert monotonic() - started <= 0.3 + 0.5 + 1.0
         await wait_event(log, "book.resynced", 5)
         await assert_book_matches_sim(session, sim)
 
@@ -225,8 +228,8 @@ async def test_ws_stale_timestamps_are_rejected_not_fresh(sim_server: Factory) -
         await session.wait_synced(5)
         await sim.add_fault("ws_stale_timestamps", delay_s=5.0, new_connections=True)
         await wait_event(log, "data.rejected", 5, reason="stale")
-        deadline = time.monotonic() + 1.5
-        while time.monotonic() < deadline:  # reconnects get stale data too: never fresh
+        deadline = monotonic() + 1.5
+        while monotonic() < deadline:  # reconnects get stale data too: never fresh
             assert not session.book("XBTUSD").is_fresh
             await asyncio.sleep(0.01)
         assert session.state.counters.rejected >= 2
@@ -279,6 +282,7 @@ async def test_invalid_key_stops_without_retry_and_alerts(sim_server: Factory) -
     assert alerts and alerts[-1]["tier"] == "critical"
 
 
+@pytest.mark.real_time
 async def test_busy_event_loop_is_not_mistaken_for_a_dead_venue() -> None:
     """Regression guard: a loop blocked past the freshness threshold drains before deciding.
 
@@ -317,7 +321,7 @@ async def test_both_book_formats_and_the_top_25_table_match_the_simulator(
     async with session_for(sim, log, topics=topics) as session:
         await session.wait_synced(5)
         await assert_book_matches_sim(session, sim)
-        deadline = time.monotonic() + 5.0
+        deadline = monotonic() + 5.0
         while True:
             status, _, rows = await sim.request("GET", "/orderBook/L2", signed=False,
                                                 query={"symbol": "XBTUSD", "depth": 25})
@@ -327,6 +331,6 @@ async def test_both_book_formats_and_the_top_25_table_match_the_simulator(
                 venue[row["side"]][float(row["price"])] = float(row["size"])
             if session.book("XBTUSD", "orderBookL2_25").sides() == venue:
                 break
-            assert time.monotonic() < deadline, "orderBookL2_25 never matched the top 25"
+            assert monotonic() < deadline, "orderBookL2_25 never matched the top 25"
             await asyncio.sleep(0.02)
         assert not log.recent(event="book.gap")

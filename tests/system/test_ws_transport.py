@@ -12,7 +12,7 @@ from venueguard.core.classify import Transport, classify
 from venueguard.io.ws_transport import ConnectFailed, WsConnector, connect_aiohttp, connect_picows
 from venueguard.sim.testing import SimHandle, running_sim
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.virtual_time]
 CONNECTORS = [connect_aiohttp, connect_picows]
 
 

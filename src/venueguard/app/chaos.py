@@ -1,15 +1,28 @@
 """``venueguard chaos``: seeded fault schedules over the whole client stack, invariants checked.
 
-    venueguard chaos --seeds 200                 # seeds 1..200
-    venueguard chaos --first-seed 37 --seeds 1   # replay one seed
+    venueguard chaos --seeds 200                 # seeds 1..200, in virtual time
+    venueguard chaos --first-seed 37 --seeds 1   # replay one seed (same digest, same trace)
+    venueguard chaos --seeds 20 --trace run.jsonl          # every seed's history, JSON lines
+    venueguard chaos --seeds 50 --sockets        # real sockets and the real clock
     venueguard chaos --seeds 50 --venue ccxt:binanceusdm   # through a guarded ccxt bot
 
 Each seed runs :func:`venueguard.app.chaos_seed.run_seed` (its own simulator, market-data
 session, REST session and order runtime; faults drawn from the seed) and is checked against
-every invariant of ``docs/invariants.md``. Several seeds run at once in one event loop
-(``VENUEGUARD_CHAOS_CONCURRENCY``, default 8); rows print as seeds finish. After the last seed
-the process's resident memory growth since the first wave is checked (invariant 6) and so is
-the event loop's record of exceptions nobody retrieved.
+every invariant of ``docs/invariants.md``.
+
+By default (:func:`run_chaos_virtual`) every seed runs in virtual time
+(:mod:`venueguard.app.chaos_virtual`): the whole stack in one process on a simulated clock over
+an in-memory network, a fresh loop per seed, seeds spread over ``--workers`` processes. A seed's
+history (its trace: the plan, the event log, the outcome) is then a function of the seed alone;
+each row prints its digest, ``--trace FILE`` writes the traces in seed order, and a failing seed
+replays to the same failure and the same digest.
+
+``--sockets`` (:func:`run_chaos`) runs the seeds on loopback sockets and the real clock,
+several at once in one event loop (``VENUEGUARD_CHAOS_CONCURRENCY``, default 8), rows printed as
+seeds finish; the ``--venue ccxt:...`` runs always do (ccxt reads the system clock itself).
+After the last seed the resident memory growth since the first wave (per worker process in
+virtual time) is checked (invariant 6) and so is the event loop's record of exceptions nobody
+retrieved.
 
 ``--venue ccxt:bitmex|ccxt:binanceusdm`` runs each seed through ccxt's class of that venue
 under ``guard()`` instead (:mod:`venueguard.app.chaos_ccxt`), against the matching dialect.
@@ -36,7 +49,7 @@ import argparse
 import asyncio
 import gc
 import os
-import resource
+import signal
 import sys
 import time
 from collections import Counter
@@ -45,12 +58,22 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from venueguard.app.chaos_checks import Violation
-from venueguard.app.chaos_seed import CHECKS, ChaosConfig, RestFactory, SeedResult, run_seed
+from venueguard.app.chaos_seed import (
+    CHECKS,
+    CLIENT_BUGS,
+    ChaosConfig,
+    RestFactory,
+    SeedResult,
+    run_seed,
+)
+from venueguard.app.chaos_virtual import RssSample, iter_virtual, rss_mb
 from venueguard.numbers import NumberError, read_int
 
-__all__ = ["ChaosReport", "exit_code", "replay_command", "run", "run_chaos"]
+__all__ = ["ChaosReport", "exit_code", "replay_command", "run", "run_chaos", "run_chaos_virtual"]
 
 DEFAULT_CONCURRENCY = 8
+#: A test-only switch: the name of a client bug (``CLIENT_BUGS``) to run the seeds with.
+CLIENT_BUG_ENV = "VENUEGUARD_CHAOS_CLIENT_BUG"
 RSS_GROWTH_LIMIT_MB = 64.0
 _FAULT_COL = 44
 
@@ -61,6 +84,8 @@ class ChaosReport:
     general: list[Violation] = field(default_factory=list)   # not tied to one seed
     wall_s: float = 0.0
     rss_growth_mb: float | None = None
+    cpu_s: float | None = None                  # CPU of the seeds (virtual time only)
+    interrupted: bool = False                   # stopped (Ctrl-C, SIGTERM) before the last seed
 
     @property
     def failed(self) -> list[SeedResult]:
@@ -71,16 +96,6 @@ class ChaosReport:
         return not self.failed and not self.general
 
 
-def rss_mb() -> float:
-    """Current resident set size (MB); the peak where /proc is missing."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            pages = int(statm.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
-    except (OSError, ValueError, IndexError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
-
-
 def _row(done: int, total: int, r: SeedResult) -> str:
     faults = f"{len(r.faults)} " + ",".join(r.faults)
     if len(faults) > _FAULT_COL:
@@ -88,18 +103,24 @@ def _row(done: int, total: int, r: SeedResult) -> str:
     passed = CHECKS - len(r.failed_invariants())
     verdict = "ok" if r.ok else "FAIL " + ",".join(map(str, r.failed_invariants()))
     return (f"{done:>4}/{total:<4} {r.seed:>7}  {faults:<{_FAULT_COL}} {r.orders:>6}  "
-            f"{passed}/{CHECKS}     {verdict:<10} {r.duration_s:>6.1f}")
+            f"{passed}/{CHECKS}     {verdict:<10} {r.duration_s:>6.1f}  {r.digest}")
 
 
 def _header() -> str:
     return (f"{'done':>9} {'seed':>7}  {'faults':<{_FAULT_COL}} {'orders':>6}  {'checks':<9} "
-            f"{'verdict':<10} {'dur s':>6}")
+            f"{'verdict':<10} {'dur s':>6}  digest")
 
 
-def replay_command(seed: int, scenario: str | None = None, venue: str = "sim") -> str:
+def replay_command(seed: int, scenario: str | None = None, venue: str = "sim", *,
+                   sockets: bool = False, client_bug: str | None = None,
+                   kinds: Sequence[str] | None = None) -> str:
+    """The one command that runs ``seed`` again as it ran."""
     extra = f" --scenario {scenario}" if scenario else ""
+    extra += f" --kinds {','.join(kinds)}" if kinds else ""
     extra += f" --venue {venue}" if venue != "sim" else ""
-    return f"venueguard chaos --first-seed {seed} --seeds 1{extra}"
+    extra += " --sockets" if sockets and venue == "sim" else ""
+    env = f"{CLIENT_BUG_ENV}={client_bug} " if client_bug else ""
+    return f"{env}venueguard chaos --first-seed {seed} --seeds 1{extra}"
 
 
 async def run_chaos(seeds: Sequence[int], config: ChaosConfig | None = None, *,
@@ -162,11 +183,55 @@ async def run_chaos(seeds: Sequence[int], config: ChaosConfig | None = None, *,
                                                f"{RSS_GROWTH_LIMIT_MB:g} MB)"))
     report.general.extend(Violation(6, f"event loop saw an unretrieved error: {text}")
                           for text in unretrieved)
-    _summary(report, cfg, out)
+    _summary(report, cfg, out, sockets=True)
     return report
 
 
-def _summary(report: ChaosReport, cfg: ChaosConfig, out: TextIO) -> None:
+def run_chaos_virtual(seeds: Sequence[int], config: ChaosConfig | None = None, *,
+                      workers: int = 1, out: TextIO | None = None,
+                      trace: TextIO | None = None) -> ChaosReport:
+    """Run ``seeds`` in virtual time over ``workers`` processes, printing the table (rows in
+    seed order, each with its digest); ``trace`` receives every seed's trace in seed order."""
+    cfg = config or ChaosConfig()
+    out = out if out is not None else sys.stdout
+    report = ChaosReport()
+    started = time.monotonic()
+    total = len(seeds)
+    workers = max(1, min(workers, total))
+    print(f"venueguard chaos ({cfg.venue}, virtual time): {total} seed(s) from "
+          f"{seeds[0] if seeds else '-'}, {workers} worker process(es); window "
+          f"{cfg.plan.window_s:g} s, grace {cfg.grace_s:g} s", file=out, flush=True)
+    print(_header(), file=out, flush=True)
+    baseline: dict[int, float] = {}
+    latest: dict[int, float] = {}
+    report.cpu_s = 0.0
+    try:
+        for result, sample in iter_virtual(seeds, cfg, workers=workers,
+                                           keep_trace=trace is not None):
+            report.results.append(result)
+            report.cpu_s += result.cpu_s
+            if trace is not None:
+                trace.write(result.trace)
+                result.trace = ""
+            if isinstance(sample, RssSample):
+                (baseline if sample.first else latest)[sample.pid] = sample.rss_mb
+            print(_row(len(report.results), total, result), file=out, flush=True)
+    except KeyboardInterrupt:           # the seeds done so far still get their summary
+        report.interrupted = True
+        print(f"interrupted after {len(report.results)} of {total} seed(s)", file=out)
+    report.wall_s = time.monotonic() - started
+    growth = [latest[pid] - baseline[pid] for pid in latest if pid in baseline]
+    if growth:
+        report.rss_growth_mb = max(growth)
+        if report.rss_growth_mb > RSS_GROWTH_LIMIT_MB:
+            report.general.append(Violation(6, f"resident memory grew {report.rss_growth_mb:.1f}"
+                                               f" MB in a worker after its first seed (limit "
+                                               f"{RSS_GROWTH_LIMIT_MB:g} MB)"))
+    _summary(report, cfg, out, sockets=False)
+    return report
+
+
+def _summary(report: ChaosReport, cfg: ChaosConfig, out: TextIO, *, sockets: bool) -> None:
     n = len(report.results)
     orders = sum(r.orders for r in report.results)
     requests = sum(r.requests for r in report.results)
@@ -177,15 +242,20 @@ def _summary(report: ChaosReport, cfg: ChaosConfig, out: TextIO) -> None:
         hits.update(r.fault_hits)
     reconnects = sum(r.reconnects for r in report.results)
     rss = "" if report.rss_growth_mb is None else f", RSS growth {report.rss_growth_mb:+.1f} MB"
+    rate = f", {n * 60 / report.wall_s:.0f} seeds/min" if report.wall_s > 0 else ""
+    if report.cpu_s and n:
+        rate += f", CPU {report.cpu_s:.1f} s ({report.cpu_s / n * 1000:.0f} ms per seed)"
     print(f"\n{n} seed(s), {orders} orders, {requests} REST requests for {logical} logical "
           f"({ratio} per logical), {reconnects} websocket reconnects, "
-          f"wall {report.wall_s:.1f} s{rss}", file=out)
+          f"wall {report.wall_s:.1f} s{rate}{rss}", file=out)
     if hits:
         print("fault hits at the venue: " + ", ".join(f"{k} {v}" for k, v in sorted(hits.items())),
               file=out)
     for result in sorted(report.failed, key=lambda r: r.seed):
+        command = replay_command(result.seed, cfg.scenario, cfg.venue, sockets=sockets,
+                                 client_bug=cfg.client_bug, kinds=cfg.kinds)
         print(f"seed {result.seed} FAILED (faults: {', '.join(result.faults)}); replay with: "
-              f"{replay_command(result.seed, cfg.scenario, cfg.venue)}", file=out)
+              f"{command}", file=out)
         for violation in result.violations:
             print(f"  {violation}", file=out)
     for violation in report.general:
@@ -193,12 +263,16 @@ def _summary(report: ChaosReport, cfg: ChaosConfig, out: TextIO) -> None:
     verdict = "all invariants held" if report.ok else (
         f"VIOLATIONS in {len(report.failed)} seed(s)"
         + (f" and {len(report.general)} run-wide" if report.general else ""))
+    if report.interrupted:
+        verdict += f" (interrupted: {n} of the seeds asked for ran)"
     print(verdict, file=out, flush=True)
 
 
 def exit_code(report: ChaosReport) -> int:
-    """0 when every invariant held, 1 otherwise."""
-    return 0 if report.ok else 1
+    """0 when every invariant held, 1 otherwise; 130 when interrupted with none broken."""
+    if not report.ok:
+        return 1
+    return 130 if report.interrupted else 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -213,7 +287,12 @@ def run(args: argparse.Namespace) -> int:
     except NumberError as exc:
         print(f"venueguard chaos: VENUEGUARD_CHAOS_CONCURRENCY {exc}", file=sys.stderr)
         return 2
-    config = ChaosConfig(venue=getattr(args, "venue", None) or "sim")
+    client_bug = os.environ.get(CLIENT_BUG_ENV) or None
+    if client_bug is not None and client_bug not in CLIENT_BUGS:
+        print(f"venueguard chaos: {CLIENT_BUG_ENV}={client_bug!r} is none of "
+              f"{', '.join(sorted(CLIENT_BUGS))}", file=sys.stderr)
+        return 2
+    config = ChaosConfig(venue=getattr(args, "venue", None) or "sim", client_bug=client_bug)
     if config.venue != "sim":
         try:
             import ccxt  # noqa: F401
@@ -221,6 +300,15 @@ def run(args: argparse.Namespace) -> int:
             print("venueguard chaos: --venue ccxt:... needs ccxt (pip install "
                   "'venueguard[ccxt]')", file=sys.stderr)
             return 2
+    kinds_arg = getattr(args, "kinds", None)
+    if kinds_arg:
+        kinds = tuple(k.strip() for k in str(kinds_arg).split(",") if k.strip())
+        try:
+            replace(config.plan, kinds=kinds)      # validates the names
+        except ValueError as exc:
+            print(f"venueguard chaos: --kinds {kinds_arg!r}: {exc}", file=sys.stderr)
+            return 2
+        config = replace(config, kinds=kinds)
     scenario = getattr(args, "scenario", None)
     if scenario:
         from venueguard.sim.scenario import load_scenario
@@ -230,6 +318,34 @@ def run(args: argparse.Namespace) -> int:
             print(f"venueguard chaos: scenario {scenario!r}: {exc}", file=sys.stderr)
             return 2
         config = replace(config, scenario=scenario)
-    report = asyncio.run(run_chaos(range(first, first + seeds_n), config,
-                                   concurrency=concurrency))
+    seeds = range(first, first + seeds_n)
+    if getattr(args, "sockets", False) or config.venue != "sim":
+        report = asyncio.run(run_chaos(seeds, config, concurrency=concurrency))
+        return exit_code(report)
+    workers = getattr(args, "workers", None) or default_workers()
+    trace_path = getattr(args, "trace", None)
+    try:
+        trace = open(trace_path, "w", encoding="utf-8") if trace_path else None  # noqa: SIM115
+    except OSError as exc:
+        print(f"venueguard chaos: --trace {trace_path}: {exc}", file=sys.stderr)
+        return 2
+    previous = signal.signal(signal.SIGTERM, _interrupt)   # as Ctrl-C: summary, then exit
+    try:
+        report = run_chaos_virtual(seeds, config, workers=workers, trace=trace)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if trace is not None:
+            trace.close()
     return exit_code(report)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def default_workers() -> int:
+    """Worker processes for virtual-time seeds: the CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)

@@ -1,6 +1,8 @@
 """One chaos seed: the whole client stack against its own simulator, faults from the seed's plan.
 
-What runs (all on loopback, in the caller's event loop):
+What runs, all in the caller's event loop (a virtual-time loop and its in-memory network, see
+:mod:`venueguard.app.chaos_virtual`, or a real loop on loopback sockets); every clock is read
+through :mod:`venueguard.io.clock`, so on a virtual loop the run is a function of the seed:
 
 * a simulator (:func:`venueguard.sim.testing.running_sim`) seeded with the seed, limits raised;
 * a :class:`~venueguard.io.ws_session.MarketDataSession` on the book and the private tables,
@@ -22,11 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import io
 import itertools
 import random
 import shutil
 import tempfile
-import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,7 +46,9 @@ from venueguard.core.budget import BudgetConfig
 from venueguard.core.liveness import DEFAULT_QUIET_CHANNELS, LivenessConfig
 from venueguard.core.reconcile import ReconcileConfig
 from venueguard.core.rules import RuleSet, parse_rules
+from venueguard.io import errors
 from venueguard.io import md_events as ev
+from venueguard.io.clock import monotonic, wall_ns
 from venueguard.io.http_session import RestConfig, RestSession
 from venueguard.io.journal import Journal
 from venueguard.io.order_manager import OrderIntent, OrderManagerConfig, OrdersBlocked
@@ -58,7 +63,7 @@ from venueguard.venues.bitmex.adapter import BitmexAdapter
 from venueguard.venues.bitmex.rules import bitmex_rules
 from venueguard.venues.bitmex.timefmt import parse_ms_or_none
 
-__all__ = ["ChaosConfig", "RestFactory", "SeedResult", "run_seed"]
+__all__ = ["CLIENT_BUGS", "ChaosConfig", "RestFactory", "SeedResult", "run_seed"]
 
 SYMBOL = "XBTUSD"
 TICK = 0.5
@@ -84,12 +89,37 @@ def _rest(config: RestConfig, events: EventLog, resolver: AbstractResolver,
     return RestSession(config, events=events, resolver=resolver, rng=rng)
 
 
+class _ResendsUnderNewClOrdId(RestSession):
+    """A client bug on purpose: after a timeout it places the order again under a NEW clOrdID
+    (the mistake invariant 1 exists to catch); switched on by
+    ``VENUEGUARD_CHAOS_CLIENT_BUG=resend-new-clordid``."""
+
+    async def place_order(self, symbol: str, side: str, order_qty: float,
+                          price: float | None = None, **kw: Any) -> dict[str, Any]:
+        try:
+            return await super().place_order(symbol, side, order_qty, price, **kw)
+        except errors.AmbiguousOutcome:
+            # a new id, derived from the first so the seed still replays byte for byte
+            kw["cl_ord_id"] = f"{kw.get('cl_ord_id') or 'vg'}-again"[-36:]
+            return await super().place_order(symbol, side, order_qty, price, **kw)
+
+
+def _resends(config: RestConfig, events: EventLog, resolver: AbstractResolver,
+             rng: random.Random) -> RestSession:
+    return _ResendsUnderNewClOrdId(config, events=events, resolver=resolver, rng=rng)
+
+
+#: Client bugs a chaos run can switch on to show that the invariants catch them (test-only).
+CLIENT_BUGS: dict[str, RestFactory] = {"resend-new-clordid": _resends}
+
+
 @dataclass(frozen=True, slots=True)
 class ChaosConfig:
     plan: PlanConfig = field(default_factory=PlanConfig)
     kinds: tuple[str, ...] | None = None       # restrict the fault kinds drawn
     scenario: str | None = None                # a simulator scenario running underneath
     venue: str = "sim"                         # or ccxt:bitmex / ccxt:binanceusdm (chaos_ccxt)
+    client_bug: str | None = None              # a key of CLIENT_BUGS: a broken client on purpose
     rate_msgs_s: float = 40.0
     grace_s: float = 8.0                       # convergence allowed after the faults end
     step_s: float = 0.08                       # trader pace
@@ -122,6 +152,10 @@ class SeedResult:
     fresh_samples: int = 0
     reconnects: int = 0
     fault_hits: dict[str, int] = field(default_factory=dict)
+    truth_digest: str = ""                     # the venue's final state, canonical JSON hashed
+    trace: str = ""                            # the seed's event log and outcome, JSON lines
+    digest: str = ""                           # sha256 of ``trace`` (16 hex digits)
+    cpu_s: float = 0.0                         # CPU the seed took (virtual time; not traced)
 
     @property
     def ok(self) -> bool:
@@ -168,7 +202,7 @@ class _Probe:
         inner.on_text(payload)
         if age_ms is None or age_ms <= self.max_ts_age_ms:
             if table is not None:
-                self.last_data_at = time.monotonic()
+                self.last_data_at = monotonic()
             return
         if queue is None:
             return
@@ -212,31 +246,54 @@ def _scratch_dir() -> Path:
 
 
 async def run_seed(seed: int, config: ChaosConfig | None = None, *,
-                   rest_factory: RestFactory = _rest) -> SeedResult:
+                   rest_factory: RestFactory | None = None) -> SeedResult:
     """Run one seed and check every invariant; never raises for a client failure (it is a
-    violation of invariant 6), only for a broken harness."""
+    violation of invariant 6), only for a broken harness.
+
+    ``result.trace`` is the seed's history: the plan, every event the client stack logged
+    (stamped by the process clocks) and the outcome; ``result.digest`` hashes it. On a
+    virtual-time loop both are a function of the seed and the configuration alone."""
     cfg = config or ChaosConfig()
-    started = time.monotonic()
+    if rest_factory is None:
+        rest_factory = CLIENT_BUGS[cfg.client_bug] if cfg.client_bug else _rest
+    started = monotonic()
     plan = plan_for(seed, cfg.plan, cfg.kinds)
     result = SeedResult(seed, plan.kinds(), 0, [], 0.0)
     if plan_for(seed, cfg.plan, cfg.kinds).digest() != plan.digest():
         result.violations.append(checks.Violation(7, "the same seed drew a different plan"))
     scratch = _scratch_dir()
+    log = io.StringIO()
     try:
         async with running_sim(scenario=cfg.scenario, seed=seed, rate_msgs_s=cfg.rate_msgs_s,
                                rest_per_min=1_000_000, rest_unauth_per_min=1_000_000,
                                order_per_s=100_000, ws_opens_per_hour=1_000_000) as sim:
-            await _run_stack(sim, plan, cfg, result, scratch, rest_factory, started)
+            await _run_stack(sim, plan, cfg, result, scratch, rest_factory, started, log)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    result.duration_s = time.monotonic() - started
+    result.duration_s = monotonic() - started
+    result.trace = _trace(plan, cfg, log.getvalue(), result)
+    result.digest = hashlib.sha256(result.trace.encode()).hexdigest()[:16]
     return result
 
 
+def _trace(plan: SeedPlan, cfg: ChaosConfig, events: str, result: SeedResult) -> str:
+    head = {"seed": plan.seed, "plan": plan.digest(), "faults": result.faults,
+            "scenario": cfg.scenario, "client_bug": cfg.client_bug}
+    tail = {"seed": plan.seed, "orders": result.orders, "requests": result.requests,
+            "logical": result.logical, "reconnects": result.reconnects,
+            "fresh_samples": result.fresh_samples, "fault_hits": dict(sorted(
+                result.fault_hits.items())), "truth": result.truth_digest,
+            "duration_s": round(result.duration_s, 6),
+            "violations": [str(v) for v in result.violations]}
+    return (orjson.dumps(head).decode() + "\n" + events
+            + orjson.dumps(tail).decode() + "\n")
+
+
 async def _run_stack(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: SeedResult,
-                     scratch: Path, rest_factory: RestFactory, started: float) -> None:
+                     scratch: Path, rest_factory: RestFactory, started: float,
+                     log: io.StringIO) -> None:
     seed, rules = plan.seed, _rules()
-    events = EventLog(keep=200)
+    events = EventLog(log, keep=200)
     resolver = SimResolver(sim.base_url)
     port = sim.base_url.rsplit(":", 1)[1]
     rest = rest_factory(RestConfig(
@@ -247,7 +304,7 @@ async def _run_stack(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: S
         max_attempts=cfg.max_attempts, rules=rules,
         # name lookups happen on new connections only: open one per request so dns_failure bites
         keepalive="dns_failure" not in plan.kinds()), events, resolver, random.Random(seed))
-    probe = _Probe(cfg.liveness.max_ts_age_ms, lambda: time.time_ns() // 1_000_000)
+    probe = _Probe(cfg.liveness.max_ts_age_ms, lambda: wall_ns() // 1_000_000)
 
     async def connector(url: str, handler: WsHandler, headers: Mapping[str, str],
                         timeout_s: float) -> WsConnection:
@@ -290,7 +347,7 @@ async def _run_stack(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: S
                 await sim.clear_faults()
                 await _converge(sim, runtime, cfg, result)
                 _final_checks(await sim.truth(), rest, cfg, result, prefix,
-                              time.monotonic() - started)
+                              monotonic() - started)
             finally:
                 stop_trading.set()
                 await runtime.stop(clean=True)
@@ -354,7 +411,7 @@ async def _sample(md: MarketDataSession, probe: _Probe, cfg: ChaosConfig,
             continue
         result.fresh_samples += 1
         last = probe.last_data_at
-        age = float("inf") if last is None else time.monotonic() - last
+        age = float("inf") if last is None else monotonic() - last
         if age > bound:
             probe.violations.append(checks.Violation(
                 4, f"book marked fresh with its last data {age:.2f} s old (bound {bound:.2f} s)"))
@@ -362,13 +419,13 @@ async def _sample(md: MarketDataSession, probe: _Probe, cfg: ChaosConfig,
 
 
 async def _schedule(sim: SimHandle, plan: SeedPlan) -> None:
-    t0 = time.monotonic()
+    t0 = monotonic()
     for fault in plan.faults:
-        await asyncio.sleep(max(0.0, t0 + fault.start_s - time.monotonic()))
+        await asyncio.sleep(max(0.0, t0 + fault.start_s - monotonic()))
         body = fault.body()
         kind = str(body.pop("kind"))
         await sim.add_fault(kind, **body)
-    await asyncio.sleep(max(0.0, t0 + plan.end_s - time.monotonic()))
+    await asyncio.sleep(max(0.0, t0 + plan.end_s - monotonic()))
 
 
 async def _trade(md: MarketDataSession, runtime: OrdersRuntime, plan: SeedPlan,
@@ -412,14 +469,14 @@ def _local(runtime: OrdersRuntime) -> list[checks.LocalOrder]:
 async def _converge(sim: SimHandle, runtime: OrdersRuntime, cfg: ChaosConfig,
                     result: SeedResult) -> None:
     """Invariants 2 and 3: poll until they hold, or report what still differs after grace."""
-    deadline = time.monotonic() + cfg.grace_s
+    deadline = monotonic() + cfg.grace_s
     while True:
         truth = await sim.truth()
         found = (checks.check_converged(truth, SYMBOL, _local(runtime))
                  + checks.check_position(truth, SYMBOL, runtime.manager.position(SYMBOL)))
         if not found:
             return
-        if time.monotonic() >= deadline:
+        if monotonic() >= deadline:
             result.violations.extend(
                 checks.Violation(v.invariant, f"{v.message} after {cfg.grace_s:g} s grace")
                 for v in found)
@@ -433,6 +490,8 @@ def _final_checks(truth: Mapping[str, Any], rest: RestSession, cfg: ChaosConfig,
     result.violations.extend(checks.check_no_double(truth, SYMBOL, prefix))
     result.requests = checks.api_requests(truth)
     result.fault_hits = {str(k): int(v) for k, v in truth.get("fault_hits", {}).items()}
+    result.truth_digest = hashlib.sha256(
+        orjson.dumps(truth, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
     result.logical = rest.logical_total
     result.violations.extend(checks.check_budget(
         truth, logical=rest.logical_total, sent=rest.sent_total,

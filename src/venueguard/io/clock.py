@@ -8,10 +8,18 @@ The core reads no clock: adapters read one here and pass ``now`` (monotonic seco
 for a dead venue: a timer that fires ``late_s`` after its deadline means the loop could not run
 (frames may be sitting unread in the socket), so a session drains first and decides after.
 
+Under a virtual-time loop (:class:`~venueguard.io.vloop.VirtualTimeLoop`) the process clocks
+are the loop's: :func:`monotonic`, :func:`wall_ns`, :func:`wall_s` and :class:`SystemClock` read
+the running loop's virtual time when it has one (it is a :class:`VirtualTime`), the system's
+otherwise. Adapters read time through here, never through ``time`` directly, so a whole stack
+runs on a simulated clock unchanged.
+
 Public API::
 
     class Clock(Protocol): monotonic() -> float; wall_ms() -> int
-    SYSTEM_CLOCK: Clock                    # time.monotonic / time.time
+    SYSTEM_CLOCK: Clock                    # the running loop's clocks (see above)
+    monotonic() -> float; wall_ns() -> int; wall_s() -> float; virtual_time() -> bool
+    class VirtualTime                      # marks a loop whose time() and wall_ns() are virtual
     ManualClock(start=1000.0, wall_ms=1_700_000_000_000)  # .advance(s), .set(s)
     LoopLag(clock=SYSTEM_CLOCK, interval_s=0.05, window=200)
         async run() -> None                # sample forever (run it in a TaskGroup; cancel to stop)
@@ -26,7 +34,52 @@ import time
 from collections import deque
 from typing import Protocol
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "LoopLag", "ManualClock", "SystemClock"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "LoopLag", "ManualClock", "SystemClock", "VirtualTime",
+           "monotonic", "virtual_time", "wall_ns", "wall_s"]
+
+_running_loop = asyncio._get_running_loop
+_system_monotonic = time.monotonic
+_system_time_ns = time.time_ns
+
+
+class VirtualTime:
+    """Base of an event loop whose clocks are virtual: it has ``time()`` (monotonic seconds)
+    and ``wall_ns()`` (epoch nanoseconds), and the functions below read them while it runs."""
+
+    __slots__ = ()
+
+    def time(self) -> float:
+        raise NotImplementedError
+
+    def wall_ns(self) -> int:
+        raise NotImplementedError
+
+
+def virtual_time() -> bool:
+    """True when the running event loop keeps virtual time."""
+    return isinstance(_running_loop(), VirtualTime)
+
+
+def monotonic() -> float:
+    """Monotonic seconds: the running virtual loop's, else the system's."""
+    loop = _running_loop()
+    if isinstance(loop, VirtualTime):
+        return loop.time()
+    return _system_monotonic()
+
+
+def wall_ns() -> int:
+    """Epoch nanoseconds: the running virtual loop's wall clock, else the system's."""
+    loop = _running_loop()
+    if isinstance(loop, VirtualTime):
+        return loop.wall_ns()
+    return _system_time_ns()
+
+
+def wall_s() -> float:
+    """Epoch seconds (see :func:`wall_ns`)."""
+    seconds, ns = divmod(wall_ns(), 1_000_000_000)   # exact to the nanosecond, unlike ns / 1e9
+    return seconds + ns / 1e9
 
 
 class Clock(Protocol):
@@ -38,15 +91,15 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The process clocks."""
+    """The process clocks (a virtual-time loop's while one runs)."""
 
     __slots__ = ()
 
     def monotonic(self) -> float:
-        return time.monotonic()
+        return monotonic()
 
     def wall_ms(self) -> int:
-        return time.time_ns() // 1_000_000
+        return wall_ns() // 1_000_000
 
 
 SYSTEM_CLOCK: Clock = SystemClock()

@@ -20,7 +20,6 @@ Public API::
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Mapping
 
 import aiohttp
@@ -28,6 +27,7 @@ from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from venueguard.core.classify import Outcome, Transport
+from venueguard.io.clock import monotonic
 from venueguard.io.rest_transport import RawResponse, TransportFailure
 
 __all__ = ["AiohttpTransport", "transport_failure"]
@@ -120,14 +120,14 @@ class AiohttpTransport:
         marker = _Trace()
         timeout = aiohttp.ClientTimeout(total=None, connect=connect_s, sock_connect=connect_s,
                                         sock_read=sock_read_s)
-        start = time.monotonic()
+        start = monotonic()
         try:
             async with client.request(verb, URL(url, encoded=True), headers=dict(headers),
                                       data=body, timeout=timeout, allow_redirects=False,
                                       trace_request_ctx=marker) as resp:
                 raw = await read_body(resp.content, self._max_body_bytes)
                 return RawResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()},
-                                   raw, time.monotonic() - start)
+                                   raw, monotonic() - start)
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
             failure, sent = transport_failure(exc, marker.sent)
             raise TransportFailure(Outcome(transport=failure, sent=sent),

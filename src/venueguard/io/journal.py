@@ -39,7 +39,6 @@ import dataclasses
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +54,7 @@ from venueguard.core.orders import (
     PartialFill,
     Transition,
 )
+from venueguard.io.clock import wall_s
 from venueguard.io.errors import VenueguardError
 
 SCHEMA_VERSION = 2
@@ -161,7 +161,7 @@ class Journal:
         self._sync = ""
 
     @classmethod
-    def open(cls, path: str | Path, *, wall_clock: Callable[[], float] = time.time) -> Self:
+    def open(cls, path: str | Path, *, wall_clock: Callable[[], float] = wall_s) -> Self:
         """Open (creating or migrating) the journal at ``path``. Raises ``SchemaVersionError``
         for a file from a newer version, ``JournalError`` for a file that is not a journal."""
         path = Path(path)

@@ -57,7 +57,7 @@ from venueguard.core.liveness import (
 from venueguard.core.rules import RuleSet
 from venueguard.core.trades import TapeConfig, TradeTape
 from venueguard.io import md_events as ev
-from venueguard.io.clock import SYSTEM_CLOCK, Clock, LoopLag, SystemClock
+from venueguard.io.clock import SYSTEM_CLOCK, Clock, LoopLag, SystemClock, virtual_time
 from venueguard.io.errors import StreamError
 from venueguard.io.fleet_link import OpenGate
 from venueguard.io.md_pipeline import MdPipeline
@@ -607,7 +607,8 @@ class _Frames:
 
     ``on_text`` is the hot path: everything it calls is bound once, per connection, and with
     the system clock the time is read straight from :mod:`time` (the same clocks
-    :class:`~venueguard.io.clock.SystemClock` reads, one call less each per frame).
+    :class:`~venueguard.io.clock.SystemClock` reads, one call less each per frame), unless the
+    connection was opened on a virtual-time loop, whose clocks the system clock reads.
     """
 
     __slots__ = ("_monotonic", "_on_frame", "_serial", "_session", "_wake", "_wall_ms")
@@ -617,7 +618,7 @@ class _Frames:
         self._serial = serial
         self._on_frame = session.state.on_frame
         clock = session.clock
-        system = type(clock) is SystemClock
+        system = type(clock) is SystemClock and not virtual_time()
         self._monotonic = time.monotonic if system else clock.monotonic
         self._wall_ms = None if system else clock.wall_ms
         self._wake = session._wake.set

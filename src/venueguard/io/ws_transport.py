@@ -38,6 +38,7 @@ from typing import Any, Literal, Protocol
 import aiohttp
 
 from venueguard.core.classify import Outcome, Transport
+from venueguard.io.clock import virtual_time
 from venueguard.io.http_transport import transport_failure
 
 __all__ = [
@@ -124,6 +125,9 @@ async def connect_picows(url: str, handler: WsHandler, headers: Mapping[str, str
     from picows.common import WSError, WSHandshakeError
 
     text, pong, close = WSMsgType.TEXT, WSMsgType.PONG, WSMsgType.CLOSE
+    # on a virtual-time loop the connection must go through the loop's own (in-memory)
+    # create_connection, not picows' socket fast path
+    loop_only: dict[str, Any] = {"use_aiofastnet": False} if virtual_time() else {}
 
     class _Listener(WSListener):
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
@@ -143,7 +147,7 @@ async def connect_picows(url: str, handler: WsHandler, headers: Mapping[str, str
             transport, _ = await ws_connect(
                 _Listener, url, websocket_handshake_timeout=timeout_s,
                 enable_auto_pong=True, max_frame_size=_MAX_FRAME_BYTES,
-                extra_headers=dict(headers) or None, max_redirects=0,
+                extra_headers=dict(headers) or None, max_redirects=0, **loop_only,
             )
     except WSHandshakeError as exc:
         response = exc.response

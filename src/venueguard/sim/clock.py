@@ -4,23 +4,27 @@ The engine never reads a clock; the server asks :class:`SimClock` for ``now_ms``
 At ``speed`` 1 simulated time equals wall-clock time (so clients comparing server timestamps with
 their own clock see fresh data); a larger speed runs the market faster than real time. Request
 expiry (``api-expires``) is always checked against the real wall clock, as the venue does.
+"Real" means the process clocks of :mod:`venueguard.io.clock`: on a virtual-time loop the
+simulator, like its clients, runs on the loop's virtual clocks.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+
+from venueguard.io import clock as process_clock
 
 
 class SimClock:
     """Maps real elapsed time to simulated epoch milliseconds.
 
-    ``monotonic`` and ``wall`` are injectable so tests can drive time by hand.
+    ``monotonic`` and ``wall`` are injectable so tests can drive time by hand; by default they are
+    the process clocks of :mod:`venueguard.io.clock` (virtual under a virtual-time loop).
     """
 
     def __init__(self, *, speed: float = 1.0, start_ms: int | None = None,
-                 monotonic: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 monotonic: Callable[[], float] = process_clock.monotonic,
+                 wall: Callable[[], float] = process_clock.wall_s) -> None:
         if speed <= 0:
             raise ValueError(f"clock speed must be > 0, got {speed}")
         self._speed = speed

@@ -13,7 +13,6 @@ client would; ``handle.server`` gives direct access to the :class:`SimServer` wh
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -24,6 +23,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from venueguard.io.clock import wall_s
 from venueguard.sim.server import SimConfig, SimServer
 from venueguard.venues.bitmex import signing
 
@@ -68,7 +68,7 @@ class SimHandle:
     def signed_headers(self, verb: str, path_qs: str, body: bytes = b"",
                        expires: int | None = None) -> dict[str, str]:
         """BitMEX auth headers; ``path_qs`` is the full path with ``/api/v1`` and query."""
-        exp = int(time.time()) + 30 if expires is None else expires
+        exp = int(wall_s()) + 30 if expires is None else expires
         return signing.auth_headers(self.api_key, self.api_secret, verb, path_qs, exp, body)
 
     async def request(self, verb: str, path: str, payload: Mapping[str, Any] | None = None, *,
@@ -99,12 +99,12 @@ class SimHandle:
             return resp.status, {k.lower(): v for k, v in resp.headers.items()}, data
 
     def ws_auth_query(self, expires: int | None = None) -> str:
-        exp = int(time.time()) + 30 if expires is None else expires
+        exp = int(wall_s()) + 30 if expires is None else expires
         sig = signing.sign_ws(self.api_secret, exp)
         return f"api-expires={exp}&api-signature={sig}&api-key={self.api_key}"
 
     def ws_auth_op(self, expires: int | None = None) -> dict[str, Any]:
-        exp = int(time.time()) + 30 if expires is None else expires
+        exp = int(wall_s()) + 30 if expires is None else expires
         return {"op": "authKeyExpires",
                 "args": [self.api_key, exp, signing.sign_ws(self.api_secret, exp)]}
 

@@ -45,6 +45,8 @@ from typing import TextIO
 
 import orjson
 
+from venueguard.io import clock as process_clock
+
 REDACTED = "***"
 SECRET_KEYS = frozenset({"api_secret", "secret", "signature", "api_signature", "password", "token"})
 _SECRET_SUFFIXES = ("_secret", "_signature", "_password", "_token")
@@ -193,7 +195,7 @@ class EventLog:
         stream: TextIO | None = None,
         *,
         fmt: str = "json",
-        wall_clock: Callable[[], float] = time.time,
+        wall_clock: Callable[[], float] = process_clock.wall_s,
         keep: int = 2000,
     ) -> None:
         if fmt not in ("json", "pretty"):
