@@ -92,15 +92,13 @@ def _guarded(venue_name: str, base_url: str, journal: Path, cfg: ChaosConfig,
 
     raw = raw_exchange(venue_name, base_url)
     raw.timeout = 300                     # the read timeout: a held answer is ambiguous soon
-    rc = cfg.reconcile
     config = GuardConfig(
         timeouts=Timeouts(total_s=1.5),
         backoff=BackoffConfig(base_s=0.05, cap_s=0.5, reset_after_s=0.0), budget=cfg.budget,
         max_attempts=cfg.max_attempts, rules_text=_SCALED,
-        orders=OrdersConfig(settle_s=0.5, lookup_interval_s=rc.query_interval_s,
-                            grace_s=rc.visibility_grace_s,
-                            reconcile_interval_s=rc.sweep_interval_s,
-                            visibility_horizon_s=rc.acceptance_window_s, start_timeout_s=5.0,
+        # the reconciler scaled to the window exactly as on the native path (lookup budgets in
+        # and out of safe mode included)
+        orders=OrdersConfig(settle_s=0.5, reconcile=cfg.reconcile, start_timeout_s=5.0,
                             dms=DmsConfig(timeout_s=60.0, refresh_s=15.0)))
     return guard(raw, config, events=events, journal=journal, rng=random.Random(seed))
 
