@@ -8,6 +8,7 @@ must turn an outcome the venue calls unknown into ``OrderUnknown``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -130,5 +131,30 @@ async def test_ambiguous_read_is_retried_and_a_timeout_on_an_order_is_unknown(
                             lambda: exchange.private_post_addorder(dict(spec["params"])),
                             idempotent=False, cl_ord_id="vgtest1")
         assert len(fake_venue.seen) == 1
+    finally:
+        await exchange.close()
+
+
+async def test_a_request_counts_as_sent_when_it_leaves_not_when_it_is_answered() -> None:
+    # the venue may hold it (the request budget compares its count with the venue's): counted
+    # while its answer is awaited, and still counted when the call is cancelled meanwhile
+    exchange = ccxt_async.okx({**FIXTURES["okx"]["credentials"], "enableRateLimit": False})
+    left, never = asyncio.Event(), asyncio.Event()
+
+    async def held_fetch(url: str, method: str = "GET", headers: Any = None,
+                         body: Any = None) -> Any:
+        left.set()
+        await never.wait()
+
+    exchange.fetch = held_fetch
+    rest = _rest(exchange, "okx", EventLog())
+    call = asyncio.create_task(rest.call("fetch_time", exchange.fetch_time, idempotent=True))
+    try:
+        await asyncio.wait_for(left.wait(), 5.0)
+        assert rest.sent_total == 1 and rest.logical_total == 1
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert rest.sent_total == 1
     finally:
         await exchange.close()

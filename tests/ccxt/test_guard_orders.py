@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from venueguard.ccxt import OrdersRefused
 from venueguard.ccxt.errors import OrderUnknown
 from venueguard.core.dms import DmsConfig
+from venueguard.core.reconcile import ReconcileConfig
 from venueguard.io.journal import Journal
 from venueguard.telemetry.events import EventLog
 
@@ -220,3 +222,29 @@ async def test_an_amend_the_venue_refused_whose_answer_is_lost_is_found_not_appl
     assert any(e["kind"] == "amend_lookup" and "amend not applied" in str(e["detail"])
                for e in events.recent(event="reconcile.resolved"))
     assert exchange.order_state(cl) == "NEW"
+
+
+async def test_a_whole_reconcile_configuration_is_taken_as_given(sim_server: SimFactory) -> None:
+    # lookup budgets in and out of safe mode are the reconciler's; OrdersConfig's own fields
+    # derive a configuration, and a given one replaces it (the position is checked only where
+    # ccxt can fetch it)
+    sim = await sim_server()
+    given = ReconcileConfig(query_interval_s=0.2, budget_queries=40, safe_budget_queries=10,
+                            budget_interval_s=1.0, unknown_window_s=3.0,
+                            acceptance_window_s=3.0)
+    configs = []
+    for config in (quick_config(), quick_config(reconcile=given)):   # one default journal
+        chosen = bitmex(sim, config=config)
+        try:
+            await chosen.start_orders()
+            configs.append(chosen.orders.runtime.manager.reconciler.config)
+        finally:
+            await close(chosen)
+    default, ours = configs
+    assert ours == given                      # ccxt's bitmex class fetches positions
+    assert (default.query_interval_s, default.safe_budget_queries,
+            default.budget_interval_s) == (0.3, 3, 10.0)
+    no_positions = dict(chosen.raw.has, fetchPositions=False)
+    chosen.raw.has = no_positions
+    assert chosen.orders._runtime_config().manager.reconcile == replace(
+        given, check_position=False)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from venueguard.core.kinds import Kind
+from venueguard.core.kinds import ORDER_ANSWER_KINDS, Kind
 from venueguard.core.regime import Regime, RegimeChange, RegimeConfig, RegimeDetector
 
 CONFIG = RegimeConfig(min_dwell_s=120.0)
@@ -47,6 +47,21 @@ def test_storm_goes_straight_to_safe() -> None:
     errors(detector, Kind.OVERLOADED, 30, 0.0, spread_s=20.0)
     (change,) = detector.poll(20.0)
     assert change.to is Regime.SAFE and "safe_enter 30" in change.reason
+
+
+@pytest.mark.parametrize("answer", sorted(ORDER_ANSWER_KINDS, key=lambda k: k.value))
+def test_answers_about_one_order_are_not_failures(answer: Kind) -> None:
+    """A runtime asking about an order in doubt hears "no such order" many times a minute
+    until the order shows (a Binance lookup by client id answers 400 -2013): that is the
+    answer it asked for, and it must not push the regime to SAFE, where lookups are rationed."""
+    detector = RegimeDetector(CONFIG)
+    errors(detector, answer, 200, 0.0, spread_s=30.0)
+    assert detector.score(30.0) == 0.0
+    assert detector.poll(30.0) == [] and detector.regime is Regime.NORMAL
+    assert detector.buckets()[-1].nok == 200
+    errors(detector, Kind.BAD_REQUEST, 60, 31.0, spread_s=5.0)   # other failures still count
+    assert detector.score(36.0) == pytest.approx(30.0)
+    assert [c.to for c in detector.poll(36.0)] == [Regime.SAFE]
 
 
 def test_timeouts_weigh_more_than_other_errors() -> None:

@@ -6,6 +6,8 @@ ccxt's websocket client stops reading after a few thousand messages with aiohttp
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import ccxt.async_support as ccxt_async
@@ -74,3 +76,26 @@ async def test_websocket_order_book_and_trades(sim_server) -> None:  # type: ign
         assert trades and all(t["symbol"] == "BTC/USD:BTC" for t in trades)
     finally:
         await exchange.close()
+
+
+async def test_my_trades_and_orders_since_a_time_skip_the_pages_before_it(
+        rest: ccxt_async.bitmex, sim: SimHandle) -> None:
+    # ccxt pages by time (startTime) and drops rows older than ``since`` itself: a venue that
+    # answered from the start of the account's history would fill the page with old rows,
+    # ccxt would drop them all, and the trades after ``since`` would never be seen
+    for _ in range(3):
+        await rest.create_order("BTC/USD:BTC", "market", "buy", 100)
+    await asyncio.sleep(0.01)
+    mark = int(time.time() * 1000)
+    await asyncio.sleep(0.01)
+    late = await rest.create_order("BTC/USD:BTC", "market", "sell", 100)
+    trades = await rest.fetch_my_trades("BTC/USD:BTC", mark, 2)
+    assert [t["order"] for t in trades] == [late["id"]]
+    assert len(await rest.fetch_my_trades("BTC/USD:BTC", None, 2)) == 2   # the first page
+    orders = await rest.fetch_orders("BTC/USD:BTC", mark, 2)
+    assert [o["id"] for o in orders] == [late["id"]]
+    _, _, rows = await sim.request("GET", "/execution/tradeHistory", query={
+        "symbol": "XBTUSD", "endTime": rest.iso8601(mark), "count": "10"})
+    assert len(rows) == 3 and late["id"] not in {r["orderID"] for r in rows}
+    status, _, body = await sim.request("GET", "/order", query={"startTime": "yesterday"})
+    assert status == 400 and "Invalid startTime" in str(body)

@@ -32,6 +32,7 @@ from venueguard.app.chaos_seed import (
     _leaves,
     _schedule,
     _scratch_dir,
+    converge,
 )
 
 __all__ = ["CCXT_KINDS", "CCXT_VENUES", "raw_exchange", "run_ccxt_seed"]
@@ -92,15 +93,13 @@ def _guarded(venue_name: str, base_url: str, journal: Path, cfg: ChaosConfig,
 
     raw = raw_exchange(venue_name, base_url)
     raw.timeout = 300                     # the read timeout: a held answer is ambiguous soon
-    rc = cfg.reconcile
     config = GuardConfig(
         timeouts=Timeouts(total_s=1.5),
         backoff=BackoffConfig(base_s=0.05, cap_s=0.5, reset_after_s=0.0), budget=cfg.budget,
         max_attempts=cfg.max_attempts, rules_text=_SCALED,
-        orders=OrdersConfig(settle_s=0.5, lookup_interval_s=rc.query_interval_s,
-                            grace_s=rc.visibility_grace_s,
-                            reconcile_interval_s=rc.sweep_interval_s,
-                            visibility_horizon_s=rc.acceptance_window_s, start_timeout_s=5.0,
+        # the reconciler scaled to the window exactly as on the native path (lookup budgets in
+        # and out of safe mode included)
+        orders=OrdersConfig(settle_s=0.5, reconcile=cfg.reconcile, start_timeout_s=5.0,
                             dms=DmsConfig(timeout_s=60.0, refresh_s=15.0)))
     return guard(raw, config, events=events, journal=journal, rng=random.Random(seed))
 
@@ -169,7 +168,9 @@ async def _run(sim: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig, result
                 stop.set()
                 await trader
             await sim.clear_faults()
-            await _converge(sim, exchange, venue, cfg, result, per_unit)
+            await converge(sim, exchange.orders.runtime.manager, cfg, result,
+                           symbol=venue.symbol, venue_symbol=venue.venue_symbol,
+                           per_unit=per_unit)
             truth = await sim.truth()
             result.violations.extend(checks.check_no_double(truth, venue.venue_symbol, prefix))
             result.fault_hits = {str(k): int(v) for k, v in truth.get("fault_hits", {}).items()}
@@ -250,29 +251,6 @@ async def _trade(exchange: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig,
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(cfg.step_s):
                 await stop.wait()
-
-
-async def _converge(sim: Any, exchange: Any, venue: _Venue, cfg: ChaosConfig,
-                    result: SeedResult, per_unit: int) -> None:
-    """Invariants 2 and 3: poll until they hold, or report what still differs after grace."""
-    deadline = time.monotonic() + cfg.grace_s
-    manager = exchange.orders.runtime.manager
-    while True:
-        truth = await sim.truth()
-        local = [checks.LocalOrder(o.cl_ord_id, o.order_id, o.state.value)
-                 for o in manager.table.orders.values() if o.symbol == venue.symbol]
-        found = checks.check_converged(truth, venue.venue_symbol, local)
-        position = manager.position(venue.symbol) * per_unit
-        found += checks.check_position(truth, venue.venue_symbol, round(position, 6))
-        if not found:
-            return
-        if time.monotonic() >= deadline:
-            result.violations.extend(
-                checks.Violation(v.invariant, f"{v.message} after {cfg.grace_s:g} s grace")
-                for v in found)
-            return
-        manager.wake()
-        await asyncio.sleep(0.1)
 
 
 def _requests(truth: Mapping[str, Any]) -> int:

@@ -51,7 +51,12 @@ from venueguard.io import md_events as ev
 from venueguard.io.clock import monotonic, wall_ns
 from venueguard.io.http_session import RestConfig, RestSession
 from venueguard.io.journal import Journal
-from venueguard.io.order_manager import OrderIntent, OrderManagerConfig, OrdersBlocked
+from venueguard.io.order_manager import (
+    OrderIntent,
+    OrderManager,
+    OrderManagerConfig,
+    OrdersBlocked,
+)
 from venueguard.io.orders_runtime import OrdersRuntime, RuntimeConfig
 from venueguard.io.rest_transport import Timeouts
 from venueguard.io.ws_session import MarketDataSession, MdConfig
@@ -63,7 +68,7 @@ from venueguard.venues.bitmex.adapter import BitmexAdapter
 from venueguard.venues.bitmex.rules import bitmex_rules
 from venueguard.venues.bitmex.timefmt import parse_ms_or_none
 
-__all__ = ["CLIENT_BUGS", "ChaosConfig", "RestFactory", "SeedResult", "run_seed"]
+__all__ = ["CLIENT_BUGS", "ChaosConfig", "RestFactory", "SeedResult", "converge", "run_seed"]
 
 SYMBOL = "XBTUSD"
 TICK = 0.5
@@ -345,7 +350,7 @@ async def _run_stack(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: S
                 stop_trading.set()
                 await trader
                 await sim.clear_faults()
-                await _converge(sim, runtime, cfg, result)
+                await converge(sim, runtime.manager, cfg, result)
                 _final_checks(await sim.truth(), rest, cfg, result, prefix,
                               monotonic() - started)
             finally:
@@ -461,19 +466,20 @@ async def _trade(md: MarketDataSession, runtime: OrdersRuntime, plan: SeedPlan,
                 await stop.wait()
 
 
-def _local(runtime: OrdersRuntime) -> list[checks.LocalOrder]:
-    return [checks.LocalOrder(o.cl_ord_id, o.order_id, o.state.value)
-            for o in runtime.manager.table.orders.values() if o.symbol == SYMBOL]
+async def converge(sim: Any, manager: OrderManager, cfg: ChaosConfig, result: SeedResult, *,
+                   symbol: str = SYMBOL, venue_symbol: str = SYMBOL, per_unit: int = 1) -> None:
+    """Invariants 2 and 3: poll until they hold, or report what still differs after grace.
 
-
-async def _converge(sim: SimHandle, runtime: OrdersRuntime, cfg: ChaosConfig,
-                    result: SeedResult) -> None:
-    """Invariants 2 and 3: poll until they hold, or report what still differs after grace."""
+    ``symbol`` is the order runtime's name of the instrument, ``venue_symbol`` the simulator's;
+    the simulator counts ``per_unit`` contracts per unit of the runtime's quantity."""
     deadline = monotonic() + cfg.grace_s
     while True:
         truth = await sim.truth()
-        found = (checks.check_converged(truth, SYMBOL, _local(runtime))
-                 + checks.check_position(truth, SYMBOL, runtime.manager.position(SYMBOL)))
+        local = [checks.LocalOrder(o.cl_ord_id, o.order_id, o.state.value)
+                 for o in manager.table.orders.values() if o.symbol == symbol]
+        position = round(manager.position(symbol) * per_unit, 6)
+        found = (checks.check_converged(truth, venue_symbol, local)
+                 + checks.check_position(truth, venue_symbol, position))
         if not found:
             return
         if monotonic() >= deadline:
@@ -481,7 +487,7 @@ async def _converge(sim: SimHandle, runtime: OrdersRuntime, cfg: ChaosConfig,
                 checks.Violation(v.invariant, f"{v.message} after {cfg.grace_s:g} s grace")
                 for v in found)
             return
-        runtime.manager.wake()
+        manager.wake()
         await asyncio.sleep(0.1)
 
 

@@ -4,7 +4,8 @@ Public API::
 
     OrdersConfig(settle_s=10.0, lookup_interval_s=0.5, grace_s=5.0, reconcile_interval_s=5.0,
                  dms=DmsConfig(), safe_mode=SafeModeConfig(), regime=RegimeConfig(),
-                 id_prefix="vg", visibility_horizon_s=None, start_timeout_s=30.0)
+                 id_prefix="vg", visibility_horizon_s=None, start_timeout_s=30.0,
+                 reconcile=None)
     class CcxtOrders(exchange, rest, facts, config, *, journal=DEFAULT, clock, rng)
         await start()                                     # journal -> table, restart reconcile
         await create(symbol, type, side, amount, price, params) -> ccxt order dict
@@ -49,7 +50,7 @@ import shutil
 import string
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -127,6 +128,12 @@ class OrdersConfig:
     #: None: the venue's rules file (``[orders] visibility_horizon_s``, 60 s by default).
     visibility_horizon_s: float | None = None
     start_timeout_s: float = 30.0       # restart reconciliation, before new orders are refused
+    #: The reconciler's whole configuration, for tuning beyond the fields above (lookup budgets
+    #: in and out of safe mode, the window before an order in doubt is searched in the
+    #: history...). None: derived from ``lookup_interval_s``, ``grace_s``,
+    #: ``reconcile_interval_s`` and the visibility horizon, which it then replaces. The position
+    #: is checked only where ccxt can fetch it.
+    reconcile: ReconcileConfig | None = None
 
 
 class CcxtOrders:
@@ -249,20 +256,31 @@ class CcxtOrders:
                    else self.facts.rules.visibility_horizon_s)
         has = getattr(self.exchange, "has", None) or {}
         step = cfg.lookup_interval_s
-        reconcile = ReconcileConfig(
-            visibility_grace_s=cfg.grace_s, acceptance_window_s=horizon,
-            unknown_first_query_s=min(step, 0.5), query_interval_s=step,
-            sweep_interval_s=cfg.reconcile_interval_s,
-            safe_sweep_interval_s=2 * cfg.reconcile_interval_s,
-            unknown_window_s=max(horizon, 60.0), amend_grace_s=cfg.grace_s,
-            budget_queries=max(10, int(4 * 10.0 / max(step, 0.05))), budget_interval_s=10.0,
-            check_position=bool(has.get("fetchPositions")))
+        if cfg.reconcile is not None:
+            given = cfg.reconcile
+            reconcile = replace(given, check_position=given.check_position
+                                and bool(has.get("fetchPositions")))
+            step = given.query_interval_s
+        else:
+            reconcile = self._derived_reconcile(horizon, bool(has.get("fetchPositions")))
         manager = OrderManagerConfig(reconcile=reconcile, cl_ord_prefix=cfg.id_prefix,
                                      start_timeout_s=cfg.start_timeout_s,
                                      idle_wake_s=min(1.0, max(step, 0.05)))
         dms = cfg.dms if has.get("cancelAllOrdersAfter") else None
         return RuntimeConfig(manager=manager, dms=dms, safe=cfg.safe_mode,
                              regime=cfg.regime or RegimeConfig(), dms_arms_in_flight=False)
+
+    def _derived_reconcile(self, horizon: float, positions: bool) -> ReconcileConfig:
+        cfg = self.config
+        step = cfg.lookup_interval_s
+        return ReconcileConfig(
+            visibility_grace_s=cfg.grace_s, acceptance_window_s=horizon,
+            unknown_first_query_s=min(step, 0.5), query_interval_s=step,
+            sweep_interval_s=cfg.reconcile_interval_s,
+            safe_sweep_interval_s=2 * cfg.reconcile_interval_s,
+            unknown_window_s=max(horizon, 60.0), amend_grace_s=cfg.grace_s,
+            budget_queries=max(10, int(4 * 10.0 / max(step, 0.05))), budget_interval_s=10.0,
+            check_position=positions)
 
     def _open_journal(self) -> Journal:
         if self.journal is not None:

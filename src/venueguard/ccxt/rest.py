@@ -57,15 +57,18 @@ T = TypeVar("T")
 
 
 class _Probe:
-    """What ccxt read during one attempt of one call (filled by the hooks)."""
+    """What ccxt read during one attempt of one call (filled by the hooks). ``on_send`` is
+    called as each request leaves, before its answer: a request in flight, or one whose call
+    is cancelled, is counted as sent (the venue may have it)."""
 
-    __slots__ = ("fetches", "latency_s", "method", "reply")
+    __slots__ = ("fetches", "latency_s", "method", "on_send", "reply")
 
-    def __init__(self) -> None:
+    def __init__(self, on_send: Callable[[], None] | None = None) -> None:
         self.reply: Reply | None = None
         self.method = "none"  # the HTTP method of the last request sent
         self.latency_s: float | None = None
         self.fetches = 0
+        self.on_send = on_send
 
 
 _PROBE: ContextVar[_Probe | None] = ContextVar("venueguard_ccxt_probe", default=None)
@@ -87,6 +90,8 @@ def install_probe(exchange: Any, clock: Clock = SYSTEM_CLOCK) -> None:
         probe.reply = None
         probe.method = str(method).upper()
         probe.fetches += 1
+        if probe.on_send is not None:
+            probe.on_send()
         started = monotonic()
         try:
             return await fetch(url, method, headers, body)
@@ -162,7 +167,7 @@ class CcxtRest(RestSession):
                 await self._gate(endpoint, deadline, first=attempt == 0)
             except errors.VenueError as refused:
                 raise _local(refused) from None
-            probe = _Probe()
+            probe = _Probe(self._sent)
             token = _PROBE.set(probe)
             failure: ccxt.BaseError | None = None
             try:
@@ -171,7 +176,6 @@ class CcxtRest(RestSession):
                 failure = exc
             finally:
                 _PROBE.reset(token)
-            self.sent_total += probe.fetches
             cls = classify_call(failure, probe.reply, self.rules, clock.wall_ms())
             self._account(cls, probe, endpoint, failure is not None)
             if failure is None:
@@ -198,6 +202,9 @@ class CcxtRest(RestSession):
                 metrics.retries_total.inc()
                 metrics.backoff_seconds_total.inc(delay)
             await asyncio.sleep(delay)
+
+    def _sent(self) -> None:
+        self.sent_total += 1
 
     def _account(self, cls: Classification, probe: _Probe, endpoint: str, failed: bool) -> None:
         """Feed the verdict to health, limiter and throttle; count it; log a failure."""

@@ -103,3 +103,9 @@ AMBIGUOUS_KINDS: frozenset[Kind] = frozenset({Kind.AMBIGUOUS_TIMEOUT, Kind.SERVE
 NOT_PROCESSED_KINDS: frozenset[Kind] = frozenset({
     Kind.OVERLOADED, Kind.RATE_LIMITED, Kind.TRANSIENT_NETWORK, Kind.DNS, Kind.EDGE_PROTECTION,
     Kind.FORBIDDEN, Kind.SOFTWARE_BANNED, Kind.IP_BANNED})
+
+#: The venue's answers about one order: it has no order by that id, the order is not open any
+#: more, the client id is taken. They are evidence for reconciliation (a lookup by client id
+#: before an order shows, a cancel that raced a fill), never a sign that the venue is in trouble.
+ORDER_ANSWER_KINDS: frozenset[Kind] = frozenset({
+    Kind.NOT_FOUND, Kind.ORDER_NOT_OPEN, Kind.DUPLICATE_CLORDID})

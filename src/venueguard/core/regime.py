@@ -16,7 +16,10 @@ Public API::
     RegimeChange(from_, to, reason, score, intensity, at)
 
 Per minute the detector counts 503s (kind ``overloaded``), timeouts (``ambiguous_timeout``) and
-other failures. The score is ``w_503 * n503 + w_timeout * ntimeout + w_other * nother`` over the
+other failures; the venue's answers about one order (``ORDER_ANSWER_KINDS``: no such order, not
+open, client id taken) are answers, not failures: the runtime's own lookups of an order in doubt
+meet them, and they must not talk it into SAFE. The score is
+``w_503 * n503 + w_timeout * ntimeout + w_other * nother`` over the
 last ``window_s`` (a sliding window: the previous minute's counts weighted by the part of it
 still inside the window). Each poll turns score and intensity into a signal:
 
@@ -38,7 +41,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from venueguard.core.kinds import Kind
+from venueguard.core.kinds import ORDER_ANSWER_KINDS, Kind
 
 __all__ = ["MinuteBucket", "Regime", "RegimeChange", "RegimeConfig", "RegimeDetector", "Signal"]
 
@@ -159,7 +162,7 @@ class RegimeDetector:
 
     def on_outcome(self, kind: Kind, now: float) -> None:
         bucket = self._bucket(now)
-        if kind is Kind.OK:
+        if kind is Kind.OK or kind in ORDER_ANSWER_KINDS:
             bucket.nok += 1
         elif kind is Kind.OVERLOADED:
             bucket.n503 += 1

@@ -208,8 +208,11 @@ class Engine:
     def get_orders(
         self, *, symbol: str | None = None, filter: Mapping[str, object] | None = None,
         count: int = 100, start: int = 0, reverse: bool = False,
+        since_ms: int | None = None, until_ms: int | None = None,
     ) -> list[dict[str, object]]:
-        """``GET /order``; the filter understands ``open`` and ``ordStatus.isTerminated``."""
+        """``GET /order``; the filter understands ``open`` and ``ordStatus.isTerminated``;
+        ``since_ms``/``until_ms`` (``startTime``/``endTime``) bound the row's ``timestamp``
+        before paging."""
         flt = dict(filter or {})
         want_open = flt.pop("open", None)
         terminated = flt.pop("ordStatus.isTerminated", None)
@@ -221,6 +224,8 @@ class Engine:
                 continue
             if terminated is not None and bool(terminated) == o.is_open:
                 continue
+            if not _within(o.ts_ms, since_ms, until_ms):
+                continue
             row = order_row(o, self.iso)
             if row_matches(row, flt):
                 rows.append(row)
@@ -230,14 +235,22 @@ class Engine:
         self, *, symbol: str | None = None, filter: Mapping[str, object] | None = None,
         count: int = 100, start: int = 0, reverse: bool = False,
         exec_types: Sequence[str] | None = ("Trade",),
+        since_ms: int | None = None, until_ms: int | None = None,
     ) -> list[dict[str, object]]:
-        """``GET /execution/tradeHistory`` (trade executions unless told otherwise)."""
+        """``GET /execution/tradeHistory`` (trade executions unless told otherwise);
+        ``since_ms``/``until_ms`` (``startTime``/``endTime``) bound ``timestamp`` before
+        paging, as BitMEX does: a client paging by time sees the rows after its mark."""
         flt = dict(filter or {})
         kinds = None if "execType" in flt or exec_types is None else set(exec_types)
+        # the rows' timestamps are fixed-width ISO texts: they order as the times they name
+        low = None if since_ms is None else IsoClock()(min(max(since_ms, 0), _LAST_MS))
+        high = None if until_ms is None else IsoClock()(min(max(until_ms, 0), _LAST_MS))
         rows = [
             r for r in self.account.executions
             if (symbol is None or r["symbol"] == symbol)
-            and (kinds is None or r["execType"] in kinds) and row_matches(r, flt)
+            and (kinds is None or r["execType"] in kinds)
+            and (low is None or str(r["timestamp"]) >= low)
+            and (high is None or str(r["timestamp"]) <= high) and row_matches(r, flt)
         ]
         return _page(rows, count, start, reverse)
 
@@ -369,6 +382,13 @@ class Engine:
             "executions": list(self.account.executions),
             "positions": self.get_positions(),
         }
+
+
+_LAST_MS = 253_402_300_799_999   # 9999-12-31T23:59:59.999Z: the last four-digit year
+
+
+def _within(ts_ms: int, since_ms: int | None, until_ms: int | None) -> bool:
+    return (since_ms is None or ts_ms >= since_ms) and (until_ms is None or ts_ms <= until_ms)
 
 
 def _page(rows: list[dict[str, object]], count: int, start: int, reverse: bool) -> list[

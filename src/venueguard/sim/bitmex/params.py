@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -18,8 +19,8 @@ from venueguard.sim.model import SimError
 from venueguard.venues.bitmex import errors
 
 __all__ = [
-    "bad", "decode", "loads", "opt_bool", "opt_filter", "opt_int", "opt_str", "required",
-    "str_list",
+    "bad", "decode", "loads", "opt_bool", "opt_filter", "opt_int", "opt_str", "opt_time_ms",
+    "required", "str_list",
 ]
 
 
@@ -111,6 +112,23 @@ def opt_bool(prm: Mapping[str, Any], key: str, default: bool = False) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     raise bad(f"Invalid {key}")
+
+
+def opt_time_ms(prm: Mapping[str, Any], key: str) -> int | None:
+    """A time as BitMEX reads ``startTime``/``endTime`` (ISO 8601, UTC when no zone is given),
+    in epoch milliseconds; None when absent."""
+    value = prm.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 40:
+        raise bad(f"Invalid {key}")
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise bad(f"Invalid {key}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return round(when.timestamp() * 1000)
 
 
 def opt_filter(prm: Mapping[str, Any]) -> dict[str, Any] | None:

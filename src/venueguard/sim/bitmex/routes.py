@@ -147,7 +147,9 @@ async def get_order(request: web.Request) -> web.StreamResponse:
     server, prm, now_ms = _ctx(request)
     count, start, reverse = _page(prm)
     rows = server.engine.get_orders(symbol=p.opt_str(prm, "symbol"), filter=p.opt_filter(prm),
-                                    count=count, start=start, reverse=reverse)
+                                    count=count, start=start, reverse=reverse,
+                                    since_ms=p.opt_time_ms(prm, "startTime"),
+                                    until_ms=p.opt_time_ms(prm, "endTime"))
     return json_response(complete_rows("Order", server.order_effects.visible_orders(rows, now_ms)))
 
 
@@ -165,7 +167,9 @@ async def trade_history(request: web.Request) -> web.StreamResponse:
     count, start, reverse = _page(prm)
     rows = server.engine.get_executions(symbol=p.opt_str(prm, "symbol"),
                                         filter=p.opt_filter(prm), count=count, start=start,
-                                        reverse=reverse)
+                                        reverse=reverse,
+                                        since_ms=p.opt_time_ms(prm, "startTime"),
+                                        until_ms=p.opt_time_ms(prm, "endTime"))
     return json_response(complete_rows(
         "Execution", server.order_effects.visible_executions(rows, now_ms)))
 
