@@ -23,12 +23,14 @@ run: $(STAMP)
 
 # Most system tests wait on sockets and timers rather than compute, so the suite runs in
 # TEST_WORKERS processes (pytest-xdist); TEST_WORKERS=0 runs it in this process. Tests marked
-# `slow` are collected first (tests/conftest.py), so the workers start the long ones together
-# and the short ones fill the gaps.
+# `slow` are collected first (tests/conftest.py) and handed out one at a time
+# (--maxschedchunk 1: by default each worker is first given a contiguous quarter of its share,
+# which put every slow test on one worker), so the workers start the long ones together and the
+# short ones fill the gaps.
 # promtool (Debian's prometheus package) checks deploy/; without it those tests skip saying why.
 TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --maxschedchunk 1 --durations=15
 	$(MAKE) docs
 
 # The documentation site; --strict turns every warning (a broken link, a bad docstring) into an error.

@@ -19,6 +19,7 @@ from venueguard.venues.bitmex import signing
 pytestmark = pytest.mark.system
 
 
+@pytest.mark.slow
 async def test_monitor_on_the_simulator_probes_without_leaving_orders(tmp_path: Path) -> None:
     async with running_sim(scenario=None, seed=3) as sim:
         await sim.add_fault("overload_503", probability=0.5)

@@ -90,6 +90,7 @@ async def test_dead_mans_switch_is_armed_while_orders_rest_and_disarmed_on_close
     assert resting  # a clean stop disarms; it does not cancel (nor does a 30 s timer at 30 ms)
 
 
+@pytest.mark.slow
 async def test_safe_mode_refuses_new_orders_after_one_bulk_cancel(sim_server: SimFactory) -> None:
     sim = await sim_server()
     events = EventLog()
@@ -172,6 +173,7 @@ async def test_create_orders_settles_lost_answers_by_client_id_without_resending
     assert {e["cl_ord_id"] for e in events.recent(event="rest.ambiguous")} == set(ids)
 
 
+@pytest.mark.slow
 async def test_an_amend_whose_answer_is_lost_is_settled_by_the_venue_not_resent(
         sim_server: SimFactory) -> None:
     sim = await sim_server()
@@ -224,6 +226,7 @@ async def test_an_amend_the_venue_refused_whose_answer_is_lost_is_found_not_appl
     assert exchange.order_state(cl) == "NEW"
 
 
+@pytest.mark.slow
 async def test_a_whole_reconcile_configuration_is_taken_as_given(sim_server: SimFactory) -> None:
     # lookup budgets in and out of safe mode are the reconciler's; OrdersConfig's own fields
     # derive a configuration, and a given one replaces it (the position is checked only where

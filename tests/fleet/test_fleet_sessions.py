@@ -60,6 +60,7 @@ def _fleet(url: str | None, sim: SimHandle, log: EventLog, **kw: object) -> Flee
                  api_key=sim.api_key, events=log)
 
 
+@pytest.mark.slow
 async def test_four_sessions_stay_within_the_per_key_limit(
         sim: SimHandle, redis_server: RedisServer) -> None:
     logs = [EventLog() for _ in range(4)]

@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -99,6 +100,7 @@ STEP = st.tuples(
     st.sampled_from([False, False, False, True]))  # repeat the previous frame instead
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None)
 @given(st.lists(STEP, min_size=1, max_size=25), st.booleans())
 def test_the_fast_lane_ends_where_the_general_path_does(

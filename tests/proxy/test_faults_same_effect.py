@@ -394,6 +394,7 @@ async def _binance_checks(session: aiohttp.ClientSession, target: Target) -> Non
         assert (await _events(ws, 3))[-1]["E"] > time.time() * 1000 + 25_000
 
 
+@pytest.mark.slow
 async def test_binance_stream_faults_same_effect(proxied: Proxied) -> None:
     direct, _, targets = await _targets(proxied, "binance-usdm", rate=300.0)
     for target in targets:

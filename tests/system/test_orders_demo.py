@@ -102,6 +102,7 @@ async def test_demo_trades_around_mid_respects_safe_mode_and_cleans_up(
     journal.close()
 
 
+@pytest.mark.slow
 async def test_monitor_trade_demo_places_orders_and_stops_cleanly(tmp_path: Path) -> None:
     out = io.StringIO()
     config = MonitorConfig(trade="demo", duration_s=5.0, port=0, journal=tmp_path / "m.db",

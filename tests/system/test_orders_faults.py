@@ -196,6 +196,7 @@ async def test_restart_reconciles_journal_before_sending(sim: SimHandle, tmp_pat
 
 # real time: the history is paged by timestamp, and in virtual time the 120 orders placed back
 # to back all carry the same millisecond
+@pytest.mark.slow
 @pytest.mark.real_time
 async def test_intent_never_sent_stays_unknown_until_the_full_history_proves_it_absent(
         sim: SimHandle, tmp_path: Path) -> None:
