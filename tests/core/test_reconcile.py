@@ -427,3 +427,19 @@ def test_a_fill_naming_only_a_venue_id_waits_while_an_order_of_ours_is_in_doubt(
     other = FillReport("t2:v10", None, "v10", 1, 100.0, "XBTUSD", "Sell", leaves_qty=None)
     rec.on_fill_reports([other], 5.0, 0)                # nothing of ours in doubt: adopted
     assert rec.adopted == 1 and table.position("XBTUSD") == 2
+
+
+def test_an_order_answered_not_processed_holds_no_fill_back() -> None:
+    # an overload answer means the venue never took the order: it waits to be sent again as
+    # PENDING_NEW, and a fill naming only a venue id cannot be its
+    table, rec = setup()
+    cl = new(table, 0.0, qty=3)
+    table.on_rejected(cl, "The system is currently overloaded.", not_processed=True, now=1.0)
+    assert table.orders[cl].state is S.PENDING_NEW
+    other = FillReport("t2:v10", None, "v10", 1, 100.0, "XBTUSD", "Sell", leaves_qty=None)
+    rec.on_fill_reports([other], 2.0, 0)
+    assert rec.adopted == 1 and table.position("XBTUSD") == -1
+    table.on_submitted(cl, 3.0)                           # sent again: in doubt while in flight
+    fill = FillReport("t3:v11", None, "v11", 3, 100.0, "XBTUSD", "Buy", leaves_qty=None)
+    rec.on_fill_reports([fill], 4.0, 0)
+    assert rec.adopted == 1 and table.position("XBTUSD") == -1

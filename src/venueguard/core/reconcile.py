@@ -548,8 +548,10 @@ class Reconciler:
         """Whether an order of ours in ``symbol`` may be at the venue under a venue id not
         known yet: a fill naming only a venue id may be its, so it is not adopted meanwhile
         (the order's report, once found, shows the fill missing and the executions are
-        fetched again)."""
+        fetched again). A PENDING_NEW order whose request was answered "not processed" (or
+        not sent yet) is not at the venue: it holds nothing back."""
         return any(o.symbol == symbol and o.order_id is None and not o.adopted
+                   and (o.state is S.UNKNOWN or o.in_flight)
                    for o in self.table.in_states(frozenset({S.PENDING_NEW, S.UNKNOWN})))
 
     def _missing_execs(self) -> bool:
