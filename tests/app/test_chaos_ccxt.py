@@ -1,7 +1,8 @@
 """``venueguard chaos --venue ccxt:...``: seeds through a guarded ccxt bot, both dialects.
 
 System tests: each seed starts its own simulator on 127.0.0.1 (the BitMEX dialect, or Binance
-USD-M) and trades through ccxt's class of that venue under ``guard()`` while its faults run.
+USD-M) and trades through ccxt's class of that venue under ``guard()`` while its faults run,
+reading its book through the guard's ``watch_order_book`` (invariant 4 on every book returned).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import replace
 import pytest
 
 from venueguard.app.chaos import exit_code, replay_command, run_chaos
-from venueguard.app.chaos_ccxt import CCXT_KINDS
+from venueguard.app.chaos_ccxt import CCXT_KINDS, BookCheck
 from venueguard.app.chaos_seed import ChaosConfig
 from venueguard.cli import main
 
@@ -34,8 +35,37 @@ async def test_lost_answers_through_a_guarded_ccxt_bot_hold_every_invariant(venu
     assert hits > 0, [r.fault_hits for r in report.results]   # answers were really lost
 
 
-def test_the_ccxt_venues_draw_only_faults_a_rest_trader_meets() -> None:
-    assert "dns_failure" not in CCXT_KINDS and not any(k.startswith("ws_") for k in CCXT_KINDS)
+@pytest.mark.parametrize("venue", ["ccxt:bitmex", "ccxt:binanceusdm"])
+async def test_websocket_faults_through_watch_order_book_hold_invariant_4(venue: str) -> None:
+    config = replace(ChaosConfig(venue=venue), kinds=("ws_stale_timestamps", "ws_half_open",
+                                                      "ws_drop", "ws_gap"))
+    out = io.StringIO()
+    report = await run_chaos([1, 2, 3], config, out=out, concurrency=3)
+    text = out.getvalue()
+    assert exit_code(report) == 0, text
+    checked = sum(r.fresh_samples for r in report.results)
+    assert checked > 0 and f"{checked} fresh books checked" in text
+    assert sum(r.orders for r in report.results) > 0       # the trader traded on those books
+    assert all(any(k.startswith("ws_") for k in r.faults) for r in report.results)
+    # the streams were really hit: dropped or half-open connections were replaced
+    assert sum(r.reconnects for r in report.results) > 0, [r.faults for r in report.results]
+
+
+def test_the_book_check_flags_a_stale_or_unstamped_book_and_passes_a_fresh_one() -> None:
+    books = BookCheck(bound_ms=1_650, clock_ms=lambda: 1_000_000)
+    books.served({"bids": [[1.0, 1.0]], "asks": [[2.0, 1.0]], "timestamp": 1_000_000 - 1_650})
+    assert books.violations == [] and books.checked == 1       # at the bound: fresh
+    books.served({"bids": [], "asks": [], "timestamp": 1_000_000 - 4_000})
+    books.served({"bids": [], "asks": [], "timestamp": None})
+    assert [v.invariant for v in books.violations] == [4, 4]
+    assert "4000 ms old (bound 1650 ms)" in books.violations[0].message
+    assert "without the venue's timestamp" in books.violations[1].message
+    assert books.checked == 3
+
+
+def test_the_ccxt_venues_draw_the_websocket_faults_but_not_dns() -> None:
+    assert "dns_failure" not in CCXT_KINDS
+    assert {"ws_stall", "ws_stale_timestamps", "ws_half_open", "ws_gap"} <= set(CCXT_KINDS)
     assert replay_command(7, None, "ccxt:bitmex") == (
         "venueguard chaos --first-seed 7 --seeds 1 --venue ccxt:bitmex")
 
