@@ -75,3 +75,48 @@ def test_an_unknown_venue_is_refused(capsys: pytest.CaptureFixture[str]) -> None
         main(["chaos", "--seeds", "1", "--venue", "ccxt:nosuch"])
     assert raised.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("venue", ["ccxt:bitmex", "ccxt:binanceusdm"])
+@pytest.mark.parametrize("guard_bound_ms", [1_500, 30_000])
+async def test_stale_timestamps_are_never_served_by_the_guard_and_flagged_when_they_are(
+        venue: str, guard_bound_ms: int) -> None:
+    """Under ``ws_stale_timestamps`` (4 s late, on every connection), a guard bound to 1.5 s
+    never hands out a book (the bounded wait runs out); a guard loosened to 30 s hands out
+    stale ones, and the check flags invariant 4."""
+    import time
+    from contextlib import AbstractAsyncContextManager
+    from typing import Any
+
+    from venueguard.app.chaos_ccxt import raw_exchange, read_book
+    from venueguard.ccxt import GuardConfig, StreamConfig, guard
+    from venueguard.sim.binance.testing import running_binance_sim
+    from venueguard.sim.testing import running_sim
+
+    sim_cm: AbstractAsyncContextManager[Any] = (
+        running_sim() if venue == "ccxt:bitmex" else running_binance_sim())
+    async with sim_cm as sim:
+        exchange = guard(raw_exchange(venue, sim.base_url), GuardConfig(
+            streams=StreamConfig(max_age_s={"orderbook": 0.6}, max_ts_age_ms=guard_bound_ms)),
+            journal=None)
+        symbol = "BTC/USD:BTC" if venue == "ccxt:bitmex" else "BTC/USDT:USDT"
+        try:
+            warm = BookCheck(bound_ms=1_650)
+            for _ in range(60):                       # the first book (set-up, not under test)
+                if await read_book(exchange, symbol, warm) is not None:
+                    break
+            assert warm.checked > 0 and warm.violations == []
+            # every connection, the reconnected ones too: the stream stays stale
+            await sim.add_fault("ws_stale_timestamps", delay_s=4.0, duration_s=30.0,
+                                new_connections=True)
+            books = BookCheck(bound_ms=1_650)
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline and not books.violations:
+                await read_book(exchange, symbol, books)
+        finally:
+            await exchange.close()
+    if guard_bound_ms < books.bound_ms:
+        assert books.violations == [] and books.withheld > 0, books
+    else:
+        assert books.violations and books.violations[0].invariant == 4, books
+        assert "ms old (bound 1650 ms)" in books.violations[0].message

@@ -40,7 +40,7 @@ from venueguard.app.chaos_seed import (
 from venueguard.io.clock import wall_ns
 
 __all__ = ["BOOK_WAIT_S", "CCXT_KINDS", "CCXT_VENUES", "BookCheck", "raw_exchange", "read_book",
-           "run_ccxt_seed"]
+           "run_ccxt_seed", "ws_opened"]
 
 #: The fault kinds a guarded ccxt bot meets: REST and orders, and the websocket kinds (both
 #: dialects of the simulator apply every one of them to their streams).
@@ -223,7 +223,7 @@ async def _run(sim: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig, result
             truth = await sim.truth()
             result.violations.extend(checks.check_no_double(truth, venue.venue_symbol, prefix))
             result.fault_hits = {str(k): int(v) for k, v in truth.get("fault_hits", {}).items()}
-            result.reconnects = max(0, _ws_opened(truth) - 1)   # one stream: the book's
+            result.reconnects = max(0, ws_opened(truth) - 1)   # one stream: the book's
             rest = exchange.rest
             result.logical, result.requests = rest.logical_total, _requests(truth)
             result.violations.extend(_budget(truth, rest, cfg, time.monotonic() - started))
@@ -337,7 +337,7 @@ def _requests(truth: Mapping[str, Any]) -> int:
                if (" /api/v1" in key or " /fapi/" in key) and not key.startswith(_STREAM_ROUTES))
 
 
-def _ws_opened(truth: Mapping[str, Any]) -> int:
+def ws_opened(truth: Mapping[str, Any]) -> int:
     """Websocket connections the venue accepted (either dialect's hub)."""
     binance = truth.get("binance")
     if isinstance(binance, Mapping):
