@@ -241,13 +241,14 @@ def _summary(report: ChaosReport, cfg: ChaosConfig, out: TextIO, *, sockets: boo
     for r in report.results:
         hits.update(r.fault_hits)
     reconnects = sum(r.reconnects for r in report.results)
+    fresh = sum(r.fresh_samples for r in report.results)
     rss = "" if report.rss_growth_mb is None else f", RSS growth {report.rss_growth_mb:+.1f} MB"
     rate = f", {n * 60 / report.wall_s:.0f} seeds/min" if report.wall_s > 0 else ""
     if report.cpu_s and n:
         rate += f", CPU {report.cpu_s:.1f} s ({report.cpu_s / n * 1000:.0f} ms per seed)"
     print(f"\n{n} seed(s), {orders} orders, {requests} REST requests for {logical} logical "
-          f"({ratio} per logical), {reconnects} websocket reconnects, "
-          f"wall {report.wall_s:.1f} s{rate}{rss}", file=out)
+          f"({ratio} per logical), {reconnects} websocket reconnects, {fresh} fresh books "
+          f"checked, wall {report.wall_s:.1f} s{rate}{rss}", file=out)
     if hits:
         print("fault hits at the venue: " + ", ".join(f"{k} {v}" for k, v in sorted(hits.items())),
               file=out)

@@ -2,13 +2,16 @@
 
 Each seed starts its own simulator (the BitMEX dialect, or Binance USD-M for
 ``ccxt:binanceusdm``), wraps ccxt's class with ``guard()`` on a journal of its own, and trades
-through ccxt's unified calls (``fetch_order_book``, ``create_order``, ``cancel_order``) while the
-seed's faults run. The checks are those of :mod:`venueguard.app.chaos_seed`: 1 no client id and
+through ccxt's unified calls (``watch_order_book``, served by venueguard's own market-data
+session, then ``create_order`` and ``cancel_order``) while the seed's faults run, the websocket
+kinds included. The checks are those of :mod:`venueguard.app.chaos_seed`: 1 no client id and
 no intent twice at the venue, 2 and 3 the guard's order table and position against the venue
-after the faults end, 5 what reached the venue against the guard's logical requests, 6 nothing
-unhandled, 7 the journal replayed through the order state machine. The trader uses REST only,
-so the websocket faults (and invariant 4) are left to the native runs; ``dns_failure`` needs a
-resolver seam ccxt does not offer and is not drawn either.
+after the faults end, 4 every book the guard hands the bot no older than the staleness bound
+(its venue timestamp against the simulator's clock, judged by
+:func:`~venueguard.app.chaos_checks.stale_by_ms`; a stale stream must be withheld, never
+returned), 5 what reached the venue against the guard's logical requests, 6 nothing
+unhandled, 7 the journal replayed through the order state machine. ``dns_failure`` needs a
+resolver seam ccxt does not offer and is not drawn.
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ import contextlib
 import random
 import shutil
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from venueguard.app import chaos_checks as checks
-from venueguard.app.chaos_plan import SeedPlan, plan_for
+from venueguard.app.chaos_plan import DEFAULT_KINDS, SeedPlan, plan_for
 from venueguard.app.chaos_seed import (
     ChaosConfig,
     SeedResult,
@@ -34,14 +37,17 @@ from venueguard.app.chaos_seed import (
     _scratch_dir,
     converge,
 )
+from venueguard.io.clock import wall_ns
 
-__all__ = ["CCXT_KINDS", "CCXT_VENUES", "raw_exchange", "run_ccxt_seed"]
+__all__ = ["BOOK_WAIT_S", "CCXT_KINDS", "CCXT_VENUES", "BookCheck", "raw_exchange", "read_book",
+           "run_ccxt_seed", "ws_opened"]
 
-#: The fault kinds a REST-only ccxt trader meets.
+#: The fault kinds a guarded ccxt bot meets: REST and orders, and the websocket kinds (both
+#: dialects of the simulator apply every one of them to their streams).
 CCXT_KINDS: tuple[str, ...] = (
     "overload_503", "rate_limit_429", "forbidden_403", "cloudflare_522", "latency",
     "timeout_after_accept", "bad_gateway_after_accept", "delayed_visibility", "late_fill",
-    "cancel_race")
+    "cancel_race", *(k for k in DEFAULT_KINDS if k.startswith("ws_")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,23 +68,61 @@ CCXT_VENUES = {
 }
 
 
+#: The longest the trader waits for a book: a stale stream is withheld (the call waits), and
+#: a withheld book must not hold the trader up beyond its pace.
+BOOK_WAIT_S = 0.5
+
+
+@dataclass(slots=True)
+class BookCheck:
+    """Invariant 4 on what the guard hands the bot: each book ``watch_order_book`` returns is
+    judged by its venue timestamp against the simulator's clock (the native seeds' judgment,
+    :func:`~venueguard.app.chaos_checks.stale_by_ms`); a book withheld (the wait ran out) or
+    refused with the guard's error is no data, and fine."""
+
+    bound_ms: int
+    clock_ms: Callable[[], int] = field(default=lambda: wall_ns() // 1_000_000)
+    checked: int = 0
+    withheld: int = 0
+    violations: list[checks.Violation] = field(default_factory=list)
+
+    def served(self, book: Mapping[str, Any]) -> None:
+        self.checked += 1
+        stamp = book.get("timestamp")
+        if not isinstance(stamp, int):
+            self._violate(f"watch_order_book served a book without the venue's timestamp "
+                          f"({stamp!r})")
+            return
+        age_ms = checks.stale_by_ms(stamp, self.clock_ms(), self.bound_ms)
+        if age_ms is not None:
+            self._violate(f"watch_order_book served a book {age_ms} ms old (bound "
+                          f"{self.bound_ms} ms)")
+
+    def _violate(self, message: str) -> None:
+        if len(self.violations) < 3:       # the first few tell the story
+            self.violations.append(checks.Violation(4, message))
+
+
 def raw_exchange(venue_name: str, base_url: str) -> Any:
     """ccxt's class for ``venue_name`` (a key of ``CCXT_VENUES``) with the simulator's test
-    key, pointed at the simulator at ``base_url``; ccxt's own rate limiter off (the guard's
-    budget and throttle set the pace)."""
-    import ccxt.async_support as ccxt_async
+    key, pointed at the simulator at ``base_url`` (REST and websocket: ccxt's ``pro`` class,
+    whose ``watch_order_book`` the guard serves from its own session); ccxt's own rate limiter
+    off (the guard's budget and throttle set the pace)."""
+    import ccxt.pro as ccxt_pro
 
     from venueguard.sim.binance import signing as binance_signing
     from venueguard.sim.binance.testing import point_ccxt
     from venueguard.venues.bitmex import signing as bitmex_signing
 
     if CCXT_VENUES[venue_name].ccxt_id == "bitmex":
-        raw: Any = ccxt_async.bitmex({"apiKey": bitmex_signing.TEST_API_KEY,
-                                      "secret": bitmex_signing.TEST_API_SECRET})
-        raw.urls["api"] = {**raw.urls["api"], "public": base_url, "private": base_url}
+        raw: Any = ccxt_pro.bitmex({"apiKey": bitmex_signing.TEST_API_KEY,
+                                    "secret": bitmex_signing.TEST_API_SECRET})
+        ws_url = base_url.replace("http://", "ws://", 1) + "/realtime"
+        raw.urls["api"] = {**raw.urls["api"], "public": base_url, "private": base_url,
+                           "ws": ws_url}
     else:
-        raw = ccxt_async.binanceusdm({"apiKey": binance_signing.TEST_API_KEY,
-                                      "secret": binance_signing.TEST_API_SECRET})
+        raw = ccxt_pro.binanceusdm({"apiKey": binance_signing.TEST_API_KEY,
+                                    "secret": binance_signing.TEST_API_SECRET})
         point_ccxt(raw, base_url)
     raw.enableRateLimit = False
     return raw
@@ -86,7 +130,7 @@ def raw_exchange(venue_name: str, base_url: str) -> Any:
 
 def _guarded(venue_name: str, base_url: str, journal: Path, cfg: ChaosConfig,
              events: Any, seed: int) -> Any:
-    from venueguard.ccxt import GuardConfig, OrdersConfig, guard
+    from venueguard.ccxt import GuardConfig, OrdersConfig, StreamConfig, guard
     from venueguard.core.backoff import BackoffConfig
     from venueguard.core.dms import DmsConfig
     from venueguard.io.http_session import Timeouts
@@ -97,6 +141,9 @@ def _guarded(venue_name: str, base_url: str, journal: Path, cfg: ChaosConfig,
         timeouts=Timeouts(total_s=1.5),
         backoff=BackoffConfig(base_s=0.05, cap_s=0.5, reset_after_s=0.0), budget=cfg.budget,
         max_attempts=cfg.max_attempts, rules_text=_SCALED,
+        # the stream bounds of the native seeds: book data age and the venue timestamp's age
+        streams=StreamConfig(max_age_s={"orderbook": cfg.liveness.max_data_age_s},
+                             max_ts_age_ms=cfg.liveness.max_ts_age_ms),
         # the reconciler scaled to the window exactly as on the native path (lookup budgets in
         # and out of safe mode included)
         orders=OrdersConfig(settle_s=0.5, reconcile=cfg.reconcile, start_timeout_s=5.0,
@@ -156,12 +203,14 @@ async def _run(sim: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig, result
     exchange = _guarded(venue.name, sim.base_url, scratch / "journal.db", cfg, events,
                         plan.seed)
     placed: list[str] = []
+    books = BookCheck(cfg.liveness.max_ts_age_ms + round(cfg.freshness_slack_s * 1000))
     stop = asyncio.Event()
     try:
         try:
             await _set_up(exchange)
             async with asyncio.TaskGroup() as group:
-                trader = group.create_task(_trade(exchange, venue, plan, cfg, placed, stop),
+                trader = group.create_task(_trade(exchange, venue, plan, cfg, placed, books,
+                                                  stop),
                                            name=f"{prefix}trader")
                 await _schedule(sim, plan)
                 await asyncio.sleep(max(0.0, max(cfg.plan.window_s, plan.end_s) - plan.end_s))
@@ -174,6 +223,7 @@ async def _run(sim: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig, result
             truth = await sim.truth()
             result.violations.extend(checks.check_no_double(truth, venue.venue_symbol, prefix))
             result.fault_hits = {str(k): int(v) for k, v in truth.get("fault_hits", {}).items()}
+            result.reconnects = max(0, ws_opened(truth) - 1)   # one stream: the book's
             rest = exchange.rest
             result.logical, result.requests = rest.logical_total, _requests(truth)
             result.violations.extend(_budget(truth, rest, cfg, time.monotonic() - started))
@@ -184,6 +234,8 @@ async def _run(sim: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig, result
         for leaf in _leaves(exc):
             result.violations.append(checks.Violation(6, f"unhandled {_describe(leaf)}"))
     result.orders = len(placed)
+    result.fresh_samples = books.checked
+    result.violations.extend(books.violations)
     runtime = exchange.orders.runtime
     if runtime is not None:
         with Journal.open(scratch / "journal.db") as journal:
@@ -216,25 +268,24 @@ async def _set_up(exchange: Any) -> None:
 
 
 async def _trade(exchange: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig,
-                 placed: list[str], stop: asyncio.Event) -> None:
-    """Place and cancel small orders around the mid through ccxt's unified calls."""
+                 placed: list[str], books: BookCheck, stop: asyncio.Event) -> None:
+    """Place and cancel small orders around the mid of the book ``watch_order_book`` hands the
+    bot, only while it hands one (a withheld book means no trade this step)."""
     import ccxt
 
     moves = iter(plan.moves)
-    mid: float | None = None
     while not stop.is_set():
+        book = await read_book(exchange, venue.symbol, books)
+        if book is None or not book["bids"] or not book["asks"]:
+            await _pause(stop, cfg.step_s / 2)
+            continue
+        mid = (book["bids"][0][0] + book["asks"][0][0]) / 2
         move = next(moves, None)
         if move is None:
             return
-        if mid is None or len(placed) % 8 == 0:
-            with contextlib.suppress(ccxt.BaseError):
-                book = await exchange.fetch_order_book(venue.symbol, 5)
-                mid = (book["bids"][0][0] + book["asks"][0][0]) / 2
         runtime = exchange.orders.runtime
         open_orders = runtime.manager.open_orders() if runtime is not None else []
-        if mid is None:
-            pass
-        elif open_orders and (len(open_orders) >= 3 or move.cancel_roll < 0.35):
+        if open_orders and (len(open_orders) >= 3 or move.cancel_roll < 0.35):
             target = open_orders[min(len(open_orders) - 1, int(move.pick * len(open_orders)))]
             with contextlib.suppress(ccxt.BaseError):
                 await exchange.cancel_order(target.order_id or "", venue.symbol,
@@ -248,15 +299,50 @@ async def _trade(exchange: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig,
             with contextlib.suppress(ccxt.BaseError):
                 await exchange.create_order(venue.symbol, "limit", move.side.lower(),
                                             venue.lot, price)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(cfg.step_s):
-                await stop.wait()
+        await _pause(stop, cfg.step_s)
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+
+
+async def read_book(exchange: Any, symbol: str, books: BookCheck) -> Mapping[str, Any] | None:
+    """The guard's next book for ``symbol``, checked (invariant 4); None when the guard withheld
+    it for ``BOOK_WAIT_S`` or raised its error."""
+    import ccxt
+
+    try:
+        async with asyncio.timeout(BOOK_WAIT_S):
+            book: Mapping[str, Any] = await exchange.watch_order_book(symbol, 5)
+    except (TimeoutError, ccxt.BaseError):
+        books.withheld += 1
+        return None
+    books.served(book)
+    return book
+
+
+#: The Binance market-data session's own requests (its depth snapshots, paced by its resync
+#: backoff, and its one ``exchangeInfo``), not the guard's REST calls: the trader makes no depth
+#: call, and the guard loads markets once at set-up (excluded with them).
+_STREAM_ROUTES = ("GET /fapi/v1/depth", "GET /fapi/v1/exchangeInfo")
 
 
 def _requests(truth: Mapping[str, Any]) -> int:
-    """Requests the venue received on either dialect's REST API (control routes excluded)."""
+    """Requests the guard's REST session sent the venue on either dialect's API (control routes
+    and the stream's snapshots excluded)."""
     counts: Mapping[str, int] = truth.get("requests", {})
-    return sum(int(n) for key, n in counts.items() if " /api/v1" in key or " /fapi/" in key)
+    return sum(int(n) for key, n in counts.items()
+               if (" /api/v1" in key or " /fapi/" in key) and not key.startswith(_STREAM_ROUTES))
+
+
+def ws_opened(truth: Mapping[str, Any]) -> int:
+    """Websocket connections the venue accepted (either dialect's hub)."""
+    binance = truth.get("binance")
+    if isinstance(binance, Mapping):
+        return int(binance.get("ws_opened_total", 0))
+    return int(truth.get("ws", {}).get("opened_total", 0))
 
 
 def _budget(truth: Mapping[str, Any], rest: Any, cfg: ChaosConfig,

@@ -37,6 +37,7 @@ __all__ = [
     "check_position",
     "replay_transitions",
     "retry_bound",
+    "stale_by_ms",
 ]
 
 VENUE_OPEN = frozenset({"New", "PartiallyFilled"})
@@ -162,6 +163,16 @@ def check_budget(truth: Mapping[str, Any], *, logical: int, sent: int, duration_
         out.append(Violation(5, f"{received} requests for {logical} logical ones exceeds "
                                 f"{max_attempts} attempts each"))
     return out
+
+
+def stale_by_ms(ts_ms: int | None, now_ms: int, bound_ms: int) -> int | None:
+    """Invariant 4's judgment of one piece of data: its age (``now_ms`` on the simulator's clock
+    minus the venue's timestamp ``ts_ms``) when that is beyond ``bound_ms``, else None (fresh,
+    or no timestamp to judge by)."""
+    if ts_ms is None:
+        return None
+    age_ms = now_ms - ts_ms
+    return age_ms if age_ms > bound_ms else None
 
 
 def _event(payload: Mapping[str, Any]) -> core_orders.Event:

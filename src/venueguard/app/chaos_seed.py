@@ -183,7 +183,8 @@ class _Probe:
     def wrap(self, inner: WsHandler) -> WsHandler:
         return _ProbedHandler(self, inner)
 
-    def _age_ms(self, payload: bytes) -> tuple[str | None, int | None]:
+    def _stale_ms(self, payload: bytes) -> tuple[str | None, int | None]:
+        """The frame's table and, when beyond the bound, its age (invariant 4's judgment)."""
         if not payload.startswith(b"{"):
             return None, None
         try:
@@ -197,15 +198,15 @@ class _Probe:
         newest = max((s for s in stamps if isinstance(s, str)), default=None)
         if newest is None or table not in MARKET_TABLES:
             return table, None
-        ts_ms = parse_ms_or_none(newest)
-        return table, None if ts_ms is None else self.clock_ms() - ts_ms
+        stale = checks.stale_by_ms(parse_ms_or_none(newest), self.clock_ms(), self.max_ts_age_ms)
+        return table, stale
 
     def on_text(self, inner: WsHandler, payload: bytes) -> None:
-        table, age_ms = self._age_ms(payload)
+        table, age_ms = self._stale_ms(payload)
         queue = self.stream.queue if self.stream is not None else None
         before = len(queue) if queue is not None else 0
         inner.on_text(payload)
-        if age_ms is None or age_ms <= self.max_ts_age_ms:
+        if age_ms is None:
             if table is not None:
                 self.last_data_at = monotonic()
             return

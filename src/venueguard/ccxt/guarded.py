@@ -146,7 +146,8 @@ class GuardedExchange:
         if cfg.native_streams and exchange_id in NATIVE_VENUES:
             self.native = NativeStreams(
                 exchange, self.notify, load_markets=lambda: self.load_markets(),
-                max_age_s=cfg.streams.max_age_s.get("orderbook", 5.0), clock=clock)
+                max_age_s=cfg.streams.max_age_s.get("orderbook", 5.0),
+                max_ts_age_ms=cfg.streams.max_ts_age_ms, clock=clock)
 
     # ---- ccxt's surface ---------------------------------------------------------------------
 
