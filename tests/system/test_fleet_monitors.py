@@ -27,6 +27,7 @@ pytest.importorskip("redis", reason="the redis extra is not installed")
 
 import itertools
 
+from venueguard.fleet.rehearsal import event_lines
 from venueguard.fleet.testing import RedisServer, RedisUnavailable
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
@@ -38,17 +39,6 @@ LEASE_TTL_S = 5.0        # FleetConfig's default
 
 def _ts(record: dict[str, Any]) -> float:
     return datetime.fromisoformat(str(record["ts"]).replace("Z", "+00:00")).timestamp()
-
-
-def _events(path: Path) -> list[dict[str, Any]]:
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-    return out
 
 
 def _truth(base: str) -> dict[str, Any]:
@@ -118,7 +108,7 @@ def test_eight_monitors_share_one_key(tmp_path: Path, redis_server: RedisServer)
                      "--port", "0", "--journal", str(tmp_path / f"m{i}.db"),
                      "--duration", "120"],
                     stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path))
-        assert _wait_for(lambda: all(any(e["event"] == "monitor.ready" for e in _events(p))
+        assert _wait_for(lambda: all(any(e["event"] == "monitor.ready" for e in event_lines(p))
                                      for p in logs), 60, 0.25), "monitors did not start"
         started = time.time()
 
@@ -137,11 +127,11 @@ def test_eight_monitors_share_one_key(tmp_path: Path, redis_server: RedisServer)
         time.sleep(3)
         redis_server.restart()
         assert _wait_for(lambda: all(
-            any(e["event"] == "fleet.rejoined" for e in _events(p)) for p in logs), 20, 0.25)
+            any(e["event"] == "fleet.rejoined" for e in event_lines(p)) for p in logs), 20, 0.25)
         for path in logs:
             # said once per outage: every fleet.degraded is followed by a fleet.rejoined
             # (a loaded machine may add a short one for slow answers, > 20 ms)
-            names = [e["event"] for e in _events(path)
+            names = [e["event"] for e in event_lines(path)
                      if e["event"] in ("fleet.degraded", "fleet.rejoined")]
             assert names and names[-1] == "fleet.rejoined", path
             assert all(a != b for a, b in itertools.pairwise(names)), names
@@ -157,12 +147,12 @@ def test_eight_monitors_share_one_key(tmp_path: Path, redis_server: RedisServer)
         # -- the ban: every member stops within 1 s of the first one seeing it ------------
         _post_fault(base, {"kind": "forbidden_403", "duration_s": 60})
         assert _wait_for(lambda: any(e["event"] == "rest.error" and e.get("kind") == "forbidden"
-                                     for p in logs for e in _events(p)), 20, 0.1)
+                                     for p in logs for e in event_lines(p)), 20, 0.1)
         time.sleep(1.5)
-        first_ban = min(_ts(e) for p in logs for e in _events(p)
+        first_ban = min(_ts(e) for p in logs for e in event_lines(p)
                         if e["event"] == "rest.error" and e.get("kind") == "forbidden")
         for path in logs:
-            cooled = [_ts(e) for e in _events(path)
+            cooled = [_ts(e) for e in event_lines(path)
                       if e["event"] == "venue.state" and e.get("state") == "COOLDOWN"
                       and _ts(e) >= first_ban - 0.01]
             assert cooled and cooled[0] - first_ban <= 1.0, path
@@ -174,7 +164,7 @@ def test_eight_monitors_share_one_key(tmp_path: Path, redis_server: RedisServer)
         def owners() -> list[int]:
             out = []
             for i, path in enumerate(logs):
-                leases = [e for e in _events(path) if e["event"] == "fleet.lease"]
+                leases = [e for e in event_lines(path) if e["event"] == "fleet.lease"]
                 if leases and leases[-1]["owner"] and monitors[i].poll() is None:
                     out.append(i)
             return out
@@ -187,14 +177,14 @@ def test_eight_monitors_share_one_key(tmp_path: Path, redis_server: RedisServer)
         assert _wait_for(lambda: len(owners()) == 1, LEASE_TTL_S + 3, 0.1)
         new_owner = owners()[0]
         assert new_owner != owner
-        took = min(_ts(e) for e in _events(logs[new_owner])
+        took = min(_ts(e) for e in event_lines(logs[new_owner])
                    if e["event"] == "fleet.lease" and e["owner"] and _ts(e) >= killed - 0.01)
         assert took - killed <= LEASE_TTL_S + 1.0
         # never two owners at once: owner intervals from every log do not overlap
         intervals = []
         for i, path in enumerate(logs):
             start = None
-            for e in _events(path):
+            for e in event_lines(path):
                 if e["event"] == "fleet.lease":
                     if e["owner"] and start is None:
                         start = _ts(e)

@@ -37,7 +37,7 @@ from typing import Any
 
 from venueguard.fleet.testing import RedisServer
 
-__all__ = ["Rehearsal", "rehearse"]
+__all__ = ["Rehearsal", "event_lines", "rehearse"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,13 +141,14 @@ def rehearse(members: int, seconds: float, limit: int = 60, *,
                 sim.stdout.close()
             if server is not None:
                 server.stop()
-        records = [e for path in logs for e in _events(path)]
+        records = [e for path in logs for e in event_lines(path)]
         by_member = [_requests(tmp / f"m{i}.db") for i in range(members)]
     return Rehearsal(members, seconds, redis, outage is not None, truth, records, by_member,
                      codes)
 
 
-def _events(path: Path) -> list[dict[str, Any]]:
+def event_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON event lines of a monitor's output file (other lines and unreadable ones skipped)."""
     out = []
     for line in path.read_text(errors="replace").splitlines():
         if line.startswith("{"):
