@@ -457,10 +457,10 @@ class CcxtOrders:
 
     async def cancel_all(self, symbol: str | None, params: dict[str, Any]) -> Any:
         runtime = await self.start()
-        self.adapter.bulk_failure = None
+        self.adapter.last_failure = None
         if await runtime.manager.cancel_all(symbol):
             return self.adapter.last_bulk
-        failure = self.adapter.bulk_failure
+        failure = self.adapter.last_failure
         raise _ccxt_error(failure) if failure is not None else ccxt.ExchangeError(
             "cancel_all_orders failed")
 

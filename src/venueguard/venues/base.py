@@ -83,8 +83,7 @@ class VenueAdapter(Protocol):
         ...
 
     async def amend_order(self, client_id: str, venue_id: str | None, *,
-                          qty: float | None = None, price: float | None = None,
-                          extra: Mapping[str, Any] | None = None) -> OrderReport:
+                          qty: float | None = None, price: float | None = None) -> OrderReport:
         """Change a resting order's total quantity and/or price, keeping its client id.
         ``client_id`` may be ``venue:<venue_id>`` for an order adopted without one."""
         ...

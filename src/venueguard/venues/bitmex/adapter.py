@@ -98,8 +98,7 @@ class BitmexAdapter:
         return rr.order_report(row)
 
     async def amend_order(self, client_id: str, venue_id: str | None, *,
-                          qty: float | None = None, price: float | None = None,
-                          extra: Mapping[str, Any] | None = None) -> OrderReport:
+                          qty: float | None = None, price: float | None = None) -> OrderReport:
         by_venue_id = client_id.startswith("venue:")     # adopted without a clOrdID
         row = await self.rest.amend_order(
             order_id=venue_id if by_venue_id else None,
