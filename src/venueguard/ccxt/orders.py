@@ -6,7 +6,7 @@ Public API::
                  dms=DmsConfig(), safe_mode=SafeModeConfig(), regime=RegimeConfig(),
                  id_prefix="vg", visibility_horizon_s=None, start_timeout_s=30.0,
                  reconcile=None)
-    class CcxtOrders(exchange, rest, facts, config, *, journal=DEFAULT, clock, rng)
+    class CcxtOrders(exchange, rest, facts, config, *, journal=DEFAULT_JOURNAL, clock, rng)
         await start()                                     # journal -> table, restart reconcile
         await create(symbol, type, side, amount, price, params) -> ccxt order dict
         await edit(id, symbol, type, side, amount, price, params) -> ccxt order dict
@@ -17,26 +17,13 @@ Public API::
         enter_safe_mode(reason) / leave_safe_mode() / refusal() -> str | None
         await aclose()
 
-The policy is not here: every order call runs on
-:class:`~venueguard.io.orders_runtime.OrdersRuntime` (the order manager, the reconciler, the
-dead man's switch and safe mode, as for the native venues) through
-:class:`~venueguard.venues.ccxt.adapter.CcxtAdapter`. This module translates: ccxt's arguments
+The policy is not here (the docs' ccxt page says what each call guarantees): every order call
+runs on :class:`~venueguard.io.orders_runtime.OrdersRuntime` through
+:class:`~venueguard.venues.ccxt.adapter.CcxtAdapter`. This module translates ccxt's arguments
 into an :class:`~venueguard.io.order_manager.OrderIntent`, and the order's state back into
 ccxt's answer: the venue's order dict, ccxt's own exception, or
-:class:`~venueguard.ccxt.errors.OrderUnknown`.
-
-What ``create`` guarantees (the runtime's, see :mod:`venueguard.io.order_manager`): a client
-order id (the caller's, or a fresh one of letters and digits that fits the venue) in the
-venue's own parameter; the intent journaled (fsync) before the send; sent once, resent only
-after an outcome that proves nothing was processed, with the same id; an ambiguous outcome
-makes the order UNKNOWN, and only venue evidence settles it. ``create`` waits up to
-``settle_s`` for that evidence: found, it returns the venue's order; proven absent (asked by
-client id past the venue's visibility horizon), it raises ccxt's original error (never placed);
-otherwise :class:`OrderUnknown`, and the runtime keeps asking. A client id the journal already
-holds returns that order: nothing is sent twice.
-
-The first order call (or :meth:`CcxtOrders.start`) opens the journal and reconciles it with
-the venue before anything new is sent (``reconcile.resolved`` with ``kind="startup"``).
+:class:`~venueguard.ccxt.errors.OrderUnknown` when venue evidence has not settled the order
+within ``settle_s`` (the runtime keeps asking).
 """
 
 from __future__ import annotations
@@ -51,6 +38,7 @@ import string
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -83,6 +71,7 @@ __all__ = ["DEFAULT_JOURNAL", "STATE_DIR_ENV", "CcxtOrders", "OrdersConfig", "de
 S = OrderState
 _ID_CHARS: Final = string.ascii_letters + string.digits
 _SETTLING: Final = frozenset({S.PENDING_NEW, S.UNKNOWN})
+_AMENDING: Final = frozenset({S.PENDING_AMEND})
 #: Where default journals live: ``$VENUEGUARD_STATE_DIR``, else ``$XDG_STATE_HOME/venueguard``,
 #: else ``~/.local/state/venueguard``.
 STATE_DIR_ENV: Final = "VENUEGUARD_STATE_DIR"
@@ -128,11 +117,8 @@ class OrdersConfig:
     #: None: the venue's rules file (``[orders] visibility_horizon_s``, 60 s by default).
     visibility_horizon_s: float | None = None
     start_timeout_s: float = 30.0       # restart reconciliation, before new orders are refused
-    #: The reconciler's whole configuration, for tuning beyond the fields above (lookup budgets
-    #: in and out of safe mode, the window before an order in doubt is searched in the
-    #: history...). None: derived from ``lookup_interval_s``, ``grace_s``,
-    #: ``reconcile_interval_s`` and the visibility horizon, which it then replaces. The position
-    #: is checked only where ccxt can fetch it.
+    #: The reconciler's whole configuration, in place of the one derived from the fields above
+    #: and the visibility horizon (None). The position is checked only where ccxt can fetch it.
     reconcile: ReconcileConfig | None = None
 
 
@@ -164,7 +150,7 @@ class CcxtOrders:
         self.adapter = CcxtAdapter(exchange, rest, facts)
         self.runtime: OrdersRuntime | None = None
         self._task: asyncio.Task[None] | None = None
-        self._starting: asyncio.Lock | None = None
+        self._starting = asyncio.Lock()
         self._forced: str | None = None
         self._closed = False
         self._changed = asyncio.Event()       # set by every event: an order may have moved
@@ -190,15 +176,8 @@ class CcxtOrders:
                 return cl
 
     def state_of(self, client_id: str) -> str | None:
-        order = self._order(client_id)
+        order = None if self.runtime is None else self.runtime.manager.table.orders.get(client_id)
         return order.state.value if order is not None else None
-
-    def _order(self, client_id: str) -> Order | None:
-        return None if self.runtime is None else self.runtime.manager.table.orders.get(client_id)
-
-    @property
-    def table(self) -> Any:
-        return None if self.runtime is None else self.runtime.manager.table
 
     @property
     def dms(self) -> Any:
@@ -251,36 +230,30 @@ class CcxtOrders:
         return path is not None and path.exists()
 
     def _runtime_config(self) -> RuntimeConfig:
-        cfg = self.config
-        horizon = (cfg.visibility_horizon_s if cfg.visibility_horizon_s is not None
-                   else self.facts.rules.visibility_horizon_s)
-        has = getattr(self.exchange, "has", None) or {}
-        step = cfg.lookup_interval_s
+        cfg, has = self.config, self.adapter.has
+        positions = bool(has.get("fetchPositions"))      # checked only where ccxt can fetch it
         if cfg.reconcile is not None:
-            given = cfg.reconcile
-            reconcile = replace(given, check_position=given.check_position
-                                and bool(has.get("fetchPositions")))
-            step = given.query_interval_s
+            reconcile = replace(cfg.reconcile,
+                                check_position=cfg.reconcile.check_position and positions)
         else:
-            reconcile = self._derived_reconcile(horizon, bool(has.get("fetchPositions")))
-        manager = OrderManagerConfig(reconcile=reconcile, cl_ord_prefix=cfg.id_prefix,
-                                     start_timeout_s=cfg.start_timeout_s,
-                                     idle_wake_s=min(1.0, max(step, 0.05)))
-        dms = cfg.dms if has.get("cancelAllOrdersAfter") else None
-        return RuntimeConfig(manager=manager, dms=dms, safe=cfg.safe_mode,
-                             regime=cfg.regime or RegimeConfig(), dms_arms_in_flight=False)
-
-    def _derived_reconcile(self, horizon: float, positions: bool) -> ReconcileConfig:
-        cfg = self.config
-        step = cfg.lookup_interval_s
-        return ReconcileConfig(
-            visibility_grace_s=cfg.grace_s, acceptance_window_s=horizon,
-            unknown_first_query_s=min(step, 0.5), query_interval_s=step,
-            sweep_interval_s=cfg.reconcile_interval_s,
-            safe_sweep_interval_s=2 * cfg.reconcile_interval_s,
-            unknown_window_s=max(horizon, 60.0), amend_grace_s=cfg.grace_s,
-            budget_queries=max(10, int(4 * 10.0 / max(step, 0.05))), budget_interval_s=10.0,
-            check_position=positions)
+            horizon = (cfg.visibility_horizon_s if cfg.visibility_horizon_s is not None
+                       else self.facts.rules.visibility_horizon_s)
+            step = cfg.lookup_interval_s
+            reconcile = ReconcileConfig(
+                visibility_grace_s=cfg.grace_s, acceptance_window_s=horizon,
+                unknown_first_query_s=min(step, 0.5), query_interval_s=step,
+                sweep_interval_s=cfg.reconcile_interval_s,
+                safe_sweep_interval_s=2 * cfg.reconcile_interval_s,
+                unknown_window_s=max(horizon, 60.0), amend_grace_s=cfg.grace_s,
+                budget_queries=max(10, int(4 * 10.0 / max(step, 0.05))),
+                budget_interval_s=10.0, check_position=positions)
+        manager = OrderManagerConfig(
+            reconcile=reconcile, cl_ord_prefix=cfg.id_prefix, start_timeout_s=cfg.start_timeout_s,
+            idle_wake_s=min(1.0, max(reconcile.query_interval_s, 0.05)))
+        return RuntimeConfig(manager=manager,
+                             dms=cfg.dms if has.get("cancelAllOrdersAfter") else None,
+                             safe=cfg.safe_mode, regime=cfg.regime or RegimeConfig(),
+                             dms_arms_in_flight=False)
 
     def _open_journal(self) -> Journal:
         if self.journal is not None:
@@ -304,10 +277,6 @@ class CcxtOrders:
         """Open the journal and reconcile it with the venue (once); the runtime."""
         if self._closed:
             raise OrdersRefused("order calls refused: the exchange was closed", kind=Kind.REFUSED)
-        if self._starting is None:
-            self._starting = asyncio.Lock()
-        if self.runtime is not None:
-            return self.runtime
         async with self._starting:
             if self.runtime is not None:
                 return self.runtime
@@ -325,10 +294,10 @@ class CcxtOrders:
                                     config=self._runtime_config(),
                                     regime_source=(lambda: "NORMAL")
                                     if self.config.regime is None else None)
-            table_of = runtime.manager
+            manager = runtime.manager
 
             def symbol_of(cl: str) -> str | None:
-                order = table_of.table.orders.get(cl)
+                order = manager.table.orders.get(cl)
                 return order.symbol if order is not None else None
 
             self.adapter.symbol_of = symbol_of
@@ -373,8 +342,6 @@ class CcxtOrders:
         intent = OrderIntent(symbol, normalize_side(side) or "Buy", amount, price,
                              post_only=False, cl_ord_id=cl,
                              extra={"type": order_type, "params": params})
-        if cl not in runtime.manager.table.orders:
-            self.adapter.failures.pop(cl, None)
         try:
             order = await runtime.submit(intent)
         except OrdersBlocked as blocked:
@@ -388,20 +355,16 @@ class CcxtOrders:
                    amount: float | None, price: float | None,
                    params: dict[str, Any]) -> dict[str, Any]:
         runtime = await self.start()
-        table = runtime.manager.table
-        order = table.find(params.get("clientOrderId"), order_id)
+        order = runtime.manager.table.find(params.get("clientOrderId"), order_id)
         if order is None or order.state not in (S.NEW, S.PARTIALLY_FILLED):
-            raw = self.exchange          # not ours, or not resting: ccxt's own answer
-            answer: dict[str, Any] = await self.rest.call("edit_order", lambda: raw.edit_order(
-                order_id, symbol, order_type, side, amount, price, params), idempotent=False)
-            return answer
+            return await self._own_call("edit_order", order_id, symbol, order_type, side, amount,
+                                        price, params)
         cl = order.cl_ord_id
         qty = None if amount is None or amount == order.qty else amount
         new_price = None if price is None or price == order.price else price
         if qty is None and new_price is None:
             return self._row(order)
         self.adapter.amend_extra[cl] = {"type": order_type, "side": side, "params": params}
-        self.adapter.failures.pop(cl, None)
         try:
             await runtime.amend(cl, price=new_price, qty=qty)  # type: ignore[arg-type]
         except OrdersBlocked as blocked:
@@ -409,27 +372,22 @@ class CcxtOrders:
         except ValueError as bad:
             raise ccxt.InvalidOrder(f"edit_order: {bad}") from None
         failure = self.adapter.failures.get(cl)
-        if isinstance(failure, errors.AmbiguousOutcome) and _state(order) is not S.PENDING_AMEND:
+        settling = order.state in _AMENDING       # the answer was lost, the order in doubt
+        if isinstance(failure, errors.AmbiguousOutcome) and not settling:
             # venue evidence settled it while the answer was lost: say the answer was lost
             self.notify.log("order.amend_unknown", cl_ord_id=cl, reason=failure.kind.value)
-        if _state(order) is S.PENDING_AMEND:
-            await self._settled(order, frozenset({S.PENDING_AMEND}))
-            if _state(order) is S.PENDING_AMEND:
+        if settling:
+            await self._settled(order, _AMENDING)
+            if order.state in _AMENDING:
                 raise self._unknown(cl, failure, "edit_order")
-            applied = matches(order, qty, new_price)
+        applied = matches(order, qty, new_price)
+        if settling or isinstance(failure, errors.AmbiguousOutcome):
             self.notify.log("reconcile.resolved", kind="amend_lookup", cl_ord_id=cl,
                             detail=f"amend {'applied' if applied else 'not applied'}; "
                             f"venue shows {order.state.value}")
-            if not applied and order.state in OPEN_STATES:
-                raise _ccxt_error(failure) if failure is not None else ccxt.InvalidOrder(
-                    f"edit_order: {cl} rests unchanged")
-            return self._row(order)
-        if isinstance(failure, errors.AmbiguousOutcome):
-            verdict = "applied" if matches(order, qty, new_price) else "not applied"
-            self.notify.log("reconcile.resolved", kind="amend_lookup", cl_ord_id=cl,
-                            detail=f"amend {verdict}; venue shows {order.state.value}")
-        if failure is not None and not matches(order, qty, new_price):
-            raise _ccxt_error(failure)
+        if not applied and (order.state in OPEN_STATES if settling else failure is not None):
+            raise _ccxt_error(failure) if failure is not None else ccxt.InvalidOrder(
+                f"edit_order: {cl} rests unchanged")
         return self._row(order)
 
     async def cancel(self, order_id: str, symbol: str | None,
@@ -437,11 +395,7 @@ class CcxtOrders:
         runtime = await self.start()
         order = runtime.manager.table.find(params.get("clientOrderId"), order_id)
         if order is None or order.state not in OPEN_STATES | {S.UNKNOWN}:
-            raw = self.exchange          # not ours, or closed here: ccxt's own answer
-            answer: dict[str, Any] = await self.rest.call(
-                "cancel_order", lambda: raw.cancel_order(order_id, symbol, params),
-                idempotent=False)
-            return answer
+            return await self._own_call("cancel_order", order_id, symbol, params)
         cl = order.cl_ord_id
         self.adapter.failures.pop(cl, None)
         await runtime.cancel(cl)
@@ -469,6 +423,12 @@ class CcxtOrders:
             return await self.adapter.cancel_all_after(timeout_ms)
         except errors.VenueguardError as exc:
             raise _ccxt_error(exc) from None
+
+    async def _own_call(self, method: str, *args: Any) -> dict[str, Any]:
+        """ccxt's own call and answer: the order is not ours, or not open here."""
+        answer: dict[str, Any] = await self.rest.call(
+            method, partial(getattr(self.exchange, method), *args), idempotent=False)
+        return answer
 
     # ---- venue evidence -----------------------------------------------------------------------
 
@@ -549,18 +509,12 @@ class CcxtOrders:
             self._tmpdir = None
 
 
-def _state(order: Order) -> OrderState:
-    """The order's state now (a call in between may have moved it)."""
-    return order.state
-
-
 def _ccxt_error(failure: BaseException) -> BaseException:
-    """The exception a ccxt bot expects: ccxt's own (behind a mapped one), or one of
-    ``venueguard.ccxt.errors`` (ccxt exceptions too)."""
+    """The exception a ccxt bot expects: ccxt's own behind a mapped one, else ``failure`` (one
+    of ``venueguard.ccxt.errors``, ccxt exceptions too)."""
     cause = failure.__cause__
-    mapped = not isinstance(failure, ccxt.BaseError) or isinstance(failure, OrderUnknown)
-    if mapped and isinstance(cause, ccxt.BaseError):
-        found: BaseException = cause
-        return found
-    return failure
-
+    found: BaseException = failure
+    if isinstance(cause, ccxt.BaseError) and (not isinstance(failure, ccxt.BaseError)
+                                              or isinstance(failure, OrderUnknown)):
+        found = cause
+    return found
