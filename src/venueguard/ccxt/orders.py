@@ -12,7 +12,7 @@ Public API::
         await edit(id, symbol, type, side, amount, price, params) -> ccxt order dict
         await cancel(id, symbol, params) -> ccxt order dict
         await cancel_all(symbol, params) / await cancel_all_after(timeout_ms, params)
-        await on_orders(orders) / await on_trades(trades)   # from watch_orders / watch_my_trades
+        on_rows("orders" | "mytrades", rows)      # from watch_orders / watch_my_trades
         state_of(client_id) -> str | None
         enter_safe_mode(reason) / leave_safe_mode() / refusal() -> str | None
         await aclose()
@@ -33,7 +33,6 @@ import contextlib
 import hashlib
 import os
 import random
-import shutil
 import string
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -145,8 +144,7 @@ class CcxtOrders:
                                            else None)
         self._journal_off = journal is None or journal is False
         self._owned: Journal | None = None
-        self._lock: JournalLock | None = None
-        self._tmpdir: str | None = None
+        self._held = contextlib.ExitStack()   # what the owned journal holds: lock, scratch dir
         self.adapter = CcxtAdapter(exchange, rest, facts)
         self.runtime: OrdersRuntime | None = None
         self._task: asyncio.Task[None] | None = None
@@ -256,20 +254,24 @@ class CcxtOrders:
                              dms_arms_in_flight=False)
 
     def _open_journal(self) -> Journal:
+        """The journal given, else the one opened here (once: a start that failed keeps it)."""
         if self.journal is not None:
             return self.journal
+        if self._owned is not None:
+            return self._owned
+        held = self._held
         if self._journal_off:
-            self._tmpdir = tempfile.mkdtemp(prefix="venueguard-")
-            path = Path(self._tmpdir) / "orders.db"
+            scratch = held.enter_context(tempfile.TemporaryDirectory(
+                prefix="venueguard-", ignore_cleanup_errors=True))
+            path = Path(scratch) / "orders.db"
         else:
             path = self.journal_path() or Path("venueguard-orders.db")
             path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = JournalLock.acquire(path)          # one process per journal
+        held.callback(JournalLock.acquire(path).release)     # one process per journal
         try:
-            self._owned = Journal.open(path)
+            self._owned = held.enter_context(Journal.open(path))
         except BaseException:
-            self._lock.release()
-            self._lock = None
+            held.close()
             raise
         return self._owned
 
@@ -432,15 +434,11 @@ class CcxtOrders:
 
     # ---- venue evidence -----------------------------------------------------------------------
 
-    async def on_orders(self, orders: Sequence[Mapping[str, Any]]) -> None:
-        """Orders from ``watch_orders`` (before the first order call: nothing to apply)."""
+    def on_rows(self, topic: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """What ``watch_orders`` (``orders``) or ``watch_my_trades`` (``mytrades``) returned
+        (before the first order call: nothing to apply)."""
         if self.runtime is not None:
-            self.runtime.on_rows("orders", "update", list(orders))
-
-    async def on_trades(self, trades: Sequence[Mapping[str, Any]]) -> None:
-        """Our trades from ``watch_my_trades``: fills of known orders (once per trade id)."""
-        if self.runtime is not None:
-            self.runtime.on_rows("mytrades", "update", list(trades))
+            self.runtime.on_rows(topic, "update", list(rows))
 
     # ---- answers in ccxt's shapes -------------------------------------------------------------
 
@@ -498,15 +496,8 @@ class CcxtOrders:
         if task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 10.0)
-        if self._owned is not None:
-            await asyncio.to_thread(self._owned.close)
-            self._owned = None
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-        if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
+        self._owned = None
+        await asyncio.to_thread(self._held.close)   # the journal, its lock, a scratch dir
 
 
 def _ccxt_error(failure: BaseException) -> BaseException:

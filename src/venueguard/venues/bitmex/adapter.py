@@ -77,8 +77,6 @@ class BitmexAdapter:
     pages (a longer history is reported incomplete)."""
 
     name = "bitmex"
-    #: The packaged rule table already carries BitMEX's texts and codes.
-    rule_overrides = ""
 
     def __init__(self, rest: BitmexRest, *, page_count: int = 50, max_pages: int = 100) -> None:
         self.rest = rest

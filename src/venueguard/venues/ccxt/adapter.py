@@ -84,8 +84,6 @@ def venue_failure(exc: BaseException, cl_ord_id: str | None = None) -> errors.Ve
 class CcxtAdapter:
     """See the module docstring."""
 
-    rule_overrides = ""   # the pipeline classifies with the venue's rules already
-
     def __init__(self, exchange: Any, calls: CcxtCalls, facts: VenueFacts, *,
                  symbols: Sequence[str] = ()) -> None:
         self.exchange = exchange
@@ -344,15 +342,10 @@ class CcxtAdapter:
         return fills, bad
 
     async def _with_client_id(self, fill: FillReport, symbol: str) -> FillReport:
-        """A fill whose trade row carries no client id (Binance's) gets its order's: a fill
-        must land on the order it belongs to, not on an order adopted by venue id.
-
-        Only the venue saying it has no such order leaves the fill without a client id (to be
-        adopted by venue id). A lookup that failed otherwise proves nothing: it raises, and the
-        executions are fetched again later. Passing the fill on would adopt a second local
-        order for one of ours still in doubt (its venue id not known yet), and the fill would
-        be credited to both once the order's own report names its venue id.
-        """
+        """A fill whose trade row carries no client id (Binance's) gets its order's, so that it
+        lands on that order, not on one adopted by venue id. Only the venue saying it has no
+        such order leaves it without; a failed lookup proves nothing and raises (the executions
+        are fetched again later)."""
         if fill.client_id is not None or fill.venue_id is None:
             return fill
         cl = next((c for c, row in self.rows.items() if row.get("id") == fill.venue_id), None)
