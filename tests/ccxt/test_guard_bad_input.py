@@ -15,6 +15,8 @@ from venueguard.ccxt.checks import check_version, resolve_exchange
 from venueguard.ccxt.guarded import is_private
 from venueguard.io.errors import ConfigError
 
+from ccxt_testkit import FakeVenue, point_at, quick_config
+
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc)
@@ -94,3 +96,19 @@ def test_monitor_refuses_a_bad_ccxt_venue_in_one_line(venue: str, expected: str)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert expected in lines[-1] and "Traceback" not in done.stderr
+
+
+async def test_an_order_with_an_unknown_side_is_refused_and_nothing_is_sent(
+        fake_venue: FakeVenue) -> None:
+    """Regression: a side that is neither buy nor sell was once sent as a buy."""
+    raw = ccxt_pro.bitmex({"apiKey": "key", "secret": "secret", "enableRateLimit": False})
+    point_at(raw, fake_venue.origin)
+    fake_venue.respond((200, []))
+    exchange = guard(raw, quick_config(), journal=False)
+    try:
+        with pytest.raises(ccxt.InvalidOrder) as caught:
+            await exchange.create_order("BTC/USD:BTC", "limit", "sel", 100, 50_000.0)
+    finally:
+        await exchange.close()
+    assert "side must be buy or sell, not 'sel'" in _one_line(caught.value)
+    assert not [seen for seen in fake_venue.seen if seen.method == "POST"]

@@ -339,9 +339,12 @@ class CcxtOrders:
 
     async def create(self, symbol: str, order_type: str, side: str, amount: float,
                      price: float | None, params: dict[str, Any]) -> dict[str, Any]:
+        order_side = normalize_side(side)
+        if order_side is None:                # refused before anything is journaled or sent
+            raise ccxt.InvalidOrder(f"create_order: side must be buy or sell, not {side!r}")
         runtime = await self.start()
         cl = self.client_id_for(params)
-        intent = OrderIntent(symbol, normalize_side(side) or "Buy", amount, price,
+        intent = OrderIntent(symbol, order_side, amount, price,
                              post_only=False, cl_ord_id=cl,
                              extra={"type": order_type, "params": params})
         try:
