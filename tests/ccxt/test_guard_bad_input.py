@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+import warnings
 
 import ccxt
 import ccxt.async_support as ccxt_async
@@ -112,3 +114,21 @@ async def test_an_order_with_an_unknown_side_is_refused_and_nothing_is_sent(
         await exchange.close()
     assert "side must be buy or sell, not 'sel'" in _one_line(caught.value)
     assert not [seen for seen in fake_venue.seen if seen.method == "POST"]
+
+
+async def test_create_orders_checks_every_entry_before_any_is_sent() -> None:
+    """Regression: the entries before a bad one were left as coroutines never awaited."""
+    exchange = guard(ccxt_pro.bitmex({"apiKey": "key", "secret": "secret"}), journal=False)
+    good = {"symbol": "BTC/USD:BTC", "type": "limit", "side": "buy", "amount": 100,
+            "price": 50_000.0}
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            with pytest.raises(ccxt.ArgumentsRequired) as caught:
+                await exchange.create_orders([good, {"symbol": "BTC/USD:BTC"}])
+            gc.collect()
+    finally:
+        await exchange.close()
+    assert "entry 1 lacks type, side, amount" in _one_line(caught.value)
+    assert not [w for w in seen if "never awaited" in str(w.message)]
+    assert exchange.orders.runtime is None              # nothing journaled, nothing sent

@@ -260,20 +260,20 @@ class GuardedExchange:
         if not isinstance(orders, list) or not orders:
             raise ccxt.ArgumentsRequired("create_orders needs a non-empty list of order dicts")
         shared = dict(params or {})
-        calls = []
-        ids: list[str] = []
-        for index, entry in enumerate(orders):
+        entries: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for index, entry in enumerate(orders):       # every entry checked before any is sent
             missing = [k for k in ("symbol", "type", "side", "amount")
                        if not isinstance(entry, dict) or entry.get(k) is None]
             if missing:
                 raise ccxt.ArgumentsRequired(
                     f"create_orders: entry {index} lacks {', '.join(missing)}")
             entry_params = {**shared, **dict(entry.get("params") or {})}
-            cl = entry_params["clientOrderId"] = self.orders.client_id_for(entry_params)
-            ids.append(cl)
-            calls.append(self.orders.create(entry["symbol"], entry["type"], entry["side"],
-                                            entry["amount"], entry.get("price"), entry_params))
-        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            entry_params["clientOrderId"] = self.orders.client_id_for(entry_params)
+            entries.append((entry, entry_params))
+        ids: list[str] = [entry_params["clientOrderId"] for _, entry_params in entries]
+        outcomes = await asyncio.gather(*(
+            self.orders.create(e["symbol"], e["type"], e["side"], e["amount"], e.get("price"), p)
+            for e, p in entries), return_exceptions=True)
         results: list[dict[str, Any] | None] = []
         unknown: OrderUnknown | None = None
         failures: list[BaseException] = []
