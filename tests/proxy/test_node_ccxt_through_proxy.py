@@ -71,3 +71,34 @@ async def test_node_ccxt_bot_through_the_proxy(proxied: Proxied, exchange: str) 
     assert seen["watched"] == 5 and seen["watchedBidBelowAsk"] is True
     truth = await sim.truth()
     assert len(truth["orders"]) == 1 and proxy.server.ws_opened_total >= 1
+
+
+REST_KINDS = [("overload_503", {}), ("rate_limit_429", {"retry_after_s": 1}),
+              ("forbidden_403", {}), ("cloudflare_522", {}), ("cloudflare_1010", {}),
+              ("cloudflare_1006", {}), ("timeout_after_accept", {"hold_s": 0.3}),
+              ("bad_gateway_after_accept", {}), ("latency", {"ms": 50})]
+
+
+@pytest.mark.parametrize("exchange", ["bitmex", "binanceusdm"])
+async def test_node_ccxt_sees_each_rest_fault_as_on_the_simulator(proxied: Proxied,
+                                                                  exchange: str) -> None:
+    """The error class Node ccxt raises on createOrder under every REST fault (or none) is the
+    same with the fault posted to the simulator as with it posted to the proxy."""
+    ccxt_dir = await _ccxt_dir()
+    dialect = "bitmex" if exchange == "bitmex" else "binance-usdm"
+    direct, _ = await proxied(dialect=dialect, rate=50.0)
+    upstream, proxy = await proxied(dialect=dialect, rate=50.0)
+    seen = []
+    for sim, base in ((direct, direct.base_url), (upstream, proxy.base_url)):
+        proc = await asyncio.create_subprocess_exec(
+            "node", str(BOT), str(ccxt_dir), base, exchange, sim.api_key, sim.api_secret,
+            orjson.dumps(REST_KINDS).decode(), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 0, (out + err).decode(errors="replace")[-2000:]
+        seen.append(orjson.loads(out.strip().splitlines()[-1])["faults"])
+    on_sim, on_proxy = seen
+    assert on_sim == on_proxy
+    assert set(on_sim) == {kind for kind, _ in REST_KINDS}
+    assert on_sim["latency"] == "ok"
+    assert sum(v != "ok" for v in on_sim.values()) == len(REST_KINDS) - 1

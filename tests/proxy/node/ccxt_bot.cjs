@@ -1,11 +1,13 @@
 // A Node ccxt bot, unchanged but for its URLs: it trades through `venueguard proxy`.
-// Usage: node ccxt_bot.cjs CCXT_DIR PROXY_URL EXCHANGE API_KEY SECRET
-// Prints one JSON line with what it saw.
+// Usage: node ccxt_bot.cjs CCXT_DIR PROXY_URL EXCHANGE API_KEY SECRET [FAULTS_JSON]
+// Prints one JSON line with what it saw. With FAULTS_JSON (a list of [kind, params]), it posts
+// each fault in turn to PROXY_URL's control API (/_sim/faults), places one order, notes the
+// ccxt error class it got (or "ok"), and clears the fault.
 "use strict";
 const path = require("path");
 const { createRequire } = require("module");
 
-const [ccxtDir, proxyUrl, exchangeId, apiKey, secret] = process.argv.slice(2);
+const [ccxtDir, proxyUrl, exchangeId, apiKey, secret, faultsJson] = process.argv.slice(2);
 const ccxt = createRequire(path.join(ccxtDir, "bot.js"))("ccxt");
 const wsUrl = proxyUrl.replace("http://", "ws://");
 
@@ -25,6 +27,31 @@ function pointAt(exchange) {
   exchange.urls.api = api;
 }
 
+async function control(method, body) {
+  const resp = await fetch(`${proxyUrl}/_sim/faults`, {
+    method, body: body === undefined ? undefined : JSON.stringify(body),
+    headers: { "content-type": "application/json" },
+  });
+  if (resp.status !== 200) throw new Error(`control ${method}: ${resp.status}`);
+}
+
+async function faults(exchange, symbol, amount, price) {
+  const seen = {};
+  await exchange.loadMarkets();
+  for (const [kind, params] of JSON.parse(faultsJson)) {
+    await control("POST", { kind, duration_s: 30, ...params });
+    try {
+      await exchange.createOrder(symbol, "limit", "buy", amount, price);
+      seen[kind] = "ok";
+    } catch (err) {
+      if (!(err instanceof ccxt.BaseError)) throw err;
+      seen[kind] = err.constructor.name;
+    }
+    await control("DELETE");
+  }
+  return seen;
+}
+
 async function main() {
   const exchange = new ccxt.pro[exchangeId]({ apiKey, secret });
   pointAt(exchange);
@@ -33,6 +60,17 @@ async function main() {
   const symbol = exchangeId === "bitmex" ? "BTC/USD:BTC" : "BTC/USDT:USDT";
   const amount = exchangeId === "bitmex" ? 100 : 0.01;
   const out = { version: ccxt.version };
+  if (faultsJson !== undefined) {
+    exchange.timeout = 5000;
+    const price = exchangeId === "bitmex" ? 1000 : 45000;
+    try {
+      out.faults = await faults(exchange, symbol, amount, price);
+    } finally {
+      await exchange.close();
+    }
+    console.log(JSON.stringify(out));
+    return;
+  }
   try {
     const markets = await exchange.loadMarkets();
     out.market = markets[symbol].id;
