@@ -1,10 +1,12 @@
 """nautilus_trader's own BitMEX adapter (its Rust-cored HTTP and websocket clients) through the
 proxy to the simulator, only its URLs changed: instruments, account, an order submitted, queried,
-modified and canceled, a fill and its position, and the book and trades streamed."""
+modified and canceled, a fill and its position, and the book and trades streamed; and what the
+adapter reports under every REST fault, the same posted to the proxy as to the simulator."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -90,3 +92,49 @@ async def test_nautilus_bitmex_adapter_through_the_proxy(proxied: Proxied) -> No
     finally:
         await ws.close()
     assert proxy.server.ws_opened_total >= 1
+
+
+REST_KINDS = [("overload_503", {}), ("rate_limit_429", {"retry_after_s": 1}),
+              ("forbidden_403", {}), ("cloudflare_522", {}), ("cloudflare_1010", {}),
+              ("cloudflare_1006", {}), ("timeout_after_accept", {"hold_s": 0.3}),
+              ("bad_gateway_after_accept", {}), ("latency", {"ms": 50})]
+
+
+async def test_nautilus_sees_each_rest_fault_as_on_the_simulator(proxied: Proxied) -> None:
+    """The adapter's outcome of submit_order under every REST fault (its error type and text,
+    the venue's address aside, or the order's status) is the same with the fault posted to the
+    simulator as with it posted to the proxy."""
+    overrides = {"rest_per_min": 10_000}
+    direct, _ = await proxied(rate=50.0, sim_overrides=overrides)
+    upstream, proxy = await proxied(rate=50.0, sim_overrides=overrides)
+    seen: list[dict[str, str]] = []
+    for sim, base, control in ((direct, direct.base_url, direct),
+                               (upstream, proxy.base_url, proxy)):
+        http = n.BitmexHttpClient(api_key=sim.api_key, api_secret=sim.api_secret,
+                                  base_url=base + "/api/v1", max_retries=0, timeout_secs=5)
+        instruments = await http.request_instruments(True)
+        for instrument in instruments:
+            http.add_instrument(instrument)
+        outcomes: dict[str, str] = {}
+        for i, (kind, params) in enumerate(REST_KINDS):
+            await control.add_fault(kind, duration_s=30, **params)
+            try:
+                report = await http.submit_order(
+                    instruments[0].id, n.ClientOrderId(f"NT-FAULT-{i}"), n.OrderSide.BUY,
+                    n.OrderType.LIMIT, n.Quantity.from_int(100), n.TimeInForce.GTC,
+                    price=n.Price.from_str("1000.0"))
+                outcomes[kind] = f"ok {report.order_status}"
+            except Exception as exc:  # the adapter raises plain ValueErrors
+                text = re.sub(r"http://127\.0\.0\.1:\d+", "VENUE", str(exc))
+                outcomes[kind] = f"{type(exc).__name__}: {text}"
+            await control.clear_faults()
+        seen.append(outcomes)
+    on_sim, on_proxy = seen
+    for kind, _ in REST_KINDS:
+        assert on_sim[kind] == on_proxy[kind], kind
+    assert on_sim["latency"] == "ok ACCEPTED"
+    assert "overloaded" in on_sim["overload_503"]
+    assert "RateLimitError" in on_sim["rate_limit_429"]
+    assert "1006: Access denied" in on_sim["cloudflare_1006"]
+    assert on_sim["timeout_after_accept"].startswith("ValueError: Network error")
+    assert sum(v.startswith("ValueError") for v in on_sim.values()) == len(REST_KINDS) - 1
