@@ -1,9 +1,14 @@
 """ccxt 4.5.78 (Python), unchanged but for its URLs, through the proxy to the simulator: every
 step of the health probe (instrument read, post-only order, cancel by client id), the order
-lifecycle, positions and trades, and the websocket book, for the bitmex and binanceusdm classes.
+lifecycle, positions and trades, and the websocket book, for the bitmex and binanceusdm classes;
+and what ccxt sees under every fault kind, the same posted to the proxy as to the simulator.
 """
 
 from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
 
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
@@ -161,3 +166,68 @@ async def test_each_rest_fault_reaches_ccxt_as_the_same_exception(proxied: Proxi
         assert on_sim == on_proxy, f"{kind}: simulator {on_sim}, proxy {on_proxy}"
     assert outcomes["latency"] == ["ok", "ok"]
     assert sum(seen[0] != "ok" for seen in outcomes.values()) == len(REST_KINDS) - 1
+
+
+WS_KINDS = [("ws_drop", {}), ("ws_stall", {}), ("ws_half_open", {}), ("ws_gap", {"count": 3}),
+            ("ws_reorder", {"probability": 1.0}), ("ws_duplicate", {"probability": 1.0}),
+            ("ws_stale_timestamps", {"delay_s": 30}), ("ws_future_timestamps", {"ahead_s": 60})]
+
+
+async def _book_under_fault(exchange: Any, symbol: str, control: Any, kind: str,
+                            params: dict[str, Any], window_s: float = 1.0) -> str:
+    """What ``watch_order_book`` gives for ``window_s`` after ``kind`` hits the stream:
+    ccxt's error class, "silent" (no update), or "updates" with the book's time (fresh,
+    stale: over 20 s old, future: over 20 s ahead)."""
+    for _ in range(3):
+        await exchange.watch_order_book(symbol)
+    await control.add_fault(kind, **params)
+    updates, age_s = 0, 0.0
+    end = time.monotonic() + window_s
+    try:
+        while (left := end - time.monotonic()) > 0:
+            book = await asyncio.wait_for(exchange.watch_order_book(symbol), left)
+            updates += 1
+            age_s = time.time() - book["timestamp"] / 1000
+    except TimeoutError:
+        pass
+    except ccxt_async.BaseError as exc:
+        return type(exc).__name__
+    finally:
+        await control.clear_faults()
+    if updates == 0:
+        return "silent"
+    return "updates " + ("stale" if age_s > 20 else "future" if age_s < -20 else "fresh")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exchange_id", ["bitmex", "binanceusdm"])
+async def test_each_stream_fault_reaches_ccxt_pro_as_on_the_simulator(proxied: Proxied,
+                                                                     exchange_id: str) -> None:
+    """ccxt pro's view of every websocket fault on watch_order_book (its error, silence, or
+    updates and how old their time is) is the same posted to the simulator as to the proxy."""
+    dialect = "bitmex" if exchange_id == "bitmex" else "binance-usdm"
+    direct, _ = await proxied(dialect=dialect, rate=200.0)
+    upstream, proxy = await proxied(dialect=dialect, rate=200.0)
+    symbol = BITMEX if exchange_id == "bitmex" else BINANCE
+    outcomes: dict[str, list[str]] = {}
+    for sim, base, control in ((direct, direct.base_url, direct),
+                               (upstream, proxy.base_url, proxy)):
+        for kind, params in WS_KINDS:  # a fresh client each time: a hit stream stays broken
+            cls = ccxt_pro.bitmex if exchange_id == "bitmex" else ccxt_pro.binanceusdm
+            exchange = cls({"apiKey": sim.api_key, "secret": sim.api_secret})
+            if exchange_id == "bitmex":
+                _bitmex_at(exchange, base)
+            else:
+                point_ccxt(exchange, base)
+            try:
+                seen = await _book_under_fault(exchange, symbol, control, kind, params)
+            finally:
+                await exchange.close()
+            outcomes.setdefault(kind, []).append(seen)
+    for kind, (on_sim, on_proxy) in outcomes.items():
+        assert on_sim == on_proxy, f"{kind}: simulator {on_sim}, proxy {on_proxy}"
+    seen_on_sim = {kind: both[0] for kind, both in outcomes.items()}
+    assert seen_on_sim["ws_drop"] == "NetworkError"
+    assert seen_on_sim["ws_stall"] == seen_on_sim["ws_half_open"] == "silent"
+    assert seen_on_sim["ws_stale_timestamps"] == "updates stale"
+    assert seen_on_sim["ws_future_timestamps"] == "updates future"
