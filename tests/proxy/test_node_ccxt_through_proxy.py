@@ -71,3 +71,35 @@ async def test_node_ccxt_sees_each_rest_fault_as_on_the_simulator(
     assert set(on_sim) == {kind for kind, _ in REST_KINDS}
     assert on_sim["latency"] == "ok"
     assert sum(v != "ok" for v in on_sim.values()) == len(REST_KINDS) - 1
+
+
+WS_KINDS = [("ws_drop", {}), ("ws_stall", {}), ("ws_half_open", {}), ("ws_gap", {"count": 3}),
+            ("ws_reorder", {"probability": 1.0}), ("ws_duplicate", {"probability": 1.0}),
+            ("ws_stale_timestamps", {"delay_s": 30}), ("ws_future_timestamps", {"ahead_s": 60})]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exchange", ["bitmex", "binanceusdm"])
+async def test_node_ccxt_sees_each_stream_fault_as_on_the_simulator(
+        proxied: Proxied, node_ccxt: Path, exchange: str) -> None:
+    """What Node ccxt's watchOrderBook gives under every websocket fault (its error, silence,
+    or updates and how old their time is) is the same posted to the simulator as to the proxy."""
+    dialect = "bitmex" if exchange == "bitmex" else "binance-usdm"
+    direct, _ = await proxied(dialect=dialect, rate=200.0)
+    upstream, proxy = await proxied(dialect=dialect, rate=200.0)
+    seen = []
+    for sim, base in ((direct, direct.base_url), (upstream, proxy.base_url)):
+        proc = await asyncio.create_subprocess_exec(
+            "node", str(BOT), str(node_ccxt), base, exchange, sim.api_key, sim.api_secret,
+            orjson.dumps(WS_KINDS).decode(), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 0, (out + err).decode(errors="replace")[-2000:]
+        seen.append(orjson.loads(out.strip().splitlines()[-1])["faults"])
+    on_sim, on_proxy = seen
+    assert on_sim == on_proxy
+    assert set(on_sim) == {kind for kind, _ in WS_KINDS}
+    assert on_sim["ws_drop"] == "NetworkError"
+    assert on_sim["ws_stall"] == on_sim["ws_half_open"] == "silent"
+    assert on_sim["ws_stale_timestamps"] == "updates stale"
+    assert on_sim["ws_future_timestamps"] == "updates future"

@@ -1,8 +1,10 @@
 // A Node ccxt bot, unchanged but for its URLs: it trades through `venueguard proxy`.
 // Usage: node ccxt_bot.cjs CCXT_DIR PROXY_URL EXCHANGE API_KEY SECRET [FAULTS_JSON]
 // Prints one JSON line with what it saw. With FAULTS_JSON (a list of [kind, params]), it posts
-// each fault in turn to PROXY_URL's control API (/_sim/faults), places one order, notes the
-// ccxt error class it got (or "ok"), and clears the fault.
+// each fault in turn to PROXY_URL's control API (/_sim/faults), notes what it saw, and clears
+// the fault: for a REST fault, the ccxt error class of one createOrder (or "ok"); for a websocket
+// fault (ws_*), what watchOrderBook gives for one second on a fresh connection: the ccxt error
+// class, "silent" (no update), or "updates" with the book's time (fresh, stale, future).
 "use strict";
 const path = require("path");
 const { createRequire } = require("module");
@@ -35,10 +37,48 @@ async function control(method, body) {
   if (resp.status !== 200) throw new Error(`control ${method}: ${resp.status}`);
 }
 
+async function bookUnderFault(symbol, kind, params) {
+  const exchange = new ccxt.pro[exchangeId]({ apiKey, secret });
+  pointAt(exchange);
+  await exchange.loadHttpProxyAgent();
+  try {
+    for (let i = 0; i < 3; i++) await exchange.watchOrderBook(symbol);
+    await control("POST", { kind, ...params });
+    let updates = 0;
+    let ageS = 0;
+    const end = Date.now() + 1000;
+    try {
+      while (Date.now() < end) {
+        let timer;
+        const timeout = new Promise((resolve) => {
+          timer = setTimeout(resolve, Math.max(1, end - Date.now()), null);
+        });
+        const book = await Promise.race([exchange.watchOrderBook(symbol), timeout]);
+        clearTimeout(timer);
+        if (book === null) break;
+        updates += 1;
+        ageS = (Date.now() - book.timestamp) / 1000;
+      }
+    } catch (err) {
+      if (!(err instanceof ccxt.BaseError)) throw err;
+      return err.constructor.name;
+    }
+    if (updates === 0) return "silent";
+    return "updates " + (ageS > 20 ? "stale" : ageS < -20 ? "future" : "fresh");
+  } finally {
+    await control("DELETE");
+    await exchange.close();
+  }
+}
+
 async function faults(exchange, symbol, amount, price) {
   const seen = {};
   await exchange.loadMarkets();
   for (const [kind, params] of JSON.parse(faultsJson)) {
+    if (kind.startsWith("ws_")) {
+      seen[kind] = await bookUnderFault(symbol, kind, params);
+      continue;
+    }
     await control("POST", { kind, duration_s: 30, ...params });
     try {
       await exchange.createOrder(symbol, "limit", "buy", amount, price);
