@@ -138,3 +138,77 @@ async def test_nautilus_sees_each_rest_fault_as_on_the_simulator(proxied: Proxie
     assert "1006: Access denied" in on_sim["cloudflare_1006"]
     assert on_sim["timeout_after_accept"].startswith("ValueError: Network error")
     assert sum(v.startswith("ValueError") for v in on_sim.values()) == len(REST_KINDS) - 1
+
+
+WS_KINDS = [("ws_drop", {}), ("ws_stall", {}), ("ws_half_open", {}), ("ws_gap", {"count": 3}),
+            ("ws_reorder", {"probability": 1.0}), ("ws_duplicate", {"probability": 1.0}),
+            ("ws_stale_timestamps", {"delay_s": 30}), ("ws_future_timestamps", {"ahead_s": 60})]
+
+
+async def _book_under_fault(sim: Any, base_url: str, control: Any, instruments: list[Any],
+                            kind: str, params: dict[str, Any], window_s: float = 1.5) -> str:
+    """What the adapter's websocket client delivers for ``window_s`` after ``kind`` hits its
+    book stream: "silent", or "updates" with their time (fresh, stale: over 20 s old, future:
+    over 20 s ahead), "after reconnecting" when it opened a new connection meanwhile."""
+    stamps: list[int] = []
+
+    def on_message(msg: object) -> None:
+        if not n.is_pycapsule(msg):
+            return
+        data = capsule_to_data(msg)
+        if isinstance(data, OrderBookDeltas):
+            stamps.append(data.deltas[-1].ts_event)
+        elif isinstance(data, OrderBookDelta):
+            stamps.append(data.ts_event)
+
+    ws = n.BitmexWebSocketClient(url=base_url.replace("http://", "ws://", 1) + "/realtime",
+                                 api_key=sim.api_key, api_secret=sim.api_secret,
+                                 account_id=ACCOUNT, heartbeat=5)
+    await ws.connect(instruments, on_message)
+    try:
+        await ws.wait_until_active(10)
+        await ws.subscribe_book(n.InstrumentId.from_str("XBTUSD.BITMEX"))
+        await _until(lambda: len(stamps) >= 3)
+        opened = (await sim.truth())["ws"]["opened_total"]
+        await control.add_fault(kind, **params)
+        await asyncio.sleep(0.05)  # what was in flight before the hit
+        before = len(stamps)
+        await asyncio.sleep(window_s)
+        after = stamps[before:]
+        reconnected = (await sim.truth())["ws"]["opened_total"] > opened
+    finally:
+        await control.clear_faults()
+        await ws.close()
+    if not after:
+        seen = "silent"
+    else:
+        age_s = time.time() - after[-1] / 1e9
+        seen = "updates " + ("stale" if age_s > 20 else "future" if age_s < -20 else "fresh")
+    return seen + (" after reconnecting" if reconnected else "")
+
+
+@pytest.mark.slow
+async def test_nautilus_sees_each_stream_fault_as_on_the_simulator(proxied: Proxied) -> None:
+    """What the adapter's websocket client delivers under every websocket fault (silence, or
+    updates and how old their time is, and whether it reconnected) is the same posted to the
+    simulator as to the proxy."""
+    overrides = {"rest_per_min": 10_000}
+    direct, _ = await proxied(rate=200.0, sim_overrides=overrides)
+    upstream, proxy = await proxied(rate=200.0, sim_overrides=overrides)
+    http = n.BitmexHttpClient(api_key=direct.api_key, api_secret=direct.api_secret,
+                              base_url=direct.base_url + "/api/v1", max_retries=0,
+                              timeout_secs=10)
+    instruments = await http.request_instruments(True)
+    outcomes: dict[str, list[str]] = {}
+    for sim, base, control in ((direct, direct.base_url, direct),
+                               (upstream, proxy.base_url, proxy)):
+        for kind, params in WS_KINDS:
+            seen = await _book_under_fault(sim, base, control, instruments, kind, params)
+            outcomes.setdefault(kind, []).append(seen)
+    for kind, (on_sim, on_proxy) in outcomes.items():
+        assert on_sim == on_proxy, f"{kind}: simulator {on_sim}, proxy {on_proxy}"
+    seen_on_sim = {kind: both[0] for kind, both in outcomes.items()}
+    assert seen_on_sim["ws_drop"] == "updates fresh after reconnecting"
+    assert seen_on_sim["ws_stall"] == seen_on_sim["ws_half_open"] == "silent"
+    assert seen_on_sim["ws_stale_timestamps"] == "updates stale"
+    assert seen_on_sim["ws_future_timestamps"] == "updates future"
