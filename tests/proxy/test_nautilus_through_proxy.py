@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from proxy_client_outcomes import NAUTILUS_STREAMS, REST_KINDS, WS_KINDS
 
 from venueguard.proxy.testing import Proxied
 
@@ -94,11 +95,6 @@ async def test_nautilus_bitmex_adapter_through_the_proxy(proxied: Proxied) -> No
     assert proxy.server.ws_opened_total >= 1
 
 
-REST_KINDS = [("overload_503", {}), ("rate_limit_429", {"retry_after_s": 1}),
-              ("forbidden_403", {}), ("cloudflare_522", {}), ("cloudflare_1010", {}),
-              ("cloudflare_1006", {}), ("timeout_after_accept", {"hold_s": 0.3}),
-              ("bad_gateway_after_accept", {}), ("latency", {"ms": 50})]
-
 
 async def test_nautilus_sees_each_rest_fault_as_on_the_simulator(proxied: Proxied) -> None:
     """The adapter's outcome of submit_order under every REST fault (its error type and text,
@@ -139,10 +135,6 @@ async def test_nautilus_sees_each_rest_fault_as_on_the_simulator(proxied: Proxie
     assert on_sim["timeout_after_accept"].startswith("ValueError: Network error")
     assert sum(v.startswith("ValueError") for v in on_sim.values()) == len(REST_KINDS) - 1
 
-
-WS_KINDS = [("ws_drop", {}), ("ws_stall", {}), ("ws_half_open", {}), ("ws_gap", {"count": 3}),
-            ("ws_reorder", {"probability": 1.0}), ("ws_duplicate", {"probability": 1.0}),
-            ("ws_stale_timestamps", {"delay_s": 30}), ("ws_future_timestamps", {"ahead_s": 60})]
 
 
 async def _book_under_fault(sim: Any, base_url: str, control: Any, instruments: list[Any],
@@ -207,8 +199,4 @@ async def test_nautilus_sees_each_stream_fault_as_on_the_simulator(proxied: Prox
             outcomes.setdefault(kind, []).append(seen)
     for kind, (on_sim, on_proxy) in outcomes.items():
         assert on_sim == on_proxy, f"{kind}: simulator {on_sim}, proxy {on_proxy}"
-    seen_on_sim = {kind: both[0] for kind, both in outcomes.items()}
-    assert seen_on_sim["ws_drop"] == "updates fresh after reconnecting"
-    assert seen_on_sim["ws_stall"] == seen_on_sim["ws_half_open"] == "silent"
-    assert seen_on_sim["ws_stale_timestamps"] == "updates stale"
-    assert seen_on_sim["ws_future_timestamps"] == "updates future"
+    assert {kind: both[0] for kind, both in outcomes.items()} == NAUTILUS_STREAMS

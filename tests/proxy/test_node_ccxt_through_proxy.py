@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from proxy_client_outcomes import CCXT_STREAMS, NODE_CCXT_REST, REST_KINDS, WS_KINDS, lost
 
 from venueguard.proxy.testing import Proxied
 
@@ -42,11 +43,6 @@ async def test_node_ccxt_bot_through_the_proxy(proxied: Proxied, node_ccxt: Path
     assert len(truth["orders"]) == 1 and proxy.server.ws_opened_total >= 1
 
 
-REST_KINDS = [("overload_503", {}), ("rate_limit_429", {"retry_after_s": 1}),
-              ("forbidden_403", {}), ("cloudflare_522", {}), ("cloudflare_1010", {}),
-              ("cloudflare_1006", {}), ("timeout_after_accept", {"hold_s": 0.3}),
-              ("bad_gateway_after_accept", {}), ("latency", {"ms": 50})]
-
 
 @pytest.mark.parametrize("exchange", ["bitmex", "binanceusdm"])
 async def test_node_ccxt_sees_each_rest_fault_as_on_the_simulator(
@@ -68,14 +64,8 @@ async def test_node_ccxt_sees_each_rest_fault_as_on_the_simulator(
         seen.append(orjson.loads(out.strip().splitlines()[-1])["faults"])
     on_sim, on_proxy = seen
     assert on_sim == on_proxy
-    assert set(on_sim) == {kind for kind, _ in REST_KINDS}
-    assert on_sim["latency"] == "ok"
-    assert sum(v != "ok" for v in on_sim.values()) == len(REST_KINDS) - 1
+    assert on_sim == NODE_CCXT_REST[exchange]
 
-
-WS_KINDS = [("ws_drop", {}), ("ws_stall", {}), ("ws_half_open", {}), ("ws_gap", {"count": 3}),
-            ("ws_reorder", {"probability": 1.0}), ("ws_duplicate", {"probability": 1.0}),
-            ("ws_stale_timestamps", {"delay_s": 30}), ("ws_future_timestamps", {"ahead_s": 60})]
 
 
 @pytest.mark.slow
@@ -96,10 +86,6 @@ async def test_node_ccxt_sees_each_stream_fault_as_on_the_simulator(
         out, err = await asyncio.wait_for(proc.communicate(), 120)
         assert proc.returncode == 0, (out + err).decode(errors="replace")[-2000:]
         seen.append(orjson.loads(out.strip().splitlines()[-1])["faults"])
-    on_sim, on_proxy = seen
-    assert on_sim == on_proxy
-    assert set(on_sim) == {kind for kind, _ in WS_KINDS}
-    assert on_sim["ws_drop"] == "NetworkError"
-    assert on_sim["ws_stall"] == on_sim["ws_half_open"] == "silent"
-    assert on_sim["ws_stale_timestamps"] == "updates stale"
-    assert on_sim["ws_future_timestamps"] == "updates future"
+    on_sim, on_proxy = ({kind: lost(v) for kind, v in both.items()} for both in seen)
+    assert on_sim == on_proxy, seen
+    assert on_sim == CCXT_STREAMS[exchange]

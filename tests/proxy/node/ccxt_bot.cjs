@@ -3,8 +3,9 @@
 // Prints one JSON line with what it saw. With FAULTS_JSON (a list of [kind, params]), it posts
 // each fault in turn to PROXY_URL's control API (/_sim/faults), notes what it saw, and clears
 // the fault: for a REST fault, the ccxt error class of one createOrder (or "ok"); for a websocket
-// fault (ws_*), what watchOrderBook gives for one second on a fresh connection: the ccxt error
-// class, "silent" (no update), or "updates" with the book's time (fresh, stale, future).
+// fault (ws_*), what watchOrderBook gives for 1.5 s on a fresh connection: the ccxt error
+// class, "silent" (no update), or "updates" with the book's time (fresh, stale, future),
+// "after reconnecting" when ccxt opened a new connection meanwhile.
 "use strict";
 const path = require("path");
 const { createRequire } = require("module");
@@ -43,10 +44,11 @@ async function bookUnderFault(symbol, kind, params) {
   await exchange.loadHttpProxyAgent();
   try {
     for (let i = 0; i < 3; i++) await exchange.watchOrderBook(symbol);
+    const connections = new Set(Object.values(exchange.clients));
     await control("POST", { kind, ...params });
     let updates = 0;
     let ageS = 0;
-    const end = Date.now() + 1000;
+    const end = Date.now() + 1500;
     try {
       while (Date.now() < end) {
         let timer;
@@ -63,8 +65,12 @@ async function bookUnderFault(symbol, kind, params) {
       if (!(err instanceof ccxt.BaseError)) throw err;
       return err.constructor.name;
     }
-    if (updates === 0) return "silent";
-    return "updates " + (ageS > 20 ? "stale" : ageS < -20 ? "future" : "fresh");
+    let seen = updates === 0 ? "silent"
+      : "updates " + (ageS > 20 ? "stale" : ageS < -20 ? "future" : "fresh");
+    if (Object.values(exchange.clients).some((c) => !connections.has(c))) {
+      seen += " after reconnecting";
+    }
+    return seen;
   } finally {
     await control("DELETE");
     await exchange.close();
