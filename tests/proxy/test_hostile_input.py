@@ -55,6 +55,12 @@ RAW_REQUESTS = [
     b"PUT /_sim/faults HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
 ]
 
+# a key header that is not UTF-8, with --guard naming its account (regression: a 500 and a
+# traceback in the log)
+NOT_UTF8_KEY = (b"GET /api/v1/order HTTP/1.1\r\nHost: x\r\napi-key: \x80" + SECRETS[0].encode()
+                + b"\r\nX-MBX-APIKEY: \xff" + SECRETS[2].encode() + b"\r\n\r\n")
+RAW_REQUESTS.append(NOT_UTF8_KEY)
+
 CONTROL_BODIES = [
     b"[" * 100_000, b'{"kind": "latency", "ms": 1e309}', b'{"kind": "ws_gap", "count": 1.5}',
     b'{"kind": "latency", "ms": "200"}', b'{"kind": "ws_stall", "new_connections": 1}',
@@ -84,6 +90,8 @@ async def test_hostile_requests_never_get_a_proxy_5xx(
                    if r.name.startswith("venueguard.proxy")]
     assert any("unreadable HTTP request" in line for line in proxy_lines)
     assert not any(SECRETS[3] in line for line in proxy_lines)
+    for secret in SECRETS:
+        assert secret not in caplog.text
 
 
 async def test_secrets_in_headers_and_queries_are_never_logged(
