@@ -78,13 +78,14 @@ class NativeStreams:
     """Native ``watch_*`` for one guarded exchange (see the module docstring)."""
 
     def __init__(self, exchange: Any, notify: Notifier, *, load_markets: Any,
-                 max_age_s: float = 5.0, max_ts_age_ms: int | None = None,
-                 freshness: FreshnessConfig | None = None,
+                 max_age_s: float = 5.0, ticker_max_age_s: float = 15.0,
+                 max_ts_age_ms: int | None = None, freshness: FreshnessConfig | None = None,
                  clock: Clock = SYSTEM_CLOCK) -> None:
         self.exchange = exchange
         self.notify = notify
         self.clock = clock
         self.max_age_s = max_age_s
+        self.ticker_max_age_s = ticker_max_age_s  # Binance's bookTicker (BitMEX: from the book)
         self.max_ts_age_ms = max_ts_age_ms  # the venue timestamp's bound (None: the session's)
         self.freshness = freshness  # the learned freshness (None: the session's default)
         self._load_markets = load_markets
@@ -165,9 +166,9 @@ class NativeStreams:
         ws_base = ws[:-3] if ws.endswith("/ws") else ws
         rest = str(api["fapiPublic"])
         rest_base = rest[: -len("/fapi/v1")] if rest.endswith("/fapi/v1") else rest
-        return BinanceMarketDataSession(binance_config(
-            ws_base, rest_base, [market_id], liveness=self._bounds(binance_liveness())),
-            **kwargs)
+        liveness = self._bounds(binance_liveness(self.ticker_max_age_s))
+        return BinanceMarketDataSession(binance_config(ws_base, rest_base, [market_id],
+                                                       liveness=liveness), **kwargs)
 
     def _bounds(self, liveness: LivenessConfig) -> LivenessConfig:
         """The session's liveness with the guard's timestamp bound and learned freshness."""
