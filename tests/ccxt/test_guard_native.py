@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from dataclasses import replace
+from typing import Any
 
 import ccxt
 import ccxt.pro as ccxt_pro
@@ -18,6 +20,7 @@ from venueguard.core.freshness import FreshnessConfig
 from venueguard.core.liveness import Liveness
 from venueguard.sim.binance.testing import point_ccxt, running_binance_sim
 from venueguard.telemetry.events import EventLog
+from venueguard.telemetry.metrics import Metrics
 
 from ccxt_testkit import SYMBOL, SimFactory, bitmex, close, quick_config
 
@@ -112,8 +115,10 @@ async def test_the_guards_freshness_config_decides_each_stream(sim_server: SimFa
     modes = {"learned": FreshnessConfig(warmup=20, warmup_s=2.0),
              "static": FreshnessConfig(enabled=False)}
     logs = {name: EventLog() for name in modes}
+    metrics = Metrics()
     exchanges = {name: bitmex(sim, events=logs[name], config=replace(
-        quick_config(), native_streams=native, streams=replace(streams, freshness=fresh)))
+        quick_config(), native_streams=native, streams=replace(streams, freshness=fresh)),
+        metrics=metrics if name == "learned" else None)
         for name, fresh in modes.items()}
 
     def liveness(name: str) -> tuple[Liveness, str]:
@@ -141,6 +146,16 @@ async def test_the_guards_freshness_config_decides_each_stream(sim_server: SimFa
             assert time.monotonic() < deadline, "the learned model did not warm up"
         learned_limit = live.limit_s(channel)
         assert learned_limit is not None and learned_limit < 5.0
+
+        def exported(name: str) -> Any:
+            values = metrics.snapshot()[name]
+            return values.get(f"channel={channel}") if isinstance(values, dict) else None
+
+        while (exported("ws_freshness_threshold_seconds") or 99.0) >= 5.0:  # next flush
+            assert time.monotonic() < deadline, "the learned threshold was not exported"
+            await asyncio.sleep(0.1)
+        suspicion = exported("ws_freshness_suspicion")
+        assert isinstance(suspicion, float) and math.isfinite(suspicion)  # NaN while static
         static, static_channel = liveness("static")
         assert static.detector(static_channel) is None
         await sim.add_fault("ws_stall")
