@@ -147,7 +147,9 @@ class GuardedExchange:
             self.native = NativeStreams(
                 exchange, self.notify, load_markets=lambda: self.load_markets(),
                 max_age_s=cfg.streams.max_age_s.get("orderbook", 5.0),
-                max_ts_age_ms=cfg.streams.max_ts_age_ms, clock=clock)
+                ticker_max_age_s=cfg.streams.max_age_s.get("ticker", 15.0),
+                max_ts_age_ms=cfg.streams.max_ts_age_ms, freshness=cfg.streams.freshness,
+                clock=clock)
 
     # ---- ccxt's surface ---------------------------------------------------------------------
 
