@@ -3,6 +3,7 @@ as a person types it, in its own process, against simulators on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -179,6 +180,45 @@ def test_chaos_stops_on_a_signal(tmp_path: Path, signum: signal.Signals) -> None
     assert code == 130, code
     assert " seed(s), " in out and "seeds/min" in out, out[-2000:]
     assert "Traceback" not in err, err[-2000:]
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["to-chaos", "to-its-process-group"])
+def test_chaos_stops_cleanly_on_a_signal_while_its_workers_start(tmp_path: Path,
+                                                                 group: bool) -> None:
+    """A stop that came while the worker pool was starting (a second or more under load) left
+    the workers without their start-up state: each printed a traceback (the pool's semaphores
+    gone), and Ctrl-C to the process group made the forkserver print one from its imports."""
+    with subprocess.Popen([sys.executable, "-m", "venueguard", "chaos", "--seeds", "100000"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          cwd=tmp_path, env=ENV, start_new_session=True) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().startswith("venueguard chaos")
+            time.sleep(0.3)  # the forkserver is importing the stack, no worker is ready yet
+            if group:
+                os.killpg(proc.pid, signal.SIGINT)   # Ctrl-C in a terminal
+            else:
+                proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+            out, err = proc.communicate(timeout=30)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:  # the forkserver and the workers end too
+                try:
+                    os.killpg(proc.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                raise AssertionError("processes of the chaos run outlived it")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert code == 130, (code, err[-2000:])
+    assert "interrupted after 0 of 100000 seed(s)" in out, out[-2000:]
+    assert "Traceback" not in err, err[-3000:]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
