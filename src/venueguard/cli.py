@@ -45,8 +45,9 @@ started):
   - a number that is not plain ASCII digits, not finite, or out of range (the
     message states the option's range); an unknown --venue, --log-format or
     --trade value;
-  - --sim-url that is not a loopback http:// URL, or given with a venue other
-    than sim or ccxt:ID;
+  - --sim-url that is not a loopback http:// URL (its port, if written, from 1
+    to 65535), or given with a venue other than sim, binance-usdm[-testnet] or
+    ccxt:ID;
   - a --symbol the venue does not list (the message names the ones it lists);
   - a ccxt exchange id ccxt does not know, one without websocket support, or
     ccxt older than 4.5;
