@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "--dialect binance-usdm)")
     sim.add_argument("--rate", type=float_arg(above=0, high=MAX_SIM_RATE), default=50.0,
                      metavar="MSGS_PER_S",
-                     help="market-data messages per second per symbol")
+                     help="market-data messages per second in all, shared evenly among the "
+                          "symbols (a scenario's [rates] scales a symbol's share)")
     sim.add_argument("--book-format", choices=["modern", "legacy"], default="modern",
                      help="orderBookL2 rows: modern (price on every row) or legacy (ids "
                           "encode the price)")
