@@ -3,6 +3,7 @@ as a person types it, in its own process, against simulators on loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -154,6 +155,49 @@ def test_the_monitor_stops_on_sigterm_while_the_simulator_floods_it(tmp_path: Pa
                 proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_the_proxy_stops_on_a_signal_while_it_relays_a_flood(tmp_path: Path,
+                                                             signum: signal.Signals) -> None:
+    """`venueguard proxy --guard` between a subscriber and a simulator sending a million book
+    messages a second stops on a signal within a bounded time, exit 0, no traceback."""
+    aiohttp = pytest.importorskip("aiohttp")
+    for url in _sim("--rate", "1000000", "--scenario", "calm"):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "venueguard", "proxy", "--upstream", url, "--port", "0",
+             "--guard", "--no-journal"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, cwd=tmp_path, env=ENV)
+        try:
+            assert proc.stdout is not None
+            proxy_url = proc.stdout.readline().strip().removeprefix("listening on ")
+
+            async def subscribe_and_signal(proxy_url: str,
+                                           proc: subprocess.Popen[str]) -> int:
+                async with aiohttp.ClientSession() as http, http.ws_connect(
+                        proxy_url.replace("http://", "ws://") + "/realtime") as ws:
+                    await ws.send_json({"op": "subscribe", "args": ["orderBookL2:XBTUSD"]})
+                    received, started = 0, time.monotonic()
+                    while time.monotonic() - started < 3.0:
+                        await ws.receive(timeout=10)
+                        received += 1
+                    proc.send_signal(signum)  # while the flood runs, the subscriber connected
+                    return received
+
+            assert asyncio.run(subscribe_and_signal(proxy_url, proc)) > 100
+            sent = time.monotonic()
+            code = proc.wait(timeout=30)
+            assert time.monotonic() - sent < 30
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+        assert code == 0, (code, err[-2000:])
+        assert "Traceback" not in err, err[-2000:]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
