@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -223,6 +224,33 @@ def test_chaos_stops_on_a_signal(tmp_path: Path, signum: signal.Signals) -> None
     # either signal: the summary of the seeds done, then exit 130 (none failed)
     assert code == 130, code
     assert " seed(s), " in out and "seeds/min" in out, out[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_chaos_over_sockets_stops_on_a_signal_with_its_summary(tmp_path: Path,
+                                                               signum: signal.Signals) -> None:
+    """Over real sockets SIGTERM killed the run with no summary (-15) and Ctrl-C ended it with
+    none either; now both end it as in virtual time: the seeds done, then exit 130."""
+    with subprocess.Popen([sys.executable, "-m", "venueguard", "chaos", "--sockets", "--seeds",
+                           "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          cwd=tmp_path, env=ENV,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().startswith("venueguard chaos (sim): 1000 seed(s)")
+            proc.stdout.readline()  # the table's header
+            assert re.match(r"\s+1/1000 ", proc.stdout.readline())  # a seed is done
+            proc.send_signal(signum)
+            code = proc.wait(timeout=30)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert code == 130, (code, err[-2000:])
+    assert re.search(r"interrupted after \d+ of 1000 seed\(s\)", out), out[-2000:]
+    assert "all invariants held (interrupted: " in out, out[-2000:]
     assert "Traceback" not in err, err[-2000:]
 
 
