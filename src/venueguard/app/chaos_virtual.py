@@ -34,9 +34,11 @@ from venueguard.app import chaos_checks as checks
 from venueguard.app.chaos_seed import ChaosConfig, SeedResult, run_seed
 from venueguard.io.vloop import run_virtual
 
-__all__ = ["RSS_EVERY", "RssSample", "iter_virtual", "rss_mb", "run_seed_virtual"]
+__all__ = ["RSS_EVERY", "WORKER_START_S", "RssSample", "iter_virtual", "rss_mb", "run_seed_virtual"]
 
 RSS_EVERY = 200
+#: How long a run waits for each worker process to start before it hands out seeds anyway.
+WORKER_START_S = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,17 @@ def iter_virtual(seeds: Sequence[int], config: ChaosConfig, *, workers: int = 1,
         context.set_forkserver_preload([__name__])
     else:
         context = multiprocessing.get_context("spawn")
-    chunk = max(1, min(16, len(seeds) // (workers * 8)))
-    with context.Pool(workers) as pool:
-        yield from pool.imap(_work, jobs, chunksize=chunk)
+    ready = context.Semaphore(0)
+    with context.Pool(workers, initializer=_ready, initargs=(ready,)) as pool:
+        # every worker up before the first result: a run interrupted while a worker was still
+        # starting tore the pool's queues down under it (a traceback from the starting worker)
+        for _ in range(workers):
+            ready.acquire(timeout=WORKER_START_S)
+        # one seed per message: a seed takes about a tenth of a second, its message a few
+        # microseconds, and rows (and an interrupted run's summary) follow the seeds as they end
+        yield from pool.imap(_work, jobs, chunksize=1)
+
+
+def _ready(ready: Any) -> None:
+    """Pool initializer: this worker holds its queues and is about to take jobs."""
+    ready.release()
