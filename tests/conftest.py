@@ -7,6 +7,7 @@ where they are absent. Every other test uses data the project makes itself.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from venueguard.core.rules import default_rules
+from venueguard.io.vloop import VirtualTimeLoop
 from venueguard.sim.testing import SimHandle, running_sim
 from venueguard.venues.bitmex.rules import bitmex_rules
 
@@ -59,6 +61,19 @@ def _empty_default_rule_caches() -> Iterator[None]:
         rules.memo.clear()
         rules.verdicts.clear()
     yield
+
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config,
+                                  item: pytest.Item) -> dict[str, LoopFactory]:
+    """Tests marked ``virtual_time`` (module or test) run on :class:`VirtualTimeLoop`: time passes
+    only when every task waits, and sockets are in memory; ``real_time`` opts a test out. The
+    others get asyncio's own loop, as without this hook."""
+    if item.get_closest_marker("virtual_time") and not item.get_closest_marker("real_time"):
+        return {"virtual": VirtualTimeLoop}
+    return {"asyncio": asyncio.new_event_loop}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

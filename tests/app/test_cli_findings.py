@@ -212,7 +212,9 @@ def test_chaos_stops_on_a_signal(tmp_path: Path, signum: signal.Signals) -> None
             assert proc.stdout is not None
             assert proc.stdout.readline().startswith(
                 "venueguard chaos (sim, virtual time): 100000 seed(s)")
-            time.sleep(2.0)
+            # the first rows: the workers are up and taking seeds, however loaded the machine
+            rows = [proc.stdout.readline() for _ in range(3)]   # column names, seeds 1 and 2
+            assert rows[1].split()[:2] == ["1/100000", "1"], rows
             assert proc.poll() is None  # still working through its seeds
             proc.send_signal(signum)
             code = proc.wait(timeout=30)

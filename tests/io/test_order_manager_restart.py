@@ -8,6 +8,7 @@ unresolved orders as reconciled, and a position mismatch (local 300, venue 0) en
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 
@@ -185,3 +186,21 @@ async def test_a_position_mismatch_that_survives_reconciliation_halts_trading(
     assert manager.halted is None
     assert manager.halt_history == ["position mismatch: XBTUSD local 300 venue 0"]
     manager.journal.close()
+
+
+async def test_a_runtime_stopped_before_its_task_first_ran_returns_at_once(
+        tmp_path: Path) -> None:
+    # regression: ``stop`` right after ``start`` (a ccxt bot's close() just after
+    # start_orders()) came before ``run`` had started its loops; they then started after their
+    # cancellation and ran until the closer's 10 s wait gave up
+    venue, clock = CountingVenue(), ManualClock()
+    runtime = OrdersRuntime(
+        BitmexAdapter(venue), Journal.open(tmp_path / "j.db"), symbols=("XBTUSD",),
+        events=EventLog(), clock=clock, rng=random.Random(1),
+        config=RuntimeConfig(manager=config(), dms=None), regime_source=lambda: "NORMAL")
+    await runtime.start()
+    task = asyncio.get_running_loop().create_task(runtime.run())
+    await runtime.stop(clean=True)               # before the task's first step
+    async with asyncio.timeout(5.0):             # generous: it returns in the same turn
+        await task
+    assert not runtime.manager.table.orders

@@ -1,14 +1,15 @@
 """The market-data session with learned freshness, against the simulator over loopback.
 
 A short warm-up (20 gaps over 2 s) stands in for the default 30 s so the test stays short; the
-model and the wiring are the shipped ones. Bounds are generous: a loaded machine may wake late.
+model and the wiring are the shipped ones. Both run in virtual time (simulator and session on one
+simulated clock, docs/virtual-time.md): the warm-up and the stall take no real time, and a loaded
+machine cannot make a timer late.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -17,21 +18,22 @@ import pytest
 
 from venueguard.core.freshness import FreshnessConfig
 from venueguard.io import md_events as ev
+from venueguard.io.clock import monotonic
 from venueguard.io.ws_session import MarketDataSession, MdConfig, default_liveness
 from venueguard.sim.testing import SimHandle
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.virtual_time]
 
 TOPIC = "orderBookL2:XBTUSD"
 SimFactory = Callable[..., Awaitable[SimHandle]]  # the sim_server fixture (tests/conftest.py)
 
 
 async def until(predicate: Callable[[], Any], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
+    deadline = monotonic() + timeout_s
     while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
+        assert monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.05)
 
 

@@ -4,13 +4,13 @@ through a proxy in front of a healthy simulator with the fault posted to the pro
 
 REST answers are compared as the client gets them (status, content type, body, Retry-After) and by
 what reached the venue (the simulator's ground truth); streams are observed from a raw client.
+Simulator, proxy and client share one virtual-time loop (docs/virtual-time.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +21,13 @@ import orjson
 import pytest
 from yarl import URL
 
+from venueguard.io.clock import monotonic, wall_s
 from venueguard.proxy.testing import Proxied
 from venueguard.sim.binance import signing as binance_signing
 from venueguard.sim.testing import SimHandle
 from venueguard.venues.bitmex import timefmt
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.virtual_time]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,7 @@ async def _bitmex_order(sim: SimHandle, target: Target, cid: str) -> Seen:
 async def _binance_order(sim: SimHandle, target: Target, cid: str) -> Seen:
     query = urlencode({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
                        "quantity": "0.010", "price": "45000.0", "newClientOrderId": cid,
-                       "timestamp": int(time.time() * 1000)})
+                       "timestamp": int(wall_s() * 1000)})
     query += "&signature=" + binance_signing.sign(sim.api_secret, query)
     headers = {"X-MBX-APIKEY": sim.api_key,
                "Content-Type": "application/x-www-form-urlencoded"}
@@ -144,9 +145,9 @@ async def test_latency_same_delay(proxied: Proxied, dialect: str) -> None:
     order = _bitmex_order if dialect == "bitmex" else _binance_order
     for target, sim in zip(targets, (direct, upstream), strict=True):
         await target.add_fault("latency", ms=300, duration_s=30)
-        start = time.monotonic()
+        start = monotonic()
         seen = await order(sim, target, f"latency-{target.name}")
-        assert time.monotonic() - start >= 0.3
+        assert monotonic() - start >= 0.3
         assert seen.status == 200 and seen.reached_venue == 1
 
 
@@ -179,8 +180,8 @@ async def _open(session: aiohttp.ClientSession, target: Target,
 
 async def _collect(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> list[Any]:
     out: list[Any] = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
+    deadline = monotonic() + seconds
+    while (left := deadline - monotonic()) > 0:
         try:
             msg = await ws.receive(timeout=left)
         except TimeoutError:
@@ -202,8 +203,8 @@ def _seqs(messages: list[Any]) -> list[int]:
 
 async def _trades(ws: aiohttp.ClientWebSocketResponse, rows: int) -> list[int]:
     seqs: list[int] = []
-    deadline = time.monotonic() + 10.0
-    while len(seqs) < rows and time.monotonic() < deadline:
+    deadline = monotonic() + 10.0
+    while len(seqs) < rows and monotonic() < deadline:
         seqs += _seqs(await _collect(ws, 0.1))
     assert len(seqs) >= rows, "the market produced too few trades"
     return seqs
@@ -279,11 +280,11 @@ async def _check_timestamps(session: aiohttp.ClientSession, target: Target) -> N
 
     async def ages(ws: aiohttp.ClientWebSocketResponse) -> list[float]:
         out: list[float] = []
-        deadline = time.monotonic() + 10.0
-        while len(out) < 8 and time.monotonic() < deadline:
+        deadline = monotonic() + 10.0
+        while len(out) < 8 and monotonic() < deadline:
             for m in await _collect(ws, 0.1):
                 if isinstance(m, dict) and m.get("table") == "trade":
-                    now_ms = time.time() * 1000
+                    now_ms = wall_s() * 1000
                     out += [now_ms - timefmt.parse_ms(r["timestamp"]) for r in m["data"]]
         return out[-4:]
 
@@ -387,14 +388,13 @@ async def _binance_checks(session: aiohttp.ClientSession, target: Target) -> Non
     async with session.ws_connect(url) as ws:
         await _events(ws, 1)
         await target.add_fault("ws_stale_timestamps", delay_s=30)
-        assert (await _events(ws, 3))[-1]["E"] < time.time() * 1000 - 25_000
+        assert (await _events(ws, 3))[-1]["E"] < wall_s() * 1000 - 25_000
     async with session.ws_connect(url) as ws:
         await _events(ws, 1)
         await target.add_fault("ws_future_timestamps", ahead_s=30)
-        assert (await _events(ws, 3))[-1]["E"] > time.time() * 1000 + 25_000
+        assert (await _events(ws, 3))[-1]["E"] > wall_s() * 1000 + 25_000
 
 
-@pytest.mark.slow
 async def test_binance_stream_faults_same_effect(proxied: Proxied) -> None:
     direct, _, targets = await _targets(proxied, "binance-usdm", rate=300.0)
     for target in targets:

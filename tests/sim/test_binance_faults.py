@@ -1,11 +1,14 @@
-"""Every fault kind in its Binance form, observed from a raw client (REST and websocket)."""
+"""Every fault kind in its Binance form, observed from a raw client (REST and websocket).
+
+Simulator and client share one virtual-time loop (docs/virtual-time.md): delays, expiries and
+timeouts pass in no real time.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,9 +16,10 @@ import aiohttp
 import orjson
 import pytest
 
+from venueguard.io.clock import monotonic, wall_s
 from venueguard.sim.binance.testing import BinanceHandle, running_binance_sim
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.virtual_time]
 
 
 @pytest.fixture
@@ -97,9 +101,9 @@ async def test_auth_faults(sim: BinanceHandle, kind: str, status: int, code: int
 async def test_latency_and_dns_failure(sim: BinanceHandle) -> None:
     await sim.add_fault("latency", ms=300)
     await sim.add_fault("dns_failure")
-    started = time.monotonic()
+    started = monotonic()
     status, headers, _ = await sim.call("GET", "/fapi/v1/time", signed=False)
-    assert status == 200 and time.monotonic() - started >= 0.29
+    assert status == 200 and monotonic() - started >= 0.29
     assert headers["x-sim-dns-failure"] == "1"
 
 
@@ -212,12 +216,12 @@ async def test_ws_duplicate_reorder_and_timestamps(sim: BinanceHandle) -> None:
         await _next_events(ws, 1)
         await sim.add_fault("ws_stale_timestamps", delay_s=30)
         event = (await _next_events(ws, 1))[0]
-        assert event["E"] < time.time() * 1000 - 25_000
+        assert event["E"] < wall_s() * 1000 - 25_000
     async with sim.session.ws_connect(_depth_url(sim)) as ws:
         await _next_events(ws, 1)
         await sim.add_fault("ws_future_timestamps", ahead_s=30)
         event = (await _next_events(ws, 1))[0]
-        assert event["E"] > time.time() * 1000 + 25_000
+        assert event["E"] > wall_s() * 1000 + 25_000
 
 
 async def test_listen_key_expiry_and_24_hour_disconnect(sim: BinanceHandle) -> None:
@@ -243,12 +247,12 @@ async def test_listen_key_expiry_and_24_hour_disconnect(sim: BinanceHandle) -> N
     assert fresh != key
     sim.venue.configure(ws_max_lifetime_s=0.3)
     async with sim.session.ws_connect(_depth_url(sim)) as ws:
-        started = time.monotonic()
+        started = monotonic()
         while True:
             msg = await ws.receive(timeout=3)
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 break
-        assert 0.25 <= time.monotonic() - started < 2.5
+        assert 0.25 <= monotonic() - started < 2.5
 
 
 async def test_listen_key_lives_until_its_keepalive_runs_out(sim: BinanceHandle) -> None:
@@ -267,11 +271,11 @@ async def test_server_pings_and_the_incoming_message_limit(sim: BinanceHandle) -
     async with sim.session.ws_connect(f"{sim.ws_base}/ws", autoping=False) as ws:
         msg = await ws.receive(timeout=3)
         assert msg.type is aiohttp.WSMsgType.PING
-        started = time.monotonic()  # no pong from us: dropped once the timeout ran out
+        started = monotonic()  # no pong from us: dropped once the timeout ran out
         while msg.type is aiohttp.WSMsgType.PING:
             msg = await ws.receive(timeout=3)
         assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
-        assert time.monotonic() - started < 2.5
+        assert monotonic() - started < 2.5
     async with sim.session.ws_connect(f"{sim.ws_base}/ws") as ws:  # autoping answers
         with contextlib.suppress(TimeoutError):  # pings are answered while we read
             async with asyncio.timeout(1.5):
@@ -295,7 +299,7 @@ async def test_late_fill_reaches_the_user_stream_late(sim: BinanceHandle) -> Non
     key = (await sim.call("POST", "/fapi/v1/listenKey", signed=False))[2]["listenKey"]
     async with sim.session.ws_connect(f"{sim.ws_base}/ws/{key}") as ws:
         await sim.add_fault("late_fill", delay_s=1.0)
-        started = time.monotonic()
+        started = monotonic()
         status, _, filled = await sim.call("POST", "/fapi/v1/order", {
             "symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010"})
         assert status == 200 and filled["status"] == "FILLED"
@@ -304,7 +308,7 @@ async def test_late_fill_reaches_the_user_stream_late(sim: BinanceHandle) -> Non
             while not any(e["e"] == "ORDER_TRADE_UPDATE" and e["o"]["x"] == "TRADE"
                           for _, e in seen):
                 event = orjson.loads((await ws.receive()).data)
-                seen.append((time.monotonic() - started, event))
+                seen.append((monotonic() - started, event))
     first_trade_s = next(t for t, e in seen if e["e"] == "ORDER_TRADE_UPDATE"
                          and e["o"]["x"] == "TRADE")
     assert seen[0][1]["o"]["x"] == "NEW" and seen[0][0] < 0.5

@@ -14,7 +14,7 @@ import pytest
 from venueguard.sim.binance.replay import BinanceRecording
 from venueguard.sim.binance.testing import BinanceHandle, running_binance_sim
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.virtual_time]
 
 START_MS = 1_700_000_000_000
 EVENTS = 30  # 100 ms apart: a 3-second recording

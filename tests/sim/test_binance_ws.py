@@ -15,7 +15,7 @@ import pytest
 
 from venueguard.sim.binance.testing import BinanceHandle, running_binance_sim
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.virtual_time]
 
 
 @pytest.fixture

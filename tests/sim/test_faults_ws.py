@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 
+from venueguard.io.clock import monotonic, wall_s
 from venueguard.sim.testing import SimHandle
 from venueguard.venues.bitmex import timefmt
+
+pytestmark = pytest.mark.virtual_time
 
 RATE = 3000.0
 
@@ -32,8 +35,8 @@ async def _open(sim: SimHandle, topic: str = "trade:XBTUSD",
 
 async def _collect(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> list[Any]:
     out: list[Any] = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
+    deadline = monotonic() + seconds
+    while (left := deadline - monotonic()) > 0:
         try:
             msg = await ws.receive(timeout=left)
         except TimeoutError:
@@ -49,8 +52,8 @@ async def _trades(ws: aiohttp.ClientWebSocketResponse, rows: int = 5,
                   limit_s: float = 10.0) -> list[int]:
     """Match sequence numbers of at least ``rows`` trade rows (waits for them)."""
     seqs: list[int] = []
-    deadline = time.monotonic() + limit_s
-    while len(seqs) < rows and time.monotonic() < deadline:
+    deadline = monotonic() + limit_s
+    while len(seqs) < rows and monotonic() < deadline:
         seqs += _seqs(await _collect(ws, 0.1))
     assert len(seqs) >= rows, "the market produced too few trades"
     return seqs
@@ -153,11 +156,11 @@ async def test_ws_stale_and_future_timestamps(sim_server) -> None:  # type: igno
     async def ages(ws: aiohttp.ClientWebSocketResponse) -> list[float]:
         """Age (receive time minus row timestamp) of the last trade rows received."""
         out: list[float] = []
-        deadline = time.monotonic() + 10.0
-        while len(out) < 8 and time.monotonic() < deadline:
+        deadline = monotonic() + 10.0
+        while len(out) < 8 and monotonic() < deadline:
             for m in await _collect(ws, 0.1):
                 if isinstance(m, dict) and m.get("table") == "trade":
-                    now_ms = time.time() * 1000
+                    now_ms = wall_s() * 1000
                     out += [now_ms - timefmt.parse_ms(r["timestamp"]) for r in m["data"]]
         return out[-4:]  # rows queued before the hit may still carry true times
 

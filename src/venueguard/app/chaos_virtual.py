@@ -116,12 +116,13 @@ def iter_virtual(seeds: Sequence[int], config: ChaosConfig, *, workers: int = 1,
         context.set_forkserver_preload([__name__])
     else:
         context = multiprocessing.get_context("spawn")
-    chunk = max(1, min(16, len(seeds) // (workers * 8)))
     with contextlib.ExitStack() as stack:
         with _stop_signals_held():
             pool = context.Pool(workers, initializer=_start_worker)
             stack.callback(pool.terminate)   # in place before a held signal is let through
-        yield from pool.imap(_work, jobs, chunksize=chunk)
+        # one seed per message: a seed takes about a tenth of a second, its message a few
+        # microseconds, and rows (and an interrupted run's summary) follow the seeds as they end
+        yield from pool.imap(_work, jobs, chunksize=1)
 
 
 _STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})

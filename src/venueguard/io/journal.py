@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -91,6 +92,9 @@ _V2 = (
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2))
 
 _FORBIDDEN = ("secret", "signature", "password", "passphrase")
+#: Any of ``_FORBIDDEN`` inside a lower-cased key (none holds a ``-`` or ``_``, so the key's
+#: ``-``/``_`` spelling does not matter).
+_FORBIDDEN_IN = re.compile("|".join(map(re.escape, _FORBIDDEN)))
 
 
 class JournalError(VenueguardError):
@@ -129,13 +133,14 @@ def guard(payload: object, where: str = "payload") -> None:
     """Raise ``SecretInPayloadError`` if any key (at any depth) looks like a secret."""
     if isinstance(payload, Mapping):
         for key, value in payload.items():
-            normalised = str(key).lower().replace("-", "_")
-            if any(word in normalised for word in _FORBIDDEN):
+            if _FORBIDDEN_IN.search(str(key).lower()):
                 raise SecretInPayloadError(f"{where}: refusing to store key {key!r}")
-            guard(value, where)
+            if isinstance(value, Mapping | list | tuple):
+                guard(value, where)
     elif isinstance(payload, list | tuple):
         for value in payload:
-            guard(value, where)
+            if isinstance(value, Mapping | list | tuple):
+                guard(value, where)
 
 
 def _dumps(payload: object, where: str) -> str:
@@ -148,7 +153,23 @@ def _dumps(payload: object, where: str) -> str:
 
 def event_payload(transition: Transition) -> dict[str, Any]:
     """The JSON payload of a transition: the event's type and fields."""
-    return {"type": type(transition.event).__name__, **dataclasses.asdict(transition.event)}
+    event = transition.event
+    return {"type": type(event).__name__,
+            **{f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event)}}
+
+
+def _plain(value: object) -> object:
+    """``value`` as JSON sees it, nested dataclasses as dicts: what ``dataclasses.asdict`` gives
+    without copying every leaf (the payload is encoded at once, never kept)."""
+    if isinstance(value, str | int | float | None):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
 
 
 class Journal:

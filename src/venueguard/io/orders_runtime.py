@@ -190,6 +190,11 @@ class OrdersRuntime:
 
     async def run(self) -> None:
         """Everything, supervised in one TaskGroup, until :meth:`stop`."""
+        if self._stopped:
+            # stopped before this task first ran (a close right after a start): the loops
+            # below would start after their cancellation and run for good
+            await self.manager.run()          # returns at once, after flushing the journal
+            return
         async with asyncio.TaskGroup() as group:
             group.create_task(self.manager.run(), name="orders-manager")
             self._aux.append(group.create_task(self._regime_loop(), name="orders-regime"))

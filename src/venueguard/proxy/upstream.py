@@ -26,11 +26,11 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-import time
 from collections import deque
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from venueguard.io.clock import monotonic
 from venueguard.numbers import ascii_digits
 
 __all__ = ["Answer", "UpstreamClosed", "UpstreamError", "UpstreamPool", "UpstreamUnreachable"]
@@ -105,7 +105,7 @@ class UpstreamPool:
         return _Conn(reader, writer)
 
     def _take(self) -> _Conn | None:
-        now = time.monotonic()
+        now = monotonic()
         while self._idle:
             conn = self._idle.pop()
             if now - conn.idle_since < self.idle_s and not conn.writer.is_closing() \
@@ -119,7 +119,7 @@ class UpstreamPool:
         if len(self._idle) >= self.max_idle:
             conn.writer.close()
             return
-        conn.idle_since = time.monotonic()
+        conn.idle_since = monotonic()
         self._idle.append(conn)
 
     async def request(self, method: str, target: str, headers: list[tuple[str, str]],

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -19,6 +18,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from venueguard.io.clock import wall_ns
 from venueguard.sim.binance import signing
 from venueguard.sim.binance.venue import BinanceVenue
 from venueguard.sim.clock import SimClock
@@ -47,7 +47,7 @@ class BinanceHandle(SimHandle):
 
     def signed_query(self, params: Mapping[str, Any], *, timestamp_ms: int | None = None,
                      secret: str | None = None) -> str:
-        stamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+        stamp = wall_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
         query = urlencode({**params, "timestamp": stamp})
         return query + "&signature=" + signing.sign(secret or self.api_secret, query)
 
