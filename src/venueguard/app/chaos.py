@@ -19,13 +19,15 @@ replays to the same failure and the same digest.
 
 ``--sockets`` (:func:`run_chaos`) runs the seeds on loopback sockets and the real clock,
 several at once in one event loop (``VENUEGUARD_CHAOS_CONCURRENCY``, default 8), rows printed as
-seeds finish; the ``--venue ccxt:...`` runs always do (ccxt reads the system clock itself).
+seeds finish.
 After the last seed the resident memory growth since the first wave (per worker process in
 virtual time) is checked (invariant 6) and so is the event loop's record of exceptions nobody
 retrieved.
 
 ``--venue ccxt:bitmex|ccxt:binanceusdm`` runs each seed through ccxt's class of that venue
-under ``guard()`` instead (:mod:`venueguard.app.chaos_ccxt`), against the matching dialect.
+under ``guard()`` instead (:mod:`venueguard.app.chaos_ccxt`), against the matching dialect; in
+virtual time too (the guarded object reads ccxt's clock through the clock seam, and ccxt's
+HTTP and websocket clients connect over the loop's in-memory network), or with ``--sockets``.
 
 ``--scenario NAME|PATH`` runs that simulator scenario under every seed (its market shape, and
 those of its scheduled faults that fall inside the seed's few seconds) on top of the seed's
@@ -118,7 +120,7 @@ def replay_command(seed: int, scenario: str | None = None, venue: str = "sim", *
     extra = f" --scenario {scenario}" if scenario else ""
     extra += f" --kinds {','.join(kinds)}" if kinds else ""
     extra += f" --venue {venue}" if venue != "sim" else ""
-    extra += " --sockets" if sockets and venue == "sim" else ""
+    extra += " --sockets" if sockets else ""
     env = f"{CLIENT_BUG_ENV}={client_bug} " if client_bug else ""
     return f"{env}venueguard chaos --first-seed {seed} --seeds 1{extra}"
 
@@ -320,7 +322,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         config = replace(config, scenario=scenario)
     seeds = range(first, first + seeds_n)
-    if getattr(args, "sockets", False) or config.venue != "sim":
+    if getattr(args, "sockets", False):
         report = asyncio.run(run_chaos(seeds, config, concurrency=concurrency))
         return exit_code(report)
     workers = getattr(args, "workers", None) or default_workers()
