@@ -78,8 +78,12 @@ def run_seed_virtual(seed: int, config: ChaosConfig) -> SeedResult:
 
 
 async def seed_run(seed: int, config: ChaosConfig) -> SeedResult:
-    """One seed of ``config.venue``: the native stack, or a guarded ccxt bot
-    (:mod:`venueguard.app.chaos_ccxt`)."""
+    """One seed of ``config.venue``: the native stack, a guarded ccxt bot
+    (:mod:`venueguard.app.chaos_ccxt`), or a fleet of native members on one account
+    (:mod:`venueguard.app.chaos_fleet`, ``config.fleet`` >= 2)."""
+    if config.fleet >= 2:
+        from venueguard.app.chaos_fleet import run_fleet_seed
+        return await run_fleet_seed(seed, config)
     if config.venue == "sim":
         return await run_seed(seed, config)
     from venueguard.app.chaos_ccxt import run_ccxt_seed
