@@ -63,6 +63,7 @@ from venueguard.app.chaos_seed import (
     _trade,
 )
 from venueguard.core.backoff import BackoffConfig
+from venueguard.core.shared_reads import ShareConfig
 from venueguard.fleet.backend import MemoryBackend
 from venueguard.fleet.fleet import Fleet, FleetConfig
 from venueguard.io.clock import monotonic, wall_ns
@@ -79,13 +80,18 @@ from venueguard.sim.testing import SimHandle, running_sim
 from venueguard.telemetry.events import EventLog
 from venueguard.venues.bitmex.adapter import BitmexAdapter
 
-__all__ = ["FLEET_BUGS", "LEASE_SAMPLE_S", "run_fleet_seed"]
+__all__ = ["FLEET_BUGS", "LEASE_SAMPLE_S", "SHARE", "run_fleet_seed"]
 
 #: Test-only fleet bugs (``VENUEGUARD_CHAOS_CLIENT_BUG``): the invariants must catch each.
 FLEET_BUGS = frozenset({"shared-prefix"})
 #: How often every member's role is sampled for the one-owner check.
 LEASE_SAMPLE_S = 0.05
 _LEASE_TTL_S = 1.0        # scaled to the window: ownership can change within a seed
+#: The shared sweep scaled to the window as the reconciler is (its sweep every 0.5 s, 1 s in
+#: safe mode, where the defaults sweep every 30 s and take an answer up to 10 s old): unscaled,
+#: a member took another's answer for up to 10 s, older than the whole grace period, and a
+#: fill its websocket missed waited that long.
+SHARE = ShareConfig(max_age_s=0.25, max_wait_s=0.5, postpone_s=0.05, fills_lookback_s=3.0)
 
 
 @dataclass(slots=True)
@@ -180,7 +186,7 @@ def _member(i: int, sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, scratch: P
     runtime = OrdersRuntime(BitmexAdapter(rest), journal, symbols=(SYMBOL,), md=md,
                             events=events, rng=random.Random(f"{seed}/{name}/orders"),
                             config=RuntimeConfig(manager=manager), fleet=fleet)
-    runtime.manager.share_sweeps(fleet)
+    runtime.manager.share_sweeps(fleet, SHARE)
     member_plan = replace(plan, moves=member_moves(plan, i, cfg.plan))
     return _Member(i, name, cl_prefix, f"chaos-{seed}-{name}-", log, events, fleet, rest,
                    resolver, md, probe, journal, runtime, member_plan)
