@@ -10,7 +10,11 @@ the ``run_chaos`` tests on 127.0.0.1 and the real clock (``--sockets``).
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +24,8 @@ from venueguard.app.chaos_seed import ChaosConfig
 from venueguard.cli import main
 
 pytestmark = [pytest.mark.system]
+
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.mark.parametrize("venue", ["ccxt:bitmex", "ccxt:binanceusdm"])
@@ -79,6 +85,13 @@ def test_an_unknown_venue_is_refused(capsys: pytest.CaptureFixture[str]) -> None
         main(["chaos", "--seeds", "1", "--venue", "ccxt:nosuch"])
     assert raised.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_the_native_client_bug_is_refused_for_a_ccxt_venue(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VENUEGUARD_CHAOS_CLIENT_BUG", "resend-new-clordid")
+    assert main(["chaos", "--seeds", "1", "--venue", "ccxt:bitmex"]) == 2
+    assert "does not apply to --venue ccxt:bitmex" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("venue", ["ccxt:bitmex", "ccxt:binanceusdm"])
@@ -171,3 +184,22 @@ def test_the_cli_runs_ccxt_seeds_in_virtual_time_and_replays_the_digest(
     replayed = capsys.readouterr().out
     assert [line.split()[-1] for line in replayed.splitlines()
             if line.strip().startswith("1/1")] == digests
+
+
+def test_ccxt_seeds_in_other_processes_give_the_same_digests(tmp_path: Path) -> None:
+    """Two worker processes and another hash seed: the digests and trace bytes of this
+    process's run."""
+    here = io.StringIO()
+    report = run_chaos_virtual([3, 4], ChaosConfig(venue="ccxt:bitmex"), out=io.StringIO(),
+                               trace=here)
+    trace = tmp_path / "trace.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONHASHSEED": "4242"}
+    done = subprocess.run(
+        [sys.executable, "-m", "venueguard", "chaos", "--first-seed", "3", "--seeds", "2",
+         "--venue", "ccxt:bitmex", "--workers", "2", "--trace", str(trace)],
+        capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    digests = [line.split()[-1] for line in done.stdout.splitlines()
+               if line.strip().startswith(("1/2", "2/2"))]
+    assert digests == [r.digest for r in report.results]
+    assert trace.read_text(encoding="utf-8") == here.getvalue()

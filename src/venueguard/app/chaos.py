@@ -310,6 +310,10 @@ def run(args: argparse.Namespace) -> int:
         print("venueguard chaos: --fleet runs native members (--venue sim)", file=sys.stderr)
         return 2
     client_bug = os.environ.get(CLIENT_BUG_ENV) or None
+    if client_bug is not None and venue != "sim":
+        print(f"venueguard chaos: {CLIENT_BUG_ENV} breaks the native client; it does not apply "
+              f"to --venue {venue}", file=sys.stderr)
+        return 2
     bugs = set(CLIENT_BUGS) | (FLEET_BUGS if fleet else set())
     if client_bug is not None and client_bug not in bugs:
         print(f"venueguard chaos: {CLIENT_BUG_ENV}={client_bug!r} is none of "

@@ -9,9 +9,17 @@ no intent twice at the venue, 2 and 3 the guard's order table and position again
 after the faults end, 4 every book the guard hands the bot no older than the staleness bound
 (its venue timestamp against the simulator's clock, judged by
 :func:`~venueguard.app.chaos_checks.stale_by_ms`; a stale stream must be withheld, never
-returned), 5 what reached the venue against the guard's logical requests, 6 nothing
-unhandled, 7 the journal replayed through the order state machine. ``dns_failure`` needs a
-resolver seam ccxt does not offer and is not drawn.
+returned), 5 what reached the venue against the guard's logical requests (every request the
+venue counted, less those the market-data sessions sent themselves, counted on their side: the
+guard's set-up requests are checked too), 6 nothing unhandled, 7 the journal replayed through
+the order state machine. ``dns_failure`` needs a resolver seam ccxt does not offer and is not
+drawn.
+
+On a virtual-time loop (the default of ``venueguard chaos``) the seed runs in one process over
+the loop's in-memory network: ccxt's HTTP and websocket clients connect through the loop, and
+the guarded object reads ccxt's clock through the clock seam (:mod:`venueguard.ccxt.clock`).
+The seed's trace (the plan, the guard's events, the outcome; the scratch directory's name
+replaced by ``$SCRATCH``) and its digest are then a function of the seed.
 """
 
 from __future__ import annotations
