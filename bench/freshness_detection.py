@@ -77,8 +77,9 @@ async def one_round(base_url: str, sessions: dict[str, MarketDataSession], fault
 
 def summary(values: list[float]) -> str:
     v = sorted(values)
-    return (f"median {statistics.median(v):6.2f} s   min {v[0]:6.2f} s   max {v[-1]:6.2f} s   "
-            f"(n={len(v)})")
+    q1, _, q3 = statistics.quantiles(v, n=4) if len(v) > 1 else (v[0], v[0], v[0])
+    return (f"median {statistics.median(v):6.2f} s   quartiles {q1:5.2f}-{q3:5.2f} s   "
+            f"min {v[0]:6.2f} s   max {v[-1]:6.2f} s   (n={len(v)})")
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -108,6 +109,8 @@ async def main_async(args: argparse.Namespace) -> None:
             extra = f"   phi at stale {min(phis):.1f}-{max(phis):.1f}" if phis else ""
             print(f"  {fault:<13} {name:<8} {summary(times)}   reason {','.join(reasons)}   "
                   f"threshold {thresholds[0]:g}-{thresholds[-1]:g} s{extra}")
+            print(f"  {'':<13} {'':<8} every round (s): "
+                  + " ".join(f"{t:.2f}" for t in sorted(times)))
         learned = statistics.median(t for t, _ in results[(fault, "learned")])
         static = statistics.median(t for t, _ in results[(fault, "static")])
         print(f"  {fault:<13} static / learned median: {static / learned:.1f}x   "

@@ -12,9 +12,11 @@ streams ever died, and is not learned. All share the same rules around the model
   and a recent one, with a peaks-over-threshold exponential tail.
 
 Printed per model: false stale events over the whole day (three seeds; every public channel of
-a liquid and a thin symbol, the session's static bounds) and on the Binance capture looped ten
-times (the channels a guarded ccxt exchange watches, its static bounds), and the median
-threshold of the liquid book during trading hours (how soon it would catch a dead book).
+a liquid and a thin symbol, the session's static bounds, trades quiet as on a native session),
+the same with trades watched too (60 s, as a guarded ccxt exchange watches them), on the
+Binance capture looped ten times (the channels a guarded ccxt exchange watches, its static
+bounds), and the median threshold of the liquid book during trading hours (how soon it would
+catch a dead book).
 
     .venv/bin/python bench/freshness_models.py
 """
@@ -26,6 +28,7 @@ import os
 import statistics
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from statistics import NormalDist
 
@@ -33,6 +36,7 @@ import orjson
 
 from venueguard.ccxt.streams import StreamConfig
 from venueguard.core.freshness import ChannelFreshness, FreshnessConfig
+from venueguard.core.liveness import DEFAULT_QUIET_CHANNELS
 from venueguard.io.ws_session import default_liveness
 from venueguard.sim.engine import Engine
 from venueguard.sim.instruments import instruments_for
@@ -163,23 +167,28 @@ def run(events: list[tuple[float, str]], factory: Factory, static: Callable[[str
 
 
 def main() -> None:
-    day_static = default_liveness().max_age_for
+    session = default_liveness()
+    day_static = session.max_age_for
+    trades_watched = replace(session, quiet_channels=DEFAULT_QUIET_CHANNELS, channel_max_age_s={
+        **session.channel_max_age_s, "trade": 60.0}).max_age_for
     guarded_static = StreamConfig().liveness().max_age_for
     days = [trading_day(seed) for seed in (1, 2, 3)]
     binance = binance_looped()
     print("phi 8, floor 1 s, max 120 s; false stale events (no stream ever died)")
-    print(f"  {'model':<12} {'trading day x3':>15} {'Binance x10':>12} "
+    print(f"  {'model':<12} {'trading day x3':>15} {'+ trades watched':>17} {'Binance x10':>12} "
           f"{'liquid book threshold (median, trading hours)':>48}")
     for name, factory in MODELS.items():
-        total = 0
+        total = with_trades = 0
         thresholds: list[float] = []
         for events in days:
             stale, liquid = run(events, factory, day_static)
             total += stale
             thresholds += liquid
+            with_trades += run(events, factory, trades_watched)[0]
         on_binance = "absent" if binance is None else str(run(binance, factory,
                                                               guarded_static)[0])
-        print(f"  {name:<12} {total:>15} {on_binance:>12} {statistics.median(thresholds):>46.2f} s")
+        print(f"  {name:<12} {total:>15} {with_trades:>17} {on_binance:>12} "
+              f"{statistics.median(thresholds):>46.2f} s")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import ccxt.pro
 
 from venueguard import guard
 from venueguard.ccxt import OrderUnknown
+from venueguard.numbers import int_arg
 from venueguard.venues.bitmex.signing import TEST_API_KEY, TEST_API_SECRET
 
 
@@ -57,6 +58,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sim-url", default="http://127.0.0.1:8800")
     parser.add_argument("--symbol", default="BTC/USD:BTC")
-    parser.add_argument("--books", type=int, default=5)
+    parser.add_argument("--books", type=int_arg(1, 1000), default=5)
     args = parser.parse_args()
     raise SystemExit(asyncio.run(main(args.sim_url.rstrip("/"), args.symbol, args.books)))

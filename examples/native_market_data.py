@@ -10,6 +10,7 @@ import argparse
 import asyncio
 
 from venueguard import MarketDataSession, MdConfig, TopOfBook
+from venueguard.numbers import float_arg
 
 
 async def main(sim_url: str, seconds: float) -> int:
@@ -34,6 +35,6 @@ async def main(sim_url: str, seconds: float) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sim-url", default="http://127.0.0.1:8800")
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float_arg(above=0, high=3600), default=3.0)
     args = parser.parse_args()
     raise SystemExit(asyncio.run(main(args.sim_url.rstrip("/"), args.seconds)))

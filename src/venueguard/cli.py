@@ -45,8 +45,9 @@ started):
   - a number that is not plain ASCII digits, not finite, or out of range (the
     message states the option's range); an unknown --venue, --log-format or
     --trade value;
-  - --sim-url that is not a loopback http:// URL, or given with a venue other
-    than sim or ccxt:ID;
+  - --sim-url that is not a loopback http:// URL (its port, if written, from 1
+    to 65535), or given with a venue other than sim, binance-usdm[-testnet] or
+    ccxt:ID;
   - a --symbol the venue does not list (the message names the ones it lists);
   - a ccxt exchange id ccxt does not know, one without websocket support, or
     ccxt older than 4.5;
@@ -134,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "--dialect binance-usdm)")
     sim.add_argument("--rate", type=float_arg(above=0, high=MAX_SIM_RATE), default=50.0,
                      metavar="MSGS_PER_S",
-                     help="market-data messages per second per symbol")
+                     help="market-data messages per second in all, shared evenly among the "
+                          "symbols (a scenario's [rates] scales a symbol's share)")
     sim.add_argument("--book-format", choices=["modern", "legacy"], default="modern",
                      help="orderBookL2 rows: modern (price on every row) or legacy (ids "
                           "encode the price)")

@@ -20,9 +20,10 @@ import argparse
 import math
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 __all__ = ["FloatArg", "IntArg", "NumberError", "ascii_digits", "describe", "float_arg", "int_arg",
-           "read_float", "read_int"]
+           "read_float", "read_int", "url_port"]
 
 MAX_DIGITS = 30  # longer texts are refused before any conversion (no huge-integer work)
 _INT = re.compile(rf"[+-]?[0-9]{{1,{MAX_DIGITS}}}", re.ASCII)
@@ -85,6 +86,26 @@ def read_float(text: str, *, low: float | None = None, high: float | None = None
             or (high is not None and value > high) or (above is not None and value <= above):
         raise NumberError(f"must be {what}, not {_shown(text)}")
     return value
+
+
+def url_port(url: str) -> int | None:
+    """The port written in ``url`` (None when it names none), a whole number from 1 to 65535.
+
+    ``urllib``'s ``.port`` takes ``0`` and refuses in its own words; here a port is read as every
+    other number (``--sim-url http://127.0.0.1:²`` is refused saying what a port must be).
+    """
+    host = urlsplit(url).netloc.rpartition("@")[2]
+    if host.startswith("["):  # [v6]:port
+        rest = host.partition("]")[2]
+        text = rest[1:] if rest.startswith(":") else rest
+    else:
+        text = host.partition(":")[2]
+    if text == "":
+        return None
+    if not ascii_digits(text, 5) or not 1 <= int(text) <= 65535:  # no sign either
+        raise NumberError(f"port must be {describe('a whole number', 1, 65535)}, "
+                          f"not {_shown(text)}")
+    return int(text)
 
 
 def _shown(text: object) -> str:

@@ -3,8 +3,11 @@ as a person types it, in its own process, against simulators on loopback."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -156,6 +159,49 @@ def test_the_monitor_stops_on_sigterm_while_the_simulator_floods_it(tmp_path: Pa
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_the_proxy_stops_on_a_signal_while_it_relays_a_flood(tmp_path: Path,
+                                                             signum: signal.Signals) -> None:
+    """`venueguard proxy --guard` between a subscriber and a simulator sending a million book
+    messages a second stops on a signal within a bounded time, exit 0, no traceback."""
+    aiohttp = pytest.importorskip("aiohttp")
+    for url in _sim("--rate", "1000000", "--scenario", "calm"):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "venueguard", "proxy", "--upstream", url, "--port", "0",
+             "--guard", "--no-journal"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, cwd=tmp_path, env=ENV)
+        try:
+            assert proc.stdout is not None
+            proxy_url = proc.stdout.readline().strip().removeprefix("listening on ")
+
+            async def subscribe_and_signal(proxy_url: str,
+                                           proc: subprocess.Popen[str]) -> int:
+                async with aiohttp.ClientSession() as http, http.ws_connect(
+                        proxy_url.replace("http://", "ws://") + "/realtime") as ws:
+                    await ws.send_json({"op": "subscribe", "args": ["orderBookL2:XBTUSD"]})
+                    received, started = 0, time.monotonic()
+                    while time.monotonic() - started < 3.0:
+                        await ws.receive(timeout=10)
+                        received += 1
+                    proc.send_signal(signum)  # while the flood runs, the subscriber connected
+                    return received
+
+            assert asyncio.run(subscribe_and_signal(proxy_url, proc)) > 100
+            sent = time.monotonic()
+            code = proc.wait(timeout=30)
+            assert time.monotonic() - sent < 30
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+        assert code == 0, (code, err[-2000:])
+        assert "Traceback" not in err, err[-2000:]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_chaos_stops_on_a_signal(tmp_path: Path, signum: signal.Signals) -> None:
     # as from a terminal: a background job's inherited "ignore SIGINT" is put back to default
     with subprocess.Popen([sys.executable, "-m", "venueguard", "chaos", "--seeds", "100000"],
@@ -179,6 +225,72 @@ def test_chaos_stops_on_a_signal(tmp_path: Path, signum: signal.Signals) -> None
     assert code == 130, code
     assert " seed(s), " in out and "seeds/min" in out, out[-2000:]
     assert "Traceback" not in err, err[-2000:]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_chaos_over_sockets_stops_on_a_signal_with_its_summary(tmp_path: Path,
+                                                               signum: signal.Signals) -> None:
+    """Over real sockets SIGTERM killed the run with no summary (-15) and Ctrl-C ended it with
+    none either; now both end it as in virtual time: the seeds done, then exit 130."""
+    with subprocess.Popen([sys.executable, "-m", "venueguard", "chaos", "--sockets", "--seeds",
+                           "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          cwd=tmp_path, env=ENV,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().startswith("venueguard chaos (sim): 1000 seed(s)")
+            proc.stdout.readline()  # the table's header
+            assert re.match(r"\s+1/1000 ", proc.stdout.readline())  # a seed is done
+            proc.send_signal(signum)
+            code = proc.wait(timeout=30)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert code == 130, (code, err[-2000:])
+    assert re.search(r"interrupted after \d+ of 1000 seed\(s\)", out), out[-2000:]
+    assert "all invariants held (interrupted: " in out, out[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["to-chaos", "to-its-process-group"])
+def test_chaos_stops_cleanly_on_a_signal_while_its_workers_start(tmp_path: Path,
+                                                                 group: bool) -> None:
+    """A stop that came while the worker pool was starting (a second or more under load) left
+    the workers without their start-up state: each printed a traceback (the pool's semaphores
+    gone), and Ctrl-C to the process group made the forkserver print one from its imports."""
+    with subprocess.Popen([sys.executable, "-m", "venueguard", "chaos", "--seeds", "100000"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          cwd=tmp_path, env=ENV, start_new_session=True) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().startswith("venueguard chaos")
+            time.sleep(0.3)  # the forkserver is importing the stack, no worker is ready yet
+            if group:
+                os.killpg(proc.pid, signal.SIGINT)   # Ctrl-C in a terminal
+            else:
+                proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+            out, err = proc.communicate(timeout=30)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:  # the forkserver and the workers end too
+                try:
+                    os.killpg(proc.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                raise AssertionError("processes of the chaos run outlived it")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert code == 130, (code, err[-2000:])
+    assert "interrupted after 0 of 100000 seed(s)" in out, out[-2000:]
+    assert "Traceback" not in err, err[-3000:]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

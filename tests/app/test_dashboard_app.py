@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
+from urllib.parse import quote
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from venueguard.app.dashboard import create_dashboard_app, start_dashboard, state_from_metrics
@@ -243,3 +247,36 @@ def test_state_lists_each_channels_threshold_and_suspicion() -> None:
             'venue="bitmex"} 1.25') in text
     assert 'venueguard_ws_freshness_suspicion{channel="instrument:XBTUSD",venue="bitmex"} NaN' \
         in text
+
+
+ARABIC_FIVE = "\u0665"
+HOSTILE_NUMBERS = st.one_of(
+    st.sampled_from(["\u00b2", "\u2464", ARABIC_FIVE, "\uff15", "60 ", " 60", "1_000", "+60",
+                     "-60", "6e1", "nan", "inf", "60.0", "", "9" * 400, "0x3c", "60", "100",
+                     "3600", "3601"]),
+    st.integers(-10**6, 10**6).map(str), st.text(max_size=8))
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from([("/api/series", "window_s", 60, 3600), ("/api/events", "n", 1, 1000)]),
+       value=HOSTILE_NUMBERS, repeat=st.booleans())
+async def test_query_numbers_are_ascii_digits_in_range_or_a_400_saying_so(
+        make_client, name: tuple[str, str, int, int], value: str, repeat: bool) -> None:
+    """int() took ' 60', '1_000' and Arabic-Indic digits; every dashboard query number is read
+    as the command line reads its own."""
+    path, param, low, high = name
+    client = await make_client(app_with(series=SeriesStore(), events=EventLog()))
+    query = "&".join([f"{param}={quote(value, safe='')}"] * (2 if repeat else 1))
+    resp = await client.get(f"{path}?{query}")
+    text = await resp.text()
+    # the shared grammar (venueguard.numbers): optional sign, then ASCII digits
+    fine = re.fullmatch(r"[+-]?[0-9]{1,30}", value, re.ASCII) is not None \
+        and low <= int(value) <= high
+    if fine and not repeat:
+        assert resp.status == 200, (value, text)
+    else:
+        assert resp.status == 400, (value, repeat, text)
+        assert text.startswith(param), text
+        if not repeat:
+            assert f"must be a whole number from {low} to {high}, not " in text, text

@@ -46,6 +46,8 @@ READ_PAGE = """(() => {
     p99_points: points('#chart-latency path.line-p99'),
     reconnect_marks: document.querySelectorAll('#chart-latency line.reconnect').length,
     alerts: [...document.querySelectorAll('#alerts li')].map((li) => li.textContent),
+    freshness: [...document.querySelectorAll('#freshness-table tbody tr')].map(
+      (tr) => [...tr.cells].map((td) => [td.textContent, td.className])),
     updates: window.__vg.updates,
     failures: window.__vg.failures,
     resources,
@@ -89,6 +91,14 @@ def _state_provider() -> Any:
             "market": {"symbol": "XBTUSD", "best_bid": 50000.0 + n, "best_ask": 50000.5 + n,
                        "spread": 0.5, "imbalance": 0.25, "trade_rate": 3.2,
                        "volume_rate": 1500.0 + n},
+            # one learned channel (its phi moves), one still on its static threshold and
+            # silent past it
+            "freshness": [
+                {"channel": "orderBookL2:XBTUSD", "threshold_s": 1.02, "suspicion": 0.5 + n,
+                 "data_age_s": 0.1},
+                {"channel": "instrument:XBTUSD", "threshold_s": 60.0, "suspicion": None,
+                 "data_age_s": 75.0},
+            ],
         }
 
     return provider
@@ -141,6 +151,14 @@ async def test_dashboard_renders_and_updates_in_chromium(chromium_path: str, tmp
             assert all(r.startswith(server.url) for r in first["resources"]), first["resources"]
             assert len(first["alerts"]) == 2
             assert "critical" in first["alerts"][0] and "strategy paused" in first["alerts"][0]
+            # each channel's threshold and suspicion; "static" while not learned, and its age
+            # marked bad past the threshold
+            book, instrument = first["freshness"]
+            assert [text for text, _ in book[:3]] == ["orderBookL2:XBTUSD", "0.1 s", "1.0 s"]
+            assert float(book[3][0]) >= 0.5
+            assert [text for text, _ in instrument] == ["instrument:XBTUSD", "1 m 15 s",
+                                                        "1 m 0 s", "static"]
+            assert instrument[1][1] == "v-bad" and instrument[3][1] == "muted"
 
             alerts.fire("info", "reconnected after 3 failed attempts", now=2.0)
 
@@ -151,6 +169,7 @@ async def test_dashboard_renders_and_updates_in_chromium(chromium_path: str, tmp
             assert second["spread_d"] != first["spread_d"]  # the chart moved with new data
             assert second["failures"] == 0
             assert len(second["alerts"]) == 3 and "reconnected after 3" in second["alerts"][0]
+            assert float(second["freshness"][0][3][0]) > float(first["freshness"][0][3][0])
 
             png = await page.screenshot(tmp_path / "dashboard.png")
         width, height = _png_size(png)

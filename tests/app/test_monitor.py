@@ -215,6 +215,15 @@ def test_defaults_are_the_embedded_503_lesson() -> None:
     ("kw", "env", "message"),
     [({"venue": "bitmex", "sim_url": "http://127.0.0.1:1"}, {}, "--sim-url needs --venue sim"),
      ({"sim_url": "http://example.com"}, {}, "loopback"),
+     ({"sim_url": "http://127.0.0.1.example.com:80"}, {}, "loopback"),  # not a prefix match
+     ({"sim_url": "https://127.0.0.1:8800"}, {}, "loopback http://"),
+     ({"sim_url": "http://[::1"}, {}, "loopback"),
+     # a port the monitor would have connected to in vain, looping stale-and-reconnect
+     ({"sim_url": "http://127.0.0.1:\u00b2"}, {}, "--sim-url: port must be a whole number "
+                                                   "from 1 to 65535, not '\u00b2'"),
+     ({"sim_url": "http://127.0.0.1:\u0668\u0668"}, {}, "--sim-url: port must be a whole "),
+     ({"sim_url": "http://localhost:99999"}, {}, "from 1 to 65535, not '99999'"),
+     ({"sim_url": "http://[::1]:0"}, {}, "from 1 to 65535, not '0'"),
      ({"duration": 0.0}, {}, "--duration"),
      ({"port": 70000}, {}, "--port"),
      ({}, {"VENUEGUARD_API_KEY": "k"}, "both"),

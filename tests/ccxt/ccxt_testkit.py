@@ -19,6 +19,7 @@ from venueguard.io.http_session import Timeouts
 from venueguard.sim.resolver import SimResolver
 from venueguard.sim.testing import SimHandle
 from venueguard.telemetry.events import EventLog
+from venueguard.telemetry.metrics import Metrics
 
 SYMBOL = "BTC/USD:BTC"
 SimFactory = Callable[..., Awaitable[SimHandle]]
@@ -82,7 +83,8 @@ def quick_config(**orders: Any) -> GuardConfig:
 
 
 def bitmex(sim: SimHandle, *, events: EventLog | None = None, config: GuardConfig | None = None,
-           resolver: SimResolver | None = None, timeout_ms: int = 1500) -> GuardedExchange:
+           resolver: SimResolver | None = None, timeout_ms: int = 1500,
+           metrics: Metrics | None = None) -> GuardedExchange:
     settings: dict[str, Any] = {"apiKey": sim.api_key, "secret": sim.api_secret,
                                 "timeout": timeout_ms}
     base_url = None
@@ -95,7 +97,7 @@ def bitmex(sim: SimHandle, *, events: EventLog | None = None, config: GuardConfi
         base_url = sim.base_url.replace(f"127.0.0.1:{port}", f"sim.venueguard.test:{port}")
     raw = ccxt_pro.bitmex(settings)
     point_at_sim(raw, sim, base_url)
-    guarded = guard(raw, config or quick_config(), events=events or EventLog())
+    guarded = guard(raw, config or quick_config(), events=events or EventLog(), metrics=metrics)
     if session is not None:
         SESSIONS[id(guarded)] = session
     return guarded

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+import warnings
 
 import ccxt
 import ccxt.async_support as ccxt_async
@@ -14,6 +16,8 @@ from venueguard.ccxt import guard
 from venueguard.ccxt.checks import check_version, resolve_exchange
 from venueguard.ccxt.guarded import is_private
 from venueguard.io.errors import ConfigError
+
+from ccxt_testkit import FakeVenue, point_at, quick_config
 
 
 def _one_line(exc: BaseException) -> str:
@@ -94,3 +98,37 @@ def test_monitor_refuses_a_bad_ccxt_venue_in_one_line(venue: str, expected: str)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert expected in lines[-1] and "Traceback" not in done.stderr
+
+
+async def test_an_order_with_an_unknown_side_is_refused_and_nothing_is_sent(
+        fake_venue: FakeVenue) -> None:
+    """Regression: a side that is neither buy nor sell was once sent as a buy."""
+    raw = ccxt_pro.bitmex({"apiKey": "key", "secret": "secret", "enableRateLimit": False})
+    point_at(raw, fake_venue.origin)
+    fake_venue.respond((200, []))
+    exchange = guard(raw, quick_config(), journal=False)
+    try:
+        with pytest.raises(ccxt.InvalidOrder) as caught:
+            await exchange.create_order("BTC/USD:BTC", "limit", "sel", 100, 50_000.0)
+    finally:
+        await exchange.close()
+    assert "side must be buy or sell, not 'sel'" in _one_line(caught.value)
+    assert not [seen for seen in fake_venue.seen if seen.method == "POST"]
+
+
+async def test_create_orders_checks_every_entry_before_any_is_sent() -> None:
+    """Regression: the entries before a bad one were left as coroutines never awaited."""
+    exchange = guard(ccxt_pro.bitmex({"apiKey": "key", "secret": "secret"}), journal=False)
+    good = {"symbol": "BTC/USD:BTC", "type": "limit", "side": "buy", "amount": 100,
+            "price": 50_000.0}
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            with pytest.raises(ccxt.ArgumentsRequired) as caught:
+                await exchange.create_orders([good, {"symbol": "BTC/USD:BTC"}])
+            gc.collect()
+    finally:
+        await exchange.close()
+    assert "entry 1 lacks type, side, amount" in _one_line(caught.value)
+    assert not [w for w in seen if "never awaited" in str(w.message)]
+    assert exchange.orders.runtime is None              # nothing journaled, nothing sent

@@ -5,15 +5,22 @@ ccxt's reader is never started; other venues and ``native_streams=False`` keep c
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
+import time
 from dataclasses import replace
+from typing import Any
 
 import ccxt
 import ccxt.pro as ccxt_pro
 import pytest
 
-from venueguard.ccxt import guard
+from venueguard.ccxt import GuardedExchange, StreamConfig, guard
+from venueguard.core.freshness import FreshnessConfig
+from venueguard.core.liveness import Liveness
 from venueguard.sim.binance.testing import point_ccxt, running_binance_sim
 from venueguard.telemetry.events import EventLog
+from venueguard.telemetry.metrics import Metrics
 
 from ccxt_testkit import SYMBOL, SimFactory, bitmex, close, quick_config
 
@@ -93,3 +100,79 @@ async def test_binanceusdm_streams_come_from_the_native_session() -> None:
             ticker = await asyncio.wait_for(exchange.watch_ticker(symbol), 5.0)
             assert ticker["bid"] < ticker["ask"]
             assert not raw.clients
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "ccxt-reader"])
+async def test_the_guards_freshness_config_decides_each_stream(sim_server: SimFactory,
+                                                               native: bool) -> None:
+    """``StreamConfig.freshness`` reaches the stream whoever reads it (a native session, or
+    ccxt's reader under the guard's checks): learned, a stall is declared at the channel's
+    learned threshold with its suspicion; static, at the kind's bound. A short warm-up (20 gaps
+    over 2 s) stands in for the default 30 s; bounds are generous for a loaded machine."""
+    sim = await sim_server(rate=100.0)
+    streams = StreamConfig(max_age_s={"orderbook": 5.0, "ticker": 15.0, "trades": 60.0},
+                           first_data_s=5.0, max_ts_age_ms=2_000)
+    modes = {"learned": FreshnessConfig(warmup=20, warmup_s=2.0),
+             "static": FreshnessConfig(enabled=False)}
+    logs = {name: EventLog() for name in modes}
+    metrics = Metrics()
+    exchanges = {name: bitmex(sim, events=logs[name], config=replace(
+        quick_config(), native_streams=native, streams=replace(streams, freshness=fresh)),
+        metrics=metrics if name == "learned" else None)
+        for name, fresh in modes.items()}
+
+    def liveness(name: str) -> tuple[Liveness, str]:
+        exchange = exchanges[name]
+        if native:
+            assert exchange.native is not None and not exchange.raw.clients
+            feed = exchange.native._feeds[SYMBOL]
+            return feed.session.state.liveness, f"orderBookL2:{feed.market_id}"
+        return exchange.streams.liveness, f"orderbook:{SYMBOL}"
+
+    async def read(exchange: GuardedExchange) -> None:
+        while True:
+            await exchange.watch_order_book(SYMBOL)
+
+    readers = [asyncio.create_task(read(exchange)) for exchange in exchanges.values()]
+    try:
+        deadline = time.monotonic() + 30.0
+        while True:
+            await asyncio.sleep(0.1)
+            with contextlib.suppress(KeyError):
+                live, channel = liveness("learned")
+                detector = live.detector(channel)
+                if detector is not None and detector.learned:
+                    break
+            assert time.monotonic() < deadline, "the learned model did not warm up"
+        learned_limit = live.limit_s(channel)
+        assert learned_limit is not None and learned_limit < 5.0
+
+        def exported(name: str) -> Any:
+            values = metrics.snapshot()[name]
+            return values.get(f"channel={channel}") if isinstance(values, dict) else None
+
+        while (exported("ws_freshness_threshold_seconds") or 99.0) >= 5.0:  # next flush
+            assert time.monotonic() < deadline, "the learned threshold was not exported"
+            await asyncio.sleep(0.1)
+        suspicion = exported("ws_freshness_suspicion")
+        assert isinstance(suspicion, float) and math.isfinite(suspicion)  # NaN while static
+        static, static_channel = liveness("static")
+        assert static.detector(static_channel) is None
+        await sim.add_fault("ws_stall")
+        deadline = time.monotonic() + 20.0
+        while not all(log.recent(event="ws.stale") for log in logs.values()):
+            assert time.monotonic() < deadline, "no ws.stale"
+            await asyncio.sleep(0.1)
+    finally:
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        await sim.clear_faults()
+        for exchange in exchanges.values():
+            await close(exchange)
+    stale = logs["learned"].recent(event="ws.stale")[0]
+    assert stale["reason"] == "data_age" and stale["threshold_s"] < 5.0
+    assert isinstance(stale["suspicion"], float) and stale["suspicion"] > 0
+    stale = logs["static"].recent(event="ws.stale")[0]
+    assert stale["reason"] == "data_age" and stale["threshold_s"] == 5.0
+    assert "suspicion" not in stale

@@ -251,3 +251,23 @@ async def test_a_whole_reconcile_configuration_is_taken_as_given(sim_server: Sim
     chosen.raw.has = no_positions
     assert chosen.orders._runtime_config().manager.reconcile == replace(
         given, check_position=False)
+
+
+async def test_cancel_all_orders_answers_as_ccxt_and_fails_with_ccxts_error(
+        sim_server: SimFactory) -> None:
+    sim = await sim_server()
+    exchange = bitmex(sim)
+    try:
+        placed = await exchange.create_order(SYMBOL, "limit", "buy", 100,
+                                             await _bid(exchange) - 300)
+        cl = placed["clientOrderId"]
+        answer = await exchange.cancel_all_orders(SYMBOL)
+        assert [row["clientOrderId"] for row in answer] == [cl]     # ccxt's own answer
+        assert exchange.order_state(cl) == "CANCELED"
+        await sim.add_fault("invalid_key", duration_s=30.0)
+        with pytest.raises(ccxt.AuthenticationError) as refused:    # the venue's, as ccxt raised it
+            await exchange.cancel_all_orders(SYMBOL)
+        assert refused.value.venueguard.kind.value == "invalid_credentials"
+    finally:
+        await sim.clear_faults()
+        await close(exchange)

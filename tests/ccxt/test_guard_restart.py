@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -17,10 +18,21 @@ import pytest
 
 from venueguard.ccxt import OrderUnknown, guard
 from venueguard.ccxt.orders import default_journal
+from venueguard.core.orders import ClOrdIdGenerator, OrderTable
+from venueguard.io.journal import Journal
 from venueguard.io.journal_lock import JournalLockedError
 from venueguard.telemetry.events import EventLog
 
-from ccxt_testkit import SYMBOL, SimFactory, bitmex, close, point_at_sim, quick_config
+from ccxt_testkit import (
+    SYMBOL,
+    FakeVenue,
+    SimFactory,
+    bitmex,
+    close,
+    point_at,
+    point_at_sim,
+    quick_config,
+)
 
 pytestmark = [pytest.mark.system]
 
@@ -151,3 +163,27 @@ async def test_journal_false_opts_out_and_says_so(sim_server: SimFactory) -> Non
     assert not await asyncio.to_thread(lambda: list(state.glob("*.db")))
     with pytest.raises(ccxt.BaseError):
         await exchange.create_order(SYMBOL, "limit", "buy", 100, 1.0)   # closed: refused
+
+
+async def test_a_restart_the_venue_refuses_is_tried_again_on_the_next_call(
+        fake_venue: FakeVenue, tmp_path: Path) -> None:
+    """Regression: the journal a failed start opened is kept, so the next call asks the venue
+    again (it once met the journal's lock, held by its own process)."""
+    path = tmp_path / "orders.db"
+    with Journal.open(path) as journal:               # an order left in doubt by a crash
+        table = OrderTable(ClOrdIdGenerator(random.Random(1)))
+        journal.record_intent(table.new_order("BTC/USD:BTC", "Buy", 100, 50_000.0, now=0.0,
+                                              wall_ms=1))
+    raw = ccxt_pro.bitmex({"apiKey": "key", "secret": "secret", "enableRateLimit": False})
+    point_at(raw, fake_venue.origin)
+    fake_venue.respond((401, {"error": {"message": "Invalid API Key.", "name": "HTTPError"}}))
+    exchange = guard(raw, quick_config(), journal=path)
+    try:
+        for _ in range(2):
+            asked = len(fake_venue.seen)
+            with pytest.raises(ccxt.AuthenticationError):
+                await exchange.create_order(SYMBOL, "limit", "buy", 100, 50_000.0)
+            assert len(fake_venue.seen) > asked       # the venue was asked each time
+    finally:
+        await close(exchange)
+    assert not [s for s in fake_venue.seen if s.method == "POST"]   # nothing new was sent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
@@ -142,6 +143,42 @@ def test_a_stall_is_never_learned() -> None:
     assert detector.stalls == 1
     feed(detector, now, poisson(50.0, 500, seed=9))
     assert detector.threshold_s == before             # it did not teach long silences
+
+
+def test_a_recent_stall_is_not_forgotten_through_a_reconnect_and_a_burst() -> None:
+    """A stall, the reconnect after it, then a burst: the burst tightens, the stall taught
+    nothing, so the same silence once more is stale again, and well within it."""
+    cfg = FreshnessConfig(rewarm=20)
+    detector = ChannelFreshness(cfg, STATIC)
+    now = feed(detector, 0.0, poisson(50.0, 3000))      # 60 s at 50/s
+    calm = detector.threshold_s
+    assert detector.suspicion_at(5.0) >= cfg.suspicion   # a 5 s silence is a stall
+    now += 5.0
+    detector.on_arrival(now)                             # ... that ended without a reconnect
+    detector.on_connect(now + 0.5)                       # and one that ended with one
+    now = feed(detector, now + 1.0, poisson(400.0, 2000, seed=7))   # 5 s burst
+    now = feed(detector, now + 0.02, poisson(50.0, 500, seed=8))    # 10 s calm
+    assert detector.stalls == 1 and detector.learned
+    assert detector.threshold_s <= calm < 5.0
+    assert detector.suspicion_at(5.0) >= cfg.suspicion   # the same silence is a stall again
+
+
+def test_memory_stays_constant_however_long_the_channel_lives() -> None:
+    detector = ChannelFreshness(FreshnessConfig(), STATIC)
+    now = feed(detector, 0.0, poisson(50.0, 5000))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for rate, seed in ((500.0, 11), (5.0, 12), (50.0, 13)):   # 150,000 more gaps
+            now = feed(detector, now + 0.01, poisson(rate, 50_000, seed=seed))
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename")
+                if stat.traceback[0].filename.endswith("freshness.py"))
+    # the bins' floats (a few KB), not a window: 150,000 gaps kept would take over a megabyte
+    assert grown < 16_000
+    assert detector.learned_gaps > 100_000  # (gaps under 1 ms are one arrival)
 
 
 def test_reconnect_falls_back_to_static_then_keeps_what_it_learned() -> None:

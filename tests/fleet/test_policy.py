@@ -100,3 +100,13 @@ def test_account_tag_hides_the_key() -> None:
     tag = account_tag("bitmex", "my-secret-key")
     assert "my-secret-key" not in tag and len(tag) == 20
     assert tag == account_tag("bitmex", "my-secret-key") != account_tag("bitmex", "other")
+
+
+def test_account_tag_of_a_key_that_is_not_utf8() -> None:
+    """Regression: a key header whose bytes are not UTF-8 (aiohttp hands it over with surrogate
+    escapes) raised UnicodeEncodeError: a guarding proxy answered 500 and logged a traceback."""
+    raw = b"\x80key-\xff".decode("utf-8", "surrogateescape")
+    tag = account_tag("bitmex", raw)
+    assert len(tag) == 20 and tag != account_tag("bitmex", "key-")
+    assert tag == account_tag("bitmex", b"\x80key-\xff".decode("utf-8", "surrogateescape"))
+    assert account_tag("bitmex", "plain") == account_tag("bitmex", "plain")  # UTF-8: unchanged

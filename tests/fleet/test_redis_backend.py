@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 
 import pytest
@@ -199,9 +200,21 @@ async def test_keys_name_a_hash_of_the_account_never_the_key(
 
 def test_redis_url_is_checked() -> None:
     assert check_redis_url("redis://127.0.0.1:6379/0")
+    assert check_redis_url("unix:///run/redis/redis.sock")
     for bad in ("http://x:1/0", "redis://:6379/0", "redis://h:1/abc", "redis://h:99999/0"):
         with pytest.raises(ValueError):
             check_redis_url(bad)
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("redis://h:6379/\u00b2", "database must be a number"),         # '²'.isdigit() is True
+    ("redis://h:6379/\u0665", "database must be a number"),         # Arabic-Indic five
+    ("redis://h:\u0666\u0663/0", "port must be a whole number from 1 to 65535, not"),
+    ("redis://h:0/0", "port must be a whole number from 1 to 65535, not '0'"),
+    ("redis://h:+6379/0", "port must be a whole number from 1 to 65535, not '+6379'")])
+def test_redis_url_numbers_are_ascii_digits_in_range(url: str, why: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(why)):
+        check_redis_url(url)
 
 
 async def test_a_shared_answer_one_claim_at_a_time_and_publishing_ends_the_claim(

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from venueguard import cli, config
-from venueguard.numbers import FloatArg, IntArg, NumberError, read_float, read_int
+from venueguard.numbers import FloatArg, IntArg, NumberError, read_float, read_int, url_port
 
 ARABIC_FIVE, WIDE_FIVE = "\u0665", "\uff15"
 HOSTILE = st.one_of(
@@ -143,3 +143,17 @@ def test_out_of_range_states_the_range() -> None:
         read_float("11", low=0, high=10)
     with pytest.raises(NumberError, match=r"must be a whole number of at least 1, not '0'"):
         read_int("0", low=1)
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("http://127.0.0.1:8800/x", 8800), ("http://127.0.0.1", None), ("http://[::1]:80", 80),
+    ("redis://user:pw@h:6379/0", 6379), ("http://h:", None)])
+def test_url_port_reads_the_written_port(url: str, expected: int | None) -> None:
+    assert url_port(url) == expected
+
+
+@pytest.mark.parametrize("port", ["\u00b2", ARABIC_FIVE, WIDE_FIVE, "+80", "-80", "0", "65536",
+                                  "8_0", "9" * 40, "80 "])
+def test_url_port_refuses_what_is_not_a_port(port: str) -> None:
+    with pytest.raises(NumberError, match=r"^port must be a whole number from 1 to 65535, not "):
+        url_port(f"http://127.0.0.1:{port}/")

@@ -155,6 +155,28 @@ def test_freshness_table_reaches_the_sessions_liveness(tmp_path: Path) -> None:
     assert liveness_config(config.Thresholds()).freshness.enabled  # learned by default
 
 
+def test_freshness_table_reaches_every_monitor_venue(tmp_path: Path) -> None:
+    """The native Binance session and a guarded ccxt exchange take the same ``[freshness]``
+    table as the BitMEX session (the guard hands it on to the native sessions it starts:
+    tests/ccxt/test_guard_native.py)."""
+    pytest.importorskip("ccxt")
+    from venueguard.app.binance_feeds import liveness_config as binance_liveness
+    from venueguard.app.ccxt_feeds import guard_config
+
+    path = write(tmp_path, "[freshness]\nsuspicion = 6.5\nfloor_s = 0.5\nmax_s = 90\n")
+    cfg = config_from_args(resolve(["monitor", "--config", str(path)]), {})
+    wanted = cfg.thresholds.learned_freshness
+    assert (wanted.suspicion, wanted.floor_s, wanted.max_s) == (6.5, 0.5, 90.0)
+    assert binance_liveness(cfg.thresholds).freshness == wanted
+    guarded = guard_config(cfg)
+    assert guarded.streams.freshness == wanted
+    assert guarded.streams.liveness().freshness == wanted  # ccxt's readers, checked by the guard
+    path = write(tmp_path, "[freshness]\nlearned = false\n")
+    cfg = config_from_args(resolve(["monitor", "--config", str(path)]), {})
+    assert not binance_liveness(cfg.thresholds).freshness.enabled
+    assert not guard_config(cfg).streams.liveness().freshness.enabled
+
+
 def test_a_bad_freshness_table_is_one_line_naming_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "[freshness]\nfloor_s = 5\nmax_s = 2\n")
     with pytest.raises(config.ConfigError, match=r"venueguard.toml: \[freshness\] .*floor_s"):

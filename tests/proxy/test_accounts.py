@@ -257,3 +257,50 @@ async def test_an_egress_ban_seen_on_one_key_refuses_every_key(
                if s["state"] == "BLOCKED"}
     assert blocked == {account_tag("bitmex", k) for k in (KEY_A, KEY_B, KEY_C)} | {PUBLIC}
     _no_raw_key(events, "", KEY_A, KEY_B, KEY_C)
+
+
+async def _hammer(session: aiohttp.ClientSession, base_url: str, headers: dict[str, str],
+                  seconds: float) -> Counter[int]:
+    """A bot in a tight loop of signed reads for ``seconds``: the statuses it got."""
+    got: Counter[int] = Counter()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        async with session.get(base_url + "/api/v1/position", headers=headers) as resp:
+            await resp.read()
+            got[resp.status] += 1
+    return got
+
+
+@pytest.mark.system
+@pytest.mark.slow
+@pytest.mark.parametrize("shared", [False, True], ids=["alone", "redis"])
+async def test_bots_behind_two_proxies_keep_one_accounts_limit_only_when_shared(
+        redis_server: RedisServer, stack: AsyncExitStack, shared: bool) -> None:
+    """Four bots, two behind each of two proxies, one key, against the simulator's per-key
+    limit (120 a minute, BitMEX's). Alone, each proxy lets its own bots through and the venue
+    answers 429s. Sharing Redis, the two proxies send the venue one account's rate between
+    them (the shared bucket starts empty, since the fleet cannot know what the venue's burst
+    has left, then refills at 120 a minute less the 2 % headroom), the venue refuses nothing,
+    and every bot gets its turn."""
+    from venueguard.sim.testing import running_sim
+
+    sim = await stack.enter_async_context(running_sim(scenario=None, rate_msgs_s=5.0))
+    redis_url = redis_server.url if shared else None
+    proxies = [await stack.enter_async_context(running_proxy(
+        sim.base_url, dialect="bitmex", redis_url=redis_url)) for _ in range(2)]
+    headers = sim.signed_headers("GET", "/api/v1/position")
+    start = time.monotonic()
+    seen = await asyncio.gather(*(_hammer(sim.session, proxy.base_url, headers, 3.0)
+                                  for proxy in proxies for _ in range(2)))
+    elapsed = time.monotonic() - start
+    truth = await sim.truth()
+    reached = truth["requests"].get("GET /api/v1/position", 0)
+    venue_429 = sum(n for name, n in truth["responses"].items() if name.endswith(" 429"))
+    if not shared:
+        assert venue_429 > 0 and reached > 120
+        return
+    assert venue_429 == 0
+    # one account's rate for both proxies together (each on its own would send twice that)
+    assert 4 <= reached <= 120 * 0.98 / 60 * elapsed + 2
+    assert all(s[200] >= 1 for s in seen)
+    assert sum(seen, Counter())[200] == reached

@@ -1,13 +1,19 @@
 """ccxt 4.5.78 (Python), unchanged but for its URLs, through the proxy to the simulator: every
 step of the health probe (instrument read, post-only order, cancel by client id), the order
-lifecycle, positions and trades, and the websocket book, for the bitmex and binanceusdm classes.
+lifecycle, positions and trades, and the websocket book, for the bitmex and binanceusdm classes;
+and what ccxt sees under every fault kind, the same posted to the proxy as to the simulator.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 import pytest
+from proxy_client_outcomes import CCXT_REST, CCXT_STREAMS, REST_KINDS, WS_KINDS, lost
 
 from venueguard.proxy.testing import Proxied
 from venueguard.sim.binance.testing import point_ccxt
@@ -119,11 +125,6 @@ async def test_binanceusdm_websocket_book_through_proxy(proxied: Proxied) -> Non
     assert proxy.server.ws_opened_total >= 1
 
 
-REST_KINDS = [("overload_503", {}), ("rate_limit_429", {"retry_after_s": 1}),
-              ("forbidden_403", {}), ("cloudflare_522", {}), ("cloudflare_1010", {}),
-              ("cloudflare_1006", {}), ("timeout_after_accept", {"hold_s": 0.3}),
-              ("bad_gateway_after_accept", {}), ("latency", {"ms": 50})]
-
 
 @pytest.mark.parametrize("exchange_id", ["bitmex", "binanceusdm"])
 async def test_each_rest_fault_reaches_ccxt_as_the_same_exception(proxied: Proxied,
@@ -159,5 +160,66 @@ async def test_each_rest_fault_reaches_ccxt_as_the_same_exception(proxied: Proxi
             await exchange.close()
     for kind, (on_sim, on_proxy) in outcomes.items():
         assert on_sim == on_proxy, f"{kind}: simulator {on_sim}, proxy {on_proxy}"
-    assert outcomes["latency"] == ["ok", "ok"]
-    assert sum(seen[0] != "ok" for seen in outcomes.values()) == len(REST_KINDS) - 1
+    assert {kind: both[0] for kind, both in outcomes.items()} == CCXT_REST[exchange_id]
+
+
+
+async def _book_under_fault(exchange: Any, symbol: str, control: Any, kind: str,
+                            params: dict[str, Any], window_s: float = 1.5) -> str:
+    """What ``watch_order_book`` gives for ``window_s`` after ``kind`` hits the stream:
+    ccxt's error class, "silent" (no update), or "updates" with the book's time (fresh,
+    stale: over 20 s old, future: over 20 s ahead), "after reconnecting" when ccxt opened a
+    new connection meanwhile (see ``lost``)."""
+    for _ in range(3):
+        await exchange.watch_order_book(symbol)
+    connections = set(map(id, exchange.clients.values()))
+    await control.add_fault(kind, **params)
+    updates, age_s = 0, 0.0
+    end = time.monotonic() + window_s
+    try:
+        while (left := end - time.monotonic()) > 0:
+            book = await asyncio.wait_for(exchange.watch_order_book(symbol), left)
+            updates += 1
+            age_s = time.time() - book["timestamp"] / 1000
+    except TimeoutError:
+        pass
+    except ccxt_async.BaseError as exc:
+        return type(exc).__name__
+    finally:
+        await control.clear_faults()
+    seen = "silent" if updates == 0 else (
+        "updates " + ("stale" if age_s > 20 else "future" if age_s < -20 else "fresh"))
+    if set(map(id, exchange.clients.values())) - connections:
+        seen += " after reconnecting"
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exchange_id", ["bitmex", "binanceusdm"])
+async def test_each_stream_fault_reaches_ccxt_pro_as_on_the_simulator(proxied: Proxied,
+                                                                     exchange_id: str) -> None:
+    """ccxt pro's view of every websocket fault on watch_order_book (its error, silence, or
+    updates and how old their time is) is the same posted to the simulator as to the proxy."""
+    dialect = "bitmex" if exchange_id == "bitmex" else "binance-usdm"
+    direct, _ = await proxied(dialect=dialect, rate=200.0)
+    upstream, proxy = await proxied(dialect=dialect, rate=200.0)
+    symbol = BITMEX if exchange_id == "bitmex" else BINANCE
+    outcomes: dict[str, list[str]] = {}
+    for sim, base, control in ((direct, direct.base_url, direct),
+                               (upstream, proxy.base_url, proxy)):
+        for kind, params in WS_KINDS:  # a fresh client each time: a hit stream stays broken
+            cls = ccxt_pro.bitmex if exchange_id == "bitmex" else ccxt_pro.binanceusdm
+            exchange = cls({"apiKey": sim.api_key, "secret": sim.api_secret})
+            if exchange_id == "bitmex":
+                _bitmex_at(exchange, base)
+            else:
+                point_ccxt(exchange, base)
+            try:
+                seen = await _book_under_fault(exchange, symbol, control, kind, params)
+            finally:
+                await exchange.close()
+            outcomes.setdefault(kind, []).append(seen)
+    settled = {kind: [lost(seen) for seen in both] for kind, both in outcomes.items()}
+    for kind, (on_sim, on_proxy) in settled.items():
+        assert on_sim == on_proxy, f"{kind}: simulator, proxy: {outcomes[kind]}"
+    assert {kind: both[0] for kind, both in settled.items()} == CCXT_STREAMS[exchange_id]

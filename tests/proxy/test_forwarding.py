@@ -5,6 +5,7 @@ websocket frames of every type), against a small upstream that echoes what it re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 from collections.abc import AsyncIterator
 from typing import Any
@@ -172,3 +173,47 @@ async def test_generic_dialect_stream_faults(proxied: Proxied) -> None:
     async with sim.session.post(proxy.base_url + "/_sim/faults",
                                 json={"kind": "ws_gap"}) as resp:
         assert resp.status == 400  # generic knows no sequence numbers
+
+
+async def test_a_client_that_stops_reading_stops_the_upstream_not_grows_the_proxy() -> None:
+    """Websockets are streamed, not buffered: while the client reads nothing, the frames queued
+    in the proxy stay under its high-water mark and the upstream's writes block (TCP
+    back-pressure reaches it); once the client reads again, every frame arrives, in order."""
+    sent: list[int] = []
+
+    async def flood(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            for i in range(10_000_000):
+                await ws.send_str(f"{i:08d}" + "x" * 1000)  # blocks once the path is full
+                sent.append(i)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/flood", flood)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with running_proxy(f"http://127.0.0.1:{port}", dialect="generic") as proxy, \
+                proxy.session.ws_connect(proxy.ws_base + "/flood", max_msg_size=0) as ws:
+            first = await ws.receive(timeout=5)  # then read nothing for a while
+            queued: list[int] = []
+            plateau: list[int] = []
+            for step in range(40):
+                await asyncio.sleep(0.1)
+                queued += [len(b.sender) for b in proxy.server.bridges.values()]
+                if step in (29, 39):
+                    plateau.append(len(sent))
+            assert max(queued) <= 4096 + 1  # the proxy's high-water mark, in frames
+            assert plateau[0] == plateau[1] < 100_000  # the upstream is held back
+            seqs = [int(first.data[:8])]
+            while len(seqs) < plateau[1]:
+                msg = await ws.receive(timeout=5)
+                seqs.append(int(msg.data[:8]))
+            assert seqs == list(range(len(seqs)))  # all of them, in order
+    finally:
+        await runner.cleanup()

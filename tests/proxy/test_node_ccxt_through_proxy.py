@@ -1,61 +1,31 @@
 """ccxt's JavaScript package from npm under Node, unchanged but for its URLs, through the proxy to
 the simulator: markets, book, create and cancel, and watchOrderBook, for bitmex and binanceusdm.
 
-The package is installed once into a cache directory (``VENUEGUARD_NODE_CACHE``, default
-``~/.cache/venueguard/node-ccxt-VERSION``) and reused; without node or npm, or when the npm
-registry cannot be reached, the test skips and says why.
+The package comes from the ``node_ccxt`` fixture (conftest.py): installed once from npm into a
+cache directory and reused; without node or npm, or when the npm registry cannot be reached, the
+tests skip and say why.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 from pathlib import Path
 
 import orjson
 import pytest
+from proxy_client_outcomes import CCXT_STREAMS, NODE_CCXT_REST, REST_KINDS, WS_KINDS, lost
 
 from venueguard.proxy.testing import Proxied
 
 pytestmark = pytest.mark.system
 
-CCXT_VERSION = "4.5.78"  # the Python package's version, so both bots speak alike
 BOT = Path(__file__).resolve().parent / "node" / "ccxt_bot.cjs"
 
 
-def _cache_dir() -> Path:
-    raw = os.environ.get("VENUEGUARD_NODE_CACHE")
-    base = Path(raw) if raw else Path.home() / ".cache" / "venueguard"
-    return base / f"node-ccxt-{CCXT_VERSION}"
-
-
-async def _ccxt_dir() -> Path:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are needed for the JavaScript ccxt test")
-    target = _cache_dir()
-    if (target / "node_modules" / "ccxt" / "package.json").is_file():
-        return target
-    target.mkdir(parents=True, exist_ok=True)
-    proc = await asyncio.create_subprocess_exec(
-        npm, "install", "--no-audit", "--no-fund", "--silent", "--prefix", str(target),
-        f"ccxt@{CCXT_VERSION}", stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(), 300)
-    except TimeoutError:
-        proc.kill()
-        pytest.skip("npm install ccxt did not finish in 300 s (registry unreachable?)")
-    if proc.returncode != 0:
-        pytest.skip(f"npm install ccxt@{CCXT_VERSION} failed (registry unreachable?): "
-                    f"{err.decode(errors='replace').strip()[-300:]}")
-    return target
-
-
 @pytest.mark.parametrize("exchange", ["bitmex", "binanceusdm"])
-async def test_node_ccxt_bot_through_the_proxy(proxied: Proxied, exchange: str) -> None:
-    ccxt_dir = await _ccxt_dir()
+async def test_node_ccxt_bot_through_the_proxy(proxied: Proxied, node_ccxt: Path,
+                                               exchange: str) -> None:
+    ccxt_dir = node_ccxt
     dialect = "bitmex" if exchange == "bitmex" else "binance-usdm"
     sim, proxy = await proxied(dialect=dialect, rate=200.0)
     proc = await asyncio.create_subprocess_exec(
@@ -64,10 +34,58 @@ async def test_node_ccxt_bot_through_the_proxy(proxied: Proxied, exchange: str) 
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, (out + err).decode(errors="replace")[-2000:]
     seen = orjson.loads(out.strip().splitlines()[-1])
-    assert seen["version"] == CCXT_VERSION
+    assert seen["version"] == "4.5.78"  # the Python package's version too
     assert seen["market"] == ("XBTUSD" if exchange == "bitmex" else "BTCUSDT")
     assert seen["bestBid"] < seen["bestAsk"]
     assert (seen["created"], seen["canceled"]) == ("open", "canceled")
     assert seen["watched"] == 5 and seen["watchedBidBelowAsk"] is True
     truth = await sim.truth()
     assert len(truth["orders"]) == 1 and proxy.server.ws_opened_total >= 1
+
+
+
+@pytest.mark.parametrize("exchange", ["bitmex", "binanceusdm"])
+async def test_node_ccxt_sees_each_rest_fault_as_on_the_simulator(
+        proxied: Proxied, node_ccxt: Path, exchange: str) -> None:
+    """The error class Node ccxt raises on createOrder under every REST fault (or none) is the
+    same with the fault posted to the simulator as with it posted to the proxy."""
+    ccxt_dir = node_ccxt
+    dialect = "bitmex" if exchange == "bitmex" else "binance-usdm"
+    direct, _ = await proxied(dialect=dialect, rate=50.0)
+    upstream, proxy = await proxied(dialect=dialect, rate=50.0)
+    seen = []
+    for sim, base in ((direct, direct.base_url), (upstream, proxy.base_url)):
+        proc = await asyncio.create_subprocess_exec(
+            "node", str(BOT), str(ccxt_dir), base, exchange, sim.api_key, sim.api_secret,
+            orjson.dumps(REST_KINDS).decode(), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 0, (out + err).decode(errors="replace")[-2000:]
+        seen.append(orjson.loads(out.strip().splitlines()[-1])["faults"])
+    on_sim, on_proxy = seen
+    assert on_sim == on_proxy
+    assert on_sim == NODE_CCXT_REST[exchange]
+
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exchange", ["bitmex", "binanceusdm"])
+async def test_node_ccxt_sees_each_stream_fault_as_on_the_simulator(
+        proxied: Proxied, node_ccxt: Path, exchange: str) -> None:
+    """What Node ccxt's watchOrderBook gives under every websocket fault (its error, silence,
+    or updates and how old their time is) is the same posted to the simulator as to the proxy."""
+    dialect = "bitmex" if exchange == "bitmex" else "binance-usdm"
+    direct, _ = await proxied(dialect=dialect, rate=200.0)
+    upstream, proxy = await proxied(dialect=dialect, rate=200.0)
+    seen = []
+    for sim, base in ((direct, direct.base_url), (upstream, proxy.base_url)):
+        proc = await asyncio.create_subprocess_exec(
+            "node", str(BOT), str(node_ccxt), base, exchange, sim.api_key, sim.api_secret,
+            orjson.dumps(WS_KINDS).decode(), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 0, (out + err).decode(errors="replace")[-2000:]
+        seen.append(orjson.loads(out.strip().splitlines()[-1])["faults"])
+    on_sim, on_proxy = ({kind: lost(v) for kind, v in both.items()} for both in seen)
+    assert on_sim == on_proxy, seen
+    assert on_sim == CCXT_STREAMS[exchange]

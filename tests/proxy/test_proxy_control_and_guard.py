@@ -204,6 +204,34 @@ async def test_command_line_prints_its_url_and_forwards(proxied: Proxied) -> Non
     assert proc.returncode == 0
 
 
+async def test_command_line_plays_a_scenario_file(proxied: Proxied, tmp_path: Path) -> None:
+    """``--scenario FILE`` on the command line: named on the second line, its fault played."""
+    sim, _ = await proxied()
+    scenario = tmp_path / "wall.toml"
+    scenario.write_text('name = "wall"\n[[fault]]\nat_s = 0\nkind = "forbidden_403"\n'
+                        'duration_s = 60\n')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "venueguard", "proxy", "--upstream", sim.base_url, "--scenario",
+        str(scenario), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=_env())
+    try:
+        assert proc.stdout is not None
+        url = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().split()[-1]
+        second = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert "scenario wall" in second
+        statuses: list[int] = []
+        deadline = time.monotonic() + 10
+        while 403 not in statuses and time.monotonic() < deadline:
+            statuses.append(await _order(sim, url, f"sc-{len(statuses)}"))
+            await asyncio.sleep(0.05)
+        assert statuses[-1] == 403  # an edge page: the venue never saw that order
+        reached = (await sim.truth())["requests"].get("POST /api/v1/order", 0)
+        assert reached == len(statuses) - 1
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
 @pytest.mark.parametrize(("args", "message"), [
     ([], "--upstream URL is required"),
     (["--upstream", "ftp://example.com"], "--upstream must be http or https"),

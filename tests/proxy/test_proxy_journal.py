@@ -133,6 +133,24 @@ def _args(*argv: str) -> argparse.Namespace:
     return cli.build_parser().parse_args(["proxy", "--upstream", "http://127.0.0.1:9", *argv])
 
 
+@pytest.mark.parametrize(("option", "url", "message"), [
+    ("--upstream", "http://127.0.0.1:\u00b2", "--upstream: port must be a whole number from 1 "
+                                               "to 65535, not '\u00b2'"),
+    ("--upstream", "http://127.0.0.1:\u0668\u0668", "--upstream: port must be a whole number"),
+    ("--upstream", "http://127.0.0.1:0", "--upstream: port must be a whole number from 1 to "
+                                         "65535, not '0'"),
+    ("--ws-upstream", "ws://127.0.0.1:99999", "--ws-upstream: port must be a whole number from "
+                                              "1 to 65535, not '99999'"),
+    ("--upstream", "http://[::1", "--upstream must be http or https://HOST"),
+])
+def test_upstream_ports_are_read_as_every_number(option: str, url: str, message: str) -> None:
+    """urllib's own words ('Port could not be cast to integer value') named neither the option
+    nor what a port must be, and it took port 0."""
+    argv = ["proxy", "--upstream", "http://127.0.0.1:9", option, url]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config_from_args(cli.build_parser().parse_args(argv))
+
+
 def test_journal_options() -> None:
     assert config_from_args(_args("--guard")).journal == DEFAULT_JOURNAL
     assert config_from_args(_args("--guard", "--journal", "x.db")).journal == "x.db"

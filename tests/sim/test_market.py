@@ -358,3 +358,25 @@ def test_a_coarser_slice_or_unpublished_positions_change_nothing_else() -> None:
     for bad in (0, -5, True, 2.5):
         with pytest.raises(ValueError, match="slice_ms must be a whole number"):
             Engine(["XBTUSD"], seed=4, rate_msgs_s=40, start_ms=T0, slice_ms=bad)  # type: ignore[arg-type]
+
+
+def test_the_rate_is_shared_among_the_symbols() -> None:
+    """``--rate`` is the market's messages a second in all (the help and docs say so): two
+    symbols each get about half of what one alone gets."""
+    def book_messages(symbols: list[str]) -> dict[str, int]:
+        engine = Engine(symbols, seed=3, rate_msgs_s=400, start_ms=T0, burstiness=0.0)
+        counts = dict.fromkeys(symbols, 0)
+        now = T0
+        for _ in range(120):  # one minute
+            now += 500
+            engine.advance(now)
+            for u in engine.drain_updates():
+                if u.table == "orderBookL2" and u.symbol in counts:
+                    counts[u.symbol] += 1
+        return counts
+
+    alone = book_messages(["XBTUSD"])["XBTUSD"]
+    shared = book_messages(["XBTUSD", "ETHUSD"])
+    assert alone > 1000
+    for count in shared.values():
+        assert 0.35 * alone < count < 0.65 * alone, (alone, shared)

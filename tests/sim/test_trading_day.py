@@ -14,7 +14,12 @@ from dataclasses import dataclass, replace
 import pytest
 
 from venueguard.core.freshness import FreshnessConfig, FreshnessModels
-from venueguard.core.liveness import Liveness, LivenessConfig, StaleDecision
+from venueguard.core.liveness import (
+    DEFAULT_QUIET_CHANNELS,
+    Liveness,
+    LivenessConfig,
+    StaleDecision,
+)
 from venueguard.io.ws_session import default_liveness
 from venueguard.sim.engine import Engine
 from venueguard.sim.instruments import instruments_for
@@ -79,6 +84,24 @@ def test_a_whole_day_on_every_channel_raises_no_false_stale(seed: int) -> None:
     assert max(s["orderBookL2:XBTUSD"] for s in hours) <= 1.5
     # ... the thin one loosely, past the static 10 s that would have flagged it
     assert max(s["orderBookL2:SOLUSDT"] for s in day.thresholds.values()) > 20.0
+
+
+def test_with_trades_watched_too_the_learned_thresholds_raise_no_false_stale() -> None:
+    """The native session's defaults leave trades quiet; a guarded ccxt exchange watches them
+    (60 s for ``watch_trades``). Watched so, the thin symbol's tape (a trade every few seconds
+    of the run, silent for tens of seconds in the lull) raises nothing with learned freshness,
+    nor does its rarely updated instrument row; the static bounds flag the tape."""
+    base = default_liveness()
+    watched = replace(base, quiet_channels=DEFAULT_QUIET_CHANNELS,
+                      channel_max_age_s={**base.channel_max_age_s, "trade": 60.0})
+    day = run_day(watched, 1)
+    assert day.stale == []
+    assert day.messages["trade:SOLUSDT"] < 720 / 5            # thin: under one per 5 s
+    assert day.messages["instrument:SOLUSDT"] < 720 / 5       # rare: the mark every 15 s
+    last = day.thresholds[720.0]
+    assert last["trade:SOLUSDT"] > 60.0                       # widened past the static bound
+    static = run_day(replace(watched, freshness=FreshnessConfig(enabled=False)), 1)
+    assert "trade:SOLUSDT" in {s.channel for s in static.stale}
 
 
 def test_the_static_thresholds_flag_the_thin_channels_on_the_same_day() -> None:

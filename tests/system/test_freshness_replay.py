@@ -8,9 +8,10 @@ test skips, saying why, when its capture is absent.
   symbol): the recorded receive times, on the injected clock, through the checks a guarded ccxt
   exchange applies (its stream kinds and their static bounds, learned freshness on). Thirty
   seconds is the model's warm-up, so the recording is also played ten times in a row (starting
-  again after its median gap), for the learned thresholds to take over. Then the same capture
-  is served by the simulator at recorded pace (``--replay``, speed 1) to a guarded ccxt
-  exchange over loopback.
+  again after its median gap), for the learned thresholds to take over; the same through the
+  native Binance session's checks. Then the same capture is served by the simulator at recorded
+  pace (``--replay``, speed 1) to a guarded ccxt exchange over loopback, read by ccxt's reader
+  and by the native session.
 - BitMEX: the captures hold isolated messages (hours to months apart), not a stream; the test
   says so and skips where no capture group is a stream.
 """
@@ -106,6 +107,31 @@ def test_binance_capture_looped_past_warm_up_raises_no_false_stale() -> None:
     assert replay(arrivals, static, 10)[0] == []     # the static bounds are loose enough too
 
 
+def native_arrivals() -> dict[str, list[float]]:
+    """The same capture under the native Binance session's channel names (``depth:SYMBOL``)."""
+    names = {"orderbook": "depth", "ticker": "bookTicker", "trades": "aggTrade"}
+    return {f"{names[kind]}:{symbol}": stamps for kind_symbol, stamps in binance_arrivals().items()
+            for kind, _, symbol in [kind_symbol.partition(":")]}
+
+
+@pytest.mark.parametrize("times", [1, 10])
+def test_binance_capture_through_the_native_sessions_checks_raises_no_false_stale(
+        times: int) -> None:
+    """The native Binance session (``guard`` on binanceusdm, ``monitor --venue binance-usdm``):
+    the thin symbol's best quote rests 7.5 s once in the recording, so its bound is the ticker's
+    15 s, not the depth stream's 5 s, while the model warms up."""
+    from venueguard.io.binance_session import binance_liveness
+
+    arrivals = native_arrivals()
+    assert max(b - a for a, b in itertools.pairwise(arrivals["bookTicker:AKROUSDT"])) > 7.0
+    stale, live = replay(arrivals, binance_liveness(), times)
+    assert stale == []
+    assert live.limit_s("aggTrade:AKROUSDT") is None  # quiet
+    if times == 10:
+        book = live.detector("depth:SUSHIUSDT")
+        assert book is not None and book.learned and book.threshold_s < 5.0
+
+
 def test_bitmex_captures_are_replayed_where_they_hold_a_stream(bitmex_fixtures: Path,
                                                                tmp_path: Path) -> None:
     sys.path.insert(0, str(ROOT / "tests" / "venues"))
@@ -131,7 +157,9 @@ def test_bitmex_captures_are_replayed_where_they_hold_a_stream(bitmex_fixtures: 
 @pytest.mark.system
 async def test_binance_replay_over_loopback_through_a_guarded_exchange() -> None:
     """The capture served at recorded pace; a guarded ccxt exchange watches both books for the
-    whole recording, once with the shipped defaults, once warming up in 5 s: no ``ws.stale``."""
+    whole recording, through ccxt's reader once with the shipped defaults and once warming up
+    in 5 s, and through venueguard's own session (``native_streams``) warming up in 5 s: no
+    ``ws.stale``, and the fast warm-ups end on the learned threshold."""
     if not (WS.exists() and DEPTH.exists()):
         pytest.skip(f"Binance captures not found in {BINANCE} (set VENUEGUARD_BINANCE_FIXTURES)")
     ccxt_pro = pytest.importorskip("ccxt.pro")
@@ -140,17 +168,17 @@ async def test_binance_replay_over_loopback_through_a_guarded_exchange() -> None
     from venueguard.telemetry.events import EventLog
 
     fast = FreshnessConfig(warmup=20, warmup_s=5.0)
-    configs = {"default": StreamConfig(max_ts_age_ms=10**13),  # recorded (2021) timestamps
-               "fast-warm-up": StreamConfig(max_ts_age_ms=10**13, freshness=fast)}
+    default = StreamConfig(max_ts_age_ms=10**13)  # recorded (2021) timestamps
+    configs = {"default": GuardConfig(streams=default, native_streams=False),
+               "fast-warm-up": GuardConfig(streams=replace(default, freshness=fast),
+                                           native_streams=False),
+               "native-fast-warm-up": GuardConfig(streams=replace(default, freshness=fast))}
     async with running_binance_sim(replay_path=f"{WS},{DEPTH}", replay_speed=1.0) as sim:
-        async def watch(name: str) -> tuple[list[dict[str, Any]], Any]:
+        async def watch(name: str) -> tuple[list[dict[str, Any]], bool]:
             events = EventLog()
             raw = ccxt_pro.binanceusdm()
             point_ccxt(raw, sim.base_url)
-            # ccxt's own reader under the guard's checks (the native session is tested in
-            # tests/ccxt/test_guard_native.py)
-            exchange = guard(raw, GuardConfig(streams=configs[name], native_streams=False),
-                             events=events)
+            exchange = guard(raw, configs[name], events=events)
             try:
                 await exchange.load_markets()
                 loop = asyncio.get_running_loop()
@@ -161,7 +189,13 @@ async def test_binance_replay_over_loopback_through_a_guarded_exchange() -> None
                         await exchange.watch_order_book(symbol)
 
                 await asyncio.gather(follow("SUSHI/USDT:USDT"), follow("AKRO/USDT:USDT"))
-                return events.recent(1000), exchange
+                if exchange.native is not None:
+                    assert not raw.clients  # ccxt's reader never started
+                    session = exchange.native._feeds["SUSHI/USDT:USDT"].session
+                    detector = session.state.liveness.detector("depth:SUSHIUSDT")
+                else:
+                    detector = exchange.streams.liveness.detector("orderbook:SUSHI/USDT:USDT")
+                return events.recent(1000), detector is not None and detector.learned
             finally:
                 await exchange.close()
 
@@ -169,6 +203,4 @@ async def test_binance_replay_over_loopback_through_a_guarded_exchange() -> None
                            strict=True))
     for name, (logged, _) in results.items():
         assert [e for e in logged if e["event"] == "ws.stale"] == [], name
-    fast_exchange = results["fast-warm-up"][1]
-    detector = fast_exchange.streams.liveness.detector("orderbook:SUSHI/USDT:USDT")
-    assert detector is not None and detector.learned
+    assert results["fast-warm-up"][1] and results["native-fast-warm-up"][1]

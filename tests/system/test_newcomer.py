@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -51,6 +52,45 @@ def test_the_build_declares_its_license_as_setuptools_wants_it() -> None:
     assert project["project"]["license"] == "MIT"
     assert project["project"]["license-files"] == ["LICENSE"]
     assert "setuptools>=77" in project["build-system"]["requires"]
+
+
+def test_make_run_itself_prints_the_dashboard_url_first(tmp_path: Path) -> None:
+    """`make run` as typed, with the set-up already done (its stamp newer than pyproject.toml):
+    make adds nothing before the monitor's first line, the dashboard's URL."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    command = bin_dir / "venueguard"  # this checkout's venueguard, as the set-up installs it
+    command.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT / 'src'} exec {sys.executable} "
+                       '-m venueguard "$@"\n')
+    command.chmod(0o755)
+    earlier = time.time() - 60
+    os.utime(tmp_path / "pyproject.toml", (earlier, earlier))
+    (tmp_path / ".venv" / ".installed").touch()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VENUEGUARD_", "MAKE"))}
+    env["VENUEGUARD_PORT"] = "0"
+    proc = subprocess.Popen([make, "--no-print-directory", "run"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env,
+                            start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert re.fullmatch(r"venueguard monitor: dashboard http://127\.0\.0\.1:\d+/ "
+                            r"\(Ctrl-C stops\)\n", first), first
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches make and the monitor
+        proc.wait(timeout=30)
+        rest = proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert "Traceback" not in rest, rest[-2000:]
 
 
 def _read_until(fd: int, proc: subprocess.Popen[bytes], pattern: re.Pattern[str],

@@ -130,3 +130,30 @@ def test_a_trades_order_the_venue_does_not_know_leaves_the_fill_to_adoption() ->
     fills, bad = asyncio.run(adapter.fills_since(1_000))
     assert bad == [] and [(f.exec_id, f.client_id) for f in fills] == [("t1:42", None),
                                                                          ("t2:43", None)]
+
+
+class _Lists:
+    """A venue without ``fetch_orders``: open and closed lists, the closed one only if ``has``."""
+
+    id = "somevenue"
+
+    def __init__(self, closed: bool) -> None:
+        self.has = {"fetchOpenOrders": True, "fetchClosedOrders": closed}
+
+    async def fetch_open_orders(self, symbol: str, since: int | None,
+                                limit: int) -> list[dict[str, Any]]:
+        return [{"id": "1", "clientOrderId": "a", "symbol": symbol, "status": "open"}]
+
+    async def fetch_closed_orders(self, symbol: str, since: int | None,
+                                  limit: int) -> list[dict[str, Any]]:
+        return [{"id": "2", "clientOrderId": "b", "symbol": symbol, "status": "closed"}]
+
+
+@pytest.mark.parametrize("closed", [True, False])
+def test_history_without_fetch_orders_reads_the_open_and_closed_lists(closed: bool) -> None:
+    calls = _Calls()
+    adapter = CcxtAdapter(_Lists(closed), calls, venue_facts("bitmex"), symbols=["X/Y"])
+    reports, complete = asyncio.run(adapter.order_history(None, 1_000))
+    assert [r.client_id for r in reports] == (["a", "b"] if closed else ["a"])
+    assert complete is closed                  # a list it cannot read leaves the history partial
+    assert calls.endpoints == ["fetch_open_orders", "fetch_closed_orders"][:1 + closed]

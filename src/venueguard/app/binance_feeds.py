@@ -20,6 +20,7 @@ import aiohttp
 
 from venueguard.app.feeds import SessionMarket
 from venueguard.app.ticker import VenueInput
+from venueguard.config import Thresholds
 from venueguard.core.backoff import BackoffConfig
 from venueguard.core.classify import Outcome, classify
 from venueguard.core.health import VenueHealth
@@ -37,7 +38,7 @@ from venueguard.io.http_transport import transport_failure
 if TYPE_CHECKING:
     from venueguard.app.monitor import MonitorContext
 
-__all__ = ["BINANCE_VENUES", "BinanceProbe", "endpoints", "open_sources"]
+__all__ = ["BINANCE_VENUES", "BinanceProbe", "endpoints", "liveness_config", "open_sources"]
 
 BINANCE_VENUES = {"binance-usdm": BINANCE_USDM, "binance-usdm-testnet": BINANCE_USDM_TESTNET}
 
@@ -110,16 +111,22 @@ class BinanceProbe:
         return None
 
 
+def liveness_config(t: Thresholds) -> LivenessConfig:
+    """The Binance session's liveness with the ``[thresholds]`` and ``[freshness]`` of the config
+    file (depth and ticker within ``default_freshness_s``; aggregated trades may be quiet)."""
+    return LivenessConfig(ping_after_s=t.heartbeat_ping_after_s,
+                          pong_timeout_s=t.heartbeat_pong_timeout_s,
+                          max_data_age_s=t.default_freshness_s,
+                          quiet_channels=frozenset({"aggTrade"}),
+                          freshness=t.learned_freshness)
+
+
 async def open_sources(ctx: MonitorContext) -> tuple[SessionMarket, BinanceProbe]:
     """Build the market and venue sources for the monitor (see the module docstring)."""
     cfg = ctx.config
     t = cfg.thresholds
-    liveness = LivenessConfig(ping_after_s=t.heartbeat_ping_after_s,
-                              pong_timeout_s=t.heartbeat_pong_timeout_s,
-                              max_data_age_s=t.default_freshness_s,
-                              quiet_channels=frozenset({"aggTrade"}))
     config = binance_config(
-        ctx.ws_url, ctx.rest_url, [cfg.symbol], liveness=liveness,
+        ctx.ws_url, ctx.rest_url, [cfg.symbol], liveness=liveness_config(t),
         backoff=BackoffConfig(base_s=t.ws_backoff_base_s, cap_s=t.ws_backoff_cap_s,
                               reset_after_s=60.0))
     md = BinanceMarketDataSession(config, events=ctx.events, metrics=ctx.metrics,

@@ -29,10 +29,11 @@ from venueguard.ccxt.checks import require_websocket, resolve_exchange
 from venueguard.io import errors
 
 if TYPE_CHECKING:
-    from venueguard.app.monitor import MonitorContext
-    from venueguard.ccxt.guarded import GuardedExchange
+    from venueguard.app.monitor import MonitorConfig, MonitorContext
+    from venueguard.ccxt.guarded import GuardConfig, GuardedExchange
 
-__all__ = ["CcxtMarket", "CcxtVenue", "check_venue", "exchange_id_of", "open_sources"]
+__all__ = ["CcxtMarket", "CcxtVenue", "check_venue", "exchange_id_of", "guard_config",
+           "open_sources"]
 
 _IMBALANCE_LEVELS = 5
 _ORIGIN_RE = re.compile(r"^[a-z]+://[^/]+")
@@ -175,9 +176,19 @@ class CcxtVenue:
             await self.exchange.close()
 
 
+def guard_config(cfg: MonitorConfig) -> GuardConfig:
+    """The guard's settings from the monitor's: the rules file, native or ccxt's readers, and
+    the ``[freshness]`` table for every guarded stream."""
+    from venueguard.ccxt import GuardConfig, StreamConfig
+
+    return GuardConfig(rules_text=cfg.rules_text, rules_source=cfg.rules_path or "<rules>",
+                       native_streams=cfg.native_streams,
+                       streams=StreamConfig(freshness=cfg.thresholds.learned_freshness))
+
+
 async def open_sources(ctx: MonitorContext) -> tuple[CcxtMarket, CcxtVenue]:
     """Build the guarded exchange and the market and venue sources (module docstring)."""
-    from venueguard.ccxt import GuardConfig, guard
+    from venueguard.ccxt import guard
 
     cfg = ctx.config
     exchange_id = exchange_id_of(cfg.venue)
@@ -192,10 +203,7 @@ async def open_sources(ctx: MonitorContext) -> tuple[CcxtMarket, CcxtVenue]:
         point_at(raw, ctx.rest_url, ctx.ws_url)
         # a simulator serves the venue's trading API only: no spot wallet lookups at load time
         raw.options = {**raw.options, "fetchCurrencies": False, "fetchMargins": False}
-    guard_config = GuardConfig(rules_text=cfg.rules_text,
-                               rules_source=cfg.rules_path or "<rules>",
-                               native_streams=cfg.native_streams)
-    exchange = guard(raw, guard_config, events=ctx.events, metrics=ctx.metrics,
+    exchange = guard(raw, guard_config(cfg), events=ctx.events, metrics=ctx.metrics,
                      alerts=ctx.alerts, clock=ctx.clock)
     try:
         require_websocket(raw)

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -134,8 +135,12 @@ def replay_command(seed: int, scenario: str | None = None, venue: str = "sim", *
 
 async def run_chaos(seeds: Sequence[int], config: ChaosConfig | None = None, *,
                     concurrency: int = DEFAULT_CONCURRENCY, out: TextIO | None = None,
-                    rest_factory: RestFactory | None = None) -> ChaosReport:
-    """Run ``seeds`` (``concurrency`` at a time), printing the table; returns the report."""
+                    rest_factory: RestFactory | None = None,
+                    stop_signals: Sequence[signal.Signals] = ()) -> ChaosReport:
+    """Run ``seeds`` (``concurrency`` at a time), printing the table; returns the report.
+
+    Any of ``stop_signals`` stops the run: the seeds in flight are cancelled and the ones done
+    get their summary (``report.interrupted``), as in virtual time."""
     cfg = config or ChaosConfig()
     out = out if out is not None else sys.stdout
     report = ChaosReport()
@@ -175,15 +180,40 @@ async def run_chaos(seeds: Sequence[int], config: ChaosConfig | None = None, *,
     # them waiting on a semaphore) took minutes to cancel on Ctrl-C
     pending = iter(seeds)
 
+    stopping = False
+
     async def worker() -> None:
         for seed in pending:  # one shared iterator: each seed is taken once
+            if stopping:  # a stop came: no new seed, even if a seed's code ate the cancel
+                return
             await one(seed)
 
+    task = asyncio.current_task()
+
+    def stop() -> None:
+        nonlocal stopping
+        if not stopping and task is not None:
+            stopping = True
+            task.cancel()
+
+    installed = []
+    for signum in stop_signals:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop)
+            installed.append(signum)
     try:
         async with asyncio.TaskGroup() as group:
             for i in range(max(1, min(concurrency, total))):
                 group.create_task(worker(), name=f"chaos-worker-{i}")
+    except asyncio.CancelledError:
+        if not stopping or task is None:
+            raise
+        task.uncancel()  # our own stop, not the caller's: the seeds done get their summary
+        report.interrupted = True
+        print(f"interrupted after {len(report.results)} of {total} seed(s)", file=out)
     finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
         loop.set_exception_handler(previous)
     report.wall_s = time.monotonic() - started
     if warm_rss and total > concurrency:
@@ -347,7 +377,8 @@ def run(args: argparse.Namespace) -> int:
         config = replace(config, scenario=scenario)
     seeds = range(first, first + seeds_n)
     if getattr(args, "sockets", False):
-        report = asyncio.run(run_chaos(seeds, config, concurrency=concurrency))
+        report = asyncio.run(run_chaos(seeds, config, concurrency=concurrency,
+                                       stop_signals=(signal.SIGINT, signal.SIGTERM)))
         return exit_code(report)
     workers = getattr(args, "workers", None) or default_workers()
     trace_path = getattr(args, "trace", None)

@@ -22,12 +22,16 @@ Public API::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from typing import Any
 
 from venueguard.app import chaos_checks as checks
@@ -126,5 +130,47 @@ def iter_virtual(seeds: Sequence[int], config: ChaosConfig, *, workers: int = 1,
     else:
         context = multiprocessing.get_context("spawn")
     chunk = max(1, min(16, len(seeds) // (workers * 8)))
-    with context.Pool(workers) as pool:
+    with contextlib.ExitStack() as stack:
+        with _stop_signals_held():
+            pool = context.Pool(workers, initializer=_start_worker)
+            stack.callback(pool.terminate)   # in place before a held signal is let through
         yield from pool.imap(_work, jobs, chunksize=chunk)
+
+
+_STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back (pending, not lost) while the worker pool starts.
+
+    A stop that lands while the pool is starting would leave the parent before its workers had
+    read their start-up state (each would print a traceback: the pool's semaphores gone), and a
+    Ctrl-C would reach the forkserver while it imports the stack (another traceback). Held, the
+    signal is acted on once the pool exists and can be terminated. The processes started
+    meanwhile inherit the held mask (each worker lets SIGTERM through in :func:`_start_worker`)
+    and SIGINT ignored: Ctrl-C reaches the whole process group, and the parent alone answers it
+    (a blocked signal stays pending whatever its disposition, on Linux).
+    """
+    if not hasattr(signal, "pthread_sigmask") \
+            or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    # multiprocessing's resource tracker, started with the pool's first semaphore, unblocks
+    # SIGINT and SIGTERM once it runs: started first, it leaves the held mask alone
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _start_worker() -> None:
+    """Pool initializer: a worker leaves Ctrl-C to the parent, which terminates the pool, and
+    lets SIGTERM through (held since its start; a pending one ends it now)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)

@@ -61,6 +61,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
+from venueguard.numbers import NumberError, read_int
 from venueguard.telemetry.events import EventLog
 from venueguard.telemetry.metrics import Metrics, histogram_quantile
 from venueguard.telemetry.series import SeriesStore
@@ -82,16 +83,15 @@ def _json(payload: object, status: int = 200) -> web.Response:
 
 
 def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
+    values = request.query.getall(name, [])
+    if not values:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"{name} must be an integer") from None
-    if not lo <= value <= hi:
-        raise web.HTTPBadRequest(text=f"{name} must be within {lo}..{hi}")
-    return value
+    if len(values) > 1:
+        raise web.HTTPBadRequest(text=f"{name} given {len(values)} times")
+    try:  # ASCII digits only: int() would take ' 5', '1_0' or Arabic-Indic digits
+        return read_int(values[0], low=lo, high=hi)
+    except NumberError as exc:
+        raise web.HTTPBadRequest(text=f"{name} {exc}") from None
 
 
 def _labelled(snap: Mapping[str, object], name: str) -> dict[str, object]:

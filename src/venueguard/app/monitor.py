@@ -58,6 +58,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO, cast
+from urllib.parse import urlsplit
 
 from venueguard.app.dashboard import DashboardServer, create_dashboard_app, start_dashboard
 from venueguard.app.predictor import Predictor, PredictorLoadError, load_predictor
@@ -74,7 +75,7 @@ from venueguard.io.clock import SYSTEM_CLOCK, Clock
 from venueguard.io.errors import ConfigError as VenueguardConfigError
 from venueguard.io.journal import Journal, JournalError
 from venueguard.io.journal_lock import JournalLock
-from venueguard.numbers import NumberError, read_int
+from venueguard.numbers import NumberError, read_int, url_port
 from venueguard.telemetry.alerts import Alerts, LogSink, Tier, WebhookSink
 from venueguard.telemetry.chat import ChatSink, sinks_from_settings
 from venueguard.telemetry.events import EventLog
@@ -168,6 +169,25 @@ class MonitorConfig:
         return self.is_sim and self.sim_url is None
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def _check_sim_url(url: str) -> None:
+    """A simulator's URL: http:// on a loopback name, its port (if written) a real port."""
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme, parts.hostname
+    except ValueError:  # an unbalanced [v6] bracket
+        scheme, host = "", None
+    if scheme != "http" or host not in LOOPBACK_NAMES:
+        raise StartupError("--sim-url must be a loopback http:// URL (the simulator binds "
+                           f"127.0.0.1), not {url!r}")
+    try:
+        url_port(url)
+    except NumberError as exc:
+        raise StartupError(f"--sim-url: {exc}") from None
+
+
 def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> MonitorConfig:
     """Validate the command line and the environment; raises StartupError with the reason."""
     venue = str(args.venue)
@@ -180,10 +200,8 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Monito
     if binance and args.trade == "demo":
         raise StartupError(f"--trade demo is not available on {venue} (watch only)")
     symbol = args.symbol or ("BTCUSDT" if binance else "XBTUSD")
-    if sim_url is not None and not sim_url.startswith(("http://127.0.0.1", "http://localhost",
-                                                       "http://[::1]")):
-        raise StartupError("--sim-url must be a loopback http:// URL (the simulator binds "
-                           "127.0.0.1)")
+    if sim_url is not None:
+        _check_sim_url(sim_url)
     if args.duration is not None and not args.duration > 0:
         raise StartupError("--duration must be a positive number of seconds")
     if not 0 <= int(args.port) <= 65535:

@@ -152,7 +152,9 @@ class GuardedExchange:
             self.native = NativeStreams(
                 exchange, self.notify, load_markets=lambda: self.load_markets(),
                 max_age_s=cfg.streams.max_age_s.get("orderbook", 5.0),
-                max_ts_age_ms=cfg.streams.max_ts_age_ms, clock=clock, rng=rng)
+                ticker_max_age_s=cfg.streams.max_age_s.get("ticker", 15.0),
+                max_ts_age_ms=cfg.streams.max_ts_age_ms, freshness=cfg.streams.freshness,
+                clock=clock, rng=rng)
 
     # ---- ccxt's surface ---------------------------------------------------------------------
 
@@ -207,10 +209,7 @@ class GuardedExchange:
 
         async def private(symbol: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             result = await streams.watch(kind, symbol, attr, args, kwargs)
-            if kind == "orders":
-                await orders.on_orders(result)
-            else:
-                await orders.on_trades(result)
+            orders.on_rows(kind, result)
             return result
 
         def watch(*args: Any, **kwargs: Any) -> Awaitable[Any]:
@@ -259,36 +258,29 @@ class GuardedExchange:
 
     async def create_orders(self, orders: list[dict[str, Any]],
                             params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """ccxt's ``create_orders``, sent as one ``create_order`` per entry, concurrently.
-
-        Each entry (``symbol``, ``type``, ``side``, ``amount``, optional ``price`` and
-        ``params``, over the shared ``params``) gets its own client order id, journaled before it
-        is sent and, if its answer is lost, settled on its own: one venue batch whose answer is
-        lost would put every order in it in doubt at once. The list comes back in entry order.
-        As ccxt does for a batch that partly fails, an entry the venue or the guard refused is
-        ``{"status": "rejected", "clientOrderId": ..., "info": {"error": ..., "message": ...}}``;
-        if every entry failed that way, the first error is raised instead. If any entry is left
-        UNKNOWN, :class:`~venueguard.ccxt.errors.OrderUnknown` is raised once every entry has its
-        outcome, with ``results`` (None where unknown) and ``cl_ord_ids`` attached.
-        """
+        """ccxt's ``create_orders`` as one ``create_order`` per entry, concurrently, each with its
+        own client id and settling; answers in entry order. A refused entry is ccxt's
+        ``{"status": "rejected", "clientOrderId": ..., "info": {...}}``; all refused: the first
+        error is raised; any left UNKNOWN: :class:`~venueguard.ccxt.errors.OrderUnknown` once
+        all have their outcome, with ``results`` (None where unknown) and ``cl_ord_ids``."""
         require_credentials(self.raw, "create_orders")
         if not isinstance(orders, list) or not orders:
             raise ccxt.ArgumentsRequired("create_orders needs a non-empty list of order dicts")
         shared = dict(params or {})
-        calls = []
-        ids: list[str] = []
-        for index, entry in enumerate(orders):
+        entries: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for index, entry in enumerate(orders):       # every entry checked before any is sent
             missing = [k for k in ("symbol", "type", "side", "amount")
                        if not isinstance(entry, dict) or entry.get(k) is None]
             if missing:
                 raise ccxt.ArgumentsRequired(
                     f"create_orders: entry {index} lacks {', '.join(missing)}")
             entry_params = {**shared, **dict(entry.get("params") or {})}
-            cl = entry_params["clientOrderId"] = self.orders.client_id_for(entry_params)
-            ids.append(cl)
-            calls.append(self.orders.create(entry["symbol"], entry["type"], entry["side"],
-                                            entry["amount"], entry.get("price"), entry_params))
-        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            entry_params["clientOrderId"] = self.orders.client_id_for(entry_params)
+            entries.append((entry, entry_params))
+        ids: list[str] = [entry_params["clientOrderId"] for _, entry_params in entries]
+        outcomes = await asyncio.gather(*(
+            self.orders.create(e["symbol"], e["type"], e["side"], e["amount"], e.get("price"), p)
+            for e, p in entries), return_exceptions=True)
         results: list[dict[str, Any] | None] = []
         unknown: OrderUnknown | None = None
         failures: list[BaseException] = []
@@ -398,11 +390,10 @@ def guard(exchange: Any, config: GuardConfig | None = None, *, events: EventLog 
           rng: RandomSource | None = None) -> GuardedExchange:
     """Wrap a ccxt async/pro exchange object; see :class:`GuardedExchange`.
 
-    ``journal``: where orders are journaled. By default the account's default journal,
-    ``<state dir>/ccxt-<exchange id>-<account>.db`` (``VENUEGUARD_STATE_DIR``, else
-    ``$XDG_STATE_HOME/venueguard``, else ``~/.local/state/venueguard``; the account is a
-    digest of the API key); a path or a :class:`~venueguard.io.journal.Journal`: that one;
-    ``False`` or None: none (a crash forgets the orders in doubt; logged as a warning)."""
+    ``journal``: by default the account's own
+    (:func:`~venueguard.ccxt.orders.default_journal`); a path or a
+    :class:`~venueguard.io.journal.Journal`: that one; ``False`` or None: none (a crash forgets
+    the orders in doubt; logged as a warning)."""
     require_ccxt()
     return GuardedExchange(exchange, config, events=events, metrics=metrics, alerts=alerts,
                            journal=journal, clock=clock, rng=rng)

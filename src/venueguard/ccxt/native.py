@@ -17,9 +17,9 @@ A call returns as soon as there is data newer than what the previous call of the
 returned, and only while that data is fresh: a session that went stale, lost its book or is
 resyncing makes the call wait (the session reconnects by itself), so stale data is never handed
 out (a frame whose venue timestamp is older than the guard's ``StreamConfig.max_ts_age_ms``
-marks the session stale). A symbol the venue refuses raises ``ccxt.BadSymbol``. ccxt's own
-readers are never started for these calls. Opt out per exchange with
-``GuardConfig(native_streams=False)``.
+marks the session stale; ``StreamConfig.freshness`` is their learned freshness). A symbol the
+venue refuses raises ``ccxt.BadSymbol``. ccxt's own readers are never started for these calls.
+Opt out per exchange with ``GuardConfig(native_streams=False)``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import ccxt
 
 from venueguard.core.backoff import RandomSource
 from venueguard.core.book import OrderBook
+from venueguard.core.freshness import FreshnessConfig
 from venueguard.core.liveness import LivenessConfig
 from venueguard.core.trades import TradeTape
 from venueguard.io.binance_session import (
@@ -78,14 +79,17 @@ class NativeStreams:
     """Native ``watch_*`` for one guarded exchange (see the module docstring)."""
 
     def __init__(self, exchange: Any, notify: Notifier, *, load_markets: Any,
-                 max_age_s: float = 5.0, max_ts_age_ms: int | None = None,
+                 max_age_s: float = 5.0, ticker_max_age_s: float = 15.0,
+                 max_ts_age_ms: int | None = None, freshness: FreshnessConfig | None = None,
                  clock: Clock = SYSTEM_CLOCK, rng: RandomSource | None = None) -> None:
         self.exchange = exchange
         self._rng = rng     # the sessions' reconnect jitter (None: each its own)
         self.notify = notify
         self.clock = clock
         self.max_age_s = max_age_s
+        self.ticker_max_age_s = ticker_max_age_s  # Binance's bookTicker (BitMEX: from the book)
         self.max_ts_age_ms = max_ts_age_ms  # the venue timestamp's bound (None: the session's)
+        self.freshness = freshness  # the learned freshness (None: the session's default)
         self._load_markets = load_markets
         self._feeds: dict[str, _Feed] = {}
         self._lock = asyncio.Lock()
@@ -163,8 +167,8 @@ class NativeStreams:
                                   "alerts": notify.alerts, "clock": self.clock,
                                   "rng": self._rng}
         if exchange_id == "bitmex":
-            liveness = self._ts_bound(replace(default_liveness(),
-                                              max_data_age_s=self.max_age_s))
+            liveness = self._bounds(replace(default_liveness(),
+                                            max_data_age_s=self.max_age_s))
             return MarketDataSession(MdConfig(
                 url=str(api["ws"]), topics=(f"orderBookL2:{market_id}", f"trade:{market_id}"),
                 liveness=liveness), **kwargs)
@@ -172,14 +176,17 @@ class NativeStreams:
         ws_base = ws[:-3] if ws.endswith("/ws") else ws
         rest = str(api["fapiPublic"])
         rest_base = rest[: -len("/fapi/v1")] if rest.endswith("/fapi/v1") else rest
-        return BinanceMarketDataSession(binance_config(
-            ws_base, rest_base, [market_id], liveness=self._ts_bound(binance_liveness())),
-            **kwargs)
+        liveness = self._bounds(binance_liveness(self.ticker_max_age_s))
+        return BinanceMarketDataSession(binance_config(ws_base, rest_base, [market_id],
+                                                       liveness=liveness), **kwargs)
 
-    def _ts_bound(self, liveness: LivenessConfig) -> LivenessConfig:
-        if self.max_ts_age_ms is None:
-            return liveness
-        return replace(liveness, max_ts_age_ms=self.max_ts_age_ms)
+    def _bounds(self, liveness: LivenessConfig) -> LivenessConfig:
+        """The session's liveness with the guard's timestamp bound and learned freshness."""
+        if self.max_ts_age_ms is not None:
+            liveness = replace(liveness, max_ts_age_ms=self.max_ts_age_ms)
+        if self.freshness is not None:
+            liveness = replace(liveness, freshness=self.freshness)
+        return liveness
 
     def _check_failed(self, feed: _Feed) -> None:
         session = feed.session

@@ -6,37 +6,24 @@ Public API::
                  dms=DmsConfig(), safe_mode=SafeModeConfig(), regime=RegimeConfig(),
                  id_prefix="vg", visibility_horizon_s=None, start_timeout_s=30.0,
                  reconcile=None)
-    class CcxtOrders(exchange, rest, facts, config, *, journal=DEFAULT, clock, rng)
+    class CcxtOrders(exchange, rest, facts, config, *, journal=DEFAULT_JOURNAL, clock, rng)
         await start()                                     # journal -> table, restart reconcile
         await create(symbol, type, side, amount, price, params) -> ccxt order dict
         await edit(id, symbol, type, side, amount, price, params) -> ccxt order dict
         await cancel(id, symbol, params) -> ccxt order dict
         await cancel_all(symbol, params) / await cancel_all_after(timeout_ms, params)
-        await on_orders(orders) / await on_trades(trades)   # from watch_orders / watch_my_trades
+        on_rows("orders" | "mytrades", rows)      # from watch_orders / watch_my_trades
         state_of(client_id) -> str | None
         enter_safe_mode(reason) / leave_safe_mode() / refusal() -> str | None
         await aclose()
 
-The policy is not here: every order call runs on
-:class:`~venueguard.io.orders_runtime.OrdersRuntime` (the order manager, the reconciler, the
-dead man's switch and safe mode, as for the native venues) through
-:class:`~venueguard.venues.ccxt.adapter.CcxtAdapter`. This module translates: ccxt's arguments
+The policy is not here (the docs' ccxt page says what each call guarantees): every order call
+runs on :class:`~venueguard.io.orders_runtime.OrdersRuntime` through
+:class:`~venueguard.venues.ccxt.adapter.CcxtAdapter`. This module translates ccxt's arguments
 into an :class:`~venueguard.io.order_manager.OrderIntent`, and the order's state back into
 ccxt's answer: the venue's order dict, ccxt's own exception, or
-:class:`~venueguard.ccxt.errors.OrderUnknown`.
-
-What ``create`` guarantees (the runtime's, see :mod:`venueguard.io.order_manager`): a client
-order id (the caller's, or a fresh one of letters and digits that fits the venue) in the
-venue's own parameter; the intent journaled (fsync) before the send; sent once, resent only
-after an outcome that proves nothing was processed, with the same id; an ambiguous outcome
-makes the order UNKNOWN, and only venue evidence settles it. ``create`` waits up to
-``settle_s`` for that evidence: found, it returns the venue's order; proven absent (asked by
-client id past the venue's visibility horizon), it raises ccxt's original error (never placed);
-otherwise :class:`OrderUnknown`, and the runtime keeps asking. A client id the journal already
-holds returns that order: nothing is sent twice.
-
-The first order call (or :meth:`CcxtOrders.start`) opens the journal and reconciles it with
-the venue before anything new is sent (``reconcile.resolved`` with ``kind="startup"``).
+:class:`~venueguard.ccxt.errors.OrderUnknown` when venue evidence has not settled the order
+within ``settle_s`` (the runtime keeps asking).
 """
 
 from __future__ import annotations
@@ -46,11 +33,11 @@ import contextlib
 import hashlib
 import os
 import random
-import shutil
 import string
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -83,6 +70,7 @@ __all__ = ["DEFAULT_JOURNAL", "STATE_DIR_ENV", "CcxtOrders", "OrdersConfig", "de
 S = OrderState
 _ID_CHARS: Final = string.ascii_letters + string.digits
 _SETTLING: Final = frozenset({S.PENDING_NEW, S.UNKNOWN})
+_AMENDING: Final = frozenset({S.PENDING_AMEND})
 #: Where default journals live: ``$VENUEGUARD_STATE_DIR``, else ``$XDG_STATE_HOME/venueguard``,
 #: else ``~/.local/state/venueguard``.
 STATE_DIR_ENV: Final = "VENUEGUARD_STATE_DIR"
@@ -128,11 +116,8 @@ class OrdersConfig:
     #: None: the venue's rules file (``[orders] visibility_horizon_s``, 60 s by default).
     visibility_horizon_s: float | None = None
     start_timeout_s: float = 30.0       # restart reconciliation, before new orders are refused
-    #: The reconciler's whole configuration, for tuning beyond the fields above (lookup budgets
-    #: in and out of safe mode, the window before an order in doubt is searched in the
-    #: history...). None: derived from ``lookup_interval_s``, ``grace_s``,
-    #: ``reconcile_interval_s`` and the visibility horizon, which it then replaces. The position
-    #: is checked only where ccxt can fetch it.
+    #: The reconciler's whole configuration, in place of the one derived from the fields above
+    #: and the visibility horizon (None). The position is checked only where ccxt can fetch it.
     reconcile: ReconcileConfig | None = None
 
 
@@ -159,12 +144,11 @@ class CcxtOrders:
                                            else None)
         self._journal_off = journal is None or journal is False
         self._owned: Journal | None = None
-        self._lock: JournalLock | None = None
-        self._tmpdir: str | None = None
+        self._held = contextlib.ExitStack()   # what the owned journal holds: lock, scratch dir
         self.adapter = CcxtAdapter(exchange, rest, facts)
         self.runtime: OrdersRuntime | None = None
         self._task: asyncio.Task[None] | None = None
-        self._starting: asyncio.Lock | None = None
+        self._starting = asyncio.Lock()
         self._forced: str | None = None
         self._closed = False
         self._changed = asyncio.Event()       # set by every event: an order may have moved
@@ -190,15 +174,8 @@ class CcxtOrders:
                 return cl
 
     def state_of(self, client_id: str) -> str | None:
-        order = self._order(client_id)
+        order = None if self.runtime is None else self.runtime.manager.table.orders.get(client_id)
         return order.state.value if order is not None else None
-
-    def _order(self, client_id: str) -> Order | None:
-        return None if self.runtime is None else self.runtime.manager.table.orders.get(client_id)
-
-    @property
-    def table(self) -> Any:
-        return None if self.runtime is None else self.runtime.manager.table
 
     @property
     def dms(self) -> Any:
@@ -251,52 +228,50 @@ class CcxtOrders:
         return path is not None and path.exists()
 
     def _runtime_config(self) -> RuntimeConfig:
-        cfg = self.config
-        horizon = (cfg.visibility_horizon_s if cfg.visibility_horizon_s is not None
-                   else self.facts.rules.visibility_horizon_s)
-        has = getattr(self.exchange, "has", None) or {}
-        step = cfg.lookup_interval_s
+        cfg, has = self.config, self.adapter.has
+        positions = bool(has.get("fetchPositions"))      # checked only where ccxt can fetch it
         if cfg.reconcile is not None:
-            given = cfg.reconcile
-            reconcile = replace(given, check_position=given.check_position
-                                and bool(has.get("fetchPositions")))
-            step = given.query_interval_s
+            reconcile = replace(cfg.reconcile,
+                                check_position=cfg.reconcile.check_position and positions)
         else:
-            reconcile = self._derived_reconcile(horizon, bool(has.get("fetchPositions")))
-        manager = OrderManagerConfig(reconcile=reconcile, cl_ord_prefix=cfg.id_prefix,
-                                     start_timeout_s=cfg.start_timeout_s,
-                                     idle_wake_s=min(1.0, max(step, 0.05)))
-        dms = cfg.dms if has.get("cancelAllOrdersAfter") else None
-        return RuntimeConfig(manager=manager, dms=dms, safe=cfg.safe_mode,
-                             regime=cfg.regime or RegimeConfig(), dms_arms_in_flight=False)
-
-    def _derived_reconcile(self, horizon: float, positions: bool) -> ReconcileConfig:
-        cfg = self.config
-        step = cfg.lookup_interval_s
-        return ReconcileConfig(
-            visibility_grace_s=cfg.grace_s, acceptance_window_s=horizon,
-            unknown_first_query_s=min(step, 0.5), query_interval_s=step,
-            sweep_interval_s=cfg.reconcile_interval_s,
-            safe_sweep_interval_s=2 * cfg.reconcile_interval_s,
-            unknown_window_s=max(horizon, 60.0), amend_grace_s=cfg.grace_s,
-            budget_queries=max(10, int(4 * 10.0 / max(step, 0.05))), budget_interval_s=10.0,
-            check_position=positions)
+            horizon = (cfg.visibility_horizon_s if cfg.visibility_horizon_s is not None
+                       else self.facts.rules.visibility_horizon_s)
+            step = cfg.lookup_interval_s
+            reconcile = ReconcileConfig(
+                visibility_grace_s=cfg.grace_s, acceptance_window_s=horizon,
+                unknown_first_query_s=min(step, 0.5), query_interval_s=step,
+                sweep_interval_s=cfg.reconcile_interval_s,
+                safe_sweep_interval_s=2 * cfg.reconcile_interval_s,
+                unknown_window_s=max(horizon, 60.0), amend_grace_s=cfg.grace_s,
+                budget_queries=max(10, int(4 * 10.0 / max(step, 0.05))),
+                budget_interval_s=10.0, check_position=positions)
+        manager = OrderManagerConfig(
+            reconcile=reconcile, cl_ord_prefix=cfg.id_prefix, start_timeout_s=cfg.start_timeout_s,
+            idle_wake_s=min(1.0, max(reconcile.query_interval_s, 0.05)))
+        return RuntimeConfig(manager=manager,
+                             dms=cfg.dms if has.get("cancelAllOrdersAfter") else None,
+                             safe=cfg.safe_mode, regime=cfg.regime or RegimeConfig(),
+                             dms_arms_in_flight=False)
 
     def _open_journal(self) -> Journal:
+        """The journal given, else the one opened here (once: a start that failed keeps it)."""
         if self.journal is not None:
             return self.journal
+        if self._owned is not None:
+            return self._owned
+        held = self._held
         if self._journal_off:
-            self._tmpdir = tempfile.mkdtemp(prefix="venueguard-")
-            path = Path(self._tmpdir) / "orders.db"
+            scratch = held.enter_context(tempfile.TemporaryDirectory(
+                prefix="venueguard-", ignore_cleanup_errors=True))
+            path = Path(scratch) / "orders.db"
         else:
             path = self.journal_path() or Path("venueguard-orders.db")
             path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = JournalLock.acquire(path)          # one process per journal
+        held.callback(JournalLock.acquire(path).release)     # one process per journal
         try:
-            self._owned = Journal.open(path)
+            self._owned = held.enter_context(Journal.open(path))
         except BaseException:
-            self._lock.release()
-            self._lock = None
+            held.close()
             raise
         return self._owned
 
@@ -304,10 +279,6 @@ class CcxtOrders:
         """Open the journal and reconcile it with the venue (once); the runtime."""
         if self._closed:
             raise OrdersRefused("order calls refused: the exchange was closed", kind=Kind.REFUSED)
-        if self._starting is None:
-            self._starting = asyncio.Lock()
-        if self.runtime is not None:
-            return self.runtime
         async with self._starting:
             if self.runtime is not None:
                 return self.runtime
@@ -325,10 +296,10 @@ class CcxtOrders:
                                     config=self._runtime_config(),
                                     regime_source=(lambda: "NORMAL")
                                     if self.config.regime is None else None)
-            table_of = runtime.manager
+            manager = runtime.manager
 
             def symbol_of(cl: str) -> str | None:
-                order = table_of.table.orders.get(cl)
+                order = manager.table.orders.get(cl)
                 return order.symbol if order is not None else None
 
             self.adapter.symbol_of = symbol_of
@@ -368,13 +339,14 @@ class CcxtOrders:
 
     async def create(self, symbol: str, order_type: str, side: str, amount: float,
                      price: float | None, params: dict[str, Any]) -> dict[str, Any]:
+        order_side = normalize_side(side)
+        if order_side is None:                # refused before anything is journaled or sent
+            raise ccxt.InvalidOrder(f"create_order: side must be buy or sell, not {side!r}")
         runtime = await self.start()
         cl = self.client_id_for(params)
-        intent = OrderIntent(symbol, normalize_side(side) or "Buy", amount, price,
+        intent = OrderIntent(symbol, order_side, amount, price,
                              post_only=False, cl_ord_id=cl,
                              extra={"type": order_type, "params": params})
-        if cl not in runtime.manager.table.orders:
-            self.adapter.failures.pop(cl, None)
         try:
             order = await runtime.submit(intent)
         except OrdersBlocked as blocked:
@@ -388,20 +360,16 @@ class CcxtOrders:
                    amount: float | None, price: float | None,
                    params: dict[str, Any]) -> dict[str, Any]:
         runtime = await self.start()
-        table = runtime.manager.table
-        order = table.find(params.get("clientOrderId"), order_id)
+        order = runtime.manager.table.find(params.get("clientOrderId"), order_id)
         if order is None or order.state not in (S.NEW, S.PARTIALLY_FILLED):
-            raw = self.exchange          # not ours, or not resting: ccxt's own answer
-            answer: dict[str, Any] = await self.rest.call("edit_order", lambda: raw.edit_order(
-                order_id, symbol, order_type, side, amount, price, params), idempotent=False)
-            return answer
+            return await self._own_call("edit_order", order_id, symbol, order_type, side, amount,
+                                        price, params)
         cl = order.cl_ord_id
         qty = None if amount is None or amount == order.qty else amount
         new_price = None if price is None or price == order.price else price
         if qty is None and new_price is None:
             return self._row(order)
         self.adapter.amend_extra[cl] = {"type": order_type, "side": side, "params": params}
-        self.adapter.failures.pop(cl, None)
         try:
             await runtime.amend(cl, price=new_price, qty=qty)  # type: ignore[arg-type]
         except OrdersBlocked as blocked:
@@ -409,27 +377,22 @@ class CcxtOrders:
         except ValueError as bad:
             raise ccxt.InvalidOrder(f"edit_order: {bad}") from None
         failure = self.adapter.failures.get(cl)
-        if isinstance(failure, errors.AmbiguousOutcome) and _state(order) is not S.PENDING_AMEND:
+        settling = order.state in _AMENDING       # the answer was lost, the order in doubt
+        if isinstance(failure, errors.AmbiguousOutcome) and not settling:
             # venue evidence settled it while the answer was lost: say the answer was lost
             self.notify.log("order.amend_unknown", cl_ord_id=cl, reason=failure.kind.value)
-        if _state(order) is S.PENDING_AMEND:
-            await self._settled(order, frozenset({S.PENDING_AMEND}))
-            if _state(order) is S.PENDING_AMEND:
+        if settling:
+            await self._settled(order, _AMENDING)
+            if order.state in _AMENDING:
                 raise self._unknown(cl, failure, "edit_order")
-            applied = matches(order, qty, new_price)
+        applied = matches(order, qty, new_price)
+        if settling or isinstance(failure, errors.AmbiguousOutcome):
             self.notify.log("reconcile.resolved", kind="amend_lookup", cl_ord_id=cl,
                             detail=f"amend {'applied' if applied else 'not applied'}; "
                             f"venue shows {order.state.value}")
-            if not applied and order.state in OPEN_STATES:
-                raise _ccxt_error(failure) if failure is not None else ccxt.InvalidOrder(
-                    f"edit_order: {cl} rests unchanged")
-            return self._row(order)
-        if isinstance(failure, errors.AmbiguousOutcome):
-            verdict = "applied" if matches(order, qty, new_price) else "not applied"
-            self.notify.log("reconcile.resolved", kind="amend_lookup", cl_ord_id=cl,
-                            detail=f"amend {verdict}; venue shows {order.state.value}")
-        if failure is not None and not matches(order, qty, new_price):
-            raise _ccxt_error(failure)
+        if not applied and (order.state in OPEN_STATES if settling else failure is not None):
+            raise _ccxt_error(failure) if failure is not None else ccxt.InvalidOrder(
+                f"edit_order: {cl} rests unchanged")
         return self._row(order)
 
     async def cancel(self, order_id: str, symbol: str | None,
@@ -437,11 +400,7 @@ class CcxtOrders:
         runtime = await self.start()
         order = runtime.manager.table.find(params.get("clientOrderId"), order_id)
         if order is None or order.state not in OPEN_STATES | {S.UNKNOWN}:
-            raw = self.exchange          # not ours, or closed here: ccxt's own answer
-            answer: dict[str, Any] = await self.rest.call(
-                "cancel_order", lambda: raw.cancel_order(order_id, symbol, params),
-                idempotent=False)
-            return answer
+            return await self._own_call("cancel_order", order_id, symbol, params)
         cl = order.cl_ord_id
         self.adapter.failures.pop(cl, None)
         await runtime.cancel(cl)
@@ -457,10 +416,10 @@ class CcxtOrders:
 
     async def cancel_all(self, symbol: str | None, params: dict[str, Any]) -> Any:
         runtime = await self.start()
-        self.adapter.bulk_failure = None
+        self.adapter.last_failure = None
         if await runtime.manager.cancel_all(symbol):
             return self.adapter.last_bulk
-        failure = self.adapter.bulk_failure
+        failure = self.adapter.last_failure
         raise _ccxt_error(failure) if failure is not None else ccxt.ExchangeError(
             "cancel_all_orders failed")
 
@@ -470,17 +429,19 @@ class CcxtOrders:
         except errors.VenueguardError as exc:
             raise _ccxt_error(exc) from None
 
+    async def _own_call(self, method: str, *args: Any) -> dict[str, Any]:
+        """ccxt's own call and answer: the order is not ours, or not open here."""
+        answer: dict[str, Any] = await self.rest.call(
+            method, partial(getattr(self.exchange, method), *args), idempotent=False)
+        return answer
+
     # ---- venue evidence -----------------------------------------------------------------------
 
-    async def on_orders(self, orders: Sequence[Mapping[str, Any]]) -> None:
-        """Orders from ``watch_orders`` (before the first order call: nothing to apply)."""
+    def on_rows(self, topic: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """What ``watch_orders`` (``orders``) or ``watch_my_trades`` (``mytrades``) returned
+        (before the first order call: nothing to apply)."""
         if self.runtime is not None:
-            self.runtime.on_rows("orders", "update", list(orders))
-
-    async def on_trades(self, trades: Sequence[Mapping[str, Any]]) -> None:
-        """Our trades from ``watch_my_trades``: fills of known orders (once per trade id)."""
-        if self.runtime is not None:
-            self.runtime.on_rows("mytrades", "update", list(trades))
+            self.runtime.on_rows(topic, "update", list(rows))
 
     # ---- answers in ccxt's shapes -------------------------------------------------------------
 
@@ -538,29 +499,16 @@ class CcxtOrders:
         if task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 10.0)
-        if self._owned is not None:
-            await asyncio.to_thread(self._owned.close)
-            self._owned = None
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-        if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
-
-
-def _state(order: Order) -> OrderState:
-    """The order's state now (a call in between may have moved it)."""
-    return order.state
+        self._owned = None
+        await asyncio.to_thread(self._held.close)   # the journal, its lock, a scratch dir
 
 
 def _ccxt_error(failure: BaseException) -> BaseException:
-    """The exception a ccxt bot expects: ccxt's own (behind a mapped one), or one of
-    ``venueguard.ccxt.errors`` (ccxt exceptions too)."""
+    """The exception a ccxt bot expects: ccxt's own behind a mapped one, else ``failure`` (one
+    of ``venueguard.ccxt.errors``, ccxt exceptions too)."""
     cause = failure.__cause__
-    mapped = not isinstance(failure, ccxt.BaseError) or isinstance(failure, OrderUnknown)
-    if mapped and isinstance(cause, ccxt.BaseError):
-        found: BaseException = cause
-        return found
-    return failure
-
+    found: BaseException = failure
+    if isinstance(cause, ccxt.BaseError) and (not isinstance(failure, ccxt.BaseError)
+                                              or isinstance(failure, OrderUnknown)):
+        found = cause
+    return found

@@ -83,47 +83,13 @@ from venueguard.core.reports import (
 )
 
 __all__ = [
-    "ANOMALIES",
-    "LOCAL_TRANSITIONS",
-    "OPEN_STATES",
-    "POSITION_TRAIL",
-    "QTY_DIGITS",
-    "RESTING",
-    "TERMINAL_STATES",
-    "TRANSITIONS",
-    "UNFINISHED_STATES",
-    "VENUE_KINDS",
-    "VENUE_TRANSITIONS",
-    "Acked",
-    "Ambiguous",
-    "AmendRejected",
-    "AmendRequested",
-    "Amended",
-    "CancelRejected",
-    "CancelRequested",
-    "Canceled",
-    "ClOrdIDTaken",
-    "ClOrdIdGenerator",
-    "Event",
-    "Filled",
-    "InvalidTransition",
-    "NotFoundAtVenue",
-    "Order",
-    "OrderError",
-    "OrderRejected",
-    "OrderState",
-    "OrderTable",
-    "PartialFill",
-    "RandomLike",
-    "Submitted",
-    "Transition",
-    "VenueSnapshot",
-    "Withdrawn",
-    "event_kind",
-    "fill_event",
-    "log_event",
-    "qty_sum",
-    "refusal_event",
+    "ANOMALIES", "LOCAL_TRANSITIONS", "OPEN_STATES", "POSITION_TRAIL", "QTY_DIGITS", "RESTING",
+    "TERMINAL_STATES", "TRANSITIONS", "UNFINISHED_STATES", "VENUE_KINDS", "VENUE_TRANSITIONS",
+    "Acked", "Ambiguous", "AmendRejected", "AmendRequested", "Amended", "CancelRejected",
+    "CancelRequested", "Canceled", "ClOrdIDTaken", "ClOrdIdGenerator", "Event", "Filled",
+    "InvalidTransition", "NotFoundAtVenue", "Order", "OrderError", "OrderRejected", "OrderState",
+    "OrderTable", "PartialFill", "RandomLike", "Submitted", "Transition", "VenueSnapshot",
+    "Withdrawn", "event_kind", "fill_event", "log_event", "qty_sum", "refusal_event",
     "snapshot_of",
 ]
 
@@ -454,12 +420,13 @@ class OrderTable:
 
     # --- creation and lookup
     def new_order(self, symbol: str, side: str, qty: float, price: float | None, *,
-                  now: float, wall_ms: int) -> Order:
-        """A new intent in PENDING_NEW with a fresh client id. Journal it, then
+                  now: float, wall_ms: int, cl_ord_id: str | None = None) -> Order:
+        """A new intent in PENDING_NEW with ``cl_ord_id`` (None: a fresh one). Journal it, then
         ``on_submitted``."""
         if side not in SIDES or not qty > 0:
             raise ValueError("side must be Buy or Sell and qty positive")
-        order = Order(self._ids.next(), symbol, side, qty, price, now, wall_ms, state_since=now)
+        order = Order(cl_ord_id or self._ids.next(), symbol, side, qty, price, now, wall_ms,
+                      state_since=now)
         self.orders[order.cl_ord_id] = order
         return order
 

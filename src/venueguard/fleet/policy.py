@@ -279,6 +279,9 @@ def fleet_view(statuses: Mapping[str, Mapping[str, object]], me: str,
 
 
 def account_tag(venue: str, api_key: str | None) -> str:
-    """The account's name in shared keys: a hash of the key, never the key itself."""
-    digest = hashlib.sha256(f"venueguard:{venue}:{api_key or 'anonymous'}".encode())
+    """The account's name in shared keys: a hash of the key, never the key itself. Any string
+    hashes, one read from a header's raw bytes included (aiohttp keeps bytes that are not UTF-8
+    as surrogate escapes; they hash as those bytes)."""
+    name = f"venueguard:{venue}:{api_key or 'anonymous'}"
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:20]

@@ -42,6 +42,7 @@ import orjson
 
 from venueguard.fleet.backend import NoticeHandler, StoreAuthError
 from venueguard.fleet.policy import BanNotice, Bucket, Scope
+from venueguard.numbers import NumberError, ascii_digits, url_port
 
 try:
     import redis.asyncio as aioredis
@@ -183,13 +184,13 @@ def check_redis_url(url: str) -> str:
         raise ValueError(f"redis URL must start with redis://, rediss:// or unix://: {url!r}")
     if parts.scheme != "unix" and not parts.hostname:
         raise ValueError(f"redis URL needs a host: {url!r}")
-    db = parts.path.strip("/")
-    if db and not db.isdigit():
+    db = parts.path.strip("/") if parts.scheme != "unix" else ""  # unix://: the socket's path
+    if db and not ascii_digits(db, 5):  # str.isdigit() takes '²', which redis-py's int() refuses
         raise ValueError(f"redis URL database must be a number: {url!r}")
     try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        raise ValueError(f"redis URL has a bad port: {url!r}") from exc
+        url_port(url)
+    except NumberError as exc:
+        raise ValueError(f"redis URL {exc}: {url!r}") from None
     return url
 
 

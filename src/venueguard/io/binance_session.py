@@ -60,10 +60,12 @@ BINANCE_USDM_TESTNET = ("wss://fstream.binancefuture.com", "https://testnet.bina
 DAY_MINUS_10_MIN_S = 24 * 3600.0 - 600.0
 
 
-def binance_liveness() -> LivenessConfig:
-    """Ping after 5 s of silence, pong within 5 s; depth (every 100 ms) and the ticker must
-    move within 5 s; trades may be quiet."""
+def binance_liveness(ticker_max_age_s: float = 15.0) -> LivenessConfig:
+    """Ping after 5 s of silence, pong within 5 s; depth (every 100 ms) must move within 5 s,
+    the best bid and ask (``bookTicker``) within ``ticker_max_age_s`` (a thin symbol's best quote
+    rests for seconds: 7.5 s in a recorded AKRO stream); trades may be quiet."""
     return LivenessConfig(ping_after_s=5.0, pong_timeout_s=5.0, max_data_age_s=5.0,
+                          channel_max_age_s={"bookTicker": ticker_max_age_s},
                           quiet_channels=frozenset({"aggTrade"}))
 
 

@@ -410,16 +410,16 @@ class OrderManager:
         match decision:
             case QueryOrders(cl_ord_ids=ids) as query:
                 found = await venue.orders_by_client_id(query.by_cl_ord_id, query.by_order_id)
-                rec.on_order_lookup(ids, self._ours(found), clock.monotonic(), clock.wall_ms(),
+                rec.on_order_lookup(ids, self.ours(found), clock.monotonic(), clock.wall_ms(),
                                     asked_at=asked)
             case FetchOpenOrders(symbol=symbol):
-                found = self._ours(await venue.open_orders(symbol))
+                found = self.ours(await venue.open_orders(symbol))
                 self.venue_open = len(found)
                 rec.on_open_orders(found, clock.monotonic(), clock.wall_ms(), asked_at=asked,
                                    symbol=symbol)
             case FetchOrderHistory(symbol=symbol, start_wall_ms=start_ms):
                 found, complete = await venue.order_history(symbol, start_ms)
-                rec.on_order_history(self._ours(found), clock.monotonic(), clock.wall_ms(),
+                rec.on_order_history(self.ours(found), clock.monotonic(), clock.wall_ms(),
                                      start_wall_ms=start_ms, complete=complete, asked_at=asked)
             case FetchExecutions(start_wall_ms=start_ms):
                 await self._fetch_executions(start_ms)
@@ -432,22 +432,16 @@ class OrderManager:
         if start_ms is None:
             return
         fills, unreadable = await self.venue.fills_since(start_ms)
-        self._report_unreadable("execution", unreadable)
-        self.reconciler.on_fill_reports(self._ours(fills), self.clock.monotonic(),
+        self.report_unreadable("execution", unreadable)
+        self.reconciler.on_fill_reports(self.ours(fills), self.clock.monotonic(),
                                         self.clock.wall_ms())
         self._drain()
 
-    def _report_unreadable(self, source: str, items: Sequence[Any]) -> None:
+    def report_unreadable(self, source: str, items: Sequence[Any]) -> None:
         for fields in items:
             self.events.emit("reconcile.bad_row", source=source, **dict(fields))
 
-    def report_unreadable(self, source: str, items: Sequence[Any]) -> None:
-        self._report_unreadable(source, items)
-
     def ours(self, reports: Sequence[R]) -> list[R]:
-        return self._ours(reports)
-
-    def _ours(self, reports: Sequence[R]) -> list[R]:
         """Reports about our orders (those of other tools, by client id prefix, are not)."""
         return [r for r in reports if self._is_ours(r.client_id)]
 
@@ -468,11 +462,11 @@ class OrderManager:
 
     def on_stream(self, source: str, batch: StreamBatch) -> None:
         """Apply one private message's reports, in order (``source`` labels bad rows)."""
-        self._report_unreadable(source, batch.unreadable)
+        self.report_unreadable(source, batch.unreadable)
         now, wall_ms, rec = self.clock.monotonic(), self.clock.wall_ms(), self.reconciler
         try:
             if batch.complete_open_list:
-                orders = self._ours([r for r in batch.reports if isinstance(r, OrderReport)])
+                orders = self.ours([r for r in batch.reports if isinstance(r, OrderReport)])
                 self.venue_open = sum(1 for r in orders if r.status is not None
                                       and r.status.is_open)
                 rec.on_open_orders(orders, now, wall_ms, asked_at=now)
@@ -508,13 +502,8 @@ class OrderManager:
             return self.table.orders[intent.cl_ord_id]
         self._admit(intent)
         now, table = self.clock.monotonic(), self.table
-        if intent.cl_ord_id is None:
-            order = table.new_order(intent.symbol, intent.side, intent.qty, intent.price,
-                                    now=now, wall_ms=self.clock.wall_ms())
-        else:
-            order = o.Order(intent.cl_ord_id, intent.symbol, intent.side, intent.qty,
-                            intent.price, now, self.clock.wall_ms(), state_since=now)
-            table.restore(order)
+        order = table.new_order(intent.symbol, intent.side, intent.qty, intent.price, now=now,
+                                wall_ms=self.clock.wall_ms(), cl_ord_id=intent.cl_ord_id)
         cl = order.cl_ord_id
         params: dict[str, object] = {"post_only": intent.post_only, "text": intent.text}
         if intent.extra is not None:
@@ -533,10 +522,9 @@ class OrderManager:
         if self.metrics is not None:
             self.metrics.order_attempts_total.inc()
         try:
-            more = {} if intent.extra is None else {"extra": intent.extra}
             report = await self.venue.place_order(cl, intent.symbol, intent.side, intent.qty,
                                                   intent.price, post_only=intent.post_only,
-                                                  text=intent.text, **more)
+                                                  text=intent.text, extra=intent.extra)
         except asyncio.CancelledError:
             self._outcome_unknown(cl, "cancelled while in flight")
             self._flush_while_unwinding()
@@ -645,7 +633,7 @@ class OrderManager:
         else:
             if any(isinstance(r, RefusalReport) for r in reports):
                 self._count_cancel_refusal(cl_ord_id)
-            self.reconciler.on_cancel_reports(self._ours(reports), self.clock.monotonic(),
+            self.reconciler.on_cancel_reports(self.ours(reports), self.clock.monotonic(),
                                               self.clock.wall_ms(), asked_at=now)
         self._drain()
         self._wake.set()
@@ -695,7 +683,7 @@ class OrderManager:
 
     async def _apply_cancel_reports(self, reports: Sequence[OrderReport | RefusalReport],
                                     asked_at: float) -> None:
-        self.reconciler.on_cancel_reports(self._ours(reports), self.clock.monotonic(),
+        self.reconciler.on_cancel_reports(self.ours(reports), self.clock.monotonic(),
                                           self.clock.wall_ms(), asked_at=asked_at)
         self._drain()
         self._wake.set()

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from venueguard.numbers import NumberError, url_port
 from venueguard.proxy import rest, ws
 from venueguard.proxy.dialects import DIALECTS, Dialect
 from venueguard.proxy.guard import Guard
@@ -74,10 +75,18 @@ class ProxyConfig:
                                    ("--ws-upstream", self.ws_upstream, ("ws", "wss"))):
             if url is None:
                 continue
-            parts = urlsplit(url)
-            if parts.scheme not in schemes or not parts.hostname or parts.query or parts.fragment:
-                raise ValueError(f"{name} must be {' or '.join(schemes)}://HOST[:PORT][/PATH], "
-                                 f"got {url!r}")
+            shape = f"{name} must be {' or '.join(schemes)}://HOST[:PORT][/PATH], got {url!r}"
+            try:
+                parts = urlsplit(url)
+                hostname = parts.hostname
+            except ValueError:  # an unbalanced [v6] bracket
+                raise ValueError(shape) from None
+            if parts.scheme not in schemes or not hostname or parts.query or parts.fragment:
+                raise ValueError(shape)
+            try:
+                url_port(url)
+            except NumberError as exc:
+                raise ValueError(f"{name}: {exc}") from None
         if self.dashboard_port is not None and not self.guard:
             raise ValueError("--dashboard-port shows what --guard measures: add --guard")
         if self.journal is not None and not self.guard:

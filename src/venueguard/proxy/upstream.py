@@ -24,16 +24,20 @@ Errors: :class:`UpstreamError` and its subclasses, always raised ``from`` the ca
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import time
 from collections import deque
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from venueguard.numbers import ascii_digits
+
 __all__ = ["Answer", "UpstreamClosed", "UpstreamError", "UpstreamPool", "UpstreamUnreachable"]
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class UpstreamError(Exception):
@@ -173,7 +177,7 @@ def _head(raw: bytes) -> tuple[int, str, list[tuple[str, str]], bool]:
     lines = raw[:-4].decode("latin-1").split("\r\n")
     version, _, rest = lines[0].partition(" ")
     code, _, reason = rest.partition(" ")
-    if not version.startswith("HTTP/1.") or not code.isdigit() or len(code) != 3:
+    if not version.startswith("HTTP/1.") or not ascii_digits(code, 3) or len(code) != 3:
         raise ValueError("malformed status line")
     headers: list[tuple[str, str]] = []
     keep = version == "HTTP/1.1"
@@ -200,7 +204,10 @@ async def _body(reader: asyncio.StreamReader, method: str, status: int,
         size_total = 0
         while True:
             line = await reader.readuntil(b"\r\n")
-            size = int(line.split(b";", 1)[0].strip(), 16)
+            size_text = line.split(b";", 1)[0].strip()
+            if _HEX.fullmatch(size_text) is None:  # int(x, 16) takes '0x1f', '1_f', '+1f'
+                raise ValueError("bad chunk size")
+            size = int(size_text, 16)
             if size == 0:
                 while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
                     pass
@@ -212,8 +219,10 @@ async def _body(reader: asyncio.StreamReader, method: str, status: int,
             await reader.readexactly(2)
     length = lowered.get("content-length")
     if length is not None:
+        if not ascii_digits(length, 19):  # int() takes ' 5', '+5', '1_0' and non-ASCII digits
+            raise ValueError("bad content-length")
         n = int(length)
-        if n < 0 or n > MAX_BODY_BYTES:
+        if n > MAX_BODY_BYTES:
             raise ValueError("bad content-length")
         return await reader.readexactly(n), True
     chunks = []

@@ -11,7 +11,9 @@ two pumps run until either side closes:
 - client -> upstream: text, binary, ping and pong are sent on; a close is passed on with its code.
 
 Neither side answers pings itself: pings travel end to end, so a stall injected here answers
-pings exactly as the upstream does. Nothing is buffered beyond one message.
+pings exactly as the upstream does. Towards the client at most ``_HIGH_FRAMES`` frames wait in
+the queue; past that the upstream is not read until the client has taken all but
+``_LOW_FRAMES`` (a frame from the client is sent on before the next one is read).
 
 Faults (a hit connection stays broken until it closes, as in the simulator):
 ``ws_stall`` data stops, control messages (pongs, acks) and ping frames still pass;

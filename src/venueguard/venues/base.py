@@ -63,15 +63,10 @@ class StreamBatch:
 
 @runtime_checkable
 class VenueAdapter(Protocol):
-    """Order calls, queries by client id, private subscriptions and rule overrides of one venue.
-
-    ``name`` labels telemetry (``venue``). ``rule_overrides`` is TOML text in the rules-file
-    format (README, "Rules files") merged over the packaged rule table for this venue: its own
-    error texts and codes; empty when the defaults are enough.
-    """
+    """Order calls, queries by client id and private subscriptions of one venue; ``name``
+    labels telemetry (``venue``)."""
 
     name: str
-    rule_overrides: str
 
     # --- order calls (each raises the io.errors tree; none is retried blindly)
     async def place_order(self, client_id: str, symbol: str, side: str, qty: float,
@@ -83,8 +78,7 @@ class VenueAdapter(Protocol):
         ...
 
     async def amend_order(self, client_id: str, venue_id: str | None, *,
-                          qty: float | None = None, price: float | None = None,
-                          extra: Mapping[str, Any] | None = None) -> OrderReport:
+                          qty: float | None = None, price: float | None = None) -> OrderReport:
         """Change a resting order's total quantity and/or price, keeping its client id.
         ``client_id`` may be ``venue:<venue_id>`` for an order adopted without one."""
         ...

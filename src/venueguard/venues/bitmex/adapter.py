@@ -77,8 +77,6 @@ class BitmexAdapter:
     pages (a longer history is reported incomplete)."""
 
     name = "bitmex"
-    #: The packaged rule table already carries BitMEX's texts and codes.
-    rule_overrides = ""
 
     def __init__(self, rest: BitmexRest, *, page_count: int = 50, max_pages: int = 100) -> None:
         self.rest = rest
@@ -98,8 +96,7 @@ class BitmexAdapter:
         return rr.order_report(row)
 
     async def amend_order(self, client_id: str, venue_id: str | None, *,
-                          qty: float | None = None, price: float | None = None,
-                          extra: Mapping[str, Any] | None = None) -> OrderReport:
+                          qty: float | None = None, price: float | None = None) -> OrderReport:
         by_venue_id = client_id.startswith("venue:")     # adopted without a clOrdID
         row = await self.rest.amend_order(
             order_id=venue_id if by_venue_id else None,
