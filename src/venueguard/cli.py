@@ -205,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run on loopback sockets and the real clock instead of virtual time")
     chaos.add_argument("--workers", type=int_arg(1, 256), default=None, metavar="N",
                        help="processes for virtual-time seeds (default: the usable CPUs)")
+    chaos.add_argument("--fleet", type=int_arg(2, 16), default=None, metavar="N",
+                       help="N order runtimes as members of one fleet on one account "
+                            "(native venue)")
 
     rep = sub.add_parser("report", help="offline outage report from a journal")
     rep.add_argument("journal", metavar="JOURNAL", help="journal written by venueguard monitor")

@@ -1,23 +1,31 @@
 """``venueguard chaos --venue ccxt:...``: seeds through a guarded ccxt bot, both dialects.
 
-System tests: each seed starts its own simulator on 127.0.0.1 (the BitMEX dialect, or Binance
-USD-M) and trades through ccxt's class of that venue under ``guard()`` while its faults run,
-reading its book through the guard's ``watch_order_book`` (invariant 4 on every book returned).
+System tests: each seed starts its own simulator (the BitMEX dialect, or Binance USD-M) and
+trades through ccxt's class of that venue under ``guard()`` while its faults run, reading its
+book through the guard's ``watch_order_book`` (invariant 4 on every book returned). By default
+in virtual time over the loop's in-memory network (the same seed, the same digest and trace);
+the ``run_chaos`` tests on 127.0.0.1 and the real clock (``--sockets``).
 """
 
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from venueguard.app.chaos import exit_code, replay_command, run_chaos
+from venueguard.app.chaos import exit_code, replay_command, run_chaos, run_chaos_virtual
 from venueguard.app.chaos_ccxt import CCXT_KINDS, BookCheck
 from venueguard.app.chaos_seed import ChaosConfig
 from venueguard.cli import main
 
 pytestmark = [pytest.mark.system]
+
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.mark.parametrize("venue", ["ccxt:bitmex", "ccxt:binanceusdm"])
@@ -36,11 +44,11 @@ async def test_lost_answers_through_a_guarded_ccxt_bot_hold_every_invariant(venu
 
 
 @pytest.mark.parametrize("venue", ["ccxt:bitmex", "ccxt:binanceusdm"])
-async def test_websocket_faults_through_watch_order_book_hold_invariant_4(venue: str) -> None:
+def test_websocket_faults_through_watch_order_book_hold_invariant_4(venue: str) -> None:
     config = replace(ChaosConfig(venue=venue), kinds=("ws_stale_timestamps", "ws_half_open",
                                                       "ws_drop", "ws_gap"))
     out = io.StringIO()
-    report = await run_chaos([1, 2, 3], config, out=out, concurrency=3)
+    report = run_chaos_virtual([1, 2, 3], config, out=out)
     text = out.getvalue()
     assert exit_code(report) == 0, text
     checked = sum(r.fresh_samples for r in report.results)
@@ -68,6 +76,8 @@ def test_the_ccxt_venues_draw_the_websocket_faults_but_not_dns() -> None:
     assert {"ws_stall", "ws_stale_timestamps", "ws_half_open", "ws_gap"} <= set(CCXT_KINDS)
     assert replay_command(7, None, "ccxt:bitmex") == (
         "venueguard chaos --first-seed 7 --seeds 1 --venue ccxt:bitmex")
+    assert replay_command(7, None, "ccxt:binanceusdm", sockets=True) == (
+        "venueguard chaos --first-seed 7 --seeds 1 --venue ccxt:binanceusdm --sockets")
 
 
 def test_an_unknown_venue_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,6 +85,13 @@ def test_an_unknown_venue_is_refused(capsys: pytest.CaptureFixture[str]) -> None
         main(["chaos", "--seeds", "1", "--venue", "ccxt:nosuch"])
     assert raised.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_the_native_client_bug_is_refused_for_a_ccxt_venue(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VENUEGUARD_CHAOS_CLIENT_BUG", "resend-new-clordid")
+    assert main(["chaos", "--seeds", "1", "--venue", "ccxt:bitmex"]) == 2
+    assert "does not apply to --venue ccxt:bitmex" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("venue", ["ccxt:bitmex", "ccxt:binanceusdm"])
@@ -120,3 +137,69 @@ async def test_stale_timestamps_are_never_served_by_the_guard_and_flagged_when_t
     else:
         assert books.violations and books.violations[0].invariant == 4, books
         assert "ms old (bound 1650 ms)" in books.violations[0].message
+
+
+# ---------------------------------------------------------------------------- virtual time
+@pytest.mark.parametrize("venue", ["ccxt:bitmex", "ccxt:binanceusdm"])
+def test_ccxt_seeds_in_virtual_time_give_the_same_digest_and_trace_twice(venue: str) -> None:
+    seeds = [1, 2, 3, 4]
+    first_trace, second_trace = io.StringIO(), io.StringIO()
+    first = run_chaos_virtual(seeds, ChaosConfig(venue=venue), out=io.StringIO(),
+                              trace=first_trace)
+    second = run_chaos_virtual(list(reversed(seeds)), ChaosConfig(venue=venue),
+                               out=io.StringIO(), trace=second_trace)
+    assert exit_code(first) == 0 and exit_code(second) == 0
+    digests = {r.seed: r.digest for r in first.results}
+    assert digests == {r.seed: r.digest for r in second.results}
+    assert len(set(digests.values())) == len(seeds)
+    text = first_trace.getvalue()
+    assert f'"venue":"{venue}"' in text and '"ts":"2026-01-01T00:00:0' in text
+    assert "$SCRATCH" in text                # the journal's random directory is not history
+    assert sorted(text.splitlines()) == sorted(second_trace.getvalue().splitlines())
+    assert sum(r.orders for r in first.results) > 0
+
+
+@pytest.mark.parametrize("venue", ["ccxt:bitmex", "ccxt:binanceusdm"])
+def test_invariant_5_counts_every_request_the_guard_sent(venue: str) -> None:
+    """Without a REST fault nothing is retried: the venue counted exactly one request per
+    logical call of the guard, its set-up ones (markets, the journal's reconciliation, on
+    Binance the ``exchangeInfo`` the market-data session also asks for) included, and the
+    market-data session's own requests left out."""
+    report = run_chaos_virtual([1, 2], replace(ChaosConfig(venue=venue), kinds=("late_fill",)),
+                               out=io.StringIO())
+    assert exit_code(report) == 0
+    for result in report.results:
+        assert result.requests == result.logical > 0, result
+
+
+def test_the_cli_runs_ccxt_seeds_in_virtual_time_and_replays_the_digest(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["chaos", "--seeds", "2", "--first-seed", "5", "--venue", "ccxt:binanceusdm",
+                 "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "(ccxt:binanceusdm, virtual time)" in out and "all invariants held" in out
+    digests = [line.split()[-1] for line in out.splitlines() if line.strip().startswith("2/2")]
+    assert main(["chaos", "--seeds", "1", "--first-seed", "6", "--venue", "ccxt:binanceusdm",
+                 "--workers", "1"]) == 0
+    replayed = capsys.readouterr().out
+    assert [line.split()[-1] for line in replayed.splitlines()
+            if line.strip().startswith("1/1")] == digests
+
+
+def test_ccxt_seeds_in_other_processes_give_the_same_digests(tmp_path: Path) -> None:
+    """Two worker processes and another hash seed: the digests and trace bytes of this
+    process's run."""
+    here = io.StringIO()
+    report = run_chaos_virtual([3, 4], ChaosConfig(venue="ccxt:bitmex"), out=io.StringIO(),
+                               trace=here)
+    trace = tmp_path / "trace.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONHASHSEED": "4242"}
+    done = subprocess.run(
+        [sys.executable, "-m", "venueguard", "chaos", "--first-seed", "3", "--seeds", "2",
+         "--venue", "ccxt:bitmex", "--workers", "2", "--trace", str(trace)],
+        capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    digests = [line.split()[-1] for line in done.stdout.splitlines()
+               if line.strip().startswith(("1/2", "2/2"))]
+    assert digests == [r.digest for r in report.results]
+    assert trace.read_text(encoding="utf-8") == here.getvalue()

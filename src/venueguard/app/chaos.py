@@ -5,6 +5,7 @@
     venueguard chaos --seeds 20 --trace run.jsonl          # every seed's history, JSON lines
     venueguard chaos --seeds 50 --sockets        # real sockets and the real clock
     venueguard chaos --seeds 50 --venue ccxt:binanceusdm   # through a guarded ccxt bot
+    venueguard chaos --seeds 50 --fleet 3        # three bots, one account, one fleet
 
 Each seed runs :func:`venueguard.app.chaos_seed.run_seed` (its own simulator, market-data
 session, REST session and order runtime; faults drawn from the seed) and is checked against
@@ -19,13 +20,19 @@ replays to the same failure and the same digest.
 
 ``--sockets`` (:func:`run_chaos`) runs the seeds on loopback sockets and the real clock,
 several at once in one event loop (``VENUEGUARD_CHAOS_CONCURRENCY``, default 8), rows printed as
-seeds finish; the ``--venue ccxt:...`` runs always do (ccxt reads the system clock itself).
+seeds finish.
 After the last seed the resident memory growth since the first wave (per worker process in
 virtual time) is checked (invariant 6) and so is the event loop's record of exceptions nobody
 retrieved.
 
 ``--venue ccxt:bitmex|ccxt:binanceusdm`` runs each seed through ccxt's class of that venue
-under ``guard()`` instead (:mod:`venueguard.app.chaos_ccxt`), against the matching dialect.
+under ``guard()`` instead (:mod:`venueguard.app.chaos_ccxt`), against the matching dialect; in
+virtual time too (the guarded object reads ccxt's clock through the clock seam, and ccxt's
+HTTP and websocket clients connect over the loop's in-memory network), or with ``--sockets``.
+
+``--fleet N`` (N >= 2) runs N order runtimes as members of one fleet on one account
+(:mod:`venueguard.app.chaos_fleet`): each member's invariants, and the fleet's (no client id in
+two members, the account's position equal to the members' sum, one lease owner at a time).
 
 ``--scenario NAME|PATH`` runs that simulator scenario under every seed (its market shape, and
 those of its scheduled faults that fall inside the seed's few seconds) on top of the seed's
@@ -59,6 +66,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from venueguard.app.chaos_checks import Violation
+from venueguard.app.chaos_fleet import FLEET_BUGS
 from venueguard.app.chaos_seed import (
     CHECKS,
     CLIENT_BUGS,
@@ -114,12 +122,13 @@ def _header() -> str:
 
 def replay_command(seed: int, scenario: str | None = None, venue: str = "sim", *,
                    sockets: bool = False, client_bug: str | None = None,
-                   kinds: Sequence[str] | None = None) -> str:
+                   kinds: Sequence[str] | None = None, fleet: int = 0) -> str:
     """The one command that runs ``seed`` again as it ran."""
     extra = f" --scenario {scenario}" if scenario else ""
     extra += f" --kinds {','.join(kinds)}" if kinds else ""
     extra += f" --venue {venue}" if venue != "sim" else ""
-    extra += " --sockets" if sockets and venue == "sim" else ""
+    extra += f" --fleet {fleet}" if fleet >= 2 else ""
+    extra += " --sockets" if sockets else ""
     env = f"{CLIENT_BUG_ENV}={client_bug} " if client_bug else ""
     return f"{env}venueguard chaos --first-seed {seed} --seeds 1{extra}"
 
@@ -146,14 +155,17 @@ async def run_chaos(seeds: Sequence[int], config: ChaosConfig | None = None, *,
     started = time.monotonic()
     warm_rss: list[float] = []
     total = len(seeds)
-    print(f"venueguard chaos ({cfg.venue}): {total} seed(s) from {seeds[0] if seeds else '-'}, "
+    print(f"venueguard chaos ({_label(cfg)}): {total} seed(s) from {seeds[0] if seeds else '-'}, "
           f"{max(1, concurrency)} at a time; window {cfg.plan.window_s:g} s, "
           f"grace {cfg.grace_s:g} s", file=out, flush=True)
     print(_header(), file=out, flush=True)
 
     async def one(seed: int) -> None:
         kwargs = {"rest_factory": rest_factory} if rest_factory is not None else {}
-        if cfg.venue == "sim":
+        if cfg.fleet >= 2:
+            from venueguard.app.chaos_fleet import run_fleet_seed
+            result = await run_fleet_seed(seed, cfg)
+        elif cfg.venue == "sim":
             result = await run_seed(seed, cfg, **kwargs)
         else:
             from venueguard.app.chaos_ccxt import run_ccxt_seed
@@ -228,7 +240,7 @@ def run_chaos_virtual(seeds: Sequence[int], config: ChaosConfig | None = None, *
     started = time.monotonic()
     total = len(seeds)
     workers = max(1, min(workers, total))
-    print(f"venueguard chaos ({cfg.venue}, virtual time): {total} seed(s) from "
+    print(f"venueguard chaos ({_label(cfg)}, virtual time): {total} seed(s) from "
           f"{seeds[0] if seeds else '-'}, {workers} worker process(es); window "
           f"{cfg.plan.window_s:g} s, grace {cfg.grace_s:g} s", file=out, flush=True)
     print(_header(), file=out, flush=True)
@@ -284,7 +296,7 @@ def _summary(report: ChaosReport, cfg: ChaosConfig, out: TextIO, *, sockets: boo
               file=out)
     for result in sorted(report.failed, key=lambda r: r.seed):
         command = replay_command(result.seed, cfg.scenario, cfg.venue, sockets=sockets,
-                                 client_bug=cfg.client_bug, kinds=cfg.kinds)
+                                 client_bug=cfg.client_bug, kinds=cfg.kinds, fleet=cfg.fleet)
         print(f"seed {result.seed} FAILED (faults: {', '.join(result.faults)}); replay with: "
               f"{command}", file=out)
         for violation in result.violations:
@@ -297,6 +309,10 @@ def _summary(report: ChaosReport, cfg: ChaosConfig, out: TextIO, *, sockets: boo
     if report.interrupted:
         verdict += f" (interrupted: {n} of the seeds asked for ran)"
     print(verdict, file=out, flush=True)
+
+
+def _label(cfg: ChaosConfig) -> str:
+    return f"{cfg.venue}, fleet of {cfg.fleet}" if cfg.fleet >= 2 else cfg.venue
 
 
 def exit_code(report: ChaosReport) -> int:
@@ -318,12 +334,22 @@ def run(args: argparse.Namespace) -> int:
     except NumberError as exc:
         print(f"venueguard chaos: VENUEGUARD_CHAOS_CONCURRENCY {exc}", file=sys.stderr)
         return 2
-    client_bug = os.environ.get(CLIENT_BUG_ENV) or None
-    if client_bug is not None and client_bug not in CLIENT_BUGS:
-        print(f"venueguard chaos: {CLIENT_BUG_ENV}={client_bug!r} is none of "
-              f"{', '.join(sorted(CLIENT_BUGS))}", file=sys.stderr)
+    fleet = int(getattr(args, "fleet", None) or 0)
+    venue = getattr(args, "venue", None) or "sim"
+    if fleet and venue != "sim":
+        print("venueguard chaos: --fleet runs native members (--venue sim)", file=sys.stderr)
         return 2
-    config = ChaosConfig(venue=getattr(args, "venue", None) or "sim", client_bug=client_bug)
+    client_bug = os.environ.get(CLIENT_BUG_ENV) or None
+    if client_bug is not None and venue != "sim":
+        print(f"venueguard chaos: {CLIENT_BUG_ENV} breaks the native client; it does not apply "
+              f"to --venue {venue}", file=sys.stderr)
+        return 2
+    bugs = set(CLIENT_BUGS) | (FLEET_BUGS if fleet else set())
+    if client_bug is not None and client_bug not in bugs:
+        print(f"venueguard chaos: {CLIENT_BUG_ENV}={client_bug!r} is none of "
+              f"{', '.join(sorted(bugs))}", file=sys.stderr)
+        return 2
+    config = ChaosConfig(venue=venue, client_bug=client_bug, fleet=fleet)
     if config.venue != "sim":
         try:
             import ccxt  # noqa: F401
@@ -350,7 +376,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         config = replace(config, scenario=scenario)
     seeds = range(first, first + seeds_n)
-    if getattr(args, "sockets", False) or config.venue != "sim":
+    if getattr(args, "sockets", False):
         report = asyncio.run(run_chaos(seeds, config, concurrency=concurrency,
                                        stop_signals=(signal.SIGINT, signal.SIGTERM)))
         return exit_code(report)

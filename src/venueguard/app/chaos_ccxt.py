@@ -9,22 +9,33 @@ no intent twice at the venue, 2 and 3 the guard's order table and position again
 after the faults end, 4 every book the guard hands the bot no older than the staleness bound
 (its venue timestamp against the simulator's clock, judged by
 :func:`~venueguard.app.chaos_checks.stale_by_ms`; a stale stream must be withheld, never
-returned), 5 what reached the venue against the guard's logical requests, 6 nothing
-unhandled, 7 the journal replayed through the order state machine. ``dns_failure`` needs a
-resolver seam ccxt does not offer and is not drawn.
+returned), 5 what reached the venue against the guard's logical requests (every request the
+venue counted, less those the market-data sessions sent themselves, counted on their side: the
+guard's set-up requests are checked too), 6 nothing unhandled, 7 the journal replayed through
+the order state machine. ``dns_failure`` needs a resolver seam ccxt does not offer and is not
+drawn.
+
+On a virtual-time loop (the default of ``venueguard chaos``) the seed runs in one process over
+the loop's in-memory network: ccxt's HTTP and websocket clients connect through the loop, and
+the guarded object reads ccxt's clock through the clock seam (:mod:`venueguard.ccxt.clock`).
+The seed's trace (the plan, the guard's events, the outcome; the scratch directory's name
+replaced by ``$SCRATCH``) and its digest are then a function of the seed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import io
 import random
 import shutil
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from venueguard.app import chaos_checks as checks
 from venueguard.app.chaos_plan import DEFAULT_KINDS, SeedPlan, plan_for
@@ -35,9 +46,10 @@ from venueguard.app.chaos_seed import (
     _leaves,
     _schedule,
     _scratch_dir,
+    _trace,
     converge,
 )
-from venueguard.io.clock import wall_ns
+from venueguard.io.clock import monotonic, wall_ns
 
 __all__ = ["BOOK_WAIT_S", "CCXT_KINDS", "CCXT_VENUES", "BookCheck", "raw_exchange", "read_book",
            "run_ccxt_seed", "ws_opened"]
@@ -165,7 +177,8 @@ async def run_ccxt_seed(seed: int, config: ChaosConfig, venue_name: str) -> Seed
 
     venue = CCXT_VENUES[venue_name]
     cfg = replace(config, kinds=config.kinds or CCXT_KINDS)
-    started = time.monotonic()
+    started = monotonic()
+    log = io.StringIO()
     plan = plan_for(seed, cfg.plan, cfg.kinds)
     result = SeedResult(seed, plan.kinds(), 0, [], 0.0)
     if plan_for(seed, cfg.plan, cfg.kinds).digest() != plan.digest():
@@ -177,7 +190,7 @@ async def run_ccxt_seed(seed: int, config: ChaosConfig, venue_name: str) -> Seed
     try:
         if venue.dialect == "bitmex":
             async with running_sim(**limits) as sim:
-                await _run(sim, venue, plan, cfg, result, scratch, started, 1)
+                await _run(sim, venue, plan, cfg, result, scratch, started, 1, log)
         else:
             from venueguard.sim.binance.limits import Limits
             from venueguard.sim.binance.testing import running_binance_sim
@@ -186,19 +199,22 @@ async def run_ccxt_seed(seed: int, config: ChaosConfig, venue_name: str) -> Seed
                                                    orders_per_10s=1_000_000,
                                                    orders_per_min=10_000_000))
                 per_unit = bsim.venue.symbols[venue.venue_symbol].per_unit
-                await _run(bsim, venue, plan, cfg, result, scratch, started, per_unit)
+                await _run(bsim, venue, plan, cfg, result, scratch, started, per_unit, log)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    result.duration_s = time.monotonic() - started
+    result.duration_s = monotonic() - started
+    # the scratch directory's random name (in the journal's path) is not the seed's history
+    result.trace = _trace(plan, cfg, log.getvalue().replace(str(scratch), "$SCRATCH"), result)
+    result.digest = hashlib.sha256(result.trace.encode()).hexdigest()[:16]
     return result
 
 
 async def _run(sim: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig, result: SeedResult,
-               scratch: Path, started: float, per_unit: int) -> None:
+               scratch: Path, started: float, per_unit: int, log: io.StringIO) -> None:
     from venueguard.io.journal import Journal
     from venueguard.telemetry.events import EventLog
 
-    events = EventLog(keep=200)
+    events = EventLog(log, keep=200)
     prefix = f"chaos-{plan.seed}-"
     exchange = _guarded(venue.name, sim.base_url, scratch / "journal.db", cfg, events,
                         plan.seed)
@@ -224,9 +240,13 @@ async def _run(sim: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig, result
             result.violations.extend(checks.check_no_double(truth, venue.venue_symbol, prefix))
             result.fault_hits = {str(k): int(v) for k, v in truth.get("fault_hits", {}).items()}
             result.reconnects = max(0, ws_opened(truth) - 1)   # one stream: the book's
+            result.truth_digest = hashlib.sha256(
+                orjson.dumps(truth, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
             rest = exchange.rest
-            result.logical, result.requests = rest.logical_total, _requests(truth)
-            result.violations.extend(_budget(truth, rest, cfg, time.monotonic() - started))
+            own = exchange.native.rest_requests_total if exchange.native is not None else 0
+            result.logical, result.requests = rest.logical_total, _requests(truth, own)
+            result.violations.extend(_budget(result.requests, rest, cfg,
+                                             monotonic() - started))
         finally:
             stop.set()
             await exchange.close()
@@ -323,18 +343,15 @@ async def read_book(exchange: Any, symbol: str, books: BookCheck) -> Mapping[str
     return book
 
 
-#: The Binance market-data session's own requests (its depth snapshots, paced by its resync
-#: backoff, and its one ``exchangeInfo``), not the guard's REST calls: the trader makes no depth
-#: call, and the guard loads markets once at set-up (excluded with them).
-_STREAM_ROUTES = ("GET /fapi/v1/depth", "GET /fapi/v1/exchangeInfo")
-
-
-def _requests(truth: Mapping[str, Any]) -> int:
-    """Requests the guard's REST session sent the venue on either dialect's API (control routes
-    and the stream's snapshots excluded)."""
+def _requests(truth: Mapping[str, Any], streams: int) -> int:
+    """Requests the guard's REST session sent the venue on either dialect's API: every request
+    the venue counted there (control routes excluded), less the ``streams`` requests the
+    market-data sessions sent themselves (counted on their side: Binance's ``exchangeInfo``
+    and depth snapshots). The guard's own set-up requests (its markets, the journal's
+    reconciliation) count like any other."""
     counts: Mapping[str, int] = truth.get("requests", {})
-    return sum(int(n) for key, n in counts.items()
-               if (" /api/v1" in key or " /fapi/" in key) and not key.startswith(_STREAM_ROUTES))
+    api = sum(int(n) for key, n in counts.items() if " /api/v1" in key or " /fapi/" in key)
+    return api - streams
 
 
 def ws_opened(truth: Mapping[str, Any]) -> int:
@@ -345,10 +362,9 @@ def ws_opened(truth: Mapping[str, Any]) -> int:
     return int(truth.get("ws", {}).get("opened_total", 0))
 
 
-def _budget(truth: Mapping[str, Any], rest: Any, cfg: ChaosConfig,
+def _budget(requests: int, rest: Any, cfg: ChaosConfig,
             elapsed_s: float) -> list[checks.Violation]:
-    api_only = {"requests": {f"GET /api/v1{k}": v for k, v in
-                             [("", _requests(truth))]}}
+    api_only = {"requests": {"GET /api/v1": requests}}
     return checks.check_budget(api_only, logical=rest.logical_total, sent=rest.sent_total,
                                duration_s=elapsed_s, budget=cfg.budget,
                                max_attempts=cfg.max_attempts)

@@ -24,7 +24,8 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_KINDS", "FaultSpec", "PlanConfig", "SeedPlan", "TradeMove", "plan_for"]
+__all__ = ["DEFAULT_KINDS", "FaultSpec", "PlanConfig", "SeedPlan", "TradeMove", "member_moves",
+           "plan_for"]
 
 Params = dict[str, float | int | bool]
 
@@ -132,8 +133,21 @@ def plan_for(seed: int, config: PlanConfig | None = None,
         params = _DRAWERS[kind](rng)
         faults.append(FaultSpec(kind, start, duration, tuple(sorted(params.items()))))
     faults.sort(key=lambda f: (f.start_s, f.kind))
-    moves = tuple(TradeMove(side=rng.choice(("Buy", "Sell")), offset_ticks=rng.randint(1, 8),
-                            crossing=rng.random() < 0.15, cancel_roll=rng.random(),
-                            pick=rng.random())
-                  for _ in range(cfg.moves))
-    return SeedPlan(seed, tuple(faults), moves)
+    return SeedPlan(seed, tuple(faults), _moves(rng, cfg.moves))
+
+
+def _moves(rng: random.Random, n: int) -> tuple[TradeMove, ...]:
+    return tuple(TradeMove(side=rng.choice(("Buy", "Sell")), offset_ticks=rng.randint(1, 8),
+                           crossing=rng.random() < 0.15, cancel_roll=rng.random(),
+                           pick=rng.random())
+                 for _ in range(n))
+
+
+def member_moves(plan: SeedPlan, member: int, config: PlanConfig | None = None
+                 ) -> tuple[TradeMove, ...]:
+    """The moves of fleet member ``member`` under ``plan``: member 0 trades the plan's own
+    moves, every other member moves drawn from the seed and its number."""
+    if member == 0:
+        return plan.moves
+    cfg = config or PlanConfig()
+    return _moves(random.Random(f"venueguard-chaos/{plan.seed}/member/{member}"), cfg.moves)

@@ -125,6 +125,7 @@ class ChaosConfig:
     scenario: str | None = None                # a simulator scenario running underneath
     venue: str = "sim"                         # or ccxt:bitmex / ccxt:binanceusdm (chaos_ccxt)
     client_bug: str | None = None              # a key of CLIENT_BUGS: a broken client on purpose
+    fleet: int = 0                             # >= 2: that many members on one account
     rate_msgs_s: float = 40.0
     grace_s: float = 8.0                       # convergence allowed after the faults end
     step_s: float = 0.08                       # trader pace

@@ -38,7 +38,7 @@ from venueguard.app import chaos_checks as checks
 from venueguard.app.chaos_seed import ChaosConfig, SeedResult, run_seed
 from venueguard.io.vloop import run_virtual
 
-__all__ = ["RSS_EVERY", "RssSample", "iter_virtual", "rss_mb", "run_seed_virtual"]
+__all__ = ["RSS_EVERY", "RssSample", "iter_virtual", "rss_mb", "run_seed_virtual", "seed_run"]
 
 RSS_EVERY = 200
 
@@ -72,13 +72,26 @@ def run_seed_virtual(seed: int, config: ChaosConfig) -> SeedResult:
             unretrieved.append(str(context.get("exception") or context.get("message")))
 
         loop.set_exception_handler(on_loop_error)
-        result = await run_seed(seed, config)
+        result = await seed_run(seed, config)
         result.violations.extend(
             checks.Violation(6, f"event loop saw an unretrieved error: {text}")
             for text in unretrieved)
         return result
 
     return run_virtual(main())
+
+
+async def seed_run(seed: int, config: ChaosConfig) -> SeedResult:
+    """One seed of ``config.venue``: the native stack, a guarded ccxt bot
+    (:mod:`venueguard.app.chaos_ccxt`), or a fleet of native members on one account
+    (:mod:`venueguard.app.chaos_fleet`, ``config.fleet`` >= 2)."""
+    if config.fleet >= 2:
+        from venueguard.app.chaos_fleet import run_fleet_seed
+        return await run_fleet_seed(seed, config)
+    if config.venue == "sim":
+        return await run_seed(seed, config)
+    from venueguard.app.chaos_ccxt import run_ccxt_seed
+    return await run_ccxt_seed(seed, config, config.venue)
 
 
 _done_here = 0

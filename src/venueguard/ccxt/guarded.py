@@ -17,6 +17,9 @@ each call (see the README, "Use it from your bot"):
   (:mod:`venueguard.ccxt.native`, ccxt's shapes; ``GuardConfig(native_streams=False)`` opts out);
 * anything else (``market()``, ``amount_to_precision()``, ``has``, ``id`` ...) is ccxt's own.
 
+The exchange object reads time through venueguard's clock seam (:mod:`venueguard.ccxt.clock`):
+the system clock on a real event loop, the loop's clock on a virtual-time one.
+
 Usage::
 
     import ccxt.pro as ccxtpro
@@ -41,6 +44,7 @@ from typing import Any
 import ccxt
 
 from venueguard.ccxt.checks import require_ccxt, require_credentials, require_websocket
+from venueguard.ccxt.clock import route_clock
 from venueguard.ccxt.errors import OrderUnknown
 from venueguard.ccxt.native import NATIVE_KINDS, NATIVE_VENUES, NativeStreams
 from venueguard.ccxt.orders import DEFAULT_JOURNAL, CcxtOrders, OrdersConfig
@@ -124,6 +128,7 @@ class GuardedExchange:
             raise ConfigError(f"guard() needs ccxt's asyncio classes: use ccxt.async_support."
                               f"{exchange_id} or ccxt.pro.{exchange_id}, not ccxt.{exchange_id}")
         facts = venue_facts(exchange_id, cfg.rules_text, cfg.rules_source)
+        route_clock(exchange)   # ccxt's own clock reads are the process clock seam's
         self.raw = exchange
         self.venue = f"ccxt:{exchange_id}"
         self.config = cfg
@@ -149,7 +154,7 @@ class GuardedExchange:
                 max_age_s=cfg.streams.max_age_s.get("orderbook", 5.0),
                 ticker_max_age_s=cfg.streams.max_age_s.get("ticker", 15.0),
                 max_ts_age_ms=cfg.streams.max_ts_age_ms, freshness=cfg.streams.freshness,
-                clock=clock)
+                clock=clock, rng=rng)
 
     # ---- ccxt's surface ---------------------------------------------------------------------
 

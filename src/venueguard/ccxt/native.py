@@ -32,6 +32,7 @@ from typing import Any
 
 import ccxt
 
+from venueguard.core.backoff import RandomSource
 from venueguard.core.book import OrderBook
 from venueguard.core.freshness import FreshnessConfig
 from venueguard.core.liveness import LivenessConfig
@@ -80,8 +81,9 @@ class NativeStreams:
     def __init__(self, exchange: Any, notify: Notifier, *, load_markets: Any,
                  max_age_s: float = 5.0, ticker_max_age_s: float = 15.0,
                  max_ts_age_ms: int | None = None, freshness: FreshnessConfig | None = None,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, rng: RandomSource | None = None) -> None:
         self.exchange = exchange
+        self._rng = rng     # the sessions' reconnect jitter (None: each its own)
         self.notify = notify
         self.clock = clock
         self.max_age_s = max_age_s
@@ -111,6 +113,13 @@ class NativeStreams:
                     await waiter
             except TimeoutError:
                 pass
+
+    @property
+    def rest_requests_total(self) -> int:
+        """REST requests the sessions sent themselves (Binance's exchangeInfo and depth
+        snapshots; the BitMEX session sends none): not the guard's calls."""
+        sessions = {id(feed.session): feed.session for feed in self._feeds.values()}
+        return sum(int(getattr(s, "rest_requests_total", 0)) for s in sessions.values())
 
     def is_fresh(self, kind: str, symbol: str) -> bool:
         """Whether ``symbol``'s session holds fresh data for ``kind``."""
@@ -155,7 +164,8 @@ class NativeStreams:
         api = self.exchange.urls["api"]
         notify = self.notify
         kwargs: dict[str, Any] = {"events": notify.events, "metrics": notify.metrics,
-                                  "alerts": notify.alerts, "clock": self.clock}
+                                  "alerts": notify.alerts, "clock": self.clock,
+                                  "rng": self._rng}
         if exchange_id == "bitmex":
             liveness = self._bounds(replace(default_liveness(),
                                             max_data_age_s=self.max_age_s))

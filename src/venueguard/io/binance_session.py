@@ -95,6 +95,8 @@ class BinanceMarketDataSession(MarketDataSession):
             raise ValueError("a Binance session needs rest_url (see binance_config)")
         self._increments: dict[str, tuple[float | None, float | None]] = {}
         self._http: aiohttp.ClientSession | None = None
+        #: REST requests this session sent (its exchangeInfo and depth snapshots), one per GET
+        self.rest_requests_total = 0
         super().__init__(config, **kwargs)
         self.binance: BinanceMdState = self.state  # type: ignore[assignment]
 
@@ -156,6 +158,7 @@ class BinanceMarketDataSession(MarketDataSession):
 
     async def _get(self, path: str, params: Mapping[str, str]) -> tuple[int, bytes]:
         assert self._http is not None
+        self.rest_requests_total += 1
         async with self._http.get(f"{self.config.rest_url}{path}", params=dict(params)) as resp:
             return resp.status, await resp.read()
 

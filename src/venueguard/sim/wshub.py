@@ -39,7 +39,9 @@ class ConnectionHub(Generic[C]):
 
     def __init__(self) -> None:
         self.connections: dict[int, C] = {}
-        self.index: dict[str, set[C]] = {}
+        # key -> its connections, in the order they subscribed (a dict as an ordered set: a
+        # set would fan out in an order that depends on memory addresses, not on the run)
+        self.index: dict[str, dict[C, None]] = {}
         self.opened_total = 0
 
     def next_serial(self) -> int:
@@ -85,7 +87,7 @@ class ConnectionHub(Generic[C]):
         for key in self.keys_of(conn):
             group = self.index.get(key)
             if group is not None:
-                group.discard(conn)
+                group.pop(conn, None)
                 if not group:
                     del self.index[key]
         self.ended(conn)

@@ -243,7 +243,7 @@ class StreamHub(ConnectionHub[BinanceConn]):
         if key is None or key in conn.streams or len(conn.streams) >= MAX_STREAMS:
             return
         conn.streams[key] = name
-        self.index.setdefault(key, set()).add(conn)
+        self.index.setdefault(key, {})[conn] = None
         self.venue.start_replay(conn, key)
 
     def _remove_stream(self, conn: BinanceConn, name: str) -> None:
@@ -253,6 +253,6 @@ class StreamHub(ConnectionHub[BinanceConn]):
         del conn.streams[key]
         group = self.index.get(key)
         if group is not None:
-            group.discard(conn)
+            group.pop(conn, None)
         self.venue.stop_replay(conn, key)
 

@@ -255,7 +255,7 @@ class WsHub(ConnectionHub[WsConnection]):
         server.pump()  # everything before the partial goes to the older subscribers first
         msg = server.engine.partial(table, symbol)
         conn.send_data(orjson.dumps(msg), msg, delta=False, public=table in SERVED_PUBLIC)
-        self.index.setdefault(index_key(topic), set()).add(conn)
+        self.index.setdefault(index_key(topic), {})[conn] = None
 
     def _unsubscribe(self, conn: WsConnection, req: Mapping[str, Any], args: list[Any]) -> None:
         for arg in args:
@@ -266,7 +266,7 @@ class WsHub(ConnectionHub[WsConnection]):
             conn.topics.discard(arg)
             group = self.index.get(index_key(arg))
             if group is not None:
-                group.discard(conn)
+                group.pop(conn, None)
             conn.send_json({"success": True, "unsubscribe": arg, "request": req})
 
     def _authenticate(self, conn: WsConnection, req: Mapping[str, Any], args: list[Any]) -> None:

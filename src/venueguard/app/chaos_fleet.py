@@ -1,0 +1,355 @@
+"""``venueguard chaos --fleet N``: N order runtimes on one account, members of one fleet.
+
+Each seed starts one simulator (one account, one key) and N members sharing it through the
+in-process fleet backend (:class:`~venueguard.fleet.backend.MemoryBackend`): each member has its
+own market-data session, REST session (its requests reserved in the fleet's shared rate-limit
+buckets, its retries drawn from the fleet's budget), journal and order runtime (its own
+client-id prefix, ``own_prefix_only``: it keeps to its own orders; the dead man's switch is the
+lease owner's), and trades its own moves while the seed's faults run. On a virtual-time loop
+the whole fleet and the simulator run in one process, and a seed's trace (every member's
+events, in member order) is a function of the seed.
+
+Checked per member, as for one bot (:mod:`venueguard.app.chaos_seed`): 1 no intent twice at
+the venue, 2 its table against the venue's orders of its prefix after the faults end, 4 its
+consumer never handed stale data as fresh, 6 nothing unhandled, no task left, 7 its journal
+replayed through the order state machine. And the fleet's own:
+
+* no client id in two members: the venue holds each client id once (invariant 1), every one
+  of the fleet's orders at the venue carries exactly one member's prefix, and no order sits in
+  two members' tables;
+* the account's position at the venue equals the sum of the members' positions (invariant 3,
+  polled with invariant 2 until both hold or the grace runs out);
+* one lease owner at a time: every member's role sampled through the run, never two owners at
+  once (and some member owns it);
+* invariant 5 over the account: the venue's requests against the members' logical requests,
+  each member's retry bound summed.
+
+A test-only switch breaks the fleet on purpose (``FLEET_BUGS``): ``shared-prefix`` gives every
+member the same client-id prefix, as two bots configured alike would be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import random
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from venueguard.app import chaos_checks as checks
+from venueguard.app.chaos_plan import SeedPlan, member_moves, plan_for
+from venueguard.app.chaos_seed import (
+    SYMBOL,
+    ChaosConfig,
+    SeedResult,
+    _consume,
+    _describe,
+    _guarded,
+    _leaves,
+    _Probe,
+    _replay_journal,
+    _ResendsUnderNewClOrdId,
+    _rules,
+    _sample,
+    _schedule,
+    _scratch_dir,
+    _trace,
+    _trade,
+)
+from venueguard.core.backoff import BackoffConfig
+from venueguard.core.shared_reads import ShareConfig
+from venueguard.fleet.backend import MemoryBackend
+from venueguard.fleet.fleet import Fleet, FleetConfig
+from venueguard.io.clock import monotonic, wall_ns
+from venueguard.io.fleet_link import Role
+from venueguard.io.http_session import RestConfig, RestSession
+from venueguard.io.journal import Journal
+from venueguard.io.order_manager import OrderManagerConfig
+from venueguard.io.orders_runtime import OrdersRuntime, RuntimeConfig
+from venueguard.io.rest_transport import Timeouts
+from venueguard.io.ws_session import MarketDataSession, MdConfig
+from venueguard.io.ws_transport import WsConnection, WsHandler, connect_picows
+from venueguard.sim.resolver import SimResolver
+from venueguard.sim.testing import SimHandle, running_sim
+from venueguard.telemetry.events import EventLog
+from venueguard.venues.bitmex.adapter import BitmexAdapter
+
+__all__ = ["FLEET_BUGS", "LEASE_SAMPLE_S", "SHARE", "run_fleet_seed"]
+
+#: Test-only fleet bugs (``VENUEGUARD_CHAOS_CLIENT_BUG``): the invariants must catch each.
+FLEET_BUGS = frozenset({"shared-prefix"})
+#: How often every member's role is sampled for the one-owner check.
+LEASE_SAMPLE_S = 0.05
+_LEASE_TTL_S = 1.0        # scaled to the window: ownership can change within a seed
+#: The shared sweep scaled to the window as the reconciler is (its sweep every 0.5 s, 1 s in
+#: safe mode, where the defaults sweep every 30 s and take an answer up to 10 s old): unscaled,
+#: a member took another's answer for up to 10 s, older than the whole grace period, and a
+#: fill its websocket missed waited that long.
+SHARE = ShareConfig(max_age_s=0.25, max_wait_s=0.5, postpone_s=0.05, fills_lookback_s=3.0)
+
+
+@dataclass(slots=True)
+class _Member:
+    index: int
+    name: str                 # the fleet member id, e.g. m0
+    cl_prefix: str            # its client-id prefix (``<cl_prefix>-...``)
+    tag: str                  # its intents' text prefix (``chaos-<seed>-m0-``)
+    log: io.StringIO
+    events: EventLog
+    fleet: Fleet
+    rest: RestSession
+    resolver: SimResolver
+    md: MarketDataSession
+    probe: _Probe
+    journal: Journal
+    runtime: OrdersRuntime
+    plan: SeedPlan
+    intents: dict[str, str] = field(default_factory=dict)
+
+
+async def run_fleet_seed(seed: int, config: ChaosConfig) -> SeedResult:
+    """One seed with ``config.fleet`` members on one account; never raises for a client
+    failure (a violation), only for a broken harness."""
+    cfg = config
+    started = monotonic()
+    plan = plan_for(seed, cfg.plan, cfg.kinds)
+    result = SeedResult(seed, plan.kinds(), 0, [], 0.0)
+    if plan_for(seed, cfg.plan, cfg.kinds).digest() != plan.digest():
+        result.violations.append(checks.Violation(7, "the same seed drew a different plan"))
+    scratch = _scratch_dir()
+    members: list[_Member] = []
+    try:
+        async with running_sim(scenario=cfg.scenario, seed=seed, rate_msgs_s=cfg.rate_msgs_s,
+                               rest_per_min=1_000_000, rest_unauth_per_min=1_000_000,
+                               order_per_s=100_000, ws_opens_per_hour=1_000_000) as sim:
+            await _run_fleet(sim, plan, cfg, result, scratch, started, members)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result.duration_s = monotonic() - started
+    events = "".join(m.log.getvalue() for m in members)
+    result.trace = _trace(plan, cfg, events.replace(str(scratch), "$SCRATCH"), result)
+    result.digest = hashlib.sha256(result.trace.encode()).hexdigest()[:16]
+    return result
+
+
+def _member(i: int, sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, scratch: Path,
+            backend: MemoryBackend) -> _Member:
+    seed, rules, n = plan.seed, _rules(), cfg.fleet
+    name = f"m{i}"
+    log = io.StringIO()
+    events = EventLog(log, keep=200)
+    fleet = Fleet(FleetConfig(venue="bitmex", rest_limit=1_000_000, fleet_size=n,
+                              lease_ttl_s=_LEASE_TTL_S, status_s=0.25),
+                  api_key=sim.api_key, events=events, backend=backend, member=name)
+    resolver = SimResolver(sim.base_url)
+    port = sim.base_url.rsplit(":", 1)[1]
+    rest_config = RestConfig(
+        base_url=f"http://sim.venueguard.test:{port}/api/v1", api_key=sim.api_key,
+        api_secret=sim.api_secret, timeouts=Timeouts(connect_s=0.5, sock_read_s=0.3,
+                                                     total_s=1.5),
+        backoff=BackoffConfig(base_s=0.05, cap_s=0.5, reset_after_s=0.0), budget=cfg.budget,
+        max_attempts=cfg.max_attempts, rules=rules,
+        keepalive="dns_failure" not in plan.kinds())
+    rest_class = (_ResendsUnderNewClOrdId if cfg.client_bug == "resend-new-clordid"
+                  else RestSession)
+    # the fleet's shared buckets, bans and retry budget
+    rest = rest_class(rest_config, events=events, resolver=resolver,
+                      rng=random.Random(f"{seed}/{name}"), fleet=fleet)
+    probe = _Probe(cfg.liveness.max_ts_age_ms, lambda: wall_ns() // 1_000_000)
+
+    async def connector(url: str, handler: WsHandler, headers: Mapping[str, str],
+                        timeout_s: float) -> WsConnection:
+        return await connect_picows(url, probe.wrap(handler), headers, timeout_s)
+
+    md = MarketDataSession(MdConfig(
+        url=sim.ws_url, topics=(f"orderBookL2:{SYMBOL}", "order", "execution", "position"),
+        api_key=sim.api_key, api_secret=sim.api_secret, liveness=cfg.liveness,
+        backoff=BackoffConfig(base_s=0.05, cap_s=0.5, reset_after_s=2.0),
+        connect_timeout_s=1.0, subscribe_timeout_s=1.0, max_opens_per_hour=1_000_000,
+        rules=rules), events=events, connector=connector,
+        rng=random.Random(f"{seed}/{name}/md"))
+    probe.stream = md.events()
+    (scratch / name).mkdir()
+    journal = Journal.open(scratch / name / "journal.db")
+    # one account, several bots: each keeps to its own prefix; the account's position is the
+    # fleet's check (the sum), not any one member's
+    cl_prefix = "vgfleet" if cfg.client_bug == "shared-prefix" else f"vgm{i}"
+    manager = OrderManagerConfig(reconcile=replace(cfg.reconcile, check_position=False),
+                                 cl_ord_prefix=cl_prefix, own_prefix_only=True,
+                                 start_timeout_s=5.0, idle_wake_s=0.1)
+    runtime = OrdersRuntime(BitmexAdapter(rest), journal, symbols=(SYMBOL,), md=md,
+                            events=events, rng=random.Random(f"{seed}/{name}/orders"),
+                            config=RuntimeConfig(manager=manager), fleet=fleet)
+    runtime.manager.share_sweeps(fleet, SHARE)
+    member_plan = replace(plan, moves=member_moves(plan, i, cfg.plan))
+    return _Member(i, name, cl_prefix, f"chaos-{seed}-{name}-", log, events, fleet, rest,
+                   resolver, md, probe, journal, runtime, member_plan)
+
+
+async def _run_fleet(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: SeedResult,
+                     scratch: Path, started: float, members: list[_Member]) -> None:
+    backend = MemoryBackend()
+    members.extend(_member(i, sim, plan, cfg, scratch, backend) for i in range(cfg.fleet))
+    prefix = f"chaos-{plan.seed}-"
+    owners = _OwnerSampler(members)
+    stop_trading = asyncio.Event()
+    try:
+        async with asyncio.TaskGroup() as group:
+            samplers = []
+            for m in members:
+                await m.fleet.start()
+                group.create_task(m.md.run(), name=f"{m.tag}md")
+                group.create_task(_consume(m.probe.stream), name=f"{m.tag}consumer")
+                samplers.append(group.create_task(_sample(m.md, m.probe, cfg, result),
+                                                  name=f"{m.tag}sampler"))
+            samplers.append(group.create_task(owners.run(), name=f"{prefix}owners"))
+            try:
+                for m in members:      # the first syncs are set-up, not under test
+                    await m.md.wait_synced(30.0)
+                    await m.runtime.start()
+                    group.create_task(m.runtime.run(), name=f"{m.tag}runtime")
+                window_s = max(cfg.plan.window_s, plan.end_s)
+                traders = [group.create_task(
+                    _guarded(_trade(m.md, m.runtime, m.plan, cfg, m.intents, m.tag,
+                                    stop_trading), f"{m.name} trader", result),
+                    name=f"{m.tag}trader") for m in members]
+                await _schedule(sim, plan)
+                await asyncio.sleep(max(0.0, window_s - plan.end_s))
+                stop_trading.set()
+                for trader in traders:
+                    await trader
+                await sim.clear_faults()
+                await _converge(sim, members, cfg, result)
+                truth = await sim.truth()
+                _final_checks(truth, members, cfg, result, prefix, monotonic() - started)
+            finally:
+                stop_trading.set()
+                for m in members:
+                    await m.runtime.stop(clean=True)
+                    m.md.stop()
+                for task in samplers:
+                    task.cancel()
+    except Exception as exc:  # any escape is a finding of invariant 6
+        for leaf in _leaves(exc):
+            result.violations.append(checks.Violation(6, f"unhandled {_describe(leaf)}"))
+    finally:
+        for m in members:
+            await m.fleet.aclose()
+            await m.rest.close()
+            await m.resolver.close()
+            _replay_journal(m.journal, m.runtime, result)
+            m.journal.close()
+    result.violations.extend(owners.violations)
+    for m in members:
+        result.orders += len(m.intents)
+        result.reconnects += m.md.attempt
+        result.violations.extend(m.probe.violations)
+    leftover = [t.get_name() for t in asyncio.all_tasks()
+                if t.get_name().startswith(prefix) and not t.done()]
+    if leftover:
+        result.violations.append(checks.Violation(6, f"tasks still running: {leftover}"))
+
+
+class _OwnerSampler:
+    """The one-owner check: every member's role, every :data:`LEASE_SAMPLE_S`."""
+
+    def __init__(self, members: list[_Member]) -> None:
+        self.members = members
+        self.samples = 0
+        self.owned = 0            # samples with an owner
+        self.violations: list[checks.Violation] = []
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_SAMPLE_S)
+            owners = [m.name for m in self.members if m.fleet.role() is Role.OWNER]
+            self.samples += 1
+            self.owned += bool(owners)
+            if len(owners) > 1 and len(self.violations) < 3:
+                self.violations.append(checks.Violation(
+                    2, f"fleet: {len(owners)} lease owners at once ({', '.join(owners)})"))
+
+
+def _member_truth(truth: Mapping[str, Any], member: _Member) -> dict[str, Any]:
+    mark = member.cl_prefix + "-"
+    return {"orders": [o for o in truth.get("orders", [])
+                       if str(o.get("clOrdID") or "").startswith(mark)]}
+
+
+def _fleet_found(truth: Mapping[str, Any], members: list[_Member]) -> list[checks.Violation]:
+    """Invariants 2 (per member, on its own prefix) and 3 (the account's position against the
+    members' sum), and no order in two members' tables."""
+    found: list[checks.Violation] = []
+    total = 0.0
+    holders: dict[str, list[str]] = {}
+    for m in members:
+        manager = m.runtime.manager
+        local = [checks.LocalOrder(o.cl_ord_id, o.order_id, o.state.value)
+                 for o in manager.table.orders.values() if o.symbol == SYMBOL]
+        found += [checks.Violation(v.invariant, f"{m.name}: {v.message}")
+                  for v in checks.check_converged(_member_truth(truth, m), SYMBOL, local)]
+        total += manager.position(SYMBOL)
+        for order in manager.table.orders.values():
+            key = order.order_id or order.cl_ord_id
+            holders.setdefault(key, []).append(m.name)
+    found += [checks.Violation(1, f"fleet: order {key} held by {', '.join(names)}")
+              for key, names in sorted(holders.items()) if len(names) > 1]
+    found += [checks.Violation(3, f"fleet: {v.message} (the members' sum)")
+              for v in checks.check_position(truth, SYMBOL, round(total, 6))]
+    return found
+
+
+async def _converge(sim: SimHandle, members: list[_Member], cfg: ChaosConfig,
+                    result: SeedResult) -> None:
+    deadline = monotonic() + cfg.grace_s
+    while True:
+        found = _fleet_found(await sim.truth(), members)
+        if not found:
+            return
+        if monotonic() >= deadline:
+            result.violations.extend(
+                checks.Violation(v.invariant, f"{v.message} after {cfg.grace_s:g} s grace")
+                for v in found)
+            return
+        for m in members:
+            m.runtime.manager.wake()
+        await asyncio.sleep(0.1)
+
+
+def _final_checks(truth: Mapping[str, Any], members: list[_Member], cfg: ChaosConfig,
+                  result: SeedResult, prefix: str, elapsed_s: float) -> None:
+    result.violations.extend(checks.check_no_double(truth, SYMBOL, prefix))
+    marks = tuple(m.cl_prefix + "-" for m in members)
+    for row in truth.get("orders", []):
+        cl = str(row.get("clOrdID") or "")
+        if cl.startswith("vg") and sum(cl.startswith(mark) for mark in marks) != 1:
+            result.violations.append(checks.Violation(
+                1, f"fleet: venue order {cl} carries no single member's prefix"))
+    result.requests = checks.api_requests(truth)
+    result.fault_hits = {str(k): int(v) for k, v in truth.get("fault_hits", {}).items()}
+    result.truth_digest = hashlib.sha256(
+        orjson.dumps(truth, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    logical = sum(m.rest.logical_total for m in members)
+    sent = sum(m.rest.sent_total for m in members)
+    result.logical = logical
+    # each member's retry bound, summed (each has its own local budget under the fleet's)
+    bound = sum(m.rest.logical_total + checks.retry_bound(m.rest.logical_total, elapsed_s,
+                                                          cfg.budget) for m in members)
+    received = result.requests
+    if received > sent:
+        result.violations.append(checks.Violation(
+            5, f"venue received {received} requests, the members say they sent {sent}"))
+    if received > bound:
+        result.violations.append(checks.Violation(
+            5, f"{received} requests for {logical} logical ones exceeds the fleet's budget "
+               f"bound {bound:.0f}"))
+    if received > logical * cfg.max_attempts:
+        result.violations.append(checks.Violation(
+            5, f"{received} requests for {logical} logical ones exceeds {cfg.max_attempts} "
+               f"attempts each"))

@@ -1,0 +1,162 @@
+"""``venueguard chaos --fleet N``: N order runtimes, members of one fleet on one account.
+
+System tests in virtual time: each seed runs one simulator and N members (market data, REST
+through the fleet's shared buckets and budget, journal, order runtime) in one process; the same
+seed gives the same digest and trace, and a fleet broken on purpose is caught and replays to
+the same failure.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from venueguard.app.chaos import CLIENT_BUG_ENV, exit_code, replay_command, run_chaos_virtual
+from venueguard.app.chaos_fleet import _OwnerSampler
+from venueguard.app.chaos_seed import ChaosConfig
+from venueguard.cli import main
+from venueguard.io.fleet_link import Role
+
+pytestmark = [pytest.mark.system]
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+REPLAY = re.compile(r"replay with: (\S+=\S+ )?(venueguard chaos .*)$", re.M)
+
+
+def test_fleet_seeds_give_the_same_digest_and_trace_twice_in_any_order() -> None:
+    seeds = [1, 2, 3]
+    config = ChaosConfig(fleet=2)
+    first_trace, second_trace = io.StringIO(), io.StringIO()
+    first = run_chaos_virtual(seeds, config, out=io.StringIO(), trace=first_trace)
+    second = run_chaos_virtual(list(reversed(seeds)), config, out=io.StringIO(),
+                               trace=second_trace)
+    assert exit_code(first) == 0, [str(v) for r in first.results for v in r.violations]
+    assert exit_code(second) == 0
+    digests = {r.seed: r.digest for r in first.results}
+    assert digests == {r.seed: r.digest for r in second.results}
+    assert len(set(digests.values())) == len(seeds)
+    assert sorted(first_trace.getvalue().splitlines()) == sorted(
+        second_trace.getvalue().splitlines())
+    text = first_trace.getvalue()
+    # both members traded, and the lease was taken
+    assert '"event":"order.intent","cl_ord_id":"vgm0-' in text
+    assert '"event":"order.intent","cl_ord_id":"vgm1-' in text
+    assert '"event":"fleet.lease","owner":true' in text
+    assert sum(r.orders for r in first.results) > 0
+
+
+def test_fleet_seeds_in_other_processes_give_the_same_digests(tmp_path: Path) -> None:
+    here = io.StringIO()
+    report = run_chaos_virtual([7, 8], ChaosConfig(fleet=2), out=io.StringIO(), trace=here)
+    trace = tmp_path / "trace.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONHASHSEED": "777"}
+    done = subprocess.run(
+        [sys.executable, "-m", "venueguard", "chaos", "--first-seed", "7", "--seeds", "2",
+         "--fleet", "2", "--workers", "2", "--trace", str(trace)],
+        capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert [_digest(done.stdout, seed) for seed in (7, 8)] == [r.digest for r in report.results]
+    assert trace.read_text(encoding="utf-8") == here.getvalue()
+
+
+def test_three_members_hold_every_invariant_and_the_header_names_the_fleet() -> None:
+    out = io.StringIO()
+    report = run_chaos_virtual([4, 5], ChaosConfig(fleet=3), out=out)
+    assert exit_code(report) == 0, out.getvalue()
+    assert "(sim, fleet of 3, virtual time)" in out.getvalue()
+    assert all(r.requests > 0 and r.logical > 0 for r in report.results)
+
+
+def test_members_sharing_one_prefix_are_caught_and_the_seed_replays_to_the_same_failure(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test-only switch gives both members one client-id prefix (two bots configured
+    alike): each takes the other's orders for its own, and the fleet's checks say so."""
+    monkeypatch.setenv(CLIENT_BUG_ENV, "shared-prefix")
+    code = main(["chaos", "--seeds", "2", "--fleet", "2", "--workers", "1"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    found = REPLAY.findall(out)
+    assert found, out
+    env, command = found[0]
+    assert env == f"{CLIENT_BUG_ENV}=shared-prefix "
+    assert command.endswith("--seeds 1 --fleet 2")
+    assert "fleet: order" in out and "held by m0, m1" in out
+    seed = int(command.split()[3])
+    digest = _digest(out, seed)
+    violations = _violations_after(out, command)
+    assert main([*command.split()[1:], "--workers", "1"]) == 1
+    replayed = capsys.readouterr().out
+    assert REPLAY.findall(replayed) == [(env, command)]
+    assert _digest(replayed, seed) == digest
+    assert _violations_after(replayed, command) == violations
+
+
+def _digest(out: str, seed: int) -> str:
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) > 2 and "/" in fields[0] and fields[1] == str(seed):
+            return fields[-1]
+    raise AssertionError(f"no row for seed {seed}")
+
+
+def _violations_after(out: str, command: str) -> list[str]:
+    lines = out.split(command, 1)[1].splitlines()[1:]
+    out_lines = []
+    for line in lines:
+        if not line.startswith("  "):
+            break
+        out_lines.append(line.strip())
+    return out_lines
+
+
+def test_bad_fleet_arguments_exit_2(capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["chaos", "--seeds", "1", "--fleet", "1"])
+    assert refused.value.code == 2
+    capsys.readouterr()
+    assert main(["chaos", "--seeds", "1", "--fleet", "2", "--venue", "ccxt:bitmex"]) == 2
+    assert "--fleet runs native members" in capsys.readouterr().err
+    monkeypatch.setenv(CLIENT_BUG_ENV, "shared-prefix")     # a fleet bug needs a fleet
+    assert main(["chaos", "--seeds", "1"]) == 2
+    assert "resend-new-clordid" in capsys.readouterr().err
+    assert replay_command(3, fleet=2, client_bug="shared-prefix") == (
+        f"{CLIENT_BUG_ENV}=shared-prefix venueguard chaos --first-seed 3 --seeds 1 --fleet 2")
+
+
+@dataclass
+class _FakeFleet:
+    role_now: Role
+
+    def role(self) -> Role:
+        return self.role_now
+
+
+@dataclass
+class _FakeMember:
+    name: str
+    fleet: _FakeFleet
+
+
+async def test_two_owners_at_once_are_a_violation() -> None:
+    import asyncio
+
+    members = [_FakeMember("m0", _FakeFleet(Role.OWNER)), _FakeMember("m1", _FakeFleet(
+        Role.FOLLOWER))]
+    sampler = _OwnerSampler(members)  # type: ignore[arg-type]
+    task = asyncio.get_running_loop().create_task(sampler.run())
+    await asyncio.sleep(0.12)
+    assert sampler.samples >= 1 and sampler.owned == sampler.samples
+    assert sampler.violations == []
+    members[1].fleet.role_now = Role.OWNER
+    await asyncio.sleep(0.12)
+    task.cancel()
+    assert sampler.violations and "2 lease owners at once (m0, m1)" in \
+        sampler.violations[0].message
