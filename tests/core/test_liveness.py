@@ -171,6 +171,36 @@ def test_duplicates_by_signature_with_bounded_memory() -> None:
     assert live.on_data(BOOK, 1.0, ts_ms=6) is Verdict.OK
 
 
+SIGNATURES = st.lists(st.tuples(st.sampled_from([BOOK, "trade:XBTUSD"]),
+                                 st.one_of(st.none(), st.integers(0, 6)),
+                                 st.sampled_from(["a", "b", "c", "d", 1, 2])),
+                       max_size=200)
+
+
+@settings(max_examples=300, deadline=None)
+@given(SIGNATURES, st.integers(1, 6))
+def test_duplicates_are_exactly_the_last_n_distinct_signatures(
+        messages: list[tuple[str, int | None, object]], memory: int) -> None:
+    """Against a plain oracle (a list of the last ``memory`` new signatures), whatever the
+    channels, timestamps (None included), repeats and reorders, and across every bulk
+    forgetting of old signatures."""
+    live = make(0.0, duplicate_memory=memory)
+    remembered: list[tuple[str, int | None, object]] = []
+    duplicates = 0
+    for channel, ts_ms, key in messages:
+        sig = (channel, ts_ms, key)
+        verdict = live.on_data(channel, 1.0, ts_ms=ts_ms, key=key)
+        if sig in remembered:
+            assert verdict is Verdict.DUPLICATE, (sig, remembered)
+            duplicates += 1
+        else:
+            assert verdict is not Verdict.DUPLICATE, (sig, remembered)
+            remembered = ([*remembered, sig])[-memory:]
+    assert live.counters.duplicate == duplicates
+    held = sum(len(table) for table in live._sigs.values())
+    assert held <= 2 * memory  # forgotten signatures do not pile up
+
+
 def test_status_explains_why() -> None:
     live = make(0.0, max_data_age_s=10.0)
     live.on_subscribed(BOOK, 0.0)

@@ -48,13 +48,14 @@ Rules (common venue heartbeat advice: ping after 5 s of silence, expect pong wit
 - Ordering per channel (needs ``ts_ms``): REORDER if more than ``reorder_window_ms`` older than
   the newest seen; MINOR_REORDER if older but within the window.
 - DUPLICATE: the same ``(channel, ts_ms, key)`` was seen among the last ``duplicate_memory``
-  signatures (only when ``key`` is given, e.g. a trade's id or a frame hash).
+  signatures (only when ``key`` is given, e.g. a trade's id or a frame hash). The memory is
+  kept per ``(channel, ts_ms)``, each signature numbered in order, so the usual message (the
+  newest timestamp of its channel) costs one lookup in a small table of that millisecond.
 """
 
 from __future__ import annotations
 
 import enum
-from collections import deque
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, fields
 
@@ -207,8 +208,11 @@ class LivenessStatus:
     suspicion: Mapping[str, float] = field(default_factory=dict)  # where learned: phi now
 
 
+_NO_TS: object = object()  # no signature table cached on a channel yet (``None`` is a key)
+
+
 class _Channel:
-    __slots__ = ("detector", "last_fresh", "last_ts_ms", "max_age", "stalled")
+    __slots__ = ("detector", "last_fresh", "last_ts_ms", "max_age", "sig_ts", "sigs", "stalled")
 
     def __init__(self, max_age: float | None, now: float,
                  detector: ChannelFreshness | None) -> None:
@@ -217,6 +221,10 @@ class _Channel:
         self.last_fresh = now
         self.last_ts_ms: int | None = None
         self.stalled = False
+        # the signature table of the last ``ts_ms`` this channel checked a key at (a cache of
+        # Liveness._sigs[(channel, sig_ts)])
+        self.sig_ts: object = _NO_TS
+        self.sigs: dict[Hashable, int] = {}
 
     def limit(self) -> float | None:
         detector = self.detector
@@ -240,8 +248,12 @@ class Liveness:
         self._pong_flagged = False
         self._last_pong: float | None = None
         self._channels: dict[str, _Channel] = {}
-        self._seen: set[tuple[str, int | None, Hashable]] = set()
-        self._seen_order: deque[tuple[str, int | None, Hashable]] = deque()
+        # Duplicate memory: (channel, ts_ms) -> {key: number}; signatures are numbered 1, 2, ...
+        # as they are first seen, and one is remembered while fewer than ``duplicate_memory``
+        # newer ones followed it. Forgotten entries are dropped in bulk (``_forget``).
+        self._sigs: dict[tuple[str, int | None], dict[Hashable, int]] = {}
+        self._sig_count = 0
+        self._sig_forget_at = config.duplicate_memory
         self._pending: list[LivenessDecision] = []
         self._pending_at: float | None = None
         self._memory = config.duplicate_memory
@@ -307,16 +319,16 @@ class Liveness:
                 counters.stale += 1
                 return _STALE
         if key is not None:
-            sig = (channel, ts_ms, key)
-            seen = self._seen
-            if sig in seen:
+            sigs = ch.sigs if ch.sig_ts == ts_ms else self._sig_table(ch, channel, ts_ms)
+            number = sigs.get(key)
+            count = self._sig_count
+            if number is not None and count - number < self._memory:
                 counters.duplicate += 1
                 return _DUPLICATE
-            seen.add(sig)
-            order = self._seen_order
-            order.append(sig)
-            if len(order) > self._memory:
-                seen.discard(order.popleft())
+            count += 1
+            sigs[key] = self._sig_count = count
+            if count >= self._sig_forget_at:
+                self._forget()
         verdict = _OK
         if ts_ms is not None:
             last = ch.last_ts_ms
@@ -338,6 +350,28 @@ class Liveness:
             if self._pending_at is None:
                 self._pending_at = now
         return verdict
+
+    def _sig_table(self, ch: _Channel, channel: str, ts_ms: int | None) -> dict[Hashable, int]:
+        """The signatures of ``channel`` at ``ts_ms`` (created empty), cached on the channel."""
+        sigs = self._sigs.get((channel, ts_ms))
+        if sigs is None:
+            sigs = self._sigs[(channel, ts_ms)] = {}
+        ch.sig_ts, ch.sigs = ts_ms, sigs
+        return sigs
+
+    def _forget(self) -> None:
+        """Drop the signatures no longer remembered (every ``duplicate_memory`` new ones, so the
+        memory holds at most twice that many entries and each costs O(1) to forget)."""
+        floor = self._sig_count - self._memory  # numbers <= floor are forgotten
+        self._sig_forget_at = self._sig_count + self._memory
+        tables = self._sigs
+        for where, sigs in list(tables.items()):
+            if max(sigs.values(), default=floor) <= floor:
+                del tables[where]
+            elif min(sigs.values()) <= floor:
+                tables[where] = {key: n for key, n in sigs.items() if n > floor}
+        for ch in self._channels.values():
+            ch.sig_ts = _NO_TS  # its cached table may be gone or replaced
 
     # --- drains -------------------------------------------------------------------------------
 
