@@ -209,17 +209,20 @@ class LivenessStatus:
 
 
 _NO_TS: object = object()  # no signature table cached on a channel yet (``None`` is a key)
+_NO_MS = float("-inf")  # no server timestamp seen yet: every one is in order
 
 
 class _Channel:
-    __slots__ = ("detector", "last_fresh", "last_ts_ms", "max_age", "sig_ts", "sigs", "stalled")
+    __slots__ = ("arrived", "detector", "last_fresh", "last_ts_ms", "max_age", "sig_ts", "sigs",
+                 "stalled")
 
     def __init__(self, max_age: float | None, now: float,
                  detector: ChannelFreshness | None) -> None:
         self.max_age = max_age  # the static bound (None: a quiet channel, never flagged)
         self.detector = detector  # the learned bound, where freshness is learned
         self.last_fresh = now
-        self.last_ts_ms: int | None = None
+        self.last_ts_ms: float = _NO_MS  # the newest server timestamp seen
+        self.arrived: float | None = None  # the last ``now`` told to the detector
         self.stalled = False
         # the signature table of the last ``ts_ms`` this channel checked a key at (a cache of
         # Liveness._sigs[(channel, sig_ts)])
@@ -257,6 +260,9 @@ class Liveness:
         self._pending: list[LivenessDecision] = []
         self._pending_at: float | None = None
         self._memory = config.duplicate_memory
+        self._future_ms = config.future_tolerance_ms  # the per-message checks read these
+        self._stale_ms = config.max_ts_age_ms
+        self._reorder_ms = config.reorder_window_ms
 
     # --- feeds --------------------------------------------------------------------------------
 
@@ -310,12 +316,11 @@ class Liveness:
         ch = self._channels.get(channel)
         if ch is None:
             ch = self._channels[channel] = self._new_channel(channel, now)
-        cfg = self.config
         if ts_ms is not None and wall_ms is not None:
-            if ts_ms - wall_ms > cfg.future_tolerance_ms:
+            if ts_ms - wall_ms > self._future_ms:
                 counters.future += 1
                 return _FUTURE
-            if wall_ms - ts_ms > cfg.max_ts_age_ms:
+            if wall_ms - ts_ms > self._stale_ms:
                 counters.stale += 1
                 return _STALE
         if key is not None:
@@ -332,9 +337,9 @@ class Liveness:
         verdict = _OK
         if ts_ms is not None:
             last = ch.last_ts_ms
-            if last is None or ts_ms >= last:
+            if ts_ms >= last:
                 ch.last_ts_ms = ts_ms
-            elif last - ts_ms > cfg.reorder_window_ms:
+            elif last - ts_ms > self._reorder_ms:
                 counters.reorder += 1
                 return _REORDER
             else:
@@ -342,7 +347,10 @@ class Liveness:
                 verdict = _MINOR_REORDER
         ch.last_fresh = now
         detector = ch.detector
-        if detector is not None:
+        # the frames of one read share their ``now``: the detector hears that instant once
+        # (told again, it would learn nothing: a gap under a millisecond is no gap)
+        if detector is not None and ch.arrived != now:
+            ch.arrived = now
             detector.on_arrival(now)
         if ch.stalled:
             ch.stalled = False

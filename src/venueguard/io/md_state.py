@@ -32,8 +32,7 @@ whose partial was not crossed; each invalidates the book (``book.gap``) and requ
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,20 +49,13 @@ from venueguard.core.book import (
 from venueguard.core.freshness import FreshnessModels
 from venueguard.core.liveness import Liveness, LivenessConfig, Verdict
 from venueguard.core.trades import TapeConfig, TradeTape
-from venueguard.io.md_events import (
-    BookGap,
-    BookResynced,
-    DataRejected,
-    MdEvent,
-    TableData,
-    TopOfBook,
-)
+from venueguard.io.md_base import MdCounters, MdSink, MdStateBase
+from venueguard.io.md_events import BookResynced, TableData, TopOfBook
 from venueguard.venues.bitmex.book import BookSet, Increments, L2Book, LegacyIds
 from venueguard.venues.bitmex.messages import (
     BOOK_PREFIX,
     DELTA_ERRORS,
     Action,
-    Message,
     MessageError,
     Pong,
     TableMessage,
@@ -118,33 +110,12 @@ class MdStateConfig:
     increments: Mapping[str, Increments] = field(default_factory=dict)  # tick/lot per symbol
 
 
-@dataclass(slots=True)
-class MdCounters:
-    frames: int = 0
-    malformed: int = 0
-    rejected: int = 0
-    gaps: int = 0
-    resyncs: int = 0
-
-
-class MdSink:
-    """Where the pipeline reports: consumer events, log lines and metrics (all optional)."""
-
-    def __init__(self, push: Callable[[MdEvent], None] | None = None,
-                 log: Callable[..., None] | None = None,
-                 on_rejected: Callable[[str], None] | None = None) -> None:
-        self.push = push  # None while nobody consumes events: nothing is built for them
-        self.log = log
-        self.on_rejected = on_rejected
-
-
-class MdState:
+class MdState(MdStateBase):
     """Books, tapes and quotes of one session, and the per-connection checks."""
 
     def __init__(self, config: MdStateConfig, sink: MdSink | None = None) -> None:
+        super().__init__(sink)
         self.config = config
-        self.sink = sink or MdSink()
-        self.counters = MdCounters()
         book_config = BookConfig(max_age_s=config.book_max_age_s)
         self.books: dict[str, BookSet] = {
             table: BookSet(book_config, config.legacy_ids, config.increments)
@@ -156,10 +127,6 @@ class MdState:
         fresh = config.liveness.freshness
         self.freshness = FreshnessModels(fresh) if fresh.enabled else None
         self.liveness = Liveness(config.liveness, 0.0, self.freshness)
-        self.last_data_now: float | None = None
-        self.resync_reason: str | None = None
-        self.table_counts: dict[str, int] = {}  # accepted data messages per table, cumulative
-        self._control: deque[Message] = deque(maxlen=1000)
         self._channels: dict[tuple[str, str | None], str] = {}
         self._subscribed: set[str] = set()
         self._synced_before: set[tuple[str, str]] = set()
@@ -179,9 +146,7 @@ class MdState:
     def begin(self, now: float) -> None:
         """A new connection starts: fresh checks, no data yet, every book awaits its partial."""
         self.liveness = Liveness(self.config.liveness, now, self.freshness)
-        self.resync_reason = None
-        self.last_data_now = None
-        self._control.clear()
+        self._new_connection()
         for table, books in self.books.items():
             for symbol, book in books.books.items():
                 if book.valid:
@@ -199,77 +164,95 @@ class MdState:
         self._subscribed.add(topic)
         self.liveness.on_subscribed(topic, now)
 
-    @property
-    def has_control(self) -> bool:
-        return bool(self._control)
-
-    def take_control(self) -> list[Message]:
-        """Non-data frames received since the last call (acks, errors, welcome, info)."""
-        out = list(self._control)
-        self._control.clear()
-        return out
-
     # ---- the hot path --------------------------------------------------------------------------
 
     def on_frame(self, payload: bytes, now: float, wall_ms: int) -> bool:
         """Feed one text frame; True when the session must look (control frame, resync).
+        The same as :meth:`on_frames` with one frame."""
+        return self.on_frames((payload,), now, wall_ms)
+
+    def on_frames(self, payloads: Sequence[bytes], now: float, wall_ms: int) -> bool:
+        """Feed the text frames of one transport read, in order; True when the session must
+        look (a control frame, a resync). They arrived together, so they share one ``now``
+        and ``wall_ms``; each goes through every check as if fed alone.
 
         Never raises on bad input (malformed frames are counted). The usual book delta, one
-        row decoded straight into typed fields (:func:`decode_book_delta`), is handled here in
-        one function, with every check of the general path (:meth:`_on_message`), which takes
-        every other frame and any delta found unusual here before anything changed.
+        row decoded straight into typed fields (:func:`decode_book_delta`), is handled here,
+        with every check of the general path (:meth:`_on_message`), which takes every other
+        frame and any delta found unusual here before anything changed.
         """
-        self.counters.frames += 1
-        if type(payload) is not bytes or not payload.startswith(_BOOK_PREFIX):
-            return self._on_message(payload, now, wall_ms)
-        try:
-            delta = _decode_delta(payload)
-        except _DELTA_ERRORS:
-            return self._on_message(payload, now, wall_ms)
-        rows = delta.data
-        if len(rows) != 1:
-            return self._on_message(payload, now, wall_ms)
-        row = rows[0]
-        table, symbol = delta.table, row.symbol
-        if table == self._last_table and symbol == self._last_symbol:
-            channel, book = self._last_channel, self._last_book
-        else:
-            books = self.books.get(table)
-            if books is None or not symbol:
-                return self._on_message(payload, now, wall_ms)
-            channel = self._channel(table, symbol)
-            book = books.books.get(symbol)
-            self._last_table, self._last_symbol, self._last_channel = table, symbol, channel
-            self._last_book = book
-        if book is None or not book.valid:
-            return self._on_message(payload, now, wall_ms)
-        timestamp = row.timestamp
-        if self._check_ts:
-            ts_ms = self._ts_ms if timestamp == self._ts_text else self._timestamp_ms(timestamp)
-            if ts_ms is None:
-                return self._on_message(payload, now, wall_ms)  # refused there, saying why
-            verdict = self.liveness.check(channel, now, ts_ms, wall_ms, hash(payload))
-            if verdict is not _OK:  # a reordered book delta corrupts the book, even a minor one
-                self._refuse((_REORDER if verdict is _MINOR_REORDER else verdict).value, table,
-                             symbol, [{"symbol": symbol}], now,
-                             invalidate=verdict is not Verdict.DUPLICATE)
-                return self.resync_reason is not None
-        else:
-            self.liveness.check(channel, now, None, None, None)
-        self.last_data_now = now
+        counters = self.counters
+        check = self.liveness.check
+        check_ts = self._check_ts
         counts = self.table_counts
-        counts[table] = counts.get(table, 0) + 1
-        tops = book.top_changes
-        action = delta.action
-        result = book.apply_one(action, row.side, row.id, row.size, row.price, timestamp, now)
-        if result is None:  # unusual: the general path of the book decides
-            result = book.apply(action, _loads(payload)["data"], now)
-        if result is APPLIED:
-            if book.top_changes != tops:
-                self._top_changed(book, table, symbol, now)
-        elif result.reason is not None:
-            self._book_failed(table, symbol, result.reason, now)
-        return self.resync_reason is not None
+        look = False
+        # the one-entry caches of the channel lookup and the timestamp parse, held in locals
+        # for the batch and read back after the general path (which uses them too)
+        last_table, last_symbol = self._last_table, self._last_symbol
+        last_channel, last_book = self._last_channel, self._last_book
+        ts_text, ts_ms_cached = self._ts_text, self._ts_ms
+        for payload in payloads:
+            counters.frames += 1
+            general = True
+            if type(payload) is bytes and payload.startswith(_BOOK_PREFIX):
+                try:
+                    delta = _decode_delta(payload)
+                except _DELTA_ERRORS:
+                    delta = None
+                if delta is not None and len(delta.data) == 1:
+                    row = delta.data[0]
+                    table, symbol, action = delta.table, row.symbol, delta.action
+                    if table == last_table and symbol == last_symbol:
+                        general = last_book is None or not last_book.valid
+                    else:
+                        books = self.books.get(table)
+                        if books is not None and symbol:
+                            last_channel = self._channel(table, symbol)
+                            last_book = books.books.get(symbol)
+                            last_table, last_symbol = table, symbol
+                            self._last_table, self._last_symbol = table, symbol
+                            self._last_channel, self._last_book = last_channel, last_book
+                            general = last_book is None or not last_book.valid
+            if not general:
+                book: L2Book = last_book  # type: ignore[assignment]
+                timestamp = row.timestamp
+                if check_ts:
+                    if timestamp == ts_text:
+                        ts_ms = ts_ms_cached
+                    else:
+                        ts_ms = self._timestamp_ms(timestamp)
+                        ts_text, ts_ms_cached = self._ts_text, self._ts_ms
+                    if ts_ms is None:
+                        general = True  # refused there, saying why
+                    else:
+                        verdict = check(last_channel, now, ts_ms, wall_ms, hash(payload))
+                        if verdict is not _OK:  # a reordered book delta corrupts the book
+                            self._refuse((_REORDER if verdict is _MINOR_REORDER else verdict
+                                          ).value, table, symbol, [{"symbol": symbol}], now,
+                                         invalidate=verdict is not Verdict.DUPLICATE)
+                            continue
+                else:
+                    check(last_channel, now, None, None, None)
+            if general:
+                if self._on_message(payload, now, wall_ms):
+                    look = True
+                last_table, last_symbol = self._last_table, self._last_symbol
+                last_channel, last_book = self._last_channel, self._last_book
+                ts_text, ts_ms_cached = self._ts_text, self._ts_ms
+                continue
+            self.last_data_now = now
+            counts[table] = counts.get(table, 0) + 1
+            tops = book.top_changes
+            result = book.apply_one(action, row.side, row.id, row.size, row.price, timestamp,
+                                    now)
+            if result is None:  # unusual: the general path of the book decides
+                result = book.apply(action, _loads(payload)["data"], now)
+            if result is APPLIED:
+                if book.top_changes != tops:
+                    self._top_changed(book, table, symbol, now)
+            elif result.reason is not None:
+                self._book_failed(table, symbol, result.reason, now)
+        return look or self.resync_reason is not None
 
     def _on_message(self, payload: bytes, now: float, wall_ms: int) -> bool:
         """Any frame, by the general path."""
@@ -277,8 +260,7 @@ class MdState:
         try:
             msg = decode(payload)
         except MessageError as exc:
-            self.counters.malformed += 1
-            liveness.on_inbound(now)
+            self._on_malformed(now)
             self._refuse(exc.code, exc.table or "", None, None, now)
             return self.resync_reason is not None
         if type(msg) is not TableMessage:
@@ -463,16 +445,6 @@ class MdState:
             self._count_refusal(reason, table, symbol, now)
         self._gap(table, symbol, reason, now)
 
-    def _count_refusal(self, reason: str, table: str, symbol: str | None, now: float) -> None:
-        self.counters.rejected += 1
-        sink = self.sink
-        if sink.on_rejected is not None:
-            sink.on_rejected(reason)
-        if sink.log is not None:
-            sink.log("data.rejected", reason=reason, table=table, symbol=symbol)
-        if sink.push is not None:
-            sink.push(DataRejected(now, reason, table, symbol))
-
     def _refuse(self, reason: str, table: str, symbol: str | None,
                 rows: list[dict[str, Any]] | None, now: float, *, invalidate: bool = True
                 ) -> None:
@@ -490,15 +462,8 @@ class MdState:
                 self._gap(table, sym, f"rejected_{reason}", now)
 
     def _gap(self, table: str, symbol: str, reason: str, now: float) -> None:
-        self.counters.gaps += 1
         self._synced_before.add((table, symbol))
-        if self.resync_reason is None:
-            self.resync_reason = f"{table}:{symbol} {reason}"
-        sink = self.sink
-        if sink.log is not None:
-            sink.log("book.gap", table=table, symbol=symbol, reason=reason)
-        if sink.push is not None:
-            sink.push(BookGap(now, table, symbol, reason))
+        self._report_gap(table, symbol, reason, now)
 
     def _on_book(self, books: BookSet, table: str, msg: TableMessage, now: float) -> None:
         partial = msg.action is _PARTIAL
