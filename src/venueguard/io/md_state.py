@@ -181,19 +181,17 @@ class MdState(MdStateBase):
         with every check of the general path (:meth:`_on_message`), which takes every other
         frame and any delta found unusual here before anything changed.
         """
-        counters = self.counters
+        self.counters.frames += len(payloads)
         check = self.liveness.check
         check_ts = self._check_ts
-        counts = self.table_counts
         look = False
         # the one-entry caches of the channel lookup and the timestamp parse, held in locals
-        # for the batch and read back after the general path (which uses them too)
-        last_table, last_symbol = self._last_table, self._last_symbol
-        last_channel, last_book = self._last_channel, self._last_book
-        ts_text, ts_ms_cached = self._ts_text, self._ts_ms
+        # for the read and read back after the general path (which uses them too)
+        table, symbol = self._last_table, self._last_symbol
+        channel, book = self._last_channel, self._last_book
+        ts_text, ts_ms = self._ts_text, self._ts_ms
+        accepted = 0  # book deltas of ``table`` accepted here, not yet in table_counts
         for payload in payloads:
-            counters.frames += 1
-            general = True
             if type(payload) is bytes and payload.startswith(_BOOK_PREFIX):
                 try:
                     delta = _decode_delta(payload)
@@ -201,58 +199,65 @@ class MdState(MdStateBase):
                     delta = None
                 if delta is not None and len(delta.data) == 1:
                     row = delta.data[0]
-                    table, symbol, action = delta.table, row.symbol, delta.action
-                    if table == last_table and symbol == last_symbol:
-                        general = last_book is None or not last_book.valid
-                    else:
+                    if delta.table != table or row.symbol != symbol:
+                        if accepted:
+                            self._accepted(table, accepted, now)
+                            accepted = 0
+                        table, symbol = delta.table, row.symbol
                         books = self.books.get(table)
                         if books is not None and symbol:
-                            last_channel = self._channel(table, symbol)
-                            last_book = books.books.get(symbol)
-                            last_table, last_symbol = table, symbol
+                            channel = self._channel(table, symbol)
+                            book = books.books.get(symbol)
                             self._last_table, self._last_symbol = table, symbol
-                            self._last_channel, self._last_book = last_channel, last_book
-                            general = last_book is None or not last_book.valid
-            if not general:
-                book: L2Book = last_book  # type: ignore[assignment]
-                timestamp = row.timestamp
-                if check_ts:
-                    if timestamp == ts_text:
-                        ts_ms = ts_ms_cached
-                    else:
-                        ts_ms = self._timestamp_ms(timestamp)
-                        ts_text, ts_ms_cached = self._ts_text, self._ts_ms
-                    if ts_ms is None:
-                        general = True  # refused there, saying why
-                    else:
-                        verdict = check(last_channel, now, ts_ms, wall_ms, hash(payload))
-                        if verdict is not _OK:  # a reordered book delta corrupts the book
+                            self._last_channel, self._last_book = channel, book
+                        else:
+                            book = None  # the general path takes it (and sets the caches)
+                    if book is not None and book.valid:
+                        timestamp = row.timestamp
+                        if not check_ts:
+                            verdict: Verdict | None = check(channel, now, None, None, None)
+                        else:
+                            if timestamp != ts_text:
+                                ts_ms, ts_text = self._timestamp_ms(timestamp), timestamp
+                            # no readable timestamp: the general path refuses it, saying why
+                            verdict = (None if ts_ms is None
+                                       else check(channel, now, ts_ms, wall_ms, hash(payload)))
+                        if verdict is _OK:
+                            accepted += 1
+                            tops = book.top_changes
+                            result = book.apply_one(delta.action, row.side, row.id, row.size,
+                                                    row.price, timestamp, now)
+                            if result is None:  # unusual: the general path of the book decides
+                                result = book.apply(delta.action, _loads(payload)["data"], now)
+                            if result is APPLIED:
+                                if book.top_changes != tops:
+                                    self._top_changed(book, table, symbol, now)
+                            elif result.reason is not None:
+                                self._book_failed(table, symbol, result.reason, now)
+                            continue
+                        if verdict is not None:  # a reordered book delta corrupts the book
                             self._refuse((_REORDER if verdict is _MINOR_REORDER else verdict
                                           ).value, table, symbol, [{"symbol": symbol}], now,
                                          invalidate=verdict is not Verdict.DUPLICATE)
                             continue
-                else:
-                    check(last_channel, now, None, None, None)
-            if general:
-                if self._on_message(payload, now, wall_ms):
-                    look = True
-                last_table, last_symbol = self._last_table, self._last_symbol
-                last_channel, last_book = self._last_channel, self._last_book
-                ts_text, ts_ms_cached = self._ts_text, self._ts_ms
-                continue
-            self.last_data_now = now
-            counts[table] = counts.get(table, 0) + 1
-            tops = book.top_changes
-            result = book.apply_one(action, row.side, row.id, row.size, row.price, timestamp,
-                                    now)
-            if result is None:  # unusual: the general path of the book decides
-                result = book.apply(action, _loads(payload)["data"], now)
-            if result is APPLIED:
-                if book.top_changes != tops:
-                    self._top_changed(book, table, symbol, now)
-            elif result.reason is not None:
-                self._book_failed(table, symbol, result.reason, now)
+            if accepted:
+                self._accepted(table, accepted, now)
+                accepted = 0
+            if self._on_message(payload, now, wall_ms):
+                look = True
+            table, symbol = self._last_table, self._last_symbol
+            channel, book = self._last_channel, self._last_book
+            ts_text, ts_ms = self._ts_text, self._ts_ms
+        if accepted:
+            self._accepted(table, accepted, now)
         return look or self.resync_reason is not None
+
+    def _accepted(self, table: str | None, count: int, now: float) -> None:
+        """``count`` book deltas of ``table`` were accepted (by the read's lane) at ``now``."""
+        self.last_data_now = now
+        if table is not None:
+            counts = self.table_counts
+            counts[table] = counts.get(table, 0) + count
 
     def _on_message(self, payload: bytes, now: float, wall_ms: int) -> bool:
         """Any frame, by the general path."""
