@@ -325,13 +325,14 @@ class Liveness:
                 return _STALE
         if key is not None:
             sigs = ch.sigs if ch.sig_ts == ts_ms else self._sig_table(ch, channel, ts_ms)
-            number = sigs.get(key)
-            count = self._sig_count
-            if number is not None and count - number < self._memory:
-                counters.duplicate += 1
-                return _DUPLICATE
-            count += 1
-            sigs[key] = self._sig_count = count
+            count = self._sig_count + 1  # this signature's number, if it is a new one
+            number = sigs.setdefault(key, count)
+            if number != count:  # seen: a duplicate while remembered, else new again
+                if count - number <= self._memory:
+                    counters.duplicate += 1
+                    return _DUPLICATE
+                sigs[key] = count
+            self._sig_count = count
             if count >= self._sig_forget_at:
                 self._forget()
         verdict = _OK
