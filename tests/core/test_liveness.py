@@ -309,3 +309,30 @@ def test_property_pong_timeout_exactly_at_threshold(pong_timeout_s: float, probe
     decisions = live.poll(1.0 + probe)
     stale = any(isinstance(d, StaleDecision) for d in decisions)
     assert stale == (1.0 + probe >= 1.0 + pong_timeout_s)
+
+
+@settings(deadline=None, max_examples=100)
+@given(gaps=st.lists(st.tuples(st.floats(0.0005, 3.0), st.integers(1, 6)), min_size=1,
+                     max_size=60))
+def test_messages_sharing_an_instant_refresh_and_teach_as_one(
+        gaps: list[tuple[float, int]]) -> None:
+    """The frames of one read share their ``now``: fed several times at each instant, a
+    channel ends with the freshness, learned threshold, stall and fresh decisions of one
+    message per instant (the repeats are counted as messages, nothing more)."""
+    config = FreshnessConfig(warmup=5, warmup_s=1.0, floor_s=0.2)
+    once = make(0.0, max_data_age_s=3.0, ping_after_s=1e9, freshness=config)
+    many = make(0.0, max_data_age_s=3.0, ping_after_s=1e9, freshness=config)
+    for live in (once, many):
+        live.on_subscribed(BOOK, 0.0)
+    now = 0.0
+    for gap, repeats in gaps:
+        now += gap
+        decisions = [live.poll(now - gap / 2) for live in (once, many)]
+        assert decisions[0] == decisions[1]
+        assert once.on_data(BOOK, now) is Verdict.OK
+        for _ in range(repeats):
+            assert many.on_data(BOOK, now) is Verdict.OK
+        assert once.poll(now) == many.poll(now)
+        assert once.limit_s(BOOK) == many.limit_s(BOOK)
+        assert once.status(now).data_age_s == many.status(now).data_age_s
+    assert many.counters.messages == sum(repeats for _, repeats in gaps)

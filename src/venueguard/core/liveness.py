@@ -222,7 +222,7 @@ class _Channel:
         self.detector = detector  # the learned bound, where freshness is learned
         self.last_fresh = now
         self.last_ts_ms: float = _NO_MS  # the newest server timestamp seen
-        self.arrived: float | None = None  # the last ``now`` told to the detector
+        self.arrived: float | None = None  # the ``now`` of the last accepted message
         self.stalled = False
         # the signature table of the last ``ts_ms`` this channel checked a key at (a cache of
         # Liveness._sigs[(channel, sig_ts)])
@@ -346,13 +346,14 @@ class Liveness:
             else:
                 counters.minor_reorder += 1
                 verdict = _MINOR_REORDER
-        ch.last_fresh = now
-        detector = ch.detector
-        # the frames of one read share their ``now``: the detector hears that instant once
-        # (told again, it would learn nothing: a gap under a millisecond is no gap)
-        if detector is not None and ch.arrived != now:
-            ch.arrived = now
-            detector.on_arrival(now)
+        # The frames of one read share their ``now``: the channel is refreshed once per
+        # instant (again, it would change nothing: it is fresh as of ``now`` already, and its
+        # detector learns nothing from a gap under a millisecond).
+        if ch.arrived != now:
+            ch.arrived = ch.last_fresh = now
+            detector = ch.detector
+            if detector is not None:
+                detector.on_arrival(now)
         if ch.stalled:
             ch.stalled = False
             self._pending.append(FreshDecision(channel, now))
