@@ -48,7 +48,7 @@ Rules (common venue heartbeat advice: ping after 5 s of silence, expect pong wit
 - Ordering per channel (needs ``ts_ms``): REORDER if more than ``reorder_window_ms`` older than
   the newest seen; MINOR_REORDER if older but within the window.
 - DUPLICATE: the same ``(channel, ts_ms, key)`` was seen among the last ``duplicate_memory``
-  signatures (only when ``key`` is given, e.g. a trade's id or the frame's bytes). The memory is
+  signatures (only when ``key`` is given, e.g. a trade's id or a frame hash). The memory is
   kept per ``(channel, ts_ms)``, each signature numbered in order, so the usual message (the
   newest timestamp of its channel) costs one lookup in a small table of that millisecond.
 """

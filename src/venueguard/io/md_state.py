@@ -18,12 +18,12 @@ Rules: a data message that fails a check (stale, future, reorder, duplicate) is 
 (``data.rejected``) and dropped; so is one that is impossible on its face (not decodable, an
 unknown action, a missing or unparseable server ``timestamp`` on a table that carries one, a
 price or size that is not finite and positive or off the instrument's tick or lot, an id of the
-wrong type: see :mod:`venueguard.venues.bitmex.book`). A duplicate is a frame byte for byte
-the same as one of the last ``duplicate_memory`` of its channel and timestamp (the liveness
-checks key on the frame itself). Tables documented to carry no timestamp
-(``MdStateConfig.untimed_tables``) are checked by arrival order only. Any refusal of data
-that belonged to a book (and was not a duplicate) invalidates the book and requests a
-resync, because the book would otherwise miss that change. For book
+wrong type: see :mod:`venueguard.venues.bitmex.book`). A duplicate is a frame whose hash is that
+of one of the last ``duplicate_memory`` of its channel and timestamp (a frame's bytes are not
+kept: holding thousands of frames alive costs more than hashing each). Tables documented to
+carry no timestamp (``MdStateConfig.untimed_tables``) are checked by arrival order only. Any
+refusal of data that belonged to a book (and was not a duplicate) invalidates the book and
+requests a resync, because the book would otherwise miss that change. For book
 tables even a reorder inside the liveness window counts as a reorder: deltas applied out of
 order leave wrong sizes behind. A partial is checked by its newest row only (stale or future:
 rejected, and the session resyncs), never for order or duplicates; it replaces the book.
@@ -223,7 +223,7 @@ class MdState(MdStateBase):
                                 ts_ms, ts_text = self._timestamp_ms(timestamp), timestamp
                             # no readable timestamp: the general path refuses it, saying why
                             verdict = (None if ts_ms is None
-                                       else check(channel, now, ts_ms, wall_ms, payload))
+                                       else check(channel, now, ts_ms, wall_ms, hash(payload)))
                         if verdict is _OK:
                             accepted += 1
                             tops = book.top_changes
@@ -311,7 +311,7 @@ class MdState(MdStateBase):
                     self._refuse(problem, table, symbol, rows, now)
                     return self.resync_reason is not None
             verdict = liveness.check(channel, now, ts_ms, wall_ms,
-                                     payload if ts_ms is not None else None)
+                                     hash(payload) if ts_ms is not None else None)
             if verdict is not _OK:
                 if verdict is _MINOR_REORDER and table in self.books:
                     verdict = _REORDER  # an out-of-order book delta corrupts the book
