@@ -171,6 +171,36 @@ def test_duplicates_by_signature_with_bounded_memory() -> None:
     assert live.on_data(BOOK, 1.0, ts_ms=6) is Verdict.OK
 
 
+SIGNATURES = st.lists(st.tuples(st.sampled_from([BOOK, "trade:XBTUSD"]),
+                                 st.one_of(st.none(), st.integers(0, 6)),
+                                 st.sampled_from(["a", "b", "c", "d", 1, 2])),
+                       max_size=200)
+
+
+@settings(max_examples=300, deadline=None)
+@given(SIGNATURES, st.integers(1, 6))
+def test_duplicates_are_exactly_the_last_n_distinct_signatures(
+        messages: list[tuple[str, int | None, object]], memory: int) -> None:
+    """Against a plain oracle (a list of the last ``memory`` new signatures), whatever the
+    channels, timestamps (None included), repeats and reorders, and across every bulk
+    forgetting of old signatures."""
+    live = make(0.0, duplicate_memory=memory)
+    remembered: list[tuple[str, int | None, object]] = []
+    duplicates = 0
+    for channel, ts_ms, key in messages:
+        sig = (channel, ts_ms, key)
+        verdict = live.on_data(channel, 1.0, ts_ms=ts_ms, key=key)
+        if sig in remembered:
+            assert verdict is Verdict.DUPLICATE, (sig, remembered)
+            duplicates += 1
+        else:
+            assert verdict is not Verdict.DUPLICATE, (sig, remembered)
+            remembered = ([*remembered, sig])[-memory:]
+    assert live.counters.duplicate == duplicates
+    held = sum(len(table) for table in live._sigs.values())
+    assert held <= 2 * memory  # forgotten signatures do not pile up
+
+
 def test_status_explains_why() -> None:
     live = make(0.0, max_data_age_s=10.0)
     live.on_subscribed(BOOK, 0.0)
@@ -279,3 +309,30 @@ def test_property_pong_timeout_exactly_at_threshold(pong_timeout_s: float, probe
     decisions = live.poll(1.0 + probe)
     stale = any(isinstance(d, StaleDecision) for d in decisions)
     assert stale == (1.0 + probe >= 1.0 + pong_timeout_s)
+
+
+@settings(deadline=None, max_examples=100)
+@given(gaps=st.lists(st.tuples(st.floats(0.0005, 3.0), st.integers(1, 6)), min_size=1,
+                     max_size=60))
+def test_messages_sharing_an_instant_refresh_and_teach_as_one(
+        gaps: list[tuple[float, int]]) -> None:
+    """The frames of one read share their ``now``: fed several times at each instant, a
+    channel ends with the freshness, learned threshold, stall and fresh decisions of one
+    message per instant (the repeats are counted as messages, nothing more)."""
+    config = FreshnessConfig(warmup=5, warmup_s=1.0, floor_s=0.2)
+    once = make(0.0, max_data_age_s=3.0, ping_after_s=1e9, freshness=config)
+    many = make(0.0, max_data_age_s=3.0, ping_after_s=1e9, freshness=config)
+    for live in (once, many):
+        live.on_subscribed(BOOK, 0.0)
+    now = 0.0
+    for gap, repeats in gaps:
+        now += gap
+        decisions = [live.poll(now - gap / 2) for live in (once, many)]
+        assert decisions[0] == decisions[1]
+        assert once.on_data(BOOK, now) is Verdict.OK
+        for _ in range(repeats):
+            assert many.on_data(BOOK, now) is Verdict.OK
+        assert once.poll(now) == many.poll(now)
+        assert once.limit_s(BOOK) == many.limit_s(BOOK)
+        assert once.status(now).data_age_s == many.status(now).data_age_s
+    assert many.counters.messages == sum(repeats for _, repeats in gaps)

@@ -110,35 +110,65 @@ def test_the_fast_lane_ends_where_the_general_path_does(
     ts_ms, previous = WALL_MS, partial(WALL_MS)
     for pipeline in (fast, general):
         pipeline.feed(previous, 0.1)
-    for n, (action, rows, offset, extra, repeat) in enumerate(steps, start=1):
+    for n, step in enumerate(steps, start=1):
         now = 0.1 + n * 0.01
-        if not fast.state.books["orderBookL2"].book("XBTUSD").valid:
-            ts_ms += 1
-            payload = partial(ts_ms)  # a refused frame ended the book: start it again
-        elif repeat:
-            payload = previous
-        else:
-            ts_ms += 1
-            for row in rows:
-                if offset is not None:
-                    row["timestamp"] = format_ms(ts_ms + offset)
-            frame: dict[str, Any] = {"table": "orderBookL2", "action": action, "data": rows}
-            if extra == "keys":
-                frame["keys"] = ["symbol", "id", "side"]
-            elif extra == "filter":
-                frame["filter"] = {"symbol": "XBTUSD"}
-            elif extra == "table":
-                frame["table"] = "orderBookL2_25"
-            elif extra == "null keys":
-                frame.update(keys=None, filter=None)
-            elif extra == "types":
-                frame["types"] = {"id": "long"}
-            elif extra == "bad types":
-                frame.update(keys=None, types=5)  # refused: types must be an object
-            payload = json.dumps(frame, separators=(",", ":")).encode()  # any integer
+        payload, ts_ms = next_frame(fast, step, ts_ms, previous)
         previous = payload
         assert fast.feed(payload, now) == general.feed(payload, now)
         assert fast.view() == general.view()
+
+
+def next_frame(pipeline: Pipeline, step: tuple[str, list[dict[str, Any]], int | None,
+                                                str | None, bool],
+               ts_ms: int, previous: bytes) -> tuple[bytes, int]:
+    """The frame of ``step`` (a new partial where ``pipeline``'s book ended), and its ts."""
+    action, rows, offset, extra, repeat = step
+    if not pipeline.state.books["orderBookL2"].book("XBTUSD").valid:
+        return partial(ts_ms + 1), ts_ms + 1  # a refused frame ended the book: start it again
+    if repeat:
+        return previous, ts_ms
+    ts_ms += 1
+    for row in rows:
+        if offset is not None:
+            row["timestamp"] = format_ms(ts_ms + offset)
+    frame: dict[str, Any] = {"table": "orderBookL2", "action": action, "data": rows}
+    if extra == "keys":
+        frame["keys"] = ["symbol", "id", "side"]
+    elif extra == "filter":
+        frame["filter"] = {"symbol": "XBTUSD"}
+    elif extra == "table":
+        frame["table"] = "orderBookL2_25"
+    elif extra == "null keys":
+        frame.update(keys=None, filter=None)
+    elif extra == "types":
+        frame["types"] = {"id": "long"}
+    elif extra == "bad types":
+        frame.update(keys=None, types=5)  # refused: types must be an object
+    return json.dumps(frame, separators=(",", ":")).encode(), ts_ms  # any integer
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None)
+@given(st.lists(STEP, min_size=1, max_size=25), st.booleans(), st.integers(1, 8))
+def test_a_whole_read_ends_where_its_frames_fed_one_by_one_do(
+        steps: list[tuple[str, list[dict[str, Any]], int | None, str | None, bool]],
+        check_timestamps: bool, read_size: int) -> None:
+    """``on_frames`` over the frames of a read (one ``now``, caches and counts carried across
+    frames) ends exactly where ``on_frame`` per frame does, refusals and resyncs included."""
+    single, reads = Pipeline(False, check_timestamps), Pipeline(False, check_timestamps)
+    ts_ms, previous = WALL_MS, partial(WALL_MS)
+    frames = [previous]
+    for step in steps:
+        single.feed(previous, 0.5)
+        previous, ts_ms = next_frame(single, step, ts_ms, previous)
+        frames.append(previous)
+    single = Pipeline(False, check_timestamps)
+    looks_single = [single.feed(frame, 0.5) for frame in frames]
+    looks_reads = [reads.state.on_frames(frames[i:i + read_size], 0.5, WALL_MS)
+                   for i in range(0, len(frames), read_size)]
+    assert single.view() == reads.view()
+    assert looks_reads == [any(looks_single[i:i + read_size])
+                           for i in range(0, len(frames), read_size)]
 
 
 def test_the_usual_delta_takes_the_fast_lane() -> None:

@@ -48,13 +48,14 @@ Rules (common venue heartbeat advice: ping after 5 s of silence, expect pong wit
 - Ordering per channel (needs ``ts_ms``): REORDER if more than ``reorder_window_ms`` older than
   the newest seen; MINOR_REORDER if older but within the window.
 - DUPLICATE: the same ``(channel, ts_ms, key)`` was seen among the last ``duplicate_memory``
-  signatures (only when ``key`` is given, e.g. a trade's id or a frame hash).
+  signatures (only when ``key`` is given, e.g. a trade's id or a frame hash). The memory is
+  kept per ``(channel, ts_ms)``, each signature numbered in order, so the usual message (the
+  newest timestamp of its channel) costs one lookup in a small table of that millisecond.
 """
 
 from __future__ import annotations
 
 import enum
-from collections import deque
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, fields
 
@@ -207,16 +208,26 @@ class LivenessStatus:
     suspicion: Mapping[str, float] = field(default_factory=dict)  # where learned: phi now
 
 
+_NO_TS: object = object()  # no signature table cached on a channel yet (``None`` is a key)
+_NO_MS = float("-inf")  # no server timestamp seen yet: every one is in order
+
+
 class _Channel:
-    __slots__ = ("detector", "last_fresh", "last_ts_ms", "max_age", "stalled")
+    __slots__ = ("arrived", "detector", "last_fresh", "last_ts_ms", "max_age", "sig_ts", "sigs",
+                 "stalled")
 
     def __init__(self, max_age: float | None, now: float,
                  detector: ChannelFreshness | None) -> None:
         self.max_age = max_age  # the static bound (None: a quiet channel, never flagged)
         self.detector = detector  # the learned bound, where freshness is learned
         self.last_fresh = now
-        self.last_ts_ms: int | None = None
+        self.last_ts_ms: float = _NO_MS  # the newest server timestamp seen
+        self.arrived: float | None = None  # the ``now`` of the last accepted message
         self.stalled = False
+        # the signature table of the last ``ts_ms`` this channel checked a key at (a cache of
+        # Liveness._sigs[(channel, sig_ts)])
+        self.sig_ts: object = _NO_TS
+        self.sigs: dict[Hashable, int] = {}
 
     def limit(self) -> float | None:
         detector = self.detector
@@ -240,11 +251,18 @@ class Liveness:
         self._pong_flagged = False
         self._last_pong: float | None = None
         self._channels: dict[str, _Channel] = {}
-        self._seen: set[tuple[str, int | None, Hashable]] = set()
-        self._seen_order: deque[tuple[str, int | None, Hashable]] = deque()
+        # Duplicate memory: (channel, ts_ms) -> {key: number}; signatures are numbered 1, 2, ...
+        # as they are first seen, and one is remembered while fewer than ``duplicate_memory``
+        # newer ones followed it. Forgotten entries are dropped in bulk (``_forget``).
+        self._sigs: dict[tuple[str, int | None], dict[Hashable, int]] = {}
+        self._sig_count = 0
+        self._sig_forget_at = config.duplicate_memory
         self._pending: list[LivenessDecision] = []
         self._pending_at: float | None = None
         self._memory = config.duplicate_memory
+        self._future_ms = config.future_tolerance_ms  # the per-message checks read these
+        self._stale_ms = config.max_ts_age_ms
+        self._reorder_ms = config.reorder_window_ms
 
     # --- feeds --------------------------------------------------------------------------------
 
@@ -298,46 +316,72 @@ class Liveness:
         ch = self._channels.get(channel)
         if ch is None:
             ch = self._channels[channel] = self._new_channel(channel, now)
-        cfg = self.config
         if ts_ms is not None and wall_ms is not None:
-            if ts_ms - wall_ms > cfg.future_tolerance_ms:
+            if ts_ms - wall_ms > self._future_ms:
                 counters.future += 1
                 return _FUTURE
-            if wall_ms - ts_ms > cfg.max_ts_age_ms:
+            if wall_ms - ts_ms > self._stale_ms:
                 counters.stale += 1
                 return _STALE
         if key is not None:
-            sig = (channel, ts_ms, key)
-            seen = self._seen
-            if sig in seen:
-                counters.duplicate += 1
-                return _DUPLICATE
-            seen.add(sig)
-            order = self._seen_order
-            order.append(sig)
-            if len(order) > self._memory:
-                seen.discard(order.popleft())
+            sigs = ch.sigs if ch.sig_ts == ts_ms else self._sig_table(ch, channel, ts_ms)
+            count = self._sig_count + 1  # this signature's number, if it is a new one
+            number = sigs.setdefault(key, count)
+            if number != count:  # seen: a duplicate while remembered, else new again
+                if count - number <= self._memory:
+                    counters.duplicate += 1
+                    return _DUPLICATE
+                sigs[key] = count
+            self._sig_count = count
+            if count >= self._sig_forget_at:
+                self._forget()
         verdict = _OK
         if ts_ms is not None:
             last = ch.last_ts_ms
-            if last is None or ts_ms >= last:
+            if ts_ms >= last:
                 ch.last_ts_ms = ts_ms
-            elif last - ts_ms > cfg.reorder_window_ms:
+            elif last - ts_ms > self._reorder_ms:
                 counters.reorder += 1
                 return _REORDER
             else:
                 counters.minor_reorder += 1
                 verdict = _MINOR_REORDER
-        ch.last_fresh = now
-        detector = ch.detector
-        if detector is not None:
-            detector.on_arrival(now)
+        # The frames of one read share their ``now``: the channel is refreshed once per
+        # instant (again, it would change nothing: it is fresh as of ``now`` already, and its
+        # detector learns nothing from a gap under a millisecond).
+        if ch.arrived != now:
+            ch.arrived = ch.last_fresh = now
+            detector = ch.detector
+            if detector is not None:
+                detector.on_arrival(now)
         if ch.stalled:
             ch.stalled = False
             self._pending.append(FreshDecision(channel, now))
             if self._pending_at is None:
                 self._pending_at = now
         return verdict
+
+    def _sig_table(self, ch: _Channel, channel: str, ts_ms: int | None) -> dict[Hashable, int]:
+        """The signatures of ``channel`` at ``ts_ms`` (created empty), cached on the channel."""
+        sigs = self._sigs.get((channel, ts_ms))
+        if sigs is None:
+            sigs = self._sigs[(channel, ts_ms)] = {}
+        ch.sig_ts, ch.sigs = ts_ms, sigs
+        return sigs
+
+    def _forget(self) -> None:
+        """Drop the signatures no longer remembered (every ``duplicate_memory`` new ones, so the
+        memory holds at most twice that many entries and each costs O(1) to forget)."""
+        floor = self._sig_count - self._memory  # numbers <= floor are forgotten
+        self._sig_forget_at = self._sig_count + self._memory
+        tables = self._sigs
+        for where, sigs in list(tables.items()):
+            if max(sigs.values(), default=floor) <= floor:
+                del tables[where]
+            elif min(sigs.values()) <= floor:
+                tables[where] = {key: n for key, n in sigs.items() if n > floor}
+        for ch in self._channels.values():
+            ch.sig_ts = _NO_TS  # its cached table may be gone or replaced
 
     # --- drains -------------------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ with its reason); a diff that crosses the book is a gap, as on BitMEX.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,14 +40,14 @@ from venueguard.core.book import (
 )
 from venueguard.core.liveness import Liveness, LivenessConfig, Verdict
 from venueguard.core.trades import TapeConfig, TradeTape
-from venueguard.io.md_events import BookGap, BookResynced, DataRejected, TableData, TopOfBook
-from venueguard.io.md_state import CROSSED_BOOK, MdCounters, MdSink
+from venueguard.io.md_base import MdSink, MdStateBase
+from venueguard.io.md_events import BookResynced, TableData, TopOfBook
+from venueguard.io.md_state import CROSSED_BOOK
 from venueguard.venues.binance.depth import GAP, DepthSync
 from venueguard.venues.binance.messages import (
     AggTrade,
     BookTicker,
     DepthUpdate,
-    Message,
     MessageError,
     decode,
     depth_snapshot,
@@ -105,22 +104,17 @@ class DepthBooks:
         return self.sync(symbol).book
 
 
-class BinanceMdState:
+class BinanceMdState(MdStateBase):
     """Books, tapes and quotes of one Binance session, and the per-connection checks."""
 
     def __init__(self, config: BinanceMdConfig, sink: MdSink | None = None) -> None:
+        super().__init__(sink)
         self.config = config
-        self.sink = sink or MdSink()
-        self.counters = MdCounters()
         self.depth = DepthBooks(config)
         self.books: dict[str, DepthBooks] = {DEPTH: self.depth}
         self.tapes: dict[str, TradeTape] = {}
         self.quotes: dict[str, dict[str, Any]] = {}
         self.liveness = Liveness(config.liveness, 0.0)
-        self.last_data_now: float | None = None
-        self.resync_reason: str | None = None
-        self.table_counts: dict[str, int] = {}
-        self._control: deque[Message] = deque(maxlen=1000)
         self._synced_before: set[str] = set()
         self._ticker_ids: dict[str, int] = {}
         self._check_ts = config.check_timestamps
@@ -131,9 +125,7 @@ class BinanceMdState:
     def begin(self, now: float) -> None:
         """A new connection: fresh checks; every depth book awaits a new snapshot."""
         self.liveness = Liveness(self.config.liveness, now)
-        self.resync_reason = None
-        self.last_data_now = None
-        self._control.clear()
+        self._new_connection()
         self._ticker_ids.clear()
         for symbol, sync in self.depth.syncs.items():
             if sync.book.valid:
@@ -156,15 +148,6 @@ class BinanceMdState:
     def needs_snapshot(self, symbol: str) -> bool:
         return self.depth.sync(symbol).needs_snapshot
 
-    @property
-    def has_control(self) -> bool:
-        return bool(self._control)
-
-    def take_control(self) -> list[Any]:
-        out = list(self._control)
-        self._control.clear()
-        return out
-
     # ---- frames ---------------------------------------------------------------------------------
 
     def on_frame(self, payload: bytes, now: float, wall_ms: int) -> bool:
@@ -174,8 +157,7 @@ class BinanceMdState:
         try:
             msg = decode(payload)
         except MessageError as exc:
-            self.counters.malformed += 1
-            liveness.on_inbound(now)
+            self._on_malformed(now)
             stream = exc.stream
             if exc.code == "unknown_event":  # an event no book is made of: counted, no resync
                 self._count(exc.code, f"other:{stream or ''}", now)
@@ -347,15 +329,8 @@ class BinanceMdState:
             self.sink.push(TopOfBook(now, DEPTH, symbol, book.best_bid(), book.best_ask()))
 
     def _count(self, reason: str, channel: str | None, now: float) -> None:
-        self.counters.rejected += 1
-        sink = self.sink
         table, _, symbol = (channel or "").partition(":")
-        if sink.on_rejected is not None:
-            sink.on_rejected(reason)
-        if sink.log is not None:
-            sink.log("data.rejected", reason=reason, table=table, symbol=symbol or None)
-        if sink.push is not None:
-            sink.push(DataRejected(now, reason, table, symbol or None))
+        self._count_refusal(reason, table, symbol or None, now)
 
     def _refuse(self, reason: str, channel: str | None, now: float, *,
                 invalidate: bool = True) -> None:
@@ -375,15 +350,8 @@ class BinanceMdState:
                 self._gap(name, f"rejected_{reason}", now)
 
     def _gap(self, symbol: str, reason: str, now: float) -> None:
-        self.counters.gaps += 1
         self._synced_before.add(symbol)
-        if self.resync_reason is None:
-            self.resync_reason = f"{DEPTH}:{symbol} {reason}"
-        sink = self.sink
-        if sink.log is not None:
-            sink.log("book.gap", table=DEPTH, symbol=symbol, reason=reason)
-        if sink.push is not None:
-            sink.push(BookGap(now, DEPTH, symbol, reason))
+        self._report_gap(DEPTH, symbol, reason, now)
 
 
 def _qty_problem(qty: float) -> str | None:

@@ -8,7 +8,7 @@ checks and control messages out), so that one session loop serves every venue.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from venueguard.core.book import OrderBook
@@ -55,3 +55,5 @@ class MdPipeline(Protocol):
     def take_control(self) -> list[Any]: ...
 
     def on_frame(self, payload: bytes, now: float, wall_ms: int) -> bool: ...
+
+    def on_frames(self, payloads: Sequence[bytes], now: float, wall_ms: int) -> bool: ...

@@ -18,10 +18,12 @@ Rules: a data message that fails a check (stale, future, reorder, duplicate) is 
 (``data.rejected``) and dropped; so is one that is impossible on its face (not decodable, an
 unknown action, a missing or unparseable server ``timestamp`` on a table that carries one, a
 price or size that is not finite and positive or off the instrument's tick or lot, an id of the
-wrong type: see :mod:`venueguard.venues.bitmex.book`). Tables documented to carry no timestamp
-(``MdStateConfig.untimed_tables``) are checked by arrival order only. Any refusal of data
-that belonged to a book (and was not a duplicate) invalidates the book and requests a
-resync, because the book would otherwise miss that change. For book
+wrong type: see :mod:`venueguard.venues.bitmex.book`). A duplicate is a frame whose hash is that
+of one of the last ``duplicate_memory`` of its channel and timestamp (a frame's bytes are not
+kept: holding thousands of frames alive costs more than hashing each). Tables documented to
+carry no timestamp (``MdStateConfig.untimed_tables``) are checked by arrival order only. Any
+refusal of data that belonged to a book (and was not a duplicate) invalidates the book and
+requests a resync, because the book would otherwise miss that change. For book
 tables even a reorder inside the liveness window counts as a reorder: deltas applied out of
 order leave wrong sizes behind. A partial is checked by its newest row only (stale or future:
 rejected, and the session resyncs), never for order or duplicates; it replaces the book.
@@ -32,8 +34,7 @@ whose partial was not crossed; each invalidates the book (``book.gap``) and requ
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,20 +51,13 @@ from venueguard.core.book import (
 from venueguard.core.freshness import FreshnessModels
 from venueguard.core.liveness import Liveness, LivenessConfig, Verdict
 from venueguard.core.trades import TapeConfig, TradeTape
-from venueguard.io.md_events import (
-    BookGap,
-    BookResynced,
-    DataRejected,
-    MdEvent,
-    TableData,
-    TopOfBook,
-)
+from venueguard.io.md_base import MdCounters, MdSink, MdStateBase
+from venueguard.io.md_events import BookResynced, TableData, TopOfBook
 from venueguard.venues.bitmex.book import BookSet, Increments, L2Book, LegacyIds
 from venueguard.venues.bitmex.messages import (
     BOOK_PREFIX,
     DELTA_ERRORS,
     Action,
-    Message,
     MessageError,
     Pong,
     TableMessage,
@@ -118,33 +112,12 @@ class MdStateConfig:
     increments: Mapping[str, Increments] = field(default_factory=dict)  # tick/lot per symbol
 
 
-@dataclass(slots=True)
-class MdCounters:
-    frames: int = 0
-    malformed: int = 0
-    rejected: int = 0
-    gaps: int = 0
-    resyncs: int = 0
-
-
-class MdSink:
-    """Where the pipeline reports: consumer events, log lines and metrics (all optional)."""
-
-    def __init__(self, push: Callable[[MdEvent], None] | None = None,
-                 log: Callable[..., None] | None = None,
-                 on_rejected: Callable[[str], None] | None = None) -> None:
-        self.push = push  # None while nobody consumes events: nothing is built for them
-        self.log = log
-        self.on_rejected = on_rejected
-
-
-class MdState:
+class MdState(MdStateBase):
     """Books, tapes and quotes of one session, and the per-connection checks."""
 
     def __init__(self, config: MdStateConfig, sink: MdSink | None = None) -> None:
+        super().__init__(sink)
         self.config = config
-        self.sink = sink or MdSink()
-        self.counters = MdCounters()
         book_config = BookConfig(max_age_s=config.book_max_age_s)
         self.books: dict[str, BookSet] = {
             table: BookSet(book_config, config.legacy_ids, config.increments)
@@ -156,10 +129,6 @@ class MdState:
         fresh = config.liveness.freshness
         self.freshness = FreshnessModels(fresh) if fresh.enabled else None
         self.liveness = Liveness(config.liveness, 0.0, self.freshness)
-        self.last_data_now: float | None = None
-        self.resync_reason: str | None = None
-        self.table_counts: dict[str, int] = {}  # accepted data messages per table, cumulative
-        self._control: deque[Message] = deque(maxlen=1000)
         self._channels: dict[tuple[str, str | None], str] = {}
         self._subscribed: set[str] = set()
         self._synced_before: set[tuple[str, str]] = set()
@@ -179,9 +148,7 @@ class MdState:
     def begin(self, now: float) -> None:
         """A new connection starts: fresh checks, no data yet, every book awaits its partial."""
         self.liveness = Liveness(self.config.liveness, now, self.freshness)
-        self.resync_reason = None
-        self.last_data_now = None
-        self._control.clear()
+        self._new_connection()
         for table, books in self.books.items():
             for symbol, book in books.books.items():
                 if book.valid:
@@ -199,77 +166,100 @@ class MdState:
         self._subscribed.add(topic)
         self.liveness.on_subscribed(topic, now)
 
-    @property
-    def has_control(self) -> bool:
-        return bool(self._control)
-
-    def take_control(self) -> list[Message]:
-        """Non-data frames received since the last call (acks, errors, welcome, info)."""
-        out = list(self._control)
-        self._control.clear()
-        return out
-
     # ---- the hot path --------------------------------------------------------------------------
 
     def on_frame(self, payload: bytes, now: float, wall_ms: int) -> bool:
         """Feed one text frame; True when the session must look (control frame, resync).
+        The same as :meth:`on_frames` with one frame."""
+        return self.on_frames((payload,), now, wall_ms)
+
+    def on_frames(self, payloads: Sequence[bytes], now: float, wall_ms: int) -> bool:
+        """Feed the text frames of one transport read, in order; True when the session must
+        look (a control frame, a resync). They arrived together, so they share one ``now``
+        and ``wall_ms``; each goes through every check as if fed alone.
 
         Never raises on bad input (malformed frames are counted). The usual book delta, one
-        row decoded straight into typed fields (:func:`decode_book_delta`), is handled here in
-        one function, with every check of the general path (:meth:`_on_message`), which takes
-        every other frame and any delta found unusual here before anything changed.
+        row decoded straight into typed fields (:func:`decode_book_delta`), is handled here,
+        with every check of the general path (:meth:`_on_message`), which takes every other
+        frame and any delta found unusual here before anything changed.
         """
-        self.counters.frames += 1
-        if type(payload) is not bytes or not payload.startswith(_BOOK_PREFIX):
-            return self._on_message(payload, now, wall_ms)
-        try:
-            delta = _decode_delta(payload)
-        except _DELTA_ERRORS:
-            return self._on_message(payload, now, wall_ms)
-        rows = delta.data
-        if len(rows) != 1:
-            return self._on_message(payload, now, wall_ms)
-        row = rows[0]
-        table, symbol = delta.table, row.symbol
-        if table == self._last_table and symbol == self._last_symbol:
+        self.counters.frames += len(payloads)
+        check = self.liveness.check
+        check_ts = self._check_ts
+        look = False
+        # the one-entry caches of the channel lookup and the timestamp parse, held in locals
+        # for the read and read back after the general path (which uses them too)
+        table, symbol = self._last_table, self._last_symbol
+        channel, book = self._last_channel, self._last_book
+        ts_text, ts_ms = self._ts_text, self._ts_ms
+        accepted = 0  # book deltas of ``table`` accepted here, not yet in table_counts
+        for payload in payloads:
+            if type(payload) is bytes and payload.startswith(_BOOK_PREFIX):
+                try:
+                    delta = _decode_delta(payload)
+                except _DELTA_ERRORS:
+                    delta = None
+                if delta is not None and len(delta.data) == 1:
+                    row = delta.data[0]
+                    if delta.table != table or row.symbol != symbol:
+                        if accepted:
+                            self._accepted(table, accepted, now)
+                            accepted = 0
+                        table, symbol = delta.table, row.symbol
+                        books = self.books.get(table)
+                        if books is not None and symbol:
+                            channel = self._channel(table, symbol)
+                            book = books.books.get(symbol)
+                            self._last_table, self._last_symbol = table, symbol
+                            self._last_channel, self._last_book = channel, book
+                        else:
+                            book = None  # the general path takes it (and sets the caches)
+                    if book is not None and book.valid:
+                        timestamp = row.timestamp
+                        if not check_ts:
+                            verdict: Verdict | None = check(channel, now, None, None, None)
+                        else:
+                            if timestamp != ts_text:
+                                ts_ms, ts_text = self._timestamp_ms(timestamp), timestamp
+                            # no readable timestamp: the general path refuses it, saying why
+                            verdict = (None if ts_ms is None
+                                       else check(channel, now, ts_ms, wall_ms, hash(payload)))
+                        if verdict is _OK:
+                            accepted += 1
+                            tops = book.top_changes
+                            result = book.apply_one(delta.action, row.side, row.id, row.size,
+                                                    row.price, timestamp, now)
+                            if result is None:  # unusual: the general path of the book decides
+                                result = book.apply(delta.action, _loads(payload)["data"], now)
+                            if result is APPLIED:
+                                if book.top_changes != tops:
+                                    self._top_changed(book, table, symbol, now)
+                            elif result.reason is not None:
+                                self._book_failed(table, symbol, result.reason, now)
+                            continue
+                        if verdict is not None:  # a reordered book delta corrupts the book
+                            self._refuse((_REORDER if verdict is _MINOR_REORDER else verdict
+                                          ).value, table, symbol, [{"symbol": symbol}], now,
+                                         invalidate=verdict is not Verdict.DUPLICATE)
+                            continue
+            if accepted:
+                self._accepted(table, accepted, now)
+                accepted = 0
+            if self._on_message(payload, now, wall_ms):
+                look = True
+            table, symbol = self._last_table, self._last_symbol
             channel, book = self._last_channel, self._last_book
-        else:
-            books = self.books.get(table)
-            if books is None or not symbol:
-                return self._on_message(payload, now, wall_ms)
-            channel = self._channel(table, symbol)
-            book = books.books.get(symbol)
-            self._last_table, self._last_symbol, self._last_channel = table, symbol, channel
-            self._last_book = book
-        if book is None or not book.valid:
-            return self._on_message(payload, now, wall_ms)
-        timestamp = row.timestamp
-        if self._check_ts:
-            ts_ms = self._ts_ms if timestamp == self._ts_text else self._timestamp_ms(timestamp)
-            if ts_ms is None:
-                return self._on_message(payload, now, wall_ms)  # refused there, saying why
-            verdict = self.liveness.check(channel, now, ts_ms, wall_ms, hash(payload))
-            if verdict is not _OK:  # a reordered book delta corrupts the book, even a minor one
-                self._refuse((_REORDER if verdict is _MINOR_REORDER else verdict).value, table,
-                             symbol, [{"symbol": symbol}], now,
-                             invalidate=verdict is not Verdict.DUPLICATE)
-                return self.resync_reason is not None
-        else:
-            self.liveness.check(channel, now, None, None, None)
+            ts_text, ts_ms = self._ts_text, self._ts_ms
+        if accepted:
+            self._accepted(table, accepted, now)
+        return look or self.resync_reason is not None
+
+    def _accepted(self, table: str | None, count: int, now: float) -> None:
+        """``count`` book deltas of ``table`` were accepted (by the read's lane) at ``now``."""
         self.last_data_now = now
-        counts = self.table_counts
-        counts[table] = counts.get(table, 0) + 1
-        tops = book.top_changes
-        action = delta.action
-        result = book.apply_one(action, row.side, row.id, row.size, row.price, timestamp, now)
-        if result is None:  # unusual: the general path of the book decides
-            result = book.apply(action, _loads(payload)["data"], now)
-        if result is APPLIED:
-            if book.top_changes != tops:
-                self._top_changed(book, table, symbol, now)
-        elif result.reason is not None:
-            self._book_failed(table, symbol, result.reason, now)
-        return self.resync_reason is not None
+        if table is not None:
+            counts = self.table_counts
+            counts[table] = counts.get(table, 0) + count
 
     def _on_message(self, payload: bytes, now: float, wall_ms: int) -> bool:
         """Any frame, by the general path."""
@@ -277,8 +267,7 @@ class MdState:
         try:
             msg = decode(payload)
         except MessageError as exc:
-            self.counters.malformed += 1
-            liveness.on_inbound(now)
+            self._on_malformed(now)
             self._refuse(exc.code, exc.table or "", None, None, now)
             return self.resync_reason is not None
         if type(msg) is not TableMessage:
@@ -463,16 +452,6 @@ class MdState:
             self._count_refusal(reason, table, symbol, now)
         self._gap(table, symbol, reason, now)
 
-    def _count_refusal(self, reason: str, table: str, symbol: str | None, now: float) -> None:
-        self.counters.rejected += 1
-        sink = self.sink
-        if sink.on_rejected is not None:
-            sink.on_rejected(reason)
-        if sink.log is not None:
-            sink.log("data.rejected", reason=reason, table=table, symbol=symbol)
-        if sink.push is not None:
-            sink.push(DataRejected(now, reason, table, symbol))
-
     def _refuse(self, reason: str, table: str, symbol: str | None,
                 rows: list[dict[str, Any]] | None, now: float, *, invalidate: bool = True
                 ) -> None:
@@ -490,15 +469,8 @@ class MdState:
                 self._gap(table, sym, f"rejected_{reason}", now)
 
     def _gap(self, table: str, symbol: str, reason: str, now: float) -> None:
-        self.counters.gaps += 1
         self._synced_before.add((table, symbol))
-        if self.resync_reason is None:
-            self.resync_reason = f"{table}:{symbol} {reason}"
-        sink = self.sink
-        if sink.log is not None:
-            sink.log("book.gap", table=table, symbol=symbol, reason=reason)
-        if sink.push is not None:
-            sink.push(BookGap(now, table, symbol, reason))
+        self._report_gap(table, symbol, reason, now)
 
     def _on_book(self, books: BookSet, table: str, msg: TableMessage, now: float) -> None:
         partial = msg.action is _PARTIAL

@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -605,18 +605,20 @@ class MarketDataSession:
 class _Frames:
     """The transport handler of one connection; silent once a newer connection exists.
 
-    ``on_text`` is the hot path: everything it calls is bound once, per connection, and with
-    the system clock the time is read straight from :mod:`time` (the same clocks
-    :class:`~venueguard.io.clock.SystemClock` reads, one call less each per frame), unless the
-    connection was opened on a virtual-time loop, whose clocks the system clock reads.
+    ``on_texts`` (every text frame of one read; ``on_text``: one frame) is the hot path:
+    everything it calls is bound once, per connection, and with the system clock the time is
+    read straight from :mod:`time` (the same clocks :class:`~venueguard.io.clock.SystemClock`
+    reads, one call less each), unless the connection was opened on a virtual-time loop, whose
+    clocks the system clock reads. The frames of one read arrived together: they are fed with
+    one ``now`` and one ``wall_ms``.
     """
 
-    __slots__ = ("_monotonic", "_on_frame", "_serial", "_session", "_wake", "_wall_ms")
+    __slots__ = ("_monotonic", "_on_frames", "_serial", "_session", "_wake", "_wall_ms")
 
     def __init__(self, session: MarketDataSession, serial: int) -> None:
         self._session = session
         self._serial = serial
-        self._on_frame = session.state.on_frame
+        self._on_frames = session.state.on_frames
         clock = session.clock
         system = type(clock) is SystemClock and not virtual_time()
         self._monotonic = time.monotonic if system else clock.monotonic
@@ -624,12 +626,15 @@ class _Frames:
         self._wake = session._wake.set
 
     def on_text(self, payload: bytes) -> None:
+        self.on_texts((payload,))
+
+    def on_texts(self, payloads: Sequence[bytes]) -> None:
         session = self._session
         if self._serial != session._serial:
             return
         wall_ms = self._wall_ms
-        if self._on_frame(payload, self._monotonic(),
-                          _time_ns() // 1_000_000 if wall_ms is None else wall_ms()):
+        if self._on_frames(payloads, self._monotonic(),
+                           _time_ns() // 1_000_000 if wall_ms is None else wall_ms()):
             self._wake()  # a control frame or a resync needs the watchdog
         on_data = session.on_data
         if on_data is not None:

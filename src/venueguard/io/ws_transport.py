@@ -4,7 +4,8 @@ The market-data session is written against two small protocols, so the library u
 choice (see docs/performance.md for the measurement behind the default):
 
 * :func:`connect_picows` (the session's default): picows calls :meth:`WsHandler.on_text`
-  straight from the socket's ``data_received``, with no per-message task switch or queue;
+  straight from the socket's ``data_received``, with no per-message task switch or queue (or,
+  for a handler that takes them, ``on_texts`` once per read with all its text frames);
 * :func:`connect_aiohttp`: aiohttp's client, read by one task (no extra compiled dependency
   path; about 25% more CPU per message through the pipeline, and on loopback its read flow
   control was seen to leave a fast stream waiting for tens of milliseconds at a time).
@@ -21,6 +22,7 @@ maps it to its own errors. No library exception escapes a connector.
 Public API::
 
     class WsHandler(Protocol): on_text(payload: bytes); on_pong_frame(); on_closed()
+                               (optional: on_texts(payloads: list[bytes]), a read's texts)
     class WsConnection(Protocol): send_text(data); send_ping(); abort(); async wait_closed()
     WsConnector = Callable[[str, WsHandler, Mapping[str, str], float], Awaitable[WsConnection]]
     async connect_picows(url, handler, headers, timeout_s) -> WsConnection
@@ -54,7 +56,11 @@ _MAX_FRAME_BYTES = 16 * 1024 * 1024
 
 
 class WsHandler(Protocol):
-    """Receives a connection's frames, in order, synchronously."""
+    """Receives a connection's frames, in order, synchronously.
+
+    A handler may also have ``on_texts(payloads: list[bytes])``: :func:`connect_picows` then
+    hands it the text frames of each read together, in order, instead of one ``on_text`` each.
+    """
 
     def on_text(self, payload: bytes) -> None: ...
 
@@ -124,10 +130,12 @@ async def connect_picows(url: str, handler: WsHandler, headers: Mapping[str, str
     from picows import WSListener, WSMsgType, ws_connect
     from picows.common import WSError, WSHandshakeError
 
-    text, pong, close = WSMsgType.TEXT, WSMsgType.PONG, WSMsgType.CLOSE
+    text, pong, close, ping = WSMsgType.TEXT, WSMsgType.PONG, WSMsgType.CLOSE, WSMsgType.PING
     # on a virtual-time loop the connection must go through the loop's own (in-memory)
     # create_connection, not picows' socket fast path
     loop_only: dict[str, Any] = {"use_aiofastnet": False} if virtual_time() else {}
+
+    on_texts: Callable[[list[bytes]], None] | None = getattr(handler, "on_texts", None)
 
     class _Listener(WSListener):
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
@@ -142,11 +150,49 @@ async def connect_picows(url: str, handler: WsHandler, headers: Mapping[str, str
         def on_ws_disconnected(self, transport: Any) -> None:
             handler.on_closed()
 
+    listener: type[Any] = _Listener
+    if on_texts is not None:
+        deliver: Callable[[list[bytes]], None] = on_texts
+
+        class _ReadListener(_Listener):
+            """Hands the text frames of one read over together (picows marks the last frame of
+            each read), in order: a frame of another kind first hands over the texts before it.
+            Pings are answered here, not by picows, whose answer would skip this listener and
+            so leave the texts before a ping that ends a read waiting for the next read."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.texts: list[bytes] = []
+
+            def on_ws_frame(self, transport: Any, frame: Any) -> None:
+                texts = self.texts
+                if frame.msg_type is text:
+                    texts.append(frame.get_payload_as_bytes())
+                    if frame.last_in_buffer:
+                        self.texts = []
+                        deliver(texts)
+                    return
+                if texts:
+                    self.texts = []
+                    deliver(texts)
+                if frame.msg_type is ping:
+                    transport.send_pong(frame.get_payload_as_bytes())
+                else:
+                    super().on_ws_frame(transport, frame)
+
+            def on_ws_disconnected(self, transport: Any) -> None:
+                if self.texts:
+                    texts, self.texts = self.texts, []
+                    deliver(texts)
+                handler.on_closed()
+
+        listener = _ReadListener
+
     try:
         async with asyncio.timeout(timeout_s):
             transport, _ = await ws_connect(
-                _Listener, url, websocket_handshake_timeout=timeout_s,
-                enable_auto_pong=True, max_frame_size=_MAX_FRAME_BYTES,
+                listener, url, websocket_handshake_timeout=timeout_s,
+                enable_auto_pong=on_texts is None, max_frame_size=_MAX_FRAME_BYTES,
                 extra_headers=dict(headers) or None, max_redirects=0, **loop_only,
             )
     except WSHandshakeError as exc:
