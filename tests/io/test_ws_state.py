@@ -219,6 +219,26 @@ def test_a_partial_older_than_the_bound_is_not_a_fresh_image(shift_ms: int, reas
     assert state.resync_reason is not None and "partial" in state.resync_reason
 
 
+@pytest.mark.parametrize("table", ["order", "execution", "trade"])
+def test_an_old_row_in_another_tables_partial_is_not_a_stale_image(table: str) -> None:
+    """An order resting for an hour is in the order table's image after a reconnect with the
+    time it last changed; the image is accepted and delivered (a future row is still refused)."""
+    state, rec = make()
+    old = frame(table, "partial", [{"symbol": "XBTUSD", "orderID": "a", "price": 100.0,
+                                    "size": 1, "side": "Buy",
+                                    "timestamp": format_ms(WALL_MS - 3_600_000)}],
+                filter={"symbol": "XBTUSD"})
+    state.on_frame(old, 1.1, WALL_MS)
+    assert rec.rejected == []
+    assert [e.table for e in rec.events if isinstance(e, ev.TableData)] == [table]
+    ahead = frame(table, "partial", [{"symbol": "XBTUSD", "orderID": "b", "price": 100.0,
+                                      "size": 1, "side": "Buy",
+                                      "timestamp": format_ms(WALL_MS + 60_000)}],
+                  filter={"symbol": "XBTUSD"})
+    state.on_frame(ahead, 1.2, WALL_MS)
+    assert rec.rejected == ["future"]
+
+
 def test_data_before_the_ack_counts_for_the_topic_being_subscribed() -> None:
     """Regression: a partial that beats its ack must refresh the subscribed (symbol-less) topic,
     not create a channel nobody watches while the subscribed one looks silent."""

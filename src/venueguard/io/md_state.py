@@ -368,9 +368,11 @@ class MdState(MdStateBase):
 
     def _partial_problem(self, table: str, rows: list[dict[str, Any]], wall_ms: int
                          ) -> str | None:
-        """A partial is checked by its newest row: an image older than the staleness bound (or
-        from the future) is not a fresh image, whatever its levels say. Every row of a table
-        that carries timestamps must carry a readable one."""
+        """A partial is checked by its newest row: a book's image older than the staleness bound
+        (or any image from the future) is not a fresh image, whatever its levels say. Other
+        tables' rows carry when each row last changed (an order resting for an hour, the last
+        trades of a quiet symbol), so their age says nothing of the image's. Every row of a
+        table that carries timestamps must carry a readable one."""
         newest: int | None = None
         timed = table not in self._untimed
         for row in rows:
@@ -386,7 +388,7 @@ class MdState(MdStateBase):
         live = self.config.liveness
         if newest - wall_ms > live.future_tolerance_ms:
             return Verdict.FUTURE.value
-        if wall_ms - newest > live.max_ts_age_ms:
+        if wall_ms - newest > live.max_ts_age_ms and table in self.books:
             return Verdict.STALE.value
         return None
 
