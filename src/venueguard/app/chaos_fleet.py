@@ -61,20 +61,19 @@ from venueguard.app.chaos_seed import (
     _scratch_dir,
     _trace,
     _trade,
+    seed_md_session,
+    seed_rest_config,
 )
-from venueguard.core.backoff import BackoffConfig
 from venueguard.core.shared_reads import ShareConfig
 from venueguard.fleet.backend import MemoryBackend
 from venueguard.fleet.fleet import Fleet, FleetConfig
-from venueguard.io.clock import monotonic, wall_ns
+from venueguard.io.clock import monotonic
 from venueguard.io.fleet_link import Role
-from venueguard.io.http_session import RestConfig, RestSession
+from venueguard.io.http_session import RestSession
 from venueguard.io.journal import Journal
 from venueguard.io.order_manager import OrderManagerConfig
 from venueguard.io.orders_runtime import OrdersRuntime, RuntimeConfig
-from venueguard.io.rest_transport import Timeouts
-from venueguard.io.ws_session import MarketDataSession, MdConfig
-from venueguard.io.ws_transport import WsConnection, WsHandler, connect_picows
+from venueguard.io.ws_session import MarketDataSession
 from venueguard.sim.resolver import SimResolver
 from venueguard.sim.testing import SimHandle, running_sim
 from venueguard.telemetry.events import EventLog
@@ -148,33 +147,13 @@ def _member(i: int, sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, scratch: P
                               lease_ttl_s=_LEASE_TTL_S, status_s=0.25),
                   api_key=sim.api_key, events=events, backend=backend, member=name)
     resolver = SimResolver(sim.base_url)
-    port = sim.base_url.rsplit(":", 1)[1]
-    rest_config = RestConfig(
-        base_url=f"http://sim.venueguard.test:{port}/api/v1", api_key=sim.api_key,
-        api_secret=sim.api_secret, timeouts=Timeouts(connect_s=0.5, sock_read_s=0.3,
-                                                     total_s=1.5),
-        backoff=BackoffConfig(base_s=0.05, cap_s=0.5, reset_after_s=0.0), budget=cfg.budget,
-        max_attempts=cfg.max_attempts, rules=rules,
-        keepalive="dns_failure" not in plan.kinds())
+    rest_config = seed_rest_config(sim, plan, cfg, rules)
     rest_class = (_ResendsUnderNewClOrdId if cfg.client_bug == "resend-new-clordid"
                   else RestSession)
     # the fleet's shared buckets, bans and retry budget
     rest = rest_class(rest_config, events=events, resolver=resolver,
                       rng=random.Random(f"{seed}/{name}"), fleet=fleet)
-    probe = _Probe(cfg.liveness.max_ts_age_ms, lambda: wall_ns() // 1_000_000)
-
-    async def connector(url: str, handler: WsHandler, headers: Mapping[str, str],
-                        timeout_s: float) -> WsConnection:
-        return await connect_picows(url, probe.wrap(handler), headers, timeout_s)
-
-    md = MarketDataSession(MdConfig(
-        url=sim.ws_url, topics=(f"orderBookL2:{SYMBOL}", "order", "execution", "position"),
-        api_key=sim.api_key, api_secret=sim.api_secret, liveness=cfg.liveness,
-        backoff=BackoffConfig(base_s=0.05, cap_s=0.5, reset_after_s=2.0),
-        connect_timeout_s=1.0, subscribe_timeout_s=1.0, max_opens_per_hour=1_000_000,
-        rules=rules), events=events, connector=connector,
-        rng=random.Random(f"{seed}/{name}/md"))
-    probe.stream = md.events()
+    probe, md = seed_md_session(sim, cfg, rules, events, random.Random(f"{seed}/{name}/md"))
     (scratch / name).mkdir()
     journal = Journal.open(scratch / name / "journal.db")
     # one account, several bots: each keeps to its own prefix; the account's position is the

@@ -296,21 +296,25 @@ def _trace(plan: SeedPlan, cfg: ChaosConfig, events: str, result: SeedResult) ->
             + orjson.dumps(tail).decode() + "\n")
 
 
-async def _run_stack(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: SeedResult,
-                     scratch: Path, rest_factory: RestFactory, started: float,
-                     log: io.StringIO) -> None:
-    seed, rules = plan.seed, _rules()
-    events = EventLog(log, keep=200)
-    resolver = SimResolver(sim.base_url)
+
+def seed_rest_config(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig,
+                     rules: RuleSet) -> RestConfig:
+    """A seed's REST session settings: the simulator's key, short timeouts, the seed's budget."""
     port = sim.base_url.rsplit(":", 1)[1]
-    rest = rest_factory(RestConfig(
+    return RestConfig(
         base_url=f"http://sim.venueguard.test:{port}/api/v1", api_key=sim.api_key,
         api_secret=sim.api_secret, timeouts=Timeouts(connect_s=0.5, sock_read_s=0.3,
                                                      total_s=1.5),
         backoff=BackoffConfig(base_s=0.05, cap_s=0.5, reset_after_s=0.0), budget=cfg.budget,
         max_attempts=cfg.max_attempts, rules=rules,
         # name lookups happen on new connections only: open one per request so dns_failure bites
-        keepalive="dns_failure" not in plan.kinds()), events, resolver, random.Random(seed))
+        keepalive="dns_failure" not in plan.kinds())
+
+
+def seed_md_session(sim: SimHandle, cfg: ChaosConfig, rules: RuleSet, events: EventLog,
+                    rng: random.Random) -> tuple[_Probe, MarketDataSession]:
+    """A seed's market-data session (the book and the private tables) and the probe that
+    checks what it hands its consumer."""
     probe = _Probe(cfg.liveness.max_ts_age_ms, lambda: wall_ns() // 1_000_000)
 
     async def connector(url: str, handler: WsHandler, headers: Mapping[str, str],
@@ -322,8 +326,20 @@ async def _run_stack(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: S
         api_key=sim.api_key, api_secret=sim.api_secret, liveness=cfg.liveness,
         backoff=BackoffConfig(base_s=0.05, cap_s=0.5, reset_after_s=2.0),
         connect_timeout_s=1.0, subscribe_timeout_s=1.0, max_opens_per_hour=1_000_000,
-        rules=rules), events=events, connector=connector, rng=random.Random(seed + 1))
+        rules=rules), events=events, connector=connector, rng=rng)
     probe.stream = md.events()
+    return probe, md
+
+
+async def _run_stack(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: SeedResult,
+                     scratch: Path, rest_factory: RestFactory, started: float,
+                     log: io.StringIO) -> None:
+    seed, rules = plan.seed, _rules()
+    events = EventLog(log, keep=200)
+    resolver = SimResolver(sim.base_url)
+    rest = rest_factory(seed_rest_config(sim, plan, cfg, rules), events, resolver,
+                        random.Random(seed))
+    probe, md = seed_md_session(sim, cfg, rules, events, random.Random(seed + 1))
     journal = Journal.open(scratch / "journal.db")
     runtime = OrdersRuntime(BitmexAdapter(rest), journal, symbols=(SYMBOL,), md=md,
                             events=events, rng=random.Random(seed + 2), config=RuntimeConfig(
