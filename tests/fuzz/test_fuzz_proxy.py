@@ -9,7 +9,6 @@ headers it forwards, and keeps serving. Any bytes on its socket never get a 5xx 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -17,7 +16,7 @@ import pytest
 from fuzzcfg import FUZZ
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fuzz_sim import exchange, requests
+from test_fuzz_sim import exchange, raw_exchange, requests
 
 from venueguard.proxy.testing import ProxyHandle, running_proxy
 from venueguard.sim.testing import running_sim
@@ -57,13 +56,6 @@ async def test_any_request_gets_no_5xx_of_the_proxys_own(
 @given(st.binary(min_size=1, max_size=300))
 async def test_any_bytes_on_the_proxys_socket_never_give_a_5xx(fuzz_proxy: ProxyHandle,
                                                               data: bytes) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", fuzz_proxy.server.port)
-    try:
-        writer.write(data + b"\r\n\r\n")
-        await writer.drain()
-        writer.write_eof()
-        answer = await asyncio.wait_for(reader.read(), 10.0)
-    finally:
-        writer.close()
+    answer = await raw_exchange(fuzz_proxy.server.port, data)
     if answer:
         assert not answer.startswith(b"HTTP/1.1 5"), answer[:200]

@@ -92,6 +92,18 @@ async def exchange(port: int, method: str, path: str, headers: dict[str, bytes],
     return int(status_line.split()[1]), payload
 
 
+async def raw_exchange(port: int, data: bytes) -> bytes:
+    """Write ``data`` (then an empty line and EOF) to a fresh connection; the whole answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data + b"\r\n\r\n")
+        await writer.drain()
+        writer.write_eof()
+        return await asyncio.wait_for(reader.read(), 10.0)
+    finally:
+        writer.close()
+
+
 @pytest.fixture
 async def fuzz_sim() -> AsyncIterator[SimHandle]:
     async with running_sim(scenario="calm", rest_per_min=10**6, rest_unauth_per_min=10**6,
@@ -122,13 +134,6 @@ async def test_any_request_is_answered_below_500_in_the_venue_shape(
 @given(st.binary(min_size=1, max_size=300))
 async def test_any_bytes_on_the_socket_never_give_a_500(fuzz_sim: SimHandle,
                                                         data: bytes) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", fuzz_sim.server.port)
-    try:
-        writer.write(data + b"\r\n\r\n")
-        await writer.drain()
-        writer.write_eof()
-        answer = await asyncio.wait_for(reader.read(), 10.0)
-    finally:
-        writer.close()
+    answer = await raw_exchange(fuzz_sim.server.port, data)
     if answer:
         assert not answer.startswith(b"HTTP/1.1 5"), answer[:200]
