@@ -61,6 +61,7 @@ from venueguard.app.chaos_seed import (
     _scratch_dir,
     _trace,
     _trade,
+    converge_by,
     seed_md_session,
     seed_rest_config,
 )
@@ -286,19 +287,14 @@ def _fleet_found(truth: Mapping[str, Any], members: list[_Member]) -> list[check
 
 async def _converge(sim: SimHandle, members: list[_Member], cfg: ChaosConfig,
                     result: SeedResult) -> None:
-    deadline = monotonic() + cfg.grace_s
-    while True:
-        found = _fleet_found(await sim.truth(), members)
-        if not found:
-            return
-        if monotonic() >= deadline:
-            result.violations.extend(
-                checks.Violation(v.invariant, f"{v.message} after {cfg.grace_s:g} s grace")
-                for v in found)
-            return
+    async def differences() -> list[checks.Violation]:
+        return _fleet_found(await sim.truth(), members)
+
+    def wake() -> None:
         for m in members:
             m.runtime.manager.wake()
-        await asyncio.sleep(0.1)
+
+    await converge_by(differences, wake, cfg, result)
 
 
 def _final_checks(truth: Mapping[str, Any], members: list[_Member], cfg: ChaosConfig,

@@ -31,7 +31,7 @@ import random
 import shutil
 import tempfile
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -490,14 +490,24 @@ async def converge(sim: Any, manager: OrderManager, cfg: ChaosConfig, result: Se
 
     ``symbol`` is the order runtime's name of the instrument, ``venue_symbol`` the simulator's;
     the simulator counts ``per_unit`` contracts per unit of the runtime's quantity."""
-    deadline = monotonic() + cfg.grace_s
-    while True:
+    async def differences() -> list[checks.Violation]:
         truth = await sim.truth()
         local = [checks.LocalOrder(o.cl_ord_id, o.order_id, o.state.value)
                  for o in manager.table.orders.values() if o.symbol == symbol]
         position = round(manager.position(symbol) * per_unit, 6)
-        found = (checks.check_converged(truth, venue_symbol, local)
-                 + checks.check_position(truth, venue_symbol, position))
+        return (checks.check_converged(truth, venue_symbol, local)
+                + checks.check_position(truth, venue_symbol, position))
+
+    await converge_by(differences, manager.wake, cfg, result)
+
+
+async def converge_by(differences: Callable[[], Awaitable[list[checks.Violation]]],
+                      wake: Callable[[], None], cfg: ChaosConfig, result: SeedResult) -> None:
+    """Poll ``differences`` every 0.1 s, waking the runtime(s) between polls, until it finds
+    none; what it still finds after the grace period becomes the seed's violations."""
+    deadline = monotonic() + cfg.grace_s
+    while True:
+        found = await differences()
         if not found:
             return
         if monotonic() >= deadline:
@@ -505,7 +515,7 @@ async def converge(sim: Any, manager: OrderManager, cfg: ChaosConfig, result: Se
                 checks.Violation(v.invariant, f"{v.message} after {cfg.grace_s:g} s grace")
                 for v in found)
             return
-        manager.wake()
+        wake()
         await asyncio.sleep(0.1)
 
 
