@@ -29,6 +29,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from venueguard.proxy.upstream import UpstreamClosed, UpstreamUnreachable
+from venueguard.sim.control import fires, hold_unanswered
 
 if TYPE_CHECKING:
     from venueguard.proxy.server import ProxyServer
@@ -157,19 +158,10 @@ async def _exchange(proxy: ProxyServer, request: web.Request,
 async def _after_accept(proxy: ProxyServer, request: web.Request,
                         answer: web.Response) -> web.StreamResponse:
     dialect = proxy.dialect
-    fault = proxy.active_fault("timeout_after_accept")
-    if fault is not None and fault.roll():
-        proxy.fault_hits["timeout_after_accept"] += 1
+    fault = fires(proxy, "timeout_after_accept")
+    if fault is not None:
         replaced = dialect.timeout_answer()
-        if replaced is not None:
-            return replaced
-        # hold until the client gives up (the handler is cancelled when it disconnects)
-        await asyncio.sleep(float(fault.params["hold_s"]))
-        if request.transport is not None:
-            request.transport.abort()
-        return web.Response(status=504)  # never delivered: the transport is gone
-    fault = proxy.active_fault("bad_gateway_after_accept")
-    if fault is not None and fault.roll():
-        proxy.fault_hits["bad_gateway_after_accept"] += 1
+        return replaced if replaced is not None else await hold_unanswered(request, fault)
+    if fires(proxy, "bad_gateway_after_accept") is not None:
         return dialect.bad_gateway()
     return answer

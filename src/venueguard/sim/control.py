@@ -18,6 +18,8 @@ supports and ``POST`` refuses any other kind with a 400.
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
@@ -60,6 +62,32 @@ class FaultHost(Protocol):
 
     @property
     def config(self) -> SeededConfig: ...
+
+
+class FiringHost(Protocol):
+    """A server that applies faults to the requests it answers (the simulator, the proxy)."""
+
+    fault_hits: Counter[str]
+
+    def active_fault(self, kind: str) -> Fault | None: ...
+
+
+def fires(host: FiringHost, kind: str) -> Fault | None:
+    """The active fault of ``kind`` when it fires for this request (and is counted), else None."""
+    fault = host.active_fault(kind)
+    if fault is None or not fault.roll():
+        return None
+    host.fault_hits[kind] += 1
+    return fault
+
+
+async def hold_unanswered(request: web.Request, fault: Fault) -> web.StreamResponse:
+    """``timeout_after_accept``: hold the answer until the client gives up (the handler is
+    cancelled when it disconnects), then drop the connection without one."""
+    await asyncio.sleep(float(fault.params["hold_s"]))
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=504)  # never delivered: the transport is gone
 
 
 class SeededConfig(Protocol):

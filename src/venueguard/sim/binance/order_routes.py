@@ -30,6 +30,7 @@ from venueguard.sim.binance.http import EXTRA_HEADERS, Call, endpoint
 from venueguard.sim.binance.market_routes import symbol_of
 from venueguard.sim.binance.rows import order_row, trade_row
 from venueguard.sim.binance.symbols import BinanceSymbol
+from venueguard.sim.control import fires
 from venueguard.sim.effects import fill_resting
 from venueguard.sim.model import SimError
 from venueguard.venues.bitmex import errors as bitmex_errors
@@ -205,13 +206,9 @@ def _unknown_503(call: Call) -> BinanceError:
 
 def _after_accept(call: Call) -> web.StreamResponse | None:
     server = call.venue.server
-    fault = server.active_fault("timeout_after_accept")
-    if fault is not None and fault.roll():
-        server.fault_hits["timeout_after_accept"] += 1
+    if fires(server, "timeout_after_accept") is not None:
         raise BinanceError(408, -1007, errors.TIMEOUT_TEXT)
-    fault = server.active_fault("bad_gateway_after_accept")
-    if fault is not None and fault.roll():
-        server.fault_hits["bad_gateway_after_accept"] += 1
+    if fires(server, "bad_gateway_after_accept") is not None:
         return web.Response(status=502, text=BAD_GATEWAY_HTML, content_type="text/html")
     return None
 

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -19,7 +18,7 @@ from aiohttp import web
 from venueguard.sim.bitmex import params as p
 from venueguard.sim.bitmex.complete import complete, complete_rows
 from venueguard.sim.bitmex.rest import PARAMS_KEY
-from venueguard.sim.control import SERVER_KEY
+from venueguard.sim.control import SERVER_KEY, fires, hold_unanswered
 from venueguard.sim.effects import fill_resting
 from venueguard.sim.httpserver import json_response
 from venueguard.sim.model import SimError
@@ -75,17 +74,10 @@ def _shed(server: SimServer, symbol: object) -> None:
 async def _after_accept(server: SimServer, request: web.Request,
                         result: object) -> web.StreamResponse:
     """The response to an accepted write, unless an after-accept fault swallows it."""
-    fault = server.active_fault("timeout_after_accept")
-    if fault is not None and fault.roll():
-        server.fault_hits["timeout_after_accept"] += 1
-        # hold until the client gives up (the handler is cancelled when it disconnects)
-        await asyncio.sleep(float(fault.params["hold_s"]))
-        if request.transport is not None:
-            request.transport.abort()
-        return web.Response(status=504)  # never delivered: the transport is gone
-    fault = server.active_fault("bad_gateway_after_accept")
-    if fault is not None and fault.roll():
-        server.fault_hits["bad_gateway_after_accept"] += 1
+    fault = fires(server, "timeout_after_accept")
+    if fault is not None:
+        return await hold_unanswered(request, fault)
+    if fires(server, "bad_gateway_after_accept") is not None:
         return web.Response(status=502, text=errors.BAD_GATEWAY_HTML, content_type="text/html")
     return json_response(result)
 
