@@ -196,6 +196,41 @@ async def test_webhook_queue_is_bounded_and_drops_oldest(hook: Hook) -> None:
     assert len(messages) <= 4
 
 
+def test_drain_gives_up_on_the_loops_clock_so_virtual_time_ends_it() -> None:
+    """A hook that never answers: drain's deadline is read on the running loop's clock, so on
+    the virtual clock it ends at 5 virtual seconds (it once read the process clock and spun
+    until 5 real seconds had passed)."""
+    import time
+
+    from venueguard.io.vloop import run_virtual
+
+    async def scenario() -> tuple[bool, float]:
+        async def never(request: web.Request) -> web.Response:
+            await asyncio.sleep(3600)
+            return web.Response()
+
+        app = web.Application()
+        app.router.add_post("/hook", never)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 8080).start()
+        sink = WebhookSink("http://127.0.0.1:8080/hook", timeout_s=60.0)
+        sink.send(Alert(Tier.INFO, "held", "k", 0.0))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        drained = await sink.drain(5.0)
+        waited = loop.time() - started
+        await sink.aclose(drain_timeout_s=0.1)
+        await runner.cleanup()
+        return drained, waited
+
+    real_started = time.monotonic()
+    drained, waited = run_virtual(scenario())
+    assert not drained
+    assert 5.0 <= waited < 5.1
+    assert time.monotonic() - real_started < 4.0  # generous: virtual seconds cost no real ones
+
+
 def test_webhook_without_an_event_loop_drops_and_counts() -> None:
     sink = WebhookSink("http://127.0.0.1:9/x")
     sink.send(Alert(Tier.INFO, "x", "k", 0.0))

@@ -163,9 +163,10 @@ class WebhookSink:
 
     async def drain(self, timeout_s: float = 5.0) -> bool:
         """Wait until the queue is empty and no POST is in flight; False on timeout."""
-        deadline = time.monotonic() + timeout_s
+        loop = asyncio.get_running_loop()  # its clock: a virtual loop's time moves on its own
+        deadline = loop.time() + timeout_s
         while self._queue or self._in_flight:
-            if time.monotonic() >= deadline or self._task is None or self._task.done():
+            if loop.time() >= deadline or self._task is None or self._task.done():
                 return False
             await asyncio.sleep(0.01)
         return True
