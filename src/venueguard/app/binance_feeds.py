@@ -13,7 +13,6 @@ binance-usdm``).
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -77,12 +76,12 @@ class BinanceProbe:
 
     async def probe_once(self) -> None:
         assert self._http is not None
-        started = time.perf_counter()
+        started = self.clock.monotonic()
         latency: float | None = None
         try:
             async with self._http.get(f"{self.rest_url}/fapi/v1/time") as resp:
                 body = await resp.read()
-                latency = time.perf_counter() - started
+                latency = self.clock.monotonic() - started
                 outcome = Outcome(status=resp.status, headers=resp.headers, body=body,
                                   sent=True, wall_ms=self.clock.wall_ms())
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
