@@ -22,6 +22,11 @@ def test_the_probes_latency_is_read_on_its_clock() -> None:
     async def scenario() -> None:
         answered = asyncio.Event()
 
+        def on_request(endpoint: str, status: int | None, latency: float | None,
+                       wall_s: float) -> None:
+            seen.append((endpoint, status, latency))
+            answered.set()
+
         async def server_time(request: web.Request) -> web.Response:
             await asyncio.sleep(0.25)
             return web.json_response({"serverTime": 1})
@@ -33,8 +38,7 @@ def test_the_probes_latency_is_read_on_its_clock() -> None:
         await web.TCPSite(runner, "127.0.0.1", 8080).start()
         ctx: Any = SimpleNamespace(
             metrics=Metrics(),
-            on_request=lambda endpoint, status, latency, wall_s: (
-                seen.append((endpoint, status, latency)), answered.set()))
+            on_request=on_request)
         probe = BinanceProbe("http://127.0.0.1:8080", 5.0, SYSTEM_CLOCK, ctx)
         task = asyncio.create_task(probe.run())
         await answered.wait()
