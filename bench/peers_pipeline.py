@@ -17,6 +17,9 @@ first message to its last:
   feeding its ``OrderBook`` (L2) through the Python callback, as a nautilus data client does
   (skipped, saying so, without the ``nautilus`` extra);
 * a plain baseline: ``websockets`` + ``orjson`` + a dict book keyed by id;
+* the floor: venueguard's picows transport and typed decoder with a dict book and no check at
+  all (how far any pipeline on this transport and decoder can go; the gap to venueguard's row
+  is what its checks and validated book cost);
 * the decode-only ceiling: ``orjson.loads`` over the same frames in memory (no socket), per
   CPU-second (its wall rate is printed too, but on a shared machine it falls with the load of
   other processes).
@@ -305,6 +308,56 @@ async def run_plain(base_url: str, total: int, stall_s: float) -> Timing:
     return timing
 
 
+async def run_floor(base_url: str, total: int, stall_s: float) -> Timing:
+    """The transport and typed decoding alone, no check and no book logic: venueguard's picows
+    transport handing each read's frames to a loop that decodes every delta into its structs
+    (the decoder the session's hot path uses) and sets sizes in a dict keyed by (side, id).
+    What every check and the validated book cost is the gap between this row and the
+    session's."""
+    from venueguard.io.ws_transport import connect_picows
+    from venueguard.venues.bitmex.messages import DELTA_ERRORS, book_delta_decoder
+
+    decode = book_delta_decoder.decode
+    book: dict[tuple[str, int], int | None] = {}
+
+    class Floor:
+        frames = 0
+
+        def on_text(self, payload: bytes) -> None:
+            self.on_texts([payload])
+
+        def on_texts(self, payloads: list[bytes]) -> None:
+            self.frames += len(payloads)
+            for payload in payloads:
+                try:
+                    delta = decode(payload)
+                except DELTA_ERRORS:
+                    continue  # welcome, ack, partial
+                if delta.action == "delete":
+                    for row in delta.data:
+                        book.pop((row.side, row.id), None)
+                else:
+                    for row in delta.data:
+                        book[(row.side, row.id)] = row.size
+
+        def on_pong_frame(self) -> None:
+            return None
+
+        def on_closed(self) -> None:
+            return None
+
+    handler = Floor()
+    timing = Timing()
+    conn = await connect_picows(ws_url(base_url), handler, {}, 10.0)
+    try:
+        conn.send_text(orjson.dumps({"op": "subscribe", "args": [TOPIC]}))
+        await _follow(lambda: handler.frames, timing, total + 2, stall_s)
+    finally:
+        conn.abort()
+    timing.count -= 2  # welcome and subscribe ack, as for venueguard
+    return timing
+
+
 def decode_ceiling(path: Path, rounds: int) -> tuple[float, float]:
     """``orjson.loads`` over the recorded frames: best (msgs/s wall, msgs per CPU-second).
 
@@ -344,6 +397,7 @@ async def main_async(args: argparse.Namespace) -> None:
         async with simulator("--replay", str(path), "--replay-speed", "0") as base:
             vg = await best_of(args.rounds, lambda: run_venueguard(base, total, args.stall_s))
             plain = await best_of(args.rounds, lambda: run_plain(base, total, args.stall_s))
+            floor = await best_of(args.rounds, lambda: run_floor(base, total, args.stall_s))
             rows_total = sum(len(orjson.loads(line)["data"])
                              for line in path.read_bytes().splitlines())
             nautilus = (await best_of(args.rounds, lambda: run_nautilus(
@@ -357,6 +411,7 @@ async def main_async(args: argparse.Namespace) -> None:
         ceiling_wall, ceiling = decode_ceiling(path, args.rounds)
     vg_wall, vg_cpu = vg.rates()
     rows = [("venueguard MarketDataSession", vg),
+            ("floor: picows + msgspec structs + dict", floor),
             ("websockets + orjson + dict book", plain),
             ("ccxt 4.5.78 (accounting corrected)", fixed)]
     if nautilus is not None:
@@ -378,7 +433,8 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"venueguard vs ccxt (corrected): {vg_wall / max(1.0, fixed.rates()[0]):.2f}x "
           f"wall, {vg_cpu / max(1.0, fixed.rates()[1]):.2f}x per CPU-second; "
           f"vs plain websockets: {vg_wall / max(1.0, plain.rates()[0]):.2f}x wall")
-    print(f"venueguard per CPU-second / decode-only ceiling: {vg_cpu / ceiling:.2f}")
+    print(f"venueguard per CPU-second / decode-only ceiling: {vg_cpu / ceiling:.2f} "
+          f"(the floor row, no checks: {floor.rates()[1] / ceiling:.2f})")
     if args.binance_symbols > 0:
         await binance_column(args)
 
