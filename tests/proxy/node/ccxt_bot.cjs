@@ -73,6 +73,9 @@ async function bookUnderFault(symbol, kind, params) {
     return seen;
   } finally {
     await control("DELETE");
+    // what the book showed is settled: drop the sockets rather than wait for a close
+    // handshake that a half-open connection never answers (ccxt would wait 30 s)
+    for (const client of Object.values(exchange.clients)) client.connection?.terminate?.();
     await exchange.close();
   }
 }
