@@ -5,11 +5,12 @@
   ``startTime`` is after ``endTime``). ``startTime`` alone covers the 7 days from it, ``endTime``
   alone the 7 days up to it.
 - A window with a start answers its first ``limit`` rows: a client pages forward by asking again
-  from the newest time (or id) it was given. Without a start (``endTime`` alone, or nothing) the
-  answer is the newest ``limit`` rows, and with no parameter at all the window is the last 7
-  days.
+  from the newest time (or id) it was given. Without a start the answer is the newest ``limit``
+  rows (for ``endTime`` alone Binance does not say which end it answers: this is the
+  simulator's reading), and with no parameter at all the window is the last 7 days.
 - An id to page from (``fromId`` for trades, ``orderId`` for orders) answers the first ``limit``
   rows from that id on; it has no 7-day default.
+
 Rows come back oldest first, as the venue sends them.
 """
 
