@@ -1,17 +1,22 @@
 """ccxt 4.5.78's ``binanceusdm`` (REST and ccxt.pro) against the Binance dialect, only its URLs
-changed (and the two spot-only lookups ccxt makes at load time switched off).
+changed (and the two spot-only lookups ccxt makes at load time switched off), and the ccxt
+adapter paging through its fills.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 import pytest
 
+from venueguard.sim.binance.limits import Limits
 from venueguard.sim.binance.testing import BinanceHandle, point_ccxt, running_binance_sim
+from venueguard.venues.ccxt.adapter import CcxtAdapter
+from venueguard.venues.ccxt.classify import venue_facts
 
 pytestmark = pytest.mark.system
 
@@ -107,5 +112,52 @@ async def test_pro_order_book_trades_and_orders(sim: BinanceHandle) -> None:
         placed = await exchange.create_order(SYMBOL, "limit", "buy", 0.01, low)
         seen = await asyncio.wait_for(task, 10)
         assert [o["id"] for o in seen] == [placed["id"]] and seen[0]["status"] == "open"
+    finally:
+        await exchange.close()
+
+
+class _Direct:
+    """The adapter's request pipeline reduced to the call itself."""
+
+    async def call(self, endpoint: str, fn: Callable[[], Awaitable[Any]], *, idempotent: bool,
+                   cl_ord_id: str | None = None) -> Any:
+        return await fn()
+
+
+async def test_fills_since_pages_through_more_than_a_page_each_fill_once(
+        sim: BinanceHandle) -> None:
+    # fetch_my_trades sends startTime=since; the adapter asks again from the newest time of
+    # each full page (of 500), so it sees every fill only if the venue answers from startTime
+    sim.venue.configure(limits=Limits(weight_per_min=10**9, orders_per_10s=10**9,
+                                      orders_per_min=10**9))
+    exchange = ccxt_async.binanceusdm({"apiKey": sim.api_key, "secret": sim.api_secret,
+                                       "enableRateLimit": False})
+    point_ccxt(exchange, sim.base_url)
+    adapter = CcxtAdapter(exchange, _Direct(), venue_facts("binanceusdm"), symbols=[SYMBOL])
+
+    async def fill(n: int) -> int:
+        cid = f"page-{n}"
+        status, _, placed = await sim.call("POST", "/fapi/v1/order", {
+            "symbol": "BTCUSDT", "side": "BUY" if n % 2 else "SELL", "type": "MARKET",
+            "quantity": "0.003", "newClientOrderId": cid})
+        assert status == 200 and placed["status"] == "FILLED", placed
+        adapter.rows[cid] = {"id": str(placed["orderId"]), "clientOrderId": cid}
+        return int(placed["updateTime"])
+
+    try:
+        before = [await fill(n) for n in range(3)]
+        await asyncio.sleep(0.005)
+        since = max(before) + 1
+        assert min([await fill(n) for n in range(3, 523)]) >= since
+        status, _, every = await sim.call("GET", "/fapi/v1/userTrades",
+                                          {"symbol": "BTCUSDT", "limit": 1000})
+        assert status == 200 and len(every) < 1000
+        expected = {f"{t['id']}:{t['orderId']}" for t in every if t["time"] >= since}
+        assert 520 <= len(expected) < len(every)
+        fills, unreadable = await adapter.fills_since(since)
+        assert unreadable == []
+        assert sorted(f.exec_id for f in fills) == sorted(expected)   # each exactly once
+        assert all(f.client_id is not None and f.client_id.startswith("page-") and
+                   int(f.client_id[5:]) >= 3 for f in fills)
     finally:
         await exchange.close()

@@ -28,7 +28,7 @@ ROUTES = [("POST", "/fapi/v1/order"), ("GET", "/fapi/v1/order"), ("DELETE", "/fa
           ("PUT", "/fapi/v1/listenKey")]
 NAMES = ["symbol", "side", "type", "quantity", "price", "timeInForce", "newClientOrderId",
          "orderId", "origClientOrderId", "limit", "reduceOnly", "positionSide", "recvWindow",
-         "timestamp", "listenKey", "signature"]
+         "timestamp", "listenKey", "signature", "startTime", "endTime", "fromId"]
 VALUES = st.one_of(
     st.sampled_from(["BTCUSDT", "BUY", "SELL", "LIMIT", "MARKET", "GTC", "GTX", "0.010", "-1",
                      "1e5", "NaN", "Infinity", "50000.0", "0", "true", "", "99999999999999999999"

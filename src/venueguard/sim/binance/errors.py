@@ -79,6 +79,18 @@ def too_many_orders(limit: int, interval: str) -> BinanceError:
     return bad(-1015, f"Too many new orders; current limit is {limit} orders per {interval}.")
 
 
+def start_after_end() -> BinanceError:
+    return bad(-1023, "Start time is greater than end time.")
+
+
+def window_too_long(hours: int) -> BinanceError:
+    return bad(-1127, f"More than {hours} hours between startTime and endTime.")
+
+
+def bad_combination() -> BinanceError:
+    return bad(-1128, "Combination of optional parameters invalid.")
+
+
 def min_notional(notional: str) -> BinanceError:
     return bad(-4164, f"Order's notional must be no smaller than {notional} (unless you choose "
                       "reduce only).")

@@ -187,9 +187,6 @@ class Feed:
         assert name is not None
         sym = self.symbols[name]
         if not venue.hub.wants(None):
-            if update.table == "execution":  # numbered all the same, in first-seen order
-                for row in update.rows:
-                    venue.order_ids.of(str(row.get("orderID")))
             return
         if update.table == "execution":
             for row in update.rows:

@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from venueguard.numbers import ascii_digits
-from venueguard.sim.binance import errors
+from venueguard.sim.binance import errors, history
 from venueguard.sim.binance.errors import BinanceError
 from venueguard.sim.binance.http import EXTRA_HEADERS, Call, endpoint
 from venueguard.sim.binance.market_routes import symbol_of
@@ -282,11 +282,13 @@ async def delete_all_open(call: Call) -> Any:
     return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
 
-def _orders(call: Call, sym: BinanceSymbol | None, *, open_only: bool) -> list[dict[str, Any]]:
+def _orders(call: Call, sym: BinanceSymbol | None, *, open_only: bool,
+            win: history.Window | None = None) -> list[dict[str, Any]]:
     venue = call.venue
     flt = {"open": True} if open_only else None
+    since, until = (win.since_ms, win.until_ms) if win is not None else (None, None)
     rows = venue.server.engine.get_orders(symbol=sym.name if sym else None, filter=flt,
-                                          count=1_000_000)
+                                          count=1_000_000, since_ms=since, until_ms=until)
     rows = venue.server.order_effects.visible_orders(rows, call.now_ms)
     out = []
     for row in rows:
@@ -310,20 +312,44 @@ def _limit(call: Call, default: int, high: int) -> int:
 
 @endpoint(5, signed=True)
 async def all_orders(call: Call) -> Any:
-    rows = _orders(call, symbol_of(call), open_only=False)
-    return rows[-_limit(call, 500, 1000):]
+    """Orders whose last update (``updateTime``) is in the window, from ``orderId`` on when it
+    is sent (module :mod:`~venueguard.sim.binance.history`)."""
+    sym = symbol_of(call)
+    from_id = history.id_param(call.params, "orderId")
+    win = history.window(call.params, call.now_ms, anchored=from_id is not None)
+    limit = _limit(call, 500, 1000)
+    rows = sorted(_orders(call, sym, open_only=False, win=win), key=lambda r: int(r["orderId"]))
+    if from_id is not None:
+        rows = [r for r in rows if r["orderId"] >= from_id]
+    return history.page(rows, limit, win)
 
 
 @endpoint(5, signed=True)
 async def user_trades(call: Call) -> Any:
+    """The account's trades of ``symbol`` in the window, from ``fromId`` on, or those of
+    ``orderId`` (module :mod:`~venueguard.sim.binance.history`); ``fromId`` with a time is
+    -1128."""
     venue = call.venue
     sym = symbol_of(call)
     assert sym is not None
-    rows = venue.server.engine.get_executions(symbol=sym.name, count=1_000_000)
+    from_id = history.id_param(call.params, "fromId")
+    order_id = history.id_param(call.params, "orderId")
+    if from_id is not None and (call.params.get("startTime") or call.params.get("endTime")):
+        raise errors.bad_combination()
+    win = history.window(call.params, call.now_ms,
+                         anchored=from_id is not None or order_id is not None)
+    limit = _limit(call, 500, 1000)
+    rows = venue.server.engine.get_executions(symbol=sym.name, count=1_000_000,
+                                              since_ms=win.since_ms, until_ms=win.until_ms)
     rows = venue.server.order_effects.visible_executions(rows, call.now_ms)
     out = [trade_row(sym, r, venue.trade_ids.of(str(r["execID"])),
                      venue.order_ids.of(str(r["orderID"]))) for r in rows]
-    return out[-_limit(call, 500, 1000):]
+    out.sort(key=lambda t: int(t["id"]))
+    if from_id is not None:
+        out = [t for t in out if t["id"] >= from_id]
+    if order_id is not None:
+        out = [t for t in out if t["orderId"] == order_id]
+    return history.page(out, limit, win)
 
 
 @endpoint(1, signed=True)

@@ -1,7 +1,8 @@
 """Engine rows (BitMEX-shaped) as Binance USDⓈ-M REST rows and user-stream events.
 
 Order ids: the engine names orders with UUIDs; the venue numbers them. :class:`Ids` hands out
-integers in first-seen order (orders and trades separately) and maps them back.
+integers in first-seen order (orders and trades separately) and maps them back; the venue shows
+them every execution first, oldest first, so ids rise with time (``BinanceVenue.number_history``).
 """
 
 from __future__ import annotations

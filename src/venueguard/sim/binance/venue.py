@@ -66,6 +66,7 @@ class BinanceVenue:
         self.limiter = Limiter(self.settings.limits)
         self.order_ids = Ids(4_000_000_001)
         self.trade_ids = Ids(700_000_001)
+        self._numbered = 0   # how many of the account's executions :meth:`number_history` saw
         self.account = AccountView(server.engine, self.symbols, self.settings.initial_usdt)
         self.listen_keys = ListenKeys(self.settings.listen_key_ttl_s, seed)
         self.feed = Feed(self)
@@ -113,8 +114,21 @@ class BinanceVenue:
         r.add_route("*", "/fapi/{tail:.*}", m.not_found)
         self.hub.add_routes(app)
 
+    def number_history(self) -> None:
+        """Number the account's orders and trades not numbered yet, in the order they happened
+        (the account's executions, oldest first): the venue's ids rise with time, which
+        ``orderId`` / ``fromId`` paging relies on, whichever route or stream shows a row first
+        (a window of history, a trade the user stream publishes late)."""
+        rows = self.server.engine.account.executions
+        for row in rows[self._numbered:]:
+            self.order_ids.of(str(row.get("orderID")))
+            if row.get("execType") == "Trade":
+                self.trade_ids.of(str(row.get("execID")))
+        self._numbered = len(rows)
+
     def on_updates(self, updates: list[Update], now_ms: int) -> None:
         """Everything the server published (already filtered by order effects), in order."""
+        self.number_history()
         events = self.feed.on_updates(updates, now_ms)
         if events:
             self.hub.publish(events)
