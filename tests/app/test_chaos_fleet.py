@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from venueguard.app.chaos import CLIENT_BUG_ENV, exit_code, replay_command, run_chaos_virtual
-from venueguard.app.chaos_fleet import _OwnerSampler
+from venueguard.app.chaos_lease import OwnerWatch
 from venueguard.app.chaos_seed import ChaosConfig
 from venueguard.cli import main
 from venueguard.io.fleet_link import Role
@@ -150,7 +150,7 @@ async def test_two_owners_at_once_are_a_violation() -> None:
 
     members = [_FakeMember("m0", _FakeFleet(Role.OWNER)), _FakeMember("m1", _FakeFleet(
         Role.FOLLOWER))]
-    sampler = _OwnerSampler(members)  # type: ignore[arg-type]
+    sampler = OwnerWatch(members, 1.0)
     task = asyncio.get_running_loop().create_task(sampler.run())
     await asyncio.sleep(0.12)
     assert sampler.samples >= 1 and sampler.owned == sampler.samples

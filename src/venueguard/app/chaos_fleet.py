@@ -21,11 +21,20 @@ replayed through the order state machine. And the fleet's own:
   polled with invariant 2 until both hold or the grace runs out);
 * one lease owner at a time: every member's role sampled through the run, never two owners at
   once (and some member owns it);
+* the lease changes hands: most seeds plan a handover (:func:`~venueguard.app.chaos_plan.
+  lease_cut_for`): while the faults run, the member holding the lease loses its fleet store
+  (refused or hung) for longer than the lease lives; it must stop acting as owner once its
+  lease lapsed, and another member must take the lease within the lease's time to live plus
+  a margin (:mod:`venueguard.app.chaos_lease`);
+* once converged, while the fleet's orders rest at the venue, the owner's dead man's switch is
+  armed;
 * invariant 5 over the account: the venue's requests against the members' logical requests,
   each member's retry bound summed.
 
-A test-only switch breaks the fleet on purpose (``FLEET_BUGS``): ``shared-prefix`` gives every
-member the same client-id prefix, as two bots configured alike would be.
+Test-only switches break the fleet on purpose (``FLEET_BUGS``): ``shared-prefix`` gives every
+member the same client-id prefix, as two bots configured alike would be; ``stale-owner`` makes
+every member trust the last lease answer it got, so a member whose store went silent goes on
+acting as owner.
 """
 
 from __future__ import annotations
@@ -43,7 +52,14 @@ from typing import Any
 import orjson
 
 from venueguard.app import chaos_checks as checks
-from venueguard.app.chaos_plan import SeedPlan, member_moves, plan_for
+from venueguard.app.chaos_lease import (
+    LEASE_SAMPLE_S,
+    CutStore,
+    OwnerWatch,
+    StaleOwnerFleet,
+    cut_owner,
+)
+from venueguard.app.chaos_plan import LeaseCut, SeedPlan, lease_cut_for, member_moves, plan_for
 from venueguard.app.chaos_seed import (
     SYMBOL,
     ChaosConfig,
@@ -69,7 +85,6 @@ from venueguard.core.shared_reads import ShareConfig
 from venueguard.fleet.backend import MemoryBackend
 from venueguard.fleet.fleet import Fleet, FleetConfig
 from venueguard.io.clock import monotonic
-from venueguard.io.fleet_link import Role
 from venueguard.io.http_session import RestSession
 from venueguard.io.journal import Journal
 from venueguard.io.order_manager import OrderManagerConfig
@@ -83,10 +98,14 @@ from venueguard.venues.bitmex.adapter import BitmexAdapter
 __all__ = ["FLEET_BUGS", "LEASE_SAMPLE_S", "SHARE", "run_fleet_seed"]
 
 #: Test-only fleet bugs (``VENUEGUARD_CHAOS_CLIENT_BUG``): the invariants must catch each.
-FLEET_BUGS = frozenset({"shared-prefix"})
-#: How often every member's role is sampled for the one-owner check.
-LEASE_SAMPLE_S = 0.05
+FLEET_BUGS = frozenset({"shared-prefix", "stale-owner"})
 _LEASE_TTL_S = 1.0        # scaled to the window: ownership can change within a seed
+#: A cut outlasts the lease and a follower's renewal (a fifth of it), so the lease always
+#: lapses before the cut member can rejoin (three good probes after the store is back).
+_CUT_MIN_S, _CUT_MAX_S = _LEASE_TTL_S + 0.3, _LEASE_TTL_S + 1.0
+#: Once converged, the owner arms its switch within the status exchange, the switch's poll
+#: and one retry after a failed request (the defaults: 0.25 s, 0.5 s, 2 s).
+_ARM_BOUND_S = 3.0
 #: The shared sweep scaled to the window as the reconciler is (its sweep every 0.5 s, 1 s in
 #: safe mode, where the defaults sweep every 30 s and take an answer up to 10 s old): unscaled,
 #: a member took another's answer for up to 10 s, older than the whole grace period, and a
@@ -102,6 +121,7 @@ class _Member:
     tag: str                  # its intents' text prefix (``chaos-<seed>-m0-``)
     log: io.StringIO
     events: EventLog
+    store: CutStore           # its view of the fleet's store (the harness may cut it)
     fleet: Fleet
     rest: RestSession
     resolver: SimResolver
@@ -119,8 +139,10 @@ async def run_fleet_seed(seed: int, config: ChaosConfig) -> SeedResult:
     cfg = config
     started = monotonic()
     plan = plan_for(seed, cfg.plan, cfg.kinds)
+    cut = _cut_for(seed, cfg)
     result = SeedResult(seed, plan.kinds(), 0, [], 0.0)
-    if plan_for(seed, cfg.plan, cfg.kinds).digest() != plan.digest():
+    if plan_for(seed, cfg.plan, cfg.kinds).digest() != plan.digest() or _cut_for(
+            seed, cfg) != cut:
         result.violations.append(checks.Violation(7, "the same seed drew a different plan"))
     scratch = _scratch_dir()
     members: list[_Member] = []
@@ -128,14 +150,19 @@ async def run_fleet_seed(seed: int, config: ChaosConfig) -> SeedResult:
         async with running_sim(scenario=cfg.scenario, seed=seed, rate_msgs_s=cfg.rate_msgs_s,
                                rest_per_min=1_000_000, rest_unauth_per_min=1_000_000,
                                order_per_s=100_000, ws_opens_per_hour=1_000_000) as sim:
-            await _run_fleet(sim, plan, cfg, result, scratch, started, members)
+            await _run_fleet(sim, plan, cut, cfg, result, scratch, started, members)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     result.duration_s = monotonic() - started
     events = "".join(m.log.getvalue() for m in members)
-    result.trace = _trace(plan, cfg, events.replace(str(scratch), "$SCRATCH"), result)
+    result.trace = _trace(plan, cfg, events.replace(str(scratch), "$SCRATCH"), result,
+                          {"lease_cut": None if cut is None else cut.as_dict()})
     result.digest = hashlib.sha256(result.trace.encode()).hexdigest()[:16]
     return result
+
+
+def _cut_for(seed: int, cfg: ChaosConfig) -> LeaseCut | None:
+    return lease_cut_for(seed, cfg.plan, min_duration_s=_CUT_MIN_S, max_duration_s=_CUT_MAX_S)
 
 
 def _member(i: int, sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, scratch: Path,
@@ -144,9 +171,15 @@ def _member(i: int, sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, scratch: P
     name = f"m{i}"
     log = io.StringIO()
     events = EventLog(log, keep=200)
-    fleet = Fleet(FleetConfig(venue="bitmex", rest_limit=1_000_000, fleet_size=n,
-                              lease_ttl_s=_LEASE_TTL_S, status_s=0.25),
-                  api_key=sim.api_key, events=events, backend=backend, member=name)
+    store = CutStore(backend)
+    fleet_config = FleetConfig(venue="bitmex", rest_limit=1_000_000, fleet_size=n,
+                               lease_ttl_s=_LEASE_TTL_S, status_s=0.25)
+    if cfg.client_bug == "stale-owner":
+        fleet: Fleet = StaleOwnerFleet(fleet_config, api_key=sim.api_key, events=events,
+                                       store=store, member=name)
+    else:
+        fleet = Fleet(fleet_config, api_key=sim.api_key, events=events, backend=store,
+                      member=name)
     resolver = SimResolver(sim.base_url)
     rest_config = seed_rest_config(sim, plan, cfg, rules)
     rest_class = (_ResendsUnderNewClOrdId if cfg.client_bug == "resend-new-clordid"
@@ -168,16 +201,17 @@ def _member(i: int, sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, scratch: P
                             config=RuntimeConfig(manager=manager), fleet=fleet)
     runtime.manager.share_sweeps(fleet, SHARE)
     member_plan = replace(plan, moves=member_moves(plan, i, cfg.plan))
-    return _Member(i, name, cl_prefix, f"chaos-{seed}-{name}-", log, events, fleet, rest,
+    return _Member(i, name, cl_prefix, f"chaos-{seed}-{name}-", log, events, store, fleet, rest,
                    resolver, md, probe, journal, runtime, member_plan)
 
 
-async def _run_fleet(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: SeedResult,
-                     scratch: Path, started: float, members: list[_Member]) -> None:
+async def _run_fleet(sim: SimHandle, plan: SeedPlan, cut: LeaseCut | None, cfg: ChaosConfig,
+                     result: SeedResult, scratch: Path, started: float,
+                     members: list[_Member]) -> None:
     backend = MemoryBackend()
     members.extend(_member(i, sim, plan, cfg, scratch, backend) for i in range(cfg.fleet))
     prefix = f"chaos-{plan.seed}-"
-    owners = _OwnerSampler(members)
+    owners = OwnerWatch(members, _LEASE_TTL_S)
     stop_trading = asyncio.Event()
     try:
         async with asyncio.TaskGroup() as group:
@@ -199,13 +233,19 @@ async def _run_fleet(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: S
                     _guarded(_trade(m.md, m.runtime, m.plan, cfg, m.intents, m.tag,
                                     stop_trading), f"{m.name} trader", result),
                     name=f"{m.tag}trader") for m in members]
+                handover = group.create_task(cut_owner(cut, members, owners, monotonic()),
+                                             name=f"{prefix}handover")
                 await _schedule(sim, plan)
                 await asyncio.sleep(max(0.0, window_s - plan.end_s))
+                await handover       # the cut outlasts the lease: trading goes on meanwhile
                 stop_trading.set()
                 for trader in traders:
                     await trader
                 await sim.clear_faults()
                 await _converge(sim, members, cfg, result)
+                result.violations.extend(await owners.check_switch(
+                    lambda: _resting(sim, members), lambda name: _armed(members, name),
+                    _ARM_BOUND_S))
                 truth = await sim.truth()
                 _final_checks(truth, members, cfg, result, prefix, monotonic() - started)
             finally:
@@ -225,6 +265,7 @@ async def _run_fleet(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: S
             await m.resolver.close()
             _replay_journal(m.journal, m.runtime, result)
             m.journal.close()
+    owners.finish()
     result.violations.extend(owners.violations)
     for m in members:
         result.orders += len(m.intents)
@@ -236,24 +277,17 @@ async def _run_fleet(sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, result: S
         result.violations.append(checks.Violation(6, f"tasks still running: {leftover}"))
 
 
-class _OwnerSampler:
-    """The one-owner check: every member's role, every :data:`LEASE_SAMPLE_S`."""
+async def _resting(sim: SimHandle, members: list[_Member]) -> set[str]:
+    """The fleet's orders open at the venue (their client ids)."""
+    marks = tuple(m.cl_prefix + "-" for m in members)
+    return {str(o.get("clOrdID")) for o in (await sim.truth()).get("orders", [])
+            if str(o.get("clOrdID") or "").startswith(marks)
+            and o.get("ordStatus") in checks.VENUE_OPEN}
 
-    def __init__(self, members: list[_Member]) -> None:
-        self.members = members
-        self.samples = 0
-        self.owned = 0            # samples with an owner
-        self.violations: list[checks.Violation] = []
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(LEASE_SAMPLE_S)
-            owners = [m.name for m in self.members if m.fleet.role() is Role.OWNER]
-            self.samples += 1
-            self.owned += bool(owners)
-            if len(owners) > 1 and len(self.violations) < 3:
-                self.violations.append(checks.Violation(
-                    2, f"fleet: {len(owners)} lease owners at once ({', '.join(owners)})"))
+def _armed(members: list[_Member], name: str) -> bool:
+    dms = next(m.runtime.dms for m in members if m.name == name)
+    return dms is not None and dms.armed
 
 
 def _member_truth(truth: Mapping[str, Any], member: _Member) -> dict[str, Any]:

@@ -24,8 +24,8 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_KINDS", "FaultSpec", "PlanConfig", "SeedPlan", "TradeMove", "member_moves",
-           "plan_for"]
+__all__ = ["CUT_WAYS", "DEFAULT_KINDS", "FaultSpec", "LeaseCut", "PlanConfig", "SeedPlan",
+           "TradeMove", "lease_cut_for", "member_moves", "plan_for"]
 
 Params = dict[str, float | int | bool]
 
@@ -151,3 +151,42 @@ def member_moves(plan: SeedPlan, member: int, config: PlanConfig | None = None
         return plan.moves
     cfg = config or PlanConfig()
     return _moves(random.Random(f"venueguard-chaos/{plan.seed}/member/{member}"), cfg.moves)
+
+
+#: How a fleet seed takes the lease owner's store away: ``refused`` (every call fails at once,
+#: as when its connection to the store is reset) or ``hung`` (calls go unanswered until they
+#: time out, as behind a partition). Order matters for determinism: never reorder.
+CUT_WAYS: tuple[str, ...] = ("refused", "hung")
+#: The share of fleet seeds that take the owner's store away (the rest keep one owner).
+CUT_SHARE = 0.75
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseCut:
+    """A fleet seed's lease handover: ``start_s`` into the window, the member then holding the
+    lease loses its fleet store (``way``, one of :data:`CUT_WAYS`) for ``duration_s``."""
+
+    way: str
+    start_s: float
+    duration_s: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {"way": self.way, "start_s": self.start_s, "duration_s": self.duration_s}
+
+
+def lease_cut_for(seed: int, config: PlanConfig | None = None, *,
+                  min_duration_s: float = 1.3, max_duration_s: float = 2.0
+                  ) -> LeaseCut | None:
+    """The lease handover of fleet seed ``seed`` (None: the lease stays with one member), drawn
+    from the seed on its own stream, so a seed's faults and moves are the same with or without
+    a fleet. The cut starts while the seed's faults run and lasts longer than the lease (the
+    bounds are the caller's: above the lease's time to live and a follower's renewal pace)."""
+    cfg = config or PlanConfig()
+    if not 0 < min_duration_s <= max_duration_s:
+        raise ValueError("need 0 < min_duration_s <= max_duration_s")
+    rng = random.Random(f"venueguard-chaos/{seed}/lease")
+    if rng.random() >= CUT_SHARE:
+        return None
+    way = CUT_WAYS[rng.randrange(len(CUT_WAYS))]
+    start = _r(rng, 0.0, cfg.window_s * 0.8)
+    return LeaseCut(way, start, _r(rng, min_duration_s, max_duration_s))

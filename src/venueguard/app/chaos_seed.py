@@ -283,9 +283,10 @@ async def run_seed(seed: int, config: ChaosConfig | None = None, *,
     return result
 
 
-def _trace(plan: SeedPlan, cfg: ChaosConfig, events: str, result: SeedResult) -> str:
+def _trace(plan: SeedPlan, cfg: ChaosConfig, events: str, result: SeedResult,
+           extra: Mapping[str, object] | None = None) -> str:
     head = {"seed": plan.seed, "plan": plan.digest(), "faults": result.faults,
-            "scenario": cfg.scenario, "client_bug": cfg.client_bug}
+            "scenario": cfg.scenario, "client_bug": cfg.client_bug, **(extra or {})}
     tail = {"seed": plan.seed, "orders": result.orders, "requests": result.requests,
             "logical": result.logical, "reconnects": result.reconnects,
             "fresh_samples": result.fresh_samples, "fault_hits": dict(sorted(
