@@ -200,6 +200,10 @@ def _member(i: int, sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, scratch: P
                             events=events, rng=random.Random(f"{seed}/{name}/orders"),
                             config=RuntimeConfig(manager=manager), fleet=fleet)
     runtime.manager.share_sweeps(fleet, SHARE)
+    # what a bot publishes to its fleet, as the monitor does: the owner arms the switch for
+    # every member's resting orders, which it learns from these
+    fleet.set_status(lambda: {"regime": runtime.safe.regime, "health": rest.health.state.value,
+                              "resting": runtime.manager.resting_count()})
     member_plan = replace(plan, moves=member_moves(plan, i, cfg.plan))
     return _Member(i, name, cl_prefix, f"chaos-{seed}-{name}-", log, events, store, fleet, rest,
                    resolver, md, probe, journal, runtime, member_plan)

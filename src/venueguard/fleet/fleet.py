@@ -538,9 +538,12 @@ class Fleet:
                                              limit_s=min(0.25, ttl / 4))
                 except _StoreDown:
                     owner = False
-                # valid from when it was asked, minus a margin for clock rates
-                self._owner_until = sent + ttl * 0.9 if owner else None
-                if owner != was:
-                    self.events.emit("fleet.lease", owner=owner, member=self.member,
-                                     ttl_s=ttl)
+                # degraded meanwhile (by this call or another): going alone dropped the lease
+                # and said so; saying it again would count one loss twice
+                if not self.degraded:
+                    # valid from when it was asked, minus a margin for clock rates
+                    self._owner_until = sent + ttl * 0.9 if owner else None
+                    if owner != was:
+                        self.events.emit("fleet.lease", owner=owner, member=self.member,
+                                         ttl_s=ttl)
             await asyncio.sleep(ttl / 5)
