@@ -103,9 +103,9 @@ _LEASE_TTL_S = 1.0        # scaled to the window: ownership can change within a 
 #: A cut outlasts the lease and a follower's renewal (a fifth of it), so the lease always
 #: lapses before the cut member can rejoin (three good probes after the store is back).
 _CUT_MIN_S, _CUT_MAX_S = _LEASE_TTL_S + 0.3, _LEASE_TTL_S + 1.0
-#: Once converged, the owner arms its switch within the status exchange, the switch's poll
-#: and one retry after a failed request (the defaults: 0.25 s, 0.5 s, 2 s).
-_ARM_BOUND_S = 3.0
+#: Once converged, the owner's switch counts every member's resting orders within a status
+#: exchange each way (0.25 s each here) and the switch's poll (0.5 s).
+_ARM_BOUND_S = 1.5
 #: The shared sweep scaled to the window as the reconciler is (its sweep every 0.5 s, 1 s in
 #: safe mode, where the defaults sweep every 30 s and take an answer up to 10 s old): unscaled,
 #: a member took another's answer for up to 10 s, older than the whole grace period, and a
@@ -248,7 +248,7 @@ async def _run_fleet(sim: SimHandle, plan: SeedPlan, cut: LeaseCut | None, cfg: 
                 await sim.clear_faults()
                 await _converge(sim, members, cfg, result)
                 result.violations.extend(await owners.check_switch(
-                    lambda: _resting(sim, members), lambda name: _armed(members, name),
+                    lambda: _resting(sim, members), lambda name: _arming(members, name),
                     _ARM_BOUND_S))
                 truth = await sim.truth()
                 _final_checks(truth, members, cfg, result, prefix, monotonic() - started)
@@ -289,9 +289,11 @@ async def _resting(sim: SimHandle, members: list[_Member]) -> set[str]:
             and o.get("ordStatus") in checks.VENUE_OPEN}
 
 
-def _armed(members: list[_Member], name: str) -> bool:
+def _arming(members: list[_Member], name: str) -> bool:
+    """The member's switch is armed, or it counts orders resting and so is arming it (a
+    request the venue or the local throttle refused is retried)."""
     dms = next(m.runtime.dms for m in members if m.name == name)
-    return dms is not None and dms.armed
+    return dms is not None and (dms.armed or dms.covered > 0)
 
 
 def _member_truth(truth: Mapping[str, Any], member: _Member) -> dict[str, Any]:

@@ -13,7 +13,9 @@ takes the lease; when the store answers again it rejoins as a follower.
   live), and another member takes the lease within the time to live plus
   :data:`HANDOVER_MARGIN_S`;
 * after the faults end and the fleet converged, while the fleet's orders rest at the venue,
-  the owner's dead man's switch is armed (:meth:`OwnerWatch.check_switch`).
+  the owner's dead man's switch is armed, or counts them and so is being armed (a request
+  refused by the venue or by the local adaptive throttle is retried):
+  :meth:`OwnerWatch.check_switch`.
 
 Call order::
 
@@ -247,9 +249,10 @@ class OwnerWatch:
     async def check_switch(self, open_orders: Callable[[], Awaitable[set[str]]],
                            armed: Callable[[str], bool], bound_s: float
                            ) -> list[checks.Violation]:
-        """While the fleet's orders rest at the venue, the owner's switch is armed: given up
-        to ``bound_s`` to arm (the status exchange, the switch's poll and one retry); a
-        violation only when an order rested through it all, and no single owner armed."""
+        """While the fleet's orders rest at the venue, the owner's switch is armed (``armed``
+        of a member: armed, or being armed): given up to ``bound_s`` (the status exchange
+        and the switch's poll); a violation only when an order rested through it all, and
+        no single owner's switch was."""
         resting = await open_orders()
         if not resting:
             return []
@@ -267,7 +270,7 @@ class OwnerWatch:
         who = owners[0] if len(owners) == 1 else f"{len(owners)} owners"
         return [checks.Violation(
             2, f"fleet: orders rested at the venue {bound_s:g} s after convergence and the "
-               f"lease owner's dead man's switch was not armed ({who})")]
+               f"lease owner's dead man's switch was neither armed nor arming ({who})")]
 
 
 class _Cuttable(Protocol):

@@ -75,6 +75,12 @@ class DeadMansSwitch:
         return self._acked_timeout_ms > 0
 
     @property
+    def resting(self) -> int:
+        """The resting orders last reported (``on_resting``): while above 0 and not stopped,
+        the switch is armed, or a request to arm it is due or awaited."""
+        return self._resting
+
+    @property
     def expires_at(self) -> float | None:
         """When the venue will cancel everything unless refreshed (None when disarmed)."""
         if not self.armed or self._acked_at is None:

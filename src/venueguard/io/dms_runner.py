@@ -63,6 +63,12 @@ class DmsRunner:
     def armed(self) -> bool:
         return self.dms.armed
 
+    @property
+    def covered(self) -> int:
+        """The resting orders the switch counted at its last poll (with a fleet, the owner's
+        count holds every live member's): above 0, it is armed or being armed."""
+        return self.dms.resting
+
     def set_safe_mode(self, on: bool) -> None:
         self.dms.set_safe_mode(on, self.clock.monotonic())
         self._wake.set()
