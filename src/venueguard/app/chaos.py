@@ -32,7 +32,8 @@ HTTP and websocket clients connect over the loop's in-memory network), or with `
 
 ``--fleet N`` (N >= 2) runs N order runtimes as members of one fleet on one account
 (:mod:`venueguard.app.chaos_fleet`): each member's invariants, and the fleet's (no client id in
-two members, the account's position equal to the members' sum, one lease owner at a time).
+two members, the account's position equal to the members' sum, one lease owner at a time, the
+lease handed over when its owner loses the fleet's store, the owner's switch armed).
 
 ``--scenario NAME|PATH`` runs that simulator scenario under every seed (its market shape, and
 those of its scheduled faults that fall inside the seed's few seconds) on top of the seed's

@@ -11,6 +11,10 @@ thresholds are scaled to match (see :mod:`venueguard.app.chaos_seed`). Parameter
 ranges that keep a fault meaningful at that scale (a visibility delay shorter than the client's
 grace period, as the design requires of a venue it trusts).
 
+A fleet seed (``--fleet``) also draws its lease handover (:func:`lease_cut_for`: when, how and
+for how long the lease owner loses the fleet's store) from ``random.Random`` seeded with the
+seed on a stream of its own, so its faults and moves stay those of a single bot.
+
 Kinds left out of random schedules, and why (each has its own system test): ``invalid_key``,
 ``bad_signature`` and ``expired_request`` (bad credentials stop a session for good, by design),
 ``cloudflare_1010`` and ``cloudflare_1006`` (a ban blocks every request until an operator resets
