@@ -35,6 +35,18 @@ def test_failure_is_retried_and_unanswered_request_is_resent() -> None:
     assert dms.poll(4.3) == [SendCancelAllAfter(60_000)]    # no answer in retry_s
 
 
+def test_the_resting_count_says_whether_a_send_is_due_while_not_armed() -> None:
+    dms = DeadMansSwitch()
+    assert dms.resting == 0 and dms.next_deadline() is None
+    dms.on_resting(2, 0.0)
+    assert dms.resting == 2 and not dms.armed and dms.next_deadline() == float("-inf")
+    dms.poll(0.0)
+    dms.on_failure(0.1)
+    assert not dms.armed and dms.next_deadline() == pytest.approx(2.1)   # arming: retried
+    dms.on_resting(0, 0.2)
+    assert dms.resting == 0 and dms.next_deadline() is None
+
+
 def test_safe_mode_shortens_the_timer_at_once() -> None:
     dms = DeadMansSwitch()
     dms.on_resting(1, 0.0)

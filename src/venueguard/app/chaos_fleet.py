@@ -27,7 +27,8 @@ replayed through the order state machine. And the fleet's own:
   lease lapsed, and another member must take the lease within the lease's time to live plus
   a margin (:mod:`venueguard.app.chaos_lease`);
 * once converged, while the fleet's orders rest at the venue, the owner's dead man's switch is
-  armed;
+  armed, or counts them and so is being armed (each member publishes its resting orders to
+  the fleet, as a bot under ``venueguard monitor`` does);
 * invariant 5 over the account: the venue's requests against the members' logical requests,
   each member's retry bound summed.
 
