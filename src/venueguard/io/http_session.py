@@ -203,10 +203,14 @@ class RestSession:
         rank = (Rank.CANCEL if order_route and verb == "DELETE"
                 else Rank.WRITE if order_route else Rank.READ)
         while True:
-            await self._gate(endpoint, deadline, first=attempt == 0)
+            await self._wait_turn(endpoint, deadline)
             if self.fleet is not None:
                 await self._fleet_gate(endpoint, deadline, first=attempt == 0,
                                        order_route=order_route, rank=rank)
+            # last: the throttle counts what it lets through as sent; a request the fleet's
+            # limit refused (nothing sent) counted there was never accepted, and drove the
+            # throttle to refuse nearly all, a member starting in a squeeze for its window
+            self._throttle_check(endpoint, first=attempt == 0)
             response = await self._send(verb, path_qs, payload, endpoint, deadline)
             cls = self._observe(response, endpoint)
             if cls.kind is Kind.OK or (isinstance(response, RawResponse)
@@ -232,6 +236,11 @@ class RestSession:
             await asyncio.sleep(delay)
 
     async def _gate(self, endpoint: str, deadline: float, *, first: bool) -> None:
+        """Wait for this attempt's turn (health, local limiter), then the adaptive throttle."""
+        await self._wait_turn(endpoint, deadline)
+        self._throttle_check(endpoint, first=first)
+
+    async def _wait_turn(self, endpoint: str, deadline: float) -> None:
         clock = self.clock
         while True:
             now = clock.monotonic()
@@ -256,8 +265,10 @@ class RestSession:
                                          "deadline", retry_after_s=wait, kind=Kind.RATE_LIMITED,
                                          endpoint=endpoint)
             await asyncio.sleep(wait)
+
+    def _throttle_check(self, endpoint: str, *, first: bool) -> None:
         throttle = self.throttle
-        now = clock.monotonic()
+        now = self.clock.monotonic()
         if (first and throttle is not None and not throttle.should_send(now)
                 and throttle.requests(now) >= self.config.throttle_min_requests):
             raise errors.Throttled(f"{endpoint}: refused locally by adaptive throttling",
