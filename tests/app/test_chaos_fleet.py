@@ -53,14 +53,19 @@ def test_fleet_seeds_give_the_same_digest_and_trace_twice_in_any_order() -> None
     assert '"event":"order.intent","cl_ord_id":"vgm1-' in text
     assert '"event":"fleet.lease","owner":true' in text
     assert sum(r.orders for r in first.results) > 0
-    # the seeds that plan a handover (1: the owner's store hangs, 2: it refuses) show the
-    # lease taken by a second member; seed 3 plans none and keeps one owner
+    # the seeds that plan a handover (1: the owner's bot stops and starts again on its
+    # journal, 2: its store refuses) show the lease taken by a second member; seed 3 plans
+    # none and keeps one owner
     cuts = {seed: _cut_for(seed, config) for seed in seeds}
-    assert {seed: cut.way for seed, cut in cuts.items() if cut} == {1: "hung", 2: "refused"}
+    assert {seed: cut.way for seed, cut in cuts.items() if cut} == {1: "stop", 2: "refused"}
     for seed, cut in cuts.items():
-        head, owners = _lease_of(text, seed)
+        head, owners, events = _lease_of(text, seed)
         assert head["lease_cut"] == (cut.as_dict() if cut else None)
         assert owners == (["m0", "m1"] if cut else ["m0"]), (seed, owners)
+        startups = [r for r in events if r.get("kind") == "startup"]
+        assert len(startups) == (3 if cut and cut.way == "stop" else 2)   # m0 twice
+        assert ("fleet.degraded" in {r.get("event") for r in events}) == (
+            cut is not None and cut.way != "stop")
 
 
 def test_fleet_seeds_in_other_processes_give_the_same_digests(tmp_path: Path) -> None:
@@ -115,31 +120,36 @@ def test_a_member_acting_as_owner_after_its_lease_lapsed_is_caught_and_replays(
     whose store was cut goes on acting as owner after its lease lapsed and another member
     took it; the handover check says so, and the seed replays to the same failure."""
     monkeypatch.setenv(CLIENT_BUG_ENV, "stale-owner")
-    code = main(["chaos", "--seeds", "1", "--fleet", "2", "--workers", "1"])
+    assert _cut_for(2, ChaosConfig(fleet=2)) is not None   # seed 2 cuts the owner's store
+    code = main(["chaos", "--first-seed", "2", "--seeds", "1", "--fleet", "2", "--workers",
+                 "1"])
     out = capsys.readouterr().out
     assert code == 1, out
     [(env, command)] = REPLAY.findall(out)
     assert env == f"{CLIENT_BUG_ENV}=stale-owner "
-    assert command == "venueguard chaos --first-seed 1 --seeds 1 --fleet 2"
+    assert command == "venueguard chaos --first-seed 2 --seeds 1 --fleet 2"
     violations = _violations_after(out, command)
     assert any(v.startswith("invariant 2: fleet: m0 still acts as the lease owner")
                for v in violations), violations
     assert "invariant 2: fleet: 2 lease owners at once (m0, m1)" in violations
-    digest = _digest(out, 1)
+    digest = _digest(out, 2)
     assert main([*command.split()[1:], "--workers", "1"]) == 1
     replayed = capsys.readouterr().out
-    assert _digest(replayed, 1) == digest
+    assert _digest(replayed, 2) == digest
     assert _violations_after(replayed, command) == violations
 
 
-def _lease_of(trace: str, seed: int) -> tuple[dict[str, Any], list[str]]:
-    """A seed's head line and the members that took the lease, in the trace's order."""
+def _lease_of(trace: str, seed: int
+              ) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
+    """A seed's head line, the members that took the lease (in the trace's order), and the
+    seed's events."""
     lines = [orjson.loads(line) for line in trace.splitlines()]
     start = next(i for i, r in enumerate(lines) if r.get("seed") == seed and "plan" in r)
     end = next(i for i, r in enumerate(lines) if i > start and r.get("seed") == seed)
-    owners = [str(r["member"]) for r in lines[start:end]
+    events = lines[start + 1:end]
+    owners = [str(r["member"]) for r in events
               if r.get("event") == "fleet.lease" and r.get("owner")]
-    return lines[start], owners
+    return lines[start], owners, events
 
 
 def _digest(out: str, seed: int) -> str:

@@ -105,7 +105,7 @@ def _members(n: int) -> list[_Member]:
 def test_the_lease_must_change_hands_within_the_ttl_and_the_margin() -> None:
     members = _members(2)
     watch = OwnerWatch(members, 1.0)
-    watch.on_cut("m0", 10.0)
+    watch.on_cut("m0", 10.0, "hung")
     members[0].fleet.role_now = Role.ALONE
     watch.sample(10.5)
     watch.sample(10.0 + 1.0 + HANDOVER_MARGIN_S + 0.05)
@@ -113,16 +113,16 @@ def test_the_lease_must_change_hands_within_the_ttl_and_the_margin() -> None:
     watch.sample(11.6)                                 # too late
     watch.finish()
     assert [v.message for v in watch.violations] == [
-        "fleet: the lease did not change hands within 1.5 s of m0's store being cut "
-        "(m1 after 1.60 s)"]
+        "fleet: the lease did not change hands within 1.5 s of m0 being cut off "
+        "(hung; m1 after 1.60 s)"]
 
     never = OwnerWatch(_members(2), 1.0)
-    never.on_cut("m0", 0.0)
+    never.on_cut("m0", 0.0, "stop")
     never.finish()
-    assert "(never)" in never.violations[0].message
+    assert "(stop; never)" in never.violations[0].message
 
     in_time = OwnerWatch(members, 1.0)
-    in_time.on_cut("m0", 10.0)
+    in_time.on_cut("m0", 10.0, "refused")
     in_time.sample(11.2)
     in_time.finish()
     assert in_time.violations == [] and in_time.taken == ("m1", 11.2)
@@ -131,16 +131,16 @@ def test_the_lease_must_change_hands_within_the_ttl_and_the_margin() -> None:
 def test_the_cut_owner_acting_as_owner_after_its_lease_lapsed_is_a_violation() -> None:
     members = _members(2)
     watch = OwnerWatch(members, 1.0)
-    watch.on_cut("m0", 10.0)
+    watch.on_cut("m0", 10.0, "refused")
     watch.sample(10.9)                                 # its lease may still run
     assert watch.violations == []
     watch.sample(11.0)
     watch.sample(11.05)                                # said once
     assert [v.message for v in watch.violations] == [
-        "fleet: m0 still acts as the lease owner 1.00 s after its store was cut "
-        "(the lease lives 1 s)"]
+        "fleet: m0 still acts as the lease owner 1.00 s after it was cut off "
+        "(refused; the lease lives 1 s)"]
     restored = OwnerWatch(members, 1.0)
-    restored.on_cut("m0", 10.0)
+    restored.on_cut("m0", 10.0, "hung")
     restored.on_restore(10.5)                          # back, and the lease was free
     restored.sample(11.5)
     assert restored.violations == []
@@ -165,6 +165,39 @@ async def test_the_owner_switch_must_be_armed_while_orders_rest() -> None:
     assert await watch.check_switch(open_orders, lambda _: False, 0.2) == []
 
 
+class _NoBots:
+    async def stop(self, name: str) -> None:
+        raise AssertionError("a store cut stops no bot")
+
+    async def restart(self, name: str) -> None:
+        raise AssertionError("a store cut starts no bot")
+
+
+async def test_stopping_the_owner_bot_and_starting_it_again() -> None:
+    members = _members(2)
+    watch = OwnerWatch(members, 1.0)
+    said: list[str] = []
+
+    class Bots:
+        async def stop(self, name: str) -> None:
+            said.append(f"stop {name}")
+            members[0].fleet.role_now = Role.FOLLOWER     # gave the lease up
+            members[1].fleet.role_now = Role.OWNER
+
+        async def restart(self, name: str) -> None:
+            said.append(f"restart {name}")
+
+    sampler = asyncio.get_running_loop().create_task(watch.run())
+    await cut_owner(LeaseCut("stop", 0.0, 0.1), members, watch, monotonic(), Bots())
+    sampler.cancel()
+    assert said == ["stop m0", "restart m0"]
+    assert watch.cut_member == "m0" and watch.restored_at is not None
+    assert watch.restored_at - (watch.cut_at or 0) >= 0.1
+    assert not members[0].store.way                    # the store was never cut
+    watch.finish()
+    assert watch.violations == [] and watch.taken is not None and watch.taken[0] == "m1"
+
+
 async def test_cutting_the_owner_store_hands_the_lease_to_another_member() -> None:
     """Real members over one backend: the owner's store refuses, it goes alone, its lease
     lapses and the other member takes it; restored, it rejoins as a follower."""
@@ -181,7 +214,7 @@ async def test_cutting_the_owner_store_hands_the_lease_to_another_member() -> No
     sampler = asyncio.get_running_loop().create_task(watch.run())
     try:
         assert watch.owners() == ["m0"]
-        await cut_owner(LeaseCut("refused", 0.0, 1.3), members, watch, monotonic())
+        await cut_owner(LeaseCut("refused", 0.0, 1.3), members, watch, monotonic(), _NoBots())
         await asyncio.sleep(0.5)                       # three good probes: rejoined
         assert watch.cut_member == "m0" and watch.taken is not None
         assert watch.taken[0] == "m1" and watch.taken[1] - (watch.cut_at or 0) < 1.5

@@ -23,9 +23,10 @@ replayed through the order state machine. And the fleet's own:
   once (and some member owns it);
 * the lease changes hands: most seeds plan a handover (:func:`~venueguard.app.chaos_plan.
   lease_cut_for`): while the faults run, the member holding the lease loses its fleet store
-  (refused or hung) for longer than the lease lives; it must stop acting as owner once its
-  lease lapsed, and another member must take the lease within the lease's time to live plus
-  a margin (:mod:`venueguard.app.chaos_lease`);
+  (refused or hung), or its bot stops cleanly and starts again on its journal, for longer
+  than the lease lives; it must stop acting as owner once its lease lapsed, and another
+  member must take the lease within the lease's time to live plus a margin
+  (:mod:`venueguard.app.chaos_lease`);
 * once converged, while the fleet's orders rest at the venue, the owner's dead man's switch is
   armed, or counts them and so is being armed (each member publishes its resting orders to
   the fleet, as a bot under ``venueguard monitor`` does);
@@ -132,6 +133,22 @@ class _Member:
     runtime: OrdersRuntime
     plan: SeedPlan
     intents: dict[str, str] = field(default_factory=dict)
+    runs: int = 1             # the bot's runs: a stopped member starts again on its journal
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)   # its trader's stop
+    tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    # what the runs before this one counted (sessions end with their run)
+    past_logical: int = 0
+    past_sent: int = 0
+    past_reconnects: int = 0
+    past_findings: list[checks.Violation] = field(default_factory=list)
+
+    @property
+    def logical_total(self) -> int:
+        return self.past_logical + self.rest.logical_total
+
+    @property
+    def sent_total(self) -> int:
+        return self.past_sent + self.rest.sent_total
 
 
 async def run_fleet_seed(seed: int, config: ChaosConfig) -> SeedResult:
@@ -166,12 +183,25 @@ def _cut_for(seed: int, cfg: ChaosConfig) -> LeaseCut | None:
     return lease_cut_for(seed, cfg.plan, min_duration_s=_CUT_MIN_S, max_duration_s=_CUT_MAX_S)
 
 
-def _member(i: int, sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, scratch: Path,
-            backend: MemoryBackend) -> _Member:
+@dataclass(slots=True)
+class _Sessions:
+    """What one run of a member's bot opens: all of it ends when the bot stops."""
+
+    store: CutStore
+    fleet: Fleet
+    rest: RestSession
+    resolver: SimResolver
+    md: MarketDataSession
+    probe: _Probe
+    journal: Journal
+    runtime: OrdersRuntime
+
+
+def _sessions(i: int, run: int, events: EventLog, sim: SimHandle, plan: SeedPlan,
+              cfg: ChaosConfig, scratch: Path, backend: MemoryBackend) -> _Sessions:
     seed, rules, n = plan.seed, _rules(), cfg.fleet
     name = f"m{i}"
-    log = io.StringIO()
-    events = EventLog(log, keep=200)
+    again = "" if run == 1 else f"/run{run}"     # a new run draws anew (its client ids too)
     store = CutStore(backend)
     fleet_config = FleetConfig(venue="bitmex", rest_limit=1_000_000, fleet_size=n,
                                lease_ttl_s=_LEASE_TTL_S, status_s=0.25)
@@ -187,9 +217,10 @@ def _member(i: int, sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, scratch: P
                   else RestSession)
     # the fleet's shared buckets, bans and retry budget
     rest = rest_class(rest_config, events=events, resolver=resolver,
-                      rng=random.Random(f"{seed}/{name}"), fleet=fleet)
-    probe, md = seed_md_session(sim, cfg, rules, events, random.Random(f"{seed}/{name}/md"))
-    (scratch / name).mkdir()
+                      rng=random.Random(f"{seed}/{name}{again}"), fleet=fleet)
+    probe, md = seed_md_session(sim, cfg, rules, events,
+                                random.Random(f"{seed}/{name}/md{again}"))
+    (scratch / name).mkdir(exist_ok=run > 1)
     journal = Journal.open(scratch / name / "journal.db")
     # one account, several bots: each keeps to its own prefix; the account's position is the
     # fleet's check (the sum), not any one member's
@@ -198,16 +229,106 @@ def _member(i: int, sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, scratch: P
                                  cl_ord_prefix=cl_prefix, own_prefix_only=True,
                                  start_timeout_s=5.0, idle_wake_s=0.1)
     runtime = OrdersRuntime(BitmexAdapter(rest), journal, symbols=(SYMBOL,), md=md,
-                            events=events, rng=random.Random(f"{seed}/{name}/orders"),
+                            events=events, rng=random.Random(f"{seed}/{name}/orders{again}"),
                             config=RuntimeConfig(manager=manager), fleet=fleet)
     runtime.manager.share_sweeps(fleet, SHARE)
     # what a bot publishes to its fleet, as the monitor does: the owner arms the switch for
     # every member's resting orders, which it learns from these
     fleet.set_status(lambda: {"regime": runtime.safe.regime, "health": rest.health.state.value,
                               "resting": runtime.manager.resting_count()})
+    return _Sessions(store, fleet, rest, resolver, md, probe, journal, runtime)
+
+
+def _member(i: int, sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, scratch: Path,
+            backend: MemoryBackend) -> _Member:
+    name = f"m{i}"
+    log = io.StringIO()
+    events = EventLog(log, keep=200)
+    s = _sessions(i, 1, events, sim, plan, cfg, scratch, backend)
+    cl_prefix = "vgfleet" if cfg.client_bug == "shared-prefix" else f"vgm{i}"
     member_plan = replace(plan, moves=member_moves(plan, i, cfg.plan))
-    return _Member(i, name, cl_prefix, f"chaos-{seed}-{name}-", log, events, store, fleet, rest,
-                   resolver, md, probe, journal, runtime, member_plan)
+    return _Member(i, name, cl_prefix, f"chaos-{plan.seed}-{name}-", log, events, s.store,
+                   s.fleet, s.rest, s.resolver, s.md, s.probe, s.journal, s.runtime,
+                   member_plan)
+
+
+@dataclass(slots=True)
+class _Fleet:
+    """The members' tasks in the seed's task group, and one member's stop and restart (a bot
+    shut down cleanly, then started again on its journal)."""
+
+    group: asyncio.TaskGroup
+    sim: SimHandle
+    plan: SeedPlan
+    cfg: ChaosConfig
+    result: SeedResult
+    scratch: Path
+    backend: MemoryBackend
+    members: list[_Member]
+    trading: bool = True
+
+    async def open(self, m: _Member) -> None:
+        """Its fleet link, market data and the consumer's checks (invariant 4)."""
+        await m.fleet.start()
+        m.tasks["md"] = self.group.create_task(m.md.run(), name=f"{m.tag}md")
+        m.tasks["consumer"] = self.group.create_task(_consume(m.probe.stream),
+                                                     name=f"{m.tag}consumer")
+        m.tasks["sampler"] = self.group.create_task(
+            _sample(m.md, m.probe, self.cfg, self.result), name=f"{m.tag}sampler")
+
+    async def go(self, m: _Member) -> None:
+        """Synced (set-up, not under test), its order runtime starts."""
+        await m.md.wait_synced(30.0)
+        await m.runtime.start()
+        m.tasks["runtime"] = self.group.create_task(m.runtime.run(), name=f"{m.tag}runtime")
+
+    def trade(self, m: _Member) -> None:
+        m.stopping = asyncio.Event()
+        m.tasks["trader"] = self.group.create_task(_guarded(
+            _trade(m.md, m.runtime, m.plan, self.cfg, m.intents, m.tag, m.stopping),
+            f"{m.name} trader", self.result), name=f"{m.tag}trader")
+
+    async def stop_trading(self) -> None:
+        self.trading = False
+        for m in self.members:
+            m.stopping.set()
+        for m in self.members:
+            if "trader" in m.tasks:
+                await m.tasks["trader"]
+
+    async def stop(self, name: str) -> None:
+        """The member's bot stops as on a clean shutdown: trading, then its runtime (the
+        switch left to the next owner while others rest orders), its sessions, its lease."""
+        [m] = [m for m in self.members if m.name == name]
+        m.stopping.set()
+        await m.tasks["trader"]
+        await m.runtime.stop(clean=True)
+        m.md.stop()
+        m.tasks["sampler"].cancel()
+        for key in ("runtime", "md", "consumer"):
+            await m.tasks[key]
+        await m.fleet.aclose()
+        await m.rest.close()
+        await m.resolver.close()
+        _replay_journal(m.journal, m.runtime, self.result)
+        m.journal.close()
+        m.past_logical += m.rest.logical_total
+        m.past_sent += m.rest.sent_total
+        m.past_reconnects += m.md.attempt
+        m.past_findings += m.probe.violations
+
+    async def restart(self, name: str) -> None:
+        """The member's bot starts again on its journal, and trades while the seed does."""
+        [m] = [m for m in self.members if m.name == name]
+        m.runs += 1
+        s = _sessions(m.index, m.runs, m.events, self.sim, self.plan, self.cfg, self.scratch,
+                      self.backend)
+        m.store, m.fleet, m.rest, m.resolver = s.store, s.fleet, s.rest, s.resolver
+        m.md, m.probe, m.journal, m.runtime = s.md, s.probe, s.journal, s.runtime
+        await self.open(m)
+        await self.go(m)
+        if self.trading:
+            self.trade(m)
 
 
 async def _run_fleet(sim: SimHandle, plan: SeedPlan, cut: LeaseCut | None, cfg: ChaosConfig,
@@ -217,35 +338,26 @@ async def _run_fleet(sim: SimHandle, plan: SeedPlan, cut: LeaseCut | None, cfg: 
     members.extend(_member(i, sim, plan, cfg, scratch, backend) for i in range(cfg.fleet))
     prefix = f"chaos-{plan.seed}-"
     owners = OwnerWatch(members, _LEASE_TTL_S)
-    stop_trading = asyncio.Event()
+    watching: asyncio.Task[None] | None = None
     try:
         async with asyncio.TaskGroup() as group:
-            samplers = []
+            bots = _Fleet(group, sim, plan, cfg, result, scratch, backend, members)
             for m in members:
-                await m.fleet.start()
-                group.create_task(m.md.run(), name=f"{m.tag}md")
-                group.create_task(_consume(m.probe.stream), name=f"{m.tag}consumer")
-                samplers.append(group.create_task(_sample(m.md, m.probe, cfg, result),
-                                                  name=f"{m.tag}sampler"))
-            samplers.append(group.create_task(owners.run(), name=f"{prefix}owners"))
+                await bots.open(m)
+            watching = group.create_task(owners.run(), name=f"{prefix}owners")
             try:
                 for m in members:      # the first syncs are set-up, not under test
-                    await m.md.wait_synced(30.0)
-                    await m.runtime.start()
-                    group.create_task(m.runtime.run(), name=f"{m.tag}runtime")
+                    await bots.go(m)
                 window_s = max(cfg.plan.window_s, plan.end_s)
-                traders = [group.create_task(
-                    _guarded(_trade(m.md, m.runtime, m.plan, cfg, m.intents, m.tag,
-                                    stop_trading), f"{m.name} trader", result),
-                    name=f"{m.tag}trader") for m in members]
-                handover = group.create_task(cut_owner(cut, members, owners, monotonic()),
-                                             name=f"{prefix}handover")
+                for m in members:
+                    bots.trade(m)
+                handover = group.create_task(
+                    cut_owner(cut, members, owners, monotonic(), bots),
+                    name=f"{prefix}handover")
                 await _schedule(sim, plan)
                 await asyncio.sleep(max(0.0, window_s - plan.end_s))
                 await handover       # the cut outlasts the lease: trading goes on meanwhile
-                stop_trading.set()
-                for trader in traders:
-                    await trader
+                await bots.stop_trading()
                 await sim.clear_faults()
                 await _converge(sim, members, cfg, result)
                 result.violations.extend(await owners.check_switch(
@@ -254,12 +366,14 @@ async def _run_fleet(sim: SimHandle, plan: SeedPlan, cut: LeaseCut | None, cfg: 
                 truth = await sim.truth()
                 _final_checks(truth, members, cfg, result, prefix, monotonic() - started)
             finally:
-                stop_trading.set()
                 for m in members:
+                    m.stopping.set()
                     await m.runtime.stop(clean=True)
                     m.md.stop()
-                for task in samplers:
-                    task.cancel()
+                    if "sampler" in m.tasks:
+                        m.tasks["sampler"].cancel()
+                if watching is not None:
+                    watching.cancel()
     except Exception as exc:  # any escape is a finding of invariant 6
         for leaf in _leaves(exc):
             result.violations.append(checks.Violation(6, f"unhandled {_describe(leaf)}"))
@@ -274,8 +388,8 @@ async def _run_fleet(sim: SimHandle, plan: SeedPlan, cut: LeaseCut | None, cfg: 
     result.violations.extend(owners.violations)
     for m in members:
         result.orders += len(m.intents)
-        result.reconnects += m.md.attempt
-        result.violations.extend(m.probe.violations)
+        result.reconnects += m.past_reconnects + m.md.attempt
+        result.violations.extend(m.past_findings + m.probe.violations)
     leftover = [t.get_name() for t in asyncio.all_tasks()
                 if t.get_name().startswith(prefix) and not t.done()]
     if leftover:
@@ -351,12 +465,12 @@ def _final_checks(truth: Mapping[str, Any], members: list[_Member], cfg: ChaosCo
     result.fault_hits = {str(k): int(v) for k, v in truth.get("fault_hits", {}).items()}
     result.truth_digest = hashlib.sha256(
         orjson.dumps(truth, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
-    logical = sum(m.rest.logical_total for m in members)
-    sent = sum(m.rest.sent_total for m in members)
+    logical = sum(m.logical_total for m in members)
+    sent = sum(m.sent_total for m in members)
     result.logical = logical
     # each member's retry bound, summed (each has its own local budget under the fleet's)
-    bound = sum(m.rest.logical_total + checks.retry_bound(m.rest.logical_total, elapsed_s,
-                                                          cfg.budget) for m in members)
+    bound = sum(m.logical_total + checks.retry_bound(m.logical_total, elapsed_s, cfg.budget)
+                for m in members)
     received = result.requests
     if received > sent:
         result.violations.append(checks.Violation(

@@ -3,14 +3,15 @@
 A fleet seed may plan a :class:`~venueguard.app.chaos_plan.LeaseCut`: while the seed's faults
 run, the member then holding the lease loses its fleet store (:class:`CutStore`: every call
 refused, or every call left unanswered until it times out), as one process would when its link
-to Redis breaks. It goes on alone (``fleet.degraded``), its lease lapses, and another member
-takes the lease; when the store answers again it rejoins as a follower.
+to Redis breaks: it goes on alone (``fleet.degraded``), its lease lapses, and another member
+takes the lease; when the store answers again it rejoins as a follower. Or its bot stops
+cleanly (:class:`Bots`), giving the lease up, and starts again on its journal later.
 
 :class:`OwnerWatch` samples every member's role and checks:
 
 * never two owners at once (and some member owns the lease);
-* after a cut, the cut member stops acting as owner once its lease has lapsed (the time to
-  live), and another member takes the lease within the time to live plus
+* after a cut, the member cut off stops acting as owner once its lease has lapsed (the time
+  to live), and another member takes the lease within the time to live plus
   :data:`HANDOVER_MARGIN_S`;
 * after the faults end and the fleet converged, while the fleet's orders rest at the venue,
   the owner's dead man's switch is armed, or counts them and so is being armed (a request
@@ -22,7 +23,7 @@ Call order::
     store = CutStore(backend)                    # one per member, its Fleet's backend
     watch = OwnerWatch(members, ttl_s)           # members: .name, .fleet.role(), .store
     run watch.run() in a task                    # samples until cancelled
-    await cut_owner(cut, members, watch, t0)     # the planned handover, if any
+    await cut_owner(cut, members, watch, t0, bots)   # the planned handover, if any
     violations = await watch.check_switch(...)   # once converged
     watch.finish()                               # the handover's verdict -> watch.violations
 """
@@ -41,8 +42,8 @@ from venueguard.fleet.policy import BanNotice, Bucket
 from venueguard.io.clock import monotonic
 from venueguard.io.fleet_link import Role
 
-__all__ = ["HANDOVER_MARGIN_S", "LEASE_SAMPLE_S", "CutStore", "OwnerWatch", "StaleOwnerFleet",
-           "cut_owner"]
+__all__ = ["HANDOVER_MARGIN_S", "LEASE_SAMPLE_S", "Bots", "CutStore", "OwnerWatch",
+           "StaleOwnerFleet", "cut_owner"]
 
 T = TypeVar("T")
 #: How often every member's role is sampled.
@@ -195,6 +196,7 @@ class OwnerWatch:
         self.violations: list[checks.Violation] = []
         self.cut_member: str | None = None
         self.cut_at: float | None = None
+        self.cut_way = ""
         self.restored_at: float | None = None
         self.taken: tuple[str, float] | None = None   # who took the lease after the cut, when
         self._stale_said = False
@@ -227,11 +229,11 @@ class OwnerWatch:
                 and not self._stale_said):
             self._stale_said = True
             self.violations.append(checks.Violation(
-                2, f"fleet: {cut} still acts as the lease owner {now - at:.2f} s after its "
-                   f"store was cut (the lease lives {self.ttl_s:g} s)"))
+                2, f"fleet: {cut} still acts as the lease owner {now - at:.2f} s after it was "
+                   f"cut off ({self.cut_way}; the lease lives {self.ttl_s:g} s)"))
 
-    def on_cut(self, member: str, now: float) -> None:
-        self.cut_member, self.cut_at = member, now
+    def on_cut(self, member: str, now: float, way: str) -> None:
+        self.cut_member, self.cut_at, self.cut_way = member, now, way
 
     def on_restore(self, now: float) -> None:
         self.restored_at = now
@@ -246,7 +248,7 @@ class OwnerWatch:
                     else f"{self.taken[0]} after {self.taken[1] - self.cut_at:.2f} s")
             self.violations.append(checks.Violation(
                 2, f"fleet: the lease did not change hands within {bound:g} s of "
-                   f"{self.cut_member}'s store being cut ({when})"))
+                   f"{self.cut_member} being cut off ({self.cut_way}; {when})"))
 
     async def check_switch(self, open_orders: Callable[[], Awaitable[set[str]]],
                            armed: Callable[[str], bool], bound_s: float
@@ -283,11 +285,20 @@ class _Cuttable(Protocol):
     def store(self) -> CutStore: ...
 
 
+class Bots(Protocol):
+    """Stops a member's bot cleanly and starts it again on its journal (the ``stop`` cut)."""
+
+    async def stop(self, name: str) -> None: ...
+
+    async def restart(self, name: str) -> None: ...
+
+
 async def cut_owner(cut: LeaseCut | None, members: Sequence[_Cuttable], watch: OwnerWatch,
-                    t0: float) -> None:
-    """Run the seed's handover: at ``t0 + cut.start_s`` cut the store of the member holding the
-    lease (waiting up to the lease's time to live for one), restore it ``cut.duration_s``
-    later, and return no sooner than the handover's bound after the cut."""
+                    t0: float, bots: Bots) -> None:
+    """Run the seed's handover: at ``t0 + cut.start_s`` take the lease's holder away (waiting
+    up to the lease's time to live for one): cut its store, or stop its bot (the cut counts
+    from when it stopped, its lease given up); ``cut.duration_s`` later restore the store or
+    start the bot again, and return no sooner than the handover's bound after the cut."""
     if cut is None:
         return
     await asyncio.sleep(max(0.0, t0 + cut.start_s - monotonic()))
@@ -302,12 +313,18 @@ async def cut_owner(cut: LeaseCut | None, members: Sequence[_Cuttable], watch: O
             2, f"fleet: {len(owners)} lease owners when the handover was due"))
         return
     [victim] = [m for m in members if m.name == owners[0]]
+    if cut.way == "stop":
+        await bots.stop(victim.name)
+    else:
+        victim.store.cut(cut.way)
     at = monotonic()
-    victim.store.cut(cut.way)
-    watch.on_cut(victim.name, at)
+    watch.on_cut(victim.name, at, cut.way)
     try:
         await asyncio.sleep(cut.duration_s)
     finally:
-        victim.store.restore()
+        if cut.way == "stop":
+            await bots.restart(victim.name)
+        else:
+            victim.store.restore()
         watch.on_restore(monotonic())
     await asyncio.sleep(max(0.0, at + watch.ttl_s + HANDOVER_MARGIN_S - monotonic()))

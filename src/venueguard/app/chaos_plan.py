@@ -157,10 +157,11 @@ def member_moves(plan: SeedPlan, member: int, config: PlanConfig | None = None
     return _moves(random.Random(f"venueguard-chaos/{plan.seed}/member/{member}"), cfg.moves)
 
 
-#: How a fleet seed takes the lease owner's store away: ``refused`` (every call fails at once,
+#: How a fleet seed takes the lease owner away: its store ``refused`` (every call fails at once,
 #: as when its connection to the store is reset) or ``hung`` (calls go unanswered until they
-#: time out, as behind a partition). Order matters for determinism: never reorder.
-CUT_WAYS: tuple[str, ...] = ("refused", "hung")
+#: time out, as behind a partition), or its bot's clean ``stop`` (started again on its journal
+#: when the cut ends). Order matters for determinism: never reorder.
+CUT_WAYS: tuple[str, ...] = ("refused", "hung", "stop")
 #: The share of fleet seeds that take the owner's store away (the rest keep one owner).
 CUT_SHARE = 0.75
 
