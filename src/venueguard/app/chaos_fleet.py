@@ -232,10 +232,9 @@ def _sessions(i: int, run: int, events: EventLog, sim: SimHandle, plan: SeedPlan
                             events=events, rng=random.Random(f"{seed}/{name}/orders{again}"),
                             config=RuntimeConfig(manager=manager), fleet=fleet)
     runtime.manager.share_sweeps(fleet, SHARE)
-    # what a bot publishes to its fleet, as the monitor does: the owner arms the switch for
-    # every member's resting orders, which it learns from these
-    fleet.set_status(lambda: {"regime": runtime.safe.regime, "health": rest.health.state.value,
-                              "resting": runtime.manager.resting_count()})
+    # what a bot publishes to its fleet, as the monitor does (the runtime adds its resting
+    # orders: the owner arms the switch for every member's)
+    fleet.set_status(lambda: {"regime": runtime.safe.regime, "health": rest.health.state.value})
     return _Sessions(store, fleet, rest, resolver, md, probe, journal, runtime)
 
 

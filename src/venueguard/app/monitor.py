@@ -588,15 +588,12 @@ class Monitor:
             return ticker.p.regime.regime.value
 
         def status() -> dict[str, object]:
+            # "resting" comes from the trader's order runtime (``Fleet.publish_resting``)
             state = self._trader_state()
-            resting = state.get("open_orders", 0)
-            unknown = state.get("unknown_orders", 0)
             health = getattr(getattr(ctx.rest, "health", None), "state", None)
             out: dict[str, object] = {
                 "regime": local_regime(),
-                "health": health.value if health is not None else "HEALTHY",
-                "resting": (resting if isinstance(resting, int) else 0)
-                + (unknown if isinstance(unknown, int) else 0)}
+                "health": health.value if health is not None else "HEALTHY"}
             position = state.get("position")
             if state.get("ready") and isinstance(position, int | float):
                 out["positions"] = {self.config.symbol: position}   # the account check's

@@ -19,7 +19,8 @@ Usage::
                   api_key=key, events=events)
     await fleet.start()
     rest = RestSession(config, fleet=fleet, ...)         # buckets, bans, retry budget
-    fleet.set_status(lambda: {"regime": ..., "health": ..., "resting": ...})
+    runtime = OrdersRuntime(..., fleet=fleet)            # publishes its resting orders
+    fleet.set_status(lambda: {"regime": ..., "health": ...})
     fleet.role() / fleet.view                            # owner lease; the fleet's regime
     await fleet.aclose()
 """
@@ -136,6 +137,7 @@ class Fleet:
         self._unpublished: dict[Scope, BanNotice] = {}
         self._last_remaining: int | None = None
         self._status: StatusSource = dict
+        self._resting: Callable[[], int] | None = None
         self._owner_until: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._rejoined = asyncio.Event()
@@ -443,9 +445,16 @@ class Fleet:
 
     # ------------------------------------------------------------------ status and owner
     def set_status(self, source: StatusSource) -> None:
-        """``source()`` -> ``{"regime", "health", "resting"}`` (and, for a trading member,
-        ``"positions": {symbol: qty}``) published every ``status_s``."""
+        """``source()`` -> ``{"regime", "health"}`` (and, for a trading member,
+        ``"positions": {symbol: qty}``) published every ``status_s``, with ``"resting"`` from
+        :meth:`publish_resting`."""
         self._status = source
+
+    def publish_resting(self, count: Callable[[], int]) -> None:
+        """``count()``: this member's orders that rest, or may; published with its status, so
+        that the lease owner arms the dead man's switch for them too. An order runtime given
+        this fleet calls it."""
+        self._resting = count
 
     def regime(self, local: str) -> str:
         """The more cautious of ``local`` and the fleet's (alone: ``local``)."""
@@ -459,6 +468,8 @@ class Fleet:
             if not self.degraded:
                 try:
                     status = dict(self._status())
+                    if self._resting is not None:
+                        status["resting"] = self._resting()
                 except Exception:  # a status source must never stop the loop
                     status = {}
                 wall = status["wall"] = self.clock.wall_ms() / 1000.0

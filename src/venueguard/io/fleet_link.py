@@ -69,6 +69,10 @@ class DmsLink(Protocol):
         """Orders the other live members report resting (the owner arms for them too)."""
         ...
 
+    def publish_resting(self, count: Callable[[], int]) -> None:
+        """This member's resting orders (``count()``), reported to the others."""
+        ...
+
 
 class OpenGate(Protocol):
     """The websocket connection budget shared per egress IP."""

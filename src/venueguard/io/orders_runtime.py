@@ -107,6 +107,8 @@ class OrdersRuntime:
         self._private = frozenset(venue.private_topics(symbols))
         resting = (self.manager.resting_count if cfg.dms_arms_in_flight
                    else self._resting_after_ack)
+        if fleet is not None:  # counted as this member's switch counts them: the owner's arms
+            fleet.publish_resting(resting)
         self.dms = (DmsRunner(venue, resting=resting, config=cfg.dms,
                               events=self.events, clock=clock, on_lapsed=self.manager.wake,
                               fleet=fleet)
