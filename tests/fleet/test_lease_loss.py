@@ -55,3 +55,14 @@ async def test_the_owner_degraded_while_renewing_says_it_lost_the_lease_once() -
         assert _lease_events(log) == [True, False]
     finally:
         await fleet.aclose()
+
+
+async def test_an_owner_that_stops_says_it_gave_the_lease_up() -> None:
+    log = EventLog()
+    fleet = Fleet(FleetConfig(lease_ttl_s=1.0), backend=MemoryBackend(), events=log,
+                  member="a")
+    await fleet.start()
+    await _until(lambda: fleet.role() is Role.OWNER)
+    await fleet.aclose()
+    assert _lease_events(log) == [True, False]
+    assert log.recent(event="fleet.lease")[-1]["released"] is True

@@ -176,6 +176,8 @@ class Fleet:
         if self._owner_until is not None and not self.degraded:
             with contextlib.suppress(_StoreDown):
                 await self._call(self.backend.release(self.member), limit_s=0.5)
+            self.events.emit("fleet.lease", owner=False, member=self.member,
+                             ttl_s=self.config.lease_ttl_s, released=True)
         self._owner_until = None
         await self.backend.aclose()
 
