@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import io
 import random
 import shutil
@@ -35,19 +34,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from venueguard.app import chaos_checks as checks
-from venueguard.app.chaos_plan import DEFAULT_KINDS, SeedPlan, plan_for
+from venueguard.app.chaos_plan import DEFAULT_KINDS, SeedPlan
 from venueguard.app.chaos_seed import (
+    SIM_LIMITS,
     ChaosConfig,
     SeedResult,
     _describe,
     _leaves,
     _schedule,
     _scratch_dir,
-    _trace,
     converge,
+    note_truth,
+    seed_end,
+    seed_start,
 )
 from venueguard.io.clock import monotonic, wall_ns
 
@@ -179,14 +179,10 @@ async def run_ccxt_seed(seed: int, config: ChaosConfig, venue_name: str) -> Seed
     cfg = replace(config, kinds=config.kinds or CCXT_KINDS)
     started = monotonic()
     log = io.StringIO()
-    plan = plan_for(seed, cfg.plan, cfg.kinds)
-    result = SeedResult(seed, plan.kinds(), 0, [], 0.0)
-    if plan_for(seed, cfg.plan, cfg.kinds).digest() != plan.digest():
-        result.violations.append(checks.Violation(7, "the same seed drew a different plan"))
+    plan, result = seed_start(seed, cfg)
     scratch = _scratch_dir()
     limits: dict[str, Any] = {"scenario": cfg.scenario, "seed": seed,
-                              "rate_msgs_s": cfg.rate_msgs_s, "rest_per_min": 1_000_000,
-                              "rest_unauth_per_min": 1_000_000, "order_per_s": 100_000}
+                              "rate_msgs_s": cfg.rate_msgs_s, **SIM_LIMITS}
     try:
         if venue.dialect == "bitmex":
             async with running_sim(**limits) as sim:
@@ -202,11 +198,7 @@ async def run_ccxt_seed(seed: int, config: ChaosConfig, venue_name: str) -> Seed
                 await _run(bsim, venue, plan, cfg, result, scratch, started, per_unit, log)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    result.duration_s = monotonic() - started
-    # the scratch directory's random name (in the journal's path) is not the seed's history
-    result.trace = _trace(plan, cfg, log.getvalue().replace(str(scratch), "$SCRATCH"), result)
-    result.digest = hashlib.sha256(result.trace.encode()).hexdigest()[:16]
-    return result
+    return seed_end(result, plan, cfg, log.getvalue(), scratch, started)
 
 
 async def _run(sim: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig, result: SeedResult,
@@ -238,10 +230,8 @@ async def _run(sim: Any, venue: _Venue, plan: SeedPlan, cfg: ChaosConfig, result
                            per_unit=per_unit)
             truth = await sim.truth()
             result.violations.extend(checks.check_no_double(truth, venue.venue_symbol, prefix))
-            result.fault_hits = {str(k): int(v) for k, v in truth.get("fault_hits", {}).items()}
+            note_truth(result, truth)
             result.reconnects = max(0, ws_opened(truth) - 1)   # one stream: the book's
-            result.truth_digest = hashlib.sha256(
-                orjson.dumps(truth, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
             rest = exchange.rest
             own = exchange.native.rest_requests_total if exchange.native is not None else 0
             result.logical, result.requests = rest.logical_total, _requests(truth, own)

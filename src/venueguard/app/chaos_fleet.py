@@ -42,7 +42,6 @@ acting as owner.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import random
 import shutil
@@ -50,8 +49,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from venueguard.app import chaos_checks as checks
 from venueguard.app.chaos_lease import (
@@ -61,8 +58,9 @@ from venueguard.app.chaos_lease import (
     StaleOwnerFleet,
     cut_owner,
 )
-from venueguard.app.chaos_plan import LeaseCut, SeedPlan, lease_cut_for, member_moves, plan_for
+from venueguard.app.chaos_plan import LeaseCut, SeedPlan, lease_cut_for, member_moves
 from venueguard.app.chaos_seed import (
+    SIM_LIMITS,
     SYMBOL,
     ChaosConfig,
     SeedResult,
@@ -77,11 +75,13 @@ from venueguard.app.chaos_seed import (
     _sample,
     _schedule,
     _scratch_dir,
-    _trace,
     _trade,
     converge_by,
+    note_truth,
+    seed_end,
     seed_md_session,
     seed_rest_config,
+    seed_start,
 )
 from venueguard.core.shared_reads import ShareConfig
 from venueguard.fleet.backend import MemoryBackend
@@ -156,27 +156,20 @@ async def run_fleet_seed(seed: int, config: ChaosConfig) -> SeedResult:
     failure (a violation), only for a broken harness."""
     cfg = config
     started = monotonic()
-    plan = plan_for(seed, cfg.plan, cfg.kinds)
+    plan, result = seed_start(seed, cfg)
     cut = _cut_for(seed, cfg)
-    result = SeedResult(seed, plan.kinds(), 0, [], 0.0)
-    if plan_for(seed, cfg.plan, cfg.kinds).digest() != plan.digest() or _cut_for(
-            seed, cfg) != cut:
+    if _cut_for(seed, cfg) != cut and not result.violations:
         result.violations.append(checks.Violation(7, "the same seed drew a different plan"))
     scratch = _scratch_dir()
     members: list[_Member] = []
     try:
         async with running_sim(scenario=cfg.scenario, seed=seed, rate_msgs_s=cfg.rate_msgs_s,
-                               rest_per_min=1_000_000, rest_unauth_per_min=1_000_000,
-                               order_per_s=100_000, ws_opens_per_hour=1_000_000) as sim:
+                               ws_opens_per_hour=1_000_000, **SIM_LIMITS) as sim:
             await _run_fleet(sim, plan, cut, cfg, result, scratch, started, members)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    result.duration_s = monotonic() - started
-    events = "".join(m.log.getvalue() for m in members)
-    result.trace = _trace(plan, cfg, events.replace(str(scratch), "$SCRATCH"), result,
-                          {"lease_cut": None if cut is None else cut.as_dict()})
-    result.digest = hashlib.sha256(result.trace.encode()).hexdigest()[:16]
-    return result
+    return seed_end(result, plan, cfg, "".join(m.log.getvalue() for m in members), scratch,
+                    started, {"lease_cut": None if cut is None else cut.as_dict()})
 
 
 def _cut_for(seed: int, cfg: ChaosConfig) -> LeaseCut | None:
@@ -461,9 +454,7 @@ def _final_checks(truth: Mapping[str, Any], members: list[_Member], cfg: ChaosCo
             result.violations.append(checks.Violation(
                 1, f"fleet: venue order {cl} carries no single member's prefix"))
     result.requests = checks.api_requests(truth)
-    result.fault_hits = {str(k): int(v) for k, v in truth.get("fault_hits", {}).items()}
-    result.truth_digest = hashlib.sha256(
-        orjson.dumps(truth, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    note_truth(result, truth)
     logical = sum(m.logical_total for m in members)
     sent = sum(m.sent_total for m in members)
     result.logical = logical

@@ -68,7 +68,8 @@ from venueguard.venues.bitmex.adapter import BitmexAdapter
 from venueguard.venues.bitmex.rules import bitmex_rules
 from venueguard.venues.bitmex.timefmt import parse_ms_or_none
 
-__all__ = ["CLIENT_BUGS", "ChaosConfig", "RestFactory", "SeedResult", "converge", "run_seed"]
+__all__ = ["CLIENT_BUGS", "SIM_LIMITS", "ChaosConfig", "RestFactory", "SeedResult", "converge",
+           "note_truth", "run_seed", "seed_end", "seed_start"]
 
 SYMBOL = "XBTUSD"
 TICK = 0.5
@@ -252,6 +253,40 @@ def _scratch_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="venueguard-chaos-", dir=base))
 
 
+#: The simulator's own limits in a seed, far above what a seed asks: its rate limits, bans and
+#: refusals are the seed's faults, never the venue's ordinary limits.
+SIM_LIMITS: dict[str, Any] = {"rest_per_min": 1_000_000, "rest_unauth_per_min": 1_000_000,
+                              "order_per_s": 100_000}
+
+
+def seed_start(seed: int, cfg: ChaosConfig) -> tuple[SeedPlan, SeedResult]:
+    """The seed's plan and its empty result; the plan is drawn twice, and a second draw that
+    differs is a violation of invariant 7 (the seed would not replay)."""
+    plan = plan_for(seed, cfg.plan, cfg.kinds)
+    result = SeedResult(seed, plan.kinds(), 0, [], 0.0)
+    if plan_for(seed, cfg.plan, cfg.kinds).digest() != plan.digest():
+        result.violations.append(checks.Violation(7, "the same seed drew a different plan"))
+    return plan, result
+
+
+def seed_end(result: SeedResult, plan: SeedPlan, cfg: ChaosConfig, events: str,
+             scratch: Path, started: float, extra: Mapping[str, object] | None = None
+             ) -> SeedResult:
+    """The seed's duration, trace and digest. The scratch directory's random name (in journal
+    paths) is not the seed's history: the trace says ``$SCRATCH``."""
+    result.duration_s = monotonic() - started
+    result.trace = _trace(plan, cfg, events.replace(str(scratch), "$SCRATCH"), result, extra)
+    result.digest = hashlib.sha256(result.trace.encode()).hexdigest()[:16]
+    return result
+
+
+def note_truth(result: SeedResult, truth: Mapping[str, Any]) -> None:
+    """What the venue's truth says of every seed: its fault hits and its digest."""
+    result.fault_hits = {str(k): int(v) for k, v in truth.get("fault_hits", {}).items()}
+    result.truth_digest = hashlib.sha256(
+        orjson.dumps(truth, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
 async def run_seed(seed: int, config: ChaosConfig | None = None, *,
                    rest_factory: RestFactory | None = None) -> SeedResult:
     """Run one seed and check every invariant; never raises for a client failure (it is a
@@ -264,23 +299,16 @@ async def run_seed(seed: int, config: ChaosConfig | None = None, *,
     if rest_factory is None:
         rest_factory = CLIENT_BUGS[cfg.client_bug] if cfg.client_bug else _rest
     started = monotonic()
-    plan = plan_for(seed, cfg.plan, cfg.kinds)
-    result = SeedResult(seed, plan.kinds(), 0, [], 0.0)
-    if plan_for(seed, cfg.plan, cfg.kinds).digest() != plan.digest():
-        result.violations.append(checks.Violation(7, "the same seed drew a different plan"))
+    plan, result = seed_start(seed, cfg)
     scratch = _scratch_dir()
     log = io.StringIO()
     try:
         async with running_sim(scenario=cfg.scenario, seed=seed, rate_msgs_s=cfg.rate_msgs_s,
-                               rest_per_min=1_000_000, rest_unauth_per_min=1_000_000,
-                               order_per_s=100_000, ws_opens_per_hour=1_000_000) as sim:
+                               ws_opens_per_hour=1_000_000, **SIM_LIMITS) as sim:
             await _run_stack(sim, plan, cfg, result, scratch, rest_factory, started, log)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    result.duration_s = monotonic() - started
-    result.trace = _trace(plan, cfg, log.getvalue(), result)
-    result.digest = hashlib.sha256(result.trace.encode()).hexdigest()[:16]
-    return result
+    return seed_end(result, plan, cfg, log.getvalue(), scratch, started)
 
 
 def _trace(plan: SeedPlan, cfg: ChaosConfig, events: str, result: SeedResult,
@@ -524,9 +552,7 @@ def _final_checks(truth: Mapping[str, Any], rest: RestSession, cfg: ChaosConfig,
                   result: SeedResult, prefix: str, elapsed_s: float) -> None:
     result.violations.extend(checks.check_no_double(truth, SYMBOL, prefix))
     result.requests = checks.api_requests(truth)
-    result.fault_hits = {str(k): int(v) for k, v in truth.get("fault_hits", {}).items()}
-    result.truth_digest = hashlib.sha256(
-        orjson.dumps(truth, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    note_truth(result, truth)
     result.logical = rest.logical_total
     result.violations.extend(checks.check_budget(
         truth, logical=rest.logical_total, sent=rest.sent_total,
