@@ -123,14 +123,7 @@ class _Member:
     tag: str                  # its intents' text prefix (``chaos-<seed>-m0-``)
     log: io.StringIO
     events: EventLog
-    store: CutStore           # its view of the fleet's store (the harness may cut it)
-    fleet: Fleet
-    rest: RestSession
-    resolver: SimResolver
-    md: MarketDataSession
-    probe: _Probe
-    journal: Journal
-    runtime: OrdersRuntime
+    run: _Sessions            # what its bot's current run opened
     plan: SeedPlan
     intents: dict[str, str] = field(default_factory=dict)
     runs: int = 1             # the bot's runs: a stopped member starts again on its journal
@@ -144,11 +137,21 @@ class _Member:
 
     @property
     def logical_total(self) -> int:
-        return self.past_logical + self.rest.logical_total
+        return self.past_logical + self.run.rest.logical_total
 
     @property
     def sent_total(self) -> int:
-        return self.past_sent + self.rest.sent_total
+        return self.past_sent + self.run.rest.sent_total
+
+    @property
+    def fleet(self) -> Fleet:
+        """What the lease watch samples (:mod:`venueguard.app.chaos_lease`)."""
+        return self.run.fleet
+
+    @property
+    def store(self) -> CutStore:
+        """Its view of the fleet's store, which the harness may cut."""
+        return self.run.store
 
 
 async def run_fleet_seed(seed: int, config: ChaosConfig) -> SeedResult:
@@ -189,9 +192,23 @@ class _Sessions:
     journal: Journal
     runtime: OrdersRuntime
 
+    async def halt(self) -> None:
+        """The bot's trading side stops: its runtime (cleanly), then its market data."""
+        await self.runtime.stop(clean=True)
+        self.md.stop()
 
-def _sessions(i: int, run: int, events: EventLog, sim: SimHandle, plan: SeedPlan,
-              cfg: ChaosConfig, scratch: Path, backend: MemoryBackend) -> _Sessions:
+    async def close(self, result: SeedResult) -> None:
+        """Its lease, sessions and journal close; the journal is replayed (invariant 7)."""
+        await self.fleet.aclose()
+        await self.rest.close()
+        await self.resolver.close()
+        _replay_journal(self.journal, self.runtime, result)
+        self.journal.close()
+
+
+def _sessions(i: int, run: int, cl_prefix: str, events: EventLog, sim: SimHandle,
+              plan: SeedPlan, cfg: ChaosConfig, scratch: Path, backend: MemoryBackend
+              ) -> _Sessions:
     seed, rules, n = plan.seed, _rules(), cfg.fleet
     name = f"m{i}"
     again = "" if run == 1 else f"/run{run}"     # a new run draws anew (its client ids too)
@@ -217,7 +234,6 @@ def _sessions(i: int, run: int, events: EventLog, sim: SimHandle, plan: SeedPlan
     journal = Journal.open(scratch / name / "journal.db")
     # one account, several bots: each keeps to its own prefix; the account's position is the
     # fleet's check (the sum), not any one member's
-    cl_prefix = "vgfleet" if cfg.client_bug == "shared-prefix" else f"vgm{i}"
     manager = OrderManagerConfig(reconcile=replace(cfg.reconcile, check_position=False),
                                  cl_ord_prefix=cl_prefix, own_prefix_only=True,
                                  start_timeout_s=5.0, idle_wake_s=0.1)
@@ -236,11 +252,10 @@ def _member(i: int, sim: SimHandle, plan: SeedPlan, cfg: ChaosConfig, scratch: P
     name = f"m{i}"
     log = io.StringIO()
     events = EventLog(log, keep=200)
-    s = _sessions(i, 1, events, sim, plan, cfg, scratch, backend)
     cl_prefix = "vgfleet" if cfg.client_bug == "shared-prefix" else f"vgm{i}"
+    run = _sessions(i, 1, cl_prefix, events, sim, plan, cfg, scratch, backend)
     member_plan = replace(plan, moves=member_moves(plan, i, cfg.plan))
-    return _Member(i, name, cl_prefix, f"chaos-{plan.seed}-{name}-", log, events, s.store,
-                   s.fleet, s.rest, s.resolver, s.md, s.probe, s.journal, s.runtime,
+    return _Member(i, name, cl_prefix, f"chaos-{plan.seed}-{name}-", log, events, run,
                    member_plan)
 
 
@@ -262,22 +277,22 @@ class _Fleet:
     async def open(self, m: _Member) -> None:
         """Its fleet link, market data and the consumer's checks (invariant 4)."""
         await m.fleet.start()
-        m.tasks["md"] = self.group.create_task(m.md.run(), name=f"{m.tag}md")
-        m.tasks["consumer"] = self.group.create_task(_consume(m.probe.stream),
+        m.tasks["md"] = self.group.create_task(m.run.md.run(), name=f"{m.tag}md")
+        m.tasks["consumer"] = self.group.create_task(_consume(m.run.probe.stream),
                                                      name=f"{m.tag}consumer")
         m.tasks["sampler"] = self.group.create_task(
-            _sample(m.md, m.probe, self.cfg, self.result), name=f"{m.tag}sampler")
+            _sample(m.run.md, m.run.probe, self.cfg, self.result), name=f"{m.tag}sampler")
 
     async def go(self, m: _Member) -> None:
         """Synced (set-up, not under test), its order runtime starts."""
-        await m.md.wait_synced(30.0)
-        await m.runtime.start()
-        m.tasks["runtime"] = self.group.create_task(m.runtime.run(), name=f"{m.tag}runtime")
+        await m.run.md.wait_synced(30.0)
+        await m.run.runtime.start()
+        m.tasks["runtime"] = self.group.create_task(m.run.runtime.run(), name=f"{m.tag}runtime")
 
     def trade(self, m: _Member) -> None:
         m.stopping = asyncio.Event()
         m.tasks["trader"] = self.group.create_task(_guarded(
-            _trade(m.md, m.runtime, m.plan, self.cfg, m.intents, m.tag, m.stopping),
+            _trade(m.run.md, m.run.runtime, m.plan, self.cfg, m.intents, m.tag, m.stopping),
             f"{m.name} trader", self.result), name=f"{m.tag}trader")
 
     async def stop_trading(self) -> None:
@@ -294,29 +309,22 @@ class _Fleet:
         [m] = [m for m in self.members if m.name == name]
         m.stopping.set()
         await m.tasks["trader"]
-        await m.runtime.stop(clean=True)
-        m.md.stop()
+        await m.run.halt()
         m.tasks["sampler"].cancel()
         for key in ("runtime", "md", "consumer"):
             await m.tasks[key]
-        await m.fleet.aclose()
-        await m.rest.close()
-        await m.resolver.close()
-        _replay_journal(m.journal, m.runtime, self.result)
-        m.journal.close()
-        m.past_logical += m.rest.logical_total
-        m.past_sent += m.rest.sent_total
-        m.past_reconnects += m.md.attempt
-        m.past_findings += m.probe.violations
+        await m.run.close(self.result)
+        m.past_logical += m.run.rest.logical_total
+        m.past_sent += m.run.rest.sent_total
+        m.past_reconnects += m.run.md.attempt
+        m.past_findings += m.run.probe.violations
 
     async def restart(self, name: str) -> None:
         """The member's bot starts again on its journal, and trades while the seed does."""
         [m] = [m for m in self.members if m.name == name]
         m.runs += 1
-        s = _sessions(m.index, m.runs, m.events, self.sim, self.plan, self.cfg, self.scratch,
-                      self.backend)
-        m.store, m.fleet, m.rest, m.resolver = s.store, s.fleet, s.rest, s.resolver
-        m.md, m.probe, m.journal, m.runtime = s.md, s.probe, s.journal, s.runtime
+        m.run = _sessions(m.index, m.runs, m.cl_prefix, m.events, self.sim, self.plan,
+                          self.cfg, self.scratch, self.backend)
         await self.open(m)
         await self.go(m)
         if self.trading:
@@ -360,8 +368,7 @@ async def _run_fleet(sim: SimHandle, plan: SeedPlan, cut: LeaseCut | None, cfg: 
             finally:
                 for m in members:
                     m.stopping.set()
-                    await m.runtime.stop(clean=True)
-                    m.md.stop()
+                    await m.run.halt()
                     if "sampler" in m.tasks:
                         m.tasks["sampler"].cancel()
                 if watching is not None:
@@ -371,17 +378,13 @@ async def _run_fleet(sim: SimHandle, plan: SeedPlan, cut: LeaseCut | None, cfg: 
             result.violations.append(checks.Violation(6, f"unhandled {_describe(leaf)}"))
     finally:
         for m in members:
-            await m.fleet.aclose()
-            await m.rest.close()
-            await m.resolver.close()
-            _replay_journal(m.journal, m.runtime, result)
-            m.journal.close()
+            await m.run.close(result)
     owners.finish()
     result.violations.extend(owners.violations)
     for m in members:
         result.orders += len(m.intents)
-        result.reconnects += m.past_reconnects + m.md.attempt
-        result.violations.extend(m.past_findings + m.probe.violations)
+        result.reconnects += m.past_reconnects + m.run.md.attempt
+        result.violations.extend(m.past_findings + m.run.probe.violations)
     leftover = [t.get_name() for t in asyncio.all_tasks()
                 if t.get_name().startswith(prefix) and not t.done()]
     if leftover:
@@ -399,7 +402,7 @@ async def _resting(sim: SimHandle, members: list[_Member]) -> set[str]:
 def _arming(members: list[_Member], name: str) -> bool:
     """The member's switch is armed, or it counts orders resting and so is arming it (a
     request the venue or the local throttle refused is retried)."""
-    dms = next(m.runtime.dms for m in members if m.name == name)
+    dms = next(m.run.runtime.dms for m in members if m.name == name)
     return dms is not None and (dms.armed or dms.covered > 0)
 
 
@@ -416,7 +419,7 @@ def _fleet_found(truth: Mapping[str, Any], members: list[_Member]) -> list[check
     total = 0.0
     holders: dict[str, list[str]] = {}
     for m in members:
-        manager = m.runtime.manager
+        manager = m.run.runtime.manager
         local = [checks.LocalOrder(o.cl_ord_id, o.order_id, o.state.value)
                  for o in manager.table.orders.values() if o.symbol == SYMBOL]
         found += [checks.Violation(v.invariant, f"{m.name}: {v.message}")
@@ -439,7 +442,7 @@ async def _converge(sim: SimHandle, members: list[_Member], cfg: ChaosConfig,
 
     def wake() -> None:
         for m in members:
-            m.runtime.manager.wake()
+            m.run.runtime.manager.wake()
 
     await converge_by(differences, wake, cfg, result)
 
