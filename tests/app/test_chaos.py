@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
 import random
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from chaos_elsewhere import assert_same_elsewhere
 
 from venueguard.app import chaos_checks as checks
 from venueguard.app.chaos import CLIENT_BUG_ENV, exit_code, run_chaos, run_chaos_virtual
@@ -32,7 +30,6 @@ from venueguard.core.budget import BudgetConfig, RetryBudget
 ROW = re.compile(r"^\s*\d+/\d+\s+(\d+)\s+(\d+) (\S+)\s+(\d+)\s+(\d)/7\s+(ok|FAIL [\d,]+)\s+"
                  r"([\d.]+)  ([0-9a-f]{16})$")
 REPLAY = re.compile(r"replay with: (\S+=\S+ )?(venueguard chaos .*)$", re.M)
-SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 # ---------------------------------------------------------------------------- plans
@@ -170,18 +167,7 @@ def test_every_seed_run_twice_gives_the_same_digest_and_trace() -> None:
 def test_the_same_seeds_in_other_processes_give_the_same_digests(tmp_path: Path) -> None:
     """Two worker processes, another hash seed: the digests and the trace bytes are those of
     this process's run."""
-    seeds = range(5, 11)
-    here = io.StringIO()
-    report = run_chaos_virtual(seeds, out=io.StringIO(), trace=here)
-    trace = tmp_path / "trace.jsonl"
-    env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONHASHSEED": "12345"}
-    done = subprocess.run(
-        [sys.executable, "-m", "venueguard", "chaos", "--first-seed", "5", "--seeds", "6",
-         "--workers", "2", "--trace", str(trace)],
-        capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert [m.group(8) for m in _rows(done.stdout)] == [r.digest for r in report.results]
-    assert trace.read_text(encoding="utf-8") == here.getvalue()
+    assert_same_elsewhere(tmp_path, range(5, 11), ChaosConfig(), [], "12345")
 
 
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,13 +10,11 @@ the ``run_chaos`` tests on 127.0.0.1 and the real clock (``--sockets``).
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from chaos_elsewhere import assert_same_elsewhere
 
 from venueguard.app.chaos import exit_code, replay_command, run_chaos, run_chaos_virtual
 from venueguard.app.chaos_ccxt import CCXT_KINDS, BookCheck
@@ -25,7 +23,6 @@ from venueguard.cli import main
 
 pytestmark = [pytest.mark.system]
 
-SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.mark.parametrize("venue", ["ccxt:bitmex", "ccxt:binanceusdm"])
@@ -189,17 +186,5 @@ def test_the_cli_runs_ccxt_seeds_in_virtual_time_and_replays_the_digest(
 def test_ccxt_seeds_in_other_processes_give_the_same_digests(tmp_path: Path) -> None:
     """Two worker processes and another hash seed: the digests and trace bytes of this
     process's run."""
-    here = io.StringIO()
-    report = run_chaos_virtual([3, 4], ChaosConfig(venue="ccxt:bitmex"), out=io.StringIO(),
-                               trace=here)
-    trace = tmp_path / "trace.jsonl"
-    env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONHASHSEED": "4242"}
-    done = subprocess.run(
-        [sys.executable, "-m", "venueguard", "chaos", "--first-seed", "3", "--seeds", "2",
-         "--venue", "ccxt:bitmex", "--workers", "2", "--trace", str(trace)],
-        capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    digests = [line.split()[-1] for line in done.stdout.splitlines()
-               if line.strip().startswith(("1/2", "2/2"))]
-    assert digests == [r.digest for r in report.results]
-    assert trace.read_text(encoding="utf-8") == here.getvalue()
+    assert_same_elsewhere(tmp_path, [3, 4], ChaosConfig(venue="ccxt:bitmex"),
+                          ["--venue", "ccxt:bitmex"], "4242")

@@ -9,16 +9,14 @@ the same failure.
 from __future__ import annotations
 
 import io
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from chaos_elsewhere import assert_same_elsewhere
 
 from venueguard.app.chaos import CLIENT_BUG_ENV, exit_code, replay_command, run_chaos_virtual
 from venueguard.app.chaos_fleet import _cut_for
@@ -29,7 +27,6 @@ from venueguard.io.fleet_link import Role
 
 pytestmark = [pytest.mark.system]
 
-SRC = Path(__file__).resolve().parents[2] / "src"
 REPLAY = re.compile(r"replay with: (\S+=\S+ )?(venueguard chaos .*)$", re.M)
 
 
@@ -69,17 +66,7 @@ def test_fleet_seeds_give_the_same_digest_and_trace_twice_in_any_order() -> None
 
 
 def test_fleet_seeds_in_other_processes_give_the_same_digests(tmp_path: Path) -> None:
-    here = io.StringIO()
-    report = run_chaos_virtual([7, 8], ChaosConfig(fleet=2), out=io.StringIO(), trace=here)
-    trace = tmp_path / "trace.jsonl"
-    env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONHASHSEED": "777"}
-    done = subprocess.run(
-        [sys.executable, "-m", "venueguard", "chaos", "--first-seed", "7", "--seeds", "2",
-         "--fleet", "2", "--workers", "2", "--trace", str(trace)],
-        capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert [_digest(done.stdout, seed) for seed in (7, 8)] == [r.digest for r in report.results]
-    assert trace.read_text(encoding="utf-8") == here.getvalue()
+    assert_same_elsewhere(tmp_path, [7, 8], ChaosConfig(fleet=2), ["--fleet", "2"], "777")
 
 
 def test_three_members_hold_every_invariant_and_the_header_names_the_fleet() -> None:
