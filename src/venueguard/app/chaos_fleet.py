@@ -60,7 +60,6 @@ from venueguard.app.chaos_lease import (
 )
 from venueguard.app.chaos_plan import LeaseCut, SeedPlan, lease_cut_for, member_moves
 from venueguard.app.chaos_seed import (
-    SIM_LIMITS,
     SYMBOL,
     ChaosConfig,
     SeedResult,
@@ -81,6 +80,7 @@ from venueguard.app.chaos_seed import (
     seed_end,
     seed_md_session,
     seed_rest_config,
+    seed_sim,
     seed_start,
 )
 from venueguard.core.shared_reads import ShareConfig
@@ -93,7 +93,7 @@ from venueguard.io.order_manager import OrderManagerConfig
 from venueguard.io.orders_runtime import OrdersRuntime, RuntimeConfig
 from venueguard.io.ws_session import MarketDataSession
 from venueguard.sim.resolver import SimResolver
-from venueguard.sim.testing import SimHandle, running_sim
+from venueguard.sim.testing import SimHandle
 from venueguard.telemetry.events import EventLog
 from venueguard.venues.bitmex.adapter import BitmexAdapter
 
@@ -166,8 +166,7 @@ async def run_fleet_seed(seed: int, config: ChaosConfig) -> SeedResult:
     scratch = _scratch_dir()
     members: list[_Member] = []
     try:
-        async with running_sim(scenario=cfg.scenario, seed=seed, rate_msgs_s=cfg.rate_msgs_s,
-                               ws_opens_per_hour=1_000_000, **SIM_LIMITS) as sim:
+        async with seed_sim(seed, cfg) as sim:
             await _run_fleet(sim, plan, cut, cfg, result, scratch, started, members)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

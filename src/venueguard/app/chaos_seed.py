@@ -69,7 +69,7 @@ from venueguard.venues.bitmex.rules import bitmex_rules
 from venueguard.venues.bitmex.timefmt import parse_ms_or_none
 
 __all__ = ["CLIENT_BUGS", "SIM_LIMITS", "ChaosConfig", "RestFactory", "SeedResult", "converge",
-           "note_truth", "run_seed", "seed_end", "seed_start"]
+           "note_truth", "run_seed", "seed_end", "seed_sim", "seed_start"]
 
 SYMBOL = "XBTUSD"
 TICK = 0.5
@@ -259,6 +259,12 @@ SIM_LIMITS: dict[str, Any] = {"rest_per_min": 1_000_000, "rest_unauth_per_min": 
                               "order_per_s": 100_000}
 
 
+def seed_sim(seed: int, cfg: ChaosConfig) -> contextlib.AbstractAsyncContextManager[SimHandle]:
+    """The BitMEX simulator of a native or fleet seed (its market process is the seed's)."""
+    return running_sim(scenario=cfg.scenario, seed=seed, rate_msgs_s=cfg.rate_msgs_s,
+                       ws_opens_per_hour=1_000_000, **SIM_LIMITS)
+
+
 def seed_start(seed: int, cfg: ChaosConfig) -> tuple[SeedPlan, SeedResult]:
     """The seed's plan and its empty result; the plan is drawn twice, and a second draw that
     differs is a violation of invariant 7 (the seed would not replay)."""
@@ -303,8 +309,7 @@ async def run_seed(seed: int, config: ChaosConfig | None = None, *,
     scratch = _scratch_dir()
     log = io.StringIO()
     try:
-        async with running_sim(scenario=cfg.scenario, seed=seed, rate_msgs_s=cfg.rate_msgs_s,
-                               ws_opens_per_hour=1_000_000, **SIM_LIMITS) as sim:
+        async with seed_sim(seed, cfg) as sim:
             await _run_stack(sim, plan, cfg, result, scratch, rest_factory, started, log)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
